@@ -1,0 +1,280 @@
+"""EC2/EBS snapshots: sharing, copying across accounts, time, events.
+
+Why each patch exists (moto 5.2.5 behaviour in brackets):
+
+* ``DescribeSnapshots`` returns what the caller may see - its own snapshots
+  plus those shared with it (``createVolumePermission``) or public - and
+  honours ``OwnerIds`` / ``RestorableByUserIds`` [only own snapshots; both
+  parameters ignored].
+* ``CopySnapshot`` can copy a snapshot shared from another account, from
+  another region, checks the source state, the copy quota and the KMS keys
+  [fails for shared snapshots; no checks].
+* ``ModifySnapshotAttribute`` refuses sharing snapshots on the AWS-managed
+  ``aws/ebs`` key, sharing encrypted snapshots publicly, and sharing a
+  snapshot that is not ``completed``; a successful share emits the
+  ``shareSnapshot`` event to each account it was shared with.
+* Snapshots from encrypted volumes carry the volume's key [no KmsKeyId].
+* Create/copy start ``pending`` with ``Progress`` and complete after the
+  configured delay, emitting ``EBS Snapshot Notification`` events.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from . import kmsutil
+from .eventbus import emit_native
+from .lifecycle import Lifecycle
+from .state import LayerState
+
+STATE: LayerState | None = None
+LIFE: Lifecycle | None = None
+
+
+def ec2_backend(account: str, region: str) -> Any:
+    from moto.ec2.models import ec2_backends
+
+    return ec2_backends[account][region]
+
+
+def _err(code: str, message: str) -> Exception:
+    from moto.ec2.exceptions import EC2ClientError
+
+    return EC2ClientError(code, message)
+
+
+def _not_found(snapshot_id: str) -> Exception:
+    return _err("InvalidSnapshot.NotFound", f"The snapshot '{snapshot_id}' does not exist.")
+
+
+def _iso(dt: datetime | None = None) -> str:
+    dt = dt or datetime.now(timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def snapshot_arn(region: str, snapshot_id: str) -> str:
+    # The EBS event format names snapshots without the account: arn:aws:ec2::REGION:snapshot/ID
+    return f"arn:aws:ec2::{region}:snapshot/{snapshot_id}"
+
+
+def visible_to(snap: Any, account: str) -> bool:
+    return snap.owner_id == account or account in snap.create_volume_permission_userids or "all" in snap.create_volume_permission_groups
+
+
+def _all_snapshots(region: str) -> list[Any]:
+    from moto.ec2.models import ec2_backends
+
+    found = []
+    for _account, regions in list(ec2_backends.items()):
+        backend = regions.get(region) if hasattr(regions, "get") else None
+        if backend is None:
+            continue
+        found.extend(list(backend.snapshots.values()))
+    return found
+
+
+def find_snapshot(account: str, region: str, snapshot_id: str) -> Any:
+    own = ec2_backend(account, region).snapshots.get(snapshot_id)
+    if own is not None:
+        return own
+    for snap in _all_snapshots(region):
+        if snap.id == snapshot_id and visible_to(snap, account):
+            return snap
+    raise _not_found(snapshot_id)
+
+
+def _emit(account: str, region: str, event: str, result: str, snapshot_id: str, source: str, start: str, cause: str = "") -> None:
+    emit_native(
+        account=account,
+        region=region,
+        source="aws.ec2",
+        detail_type="EBS Snapshot Notification",
+        resources=[snapshot_arn(region, snapshot_id)],
+        detail={
+            "event": event,
+            "result": result,
+            "cause": cause,
+            "request-id": "",
+            "snapshot_id": snapshot_arn(region, snapshot_id),
+            "source": source,
+            "startTime": start,
+            "endTime": _iso(),
+        },
+        key=event,
+    )
+
+
+def _start_lifecycle(snap: Any, event: str, source: str, copy_of: Any = None) -> None:
+    assert LIFE is not None
+    backend = snap.ec2_backend
+    account, region = backend.account_id, backend.region_name
+    snap.status = "pending"
+    snap._sf_progress = "0%"
+    start = _iso(snap.start_time if isinstance(snap.start_time, datetime) else None)
+
+    def complete(failed: bool) -> None:
+        if backend.snapshots.get(snap.id) is not snap:
+            return
+        cause = "Injected failure" if failed else ""
+        if copy_of is not None and not failed:
+            src_backend = copy_of.ec2_backend
+            if src_backend.snapshots.get(copy_of.id) is not copy_of:
+                failed, cause = True, "Source snapshot was deleted before the copy completed"
+        if failed:
+            snap.status = "error"
+            _emit(account, region, event, "failed", snap.id, source, start, cause)
+            return
+        snap.status = "completed"
+        snap._sf_progress = "100%"
+        _emit(account, region, event, "succeeded", snap.id, source, start)
+
+    LIFE.schedule(kind="ebs", account=account, region=region, complete=complete, copy_bucket="ebs_copies" if copy_of is not None else None)
+
+
+def install(state: LayerState, life: Lifecycle) -> None:  # noqa: C901
+    global STATE, LIFE
+    STATE, LIFE = state, life
+    from moto.ec2.models.elastic_block_store import EBSBackend, Snapshot
+    from moto.ec2.responses.elastic_block_store import ElasticBlockStore
+    from moto.ec2.utils import generic_filter, random_snapshot_id
+
+    if getattr(EBSBackend, "_snapferry", False):
+        return
+    EBSBackend._snapferry = True
+
+    Snapshot.progress = property(lambda self: self.__dict__.get("_sf_progress", "100%"))
+
+    # The account's aws/ebs key must say KeyManager: AWS.
+    def _create_default_encryption_key(self: Any) -> str:
+        key = kmsutil.aws_managed_key(self.account_id, self.region_name, "alias/aws/ebs")
+        self.default_kms_key_id = key.arn
+        return key.arn
+
+    EBSBackend._create_default_encryption_key = _create_default_encryption_key
+
+    orig_create = EBSBackend.create_snapshot
+
+    def create_snapshot(self: Any, volume_id: str, description: str, owner_id: Any = None, from_ami: Any = None) -> Any:
+        snap = orig_create(self, volume_id, description, owner_id, from_ami)
+        if snap.volume.encrypted and not snap.kms_key_id:
+            snap.kms_key_id = snap.volume.kms_key_id
+        if from_ami is None:
+            _start_lifecycle(snap, "createSnapshot", f"arn:aws:ec2::{self.region_name}:volume/{volume_id}")
+        return snap
+
+    EBSBackend.create_snapshot = create_snapshot
+
+    def copy_snapshot(self: Any, source_snapshot_id: str, source_region: str, description: str, kms_key_id: Any, encrypted: bool = False) -> Any:
+        source_region = source_region or self.region_name
+        source = find_snapshot(self.account_id, source_region, source_snapshot_id)
+        if source.status != "completed":
+            raise _err("IncorrectState", f"Snapshot '{source_snapshot_id}' is in an invalid state: {source.status}. Only completed snapshots can be copied.")
+        assert STATE is not None
+        limit = STATE.quota("ebs_copies")
+        if STATE.copies_in_progress("ebs_copies", self.account_id, self.region_name) >= limit:
+            raise _err("ResourceLimitExceeded", f"Too many snapshot copies in progress. The limit is {limit} for this destination region.")
+        if source.encrypted:
+            src_key = kmsutil.resolve_key(source.owner_id, source_region, source.kms_key_id)
+            if src_key is not None and not kmsutil.key_usable(src_key):
+                raise _err("KMS.DisabledException", f"The KMS key {src_key.arn} of the source snapshot is disabled.")
+            if src_key is not None and not kmsutil.usable_by(src_key, self.account_id):
+                raise _err("KMS.NotFoundException", f"The KMS key {src_key.arn} of the source snapshot is not accessible to account {self.account_id}.")
+        new_key = None
+        if kms_key_id:
+            key = kmsutil.resolve_key(self.account_id, self.region_name, kms_key_id)
+            if key is None or key.region != self.region_name:
+                raise _err("KMS.NotFoundException", f"Key '{kms_key_id}' does not exist in region {self.region_name}.")
+            if not kmsutil.key_usable(key):
+                raise _err("KMS.DisabledException", f"The KMS key {key.arn} is disabled.")
+            if not kmsutil.usable_by(key, self.account_id):
+                raise _err("KMS.NotFoundException", f"The KMS key {key.arn} is not accessible to account {self.account_id}.")
+            new_key = key.arn
+        elif source.encrypted or encrypted:
+            if source.owner_id == self.account_id and source_region == self.region_name:
+                new_key = source.kms_key_id
+            else:  # AWS uses the destination account's default EBS key
+                new_key = self._create_default_encryption_key()
+        snap = Snapshot(self, random_snapshot_id(), volume=source.volume, description=description, encrypted=bool(new_key), kms_key_id=new_key)
+        self.snapshots[snap.id] = snap
+        _start_lifecycle(snap, "copySnapshot", snapshot_arn(source_region, source.id), copy_of=source)
+        return snap
+
+    EBSBackend.copy_snapshot = copy_snapshot
+
+    def resp_copy_snapshot(self: Any) -> Any:
+        from moto.core.responses import ActionResult
+
+        tags = self._parse_tag_specification().get("snapshot", {})
+        self.error_on_dryrun()
+        snap = self.ec2_backend.copy_snapshot(
+            source_snapshot_id=self._get_param("SourceSnapshotId"),
+            source_region=self._get_param("SourceRegion"),
+            description=self._get_param("Description"),
+            kms_key_id=self._get_param("KmsKeyId"),
+            encrypted=str(self._get_param("Encrypted")).lower() == "true",
+        )
+        snap.add_tags(tags)
+        return ActionResult({"SnapshotId": snap.id, "Tags": snap.tag_set})
+
+    ElasticBlockStore.copy_snapshot = resp_copy_snapshot
+
+    def describe_snapshots(self: Any, snapshot_ids: Any = None, filters: Any = None, owner_ids: Any = None, restorable_by: Any = None) -> list[Any]:
+        me = self.account_id
+        candidates = [s for s in _all_snapshots(self.region_name) if visible_to(s, me)]
+        if snapshot_ids:
+            matches = [s for s in candidates if s.id in snapshot_ids]
+            missing = [i for i in snapshot_ids if i not in {s.id for s in matches}]
+            if missing:
+                raise _not_found(missing[0])
+            candidates = matches
+        if owner_ids:
+            owners = {me if o == "self" else o for o in owner_ids}
+            candidates = [s for s in candidates if s.owner_id in owners]
+        if restorable_by:
+            users = {me if u == "self" else u for u in restorable_by}
+            candidates = [
+                s
+                for s in candidates
+                if s.owner_id in users or users & s.create_volume_permission_userids or "all" in s.create_volume_permission_groups
+            ]
+        if filters:
+            candidates = generic_filter(filters, candidates)
+        return candidates
+
+    EBSBackend.describe_snapshots = describe_snapshots
+
+    def resp_describe_snapshots(self: Any) -> Any:
+        from moto.core.responses import ActionResult
+
+        snaps = self.ec2_backend.describe_snapshots(
+            snapshot_ids=self._get_param("SnapshotIds", []),
+            filters=self._filters_from_querystring(),
+            owner_ids=self._get_param("OwnerIds", []),
+            restorable_by=self._get_param("RestorableByUserIds", []),
+        )
+        return ActionResult({"Snapshots": snaps})
+
+    ElasticBlockStore.describe_snapshots = resp_describe_snapshots
+
+    orig_add = EBSBackend.add_create_volume_permission
+
+    def add_create_volume_permission(self: Any, snapshot_id: str, user_ids: Any, groups: Any) -> None:
+        snap = self.get_snapshot(snapshot_id)
+        user_ids = list(user_ids or [])
+        groups = list(groups or [])
+        if user_ids or groups:
+            if snap.status != "completed":
+                raise _err("IncorrectState", f"Snapshot '{snapshot_id}' is not completed (it is {snap.status}) and can't be shared yet.")
+            if snap.encrypted and groups:
+                raise _err("InvalidParameter", "Encrypted snapshots can't be made public. Specify another snapshot.")
+            if snap.encrypted and kmsutil.is_aws_managed(kmsutil.resolve_key(self.account_id, self.region_name, snap.kms_key_id)):
+                raise _err("InvalidParameter", "Snapshots encrypted with the AWS Managed CMK can't be shared. Specify another snapshot.")
+        before = set(snap.create_volume_permission_userids)
+        orig_add(self, snapshot_id, user_ids, groups)
+        start = _iso()
+        for account in user_ids:
+            if account not in before and account != self.account_id:
+                _emit(account, self.region_name, "shareSnapshot", "succeeded", snap.id, self.account_id, start)
+
+    EBSBackend.add_create_volume_permission = add_create_volume_permission

@@ -1,0 +1,122 @@
+"""KMS helpers: AWS-managed keys and key resolution across accounts.
+
+Why: moto creates the ``alias/aws/rds`` / ``alias/aws/ebs`` keys lazily with
+``KeyManager: CUSTOMER`` and RDS stores the placeholder string
+``default_kms_key_id`` for "encrypted with the AWS-managed key".  The layer
+needs that key to be a real, describable key (``KeyManager: AWS``) so the
+refusal to share such snapshots can be detected and so callers can see it
+through ``DescribeKey``.  moto also only resolves key ids within the caller's
+own account; AWS lets an account use another account's CMK by ARN when the
+key policy allows it (key policies are NOT evaluated here - documented in
+README).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+AWS_MANAGED_DESCRIPTIONS = {
+    "alias/aws/rds": "Default key that protects my RDS database volumes when no other key is defined",
+    "alias/aws/ebs": "Default key that protects my EBS volumes when no other key is defined",
+}
+
+KEY_ARN_RE = re.compile(r"^arn:aws[\w-]*:kms:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):(?P<kind>key|alias)/(?P<name>.+)$")
+
+
+def kms_backend(account: str, region: str) -> Any:
+    from moto.kms.models import kms_backends
+
+    return kms_backends[account][region]
+
+
+def aws_managed_key(account: str, region: str, alias: str) -> Any:
+    """The account's AWS-managed key for ``alias`` (e.g. alias/aws/rds), created on demand."""
+    kms = kms_backend(account, region)
+    key_id = kms.get_key_id_from_alias(alias)
+    if key_id is None:  # alias not reserved in this moto version: create it ourselves
+        key = kms.create_key(None, "ENCRYPT_DECRYPT", "SYMMETRIC_DEFAULT", AWS_MANAGED_DESCRIPTIONS.get(alias, ""), None)
+        kms.create_alias(key.id, alias)
+        key_id = key.id
+    key = kms.keys[key_id]
+    mark_aws_managed(key, alias)
+    return key
+
+
+def mark_aws_managed(key: Any, alias: str) -> None:
+    key.key_manager = "AWS"
+    if alias in AWS_MANAGED_DESCRIPTIONS:
+        key.description = AWS_MANAGED_DESCRIPTIONS[alias]
+
+
+def resolve_key(caller_account: str, region: str, ref: str | None) -> Any | None:
+    """Find the KMS key ``ref`` names (key id, alias, key ARN, alias ARN).
+
+    Bare ids and aliases are looked up in the caller's account and ``region``;
+    ARNs in the account/region they name.  Returns None if there is no such key.
+    """
+    if not ref:
+        return None
+    account, key_region, name = caller_account, region, ref
+    m = KEY_ARN_RE.match(ref)
+    if m:
+        account, key_region = m.group("account"), m.group("region")
+        name = ("alias/" if m.group("kind") == "alias" else "") + m.group("name")
+    kms = kms_backend(account, key_region)
+    if name.startswith("alias/aws/"):
+        return aws_managed_key(account, key_region, name)
+    try:
+        key_id = kms.any_id_to_key_id(name)
+    except Exception:  # noqa: BLE001 - moto raises KeyError/TypeError for unknown aliases
+        return None
+    return kms.keys.get(key_id) if key_id else None
+
+
+def key_usable(key: Any) -> bool:
+    return key is not None and getattr(key, "enabled", True) and getattr(key, "key_state", "Enabled") == "Enabled"
+
+
+def usable_by(key: Any, caller_account: str) -> bool:
+    """Whether ``caller_account`` may use ``key`` for snapshot copy/restore.
+
+    Own keys: if enabled.  Another account's key: only an enabled
+    customer-managed key (an AWS-managed key can never be used by another
+    account).  Key policies are not evaluated.
+    """
+    if not key_usable(key):
+        return False
+    if key.account_id != caller_account and getattr(key, "key_manager", "CUSTOMER") == "AWS":
+        return False
+    return True
+
+
+def is_aws_managed(key: Any) -> bool:
+    return key is not None and getattr(key, "key_manager", "CUSTOMER") == "AWS"
+
+
+def install() -> None:
+    """Patch moto: reserved ``alias/aws/*`` keys report ``KeyManager: AWS``;
+    Disable/EnableKey take key ARNs."""
+    from moto.kms.models import KmsBackend
+
+    original = KmsBackend._generate_default_keys
+    if getattr(original, "_snapferry", False):
+        return
+
+    def _generate_default_keys(self: Any, alias_name: str) -> str | None:
+        key_id = original(self, alias_name)
+        if key_id is not None and alias_name.startswith("alias/aws/"):
+            mark_aws_managed(self.keys[key_id], alias_name)
+        return key_id
+
+    _generate_default_keys._snapferry = True  # type: ignore[attr-defined]
+    KmsBackend._generate_default_keys = _generate_default_keys
+
+    # DisableKey / EnableKey accept a key ARN in AWS; moto only a bare key id (HTTP 500).
+    for name in ("disable_key", "enable_key"):
+        orig = getattr(KmsBackend, name)
+
+        def by_any_id(self: Any, key_id: str, _orig: Any = orig) -> None:
+            return _orig(self, self.get_key_id(key_id))
+
+        setattr(KmsBackend, name, by_any_id)

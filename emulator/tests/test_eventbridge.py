@@ -1,0 +1,95 @@
+"""Behaviour 4 (client events): envelope 'account', cross-account buses and policies."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from botocore.exceptions import ClientError
+from conftest import REGION, error_code, make_queue_for_rule, wait_for
+
+PATTERN = {"source": ["snapferry.pipeline"]}
+
+
+def put(emu, account, bus=None, detail=None):
+    entry = {"Source": "snapferry.pipeline", "DetailType": "Snapshot Shared", "Detail": json.dumps(detail or {"n": 1}), "Resources": ["arn:x"]}
+    if bus:
+        entry["EventBusName"] = bus
+    return emu.client("events", account).put_events(Entries=[entry])
+
+
+def allow(emu, owner, sender, bus="default"):
+    emu.client("events", owner).put_permission(EventBusName=bus, Action="events:PutEvents", Principal=sender, StatementId=f"allow-{sender}")
+
+
+def test_put_events_envelope_has_account(emu, accounts):
+    (acct,) = accounts(1)
+    drain = make_queue_for_rule(emu, acct, PATTERN)
+    out = put(emu, acct)
+    assert out["FailedEntryCount"] == 0
+    msg = wait_for(lambda: drain(), what="delivery")[0]
+    assert msg["account"] == acct and msg["region"] == REGION
+    assert msg["id"] == out["Entries"][0]["EventId"]
+    assert msg["detail"] == {"n": 1} and msg["resources"] == ["arn:x"] and msg["version"] == "0"
+
+
+def test_rule_forwarding_to_other_account_keeps_envelope_when_allowed(emu, accounts):
+    src, dst = accounts(2)
+    drain = make_queue_for_rule(emu, dst, PATTERN)
+    events_src = emu.client("events", src)
+    events_src.put_rule(Name="fwd", EventPattern=json.dumps(PATTERN))
+    events_src.put_targets(Rule="fwd", Targets=[{"Id": "1", "Arn": f"arn:aws:events:{REGION}:{dst}:event-bus/default"}])
+
+    # Target bus policy does not admit src yet: dropped, and logged.
+    put(emu, src)
+    dropped = [r for r in emu.requests_for(src) if r["operation"] == "DeliverToEventBus"]
+    assert dropped and dropped[0]["error_code"] == "AccessDeniedException"
+    assert drain() == []
+
+    allow(emu, dst, src)
+    out = put(emu, src)
+    msg = wait_for(lambda: drain(), what="forwarded event")[0]
+    assert msg["account"] == src
+    assert msg["id"] == out["Entries"][0]["EventId"]
+    assert msg["resources"] == ["arn:x"]
+
+
+def test_put_events_to_other_accounts_bus_arn(emu, accounts):
+    src, dst, stranger = accounts(3)
+    emu.client("events", dst).create_event_bus(Name="inbox")
+    bus_arn = f"arn:aws:events:{REGION}:{dst}:event-bus/inbox"
+    drain = make_queue_for_rule(emu, dst, PATTERN, bus="inbox")
+    with pytest.raises(ClientError) as exc:
+        put(emu, src, bus_arn)
+    assert error_code(exc) == "AccessDeniedException"
+
+    emu.client("events", dst).put_permission(
+        EventBusName="inbox",
+        Policy=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Sid": "src",
+                        "Effect": "Allow",
+                        "Principal": {"AWS": f"arn:aws:iam::{src}:root"},
+                        "Action": "events:PutEvents",
+                        "Resource": bus_arn,
+                    }
+                ],
+            }
+        ),
+    )
+    out = put(emu, src, bus_arn, {"snapshot": "s1"})
+    assert out["FailedEntryCount"] == 0
+    msg = wait_for(lambda: drain(), what="delivery to other account's bus")[0]
+    assert msg["account"] == src and msg["detail"] == {"snapshot": "s1"}
+    with pytest.raises(ClientError) as exc:
+        put(emu, stranger, bus_arn)
+    assert error_code(exc) == "AccessDeniedException"
+
+
+def test_put_events_entry_errors_still_per_entry(emu, accounts):
+    (acct,) = accounts(1)
+    out = emu.client("events", acct).put_events(Entries=[{"Source": "a", "DetailType": "b", "Detail": "{not json"}])
+    assert out["FailedEntryCount"] == 1 and out["Entries"][0]["ErrorCode"] == "MalformedDetail"

@@ -1,0 +1,72 @@
+"""Behaviour 5: configurable quotas with AWS's error codes (RDS; EBS in test_ebs)."""
+
+from __future__ import annotations
+
+import pytest
+from botocore.exceptions import ClientError
+from conftest import OTHER_REGION, REGION, cluster_snapshot, create_db, db_snapshot, error_code
+
+
+def test_manual_db_snapshot_quota(emu, accounts, config):
+    config(quotas={"manual_db_snapshots": 2})
+    (acct,) = accounts(1)
+    create_db(emu, acct)
+    rds = emu.client("rds", acct)
+    rds.create_db_snapshot(DBInstanceIdentifier="db1", DBSnapshotIdentifier="a")
+    rds.create_db_snapshot(DBInstanceIdentifier="db1", DBSnapshotIdentifier="b")
+    with pytest.raises(ClientError) as exc:
+        rds.create_db_snapshot(DBInstanceIdentifier="db1", DBSnapshotIdentifier="c")
+    assert error_code(exc) == "SnapshotQuotaExceeded"
+    # automated snapshots don't count
+    out = emu.control("POST", "/automated-snapshot", {"account": acct, "region": REGION, "db_instance_identifier": "db1"})
+    assert out["status"] == "creating"
+
+
+def test_manual_cluster_snapshot_quota(emu, accounts, config):
+    (acct,) = accounts(1)
+    cluster_snapshot(emu, acct)
+    config(quotas={"manual_cluster_snapshots": 1})
+    with pytest.raises(ClientError) as exc:
+        emu.client("rds", acct).create_db_cluster_snapshot(DBClusterIdentifier="c1", DBClusterSnapshotIdentifier="cs2")
+    assert error_code(exc) == "SnapshotQuotaExceeded"
+
+
+def test_rds_copies_in_progress_quota(emu, accounts, config):
+    (acct,) = accounts(1)
+    db_snapshot(emu, acct)
+    config(delay_seconds=30, quotas={"rds_instance_copies": 2})
+    rds = emu.client("rds", acct)
+    rds.copy_db_snapshot(SourceDBSnapshotIdentifier="s1", TargetDBSnapshotIdentifier="c1")
+    rds.copy_db_snapshot(SourceDBSnapshotIdentifier="s1", TargetDBSnapshotIdentifier="c2")
+    with pytest.raises(ClientError) as exc:
+        rds.copy_db_snapshot(SourceDBSnapshotIdentifier="s1", TargetDBSnapshotIdentifier="c3")
+    assert error_code(exc) == "SnapshotQuotaExceeded"
+    assert "Cannot copy more than 2 snapshots" in exc.value.response["Error"]["Message"]
+    # the budget is per destination region
+    emu.client("rds", acct, OTHER_REGION).copy_db_snapshot(
+        SourceDBSnapshotIdentifier=f"arn:aws:rds:{REGION}:{acct}:snapshot:s1", TargetDBSnapshotIdentifier="x1"
+    )
+
+
+def test_cluster_copies_in_progress_quota_default_5(emu, accounts, config):
+    (acct,) = accounts(1)
+    cluster_snapshot(emu, acct)
+    config(delay_seconds=30)
+    rds = emu.client("rds", acct)
+    for i in range(5):
+        rds.copy_db_cluster_snapshot(SourceDBClusterSnapshotIdentifier="cs1", TargetDBClusterSnapshotIdentifier=f"c{i}")
+    with pytest.raises(ClientError) as exc:
+        rds.copy_db_cluster_snapshot(SourceDBClusterSnapshotIdentifier="cs1", TargetDBClusterSnapshotIdentifier="c5")
+    assert error_code(exc) == "SnapshotQuotaExceeded"
+
+
+def test_finished_copies_free_the_quota(emu, accounts, config):
+    (acct,) = accounts(1)
+    db_snapshot(emu, acct)
+    config(quotas={"rds_instance_copies": 1})
+    rds = emu.client("rds", acct)
+    rds.copy_db_snapshot(SourceDBSnapshotIdentifier="s1", TargetDBSnapshotIdentifier="c1")
+    from conftest import wait_db_snapshot
+
+    wait_db_snapshot(emu, acct, "c1")
+    rds.copy_db_snapshot(SourceDBSnapshotIdentifier="s1", TargetDBSnapshotIdentifier="c2")

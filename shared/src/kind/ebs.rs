@@ -1,0 +1,302 @@
+//! EBS adapter. EC2 picks snapshot ids itself (`snap-...`), so the deterministic identifier
+//! lives in the [`ID_TAG`] tag, and "already exists" means "a snapshot with that tag exists".
+
+use super::{CopyRequest, Resource, RestoreSpec, Restored, Snapshot, SnapshotStore, Status};
+use crate::ResourceKind;
+use crate::clients::Clients;
+use crate::error::{Error, Result};
+use crate::kind::rds::to_chrono;
+use crate::tags::{self, Tags};
+use async_trait::async_trait;
+use aws_sdk_ec2::types::{
+    CreateVolumePermission, CreateVolumePermissionModifications, Filter, ResourceType, SnapshotAttributeName, Tag,
+    TagSpecification,
+};
+
+/// The tag that carries snapferry's deterministic identifier of an EBS snapshot or test volume.
+pub const ID_TAG: &str = "snapferry:id";
+
+pub struct Ebs {
+    client: aws_sdk_ec2::Client,
+    account: String,
+    region: String,
+}
+
+impl Ebs {
+    pub fn new(clients: &Clients) -> Self {
+        Self::with_client(clients.ec2.clone(), &clients.account, &clients.region)
+    }
+
+    pub fn with_client(client: aws_sdk_ec2::Client, account: &str, region: &str) -> Self {
+        Ebs { client, account: account.to_string(), region: region.to_string() }
+    }
+
+    fn to_snapshot(&self, s: &aws_sdk_ec2::types::Snapshot) -> Snapshot {
+        let id = s.snapshot_id().unwrap_or_default().to_string();
+        let account = s.owner_id().unwrap_or(&self.account).to_string();
+        let tags = from_ec2_tags(s.tags());
+        Snapshot {
+            kind: ResourceKind::Ebs,
+            arn: format!("arn:aws:ec2:{}:{account}:snapshot/{id}", self.region),
+            id,
+            account,
+            region: self.region.clone(),
+            resource_id: s.volume_id().unwrap_or_default().to_string(),
+            status: Status::from_aws(s.state().map(|s| s.as_str()).unwrap_or("unknown")),
+            encrypted: s.encrypted().unwrap_or(false),
+            kms_key_id: s.kms_key_id().map(str::to_string),
+            // Snapshots that AWS services take for themselves (DLM, AWS Backup) are not "automated"
+            // in the RDS sense: EBS snapshots can all be shared once on a CMK.
+            automated: false,
+            created_at: to_chrono(s.start_time()),
+            engine: None,
+            engine_version: None,
+            tags,
+        }
+    }
+
+    /// The snapshot carrying our deterministic id, in this account.
+    async fn find_by_id_tag(&self, id: &str) -> Result<Option<Snapshot>> {
+        let out = self
+            .client
+            .describe_snapshots()
+            .owner_ids("self")
+            .filters(Filter::builder().name(format!("tag:{ID_TAG}")).values(id).build())
+            .send()
+            .await
+            .map_err(|e| Error::from_sdk("DescribeSnapshots", e))?;
+        Ok(out.snapshots().first().map(|s| self.to_snapshot(s)))
+    }
+
+    async fn volume_by_id_tag(&self, id: &str) -> Result<Option<aws_sdk_ec2::types::Volume>> {
+        let out = self
+            .client
+            .describe_volumes()
+            .filters(Filter::builder().name(format!("tag:{ID_TAG}")).values(id).build())
+            .send()
+            .await
+            .map_err(|e| Error::from_sdk("DescribeVolumes", e))?;
+        Ok(out.volumes().first().cloned())
+    }
+
+    fn tag_spec(resource: ResourceType, id: &str, tags: &Tags) -> TagSpecification {
+        let mut all = tags.clone();
+        all.insert(ID_TAG.to_string(), id.to_string());
+        TagSpecification::builder().resource_type(resource).set_tags(Some(to_ec2_tags(&all))).build()
+    }
+}
+
+fn to_ec2_tags(tags: &Tags) -> Vec<Tag> {
+    tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()
+}
+
+fn from_ec2_tags(tags: &[Tag]) -> Tags {
+    tags.iter().filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string()))).collect()
+}
+
+/// EC2 takes bare `snap-...` ids; callers may hold an ARN.
+fn bare_id(snapshot: &str) -> &str {
+    super::Arn::parse(snapshot).map_or(snapshot, |a| a.name())
+}
+
+#[async_trait]
+impl SnapshotStore for Ebs {
+    fn kind(&self) -> ResourceKind {
+        ResourceKind::Ebs
+    }
+    fn account(&self) -> &str {
+        &self.account
+    }
+    fn region(&self) -> &str {
+        &self.region
+    }
+
+    async fn list_resources(&self) -> Result<Vec<Resource>> {
+        let volumes = self
+            .client
+            .describe_volumes()
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| Error::from_sdk("DescribeVolumes", e))?;
+        Ok(volumes
+            .iter()
+            .map(|v| {
+                let id = v.volume_id().unwrap_or_default().to_string();
+                Resource {
+                    kind: ResourceKind::Ebs,
+                    arn: format!("arn:aws:ec2:{}:{}:volume/{id}", self.region, self.account),
+                    id,
+                    encrypted: v.encrypted().unwrap_or(false),
+                    kms_key_id: v.kms_key_id().map(str::to_string),
+                    tags: from_ec2_tags(v.tags()),
+                }
+            })
+            .collect())
+    }
+
+    async fn create(&self, resource_id: &str, snapshot_id: &str, tags: &Tags) -> Result<Snapshot> {
+        if let Some(existing) = self.find_by_id_tag(snapshot_id).await? {
+            return Ok(existing);
+        }
+        let out = self
+            .client
+            .create_snapshot()
+            .volume_id(resource_id)
+            .description(format!("snapferry {snapshot_id}"))
+            .tag_specifications(Self::tag_spec(ResourceType::Snapshot, snapshot_id, tags))
+            .send()
+            .await
+            .map_err(|e| Error::from_sdk("CreateSnapshot", e))?;
+        let id = out.snapshot_id().ok_or_else(|| Error::BadInput("CreateSnapshot returned no id".into()))?;
+        self.describe(id).await?.ok_or_else(|| Error::NotFound { op: "DescribeSnapshots", what: id.to_string() })
+    }
+
+    async fn describe(&self, snapshot: &str) -> Result<Option<Snapshot>> {
+        let r = self
+            .client
+            .describe_snapshots()
+            .snapshot_ids(bare_id(snapshot))
+            .send()
+            .await
+            .map_err(|e| Error::from_sdk("DescribeSnapshots", e));
+        match r {
+            Ok(out) => Ok(out.snapshots().first().map(|s| self.to_snapshot(s))),
+            Err(Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn list_managed(&self) -> Result<Vec<Snapshot>> {
+        let all = self
+            .client
+            .describe_snapshots()
+            .owner_ids("self")
+            .filters(Filter::builder().name(format!("tag:{}", tags::MANAGED)).values("true").build())
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| Error::from_sdk("DescribeSnapshots", e))?;
+        Ok(all.iter().map(|s| self.to_snapshot(s)).filter(|s| tags::is_managed(&s.tags)).collect())
+    }
+
+    async fn copy(&self, request: &CopyRequest<'_>) -> Result<Snapshot> {
+        if let Some(existing) = self.find_by_id_tag(request.target_id).await? {
+            return Ok(existing);
+        }
+        let out = self
+            .client
+            .copy_snapshot()
+            .source_snapshot_id(bare_id(request.source))
+            .source_region(request.source_region.unwrap_or(&self.region))
+            .encrypted(request.kms_key_id.is_some())
+            .set_kms_key_id(request.kms_key_id.map(str::to_string))
+            .description(format!("snapferry {}", request.target_id))
+            .tag_specifications(Self::tag_spec(ResourceType::Snapshot, request.target_id, request.tags))
+            .send()
+            .await
+            .map_err(|e| Error::from_sdk("CopySnapshot", e))?;
+        let id = out.snapshot_id().ok_or_else(|| Error::BadInput("CopySnapshot returned no id".into()))?;
+        self.describe(id).await?.ok_or_else(|| Error::NotFound { op: "DescribeSnapshots", what: id.to_string() })
+    }
+
+    async fn share(&self, snapshot: &Snapshot, accounts: &[String]) -> Result<()> {
+        let add = accounts.iter().map(|a| CreateVolumePermission::builder().user_id(a).build()).collect();
+        self.client
+            .modify_snapshot_attribute()
+            .snapshot_id(&snapshot.id)
+            .create_volume_permission(CreateVolumePermissionModifications::builder().set_add(Some(add)).build())
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| Error::from_sdk("ModifySnapshotAttribute", e))
+    }
+
+    async fn shared_with(&self, snapshot: &Snapshot) -> Result<Vec<String>> {
+        let out = self
+            .client
+            .describe_snapshot_attribute()
+            .snapshot_id(&snapshot.id)
+            .attribute(SnapshotAttributeName::CreateVolumePermission)
+            .send()
+            .await
+            .map_err(|e| Error::from_sdk("DescribeSnapshotAttribute", e))?;
+        Ok(out.create_volume_permissions().iter().filter_map(|p| p.user_id().map(str::to_string)).collect())
+    }
+
+    async fn tag(&self, snapshot: &Snapshot, tags: &Tags) -> Result<()> {
+        self.client
+            .create_tags()
+            .resources(&snapshot.id)
+            .set_tags(Some(to_ec2_tags(tags)))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| Error::from_sdk("CreateTags", e))
+    }
+
+    async fn delete(&self, snapshot: &Snapshot) -> Result<()> {
+        match self.client.delete_snapshot().snapshot_id(&snapshot.id).send().await {
+            Ok(_) => Ok(()),
+            Err(e) => match Error::from_sdk("DeleteSnapshot", e) {
+                Error::NotFound { .. } => Ok(()),
+                other => Err(other),
+            },
+        }
+    }
+
+    async fn restore(&self, snapshot: &Snapshot, spec: &RestoreSpec) -> Result<()> {
+        if self.volume_by_id_tag(&spec.restore_id).await?.is_some() {
+            return Ok(());
+        }
+        let zone = spec.availability_zone.clone().unwrap_or_else(|| format!("{}a", self.region));
+        self.client
+            .create_volume()
+            .snapshot_id(&snapshot.id)
+            .availability_zone(zone)
+            .tag_specifications(Self::tag_spec(ResourceType::Volume, &spec.restore_id, &spec.tags))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| Error::from_sdk("CreateVolume", e))
+    }
+
+    async fn restore_status(&self, restore_id: &str) -> Result<Option<Restored>> {
+        Ok(self.volume_by_id_tag(restore_id).await?.map(|v| Restored {
+            id: restore_id.to_string(),
+            status: Status::from_aws(v.state().map(|s| s.as_str()).unwrap_or("unknown")),
+            encrypted: v.encrypted().unwrap_or(false),
+            kms_key_id: v.kms_key_id().map(str::to_string),
+            engine: None,
+            engine_version: None,
+        }))
+    }
+
+    async fn delete_restore(&self, restore_id: &str) -> Result<()> {
+        let Some(volume) = self.volume_by_id_tag(restore_id).await? else {
+            return Ok(());
+        };
+        match self.client.delete_volume().set_volume_id(volume.volume_id().map(str::to_string)).send().await {
+            Ok(_) => Ok(()),
+            Err(e) => match Error::from_sdk("DeleteVolume", e) {
+                Error::NotFound { .. } => Ok(()),
+                other => Err(other),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bare_ids_from_arns() {
+        assert_eq!(bare_id("arn:aws:ec2:us-east-1:111111111111:snapshot/snap-0abc"), "snap-0abc");
+        assert_eq!(bare_id("snap-0abc"), "snap-0abc");
+    }
+}

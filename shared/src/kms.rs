@@ -1,0 +1,64 @@
+//! KMS key policies snapferry needs. The sharing CMK's policy is what makes a shared,
+//! encrypted snapshot copyable by the backup account; leaving out `kms:CreateGrant` is what
+//! produces `KMSKeyNotAccessibleFault` at copy time (../shared/AWS-FACTS.md, "KMS permissions").
+
+use serde_json::{Value, json};
+
+/// Actions the backup accounts need on the source account's sharing key to copy from it.
+pub const TARGET_KEY_ACTIONS: [&str; 5] =
+    ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"];
+/// Grant actions, allowed only for grants that AWS services (RDS, EBS) create on our behalf.
+pub const TARGET_GRANT_ACTIONS: [&str; 3] = ["kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"];
+
+/// The sharing CMK's key policy: the owner account keeps full control (without it
+/// PutKeyPolicy fails with `MalformedPolicyDocumentException`), each target account gets
+/// exactly what copying a shared snapshot needs.
+pub fn sharing_key_policy(owner_account: &str, target_accounts: &[String]) -> Value {
+    let targets: Vec<String> = target_accounts.iter().map(|a| format!("arn:aws:iam::{a}:root")).collect();
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "OwnerAccountAdministers",
+                "Effect": "Allow",
+                "Principal": {"AWS": format!("arn:aws:iam::{owner_account}:root")},
+                "Action": "kms:*",
+                "Resource": "*"
+            },
+            {
+                "Sid": "BackupAccountsUseTheKey",
+                "Effect": "Allow",
+                "Principal": {"AWS": targets},
+                "Action": TARGET_KEY_ACTIONS,
+                "Resource": "*"
+            },
+            {
+                "Sid": "BackupAccountsGrantToAwsServices",
+                "Effect": "Allow",
+                "Principal": {"AWS": targets},
+                "Action": TARGET_GRANT_ACTIONS,
+                "Resource": "*",
+                "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}}
+            }
+        ]
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grants_are_conditioned_and_owner_keeps_control() {
+        let p = sharing_key_policy("111111111111", &["222222222222".into()]);
+        let statements = p["Statement"].as_array().unwrap();
+        let grant = statements.iter().find(|s| s["Action"].to_string().contains("kms:CreateGrant")).unwrap();
+        assert_eq!(grant["Condition"]["Bool"]["kms:GrantIsForAWSResource"], "true");
+        assert_eq!(grant["Principal"]["AWS"][0], "arn:aws:iam::222222222222:root");
+        let use_key = statements.iter().find(|s| s["Sid"] == "BackupAccountsUseTheKey").unwrap();
+        assert!(use_key.get("Condition").is_none());
+        assert!(!use_key["Action"].to_string().contains("CreateGrant"));
+        assert_eq!(statements[0]["Principal"]["AWS"], "arn:aws:iam::111111111111:root");
+        assert_eq!(statements[0]["Action"], "kms:*");
+    }
+}

@@ -1,0 +1,351 @@
+//! The SQS batch helper every Lambda runs its step through.
+//!
+//! Each record is parsed on its own, so one malformed body never fails the batch. What
+//! happens to a record depends only on how its step ended:
+//!
+//! | step result | what the helper does |
+//! |---|---|
+//! | `Ok(Outcome::Done)` | acknowledged (deleted by Lambda) |
+//! | `Ok(Outcome::Later)` | the given body is sent to this queue again with a delay, then acknowledged: how steps wait without sleeping |
+//! | `Err` retryable, copy quota full | sent again with a jittered, capped delay and acknowledged: waiting for copies to finish is normal, so it must never reach the DLQ through `maxReceiveCount` |
+//! | `Err` other retryable (throttled, not ready, transient) | reported as a batch item failure, its visibility timeout set to a jittered backoff; after `maxReceiveCount` tries SQS moves it to the DLQ |
+//! | `Err` permanent, or a body that does not parse | sent straight to the DLQ with the reason in message attributes, logged, and acknowledged |
+//!
+//! Sending permanent failures to the DLQ ourselves (rather than failing them until
+//! `maxReceiveCount`) keeps the reason next to the message, where an operator reads it
+//! before replaying, and stops pointless retries at once.
+
+use crate::error::{Error, Retry};
+use crate::events::{Incoming, parse_message};
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_sdk_sqs::types::MessageAttributeValue;
+use std::future::Future;
+use std::time::Duration;
+use tracing::{error, info, warn};
+
+/// Message attributes snapferry sets; read by `snapferry dlq` and by the next attempt.
+pub const ATTR_ATTEMPT: &str = "snapferry-attempt";
+pub const ATTR_ERROR_CODE: &str = "snapferry-error-code";
+pub const ATTR_ERROR_REASON: &str = "snapferry-error-reason";
+pub const ATTR_FAILED_AT: &str = "snapferry-failed-at";
+pub const ATTR_SOURCE_QUEUE: &str = "snapferry-source-queue";
+
+/// SQS refuses `DelaySeconds` above 900 and visibility timeouts above 12 hours.
+const MAX_DELAY: Duration = Duration::from_secs(900);
+
+/// The queue a step consumes, and where its dead letters go.
+#[derive(Debug, Clone)]
+pub struct Queue {
+    pub sqs: aws_sdk_sqs::Client,
+    pub url: String,
+    pub dlq_url: String,
+    /// Backoff for retryable errors: first delay and cap.
+    pub backoff_base: Duration,
+    pub backoff_cap: Duration,
+}
+
+impl Queue {
+    pub fn new(sqs: aws_sdk_sqs::Client, url: String, dlq_url: String) -> Self {
+        Queue { sqs, url, dlq_url, backoff_base: Duration::from_secs(10), backoff_cap: Duration::from_secs(300) }
+    }
+}
+
+/// How a step ended for one record, when it did not fail.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Done,
+    /// Look again later: `body` is delivered to this step again after `delay`.
+    Later {
+        delay: Duration,
+        body: String,
+    },
+}
+
+/// What a step knows about the SQS record besides its parsed body.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub message_id: String,
+    /// How many times SQS has delivered this message (1 on the first delivery).
+    pub receive_count: u32,
+    /// How many times snapferry re-sent it after a quota hit or a `Later` (0 at first).
+    pub attempt: u32,
+}
+
+/// Full-jitter exponential backoff: a random delay in `[base, min(cap, base * 2^attempt)]`.
+pub fn backoff(attempt: u32, base: Duration, cap: Duration) -> Duration {
+    let ceiling = base.saturating_mul(1u32.checked_shl(attempt.min(16)).unwrap_or(u32::MAX)).min(cap);
+    let span = ceiling.saturating_sub(base).as_millis() as u64;
+    (base + Duration::from_millis(fastrand::u64(0..=span))).min(cap)
+}
+
+/// Runs `step` on every record and returns exactly the ids that must be retried.
+pub async fn run_batch<F, Fut>(queue: &Queue, event: SqsEvent, step: F) -> SqsBatchResponse
+where
+    F: Fn(Incoming, Record) -> Fut,
+    Fut: Future<Output = Result<Outcome, Error>>,
+{
+    let mut response = SqsBatchResponse::default();
+    for message in event.records {
+        let Some(id) = message.message_id.clone() else {
+            // Without an id Lambda cannot be told which record failed; nothing to report.
+            warn!("SQS record without a message id skipped");
+            continue;
+        };
+        if !handle(queue, &message, &id, &step).await {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id;
+            response.batch_item_failures.push(failure);
+        }
+    }
+    response
+}
+
+/// Returns false when the record must be reported as a batch item failure.
+async fn handle<F, Fut>(queue: &Queue, message: &SqsMessage, id: &str, step: &F) -> bool
+where
+    F: Fn(Incoming, Record) -> Fut,
+    Fut: Future<Output = Result<Outcome, Error>>,
+{
+    let body = message.body.as_deref().unwrap_or_default();
+    let record = Record {
+        message_id: id.to_string(),
+        receive_count: message.attributes.get("ApproximateReceiveCount").and_then(|v| v.parse().ok()).unwrap_or(1),
+        attempt: message
+            .message_attributes
+            .get(ATTR_ATTEMPT)
+            .and_then(|a| a.string_value.as_deref())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+    };
+    let parsed = match parse_message(body) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            let error = Error::BadInput(e.to_string());
+            error!(message_id = id, error = %error, "malformed message sent to the DLQ");
+            return dead_letter(queue, body, &error).await;
+        }
+    };
+    match step(parsed, record.clone()).await {
+        Ok(Outcome::Done) => true,
+        Ok(Outcome::Later { delay, body }) => requeue(queue, &body, record.attempt + 1, delay).await,
+        Err(e) => match e.retry() {
+            Some(Retry::QuotaExceeded) => {
+                let delay = backoff(record.attempt, Duration::from_secs(30), queue.backoff_cap);
+                info!(message_id = id, error = %e, delay_s = delay.as_secs(), "quota full; trying again later");
+                requeue(queue, body, record.attempt + 1, delay).await
+            }
+            Some(_) => {
+                let delay = backoff(record.receive_count.saturating_sub(1), queue.backoff_base, queue.backoff_cap);
+                warn!(message_id = id, error = %e, receive_count = record.receive_count, "retryable failure");
+                set_visibility(queue, message, delay).await;
+                false
+            }
+            None => {
+                error!(message_id = id, error = %e, code = e.code(), "permanent failure sent to the DLQ");
+                dead_letter(queue, body, &e).await
+            }
+        },
+    }
+}
+
+async fn requeue(queue: &Queue, body: &str, attempt: u32, delay: Duration) -> bool {
+    let sent = queue
+        .sqs
+        .send_message()
+        .queue_url(&queue.url)
+        .message_body(body)
+        .delay_seconds(delay.min(MAX_DELAY).as_secs() as i32)
+        .message_attributes(ATTR_ATTEMPT, string_attribute(&attempt.to_string()))
+        .send()
+        .await;
+    match sent {
+        Ok(_) => true,
+        Err(e) => {
+            // The original stays in the queue and comes back after its visibility timeout.
+            error!(error = %Error::from_sdk("SendMessage", e), "could not re-queue; the message will be redelivered");
+            false
+        }
+    }
+}
+
+async fn dead_letter(queue: &Queue, body: &str, error: &Error) -> bool {
+    let mut reason = error.to_string();
+    // SQS attribute values are limited only by the 256 KiB message size; keep them readable.
+    reason.truncate(reason.floor_char_boundary(4000));
+    let sent = queue
+        .sqs
+        .send_message()
+        .queue_url(&queue.dlq_url)
+        .message_body(body)
+        .message_attributes(ATTR_ERROR_CODE, string_attribute(error.code()))
+        .message_attributes(ATTR_ERROR_REASON, string_attribute(&reason))
+        .message_attributes(ATTR_FAILED_AT, string_attribute(&chrono::Utc::now().to_rfc3339()))
+        .message_attributes(ATTR_SOURCE_QUEUE, string_attribute(&queue.url))
+        .send()
+        .await;
+    match sent {
+        Ok(_) => true,
+        Err(e) => {
+            // Failing the record instead lets SQS's redrive policy deliver it to the DLQ.
+            error!(error = %Error::from_sdk("SendMessage", e), "could not write to the DLQ; failing the record");
+            false
+        }
+    }
+}
+
+async fn set_visibility(queue: &Queue, message: &SqsMessage, delay: Duration) {
+    let Some(handle) = message.receipt_handle.as_deref() else { return };
+    let result = queue
+        .sqs
+        .change_message_visibility()
+        .queue_url(&queue.url)
+        .receipt_handle(handle)
+        .visibility_timeout(delay.as_secs() as i32)
+        .send()
+        .await;
+    if let Err(e) = result {
+        // Best effort: without it the queue's own visibility timeout applies.
+        warn!(error = %Error::from_sdk("ChangeMessageVisibility", e), "could not set the retry backoff");
+    }
+}
+
+fn string_attribute(value: &str) -> MessageAttributeValue {
+    MessageAttributeValue::builder().data_type("String").string_value(value).build().expect("data type is set")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{BACKUP_REQUESTED, BackupRequest, EventEnvelope, SOURCE};
+    use aws_sdk_sqs::operation::change_message_visibility::ChangeMessageVisibilityOutput;
+    use aws_sdk_sqs::operation::send_message::SendMessageOutput;
+    use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
+
+    const QUEUE: &str = "https://sqs.local/1/step";
+    const DLQ: &str = "https://sqs.local/1/step-dlq";
+
+    fn record(id: &str, body: &str) -> SqsMessage {
+        let mut m = SqsMessage::default();
+        m.message_id = Some(id.to_string());
+        m.receipt_handle = Some(format!("rh-{id}"));
+        m.body = Some(body.to_string());
+        m.attributes.insert("ApproximateReceiveCount".into(), "1".into());
+        m
+    }
+
+    fn valid_body(identifier: &str) -> String {
+        let request = BackupRequest::new(None, vec![identifier.to_string()]);
+        serde_json::to_string(&EventEnvelope::new(SOURCE, BACKUP_REQUESTED, request)).unwrap()
+    }
+
+    fn batch(records: Vec<SqsMessage>) -> SqsEvent {
+        let mut e = SqsEvent::default();
+        e.records = records;
+        e
+    }
+
+    /// Fails the step according to the identifier in the request: how each test picks an outcome.
+    async fn step(incoming: Incoming, _: Record) -> Result<Outcome, Error> {
+        let Incoming::BackupRequested(e) = incoming else { return Err(Error::BadInput("unexpected".into())) };
+        let code = |c: &str| crate::error::classify("Op", c.into(), "msg".into(), Some(400));
+        match e.detail.identifiers[0].as_str() {
+            "ok" => Ok(Outcome::Done),
+            "later" => Ok(Outcome::Later { delay: Duration::from_secs(5000), body: "again".into() }),
+            "throttled" => Err(code("Throttling")),
+            "quota" => Err(code("SnapshotQuotaExceeded")),
+            _ => Err(code("AccessDenied")),
+        }
+    }
+
+    fn sends_to(url: &'static str) -> Rule {
+        mock!(aws_sdk_sqs::Client::send_message)
+            .match_requests(move |r| r.queue_url() == Some(url))
+            .then_output(|| SendMessageOutput::builder().message_id("new").build())
+    }
+
+    #[tokio::test]
+    async fn each_record_ends_where_its_outcome_says() {
+        let to_dlq = sends_to(DLQ);
+        let requeue = sends_to(QUEUE);
+        let visibility = mock!(aws_sdk_sqs::Client::change_message_visibility)
+            .match_requests(|r| r.receipt_handle() == Some("rh-3") && r.visibility_timeout().unwrap_or(0) >= 10)
+            .then_output(|| ChangeMessageVisibilityOutput::builder().build());
+        let sqs = mock_client!(aws_sdk_sqs, RuleMode::MatchAny, [&to_dlq, &requeue, &visibility]);
+        let queue = Queue::new(sqs, QUEUE.into(), DLQ.into());
+        let event = batch(vec![
+            record("1", &valid_body("ok")),
+            record("2", "{not json"),
+            record("3", &valid_body("throttled")),
+            record("4", &valid_body("quota")),
+            record("5", &valid_body("denied")),
+            record("6", &valid_body("later")),
+        ]);
+
+        let response = run_batch(&queue, event, step).await;
+
+        let failed: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+        assert_eq!(failed, vec!["3"], "only the throttled record is retried through SQS");
+        assert_eq!(visibility.num_calls(), 1, "its visibility timeout carries the backoff");
+        assert_eq!(to_dlq.num_calls(), 2, "the malformed and the denied record go to the DLQ");
+        assert_eq!(requeue.num_calls(), 2, "the quota hit and the Later outcome come back delayed");
+    }
+
+    #[tokio::test]
+    async fn dead_letters_carry_the_reason() {
+        let to_dlq = mock!(aws_sdk_sqs::Client::send_message)
+            .match_requests(|r| {
+                let attrs = r.message_attributes().cloned().unwrap_or_default();
+                let reason = attrs.get(ATTR_ERROR_REASON).and_then(|a| a.string_value().map(str::to_string));
+                r.queue_url() == Some(DLQ)
+                    && r.message_body() == Some("{not json")
+                    && attrs.get(ATTR_ERROR_CODE).and_then(|a| a.string_value()) == Some("BadInput")
+                    && reason.is_some_and(|r| r.contains("JSON"))
+            })
+            .then_output(|| SendMessageOutput::builder().build());
+        let sqs = mock_client!(aws_sdk_sqs, RuleMode::MatchAny, [&to_dlq]);
+        let queue = Queue::new(sqs, QUEUE.into(), DLQ.into());
+        let response = run_batch(&queue, batch(vec![record("1", "{not json")]), step).await;
+        assert!(response.batch_item_failures.is_empty());
+        assert_eq!(to_dlq.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn requeues_carry_the_attempt_and_a_capped_delay() {
+        let requeue = mock!(aws_sdk_sqs::Client::send_message)
+            .match_requests(|r| {
+                let attempt = r.message_attributes().and_then(|a| a.get(ATTR_ATTEMPT)).and_then(|a| a.string_value());
+                r.queue_url() == Some(QUEUE) && r.delay_seconds() == Some(900) && attempt == Some("1")
+            })
+            .then_output(|| SendMessageOutput::builder().build());
+        let sqs = mock_client!(aws_sdk_sqs, RuleMode::MatchAny, [&requeue]);
+        let queue = Queue::new(sqs, QUEUE.into(), DLQ.into());
+        let response = run_batch(&queue, batch(vec![record("1", &valid_body("later"))]), step).await;
+        assert!(response.batch_item_failures.is_empty());
+        assert_eq!(requeue.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_failed_dlq_write_fails_the_record_instead_of_losing_it() {
+        let broken = mock!(aws_sdk_sqs::Client::send_message).then_error(|| {
+            aws_sdk_sqs::operation::send_message::SendMessageError::unhandled("SQS is down")
+        });
+        let sqs = mock_client!(aws_sdk_sqs, RuleMode::MatchAny, [&broken]);
+        let queue = Queue::new(sqs, QUEUE.into(), DLQ.into());
+        let response = run_batch(&queue, batch(vec![record("9", &valid_body("denied"))]), step).await;
+        let failed: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+        assert_eq!(failed, vec!["9"]);
+    }
+
+    #[test]
+    fn backoff_is_bounded_and_grows() {
+        let base = Duration::from_secs(10);
+        let cap = Duration::from_secs(300);
+        for attempt in 0..40 {
+            let d = backoff(attempt, base, cap);
+            assert!(d >= base && d <= cap, "attempt {attempt}: {d:?}");
+        }
+        assert_eq!(backoff(0, base, cap), base);
+        // By attempt 10 the ceiling is the cap; over many draws some exceed the early ceiling.
+        assert!((0..200).map(|_| backoff(10, base, cap)).any(|d| d > Duration::from_secs(80)));
+    }
+}

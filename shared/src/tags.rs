@@ -1,0 +1,199 @@
+//! The tags that mark snapferry's resources and carry their lineage.
+//!
+//! Tags are the only state snapferry keeps: the expire step, the reconcile sweep and the
+//! operator CLI decide what is ours, where it came from and which pipeline run made it by
+//! reading them back. Anything without [`MANAGED`] = `true` is never touched.
+
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use regex::Regex;
+
+/// Tags as RDS and EC2 take them; ordered so generated requests and tests are stable.
+pub type Tags = BTreeMap<String, String>;
+
+/// `"true"` on every resource snapferry created; nothing else is ever deleted by it.
+pub const MANAGED: &str = "snapferry:managed";
+/// The value of [`MANAGED`].
+pub const MANAGED_VALUE: &str = "true";
+/// ARN of the original snapshot in the source account.
+pub const SOURCE_ARN: &str = "snapferry:source-arn";
+/// Account id of the source account.
+pub const SOURCE_ACCOUNT: &str = "snapferry:source-account";
+/// The pipeline run's correlation id, to join logs and events across accounts.
+pub const CORRELATION_ID: &str = "snapferry:correlation-id";
+/// The step that created the resource (`create`, `share`, `copy`, `restore`).
+pub const STEP: &str = "snapferry:step";
+/// When a restore test of this copy last succeeded (RFC 3339, see [`timestamp_value`]).
+pub const VERIFIED_AT: &str = "snapferry:verified-at";
+/// `"true"` on DB instances / clusters created by a restore test, so a sweep can delete
+/// ones a crashed run left behind.
+pub const RESTORE_TEST: &str = "snapferry:restore-test";
+/// When snapferry created the resource (RFC 3339); retention counts from here.
+pub const CREATED_AT: &str = "snapferry:created-at";
+
+/// AWS reserves this key prefix; `AddTagsToResource` / `CreateTags` refuse such keys, so
+/// they must be dropped when copying a snapshot's tags onto the copy.
+const AWS_RESERVED_PREFIX: &str = "aws:";
+/// Longest tag value RDS and EC2 accept, in Unicode characters.
+pub const MAX_VALUE_CHARS: usize = 256;
+
+/// Where a snapshot came from and which pipeline run made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lineage {
+    pub source_arn: String,
+    pub source_account: String,
+    pub correlation_id: String,
+    pub step: String,
+}
+
+impl Lineage {
+    /// The tags to put on a resource with this lineage, [`MANAGED`] included. Values are
+    /// passed through [`sanitize_value`] because a tag request with one bad value fails
+    /// as a whole.
+    pub fn tags(&self) -> Tags {
+        [
+            (MANAGED, MANAGED_VALUE),
+            (SOURCE_ARN, self.source_arn.as_str()),
+            (SOURCE_ACCOUNT, self.source_account.as_str()),
+            (CORRELATION_ID, self.correlation_id.as_str()),
+            (STEP, self.step.as_str()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), sanitize_value(v)))
+        .collect()
+    }
+}
+
+/// Whether the resource carrying `tags` was created by snapferry.
+pub fn is_managed(tags: &Tags) -> bool {
+    tags.get(MANAGED).is_some_and(|v| v == MANAGED_VALUE)
+}
+
+/// `tags` without the AWS-reserved `aws:` keys (any case), ready to put on a copy.
+pub fn copyable(tags: &Tags) -> Tags {
+    tags.iter()
+        .filter(|(k, _)| {
+            !k.get(..AWS_RESERVED_PREFIX.len()).is_some_and(|p| p.eq_ignore_ascii_case(AWS_RESERVED_PREFIX))
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// The lineage recorded in `tags`, if all of its tags are there.
+pub fn lineage_of(tags: &Tags) -> Option<Lineage> {
+    let get = |k: &str| tags.get(k).cloned();
+    Some(Lineage {
+        source_arn: get(SOURCE_ARN)?,
+        source_account: get(SOURCE_ACCOUNT)?,
+        correlation_id: get(CORRELATION_ID)?,
+        step: get(STEP)?,
+    })
+}
+
+/// Characters RDS accepts in a tag value (RDS API reference, `Tag`:
+/// `^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$`); EC2 accepts a superset, so one rule fits both.
+static DISALLOWED_VALUE_CHARS: LazyLock<Regex> = LazyLock::new(|| {
+    // A constant, tested pattern: failing to compile is a bug, not an input error.
+    Regex::new(r"[^\p{L}\p{Z}\p{N}_.:/=+\-@]").expect("valid tag value pattern")
+});
+
+/// `v` made acceptable as an RDS/EC2 tag value: every disallowed character becomes `_`
+/// and the result is cut to [`MAX_VALUE_CHARS`] characters.
+pub fn sanitize_value(v: &str) -> String {
+    let replaced = DISALLOWED_VALUE_CHARS.replace_all(v, "_");
+    replaced.chars().take(MAX_VALUE_CHARS).collect()
+}
+
+/// The tag value form of a timestamp (for [`CREATED_AT`], [`VERIFIED_AT`]):
+/// RFC 3339, whole seconds, `Z`; only uses allowed characters.
+pub fn timestamp_value(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use proptest::prelude::*;
+
+    fn lineage() -> Lineage {
+        Lineage {
+            source_arn: "arn:aws:rds:us-east-1:111122223333:snapshot:mydb-1".into(),
+            source_account: "111122223333".into(),
+            correlation_id: "3f0c7a52-8d1e-4b7f-9c55-0a3c1f2e4d6b".into(),
+            step: "copy".into(),
+        }
+    }
+
+    #[test]
+    fn lineage_round_trips_through_tags() {
+        let tags = lineage().tags();
+        assert!(is_managed(&tags));
+        assert_eq!(tags.len(), 5);
+        assert_eq!(tags[SOURCE_ARN], "arn:aws:rds:us-east-1:111122223333:snapshot:mydb-1");
+        assert_eq!(lineage_of(&tags), Some(lineage()));
+    }
+
+    #[test]
+    fn lineage_needs_every_tag() {
+        for key in [SOURCE_ARN, SOURCE_ACCOUNT, CORRELATION_ID, STEP] {
+            let mut tags = lineage().tags();
+            tags.remove(key);
+            assert_eq!(lineage_of(&tags), None, "{key}");
+        }
+    }
+
+    #[test]
+    fn managed_means_exactly_true() {
+        let mut tags = Tags::new();
+        assert!(!is_managed(&tags));
+        tags.insert(MANAGED.into(), "TRUE".into());
+        assert!(!is_managed(&tags));
+        tags.insert(MANAGED.into(), "true".into());
+        assert!(is_managed(&tags));
+    }
+
+    #[test]
+    fn copyable_drops_reserved_keys_only() {
+        let tags: Tags = [
+            ("aws:backup:source-resource", "x"),
+            ("AWS:cloudformation:stack-name", "y"),
+            ("awsome", "kept"),
+            ("team", "db"),
+            (MANAGED, "true"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let copied = copyable(&tags);
+        let kept: Vec<&str> = copied.keys().map(String::as_str).collect();
+        assert_eq!(kept, ["awsome", MANAGED, "team"]);
+    }
+
+    #[test]
+    fn sanitize_keeps_allowed_and_replaces_the_rest() {
+        assert_eq!(sanitize_value("arn:aws:rds:x/y=z+1-2@a_b.c d"), "arn:aws:rds:x/y=z+1-2@a_b.c d");
+        assert_eq!(sanitize_value("a,b;c\"d\n"), "a_b_c_d_");
+        assert_eq!(sanitize_value("Zürich 東京"), "Zürich 東京");
+        assert_eq!(sanitize_value(&"é".repeat(300)).chars().count(), MAX_VALUE_CHARS);
+    }
+
+    #[test]
+    fn timestamps_are_valid_values() {
+        let t = Utc.with_ymd_and_hms(2026, 11, 24, 13, 0, 5).unwrap();
+        assert_eq!(timestamp_value(t), "2026-11-24T13:00:05Z");
+        assert_eq!(sanitize_value(&timestamp_value(t)), timestamp_value(t));
+    }
+
+    proptest! {
+        #[test]
+        fn sanitized_values_are_accepted(v in any::<String>()) {
+            let s = sanitize_value(&v);
+            prop_assert!(s.chars().count() <= MAX_VALUE_CHARS);
+            prop_assert!(!DISALLOWED_VALUE_CHARS.is_match(&s));
+            prop_assert_eq!(sanitize_value(&s), s.clone());
+        }
+    }
+}

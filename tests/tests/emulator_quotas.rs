@@ -1,0 +1,59 @@
+//! Behaviour 5: AWS's quotas, lowered so a test can reach them. Quotas are global emulator
+//! settings, so this binary has its own emulator and runs its cases one after another.
+
+use serde_json::json;
+use snapferry::ResourceKind;
+use snapferry::error::Retry;
+use snapferry::kind::CopyRequest;
+use snapferry::tags::Tags;
+use snapferry_e2e::{REGION, clients_without_retries, control, fixtures, new_account};
+
+fn set_quotas(quotas: serde_json::Value) {
+    control::call("POST", "/_snapferry/config", Some(json!({ "quotas": quotas })));
+}
+
+async fn copy_quota(kind: ResourceKind, quota_key: &str, code: &str) {
+    set_quotas(json!({ quota_key: 1 }));
+    let account = new_account();
+    let c = clients_without_retries(&account, REGION).await;
+    let store = c.store(kind);
+    let resource = fixtures::resource(&c, kind, "busy", None).await;
+    let snapshot = store.create(&resource, "quota-source", &Tags::new()).await.unwrap();
+    let snapshot = fixtures::available(store.as_ref(), &snapshot.id).await;
+    let no_tags = Tags::new();
+    let copy = |target_id| CopyRequest {
+        source: &snapshot.id,
+        source_region: None,
+        target_id,
+        kms_key_id: None,
+        tags: &no_tags,
+    };
+
+    let first = store.copy(&copy("first-copy")).await.unwrap();
+    let err = store.copy(&copy("second-copy")).await.unwrap_err();
+    assert_eq!(err.code(), code, "{kind}: {err}");
+    assert_eq!(err.retry(), Some(Retry::QuotaExceeded), "{kind}: a full copy quota is worth waiting for");
+    // Once the first copy is done, the slot is free again.
+    fixtures::available(store.as_ref(), &first.id).await;
+    store.copy(&copy("second-copy")).await.expect("copy after the first one finished");
+}
+
+#[tokio::test]
+async fn quotas() {
+    copy_quota(ResourceKind::DbInstance, "rds_instance_copies", "SnapshotQuotaExceeded").await;
+    copy_quota(ResourceKind::DbCluster, "rds_cluster_copies", "SnapshotQuotaExceeded").await;
+    copy_quota(ResourceKind::Ebs, "ebs_copies", "ResourceLimitExceeded").await;
+
+    // Manual snapshots per region.
+    set_quotas(json!({ "manual_db_snapshots": 2 }));
+    let account = new_account();
+    let c = clients_without_retries(&account, REGION).await;
+    let store = c.store(ResourceKind::DbInstance);
+    fixtures::resource(&c, ResourceKind::DbInstance, "many", None).await;
+    store.create("many", "manual-1", &Tags::new()).await.unwrap();
+    store.create("many", "manual-2", &Tags::new()).await.unwrap();
+    let err = store.create("many", "manual-3", &Tags::new()).await.unwrap_err();
+    assert_eq!(err.code(), "SnapshotQuotaExceeded", "{err}");
+    // The same identifier again is not a new snapshot: idempotent create still answers.
+    assert_eq!(store.create("many", "manual-2", &Tags::new()).await.unwrap().id, "manual-2");
+}
