@@ -34,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.delay < 0:
         print("--delay must be >= 0", file=sys.stderr)
         return 2
+    import logging
+
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     from .server import Emulator
     from .state import DEFAULT_QUOTAS
 
@@ -48,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
         os.replace(tmp, args.port_file)
     sys.stdout.write(f"AWS_ENDPOINT_URL={url}\n")
     sys.stdout.flush()
+    # Exactly one line on stdout: anything printed later (moto prints a few
+    # diagnostics) goes to stderr, so a harness that reads only the first
+    # line and never drains (or closes) the pipe can't block or break us.
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     return emulator.wait(parent_pid=args.parent_pid)
 
 

@@ -11,7 +11,9 @@ For every request:
    protocol's error shape), passed to moto under one global lock (moto is not
    thread-safe and the ticker mutates the same backends), and logged with
    their HTTP status and error code.  SQS ``ReceiveMessage`` runs outside the
-   lock because long polling would otherwise block everyone.
+   lock because long polling would otherwise block everyone.  An unexpected
+   exception inside moto is answered as ``InternalFailure`` (HTTP 500) in the
+   service's error shape and logged with its traceback on stderr.
 """
 
 from __future__ import annotations
@@ -70,8 +72,12 @@ class SnapferryApp:
         elif (req.service, req.operation) in UNLOCKED_OPERATIONS:
             status, headers, payload = self._call_moto(environ)
         else:
-            with self.moto_lock:
-                status, headers, payload = self._call_moto(environ)
+            try:
+                with self.moto_lock:
+                    status, headers, payload = self._call_moto(environ)
+            except Exception as exc:  # noqa: BLE001 - a moto/layer bug: answer like AWS's InternalFailure
+                LOG.exception("unhandled error in %s %s", req.service, req.operation)
+                status, headers, payload = protocol.error_response(req, "InternalFailure", f"emulator error: {exc!r}", 500)
         self.state.log_request(
             {
                 "service": req.service,
@@ -147,7 +153,7 @@ class SnapferryApp:
                 return 200, {"id": st.add_fault(body).id}
             if method == "GET":
                 with st.lock:
-                    return 200, {"faults": [f.to_json() for f in st.faults]}
+                    return 200, [f.to_json() for f in st.faults]
             if method == "DELETE":
                 with st.lock:
                     st.faults = []
@@ -157,7 +163,7 @@ class SnapferryApp:
                 return 200, {"id": st.add_drop(body).id}
             if method == "GET":
                 with st.lock:
-                    return 200, {"drops": [d.to_json() for d in st.drops]}
+                    return 200, [d.to_json() for d in st.drops]
             if method == "DELETE":
                 with st.lock:
                     st.drops = []
@@ -167,7 +173,7 @@ class SnapferryApp:
                 return 200, {"id": st.add_fail_completion(body).id}
             if method == "GET":
                 with st.lock:
-                    return 200, {"fail_completions": [f.to_json() for f in st.fail_completions]}
+                    return 200, [f.to_json() for f in st.fail_completions]
             if method == "DELETE":
                 with st.lock:
                     st.fail_completions = []

@@ -9,17 +9,23 @@ Why each patch exists (moto 5.2.5 behaviour in brackets):
 * ``CopySnapshot`` can copy a snapshot shared from another account, from
   another region, checks the source state, the copy quota and the KMS keys
   [fails for shared snapshots; no checks].
-* ``ModifySnapshotAttribute`` refuses sharing snapshots on the AWS-managed
+* ``ModifySnapshotAttribute`` understands the structured
+  ``CreateVolumePermission.Add/Remove`` form (what the Rust SDK sends) besides
+  ``OperationType`` + ``UserIds`` [structured form silently ignored]; it refuses sharing snapshots on the AWS-managed
   ``aws/ebs`` key, sharing encrypted snapshots publicly, and sharing a
   snapshot that is not ``completed``; a successful share emits the
   ``shareSnapshot`` event to each account it was shared with.
 * Snapshots from encrypted volumes carry the volume's key [no KmsKeyId].
+* ``CreateVolume`` from a snapshot shared with the caller works (EBS's
+  "restore"), and a volume from an own encrypted snapshot keeps its key
+  [NotFound / default key].
 * Create/copy start ``pending`` with ``Progress`` and complete after the
   configured delay, emitting ``EBS Snapshot Notification`` events.
 """
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timezone
 from typing import Any
 
@@ -95,7 +101,7 @@ def _emit(account: str, region: str, event: str, result: str, snapshot_id: str, 
             "event": event,
             "result": result,
             "cause": cause,
-            "request-id": "",
+            "request-id": str(uuid.uuid4()),
             "snapshot_id": snapshot_arn(region, snapshot_id),
             "source": source,
             "startTime": start,
@@ -257,6 +263,27 @@ def install(state: LayerState, life: Lifecycle) -> None:  # noqa: C901
 
     ElasticBlockStore.describe_snapshots = resp_describe_snapshots
 
+    orig_create_volume = EBSBackend.create_volume
+
+    def create_volume(self: Any, size: Any, zone_name: str, snapshot_id: Any = None, encrypted: bool = False, kms_key_id: Any = None, **kwargs: Any) -> Any:
+        if not snapshot_id:
+            return orig_create_volume(self, size, zone_name, None, encrypted, kms_key_id, **kwargs)
+        snap = find_snapshot(self.account_id, self.region_name, snapshot_id)  # own, or shared with the caller
+        if snap.status != "completed":
+            raise _err("IncorrectState", f"Snapshot '{snapshot_id}' is not completed (it is {snap.status}).")
+        if snap.encrypted:
+            src_key = kmsutil.resolve_key(snap.owner_id, self.region_name, snap.kms_key_id)
+            if src_key is not None and not kmsutil.usable_by(src_key, self.account_id):
+                raise _err("KMS.DisabledException" if not kmsutil.key_usable(src_key) else "KMS.NotFoundException", f"The KMS key {src_key.arn} of the snapshot is not usable.")
+            encrypted = True
+            if not kms_key_id and snap.owner_id == self.account_id:
+                kms_key_id = snap.kms_key_id  # a volume keeps its own snapshot's key by default
+        volume = orig_create_volume(self, size or snap.volume.size, zone_name, None, encrypted, kms_key_id, **kwargs)
+        volume.snapshot_id = snapshot_id
+        return volume
+
+    EBSBackend.create_volume = create_volume
+
     orig_add = EBSBackend.add_create_volume_permission
 
     def add_create_volume_permission(self: Any, snapshot_id: str, user_ids: Any, groups: Any) -> None:
@@ -278,3 +305,31 @@ def install(state: LayerState, life: Lifecycle) -> None:  # noqa: C901
                 _emit(account, self.region_name, "shareSnapshot", "succeeded", snap.id, self.account_id, start)
 
     EBSBackend.add_create_volume_permission = add_create_volume_permission
+
+    # The structured form (CreateVolumePermission.Add.N.UserId), which the Rust
+    # SDK's builder sends, is ignored by moto (it reads only UserIds/GroupNames).
+    from moto.core.responses import EmptyResult
+
+    def resp_modify_snapshot_attribute(self: Any) -> Any:
+        snapshot_id = self._get_param("SnapshotId")
+        self.error_on_dryrun()
+        operation = self._get_param("OperationType")
+        users, groups = self._get_param("UserIds", []), self._get_param("GroupNames", [])
+        changes = {"add": ([], []), "remove": ([], [])}
+        if operation in changes:
+            changes[operation][0].extend(users)
+            changes[operation][1].extend(groups)
+        structured = self._get_param("CreateVolumePermission") or {}
+        for op, key in (("add", "Add"), ("remove", "Remove")):
+            for perm in structured.get(key) or []:
+                if perm.get("UserId"):
+                    changes[op][0].append(perm["UserId"])
+                if perm.get("Group"):
+                    changes[op][1].append(perm["Group"])
+        if changes["add"][0] or changes["add"][1]:
+            self.ec2_backend.add_create_volume_permission(snapshot_id, user_ids=changes["add"][0], groups=changes["add"][1])
+        if changes["remove"][0] or changes["remove"][1]:
+            self.ec2_backend.remove_create_volume_permission(snapshot_id, user_ids=changes["remove"][0], groups=changes["remove"][1])
+        return EmptyResult()
+
+    ElasticBlockStore.modify_snapshot_attribute = resp_modify_snapshot_attribute

@@ -13,7 +13,10 @@ Why:
   ``account`` = receiving account, no resources) and ignores that bus's
   resource policy.  ``Rule.send_to_targets`` is patched so the envelope is
   kept and the receiving bus's policy (PutPermission / Policy) must admit the
-  forwarding account; otherwise the event is dropped and logged.
+  forwarding account; otherwise the event is dropped and logged.  Targets in
+  another account (e.g. an SQS queue) are delivered in that account, and a
+  target moto can't handle (e.g. Lambda) is skipped with a warning instead of
+  failing the whole PutEvents / native event.
 * ``PutEvents`` with ``EventBusName`` = another account's bus ARN fails in
   moto.  It is routed to that bus when its policy admits the caller, else the
   call fails with ``AccessDeniedException`` (as AWS does).
@@ -191,28 +194,31 @@ def install(state: LayerState) -> None:
     original_send = Rule.send_to_targets
 
     def send_to_targets(self: Any, original_event: dict[str, Any], transform_input: bool = True) -> None:
-        bus_targets, others = [], []
-        for target in self.targets:
-            arn = parse_arn(target["Arn"])
-            (bus_targets if arn.service == "events" and arn.resource_type == "event-bus" else others).append(target)
-        if not bus_targets:
-            return original_send(self, original_event, transform_input)
+        # A rule with a schedule and no pattern is fired by its schedule only; moto would
+        # match it against every event on the bus (an empty pattern matches everything).
+        if self.scheduled_expression and not self.event_pattern._raw_pattern:
+            return None
         if not self.event_pattern.matches_event(original_event):
             return None
-        if others:
-            shallow = copy.copy(self)
-            shallow.targets = others
-            original_send(shallow, original_event, transform_input)
-        for target in bus_targets:
+        for target in list(self.targets):
             arn = parse_arn(target["Arn"])
             try:
-                bus = events_backend(arn.account, arn.region).describe_event_bus(arn.resource_id)
-            except Exception:  # noqa: BLE001 - target bus does not exist: AWS drops it too
-                continue
-            if not bus_admits(bus, self.account_id):
-                _log_dropped_delivery(self.account_id, bus)
-                continue
-            route(bus, copy.deepcopy(original_event))
+                if arn.service == "events" and arn.resource_type == "event-bus":
+                    bus = events_backend(arn.account, arn.region).describe_event_bus(arn.resource_id)
+                    if not bus_admits(bus, self.account_id):
+                        _log_dropped_delivery(self.account_id, bus)
+                        continue
+                    route(bus, copy.deepcopy(original_event))
+                    continue
+                # One target at a time, in the target's own account/region (moto
+                # would look for another account's SQS queue in the rule's account).
+                shallow = copy.copy(self)
+                shallow.targets = [target]
+                if arn.account and arn.region:
+                    shallow.account_id, shallow.region_name = arn.account, arn.region
+                original_send(shallow, copy.deepcopy(original_event), transform_input)
+            except Exception:  # noqa: BLE001 - one broken/unsupported target must not break the others
+                LOG.warning("delivery of an event to target %s of rule %s failed", target.get("Arn"), self.name, exc_info=True)
         return None
 
     send_to_targets._snapferry = True  # type: ignore[attr-defined]

@@ -13,6 +13,7 @@ README).
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -96,7 +97,8 @@ def is_aws_managed(key: Any) -> bool:
 
 def install() -> None:
     """Patch moto: reserved ``alias/aws/*`` keys report ``KeyManager: AWS``;
-    Disable/EnableKey take key ARNs."""
+    Disable/EnableKey take key ARNs; another account's CMK works by ARN for
+    the data-plane/grant operations AWS allows across accounts."""
     from moto.kms.models import KmsBackend
 
     original = KmsBackend._generate_default_keys
@@ -120,3 +122,54 @@ def install() -> None:
             return _orig(self, self.get_key_id(key_id))
 
         setattr(KmsBackend, name, by_any_id)
+
+    # Cross-account use of a customer-managed key by ARN (moto looks only in
+    # the caller's account): route the operations AWS allows across accounts
+    # to the key owner's backend.  Management operations stay same-account.
+    from moto.kms.responses import KmsResponse
+
+    def kms_backend(self: Any) -> Any:
+        own = kms_backend_of(self.current_account, self.region)
+        if self._get_action() not in CROSS_ACCOUNT_OPERATIONS:
+            return own
+        try:
+            params = json.loads(self.body or "{}")
+        except ValueError:
+            return own
+        ref = params.get("KeyId") if isinstance(params, dict) else None
+        m = KEY_ARN_RE.match(ref) if isinstance(ref, str) else None
+        if not m or m.group("kind") != "key" or m.group("account") == self.current_account:
+            return own
+        owner = kms_backend_of(m.group("account"), m.group("region"))
+        key = owner.keys.get(m.group("name"))
+        if key is None or is_aws_managed(key):
+            return own  # not found, as AWS answers for keys you can't use
+        return owner
+
+    KmsResponse.kms_backend = property(kms_backend)
+
+
+# KMS operations AWS lets another account perform on a key (given key policy).
+CROSS_ACCOUNT_OPERATIONS = {
+    "DescribeKey",
+    "Encrypt",
+    "Decrypt",
+    "ReEncrypt",
+    "GenerateDataKey",
+    "GenerateDataKeyWithoutPlaintext",
+    "GenerateDataKeyPair",
+    "GenerateDataKeyPairWithoutPlaintext",
+    "CreateGrant",
+    "ListGrants",
+    "RevokeGrant",
+    "RetireGrant",
+    "GetPublicKey",
+    "Sign",
+    "Verify",
+    "GenerateMac",
+    "VerifyMac",
+}
+
+
+def kms_backend_of(account: str, region: str) -> Any:
+    return kms_backend(account, region)

@@ -17,9 +17,9 @@ Why each patch exists (moto 5.2.5 behaviour in brackets):
   (manual snapshots, copies in progress), KMS keys (disabled keys, another
   account's AWS-managed key, missing KmsKeyId for shared encrypted
   snapshots).
-* Restores and new clusters go ``creating`` -> ``available`` (moto flips
-  clusters on first read); restoring a shared encrypted
-  snapshot directly is refused.
+* Restores and instances created into a cluster go ``creating`` ->
+  ``available``; restoring a shared encrypted snapshot directly is refused.
+  Plain CreateDBInstance/CreateDBCluster stay as in moto (usable at once).
 * DB instances/clusters created with ``StorageEncrypted`` and no key get the
   account's real ``alias/aws/rds`` key ARN [placeholder string
   ``default_kms_key_id``]; unencrypted clusters report no key.
@@ -48,9 +48,7 @@ LIFE: Lifecycle | None = None
 
 # EventID, message, categories for each snapshot event we emit.
 DB_EVENTS = {
-    "manual_start": ("RDS-EVENT-0040", "Creating manual snapshot", ["creation"]),
     "manual_done": ("RDS-EVENT-0042", "Manual snapshot created", ["creation"]),
-    "auto_start": ("RDS-EVENT-0090", "Creating automated snapshot", ["creation"]),
     "auto_done": ("RDS-EVENT-0091", "Automated snapshot created", ["creation"]),
     "copy_start_same": ("RDS-EVENT-0196", "Started same-Region copy of snapshot", ["notification"]),
     "copy_done_same": ("RDS-EVENT-0197", "Finished same-Region copy of snapshot", ["notification"]),
@@ -62,9 +60,7 @@ DB_EVENTS = {
     "create_fail": ("SNAPFERRY-EVENT-SNAPSHOT-FAILED", "Snapshot creation failed", ["failure"]),
 }
 CLUSTER_EVENTS = {
-    "manual_start": ("RDS-EVENT-0074", "Creating manual cluster snapshot", ["backup"]),
     "manual_done": ("RDS-EVENT-0075", "Manual cluster snapshot created", ["backup"]),
-    "auto_start": ("RDS-EVENT-0168", "Creating automated cluster snapshot", ["backup"]),
     "auto_done": ("RDS-EVENT-0169", "Automated cluster snapshot created", ["backup"]),
     "create_fail": ("SNAPFERRY-EVENT-SNAPSHOT-FAILED", "Cluster snapshot creation failed", ["failure"]),
 }
@@ -214,9 +210,10 @@ def _start_snapshot_lifecycle(snap: Any, *, copy_of: Any = None) -> None:
     snap.percent_progress = 0
     backend = snap.backend
     automated = snap.snapshot_type == "automated"
-    if copy_of is None:
-        _emit(snap, "auto_start" if automated else "manual_start")
-    elif not cluster:
+    # Creation-start events (0040/0090/0074/0168) are not emitted: consumers
+    # key on completions, and the harness expects the first event of a new
+    # snapshot to be its completion.  Copy-start events (0196/0059) are.
+    if copy_of is not None and not cluster:
         cross = copy_of.backend.region_name != backend.region_name
         _emit(snap, "copy_start_cross" if cross else "copy_start_same")
     source_ref = (copy_of.backend.account_id, copy_of.backend.region_name, _snap_id(copy_of)) if copy_of else None
@@ -305,7 +302,7 @@ def _check_share(snap: Any, cluster: bool, values_to_add: list[str]) -> None:
     if encrypted and kmsutil.is_aws_managed(_key_of(snap)):
         raise _err(
             "InvalidParameterValue",
-            "Snapshots encrypted with the AWS managed key (aws/rds) can't be shared. "
+            "Snapshots encrypted with the AWS-managed key (alias/aws/rds) can't be shared. "
             "Copy the snapshot with a customer managed key and share the copy.",
         )
     current = [v for v in snap.attributes.get("restore", []) if v != "all"]
@@ -479,10 +476,7 @@ def install(state: LayerState, life: Lifecycle) -> None:  # noqa: C901 - one pla
     r.RDSResponse.describe_db_snapshots = resp_describe_db_snapshots
     r.RDSResponse.describe_db_cluster_snapshots = resp_describe_db_cluster_snapshots
 
-    # Sharing refusals.
-    orig_modify = B.modify_db_snapshot_attribute
-    orig_modify_cluster = B.modify_db_cluster_snapshot_attribute
-
+    # Sharing refusals (replace moto's: owner-only lookup + AWS's checks).
     def modify_db_snapshot_attribute(self: Any, db_snapshot_identifier: str, attribute_name: str, values_to_add: Any = None, values_to_remove: Any = None) -> Any:
         snap = find_snapshot(self, db_snapshot_identifier, False)
         if snap.backend is not self:
@@ -503,7 +497,6 @@ def install(state: LayerState, life: Lifecycle) -> None:  # noqa: C901 - one pla
 
     B.modify_db_snapshot_attribute = modify_db_snapshot_attribute
     B.modify_db_cluster_snapshot_attribute = modify_db_cluster_snapshot_attribute
-    del orig_modify, orig_modify_cluster
 
     # Create snapshots: quota, source state/key, 'creating' + events.
     orig_create = B.create_db_snapshot
@@ -516,7 +509,7 @@ def install(state: LayerState, life: Lifecycle) -> None:  # noqa: C901 - one pla
                 raise _err("InvalidDBInstanceState", f"Cannot create a snapshot because the database instance {db_instance_identifier} is not currently in the available state.")
             if db.storage_encrypted and not kmsutil.key_usable(kmsutil.resolve_key(self.account_id, self.region_name, db.kms_key_id)):
                 raise _kms_inaccessible(db.kms_key_id)
-        if snapshot_type == "manual":
+        if snapshot_type == "manual" and db_snapshot_identifier not in self.database_snapshots:
             _check_manual_quota(self, False)
         snap = orig_create(self, db_instance_identifier, db_snapshot_identifier, snapshot_type, tags, original_created_at, kms_key_id)
         _start_snapshot_lifecycle(snap)
@@ -529,7 +522,7 @@ def install(state: LayerState, life: Lifecycle) -> None:  # noqa: C901 - one pla
                 raise _err("InvalidDBClusterStateFault", f"Cannot create a snapshot because the DB cluster {db_cluster_identifier} is not currently in the available state.")
             if cluster.storage_encrypted and not kmsutil.key_usable(kmsutil.resolve_key(self.account_id, self.region_name, cluster.kms_key_id)):
                 raise _kms_inaccessible(cluster.kms_key_id)
-        if snapshot_type == "manual":
+        if snapshot_type == "manual" and db_cluster_snapshot_identifier not in self.cluster_snapshots:
             _check_manual_quota(self, True)
         snap = orig_create_cluster(self, db_cluster_identifier, db_cluster_snapshot_identifier, snapshot_type, tags)
         _start_snapshot_lifecycle(snap)
@@ -566,9 +559,11 @@ def install(state: LayerState, life: Lifecycle) -> None:  # noqa: C901 - one pla
             kwargs["kms_key_id"] = _validate_new_key(self, kwargs["kms_key_id"])
         kwargs.pop("_sf_key_checked", None)
         cluster = orig_create_cluster_res(self, kwargs)
-        # moto creates clusters 'creating' and flips them on first read; we time it.
-        _start_resource_lifecycle(cluster, self.account_id, self.region_name)
-        return cluster
+        # As moto: the answer says 'creating', the cluster is usable at once
+        # (test set-up stays quick).  Restores are timed, see below.
+        answer = copy.copy(cluster)
+        cluster.status = "available"
+        return answer
 
     B.create_db_instance = create_db_instance
     B.create_db_cluster = create_db_cluster
@@ -629,9 +624,7 @@ def install(state: LayerState, life: Lifecycle) -> None:  # noqa: C901 - one pla
     def restore_db_cluster_from_snapshot(self: Any, from_snapshot_id: str, overrides: dict[str, Any]) -> Any:
         snap = find_snapshot(self, from_snapshot_id, True)
         key = _restore_checks(self, snap, True, overrides)
-        props = copy.copy(snap.cluster.get_cfg())
-        props.pop("_status", None)
-        props.pop("_sf_kms_key_id", None)
+        props = _cluster_cfg(snap.cluster)
         for k, v in overrides.items():
             if v:
                 props[k] = v
@@ -640,10 +633,27 @@ def install(state: LayerState, life: Lifecycle) -> None:  # noqa: C901 - one pla
         props["engine"] = snap.engine
         props["engine_version"] = snap.engine_version
         props["_sf_key_checked"] = True
-        return self.create_db_cluster(props)
+        answer = self.create_db_cluster(props)
+        _start_resource_lifecycle(self.clusters[props["db_cluster_identifier"]], self.account_id, self.region_name)
+        return answer
 
     B.restore_db_instance_from_db_snapshot = restore_db_instance_from_db_snapshot
     B.restore_db_cluster_from_snapshot = restore_db_cluster_from_snapshot
+
+
+def _cluster_cfg(cluster: Any) -> dict[str, Any]:
+    """moto's ``DBCluster.get_cfg`` without its KeyError for clusters created
+    with ``ManageMasterUserPassword`` (they have no stored password)."""
+    cfg = dict(cluster.__dict__)
+    cfg.pop("backend", None)
+    for key in ("_master_user_password", "_enable_http_endpoint", "_vpc_security_group_ids"):
+        if key in cfg:
+            cfg[key[1:]] = cfg.pop(key)
+    for key in ("_status", "_sf_kms_key_id", "master_user_secret"):
+        cfg.pop(key, None)
+    if not cfg.get("manage_master_user_password"):
+        cfg.setdefault("master_user_password", "restored-from-snapshot")  # AWS needs none on restore
+    return cfg
 
 
 def create_automated_snapshot(account: str, region: str, db_instance_identifier: str | None, db_cluster_identifier: str | None) -> dict[str, Any]:
@@ -653,7 +663,7 @@ def create_automated_snapshot(account: str, region: str, db_instance_identifier:
     if db_cluster_identifier:
         ident = f"rds:{db_cluster_identifier}-{stamp}"
         snap = backend.create_db_cluster_snapshot(db_cluster_identifier, ident, snapshot_type="automated")
-        return {"db_cluster_snapshot_identifier": snap.db_cluster_snapshot_identifier, "arn": snap.arn, "status": snap.status}
+        return {"snapshot_id": snap.db_cluster_snapshot_identifier, "db_cluster_snapshot_identifier": snap.db_cluster_snapshot_identifier, "arn": snap.arn, "status": snap.status}
     ident = f"rds:{db_instance_identifier}-{stamp}"
     snap = backend.create_db_snapshot(db_instance_identifier, ident, snapshot_type="automated")
-    return {"db_snapshot_identifier": snap.db_snapshot_identifier, "arn": snap.arn, "status": snap.status}
+    return {"snapshot_id": snap.db_snapshot_identifier, "db_snapshot_identifier": snap.db_snapshot_identifier, "arn": snap.arn, "status": snap.status}

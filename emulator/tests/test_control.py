@@ -58,7 +58,7 @@ def test_fault_rds_query_shape(emu, accounts):
     acct, other = accounts(2)
     create_db(emu, acct)
     fid = emu.control("POST", "/faults", {"operation": "DescribeDBInstances", "account": acct, "count": 2, "error_code": "Throttling", "message": "Rate exceeded"})["id"]
-    assert [f["id"] for f in emu.control("GET", "/faults")["faults"]] == [fid]
+    assert [f["id"] for f in emu.control("GET", "/faults")] == [fid]
     rds = emu.client("rds", acct)
     emu.client("rds", other).describe_db_instances()  # other accounts unaffected
     for _ in range(2):
@@ -68,7 +68,7 @@ def test_fault_rds_query_shape(emu, accounts):
         assert err["Code"] == "Throttling" and err["Message"] == "Rate exceeded" and err["Type"] == "Sender"
         assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
     rds.describe_db_instances()  # consumed
-    assert emu.control("GET", "/faults")["faults"] == []
+    assert emu.control("GET", "/faults") == []
 
 
 def test_fault_server_error_500(emu, accounts):
@@ -185,9 +185,9 @@ def test_reset_clears_everything():
         assert rds.describe_db_instances()["DBInstances"] == []
         assert ctl("GET", "/config")["delay_seconds"] == 0.1
         assert ctl("GET", "/config")["quotas"]["ebs_copies"] == 20
-        assert ctl("GET", "/faults")["faults"] == []
-        assert ctl("GET", "/drop-events")["drops"] == []
-        assert ctl("GET", "/fail-completions")["fail_completions"] == []
+        assert ctl("GET", "/faults") == []
+        assert ctl("GET", "/drop-events") == []
+        assert ctl("GET", "/fail-completions") == []
         assert [r["operation"] for r in ctl("GET", "/requests")["requests"]] == ["DescribeDBInstances"]
         assert ctl("GET", "/events") == []
         # moto's own reset endpoint works too and also clears the layer's runtime state.
@@ -199,3 +199,24 @@ def test_reset_clears_everything():
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_concurrent_calls_do_not_break_the_server(emu, accounts):
+    from concurrent.futures import ThreadPoolExecutor
+
+    accts = accounts(4)
+    for a in accts:
+        create_db(emu, a)
+    # boto3 client creation is not thread-safe: make them up front (clients are).
+    clients = [(emu.client("rds", a), emu.client("sqs", a)) for a in accts]
+
+    def work(i):
+        rds, sqs = clients[i % len(clients)]
+        rds.create_db_snapshot(DBInstanceIdentifier="db1", DBSnapshotIdentifier=f"s{i}")
+        rds.describe_db_snapshots()
+        sqs.list_queues()
+        return True
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert all(pool.map(work, range(24)))
+    assert emu.control("GET", "/health") == {"ok": True}

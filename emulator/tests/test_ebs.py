@@ -182,3 +182,32 @@ def test_drop_ebs_event_by_name(emu, accounts):
     recorded = wait_for(lambda: len(emu.events_for(acct)) == 2 and emu.events_for(acct), what="2 events")
     assert [e["dropped"] for e in recorded] == [True, False]
     assert recorded[0]["event_id_or_name"] == "createSnapshot"
+
+
+def test_create_volume_from_shared_snapshot(emu, accounts):
+    src, dst, stranger = accounts(3)
+    key = create_key(emu, src)
+    snap = ebs_snapshot(emu, src, Encrypted=True, KmsKeyId=key)
+    ec2_src = emu.client("ec2", src)
+    own = ec2_src.create_volume(AvailabilityZone="us-east-1a", SnapshotId=snap["SnapshotId"])
+    assert own["KmsKeyId"] == key and own["Size"] == 8 and own["SnapshotId"] == snap["SnapshotId"]
+    ec2_src.modify_snapshot_attribute(SnapshotId=snap["SnapshotId"], Attribute="createVolumePermission", OperationType="add", UserIds=[dst])
+    dst_key = create_key(emu, dst)
+    vol = emu.client("ec2", dst).create_volume(AvailabilityZone="us-east-1a", SnapshotId=snap["SnapshotId"], Encrypted=True, KmsKeyId=dst_key)
+    assert vol["Encrypted"] is True and vol["KmsKeyId"] == dst_key
+    with pytest.raises(ClientError) as exc:
+        emu.client("ec2", stranger).create_volume(AvailabilityZone="us-east-1a", SnapshotId=snap["SnapshotId"])
+    assert error_code(exc) == "InvalidSnapshot.NotFound"
+
+
+def test_structured_create_volume_permission(emu, accounts):
+    """CreateVolumePermission={Add/Remove: [{UserId}]} is how the Rust SDK shares."""
+    src, dst = accounts(2)
+    snap = ebs_snapshot(emu, src)
+    ec2 = emu.client("ec2", src)
+    ec2.modify_snapshot_attribute(SnapshotId=snap["SnapshotId"], Attribute="createVolumePermission", CreateVolumePermission={"Add": [{"UserId": dst}]})
+    perms = ec2.describe_snapshot_attribute(SnapshotId=snap["SnapshotId"], Attribute="createVolumePermission")["CreateVolumePermissions"]
+    assert perms == [{"UserId": dst}]
+    wait_for(lambda: [e for e in emu.events_for(dst) if e["event_id_or_name"] == "shareSnapshot"], what="shareSnapshot")
+    ec2.modify_snapshot_attribute(SnapshotId=snap["SnapshotId"], Attribute="createVolumePermission", CreateVolumePermission={"Remove": [{"UserId": dst}]})
+    assert ec2.describe_snapshot_attribute(SnapshotId=snap["SnapshotId"], Attribute="createVolumePermission")["CreateVolumePermissions"] == []

@@ -93,3 +93,38 @@ def test_put_events_entry_errors_still_per_entry(emu, accounts):
     (acct,) = accounts(1)
     out = emu.client("events", acct).put_events(Entries=[{"Source": "a", "DetailType": "b", "Detail": "{not json"}])
     assert out["FailedEntryCount"] == 1 and out["Entries"][0]["ErrorCode"] == "MalformedDetail"
+
+
+def test_cross_account_sqs_target_and_unsupported_targets(emu, accounts):
+    src, dst = accounts(2)
+    sqs_dst = emu.client("sqs", dst)
+    url = sqs_dst.create_queue(QueueName="inbox")["QueueUrl"]
+    arn = sqs_dst.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events_src = emu.client("events", src)
+    events_src.put_rule(Name="r", EventPattern=json.dumps(PATTERN))
+    events_src.put_targets(
+        Rule="r",
+        Targets=[
+            {"Id": "lambda", "Arn": f"arn:aws:lambda:{REGION}:{src}:function:handler"},
+            {"Id": "q", "Arn": arn},
+        ],
+    )
+    assert put(emu, src)["FailedEntryCount"] == 0
+    msgs = wait_for(lambda: sqs_dst.receive_message(QueueUrl=url).get("Messages"), what="cross-account sqs delivery")
+    assert json.loads(msgs[0]["Body"])["account"] == src
+
+
+def test_schedule_rules_match_no_events(emu, accounts):
+    """A rule with only a ScheduleExpression is fired by its schedule, never by bus events."""
+    (account,) = accounts(1)
+    events = emu.client("events", account)
+    sqs = emu.client("sqs", account)
+    url = sqs.create_queue(QueueName="scheduled")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name="hourly", ScheduleExpression="rate(1 hour)")
+    events.put_targets(Rule="hourly", Targets=[{"Id": "q", "Arn": arn}])
+    events.put_rule(Name="everything", EventPattern='{"source": ["acme"]}')
+    events.put_targets(Rule="everything", Targets=[{"Id": "q", "Arn": arn}])
+    events.put_events(Entries=[{"Source": "acme", "DetailType": "Thing", "Detail": "{}"}])
+    received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+    assert len(received) == 1, "only the pattern rule delivers; the schedule rule does not"

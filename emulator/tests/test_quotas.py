@@ -17,6 +17,10 @@ def test_manual_db_snapshot_quota(emu, accounts, config):
     with pytest.raises(ClientError) as exc:
         rds.create_db_snapshot(DBInstanceIdentifier="db1", DBSnapshotIdentifier="c")
     assert error_code(exc) == "SnapshotQuotaExceeded"
+    # an existing identifier is "already exists", not a quota problem
+    with pytest.raises(ClientError) as exc:
+        rds.create_db_snapshot(DBInstanceIdentifier="db1", DBSnapshotIdentifier="b")
+    assert error_code(exc) == "DBSnapshotAlreadyExists"
     # automated snapshots don't count
     out = emu.control("POST", "/automated-snapshot", {"account": acct, "region": REGION, "db_instance_identifier": "db1"})
     assert out["status"] == "creating"

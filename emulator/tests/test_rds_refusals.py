@@ -30,7 +30,7 @@ def test_share_refused_on_aws_managed_key(emu, accounts):
     with pytest.raises(ClientError) as exc:
         share(emu, src, "s1", [dst])
     assert error_code(exc) == "InvalidParameterValue"
-    assert "AWS managed key" in exc.value.response["Error"]["Message"]
+    assert "AWS-managed key" in exc.value.response["Error"]["Message"]
 
 
 def test_share_refused_on_aws_managed_key_cluster(emu, accounts):
@@ -46,8 +46,8 @@ def test_share_automated_refused(emu, accounts):
     key = create_key(emu, src)
     create_db(emu, src, StorageEncrypted=True, KmsKeyId=key)
     out = emu.control("POST", "/automated-snapshot", {"account": src, "region": "us-east-1", "db_instance_identifier": "db1"})
-    ident = out["db_snapshot_identifier"]
-    assert ident.startswith("rds:db1-")
+    ident = out["snapshot_id"]
+    assert ident.startswith("rds:db1-") and out["db_snapshot_identifier"] == ident
     wait_db_snapshot(emu, src, ident)
     with pytest.raises(ClientError) as exc:
         share(emu, src, ident, [dst])
@@ -211,3 +211,21 @@ def test_source_cmk_usable_cross_account_by_arn(emu, accounts):
     create_db(emu, dst, "d2", StorageEncrypted=True, KmsKeyId=key)  # same region, other account's CMK
     db = emu.client("rds", dst).describe_db_instances(DBInstanceIdentifier="d2")["DBInstances"][0]
     assert db["KmsKeyId"] == key
+
+
+def test_kms_cross_account_by_arn(emu, accounts):
+    src, dst = accounts(2)
+    key = create_key(emu, src)
+    kms_dst = emu.client("kms", dst)
+    meta = kms_dst.describe_key(KeyId=key)["KeyMetadata"]
+    assert meta["Arn"] == key and meta["AWSAccountId"] == src
+    grant = kms_dst.create_grant(KeyId=key, GranteePrincipal=f"arn:aws:iam::{dst}:role/copier", Operations=["Decrypt"])
+    assert grant["GrantId"]
+    # management stays with the owner; another account's AWS-managed key is never usable
+    with pytest.raises(ClientError) as exc:
+        kms_dst.disable_key(KeyId=key)
+    assert error_code(exc) == "NotFoundException"
+    aws_key = emu.client("kms", src).describe_key(KeyId="alias/aws/rds")["KeyMetadata"]["Arn"]
+    with pytest.raises(ClientError) as exc:
+        kms_dst.describe_key(KeyId=aws_key)
+    assert error_code(exc) == "NotFoundException"

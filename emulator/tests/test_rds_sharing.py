@@ -172,3 +172,22 @@ def test_shared_unencrypted_cluster_snapshot_restores_directly(emu, accounts):
     rds_dst = emu.client("rds", dst)
     out = rds_dst.restore_db_cluster_from_snapshot(DBClusterIdentifier="rc", SnapshotIdentifier=snap["DBClusterSnapshotArn"], Engine="aurora-postgresql")
     assert out["DBCluster"]["DBClusterArn"].split(":")[4] == dst
+
+
+def test_new_cluster_can_be_snapshotted_at_once(emu, accounts):
+    """Like moto: CreateDBCluster answers 'creating' but the cluster is usable right away."""
+    (acct,) = accounts(1)
+    rds = emu.client("rds", acct)
+    out = rds.create_db_cluster(DBClusterIdentifier="quick", Engine="aurora-postgresql", MasterUsername="a", MasterUserPassword="password123")
+    assert out["DBCluster"]["Status"] == "creating"
+    assert rds.create_db_cluster_snapshot(DBClusterIdentifier="quick", DBClusterSnapshotIdentifier="qs")["DBClusterSnapshot"]["Status"] == "creating"
+
+
+def test_restore_cluster_with_managed_master_password(emu, accounts):
+    (acct,) = accounts(1)
+    rds = emu.client("rds", acct)
+    rds.create_db_cluster(DBClusterIdentifier="m", Engine="aurora-postgresql", MasterUsername="admin", ManageMasterUserPassword=True)
+    rds.create_db_cluster_snapshot(DBClusterIdentifier="m", DBClusterSnapshotIdentifier="ms")
+    wait_cluster_snapshot(emu, acct, "ms")
+    out = rds.restore_db_cluster_from_snapshot(DBClusterIdentifier="mr", SnapshotIdentifier="ms", Engine="aurora-postgresql")
+    assert out["DBCluster"]["Status"] == "creating"

@@ -88,7 +88,13 @@ pub struct PipelineEvent {
 #[serde(tag = "step", rename_all = "kebab-case")]
 pub enum Step {
     /// The source account shared `snapshot` with `target_account` (sent to its bus).
-    Shared { target_account: String },
+    Shared {
+        target_account: String,
+        /// The source snapshot's own tags (`aws:` ones removed): the backup account cannot
+        /// read tags of another account's snapshot, and copies keep them.
+        #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+        tags: std::collections::BTreeMap<String, String>,
+    },
     /// The target account started copying into `destination_region`.
     CopyStarted { destination_region: String },
     /// The copy `snapshot` is available.
@@ -302,6 +308,18 @@ impl Incoming {
             Incoming::Schedule(e) => &e.id,
             Incoming::Native(e) => &e.id,
         }
+    }
+
+    /// What the message is, for errors and logs: `detail-type (id)`.
+    pub fn describe(&self) -> String {
+        let detail_type = match self {
+            Incoming::Pipeline(e) => e.detail_type.as_str(),
+            Incoming::BackupRequested(e) => e.detail_type.as_str(),
+            Incoming::Recheck(e) => e.detail_type.as_str(),
+            Incoming::Schedule(e) => e.detail_type.as_str(),
+            Incoming::Native(e) => e.detail_type.as_str(),
+        };
+        format!("{detail_type:?} event {}", self.event_id())
     }
 
     /// The pipeline run this message belongs to, when it names one; every log line of a
@@ -524,7 +542,7 @@ mod tests {
 
     fn all_steps() -> Vec<Step> {
         vec![
-            Step::Shared { target_account: "222222222222".into() },
+            Step::Shared { target_account: "222222222222".into(), tags: Default::default() },
             Step::CopyStarted { destination_region: "eu-west-1".into() },
             Step::Copied {},
             Step::RestoreVerified {
@@ -572,7 +590,7 @@ mod tests {
 
     #[test]
     fn wire_shape_is_flat() {
-        let e = event(Step::Shared { target_account: "222222222222".into() });
+        let e = event(Step::Shared { target_account: "222222222222".into(), tags: Default::default() });
         let v = serde_json::to_value(&e).unwrap();
         assert_eq!(v["step"], "shared");
         assert_eq!(v["target_account"], "222222222222");
@@ -587,7 +605,7 @@ mod tests {
 
     #[test]
     fn next_keeps_run_and_origin() {
-        let first = event(Step::Shared { target_account: "222222222222".into() });
+        let first = event(Step::Shared { target_account: "222222222222".into(), tags: Default::default() });
         let copy = snapshot("snapferry-copy-mydb-1", "222222222222");
         let second = first.next(copy.clone(), Step::Copied {});
         assert_eq!(second.correlation_id, first.correlation_id);

@@ -62,3 +62,25 @@ mod tests {
         assert_eq!(statements[0]["Action"], "kms:*");
     }
 }
+
+/// Whether two key references name the same key: AWS reports key ARNs, configuration may
+/// hold a key ARN or a bare key id.
+pub fn same_key(a: &str, b: &str) -> bool {
+    fn id(k: &str) -> &str {
+        k.rsplit_once(":key/").map_or(k, |(_, id)| id)
+    }
+    !a.is_empty() && id(a) == id(b)
+}
+
+#[cfg(test)]
+mod same_key_tests {
+    use super::same_key;
+
+    #[test]
+    fn key_arns_and_ids_compare() {
+        assert!(same_key("arn:aws:kms:us-east-1:222222222222:key/k-1", "k-1"));
+        assert!(same_key("k-1", "arn:aws:kms:us-east-1:222222222222:key/k-1"));
+        assert!(!same_key("arn:aws:kms:us-east-1:222222222222:key/k-1", "arn:aws:kms:us-east-1:222222222222:key/k-2"));
+        assert!(!same_key("", ""));
+    }
+}

@@ -15,9 +15,12 @@ pub mod error;
 pub mod events;
 pub mod kind;
 pub mod kms;
+pub mod lambda;
 pub mod naming;
 pub mod native;
 pub mod publish;
+pub mod routing;
+pub mod select;
 pub mod sqs;
 pub mod tags;
 

@@ -48,6 +48,20 @@ impl Queue {
     pub fn new(sqs: aws_sdk_sqs::Client, url: String, dlq_url: String) -> Self {
         Queue { sqs, url, dlq_url, backoff_base: Duration::from_secs(10), backoff_cap: Duration::from_secs(300) }
     }
+
+    /// Sends `body` to this queue to be handled again after `delay` (at most 15 minutes):
+    /// for a step that must come back to more than one thing, where [`Outcome::Later`] has one.
+    pub async fn send_later(&self, body: &str, delay: Duration) -> Result<(), Error> {
+        self.sqs
+            .send_message()
+            .queue_url(&self.url)
+            .message_body(body)
+            .delay_seconds(delay.min(MAX_DELAY).as_secs() as i32)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| Error::from_sdk("SendMessage", e))
+    }
 }
 
 /// How a step ended for one record, when it did not fail.
@@ -69,6 +83,13 @@ pub struct Record {
     pub receive_count: u32,
     /// How many times snapferry re-sent it after a quota hit or a `Later` (0 at first).
     pub attempt: u32,
+}
+
+/// A step's Lambda handler: one SQS batch in, the ids to retry out. The Lambda `main`s and
+/// the local host (`snapferry local`) both drive steps through this.
+#[async_trait::async_trait]
+pub trait BatchHandler: Send + Sync {
+    async fn handle(&self, event: SqsEvent) -> SqsBatchResponse;
 }
 
 /// Full-jitter exponential backoff: a random delay in `[base, min(cap, base * 2^attempt)]`.
@@ -130,7 +151,8 @@ where
         Ok(Outcome::Later { delay, body }) => requeue(queue, &body, record.attempt + 1, delay).await,
         Err(e) => match e.retry() {
             Some(Retry::QuotaExceeded) => {
-                let delay = backoff(record.attempt, Duration::from_secs(30), queue.backoff_cap);
+                // Copies take minutes; start slower than for throttling.
+                let delay = backoff(record.attempt, queue.backoff_base.saturating_mul(3), queue.backoff_cap);
                 info!(message_id = id, error = %e, delay_s = delay.as_secs(), "quota full; trying again later");
                 requeue(queue, body, record.attempt + 1, delay).await
             }
@@ -326,9 +348,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_dlq_write_fails_the_record_instead_of_losing_it() {
-        let broken = mock!(aws_sdk_sqs::Client::send_message).then_error(|| {
-            aws_sdk_sqs::operation::send_message::SendMessageError::unhandled("SQS is down")
-        });
+        let broken = mock!(aws_sdk_sqs::Client::send_message)
+            .then_error(|| aws_sdk_sqs::operation::send_message::SendMessageError::unhandled("SQS is down"));
         let sqs = mock_client!(aws_sdk_sqs, RuleMode::MatchAny, [&broken]);
         let queue = Queue::new(sqs, QUEUE.into(), DLQ.into());
         let response = run_batch(&queue, batch(vec![record("9", &valid_body("denied"))]), step).await;

@@ -197,3 +197,67 @@ mod tests {
         }
     }
 }
+
+/// The origin snapshot's identity, kept on every copy so a step woken by a native event
+/// (which names only the copy) can rebuild the lineage without any other state.
+pub const ORIGIN_RESOURCE: &str = "snapferry:origin-resource";
+pub const ORIGIN_KEY: &str = "snapferry:origin-key";
+pub const ORIGIN_ENCRYPTED: &str = "snapferry:origin-encrypted";
+
+/// Tags recording `origin` (together with [`Lineage::tags`], whose source ARN is the origin's).
+pub fn origin_tags(origin: &crate::events::SnapshotRef) -> Tags {
+    let mut tags = Tags::new();
+    tags.insert(ORIGIN_RESOURCE.into(), sanitize_value(&origin.resource_id));
+    tags.insert(ORIGIN_ENCRYPTED.into(), origin.encrypted.to_string());
+    if let Some(key) = &origin.kms_key_id {
+        tags.insert(ORIGIN_KEY.into(), sanitize_value(key));
+    }
+    tags
+}
+
+/// The origin recorded by [`origin_tags`] and [`Lineage::tags`] on a copy of kind `kind`.
+pub fn origin_from_tags(kind: crate::ResourceKind, tags: &Tags) -> Option<crate::events::SnapshotRef> {
+    let arn = tags.get(SOURCE_ARN)?;
+    let parsed = crate::kind::Arn::parse(arn)?;
+    Some(crate::events::SnapshotRef {
+        kind,
+        arn: arn.clone(),
+        id: parsed.name().to_string(),
+        account: parsed.account.to_string(),
+        region: parsed.region.to_string(),
+        resource_id: tags.get(ORIGIN_RESOURCE).cloned().unwrap_or_default(),
+        encrypted: tags.get(ORIGIN_ENCRYPTED).is_some_and(|v| v == "true"),
+        kms_key_id: tags.get(ORIGIN_KEY).cloned(),
+    })
+}
+
+#[cfg(test)]
+mod origin_tests {
+    use super::*;
+    use crate::ResourceKind;
+    use crate::events::SnapshotRef;
+
+    #[test]
+    fn origin_survives_a_round_trip_through_tags() {
+        let origin = SnapshotRef {
+            kind: ResourceKind::DbCluster,
+            arn: "arn:aws:rds:us-east-1:111111111111:cluster-snapshot:rds:orders-2026-11-24-13-00".into(),
+            id: "rds:orders-2026-11-24-13-00".into(),
+            account: "111111111111".into(),
+            region: "us-east-1".into(),
+            resource_id: "orders".into(),
+            encrypted: true,
+            kms_key_id: Some("arn:aws:kms:us-east-1:111111111111:key/abc".into()),
+        };
+        let lineage = Lineage {
+            source_arn: origin.arn.clone(),
+            source_account: origin.account.clone(),
+            correlation_id: "c".into(),
+            step: "copy".into(),
+        };
+        let mut tags = lineage.tags();
+        tags.extend(origin_tags(&origin));
+        assert_eq!(origin_from_tags(ResourceKind::DbCluster, &tags), Some(origin));
+        assert_eq!(origin_from_tags(ResourceKind::DbCluster, &Tags::new()), None);
+    }
+}

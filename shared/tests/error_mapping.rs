@@ -99,8 +99,8 @@ async fn kms_key_not_accessible_says_what_to_check() {
 
 #[tokio::test]
 async fn already_exists_answers_with_the_existing_snapshot() {
-    let create = mock!(aws_sdk_rds::Client::create_db_snapshot)
-        .then_http_response(|| rds_error(400, "DBSnapshotAlreadyExists"));
+    let create =
+        mock!(aws_sdk_rds::Client::create_db_snapshot).then_http_response(|| rds_error(400, "DBSnapshotAlreadyExists"));
     let describe = mock!(aws_sdk_rds::Client::describe_db_snapshots)
         .match_requests(|r| r.db_snapshot_identifier() == Some("snapferry-db-202611241300"))
         .then_output(|| {
@@ -131,7 +131,8 @@ async fn not_found_on_describe_and_delete_is_an_answer_not_an_error() {
     let store = RdsCluster::with_client(rds_client(&describe), ACCOUNT, REGION);
     assert_eq!(store.describe("gone").await.unwrap(), None);
 
-    let delete = mock!(aws_sdk_ec2::Client::delete_snapshot).then_http_response(|| ec2_error(400, "InvalidSnapshot.NotFound"));
+    let delete =
+        mock!(aws_sdk_ec2::Client::delete_snapshot).then_http_response(|| ec2_error(400, "InvalidSnapshot.NotFound"));
     let ec2 = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&delete]);
     let ebs = Ebs::with_client(ec2, ACCOUNT, REGION);
     let snapshot = snapferry::kind::Snapshot {
@@ -164,9 +165,8 @@ async fn ebs_codes_map_to_the_right_class() {
         ("InvalidParameterValue", 400, Class::Permanent),
     ];
     for (code, status, expected) in table {
-        let lookup = mock!(aws_sdk_ec2::Client::describe_snapshots).then_output(|| {
-            aws_sdk_ec2::operation::describe_snapshots::DescribeSnapshotsOutput::builder().build()
-        });
+        let lookup = mock!(aws_sdk_ec2::Client::describe_snapshots)
+            .then_output(|| aws_sdk_ec2::operation::describe_snapshots::DescribeSnapshotsOutput::builder().build());
         let copy = mock!(aws_sdk_ec2::Client::copy_snapshot).then_http_response(move || ec2_error(status, code));
         let ec2 = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&lookup, &copy], |c| c
             .retry_config(aws_sdk_ec2::config::retry::RetryConfig::disabled()));

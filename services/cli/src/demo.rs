@@ -1,218 +1,308 @@
-//! `snapferry demo`: the cross-account share on the local emulator, step by step.
+//! `snapferry demo` and `snapferry local`: the whole chain on the local emulator.
 //!
-//! Uses the same resource-kind abstraction the Lambdas use, acting as each account via
-//! STS AssumeRole exactly as an operator would against AWS.
+//! Two accounts act through STS AssumeRole, as an operator would against AWS. The demo
+//! creates three databases in the source account (MySQL on the AWS-managed key, PostgreSQL
+//! on the sharing CMK, an Aurora cluster), fires the schedule and runs the real handlers
+//! until every backup is restore-verified in the backup account, then prints a table.
 
-use aws_config::{BehaviorVersion, Region};
+use crate::pipeline::{LocalPipeline, PipelineOptions};
+use aws_config::{BehaviorVersion, Region, SdkConfig};
 use snapferry::clients::Clients;
 use snapferry::error::{Error, Result};
-use snapferry::kind::{CopyRequest, Snapshot, SnapshotStore, Status};
-use snapferry::tags::{Lineage, Tags};
-use snapferry::{ResourceKind, naming};
+use snapferry::events::{EventEnvelope, PipelineEvent, Step};
+use snapferry::select::Selection;
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 /// Documentation placeholder account ids; the emulator accepts any.
 pub const SOURCE_ACCOUNT: &str = "111111111111";
 pub const TARGET_ACCOUNT: &str = "222222222222";
-const SHARING_KEY_ALIAS: &str = "alias/snapferry-sharing";
-const DATABASE: &str = "orders-mysql";
 
-#[derive(Debug, clap::Args)]
-pub struct DemoArgs {
+#[derive(Debug, Clone, clap::Args)]
+pub struct LocalArgs {
     /// The emulator's endpoint (as printed by `scripts/emulator start`).
     #[arg(long, env = "AWS_ENDPOINT_URL")]
     pub endpoint: String,
     #[arg(long, default_value = "us-east-1", env = "AWS_REGION")]
     pub region: String,
-    /// How long to wait for any one snapshot to become available.
-    #[arg(long, default_value = "60")]
+    /// Regions the backup account copies to besides its own (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "eu-west-1")]
+    pub extra_regions: Vec<String>,
+    /// Databases to back up: a regex on the database identifier.
+    #[arg(long, default_value = ".*")]
+    pub select: String,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    pub local: LocalArgs,
+    /// Give up when not every backup is verified after this long.
+    #[arg(long, default_value = "240")]
     pub timeout_seconds: u64,
+    /// Keep the pipeline running afterwards, until Ctrl-C.
+    #[arg(long)]
+    pub keep_running: bool,
+}
+
+/// Acts as `account` through the emulator (STS AssumeRole, as against AWS).
+pub async fn account(endpoint: &str, region: &str, account: &str) -> Result<Clients> {
+    let base = base_config(endpoint, region).await;
+    let config =
+        Clients::assume_role(&base, &format!("arn:aws:iam::{account}:role/snapferry-operator"), "snapferry").await?;
+    Clients::with_account(config, account.to_string())
+}
+
+async fn base_config(endpoint: &str, region: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(region.to_string()))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_credential_types::Credentials::new("local", "local", None, None, "local"))
+        .load()
+        .await
+}
+
+async fn start(args: &LocalArgs) -> Result<LocalPipeline> {
+    let source = account(&args.endpoint, &args.region, SOURCE_ACCOUNT).await?;
+    let target = account(&args.endpoint, &args.region, TARGET_ACCOUNT).await?;
+    let regex = regex::Regex::new(&args.select).map_err(|e| Error::Config(format!("--select: {e}")))?;
+    let options = PipelineOptions {
+        selection: Selection { regex: Some(regex), ..Default::default() },
+        extra_regions: args.extra_regions.iter().filter(|r| !r.is_empty()).cloned().collect(),
+        ..Default::default()
+    };
+    LocalPipeline::start(source, target, &options).await
 }
 
 pub async fn run(args: DemoArgs) -> Result<ExitCode> {
-    println!(
-        "snapferry demo on {} ({}): source account {SOURCE_ACCOUNT}, backup account {TARGET_ACCOUNT}",
-        args.endpoint, args.region
-    );
-    let base = aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new(args.region.clone()))
-        .endpoint_url(&args.endpoint)
-        .credentials_provider(aws_credential_types::Credentials::new("demo", "demo", None, None, "demo"))
-        .load()
-        .await;
-    let act_as = |account: &'static str| {
-        let base = base.clone();
-        async move {
-            let config =
-                Clients::assume_role(&base, &format!("arn:aws:iam::{account}:role/snapferry-demo"), "demo").await?;
-            Clients::with_account(config, account.to_string())
-        }
-    };
-    let source = act_as(SOURCE_ACCOUNT).await?;
-    let target = act_as(TARGET_ACCOUNT).await?;
-    let timeout = Duration::from_secs(args.timeout_seconds);
-
-    let key_arn = sharing_key(&source).await?;
-    println!("[source] sharing CMK {SHARING_KEY_ALIAS}: {key_arn}");
-    database_on_aws_managed_key(&source).await?;
-    println!("[source] database {DATABASE}: MySQL, encrypted with the AWS-managed key aws/rds");
-
-    let store = source.store(ResourceKind::DbInstance);
     let started = Instant::now();
-    let snapshot_id = naming::create_snapshot_id(DATABASE, chrono::Utc::now());
-    let lineage = |step: &str, source_arn: &str| {
-        Lineage {
-            source_arn: source_arn.to_string(),
-            source_account: SOURCE_ACCOUNT.to_string(),
-            correlation_id: "demo".to_string(),
-            step: step.to_string(),
+    println!(
+        "snapferry demo on {} ({}): source account {SOURCE_ACCOUNT}, backup account {TARGET_ACCOUNT}, extra regions {:?}",
+        args.local.endpoint, args.local.region, args.local.extra_regions
+    );
+    let pipeline = start(&args.local).await?;
+    println!(
+        "[setup]  pipeline deployed from shared/routing.json: buses, rules, queues with DLQs, cross-account route"
+    );
+    println!("[setup]  source sharing CMK {}", pipeline.sharing_key);
+    println!("[setup]  backup CMK {}", pipeline.target_key);
+    let databases = create_databases(&pipeline).await?;
+    for (name, what) in &databases {
+        println!("[source] database {name}: {what}");
+    }
+    pipeline.host.fire_schedule().await?;
+    println!("[source] schedule fired\n");
+
+    let fired = chrono::Utc::now();
+    let mut rows: BTreeMap<String, Row> = databases.iter().map(|(n, _)| (n.to_string(), Row::default())).collect();
+    let deadline = Instant::now() + Duration::from_secs(args.timeout_seconds);
+    while !rows.values().all(Row::finished) {
+        if Instant::now() > deadline {
+            println!("\ntimed out after {}s", args.timeout_seconds);
+            break;
         }
-        .tags()
+        let handled = pipeline.host.poll_once().await?;
+        for event in pipeline.events().await? {
+            print_progress(&event, fired);
+            if let Some(row) = rows.get_mut(&event.detail.origin.resource_id) {
+                row.record(&event.detail, fired);
+            }
+        }
+        if handled == 0 {
+            // Nothing queued: the emulator is still creating or copying.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    print_table(&rows);
+    let ok = rows.values().all(|r| r.verified.is_some());
+    println!(
+        "\n{} in {:.1}s",
+        if ok { "OK: every backup was copied, and proven to restore" } else { "FAILED: not every backup was verified" },
+        started.elapsed().as_secs_f64()
+    );
+    if args.keep_running {
+        serve(&pipeline, &args.local).await?;
+    }
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// `snapferry local`: the pipeline without demo data, until Ctrl-C.
+pub async fn local(args: LocalArgs) -> Result<ExitCode> {
+    let pipeline = start(&args).await?;
+    serve(&pipeline, &args).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(pipeline: &LocalPipeline, args: &LocalArgs) -> Result<()> {
+    println!("\nsnapferry is running locally; Ctrl-C stops it.");
+    println!("  AWS_ENDPOINT_URL={}", args.endpoint);
+    println!(
+        "  source account {SOURCE_ACCOUNT} (role arn:aws:iam::{SOURCE_ACCOUNT}:role/any), backup account {TARGET_ACCOUNT}"
+    );
+    println!("  any AWS client acting as the source account sets the chain off, e.g. taking a snapshot;");
+    println!("  fire the schedule with: snapferry fire-schedule --endpoint {}", args.endpoint);
+    let fired = chrono::Utc::now();
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+            handled = pipeline.host.poll_once() => {
+                for event in pipeline.events().await? {
+                    print_progress(&event, fired);
+                }
+                if handled? == 0 {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+            }
+        }
+    }
+}
+
+/// `snapferry fire-schedule`: what the EventBridge schedule does, on demand.
+pub async fn fire_schedule(args: LocalArgs) -> Result<ExitCode> {
+    let pipeline = start(&args).await?;
+    let sent = pipeline.host.fire_schedule().await?;
+    println!("fired {sent} schedule(s); a running `snapferry local` or `demo --keep-running` picks it up");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn create_databases(pipeline: &LocalPipeline) -> Result<Vec<(&'static str, String)>> {
+    let rds = &pipeline.source.rds;
+    let instance = |id: &'static str, engine: &'static str, version: &'static str, key: Option<String>| async move {
+        let r = rds
+            .create_db_instance()
+            .db_instance_identifier(id)
+            .engine(engine)
+            .engine_version(version)
+            .db_instance_class("db.t4g.micro")
+            .allocated_storage(20)
+            .master_username("admin")
+            .manage_master_user_password(true)
+            .storage_encrypted(true)
+            .set_kms_key_id(key)
+            .send()
+            .await;
+        exists_ok(r.map(|_| ()).map_err(|e| Error::from_sdk("CreateDBInstance", e)))
     };
-    let db_arn = format!("arn:aws:rds:{}:{SOURCE_ACCOUNT}:db:{DATABASE}", args.region);
-    store.create(DATABASE, &snapshot_id, &lineage("create", &db_arn)).await?;
-    let original = wait_available(store.as_ref(), &snapshot_id, timeout).await?;
-    println!(
-        "[source] snapshot {} available in {:.1}s (key {})",
-        original.id,
-        started.elapsed().as_secs_f64(),
-        key_of(&original)
-    );
-
-    match store.share(&original, &[TARGET_ACCOUNT.to_string()]).await {
-        Err(e) => println!("[source] sharing it as it is is refused, as in AWS: {e}"),
-        Ok(()) => {
-            println!("[source] ERROR: sharing a snapshot on aws/rds was accepted; the emulator layer is not active");
-            return Ok(ExitCode::FAILURE);
-        }
-    }
-
-    let started = Instant::now();
-    let copy_id = naming::shared_copy_id(&original.id);
-    let tags: Tags = lineage("share", &original.arn);
-    store
-        .copy(&CopyRequest {
-            source: &original.id,
-            source_region: None,
-            target_id: &copy_id,
-            kms_key_id: Some(&key_arn),
-            tags: &tags,
-        })
-        .await?;
-    let copy = wait_available(store.as_ref(), &copy_id, timeout).await?;
-    println!(
-        "[source] re-encrypted copy {} available in {:.1}s (key {})",
-        copy.id,
-        started.elapsed().as_secs_f64(),
-        key_of(&copy)
-    );
-    store.share(&copy, &[TARGET_ACCOUNT.to_string()]).await?;
-    println!("[source] shared {} with {TARGET_ACCOUNT}", copy.id);
-
-    let seen = target.store(ResourceKind::DbInstance).describe(&copy.arn).await?;
-    let hidden = target.store(ResourceKind::DbInstance).describe(&original.arn).await?;
-    println!();
-    println!("{:<46} {:<14} {:<10} key", "snapshot (as the backup account sees it)", "owner", "encrypted");
-    for (arn, s) in [(&copy.arn, &seen), (&original.arn, &hidden)] {
-        match s {
-            Some(s) => println!("{:<46} {:<14} {:<10} {}", s.id, s.account, s.encrypted, key_of(s)),
-            None => println!(
-                "{:<46} {:<14} {:<10} not visible (not shared)",
-                arn.rsplit(':').next().unwrap_or(arn),
-                "-",
-                "-"
-            ),
-        }
-    }
-    let ok = seen.as_ref().is_some_and(|s| s.encrypted && s.kms_key_id.as_deref() == Some(key_arn.as_str()))
-        && hidden.is_none();
-    println!();
-    if ok {
-        println!("OK: the backup account sees the re-encrypted copy, and only that.");
-        Ok(ExitCode::SUCCESS)
-    } else {
-        println!("FAILED: the backup account does not see exactly the re-encrypted copy.");
-        Ok(ExitCode::FAILURE)
-    }
-}
-
-fn key_of(s: &Snapshot) -> &str {
-    s.kms_key_id.as_deref().unwrap_or("none")
-}
-
-/// The sharing CMK: the target account may use it, the source account keeps managing it
-/// (see ../shared/AWS-FACTS.md, "KMS permissions").
-async fn sharing_key(source: &Clients) -> Result<String> {
-    if let Ok(found) = source.kms.describe_key().key_id(SHARING_KEY_ALIAS).send().await
-        && let Some(arn) = found.key_metadata().and_then(|m| m.arn())
-    {
-        return Ok(arn.to_string());
-    }
-    let policy = snapferry::kms::sharing_key_policy(SOURCE_ACCOUNT, &[TARGET_ACCOUNT.to_string()]);
-    let created = source
-        .kms
-        .create_key()
-        .description("snapferry sharing key")
-        .policy(policy.to_string())
-        .send()
-        .await
-        .map_err(|e| Error::from_sdk("CreateKey", e))?;
-    let meta = created.key_metadata().ok_or_else(|| Error::BadInput("CreateKey returned no key".into()))?;
-    source
-        .kms
-        .create_alias()
-        .alias_name(SHARING_KEY_ALIAS)
-        .target_key_id(meta.key_id())
-        .send()
-        .await
-        .map_err(|e| Error::from_sdk("CreateAlias", e))?;
-    Ok(meta.arn().unwrap_or(meta.key_id()).to_string())
-}
-
-async fn database_on_aws_managed_key(source: &Clients) -> Result<()> {
-    let created = source
-        .rds
-        .create_db_instance()
-        .db_instance_identifier(DATABASE)
-        .engine("mysql")
-        .engine_version("8.0.39")
-        .db_instance_class("db.t4g.micro")
-        .allocated_storage(20)
+    instance("orders-mysql", "mysql", "8.0.39", None).await?;
+    instance("billing-postgres", "postgres", "16.4", Some(pipeline.sharing_key.clone())).await?;
+    let r = rds
+        .create_db_cluster()
+        .db_cluster_identifier("inventory-aurora")
+        .engine("aurora-postgresql")
+        .engine_version("16.4")
         .master_username("admin")
         .manage_master_user_password(true)
         .storage_encrypted(true)
         .send()
         .await;
-    match created.map_err(|e| Error::from_sdk("CreateDBInstance", e)) {
-        Ok(_) | Err(Error::AlreadyExists { .. }) => Ok(()),
-        Err(e) => Err(e),
+    exists_ok(r.map(|_| ()).map_err(|e| Error::from_sdk("CreateDBCluster", e)))?;
+    Ok(vec![
+        ("orders-mysql", "MySQL 8.0 instance on the AWS-managed key aws/rds (must be re-encrypted to share)".into()),
+        ("billing-postgres", "PostgreSQL 16 instance on the sharing CMK (shared as it is)".into()),
+        ("inventory-aurora", "Aurora PostgreSQL cluster on aws/rds (no copy-finished event: re-checked)".into()),
+    ])
+}
+
+fn exists_ok(r: Result<()>) -> Result<()> {
+    match r {
+        Err(Error::AlreadyExists { .. }) => Ok(()),
+        other => other,
     }
 }
 
-/// Polls with a deadline: the CLI has no queue to come back through.
-async fn wait_available(store: &dyn SnapshotStore, id: &str, timeout: Duration) -> Result<Snapshot> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match store.describe(id).await? {
-            Some(s) if s.status == Status::Available => return Ok(s),
-            Some(Snapshot { status: Status::Failed(why), .. }) => {
-                return Err(Error::Permanent {
-                    op: "wait",
-                    code: "SnapshotFailed".into(),
-                    message: format!("{id}: {why}"),
-                    hint: None,
-                });
+fn since(t: chrono::DateTime<chrono::Utc>, from: chrono::DateTime<chrono::Utc>) -> f64 {
+    (t - from).num_milliseconds() as f64 / 1000.0
+}
+
+fn print_progress(event: &EventEnvelope<PipelineEvent>, fired: chrono::DateTime<chrono::Utc>) {
+    let e = &event.detail;
+    let detail = match &e.step {
+        Step::Shared { target_account, .. } => format!("{} shared with {target_account}", e.snapshot.id),
+        Step::CopyStarted { destination_region } => format!("copying to {} in {destination_region}", e.snapshot.id),
+        Step::Copied {} => format!("{} available in {}", e.snapshot.id, e.snapshot.region),
+        Step::RestoreVerified { restore_seconds, .. } => format!("{} restored in {restore_seconds:.1}s", e.snapshot.id),
+        Step::RestoreFailed { reason } => format!("{}: {reason}", e.snapshot.id),
+        Step::Rejected { reason, .. } => format!("{}: {reason}", e.snapshot.id),
+        Step::Expired {} => e.snapshot.id.clone(),
+    };
+    println!(
+        "[+{:>5.1}s] {:<17} {:<22} {detail}",
+        since(e.emitted_at, fired),
+        e.origin.resource_id,
+        e.step.detail_type()
+    );
+}
+
+#[derive(Debug, Default)]
+struct Row {
+    source_snapshot: Option<String>,
+    shared_copy: Option<String>,
+    copies: Vec<String>,
+    shared_at: Option<f64>,
+    copied_at: Option<f64>,
+    verified_at: Option<f64>,
+    verified: Option<f64>,
+    failed: Option<String>,
+}
+
+impl Row {
+    fn record(&mut self, e: &PipelineEvent, fired: chrono::DateTime<chrono::Utc>) {
+        let t = since(e.emitted_at, fired);
+        self.source_snapshot = Some(e.origin.id.clone());
+        match &e.step {
+            Step::Shared { .. } => {
+                self.shared_copy = Some(e.snapshot.id.clone());
+                self.shared_at.get_or_insert(t);
             }
-            _ if Instant::now() > deadline => {
-                return Err(Error::Retryable {
-                    retry: snapferry::error::Retry::NotReady,
-                    op: "wait",
-                    code: "Timeout".into(),
-                    message: format!("{id} not available after {timeout:?}"),
-                });
+            Step::Copied {} => {
+                let copy = format!("{} ({})", e.snapshot.id, e.snapshot.region);
+                if !self.copies.contains(&copy) {
+                    self.copies.push(copy);
+                }
+                self.copied_at.get_or_insert(t);
             }
-            _ => tokio::time::sleep(Duration::from_millis(200)).await,
+            Step::RestoreVerified { restore_seconds, .. } => {
+                self.verified = Some(*restore_seconds);
+                self.verified_at.get_or_insert(t);
+            }
+            Step::RestoreFailed { reason } | Step::Rejected { reason, .. } => self.failed = Some(reason.clone()),
+            _ => {}
         }
+    }
+
+    fn finished(&self) -> bool {
+        self.verified.is_some() || self.failed.is_some()
+    }
+}
+
+fn print_table(rows: &BTreeMap<String, Row>) {
+    let dash = || "-".to_string();
+    println!(
+        "\n{:<17} {:<44} {:<44} {:<58} {:<16} {:>7} {:>7} {:>7}",
+        "resource", "source snapshot", "shared copy", "target copies", "restore", "share s", "copy s", "test s"
+    );
+    for (name, r) in rows {
+        let copies = if r.copies.is_empty() { dash() } else { r.copies.join(", ") };
+        let restore = match (&r.verified, &r.failed) {
+            (Some(s), _) => format!("verified {s:.1}s"),
+            (None, Some(why)) => format!("FAILED: {why}"),
+            _ => "not yet".into(),
+        };
+        let step = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) => format!("{:.1}", b - a),
+            _ => dash(),
+        };
+        println!(
+            "{:<17} {:<44} {:<44} {:<58} {:<16} {:>7} {:>7} {:>7}",
+            name,
+            r.source_snapshot.clone().unwrap_or_else(dash),
+            r.shared_copy.clone().unwrap_or_else(dash),
+            copies,
+            restore,
+            r.shared_at.map(|t| format!("{t:.1}")).unwrap_or_else(dash),
+            step(r.shared_at, r.copied_at),
+            step(r.copied_at, r.verified_at),
+        );
     }
 }

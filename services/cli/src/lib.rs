@@ -1,6 +1,8 @@
 //! The operator CLI. Subcommands live in their own modules; `main.rs` only parses and runs.
 
 pub mod demo;
+pub mod local;
+pub mod pipeline;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -14,13 +16,19 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the demo against a local emulator: two accounts, a snapshot on the AWS-managed
-    /// key re-encrypted with the sharing CMK, shared, and visible to the backup account.
+    /// Run the whole chain on a local emulator: three databases backed up into a second
+    /// account, copied to another region and restore-tested; ends with a table.
     Demo(demo::DemoArgs),
+    /// Run the pipeline locally against an emulator until Ctrl-C (no demo data).
+    Local(demo::LocalArgs),
+    /// Deliver the create-snapshot schedule's event now, as EventBridge would.
+    FireSchedule(demo::LocalArgs),
 }
 
 pub async fn run(cli: Cli) -> Result<ExitCode, snapferry::Error> {
     match cli.command {
         Command::Demo(args) => demo::run(args).await,
+        Command::Local(args) => demo::local(args).await,
+        Command::FireSchedule(args) => demo::fire_schedule(args).await,
     }
 }

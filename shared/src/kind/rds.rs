@@ -357,9 +357,10 @@ impl RdsCluster {
         self.describe(id).await?.ok_or_else(|| Error::NotFound { op: "DescribeDBClusterSnapshots", what: self.arn(id) })
     }
 
-    /// Aurora restores a cluster, then needs one instance in it to be usable.
+    /// Aurora restores a cluster, then needs one instance in it to be usable; its id is
+    /// derived from the cluster's and, like it, at most 63 characters.
     fn instance_id(restore_id: &str) -> String {
-        format!("{restore_id}-1")
+        crate::naming::db_identifier("snapferry-restore-instance", &[restore_id])
     }
 }
 
@@ -372,6 +373,20 @@ async fn add_tags(client: &aws_sdk_rds::Client, arn: &str, tags: &Tags) -> Resul
         .await
         .map(|_| ())
         .map_err(|e| Error::from_sdk("AddTagsToResource", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aurora_test_instance_ids_stay_valid_for_the_longest_restore_ids() {
+        let long = crate::naming::restore_id(&"snapferry-copy-".repeat(20));
+        assert_eq!(long.len(), crate::naming::MAX_DB_ID_LEN);
+        let instance = RdsCluster::instance_id(&long);
+        assert!(crate::naming::is_valid_rds_identifier(&instance, crate::naming::MAX_DB_ID_LEN), "{instance}");
+        assert_ne!(instance, long);
+    }
 }
 
 #[async_trait]

@@ -1,0 +1,41 @@
+// cdk-nag (AwsSolutions) findings we accept, each with its reason. Only IAM5 (wildcards)
+// is ever acknowledged, and only wildcard by wildcard: each one in a step's policy must
+// match a known shape below, so a new, unexplained wildcard still fails synth and tests.
+import { Stack, Validations } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import { IConstruct } from 'constructs';
+
+const WILDCARD_REASONS: [RegExp, string][] = [
+  [/^Action::kms:(ReEncrypt|GenerateDataKey)\*$/,
+    'The KMS action families RDS needs on a snapshot key to copy or restore it (AWS-FACTS.md, KMS permissions).'],
+  [/^Resource::arn:[\w-]+:rds:[\w-]+:\d{12}:\*$/,
+    'Read-only Describe* list calls, limited to this account and region; they have no narrower resource.'],
+  [/^Resource::arn:[\w-]+:rds:[\w-]+:\d{12}:(cluster-)?snapshot:snapferry-\*$/,
+    'Snapshots snapferry creates are named per run; the snapferry- prefix and the snapferry:managed tag condition on the statement bound them.'],
+  [/^Resource::arn:[\w-]+:rds:[\w-]+:\d{12}:(cluster-)?snapshot:\*$/,
+    'Any snapshot of the selected databases (automated ones are rds:<name>) or shared by an allowlisted source account can be a copy source; the statement only allows writing copies carrying the snapferry:managed request tag.'],
+  [/^Resource::arn:[\w-]+:rds:[\w-]+:\d{12}:(db|cluster):\*$/,
+    'Which databases are backed up is chosen at run time (identifiers, regex, tag); snapshots may only be created with the snapferry:managed request tag.'],
+  [/^Resource::arn:[\w-]+:rds:[\w-]+:\d{12}:(db|cluster):snapferry-\*$/,
+    'Restore-test instances and clusters are named per run; the snapferry- prefix and the snapferry:restore-test tag condition bound them.'],
+  [/^Resource::arn:[\w-]+:rds:[\w-]+:\d{12}:(og|pg|cluster-pg):\*$/,
+    'A restore uses the default option/parameter group of the snapshot engine version, which is known only at run time; only restores tagged snapferry:restore-test are allowed.'],
+  [/^Resource::arn:[\w-]+:kms:[\w*-]+:\d{12}:key\/\*$/,
+    'Key ids are not known at deploy time (aws/rds, other accounts\' sharing keys, other regions\' target keys); the statement is limited by kms:ViaService rds or by the snapferry alias.'],
+];
+
+/** Acknowledges the expected wildcards of the statements attached to `scope`'s policy. */
+export function acknowledgeWildcards(scope: IConstruct, statements: iam.PolicyStatement[]): void {
+  const stack = Stack.of(scope);
+  const findings = new Set<string>();
+  for (const json of statements.map((s) => stack.resolve(s.toStatementJson()))) {
+    for (const action of [json.Action ?? []].flat() as string[]) if (action.includes('*')) findings.add(`Action::${action}`);
+    for (const resource of [json.Resource ?? []].flat()) {
+      if (typeof resource === 'string' && resource.includes('*')) findings.add(`Resource::${resource}`);
+    }
+  }
+  for (const finding of findings) {
+    const reason = WILDCARD_REASONS.find(([re]) => re.test(finding))?.[1];
+    if (reason) Validations.of(scope).acknowledge({ id: `AwsSolutions-IAM5[${finding}]`, reason });
+  }
+}

@@ -1,0 +1,177 @@
+// One pipeline step, built from its routing.json entry: the function, its queue and DLQ,
+// the event source mapping, the rules that feed the queue, and the step's alarms. Every
+// step of both stacks is this construct, so they all get the same guarantees.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+import { binaryName, dlqName, EventPattern, Routing, RoutingFunction } from './routing';
+
+export interface StepProps {
+  readonly routing: Routing;
+  readonly fn: RoutingFunction;
+  /** Directory holding cargo-lambda's output: `<dir>/snapferry-<name>/bootstrap.zip`. */
+  readonly assetsDir: string;
+  readonly pipelineBus: events.IEventBus;
+  /** The step's own settings; QUEUE_URL, DLQ_URL and PIPELINE_BUS are added here. Blank values are left out. */
+  readonly environment: Record<string, string | undefined>;
+  readonly memoryMb: number;
+  readonly logRetentionDays: number;
+  readonly alarmTopic: sns.ITopic;
+  readonly reservedConcurrency?: number;
+}
+
+export class Step extends Construct {
+  readonly queue: sqs.Queue;
+  readonly dlq: sqs.Queue;
+  readonly function: lambda.Function;
+  readonly role: iam.Role;
+  readonly alarms: cloudwatch.Alarm[] = [];
+
+  constructor(scope: Construct, id: string, props: StepProps) {
+    super(scope, id);
+    const { routing, fn } = props;
+    const name = binaryName(fn);
+
+    const zip = path.join(props.assetsDir, name, 'bootstrap.zip');
+    if (!fs.existsSync(zip)) {
+      throw new Error(`Lambda package ${zip} is missing: run scripts/build-lambdas, or point -c lambdaAssets=<dir> at cargo-lambda's output`);
+    }
+
+    this.dlq = new sqs.Queue(this, 'Dlq', {
+      queueName: dlqName(fn),
+      retentionPeriod: Duration.days(routing.dlq_retention_days),
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+    });
+    this.queue = new sqs.Queue(this, 'Queue', {
+      queueName: fn.queue,
+      // A message must stay invisible for several full invocations, or a slow batch is
+      // delivered twice while it is still being worked on.
+      visibilityTimeout: Duration.seconds(fn.timeout_seconds * routing.visibility_timeout_factor),
+      deadLetterQueue: { queue: this.dlq, maxReceiveCount: routing.max_receive_count },
+      // SSE-SQS rather than a CMK: EventBridge can deliver to it without a key policy.
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+    });
+
+    const logGroup = new logs.LogGroup(this, 'Logs', {
+      logGroupName: `/aws/lambda/${name}`,
+      retention: props.logRetentionDays as logs.RetentionDays,
+      // The name is fixed, so a retained group would block the next deploy after a teardown.
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    // Our own role, so the function gets no AWS-managed policy: logs go to its group only.
+    this.role = new iam.Role(this, 'Role', {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description: `${name} Lambda`,
+    });
+    logGroup.grantWrite(this.role);
+
+    const environment: Record<string, string> = {
+      QUEUE_URL: this.queue.queueUrl,
+      DLQ_URL: this.dlq.queueUrl,
+      PIPELINE_BUS: routing.pipeline_bus,
+    };
+    for (const [k, v] of Object.entries(props.environment)) {
+      if (v !== undefined && v !== '') environment[k] = v;
+    }
+
+    this.function = new lambda.Function(this, 'Function', {
+      functionName: name,
+      runtime: lambda.Runtime.PROVIDED_AL2023,
+      architecture: lambda.Architecture.ARM_64,
+      handler: 'bootstrap',
+      code: lambda.Code.fromAsset(zip),
+      timeout: Duration.seconds(fn.timeout_seconds),
+      memorySize: props.memoryMb,
+      role: this.role,
+      logGroup,
+      loggingFormat: lambda.LoggingFormat.JSON,
+      reservedConcurrentExecutions: props.reservedConcurrency,
+      environment,
+    });
+    this.function.addEventSource(new SqsEventSource(this.queue, {
+      batchSize: fn.batch_size,
+      reportBatchItemFailures: true,
+    }));
+    // Steps re-queue their own work (delayed re-checks) and park permanent failures in the DLQ.
+    this.role.addToPrincipalPolicy(new iam.PolicyStatement({
+      sid: 'OwnQueues',
+      actions: ['sqs:SendMessage', 'sqs:ChangeMessageVisibility'],
+      resources: [this.queue.queueArn, this.dlq.queueArn],
+    }));
+    props.pipelineBus.grantPutEventsTo(this.role);
+
+    for (const r of fn.rules) {
+      new events.Rule(this, r.name, {
+        ruleName: r.name,
+        eventBus: r.bus === 'pipeline' ? props.pipelineBus : undefined,
+        schedule: r.schedule !== undefined ? events.Schedule.expression(r.schedule) : undefined,
+        eventPattern: r.pattern !== undefined ? cdkEventPattern(r.pattern) : undefined,
+        targets: [new targets.SqsQueue(this.queue)],
+      });
+    }
+
+    const action = new cwActions.SnsAction(props.alarmTopic);
+    const alarm = (alarmId: string, alarmName: string, description: string, metric: cloudwatch.Metric) => {
+      const a = metric.createAlarm(this, alarmId, {
+        alarmName,
+        alarmDescription: description,
+        threshold: 1,
+        evaluationPeriods: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      });
+      a.addAlarmAction(action);
+      this.alarms.push(a);
+    };
+    alarm('DlqAlarm', `${dlqName(fn)}-not-empty`,
+      `A message reached ${dlqName(fn)}: look at it, fix the cause, then redrive it (StartMessageMoveTask).`,
+      this.dlq.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1), statistic: 'Maximum' }));
+    alarm('ErrorsAlarm', `${name}-errors`, `${name} failed an invocation.`,
+      this.function.metricErrors({ period: Duration.minutes(5), statistic: 'Sum' }));
+    alarm('ThrottlesAlarm', `${name}-throttles`, `${name} was throttled.`,
+      this.function.metricThrottles({ period: Duration.minutes(5), statistic: 'Sum' }));
+  }
+
+  /** Dashboard widgets for this step. */
+  widgets(): cloudwatch.IWidget[] {
+    const fn = this.function;
+    return [
+      new cloudwatch.GraphWidget({
+        title: `${this.node.id}: invocations`,
+        left: [fn.metricInvocations(), fn.metricErrors(), fn.metricThrottles()],
+        width: 8,
+      }),
+      new cloudwatch.GraphWidget({
+        title: `${this.node.id}: duration`,
+        left: [fn.metricDuration({ statistic: 'p99' }), fn.metricDuration({ statistic: 'Average' })],
+        width: 8,
+      }),
+      new cloudwatch.GraphWidget({
+        title: `${this.node.id}: queue`,
+        left: [this.queue.metricApproximateNumberOfMessagesVisible(), this.dlq.metricApproximateNumberOfMessagesVisible({ label: 'DLQ visible' })],
+        right: [this.queue.metricApproximateAgeOfOldestMessage()],
+        width: 8,
+      }),
+    ];
+  }
+}
+
+/** routing.json patterns use EventBridge's keys (`detail-type`); the L2 Rule wants camelCase. */
+export function cdkEventPattern(pattern: EventPattern): events.EventPattern {
+  return Object.fromEntries(
+    Object.entries(pattern).map(([k, v]) => [k.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase()), v]),
+  ) as events.EventPattern;
+}

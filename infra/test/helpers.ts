@@ -1,0 +1,71 @@
+// Shared test setup: the example config synthesized against placeholder Lambda packages,
+// so the tests need neither a Rust build nor AWS credentials.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { App } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import { buildDeployment, Deployment } from '../lib/app';
+import { Config, loadConfig } from '../lib/config';
+import { binaryName, INFRA_DIR, loadRouting, Routing } from '../lib/routing';
+
+export const routing: Routing = loadRouting();
+export const exampleConfig = (): Config => loadConfig(path.join(INFRA_DIR, 'config', 'example.json'));
+
+/** A cargo-lambda-shaped output dir with an empty zip per function (distinct, so each gets its own asset). */
+export function placeholderAssets(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'snapferry-assets-'));
+  for (const fn of routing.functions) {
+    const name = binaryName(fn);
+    fs.mkdirSync(path.join(dir, name));
+    const comment = Buffer.from(name);
+    const eocd = Buffer.alloc(22);
+    eocd.writeUInt32LE(0x06054b50, 0); // end-of-central-directory record of an empty zip
+    eocd.writeUInt16LE(comment.length, 20);
+    fs.writeFileSync(path.join(dir, name, 'bootstrap.zip'), Buffer.concat([eocd, comment]));
+  }
+  return dir;
+}
+
+/** The feature flags the CLI app runs with (cdk.json), so tests synthesize the same templates. */
+export function newApp(): App {
+  const cdkJson = JSON.parse(fs.readFileSync(path.join(INFRA_DIR, 'cdk.json'), 'utf8'));
+  const outdir = fs.mkdtempSync(path.join(os.tmpdir(), 'snapferry-cdkout-'));
+  return new App({ context: cdkJson.context, outdir });
+}
+
+export interface Synth {
+  app: App;
+  deployment: Deployment;
+  target: Template;
+  source: Template;
+  regions: Template[];
+}
+
+export function synthExample(config: Config = exampleConfig()): Synth {
+  const app = newApp();
+  const deployment = buildDeployment(app, config, routing, placeholderAssets());
+  return {
+    app,
+    deployment,
+    target: Template.fromStack(deployment.target),
+    source: Template.fromStack(deployment.sources[0]),
+    regions: deployment.regions.map((r) => Template.fromStack(r)),
+  };
+}
+
+export type Resources = Record<string, { Type: string; Properties: any; [k: string]: any }>;
+
+export function resources(t: Template, type: string): Resources {
+  return t.findResources(type) as Resources;
+}
+
+/** The one resource of `type` whose properties contain `match` (shallow). */
+export function only(t: Template, type: string, match: Record<string, unknown>): { id: string; Properties: any } {
+  const found = Object.entries(resources(t, type)).filter(([, r]) =>
+    Object.entries(match).every(([k, v]) => JSON.stringify(r.Properties?.[k]) === JSON.stringify(v)));
+  if (found.length !== 1) throw new Error(`expected one ${type} with ${JSON.stringify(match)}, found ${found.length}`);
+  return { id: found[0][0], Properties: found[0][1].Properties };
+}
+
+export const templateFor = (s: Synth, account: 'source' | 'target'): Template => (account === 'source' ? s.source : s.target);

@@ -1,0 +1,31 @@
+// cdk-nag's AwsSolutions pack over the whole app: no finding may be left unacknowledged,
+// and the acknowledgements are narrow enough that a new wildcard is still caught.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Stack } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { acknowledgeWildcards } from '../lib/nag';
+import { newApp, synthExample } from './helpers';
+
+test('AwsSolutions: zero unacknowledged findings on every stack', () => {
+  const { app } = synthExample();
+  const report = new AwsSolutionsChecks(app, { verbose: true }).validateScope(app);
+  const findings = report.violations.map((v) => `${v.severity} ${v.ruleName}: ${v.violatingResources.map((r) => r.constructPath).join(', ')}`);
+  assert.deepEqual(findings, []);
+});
+
+test('an unexplained wildcard is not acknowledged', () => {
+  const app = newApp();
+  const stack = new Stack(app, 'Probe', { env: { account: '111111111111', region: 'eu-west-1' } });
+  const role = new iam.Role(stack, 'Role', { assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com') });
+  const statements = [
+    new iam.PolicyStatement({ actions: ['rds:DeleteDBSnapshot'], resources: ['arn:aws:rds:eu-west-1:111111111111:snapshot:*'] }),
+    new iam.PolicyStatement({ actions: ['s3:*'], resources: ['*'] }),
+  ];
+  statements.forEach((s) => role.addToPrincipalPolicy(s));
+  acknowledgeWildcards(role, statements);
+  const ids = new AwsSolutionsChecks(app).validateScope(app).violations.map((v) => v.ruleName).sort();
+  // The snapshot:* wildcard matches a known shape (copy sources) and is acknowledged; s3:* and "*" are not.
+  assert.deepEqual(ids, ['AwsSolutions-IAM5[Action::s3:*]', 'AwsSolutions-IAM5[Resource::*]']);
+});

@@ -1,0 +1,171 @@
+// Every step is observable and packaged the same way: arm64 on provided.al2023, JSON logs
+// with retention, a DLQ per queue, and alarms on the DLQ, errors and throttles.
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { describe, test } from 'node:test';
+import { buildDeployment } from '../lib/app';
+import { binaryName, dlqName } from '../lib/routing';
+import { exampleConfig, newApp, only, resources, routing, synthExample, templateFor } from './helpers';
+
+const config = exampleConfig();
+const synth = synthExample(config);
+const templates = { source: synth.source, target: synth.target };
+
+describe('every function', () => {
+  for (const [side, t] of Object.entries(templates)) {
+    test(`${side}: arm64, provided.al2023, bootstrap, JSON logs to a group with retention`, () => {
+      const fns = Object.values(resources(t, 'AWS::Lambda::Function'));
+      assert.ok(fns.length > 0);
+      for (const f of fns) {
+        const p = f.Properties;
+        assert.deepEqual(p.Architectures, ['arm64'], p.FunctionName);
+        assert.equal(p.Runtime, 'provided.al2023', p.FunctionName);
+        assert.equal(p.Handler, 'bootstrap', p.FunctionName);
+        assert.equal(p.LoggingConfig.LogFormat, 'JSON', p.FunctionName);
+        const group = resources(t, 'AWS::Logs::LogGroup')[p.LoggingConfig.LogGroup.Ref];
+        assert.equal(group.Properties.LogGroupName, `/aws/lambda/${p.FunctionName}`);
+        assert.equal(group.Properties.RetentionInDays, config.logRetentionDays);
+      }
+    });
+  }
+
+  test('each function has its own package (cargo-lambda output of its binary)', () => {
+    const keys = [synth.source, synth.target].flatMap((t) =>
+      Object.values(resources(t, 'AWS::Lambda::Function')).map((f) => f.Properties.Code.S3Key));
+    assert.equal(new Set(keys).size, routing.functions.length);
+  });
+
+  test('the copy function has reserved concurrency sized to the copy quota; the others none', () => {
+    for (const fn of routing.functions) {
+      const f = only(templateFor(synth, fn.account), 'AWS::Lambda::Function', { FunctionName: binaryName(fn) });
+      const want = fn.name === 'copy-shared-snapshot' ? config.target.copy.reservedConcurrency : undefined;
+      assert.equal(f.Properties.ReservedConcurrentExecutions, want, fn.name);
+    }
+    assert.ok(config.target.copy.reservedConcurrency * 10 <= 20, 'example exceeds 20 copies in flight');
+  });
+});
+
+describe('every queue', () => {
+  for (const [side, t] of Object.entries(templates)) {
+    test(`${side}: a DLQ (redrive) on each work queue, SSE and TLS-only`, () => {
+      const queues = resources(t, 'AWS::SQS::Queue');
+      const dlqIds = new Set(Object.values(queues).filter((q) => q.Properties.RedrivePolicy)
+        .map((q) => q.Properties.RedrivePolicy.deadLetterTargetArn['Fn::GetAtt'][0]));
+      for (const [id, q] of Object.entries(queues)) {
+        assert.ok(q.Properties.RedrivePolicy || dlqIds.has(id), `${q.Properties.QueueName} has no DLQ and is none`);
+        assert.equal(q.Properties.SqsManagedSseEnabled, true);
+      }
+      const policies = Object.values(resources(t, 'AWS::SQS::QueuePolicy'));
+      for (const id of Object.keys(queues)) {
+        assert.ok(policies.some((p) => JSON.stringify(p.Properties.Queues).includes(id)
+          && p.Properties.PolicyDocument.Statement.some((s: any) => s.Effect === 'Deny' && s.Condition?.Bool?.['aws:SecureTransport'] === 'false')),
+        `${id} allows plain HTTP`);
+      }
+    });
+  }
+});
+
+describe('alarms', () => {
+  const alarmsOn = (t: any, metric: string, dimension: string, value: unknown) =>
+    Object.values(resources(t, 'AWS::CloudWatch::Alarm')).filter((a) => a.Properties.MetricName === metric
+      && JSON.stringify(a.Properties.Dimensions) === JSON.stringify([{ Name: dimension, Value: value }]));
+
+  for (const fn of routing.functions) {
+    test(`${fn.name}: DLQ (any message), errors and throttles alarm to the SNS topic`, () => {
+      const t = templateFor(synth, fn.account);
+      const topic = Object.keys(resources(t, 'AWS::SNS::Topic'));
+      assert.equal(topic.length, 1);
+      const dlq = only(t, 'AWS::SQS::Queue', { QueueName: dlqName(fn) });
+      const f = only(t, 'AWS::Lambda::Function', { FunctionName: binaryName(fn) });
+      const found = [
+        ...alarmsOn(t, 'ApproximateNumberOfMessagesVisible', 'QueueName', { 'Fn::GetAtt': [dlq.id, 'QueueName'] }),
+        ...alarmsOn(t, 'Errors', 'FunctionName', { Ref: f.id }),
+        ...alarmsOn(t, 'Throttles', 'FunctionName', { Ref: f.id }),
+      ];
+      assert.equal(found.length, 3);
+      for (const a of found) {
+        assert.equal(a.Properties.Threshold, 1);
+        assert.equal(a.Properties.ComparisonOperator, 'GreaterThanOrEqualToThreshold');
+        assert.deepEqual(a.Properties.AlarmActions, [{ Ref: topic[0] }]);
+      }
+    });
+  }
+
+  test('a dashboard per stack, and the alarm email subscribed', () => {
+    for (const t of Object.values(templates)) {
+      t.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
+      t.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: config.alarmEmail });
+    }
+  });
+});
+
+describe('restore-test network', () => {
+  test('isolated: no internet or NAT gateway, no route out, security group with no rules', () => {
+    const t = synth.target;
+    t.resourceCountIs('AWS::EC2::InternetGateway', 0);
+    t.resourceCountIs('AWS::EC2::NatGateway', 0);
+    t.resourceCountIs('AWS::EC2::Route', 0);
+    t.resourceCountIs('AWS::EC2::SecurityGroupIngress', 0);
+    const sg = only(t, 'AWS::EC2::SecurityGroup', {});
+    assert.equal(sg.Properties.SecurityGroupIngress, undefined);
+    // CDK's marker for "no egress": a rule matching nothing (ICMP type 252 to 255.255.255.255/32).
+    assert.deepEqual(sg.Properties.SecurityGroupEgress.map((e: any) => e.CidrIp), ['255.255.255.255/32']);
+    t.hasResourceProperties('AWS::RDS::DBSubnetGroup', { DBSubnetGroupName: 'snapferry-restore-test' });
+    t.resourceCountIs('AWS::EC2::FlowLog', 1);
+  });
+
+  test('the restore function gets the subnet group and security group', () => {
+    const f = only(synth.target, 'AWS::Lambda::Function', { FunctionName: 'snapferry-restore' });
+    const sgId = Object.keys(resources(synth.target, 'AWS::EC2::SecurityGroup'))[0];
+    const sng = Object.keys(resources(synth.target, 'AWS::RDS::DBSubnetGroup'))[0];
+    assert.deepEqual(f.Properties.Environment.Variables.RESTORE_SECURITY_GROUP_IDS, { 'Fn::GetAtt': [sgId, 'GroupId'] });
+    assert.deepEqual(f.Properties.Environment.Variables.RESTORE_SUBNET_GROUP, { Ref: sng });
+  });
+});
+
+describe('lambda packages', () => {
+  test('a missing cargo-lambda zip fails synth with a message saying how to build it', () => {
+    const empty = fs.mkdtempSync(path.join(os.tmpdir(), 'snapferry-empty-'));
+    assert.throws(() => buildDeployment(newApp(), config, routing, empty),
+      /Lambda package .*snapferry-[a-z-]+\/bootstrap\.zip is missing: run scripts\/build-lambdas/);
+  });
+});
+
+describe('environment contract', () => {
+  // Exactly the variables each Rust function reads (services/*/src, shared/src/lambda.rs);
+  // blank ones are left out (the functions treat blank as unset), and the example leaves
+  // SELECT_IDENTIFIERS and DESCRIPTION_REGEX blank.
+  const common = ['QUEUE_URL', 'DLQ_URL', 'PIPELINE_BUS'];
+  const selection = ['SELECT_REGEX', 'SELECT_TAG'];
+  const expected: Record<string, string[]> = {
+    'create-snapshot': [...common, 'KINDS', ...selection, 'MIN_INTERVAL_MINUTES', 'MANUAL_SNAPSHOT_QUOTA'],
+    'share-snapshot': [...common, 'TARGET_ACCOUNTS', 'SHARING_KMS_KEY_ARN', ...selection, 'RECHECK_SECONDS'],
+    'copy-shared-snapshot': [...common, 'SOURCE_ACCOUNTS', 'TARGET_KMS_KEY_ARN', 'EXTRA_REGIONS', 'EXTRA_REGION_KMS_KEYS',
+      'IDENTIFIER_REGEX', 'RECHECK_SECONDS'],
+    restore: [...common, 'RESTORE_ENABLED', 'RESTORE_EVERY_NTH', 'RESTORE_SUBNET_GROUP', 'RESTORE_SECURITY_GROUP_IDS',
+      'RESTORE_INSTANCE_CLASS', 'TARGET_KMS_KEY_ARN', 'RECHECK_SECONDS', 'RESTORE_TIMEOUT_MINUTES'],
+  };
+
+  for (const fn of routing.functions) {
+    test(`${fn.name} gets exactly its variables`, () => {
+      const f = only(templateFor(synth, fn.account), 'AWS::Lambda::Function', { FunctionName: binaryName(fn) });
+      assert.deepEqual(Object.keys(f.Properties.Environment.Variables).sort(), [...expected[fn.name]].sort());
+    });
+  }
+
+  test('values from the config', () => {
+    const env = (side: 'source' | 'target', name: string) =>
+      only(templateFor(synth, side), 'AWS::Lambda::Function', { FunctionName: name }).Properties.Environment.Variables;
+    const s = config.sources[0];
+    assert.equal(env('source', 'snapferry-create-snapshot').KINDS, s.kinds.join(','));
+    assert.equal(env('source', 'snapferry-share-snapshot').TARGET_ACCOUNTS, config.target.account);
+    assert.equal(env('source', 'snapferry-share-snapshot').SELECT_TAG, s.selection.tag);
+    const copy = env('target', 'snapferry-copy-shared-snapshot');
+    assert.equal(copy.SOURCE_ACCOUNTS, s.account);
+    assert.equal(copy.EXTRA_REGIONS, 'eu-central-1');
+    assert.equal(copy.EXTRA_REGION_KMS_KEYS, `eu-central-1=arn:aws:kms:eu-central-1:${config.target.account}:alias/snapferry-target`);
+    assert.equal(env('target', 'snapferry-restore').RESTORE_ENABLED, 'true');
+  });
+});

@@ -1,0 +1,75 @@
+// The deployed queues, mappings and rules must be exactly what routing.json (the table the
+// local host runs from) says. Any drift between the two fails here.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { binaryName, crossAccountRule, dlqName } from '../lib/routing';
+import { only, resources, routing, synthExample, templateFor } from './helpers';
+
+const synth = synthExample();
+
+describe('routing.json drift', () => {
+  for (const fn of routing.functions) {
+    describe(fn.name, () => {
+      const t = templateFor(synth, fn.account);
+
+      test('queue settings and its DLQ', () => {
+        const dlq = only(t, 'AWS::SQS::Queue', { QueueName: dlqName(fn) });
+        assert.equal(dlq.Properties.MessageRetentionPeriod, routing.dlq_retention_days * 86400);
+        const q = only(t, 'AWS::SQS::Queue', { QueueName: fn.queue });
+        assert.equal(q.Properties.VisibilityTimeout, fn.timeout_seconds * routing.visibility_timeout_factor);
+        assert.deepEqual(q.Properties.RedrivePolicy, {
+          deadLetterTargetArn: { 'Fn::GetAtt': [dlq.id, 'Arn'] },
+          maxReceiveCount: routing.max_receive_count,
+        });
+      });
+
+      test('function timeout and event source mapping', () => {
+        const f = only(t, 'AWS::Lambda::Function', { FunctionName: binaryName(fn) });
+        assert.equal(f.Properties.Timeout, fn.timeout_seconds);
+        const q = only(t, 'AWS::SQS::Queue', { QueueName: fn.queue });
+        const m = only(t, 'AWS::Lambda::EventSourceMapping', { EventSourceArn: { 'Fn::GetAtt': [q.id, 'Arn'] } });
+        assert.deepEqual(m.Properties.FunctionName, { Ref: f.id });
+        assert.equal(m.Properties.BatchSize, fn.batch_size);
+        assert.deepEqual(m.Properties.FunctionResponseTypes, ['ReportBatchItemFailures']);
+      });
+
+      for (const rule of fn.rules) {
+        test(`rule ${rule.name}`, () => {
+          const r = only(t, 'AWS::Events::Rule', { Name: rule.name });
+          const bus = only(t, 'AWS::Events::EventBus', { Name: routing.pipeline_bus });
+          // No EventBusName means the account's default bus.
+          assert.deepEqual(r.Properties.EventBusName, rule.bus === 'pipeline' ? { Ref: bus.id } : undefined);
+          assert.deepEqual(r.Properties.EventPattern, rule.pattern);
+          assert.equal(r.Properties.ScheduleExpression, rule.schedule);
+          const q = only(t, 'AWS::SQS::Queue', { QueueName: fn.queue });
+          assert.deepEqual(r.Properties.Targets.map((x: any) => x.Arn), [{ 'Fn::GetAtt': [q.id, 'Arn'] }]);
+        });
+      }
+    });
+  }
+
+  test('cross-account forwarding: one rule per target account, to its pipeline bus', () => {
+    const account = synth.deployment.target.account;
+    const want = crossAccountRule(routing, account);
+    const r = only(synth.source, 'AWS::Events::Rule', { Name: want.name });
+    assert.deepEqual(r.Properties.EventPattern, want.pattern);
+    assert.equal(JSON.stringify(r.Properties.EventPattern).includes('{account}'), false);
+    const bus = only(synth.source, 'AWS::Events::EventBus', { Name: routing.pipeline_bus });
+    assert.deepEqual(r.Properties.EventBusName, { Ref: bus.id });
+    assert.deepEqual(r.Properties.Targets.map((x: any) => x.Arn),
+      [`arn:aws:events:${synth.deployment.target.region}:${account}:event-bus/${routing.pipeline_bus}`]);
+  });
+
+  test('no rule, queue or function that routing.json does not list', () => {
+    for (const side of ['source', 'target'] as const) {
+      const t = templateFor(synth, side);
+      const fns = routing.functions.filter((f) => f.account === side);
+      const rules = fns.flatMap((f) => f.rules.map((r) => r.name));
+      if (side === 'source') rules.push(crossAccountRule(routing, synth.deployment.target.account).name);
+      const names = (type: string, key: string) => Object.values(resources(t, type)).map((r) => r.Properties[key]).sort();
+      assert.deepEqual(names('AWS::Events::Rule', 'Name'), rules.sort());
+      assert.deepEqual(names('AWS::SQS::Queue', 'QueueName'), fns.flatMap((f) => [f.queue, dlqName(f)]).sort());
+      assert.deepEqual(names('AWS::Lambda::Function', 'FunctionName'), fns.map(binaryName).sort());
+    }
+  });
+});

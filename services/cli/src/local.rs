@@ -1,0 +1,731 @@
+//! The local Lambda host: what the CDK stacks and the Lambda service do in AWS, done
+//! against the emulator so the whole pipeline runs on one machine (`snapferry local`, the
+//! demo and the end-to-end tests).
+//!
+//! - [`deploy`] creates the event topology of `shared/routing.json` (pipeline buses,
+//!   queues with their DLQs and redrive policies, rules, the cross-account forwarding and
+//!   the bus policies that admit it). It is idempotent, like a CloudFormation update.
+//! - [`Host`] plays Lambda's SQS event source mapping: it receives a batch per function,
+//!   calls the step's [`BatchHandler`], and deletes exactly the records that did not fail
+//!   (`ReportBatchItemFailures`). Failed records stay in the queue, come back after their
+//!   visibility timeout and reach the DLQ through SQS's own redrive, as in AWS.
+
+use aws_lambda_events::encodings::Base64Data;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage, SqsMessageAttribute};
+use aws_sdk_eventbridge::error::ProvideErrorMetadata;
+use aws_sdk_eventbridge::types::{RuleState, Target};
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName, QueueAttributeName};
+use chrono::SubsecRound;
+use serde_json::{Value, json};
+use snapferry::clients::Clients;
+use snapferry::error::{Error, Result, Retry};
+use snapferry::events::{EventEnvelope, SCHEDULE_SOURCE, SCHEDULED_EVENT};
+use snapferry::routing::{Bus, Function, Routing, Side};
+use snapferry::sqs::BatchHandler;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::task::JoinSet;
+use tracing::{debug, error, info, warn};
+
+/// SQS accepts at most 10 entries per `DeleteMessageBatch`.
+const DELETE_BATCH_MAX: usize = 10;
+/// How long the host rests after a round that received nothing: short enough that a local
+/// pipeline feels instant, long enough not to spin on the emulator.
+const IDLE_PAUSE: Duration = Duration::from_millis(200);
+/// After a failed round (emulator restarting, say) `run_forever` waits longer before retrying.
+const ERROR_PAUSE: Duration = Duration::from_secs(2);
+/// The id of the one target each of our rules has; a fixed id makes `PutTargets` idempotent.
+const TARGET_ID: &str = "snapferry";
+
+/// Knobs of [`deploy`] that differ between the local uses.
+#[derive(Debug, Clone, Default)]
+pub struct DeployOptions {
+    /// Visibility timeout in seconds for every queue instead of `timeout × factor`: tests
+    /// set a second or two so failed records come back (and reach the DLQ) quickly.
+    pub visibility_timeout_override: Option<u32>,
+}
+
+/// One function's queue in one account, as deployed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeployedQueue {
+    pub function: String,
+    pub account: String,
+    pub region: String,
+    pub queue_url: String,
+    pub queue_arn: String,
+    pub dlq_url: String,
+    pub dlq_arn: String,
+    /// Lambda's `BatchSize` for this function's event source mapping.
+    pub batch_size: u32,
+    /// The function's timeout; the host abandons a batch that runs longer, as Lambda does.
+    pub timeout: Duration,
+}
+
+/// A schedule rule, which the emulator never fires: [`Host::fire_schedule`] stands in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeployedSchedule {
+    pub function: String,
+    pub account: String,
+    pub region: String,
+    pub rule_name: String,
+    pub rule_arn: String,
+}
+
+/// What [`deploy`] created, keyed by (account, function name).
+#[derive(Debug, Clone, Default)]
+pub struct Deployment {
+    queues: BTreeMap<(String, String), DeployedQueue>,
+    schedules: Vec<DeployedSchedule>,
+    pipeline_buses: BTreeMap<String, String>,
+}
+
+impl Deployment {
+    /// The queue of `function` in `account`, when that function runs in that account.
+    pub fn queue(&self, account: &str, function: &str) -> Option<&DeployedQueue> {
+        self.queues.get(&(account.to_string(), function.to_string()))
+    }
+
+    pub fn queue_url(&self, account: &str, function: &str) -> Option<&str> {
+        self.queue(account, function).map(|q| q.queue_url.as_str())
+    }
+
+    pub fn queue_arn(&self, account: &str, function: &str) -> Option<&str> {
+        self.queue(account, function).map(|q| q.queue_arn.as_str())
+    }
+
+    pub fn dlq_url(&self, account: &str, function: &str) -> Option<&str> {
+        self.queue(account, function).map(|q| q.dlq_url.as_str())
+    }
+
+    /// Every deployed queue, ordered by account then function.
+    pub fn queues(&self) -> impl Iterator<Item = &DeployedQueue> {
+        self.queues.values()
+    }
+
+    pub fn schedules(&self) -> &[DeployedSchedule] {
+        &self.schedules
+    }
+
+    /// The ARN of `account`'s pipeline bus.
+    pub fn pipeline_bus_arn(&self, account: &str) -> Option<&str> {
+        self.pipeline_buses.get(account).map(String::as_str)
+    }
+}
+
+/// Creates (or brings up to date) the topology of `routing` in the source account and every
+/// target account, as the CDK stacks do in AWS.
+pub async fn deploy(
+    routing: &Routing,
+    source: &Clients,
+    targets: &[Clients],
+    options: &DeployOptions,
+) -> Result<Deployment> {
+    let mut deployment = Deployment::default();
+    // Targets first: the source's forwarding rules point at their buses, and a bus must
+    // admit the source before the first event is forwarded to it.
+    for target in targets {
+        deploy_account(routing, target, Side::Target, options, &mut deployment).await?;
+        let statement_id = format!("snapferry-source-{}", source.account);
+        target
+            .events
+            .put_permission()
+            .event_bus_name(&routing.pipeline_bus)
+            .action("events:PutEvents")
+            .principal(&source.account)
+            .statement_id(statement_id)
+            .send()
+            .await
+            .map_err(|e| Error::from_sdk("PutPermission", e))?;
+    }
+    deploy_account(routing, source, Side::Source, options, &mut deployment).await?;
+    for target in targets {
+        let (rule_name, pattern) = routing.cross_account.for_account(&target.account);
+        let target_bus = deployment
+            .pipeline_bus_arn(&target.account)
+            .ok_or_else(|| Error::Config(format!("no pipeline bus deployed in {}", target.account)))?
+            .to_string();
+        let bus = bus_name(routing, routing.cross_account.bus);
+        put_rule(source, bus, &rule_name, Some(&pattern), None).await?;
+        put_target(source, bus, &rule_name, &target_bus).await?;
+        info!(rule = rule_name, target_bus, "cross-account forwarding deployed");
+    }
+    Ok(deployment)
+}
+
+async fn deploy_account(
+    routing: &Routing,
+    clients: &Clients,
+    side: Side,
+    options: &DeployOptions,
+    deployment: &mut Deployment,
+) -> Result<()> {
+    let bus_arn = ensure_bus(clients, &routing.pipeline_bus).await?;
+    deployment.pipeline_buses.insert(clients.account.clone(), bus_arn);
+    for function in routing.functions.iter().filter(|f| f.account == side) {
+        let queue = deploy_function(routing, clients, function, options, deployment).await?;
+        info!(account = clients.account, function = function.name, queue = queue.queue_url, "function deployed");
+        deployment.queues.insert((clients.account.clone(), function.name.clone()), queue);
+    }
+    Ok(())
+}
+
+async fn deploy_function(
+    routing: &Routing,
+    clients: &Clients,
+    function: &Function,
+    options: &DeployOptions,
+    deployment: &mut Deployment,
+) -> Result<DeployedQueue> {
+    let retention = u64::from(routing.dlq_retention_days) * 24 * 3600;
+    let dlq_url = ensure_queue(
+        clients,
+        &routing.dlq_name(function),
+        &[(QueueAttributeName::MessageRetentionPeriod, retention.to_string())],
+    )
+    .await?;
+    let dlq_arn = queue_arn(clients, &dlq_url).await?;
+    let visibility =
+        options.visibility_timeout_override.unwrap_or_else(|| routing.visibility_timeout_seconds(function));
+    let redrive = json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": routing.max_receive_count });
+    let queue_url = ensure_queue(
+        clients,
+        &function.queue,
+        &[
+            (QueueAttributeName::VisibilityTimeout, visibility.to_string()),
+            (QueueAttributeName::RedrivePolicy, redrive.to_string()),
+        ],
+    )
+    .await?;
+    let queue_arn = queue_arn(clients, &queue_url).await?;
+
+    let mut rule_arns = Vec::new();
+    for rule in &function.rules {
+        let bus = bus_name(routing, rule.bus);
+        let arn = put_rule(clients, bus, &rule.name, rule.pattern.as_ref(), rule.schedule.as_deref()).await?;
+        put_target(clients, bus, &rule.name, &queue_arn).await?;
+        if rule.schedule.is_some() {
+            let schedule = DeployedSchedule {
+                function: function.name.clone(),
+                account: clients.account.clone(),
+                region: clients.region.clone(),
+                rule_name: rule.name.clone(),
+                rule_arn: arn.clone(),
+            };
+            deployment.schedules.retain(|s| (&s.account, &s.rule_name) != (&schedule.account, &schedule.rule_name));
+            deployment.schedules.push(schedule);
+        }
+        rule_arns.push(arn);
+    }
+    // What CDK's `SqsQueue` target adds: EventBridge may send to the queue, for these rules only.
+    let policy = queue_policy(&queue_arn, &rule_arns);
+    clients
+        .sqs
+        .set_queue_attributes()
+        .queue_url(&queue_url)
+        .attributes(QueueAttributeName::Policy, policy.to_string())
+        .send()
+        .await
+        .map_err(|e| Error::from_sdk("SetQueueAttributes", e))?;
+
+    Ok(DeployedQueue {
+        function: function.name.clone(),
+        account: clients.account.clone(),
+        region: clients.region.clone(),
+        queue_url,
+        queue_arn,
+        dlq_url,
+        dlq_arn,
+        batch_size: function.batch_size,
+        timeout: Duration::from_secs(u64::from(function.timeout_seconds)),
+    })
+}
+
+/// The queue policy CDK generates for an `SqsQueue` rule target, one statement per rule.
+pub fn queue_policy(queue_arn: &str, rule_arns: &[String]) -> Value {
+    let statements: Vec<Value> = rule_arns
+        .iter()
+        .map(|rule_arn| {
+            json!({
+                "Effect": "Allow",
+                "Principal": { "Service": "events.amazonaws.com" },
+                "Action": ["sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"],
+                "Resource": queue_arn,
+                "Condition": { "ArnEquals": { "aws:SourceArn": rule_arn } },
+            })
+        })
+        .collect();
+    json!({ "Version": "2012-10-17", "Statement": statements })
+}
+
+fn bus_name(routing: &Routing, bus: Bus) -> &str {
+    match bus {
+        Bus::Default => "default",
+        Bus::Pipeline => &routing.pipeline_bus,
+    }
+}
+
+/// Creates the bus unless it exists; returns its ARN as EventBridge reports it.
+async fn ensure_bus(clients: &Clients, name: &str) -> Result<String> {
+    match clients.events.create_event_bus().name(name).send().await {
+        Ok(out) => {
+            if let Some(arn) = out.event_bus_arn() {
+                return Ok(arn.to_string());
+            }
+        }
+        Err(e) if e.code() == Some("ResourceAlreadyExistsException") => {}
+        Err(e) => return Err(Error::from_sdk("CreateEventBus", e)),
+    }
+    let described = clients
+        .events
+        .describe_event_bus()
+        .name(name)
+        .send()
+        .await
+        .map_err(|e| Error::from_sdk("DescribeEventBus", e))?;
+    described.arn().map(str::to_string).ok_or_else(|| Error::Config(format!("DescribeEventBus {name} returned no ARN")))
+}
+
+/// `CreateQueue` with `attributes`; a queue that exists with other attributes (a changed
+/// routing.json, another visibility override) is updated in place, as CloudFormation would.
+async fn ensure_queue(clients: &Clients, name: &str, attributes: &[(QueueAttributeName, String)]) -> Result<String> {
+    let mut create = clients.sqs.create_queue().queue_name(name);
+    for (key, value) in attributes {
+        create = create.attributes(key.clone(), value);
+    }
+    match create.send().await {
+        Ok(out) => out
+            .queue_url()
+            .map(str::to_string)
+            .ok_or_else(|| Error::Config(format!("CreateQueue {name} returned no URL"))),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_queue_name_exists()) => {
+            let url = clients
+                .sqs
+                .get_queue_url()
+                .queue_name(name)
+                .send()
+                .await
+                .map_err(|e| Error::from_sdk("GetQueueUrl", e))?
+                .queue_url()
+                .map(str::to_string)
+                .ok_or_else(|| Error::Config(format!("GetQueueUrl {name} returned no URL")))?;
+            let mut update = clients.sqs.set_queue_attributes().queue_url(&url);
+            for (key, value) in attributes {
+                update = update.attributes(key.clone(), value);
+            }
+            update.send().await.map_err(|e| Error::from_sdk("SetQueueAttributes", e))?;
+            Ok(url)
+        }
+        Err(e) => Err(Error::from_sdk("CreateQueue", e)),
+    }
+}
+
+async fn queue_arn(clients: &Clients, url: &str) -> Result<String> {
+    let out = clients
+        .sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|e| Error::from_sdk("GetQueueAttributes", e))?;
+    out.attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn))
+        .cloned()
+        .ok_or_else(|| Error::Config(format!("GetQueueAttributes {url} returned no QueueArn")))
+}
+
+/// `PutRule` creates or updates, so it is idempotent by itself; returns the rule's ARN.
+async fn put_rule(
+    clients: &Clients,
+    bus: &str,
+    name: &str,
+    pattern: Option<&Value>,
+    schedule: Option<&str>,
+) -> Result<String> {
+    let out = clients
+        .events
+        .put_rule()
+        .name(name)
+        .event_bus_name(bus)
+        .set_event_pattern(pattern.map(Value::to_string))
+        .set_schedule_expression(schedule.map(str::to_string))
+        .state(RuleState::Enabled)
+        .description("snapferry (shared/routing.json)")
+        .send()
+        .await
+        .map_err(|e| Error::from_sdk("PutRule", e))?;
+    out.rule_arn().map(str::to_string).ok_or_else(|| Error::Config(format!("PutRule {name} returned no ARN")))
+}
+
+async fn put_target(clients: &Clients, bus: &str, rule: &str, target_arn: &str) -> Result<()> {
+    let target = Target::builder()
+        .id(TARGET_ID)
+        .arn(target_arn)
+        .build()
+        .map_err(|e| Error::Config(format!("target of {rule}: {e}")))?;
+    let out = clients
+        .events
+        .put_targets()
+        .rule(rule)
+        .event_bus_name(bus)
+        .targets(target)
+        .send()
+        .await
+        .map_err(|e| Error::from_sdk("PutTargets", e))?;
+    // Like PutEvents, PutTargets reports per-entry failures on an HTTP 200.
+    if out.failed_entry_count() > 0 {
+        let reasons: Vec<String> = out
+            .failed_entries()
+            .iter()
+            .map(|f| format!("{}: {}", f.error_code().unwrap_or("?"), f.error_message().unwrap_or("?")))
+            .collect();
+        return Err(Error::Permanent {
+            op: "PutTargets",
+            code: "FailedEntry".into(),
+            message: format!("rule {rule} → {target_arn}: {}", reasons.join("; ")),
+            hint: None,
+        });
+    }
+    Ok(())
+}
+
+/// One function as the host runs it.
+struct Hosted {
+    queue: DeployedQueue,
+    sqs: aws_sdk_sqs::Client,
+    handler: Arc<dyn BatchHandler>,
+}
+
+/// Lambda's SQS event source mapping, for every registered function.
+pub struct Host {
+    functions: Vec<Arc<Hosted>>,
+    schedules: Vec<DeployedSchedule>,
+    queues: BTreeMap<(String, String), DeployedQueue>,
+}
+
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hosted: Vec<_> = self.functions.iter().map(|h| (&h.queue.account, &h.queue.function)).collect();
+        f.debug_struct("Host").field("functions", &hosted).field("schedules", &self.schedules).finish()
+    }
+}
+
+impl Host {
+    /// A host for `deployment` with no function registered yet.
+    pub fn new(deployment: &Deployment) -> Host {
+        Host { functions: Vec::new(), schedules: deployment.schedules.clone(), queues: deployment.queues.clone() }
+    }
+
+    /// Runs `handler` for `function`'s queue in `clients`' account (its SQS client is used
+    /// for receiving and deleting, as the Lambda's execution role would be).
+    pub fn register(&mut self, clients: &Clients, function: &str, handler: Arc<dyn BatchHandler>) -> Result<&mut Host> {
+        let key = (clients.account.clone(), function.to_string());
+        let queue = self
+            .queues
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| Error::Config(format!("{function} is not deployed in account {}", clients.account)))?;
+        self.functions.retain(|h| (&h.queue.account, &h.queue.function) != (&key.0, &key.1));
+        self.functions.push(Arc::new(Hosted { queue, sqs: clients.sqs.clone(), handler }));
+        Ok(self)
+    }
+
+    /// One round over every registered function: receive a batch, run the handler, delete
+    /// what succeeded. Returns how many messages were handed to handlers.
+    pub async fn poll_once(&self) -> Result<usize> {
+        let mut rounds = JoinSet::new();
+        for hosted in &self.functions {
+            rounds.spawn(Arc::clone(hosted).poll());
+        }
+        let mut handled = 0;
+        let mut first_error = None;
+        while let Some(joined) = rounds.join_next().await {
+            match joined {
+                Ok(Ok(n)) => handled += n,
+                Ok(Err(e)) => {
+                    first_error.get_or_insert(e);
+                }
+                Err(e) => {
+                    // Only our own code runs here (handlers run in their own task), so this is a bug.
+                    first_error.get_or_insert(Error::Config(format!("host task failed: {e}")));
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(handled),
+        }
+    }
+
+    /// Polls until `done()` answers true; fails when `deadline` passes first.
+    pub async fn run_until<F, Fut>(&self, deadline: Duration, mut done: F) -> Result<()>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = bool>,
+    {
+        let start = Instant::now();
+        loop {
+            if done().await {
+                return Ok(());
+            }
+            if start.elapsed() >= deadline {
+                return Err(Error::Retryable {
+                    retry: Retry::NotReady,
+                    op: "run_until",
+                    code: "DeadlineExceeded".into(),
+                    message: format!("condition not reached within {deadline:?}"),
+                });
+            }
+            if self.poll_once().await? == 0 {
+                tokio::time::sleep(IDLE_PAUSE).await;
+            }
+        }
+    }
+
+    /// `snapferry local`: polls until Ctrl-C, then finishes the round in progress and returns.
+    pub async fn run_forever(&self) -> Result<()> {
+        self.run_until_stopped(async {
+            if let Err(e) = tokio::signal::ctrl_c().await {
+                // Without a signal handler the host can still be stopped by killing the process.
+                warn!(error = %e, "cannot listen for Ctrl-C");
+                std::future::pending::<()>().await;
+            }
+        })
+        .await
+    }
+
+    /// Polls until `stop` completes. A round in progress is finished first, so no handler
+    /// is cut off between its work and the deletion of its messages.
+    pub async fn run_until_stopped<S: Future<Output = ()>>(&self, stop: S) -> Result<()> {
+        let mut stop = std::pin::pin!(stop);
+        let mut stopping = false;
+        loop {
+            let mut round = std::pin::pin!(self.poll_once());
+            let result = loop {
+                tokio::select! {
+                    result = &mut round => break result,
+                    () = &mut stop, if !stopping => {
+                        info!("stopping after the current round");
+                        stopping = true;
+                    }
+                }
+            };
+            if stopping {
+                return Ok(());
+            }
+            let pause = match result {
+                Ok(0) => IDLE_PAUSE,
+                Ok(_) => continue,
+                Err(e) => {
+                    // The emulator restarting or a queue deleted by hand: keep the host alive.
+                    error!(error = %e, "polling failed; trying again");
+                    ERROR_PAUSE
+                }
+            };
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                () = &mut stop => {
+                    info!("stopped");
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Delivers what EventBridge would for each schedule rule (the emulator fires none) to
+    /// the rule's queue. Returns how many events were sent.
+    pub async fn fire_schedule(&self) -> Result<usize> {
+        let mut sent = 0;
+        for schedule in &self.schedules {
+            let hosted = self
+                .functions
+                .iter()
+                .find(|h| h.queue.account == schedule.account && h.queue.function == schedule.function)
+                .ok_or_else(|| {
+                    Error::Config(format!(
+                        "{} is not registered for account {}; cannot fire {}",
+                        schedule.function, schedule.account, schedule.rule_name
+                    ))
+                })?;
+            let mut event = EventEnvelope::new(SCHEDULE_SOURCE, SCHEDULED_EVENT, json!({}));
+            event.account = Some(schedule.account.clone());
+            event.region = Some(schedule.region.clone());
+            // EventBridge stamps scheduled events to the second.
+            event.time = Some(chrono::Utc::now().trunc_subsecs(0));
+            event.resources = vec![schedule.rule_arn.clone()];
+            let body = serde_json::to_string(&event)
+                .map_err(|e| Error::Config(format!("cannot serialize the scheduled event: {e}")))?;
+            hosted
+                .sqs
+                .send_message()
+                .queue_url(&hosted.queue.queue_url)
+                .message_body(body)
+                .send()
+                .await
+                .map_err(|e| Error::from_sdk("SendMessage", e))?;
+            info!(rule = schedule.rule_name, account = schedule.account, "schedule fired");
+            sent += 1;
+        }
+        Ok(sent)
+    }
+}
+
+impl Hosted {
+    async fn poll(self: Arc<Self>) -> Result<usize> {
+        let q = &self.queue;
+        // Lambda's BatchSize goes up to 10 000 with a batching window; SQS gives at most 10 per call.
+        let max = i32::try_from(q.batch_size.clamp(1, 10)).unwrap_or(10);
+        let out = self
+            .sqs
+            .receive_message()
+            .queue_url(&q.queue_url)
+            .max_number_of_messages(max)
+            .wait_time_seconds(0)
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .map_err(|e| Error::from_sdk("ReceiveMessage", e))?;
+        let messages = out.messages();
+        if messages.is_empty() {
+            return Ok(0);
+        }
+        let mut event = SqsEvent::default();
+        event.records = messages.iter().map(|m| to_lambda_record(m, &q.queue_arn, &q.region)).collect();
+        let ids: Vec<String> = event.records.iter().filter_map(|r| r.message_id.clone()).collect();
+        debug!(function = q.function, account = q.account, count = messages.len(), "invoking");
+
+        let handler = Arc::clone(&self.handler);
+        // Its own task, so a panic is caught like a crashed Lambda instead of taking down the host.
+        let mut invocation = tokio::spawn(async move { handler.handle(event).await });
+        let response = match tokio::time::timeout(q.timeout, &mut invocation).await {
+            Ok(Ok(response)) => Some(response),
+            Ok(Err(e)) => {
+                error!(function = q.function, account = q.account, error = %e, "handler crashed; the whole batch will be retried");
+                None
+            }
+            Err(_) => {
+                invocation.abort();
+                error!(
+                    function = q.function,
+                    account = q.account,
+                    timeout_s = q.timeout.as_secs(),
+                    "handler timed out; the whole batch will be retried"
+                );
+                None
+            }
+        };
+        let succeeded = match response {
+            Some(response) => succeeded_records(&q.function, messages, &ids, &response),
+            None => Vec::new(),
+        };
+        self.delete(&succeeded).await;
+        Ok(messages.len())
+    }
+
+    /// Deletes `messages`; a failure only means they are delivered again (at least once).
+    async fn delete(&self, messages: &[&Message]) {
+        for chunk in messages.chunks(DELETE_BATCH_MAX) {
+            let entries: Vec<DeleteMessageBatchRequestEntry> = chunk
+                .iter()
+                .enumerate()
+                .filter_map(|(i, m)| {
+                    DeleteMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .set_receipt_handle(m.receipt_handle().map(str::to_string))
+                        .build()
+                        .ok()
+                })
+                .collect();
+            if entries.is_empty() {
+                continue;
+            }
+            let q = &self.queue;
+            match self.sqs.delete_message_batch().queue_url(&q.queue_url).set_entries(Some(entries)).send().await {
+                Ok(out) => {
+                    for failed in out.failed() {
+                        warn!(
+                            function = q.function,
+                            id = failed.id(),
+                            code = failed.code(),
+                            "could not delete; it will be delivered again"
+                        );
+                    }
+                }
+                Err(e) => {
+                    let e = Error::from_sdk("DeleteMessageBatch", e);
+                    warn!(function = q.function, error = %e, "could not delete; the batch will be delivered again");
+                }
+            }
+        }
+    }
+}
+
+/// The records Lambda deletes after a `ReportBatchItemFailures` response. As Lambda does, a
+/// response naming an id that is empty or not in the batch fails the whole batch.
+fn succeeded_records<'a>(
+    function: &str,
+    messages: &'a [Message],
+    ids: &[String],
+    response: &SqsBatchResponse,
+) -> Vec<&'a Message> {
+    let batch: HashSet<&str> = ids.iter().map(String::as_str).collect();
+    let mut failed = HashSet::new();
+    for failure in &response.batch_item_failures {
+        let id = failure.item_identifier.as_str();
+        if !batch.contains(id) {
+            error!(
+                function,
+                item_identifier = id,
+                "batch item failure names no record of the batch; the whole batch will be retried"
+            );
+            return Vec::new();
+        }
+        failed.insert(id);
+    }
+    messages.iter().filter(|m| m.message_id().is_some_and(|id| !failed.contains(id))).collect()
+}
+
+/// The record Lambda hands a function for an SQS message.
+fn to_lambda_record(message: &Message, queue_arn: &str, region: &str) -> SqsMessage {
+    let mut record = SqsMessage::default();
+    record.message_id = message.message_id().map(str::to_string);
+    record.receipt_handle = message.receipt_handle().map(str::to_string);
+    record.body = message.body().map(str::to_string);
+    record.md5_of_body = message.md5_of_body().map(str::to_string);
+    record.md5_of_message_attributes = message.md5_of_message_attributes().map(str::to_string);
+    record.attributes = message
+        .attributes()
+        .map(|a| a.iter().map(|(k, v)| (k.as_str().to_string(), v.clone())).collect())
+        .unwrap_or_default();
+    record.message_attributes = message
+        .message_attributes()
+        .map(|a| {
+            a.iter()
+                .map(|(name, value)| {
+                    let mut attribute = SqsMessageAttribute::default();
+                    attribute.data_type = Some(value.data_type().to_string());
+                    attribute.string_value = value.string_value().map(str::to_string);
+                    attribute.binary_value = value.binary_value().map(|b| base64_data(b.as_ref()));
+                    attribute.string_list_values = value.string_list_values().to_vec();
+                    attribute.binary_list_values =
+                        value.binary_list_values().iter().map(|b| base64_data(b.as_ref())).collect();
+                    (name.clone(), attribute)
+                })
+                .collect::<HashMap<_, _>>()
+        })
+        .unwrap_or_default();
+    record.event_source = Some("aws:sqs".to_string());
+    record.event_source_arn = Some(queue_arn.to_string());
+    record.aws_region = Some(region.to_string());
+    record
+}
+
+/// `Base64Data` is `#[non_exhaustive]`, so it is filled through its `DerefMut` to `Vec<u8>`.
+fn base64_data(bytes: &[u8]) -> Base64Data {
+    let mut data = Base64Data::default();
+    data.extend_from_slice(bytes);
+    data
+}

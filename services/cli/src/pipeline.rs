@@ -1,0 +1,337 @@
+//! A whole snapferry pipeline on the local emulator: the keys, the restore-test network,
+//! the topology from `shared/routing.json`, and the four steps hosted with Lambda's SQS
+//! semantics. `snapferry demo`, `snapferry local` and the end-to-end tests all use it, so
+//! they run the very handlers the Lambdas run.
+
+use crate::local::{DeployOptions, Deployment, Host, deploy};
+use serde_json::json;
+use snapferry::clients::Clients;
+use snapferry::error::{Error, Result};
+use snapferry::events::{EventEnvelope, Incoming, PipelineEvent, parse_message};
+use snapferry::lambda::StepEnv;
+use snapferry::routing::Routing;
+use snapferry::select::Selection;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const SHARING_KEY_ALIAS: &str = "alias/snapferry-sharing";
+pub const BACKUP_KEY_ALIAS: &str = "alias/snapferry-backup";
+pub const RESTORE_NETWORK: &str = "snapferry-restore-test";
+const MONITOR_QUEUE: &str = "snapferry-monitor";
+
+/// What differs between the demo, a long-running local pipeline and a test.
+#[derive(Debug, Clone)]
+pub struct PipelineOptions {
+    pub selection: Selection,
+    pub extra_regions: Vec<String>,
+    /// Allowlisted source accounts; the source account when empty.
+    pub allowlist: Vec<String>,
+    pub recheck: Duration,
+    pub retry_base: Duration,
+    pub visibility_timeout_override: Option<u32>,
+    pub min_interval_minutes: i64,
+    pub restore_enabled: bool,
+    pub restore_every_nth: usize,
+    pub identifier_regex: Option<regex::Regex>,
+    pub description_regex: Option<regex::Regex>,
+}
+
+impl Default for PipelineOptions {
+    fn default() -> Self {
+        PipelineOptions {
+            selection: Selection { regex: regex::Regex::new(".*").ok(), ..Default::default() },
+            extra_regions: Vec::new(),
+            allowlist: Vec::new(),
+            recheck: Duration::from_secs(1),
+            retry_base: Duration::from_secs(1),
+            visibility_timeout_override: Some(5),
+            min_interval_minutes: 60,
+            restore_enabled: true,
+            restore_every_nth: 1,
+            identifier_regex: None,
+            description_regex: None,
+        }
+    }
+}
+
+pub struct LocalPipeline {
+    pub source: Clients,
+    pub target: Clients,
+    pub sharing_key: String,
+    pub target_key: String,
+    pub extra_keys: Vec<(String, String)>,
+    pub deployment: Deployment,
+    pub host: Host,
+    monitors: Vec<(Clients, String)>,
+}
+
+impl LocalPipeline {
+    /// Sets everything up (idempotently) and registers the four steps.
+    pub async fn start(source: Clients, target: Clients, options: &PipelineOptions) -> Result<LocalPipeline> {
+        let routing = Routing::load();
+        let sharing_key = ensure_key(
+            &source,
+            SHARING_KEY_ALIAS,
+            snapferry::kms::sharing_key_policy(&source.account, std::slice::from_ref(&target.account)),
+        )
+        .await?;
+        let target_key =
+            ensure_key(&target, BACKUP_KEY_ALIAS, snapferry::kms::sharing_key_policy(&target.account, &[])).await?;
+        let mut extra_keys = Vec::new();
+        for region in &options.extra_regions {
+            let regional = target.for_region(region);
+            let key = ensure_key(&regional, BACKUP_KEY_ALIAS, snapferry::kms::sharing_key_policy(&target.account, &[]))
+                .await?;
+            extra_keys.push((region.clone(), key));
+        }
+        let (subnet_group, security_group) = restore_network(&target).await?;
+        let deploy_options = DeployOptions { visibility_timeout_override: options.visibility_timeout_override };
+        let deployment = deploy(&routing, &source, std::slice::from_ref(&target), &deploy_options).await?;
+
+        let step = |clients: &Clients, function: &str| -> Result<StepEnv> {
+            let queue = deployment
+                .queue(&clients.account, function)
+                .ok_or_else(|| Error::Config(format!("{function} not deployed")))?;
+            Ok(StepEnv {
+                queue_url: queue.queue_url.clone(),
+                dlq_url: queue.dlq_url.clone(),
+                pipeline_bus: routing.pipeline_bus.clone(),
+                recheck: options.recheck,
+                retry_base: options.retry_base,
+            })
+        };
+        let allowlist =
+            if options.allowlist.is_empty() { vec![source.account.clone()] } else { options.allowlist.clone() };
+        let mut host = Host::new(&deployment);
+        host.register(
+            &source,
+            "create-snapshot",
+            Arc::new(snapferry_create_snapshot::Handler::new(
+                source.clone(),
+                snapferry_create_snapshot::Config {
+                    step: step(&source, "create-snapshot")?,
+                    kinds: vec![snapferry::ResourceKind::DbInstance, snapferry::ResourceKind::DbCluster],
+                    selection: options.selection.clone(),
+                    min_interval: chrono::Duration::minutes(options.min_interval_minutes),
+                    manual_snapshot_quota: 100,
+                },
+            )),
+        )?;
+        host.register(
+            &source,
+            "share-snapshot",
+            Arc::new(snapferry_share_snapshot::Handler::new(
+                source.clone(),
+                snapferry_share_snapshot::Config {
+                    step: step(&source, "share-snapshot")?,
+                    target_accounts: vec![target.account.clone()],
+                    sharing_key: sharing_key.clone(),
+                    selection: options.selection.clone(),
+                },
+            )),
+        )?;
+        host.register(
+            &target,
+            "copy-shared-snapshot",
+            Arc::new(snapferry_copy_shared_snapshot::Handler::new(
+                target.clone(),
+                snapferry_copy_shared_snapshot::Config {
+                    step: step(&target, "copy-shared-snapshot")?,
+                    source_accounts: allowlist,
+                    target_key: target_key.clone(),
+                    extra_regions: extra_keys.clone(),
+                    identifier_regex: options.identifier_regex.clone(),
+                    description_regex: options.description_regex.clone(),
+                },
+            )),
+        )?;
+        host.register(
+            &target,
+            "restore",
+            Arc::new(snapferry_restore::Handler::new(
+                target.clone(),
+                snapferry_restore::Config {
+                    step: step(&target, "restore")?,
+                    enabled: options.restore_enabled,
+                    every_nth: options.restore_every_nth,
+                    subnet_group: Some(subnet_group),
+                    security_group_ids: vec![security_group],
+                    instance_class: "db.t4g.micro".into(),
+                    target_key: target_key.clone(),
+                    timeout: chrono::Duration::minutes(30),
+                },
+            )),
+        )?;
+        let mut monitors = Vec::new();
+        for clients in [&source, &target] {
+            monitors.push((clients.clone(), monitor(clients, &routing.pipeline_bus).await?));
+        }
+        Ok(LocalPipeline { source, target, sharing_key, target_key, extra_keys, deployment, host, monitors })
+    }
+
+    /// Pipeline events published since the last call, on either account's pipeline bus.
+    pub async fn events(&self) -> Result<Vec<EventEnvelope<PipelineEvent>>> {
+        let mut events = Vec::new();
+        for (clients, url) in &self.monitors {
+            loop {
+                let out = clients
+                    .sqs
+                    .receive_message()
+                    .queue_url(url)
+                    .max_number_of_messages(10)
+                    .send()
+                    .await
+                    .map_err(|e| Error::from_sdk("ReceiveMessage", e))?;
+                if out.messages().is_empty() {
+                    break;
+                }
+                for m in out.messages() {
+                    if let Ok(Incoming::Pipeline(e)) = parse_message(m.body().unwrap_or_default()) {
+                        events.push(e);
+                    }
+                    if let Some(handle) = m.receipt_handle() {
+                        clients
+                            .sqs
+                            .delete_message()
+                            .queue_url(url)
+                            .receipt_handle(handle)
+                            .send()
+                            .await
+                            .map_err(|e| Error::from_sdk("DeleteMessage", e))?;
+                    }
+                }
+            }
+        }
+        // An event forwarded across accounts reaches both monitors with the same id.
+        events.sort_by(|a, b| (a.detail.emitted_at, &a.id).cmp(&(b.detail.emitted_at, &b.id)));
+        events.dedup_by(|a, b| a.id == b.id);
+        Ok(events)
+    }
+}
+
+/// The key behind `alias`, created with `policy` when missing.
+pub async fn ensure_key(clients: &Clients, alias: &str, policy: serde_json::Value) -> Result<String> {
+    if let Ok(found) = clients.kms.describe_key().key_id(alias).send().await
+        && let Some(arn) = found.key_metadata().and_then(|m| m.arn())
+    {
+        return Ok(arn.to_string());
+    }
+    let created = clients
+        .kms
+        .create_key()
+        .description(format!("snapferry {alias}"))
+        .policy(policy.to_string())
+        .send()
+        .await
+        .map_err(|e| Error::from_sdk("CreateKey", e))?;
+    let meta = created.key_metadata().ok_or_else(|| Error::BadInput("CreateKey returned no key".into()))?;
+    clients
+        .kms
+        .create_alias()
+        .alias_name(alias)
+        .target_key_id(meta.key_id())
+        .send()
+        .await
+        .map_err(|e| Error::from_sdk("CreateAlias", e))?;
+    Ok(meta.arn().unwrap_or(meta.key_id()).to_string())
+}
+
+/// The isolated network restore tests run in: a VPC with two subnets, a DB subnet group
+/// and a security group without ingress rules, as the target stack creates.
+async fn restore_network(target: &Clients) -> Result<(String, String)> {
+    let existing = target
+        .ec2
+        .describe_security_groups()
+        .filters(aws_sdk_ec2::types::Filter::builder().name("group-name").values(RESTORE_NETWORK).build())
+        .send()
+        .await
+        .map_err(|e| Error::from_sdk("DescribeSecurityGroups", e))?;
+    if let Some(id) = existing.security_groups().first().and_then(|g| g.group_id()) {
+        return Ok((RESTORE_NETWORK.to_string(), id.to_string()));
+    }
+    let vpc =
+        target.ec2.create_vpc().cidr_block("10.42.0.0/16").send().await.map_err(|e| Error::from_sdk("CreateVpc", e))?;
+    let vpc_id = vpc.vpc().and_then(|v| v.vpc_id()).unwrap_or_default().to_string();
+    let mut subnets = Vec::new();
+    for (i, zone) in ["a", "b"].iter().enumerate() {
+        let subnet = target
+            .ec2
+            .create_subnet()
+            .vpc_id(&vpc_id)
+            .cidr_block(format!("10.42.{i}.0/24"))
+            .availability_zone(format!("{}{zone}", target.region))
+            .send()
+            .await
+            .map_err(|e| Error::from_sdk("CreateSubnet", e))?;
+        subnets.push(subnet.subnet().and_then(|s| s.subnet_id()).unwrap_or_default().to_string());
+    }
+    target
+        .rds
+        .create_db_subnet_group()
+        .db_subnet_group_name(RESTORE_NETWORK)
+        .db_subnet_group_description("snapferry restore tests: no route to anything")
+        .set_subnet_ids(Some(subnets))
+        .send()
+        .await
+        .map_err(|e| Error::from_sdk("CreateDBSubnetGroup", e))?;
+    let group = target
+        .ec2
+        .create_security_group()
+        .group_name(RESTORE_NETWORK)
+        .description("snapferry restore tests: no ingress")
+        .vpc_id(&vpc_id)
+        .send()
+        .await
+        .map_err(|e| Error::from_sdk("CreateSecurityGroup", e))?;
+    Ok((RESTORE_NETWORK.to_string(), group.group_id().unwrap_or_default().to_string()))
+}
+
+/// A queue that receives every snapferry event on `bus`: how the demo and tests watch.
+async fn monitor(clients: &Clients, bus: &str) -> Result<String> {
+    let url = clients
+        .sqs
+        .create_queue()
+        .queue_name(MONITOR_QUEUE)
+        .send()
+        .await
+        .map_err(|e| Error::from_sdk("CreateQueue", e))?
+        .queue_url()
+        .unwrap_or_default()
+        .to_string();
+    let arn = clients
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|e| Error::from_sdk("GetQueueAttributes", e))?
+        .attributes()
+        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn).cloned())
+        .ok_or_else(|| Error::BadInput("GetQueueAttributes returned no QueueArn".into()))?;
+    clients
+        .events
+        .put_rule()
+        .name(MONITOR_QUEUE)
+        .event_bus_name(bus)
+        .event_pattern(json!({"source": [snapferry::events::SOURCE]}).to_string())
+        .send()
+        .await
+        .map_err(|e| Error::from_sdk("PutRule", e))?;
+    clients
+        .events
+        .put_targets()
+        .rule(MONITOR_QUEUE)
+        .event_bus_name(bus)
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("monitor")
+                .arn(arn)
+                .build()
+                .map_err(|e| Error::BadInput(e.to_string()))?,
+        )
+        .send()
+        .await
+        .map_err(|e| Error::from_sdk("PutTargets", e))?;
+    Ok(url)
+}

@@ -1,0 +1,299 @@
+//! copy-shared-snapshot (backup account): copies a snapshot a source account shared into
+//! this account, re-encrypted with this account's own key, then into each extra region.
+//!
+//! A "shared" event is acted on only when both the account that sent it and the account
+//! that owns the snapshot are allowlisted; anything else is rejected with an event and a
+//! warning, never copied. Copy completion: DB instance copies end with RDS-EVENT-0197 on
+//! this account's default bus; cluster copies (no such event) and extra-region copies
+//! (events land in other regions) are polled with delayed re-checks.
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use regex::Regex;
+use snapferry::config::{Env, is_account_id};
+use snapferry::error::{Error, Result, Retry};
+use snapferry::events::{Incoming, PipelineEvent, Recheck, RecheckWhat, Step};
+use snapferry::kind::{Arn, CopyRequest, Snapshot, Status};
+use snapferry::lambda::{StepContext, StepEnv, recheck_body};
+use snapferry::native::NativeSignal;
+use snapferry::sqs::{BatchHandler, Outcome, Record, run_batch};
+use snapferry::tags::{self, Lineage, Tags};
+use snapferry::{ResourceKind, naming};
+use tracing::{info, warn};
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub step: StepEnv,
+    /// Accounts whose shared snapshots are copied: the allowlist.
+    pub source_accounts: Vec<String>,
+    pub target_key: String,
+    /// Extra regions and the key to encrypt each region's copy with.
+    pub extra_regions: Vec<(String, String)>,
+    pub identifier_regex: Option<Regex>,
+    pub description_regex: Option<Regex>,
+}
+
+impl Config {
+    pub fn from_env(env: &Env) -> Result<Config> {
+        let source_accounts = env.accounts("SOURCE_ACCOUNTS")?;
+        if source_accounts.is_empty() {
+            return Err(Error::Config("SOURCE_ACCOUNTS must name at least one allowlisted account".into()));
+        }
+        let keys: Vec<(String, String)> = env
+            .list("EXTRA_REGION_KMS_KEYS")
+            .iter()
+            .map(|pair| {
+                pair.split_once('=')
+                    .map(|(r, k)| (r.trim().to_string(), k.trim().to_string()))
+                    .ok_or_else(|| Error::Config(format!("EXTRA_REGION_KMS_KEYS has {pair:?}; expected region=keyArn")))
+            })
+            .collect::<Result<_>>()?;
+        let extra_regions = env
+            .list("EXTRA_REGIONS")
+            .into_iter()
+            .map(|region| {
+                let key = keys.iter().find(|(r, _)| *r == region).map(|(_, k)| k.clone()).ok_or_else(|| {
+                    Error::Config(format!("EXTRA_REGIONS names {region} but EXTRA_REGION_KMS_KEYS has no key for it"))
+                })?;
+                Ok((region, key))
+            })
+            .collect::<Result<_>>()?;
+        Ok(Config {
+            step: StepEnv::from_env(env)?,
+            source_accounts,
+            target_key: env.required("TARGET_KMS_KEY_ARN")?,
+            extra_regions,
+            identifier_regex: env.regex("IDENTIFIER_REGEX")?,
+            description_regex: env.regex("DESCRIPTION_REGEX")?,
+        })
+    }
+}
+
+pub struct Handler {
+    ctx: StepContext,
+    config: Config,
+}
+
+impl Handler {
+    pub fn new(clients: snapferry::clients::Clients, config: Config) -> Self {
+        Handler { ctx: StepContext::new(clients, config.step.clone()), config }
+    }
+
+    pub async fn step(&self, incoming: Incoming, record: Record) -> Result<Outcome> {
+        match incoming {
+            Incoming::Pipeline(envelope) => match &envelope.detail.step {
+                Step::Shared { target_account, tags } => {
+                    self.on_shared(envelope.account.as_deref(), &envelope.detail, target_account, tags).await
+                }
+                _ => Ok(Outcome::Done),
+            },
+            Incoming::Native(event) => match event.signal() {
+                NativeSignal::CopyFinished { snapshot, .. } => {
+                    let store = self.ctx.clients.store(snapshot.kind);
+                    match store.describe(&snapshot.id).await? {
+                        Some(copy) if is_our_copy(&copy) => self.on_copy_available(copy).await,
+                        _ => Ok(Outcome::Done),
+                    }
+                }
+                _ => Ok(Outcome::Done),
+            },
+            Incoming::Recheck(e) => match e.detail.what {
+                RecheckWhat::CopyWhenAvailable { copy, destination_region, .. } => {
+                    let clients = self.ctx.clients.for_region(&destination_region);
+                    let found = clients.store(copy.kind).describe(&copy.id).await?;
+                    match found {
+                        None => Err(Error::NotFound { op: "copy", what: copy.arn }),
+                        Some(c) if c.status == Status::Available => self.on_copy_available(c).await,
+                        Some(Snapshot { status: Status::Failed(why), arn, .. }) => Err(Error::Permanent {
+                            op: "copy",
+                            code: "CopyFailed".into(),
+                            message: format!("{arn} is {why}"),
+                            hint: None,
+                        }),
+                        Some(c) => self.recheck(&c, &destination_region, record.attempt),
+                    }
+                }
+                other => Err(Error::BadInput(format!("copy-shared-snapshot does not handle re-check {other:?}"))),
+            },
+            other => Err(Error::BadInput(format!("copy-shared-snapshot does not handle {}", other.describe()))),
+        }
+    }
+
+    /// Why a "shared" event must not be copied, if it must not.
+    fn refusal(&self, sender: Option<&str>, event: &PipelineEvent) -> Option<String> {
+        let allowed = |a: &str| self.config.source_accounts.iter().any(|s| s == a);
+        let owner = Arn::parse(&event.snapshot.arn).map(|a| a.account.to_string());
+        match (sender, owner) {
+            (None, _) => Some("the event names no sending account".into()),
+            (Some(s), _) if !allowed(s) => Some(format!("sender account {s} is not in SOURCE_ACCOUNTS")),
+            (_, None) => Some(format!("snapshot ARN {:?} is not an ARN", event.snapshot.arn)),
+            (_, Some(o)) if o != event.snapshot.account || !allowed(&o) => {
+                Some(format!("snapshot owner {o} is not in SOURCE_ACCOUNTS"))
+            }
+            _ => None,
+        }
+    }
+
+    async fn on_shared(
+        &self,
+        sender: Option<&str>,
+        event: &PipelineEvent,
+        target_account: &str,
+        source_tags: &Tags,
+    ) -> Result<Outcome> {
+        if target_account != self.ctx.clients.account {
+            return Ok(Outcome::Done);
+        }
+        if let Some(reason) = self.refusal(sender, event) {
+            warn!(snapshot_arn = event.snapshot.arn, correlation_id = event.correlation_id, reason, "rejected");
+            let sender_account = sender.filter(|s| is_account_id(s)).map(str::to_string);
+            self.ctx.publish(&[event.next(event.snapshot.clone(), Step::Rejected { reason, sender_account })]).await?;
+            return Ok(Outcome::Done);
+        }
+        let store = self.ctx.clients.store(event.snapshot.kind);
+        let Some(shared) = store.describe(&event.snapshot.arn).await? else {
+            // Shared before the event was sent, so this is propagation delay: try again.
+            return Err(Error::Retryable {
+                retry: Retry::NotReady,
+                op: "DescribeSharedSnapshot",
+                code: "NotVisibleYet".into(),
+                message: format!("{} is not visible to this account yet", event.snapshot.arn),
+            });
+        };
+        if let Some(why) = self.filtered_out(&shared, source_tags) {
+            info!(snapshot_arn = shared.arn, correlation_id = event.correlation_id, why, "filtered out; not copied");
+            return Ok(Outcome::Done);
+        }
+        let mut copy_tags = tags::copyable(source_tags);
+        copy_tags.extend(
+            Lineage {
+                source_arn: event.origin.arn.clone(),
+                source_account: event.origin.account.clone(),
+                correlation_id: event.correlation_id.clone(),
+                step: "copy".into(),
+            }
+            .tags(),
+        );
+        copy_tags.extend(tags::origin_tags(&event.origin));
+        let copy_id = naming::target_copy_id(&event.snapshot.arn);
+        let copy = store
+            .copy(&CopyRequest {
+                source: &event.snapshot.arn,
+                source_region: Some(&event.snapshot.region),
+                target_id: &copy_id,
+                kms_key_id: Some(&self.config.target_key),
+                tags: &copy_tags,
+            })
+            .await?;
+        info!(snapshot_arn = shared.arn, copy_arn = copy.arn, correlation_id = event.correlation_id, "copy started");
+        let home = self.ctx.clients.region.clone();
+        self.ctx.publish(&[event.next(copy.to_ref(), Step::CopyStarted { destination_region: home.clone() })]).await?;
+        match copy.status {
+            Status::Available => self.on_copy_available(copy).await,
+            _ if copy.kind == ResourceKind::DbInstance => Ok(Outcome::Done),
+            _ => self.recheck(&copy, &home, 0),
+        }
+    }
+
+    fn filtered_out(&self, shared: &Snapshot, source_tags: &Tags) -> Option<String> {
+        if let Some(re) = &self.config.identifier_regex
+            && !re.is_match(&shared.id)
+        {
+            return Some(format!("identifier {} does not match IDENTIFIER_REGEX", shared.id));
+        }
+        if let Some(re) = &self.config.description_regex {
+            // RDS snapshots have no description; the source's `Description` tag stands in, as in DLM.
+            let description = source_tags.get("Description").map(String::as_str).unwrap_or_default();
+            if !re.is_match(description) {
+                return Some(format!("description {description:?} does not match DESCRIPTION_REGEX"));
+            }
+        }
+        None
+    }
+
+    /// A copy is available: fan out to extra regions (from the home copy) and announce it.
+    async fn on_copy_available(&self, copy: Snapshot) -> Result<Outcome> {
+        let Some(origin) = tags::origin_from_tags(copy.kind, &copy.tags) else {
+            return Err(Error::BadInput(format!("{} has no lineage tags; not a snapferry copy", copy.arn)));
+        };
+        let correlation_id = copy.tags.get(tags::CORRELATION_ID).cloned().unwrap_or_default();
+        let announce = PipelineEvent::new(correlation_id.clone(), copy.to_ref(), origin.clone(), Step::Copied {});
+        if copy.region == self.ctx.clients.region {
+            for (region, key) in &self.config.extra_regions {
+                let regional = self.ctx.clients.for_region(region).store(copy.kind);
+                let extra = regional
+                    .copy(&CopyRequest {
+                        source: &copy.arn,
+                        source_region: Some(&copy.region),
+                        target_id: &copy.id,
+                        kms_key_id: Some(key),
+                        tags: &copy.tags,
+                    })
+                    .await?;
+                let started = announce.next(extra.to_ref(), Step::CopyStarted { destination_region: region.clone() });
+                self.ctx.publish(&[started]).await?;
+                let what = RecheckWhat::CopyWhenAvailable {
+                    copy: extra.to_ref(),
+                    origin: origin.clone(),
+                    destination_region: region.clone(),
+                };
+                let body = recheck_body(Recheck::new(&correlation_id, 1, None, what))?;
+                self.ctx.queue.send_later(&body, self.ctx.env.recheck).await?;
+            }
+        }
+        self.ctx.publish(&[announce]).await?;
+        info!(copy_arn = copy.arn, correlation_id, "copied");
+        Ok(Outcome::Done)
+    }
+
+    fn recheck(&self, copy: &Snapshot, region: &str, attempt: u32) -> Result<Outcome> {
+        let origin = tags::origin_from_tags(copy.kind, &copy.tags).unwrap_or_else(|| copy.to_ref());
+        let correlation_id = copy.tags.get(tags::CORRELATION_ID).cloned().unwrap_or_default();
+        let what = RecheckWhat::CopyWhenAvailable { copy: copy.to_ref(), origin, destination_region: region.into() };
+        self.ctx.recheck(Recheck::new(correlation_id, attempt + 1, None, what))
+    }
+}
+
+fn is_our_copy(s: &Snapshot) -> bool {
+    tags::is_managed(&s.tags) && s.tags.get(tags::STEP).is_some_and(|v| v == "copy")
+}
+
+#[async_trait::async_trait]
+impl BatchHandler for Handler {
+    async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
+        run_batch(&self.ctx.queue, event, |incoming, record| self.step(incoming, record)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(extra: &[(&'static str, &'static str)]) -> Env {
+        let base = [
+            ("QUEUE_URL", "q"),
+            ("DLQ_URL", "d"),
+            ("SOURCE_ACCOUNTS", "111111111111"),
+            ("TARGET_KMS_KEY_ARN", "arn:aws:kms:us-east-1:222222222222:key/k"),
+        ];
+        Env::from_pairs(base.iter().chain(extra).copied())
+    }
+
+    #[test]
+    fn extra_regions_need_a_key_each() {
+        let e = Config::from_env(&env(&[("EXTRA_REGIONS", "eu-west-1")])).unwrap_err().to_string();
+        assert!(e.contains("EXTRA_REGION_KMS_KEYS") && e.contains("eu-west-1"), "{e}");
+        let ok = Config::from_env(&env(&[
+            ("EXTRA_REGIONS", "eu-west-1,ap-southeast-2,us-west-2,ca-central-1"),
+            ("EXTRA_REGION_KMS_KEYS", "eu-west-1=k1,ap-southeast-2=k2,us-west-2=k3,ca-central-1=k4"),
+        ]))
+        .unwrap();
+        assert_eq!(ok.extra_regions.len(), 4, "no limit of three regions");
+        assert_eq!(ok.extra_regions[1], ("ap-southeast-2".to_string(), "k2".to_string()));
+    }
+
+    #[test]
+    fn the_allowlist_is_required() {
+        let e = Config::from_env(&Env::from_pairs([("QUEUE_URL", "q"), ("DLQ_URL", "d")])).unwrap_err();
+        assert!(e.to_string().contains("SOURCE_ACCOUNTS"), "{e}");
+    }
+}

@@ -1,0 +1,190 @@
+//! create-snapshot (source account): on the schedule, or on a "Backup Requested" event,
+//! takes a manual snapshot of every selected database that has none younger than the
+//! minimum interval. Identifiers derive from the resource and the scheduled minute, so a
+//! duplicate or late event makes no second snapshot.
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use chrono::{DateTime, Utc};
+use snapferry::config::Env;
+use snapferry::error::{Error, Result};
+use snapferry::events::{Incoming, PipelineEvent, SnapshotRef, Step, new_correlation_id};
+use snapferry::kind::{Resource, SnapshotStore};
+use snapferry::lambda::{StepContext, StepEnv};
+use snapferry::select::Selection;
+use snapferry::sqs::{BatchHandler, Outcome, Record, run_batch};
+use snapferry::tags::Lineage;
+use snapferry::{ResourceKind, naming};
+use tracing::{info, warn};
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub step: StepEnv,
+    pub kinds: Vec<ResourceKind>,
+    pub selection: Selection,
+    pub min_interval: chrono::Duration,
+    /// snapferry's own budget of manual snapshots per kind and region; AWS's default quota is 100.
+    pub manual_snapshot_quota: usize,
+}
+
+impl Config {
+    pub fn from_env(env: &Env) -> Result<Config> {
+        let kinds = match env.list("KINDS") {
+            k if k.is_empty() => vec![ResourceKind::DbInstance, ResourceKind::DbCluster],
+            k => k
+                .iter()
+                .map(|s| s.parse().map_err(|e: String| Error::Config(format!("KINDS: {e}"))))
+                .collect::<Result<_>>()?,
+        };
+        Ok(Config {
+            step: StepEnv::from_env(env)?,
+            kinds,
+            selection: Selection::from_env(env)?,
+            min_interval: chrono::Duration::minutes(env.parse("MIN_INTERVAL_MINUTES", 60i64)?),
+            manual_snapshot_quota: env.parse("MANUAL_SNAPSHOT_QUOTA", 100usize)?,
+        })
+    }
+}
+
+pub struct Handler {
+    ctx: StepContext,
+    config: Config,
+}
+
+/// What to back up: everything selected on the schedule, or the named resources on demand.
+struct Request {
+    slot: DateTime<Utc>,
+    kind: Option<ResourceKind>,
+    /// `Some` for an on-demand request: exactly these, minimum interval not applied.
+    identifiers: Option<Vec<String>>,
+    correlation_id: Option<String>,
+}
+
+impl Handler {
+    pub fn new(clients: snapferry::clients::Clients, config: Config) -> Self {
+        Handler { ctx: StepContext::new(clients, config.step.clone()), config }
+    }
+
+    pub async fn step(&self, incoming: Incoming, _record: Record) -> Result<Outcome> {
+        let request = match incoming {
+            Incoming::Schedule(e) => {
+                Request { slot: e.time.unwrap_or_else(Utc::now), kind: None, identifiers: None, correlation_id: None }
+            }
+            Incoming::BackupRequested(e) => Request {
+                slot: e.time.unwrap_or_else(Utc::now),
+                kind: e.detail.kind,
+                identifiers: Some(e.detail.identifiers),
+                correlation_id: e.detail.correlation_id,
+            },
+            other => return Err(Error::BadInput(format!("create-snapshot does not handle {}", other.describe()))),
+        };
+        for kind in &self.config.kinds {
+            if request.kind.is_none_or(|k| k == *kind) {
+                self.back_up(&self.ctx.clients.store(*kind), &request).await?;
+            }
+        }
+        Ok(Outcome::Done)
+    }
+
+    async fn back_up(&self, store: &std::sync::Arc<dyn SnapshotStore>, request: &Request) -> Result<()> {
+        let chosen: Vec<Resource> = store
+            .list_resources()
+            .await?
+            .into_iter()
+            .filter(|r| match &request.identifiers {
+                Some(ids) => ids.contains(&r.id),
+                None => self.config.selection.matches(&r.id, &r.tags),
+            })
+            .collect();
+        if chosen.is_empty() {
+            return Ok(());
+        }
+        let managed = store.list_managed().await?;
+        let mut held = managed.len();
+        let mut refused = Vec::new();
+        for resource in chosen {
+            let newest = managed.iter().filter(|s| s.resource_id == resource.id).filter_map(|s| s.created_at).max();
+            if request.identifiers.is_none()
+                && let Some(newest) = newest
+                && request.slot - newest < self.config.min_interval
+            {
+                info!(resource = resource.id, %newest, "skipped: a snapferry snapshot younger than the minimum interval exists");
+                continue;
+            }
+            let id = naming::create_snapshot_id(&resource.id, request.slot);
+            if managed.iter().any(|s| s.id == id || s.tags.get(snapferry::kind::ebs::ID_TAG) == Some(&id)) {
+                continue;
+            }
+            if held >= self.config.manual_snapshot_quota {
+                refused.push((
+                    resource,
+                    id,
+                    "the manual snapshot quota would be exceeded; let expiry catch up or raise MANUAL_SNAPSHOT_QUOTA"
+                        .to_string(),
+                ));
+                continue;
+            }
+            let correlation_id = request.correlation_id.clone().unwrap_or_else(new_correlation_id);
+            let lineage = Lineage {
+                source_arn: resource.arn.clone(),
+                source_account: store.account().to_string(),
+                correlation_id: correlation_id.clone(),
+                step: "create".into(),
+            };
+            match store.create(&resource.id, &id, &lineage.tags()).await {
+                Ok(s) => {
+                    held += 1;
+                    info!(snapshot_arn = s.arn, correlation_id, resource = resource.id, "snapshot started");
+                }
+                // AWS's own quota (other tools' snapshots count too): refuse this one, go on.
+                Err(e) if e.retry() == Some(snapferry::error::Retry::QuotaExceeded) => {
+                    refused.push((resource, id, e.to_string()))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if !refused.is_empty() {
+            let events: Vec<_> = refused
+                .into_iter()
+                .map(|(resource, id, reason)| {
+                    warn!(resource = resource.id, snapshot_id = id, reason, "snapshot refused");
+                    let would_be = would_be_snapshot(store.as_ref(), &resource, &id);
+                    PipelineEvent::new(
+                        new_correlation_id(),
+                        would_be.clone(),
+                        would_be,
+                        Step::Rejected { reason, sender_account: None },
+                    )
+                })
+                .collect();
+            self.ctx.publish(&events).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The snapshot a refused request would have made, so the rejection event names it.
+fn would_be_snapshot(store: &dyn SnapshotStore, resource: &Resource, id: &str) -> SnapshotRef {
+    let (region, account) = (store.region(), store.account());
+    let arn = match resource.kind {
+        ResourceKind::DbInstance => format!("arn:aws:rds:{region}:{account}:snapshot:{id}"),
+        ResourceKind::DbCluster => format!("arn:aws:rds:{region}:{account}:cluster-snapshot:{id}"),
+        ResourceKind::Ebs => format!("arn:aws:ec2:{region}:{account}:snapshot/{id}"),
+    };
+    SnapshotRef {
+        kind: resource.kind,
+        arn,
+        id: id.to_string(),
+        account: account.to_string(),
+        region: region.to_string(),
+        resource_id: resource.id.clone(),
+        encrypted: resource.encrypted,
+        kms_key_id: resource.kms_key_id.clone(),
+    }
+}
+
+#[async_trait::async_trait]
+impl BatchHandler for Handler {
+    async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
+        run_batch(&self.ctx.queue, event, |incoming, record| self.step(incoming, record)).await
+    }
+}

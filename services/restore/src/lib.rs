@@ -1,0 +1,255 @@
+//! restore (backup account): proves a copy restores. On "copied" it restores the copy into
+//! an isolated network (small class, not publicly accessible, tagged as a test resource),
+//! comes back by delayed re-checks until the restore is available, verifies it (encrypted
+//! with this account's key, same engine and version as the source), tags the copy as
+//! verified, reports the measured time to restore, and deletes the test resources. On
+//! failure it reports why, keeps the copy and deletes what it created.
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use chrono::Utc;
+use snapferry::config::Env;
+use snapferry::error::{Error, Result};
+use snapferry::events::{Incoming, PipelineEvent, Recheck, RecheckWhat, SnapshotRef, Step};
+use snapferry::kind::{RestoreSpec, Restored, Snapshot, SnapshotStore, Status};
+use snapferry::lambda::{StepContext, StepEnv};
+use snapferry::sqs::{BatchHandler, Outcome, Record, run_batch};
+use snapferry::tags::{self, Tags};
+use snapferry::{kms, naming};
+use tracing::{info, warn};
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub step: StepEnv,
+    pub enabled: bool,
+    /// Restore every Nth copy of each database (1: every copy).
+    pub every_nth: usize,
+    pub subnet_group: Option<String>,
+    pub security_group_ids: Vec<String>,
+    pub instance_class: String,
+    pub target_key: String,
+    /// Give up on a restore that is not available after this long.
+    pub timeout: chrono::Duration,
+}
+
+impl Config {
+    pub fn from_env(env: &Env) -> Result<Config> {
+        let every_nth = env.parse("RESTORE_EVERY_NTH", 1usize)?;
+        if every_nth == 0 {
+            return Err(Error::Config("RESTORE_EVERY_NTH must be 1 or more".into()));
+        }
+        Ok(Config {
+            step: StepEnv::from_env(env)?,
+            enabled: env.parse("RESTORE_ENABLED", true)?,
+            every_nth,
+            subnet_group: env.optional("RESTORE_SUBNET_GROUP"),
+            security_group_ids: env.list("RESTORE_SECURITY_GROUP_IDS"),
+            instance_class: env.optional("RESTORE_INSTANCE_CLASS").unwrap_or_else(|| "db.t4g.micro".into()),
+            target_key: env.required("TARGET_KMS_KEY_ARN")?,
+            timeout: chrono::Duration::minutes(env.parse("RESTORE_TIMEOUT_MINUTES", 120i64)?),
+        })
+    }
+}
+
+pub struct Handler {
+    ctx: StepContext,
+    config: Config,
+}
+
+impl Handler {
+    pub fn new(clients: snapferry::clients::Clients, config: Config) -> Self {
+        Handler { ctx: StepContext::new(clients, config.step.clone()), config }
+    }
+
+    pub async fn step(&self, incoming: Incoming, record: Record) -> Result<Outcome> {
+        match incoming {
+            Incoming::Pipeline(envelope) => match envelope.detail.step {
+                Step::Copied {} => self.on_copied(&envelope.detail).await,
+                _ => Ok(Outcome::Done),
+            },
+            Incoming::Recheck(e) => match e.detail.what {
+                RecheckWhat::RestoreProgress { copy, origin, restored_resource_id, started_at } => {
+                    let progress = Progress { copy, origin, restore_id: restored_resource_id, started_at };
+                    self.on_progress(&e.detail.correlation_id, progress, record.attempt).await
+                }
+                other => Err(Error::BadInput(format!("restore does not handle re-check {other:?}"))),
+            },
+            other => Err(Error::BadInput(format!("restore does not handle {}", other.describe()))),
+        }
+    }
+
+    async fn on_copied(&self, event: &PipelineEvent) -> Result<Outcome> {
+        let copy_ref = &event.snapshot;
+        // Restore tests run where the function runs; extra-region copies are copies of a tested one.
+        if !self.config.enabled
+            || copy_ref.region != self.ctx.clients.region
+            || copy_ref.account != self.ctx.clients.account
+        {
+            return Ok(Outcome::Done);
+        }
+        let store = self.ctx.clients.store(copy_ref.kind);
+        let Some(copy) = store.describe(&copy_ref.id).await? else {
+            warn!(copy_arn = copy_ref.arn, "copy gone before its restore test");
+            return Ok(Outcome::Done);
+        };
+        if copy.tags.contains_key(tags::VERIFIED_AT) {
+            return Ok(Outcome::Done);
+        }
+        if !self.sampled(store.as_ref(), &copy).await? {
+            info!(copy_arn = copy.arn, every_nth = self.config.every_nth, "not sampled for a restore test");
+            return Ok(Outcome::Done);
+        }
+        let restore_id = naming::restore_id(&copy.id);
+        let mut test_tags = Tags::new();
+        test_tags.insert(tags::RESTORE_TEST.into(), "true".into());
+        test_tags.insert(tags::CORRELATION_ID.into(), tags::sanitize_value(&event.correlation_id));
+        test_tags.insert(tags::SOURCE_ARN.into(), tags::sanitize_value(&copy.arn));
+        let spec = RestoreSpec {
+            restore_id: restore_id.clone(),
+            subnet_group: self.config.subnet_group.clone(),
+            security_group_ids: self.config.security_group_ids.clone(),
+            instance_class: self.config.instance_class.clone(),
+            availability_zone: None,
+            tags: test_tags,
+        };
+        store.restore(&copy, &spec).await?;
+        info!(copy_arn = copy.arn, restore_id, correlation_id = event.correlation_id, "restore test started");
+        let what = RecheckWhat::RestoreProgress {
+            copy: copy.to_ref(),
+            origin: event.origin.clone(),
+            restored_resource_id: restore_id,
+            started_at: Utc::now(),
+        };
+        self.ctx.recheck(Recheck::new(&event.correlation_id, 1, None, what))
+    }
+
+    /// Every Nth copy of the same database, counted over the copies that exist now.
+    async fn sampled(&self, store: &dyn SnapshotStore, copy: &Snapshot) -> Result<bool> {
+        if self.config.every_nth == 1 {
+            return Ok(true);
+        }
+        let origin_resource = copy.tags.get(tags::ORIGIN_RESOURCE);
+        let mut siblings: Vec<_> = store
+            .list_managed()
+            .await?
+            .into_iter()
+            .filter(|s| {
+                s.tags.get(tags::STEP).is_some_and(|v| v == "copy")
+                    && s.tags.get(tags::ORIGIN_RESOURCE) == origin_resource
+            })
+            .map(|s| (s.created_at, s.id))
+            .collect();
+        siblings.sort();
+        let position = siblings.iter().position(|(_, id)| *id == copy.id).unwrap_or(0);
+        Ok(position % self.config.every_nth == 0)
+    }
+
+    async fn on_progress(&self, correlation_id: &str, p: Progress, attempt: u32) -> Result<Outcome> {
+        let store = self.ctx.clients.store(p.copy.kind);
+        let restored = store.restore_status(&p.restore_id).await?;
+        let verdict = match restored {
+            None => match store.describe(&p.copy.id).await? {
+                Some(c) if c.tags.contains_key(tags::VERIFIED_AT) => return Ok(Outcome::Done),
+                _ => Err("the restored resource disappeared".to_string()),
+            },
+            Some(r) if r.status == Status::Available => self.verify(store.as_ref(), &p.copy, &r).await?,
+            Some(Restored { status: Status::Failed(why), .. }) => Err(format!("the restore failed: {why}")),
+            Some(_) if Utc::now() - p.started_at > self.config.timeout => {
+                Err(format!("not available after {} minutes", self.config.timeout.num_minutes()))
+            }
+            Some(_) => {
+                let what = RecheckWhat::RestoreProgress {
+                    copy: p.copy,
+                    origin: p.origin,
+                    restored_resource_id: p.restore_id,
+                    started_at: p.started_at,
+                };
+                return self.ctx.recheck(Recheck::new(correlation_id, attempt + 1, None, what));
+            }
+        };
+        let event = match verdict {
+            Ok(restored) => {
+                let seconds = (Utc::now() - p.started_at).num_milliseconds() as f64 / 1000.0;
+                let mut verified = Tags::new();
+                verified.insert(tags::VERIFIED_AT.into(), tags::timestamp_value(Utc::now()));
+                if let Some(copy) = store.describe(&p.copy.id).await? {
+                    store.tag(&copy, &verified).await?;
+                }
+                info!(copy_arn = p.copy.arn, correlation_id, restore_seconds = seconds, "restore verified");
+                Step::RestoreVerified {
+                    restore_seconds: seconds,
+                    restored_resource_id: p.restore_id.clone(),
+                    engine: restored.engine,
+                    engine_version: restored.engine_version,
+                }
+            }
+            Err(reason) => {
+                warn!(copy_arn = p.copy.arn, correlation_id, reason, "restore failed; the copy is kept");
+                Step::RestoreFailed { reason }
+            }
+        };
+        store.delete_restore(&p.restore_id).await?;
+        self.ctx.publish(&[PipelineEvent::new(correlation_id, p.copy, p.origin, event)]).await?;
+        Ok(Outcome::Done)
+    }
+
+    /// Available is not enough: it must be on our key and be the same database as the source.
+    async fn verify(
+        &self,
+        store: &dyn SnapshotStore,
+        copy: &SnapshotRef,
+        restored: &Restored,
+    ) -> Result<std::result::Result<Restored, String>> {
+        if !restored.encrypted {
+            return Ok(Err("the restored resource is not encrypted".into()));
+        }
+        if !restored.kms_key_id.as_deref().is_some_and(|k| kms::same_key(k, &self.config.target_key)) {
+            return Ok(Err(format!(
+                "encrypted with {:?}, not the backup account's key {}",
+                restored.kms_key_id, self.config.target_key
+            )));
+        }
+        let Some(snapshot) = store.describe(&copy.id).await? else {
+            return Ok(Err("the copy disappeared during the restore test".into()));
+        };
+        if snapshot.engine.is_some()
+            && (restored.engine != snapshot.engine || restored.engine_version != snapshot.engine_version)
+        {
+            return Ok(Err(format!(
+                "restored {:?} {:?}, but the snapshot is {:?} {:?}",
+                restored.engine, restored.engine_version, snapshot.engine, snapshot.engine_version
+            )));
+        }
+        Ok(Ok(restored.clone()))
+    }
+}
+
+struct Progress {
+    copy: SnapshotRef,
+    origin: SnapshotRef,
+    restore_id: String,
+    started_at: chrono::DateTime<Utc>,
+}
+
+#[async_trait::async_trait]
+impl BatchHandler for Handler {
+    async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
+        run_batch(&self.ctx.queue, event, |incoming, record| self.step(incoming, record)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_defaults_and_errors() {
+        let base = [("QUEUE_URL", "q"), ("DLQ_URL", "d"), ("TARGET_KMS_KEY_ARN", "k")];
+        let c = Config::from_env(&Env::from_pairs(base)).unwrap();
+        assert!(c.enabled);
+        assert_eq!((c.every_nth, c.instance_class.as_str()), (1, "db.t4g.micro"));
+        let e = Config::from_env(&Env::from_pairs(base.into_iter().chain([("RESTORE_EVERY_NTH", "0")]))).unwrap_err();
+        assert!(e.to_string().contains("RESTORE_EVERY_NTH"), "{e}");
+        let e = Config::from_env(&Env::from_pairs(base.into_iter().chain([("RESTORE_ENABLED", "maybe")]))).unwrap_err();
+        assert!(e.to_string().contains("RESTORE_ENABLED"), "{e}");
+    }
+}

@@ -1,0 +1,256 @@
+//! share-snapshot (source account): when a snapshot of a selected database is created (or
+//! a snapferry copy finishes), make sure the backup accounts get it.
+//!
+//! Only a snapshot snapferry manages *and* on the sharing CMK is shared as it is. Anything
+//! else (automated snapshots, the AWS-managed `aws/rds` key, any other key, unencrypted) is
+//! first copied to a manual snapshot on the sharing CMK, whose key policy names the backup
+//! accounts, and that copy is shared once available: DB instance copies announce that with
+//! a copy-finished event; cluster copies have none, so a delayed re-check polls them.
+//! Never shared with `all`.
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use snapferry::config::Env;
+use snapferry::error::{Error, Result};
+use snapferry::events::{Incoming, PipelineEvent, Recheck, RecheckWhat, SnapshotRef, Step};
+use snapferry::kind::{CopyRequest, Snapshot, SnapshotStore, Status};
+use snapferry::lambda::{StepContext, StepEnv};
+use snapferry::native::NativeSignal;
+use snapferry::select::Selection;
+use snapferry::sqs::{BatchHandler, Outcome, Record, run_batch};
+use snapferry::tags::{self, Lineage, Tags};
+use snapferry::{ResourceKind, kms, naming};
+use std::sync::Arc;
+use tracing::{info, warn};
+
+/// AWS's limit of accounts one snapshot can be shared with.
+pub const MAX_TARGET_ACCOUNTS: usize = 20;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub step: StepEnv,
+    pub target_accounts: Vec<String>,
+    pub sharing_key: String,
+    pub selection: Selection,
+}
+
+impl Config {
+    pub fn from_env(env: &Env) -> Result<Config> {
+        let target_accounts = env.accounts("TARGET_ACCOUNTS")?;
+        if target_accounts.is_empty() || target_accounts.len() > MAX_TARGET_ACCOUNTS {
+            return Err(Error::Config(format!(
+                "TARGET_ACCOUNTS must name 1 to {MAX_TARGET_ACCOUNTS} accounts (AWS's sharing limit), not {}",
+                target_accounts.len()
+            )));
+        }
+        Ok(Config {
+            step: StepEnv::from_env(env)?,
+            target_accounts,
+            sharing_key: env.required("SHARING_KMS_KEY_ARN")?,
+            selection: Selection::from_env(env)?,
+        })
+    }
+}
+
+pub struct Handler {
+    ctx: StepContext,
+    config: Config,
+}
+
+impl Handler {
+    pub fn new(clients: snapferry::clients::Clients, config: Config) -> Self {
+        Handler { ctx: StepContext::new(clients, config.step.clone()), config }
+    }
+
+    pub async fn step(&self, incoming: Incoming, record: Record) -> Result<Outcome> {
+        match incoming {
+            Incoming::Native(event) => match event.signal() {
+                NativeSignal::SnapshotCreated { snapshot, .. } | NativeSignal::CopyFinished { snapshot, .. } => {
+                    let store = self.ctx.clients.store(snapshot.kind);
+                    match store.describe(snapshot.arn.as_deref().unwrap_or(&snapshot.id)).await? {
+                        Some(found) => self.on_snapshot(&store, found, record.attempt).await,
+                        None => {
+                            info!(snapshot = snapshot.id, "gone before it could be shared");
+                            Ok(Outcome::Done)
+                        }
+                    }
+                }
+                NativeSignal::Ignored { reason } => {
+                    info!(event_id = event.id, reason, "ignored");
+                    Ok(Outcome::Done)
+                }
+                other => {
+                    warn!(event_id = event.id, signal = ?other, "snapshot or copy failed; nothing to share");
+                    Ok(Outcome::Done)
+                }
+            },
+            Incoming::Recheck(e) => match e.detail.what {
+                RecheckWhat::ShareWhenAvailable { copy, .. } => {
+                    let store = self.ctx.clients.store(copy.kind);
+                    match store.describe(&copy.id).await? {
+                        Some(found) => self.on_snapshot(&store, found, e.detail.attempt).await,
+                        None => Err(Error::NotFound { op: "share", what: copy.arn }),
+                    }
+                }
+                other => Err(Error::BadInput(format!("share-snapshot does not handle re-check {other:?}"))),
+            },
+            other => Err(Error::BadInput(format!("share-snapshot does not handle {}", other.describe()))),
+        }
+    }
+
+    async fn on_snapshot(&self, store: &Arc<dyn SnapshotStore>, snapshot: Snapshot, attempt: u32) -> Result<Outcome> {
+        let own_copy = tags::is_managed(&snapshot.tags) && snapshot.tags.get(tags::STEP).is_some_and(|s| s == "share");
+        if !own_copy && !self.selected(store.as_ref(), &snapshot).await? {
+            info!(snapshot_arn = snapshot.arn, resource = snapshot.resource_id, "not a selected database; not shared");
+            return Ok(Outcome::Done);
+        }
+        let correlation_id =
+            snapshot.tags.get(tags::CORRELATION_ID).cloned().unwrap_or_else(|| derived_correlation_id(&snapshot.arn));
+        // The origin is the snapshot the run started from: recorded on our copies, else itself.
+        let origin = if own_copy {
+            tags::origin_from_tags(snapshot.kind, &snapshot.tags).unwrap_or_else(|| snapshot.to_ref())
+        } else {
+            snapshot.to_ref()
+        };
+        match &snapshot.status {
+            Status::Available => {}
+            Status::Failed(why) => {
+                return Err(Error::Permanent {
+                    op: "share",
+                    code: "SnapshotFailed".into(),
+                    message: format!("{} is {why}", snapshot.arn),
+                    hint: None,
+                });
+            }
+            _ => return self.recheck(&snapshot, &origin, &correlation_id, attempt),
+        }
+        let shareable = tags::is_managed(&snapshot.tags)
+            && snapshot.kms_key_id.as_deref().is_some_and(|k| kms::same_key(k, &self.config.sharing_key));
+        if shareable {
+            return self.share(store.as_ref(), &snapshot, &origin, &correlation_id).await;
+        }
+        self.reencrypt(store, &snapshot, &correlation_id, attempt).await
+    }
+
+    async fn selected(&self, store: &dyn SnapshotStore, snapshot: &Snapshot) -> Result<bool> {
+        if self.config.selection.matches_id(&snapshot.resource_id) {
+            return Ok(true);
+        }
+        if !self.config.selection.needs_tags() {
+            return Ok(false);
+        }
+        let resources = store.list_resources().await?;
+        Ok(resources.iter().any(|r| r.id == snapshot.resource_id && self.config.selection.matches(&r.id, &r.tags)))
+    }
+
+    /// Copies to the sharing CMK under a deterministic id; an existing copy is reused.
+    async fn reencrypt(
+        &self,
+        store: &Arc<dyn SnapshotStore>,
+        snapshot: &Snapshot,
+        correlation_id: &str,
+        attempt: u32,
+    ) -> Result<Outcome> {
+        let origin = snapshot.to_ref();
+        let mut copy_tags = tags::copyable(&user_tags(&snapshot.tags));
+        copy_tags.extend(
+            Lineage {
+                source_arn: snapshot.arn.clone(),
+                source_account: snapshot.account.clone(),
+                correlation_id: correlation_id.to_string(),
+                step: "share".into(),
+            }
+            .tags(),
+        );
+        copy_tags.extend(tags::origin_tags(&origin));
+        let copy_id = naming::shared_copy_id(&snapshot.id);
+        let copy = store
+            .copy(&CopyRequest {
+                source: &snapshot.id,
+                source_region: None,
+                target_id: &copy_id,
+                kms_key_id: Some(&self.config.sharing_key),
+                tags: &copy_tags,
+            })
+            .await?;
+        info!(snapshot_arn = snapshot.arn, copy_arn = copy.arn, correlation_id, "re-encrypting with the sharing key");
+        match copy.status {
+            Status::Available => self.share(store.as_ref(), &copy, &origin, correlation_id).await,
+            // DB instance copies announce their end (RDS-EVENT-0197), which brings us back.
+            _ if copy.kind == ResourceKind::DbInstance => Ok(Outcome::Done),
+            _ => self.recheck(&copy, &origin, correlation_id, attempt),
+        }
+    }
+
+    fn recheck(&self, copy: &Snapshot, origin: &SnapshotRef, correlation_id: &str, attempt: u32) -> Result<Outcome> {
+        let what = RecheckWhat::ShareWhenAvailable { copy: copy.to_ref(), origin: origin.clone() };
+        self.ctx.recheck(Recheck::new(correlation_id, attempt + 1, None, what))
+    }
+
+    async fn share(
+        &self,
+        store: &dyn SnapshotStore,
+        snapshot: &Snapshot,
+        origin: &SnapshotRef,
+        correlation_id: &str,
+    ) -> Result<Outcome> {
+        store.share(snapshot, &self.config.target_accounts).await?;
+        let tags = tags::copyable(&user_tags(&snapshot.tags));
+        let events: Vec<_> = self
+            .config
+            .target_accounts
+            .iter()
+            .map(|account| {
+                PipelineEvent::new(
+                    correlation_id,
+                    snapshot.to_ref(),
+                    origin.clone(),
+                    Step::Shared { target_account: account.clone(), tags: tags.clone() },
+                )
+            })
+            .collect();
+        self.ctx.publish(&events).await?;
+        info!(snapshot_arn = snapshot.arn, correlation_id, accounts = ?self.config.target_accounts, "shared");
+        Ok(Outcome::Done)
+    }
+}
+
+/// The snapshot's own tags, without snapferry's bookkeeping.
+fn user_tags(all: &Tags) -> Tags {
+    all.iter().filter(|(k, _)| !k.starts_with("snapferry:")).map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+/// A run that did not start with create-snapshot (an automated or hand-made snapshot) gets
+/// an id derived from the snapshot, so redelivered events join the same run.
+fn derived_correlation_id(arn: &str) -> String {
+    naming::identifier("run", &[arn], 40)
+}
+
+#[async_trait::async_trait]
+impl BatchHandler for Handler {
+    async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
+        run_batch(&self.ctx.queue, event, |incoming, record| self.step(incoming, record)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_limits_targets_to_twenty_and_names_variables() {
+        let many = (0..21).map(|i| format!("{:012}", 100_000_000_000u64 + i)).collect::<Vec<_>>().join(",");
+        let base = [("QUEUE_URL", "q"), ("DLQ_URL", "d"), ("SHARING_KMS_KEY_ARN", "k")];
+        let env = Env::from_pairs(base.iter().copied().chain([("TARGET_ACCOUNTS", many.as_str())]));
+        let e = Config::from_env(&env).unwrap_err().to_string();
+        assert!(e.contains("TARGET_ACCOUNTS") && e.contains("20"), "{e}");
+        let env = Env::from_pairs([("QUEUE_URL", "q"), ("DLQ_URL", "d"), ("TARGET_ACCOUNTS", "222222222222")]);
+        assert!(Config::from_env(&env).unwrap_err().to_string().contains("SHARING_KMS_KEY_ARN"));
+    }
+
+    #[test]
+    fn correlation_ids_derived_from_a_snapshot_are_stable() {
+        let a = derived_correlation_id("arn:aws:rds:us-east-1:111111111111:snapshot:rds:db-1");
+        assert_eq!(a, derived_correlation_id("arn:aws:rds:us-east-1:111111111111:snapshot:rds:db-1"));
+        assert_ne!(a, derived_correlation_id("arn:aws:rds:us-east-1:111111111111:snapshot:rds:db-2"));
+    }
+}

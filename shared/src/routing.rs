@@ -1,0 +1,118 @@
+//! The routing table (`shared/routing.json`): which events reach which step's queue, and
+//! how the queues behave. The local host builds its topology from it; the CDK stacks are
+//! checked against it, so the emulator and AWS cannot drift apart.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+pub const ROUTING_JSON: &str = include_str!("../routing.json");
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Routing {
+    pub source: String,
+    pub pipeline_bus: String,
+    pub max_receive_count: u32,
+    pub dlq_retention_days: u32,
+    pub visibility_timeout_factor: u32,
+    pub functions: Vec<Function>,
+    pub cross_account: CrossAccount,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Side {
+    Source,
+    Target,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Bus {
+    Default,
+    Pipeline,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Function {
+    pub name: String,
+    pub account: Side,
+    pub queue: String,
+    pub timeout_seconds: u32,
+    pub batch_size: u32,
+    pub rules: Vec<Rule>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Rule {
+    pub name: String,
+    pub bus: Bus,
+    #[serde(default)]
+    pub pattern: Option<Value>,
+    #[serde(default)]
+    pub schedule: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CrossAccount {
+    pub rule: String,
+    pub bus: Bus,
+    pub pattern: Value,
+}
+
+impl Routing {
+    pub fn load() -> Routing {
+        // Checked by a unit test, so a bad routing.json never reaches a build.
+        serde_json::from_str(ROUTING_JSON).expect("shared/routing.json is valid")
+    }
+
+    pub fn function(&self, name: &str) -> Option<&Function> {
+        self.functions.iter().find(|f| f.name == name)
+    }
+
+    pub fn visibility_timeout_seconds(&self, f: &Function) -> u32 {
+        f.timeout_seconds * self.visibility_timeout_factor
+    }
+
+    pub fn dlq_name(&self, f: &Function) -> String {
+        format!("{}-dlq", f.queue)
+    }
+}
+
+impl CrossAccount {
+    /// The forwarding rule's name and pattern for one target account.
+    pub fn for_account(&self, account: &str) -> (String, Value) {
+        let pattern = self.pattern.to_string().replace("{account}", account);
+        (self.rule.replace("{account}", account), serde_json::from_str(&pattern).unwrap_or(Value::Null))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{BACKUP_REQUESTED, DETAIL_TYPES, SOURCE};
+
+    #[test]
+    fn routing_is_valid_and_consistent() {
+        let r = Routing::load();
+        assert_eq!(r.source, SOURCE);
+        for f in &r.functions {
+            assert!(!f.rules.is_empty(), "{} has no rule", f.name);
+            assert!(f.batch_size >= 1 && f.batch_size <= 10, "{}", f.name);
+            for rule in &f.rules {
+                assert!(rule.pattern.is_some() ^ rule.schedule.is_some(), "{}: pattern or schedule", rule.name);
+                // Our own events must be ones the contract defines.
+                if let Some(p) = &rule.pattern
+                    && p["source"][0] == SOURCE
+                {
+                    for dt in p["detail-type"].as_array().unwrap() {
+                        let dt = dt.as_str().unwrap();
+                        assert!(DETAIL_TYPES.contains(&dt) || dt == BACKUP_REQUESTED, "{}: unknown {dt}", rule.name);
+                    }
+                }
+            }
+        }
+        let (name, pattern) = r.cross_account.for_account("222222222222");
+        assert_eq!(name, "snapferry-shared-to-222222222222");
+        assert_eq!(pattern["detail"]["target_account"][0], "222222222222");
+    }
+}
