@@ -261,3 +261,310 @@ pub mod fixtures {
         .await
     }
 }
+
+/// The whole chain on the emulator (`snapferry_cli::pipeline::LocalPipeline`): start it for
+/// two fresh accounts, drive its host until pipeline events are seen, and read back what
+/// it made through the SDK.
+pub mod chain {
+    use super::*;
+    use aws_sdk_sqs::types::{Message, QueueAttributeName};
+    use snapferry::ResourceKind;
+    use snapferry::events::{EventEnvelope, PipelineEvent, Step};
+    use snapferry::kind::Snapshot;
+    use snapferry::tags;
+    pub use snapferry_cli::pipeline::{LocalPipeline, PipelineOptions};
+    use std::collections::BTreeMap;
+
+    pub type Event = EventEnvelope<PipelineEvent>;
+
+    /// How long a scenario may take before the test fails.
+    pub const DEADLINE: Duration = Duration::from_secs(60);
+
+    pub const SHARED: &str = "Snapshot Shared";
+    pub const COPY_STARTED: &str = "Snapshot Copy Started";
+    pub const COPIED: &str = "Snapshot Copied";
+    pub const VERIFIED: &str = "Restore Verified";
+    pub const RESTORE_FAILED: &str = "Restore Failed";
+    pub const REJECTED: &str = "Snapshot Rejected";
+
+    /// Options with short re-checks, backoffs and visibility timeouts, so retries come back fast.
+    pub fn fast_options() -> PipelineOptions {
+        PipelineOptions {
+            recheck: Duration::from_secs(1),
+            retry_base: Duration::from_secs(1),
+            visibility_timeout_override: Some(3),
+            ..Default::default()
+        }
+    }
+
+    /// A pipeline between two fresh accounts.
+    pub async fn start(options: &PipelineOptions) -> LocalPipeline {
+        let source = clients(&new_account(), REGION).await;
+        let target = clients(&new_account(), REGION).await;
+        LocalPipeline::start(source, target, options).await.expect("start the pipeline")
+    }
+
+    /// A MySQL instance in `c`'s account: encrypted with `kms_key` (None: the AWS-managed
+    /// key) or unencrypted, with `tags`.
+    pub async fn instance(c: &Clients, name: &str, encryption: Encryption<'_>, tags: &[(&str, &str)]) {
+        let (encrypted, key) = match encryption {
+            Encryption::AwsManaged => (true, None),
+            Encryption::Key(k) => (true, Some(k.to_string())),
+            Encryption::None => (false, None),
+        };
+        c.rds
+            .create_db_instance()
+            .db_instance_identifier(name)
+            .engine("mysql")
+            .engine_version("8.0.39")
+            .db_instance_class("db.t4g.micro")
+            .allocated_storage(20)
+            .master_username("admin")
+            .master_user_password("not-a-secret-1")
+            .storage_encrypted(encrypted)
+            .set_kms_key_id(key)
+            .set_tags(Some(
+                tags.iter().map(|(k, v)| aws_sdk_rds::types::Tag::builder().key(*k).value(*v).build()).collect(),
+            ))
+            .send()
+            .await
+            .expect("CreateDBInstance");
+    }
+
+    #[derive(Debug, Clone, Copy)]
+    pub enum Encryption<'a> {
+        AwsManaged,
+        Key(&'a str),
+        None,
+    }
+
+    /// Drives the host until `done(events seen so far)`; panics after [`DEADLINE`], listing
+    /// what was seen. `seen` accumulates every pipeline event (each once).
+    pub async fn run_until(p: &LocalPipeline, seen: &mut Vec<Event>, what: &str, done: impl Fn(&[Event]) -> bool) {
+        let start = Instant::now();
+        loop {
+            collect(p, seen).await;
+            if done(seen) {
+                return;
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "timed out after {DEADLINE:?} waiting for {what}; events seen:\n{}",
+                summary(seen)
+            );
+            if p.host.poll_once().await.expect("poll the queues") == 0 {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+
+    /// Adds the events published since the last call (an event forwarded across accounts
+    /// reaches both monitors: kept once).
+    pub async fn collect(p: &LocalPipeline, seen: &mut Vec<Event>) {
+        for e in p.events().await.expect("read the monitors") {
+            if !seen.iter().any(|s| s.id == e.id) {
+                seen.push(e);
+            }
+        }
+    }
+
+    /// Drives the host until every step queue is empty (nothing visible, in flight or
+    /// delayed), so duplicates and re-checks still on their way have been handled too.
+    pub async fn settle(p: &LocalPipeline, seen: &mut Vec<Event>) {
+        let start = Instant::now();
+        let mut quiet_rounds = 0;
+        loop {
+            let handled = p.host.poll_once().await.expect("poll the queues");
+            collect(p, seen).await;
+            let mut pending = 0;
+            for q in p.deployment.queues() {
+                pending += queue_depth(account_clients(p, &q.account), &q.queue_url).await;
+            }
+            quiet_rounds = if handled == 0 && pending == 0 { quiet_rounds + 1 } else { 0 };
+            if quiet_rounds >= 2 {
+                return;
+            }
+            assert!(start.elapsed() < DEADLINE, "queues not empty after {DEADLINE:?}; events:\n{}", summary(seen));
+            if handled == 0 {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+
+    fn account_clients<'a>(p: &'a LocalPipeline, account: &str) -> &'a Clients {
+        if account == p.source.account { &p.source } else { &p.target }
+    }
+
+    /// Messages in a queue: visible, in flight and delayed.
+    pub async fn queue_depth(c: &Clients, url: &str) -> u64 {
+        let out = c
+            .sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::All)
+            .send()
+            .await
+            .expect("GetQueueAttributes");
+        let attrs = out.attributes().cloned().unwrap_or_default();
+        [
+            QueueAttributeName::ApproximateNumberOfMessages,
+            QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+            QueueAttributeName::ApproximateNumberOfMessagesDelayed,
+        ]
+        .iter()
+        .filter_map(|k| attrs.get(k).and_then(|v| v.parse::<u64>().ok()))
+        .sum()
+    }
+
+    /// Every message in a DLQ, with its message attributes (received, not deleted).
+    pub async fn dlq_messages(c: &Clients, dlq_url: &str) -> Vec<Message> {
+        let mut all: Vec<Message> = Vec::new();
+        loop {
+            let out = c
+                .sqs
+                .receive_message()
+                .queue_url(dlq_url)
+                .max_number_of_messages(10)
+                .visibility_timeout(60)
+                .message_attribute_names("All")
+                .send()
+                .await
+                .expect("ReceiveMessage");
+            if out.messages().is_empty() {
+                return all;
+            }
+            all.extend(out.messages().iter().cloned());
+        }
+    }
+
+    /// Asserts that no step's DLQ in either account holds a message.
+    pub async fn assert_dlqs_empty(p: &LocalPipeline) {
+        for q in p.deployment.queues() {
+            let depth = queue_depth(account_clients(p, &q.account), &q.dlq_url).await;
+            assert_eq!(depth, 0, "{}'s DLQ in {} is not empty", q.function, q.account);
+        }
+    }
+
+    /// The events about `resource` (the source database), in order.
+    pub fn about<'a>(events: &'a [Event], resource: &str) -> Vec<&'a Event> {
+        events.iter().filter(|e| e.detail.origin.resource_id == resource).collect()
+    }
+
+    /// How many events of `detail_type` are about `resource`.
+    pub fn count(events: &[Event], resource: &str, detail_type: &str) -> usize {
+        about(events, resource).iter().filter(|e| e.detail.step.detail_type() == detail_type).count()
+    }
+
+    pub fn has(events: &[Event], resource: &str, detail_type: &str) -> bool {
+        count(events, resource, detail_type) > 0
+    }
+
+    /// The first event of `detail_type` about `resource`.
+    pub fn first<'a>(events: &'a [Event], resource: &str, detail_type: &str) -> &'a Event {
+        about(events, resource)
+            .into_iter()
+            .find(|e| e.detail.step.detail_type() == detail_type)
+            .unwrap_or_else(|| panic!("no {detail_type} event for {resource}; events:\n{}", summary(events)))
+    }
+
+    /// Every resource named has been restore-verified (and none failed its restore).
+    pub fn verified(resources: &[&str]) -> impl Fn(&[Event]) -> bool {
+        let resources: Vec<String> = resources.iter().map(|r| r.to_string()).collect();
+        move |events| {
+            for r in &resources {
+                if let Some(e) = about(events, r).iter().find(|e| matches!(e.detail.step, Step::RestoreFailed { .. })) {
+                    panic!("the restore of {r} failed: {:?}", e.detail.step);
+                }
+            }
+            resources.iter().all(|r| has(events, r, VERIFIED))
+        }
+    }
+
+    /// One line per event, for failure messages.
+    pub fn summary(events: &[Event]) -> String {
+        events
+            .iter()
+            .map(|e| {
+                format!(
+                    "  {} {} {} ({}/{}) {:?}",
+                    e.detail.origin.resource_id,
+                    e.detail.step.detail_type(),
+                    e.detail.snapshot.id,
+                    e.detail.snapshot.account,
+                    e.detail.snapshot.region,
+                    e.detail.step
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// snapferry's snapshots of `kind` in `c`'s account and region.
+    pub async fn managed(c: &Clients, kind: ResourceKind) -> Vec<Snapshot> {
+        c.store(kind).list_managed().await.expect("list snapferry snapshots")
+    }
+
+    /// snapferry's snapshots of `kind` in `c`'s account, counted by the step that made them
+    /// (`create`, `share`, `copy`) and the source database they come from.
+    pub async fn count_by_step(c: &Clients, kind: ResourceKind) -> BTreeMap<(String, String), usize> {
+        let mut counts = BTreeMap::new();
+        for s in managed(c, kind).await {
+            let step = s.tags.get(tags::STEP).cloned().unwrap_or_default();
+            let origin = s.tags.get(tags::ORIGIN_RESOURCE).cloned().unwrap_or_else(|| s.resource_id.clone());
+            *counts.entry((step, origin)).or_insert(0) += 1;
+        }
+        counts
+    }
+
+    /// snapferry's snapshots of `kind` made by `step` for `resource`.
+    pub async fn made_by(c: &Clients, kind: ResourceKind, step: &str, resource: &str) -> Vec<Snapshot> {
+        managed(c, kind)
+            .await
+            .into_iter()
+            .filter(|s| s.tags.get(tags::STEP).is_some_and(|v| v == step))
+            .filter(|s| s.tags.get(tags::ORIGIN_RESOURCE).unwrap_or(&s.resource_id) == resource)
+            .collect()
+    }
+
+    /// The accounts a DB snapshot is shared with (its `restore` attribute).
+    pub async fn shared_with(c: &Clients, snapshot_id: &str) -> Vec<String> {
+        let out = c
+            .rds
+            .describe_db_snapshot_attributes()
+            .db_snapshot_identifier(snapshot_id)
+            .send()
+            .await
+            .expect("DescribeDBSnapshotAttributes");
+        out.db_snapshot_attributes_result()
+            .map(|r| r.db_snapshot_attributes())
+            .unwrap_or_default()
+            .iter()
+            .filter(|a| a.attribute_name() == Some("restore"))
+            .flat_map(|a| a.attribute_values().iter().cloned())
+            .collect()
+    }
+
+    /// Waits until `c`'s account has no DB instance and no DB cluster left whose id starts
+    /// with `snapferry-restore` (restore tests clean up after themselves).
+    pub async fn no_restore_resources_left(c: &Clients) {
+        eventually("restore-test resources to be deleted", DEADLINE, || async {
+            let instances = c.rds.describe_db_instances().send().await.expect("DescribeDBInstances");
+            let clusters = c.rds.describe_db_clusters().send().await.expect("DescribeDBClusters");
+            let left: Vec<String> = instances
+                .db_instances()
+                .iter()
+                .filter_map(|i| i.db_instance_identifier())
+                .chain(clusters.db_clusters().iter().filter_map(|c| c.db_cluster_identifier()))
+                .filter(|id| id.starts_with(snapferry::naming::RESTORE_PREFIX))
+                .map(str::to_string)
+                .collect();
+            left.is_empty().then_some(())
+        })
+        .await
+    }
+
+    /// Whether `key` is the key `expected` (an ARN or key id either way).
+    pub fn same_key(key: Option<&str>, expected: &str) -> bool {
+        key.is_some_and(|k| snapferry::kms::same_key(k, expected))
+    }
+}

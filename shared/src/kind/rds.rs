@@ -375,20 +375,6 @@ async fn add_tags(client: &aws_sdk_rds::Client, arn: &str, tags: &Tags) -> Resul
         .map_err(|e| Error::from_sdk("AddTagsToResource", e))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn aurora_test_instance_ids_stay_valid_for_the_longest_restore_ids() {
-        let long = crate::naming::restore_id(&"snapferry-copy-".repeat(20));
-        assert_eq!(long.len(), crate::naming::MAX_DB_ID_LEN);
-        let instance = RdsCluster::instance_id(&long);
-        assert!(crate::naming::is_valid_rds_identifier(&instance, crate::naming::MAX_DB_ID_LEN), "{instance}");
-        assert_ne!(instance, long);
-    }
-}
-
 #[async_trait]
 impl SnapshotStore for RdsCluster {
     fn kind(&self) -> ResourceKind {
@@ -624,5 +610,19 @@ impl SnapshotStore for RdsCluster {
             .map(|_| ())
             .map_err(|e| Error::from_sdk("DeleteDBCluster", e));
         absent_ok(r).map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aurora_test_instance_ids_stay_valid_for_the_longest_restore_ids() {
+        let long = crate::naming::restore_id(&"snapferry-copy-".repeat(20));
+        assert_eq!(long.len(), crate::naming::MAX_DB_ID_LEN);
+        let instance = RdsCluster::instance_id(&long);
+        assert!(crate::naming::is_valid_rds_identifier(&instance, crate::naming::MAX_DB_ID_LEN), "{instance}");
+        assert_ne!(instance, long);
     }
 }
