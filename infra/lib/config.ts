@@ -174,6 +174,8 @@ function source(f: Fields): SourceConfig {
     recheckSeconds: f.int('recheckSeconds', 1, 900),
   };
   if (s.kinds.length === 0) throw new ConfigError(`${f.at('kinds')}: expected at least one kind`);
+  // The functions know EBS, but the stacks grant no EC2 permissions and route no EBS events yet.
+  if (s.kinds.includes('ebs')) throw new ConfigError(`${f.at('kinds')}: "ebs" cannot be deployed yet (no EC2 permissions or EBS rules in the stacks)`);
   f.done();
   return s;
 }

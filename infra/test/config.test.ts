@@ -22,6 +22,7 @@ describe('config', () => {
     ['bad account id', (c) => { c.sources[0].account = '12345'; }, /^sources\[0\]\.account: expected a 12-digit AWS account id, got "12345"$/],
     ['bad region', (c) => { c.target.region = 'Ireland'; }, /^target\.region: expected an AWS region name/],
     ['unknown kind', (c) => { c.sources[0].kinds = ['db-instance', 'dynamodb']; }, /^sources\[0\]\.kinds\[1\]: expected db-instance, db-cluster, ebs/],
+    ['ebs before the stacks support it', (c) => { c.sources[0].kinds = ['ebs']; }, /^sources\[0\]\.kinds: "ebs" cannot be deployed yet/],
     ['misspelt field', (c) => { c.target.restoreTest.everyNTh = 3; }, /^target\.restoreTest\.everyNTh: unknown field$/],
     ['missing field', (c) => { delete c.target.copy.recheckSeconds; }, /^target\.copy\.recheckSeconds: expected an integer from 1 to 900, got undefined$/],
     ['invalid regex', (c) => { c.sources[0].selection.regex = '(prod'; }, /^sources\[0\]\.selection\.regex: not a valid regular expression/],

@@ -82,3 +82,19 @@ pub fn recheck_body(recheck: crate::events::Recheck) -> Result<String> {
     serde_json::to_string(&recheck.into_envelope())
         .map_err(|e| crate::error::Error::BadInput(format!("re-check not serialisable: {e}")))
 }
+
+/// One pipeline step: what it does with one parsed message. Every step is a
+/// [`BatchHandler`](crate::sqs::BatchHandler) through [`crate::sqs::run_batch`], so the SQS
+/// handling (partial batch responses, DLQ routing, re-checks) is written once.
+#[async_trait::async_trait]
+pub trait PipelineStep: Send + Sync {
+    fn context(&self) -> &StepContext;
+    async fn step(&self, incoming: crate::events::Incoming, record: crate::sqs::Record) -> Result<crate::sqs::Outcome>;
+}
+
+#[async_trait::async_trait]
+impl<T: PipelineStep> crate::sqs::BatchHandler for T {
+    async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
+        crate::sqs::run_batch(&self.context().queue, event, |incoming, record| self.step(incoming, record)).await
+    }
+}

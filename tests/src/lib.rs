@@ -304,8 +304,7 @@ pub mod chain {
         LocalPipeline::start(source, target, options).await.expect("start the pipeline")
     }
 
-    /// A MySQL instance in `c`'s account: encrypted with `kms_key` (None: the AWS-managed
-    /// key) or unencrypted, with `tags`.
+    /// A MySQL instance in `c`'s account, encrypted as said, with `tags` (copied to its snapshots).
     pub async fn instance(c: &Clients, name: &str, encryption: Encryption<'_>, tags: &[(&str, &str)]) {
         let (encrypted, key) = match encryption {
             Encryption::AwsManaged => (true, None),
@@ -323,6 +322,8 @@ pub mod chain {
             .master_user_password("not-a-secret-1")
             .storage_encrypted(encrypted)
             .set_kms_key_id(key)
+            // As AWS does with this flag, the database's tags go on its snapshots.
+            .copy_tags_to_snapshot(true)
             .set_tags(Some(
                 tags.iter().map(|(k, v)| aws_sdk_rds::types::Tag::builder().key(*k).value(*v).build()).collect(),
             ))
@@ -346,6 +347,30 @@ pub mod chain {
             collect(p, seen).await;
             if done(seen) {
                 return;
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "timed out after {DEADLINE:?} waiting for {what}; events seen:\n{}",
+                summary(seen)
+            );
+            if p.host.poll_once().await.expect("poll the queues") == 0 {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+
+    /// Drives the host until `check` (run between rounds, while no handler runs) answers
+    /// `Some`; panics after [`DEADLINE`].
+    pub async fn drive_until<T, F, Fut>(p: &LocalPipeline, seen: &mut Vec<Event>, what: &str, mut check: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        let start = Instant::now();
+        loop {
+            collect(p, seen).await;
+            if let Some(v) = check().await {
+                return v;
             }
             assert!(
                 start.elapsed() < DEADLINE,

@@ -7,15 +7,14 @@
 //! this account's default bus; cluster copies (no such event) and extra-region copies
 //! (events land in other regions) are polled with delayed re-checks.
 
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use regex::Regex;
 use snapferry::config::{Env, is_account_id};
 use snapferry::error::{Error, Result, Retry};
 use snapferry::events::{Incoming, PipelineEvent, Recheck, RecheckWhat, Step};
 use snapferry::kind::{Arn, CopyRequest, Snapshot, Status};
-use snapferry::lambda::{StepContext, StepEnv, recheck_body};
+use snapferry::lambda::{PipelineStep, StepContext, StepEnv, recheck_body};
 use snapferry::native::NativeSignal;
-use snapferry::sqs::{BatchHandler, Outcome, Record, run_batch};
+use snapferry::sqs::{Outcome, Record};
 use snapferry::tags::{self, Lineage, Tags};
 use snapferry::{ResourceKind, naming};
 use tracing::{info, warn};
@@ -76,46 +75,6 @@ pub struct Handler {
 impl Handler {
     pub fn new(clients: snapferry::clients::Clients, config: Config) -> Self {
         Handler { ctx: StepContext::new(clients, config.step.clone()), config }
-    }
-
-    pub async fn step(&self, incoming: Incoming, record: Record) -> Result<Outcome> {
-        match incoming {
-            Incoming::Pipeline(envelope) => match &envelope.detail.step {
-                Step::Shared { target_account, tags } => {
-                    self.on_shared(envelope.account.as_deref(), &envelope.detail, target_account, tags).await
-                }
-                _ => Ok(Outcome::Done),
-            },
-            Incoming::Native(event) => match event.signal() {
-                NativeSignal::CopyFinished { snapshot, .. } => {
-                    let store = self.ctx.clients.store(snapshot.kind);
-                    match store.describe(&snapshot.id).await? {
-                        Some(copy) if is_our_copy(&copy) => self.on_copy_available(copy).await,
-                        _ => Ok(Outcome::Done),
-                    }
-                }
-                _ => Ok(Outcome::Done),
-            },
-            Incoming::Recheck(e) => match e.detail.what {
-                RecheckWhat::CopyWhenAvailable { copy, destination_region, .. } => {
-                    let clients = self.ctx.clients.for_region(&destination_region);
-                    let found = clients.store(copy.kind).describe(&copy.id).await?;
-                    match found {
-                        None => Err(Error::NotFound { op: "copy", what: copy.arn }),
-                        Some(c) if c.status == Status::Available => self.on_copy_available(c).await,
-                        Some(Snapshot { status: Status::Failed(why), arn, .. }) => Err(Error::Permanent {
-                            op: "copy",
-                            code: "CopyFailed".into(),
-                            message: format!("{arn} is {why}"),
-                            hint: None,
-                        }),
-                        Some(c) => self.recheck(&c, &destination_region, record.attempt),
-                    }
-                }
-                other => Err(Error::BadInput(format!("copy-shared-snapshot does not handle re-check {other:?}"))),
-            },
-            other => Err(Error::BadInput(format!("copy-shared-snapshot does not handle {}", other.describe()))),
-        }
     }
 
     /// Why a "shared" event must not be copied, if it must not.
@@ -258,9 +217,49 @@ fn is_our_copy(s: &Snapshot) -> bool {
 }
 
 #[async_trait::async_trait]
-impl BatchHandler for Handler {
-    async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
-        run_batch(&self.ctx.queue, event, |incoming, record| self.step(incoming, record)).await
+impl PipelineStep for Handler {
+    fn context(&self) -> &StepContext {
+        &self.ctx
+    }
+
+    async fn step(&self, incoming: Incoming, record: Record) -> Result<Outcome> {
+        match incoming {
+            Incoming::Pipeline(envelope) => match &envelope.detail.step {
+                Step::Shared { target_account, tags } => {
+                    self.on_shared(envelope.account.as_deref(), &envelope.detail, target_account, tags).await
+                }
+                _ => Ok(Outcome::Done),
+            },
+            Incoming::Native(event) => match event.signal() {
+                NativeSignal::CopyFinished { snapshot, .. } => {
+                    let store = self.ctx.clients.store(snapshot.kind);
+                    match store.describe(&snapshot.id).await? {
+                        Some(copy) if is_our_copy(&copy) => self.on_copy_available(copy).await,
+                        _ => Ok(Outcome::Done),
+                    }
+                }
+                _ => Ok(Outcome::Done),
+            },
+            Incoming::Recheck(e) => match e.detail.what {
+                RecheckWhat::CopyWhenAvailable { copy, destination_region, .. } => {
+                    let clients = self.ctx.clients.for_region(&destination_region);
+                    let found = clients.store(copy.kind).describe(&copy.id).await?;
+                    match found {
+                        None => Err(Error::NotFound { op: "copy", what: copy.arn }),
+                        Some(c) if c.status == Status::Available => self.on_copy_available(c).await,
+                        Some(Snapshot { status: Status::Failed(why), arn, .. }) => Err(Error::Permanent {
+                            op: "copy",
+                            code: "CopyFailed".into(),
+                            message: format!("{arn} is {why}"),
+                            hint: None,
+                        }),
+                        Some(c) => self.recheck(&c, &destination_region, record.attempt),
+                    }
+                }
+                other => Err(Error::BadInput(format!("copy-shared-snapshot does not handle re-check {other:?}"))),
+            },
+            other => Err(Error::BadInput(format!("copy-shared-snapshot does not handle {}", other.describe()))),
+        }
     }
 }
 

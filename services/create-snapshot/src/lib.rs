@@ -3,16 +3,15 @@
 //! minimum interval. Identifiers derive from the resource and the scheduled minute, so a
 //! duplicate or late event makes no second snapshot.
 
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::{DateTime, Utc};
 use snapferry::config::Env;
 use snapferry::error::{Error, Result};
 use snapferry::events::{Incoming, PipelineEvent, SnapshotRef, Step, new_correlation_id};
 use snapferry::kind::{Resource, SnapshotStore};
-use snapferry::lambda::{StepContext, StepEnv};
+use snapferry::lambda::{PipelineStep, StepContext, StepEnv};
 use snapferry::select::Selection;
-use snapferry::sqs::{BatchHandler, Outcome, Record, run_batch};
-use snapferry::tags::Lineage;
+use snapferry::sqs::{Outcome, Record};
+use snapferry::tags::{self, Lineage};
 use snapferry::{ResourceKind, naming};
 use tracing::{info, warn};
 
@@ -64,27 +63,6 @@ impl Handler {
         Handler { ctx: StepContext::new(clients, config.step.clone()), config }
     }
 
-    pub async fn step(&self, incoming: Incoming, _record: Record) -> Result<Outcome> {
-        let request = match incoming {
-            Incoming::Schedule(e) => {
-                Request { slot: e.time.unwrap_or_else(Utc::now), kind: None, identifiers: None, correlation_id: None }
-            }
-            Incoming::BackupRequested(e) => Request {
-                slot: e.time.unwrap_or_else(Utc::now),
-                kind: e.detail.kind,
-                identifiers: Some(e.detail.identifiers),
-                correlation_id: e.detail.correlation_id,
-            },
-            other => return Err(Error::BadInput(format!("create-snapshot does not handle {}", other.describe()))),
-        };
-        for kind in &self.config.kinds {
-            if request.kind.is_none_or(|k| k == *kind) {
-                self.back_up(&self.ctx.clients.store(*kind), &request).await?;
-            }
-        }
-        Ok(Outcome::Done)
-    }
-
     async fn back_up(&self, store: &std::sync::Arc<dyn SnapshotStore>, request: &Request) -> Result<()> {
         let chosen: Vec<Resource> = store
             .list_resources()
@@ -130,7 +108,11 @@ impl Handler {
                 correlation_id: correlation_id.clone(),
                 step: "create".into(),
             };
-            match store.create(&resource.id, &id, &lineage.tags()).await {
+            // Passing tags makes AWS skip CopyTagsToSnapshot, so the database's own tags
+            // (less `aws:` ones) are passed along with snapferry's.
+            let mut snapshot_tags = tags::copyable(&resource.tags);
+            snapshot_tags.extend(lineage.tags());
+            match store.create(&resource.id, &id, &snapshot_tags).await {
                 Ok(s) => {
                     held += 1;
                     info!(snapshot_arn = s.arn, correlation_id, resource = resource.id, "snapshot started");
@@ -183,8 +165,29 @@ fn would_be_snapshot(store: &dyn SnapshotStore, resource: &Resource, id: &str) -
 }
 
 #[async_trait::async_trait]
-impl BatchHandler for Handler {
-    async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
-        run_batch(&self.ctx.queue, event, |incoming, record| self.step(incoming, record)).await
+impl PipelineStep for Handler {
+    fn context(&self) -> &StepContext {
+        &self.ctx
+    }
+
+    async fn step(&self, incoming: Incoming, _record: Record) -> Result<Outcome> {
+        let request = match incoming {
+            Incoming::Schedule(e) => {
+                Request { slot: e.time.unwrap_or_else(Utc::now), kind: None, identifiers: None, correlation_id: None }
+            }
+            Incoming::BackupRequested(e) => Request {
+                slot: e.time.unwrap_or_else(Utc::now),
+                kind: e.detail.kind,
+                identifiers: Some(e.detail.identifiers),
+                correlation_id: e.detail.correlation_id,
+            },
+            other => return Err(Error::BadInput(format!("create-snapshot does not handle {}", other.describe()))),
+        };
+        for kind in &self.config.kinds {
+            if request.kind.is_none_or(|k| k == *kind) {
+                self.back_up(&self.ctx.clients.store(*kind), &request).await?;
+            }
+        }
+        Ok(Outcome::Done)
     }
 }

@@ -5,14 +5,13 @@
 //! verified, reports the measured time to restore, and deletes the test resources. On
 //! failure it reports why, keeps the copy and deletes what it created.
 
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::Utc;
 use snapferry::config::Env;
 use snapferry::error::{Error, Result};
 use snapferry::events::{Incoming, PipelineEvent, Recheck, RecheckWhat, SnapshotRef, Step};
 use snapferry::kind::{RestoreSpec, Restored, Snapshot, SnapshotStore, Status};
-use snapferry::lambda::{StepContext, StepEnv};
-use snapferry::sqs::{BatchHandler, Outcome, Record, run_batch};
+use snapferry::lambda::{PipelineStep, StepContext, StepEnv};
+use snapferry::sqs::{Outcome, Record};
 use snapferry::tags::{self, Tags};
 use snapferry::{kms, naming};
 use tracing::{info, warn};
@@ -58,23 +57,6 @@ pub struct Handler {
 impl Handler {
     pub fn new(clients: snapferry::clients::Clients, config: Config) -> Self {
         Handler { ctx: StepContext::new(clients, config.step.clone()), config }
-    }
-
-    pub async fn step(&self, incoming: Incoming, record: Record) -> Result<Outcome> {
-        match incoming {
-            Incoming::Pipeline(envelope) => match envelope.detail.step {
-                Step::Copied {} => self.on_copied(&envelope.detail).await,
-                _ => Ok(Outcome::Done),
-            },
-            Incoming::Recheck(e) => match e.detail.what {
-                RecheckWhat::RestoreProgress { copy, origin, restored_resource_id, started_at } => {
-                    let progress = Progress { copy, origin, restore_id: restored_resource_id, started_at };
-                    self.on_progress(&e.detail.correlation_id, progress, record.attempt).await
-                }
-                other => Err(Error::BadInput(format!("restore does not handle re-check {other:?}"))),
-            },
-            other => Err(Error::BadInput(format!("restore does not handle {}", other.describe()))),
-        }
     }
 
     async fn on_copied(&self, event: &PipelineEvent) -> Result<Outcome> {
@@ -231,9 +213,26 @@ struct Progress {
 }
 
 #[async_trait::async_trait]
-impl BatchHandler for Handler {
-    async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
-        run_batch(&self.ctx.queue, event, |incoming, record| self.step(incoming, record)).await
+impl PipelineStep for Handler {
+    fn context(&self) -> &StepContext {
+        &self.ctx
+    }
+
+    async fn step(&self, incoming: Incoming, record: Record) -> Result<Outcome> {
+        match incoming {
+            Incoming::Pipeline(envelope) => match envelope.detail.step {
+                Step::Copied {} => self.on_copied(&envelope.detail).await,
+                _ => Ok(Outcome::Done),
+            },
+            Incoming::Recheck(e) => match e.detail.what {
+                RecheckWhat::RestoreProgress { copy, origin, restored_resource_id, started_at } => {
+                    let progress = Progress { copy, origin, restore_id: restored_resource_id, started_at };
+                    self.on_progress(&e.detail.correlation_id, progress, record.attempt).await
+                }
+                other => Err(Error::BadInput(format!("restore does not handle re-check {other:?}"))),
+            },
+            other => Err(Error::BadInput(format!("restore does not handle {}", other.describe()))),
+        }
     }
 }
 

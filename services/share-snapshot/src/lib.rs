@@ -8,15 +8,14 @@
 //! a copy-finished event; cluster copies have none, so a delayed re-check polls them.
 //! Never shared with `all`.
 
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use snapferry::config::Env;
 use snapferry::error::{Error, Result};
 use snapferry::events::{Incoming, PipelineEvent, Recheck, RecheckWhat, SnapshotRef, Step};
 use snapferry::kind::{CopyRequest, Snapshot, SnapshotStore, Status};
-use snapferry::lambda::{StepContext, StepEnv};
+use snapferry::lambda::{PipelineStep, StepContext, StepEnv};
 use snapferry::native::NativeSignal;
 use snapferry::select::Selection;
-use snapferry::sqs::{BatchHandler, Outcome, Record, run_batch};
+use snapferry::sqs::{Outcome, Record};
 use snapferry::tags::{self, Lineage, Tags};
 use snapferry::{ResourceKind, kms, naming};
 use std::sync::Arc;
@@ -59,42 +58,6 @@ pub struct Handler {
 impl Handler {
     pub fn new(clients: snapferry::clients::Clients, config: Config) -> Self {
         Handler { ctx: StepContext::new(clients, config.step.clone()), config }
-    }
-
-    pub async fn step(&self, incoming: Incoming, record: Record) -> Result<Outcome> {
-        match incoming {
-            Incoming::Native(event) => match event.signal() {
-                NativeSignal::SnapshotCreated { snapshot, .. } | NativeSignal::CopyFinished { snapshot, .. } => {
-                    let store = self.ctx.clients.store(snapshot.kind);
-                    match store.describe(snapshot.arn.as_deref().unwrap_or(&snapshot.id)).await? {
-                        Some(found) => self.on_snapshot(&store, found, record.attempt).await,
-                        None => {
-                            info!(snapshot = snapshot.id, "gone before it could be shared");
-                            Ok(Outcome::Done)
-                        }
-                    }
-                }
-                NativeSignal::Ignored { reason } => {
-                    info!(event_id = event.id, reason, "ignored");
-                    Ok(Outcome::Done)
-                }
-                other => {
-                    warn!(event_id = event.id, signal = ?other, "snapshot or copy failed; nothing to share");
-                    Ok(Outcome::Done)
-                }
-            },
-            Incoming::Recheck(e) => match e.detail.what {
-                RecheckWhat::ShareWhenAvailable { copy, .. } => {
-                    let store = self.ctx.clients.store(copy.kind);
-                    match store.describe(&copy.id).await? {
-                        Some(found) => self.on_snapshot(&store, found, e.detail.attempt).await,
-                        None => Err(Error::NotFound { op: "share", what: copy.arn }),
-                    }
-                }
-                other => Err(Error::BadInput(format!("share-snapshot does not handle re-check {other:?}"))),
-            },
-            other => Err(Error::BadInput(format!("share-snapshot does not handle {}", other.describe()))),
-        }
     }
 
     async fn on_snapshot(&self, store: &Arc<dyn SnapshotStore>, snapshot: Snapshot, attempt: u32) -> Result<Outcome> {
@@ -226,9 +189,45 @@ fn derived_correlation_id(arn: &str) -> String {
 }
 
 #[async_trait::async_trait]
-impl BatchHandler for Handler {
-    async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
-        run_batch(&self.ctx.queue, event, |incoming, record| self.step(incoming, record)).await
+impl PipelineStep for Handler {
+    fn context(&self) -> &StepContext {
+        &self.ctx
+    }
+
+    async fn step(&self, incoming: Incoming, record: Record) -> Result<Outcome> {
+        match incoming {
+            Incoming::Native(event) => match event.signal() {
+                NativeSignal::SnapshotCreated { snapshot, .. } | NativeSignal::CopyFinished { snapshot, .. } => {
+                    let store = self.ctx.clients.store(snapshot.kind);
+                    match store.describe(snapshot.arn.as_deref().unwrap_or(&snapshot.id)).await? {
+                        Some(found) => self.on_snapshot(&store, found, record.attempt).await,
+                        None => {
+                            info!(snapshot = snapshot.id, "gone before it could be shared");
+                            Ok(Outcome::Done)
+                        }
+                    }
+                }
+                NativeSignal::Ignored { reason } => {
+                    info!(event_id = event.id, reason, "ignored");
+                    Ok(Outcome::Done)
+                }
+                other => {
+                    warn!(event_id = event.id, signal = ?other, "snapshot or copy failed; nothing to share");
+                    Ok(Outcome::Done)
+                }
+            },
+            Incoming::Recheck(e) => match e.detail.what {
+                RecheckWhat::ShareWhenAvailable { copy, .. } => {
+                    let store = self.ctx.clients.store(copy.kind);
+                    match store.describe(&copy.id).await? {
+                        Some(found) => self.on_snapshot(&store, found, e.detail.attempt).await,
+                        None => Err(Error::NotFound { op: "share", what: copy.arn }),
+                    }
+                }
+                other => Err(Error::BadInput(format!("share-snapshot does not handle re-check {other:?}"))),
+            },
+            other => Err(Error::BadInput(format!("share-snapshot does not handle {}", other.describe()))),
+        }
     }
 }
 

@@ -1,0 +1,542 @@
+//! The cross-account chain end to end on the emulator, through the four real handlers
+//! hosted with Lambda's SQS semantics (`LocalPipeline`): create → share → copy → restore
+//! test. Each test has its own source and target accounts; assertions read back what the
+//! pipeline made through the SDK and the pipeline events it published.
+
+use aws_sdk_eventbridge::types::{PutEventsRequestEntry, Target};
+use serde_json::json;
+use snapferry::ResourceKind;
+use snapferry::events::{EventEnvelope, PipelineEvent, SOURCE, Step};
+use snapferry::routing::{Bus, Routing};
+use snapferry::select::Selection;
+use snapferry::sqs::{ATTR_ERROR_CODE, ATTR_ERROR_REASON, ATTR_SOURCE_QUEUE};
+use snapferry::tags;
+use snapferry_e2e::chain::*;
+use snapferry_e2e::{OTHER_REGION, REGION, clients, control, fixtures, new_account};
+
+fn names(snapshots: &[snapferry::kind::Snapshot]) -> Vec<&str> {
+    snapshots.iter().map(|s| s.id.as_str()).collect()
+}
+
+/// Checks the target copy of `resource`: one, on the backup CMK, tagged verified, with lineage.
+async fn assert_verified_copy(p: &LocalPipeline, kind: ResourceKind, resource: &str) -> snapferry::kind::Snapshot {
+    let copies = made_by(&p.target, kind, "copy", resource).await;
+    assert_eq!(copies.len(), 1, "one copy of {resource} in the target: {:?}", names(&copies));
+    let copy = copies.into_iter().next().expect("one copy");
+    assert!(copy.encrypted, "{} is not encrypted", copy.id);
+    assert!(same_key(copy.kms_key_id.as_deref(), &p.target_key), "{} is on {:?}", copy.id, copy.kms_key_id);
+    assert!(copy.tags.contains_key(tags::VERIFIED_AT), "{} not tagged verified: {:?}", copy.id, copy.tags);
+    assert_eq!(copy.tags.get(tags::SOURCE_ACCOUNT), Some(&p.source.account), "lineage: {:?}", copy.tags);
+    copy
+}
+
+#[tokio::test]
+async fn instance_on_the_aws_managed_key_is_reencrypted_shared_copied_and_restore_verified() {
+    let p = start(&fast_options()).await;
+    instance(&p.source, "orders", Encryption::AwsManaged, &[("team", "payments"), ("aws:reserved", "x")]).await;
+    p.host.fire_schedule().await.expect("fire the schedule");
+    let mut events = Vec::new();
+    // The restore test's instance, caught while it exists (the host runs only between checks).
+    let restored = drive_until(&p, &mut events, "the restore-test instance", || async {
+        let out = p.target.rds.describe_db_instances().send().await.expect("DescribeDBInstances");
+        out.db_instances()
+            .iter()
+            .find(|i| i.db_instance_identifier().is_some_and(|id| id.starts_with(snapferry::naming::RESTORE_PREFIX)))
+            .cloned()
+    })
+    .await;
+    // The emulator leaves PubliclyAccessible out of restored instances; it must at least not be true.
+    assert_ne!(restored.publicly_accessible(), Some(true));
+    assert_eq!(restored.db_instance_class(), Some("db.t4g.micro"));
+    assert_eq!(restored.db_subnet_group().and_then(|g| g.db_subnet_group_name()), Some("snapferry-restore-test"));
+    let test_tag = restored.tag_list().iter().find(|t| t.key() == Some(tags::RESTORE_TEST)).and_then(|t| t.value());
+    assert_eq!(test_tag, Some("true"), "{:?}", restored.tag_list());
+    run_until(&p, &mut events, "orders verified", verified(&["orders"])).await;
+
+    // Source: the scheduled snapshot on aws/rds, and a re-encrypted copy on the sharing CMK, shared.
+    let created = made_by(&p.source, ResourceKind::DbInstance, "create", "orders").await;
+    assert_eq!(created.len(), 1, "{:?}", names(&created));
+    assert!(!same_key(created[0].kms_key_id.as_deref(), &p.sharing_key), "the database is on aws/rds");
+    assert!(shared_with(&p.source, &created[0].id).await.is_empty(), "an aws/rds snapshot must never be shared");
+    let shared = made_by(&p.source, ResourceKind::DbInstance, "share", "orders").await;
+    assert_eq!(shared.len(), 1, "{:?}", names(&shared));
+    assert!(shared[0].id.starts_with("snapferry-shared-"), "{}", shared[0].id);
+    assert!(same_key(shared[0].kms_key_id.as_deref(), &p.sharing_key), "{:?}", shared[0].kms_key_id);
+    assert_eq!(shared_with(&p.source, &shared[0].id).await, vec![p.target.account.clone()]);
+    let event = first(&events, "orders", SHARED);
+    assert_eq!(event.detail.snapshot.id, shared[0].id, "the re-encrypted copy is what is shared");
+    assert_eq!(event.detail.origin.id, created[0].id, "lineage names the scheduled snapshot");
+
+    // Target: a copy on the backup CMK, verified, carrying the database's own tags (not `aws:` ones).
+    let copy = assert_verified_copy(&p, ResourceKind::DbInstance, "orders").await;
+    assert_eq!(created[0].tags.get("team").map(String::as_str), Some("payments"), "{:?}", created[0].tags);
+    assert_eq!(copy.tags.get("team").map(String::as_str), Some("payments"), "{:?}", copy.tags);
+    assert!(!copy.tags.keys().any(|k| k.starts_with("aws:")), "{:?}", copy.tags);
+    for step in [SHARED, COPY_STARTED, COPIED, VERIFIED] {
+        assert_eq!(count(&events, "orders", step), 1, "{step}:\n{}", summary(&events));
+    }
+    let verified = first(&events, "orders", VERIFIED);
+    assert_eq!(verified.detail.snapshot.id, copy.id);
+    let Step::RestoreVerified { restore_seconds, engine, restored_resource_id, .. } = &verified.detail.step else {
+        unreachable!()
+    };
+    assert!(*restore_seconds > 0.0);
+    assert_eq!(engine.as_deref(), Some("mysql"));
+    assert_eq!(restored_resource_id, &snapferry::naming::restore_id(&copy.id));
+    // The test instance was really restored, then deleted.
+    let ops: Vec<String> = control::requests(&p.target.account).into_iter().map(|(op, _)| op).collect();
+    for op in ["RestoreDBInstanceFromDBSnapshot", "DeleteDBInstance"] {
+        assert!(ops.iter().any(|o| o == op), "no {op} by the target account: {ops:?}");
+    }
+    no_restore_resources_left(&p.target).await;
+}
+
+#[tokio::test]
+async fn instance_on_the_sharing_cmk_is_shared_as_it_is() {
+    let p = start(&fast_options()).await;
+    instance(&p.source, "billing", Encryption::Key(&p.sharing_key), &[]).await;
+    p.host.fire_schedule().await.expect("fire the schedule");
+    let mut events = Vec::new();
+    run_until(&p, &mut events, "billing verified", verified(&["billing"])).await;
+
+    let created = made_by(&p.source, ResourceKind::DbInstance, "create", "billing").await;
+    assert_eq!(created.len(), 1, "{:?}", names(&created));
+    let shared = made_by(&p.source, ResourceKind::DbInstance, "share", "billing").await;
+    assert!(shared.is_empty(), "no re-encrypted copy needed: {:?}", names(&shared));
+    assert_eq!(shared_with(&p.source, &created[0].id).await, vec![p.target.account.clone()]);
+    assert_eq!(first(&events, "billing", SHARED).detail.snapshot.id, created[0].id);
+    assert!(!control::requests(&p.source.account).iter().any(|(op, _)| op == "CopyDBSnapshot"));
+    assert_verified_copy(&p, ResourceKind::DbInstance, "billing").await;
+    no_restore_resources_left(&p.target).await;
+}
+
+#[tokio::test]
+async fn an_automated_snapshot_is_copied_to_a_manual_one_and_never_shared_itself() {
+    let p = start(&fast_options()).await;
+    instance(&p.source, "ledger", Encryption::Key(&p.sharing_key), &[("team", "finance")]).await;
+    let automated = control::call(
+        "POST",
+        "/_snapferry/automated-snapshot",
+        Some(json!({"account": p.source.account, "region": REGION, "db_instance_identifier": "ledger"})),
+    );
+    let automated_id = automated["snapshot_id"].as_str().expect("snapshot_id").to_string();
+    assert!(automated_id.starts_with("rds:"), "{automated_id}");
+    let mut events = Vec::new();
+    run_until(&p, &mut events, "ledger verified", verified(&["ledger"])).await;
+
+    let shared_event = first(&events, "ledger", SHARED);
+    assert_eq!(shared_event.detail.origin.id, automated_id);
+    let shared = made_by(&p.source, ResourceKind::DbInstance, "share", "ledger").await;
+    assert_eq!(names(&shared), vec![shared_event.detail.snapshot.id.as_str()], "the manual copy is what is shared");
+    assert!(shared[0].id.starts_with("snapferry-shared-") && !shared[0].automated);
+    assert!(shared_with(&p.source, &automated_id).await.is_empty(), "the automated snapshot itself is not shared");
+    let refused: Vec<_> = control::requests(&p.source.account)
+        .into_iter()
+        .filter(|(op, err)| op == "ModifyDBSnapshotAttribute" && err.is_some())
+        .collect();
+    assert!(refused.is_empty(), "sharing was attempted and refused: {refused:?}");
+    assert!(made_by(&p.source, ResourceKind::DbInstance, "create", "ledger").await.is_empty());
+    let copy = assert_verified_copy(&p, ResourceKind::DbInstance, "ledger").await;
+    // AWS put the database's tags on its automated snapshot; they travel to the backup copy.
+    assert_eq!(copy.tags.get("team").map(String::as_str), Some("finance"), "{:?}", copy.tags);
+}
+
+#[tokio::test]
+async fn aurora_cluster_copy_is_rechecked_restored_as_cluster_and_instance_and_cleaned_up() {
+    let p = start(&fast_options()).await;
+    fixtures::resource(&p.source, ResourceKind::DbCluster, "inventory", None).await;
+    p.host.fire_schedule().await.expect("fire the schedule");
+    let mut events = Vec::new();
+    run_until(&p, &mut events, "inventory verified", verified(&["inventory"])).await;
+
+    let shared = made_by(&p.source, ResourceKind::DbCluster, "share", "inventory").await;
+    assert_eq!(shared.len(), 1, "the aws/rds cluster snapshot is re-encrypted: {:?}", names(&shared));
+    assert!(same_key(shared[0].kms_key_id.as_deref(), &p.sharing_key));
+    let copy = assert_verified_copy(&p, ResourceKind::DbCluster, "inventory").await;
+    assert_eq!(first(&events, "inventory", COPIED).detail.snapshot.id, copy.id);
+    let Step::RestoreVerified { restored_resource_id, engine, .. } = &first(&events, "inventory", VERIFIED).detail.step
+    else {
+        unreachable!()
+    };
+    assert_eq!(engine.as_deref(), Some("aurora-postgresql"));
+    // The restore made a cluster and an instance in it: both went through CreateDB* and are gone now.
+    let ops: Vec<String> = control::requests(&p.target.account).into_iter().map(|(op, _)| op).collect();
+    for op in ["RestoreDBClusterFromSnapshot", "CreateDBInstance", "DeleteDBInstance", "DeleteDBCluster"] {
+        assert!(ops.iter().any(|o| o == op), "no {op} by the target account: {ops:?}");
+    }
+    assert!(restored_resource_id.starts_with("snapferry-restore"), "{restored_resource_id}");
+    no_restore_resources_left(&p.target).await;
+}
+
+#[tokio::test]
+async fn an_unencrypted_instance_is_shared_encrypted_with_the_sharing_cmk() {
+    let p = start(&fast_options()).await;
+    instance(&p.source, "plain", Encryption::None, &[]).await;
+    p.host.fire_schedule().await.expect("fire the schedule");
+    let mut events = Vec::new();
+    run_until(&p, &mut events, "plain verified", verified(&["plain"])).await;
+
+    let created = made_by(&p.source, ResourceKind::DbInstance, "create", "plain").await;
+    assert!(!created[0].encrypted, "the scheduled snapshot of an unencrypted database is unencrypted");
+    assert!(shared_with(&p.source, &created[0].id).await.is_empty());
+    let shared = made_by(&p.source, ResourceKind::DbInstance, "share", "plain").await;
+    assert_eq!(shared.len(), 1, "{:?}", names(&shared));
+    assert!(shared[0].encrypted && same_key(shared[0].kms_key_id.as_deref(), &p.sharing_key), "{:?}", shared[0]);
+    assert_eq!(first(&events, "plain", SHARED).detail.snapshot.id, shared[0].id);
+    assert_verified_copy(&p, ResourceKind::DbInstance, "plain").await;
+}
+
+#[tokio::test]
+async fn extra_region_copy_is_made_on_that_regions_key() {
+    let options = PipelineOptions { extra_regions: vec![OTHER_REGION.to_string()], ..fast_options() };
+    let p = start(&options).await;
+    instance(&p.source, "reports", Encryption::Key(&p.sharing_key), &[]).await;
+    p.host.fire_schedule().await.expect("fire the schedule");
+    let mut events = Vec::new();
+    run_until(&p, &mut events, "reports verified and copied to eu-west-1", |events| {
+        verified(&["reports"])(events)
+            && about(events, "reports")
+                .iter()
+                .any(|e| e.detail.step == Step::Copied {} && e.detail.snapshot.region == OTHER_REGION)
+    })
+    .await;
+
+    let home = assert_verified_copy(&p, ResourceKind::DbInstance, "reports").await;
+    let (_, regional_key) = p.extra_keys.iter().find(|(r, _)| r == OTHER_REGION).expect("a key for eu-west-1");
+    let regional = managed(&p.target.for_region(OTHER_REGION), ResourceKind::DbInstance).await;
+    assert_eq!(regional.len(), 1, "{:?}", names(&regional));
+    let copy = &regional[0];
+    assert_eq!(copy.region, OTHER_REGION);
+    assert!(same_key(copy.kms_key_id.as_deref(), regional_key), "{:?} is not {regional_key}", copy.kms_key_id);
+    assert!(!same_key(copy.kms_key_id.as_deref(), &p.target_key));
+    assert_eq!(copy.tags.get(tags::ORIGIN_RESOURCE).map(String::as_str), Some("reports"));
+    let started: Vec<_> = about(&events, "reports")
+        .into_iter()
+        .filter_map(|e| match &e.detail.step {
+            Step::CopyStarted { destination_region } => Some(destination_region.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(started, vec![REGION, OTHER_REGION]);
+    // Restore tests run in the home region only.
+    assert_eq!(count(&events, "reports", VERIFIED), 1);
+    assert_eq!(first(&events, "reports", VERIFIED).detail.snapshot.id, home.id);
+}
+
+/// Events from a source outside the allowlist are rejected; nothing is copied.
+async fn assert_nothing_copied(p: &LocalPipeline, events: &[Event]) {
+    for kind in [ResourceKind::DbInstance, ResourceKind::DbCluster] {
+        let copies = managed(&p.target, kind).await;
+        assert!(copies.is_empty(), "copied: {:?}", names(&copies));
+    }
+    let copy_calls: Vec<_> =
+        control::requests(&p.target.account).into_iter().filter(|(op, _)| op.starts_with("CopyDB")).collect();
+    assert!(copy_calls.is_empty(), "the target tried to copy: {copy_calls:?}");
+    assert!(!events.iter().any(|e| matches!(e.detail.step, Step::CopyStarted { .. } | Step::Copied {})));
+}
+
+#[tokio::test]
+async fn a_snapshot_shared_by_an_account_outside_the_allowlist_is_rejected_not_copied() {
+    let options = PipelineOptions { allowlist: vec![new_account()], ..fast_options() };
+    let p = start(&options).await;
+    instance(&p.source, "stranger", Encryption::Key(&p.sharing_key), &[]).await;
+    p.host.fire_schedule().await.expect("fire the schedule");
+    let mut events = Vec::new();
+    run_until(&p, &mut events, "a rejection", |e| has(e, "stranger", REJECTED)).await;
+    settle(&p, &mut events).await;
+
+    let Step::Rejected { reason, sender_account } = &first(&events, "stranger", REJECTED).detail.step else {
+        unreachable!()
+    };
+    assert_eq!(sender_account.as_deref(), Some(p.source.account.as_str()));
+    assert!(reason.contains(&p.source.account) && reason.contains("SOURCE_ACCOUNTS"), "{reason}");
+    assert_nothing_copied(&p, &events).await;
+    assert_dlqs_empty(&p).await;
+}
+
+#[tokio::test]
+async fn a_forged_shared_event_naming_a_snapshot_of_a_foreign_account_is_rejected() {
+    let p = start(&fast_options()).await;
+    // Another account really shares a snapshot with the target: only the owner check stops the copy.
+    let rogue = clients(&new_account(), REGION).await;
+    instance(&rogue, "rogue-db", Encryption::None, &[]).await;
+    let store = rogue.store(ResourceKind::DbInstance);
+    let snapshot = store.create("rogue-db", "rogue-snapshot", &Default::default()).await.expect("snapshot");
+    let snapshot = fixtures::available(store.as_ref(), &snapshot.id).await;
+    store.share(&snapshot, std::slice::from_ref(&p.target.account)).await.expect("share with the target");
+
+    let routing = Routing::load();
+    let truthful = snapshot.to_ref();
+    // The second lies about the owner: the ARN still names the rogue account.
+    let lying = snapferry::events::SnapshotRef { account: p.source.account.clone(), ..truthful.clone() };
+    for (i, snapshot) in [truthful, lying].into_iter().enumerate() {
+        let detail = PipelineEvent::new(
+            format!("forged-{i}"),
+            snapshot.clone(),
+            snapshot,
+            Step::Shared { target_account: p.target.account.clone(), tags: Default::default() },
+        );
+        // Sent by the (allowlisted) source account on its pipeline bus, forwarded as any "shared" event.
+        let out = p
+            .source
+            .events
+            .put_events()
+            .entries(
+                PutEventsRequestEntry::builder()
+                    .event_bus_name(&routing.pipeline_bus)
+                    .source(SOURCE)
+                    .detail_type(SHARED)
+                    .detail(serde_json::to_string(&detail).expect("JSON"))
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("PutEvents");
+        assert_eq!(out.failed_entry_count(), 0);
+    }
+    let mut events = Vec::new();
+    run_until(&p, &mut events, "two rejections", |e| count(e, "rogue-db", REJECTED) == 2).await;
+    settle(&p, &mut events).await;
+
+    for e in about(&events, "rogue-db").into_iter().filter(|e| e.detail.step.detail_type() == REJECTED) {
+        let Step::Rejected { reason, sender_account } = &e.detail.step else { unreachable!() };
+        assert!(reason.contains(&format!("snapshot owner {}", rogue.account)), "{reason}");
+        assert_eq!(sender_account.as_deref(), Some(p.source.account.as_str()));
+    }
+    assert_nothing_copied(&p, &events).await;
+}
+
+/// Gives every rule of the pipeline (and the cross-account forwarding) a second target on
+/// the same queue / bus, so EventBridge delivers every event twice.
+async fn deliver_everything_twice(p: &LocalPipeline) {
+    let routing = Routing::load();
+    let bus = |b: Bus| if b == Bus::Default { "default".to_string() } else { routing.pipeline_bus.clone() };
+    for q in p.deployment.queues() {
+        let c = if q.account == p.source.account { &p.source } else { &p.target };
+        let function = routing.functions.iter().find(|f| f.name == q.function).expect("function in routing.json");
+        for rule in function.rules.iter().filter(|r| r.pattern.is_some()) {
+            let target = Target::builder().id("duplicate").arn(&q.queue_arn).build().expect("target");
+            c.events.put_targets().rule(&rule.name).event_bus_name(bus(rule.bus)).targets(target).send().await.unwrap();
+        }
+    }
+    let (rule, _) = routing.cross_account.for_account(&p.target.account);
+    let target_bus = p.deployment.pipeline_bus_arn(&p.target.account).expect("target bus");
+    let target = Target::builder().id("duplicate").arn(target_bus).build().expect("target");
+    p.source
+        .events
+        .put_targets()
+        .rule(rule)
+        .event_bus_name(bus(routing.cross_account.bus))
+        .targets(target)
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn every_event_delivered_twice_yields_exactly_one_snapshot_per_step() {
+    let p = start(&fast_options()).await;
+    deliver_everything_twice(&p).await;
+    instance(&p.source, "twice", Encryption::AwsManaged, &[]).await;
+    fixtures::resource(&p.source, ResourceKind::DbCluster, "twice-aurora", None).await;
+    p.host.fire_schedule().await.expect("fire the schedule");
+    p.host.fire_schedule().await.expect("fire the schedule again");
+    let mut events = Vec::new();
+    run_until(&p, &mut events, "both verified", verified(&["twice", "twice-aurora"])).await;
+    settle(&p, &mut events).await;
+
+    // The duplicates did arrive: the share step ran more than once for each database.
+    assert!(count(&events, "twice", SHARED) >= 2, "no duplicate reached the share step:\n{}", summary(&events));
+    for (kind, resource) in [(ResourceKind::DbInstance, "twice"), (ResourceKind::DbCluster, "twice-aurora")] {
+        let source = count_by_step(&p.source, kind).await;
+        let target = count_by_step(&p.target, kind).await;
+        let key = |step: &str| (step.to_string(), resource.to_string());
+        assert_eq!(source.get(&key("create")), Some(&1), "{resource}: {source:?}");
+        assert_eq!(source.get(&key("share")), Some(&1), "{resource}: {source:?}");
+        assert_eq!(target.get(&key("copy")), Some(&1), "{resource}: {target:?}");
+        assert_eq!(source.len() + target.len(), 3, "nothing else: {source:?} {target:?}");
+        assert_eq!(count(&events, resource, VERIFIED), 1, "{resource}:\n{}", summary(&events));
+    }
+    no_restore_resources_left(&p.target).await;
+    assert_dlqs_empty(&p).await;
+}
+
+#[tokio::test]
+async fn a_copy_step_that_fails_after_copying_is_redelivered_and_finishes_without_duplicates() {
+    let p = start(&fast_options()).await;
+    // The target's first PutEvents (with the SDK's retries) is the copy step's "copy started",
+    // sent after CopyDBSnapshot succeeded: the step fails there, as if the Lambda died.
+    control::fault("PutEvents", Some(&p.target.account), 3, "InternalFailure", 500);
+    instance(&p.source, "crashy", Encryption::Key(&p.sharing_key), &[]).await;
+    p.host.fire_schedule().await.expect("fire the schedule");
+    let mut events = Vec::new();
+    run_until(&p, &mut events, "crashy verified", verified(&["crashy"])).await;
+    settle(&p, &mut events).await;
+
+    let requests = control::requests(&p.target.account);
+    let failed_puts = requests.iter().filter(|(op, e)| op == "PutEvents" && e.is_some()).count();
+    assert_eq!(failed_puts, 3, "the fault hit: {requests:?}");
+    let copies: Vec<_> = requests.iter().filter(|(op, _)| op == "CopyDBSnapshot").collect();
+    assert!(copies.len() >= 2, "the step ran again after the failure: {copies:?}");
+    assert_eq!(copies[0].1, None, "the first copy succeeded before the step failed: {copies:?}");
+    assert_verified_copy(&p, ResourceKind::DbInstance, "crashy").await;
+    assert_eq!(managed(&p.target, ResourceKind::DbInstance).await.len(), 1);
+    assert_eq!(count(&events, "crashy", COPY_STARTED), 1, "{}", summary(&events));
+    assert_eq!(count(&events, "crashy", VERIFIED), 1, "{}", summary(&events));
+    assert_dlqs_empty(&p).await;
+}
+
+#[tokio::test]
+async fn a_copy_quota_fault_is_retried_and_completes() {
+    let p = start(&fast_options()).await;
+    control::fault("CopyDBSnapshot", Some(&p.target.account), 2, "SnapshotQuotaExceeded", 400);
+    instance(&p.source, "queued", Encryption::Key(&p.sharing_key), &[]).await;
+    p.host.fire_schedule().await.expect("fire the schedule");
+    let mut events = Vec::new();
+    run_until(&p, &mut events, "queued verified", verified(&["queued"])).await;
+    settle(&p, &mut events).await;
+
+    let quota_hits = control::requests(&p.target.account)
+        .into_iter()
+        .filter(|(op, e)| op == "CopyDBSnapshot" && e.as_deref() == Some("SnapshotQuotaExceeded"))
+        .count();
+    assert_eq!(quota_hits, 2);
+    assert_verified_copy(&p, ResourceKind::DbInstance, "queued").await;
+    assert_dlqs_empty(&p).await;
+}
+
+#[tokio::test]
+async fn a_malformed_message_goes_to_the_dlq_with_its_reason_and_the_rest_of_its_batch_succeeds() {
+    // Nothing selected: the share step leaves these snapshots alone; the test shares them.
+    let options = PipelineOptions {
+        selection: Selection { regex: Some(regex::Regex::new("^nothing$").unwrap()), ..Default::default() },
+        ..fast_options()
+    };
+    let p = start(&options).await;
+    let store = p.source.store(ResourceKind::DbInstance);
+    let mut bodies = Vec::new();
+    for name in ["batch-a", "batch-b"] {
+        instance(&p.source, name, Encryption::Key(&p.sharing_key), &[]).await;
+        let snapshot = store.create(name, &format!("{name}-manual"), &Default::default()).await.expect("snapshot");
+        let snapshot = fixtures::available(store.as_ref(), &snapshot.id).await;
+        store.share(&snapshot, std::slice::from_ref(&p.target.account)).await.expect("share");
+        let detail = PipelineEvent::new(
+            format!("run-{name}"),
+            snapshot.to_ref(),
+            snapshot.to_ref(),
+            Step::Shared {
+                target_account: p.target.account.clone(),
+                tags: [("team", name), ("aws:cloudformation:stack-name", "src")]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            },
+        );
+        let mut envelope = EventEnvelope::new(SOURCE, SHARED, detail);
+        envelope.account = Some(p.source.account.clone());
+        bodies.push(serde_json::to_string(&envelope).unwrap());
+    }
+    const MALFORMED: &str = "{\"source\": \"snapferry\", \"detail-type\": \"Snapshot Shared\"";
+    bodies.insert(1, MALFORMED.to_string());
+    let queue = p.deployment.queue(&p.target.account, "copy-shared-snapshot").expect("copy queue").clone();
+    for body in &bodies {
+        p.target.sqs.send_message().queue_url(&queue.queue_url).message_body(body).send().await.unwrap();
+    }
+    let mut events = Vec::new();
+    run_until(&p, &mut events, "both copied", |e| has(e, "batch-a", COPIED) && has(e, "batch-b", COPIED)).await;
+    settle(&p, &mut events).await;
+
+    let dead = dlq_messages(&p.target, &queue.dlq_url).await;
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].body(), Some(MALFORMED));
+    let attribute = |name: &str| {
+        dead[0].message_attributes().and_then(|a| a.get(name)).and_then(|v| v.string_value()).map(str::to_string)
+    };
+    assert_eq!(attribute(ATTR_ERROR_CODE).as_deref(), Some("BadInput"));
+    let reason = attribute(ATTR_ERROR_REASON).expect("a reason");
+    assert!(reason.contains("not JSON"), "{reason}");
+    assert_eq!(attribute(ATTR_SOURCE_QUEUE).as_deref(), Some(queue.queue_url.as_str()));
+    for name in ["batch-a", "batch-b"] {
+        let copies = made_by(&p.target, ResourceKind::DbInstance, "copy", name).await;
+        assert_eq!(copies.len(), 1, "{name}");
+        // The source's tags are copied, AWS-reserved ones are not.
+        assert_eq!(copies[0].tags.get("team").map(String::as_str), Some(name), "{:?}", copies[0].tags);
+        assert!(!copies[0].tags.keys().any(|k| k.starts_with("aws:")), "{:?}", copies[0].tags);
+    }
+}
+
+#[tokio::test]
+async fn selection_filters_exclude_databases_on_create_and_share() {
+    let options = PipelineOptions {
+        selection: Selection {
+            identifiers: vec!["billing".into()],
+            regex: Some(regex::Regex::new("^prod-").unwrap()),
+            tag: Some(("backup".into(), Some("yes".into()))),
+        },
+        ..fast_options()
+    };
+    let p = start(&options).await;
+    let key = Encryption::Key(&p.sharing_key);
+    instance(&p.source, "prod-orders", key, &[]).await;
+    instance(&p.source, "billing", key, &[]).await;
+    instance(&p.source, "tagged", key, &[("backup", "yes")]).await;
+    instance(&p.source, "misc", key, &[]).await;
+    instance(&p.source, "staging-prod", key, &[]).await;
+    instance(&p.source, "wrong-tag", key, &[("backup", "no")]).await;
+    // A snapshot taken by hand of a database that is not selected: share must leave it alone.
+    p.source
+        .rds
+        .create_db_snapshot()
+        .db_instance_identifier("misc")
+        .db_snapshot_identifier("misc-by-hand")
+        .send()
+        .await
+        .expect("CreateDBSnapshot");
+    p.host.fire_schedule().await.expect("fire the schedule");
+    let selected = ["prod-orders", "billing", "tagged"];
+    let mut events = Vec::new();
+    run_until(&p, &mut events, "the selected databases verified", verified(&selected)).await;
+    settle(&p, &mut events).await;
+
+    let created: Vec<String> =
+        managed(&p.source, ResourceKind::DbInstance).await.into_iter().map(|s| s.resource_id).collect();
+    let mut created_sorted = created.clone();
+    created_sorted.sort();
+    assert_eq!(created_sorted, vec!["billing", "prod-orders", "tagged"], "snapshots taken");
+    assert!(shared_with(&p.source, "misc-by-hand").await.is_empty(), "an unselected database's snapshot was shared");
+    let share_saw_it = control::events(&p.source.account)
+        .iter()
+        .any(|e| e["event"]["detail"]["SourceIdentifier"] == "misc-by-hand" && e["dropped"] == false);
+    assert!(share_saw_it, "the emulator announced misc-by-hand, so the share step did see it");
+    for other in ["misc", "staging-prod", "wrong-tag"] {
+        assert!(about(&events, other).is_empty(), "{other}:\n{}", summary(&events));
+    }
+    let mut copied: Vec<String> = managed(&p.target, ResourceKind::DbInstance)
+        .await
+        .into_iter()
+        .filter_map(|s| s.tags.get(tags::ORIGIN_RESOURCE).cloned())
+        .collect();
+    copied.sort();
+    assert_eq!(copied, vec!["billing", "prod-orders", "tagged"]);
+}
+
+#[tokio::test]
+async fn identifier_regex_on_the_copy_step_excludes_what_it_does_not_match() {
+    let options =
+        PipelineOptions { identifier_regex: Some(regex::Regex::new("^snapferry-keep-").unwrap()), ..fast_options() };
+    let p = start(&options).await;
+    instance(&p.source, "keep-me", Encryption::Key(&p.sharing_key), &[]).await;
+    instance(&p.source, "drop-me", Encryption::Key(&p.sharing_key), &[]).await;
+    p.host.fire_schedule().await.expect("fire the schedule");
+    let mut events = Vec::new();
+    run_until(&p, &mut events, "keep-me verified, drop-me shared", |e| {
+        verified(&["keep-me"])(e) && has(e, "drop-me", SHARED)
+    })
+    .await;
+    settle(&p, &mut events).await;
+
+    assert_verified_copy(&p, ResourceKind::DbInstance, "keep-me").await;
+    assert!(made_by(&p.target, ResourceKind::DbInstance, "copy", "drop-me").await.is_empty());
+    assert_eq!(about(&events, "drop-me").len(), 1, "only shared:\n{}", summary(&events));
+    assert_eq!(managed(&p.target, ResourceKind::DbInstance).await.len(), 1);
+}
