@@ -35,7 +35,8 @@ from xml.sax.saxutils import escape
 
 ACCESS_KEY_RE = re.compile(r"AWS.*(?P<access_key>(?<![A-Z0-9])[A-Z0-9]{20}(?![A-Z0-9]))[:/]")
 CREDENTIAL_RE = re.compile(r"Credential=([^/,\s]+)/([^/]+)/([^/]+)/([^/]+)/aws4_request")
-DEFAULT_ACCOUNT = "123456789012"
+# moto's own default, for requests that name no account.
+from moto.core import DEFAULT_ACCOUNT_ID as DEFAULT_ACCOUNT  # noqa: E402
 DEFAULT_REGION = "us-east-1"
 
 TARGET_PREFIX_SERVICE = {

@@ -84,7 +84,7 @@ def test_cluster_snapshot_events_and_no_copy_event(emu, accounts):
     assert rds.copy_db_cluster_snapshot(SourceDBClusterSnapshotIdentifier="cs1", TargetDBClusterSnapshotIdentifier="cc")["DBClusterSnapshot"]["Status"] == "creating"
     wait_cluster_snapshot(emu, acct, "cc")
     # AWS sends no event for a finished cluster snapshot copy, nor for sharing.
-    rds.modify_db_cluster_snapshot_attribute(DBClusterSnapshotIdentifier="cs1", AttributeName="restore", ValuesToAdd=["111122223333"])
+    rds.modify_db_cluster_snapshot_attribute(DBClusterSnapshotIdentifier="cs1", AttributeName="restore", ValuesToAdd=["222222222222"])
     assert event_ids(drain()) == ["RDS-EVENT-0075"]
     assert [e["event_id_or_name"] for e in emu.events_for(acct)] == ["RDS-EVENT-0075"]
 

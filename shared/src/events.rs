@@ -552,7 +552,7 @@ mod tests {
                 engine_version: None,
             },
             Step::RestoreFailed { reason: "restore timed out".into() },
-            Step::Rejected { reason: "sender not allowed".into(), sender_account: Some("333333333333".into()) },
+            Step::Rejected { reason: "sender not allowed".into(), sender_account: Some("222222222222".into()) },
             Step::Expired {},
         ]
     }
@@ -682,10 +682,10 @@ mod tests {
             "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
             "detail-type": "Scheduled Event",
             "source": "aws.events",
-            "account": "123456789012",
+            "account": "111111111111",
             "time": "2026-11-24T13:00:00Z",
             "region": "us-east-1",
-            "resources": ["arn:aws:events:us-east-1:123456789012:rule/snapferry-schedule"],
+            "resources": ["arn:aws:events:us-east-1:111111111111:rule/snapferry-schedule"],
             "detail": {}
         });
         let Ok(Incoming::Schedule(e)) = parse_message(&body.to_string()) else { panic!() };

@@ -134,7 +134,7 @@ pub fn strip_automated_prefix(s: &str) -> &str {
 }
 
 /// The resource name at the end of an ARN: `mydb-1` for
-/// `arn:aws:rds:us-east-1:111122223333:snapshot:mydb-1` (also `cluster-snapshot:`, and
+/// `arn:aws:rds:us-east-1:111111111111:snapshot:mydb-1` (also `cluster-snapshot:`, and
 /// `rds:mydb-...` for automated snapshots, whose name contains a colon), `snap-0123` for
 /// `arn:aws:ec2:us-east-1::snapshot/snap-0123`. Anything that is not an ARN is returned as is.
 pub fn arn_resource_name(arn: &str) -> &str {
@@ -278,7 +278,7 @@ mod tests {
         let created = create_snapshot_id("mydb", slot());
         let shared = shared_copy_id(&created);
         assert!(readable(&shared).starts_with("snapferry-shared-mydb-202611241300-"));
-        let arn = format!("arn:aws:rds:us-east-1:111122223333:snapshot:{shared}");
+        let arn = format!("arn:aws:rds:us-east-1:111111111111:snapshot:{shared}");
         let copy = target_copy_id(&arn);
         assert!(readable(&copy).starts_with("snapferry-copy-mydb-202611241300-"), "{copy}");
         let restore = restore_id(&copy);

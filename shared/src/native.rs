@@ -143,7 +143,7 @@ impl EbsSnapshotNotification {
 }
 
 /// `snap-0123` from `arn:aws:ec2::us-east-1:snapshot/snap-0123` (EBS event form),
-/// `arn:aws:ec2:us-east-1:111122223333:snapshot/snap-0123` (regular form) or `snap-0123`.
+/// `arn:aws:ec2:us-east-1:111111111111:snapshot/snap-0123` (regular form) or `snap-0123`.
 pub fn ebs_snapshot_id_from_arn(arn: &str) -> Option<&str> {
     let id = match arn.rsplit_once("snapshot/") {
         Some((_, id)) if arn.starts_with("arn:") => id,
@@ -368,14 +368,14 @@ mod tests {
 
     fn rds(detail_type: &str, event_id: &str, identifier: &str, message: &str) -> NativeEvent {
         let kind = if detail_type == RDS_DB_SNAPSHOT_EVENT { "snapshot" } else { "cluster-snapshot" };
-        let arn = format!("arn:aws:rds:us-east-1:123456789012:{kind}:{identifier}");
+        let arn = format!("arn:aws:rds:us-east-1:111111111111:{kind}:{identifier}");
         // Shape from the RDS User Guide, "RDS DB snapshot event" example.
         native(json!({
             "version": "0",
             "id": "844e2571-85d4-695f-b930-0153b71dcb42",
             "detail-type": detail_type,
             "source": "aws.rds",
-            "account": "123456789012",
+            "account": "111111111111",
             "time": "2018-10-06T12:26:13Z",
             "region": "us-east-1",
             "resources": [arn],
@@ -398,7 +398,7 @@ mod tests {
             "id": "01234567-0123-0123-0123-012345678901",
             "detail-type": "EBS Snapshot Notification",
             "source": "aws.ec2",
-            "account": "012345678901",
+            "account": "111111111111",
             "time": "2026-11-24T13:00:00Z",
             "region": "us-east-1",
             "resources": ["arn:aws:ec2::us-west-2:snapshot/snap-01234567"],
@@ -428,8 +428,8 @@ mod tests {
                 snapshot: NativeSnapshot {
                     kind: ResourceKind::DbInstance,
                     id: "rds:mydb-2018-10-06-12-24".into(),
-                    arn: Some("arn:aws:rds:us-east-1:123456789012:snapshot:rds:mydb-2018-10-06-12-24".into()),
-                    account: Some("123456789012".into()),
+                    arn: Some("arn:aws:rds:us-east-1:111111111111:snapshot:rds:mydb-2018-10-06-12-24".into()),
+                    account: Some("111111111111".into()),
                     region: Some("us-east-1".into()),
                 },
                 automated: true,
@@ -505,7 +505,7 @@ mod tests {
         assert_eq!(snapshot.id, "snap-01234567");
         assert_eq!(snapshot.kind, ResourceKind::Ebs);
         assert_eq!(snapshot.region.as_deref(), Some("us-west-2"));
-        assert_eq!(snapshot.account.as_deref(), Some("012345678901"));
+        assert_eq!(snapshot.account.as_deref(), Some("111111111111"));
 
         let copied = ebs("copySnapshot", "succeeded", "", json!("arn:aws:ec2::eu-west-1:snapshot/snap-76543210"));
         let NativeSignal::CopyFinished { source, .. } = copied.signal() else { panic!() };
@@ -516,9 +516,9 @@ mod tests {
         let NativeSignal::SharedWithUs { snapshot, from_account } = shared.signal() else { panic!() };
         assert_eq!(snapshot.id, "snap-01234567");
         assert_eq!(from_account.as_deref(), Some("12345678901"));
-        let shared = ebs("shareSnapshot", "succeeded", "", json!("012345678901"));
+        let shared = ebs("shareSnapshot", "succeeded", "", json!("222222222222"));
         let NativeSignal::SharedWithUs { from_account, .. } = shared.signal() else { panic!() };
-        assert_eq!(from_account.as_deref(), Some("012345678901"));
+        assert_eq!(from_account.as_deref(), Some("222222222222"));
     }
 
     #[test]
@@ -531,7 +531,7 @@ mod tests {
                     kind: ResourceKind::Ebs,
                     id: "snap-01234567".into(),
                     arn: Some("arn:aws:ec2::us-west-2:snapshot/snap-01234567".into()),
-                    account: Some("012345678901".into()),
+                    account: Some("111111111111".into()),
                     region: Some("us-west-2".into()),
                 },
                 reason: "createSnapshot failed: Source volume doesn't exist".into(),
@@ -547,7 +547,7 @@ mod tests {
     fn multi_volume_create_snapshots_is_ignored() {
         let e = native(json!({
             "version": "0", "id": "1", "detail-type": "EBS Snapshot Notification",
-            "source": "aws.ec2", "account": "012345678901", "time": "2026-11-24T13:00:00Z",
+            "source": "aws.ec2", "account": "111111111111", "time": "2026-11-24T13:00:00Z",
             "region": "us-east-1", "resources": [],
             "detail": {
                 "event": "createSnapshots", "result": "succeeded", "cause": "", "request-id": "",
@@ -562,7 +562,7 @@ mod tests {
     fn ebs_arn_helpers() {
         assert_eq!(ebs_snapshot_id_from_arn("arn:aws:ec2::us-east-1:snapshot/snap-0123"), Some("snap-0123"));
         assert_eq!(
-            ebs_snapshot_id_from_arn("arn:aws:ec2:us-east-1:111122223333:snapshot/snap-0123"),
+            ebs_snapshot_id_from_arn("arn:aws:ec2:us-east-1:111111111111:snapshot/snap-0123"),
             Some("snap-0123")
         );
         assert_eq!(ebs_snapshot_id_from_arn("snap-0123"), Some("snap-0123"));
@@ -570,7 +570,7 @@ mod tests {
         assert_eq!(ebs_snapshot_id_from_arn("foo"), None);
         assert_eq!(ebs_region_from_arn("arn:aws:ec2::us-east-1:snapshot/snap-0123"), Some("us-east-1"));
         assert_eq!(
-            ebs_region_from_arn("arn:aws-cn:ec2:cn-north-1:111122223333:snapshot/snap-0123"),
+            ebs_region_from_arn("arn:aws-cn:ec2:cn-north-1:111111111111:snapshot/snap-0123"),
             Some("cn-north-1")
         );
         assert_eq!(ebs_region_from_arn("snap-0123"), None);

@@ -120,8 +120,8 @@ mod tests {
 
     fn lineage() -> Lineage {
         Lineage {
-            source_arn: "arn:aws:rds:us-east-1:111122223333:snapshot:mydb-1".into(),
-            source_account: "111122223333".into(),
+            source_arn: "arn:aws:rds:us-east-1:111111111111:snapshot:mydb-1".into(),
+            source_account: "111111111111".into(),
             correlation_id: "3f0c7a52-8d1e-4b7f-9c55-0a3c1f2e4d6b".into(),
             step: "copy".into(),
         }
@@ -132,7 +132,7 @@ mod tests {
         let tags = lineage().tags();
         assert!(is_managed(&tags));
         assert_eq!(tags.len(), 5);
-        assert_eq!(tags[SOURCE_ARN], "arn:aws:rds:us-east-1:111122223333:snapshot:mydb-1");
+        assert_eq!(tags[SOURCE_ARN], "arn:aws:rds:us-east-1:111111111111:snapshot:mydb-1");
         assert_eq!(lineage_of(&tags), Some(lineage()));
     }
 

@@ -230,7 +230,7 @@ async fn shared_events_are_forwarded_to_the_named_target_account_only() {
         .source(&a.routing.source)
         .detail_type("Snapshot Shared")
         .detail(json!({ "target_account": t1.account, "correlation_id": "c-1" }).to_string())
-        .resources("arn:aws:rds:us-east-1:000000000000:snapshot:s1")
+        .resources("arn:aws:rds:us-east-1:111111111111:snapshot:s1")
         .build();
     let put = a.source.events.put_events().entries(entry).send().await.expect("PutEvents");
     assert_eq!(put.failed_entry_count(), 0, "{:?}", put.entries());
@@ -245,7 +245,7 @@ async fn shared_events_are_forwarded_to_the_named_target_account_only() {
     assert_eq!(envelope["detail-type"], "Snapshot Shared");
     assert_eq!(envelope["detail"]["target_account"], t1.account.as_str());
     assert_eq!(envelope["account"], a.source.account.as_str(), "the envelope names the account that sent it: {body}");
-    assert_eq!(envelope["resources"], json!(["arn:aws:rds:us-east-1:000000000000:snapshot:s1"]));
+    assert_eq!(envelope["resources"], json!(["arn:aws:rds:us-east-1:111111111111:snapshot:s1"]));
 
     // Forwarding is synchronous in the emulator: once t1 has it, t2 would have it too.
     let other = deployment.queue_url(&t2.account, "copy-shared-snapshot").expect("t2 copy queue");
