@@ -255,11 +255,12 @@ def _start_resource_lifecycle(resource: Any, account: str, region: str) -> None:
     assert LIFE is not None
     resource.status = "creating"
 
-    def complete(_failed: bool) -> None:
+    def complete(failed: bool) -> None:
+        # 'failed' is RDS's own status for an instance or cluster that could not be created.
         if resource.status == "creating":
-            resource.status = "available"
+            resource.status = "failed" if failed else "available"
 
-    LIFE.schedule(kind="restore", account=account, region=region, complete=complete, failable=False)
+    LIFE.schedule(kind="restore", account=account, region=region, complete=complete)
 
 
 # ----------------------------------------------------------------- checks

@@ -25,7 +25,8 @@ DEFAULT_QUOTAS = {
     "manual_cluster_snapshots": 100,
 }
 
-COMPLETION_KINDS = ("db-instance", "db-cluster", "ebs")
+# "restore": DB instances and clusters being restored or created (they end `failed`).
+COMPLETION_KINDS = ("db-instance", "db-cluster", "ebs", "restore")
 
 
 class ControlError(ValueError):

@@ -196,3 +196,21 @@ def test_drop_until_cleared(emu, accounts):
     wait_db_snapshot(emu, acct, "s2")
     wait_for(lambda: len(emu.events_for(acct)) == 2, what="events recorded")
     assert not emu.events_for(acct)[1]["dropped"]
+
+
+def test_failed_restore_ends_failed(emu, accounts):
+    """A fail-completions rule of kind 'restore' makes the next restore end `failed`."""
+    (acct,) = accounts(1)
+    db_snapshot(emu, acct)
+    emu.control("POST", "/fail-completions", {"kind": "restore", "account": acct, "count": 1})
+    rds = emu.client("rds", acct)
+    rds.restore_db_instance_from_db_snapshot(DBInstanceIdentifier="r1", DBSnapshotIdentifier="s1")
+    wait_for(
+        lambda: rds.describe_db_instances(DBInstanceIdentifier="r1")["DBInstances"][0]["DBInstanceStatus"] == "failed",
+        what="restore failed",
+    )
+    rds.restore_db_instance_from_db_snapshot(DBInstanceIdentifier="r2", DBSnapshotIdentifier="s1")
+    wait_for(
+        lambda: rds.describe_db_instances(DBInstanceIdentifier="r2")["DBInstances"][0]["DBInstanceStatus"] == "available",
+        what="the next restore succeeds",
+    )

@@ -540,3 +540,66 @@ async fn identifier_regex_on_the_copy_step_excludes_what_it_does_not_match() {
     assert_eq!(about(&events, "drop-me").len(), 1, "only shared:\n{}", summary(&events));
     assert_eq!(managed(&p.target, ResourceKind::DbInstance).await.len(), 1);
 }
+
+#[tokio::test]
+async fn a_restore_that_fails_is_reported_the_copy_kept_and_the_test_resources_deleted() {
+    let p = start(&fast_options()).await;
+    control::call(
+        "POST",
+        "/_snapferry/fail-completions",
+        Some(json!({"kind": "restore", "account": p.target.account, "count": 1})),
+    );
+    instance(&p.source, "flaky", Encryption::Key(&p.sharing_key), &[]).await;
+    p.host.fire_schedule().await.expect("fire the schedule");
+    let mut events = Vec::new();
+    run_until(&p, &mut events, "flaky's restore to fail", |e| has(e, "flaky", RESTORE_FAILED)).await;
+
+    assert!(!has(&events, "flaky", VERIFIED), "{}", summary(&events));
+    let Step::RestoreFailed { reason } = &first(&events, "flaky", RESTORE_FAILED).detail.step else { unreachable!() };
+    assert!(reason.contains("failed"), "{reason}");
+    let copies = made_by(&p.target, ResourceKind::DbInstance, "copy", "flaky").await;
+    assert_eq!(copies.len(), 1, "the copy is kept: {:?}", names(&copies));
+    assert!(!copies[0].tags.contains_key(tags::VERIFIED_AT), "{:?}", copies[0].tags);
+    no_restore_resources_left(&p.target).await;
+}
+
+fn restores(account: &str) -> usize {
+    control::requests(account)
+        .iter()
+        .filter(|(op, err)| op == "RestoreDBInstanceFromDBSnapshot" && err.is_none())
+        .count()
+}
+
+#[tokio::test]
+async fn restore_tests_can_be_switched_off() {
+    let p = start(&PipelineOptions { restore_enabled: false, ..fast_options() }).await;
+    instance(&p.source, "untested", Encryption::Key(&p.sharing_key), &[]).await;
+    p.host.fire_schedule().await.expect("fire the schedule");
+    let mut events = Vec::new();
+    run_until(&p, &mut events, "untested copied", |e| has(e, "untested", COPIED)).await;
+    settle(&p, &mut events).await;
+    assert!(!has(&events, "untested", VERIFIED) && !has(&events, "untested", RESTORE_FAILED), "{}", summary(&events));
+    assert_eq!(restores(&p.target.account), 0);
+}
+
+#[tokio::test]
+async fn restore_tests_can_be_sampled_every_nth_copy() {
+    let p = start(&PipelineOptions { restore_every_nth: 2, ..fast_options() }).await;
+    instance(&p.source, "sampled", Encryption::Key(&p.sharing_key), &[]).await;
+    let mut events = Vec::new();
+    // Three backups of one database, one after another: the 1st and 3rd are restore-tested.
+    for n in 1..=3 {
+        p.source
+            .rds
+            .create_db_snapshot()
+            .db_instance_identifier("sampled")
+            .db_snapshot_identifier(format!("sampled-by-hand-{n}"))
+            .send()
+            .await
+            .expect("CreateDBSnapshot");
+        run_until(&p, &mut events, &format!("copy {n} of sampled"), |e| count(e, "sampled", COPIED) >= n).await;
+        settle(&p, &mut events).await;
+    }
+    assert_eq!(count(&events, "sampled", VERIFIED), 2, "{}", summary(&events));
+    assert_eq!(restores(&p.target.account), 2);
+}
