@@ -196,25 +196,40 @@ pub mod fixtures {
         key.key_metadata().and_then(|m| m.arn()).expect("key arn").to_string()
     }
 
+    /// A MySQL instance; its tags go on its snapshots, as AWS does with `CopyTagsToSnapshot`.
+    pub async fn db_instance(
+        clients: &Clients,
+        name: &str,
+        encrypted: bool,
+        kms_key: Option<&str>,
+        tags: &[(&str, &str)],
+    ) {
+        clients
+            .rds
+            .create_db_instance()
+            .db_instance_identifier(name)
+            .engine("mysql")
+            .engine_version("8.0.39")
+            .db_instance_class("db.t4g.micro")
+            .allocated_storage(20)
+            .master_username("admin")
+            .master_user_password("not-a-secret-1")
+            .storage_encrypted(encrypted)
+            .set_kms_key_id(kms_key.map(str::to_string))
+            .copy_tags_to_snapshot(true)
+            .set_tags(Some(
+                tags.iter().map(|(k, v)| aws_sdk_rds::types::Tag::builder().key(*k).value(*v).build()).collect(),
+            ))
+            .send()
+            .await
+            .expect("CreateDBInstance");
+    }
+
     /// A database / cluster / volume of `kind`, encrypted with `kms_key` (None: the AWS-managed key).
     pub async fn resource(clients: &Clients, kind: ResourceKind, name: &str, kms_key: Option<&str>) -> String {
         match kind {
             ResourceKind::DbInstance => {
-                clients
-                    .rds
-                    .create_db_instance()
-                    .db_instance_identifier(name)
-                    .engine("mysql")
-                    .engine_version("8.0.39")
-                    .db_instance_class("db.t4g.micro")
-                    .allocated_storage(20)
-                    .master_username("admin")
-                    .master_user_password("not-a-secret-1")
-                    .storage_encrypted(true)
-                    .set_kms_key_id(kms_key.map(str::to_string))
-                    .send()
-                    .await
-                    .expect("CreateDBInstance");
+                db_instance(clients, name, true, kms_key, &[]).await;
                 name.to_string()
             }
             ResourceKind::DbCluster => {
@@ -308,28 +323,10 @@ pub mod chain {
     pub async fn instance(c: &Clients, name: &str, encryption: Encryption<'_>, tags: &[(&str, &str)]) {
         let (encrypted, key) = match encryption {
             Encryption::AwsManaged => (true, None),
-            Encryption::Key(k) => (true, Some(k.to_string())),
+            Encryption::Key(k) => (true, Some(k)),
             Encryption::None => (false, None),
         };
-        c.rds
-            .create_db_instance()
-            .db_instance_identifier(name)
-            .engine("mysql")
-            .engine_version("8.0.39")
-            .db_instance_class("db.t4g.micro")
-            .allocated_storage(20)
-            .master_username("admin")
-            .master_user_password("not-a-secret-1")
-            .storage_encrypted(encrypted)
-            .set_kms_key_id(key)
-            // As AWS does with this flag, the database's tags go on its snapshots.
-            .copy_tags_to_snapshot(true)
-            .set_tags(Some(
-                tags.iter().map(|(k, v)| aws_sdk_rds::types::Tag::builder().key(*k).value(*v).build()).collect(),
-            ))
-            .send()
-            .await
-            .expect("CreateDBInstance");
+        crate::fixtures::db_instance(c, name, encrypted, key, tags).await;
     }
 
     #[derive(Debug, Clone, Copy)]
