@@ -10,6 +10,9 @@ snapferry_root() {
 # emulator/requirements.txt + emulator/requirements-dev.txt, but only when
 # they changed since the last install (hash stamp in .venv). Quiet, idempotent,
 # and fast when nothing changed. Prints nothing on success (errors on stderr).
+# It does not repair packages changed by hand inside an existing .venv (the
+# emulator refuses to start on another moto than the pinned one): remove .venv
+# and run it again.
 ensure_venv() {
   local root venv stamp want have
   root="$(snapferry_root)"

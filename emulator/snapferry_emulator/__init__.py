@@ -1,4 +1,5 @@
-"""snapferry's local AWS emulator: moto 5.2.5 in server mode plus a layer that
+"""snapferry's local AWS emulator: moto in server mode (the version pinned in
+emulator/requirements.txt, checked at start by ``pin``) plus a layer that
 makes moto behave like AWS where the snapferry pipeline depends on it
 (cross-account snapshot sharing/copying, AWS's refusals and quotas, snapshot
 timing, native RDS/EBS EventBridge events, fault injection, a request log).

@@ -4,6 +4,10 @@ Starts moto's server app behind the snapferry layer on a threaded werkzeug
 server, prints ``AWS_ENDPOINT_URL=http://127.0.0.1:PORT`` once it is ready,
 and (with ``--parent-pid``) exits by itself within about a second after the
 parent process is gone, so test harnesses never leak emulators.
+
+At start, before moto is imported, it checks that the installed moto is exactly
+the version emulator/requirements.txt pins; if not, it exits 1 and says on
+stderr how to fix the venv.
 """
 
 from __future__ import annotations
@@ -31,6 +35,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # Before moto is imported, so a venv with another moto fails at once.
+    from .pin import PinError, check
+
+    try:
+        check()
+    except PinError as exc:
+        print(f"snapferry emulator: {exc}", file=sys.stderr)
+        return 1
     if args.delay < 0:
         print("--delay must be >= 0", file=sys.stderr)
         return 2

@@ -1,6 +1,6 @@
 """EC2/EBS snapshots: sharing, copying across accounts, time, events.
 
-Why each patch exists (moto 5.2.5 behaviour in brackets):
+Why each patch exists (the pinned moto's behaviour in brackets):
 
 * ``DescribeSnapshots`` returns what the caller may see - its own snapshots
   plus those shared with it (``createVolumePermission``) or public - and

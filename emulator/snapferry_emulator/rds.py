@@ -1,6 +1,6 @@
 """RDS: sharing, copying and restoring across accounts like AWS; time; events.
 
-Why each patch exists (moto 5.2.5 behaviour in brackets):
+Why each patch exists (the pinned moto's behaviour in brackets):
 
 * Snapshot lookup by ARN honours the ARN's account when the snapshot is
   shared with the caller [moto ignores the ARN's account, so a target account

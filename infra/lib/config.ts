@@ -169,7 +169,8 @@ function source(f: Fields): SourceConfig {
     kinds: f.strings('kinds', new RegExp(`^(${KINDS.join('|')})$`), KINDS.join(', ')) as Kind[],
     selection: selection(f.object('selection')),
     minIntervalMinutes: f.int('minIntervalMinutes', 1, 10080),
-    // RDS allows 100 manual snapshots per region by default; the quota can be raised.
+    // RDS allows 100 manual snapshots per region by default; the quota can be raised
+    // (RDS User Guide, CHAP_Limits).
     manualSnapshotQuota: f.int('manualSnapshotQuota', 1, 100000),
     recheckSeconds: f.int('recheckSeconds', 1, 900),
   };
@@ -191,7 +192,8 @@ function target(f: Fields): TargetConfig {
     identifierRegex: c.regex('identifierRegex'),
     descriptionRegex: c.regex('descriptionRegex'),
     recheckSeconds: c.int('recheckSeconds', 1, 900),
-    // 20 = RDS copies in progress per destination region; more concurrency only buys quota errors.
+    // 20 = RDS copies in progress per destination region (RDS User Guide, USER_CopySnapshot,
+    // Limitations); more concurrency only buys quota errors.
     reservedConcurrency: c.int('reservedConcurrency', 1, 20),
   };
   c.done();

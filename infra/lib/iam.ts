@@ -35,7 +35,10 @@ export const requestTag = (tag: string) => ({ StringEquals: { [`aws:RequestTag/$
 export const resourceTag = (tag: string) => ({ StringEquals: { [`aws:ResourceTag/${tag}`]: 'true' } });
 export const grantForAwsResource = { Bool: { 'kms:GrantIsForAWSResource': 'true' } };
 
-/** KMS use that RDS needs on a snapshot's key to copy or restore it (AWS-FACTS.md, KMS permissions). */
+/**
+ * KMS use that RDS needs on a snapshot's key to copy or restore it (RDS User Guide,
+ * share-encrypted-snapshot: the key policy that gives another account use of a snapshot key).
+ */
 export const KEY_USE = ['kms:Encrypt', 'kms:Decrypt', 'kms:ReEncrypt*', 'kms:GenerateDataKey*', 'kms:DescribeKey'];
 /** Grant management RDS does on the caller's behalf; only ever for an AWS resource. */
 export const KEY_GRANTS = ['kms:CreateGrant', 'kms:ListGrants', 'kms:RevokeGrant'];

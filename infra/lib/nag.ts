@@ -7,7 +7,7 @@ import { IConstruct } from 'constructs';
 
 const WILDCARD_REASONS: [RegExp, string][] = [
   [/^Action::kms:(ReEncrypt|GenerateDataKey)\*$/,
-    'The KMS action families RDS needs on a snapshot key to copy or restore it (AWS-FACTS.md, KMS permissions).'],
+    'The KMS action families RDS needs on a snapshot key to copy or restore it (RDS User Guide, share-encrypted-snapshot).'],
   [/^Resource::arn:[\w-]+:rds:[\w-]+:\d{12}:\*$/,
     'Read-only Describe* list calls, limited to this account and region; they have no narrower resource.'],
   [/^Resource::arn:[\w-]+:rds:[\w-]+:\d{12}:(cluster-)?snapshot:snapferry-\*$/,

@@ -53,8 +53,11 @@ export function loadRouting(file: string = ROUTING_FILE): Routing {
   return routing;
 }
 
-/** The binary (and Lambda function) name of a step: `snapferry-<name>`. */
-export function binaryName(fn: RoutingFunction): string {
+/**
+ * The Lambda function (and log group) name of a step: `snapferry-<name>`. Every step runs the
+ * same binary (LAMBDA_PACKAGE in step.ts); its Handler, the step's name, picks the step.
+ */
+export function functionName(fn: RoutingFunction): string {
   return `snapferry-${fn.name}`;
 }
 

@@ -39,7 +39,8 @@ export class SourceStack extends Stack {
 
     // Snapshots on aws/rds cannot be shared: share-snapshot copies them onto this key first.
     // The default policy gives the account root kms:* so the account's administrators keep
-    // control of the key (AWS-FACTS.md, KMS permissions).
+    // control of the key (KMS Developer Guide, key-policy-default: "Allows access to the AWS
+    // account and enables IAM policies").
     this.sharingKey = new kms.Key(this, 'SharingKey', {
       alias: SHARING_KEY_ALIAS,
       description: 'snapferry: encrypts the snapshot copies shared with the backup account',

@@ -1,6 +1,7 @@
 // One pipeline step, built from its routing.json entry: the function, its queue and DLQ,
 // the event source mapping, the rules that feed the queue, and the step's alarms. Every
-// step of both stacks is this construct, so they all get the same guarantees.
+// step of both stacks is this construct, so they all get the same guarantees: the same
+// binary, and an environment that shared/environment.json declares.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
@@ -15,20 +16,35 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { binaryName, dlqName, EventPattern, Routing, RoutingFunction } from './routing';
+import { EnvironmentContract, environmentContract, stepEnvironment } from './environment';
+import { dlqName, EventPattern, functionName, Routing, RoutingFunction } from './routing';
 
 export interface StepProps {
   readonly routing: Routing;
   readonly fn: RoutingFunction;
-  /** Directory holding cargo-lambda's output: `<dir>/snapferry-<name>/bootstrap.zip`. */
+  /** Directory holding cargo-lambda's output: `<dir>/snapferry-lambda/bootstrap.zip`. */
   readonly assetsDir: string;
   readonly pipelineBus: events.IEventBus;
-  /** The step's own settings; QUEUE_URL, DLQ_URL and PIPELINE_BUS are added here. Blank values are left out. */
+  /**
+   * The step's own settings; QUEUE_URL, DLQ_URL and PIPELINE_BUS are added here. Blank values
+   * are left out. Each must be declared for the step in shared/environment.json, and every
+   * required variable there must be set.
+   */
   readonly environment: Record<string, string | undefined>;
+  /** The environment contract to check against; default shared/environment.json. */
+  readonly contract?: EnvironmentContract;
   readonly memoryMb: number;
   readonly logRetentionDays: number;
   readonly alarmTopic: sns.ITopic;
   readonly reservedConcurrency?: number;
+}
+
+/** The one Lambda package (cargo-lambda's name for it) every step runs. */
+export const LAMBDA_PACKAGE = 'snapferry-lambda';
+
+/** cargo-lambda's zip of LAMBDA_PACKAGE in its output directory. */
+export function lambdaZip(assetsDir: string): string {
+  return path.join(assetsDir, LAMBDA_PACKAGE, 'bootstrap.zip');
 }
 
 export class Step extends Construct {
@@ -41,11 +57,13 @@ export class Step extends Construct {
   constructor(scope: Construct, id: string, props: StepProps) {
     super(scope, id);
     const { routing, fn } = props;
-    const name = binaryName(fn);
+    const name = functionName(fn);
 
-    const zip = path.join(props.assetsDir, name, 'bootstrap.zip');
+    const zip = lambdaZip(props.assetsDir);
     if (!fs.existsSync(zip)) {
-      throw new Error(`Lambda package ${zip} is missing: run scripts/build-lambdas, or point -c lambdaAssets=<dir> at cargo-lambda's output`);
+      throw new Error(`Lambda package ${zip} is missing: run scripts/build-lambdas `
+        + `(cargo lambda build --release --arm64 --output-format zip --locked -p ${LAMBDA_PACKAGE}), `
+        + `or point -c lambdaAssets=<dir> at cargo-lambda's output`);
     }
 
     this.dlq = new sqs.Queue(this, 'Dlq', {
@@ -78,20 +96,22 @@ export class Step extends Construct {
     });
     logGroup.grantWrite(this.role);
 
-    const environment: Record<string, string> = {
+    // Refuses (naming the step and the variable) anything shared/environment.json does not
+    // declare for this step, and any required variable left out.
+    const environment = stepEnvironment(props.contract ?? environmentContract(), fn.name, {
       QUEUE_URL: this.queue.queueUrl,
       DLQ_URL: this.dlq.queueUrl,
       PIPELINE_BUS: routing.pipeline_bus,
-    };
-    for (const [k, v] of Object.entries(props.environment)) {
-      if (v !== undefined && v !== '') environment[k] = v;
-    }
+    }, props.environment);
 
     this.function = new lambda.Function(this, 'Function', {
       functionName: name,
       runtime: lambda.Runtime.PROVIDED_AL2023,
       architecture: lambda.Architecture.ARM_64,
-      handler: 'bootstrap',
+      // One binary for every step: a provided.al2023 runtime passes the Handler to it as
+      // _HANDLER, and the binary runs the step of that name. Every step's asset is the same
+      // file, so CDK stages and uploads it once.
+      handler: fn.name,
       code: lambda.Code.fromAsset(zip),
       timeout: Duration.seconds(fn.timeout_seconds),
       memorySize: props.memoryMb,

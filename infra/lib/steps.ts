@@ -5,7 +5,10 @@ import { acknowledgeWildcards } from './nag';
 import { Routing } from './routing';
 import { Step, StepProps } from './step';
 
-/** What differs between steps: their environment, their IAM statements, their concurrency. */
+/**
+ * What differs between steps: their environment (checked by the Step construct against
+ * shared/environment.json), their IAM statements, their concurrency.
+ */
 export interface StepSettings {
   readonly environment: Record<string, string | undefined>;
   readonly statements: iam.PolicyStatement[];

@@ -104,8 +104,9 @@ export class TargetStack extends Stack {
           DESCRIPTION_REGEX: target.copy.descriptionRegex,
           RECHECK_SECONDS: String(target.copy.recheckSeconds),
         },
-        // Copies in progress are capped per destination region (AWS-FACTS.md, quotas);
-        // more concurrent batches would only collect SnapshotQuotaExceeded.
+        // Copies in progress are capped at 20 per destination region (RDS User Guide,
+        // USER_CopySnapshot, Limitations); more concurrent batches would only collect
+        // SnapshotQuotaExceeded.
         reservedConcurrency: target.copy.reservedConcurrency,
         statements: [
           describe(['DescribeDBSnapshots', 'DescribeDBClusterSnapshots'], regions),

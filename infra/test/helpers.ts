@@ -7,23 +7,22 @@ import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { buildDeployment, Deployment } from '../lib/app';
 import { Config, loadConfig } from '../lib/config';
-import { binaryName, INFRA_DIR, loadRouting, Routing } from '../lib/routing';
+import { INFRA_DIR, loadRouting, Routing } from '../lib/routing';
+import { LAMBDA_PACKAGE, lambdaZip } from '../lib/step';
 
 export const routing: Routing = loadRouting();
 export const exampleConfig = (): Config => loadConfig(path.join(INFRA_DIR, 'config', 'example.json'));
 
-/** A cargo-lambda-shaped output dir with an empty zip per function (distinct, so each gets its own asset). */
+/** A cargo-lambda-shaped output dir holding the one package every step runs, as an empty zip. */
 export function placeholderAssets(): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'snapferry-assets-'));
-  for (const fn of routing.functions) {
-    const name = binaryName(fn);
-    fs.mkdirSync(path.join(dir, name));
-    const comment = Buffer.from(name);
-    const eocd = Buffer.alloc(22);
-    eocd.writeUInt32LE(0x06054b50, 0); // end-of-central-directory record of an empty zip
-    eocd.writeUInt16LE(comment.length, 20);
-    fs.writeFileSync(path.join(dir, name, 'bootstrap.zip'), Buffer.concat([eocd, comment]));
-  }
+  const zip = lambdaZip(dir);
+  fs.mkdirSync(path.dirname(zip));
+  const comment = Buffer.from(LAMBDA_PACKAGE);
+  const eocd = Buffer.alloc(22);
+  eocd.writeUInt32LE(0x06054b50, 0); // end-of-central-directory record of an empty zip
+  eocd.writeUInt16LE(comment.length, 20);
+  fs.writeFileSync(zip, Buffer.concat([eocd, comment]));
   return dir;
 }
 

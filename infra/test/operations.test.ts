@@ -1,13 +1,16 @@
-// Every step is observable and packaged the same way: arm64 on provided.al2023, JSON logs
-// with retention, a DLQ per queue, and alarms on the DLQ, errors and throttles.
+// Every step is observable and packaged the same way: the one snapferry-lambda binary, arm64
+// on provided.al2023, JSON logs with retention, a DLQ per queue, and alarms on the DLQ,
+// errors and throttles.
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
+import { Template } from 'aws-cdk-lib/assertions';
 import { buildDeployment } from '../lib/app';
-import { binaryName, dlqName } from '../lib/routing';
-import { exampleConfig, newApp, only, resources, routing, synthExample, templateFor } from './helpers';
+import { dlqName, functionName } from '../lib/routing';
+import { lambdaZip } from '../lib/step';
+import { exampleConfig, newApp, only, placeholderAssets, resources, routing, synthExample, templateFor } from './helpers';
 
 const config = exampleConfig();
 const synth = synthExample(config);
@@ -15,14 +18,13 @@ const templates = { source: synth.source, target: synth.target };
 
 describe('every function', () => {
   for (const [side, t] of Object.entries(templates)) {
-    test(`${side}: arm64, provided.al2023, bootstrap, JSON logs to a group with retention`, () => {
+    test(`${side}: arm64, provided.al2023, JSON logs to a group with retention`, () => {
       const fns = Object.values(resources(t, 'AWS::Lambda::Function'));
       assert.ok(fns.length > 0);
       for (const f of fns) {
         const p = f.Properties;
         assert.deepEqual(p.Architectures, ['arm64'], p.FunctionName);
         assert.equal(p.Runtime, 'provided.al2023', p.FunctionName);
-        assert.equal(p.Handler, 'bootstrap', p.FunctionName);
         assert.equal(p.LoggingConfig.LogFormat, 'JSON', p.FunctionName);
         const group = resources(t, 'AWS::Logs::LogGroup')[p.LoggingConfig.LogGroup.Ref];
         assert.equal(group.Properties.LogGroupName, `/aws/lambda/${p.FunctionName}`);
@@ -31,15 +33,9 @@ describe('every function', () => {
     });
   }
 
-  test('each function has its own package (cargo-lambda output of its binary)', () => {
-    const keys = [synth.source, synth.target].flatMap((t) =>
-      Object.values(resources(t, 'AWS::Lambda::Function')).map((f) => f.Properties.Code.S3Key));
-    assert.equal(new Set(keys).size, routing.functions.length);
-  });
-
   test('the copy function has reserved concurrency sized to the copy quota; the others none', () => {
     for (const fn of routing.functions) {
-      const f = only(templateFor(synth, fn.account), 'AWS::Lambda::Function', { FunctionName: binaryName(fn) });
+      const f = only(templateFor(synth, fn.account), 'AWS::Lambda::Function', { FunctionName: functionName(fn) });
       const want = fn.name === 'copy-shared-snapshot' ? config.target.copy.reservedConcurrency : undefined;
       assert.equal(f.Properties.ReservedConcurrentExecutions, want, fn.name);
     }
@@ -78,7 +74,7 @@ describe('alarms', () => {
       const topic = Object.keys(resources(t, 'AWS::SNS::Topic'));
       assert.equal(topic.length, 1);
       const dlq = only(t, 'AWS::SQS::Queue', { QueueName: dlqName(fn) });
-      const f = only(t, 'AWS::Lambda::Function', { FunctionName: binaryName(fn) });
+      const f = only(t, 'AWS::Lambda::Function', { FunctionName: functionName(fn) });
       const found = [
         ...alarmsOn(t, 'ApproximateNumberOfMessagesVisible', 'QueueName', { 'Fn::GetAtt': [dlq.id, 'QueueName'] }),
         ...alarmsOn(t, 'Errors', 'FunctionName', { Ref: f.id }),
@@ -126,46 +122,38 @@ describe('restore-test network', () => {
 });
 
 describe('lambda packages', () => {
+  test('every function runs the one package, its Handler naming its routing.json step', () => {
+    for (const fn of routing.functions) {
+      const f = only(templateFor(synth, fn.account), 'AWS::Lambda::Function', { FunctionName: functionName(fn) });
+      assert.equal(f.Properties.Handler, fn.name, functionName(fn));
+    }
+    const fns = [synth.source, synth.target].flatMap((t) => Object.values(resources(t, 'AWS::Lambda::Function')));
+    assert.equal(fns.length, routing.functions.length);
+    // One asset: the same S3 object for every function (each stack's bucket is its account's).
+    const keys = new Set(fns.map((f) => JSON.stringify(f.Properties.Code.S3Key)));
+    assert.equal(keys.size, 1, [...keys].join(', '));
+  });
+
+  test('the one asset is <lambdaAssets>/snapferry-lambda/bootstrap.zip, staged once', () => {
+    const assetsDir = placeholderAssets();
+    const app = newApp();
+    const deployment = buildDeployment(app, config, routing, assetsDir);
+    const assembly = app.synth();
+    const want = fs.readFileSync(lambdaZip(assetsDir));
+    for (const stack of [deployment.target, ...deployment.sources]) {
+      const keys = Object.values(Template.fromStack(stack).findResources('AWS::Lambda::Function'))
+        .map((f) => (f as any).Properties.Code.S3Key as string);
+      assert.equal(new Set(keys).size, 1, stack.stackName);
+      // The default synthesizer stages a file asset as asset.<hash><ext> and uploads it as <hash><ext>.
+      assert.deepEqual(fs.readFileSync(path.join(assembly.directory, `asset.${keys[0]}`)), want, stack.stackName);
+    }
+    const staged = fs.readdirSync(assembly.directory).filter((f) => f.startsWith('asset.') && f.endsWith('.zip'));
+    assert.equal(staged.length, 1, staged.join(', '));
+  });
+
   test('a missing cargo-lambda zip fails synth with a message saying how to build it', () => {
     const empty = fs.mkdtempSync(path.join(os.tmpdir(), 'snapferry-empty-'));
     assert.throws(() => buildDeployment(newApp(), config, routing, empty),
-      /Lambda package .*snapferry-[a-z-]+\/bootstrap\.zip is missing: run scripts\/build-lambdas/);
-  });
-});
-
-describe('environment contract', () => {
-  // Exactly the variables each Rust function reads (services/*/src, shared/src/lambda.rs);
-  // blank ones are left out (the functions treat blank as unset), and the example leaves
-  // SELECT_IDENTIFIERS and DESCRIPTION_REGEX blank.
-  const common = ['QUEUE_URL', 'DLQ_URL', 'PIPELINE_BUS'];
-  const selection = ['SELECT_REGEX', 'SELECT_TAG'];
-  const expected: Record<string, string[]> = {
-    'create-snapshot': [...common, 'KINDS', ...selection, 'MIN_INTERVAL_MINUTES', 'MANUAL_SNAPSHOT_QUOTA'],
-    'share-snapshot': [...common, 'TARGET_ACCOUNTS', 'SHARING_KMS_KEY_ARN', ...selection, 'RECHECK_SECONDS'],
-    'copy-shared-snapshot': [...common, 'SOURCE_ACCOUNTS', 'TARGET_KMS_KEY_ARN', 'EXTRA_REGIONS', 'EXTRA_REGION_KMS_KEYS',
-      'IDENTIFIER_REGEX', 'RECHECK_SECONDS'],
-    restore: [...common, 'RESTORE_ENABLED', 'RESTORE_EVERY_NTH', 'RESTORE_SUBNET_GROUP', 'RESTORE_SECURITY_GROUP_IDS',
-      'RESTORE_INSTANCE_CLASS', 'TARGET_KMS_KEY_ARN', 'RECHECK_SECONDS', 'RESTORE_TIMEOUT_MINUTES'],
-  };
-
-  for (const fn of routing.functions) {
-    test(`${fn.name} gets exactly its variables`, () => {
-      const f = only(templateFor(synth, fn.account), 'AWS::Lambda::Function', { FunctionName: binaryName(fn) });
-      assert.deepEqual(Object.keys(f.Properties.Environment.Variables).sort(), [...expected[fn.name]].sort());
-    });
-  }
-
-  test('values from the config', () => {
-    const env = (side: 'source' | 'target', name: string) =>
-      only(templateFor(synth, side), 'AWS::Lambda::Function', { FunctionName: name }).Properties.Environment.Variables;
-    const s = config.sources[0];
-    assert.equal(env('source', 'snapferry-create-snapshot').KINDS, s.kinds.join(','));
-    assert.equal(env('source', 'snapferry-share-snapshot').TARGET_ACCOUNTS, config.target.account);
-    assert.equal(env('source', 'snapferry-share-snapshot').SELECT_TAG, s.selection.tag);
-    const copy = env('target', 'snapferry-copy-shared-snapshot');
-    assert.equal(copy.SOURCE_ACCOUNTS, s.account);
-    assert.equal(copy.EXTRA_REGIONS, 'eu-central-1');
-    assert.equal(copy.EXTRA_REGION_KMS_KEYS, `eu-central-1=arn:aws:kms:eu-central-1:${config.target.account}:alias/snapferry-target`);
-    assert.equal(env('target', 'snapferry-restore').RESTORE_ENABLED, 'true');
+      /Lambda package .*\/snapferry-lambda\/bootstrap\.zip is missing: run scripts\/build-lambdas \(cargo lambda build .*-p snapferry-lambda\)/);
   });
 });

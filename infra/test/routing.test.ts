@@ -2,7 +2,7 @@
 // local host runs from) says. Any drift between the two fails here.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { binaryName, crossAccountRule, dlqName } from '../lib/routing';
+import { functionName, crossAccountRule, dlqName } from '../lib/routing';
 import { only, resources, routing, synthExample, templateFor } from './helpers';
 
 const synth = synthExample();
@@ -24,7 +24,7 @@ describe('routing.json drift', () => {
       });
 
       test('function timeout and event source mapping', () => {
-        const f = only(t, 'AWS::Lambda::Function', { FunctionName: binaryName(fn) });
+        const f = only(t, 'AWS::Lambda::Function', { FunctionName: functionName(fn) });
         assert.equal(f.Properties.Timeout, fn.timeout_seconds);
         const q = only(t, 'AWS::SQS::Queue', { QueueName: fn.queue });
         const m = only(t, 'AWS::Lambda::EventSourceMapping', { EventSourceArn: { 'Fn::GetAtt': [q.id, 'Arn'] } });
@@ -69,7 +69,7 @@ describe('routing.json drift', () => {
       const names = (type: string, key: string) => Object.values(resources(t, type)).map((r) => r.Properties[key]).sort();
       assert.deepEqual(names('AWS::Events::Rule', 'Name'), rules.sort());
       assert.deepEqual(names('AWS::SQS::Queue', 'QueueName'), fns.flatMap((f) => [f.queue, dlqName(f)]).sort());
-      assert.deepEqual(names('AWS::Lambda::Function', 'FunctionName'), fns.map(binaryName).sort());
+      assert.deepEqual(names('AWS::Lambda::Function', 'FunctionName'), fns.map(functionName).sort());
     }
   });
 });

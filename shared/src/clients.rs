@@ -5,7 +5,7 @@
 
 use crate::ResourceKind;
 use crate::error::{Error, Result};
-use crate::kind::{SnapshotStore, ebs::Ebs, rds::RdsCluster, rds::RdsInstance};
+use crate::store::{SnapshotStore, Stores, ebs::Ebs, rds::RdsCluster, rds::RdsInstance};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::SharedCredentialsProvider;
 use std::sync::Arc;
@@ -88,13 +88,25 @@ impl Clients {
         );
         Ok(base.to_builder().credentials_provider(SharedCredentialsProvider::new(credentials)).build())
     }
+}
 
-    /// The snapshot store for one resource kind, in this account and region.
-    pub fn store(&self, kind: ResourceKind) -> Arc<dyn SnapshotStore> {
+/// The AWS stores of this identity: any kind, in any region.
+impl Stores for Clients {
+    fn account(&self) -> &str {
+        &self.account
+    }
+
+    fn region(&self) -> &str {
+        &self.region
+    }
+
+    fn store_in(&self, kind: ResourceKind, region: &str) -> Arc<dyn SnapshotStore> {
+        let clients = if region == self.region { self.clone() } else { self.for_region(region) };
+        let (account, region) = (clients.account.as_str(), clients.region.as_str());
         match kind {
-            ResourceKind::DbInstance => Arc::new(RdsInstance::new(self)),
-            ResourceKind::DbCluster => Arc::new(RdsCluster::new(self)),
-            ResourceKind::Ebs => Arc::new(Ebs::new(self)),
+            ResourceKind::DbInstance => Arc::new(RdsInstance::new(clients.rds.clone(), account, region)),
+            ResourceKind::DbCluster => Arc::new(RdsCluster::new(clients.rds.clone(), account, region)),
+            ResourceKind::Ebs => Arc::new(Ebs::new(clients.ec2.clone(), account, region)),
         }
     }
 }

@@ -104,7 +104,7 @@ impl Error {
 }
 
 /// The code table. Codes from the RDS, EC2, KMS, SQS and EventBridge API references
-/// (see ../shared/AWS-FACTS.md, "Quotas and the errors that signal them").
+/// (RDS User Guide CHAP_Limits and USER_CopySnapshot; EBS User Guide ebs-resource-quotas).
 pub fn classify(op: &'static str, code: String, message: String, status: Option<u16>) -> Error {
     let retry = |retry| Error::Retryable { retry, op, code: code.clone(), message: message.clone() };
     let permanent = |hint| Error::Permanent { op, code: code.clone(), message: message.clone(), hint };
@@ -166,7 +166,7 @@ pub fn classify(op: &'static str, code: String, message: String, status: Option<
 
 const KMS_HINT: &str = "the key is disabled or deleted, or this account cannot use it: for a shared snapshot the \
 source key policy must grant this account kms:Decrypt, kms:DescribeKey, kms:ReEncrypt*, kms:GenerateDataKey* and \
-kms:CreateGrant (with kms:GrantIsForAWSResource), and this role needs the same on both keys; run `snapferry doctor`";
+kms:CreateGrant (with kms:GrantIsForAWSResource), and this role needs the same on both keys";
 
 fn error_chain(err: &dyn std::error::Error) -> String {
     let mut out = err.to_string();

@@ -1,28 +1,37 @@
 //! snapferry's shared library: everything the Lambdas and the operator CLI have in common.
+//! Modules form layers, each using only the ones listed before it (a test keeps the
+//! import graph free of cycles):
 //!
-//! - [`events`]: the versioned pipeline event contract (and its JSON Schemas).
-//! - [`native`]: parsers for the native `aws.rds` / `aws.ec2` snapshot events.
-//! - [`kind`]: the one abstraction over the three resource kinds, and its adapters.
-//! - [`error`]: retryable vs permanent errors, mapped from AWS error codes.
-//! - [`sqs`]: the SQS batch helper (partial batch responses, DLQ routing, delayed re-checks).
-//! - [`publish`]: the EventBridge publisher (chunking, `FailedEntryCount`, retries).
-//! - [`config`] and [`clients`]: environment configuration and AWS clients, built once.
-//! - [`naming`] and [`tags`]: deterministic identifiers and the tags that mark what we manage.
+//! 1. [`events`]: the contract (the `snapferry-contract` crate, no AWS SDK).
+//! 2. Foundations: [`error`], [`arn`], [`tags`], [`naming`], [`kms`], [`environment`],
+//!    [`config`], [`select`], [`routing`].
+//! 3. [`inbound`]: one parser for every SQS body, native `aws.rds` / `aws.ec2` events included.
+//! 4. [`store`]: the one abstraction over the three resource kinds, and its AWS adapters.
+//! 5. Runtime: [`ports`] (queue, bus, clock), [`sqs`] (the batch helper and the SQS
+//!    adapter), [`publish`] (the EventBridge adapter), [`clients`], and [`step`] (the step
+//!    context and the Lambda loop); `memory` (feature `memory`): in-memory adapters of
+//!    every port, with AWS's semantics, for decision tests.
 
+pub use snapferry_contract as events;
+
+pub mod arn;
 pub mod clients;
 pub mod config;
+pub mod environment;
 pub mod error;
-pub mod events;
-pub mod kind;
+pub mod inbound;
 pub mod kms;
-pub mod lambda;
+#[cfg(feature = "memory")]
+pub mod memory;
 pub mod naming;
-pub mod native;
+pub mod ports;
 pub mod publish;
 pub mod routing;
 pub mod select;
 pub mod sqs;
+pub mod step;
+pub mod store;
 pub mod tags;
 
 pub use error::{Error, Result};
-pub use kind::ResourceKind;
+pub use events::ResourceKind;

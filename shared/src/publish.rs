@@ -124,6 +124,22 @@ impl Publisher {
     }
 }
 
+/// The pipeline bus of this account, through [`Publisher`].
+#[derive(Debug, Clone)]
+pub struct PipelineBus {
+    pub publisher: Publisher,
+    /// Bus name or ARN.
+    pub bus: String,
+}
+
+#[async_trait::async_trait]
+impl crate::ports::EventBus for PipelineBus {
+    async fn publish(&self, events: &[PipelineEvent]) -> Result<(), Error> {
+        let entries = events.iter().map(|e| Entry::pipeline(&self.bus, e)).collect::<Result<Vec<_>, _>>()?;
+        self.publisher.publish(&entries).await
+    }
+}
+
 /// Splits entries into calls of at most [`MAX_ENTRIES`] and [`MAX_CALL_BYTES`].
 pub fn chunks(entries: &[Entry]) -> Vec<&[Entry]> {
     let mut out = Vec::new();

@@ -60,11 +60,12 @@ mod tests {
 
     #[test]
     fn selectors_combine_as_a_union() {
-        let env = Env::from_pairs([
+        let env = Env::from_pairs("create-snapshot", [
             ("SELECT_IDENTIFIERS", "billing"),
             ("SELECT_REGEX", "^prod-"),
             ("SELECT_TAG", "backup=snapferry"),
-        ]);
+        ])
+        .unwrap();
         let s = Selection::from_env(&env).unwrap();
         assert!(s.matches("billing", &Tags::new()));
         assert!(s.matches("prod-orders", &Tags::new()));
@@ -75,15 +76,15 @@ mod tests {
 
     #[test]
     fn tag_key_alone_matches_any_value_and_empty_selects_nothing() {
-        let s = Selection::from_env(&Env::from_pairs([("SELECT_TAG", "backup")])).unwrap();
+        let s = Selection::from_env(&Env::from_pairs("create-snapshot", [("SELECT_TAG", "backup")]).unwrap()).unwrap();
         assert!(s.matches("x", &tags(&[("backup", "")])));
-        let none = Selection::from_env(&Env::default()).unwrap();
+        let none = Selection::from_env(&Env::from_pairs("create-snapshot", []).unwrap()).unwrap();
         assert!(none.is_empty() && !none.matches("anything", &tags(&[("backup", "yes")])));
     }
 
     #[test]
     fn a_bad_regex_names_the_variable() {
-        let e = Selection::from_env(&Env::from_pairs([("SELECT_REGEX", "(")])).unwrap_err();
+        let e = Selection::from_env(&Env::from_pairs("create-snapshot", [("SELECT_REGEX", "(")]).unwrap()).unwrap_err();
         assert!(e.to_string().contains("SELECT_REGEX"), "{e}");
     }
 }

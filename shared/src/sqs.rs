@@ -16,7 +16,8 @@
 //! before replaying, and stops pointless retries at once.
 
 use crate::error::{Error, Retry};
-use crate::events::{Incoming, parse_message};
+use crate::inbound::{Incoming, parse_message};
+use crate::ports::StepQueue;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::MessageAttributeValue;
 use std::future::Future;
@@ -33,34 +34,76 @@ pub const ATTR_SOURCE_QUEUE: &str = "snapferry-source-queue";
 /// SQS refuses `DelaySeconds` above 900 and visibility timeouts above 12 hours.
 const MAX_DELAY: Duration = Duration::from_secs(900);
 
-/// The queue a step consumes, and where its dead letters go.
+/// SQS behind a step: its queue and its dead-letter queue.
 #[derive(Debug, Clone)]
 pub struct Queue {
     pub sqs: aws_sdk_sqs::Client,
     pub url: String,
     pub dlq_url: String,
-    /// Backoff for retryable errors: first delay and cap.
-    pub backoff_base: Duration,
-    pub backoff_cap: Duration,
 }
 
 impl Queue {
     pub fn new(sqs: aws_sdk_sqs::Client, url: String, dlq_url: String) -> Self {
-        Queue { sqs, url, dlq_url, backoff_base: Duration::from_secs(10), backoff_cap: Duration::from_secs(300) }
+        Queue { sqs, url, dlq_url }
     }
+}
 
-    /// Sends `body` to this queue to be handled again after `delay` (at most 15 minutes):
-    /// for a step that must come back to more than one thing, where [`Outcome::Later`] has one.
-    pub async fn send_later(&self, body: &str, delay: Duration) -> Result<(), Error> {
+#[async_trait::async_trait]
+impl StepQueue for Queue {
+    async fn send_later(&self, body: &str, delay: Duration, attempt: u32) -> Result<(), Error> {
         self.sqs
             .send_message()
             .queue_url(&self.url)
             .message_body(body)
             .delay_seconds(delay.min(MAX_DELAY).as_secs() as i32)
+            .message_attributes(ATTR_ATTEMPT, string_attribute(&attempt.to_string()))
             .send()
             .await
             .map(|_| ())
             .map_err(|e| Error::from_sdk("SendMessage", e))
+    }
+
+    async fn dead_letter(&self, body: &str, error: &Error) -> Result<(), Error> {
+        let mut reason = error.to_string();
+        // SQS attribute values are limited only by the 256 KiB message size; keep them readable.
+        reason.truncate(reason.floor_char_boundary(4000));
+        self.sqs
+            .send_message()
+            .queue_url(&self.dlq_url)
+            .message_body(body)
+            .message_attributes(ATTR_ERROR_CODE, string_attribute(error.code()))
+            .message_attributes(ATTR_ERROR_REASON, string_attribute(&reason))
+            .message_attributes(ATTR_FAILED_AT, string_attribute(&chrono::Utc::now().to_rfc3339()))
+            .message_attributes(ATTR_SOURCE_QUEUE, string_attribute(&self.url))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| Error::from_sdk("SendMessage", e))
+    }
+
+    async fn retry_after(&self, receipt_handle: &str, delay: Duration) -> Result<(), Error> {
+        self.sqs
+            .change_message_visibility()
+            .queue_url(&self.url)
+            .receipt_handle(receipt_handle)
+            .visibility_timeout(delay.as_secs() as i32)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| Error::from_sdk("ChangeMessageVisibility", e))
+    }
+}
+
+/// Backoff of retried messages: full jitter between `base` and a doubling ceiling, capped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    pub base: Duration,
+    pub cap: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff { base: Duration::from_secs(10), cap: Duration::from_secs(300) }
     }
 }
 
@@ -93,14 +136,14 @@ pub trait BatchHandler: Send + Sync {
 }
 
 /// Full-jitter exponential backoff: a random delay in `[base, min(cap, base * 2^attempt)]`.
-pub fn backoff(attempt: u32, base: Duration, cap: Duration) -> Duration {
+pub fn backoff_delay(attempt: u32, base: Duration, cap: Duration) -> Duration {
     let ceiling = base.saturating_mul(1u32.checked_shl(attempt.min(16)).unwrap_or(u32::MAX)).min(cap);
     let span = ceiling.saturating_sub(base).as_millis() as u64;
     (base + Duration::from_millis(fastrand::u64(0..=span))).min(cap)
 }
 
 /// Runs `step` on every record and returns exactly the ids that must be retried.
-pub async fn run_batch<F, Fut>(queue: &Queue, event: SqsEvent, step: F) -> SqsBatchResponse
+pub async fn run_batch<F, Fut>(queue: &dyn StepQueue, backoff: Backoff, event: SqsEvent, step: F) -> SqsBatchResponse
 where
     F: Fn(Incoming, Record) -> Fut,
     Fut: Future<Output = Result<Outcome, Error>>,
@@ -112,7 +155,7 @@ where
             warn!("SQS record without a message id skipped");
             continue;
         };
-        if !handle(queue, &message, &id, &step).await {
+        if !handle(queue, backoff, &message, &id, &step).await {
             let mut failure = BatchItemFailure::default();
             failure.item_identifier = id;
             response.batch_item_failures.push(failure);
@@ -122,7 +165,7 @@ where
 }
 
 /// Returns false when the record must be reported as a batch item failure.
-async fn handle<F, Fut>(queue: &Queue, message: &SqsMessage, id: &str, step: &F) -> bool
+async fn handle<F, Fut>(queue: &dyn StepQueue, backoff: Backoff, message: &SqsMessage, id: &str, step: &F) -> bool
 where
     F: Fn(Incoming, Record) -> Fut,
     Fut: Future<Output = Result<Outcome, Error>>,
@@ -152,12 +195,12 @@ where
         Err(e) => match e.retry() {
             Some(Retry::QuotaExceeded) => {
                 // Copies take minutes; start slower than for throttling.
-                let delay = backoff(record.attempt, queue.backoff_base.saturating_mul(3), queue.backoff_cap);
+                let delay = backoff_delay(record.attempt, backoff.base.saturating_mul(3), backoff.cap);
                 info!(message_id = id, error = %e, delay_s = delay.as_secs(), "quota full; trying again later");
                 requeue(queue, body, record.attempt + 1, delay).await
             }
             Some(_) => {
-                let delay = backoff(record.receive_count.saturating_sub(1), queue.backoff_base, queue.backoff_cap);
+                let delay = backoff_delay(record.receive_count.saturating_sub(1), backoff.base, backoff.cap);
                 warn!(message_id = id, error = %e, receive_count = record.receive_count, "retryable failure");
                 set_visibility(queue, message, delay).await;
                 false
@@ -170,64 +213,33 @@ where
     }
 }
 
-async fn requeue(queue: &Queue, body: &str, attempt: u32, delay: Duration) -> bool {
-    let sent = queue
-        .sqs
-        .send_message()
-        .queue_url(&queue.url)
-        .message_body(body)
-        .delay_seconds(delay.min(MAX_DELAY).as_secs() as i32)
-        .message_attributes(ATTR_ATTEMPT, string_attribute(&attempt.to_string()))
-        .send()
-        .await;
-    match sent {
-        Ok(_) => true,
+async fn requeue(queue: &dyn StepQueue, body: &str, attempt: u32, delay: Duration) -> bool {
+    match queue.send_later(body, delay, attempt).await {
+        Ok(()) => true,
         Err(e) => {
             // The original stays in the queue and comes back after its visibility timeout.
-            error!(error = %Error::from_sdk("SendMessage", e), "could not re-queue; the message will be redelivered");
+            error!(error = %e, "could not re-queue; the message will be redelivered");
             false
         }
     }
 }
 
-async fn dead_letter(queue: &Queue, body: &str, error: &Error) -> bool {
-    let mut reason = error.to_string();
-    // SQS attribute values are limited only by the 256 KiB message size; keep them readable.
-    reason.truncate(reason.floor_char_boundary(4000));
-    let sent = queue
-        .sqs
-        .send_message()
-        .queue_url(&queue.dlq_url)
-        .message_body(body)
-        .message_attributes(ATTR_ERROR_CODE, string_attribute(error.code()))
-        .message_attributes(ATTR_ERROR_REASON, string_attribute(&reason))
-        .message_attributes(ATTR_FAILED_AT, string_attribute(&chrono::Utc::now().to_rfc3339()))
-        .message_attributes(ATTR_SOURCE_QUEUE, string_attribute(&queue.url))
-        .send()
-        .await;
-    match sent {
-        Ok(_) => true,
+async fn dead_letter(queue: &dyn StepQueue, body: &str, error: &Error) -> bool {
+    match queue.dead_letter(body, error).await {
+        Ok(()) => true,
         Err(e) => {
             // Failing the record instead lets SQS's redrive policy deliver it to the DLQ.
-            error!(error = %Error::from_sdk("SendMessage", e), "could not write to the DLQ; failing the record");
+            error!(error = %e, "could not write to the DLQ; failing the record");
             false
         }
     }
 }
 
-async fn set_visibility(queue: &Queue, message: &SqsMessage, delay: Duration) {
+async fn set_visibility(queue: &dyn StepQueue, message: &SqsMessage, delay: Duration) {
     let Some(handle) = message.receipt_handle.as_deref() else { return };
-    let result = queue
-        .sqs
-        .change_message_visibility()
-        .queue_url(&queue.url)
-        .receipt_handle(handle)
-        .visibility_timeout(delay.as_secs() as i32)
-        .send()
-        .await;
-    if let Err(e) = result {
+    if let Err(e) = queue.retry_after(handle, delay).await {
         // Best effort: without it the queue's own visibility timeout applies.
-        warn!(error = %Error::from_sdk("ChangeMessageVisibility", e), "could not set the retry backoff");
+        warn!(error = %e, "could not set the retry backoff");
     }
 }
 
@@ -294,6 +306,7 @@ mod tests {
             .then_output(|| ChangeMessageVisibilityOutput::builder().build());
         let sqs = mock_client!(aws_sdk_sqs, RuleMode::MatchAny, [&to_dlq, &requeue, &visibility]);
         let queue = Queue::new(sqs, QUEUE.into(), DLQ.into());
+        let backoff = Backoff::default();
         let event = batch(vec![
             record("1", &valid_body("ok")),
             record("2", "{not json"),
@@ -303,7 +316,7 @@ mod tests {
             record("6", &valid_body("later")),
         ]);
 
-        let response = run_batch(&queue, event, step).await;
+        let response = run_batch(&queue, backoff, event, step).await;
 
         let failed: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
         assert_eq!(failed, vec!["3"], "only the throttled record is retried through SQS");
@@ -326,7 +339,8 @@ mod tests {
             .then_output(|| SendMessageOutput::builder().build());
         let sqs = mock_client!(aws_sdk_sqs, RuleMode::MatchAny, [&to_dlq]);
         let queue = Queue::new(sqs, QUEUE.into(), DLQ.into());
-        let response = run_batch(&queue, batch(vec![record("1", "{not json")]), step).await;
+        let backoff = Backoff::default();
+        let response = run_batch(&queue, backoff, batch(vec![record("1", "{not json")]), step).await;
         assert!(response.batch_item_failures.is_empty());
         assert_eq!(to_dlq.num_calls(), 1);
     }
@@ -341,7 +355,8 @@ mod tests {
             .then_output(|| SendMessageOutput::builder().build());
         let sqs = mock_client!(aws_sdk_sqs, RuleMode::MatchAny, [&requeue]);
         let queue = Queue::new(sqs, QUEUE.into(), DLQ.into());
-        let response = run_batch(&queue, batch(vec![record("1", &valid_body("later"))]), step).await;
+        let backoff = Backoff::default();
+        let response = run_batch(&queue, backoff, batch(vec![record("1", &valid_body("later"))]), step).await;
         assert!(response.batch_item_failures.is_empty());
         assert_eq!(requeue.num_calls(), 1);
     }
@@ -352,7 +367,8 @@ mod tests {
             .then_error(|| aws_sdk_sqs::operation::send_message::SendMessageError::unhandled("SQS is down"));
         let sqs = mock_client!(aws_sdk_sqs, RuleMode::MatchAny, [&broken]);
         let queue = Queue::new(sqs, QUEUE.into(), DLQ.into());
-        let response = run_batch(&queue, batch(vec![record("9", &valid_body("denied"))]), step).await;
+        let backoff = Backoff::default();
+        let response = run_batch(&queue, backoff, batch(vec![record("9", &valid_body("denied"))]), step).await;
         let failed: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
         assert_eq!(failed, vec!["9"]);
     }
@@ -362,11 +378,11 @@ mod tests {
         let base = Duration::from_secs(10);
         let cap = Duration::from_secs(300);
         for attempt in 0..40 {
-            let d = backoff(attempt, base, cap);
+            let d = backoff_delay(attempt, base, cap);
             assert!(d >= base && d <= cap, "attempt {attempt}: {d:?}");
         }
-        assert_eq!(backoff(0, base, cap), base);
+        assert_eq!(backoff_delay(0, base, cap), base);
         // By attempt 10 the ceiling is the cap; over many draws some exceed the early ceiling.
-        assert!((0..200).map(|_| backoff(10, base, cap)).any(|d| d > Duration::from_secs(80)));
+        assert!((0..200).map(|_| backoff_delay(10, base, cap)).any(|d| d > Duration::from_secs(80)));
     }
 }

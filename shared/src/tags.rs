@@ -218,7 +218,7 @@ pub fn origin_tags(origin: &crate::events::SnapshotRef) -> Tags {
 /// The origin recorded by [`origin_tags`] and [`Lineage::tags`] on a copy of kind `kind`.
 pub fn origin_from_tags(kind: crate::ResourceKind, tags: &Tags) -> Option<crate::events::SnapshotRef> {
     let arn = tags.get(SOURCE_ARN)?;
-    let parsed = crate::kind::Arn::parse(arn)?;
+    let parsed = crate::arn::Arn::parse(arn)?;
     Some(crate::events::SnapshotRef {
         kind,
         arn: arn.clone(),

@@ -6,9 +6,9 @@ use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 use aws_smithy_runtime_api::http::{Response, StatusCode};
 use aws_smithy_types::body::SdkBody;
 use snapferry::error::{Error, Retry};
-use snapferry::kind::ebs::Ebs;
-use snapferry::kind::rds::{RdsCluster, RdsInstance};
-use snapferry::kind::{CopyRequest, SnapshotStore};
+use snapferry::store::ebs::Ebs;
+use snapferry::store::rds::{RdsCluster, RdsInstance};
+use snapferry::store::{CopyRequest, SnapshotStore};
 use snapferry::tags::Tags;
 
 const ACCOUNT: &str = "222222222222";
@@ -79,7 +79,7 @@ async fn rds_codes_map_to_the_right_class() {
     ];
     for (code, status, expected) in table {
         let rule = mock!(aws_sdk_rds::Client::copy_db_snapshot).then_http_response(move || rds_error(status, code));
-        let store = RdsInstance::with_client(rds_client(&rule), ACCOUNT, REGION);
+        let store = RdsInstance::new(rds_client(&rule), ACCOUNT, REGION);
         let err = store.copy(&copy_request()).await.unwrap_err();
         assert_eq!(class(&err), expected, "{code}: {err}");
         assert_eq!(err.code(), if expected == Class::NotFound { "NotFound" } else { code });
@@ -90,7 +90,7 @@ async fn rds_codes_map_to_the_right_class() {
 async fn kms_key_not_accessible_says_what_to_check() {
     let rule = mock!(aws_sdk_rds::Client::copy_db_cluster_snapshot)
         .then_http_response(|| rds_error(400, "KMSKeyNotAccessibleFault"));
-    let store = RdsCluster::with_client(rds_client(&rule), ACCOUNT, REGION);
+    let store = RdsCluster::new(rds_client(&rule), ACCOUNT, REGION);
     let err = store.copy(&copy_request()).await.unwrap_err().to_string();
     for needle in ["KMSKeyNotAccessibleFault", "kms:CreateGrant", "key policy", "CopyDBClusterSnapshot"] {
         assert!(err.contains(needle), "{needle} missing from: {err}");
@@ -116,7 +116,7 @@ async fn already_exists_answers_with_the_existing_snapshot() {
                 .build()
         });
     let client = mock_client!(aws_sdk_rds, RuleMode::MatchAny, [&create, &describe]);
-    let store = RdsInstance::with_client(client, ACCOUNT, REGION);
+    let store = RdsInstance::new(client, ACCOUNT, REGION);
     let snapshot = store.create("db", "snapferry-db-202611241300", &Tags::new()).await.unwrap();
     assert_eq!(snapshot.id, "snapferry-db-202611241300");
     assert_eq!(snapshot.account, ACCOUNT);
@@ -128,21 +128,22 @@ async fn already_exists_answers_with_the_existing_snapshot() {
 async fn not_found_on_describe_and_delete_is_an_answer_not_an_error() {
     let describe = mock!(aws_sdk_rds::Client::describe_db_cluster_snapshots)
         .then_http_response(|| rds_error(404, "DBClusterSnapshotNotFoundFault"));
-    let store = RdsCluster::with_client(rds_client(&describe), ACCOUNT, REGION);
+    let store = RdsCluster::new(rds_client(&describe), ACCOUNT, REGION);
     assert_eq!(store.describe("gone").await.unwrap(), None);
 
     let delete =
         mock!(aws_sdk_ec2::Client::delete_snapshot).then_http_response(|| ec2_error(400, "InvalidSnapshot.NotFound"));
     let ec2 = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&delete]);
-    let ebs = Ebs::with_client(ec2, ACCOUNT, REGION);
-    let snapshot = snapferry::kind::Snapshot {
+    let ebs = Ebs::new(ec2, ACCOUNT, REGION);
+    let snapshot = snapferry::store::Snapshot {
         kind: snapferry::ResourceKind::Ebs,
         id: "snap-0gone".into(),
+        name: "snap-0gone".into(),
         arn: "arn:aws:ec2:us-east-1:222222222222:snapshot/snap-0gone".into(),
         account: ACCOUNT.into(),
         region: REGION.into(),
         resource_id: "vol-1".into(),
-        status: snapferry::kind::Status::Available,
+        status: snapferry::store::Status::Available,
         encrypted: true,
         kms_key_id: None,
         automated: false,
@@ -170,7 +171,7 @@ async fn ebs_codes_map_to_the_right_class() {
         let copy = mock!(aws_sdk_ec2::Client::copy_snapshot).then_http_response(move || ec2_error(status, code));
         let ec2 = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&lookup, &copy], |c| c
             .retry_config(aws_sdk_ec2::config::retry::RetryConfig::disabled()));
-        let err = Ebs::with_client(ec2, ACCOUNT, REGION).copy(&copy_request()).await.unwrap_err();
+        let err = Ebs::new(ec2, ACCOUNT, REGION).copy(&copy_request()).await.unwrap_err();
         assert_eq!(class(&err), expected, "{code}: {err}");
         assert_eq!(err.code(), code);
     }

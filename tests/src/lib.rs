@@ -8,6 +8,8 @@
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use serde_json::Value;
 use snapferry::clients::Clients;
+// Tests reach any kind's store through the clients, as the steps do.
+pub use snapferry::store::Stores;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -186,7 +188,7 @@ where
 pub mod fixtures {
     use snapferry::ResourceKind;
     use snapferry::clients::Clients;
-    use snapferry::kind::{Snapshot, SnapshotStore, Status};
+    use snapferry::store::{Snapshot, SnapshotStore, Status};
     use std::time::Duration;
 
     /// A CMK in `clients`' account whose policy lets `users` copy snapshots encrypted with it.
@@ -285,7 +287,7 @@ pub mod chain {
     use aws_sdk_sqs::types::{Message, QueueAttributeName};
     use snapferry::ResourceKind;
     use snapferry::events::{EventEnvelope, PipelineEvent, Step};
-    use snapferry::kind::Snapshot;
+    use snapferry::store::{Snapshot, Stores};
     use snapferry::tags;
     pub use snapferry_cli::pipeline::{LocalPipeline, PipelineOptions};
     use std::collections::BTreeMap;

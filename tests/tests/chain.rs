@@ -3,23 +3,23 @@
 //! test. Each test has its own source and target accounts; assertions read back what the
 //! pipeline made through the SDK and the pipeline events it published.
 
+use snapferry::store::Stores;
 use aws_sdk_eventbridge::types::{PutEventsRequestEntry, Target};
 use serde_json::json;
 use snapferry::ResourceKind;
 use snapferry::events::{EventEnvelope, PipelineEvent, SOURCE, Step};
 use snapferry::routing::{Bus, Routing};
-use snapferry::select::Selection;
 use snapferry::sqs::{ATTR_ERROR_CODE, ATTR_ERROR_REASON, ATTR_SOURCE_QUEUE};
 use snapferry::tags;
 use snapferry_e2e::chain::*;
 use snapferry_e2e::{OTHER_REGION, REGION, clients, control, fixtures, new_account};
 
-fn names(snapshots: &[snapferry::kind::Snapshot]) -> Vec<&str> {
+fn names(snapshots: &[snapferry::store::Snapshot]) -> Vec<&str> {
     snapshots.iter().map(|s| s.id.as_str()).collect()
 }
 
 /// Checks the target copy of `resource`: one, on the backup CMK, tagged verified, with lineage.
-async fn assert_verified_copy(p: &LocalPipeline, kind: ResourceKind, resource: &str) -> snapferry::kind::Snapshot {
+async fn assert_verified_copy(p: &LocalPipeline, kind: ResourceKind, resource: &str) -> snapferry::store::Snapshot {
     let copies = made_by(&p.target, kind, "copy", resource).await;
     assert_eq!(copies.len(), 1, "one copy of {resource} in the target: {:?}", names(&copies));
     let copy = copies.into_iter().next().expect("one copy");
@@ -409,7 +409,7 @@ async fn a_copy_quota_fault_is_retried_and_completes() {
 async fn a_malformed_message_goes_to_the_dlq_with_its_reason_and_the_rest_of_its_batch_succeeds() {
     // Nothing selected: the share step leaves these snapshots alone; the test shares them.
     let options = PipelineOptions {
-        selection: Selection { regex: Some(regex::Regex::new("^nothing$").unwrap()), ..Default::default() },
+        select_regex: Some("^nothing$".into()),
         ..fast_options()
     };
     let p = start(&options).await;
@@ -468,11 +468,9 @@ async fn a_malformed_message_goes_to_the_dlq_with_its_reason_and_the_rest_of_its
 #[tokio::test]
 async fn selection_filters_exclude_databases_on_create_and_share() {
     let options = PipelineOptions {
-        selection: Selection {
-            identifiers: vec!["billing".into()],
-            regex: Some(regex::Regex::new("^prod-").unwrap()),
-            tag: Some(("backup".into(), Some("yes".into()))),
-        },
+        select_identifiers: vec!["billing".into()],
+        select_regex: Some("^prod-".into()),
+        select_tag: Some("backup=yes".into()),
         ..fast_options()
     };
     let p = start(&options).await;
@@ -523,7 +521,7 @@ async fn selection_filters_exclude_databases_on_create_and_share() {
 #[tokio::test]
 async fn identifier_regex_on_the_copy_step_excludes_what_it_does_not_match() {
     let options =
-        PipelineOptions { identifier_regex: Some(regex::Regex::new("^snapferry-keep-").unwrap()), ..fast_options() };
+        PipelineOptions { identifier_regex: Some("^snapferry-keep-".into()), ..fast_options() };
     let p = start(&options).await;
     instance(&p.source, "keep-me", Encryption::Key(&p.sharing_key), &[]).await;
     instance(&p.source, "drop-me", Encryption::Key(&p.sharing_key), &[]).await;

@@ -3,12 +3,13 @@
 //! accounts, so they run in parallel on one emulator. Tests that change global emulator
 //! settings (quotas, reset) live in their own test binaries, with their own emulator.
 
+use snapferry::store::Stores;
 use aws_sdk_rds::error::ProvideErrorMetadata;
 use serde_json::{Value, json};
 use snapferry::ResourceKind;
 use snapferry::error::{Error, Retry};
-use snapferry::events::{Incoming, parse_message};
-use snapferry::kind::{CopyRequest, RestoreSpec, Status};
+use snapferry::inbound::{Incoming, parse_message};
+use snapferry::store::{CopyRequest, RestoreSpec, Status};
 use snapferry::naming;
 use snapferry::tags::Tags;
 use snapferry_e2e::{REGION, clients, clients_without_retries, control, eventually, fixtures, new_account};
@@ -56,7 +57,7 @@ async fn shared_snapshots_work_across_accounts(kind: ResourceKind) {
 
     let spec = RestoreSpec {
         restore_id: "restore-test-1".into(),
-        instance_class: "db.t4g.micro".into(),
+        instance_class: Some("db.t4g.micro".into()),
         security_group_ids: vec![],
         ..Default::default()
     };

@@ -8,7 +8,7 @@ use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_sdk_sqs::types::{MessageAttributeValue, QueueAttributeName};
 use serde_json::{Value, json};
 use snapferry::clients::Clients;
-use snapferry::events::{Incoming, parse_message};
+use snapferry::inbound::{Incoming, parse_message};
 use snapferry::routing::{Bus, Routing, Side};
 use snapferry::sqs::BatchHandler;
 use snapferry_cli::local::{DeployOptions, Deployment, Host, deploy};

@@ -10,7 +10,6 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use snapferry::clients::Clients;
 use snapferry::error::{Error, Result};
 use snapferry::events::{EventEnvelope, PipelineEvent, Step};
-use snapferry::select::Selection;
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -66,9 +65,9 @@ async fn base_config(endpoint: &str, region: &str) -> SdkConfig {
 async fn start(args: &LocalArgs) -> Result<LocalPipeline> {
     let source = account(&args.endpoint, &args.region, SOURCE_ACCOUNT).await?;
     let target = account(&args.endpoint, &args.region, TARGET_ACCOUNT).await?;
-    let regex = regex::Regex::new(&args.select).map_err(|e| Error::Config(format!("--select: {e}")))?;
+    regex::Regex::new(&args.select).map_err(|e| Error::Config(format!("--select: {e}")))?;
     let options = PipelineOptions {
-        selection: Selection { regex: Some(regex), ..Default::default() },
+        select_regex: Some(args.select.clone()),
         extra_regions: args.extra_regions.iter().filter(|r| !r.is_empty()).cloned().collect(),
         ..Default::default()
     };

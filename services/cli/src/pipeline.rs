@@ -7,10 +7,13 @@ use crate::local::{DeployOptions, Deployment, Host, deploy};
 use serde_json::json;
 use snapferry::clients::Clients;
 use snapferry::error::{Error, Result};
-use snapferry::events::{EventEnvelope, Incoming, PipelineEvent, parse_message};
-use snapferry::lambda::StepEnv;
+use snapferry::config::Env;
+use snapferry::events::{EventEnvelope, PipelineEvent};
+use snapferry::inbound::{Incoming, parse_message};
 use snapferry::routing::Routing;
-use snapferry::select::Selection;
+use snapferry::sqs::BatchHandler;
+use snapferry::step::StepContext;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,10 +22,16 @@ pub const BACKUP_KEY_ALIAS: &str = "alias/snapferry-backup";
 pub const RESTORE_NETWORK: &str = "snapferry-restore-test";
 const MONITOR_QUEUE: &str = "snapferry-monitor";
 
-/// What differs between the demo, a long-running local pipeline and a test.
+/// What differs between the demo, a long-running local pipeline and a test. Each field
+/// becomes the step variable the CDK stacks set from their config (see [`Self::variables`]).
 #[derive(Debug, Clone)]
 pub struct PipelineOptions {
-    pub selection: Selection,
+    /// `SELECT_REGEX` of create-snapshot and share-snapshot.
+    pub select_regex: Option<String>,
+    /// `SELECT_IDENTIFIERS`.
+    pub select_identifiers: Vec<String>,
+    /// `SELECT_TAG`: `key` or `key=value`.
+    pub select_tag: Option<String>,
     pub extra_regions: Vec<String>,
     /// Allowlisted source accounts; the source account when empty.
     pub allowlist: Vec<String>,
@@ -32,14 +41,16 @@ pub struct PipelineOptions {
     pub min_interval_minutes: i64,
     pub restore_enabled: bool,
     pub restore_every_nth: usize,
-    pub identifier_regex: Option<regex::Regex>,
-    pub description_regex: Option<regex::Regex>,
+    pub identifier_regex: Option<String>,
+    pub description_regex: Option<String>,
 }
 
 impl Default for PipelineOptions {
     fn default() -> Self {
         PipelineOptions {
-            selection: Selection { regex: regex::Regex::new(".*").ok(), ..Default::default() },
+            select_regex: Some(".*".into()),
+            select_identifiers: Vec::new(),
+            select_tag: None,
             extra_regions: Vec::new(),
             allowlist: Vec::new(),
             recheck: Duration::from_secs(1),
@@ -51,6 +62,65 @@ impl Default for PipelineOptions {
             identifier_regex: None,
             description_regex: None,
         }
+    }
+}
+
+/// What the local pipeline knows once its keys and network exist, that steps are configured with.
+struct Deployed<'a> {
+    source_account: &'a str,
+    target_account: &'a str,
+    sharing_key: &'a str,
+    target_key: &'a str,
+    extra_keys: &'a [(String, String)],
+    subnet_group: &'a str,
+    security_group: &'a str,
+}
+
+impl PipelineOptions {
+    /// The variables of `step` that the CDK stacks set from their config; the queue
+    /// variables are added by the host, as the stacks' step construct adds them.
+    fn variables(&self, step: &str, d: &Deployed) -> BTreeMap<String, String> {
+        let seconds = |d: Duration| d.as_secs().to_string();
+        let selection = || {
+            vec![
+                ("SELECT_REGEX", self.select_regex.clone().unwrap_or_default()),
+                ("SELECT_IDENTIFIERS", self.select_identifiers.join(",")),
+                ("SELECT_TAG", self.select_tag.clone().unwrap_or_default()),
+            ]
+        };
+        let mut vars = vec![("RECHECK_SECONDS", seconds(self.recheck)), ("RETRY_BASE_SECONDS", seconds(self.retry_base))];
+        match step {
+            snapferry_create_snapshot::STEP => {
+                vars.extend(selection());
+                vars.push(("KINDS", "db-instance,db-cluster".into()));
+                vars.push(("MIN_INTERVAL_MINUTES", self.min_interval_minutes.to_string()));
+            }
+            snapferry_share_snapshot::STEP => {
+                vars.extend(selection());
+                vars.push(("TARGET_ACCOUNTS", d.target_account.to_string()));
+                vars.push(("SHARING_KMS_KEY_ARN", d.sharing_key.to_string()));
+            }
+            snapferry_copy_shared_snapshot::STEP => {
+                let allowlist = if self.allowlist.is_empty() { d.source_account.to_string() } else { self.allowlist.join(",") };
+                vars.push(("SOURCE_ACCOUNTS", allowlist));
+                vars.push(("TARGET_KMS_KEY_ARN", d.target_key.to_string()));
+                vars.push(("EXTRA_REGIONS", self.extra_regions.join(",")));
+                let keys: Vec<String> = d.extra_keys.iter().map(|(r, k)| format!("{r}={k}")).collect();
+                vars.push(("EXTRA_REGION_KMS_KEYS", keys.join(",")));
+                vars.push(("IDENTIFIER_REGEX", self.identifier_regex.clone().unwrap_or_default()));
+                vars.push(("DESCRIPTION_REGEX", self.description_regex.clone().unwrap_or_default()));
+            }
+            snapferry_restore::STEP => {
+                vars.push(("RESTORE_ENABLED", self.restore_enabled.to_string()));
+                vars.push(("RESTORE_EVERY_NTH", self.restore_every_nth.to_string()));
+                vars.push(("RESTORE_SUBNET_GROUP", d.subnet_group.to_string()));
+                vars.push(("RESTORE_SECURITY_GROUP_IDS", d.security_group.to_string()));
+                vars.push(("TARGET_KMS_KEY_ARN", d.target_key.to_string()));
+                vars.push(("RESTORE_TIMEOUT_MINUTES", "30".into()));
+            }
+            _ => {}
+        }
+        vars.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
     }
 }
 
@@ -88,80 +158,30 @@ impl LocalPipeline {
         let deploy_options = DeployOptions { visibility_timeout_override: options.visibility_timeout_override };
         let deployment = deploy(&routing, &source, std::slice::from_ref(&target), &deploy_options).await?;
 
-        let step = |clients: &Clients, function: &str| -> Result<StepEnv> {
-            let queue = deployment
-                .queue(&clients.account, function)
-                .ok_or_else(|| Error::Config(format!("{function} not deployed")))?;
-            Ok(StepEnv {
-                queue_url: queue.queue_url.clone(),
-                dlq_url: queue.dlq_url.clone(),
-                pipeline_bus: routing.pipeline_bus.clone(),
-                recheck: options.recheck,
-                retry_base: options.retry_base,
-            })
+        let deployed = Deployed {
+            source_account: &source.account,
+            target_account: &target.account,
+            sharing_key: &sharing_key,
+            target_key: &target_key,
+            extra_keys: &extra_keys,
+            subnet_group: &subnet_group,
+            security_group: &security_group,
         };
-        let allowlist =
-            if options.allowlist.is_empty() { vec![source.account.clone()] } else { options.allowlist.clone() };
         let mut host = Host::new(&deployment);
-        host.register(
-            &source,
-            "create-snapshot",
-            Arc::new(snapferry_create_snapshot::Handler::new(
-                source.clone(),
-                snapferry_create_snapshot::Config {
-                    step: step(&source, "create-snapshot")?,
-                    kinds: vec![snapferry::ResourceKind::DbInstance, snapferry::ResourceKind::DbCluster],
-                    selection: options.selection.clone(),
-                    min_interval: chrono::Duration::minutes(options.min_interval_minutes),
-                    manual_snapshot_quota: 100,
-                },
-            )),
-        )?;
-        host.register(
-            &source,
-            "share-snapshot",
-            Arc::new(snapferry_share_snapshot::Handler::new(
-                source.clone(),
-                snapferry_share_snapshot::Config {
-                    step: step(&source, "share-snapshot")?,
-                    target_accounts: vec![target.account.clone()],
-                    sharing_key: sharing_key.clone(),
-                    selection: options.selection.clone(),
-                },
-            )),
-        )?;
-        host.register(
-            &target,
-            "copy-shared-snapshot",
-            Arc::new(snapferry_copy_shared_snapshot::Handler::new(
-                target.clone(),
-                snapferry_copy_shared_snapshot::Config {
-                    step: step(&target, "copy-shared-snapshot")?,
-                    source_accounts: allowlist,
-                    target_key: target_key.clone(),
-                    extra_regions: extra_keys.clone(),
-                    identifier_regex: options.identifier_regex.clone(),
-                    description_regex: options.description_regex.clone(),
-                },
-            )),
-        )?;
-        host.register(
-            &target,
-            "restore",
-            Arc::new(snapferry_restore::Handler::new(
-                target.clone(),
-                snapferry_restore::Config {
-                    step: step(&target, "restore")?,
-                    enabled: options.restore_enabled,
-                    every_nth: options.restore_every_nth,
-                    subnet_group: Some(subnet_group),
-                    security_group_ids: vec![security_group],
-                    instance_class: "db.t4g.micro".into(),
-                    target_key: target_key.clone(),
-                    timeout: chrono::Duration::minutes(30),
-                },
-            )),
-        )?;
+        for function in &routing.functions {
+            let clients = if function.account == snapferry::routing::Side::Source { &source } else { &target };
+            let queue = deployment
+                .queue(&clients.account, &function.name)
+                .ok_or_else(|| Error::Config(format!("{} not deployed", function.name)))?;
+            // The step's environment exactly as Lambda would have it: what the stacks set
+            // from their config, plus the queue variables their step construct adds.
+            let mut vars = options.variables(&function.name, &deployed);
+            vars.insert("QUEUE_URL".into(), queue.queue_url.clone());
+            vars.insert("DLQ_URL".into(), queue.dlq_url.clone());
+            vars.insert("PIPELINE_BUS".into(), routing.pipeline_bus.clone());
+            let env = Env::new(&function.name, vars)?;
+            host.register(clients, &function.name, step_handler(&env, clients)?)?;
+        }
         let mut monitors = Vec::new();
         for clients in [&source, &target] {
             monitors.push((clients.clone(), monitor(clients, &routing.pipeline_bus).await?));
@@ -207,6 +227,19 @@ impl LocalPipeline {
         events.dedup_by(|a, b| a.id == b.id);
         Ok(events)
     }
+}
+
+/// The handler of the step `env` is for, acting through `clients`' AWS adapters, built
+/// as the Lambda binary builds it.
+fn step_handler(env: &Env, clients: &Clients) -> Result<Arc<dyn BatchHandler>> {
+    let ports = |step_env| StepContext::aws(clients, step_env);
+    Ok(match env.step() {
+        snapferry_create_snapshot::STEP => Arc::new(snapferry_create_snapshot::Handler::from_env(env, ports)?),
+        snapferry_share_snapshot::STEP => Arc::new(snapferry_share_snapshot::Handler::from_env(env, ports)?),
+        snapferry_copy_shared_snapshot::STEP => Arc::new(snapferry_copy_shared_snapshot::Handler::from_env(env, ports)?),
+        snapferry_restore::STEP => Arc::new(snapferry_restore::Handler::from_env(env, ports)?),
+        other => return Err(Error::Config(format!("the local host has no step {other:?}"))),
+    })
 }
 
 /// The key behind `alias`, created with `policy` when missing.

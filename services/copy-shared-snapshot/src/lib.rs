@@ -10,14 +10,19 @@
 use regex::Regex;
 use snapferry::config::{Env, is_account_id};
 use snapferry::error::{Error, Result, Retry};
-use snapferry::events::{Incoming, PipelineEvent, Recheck, RecheckWhat, Step};
-use snapferry::kind::{Arn, CopyRequest, Snapshot, Status};
-use snapferry::lambda::{PipelineStep, StepContext, StepEnv, recheck_body};
-use snapferry::native::NativeSignal;
+use snapferry::arn::Arn;
+use snapferry::events::{PipelineEvent, Recheck, RecheckWhat, Step};
+use snapferry::inbound::Incoming;
+use snapferry::store::{CopyCompletion, CopyRequest, Snapshot, Status};
+use snapferry::step::{PipelineStep, StepContext, StepEnv};
+use snapferry::inbound::native::NativeSignal;
 use snapferry::sqs::{Outcome, Record};
 use snapferry::tags::{self, Lineage, Tags};
-use snapferry::{ResourceKind, naming};
+use snapferry::naming;
 use tracing::{info, warn};
+
+/// This step's name in `shared/routing.json` and `shared/environment.json`.
+pub const STEP: &str = "copy-shared-snapshot";
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -73,8 +78,15 @@ pub struct Handler {
 }
 
 impl Handler {
-    pub fn new(clients: snapferry::clients::Clients, config: Config) -> Self {
-        Handler { ctx: StepContext::new(clients, config.step.clone()), config }
+    pub fn new(ctx: StepContext, config: Config) -> Self {
+        Handler { ctx, config }
+    }
+
+    /// The step as its Lambda or the local host runs it: configured from its environment,
+    /// acting through the ports `ports` builds for that configuration.
+    pub fn from_env(env: &Env, ports: impl FnOnce(StepEnv) -> StepContext) -> Result<Self> {
+        let config = Config::from_env(env)?;
+        Ok(Handler::new(ports(config.step.clone()), config))
     }
 
     /// Why a "shared" event must not be copied, if it must not.
@@ -99,7 +111,7 @@ impl Handler {
         target_account: &str,
         source_tags: &Tags,
     ) -> Result<Outcome> {
-        if target_account != self.ctx.clients.account {
+        if target_account != self.ctx.account() {
             return Ok(Outcome::Done);
         }
         if let Some(reason) = self.refusal(sender, event) {
@@ -108,7 +120,7 @@ impl Handler {
             self.ctx.publish(&[event.next(event.snapshot.clone(), Step::Rejected { reason, sender_account })]).await?;
             return Ok(Outcome::Done);
         }
-        let store = self.ctx.clients.store(event.snapshot.kind);
+        let store = self.ctx.stores.store(event.snapshot.kind);
         let Some(shared) = store.describe(&event.snapshot.arn).await? else {
             // Shared before the event was sent, so this is propagation delay: try again.
             return Err(Error::Retryable {
@@ -144,11 +156,11 @@ impl Handler {
             })
             .await?;
         info!(snapshot_arn = shared.arn, copy_arn = copy.arn, correlation_id = event.correlation_id, "copy started");
-        let home = self.ctx.clients.region.clone();
+        let home = self.ctx.region().to_string();
         self.ctx.publish(&[event.next(copy.to_ref(), Step::CopyStarted { destination_region: home.clone() })]).await?;
         match copy.status {
             Status::Available => self.on_copy_available(copy).await,
-            _ if copy.kind == ResourceKind::DbInstance => Ok(Outcome::Done),
+            _ if store.copy_completion() == CopyCompletion::Event => Ok(Outcome::Done),
             _ => self.recheck(&copy, &home, 0),
         }
     }
@@ -176,9 +188,9 @@ impl Handler {
         };
         let correlation_id = copy.tags.get(tags::CORRELATION_ID).cloned().unwrap_or_default();
         let announce = PipelineEvent::new(correlation_id.clone(), copy.to_ref(), origin.clone(), Step::Copied {});
-        if copy.region == self.ctx.clients.region {
+        if copy.region == self.ctx.region() {
             for (region, key) in &self.config.extra_regions {
-                let regional = self.ctx.clients.for_region(region).store(copy.kind);
+                let regional = self.ctx.stores.store_in(copy.kind, region);
                 let extra = regional
                     .copy(&CopyRequest {
                         source: &copy.arn,
@@ -195,8 +207,7 @@ impl Handler {
                     origin: origin.clone(),
                     destination_region: region.clone(),
                 };
-                let body = recheck_body(Recheck::new(&correlation_id, 1, None, what))?;
-                self.ctx.queue.send_later(&body, self.ctx.env.recheck).await?;
+                self.ctx.recheck_also(Recheck::new(&correlation_id, 1, None, what)).await?;
             }
         }
         self.ctx.publish(&[announce]).await?;
@@ -232,7 +243,7 @@ impl PipelineStep for Handler {
             },
             Incoming::Native(event) => match event.signal() {
                 NativeSignal::CopyFinished { snapshot, .. } => {
-                    let store = self.ctx.clients.store(snapshot.kind);
+                    let store = self.ctx.stores.store(snapshot.kind);
                     match store.describe(&snapshot.id).await? {
                         Some(copy) if is_our_copy(&copy) => self.on_copy_available(copy).await,
                         _ => Ok(Outcome::Done),
@@ -242,8 +253,7 @@ impl PipelineStep for Handler {
             },
             Incoming::Recheck(e) => match e.detail.what {
                 RecheckWhat::CopyWhenAvailable { copy, destination_region, .. } => {
-                    let clients = self.ctx.clients.for_region(&destination_region);
-                    let found = clients.store(copy.kind).describe(&copy.id).await?;
+                    let found = self.ctx.stores.store_in(copy.kind, &destination_region).describe(&copy.id).await?;
                     match found {
                         None => Err(Error::NotFound { op: "copy", what: copy.arn }),
                         Some(c) if c.status == Status::Available => self.on_copy_available(c).await,
@@ -274,7 +284,7 @@ mod tests {
             ("SOURCE_ACCOUNTS", "111111111111"),
             ("TARGET_KMS_KEY_ARN", "arn:aws:kms:us-east-1:222222222222:key/k"),
         ];
-        Env::from_pairs(base.iter().chain(extra).copied())
+        Env::from_pairs(STEP, base.iter().chain(extra).copied()).unwrap()
     }
 
     #[test]
@@ -292,7 +302,7 @@ mod tests {
 
     #[test]
     fn the_allowlist_is_required() {
-        let e = Config::from_env(&Env::from_pairs([("QUEUE_URL", "q"), ("DLQ_URL", "d")])).unwrap_err();
+        let e = Config::from_env(&Env::from_pairs(STEP, [("QUEUE_URL", "q"), ("DLQ_URL", "d")]).unwrap()).unwrap_err();
         assert!(e.to_string().contains("SOURCE_ACCOUNTS"), "{e}");
     }
 }

@@ -5,15 +5,19 @@
 
 use chrono::{DateTime, Utc};
 use snapferry::config::Env;
-use snapferry::error::{Error, Result};
-use snapferry::events::{Incoming, PipelineEvent, SnapshotRef, Step, new_correlation_id};
-use snapferry::kind::{Resource, SnapshotStore};
-use snapferry::lambda::{PipelineStep, StepContext, StepEnv};
+use snapferry::error::{Error, Result, Retry};
+use snapferry::events::{PipelineEvent, SnapshotRef, Step, new_correlation_id};
+use snapferry::inbound::Incoming;
 use snapferry::select::Selection;
 use snapferry::sqs::{Outcome, Record};
+use snapferry::step::{PipelineStep, StepContext, StepEnv};
+use snapferry::store::{Resource, SnapshotStore};
 use snapferry::tags::{self, Lineage};
 use snapferry::{ResourceKind, naming};
 use tracing::{info, warn};
+
+/// This step's name in `shared/routing.json` and `shared/environment.json`.
+pub const STEP: &str = "create-snapshot";
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -27,19 +31,20 @@ pub struct Config {
 
 impl Config {
     pub fn from_env(env: &Env) -> Result<Config> {
-        let kinds = match env.list("KINDS") {
-            k if k.is_empty() => vec![ResourceKind::DbInstance, ResourceKind::DbCluster],
-            k => k
-                .iter()
-                .map(|s| s.parse().map_err(|e: String| Error::Config(format!("KINDS: {e}"))))
-                .collect::<Result<_>>()?,
-        };
+        let kinds = env
+            .list("KINDS")
+            .iter()
+            .map(|s| s.parse().map_err(|e: String| Error::Config(format!("KINDS: {e}"))))
+            .collect::<Result<Vec<ResourceKind>>>()?;
+        if kinds.is_empty() {
+            return Err(Error::Config("KINDS must name at least one resource kind".into()));
+        }
         Ok(Config {
             step: StepEnv::from_env(env)?,
             kinds,
             selection: Selection::from_env(env)?,
-            min_interval: chrono::Duration::minutes(env.parse("MIN_INTERVAL_MINUTES", 60i64)?),
-            manual_snapshot_quota: env.parse("MANUAL_SNAPSHOT_QUOTA", 100usize)?,
+            min_interval: chrono::Duration::minutes(env.parse("MIN_INTERVAL_MINUTES")?),
+            manual_snapshot_quota: env.parse("MANUAL_SNAPSHOT_QUOTA")?,
         })
     }
 }
@@ -53,14 +58,23 @@ pub struct Handler {
 struct Request {
     slot: DateTime<Utc>,
     kind: Option<ResourceKind>,
-    /// `Some` for an on-demand request: exactly these, minimum interval not applied.
+    /// `Some` for an on-demand request naming resources: exactly these.
     identifiers: Option<Vec<String>>,
+    /// Asked for now: the minimum interval does not apply.
+    on_demand: bool,
     correlation_id: Option<String>,
 }
 
 impl Handler {
-    pub fn new(clients: snapferry::clients::Clients, config: Config) -> Self {
-        Handler { ctx: StepContext::new(clients, config.step.clone()), config }
+    pub fn new(ctx: StepContext, config: Config) -> Self {
+        Handler { ctx, config }
+    }
+
+    /// The step as its Lambda or the local host runs it: configured from its environment,
+    /// acting through the ports `ports` builds for that configuration.
+    pub fn from_env(env: &Env, ports: impl FnOnce(StepEnv) -> StepContext) -> Result<Self> {
+        let config = Config::from_env(env)?;
+        Ok(Handler::new(ports(config.step.clone()), config))
     }
 
     async fn back_up(&self, store: &std::sync::Arc<dyn SnapshotStore>, request: &Request) -> Result<()> {
@@ -81,7 +95,7 @@ impl Handler {
         let mut refused = Vec::new();
         for resource in chosen {
             let newest = managed.iter().filter(|s| s.resource_id == resource.id).filter_map(|s| s.created_at).max();
-            if request.identifiers.is_none()
+            if !request.on_demand
                 && let Some(newest) = newest
                 && request.slot - newest < self.config.min_interval
             {
@@ -89,7 +103,7 @@ impl Handler {
                 continue;
             }
             let id = naming::create_snapshot_id(&resource.id, request.slot);
-            if managed.iter().any(|s| s.id == id || s.tags.get(snapferry::kind::ebs::ID_TAG) == Some(&id)) {
+            if managed.iter().any(|s| s.name == id) {
                 continue;
             }
             if held >= self.config.manual_snapshot_quota {
@@ -118,7 +132,7 @@ impl Handler {
                     info!(snapshot_arn = s.arn, correlation_id, resource = resource.id, "snapshot started");
                 }
                 // AWS's own quota (other tools' snapshots count too): refuse this one, go on.
-                Err(e) if e.retry() == Some(snapferry::error::Retry::QuotaExceeded) => {
+                Err(e) if e.retry() == Some(Retry::QuotaExceeded) => {
                     refused.push((resource, id, e.to_string()))
                 }
                 Err(e) => return Err(e),
@@ -146,18 +160,12 @@ impl Handler {
 
 /// The snapshot a refused request would have made, so the rejection event names it.
 fn would_be_snapshot(store: &dyn SnapshotStore, resource: &Resource, id: &str) -> SnapshotRef {
-    let (region, account) = (store.region(), store.account());
-    let arn = match resource.kind {
-        ResourceKind::DbInstance => format!("arn:aws:rds:{region}:{account}:snapshot:{id}"),
-        ResourceKind::DbCluster => format!("arn:aws:rds:{region}:{account}:cluster-snapshot:{id}"),
-        ResourceKind::Ebs => format!("arn:aws:ec2:{region}:{account}:snapshot/{id}"),
-    };
     SnapshotRef {
         kind: resource.kind,
-        arn,
+        arn: store.snapshot_arn(id),
         id: id.to_string(),
-        account: account.to_string(),
-        region: region.to_string(),
+        account: store.account().to_string(),
+        region: store.region().to_string(),
         resource_id: resource.id.clone(),
         encrypted: resource.encrypted,
         kms_key_id: resource.kms_key_id.clone(),
@@ -173,19 +181,21 @@ impl PipelineStep for Handler {
     async fn step(&self, incoming: Incoming, _record: Record) -> Result<Outcome> {
         let request = match incoming {
             Incoming::Schedule(e) => {
-                Request { slot: e.time.unwrap_or_else(Utc::now), kind: None, identifiers: None, correlation_id: None }
+                Request { slot: e.time.unwrap_or_else(|| self.ctx.now()), kind: None, identifiers: None, on_demand: false, correlation_id: None }
             }
             Incoming::BackupRequested(e) => Request {
-                slot: e.time.unwrap_or_else(Utc::now),
+                slot: e.time.unwrap_or_else(|| self.ctx.now()),
                 kind: e.detail.kind,
-                identifiers: Some(e.detail.identifiers),
+                // No identifiers: every selected resource, as the contract says.
+                identifiers: Some(e.detail.identifiers).filter(|ids| !ids.is_empty()),
+                on_demand: true,
                 correlation_id: e.detail.correlation_id,
             },
             other => return Err(Error::BadInput(format!("create-snapshot does not handle {}", other.describe()))),
         };
         for kind in &self.config.kinds {
             if request.kind.is_none_or(|k| k == *kind) {
-                self.back_up(&self.ctx.clients.store(*kind), &request).await?;
+                self.back_up(&self.ctx.stores.store(*kind), &request).await?;
             }
         }
         Ok(Outcome::Done)

@@ -8,13 +8,17 @@
 use chrono::Utc;
 use snapferry::config::Env;
 use snapferry::error::{Error, Result};
-use snapferry::events::{Incoming, PipelineEvent, Recheck, RecheckWhat, SnapshotRef, Step};
-use snapferry::kind::{RestoreSpec, Restored, Snapshot, SnapshotStore, Status};
-use snapferry::lambda::{PipelineStep, StepContext, StepEnv};
+use snapferry::events::{PipelineEvent, Recheck, RecheckWhat, SnapshotRef, Step};
+use snapferry::inbound::Incoming;
+use snapferry::store::{RestoreSpec, Restored, Snapshot, SnapshotStore, Status};
+use snapferry::step::{PipelineStep, StepContext, StepEnv};
 use snapferry::sqs::{Outcome, Record};
 use snapferry::tags::{self, Tags};
 use snapferry::{kms, naming};
 use tracing::{info, warn};
+
+/// This step's name in `shared/routing.json` and `shared/environment.json`.
+pub const STEP: &str = "restore";
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -24,7 +28,8 @@ pub struct Config {
     pub every_nth: usize,
     pub subnet_group: Option<String>,
     pub security_group_ids: Vec<String>,
-    pub instance_class: String,
+    /// The class of test restores; the store's smallest for the engine when `None`.
+    pub instance_class: Option<String>,
     pub target_key: String,
     /// Give up on a restore that is not available after this long.
     pub timeout: chrono::Duration,
@@ -32,19 +37,19 @@ pub struct Config {
 
 impl Config {
     pub fn from_env(env: &Env) -> Result<Config> {
-        let every_nth = env.parse("RESTORE_EVERY_NTH", 1usize)?;
+        let every_nth = env.parse("RESTORE_EVERY_NTH")?;
         if every_nth == 0 {
             return Err(Error::Config("RESTORE_EVERY_NTH must be 1 or more".into()));
         }
         Ok(Config {
             step: StepEnv::from_env(env)?,
-            enabled: env.parse("RESTORE_ENABLED", true)?,
+            enabled: env.parse("RESTORE_ENABLED")?,
             every_nth,
             subnet_group: env.optional("RESTORE_SUBNET_GROUP"),
             security_group_ids: env.list("RESTORE_SECURITY_GROUP_IDS"),
-            instance_class: env.optional("RESTORE_INSTANCE_CLASS").unwrap_or_else(|| "db.t4g.micro".into()),
+            instance_class: env.optional("RESTORE_INSTANCE_CLASS"),
             target_key: env.required("TARGET_KMS_KEY_ARN")?,
-            timeout: chrono::Duration::minutes(env.parse("RESTORE_TIMEOUT_MINUTES", 120i64)?),
+            timeout: chrono::Duration::minutes(env.parse("RESTORE_TIMEOUT_MINUTES")?),
         })
     }
 }
@@ -55,20 +60,27 @@ pub struct Handler {
 }
 
 impl Handler {
-    pub fn new(clients: snapferry::clients::Clients, config: Config) -> Self {
-        Handler { ctx: StepContext::new(clients, config.step.clone()), config }
+    pub fn new(ctx: StepContext, config: Config) -> Self {
+        Handler { ctx, config }
+    }
+
+    /// The step as its Lambda or the local host runs it: configured from its environment,
+    /// acting through the ports `ports` builds for that configuration.
+    pub fn from_env(env: &Env, ports: impl FnOnce(StepEnv) -> StepContext) -> Result<Self> {
+        let config = Config::from_env(env)?;
+        Ok(Handler::new(ports(config.step.clone()), config))
     }
 
     async fn on_copied(&self, event: &PipelineEvent) -> Result<Outcome> {
         let copy_ref = &event.snapshot;
         // Restore tests run where the function runs; extra-region copies are copies of a tested one.
         if !self.config.enabled
-            || copy_ref.region != self.ctx.clients.region
-            || copy_ref.account != self.ctx.clients.account
+            || copy_ref.region != self.ctx.region()
+            || copy_ref.account != self.ctx.account()
         {
             return Ok(Outcome::Done);
         }
-        let store = self.ctx.clients.store(copy_ref.kind);
+        let store = self.ctx.stores.store(copy_ref.kind);
         let Some(copy) = store.describe(&copy_ref.id).await? else {
             warn!(copy_arn = copy_ref.arn, "copy gone before its restore test");
             return Ok(Outcome::Done);
@@ -99,7 +111,7 @@ impl Handler {
             copy: copy.to_ref(),
             origin: event.origin.clone(),
             restored_resource_id: restore_id,
-            started_at: Utc::now(),
+            started_at: self.ctx.now(),
         };
         self.ctx.recheck(Recheck::new(&event.correlation_id, 1, None, what))
     }
@@ -126,7 +138,7 @@ impl Handler {
     }
 
     async fn on_progress(&self, correlation_id: &str, p: Progress, attempt: u32) -> Result<Outcome> {
-        let store = self.ctx.clients.store(p.copy.kind);
+        let store = self.ctx.stores.store(p.copy.kind);
         let restored = store.restore_status(&p.restore_id).await?;
         let verdict = match restored {
             None => match store.describe(&p.copy.id).await? {
@@ -135,7 +147,7 @@ impl Handler {
             },
             Some(r) if r.status == Status::Available => self.verify(store.as_ref(), &p.copy, &r).await?,
             Some(Restored { status: Status::Failed(why), .. }) => Err(format!("the restore failed: {why}")),
-            Some(_) if Utc::now() - p.started_at > self.config.timeout => {
+            Some(_) if self.ctx.now() - p.started_at > self.config.timeout => {
                 Err(format!("not available after {} minutes", self.config.timeout.num_minutes()))
             }
             Some(_) => {
@@ -150,9 +162,9 @@ impl Handler {
         };
         let event = match verdict {
             Ok(restored) => {
-                let seconds = (Utc::now() - p.started_at).num_milliseconds() as f64 / 1000.0;
+                let seconds = (self.ctx.now() - p.started_at).num_milliseconds() as f64 / 1000.0;
                 let mut verified = Tags::new();
-                verified.insert(tags::VERIFIED_AT.into(), tags::timestamp_value(Utc::now()));
+                verified.insert(tags::VERIFIED_AT.into(), tags::timestamp_value(self.ctx.now()));
                 if let Some(copy) = store.describe(&p.copy.id).await? {
                     store.tag(&copy, &verified).await?;
                 }
@@ -243,12 +255,13 @@ mod tests {
     #[test]
     fn config_defaults_and_errors() {
         let base = [("QUEUE_URL", "q"), ("DLQ_URL", "d"), ("TARGET_KMS_KEY_ARN", "k")];
-        let c = Config::from_env(&Env::from_pairs(base)).unwrap();
+        let env = |extra: &[(&'static str, &'static str)]| Env::from_pairs(STEP, base.iter().chain(extra).copied()).unwrap();
+        let c = Config::from_env(&env(&[])).unwrap();
         assert!(c.enabled);
-        assert_eq!((c.every_nth, c.instance_class.as_str()), (1, "db.t4g.micro"));
-        let e = Config::from_env(&Env::from_pairs(base.into_iter().chain([("RESTORE_EVERY_NTH", "0")]))).unwrap_err();
+        assert_eq!((c.every_nth, c.instance_class), (1, None), "the class is the store's smallest for the engine");
+        let e = Config::from_env(&env(&[("RESTORE_EVERY_NTH", "0")])).unwrap_err();
         assert!(e.to_string().contains("RESTORE_EVERY_NTH"), "{e}");
-        let e = Config::from_env(&Env::from_pairs(base.into_iter().chain([("RESTORE_ENABLED", "maybe")]))).unwrap_err();
+        let e = Config::from_env(&env(&[("RESTORE_ENABLED", "maybe")])).unwrap_err();
         assert!(e.to_string().contains("RESTORE_ENABLED"), "{e}");
     }
 }

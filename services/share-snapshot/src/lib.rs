@@ -10,19 +10,23 @@
 
 use snapferry::config::Env;
 use snapferry::error::{Error, Result};
-use snapferry::events::{Incoming, PipelineEvent, Recheck, RecheckWhat, SnapshotRef, Step};
-use snapferry::kind::{CopyRequest, Snapshot, SnapshotStore, Status};
-use snapferry::lambda::{PipelineStep, StepContext, StepEnv};
-use snapferry::native::NativeSignal;
+use snapferry::events::{PipelineEvent, Recheck, RecheckWhat, SnapshotRef, Step};
+use snapferry::inbound::Incoming;
+use snapferry::store::{CopyCompletion, CopyRequest, Snapshot, SnapshotStore, Status};
+use snapferry::step::{PipelineStep, StepContext, StepEnv};
+use snapferry::inbound::native::NativeSignal;
 use snapferry::select::Selection;
 use snapferry::sqs::{Outcome, Record};
 use snapferry::tags::{self, Lineage, Tags};
-use snapferry::{ResourceKind, kms, naming};
+use snapferry::{kms, naming};
 use std::sync::Arc;
 use tracing::{info, warn};
 
 /// AWS's limit of accounts one snapshot can be shared with.
 pub const MAX_TARGET_ACCOUNTS: usize = 20;
+
+/// This step's name in `shared/routing.json` and `shared/environment.json`.
+pub const STEP: &str = "share-snapshot";
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -56,8 +60,15 @@ pub struct Handler {
 }
 
 impl Handler {
-    pub fn new(clients: snapferry::clients::Clients, config: Config) -> Self {
-        Handler { ctx: StepContext::new(clients, config.step.clone()), config }
+    pub fn new(ctx: StepContext, config: Config) -> Self {
+        Handler { ctx, config }
+    }
+
+    /// The step as its Lambda or the local host runs it: configured from its environment,
+    /// acting through the ports `ports` builds for that configuration.
+    pub fn from_env(env: &Env, ports: impl FnOnce(StepEnv) -> StepContext) -> Result<Self> {
+        let config = Config::from_env(env)?;
+        Ok(Handler::new(ports(config.step.clone()), config))
     }
 
     async fn on_snapshot(&self, store: &Arc<dyn SnapshotStore>, snapshot: Snapshot, attempt: u32) -> Result<Outcome> {
@@ -138,8 +149,8 @@ impl Handler {
         info!(snapshot_arn = snapshot.arn, copy_arn = copy.arn, correlation_id, "re-encrypting with the sharing key");
         match copy.status {
             Status::Available => self.share(store.as_ref(), &copy, &origin, correlation_id).await,
-            // DB instance copies announce their end (RDS-EVENT-0197), which brings us back.
-            _ if copy.kind == ResourceKind::DbInstance => Ok(Outcome::Done),
+            // An announced end (RDS-EVENT-0197 for DB instance copies) brings us back.
+            _ if store.copy_completion() == CopyCompletion::Event => Ok(Outcome::Done),
             _ => self.recheck(&copy, &origin, correlation_id, attempt),
         }
     }
@@ -198,7 +209,7 @@ impl PipelineStep for Handler {
         match incoming {
             Incoming::Native(event) => match event.signal() {
                 NativeSignal::SnapshotCreated { snapshot, .. } | NativeSignal::CopyFinished { snapshot, .. } => {
-                    let store = self.ctx.clients.store(snapshot.kind);
+                    let store = self.ctx.stores.store(snapshot.kind);
                     match store.describe(snapshot.arn.as_deref().unwrap_or(&snapshot.id)).await? {
                         Some(found) => self.on_snapshot(&store, found, record.attempt).await,
                         None => {
@@ -218,7 +229,7 @@ impl PipelineStep for Handler {
             },
             Incoming::Recheck(e) => match e.detail.what {
                 RecheckWhat::ShareWhenAvailable { copy, .. } => {
-                    let store = self.ctx.clients.store(copy.kind);
+                    let store = self.ctx.stores.store(copy.kind);
                     match store.describe(&copy.id).await? {
                         Some(found) => self.on_snapshot(&store, found, e.detail.attempt).await,
                         None => Err(Error::NotFound { op: "share", what: copy.arn }),
@@ -239,10 +250,10 @@ mod tests {
     fn config_limits_targets_to_twenty_and_names_variables() {
         let many = (0..21).map(|i| format!("{:012}", 100_000_000_000u64 + i)).collect::<Vec<_>>().join(",");
         let base = [("QUEUE_URL", "q"), ("DLQ_URL", "d"), ("SHARING_KMS_KEY_ARN", "k")];
-        let env = Env::from_pairs(base.iter().copied().chain([("TARGET_ACCOUNTS", many.as_str())]));
+        let env = Env::from_pairs(STEP, base.iter().copied().chain([("TARGET_ACCOUNTS", many.as_str())])).unwrap();
         let e = Config::from_env(&env).unwrap_err().to_string();
         assert!(e.contains("TARGET_ACCOUNTS") && e.contains("20"), "{e}");
-        let env = Env::from_pairs([("QUEUE_URL", "q"), ("DLQ_URL", "d"), ("TARGET_ACCOUNTS", "222222222222")]);
+        let env = Env::from_pairs(STEP, [("QUEUE_URL", "q"), ("DLQ_URL", "d"), ("TARGET_ACCOUNTS", "222222222222")]).unwrap();
         assert!(Config::from_env(&env).unwrap_err().to_string().contains("SHARING_KMS_KEY_ARN"));
     }
 

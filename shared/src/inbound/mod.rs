@@ -1,289 +1,17 @@
-//! The versioned pipeline event contract, and the one parser every step runs on an SQS body.
-//!
-//! Our events travel as EventBridge events (`source` = [`SOURCE`]) from one step to the
-//! next, and across accounts from the source account's share step to the target account's
-//! bus. Their `detail` is one of the types below; JSON Schemas generated from them are
-//! committed in `shared/schemas/` for other teams (see [`json_schemas`]).
-//!
-//! Compatibility rule: within a [`CONTRACT_VERSION`], changes are additive only (new
-//! optional fields, new steps); readers ignore unknown fields. Anything else bumps the
-//! version, and a step refuses versions it does not know (see [`parse_message`]) rather
-//! than guessing, so the message lands in the DLQ with a readable reason.
+//! Inbound parsing: the one parser every step runs on an SQS body. It turns a body into
+//! exactly one [`Incoming`] message (one of the contract's events, a scheduled-rule event,
+//! or a native `aws.rds` / `aws.ec2` snapshot event, see [`native`]) or says precisely why
+//! it cannot, so the message lands in the DLQ with a readable reason.
 
-use chrono::{DateTime, Utc};
-use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
-use serde::{Deserialize, Serialize, de::DeserializeOwned};
+pub mod native;
+
+use crate::events::{
+    BACKUP_REQUESTED, BackupRequest, CONTRACT_VERSION, DETAIL_TYPES, EventEnvelope, PipelineEvent, RECHECK, Recheck,
+    SCHEDULE_SOURCE, SCHEDULED_EVENT, SOURCE, Step,
+};
+use native::NativeEvent;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
-
-use crate::ResourceKind;
-use crate::native::{self, NativeEvent};
-
-/// Our EventBridge `source`. Custom sources must not start with `aws.`.
-pub const SOURCE: &str = "snapferry";
-/// The `version` of every detail type in this module.
-pub const CONTRACT_VERSION: u32 = 1;
-
-/// detail-type of the on-demand [`BackupRequest`].
-pub const BACKUP_REQUESTED: &str = "Backup Requested";
-/// detail-type of the internal delayed [`Recheck`] messages.
-pub const RECHECK: &str = "Snapferry Recheck";
-/// `source` of EventBridge scheduled-rule events.
-pub const SCHEDULE_SOURCE: &str = "aws.events";
-/// detail-type of EventBridge scheduled-rule events.
-pub const SCHEDULED_EVENT: &str = "Scheduled Event";
-
-/// The detail-types of [`PipelineEvent`]s, one per [`Step`], in pipeline order.
-pub const DETAIL_TYPES: &[&str] = &[
-    "Snapshot Shared",
-    "Snapshot Copy Started",
-    "Snapshot Copied",
-    "Restore Verified",
-    "Restore Failed",
-    "Snapshot Rejected",
-    "Snapshot Expired",
-];
-
-/// Everything needed to identify a snapshot and the key it is encrypted with.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct SnapshotRef {
-    pub kind: ResourceKind,
-    /// Full ARN; for EBS the regular form `arn:aws:ec2:<region>:<account>:snapshot/snap-...`.
-    pub arn: String,
-    /// DB snapshot / DB cluster snapshot identifier, or the EBS `snap-...` id.
-    pub id: String,
-    /// Account that owns this snapshot.
-    pub account: String,
-    pub region: String,
-    /// What the snapshot is of: DB instance id, DB cluster id or EBS volume id.
-    pub resource_id: String,
-    pub encrypted: bool,
-    /// ARN of the KMS key the snapshot is encrypted with, when encrypted.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kms_key_id: Option<String>,
-}
-
-/// One hop of the pipeline: what happened to `snapshot`, in the run `correlation_id` that
-/// started from `origin`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct PipelineEvent {
-    /// Contract version of this detail; readers refuse versions they do not know.
-    #[schemars(schema_with = "version_schema")]
-    pub version: u32,
-    /// Same for every event of one pipeline run, across accounts; also tagged on resources.
-    pub correlation_id: String,
-    /// When the step emitted this event (RFC 3339, UTC).
-    #[schemars(schema_with = "date_time_schema")]
-    pub emitted_at: DateTime<Utc>,
-    /// The snapshot this hop is about (the shared snapshot, the copy, ...).
-    pub snapshot: SnapshotRef,
-    /// The original snapshot in the source account: the lineage every hop keeps.
-    pub origin: SnapshotRef,
-    #[serde(flatten)]
-    pub step: Step,
-}
-
-/// What happened, with the data specific to it. Serialized as a `step` field next to the
-/// other [`PipelineEvent`] fields.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(tag = "step", rename_all = "kebab-case")]
-pub enum Step {
-    /// The source account shared `snapshot` with `target_account` (sent to its bus).
-    Shared {
-        target_account: String,
-        /// The source snapshot's own tags (`aws:` ones removed): the backup account cannot
-        /// read tags of another account's snapshot, and copies keep them.
-        #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-        tags: std::collections::BTreeMap<String, String>,
-    },
-    /// The target account started copying into `destination_region`.
-    CopyStarted { destination_region: String },
-    /// The copy `snapshot` is available.
-    Copied {},
-    /// A test restore of `snapshot` came up and passed verification.
-    RestoreVerified {
-        /// From the restore call to the restored resource being available.
-        restore_seconds: f64,
-        /// The DB instance / cluster id or EBS volume id of the (since deleted) test restore.
-        restored_resource_id: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        engine: Option<String>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        engine_version: Option<String>,
-    },
-    /// The test restore of `snapshot` failed.
-    RestoreFailed { reason: String },
-    /// The target account refused a shared snapshot (unknown sender, wrong key, ...).
-    Rejected {
-        reason: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        sender_account: Option<String>,
-    },
-    /// `snapshot` was deleted by retention.
-    Expired {},
-}
-
-impl Step {
-    /// The EventBridge detail-type this step is published under (one of [`DETAIL_TYPES`]).
-    pub fn detail_type(&self) -> &'static str {
-        match self {
-            Step::Shared { .. } => "Snapshot Shared",
-            Step::CopyStarted { .. } => "Snapshot Copy Started",
-            Step::Copied {} => "Snapshot Copied",
-            Step::RestoreVerified { .. } => "Restore Verified",
-            Step::RestoreFailed { .. } => "Restore Failed",
-            Step::Rejected { .. } => "Snapshot Rejected",
-            Step::Expired {} => "Snapshot Expired",
-        }
-    }
-}
-
-impl PipelineEvent {
-    /// The first event of a run (or of a hop that starts one): current version, now.
-    pub fn new(correlation_id: impl Into<String>, snapshot: SnapshotRef, origin: SnapshotRef, step: Step) -> Self {
-        PipelineEvent {
-            version: CONTRACT_VERSION,
-            correlation_id: correlation_id.into(),
-            emitted_at: Utc::now(),
-            snapshot,
-            origin,
-            step,
-        }
-    }
-
-    /// The next event of the same run: same correlation id and origin.
-    pub fn next(&self, snapshot: SnapshotRef, step: Step) -> Self {
-        PipelineEvent::new(self.correlation_id.clone(), snapshot, self.origin.clone(), step)
-    }
-
-    /// The detail-type to publish this event under.
-    pub fn detail_type(&self) -> &'static str {
-        self.step.detail_type()
-    }
-}
-
-/// A fresh correlation id for a new pipeline run.
-pub fn new_correlation_id() -> String {
-    uuid::Uuid::new_v4().to_string()
-}
-
-/// The on-demand "Backup Requested" event: snapshot these resources now.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct BackupRequest {
-    /// Contract version of this detail; readers refuse versions they do not know.
-    #[schemars(schema_with = "version_schema")]
-    pub version: u32,
-    /// Set to join the run to an outer process; a new one is made when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub correlation_id: Option<String>,
-    /// Restrict to one kind; all configured kinds when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kind: Option<ResourceKind>,
-    /// DB instance ids, DB cluster ids or volume ids; every configured resource when empty.
-    #[serde(default)]
-    pub identifiers: Vec<String>,
-}
-
-impl BackupRequest {
-    /// A request at the current version, without a correlation id.
-    pub fn new(kind: Option<ResourceKind>, identifiers: Vec<String>) -> Self {
-        BackupRequest { version: CONTRACT_VERSION, correlation_id: None, kind, identifiers }
-    }
-}
-
-/// An internal delayed re-check a step sends to its own SQS queue, because AWS sends no
-/// (reliable) event when the thing it waits for is done.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct Recheck {
-    /// Contract version of this detail; readers refuse versions they do not know.
-    #[schemars(schema_with = "version_schema")]
-    pub version: u32,
-    pub correlation_id: String,
-    /// 1 for the first re-check; the step gives up (and reports) past its limit.
-    pub attempt: u32,
-    /// Do not act before this time (SQS delays at most 900 s; longer waits re-queue).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "optional_date_time_schema")]
-    pub not_before: Option<DateTime<Utc>>,
-    #[serde(flatten)]
-    pub what: RecheckWhat,
-}
-
-/// What to re-check. Serialized as a `recheck` field next to the other [`Recheck`] fields.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(tag = "recheck", rename_all = "kebab-case")]
-pub enum RecheckWhat {
-    /// Share `copy` (the re-encrypted / manual copy of `origin`) once it is available.
-    ShareWhenAvailable { copy: SnapshotRef, origin: SnapshotRef },
-    /// Report `copy` in `destination_region` once it is available (cluster copies send
-    /// no event).
-    CopyWhenAvailable { copy: SnapshotRef, origin: SnapshotRef, destination_region: String },
-    /// Check the test restore `restored_resource_id` of `copy`, started at `started_at`.
-    RestoreProgress {
-        copy: SnapshotRef,
-        origin: SnapshotRef,
-        restored_resource_id: String,
-        #[schemars(schema_with = "date_time_schema")]
-        started_at: DateTime<Utc>,
-    },
-}
-
-impl Recheck {
-    /// A re-check at the current version.
-    pub fn new(
-        correlation_id: impl Into<String>,
-        attempt: u32,
-        not_before: Option<DateTime<Utc>>,
-        what: RecheckWhat,
-    ) -> Self {
-        Recheck { version: CONTRACT_VERSION, correlation_id: correlation_id.into(), attempt, not_before, what }
-    }
-
-    /// This re-check wrapped in an envelope, ready to serialize as an SQS body that
-    /// [`parse_message`] reads back as [`Incoming::Recheck`].
-    pub fn into_envelope(self) -> EventEnvelope<Recheck> {
-        EventEnvelope::new(SOURCE, RECHECK, self)
-    }
-}
-
-/// The EventBridge envelope, as it arrives in an SQS body.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct EventEnvelope<D> {
-    /// Envelope version, `"0"` for every EventBridge event.
-    pub version: String,
-    pub id: String,
-    #[serde(rename = "detail-type")]
-    pub detail_type: String,
-    pub source: String,
-    /// Absent in some emulators' deliveries.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub account: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "optional_date_time_schema")]
-    pub time: Option<DateTime<Utc>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub region: Option<String>,
-    #[serde(default)]
-    pub resources: Vec<String>,
-    pub detail: D,
-}
-
-impl<D> EventEnvelope<D> {
-    /// An envelope for a message we send ourselves (re-checks straight to SQS, tests): a
-    /// fresh id, the current time, no account/region (the receiver does not need them).
-    pub fn new(source: impl Into<String>, detail_type: impl Into<String>, detail: D) -> Self {
-        EventEnvelope {
-            version: "0".to_owned(),
-            id: uuid::Uuid::new_v4().to_string(),
-            detail_type: detail_type.into(),
-            source: source.into(),
-            account: None,
-            time: Some(Utc::now()),
-            region: None,
-            resources: Vec::new(),
-            detail,
-        }
-    }
-}
 
 /// One SQS body, classified.
 #[derive(Debug, Clone, PartialEq)]
@@ -473,57 +201,14 @@ fn json_type(v: &Value) -> &'static str {
     }
 }
 
-/// Each schema file is for one contract version, so `version` is a constant in it.
-fn version_schema(_: &mut SchemaGenerator) -> Schema {
-    json_schema!({ "type": "integer", "const": CONTRACT_VERSION })
-}
-
-fn date_time_schema(_: &mut SchemaGenerator) -> Schema {
-    json_schema!({ "type": "string", "format": "date-time" })
-}
-
-fn optional_date_time_schema(_: &mut SchemaGenerator) -> Schema {
-    json_schema!({ "type": ["string", "null"], "format": "date-time" })
-}
-
-/// The committed JSON Schemas: `(file name in shared/schemas/, pretty JSON with a trailing
-/// newline)`. The `schemas` integration test keeps the files equal to this.
-///
-/// Object keys are sorted: whether serde_json keeps insertion order depends on its
-/// `preserve_order` feature, which any crate in the build may switch on, and the files
-/// must not change with what else happens to be compiled.
-pub fn json_schemas() -> Vec<(&'static str, String)> {
-    let render = |schema: Schema| {
-        let value = canonical(schema.to_value());
-        // Serializing a `Value` to a string cannot fail.
-        let mut text = serde_json::to_string_pretty(&value).unwrap_or_default();
-        text.push('\n');
-        text
-    };
-    vec![
-        ("pipeline-event.v1.json", render(schemars::schema_for!(PipelineEvent))),
-        ("backup-request.v1.json", render(schemars::schema_for!(BackupRequest))),
-        ("recheck.v1.json", render(schemars::schema_for!(Recheck))),
-    ]
-}
-
-/// `value` with the keys of every object in sorted order (arrays keep theirs).
-fn canonical(value: Value) -> Value {
-    match value {
-        Value::Object(map) => {
-            let mut entries: Vec<(String, Value)> = map.into_iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(&b.0));
-            Value::Object(entries.into_iter().map(|(k, v)| (k, canonical(v))).collect())
-        }
-        Value::Array(items) => Value::Array(items.into_iter().map(canonical).collect()),
-        other => other,
-    }
-}
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
+    use crate::ResourceKind;
+    use crate::events::{RecheckWhat, SnapshotRef};
+    use chrono::{TimeZone, Utc};
+    use serde::Serialize;
     use proptest::prelude::*;
     use serde_json::json;
 
@@ -782,24 +467,6 @@ mod tests {
         let mut detail = serde_json::to_value(event(Step::Copied {})).unwrap();
         detail["added_later"] = json!({"x": 1});
         assert!(matches!(parse_message(&pipeline_body("Snapshot Copied", detail)), Ok(Incoming::Pipeline(_))));
-    }
-
-    #[test]
-    fn schemas_describe_the_wire_format() {
-        let schemas = json_schemas();
-        assert_eq!(schemas.len(), 3);
-        for (name, text) in &schemas {
-            assert!(text.ends_with("}\n"), "{name}");
-            let v: Value = serde_json::from_str(text).unwrap();
-            assert!(v["$schema"].is_string(), "{name}");
-            // Keys sorted whatever serde_json's features: "$defs" < "$schema" < "type".
-            let at = |key: &str| text.find(&format!("\n  \"{key}\"")).unwrap();
-            assert!(at("$defs") < at("$schema") && at("$schema") < at("type"), "{name}");
-        }
-        let pipeline = &schemas[0].1;
-        for needle in ["\"copy-started\"", "\"restore-verified\"", "\"date-time\"", "\"db-cluster\""] {
-            assert!(pipeline.contains(needle), "pipeline schema lacks {needle}");
-        }
     }
 
     fn arb_json() -> impl Strategy<Value = Value> {

@@ -1,11 +1,9 @@
 //! EBS adapter. EC2 picks snapshot ids itself (`snap-...`), so the deterministic identifier
 //! lives in the [`ID_TAG`] tag, and "already exists" means "a snapshot with that tag exists".
 
-use super::{CopyRequest, Resource, RestoreSpec, Restored, Snapshot, SnapshotStore, Status};
+use super::{CopyRequest, Resource, RestoreSpec, Restored, Snapshot, SnapshotStore, Status, to_chrono};
 use crate::ResourceKind;
-use crate::clients::Clients;
 use crate::error::{Error, Result};
-use crate::kind::rds::to_chrono;
 use crate::tags::{self, Tags};
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{
@@ -23,11 +21,7 @@ pub struct Ebs {
 }
 
 impl Ebs {
-    pub fn new(clients: &Clients) -> Self {
-        Self::with_client(clients.ec2.clone(), &clients.account, &clients.region)
-    }
-
-    pub fn with_client(client: aws_sdk_ec2::Client, account: &str, region: &str) -> Self {
+    pub fn new(client: aws_sdk_ec2::Client, account: &str, region: &str) -> Self {
         Ebs { client, account: account.to_string(), region: region.to_string() }
     }
 
@@ -37,12 +31,13 @@ impl Ebs {
         let tags = from_ec2_tags(s.tags());
         Snapshot {
             kind: ResourceKind::Ebs,
-            arn: format!("arn:aws:ec2:{}:{account}:snapshot/{id}", self.region),
+            arn: crate::arn::snapshot_arn(ResourceKind::Ebs, &self.region, &account, &id),
+            name: tags.get(ID_TAG).cloned().unwrap_or_else(|| id.clone()),
             id,
             account,
             region: self.region.clone(),
             resource_id: s.volume_id().unwrap_or_default().to_string(),
-            status: Status::from_aws(s.state().map(|s| s.as_str()).unwrap_or("unknown")),
+            status: status(s.state().map(|s| s.as_str())),
             encrypted: s.encrypted().unwrap_or(false),
             kms_key_id: s.kms_key_id().map(str::to_string),
             // Snapshots that AWS services take for themselves (DLM, AWS Backup) are not "automated"
@@ -96,7 +91,17 @@ fn from_ec2_tags(tags: &[Tag]) -> Tags {
 
 /// EC2 takes bare `snap-...` ids; callers may hold an ARN.
 fn bare_id(snapshot: &str) -> &str {
-    super::Arn::parse(snapshot).map_or(snapshot, |a| a.name())
+    crate::arn::name_of(snapshot)
+}
+
+/// EC2 snapshot and volume states (EC2 API reference, Snapshot.State / Volume.State).
+fn status(raw: Option<&str>) -> Status {
+    match raw.unwrap_or("unknown") {
+        "pending" | "creating" => Status::Creating,
+        "completed" | "available" | "in-use" => Status::Available,
+        s @ ("error" | "recoverable" | "recovering") => Status::Failed(s.to_string()),
+        other => Status::Other(other.to_string()),
+    }
 }
 
 #[async_trait]
@@ -137,7 +142,8 @@ impl SnapshotStore for Ebs {
             .collect())
     }
 
-    async fn create(&self, resource_id: &str, snapshot_id: &str, tags: &Tags) -> Result<Snapshot> {
+    async fn create(&self, resource_id: &str, name: &str, tags: &Tags) -> Result<Snapshot> {
+        let snapshot_id = name;
         if let Some(existing) = self.find_by_id_tag(snapshot_id).await? {
             return Ok(existing);
         }
@@ -268,7 +274,7 @@ impl SnapshotStore for Ebs {
     async fn restore_status(&self, restore_id: &str) -> Result<Option<Restored>> {
         Ok(self.volume_by_id_tag(restore_id).await?.map(|v| Restored {
             id: restore_id.to_string(),
-            status: Status::from_aws(v.state().map(|s| s.as_str()).unwrap_or("unknown")),
+            status: status(v.state().map(|s| s.as_str())),
             encrypted: v.encrypted().unwrap_or(false),
             kms_key_id: v.kms_key_id().map(str::to_string),
             engine: None,
@@ -298,5 +304,13 @@ mod tests {
     fn bare_ids_from_arns() {
         assert_eq!(bare_id("arn:aws:ec2:us-east-1:111111111111:snapshot/snap-0abc"), "snap-0abc");
         assert_eq!(bare_id("snap-0abc"), "snap-0abc");
+    }
+
+    #[test]
+    fn ec2_statuses_map() {
+        assert_eq!(status(Some("pending")), Status::Creating);
+        assert_eq!(status(Some("completed")), Status::Available);
+        assert!(matches!(status(Some("error")), Status::Failed(_)));
+        assert_eq!(status(Some("deleting")), Status::Other("deleting".into()));
     }
 }

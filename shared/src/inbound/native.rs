@@ -11,7 +11,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::ResourceKind;
-use crate::events::{EventEnvelope, ParseError};
+use super::ParseError;
+use crate::arn::Arn;
+use crate::events::EventEnvelope;
 
 /// `source` of RDS events.
 pub const RDS_SOURCE: &str = "aws.rds";
@@ -145,25 +147,17 @@ impl EbsSnapshotNotification {
 /// `snap-0123` from `arn:aws:ec2::us-east-1:snapshot/snap-0123` (EBS event form),
 /// `arn:aws:ec2:us-east-1:111111111111:snapshot/snap-0123` (regular form) or `snap-0123`.
 pub fn ebs_snapshot_id_from_arn(arn: &str) -> Option<&str> {
-    let id = match arn.rsplit_once("snapshot/") {
-        Some((_, id)) if arn.starts_with("arn:") => id,
+    let id = match Arn::parse(arn) {
+        Some(a) if a.resource.starts_with("snapshot/") => a.name(),
         Some(_) => return None,
         None => arn,
     };
     (id.starts_with("snap-") && id.len() > "snap-".len()).then_some(id)
 }
 
-/// The region of an EC2 ARN: EBS events put it in the account field
-/// (`arn:aws:ec2::us-east-1:snapshot/...`), regular ARNs in the region field.
+/// The region of an EC2 ARN, in whichever field it is.
 pub fn ebs_region_from_arn(arn: &str) -> Option<&str> {
-    let mut fields = arn.splitn(6, ':');
-    if fields.next()? != "arn" {
-        return None;
-    }
-    let (_partition, _service) = (fields.next()?, fields.next()?);
-    let (region, account) = (fields.next()?, fields.next()?);
-    fields.next()?;
-    [region, account].into_iter().find(|f| !f.is_empty() && f.contains('-') && !f.bytes().all(|b| b.is_ascii_digit()))
+    Arn::parse(arn)?.region_any_field()
 }
 
 fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
@@ -290,8 +284,8 @@ impl NativeEvent {
             kind,
             id: event.source_identifier.clone(),
             arn: Some(event.source_arn.clone()),
-            account: self.account.clone().or_else(|| arn_field(&event.source_arn, 4)),
-            region: self.region.clone().or_else(|| arn_field(&event.source_arn, 3)),
+            account: self.account.clone().or_else(|| arn_part(&event.source_arn, |a| a.account)),
+            region: self.region.clone().or_else(|| arn_part(&event.source_arn, |a| a.region)),
         };
         let Some(id) = event.event_id.as_deref() else {
             return NativeSignal::Ignored { reason: format!("RDS event without EventID: {:?}", event.message) };
@@ -347,16 +341,15 @@ impl NativeEvent {
     }
 }
 
-/// Field `index` of an ARN (3 = region, 4 = account), if present and non-empty.
-fn arn_field(arn: &str, index: usize) -> Option<String> {
-    arn.strip_prefix("arn:")?;
-    arn.split(':').nth(index).filter(|f| !f.is_empty()).map(str::to_owned)
+/// One field of an ARN, if it parses and the field is not empty.
+fn arn_part<'a>(arn: &'a str, field: impl Fn(&Arn<'a>) -> &'a str) -> Option<String> {
+    Arn::parse(arn).map(|a| field(&a).to_owned()).filter(|f| !f.is_empty())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::{Incoming, parse_message};
+    use crate::inbound::{Incoming, parse_message};
     use serde_json::json;
 
     fn native(body: serde_json::Value) -> NativeEvent {

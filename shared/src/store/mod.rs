@@ -1,56 +1,19 @@
-//! The one abstraction over the three resource kinds snapferry backs up.
-
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-
-/// What a snapshot is a snapshot of.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum ResourceKind {
-    /// An RDS DB instance snapshot (`rds:...:snapshot:...`).
-    DbInstance,
-    /// An Aurora DB cluster snapshot (`rds:...:cluster-snapshot:...`).
-    DbCluster,
-    /// An EBS volume snapshot (`snap-...`).
-    Ebs,
-}
-
-impl ResourceKind {
-    pub const ALL: [ResourceKind; 3] = [ResourceKind::DbInstance, ResourceKind::DbCluster, ResourceKind::Ebs];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ResourceKind::DbInstance => "db-instance",
-            ResourceKind::DbCluster => "db-cluster",
-            ResourceKind::Ebs => "ebs",
-        }
-    }
-}
-
-impl std::fmt::Display for ResourceKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for ResourceKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        ResourceKind::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| format!("unknown resource kind {s:?} (expected db-instance, db-cluster or ebs)"))
-    }
-}
+//! The one abstraction over the three resource kinds snapferry backs up: a
+//! [`SnapshotStore`] per kind, account and region, and [`Stores`], the port a step gets
+//! its stores from. Everything that differs between a DB instance, an Aurora cluster and
+//! an EBS volume is answered here (identifiers, ARNs, how the end of a copy is learned,
+//! status mapping, restore sizing), never by a branch on the kind in a step.
 
 pub mod ebs;
 pub mod rds;
 
+use crate::ResourceKind;
 use crate::error::Result;
 use crate::events::SnapshotRef;
 use crate::tags::Tags;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use std::sync::Arc;
 
 /// Where a snapshot (or a restored test resource) is in its life.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,22 +21,8 @@ pub enum Status {
     Creating,
     Available,
     Failed(String),
-    /// Any other state AWS reports (`deleting`, `copying`, ...), kept verbatim.
+    /// Any other state AWS reports (`deleting`, ...), kept verbatim.
     Other(String),
-}
-
-impl Status {
-    /// One mapping for RDS (`creating`/`available`/`failed`) and EC2 (`pending`/`completed`/`error`).
-    pub fn from_aws(raw: &str) -> Status {
-        match raw {
-            "creating" | "pending" | "copying" | "backing-up" | "modifying" => Status::Creating,
-            "available" | "completed" | "in-use" => Status::Available,
-            "failed" | "error" | "incompatible-restore" | "inaccessible-encryption-credentials" => {
-                Status::Failed(raw.to_string())
-            }
-            other => Status::Other(other.to_string()),
-        }
-    }
 }
 
 /// A snapshot as any of the three kinds describes it.
@@ -82,6 +31,9 @@ pub struct Snapshot {
     pub kind: ResourceKind,
     /// DB snapshot identifier, cluster snapshot identifier, or `snap-...`.
     pub id: String,
+    /// The deterministic name snapferry gave it: the identifier for RDS, the
+    /// `snapferry:id` tag for EBS (whose ids AWS picks); the id when it has none.
+    pub name: String,
     pub arn: String,
     /// The owning account (differs from ours for a snapshot shared with us).
     pub account: String,
@@ -134,7 +86,7 @@ pub struct CopyRequest<'a> {
     /// The region the source lives in, when it is not this store's region. EBS needs it;
     /// RDS reads it from the source ARN (the Rust SDK has no `SourceRegion` presigning).
     pub source_region: Option<&'a str>,
-    /// The deterministic identifier (for EBS: the `snapferry:id` tag) of the copy.
+    /// The deterministic name of the copy (see [`Snapshot::name`]).
     pub target_id: &'a str,
     /// Key for the copy. Required by AWS when copying a shared encrypted snapshot.
     pub kms_key_id: Option<&'a str>,
@@ -148,7 +100,8 @@ pub struct RestoreSpec {
     pub restore_id: String,
     pub subnet_group: Option<String>,
     pub security_group_ids: Vec<String>,
-    pub instance_class: String,
+    /// The class to restore as; the store's smallest for the engine when `None`.
+    pub instance_class: Option<String>,
     /// EBS only: the availability zone for the test volume.
     pub availability_zone: Option<String>,
     pub tags: Tags,
@@ -165,6 +118,17 @@ pub struct Restored {
     pub engine_version: Option<String>,
 }
 
+/// How a step learns that a copy it started in this store's region has finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyCompletion {
+    /// AWS announces it with an event routed back to the step (RDS-EVENT-0197 for DB
+    /// snapshot copies).
+    Event,
+    /// Nothing is announced (cluster snapshot copies; EBS copies are not routed): the step
+    /// polls with delayed re-checks.
+    Recheck,
+}
+
 /// The one abstraction the services are written against. Every call is idempotent:
 /// "already exists" answers with what exists, "not found" on delete is success.
 #[async_trait]
@@ -173,15 +137,40 @@ pub trait SnapshotStore: Send + Sync {
     fn account(&self) -> &str;
     fn region(&self) -> &str;
 
+    /// The ARN a snapshot named `name` has (or would have) in this store.
+    fn snapshot_arn(&self, name: &str) -> String {
+        crate::arn::snapshot_arn(self.kind(), self.region(), self.account(), name)
+    }
+
+    /// How the end of a copy into this store is learned.
+    fn copy_completion(&self) -> CopyCompletion {
+        match self.kind() {
+            ResourceKind::DbInstance => CopyCompletion::Event,
+            ResourceKind::DbCluster | ResourceKind::Ebs => CopyCompletion::Recheck,
+        }
+    }
+
+    /// The cheapest class a test restore of `engine` can run on; `None` where there is no
+    /// class to choose (EBS volumes).
+    fn smallest_restore_class(&self, _engine: Option<&str>) -> Option<&'static str> {
+        match self.kind() {
+            ResourceKind::DbInstance => Some("db.t4g.micro"),
+            // Aurora offers no micro class; db.t4g.medium is its smallest for both
+            // Aurora MySQL and Aurora PostgreSQL (Aurora User Guide, Concepts.DBInstanceClass).
+            ResourceKind::DbCluster => Some("db.t4g.medium"),
+            ResourceKind::Ebs => None,
+        }
+    }
+
     /// Databases / volumes in this account and region.
     async fn list_resources(&self) -> Result<Vec<Resource>>;
-    /// Take a snapshot with a deterministic id; an existing one of that id is returned as is.
-    async fn create(&self, resource_id: &str, snapshot_id: &str, tags: &Tags) -> Result<Snapshot>;
+    /// Take a snapshot with a deterministic name; an existing one of that name is returned as is.
+    async fn create(&self, resource_id: &str, name: &str, tags: &Tags) -> Result<Snapshot>;
     /// By id or ARN, including snapshots shared with this account; `None` when not there.
     async fn describe(&self, snapshot: &str) -> Result<Option<Snapshot>>;
     /// Snapshots this account owns that carry snapferry's managed tag.
     async fn list_managed(&self) -> Result<Vec<Snapshot>>;
-    /// Copy into this account and region; an existing copy of that id is returned as is.
+    /// Copy into this account and region; an existing copy of that name is returned as is.
     async fn copy(&self, request: &CopyRequest<'_>) -> Result<Snapshot>;
     /// Let these accounts restore/copy the snapshot. Never `all`.
     async fn share(&self, snapshot: &Snapshot, accounts: &[String]) -> Result<()>;
@@ -197,54 +186,27 @@ pub trait SnapshotStore: Send + Sync {
     async fn delete_restore(&self, restore_id: &str) -> Result<()>;
 }
 
-/// The parts of an ARN snapferry needs: `arn:aws:SERVICE:REGION:ACCOUNT:RESOURCE`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Arn<'a> {
-    pub service: &'a str,
-    pub region: &'a str,
-    pub account: &'a str,
-    pub resource: &'a str,
-}
-
-impl<'a> Arn<'a> {
-    pub fn parse(s: &'a str) -> Option<Arn<'a>> {
-        let mut parts = s.splitn(6, ':');
-        if parts.next()? != "arn" {
-            return None;
-        }
-        let _partition = parts.next()?;
-        let (service, region, account, resource) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-        Some(Arn { service, region, account, resource })
-    }
-
-    /// The identifier after the resource type: RDS `snapshot:ID` (IDs may hold `:`, as
-    /// automated `rds:...` ones do) and EC2 `snapshot/ID`.
-    pub fn name(&self) -> &'a str {
-        self.resource.split_once([':', '/']).map_or(self.resource, |(_, id)| id)
+/// The port a step gets its stores from: one per kind, in its own account, in its home
+/// region or another one (extra-region copies).
+pub trait Stores: Send + Sync {
+    fn account(&self) -> &str;
+    /// The home region: where the step runs.
+    fn region(&self) -> &str;
+    fn store_in(&self, kind: ResourceKind, region: &str) -> Arc<dyn SnapshotStore>;
+    fn store(&self, kind: ResourceKind) -> Arc<dyn SnapshotStore> {
+        self.store_in(kind, self.region())
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn arns_parse() {
-        let a = Arn::parse("arn:aws:rds:eu-west-1:111111111111:cluster-snapshot:rds:db-2026").unwrap();
-        assert_eq!((a.service, a.region, a.account), ("rds", "eu-west-1", "111111111111"));
-        assert_eq!(a.resource, "cluster-snapshot:rds:db-2026");
-        assert_eq!(a.name(), "rds:db-2026");
-        let e = Arn::parse("arn:aws:ec2:us-east-1:222222222222:snapshot/snap-0abc").unwrap();
-        assert_eq!(e.name(), "snap-0abc");
-        assert_eq!(Arn::parse("snap-0abc"), None);
+/// `Ok(None)` for not-found, so "describe" and "delete" can treat absence as an answer.
+pub(crate) fn absent_ok<T>(r: Result<T>) -> Result<Option<T>> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(crate::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
     }
+}
 
-    #[test]
-    fn statuses_map_across_services() {
-        assert_eq!(Status::from_aws("pending"), Status::Creating);
-        assert_eq!(Status::from_aws("completed"), Status::Available);
-        assert_eq!(Status::from_aws("available"), Status::Available);
-        assert!(matches!(Status::from_aws("error"), Status::Failed(_)));
-        assert_eq!(Status::from_aws("deleting"), Status::Other("deleting".into()));
-    }
+pub(crate) fn to_chrono(t: Option<&aws_smithy_types::DateTime>) -> Option<DateTime<Utc>> {
+    t.and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
 }

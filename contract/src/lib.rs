@@ -1,0 +1,365 @@
+//! snapferry's event contract: the versioned pipeline events, the types other teams
+//! consume, and their JSON Schemas. This crate depends on no AWS SDK crate, so it can be
+//! published and used on its own; parsing SQS bodies (and AWS's native events) is the
+//! `snapferry` crate's `inbound` module, above this one.
+//!
+//! Our events travel as EventBridge events (`source` = [`SOURCE`]) from one step to the
+//! next, and across accounts from the source account's share step to the target account's
+//! bus. Their `detail` is one of the types below; JSON Schemas generated from them are
+//! committed in `contract/schemas/` for other teams (see [`json_schemas`]).
+//!
+//! Compatibility rule: within a [`CONTRACT_VERSION`], changes are additive only (new
+//! optional fields, new steps); readers ignore unknown fields. Anything else bumps the
+//! version, and a step refuses versions it does not know rather
+//! than guessing, so the message lands in the DLQ with a readable reason.
+
+use chrono::{DateTime, Utc};
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::{Deserialize, Serialize};
+
+mod schema;
+pub use schema::json_schemas;
+
+/// Our EventBridge `source`. Custom sources must not start with `aws.`.
+pub const SOURCE: &str = "snapferry";
+/// The `version` of every detail type in this module.
+pub const CONTRACT_VERSION: u32 = 1;
+
+/// detail-type of the on-demand [`BackupRequest`].
+pub const BACKUP_REQUESTED: &str = "Backup Requested";
+/// detail-type of the internal delayed [`Recheck`] messages.
+pub const RECHECK: &str = "Snapferry Recheck";
+/// `source` of EventBridge scheduled-rule events.
+pub const SCHEDULE_SOURCE: &str = "aws.events";
+/// detail-type of EventBridge scheduled-rule events.
+pub const SCHEDULED_EVENT: &str = "Scheduled Event";
+
+/// The detail-types of [`PipelineEvent`]s, one per [`Step`], in pipeline order.
+pub const DETAIL_TYPES: &[&str] = &[
+    "Snapshot Shared",
+    "Snapshot Copy Started",
+    "Snapshot Copied",
+    "Restore Verified",
+    "Restore Failed",
+    "Snapshot Rejected",
+    "Snapshot Expired",
+];
+
+/// Everything needed to identify a snapshot and the key it is encrypted with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SnapshotRef {
+    pub kind: ResourceKind,
+    /// Full ARN; for EBS the regular form `arn:aws:ec2:<region>:<account>:snapshot/snap-...`.
+    pub arn: String,
+    /// DB snapshot / DB cluster snapshot identifier, or the EBS `snap-...` id.
+    pub id: String,
+    /// Account that owns this snapshot.
+    pub account: String,
+    pub region: String,
+    /// What the snapshot is of: DB instance id, DB cluster id or EBS volume id.
+    pub resource_id: String,
+    pub encrypted: bool,
+    /// ARN of the KMS key the snapshot is encrypted with, when encrypted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
+}
+
+/// One hop of the pipeline: what happened to `snapshot`, in the run `correlation_id` that
+/// started from `origin`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PipelineEvent {
+    /// Contract version of this detail; readers refuse versions they do not know.
+    #[schemars(schema_with = "version_schema")]
+    pub version: u32,
+    /// Same for every event of one pipeline run, across accounts; also tagged on resources.
+    pub correlation_id: String,
+    /// When the step emitted this event (RFC 3339, UTC).
+    #[schemars(schema_with = "date_time_schema")]
+    pub emitted_at: DateTime<Utc>,
+    /// The snapshot this hop is about (the shared snapshot, the copy, ...).
+    pub snapshot: SnapshotRef,
+    /// The original snapshot in the source account: the lineage every hop keeps.
+    pub origin: SnapshotRef,
+    #[serde(flatten)]
+    pub step: Step,
+}
+
+/// What happened, with the data specific to it. Serialized as a `step` field next to the
+/// other [`PipelineEvent`] fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "step", rename_all = "kebab-case")]
+pub enum Step {
+    /// The source account shared `snapshot` with `target_account` (sent to its bus).
+    Shared {
+        target_account: String,
+        /// The source snapshot's own tags (`aws:` ones removed): the backup account cannot
+        /// read tags of another account's snapshot, and copies keep them.
+        #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+        tags: std::collections::BTreeMap<String, String>,
+    },
+    /// The target account started copying into `destination_region`.
+    CopyStarted { destination_region: String },
+    /// The copy `snapshot` is available.
+    Copied {},
+    /// A test restore of `snapshot` came up and passed verification.
+    RestoreVerified {
+        /// From the restore call to the restored resource being available.
+        restore_seconds: f64,
+        /// The DB instance / cluster id or EBS volume id of the (since deleted) test restore.
+        restored_resource_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        engine: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        engine_version: Option<String>,
+    },
+    /// The test restore of `snapshot` failed.
+    RestoreFailed { reason: String },
+    /// The target account refused a shared snapshot (unknown sender, wrong key, ...).
+    Rejected {
+        reason: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sender_account: Option<String>,
+    },
+    /// `snapshot` was deleted by retention.
+    Expired {},
+}
+
+impl Step {
+    /// The EventBridge detail-type this step is published under (one of [`DETAIL_TYPES`]).
+    pub fn detail_type(&self) -> &'static str {
+        match self {
+            Step::Shared { .. } => "Snapshot Shared",
+            Step::CopyStarted { .. } => "Snapshot Copy Started",
+            Step::Copied {} => "Snapshot Copied",
+            Step::RestoreVerified { .. } => "Restore Verified",
+            Step::RestoreFailed { .. } => "Restore Failed",
+            Step::Rejected { .. } => "Snapshot Rejected",
+            Step::Expired {} => "Snapshot Expired",
+        }
+    }
+}
+
+impl PipelineEvent {
+    /// The first event of a run (or of a hop that starts one): current version, now.
+    pub fn new(correlation_id: impl Into<String>, snapshot: SnapshotRef, origin: SnapshotRef, step: Step) -> Self {
+        PipelineEvent {
+            version: CONTRACT_VERSION,
+            correlation_id: correlation_id.into(),
+            emitted_at: Utc::now(),
+            snapshot,
+            origin,
+            step,
+        }
+    }
+
+    /// The next event of the same run: same correlation id and origin.
+    pub fn next(&self, snapshot: SnapshotRef, step: Step) -> Self {
+        PipelineEvent::new(self.correlation_id.clone(), snapshot, self.origin.clone(), step)
+    }
+
+    /// The detail-type to publish this event under.
+    pub fn detail_type(&self) -> &'static str {
+        self.step.detail_type()
+    }
+}
+
+/// A fresh correlation id for a new pipeline run.
+pub fn new_correlation_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// The on-demand "Backup Requested" event: snapshot these resources now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct BackupRequest {
+    /// Contract version of this detail; readers refuse versions they do not know.
+    #[schemars(schema_with = "version_schema")]
+    pub version: u32,
+    /// Set to join the run to an outer process; a new one is made when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
+    /// Restrict to one kind; all configured kinds when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<ResourceKind>,
+    /// DB instance ids, DB cluster ids or volume ids; every configured resource when empty.
+    #[serde(default)]
+    pub identifiers: Vec<String>,
+}
+
+impl BackupRequest {
+    /// A request at the current version, without a correlation id.
+    pub fn new(kind: Option<ResourceKind>, identifiers: Vec<String>) -> Self {
+        BackupRequest { version: CONTRACT_VERSION, correlation_id: None, kind, identifiers }
+    }
+}
+
+/// An internal delayed re-check a step sends to its own SQS queue, because AWS sends no
+/// (reliable) event when the thing it waits for is done.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Recheck {
+    /// Contract version of this detail; readers refuse versions they do not know.
+    #[schemars(schema_with = "version_schema")]
+    pub version: u32,
+    pub correlation_id: String,
+    /// 1 for the first re-check; the step gives up (and reports) past its limit.
+    pub attempt: u32,
+    /// Do not act before this time (SQS delays at most 900 s; longer waits re-queue).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "optional_date_time_schema")]
+    pub not_before: Option<DateTime<Utc>>,
+    #[serde(flatten)]
+    pub what: RecheckWhat,
+}
+
+/// What to re-check. Serialized as a `recheck` field next to the other [`Recheck`] fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "recheck", rename_all = "kebab-case")]
+pub enum RecheckWhat {
+    /// Share `copy` (the re-encrypted / manual copy of `origin`) once it is available.
+    ShareWhenAvailable { copy: SnapshotRef, origin: SnapshotRef },
+    /// Report `copy` in `destination_region` once it is available (cluster copies send
+    /// no event).
+    CopyWhenAvailable { copy: SnapshotRef, origin: SnapshotRef, destination_region: String },
+    /// Check the test restore `restored_resource_id` of `copy`, started at `started_at`.
+    RestoreProgress {
+        copy: SnapshotRef,
+        origin: SnapshotRef,
+        restored_resource_id: String,
+        #[schemars(schema_with = "date_time_schema")]
+        started_at: DateTime<Utc>,
+    },
+}
+
+impl Recheck {
+    /// A re-check at the current version.
+    pub fn new(
+        correlation_id: impl Into<String>,
+        attempt: u32,
+        not_before: Option<DateTime<Utc>>,
+        what: RecheckWhat,
+    ) -> Self {
+        Recheck { version: CONTRACT_VERSION, correlation_id: correlation_id.into(), attempt, not_before, what }
+    }
+
+    /// This re-check wrapped in an envelope, ready to serialize as an SQS body that
+    /// the `snapferry` crate's inbound parser reads back as a re-check.
+    pub fn into_envelope(self) -> EventEnvelope<Recheck> {
+        EventEnvelope::new(SOURCE, RECHECK, self)
+    }
+}
+
+/// The EventBridge envelope, as it arrives in an SQS body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct EventEnvelope<D> {
+    /// Envelope version, `"0"` for every EventBridge event.
+    pub version: String,
+    pub id: String,
+    #[serde(rename = "detail-type")]
+    pub detail_type: String,
+    pub source: String,
+    /// Absent in some emulators' deliveries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "optional_date_time_schema")]
+    pub time: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub resources: Vec<String>,
+    pub detail: D,
+}
+
+impl<D> EventEnvelope<D> {
+    /// An envelope for a message we send ourselves (re-checks straight to SQS, tests): a
+    /// fresh id, the current time, no account/region (the receiver does not need them).
+    pub fn new(source: impl Into<String>, detail_type: impl Into<String>, detail: D) -> Self {
+        EventEnvelope {
+            version: "0".to_owned(),
+            id: uuid::Uuid::new_v4().to_string(),
+            detail_type: detail_type.into(),
+            source: source.into(),
+            account: None,
+            time: Some(Utc::now()),
+            region: None,
+            resources: Vec::new(),
+            detail,
+        }
+    }
+}
+
+
+/// What a snapshot is a snapshot of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ResourceKind {
+    /// An RDS DB instance snapshot (`rds:...:snapshot:...`).
+    DbInstance,
+    /// An Aurora DB cluster snapshot (`rds:...:cluster-snapshot:...`).
+    DbCluster,
+    /// An EBS volume snapshot (`snap-...`).
+    Ebs,
+}
+
+impl ResourceKind {
+    pub const ALL: [ResourceKind; 3] = [ResourceKind::DbInstance, ResourceKind::DbCluster, ResourceKind::Ebs];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResourceKind::DbInstance => "db-instance",
+            ResourceKind::DbCluster => "db-cluster",
+            ResourceKind::Ebs => "ebs",
+        }
+    }
+}
+
+impl std::fmt::Display for ResourceKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ResourceKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ResourceKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("unknown resource kind {s:?} (expected db-instance, db-cluster or ebs)"))
+    }
+}
+
+/// Each schema file is for one contract version, so `version` is a constant in it.
+fn version_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({ "type": "integer", "const": CONTRACT_VERSION })
+}
+
+fn date_time_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({ "type": "string", "format": "date-time" })
+}
+
+fn optional_date_time_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({ "type": ["string", "null"], "format": "date-time" })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schemas_describe_the_wire_format() {
+        let schemas = json_schemas();
+        assert_eq!(schemas.len(), 3);
+        for (name, text) in &schemas {
+            assert!(text.ends_with("}\n"), "{name}");
+            let v: serde_json::Value = serde_json::from_str(text).unwrap();
+            assert!(v["$schema"].is_string(), "{name}");
+            // Keys sorted whatever serde_json's features: "$defs" < "$schema" < "type".
+            let at = |key: &str| text.find(&format!("\n  \"{key}\"")).unwrap();
+            assert!(at("$defs") < at("$schema") && at("$schema") < at("type"), "{name}");
+        }
+        let pipeline = &schemas[0].1;
+        for needle in ["\"copy-started\"", "\"restore-verified\"", "\"date-time\"", "\"db-cluster\""] {
+            assert!(pipeline.contains(needle), "pipeline schema lacks {needle}");
+        }
+    }
+}

@@ -1,0 +1,174 @@
+// Every function's environment must be what shared/environment.json (the contract the step
+// code and the local host read too) declares for it: nothing undeclared, nothing required
+// left out. The synthesized templates are checked, and so is the synth-time guard itself.
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { describe, test } from 'node:test';
+import { Stack } from 'aws-cdk-lib';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import { declaredFor, EnvironmentContract, ENVIRONMENT_FILE, environmentContract, loadEnvironment } from '../lib/environment';
+import { functionName, RoutingFunction } from '../lib/routing';
+import { Step } from '../lib/step';
+import { exampleConfig, newApp, only, placeholderAssets, resources, routing, synthExample, templateFor } from './helpers';
+
+const contract = environmentContract();
+const config = exampleConfig();
+const synth = synthExample(config);
+
+const fnNamed = (name: string): RoutingFunction => {
+  const fn = routing.functions.find((f) => f.name === name);
+  assert.ok(fn, `routing.json has no function ${name}`);
+  return fn;
+};
+
+describe('shared/environment.json', () => {
+  test('declares exactly the functions routing.json has', () => {
+    assert.deepEqual(Object.keys(contract.functions).sort(), routing.functions.map((f) => f.name).sort());
+  });
+
+  test('the platform variables are the ones the Step construct sets', () => {
+    for (const fn of routing.functions) {
+      const platform = declaredFor(contract, fn.name)!.filter((v) => v.platform).map((v) => v.name);
+      assert.deepEqual(platform.sort(), ['DLQ_URL', 'PIPELINE_BUS', 'QUEUE_URL'], fn.name);
+    }
+  });
+});
+
+describe('synthesized environments against the contract', () => {
+  for (const side of ['source', 'target'] as const) {
+    test(`${side}: every function sets only declared variables and every required one`, () => {
+      const fns = Object.values(resources(templateFor(synth, side), 'AWS::Lambda::Function'));
+      assert.equal(fns.length, routing.functions.filter((f) => f.account === side).length);
+      for (const f of fns) {
+        const fn = routing.functions.find((x) => functionName(x) === f.Properties.FunctionName);
+        assert.ok(fn, `${f.Properties.FunctionName} is not a routing.json function`);
+        const declared = declaredFor(contract, fn.name);
+        assert.ok(declared, `shared/environment.json does not declare ${fn.name}`);
+        const vars: Record<string, unknown> = f.Properties.Environment?.Variables ?? {};
+        const undeclared = Object.keys(vars).filter((k) => !declared.some((v) => v.name === k));
+        assert.deepEqual(undeclared, [], `${fn.name} sets variables shared/environment.json does not declare for it`);
+        const missing = declared.filter((v) => v.required && !(v.name in vars)).map((v) => v.name);
+        assert.deepEqual(missing, [], `${fn.name} lacks required variables`);
+        for (const [k, v] of Object.entries(vars)) {
+          assert.ok(typeof v !== 'string' || v.trim() !== '', `${fn.name}: ${k} is blank (blank counts as unset: leave it out)`);
+        }
+      }
+    });
+  }
+
+  for (const fn of routing.functions) {
+    test(`${fn.name}: platform variables are its own queue, its DLQ and the pipeline bus`, () => {
+      const t = templateFor(synth, fn.account);
+      const vars = only(t, 'AWS::Lambda::Function', { FunctionName: functionName(fn) }).Properties.Environment.Variables;
+      assert.deepEqual(vars.QUEUE_URL, { Ref: only(t, 'AWS::SQS::Queue', { QueueName: fn.queue }).id });
+      assert.deepEqual(vars.DLQ_URL, { Ref: only(t, 'AWS::SQS::Queue', { QueueName: `${fn.queue}-dlq` }).id });
+      assert.equal(vars.PIPELINE_BUS, routing.pipeline_bus);
+    });
+  }
+
+  // What the stacks set from the example config (which leaves SELECT_IDENTIFIERS and
+  // DESCRIPTION_REGEX blank, so they are left out), beyond the platform variables.
+  const selection = ['SELECT_REGEX', 'SELECT_TAG'];
+  const fromConfig: Record<string, string[]> = {
+    'create-snapshot': ['KINDS', ...selection, 'MIN_INTERVAL_MINUTES', 'MANUAL_SNAPSHOT_QUOTA'],
+    'share-snapshot': ['TARGET_ACCOUNTS', 'SHARING_KMS_KEY_ARN', ...selection, 'RECHECK_SECONDS'],
+    'copy-shared-snapshot': ['SOURCE_ACCOUNTS', 'TARGET_KMS_KEY_ARN', 'EXTRA_REGIONS', 'EXTRA_REGION_KMS_KEYS',
+      'IDENTIFIER_REGEX', 'RECHECK_SECONDS'],
+    restore: ['RESTORE_ENABLED', 'RESTORE_EVERY_NTH', 'RESTORE_SUBNET_GROUP', 'RESTORE_SECURITY_GROUP_IDS',
+      'RESTORE_INSTANCE_CLASS', 'TARGET_KMS_KEY_ARN', 'RECHECK_SECONDS', 'RESTORE_TIMEOUT_MINUTES'],
+  };
+  for (const fn of routing.functions) {
+    test(`${fn.name}: the example config sets exactly its settings`, () => {
+      const f = only(templateFor(synth, fn.account), 'AWS::Lambda::Function', { FunctionName: functionName(fn) });
+      assert.ok(fromConfig[fn.name], `no expectation for ${fn.name}`);
+      assert.deepEqual(Object.keys(f.Properties.Environment.Variables).sort(),
+        ['QUEUE_URL', 'DLQ_URL', 'PIPELINE_BUS', ...fromConfig[fn.name]].sort());
+    });
+  }
+
+  test('values from the config', () => {
+    const env = (side: 'source' | 'target', name: string) =>
+      only(templateFor(synth, side), 'AWS::Lambda::Function', { FunctionName: name }).Properties.Environment.Variables;
+    const s = config.sources[0];
+    // Set from the config even where it equals the contract's default (db-instance,db-cluster).
+    assert.equal(env('source', 'snapferry-create-snapshot').KINDS, s.kinds.join(','));
+    assert.equal(env('source', 'snapferry-share-snapshot').TARGET_ACCOUNTS, config.target.account);
+    assert.equal(env('source', 'snapferry-share-snapshot').SELECT_TAG, s.selection.tag);
+    const copy = env('target', 'snapferry-copy-shared-snapshot');
+    assert.equal(copy.SOURCE_ACCOUNTS, s.account);
+    assert.equal(copy.EXTRA_REGIONS, 'eu-central-1');
+    assert.equal(copy.EXTRA_REGION_KMS_KEYS, `eu-central-1=arn:aws:kms:eu-central-1:${config.target.account}:alias/snapferry-target`);
+    assert.equal(env('target', 'snapferry-restore').RESTORE_ENABLED, 'true');
+  });
+});
+
+describe('synth-time guard', () => {
+  const assetsDir = placeholderAssets();
+  /** Builds one step in a throwaway stack. */
+  const build = (name: string, environment: Record<string, string | undefined>, withContract?: EnvironmentContract) => {
+    const stack = new Stack(newApp(), 'Probe', { env: { account: '111111111111', region: 'eu-west-1' } });
+    return new Step(stack, 'Step', {
+      routing, fn: fnNamed(name), assetsDir, environment, contract: withContract,
+      pipelineBus: new events.EventBus(stack, 'Bus', { eventBusName: routing.pipeline_bus }),
+      alarmTopic: new sns.Topic(stack, 'Topic'),
+      memoryMb: 128, logRetentionDays: 1,
+    });
+  };
+  const share = { TARGET_ACCOUNTS: '222222222222', SHARING_KMS_KEY_ARN: 'arn:aws:kms:eu-west-1:111111111111:key/k' };
+
+  test('the probe itself builds when the environment is valid', () => {
+    build('share-snapshot', share);
+  });
+
+  test('refuses a variable the contract does not declare for the step', () => {
+    assert.throws(() => build('share-snapshot', { ...share, MAX_COPIES: '3' }),
+      /^Error: step share-snapshot: environment variable MAX_COPIES is not declared for it in shared\/environment\.json$/);
+    // Declared for another step is not declared for this one.
+    assert.throws(() => build('create-snapshot', { SOURCE_ACCOUNTS: '222222222222' }),
+      /step create-snapshot: environment variable SOURCE_ACCOUNTS is not declared/);
+  });
+
+  test('refuses to leave out a required variable, or to set it blank', () => {
+    assert.throws(() => build('share-snapshot', { SHARING_KMS_KEY_ARN: share.SHARING_KMS_KEY_ARN }),
+      /^Error: step share-snapshot: required environment variable TARGET_ACCOUNTS not set \(shared\/environment\.json\)$/);
+    assert.throws(() => build('share-snapshot', { ...share, TARGET_ACCOUNTS: ' ' }), /step share-snapshot: .*TARGET_ACCOUNTS not set/);
+    assert.throws(() => build('restore', {}), /step restore: required environment variable TARGET_KMS_KEY_ARN not set/);
+  });
+
+  test('refuses a setting that overrides a platform variable', () => {
+    assert.throws(() => build('share-snapshot', { ...share, QUEUE_URL: 'https://example.com/q' }),
+      /step share-snapshot: QUEUE_URL is a platform variable \(set by the Step construct\), not a setting/);
+  });
+
+  test('refuses a step the contract does not know, and a platform variable it does not declare', () => {
+    const { 'share-snapshot': _, ...functions } = contract.functions;
+    assert.throws(() => build('share-snapshot', share, { ...contract, functions }),
+      /step share-snapshot: shared\/environment\.json declares no variables for it/);
+    const common = contract.common.filter((v) => v.name !== 'DLQ_URL');
+    assert.throws(() => build('share-snapshot', share, { ...contract, common }),
+      /step share-snapshot: the Step construct sets DLQ_URL, which shared\/environment\.json does not declare for it/);
+  });
+
+  test('loading refuses a malformed contract', () => {
+    const raw = JSON.parse(fs.readFileSync(ENVIRONMENT_FILE, 'utf8'));
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'snapferry-env-')), 'environment.json');
+    const load = (mutate: (c: any) => void) => {
+      const c = structuredClone(raw);
+      mutate(c);
+      fs.writeFileSync(file, JSON.stringify(c));
+      return () => loadEnvironment(file);
+    };
+    assert.doesNotThrow(load(() => {}));
+    assert.throws(load((c) => c.functions.restore.push({ ...c.common[0] })), /QUEUE_URL is declared twice for restore/);
+    const named = (vars: any[], name: string) => vars.find((v) => v.name === name);
+    assert.throws(load((c) => { named(c.functions.restore, 'TARGET_KMS_KEY_ARN').default = 'k'; }),
+      /"TARGET_KMS_KEY_ARN": a required variable cannot have a default/);
+    assert.throws(load((c) => { named(c.common, 'RECHECK_SECONDS').required = 'no'; }),
+      /"RECHECK_SECONDS": required and platform must be true or false/);
+    assert.throws(load((c) => { c.functions.restore.push({ ...named(c.common, 'QUEUE_URL'), name: 'queue_url' }); }),
+      /"queue_url": name must be an UPPER_SNAKE_CASE string/);
+  });
+});

@@ -1,0 +1,44 @@
+//! The ports a step depends on besides its stores ([`crate::store::Stores`]): the step's
+//! own queue, the pipeline bus and the clock. The AWS adapters are [`crate::sqs::Queue`]
+//! and [`crate::publish::PipelineBus`]; the in-memory ones are in `snapferry::memory`
+//! (feature `memory`), for decision tests that run in milliseconds.
+
+use crate::error::{Error, Result};
+use crate::events::PipelineEvent;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::time::Duration;
+
+/// The queue a step consumes, and its dead-letter queue.
+#[async_trait]
+pub trait StepQueue: Send + Sync {
+    /// Delivers `body` to this step again after `delay` (SQS caps delays at 900 s),
+    /// counted as attempt `attempt`.
+    async fn send_later(&self, body: &str, delay: Duration, attempt: u32) -> Result<()>;
+    /// Parks `body` in the dead-letter queue, with the reason next to it.
+    async fn dead_letter(&self, body: &str, error: &Error) -> Result<()>;
+    /// Makes a record that failed visible again only after `delay` (its retry backoff).
+    async fn retry_after(&self, receipt_handle: &str, delay: Duration) -> Result<()>;
+}
+
+/// This account's pipeline bus.
+#[async_trait]
+pub trait EventBus: Send + Sync {
+    /// Publishes every event, or fails (nothing is silently dropped).
+    async fn publish(&self, events: &[PipelineEvent]) -> Result<()>;
+}
+
+/// What time it is; steps never read the system clock themselves, so tests can set it.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The real clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
