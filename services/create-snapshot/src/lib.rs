@@ -110,7 +110,7 @@ impl Handler {
                 refused.push((
                     resource,
                     id,
-                    "the manual snapshot quota would be exceeded; let expiry catch up or raise MANUAL_SNAPSHOT_QUOTA"
+                    "the manual snapshot quota would be exceeded: delete old snapferry snapshots or raise MANUAL_SNAPSHOT_QUOTA"
                         .to_string(),
                 ));
                 continue;

@@ -1,0 +1,262 @@
+//! Every decision copy-shared-snapshot makes, on the in-memory cloud: whom it trusts,
+//! what it filters, how it copies and learns a copy's end, extra regions, duplicates,
+//! and each error class.
+
+use snapferry::ResourceKind::{self, DbCluster, DbInstance};
+use snapferry::config::Env;
+use snapferry::error::Retry;
+use snapferry::events::{PipelineEvent, RecheckWhat, Step};
+use snapferry::inbound::Incoming;
+use snapferry::memory::{Cloud, deliver, step_env};
+use snapferry::sqs::Outcome;
+use snapferry::step::PipelineStep;
+use snapferry::store::{Snapshot, Status};
+use snapferry::{naming, tags};
+use snapferry_copy_shared_snapshot::{Config, Handler, STEP};
+
+const SOURCE: &str = "111111111111";
+const TARGET: &str = "222222222222";
+const STRANGER: &str = "333333333333";
+const REGION: &str = "us-east-1";
+const EXTRA: &str = "eu-west-1";
+const SHARING_KEY: &str = "arn:aws:kms:us-east-1:111111111111:key/sharing";
+const TARGET_KEY: &str = "arn:aws:kms:us-east-1:222222222222:key/backup";
+const EXTRA_KEY: &str = "arn:aws:kms:eu-west-1:222222222222:key/backup";
+
+fn config() -> Config {
+    Config {
+        step: step_env(),
+        source_accounts: vec![SOURCE.into()],
+        target_key: TARGET_KEY.into(),
+        extra_regions: vec![],
+        identifier_regex: None,
+        description_regex: None,
+    }
+}
+
+fn handler(cloud: &Cloud, config: Config) -> Handler {
+    Handler::new(cloud.context(TARGET, REGION, config.step.clone()), config)
+}
+
+/// A snapshot `owner` shared with the backup account, and the "shared" event for it.
+async fn shared(cloud: &Cloud, kind: ResourceKind, owner: &str, name: &str) -> (Snapshot, PipelineEvent) {
+    let s = Snapshot { encrypted: true, kms_key_id: Some(SHARING_KEY.into()), ..cloud.snapshot(kind, owner, REGION, name, "db") };
+    cloud.put_snapshot(s.clone());
+    cloud.stores(owner, REGION).store(kind).share(&s, &[TARGET.to_string()]).await.unwrap();
+    let source_tags = tags::Tags::from([("team".to_string(), "shop".to_string()), ("Description".to_string(), "nightly".to_string())]);
+    let event = PipelineEvent::new("run-1", s.to_ref(), s.to_ref(), Step::Shared { target_account: TARGET.into(), tags: source_tags });
+    (s, event)
+}
+
+fn copies(cloud: &Cloud, region: &str) -> Vec<Snapshot> {
+    cloud.snapshots(TARGET, region)
+}
+
+fn steps(events: &[PipelineEvent]) -> Vec<&'static str> {
+    events.iter().map(|e| e.detail_type()).collect()
+}
+
+#[tokio::test]
+async fn only_allowlisted_senders_and_owners_are_copied() {
+    // (case, sending account in the envelope, owner of the snapshot, rejected because)
+    let cases = [
+        ("allowlisted sender and owner", Some(SOURCE), SOURCE, None),
+        ("no sending account", None, SOURCE, Some("names no sending account")),
+        ("a stranger sends", Some(STRANGER), SOURCE, Some("sender account 333333333333 is not in SOURCE_ACCOUNTS")),
+        ("a stranger's snapshot", Some(SOURCE), STRANGER, Some("snapshot owner 333333333333 is not in SOURCE_ACCOUNTS")),
+    ];
+    for (name, sender, owner, rejected) in cases {
+        let cloud = Cloud::new();
+        let (_, event) = shared(&cloud, DbInstance, owner, "snap-1").await;
+        let outcome = handler(&cloud, config()).step(deliver::pipeline(&event, sender), deliver::record()).await;
+        assert_eq!(outcome.unwrap(), Outcome::Done, "{name}");
+        let events = cloud.take_published();
+        match rejected {
+            None => {
+                assert_eq!(copies(&cloud, REGION).len(), 1, "{name}");
+                assert_eq!(steps(&events), ["Snapshot Copy Started"], "{name}");
+            }
+            Some(why) => {
+                assert!(copies(&cloud, REGION).is_empty(), "{name}: nothing is copied");
+                let [PipelineEvent { step: Step::Rejected { reason, .. }, .. }] = &events[..] else { panic!("{name}: {events:?}") };
+                assert!(reason.contains(why), "{name}: {reason}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_copy_is_ours_on_our_key_with_the_lineage() {
+    let cloud = Cloud::new();
+    let (s, event) = shared(&cloud, DbInstance, SOURCE, "snap-1").await;
+    handler(&cloud, config()).step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap();
+    let [copy]: [Snapshot; 1] = copies(&cloud, REGION).try_into().unwrap();
+    assert_eq!(copy.name, naming::target_copy_id(&s.arn));
+    assert_eq!(copy.kms_key_id.as_deref(), Some(TARGET_KEY), "KmsKeyId is always set");
+    assert_eq!(copy.tags.get("team").map(String::as_str), Some("shop"), "the source's tags travel");
+    let lineage = tags::lineage_of(&copy.tags).unwrap();
+    assert_eq!((lineage.step.as_str(), lineage.source_arn.as_str(), lineage.correlation_id.as_str()), ("copy", s.arn.as_str(), "run-1"));
+    assert_eq!(tags::origin_from_tags(DbInstance, &copy.tags).map(|o| o.arn), Some(s.arn.clone()));
+}
+
+#[tokio::test]
+async fn events_for_other_accounts_filters_and_duplicates() {
+    let cloud = Cloud::new();
+    let (_, event) = shared(&cloud, DbInstance, SOURCE, "snap-1").await;
+    let h = handler(&cloud, config());
+    let elsewhere = PipelineEvent { step: Step::Shared { target_account: STRANGER.into(), tags: Default::default() }, ..event.clone() };
+    assert_eq!(h.step(deliver::pipeline(&elsewhere, Some(SOURCE)), deliver::record()).await.unwrap(), Outcome::Done);
+    assert!(copies(&cloud, REGION).is_empty(), "an event for another backup account");
+
+    // (case, IDENTIFIER_REGEX, DESCRIPTION_REGEX, copied)
+    let cases = [
+        ("identifier matches", Some("^snap-"), None, true),
+        ("identifier does not match", Some("^prod-"), None, false),
+        ("description matches, DLM style", None, Some("^night"), true),
+        ("description does not match", None, Some("^weekly"), false),
+    ];
+    for (name, id_re, desc_re, copied) in cases {
+        let cloud = Cloud::new();
+        let (_, event) = shared(&cloud, DbInstance, SOURCE, "snap-1").await;
+        let c = Config {
+            identifier_regex: id_re.map(|r| regex::Regex::new(r).unwrap()),
+            description_regex: desc_re.map(|r| regex::Regex::new(r).unwrap()),
+            ..config()
+        };
+        handler(&cloud, c).step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap();
+        assert_eq!(copies(&cloud, REGION).len(), usize::from(copied), "{name}");
+    }
+
+    for _ in 0..3 {
+        h.step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap();
+    }
+    assert_eq!(copies(&cloud, REGION).len(), 1, "duplicate events make one copy");
+}
+
+#[tokio::test]
+async fn how_the_end_of_a_copy_is_learned() {
+    for kind in [DbInstance, DbCluster] {
+        let cloud = Cloud::new();
+        let (_, event) = shared(&cloud, kind, SOURCE, "snap-1").await;
+        let h = handler(&cloud, config());
+        let outcome = h.step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap();
+        cloud.take_published();
+        // Still copying: an early re-check comes back later again.
+        let next = match outcome {
+            Outcome::Done if kind == DbInstance => None,
+            Outcome::Later { body, .. } if kind == DbCluster => {
+                let again = h.step(deliver::body(&body), deliver::record()).await.unwrap();
+                assert!(matches!(again, Outcome::Later { .. }), "{kind}: {again:?}");
+                Some(body)
+            }
+            other => panic!("{kind}: {other:?}"),
+        };
+        cloud.complete_all();
+        let [copy]: [Snapshot; 1] = copies(&cloud, REGION).try_into().unwrap();
+        let done = match next {
+            None => deliver::rds_event(&copy, "RDS-EVENT-0197"),
+            Some(body) => deliver::body(&body),
+        };
+        assert_eq!(h.step(done, deliver::record()).await.unwrap(), Outcome::Done);
+        let events = cloud.take_published();
+        assert_eq!(steps(&events), ["Snapshot Copied"], "{kind}");
+        assert_eq!((events[0].snapshot.id.as_str(), events[0].origin.account.as_str()), (copy.id.as_str(), SOURCE));
+    }
+}
+
+#[tokio::test]
+async fn extra_regions_are_copied_from_the_home_copy_and_rechecked() {
+    let cloud = Cloud::new();
+    cloud.set_instant(true);
+    let (_, event) = shared(&cloud, DbInstance, SOURCE, "snap-1").await;
+    let h = handler(&cloud, Config { extra_regions: vec![(EXTRA.into(), EXTRA_KEY.into())], ..config() });
+    h.step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap();
+    let events = cloud.take_published();
+    assert_eq!(steps(&events), ["Snapshot Copy Started", "Snapshot Copy Started", "Snapshot Copied"]);
+    let [extra]: [Snapshot; 1] = copies(&cloud, EXTRA).try_into().unwrap();
+    assert_eq!(extra.kms_key_id.as_deref(), Some(EXTRA_KEY));
+    let [sent] = &cloud.take_sent()[..] else { panic!("one re-check for the extra region") };
+    let Incoming::Recheck(r) = deliver::body(&sent.body) else { panic!() };
+    let RecheckWhat::CopyWhenAvailable { destination_region, .. } = &r.detail.what else { panic!() };
+    assert_eq!(destination_region, EXTRA);
+    // The re-check announces the regional copy, and fans out no further.
+    h.step(deliver::body(&sent.body), deliver::record()).await.unwrap();
+    let events = cloud.take_published();
+    assert_eq!(steps(&events), ["Snapshot Copied"]);
+    assert_eq!(events[0].snapshot.region, EXTRA);
+    assert!(cloud.take_sent().is_empty());
+}
+
+#[tokio::test]
+async fn copy_rechecks_that_find_a_failed_or_missing_copy() {
+    let cloud = Cloud::new();
+    let (_, event) = shared(&cloud, DbCluster, SOURCE, "snap-1").await;
+    let h = handler(&cloud, config());
+    let Outcome::Later { body, .. } = h.step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap() else {
+        panic!()
+    };
+    let [copy]: [Snapshot; 1] = copies(&cloud, REGION).try_into().unwrap();
+    cloud.set_status(&copy.arn, Status::Failed("failed".into()));
+    let err = h.step(deliver::body(&body), deliver::record()).await.unwrap_err();
+    assert_eq!((err.retry(), err.code()), (None, "CopyFailed"), "{err}");
+    cloud.stores(TARGET, REGION).store(DbCluster).delete(&copy).await.unwrap();
+    let err = h.step(deliver::body(&body), deliver::record()).await.unwrap_err();
+    assert_eq!(err.code(), "NotFound", "{err}");
+}
+
+#[tokio::test]
+async fn native_copy_events_of_snapshots_that_are_not_our_copies_are_ignored() {
+    let cloud = Cloud::new();
+    let theirs = cloud.snapshot(DbInstance, TARGET, REGION, "manual-copy", "db");
+    cloud.put_snapshot(theirs.clone());
+    let out = handler(&cloud, config()).step(deliver::rds_event(&theirs, "RDS-EVENT-0197"), deliver::record()).await;
+    assert_eq!(out.unwrap(), Outcome::Done);
+    assert!(cloud.take_published().is_empty());
+}
+
+#[tokio::test]
+async fn aws_errors_end_as_their_class_says() {
+    // (operation, AWS code, class: None is permanent)
+    let cases = [
+        ("copy", "SnapshotQuotaExceeded", Some(Retry::QuotaExceeded)),
+        ("copy", "Throttling", Some(Retry::Throttled)),
+        ("copy", "KMSKeyNotAccessibleFault", None),
+        ("copy", "AccessDenied", None),
+        ("describe", "InternalFailure", Some(Retry::Transient)),
+    ];
+    for (op, code, class) in cases {
+        let cloud = Cloud::new();
+        let (_, event) = shared(&cloud, DbInstance, SOURCE, "snap-1").await;
+        cloud.fail(op, code, 1);
+        let err = handler(&cloud, config()).step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap_err();
+        assert_eq!((err.retry(), err.code()), (class, code), "{op}: {err}");
+    }
+    // The copies-in-progress quota as the store reports it: come back later, never the DLQ.
+    let cloud = Cloud::new();
+    cloud.set_copy_quota(0);
+    let (_, event) = shared(&cloud, DbCluster, SOURCE, "snap-1").await;
+    let err = handler(&cloud, config()).step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap_err();
+    assert_eq!(err.retry(), Some(Retry::QuotaExceeded), "{err}");
+    // Shared but not visible yet (propagation): not ready, retried.
+    let cloud = Cloud::new();
+    let s = cloud.snapshot(DbInstance, SOURCE, REGION, "unshared", "db");
+    let event = PipelineEvent::new("r", s.to_ref(), s.to_ref(), Step::Shared { target_account: TARGET.into(), tags: Default::default() });
+    let err = handler(&cloud, config()).step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap_err();
+    assert_eq!(err.retry(), Some(Retry::NotReady), "{err}");
+}
+
+#[tokio::test]
+async fn other_messages_are_refused_as_bad_input() {
+    let cloud = Cloud::new();
+    let r = snapferry::events::BackupRequest::new(None, vec![]);
+    let err = handler(&cloud, config()).step(deliver::backup_requested(r, cloud.now()), deliver::record()).await.unwrap_err();
+    assert_eq!(err.code(), "BadInput");
+}
+
+#[test]
+fn config_comes_from_the_declared_environment() {
+    let vars = [("QUEUE_URL", "q"), ("DLQ_URL", "d"), ("SOURCE_ACCOUNTS", SOURCE), ("TARGET_KMS_KEY_ARN", TARGET_KEY)];
+    let env = Env::from_pairs(STEP, vars).unwrap();
+    Config::from_env(&env).unwrap();
+    assert!(env.unread().is_empty(), "every declared variable is read: {:?}", env.unread());
+}

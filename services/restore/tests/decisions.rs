@@ -1,0 +1,229 @@
+//! Every decision restore makes, on the in-memory cloud: whether to test a copy at all,
+//! how it restores (isolated, smallest class per engine), each verdict of the verification,
+//! the clock-driven timeout, duplicates, and each error class.
+
+use chrono::Duration;
+use snapferry::ResourceKind::{self, DbCluster, DbInstance};
+use snapferry::config::Env;
+use snapferry::error::Retry;
+use snapferry::events::{PipelineEvent, Step};
+use snapferry::memory::{Cloud, deliver, step_env};
+use snapferry::sqs::Outcome;
+use snapferry::step::PipelineStep;
+use snapferry::store::{Restored, Snapshot, Status};
+use snapferry::{naming, tags};
+use snapferry_restore::{Config, Handler, STEP};
+
+const SOURCE: &str = "111111111111";
+const TARGET: &str = "222222222222";
+const REGION: &str = "us-east-1";
+const TARGET_KEY: &str = "arn:aws:kms:us-east-1:222222222222:key/backup";
+
+fn config() -> Config {
+    Config {
+        step: step_env(),
+        enabled: true,
+        every_nth: 1,
+        subnet_group: Some("isolated".into()),
+        security_group_ids: vec!["sg-1".into()],
+        instance_class: None,
+        target_key: TARGET_KEY.into(),
+        timeout: Duration::minutes(120),
+    }
+}
+
+fn handler(cloud: &Cloud, config: Config) -> Handler {
+    Handler::new(cloud.context(TARGET, REGION, config.step.clone()), config)
+}
+
+/// A copy in the backup account, as copy-shared-snapshot makes it, and its "copied" event.
+fn copied(cloud: &Cloud, kind: ResourceKind, name: &str, resource: &str) -> (Snapshot, PipelineEvent) {
+    let mut t = tags::Lineage {
+        source_arn: format!("arn:aws:rds:{REGION}:{SOURCE}:snapshot:{name}"),
+        source_account: SOURCE.into(),
+        correlation_id: format!("run-{name}"),
+        step: "copy".into(),
+    }
+    .tags();
+    t.insert(tags::ORIGIN_RESOURCE.into(), resource.into());
+    let copy = Snapshot {
+        encrypted: true,
+        kms_key_id: Some(TARGET_KEY.into()),
+        tags: t,
+        ..cloud.snapshot(kind, TARGET, REGION, name, resource)
+    };
+    cloud.put_snapshot(copy.clone());
+    let event = PipelineEvent::new(format!("run-{name}"), copy.to_ref(), copy.to_ref(), Step::Copied {});
+    (copy, event)
+}
+
+/// Runs the restore test of `event` to its end with `change` applied to the restored
+/// resource once it is up; returns the events it published.
+async fn run(cloud: &Cloud, h: &Handler, event: &PipelineEvent, change: impl FnOnce(&mut Restored)) -> Vec<PipelineEvent> {
+    let Outcome::Later { body, .. } = h.step(deliver::pipeline(event, Some(TARGET)), deliver::record()).await.unwrap() else {
+        panic!("a restore test comes back to look at its restore")
+    };
+    cloud.complete_all();
+    cloud.set_restore(&naming::restore_id(&event.snapshot.id), change);
+    cloud.advance(Duration::minutes(7));
+    assert_eq!(h.step(deliver::body(&body), deliver::record()).await.unwrap(), Outcome::Done);
+    cloud.take_published()
+}
+
+#[tokio::test]
+async fn a_good_copy_is_verified_tagged_and_cleaned_up() {
+    for kind in [DbInstance, DbCluster] {
+        let cloud = Cloud::new();
+        let (copy, event) = copied(&cloud, kind, "snapferry-copy-a", "orders");
+        let events = run(&cloud, &handler(&cloud, config()), &event, |_| {}).await;
+        let [PipelineEvent { step: Step::RestoreVerified { restore_seconds, engine, .. }, correlation_id, .. }] = &events[..] else {
+            panic!("{kind}: {events:?}")
+        };
+        assert_eq!(*restore_seconds, 420.0, "{kind}: measured on the step's clock");
+        assert_eq!(engine.as_deref(), copy.engine.as_deref());
+        assert_eq!(correlation_id, &event.correlation_id);
+        let verified = cloud.snapshots(TARGET, REGION).into_iter().find(|s| s.id == copy.id).unwrap();
+        assert_eq!(verified.tags.get(tags::VERIFIED_AT), Some(&tags::timestamp_value(cloud.now())), "{kind}");
+        assert!(cloud.restores().is_empty(), "{kind}: the test restore is deleted");
+    }
+}
+
+#[tokio::test]
+async fn restores_are_isolated_and_sized_per_engine() {
+    // (kind, configured class, class used)
+    let cases = [
+        (DbInstance, None, "db.t4g.micro"),
+        // Aurora has no micro class (the in-memory cloud refuses it, as AWS does).
+        (DbCluster, None, "db.t4g.medium"),
+        (DbInstance, Some("db.m7g.large"), "db.m7g.large"),
+    ];
+    for (kind, configured, used) in cases {
+        let cloud = Cloud::new();
+        let (copy, event) = copied(&cloud, kind, "snapferry-copy-a", "orders");
+        let c = Config { instance_class: configured.map(str::to_string), ..config() };
+        handler(&cloud, c).step(deliver::pipeline(&event, Some(TARGET)), deliver::record()).await.unwrap();
+        let [r] = &cloud.restores()[..] else { panic!("{kind}: one restore") };
+        assert_eq!(r.class.as_deref(), Some(used), "{kind}");
+        assert_eq!(r.restored.id, naming::restore_id(&copy.id));
+        assert_eq!(r.spec_tags.get(tags::RESTORE_TEST).map(String::as_str), Some("true"), "tagged for the sweep");
+    }
+}
+
+#[tokio::test]
+async fn every_failed_verification_is_reported_and_the_copy_kept() {
+    // (case, what is wrong with the restore, the reason says)
+    type Change = fn(&mut Restored);
+    let cases: [(&str, Change, &str); 4] = [
+        ("not encrypted", |r| r.encrypted = false, "not encrypted"),
+        ("on another key", |r| r.kms_key_id = Some("arn:aws:kms:us-east-1:222222222222:key/other".into()), "not the backup account's key"),
+        ("another engine version", |r| r.engine_version = Some("9.6".into()), "but the snapshot is"),
+        ("the restore failed", |r| r.status = Status::Failed("incompatible-restore".into()), "the restore failed"),
+    ];
+    for (name, change, why) in cases {
+        let cloud = Cloud::new();
+        let (copy, event) = copied(&cloud, DbInstance, "snapferry-copy-a", "orders");
+        let events = run(&cloud, &handler(&cloud, config()), &event, change).await;
+        let [PipelineEvent { step: Step::RestoreFailed { reason }, .. }] = &events[..] else { panic!("{name}: {events:?}") };
+        assert!(reason.contains(why), "{name}: {reason}");
+        let kept = cloud.snapshots(TARGET, REGION).into_iter().find(|s| s.id == copy.id).expect("the copy is kept");
+        assert!(!kept.tags.contains_key(tags::VERIFIED_AT), "{name}");
+        assert!(cloud.restores().is_empty(), "{name}: the test restore is deleted");
+    }
+}
+
+#[tokio::test]
+async fn a_restore_that_takes_too_long_fails_on_the_clock() {
+    let cloud = Cloud::new();
+    let (_, event) = copied(&cloud, DbInstance, "snapferry-copy-a", "orders");
+    let h = handler(&cloud, Config { timeout: Duration::minutes(30), ..config() });
+    let Outcome::Later { body, .. } = h.step(deliver::pipeline(&event, Some(TARGET)), deliver::record()).await.unwrap() else { panic!() };
+    cloud.advance(Duration::minutes(29));
+    let again = h.step(deliver::body(&body), deliver::record()).await.unwrap();
+    let Outcome::Later { body, .. } = again else { panic!("still within the limit: {again:?}") };
+    cloud.advance(Duration::minutes(2));
+    assert_eq!(h.step(deliver::body(&body), deliver::record()).await.unwrap(), Outcome::Done);
+    let events = cloud.take_published();
+    assert!(matches!(&events[..], [PipelineEvent { step: Step::RestoreFailed { reason }, .. }] if reason.contains("30 minutes")), "{events:?}");
+    assert!(cloud.restores().is_empty());
+}
+
+#[tokio::test]
+async fn which_copies_are_tested() {
+    // Off, another region's copy, another account's, one already verified, one gone: no test.
+    let cloud = Cloud::new();
+    let (copy, event) = copied(&cloud, DbInstance, "snapferry-copy-a", "orders");
+    let off = handler(&cloud, Config { enabled: false, ..config() });
+    assert_eq!(off.step(deliver::pipeline(&event, Some(TARGET)), deliver::record()).await.unwrap(), Outcome::Done);
+    let h = handler(&cloud, config());
+    for (name, mut e) in [("another region", event.clone()), ("another account", event.clone())] {
+        if name == "another region" {
+            e.snapshot.region = "eu-west-1".into();
+        } else {
+            e.snapshot.account = SOURCE.into();
+        }
+        assert_eq!(h.step(deliver::pipeline(&e, Some(TARGET)), deliver::record()).await.unwrap(), Outcome::Done, "{name}");
+    }
+    cloud.set_tag(&copy.arn, tags::VERIFIED_AT, "2026-11-24T12:00:00Z");
+    assert_eq!(h.step(deliver::pipeline(&event, Some(TARGET)), deliver::record()).await.unwrap(), Outcome::Done);
+    let mut gone = event.clone();
+    gone.snapshot.id = "snapferry-copy-gone".into();
+    assert_eq!(h.step(deliver::pipeline(&gone, Some(TARGET)), deliver::record()).await.unwrap(), Outcome::Done);
+    assert!(cloud.restores().is_empty(), "none of these started a restore");
+
+    // Every 2nd copy of each database, counted in creation order.
+    let cloud = Cloud::new();
+    let h = handler(&cloud, Config { every_nth: 2, ..config() });
+    let mut tested = Vec::new();
+    for (i, resource) in ["orders", "orders", "billing", "orders"].iter().enumerate() {
+        cloud.advance(Duration::hours(1));
+        let (_, event) = copied(&cloud, DbInstance, &format!("snapferry-copy-{i}"), resource);
+        if let Outcome::Later { .. } = h.step(deliver::pipeline(&event, Some(TARGET)), deliver::record()).await.unwrap() {
+            tested.push(i);
+        }
+    }
+    // orders' copies 0, 1 and 3 are its 1st, 2nd and 3rd: the 1st and 3rd are tested;
+    // billing's copy 2 is its 1st.
+    assert_eq!(tested, vec![0, 2, 3]);
+}
+
+#[tokio::test]
+async fn duplicate_rechecks_after_the_end_do_nothing() {
+    let cloud = Cloud::new();
+    let (_, event) = copied(&cloud, DbInstance, "snapferry-copy-a", "orders");
+    let h = handler(&cloud, config());
+    let Outcome::Later { body, .. } = h.step(deliver::pipeline(&event, Some(TARGET)), deliver::record()).await.unwrap() else { panic!() };
+    cloud.complete_all();
+    h.step(deliver::body(&body), deliver::record()).await.unwrap();
+    assert_eq!(cloud.take_published().len(), 1);
+    // The same re-check delivered again: the restore is gone and the copy verified.
+    assert_eq!(h.step(deliver::body(&body), deliver::record()).await.unwrap(), Outcome::Done);
+    assert!(cloud.take_published().is_empty(), "no second verdict");
+    // The "copied" event again: already verified, no second test.
+    assert_eq!(h.step(deliver::pipeline(&event, Some(TARGET)), deliver::record()).await.unwrap(), Outcome::Done);
+    assert!(cloud.restores().is_empty());
+}
+
+#[tokio::test]
+async fn aws_errors_end_as_their_class_says() {
+    // (operation, AWS code, class: None is permanent)
+    let cases = [
+        ("restore", "Throttling", Some(Retry::Throttled)),
+        ("restore", "InsufficientDBInstanceCapacity", None),
+        ("describe", "InternalFailure", Some(Retry::Transient)),
+    ];
+    for (op, code, class) in cases {
+        let cloud = Cloud::new();
+        let (_, event) = copied(&cloud, DbInstance, "snapferry-copy-a", "orders");
+        cloud.fail(op, code, 1);
+        let err = handler(&cloud, config()).step(deliver::pipeline(&event, Some(TARGET)), deliver::record()).await.unwrap_err();
+        assert_eq!((err.retry(), err.code()), (class, code), "{op}: {err}");
+    }
+}
+
+#[test]
+fn config_comes_from_the_declared_environment() {
+    let env = Env::from_pairs(STEP, [("QUEUE_URL", "q"), ("DLQ_URL", "d"), ("TARGET_KMS_KEY_ARN", TARGET_KEY)]).unwrap();
+    let c = Config::from_env(&env).unwrap();
+    assert_eq!((c.enabled, c.every_nth, c.timeout), (true, 1, Duration::minutes(120)));
+    assert!(env.unread().is_empty(), "every declared variable is read: {:?}", env.unread());
+}

@@ -1,0 +1,263 @@
+//! Every decision share-snapshot makes, on the in-memory cloud: share as it is or
+//! re-encrypt first, how a copy's end is awaited, selection, duplicates, and each error.
+
+use snapferry::ResourceKind::{self, DbCluster, DbInstance};
+use snapferry::config::Env;
+use snapferry::error::Retry;
+use snapferry::events::{RecheckWhat, Step};
+use snapferry::inbound::Incoming;
+use snapferry::memory::{Cloud, deliver, step_env};
+use snapferry::select::Selection;
+use snapferry::sqs::Outcome;
+use snapferry::step::PipelineStep;
+use snapferry::store::{Snapshot, Status};
+use snapferry::{naming, tags};
+use snapferry_share_snapshot::{Config, Handler, STEP};
+
+const SOURCE: &str = "111111111111";
+const TARGET: &str = "222222222222";
+const REGION: &str = "us-east-1";
+const SHARING_KEY: &str = "arn:aws:kms:us-east-1:111111111111:key/sharing";
+const OTHER_KEY: &str = "arn:aws:kms:us-east-1:111111111111:key/app";
+
+fn config(selection: Selection) -> Config {
+    Config { step: step_env(), target_accounts: vec![TARGET.into()], sharing_key: SHARING_KEY.into(), selection }
+}
+
+fn everything() -> Selection {
+    Selection { regex: Some(regex::Regex::new(".*").unwrap()), ..Default::default() }
+}
+
+fn handler(cloud: &Cloud, config: Config) -> Handler {
+    Handler::new(cloud.context(SOURCE, REGION, config.step.clone()), config)
+}
+
+/// The key a snapshot is on, for the table below.
+#[derive(Debug, Clone, Copy)]
+enum Key {
+    Sharing,
+    AwsManaged,
+    Other,
+    Unencrypted,
+}
+
+/// A snapshot of `db` in the source account: managed (taken by create-snapshot) or not,
+/// manual or automated, on `key`.
+fn snapshot(cloud: &Cloud, kind: ResourceKind, name: &str, key: Key, managed: bool, automated: bool) -> Snapshot {
+    let kms = match key {
+        Key::Sharing => Some(SHARING_KEY.to_string()),
+        Key::AwsManaged => Some(cloud.aws_managed_key(SOURCE, REGION, kind)),
+        Key::Other => Some(OTHER_KEY.to_string()),
+        Key::Unencrypted => None,
+    };
+    let mut tags = tags::Tags::from([("team".to_string(), "shop".to_string())]);
+    if managed {
+        tags.extend(
+            tags::Lineage {
+                source_arn: format!("arn:aws:rds:{REGION}:{SOURCE}:db:db"),
+                source_account: SOURCE.into(),
+                correlation_id: "run-1".into(),
+                step: "create".into(),
+            }
+            .tags(),
+        );
+    }
+    let s = Snapshot {
+        encrypted: kms.is_some(),
+        kms_key_id: kms,
+        automated,
+        tags,
+        ..cloud.snapshot(kind, SOURCE, REGION, name, "db")
+    };
+    cloud.put_snapshot(s.clone());
+    s
+}
+
+fn shared_events(events: &[snapferry::events::PipelineEvent]) -> Vec<(String, String)> {
+    events
+        .iter()
+        .filter_map(|e| match &e.step {
+            Step::Shared { target_account, .. } => Some((e.snapshot.id.clone(), target_account.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn shares_as_it_is_only_a_managed_snapshot_on_the_sharing_key() {
+    // (case, kind, key, managed, automated, shared as it is)
+    let cases = [
+        ("managed, sharing key", DbInstance, Key::Sharing, true, false, true),
+        ("managed cluster, sharing key", DbCluster, Key::Sharing, true, false, true),
+        ("managed, aws/rds", DbInstance, Key::AwsManaged, true, false, false),
+        ("managed, another CMK", DbInstance, Key::Other, true, false, false),
+        ("managed, unencrypted", DbInstance, Key::Unencrypted, true, false, false),
+        ("hand-made, sharing key", DbInstance, Key::Sharing, false, false, false),
+        ("automated, sharing key", DbInstance, Key::Sharing, false, true, false),
+        ("automated cluster, aws/rds", DbCluster, Key::AwsManaged, false, true, false),
+    ];
+    for (name, kind, key, managed, automated, as_is) in cases {
+        let cloud = Cloud::new();
+        let s = snapshot(&cloud, kind, "snap-1", key, managed, automated);
+        let outcome = handler(&cloud, config(everything()))
+            .step(deliver::rds_event(&s, "RDS-EVENT-0042"), deliver::record())
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let events = cloud.take_published();
+        if as_is {
+            assert_eq!(cloud.shared_with(&s.arn), vec![TARGET], "{name}");
+            assert_eq!(shared_events(&events), vec![("snap-1".to_string(), TARGET.to_string())], "{name}");
+            assert_eq!(outcome, Outcome::Done, "{name}");
+            continue;
+        }
+        assert!(cloud.shared_with(&s.arn).is_empty(), "{name}: the original is never shared");
+        assert!(events.is_empty(), "{name}: nothing is shared before the copy is: {events:?}");
+        let copy = cloud
+            .snapshots(SOURCE, REGION)
+            .into_iter()
+            .find(|c| c.name == naming::shared_copy_id("snap-1"))
+            .unwrap_or_else(|| panic!("{name}: a re-encrypting copy"));
+        assert_eq!(copy.kms_key_id.as_deref(), Some(SHARING_KEY), "{name}");
+        assert!(!copy.automated, "{name}: the copy is manual");
+        assert_eq!(copy.tags.get(tags::STEP).map(String::as_str), Some("share"), "{name}");
+        assert_eq!(copy.tags.get("team").map(String::as_str), Some("shop"), "{name}: user tags travel");
+        // How the copy's end is learned is the store's: DB instance copies announce it.
+        match (kind, outcome) {
+            (DbInstance, Outcome::Done) => {}
+            (DbCluster, Outcome::Later { body, .. }) => {
+                let Incoming::Recheck(r) = deliver::body(&body) else { panic!("{name}: {body}") };
+                let RecheckWhat::ShareWhenAvailable { copy: rechecked, origin } = r.detail.what else { panic!("{name}") };
+                assert_eq!((rechecked.id, origin.id), (copy.id.clone(), s.id.clone()), "{name}");
+            }
+            (kind, other) => panic!("{name}: {kind} copy ended with {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_finished_copy_is_shared_with_the_original_as_origin() {
+    for kind in [DbInstance, DbCluster] {
+        let cloud = Cloud::new();
+        let original = snapshot(&cloud, kind, "rds:db-2026-11-24", Key::AwsManaged, false, true);
+        let h = handler(&cloud, config(everything()));
+        let first = h.step(deliver::rds_event(&original, "RDS-EVENT-0091"), deliver::record()).await.unwrap();
+        cloud.complete_all();
+        let copy = cloud.snapshots(SOURCE, REGION).into_iter().find(|c| c.tags.get(tags::STEP).is_some_and(|s| s == "share")).unwrap();
+        // The instance copy's end comes as RDS-EVENT-0197; the cluster's as the re-check.
+        let next = match first {
+            Outcome::Later { body, .. } => deliver::body(&body),
+            Outcome::Done => deliver::rds_event(&copy, "RDS-EVENT-0197"),
+        };
+        h.step(next, deliver::record()).await.unwrap();
+        let events = cloud.take_published();
+        assert_eq!(shared_events(&events), vec![(copy.id.clone(), TARGET.to_string())], "{kind}");
+        assert_eq!(events[0].origin.arn, original.arn, "{kind}: the run starts from the original");
+        let Step::Shared { tags, .. } = &events[0].step else { unreachable!() };
+        assert!(tags.keys().all(|k| !k.starts_with("snapferry:")), "{kind}: bookkeeping stays home: {tags:?}");
+        assert_eq!(cloud.shared_with(&copy.arn), vec![TARGET], "{kind}: never `all`");
+    }
+}
+
+#[tokio::test]
+async fn duplicate_and_out_of_order_events_make_one_copy() {
+    let cloud = Cloud::new();
+    let s = snapshot(&cloud, DbInstance, "db-manual", Key::AwsManaged, false, false);
+    let h = handler(&cloud, config(everything()));
+    for _ in 0..3 {
+        h.step(deliver::rds_event(&s, "RDS-EVENT-0042"), deliver::record()).await.unwrap();
+    }
+    assert_eq!(cloud.snapshots(SOURCE, REGION).len(), 2, "the original and one copy");
+    // The copy's "finished" event before it is finished: it comes back later, not shared.
+    let copy = cloud.snapshots(SOURCE, REGION).into_iter().find(|c| c.id != "db-manual").unwrap();
+    let early = h.step(deliver::rds_event(&copy, "RDS-EVENT-0197"), deliver::record()).await.unwrap();
+    assert!(matches!(early, Outcome::Later { .. }), "{early:?}");
+    assert!(cloud.shared_with(&copy.arn).is_empty());
+}
+
+#[tokio::test]
+async fn what_is_not_shared() {
+    let cloud = Cloud::new();
+    cloud.add_resource(DbInstance, SOURCE, REGION, "db", None, &[("backup", "yes")]);
+    let s = snapshot(&cloud, DbInstance, "snap-1", Key::Sharing, true, false);
+    // (case, selection, shared)
+    let cases = [
+        ("not selected by regex", Selection { regex: Some(regex::Regex::new("^prod-").unwrap()), ..Default::default() }, false),
+        ("selected by id", Selection { identifiers: vec!["db".into()], ..Default::default() }, true),
+        ("selected by the database's tag", Selection { tag: Some(("backup".into(), Some("yes".into()))), ..Default::default() }, true),
+        ("tag with another value", Selection { tag: Some(("backup".into(), Some("no".into()))), ..Default::default() }, false),
+    ];
+    for (name, selection, shared) in cases {
+        let c = Cloud::new();
+        c.add_resource(DbInstance, SOURCE, REGION, "db", None, &[("backup", "yes")]);
+        c.put_snapshot(s.clone());
+        handler(&c, config(selection)).step(deliver::rds_event(&s, "RDS-EVENT-0042"), deliver::record()).await.unwrap();
+        assert_eq!(!c.shared_with(&s.arn).is_empty(), shared, "{name}");
+        assert_eq!(!c.take_published().is_empty(), shared, "{name}");
+    }
+    // Events that need no share: creation still in progress, and "creating" notices.
+    let h = handler(&cloud, config(everything()));
+    assert_eq!(h.step(deliver::rds_event(&s, "RDS-EVENT-0040"), deliver::record()).await.unwrap(), Outcome::Done);
+    cloud.set_status(&s.arn, Status::Creating);
+    let later = h.step(deliver::rds_event(&s, "RDS-EVENT-0042"), deliver::record()).await.unwrap();
+    assert!(matches!(later, Outcome::Later { .. }), "a snapshot still creating is looked at again: {later:?}");
+    assert!(cloud.shared_with(&s.arn).is_empty());
+}
+
+#[tokio::test]
+async fn gone_failed_and_aws_errors() {
+    let cloud = Cloud::new();
+    let s = snapshot(&cloud, DbInstance, "snap-1", Key::Sharing, true, false);
+    let h = handler(&cloud, config(everything()));
+
+    let gone = Snapshot { id: "deleted".into(), arn: s.arn.replace("snap-1", "deleted"), ..s.clone() };
+    assert_eq!(h.step(deliver::rds_event(&gone, "RDS-EVENT-0042"), deliver::record()).await.unwrap(), Outcome::Done);
+
+    cloud.set_status(&s.arn, Status::Failed("failed".into()));
+    let err = h.step(deliver::rds_event(&s, "RDS-EVENT-0042"), deliver::record()).await.unwrap_err();
+    assert_eq!((err.retry(), err.code()), (None, "SnapshotFailed"), "{err}");
+    cloud.set_status(&s.arn, Status::Available);
+
+    // (operation, AWS code, class: None is permanent)
+    let cases = [
+        ("describe", "Throttling", Some(Retry::Throttled)),
+        ("share", "Throttling", Some(Retry::Throttled)),
+        ("share", "SharedSnapshotQuotaExceeded", None),
+        ("share", "AccessDenied", None),
+        ("publish", "InternalFailure", Some(Retry::Transient)),
+    ];
+    for (op, code, class) in cases {
+        cloud.fail(op, code, 1);
+        let err = h.step(deliver::rds_event(&s, "RDS-EVENT-0042"), deliver::record()).await.unwrap_err();
+        assert_eq!((err.retry(), err.code()), (class, code), "{op}: {err}");
+    }
+    // A copy that fails is permanent too (the DLQ keeps the reason).
+    cloud.fail("copy", "KMSKeyNotAccessibleFault", 1);
+    let other = snapshot(&cloud, DbInstance, "snap-2", Key::Other, true, false);
+    let err = h.step(deliver::rds_event(&other, "RDS-EVENT-0042"), deliver::record()).await.unwrap_err();
+    assert!(err.to_string().contains("kms:CreateGrant"), "the KMS failure explains itself: {err}");
+}
+
+#[tokio::test]
+async fn a_recheck_of_a_copy_that_vanished_is_an_error() {
+    let cloud = Cloud::new();
+    let s = snapshot(&cloud, DbCluster, "c-1", Key::AwsManaged, true, false);
+    let h = handler(&cloud, config(everything()));
+    let Outcome::Later { body, .. } = h.step(deliver::rds_event(&s, "RDS-EVENT-0075"), deliver::record()).await.unwrap() else {
+        panic!("cluster copies are re-checked")
+    };
+    let copy = cloud.snapshots(SOURCE, REGION).into_iter().find(|c| c.id != "c-1").unwrap();
+    cloud.put_snapshot(Snapshot { status: Status::Available, ..copy.clone() });
+    let store = cloud.stores(SOURCE, REGION);
+    snapferry::store::Stores::store(store.as_ref(), DbCluster).delete(&copy).await.unwrap();
+    let err = h.step(deliver::body(&body), deliver::record()).await.unwrap_err();
+    assert_eq!(err.code(), "NotFound", "{err}");
+}
+
+#[test]
+fn config_comes_from_the_declared_environment() {
+    let vars = [("QUEUE_URL", "q"), ("DLQ_URL", "d"), ("TARGET_ACCOUNTS", TARGET), ("SHARING_KMS_KEY_ARN", SHARING_KEY)];
+    let env = Env::from_pairs(STEP, vars).unwrap();
+    let c = Config::from_env(&env).unwrap();
+    assert_eq!(c.target_accounts, vec![TARGET]);
+    assert!(env.unread().is_empty(), "every declared variable is read: {:?}", env.unread());
+}
