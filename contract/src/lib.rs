@@ -120,7 +120,8 @@ pub enum Step {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         sender_account: Option<String>,
     },
-    /// `snapshot` was deleted by retention.
+    /// `snapshot` was deleted by retention. Reserved in this contract version: no step
+    /// deletes snapshots yet, so nothing emits it today.
     Expired {},
 }
 
@@ -286,7 +287,6 @@ impl<D> EventEnvelope<D> {
         }
     }
 }
-
 
 /// What a snapshot is a snapshot of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]

@@ -37,4 +37,3 @@ fn canonical(value: Value) -> Value {
         other => other,
     }
 }
-

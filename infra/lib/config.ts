@@ -32,7 +32,7 @@ export interface CopyConfig {
 export interface RestoreTestConfig {
   enabled: boolean;
   everyNth: number;
-  instanceClass: string;
+  instanceClass?: string;
   timeoutMinutes: number;
   recheckSeconds: number;
   vpcCidr: string;
@@ -202,7 +202,8 @@ function target(f: Fields): TargetConfig {
   const restoreTest: RestoreTestConfig = {
     enabled: r.bool('enabled'),
     everyNth: r.int('everyNth', 1, 10000),
-    instanceClass: r.string('instanceClass', /^db\.[a-z0-9-]+\.[a-z0-9]+$/, 'a DB instance class like db.t4g.micro'),
+    // Unset: the smallest class each engine offers (Aurora has no micro class).
+    instanceClass: r.optionalString('instanceClass', /^db\.[a-z0-9-]+\.[a-z0-9]+$/, 'a DB instance class like db.t4g.micro'),
     timeoutMinutes: r.int('timeoutMinutes', 10, 1440),
     recheckSeconds: r.int('recheckSeconds', 1, 900),
     vpcCidr: r.string('vpcCidr', /^(\d{1,3}\.){3}\d{1,3}\/(1[6-9]|2[0-7])$/, 'an IPv4 CIDR from /16 to /27'),

@@ -69,8 +69,9 @@ describe('synthesized environments against the contract', () => {
     });
   }
 
-  // What the stacks set from the example config (which leaves SELECT_IDENTIFIERS and
-  // DESCRIPTION_REGEX blank, so they are left out), beyond the platform variables.
+  // What the stacks set from the example config (which leaves SELECT_IDENTIFIERS,
+  // DESCRIPTION_REGEX and the restore class unset, so they are left out), beyond the
+  // platform variables.
   const selection = ['SELECT_REGEX', 'SELECT_TAG'];
   const fromConfig: Record<string, string[]> = {
     'create-snapshot': ['KINDS', ...selection, 'MIN_INTERVAL_MINUTES', 'MANUAL_SNAPSHOT_QUOTA'],
@@ -78,7 +79,7 @@ describe('synthesized environments against the contract', () => {
     'copy-shared-snapshot': ['SOURCE_ACCOUNTS', 'TARGET_KMS_KEY_ARN', 'EXTRA_REGIONS', 'EXTRA_REGION_KMS_KEYS',
       'IDENTIFIER_REGEX', 'RECHECK_SECONDS'],
     restore: ['RESTORE_ENABLED', 'RESTORE_EVERY_NTH', 'RESTORE_SUBNET_GROUP', 'RESTORE_SECURITY_GROUP_IDS',
-      'RESTORE_INSTANCE_CLASS', 'TARGET_KMS_KEY_ARN', 'RECHECK_SECONDS', 'RESTORE_TIMEOUT_MINUTES'],
+      'TARGET_KMS_KEY_ARN', 'RECHECK_SECONDS', 'RESTORE_TIMEOUT_MINUTES'],
   };
   for (const fn of routing.functions) {
     test(`${fn.name}: the example config sets exactly its settings`, () => {
@@ -88,6 +89,14 @@ describe('synthesized environments against the contract', () => {
         ['QUEUE_URL', 'DLQ_URL', 'PIPELINE_BUS', ...fromConfig[fn.name]].sort());
     });
   }
+
+  test('a configured restore class is passed on', () => {
+    const c = exampleConfig();
+    const withClass = { ...c, target: { ...c.target, restoreTest: { ...c.target.restoreTest, instanceClass: 'db.r6g.large' } } };
+    const t = synthExample(withClass).target;
+    const f = only(t, 'AWS::Lambda::Function', { FunctionName: 'snapferry-restore' });
+    assert.equal(f.Properties.Environment.Variables.RESTORE_INSTANCE_CLASS, 'db.r6g.large');
+  });
 
   test('values from the config', () => {
     const env = (side: 'source' | 'target', name: string) =>

@@ -58,11 +58,7 @@ impl Env {
     /// The value, or the declared default; blank counts as unset.
     pub fn optional(&self, name: &str) -> Option<String> {
         let var = self.declared(name);
-        self.vars
-            .get(name)
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty())
-            .or_else(|| var.default.clone())
+        self.vars.get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).or_else(|| var.default.clone())
     }
 
     pub fn required(&self, name: &str) -> Result<String> {
@@ -115,14 +111,17 @@ mod tests {
 
     #[test]
     fn errors_name_the_variable() {
-        let env = env(&[("SOURCE_ACCOUNTS", "222222222222, 12345"), ("RECHECK_SECONDS", "x"), ("IDENTIFIER_REGEX", "(")]);
+        let env =
+            env(&[("SOURCE_ACCOUNTS", "222222222222, 12345"), ("RECHECK_SECONDS", "x"), ("IDENTIFIER_REGEX", "(")]);
         let e = env.accounts("SOURCE_ACCOUNTS").unwrap_err().to_string();
         assert!(e.contains("SOURCE_ACCOUNTS") && e.contains("12345"), "{e}");
         let e = env.parse::<u32>("RECHECK_SECONDS").unwrap_err().to_string();
         assert!(e.contains("RECHECK_SECONDS"), "{e}");
         let e = env.required("TARGET_KMS_KEY_ARN").unwrap_err().to_string();
         assert!(e.contains("TARGET_KMS_KEY_ARN is not set"), "{e}");
-        assert!(env.regex("IDENTIFIER_REGEX").unwrap_err().to_string().contains("IDENTIFIER_REGEX is not a valid regex"));
+        assert!(
+            env.regex("IDENTIFIER_REGEX").unwrap_err().to_string().contains("IDENTIFIER_REGEX is not a valid regex")
+        );
     }
 
     #[test]

@@ -54,7 +54,8 @@ pub fn var(step: &str, name: &str) -> Option<&'static Var> {
 /// The README's configuration table, generated from the contract.
 pub fn markdown_table() -> String {
     let rows = CONTRACT.common.iter().map(|v| ("every step", v));
-    let rows = rows.chain(CONTRACT.functions.iter().flat_map(|(step, own)| own.iter().map(move |v| (step.as_str(), v))));
+    let rows =
+        rows.chain(CONTRACT.functions.iter().flat_map(|(step, own)| own.iter().map(move |v| (step.as_str(), v))));
     let mut out = String::from("| step | variable | meaning |\n|---|---|---|\n");
     for (step, v) in rows {
         let default = match (&v.default, v.required) {

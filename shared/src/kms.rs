@@ -1,6 +1,7 @@
 //! KMS key policies snapferry needs. The sharing CMK's policy is what makes a shared,
 //! encrypted snapshot copyable by the backup account; leaving out `kms:CreateGrant` is what
-//! produces `KMSKeyNotAccessibleFault` at copy time (../shared/AWS-FACTS.md, "KMS permissions").
+//! produces `KMSKeyNotAccessibleFault` at copy time (RDS User Guide, USER_ShareSnapshot, "Sharing
+//! encrypted snapshots"; KMS Developer Guide, grants).
 
 use serde_json::{Value, json};
 

@@ -1,7 +1,7 @@
 //! Deterministic identifiers for everything snapferry creates.
 //!
 //! Every step of the pipeline may run more than once for the same input (SQS delivers at
-//! least once, EventBridge retries, the reconcile sweep re-drives). Deriving the name of the
+//! least once, EventBridge retries, an operator replays a dead letter). Deriving the name of the
 //! snapshot, copy or restore-test resource from its input turns "create it again" into
 //! "it already exists", which the adapters treat as success. So these functions must be:
 //!

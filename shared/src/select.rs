@@ -60,11 +60,10 @@ mod tests {
 
     #[test]
     fn selectors_combine_as_a_union() {
-        let env = Env::from_pairs("create-snapshot", [
-            ("SELECT_IDENTIFIERS", "billing"),
-            ("SELECT_REGEX", "^prod-"),
-            ("SELECT_TAG", "backup=snapferry"),
-        ])
+        let env = Env::from_pairs(
+            "create-snapshot",
+            [("SELECT_IDENTIFIERS", "billing"), ("SELECT_REGEX", "^prod-"), ("SELECT_TAG", "backup=snapferry")],
+        )
         .unwrap();
         let s = Selection::from_env(&env).unwrap();
         assert!(s.matches("billing", &Tags::new()));

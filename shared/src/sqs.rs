@@ -24,7 +24,7 @@ use std::future::Future;
 use std::time::Duration;
 use tracing::{error, info, warn};
 
-/// Message attributes snapferry sets; read by `snapferry dlq` and by the next attempt.
+/// Message attributes snapferry sets; read by operators next to a dead letter, and by the next attempt.
 pub const ATTR_ATTEMPT: &str = "snapferry-attempt";
 pub const ATTR_ERROR_CODE: &str = "snapferry-error-code";
 pub const ATTR_ERROR_REASON: &str = "snapferry-error-reason";

@@ -107,7 +107,8 @@ impl StepContext {
 }
 
 pub fn recheck_body(recheck: Recheck) -> Result<String> {
-    serde_json::to_string(&recheck.into_envelope()).map_err(|e| Error::BadInput(format!("re-check not serialisable: {e}")))
+    serde_json::to_string(&recheck.into_envelope())
+        .map_err(|e| Error::BadInput(format!("re-check not serialisable: {e}")))
 }
 
 /// One pipeline step: what it does with one parsed message. Every step is a

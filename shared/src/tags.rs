@@ -1,8 +1,7 @@
 //! The tags that mark snapferry's resources and carry their lineage.
 //!
-//! Tags are the only state snapferry keeps: the expire step, the reconcile sweep and the
-//! operator CLI decide what is ours, where it came from and which pipeline run made it by
-//! reading them back. Anything without [`MANAGED`] = `true` is never touched.
+//! Tags are the only state snapferry keeps: the steps decide what is ours, where it came
+//! from and which pipeline run made it by reading them back. Anything without [`MANAGED`] = `true` is never touched.
 
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
@@ -27,8 +26,8 @@ pub const CORRELATION_ID: &str = "snapferry:correlation-id";
 pub const STEP: &str = "snapferry:step";
 /// When a restore test of this copy last succeeded (RFC 3339, see [`timestamp_value`]).
 pub const VERIFIED_AT: &str = "snapferry:verified-at";
-/// `"true"` on DB instances / clusters created by a restore test, so a sweep can delete
-/// ones a crashed run left behind.
+/// `"true"` on DB instances / clusters / volumes created by a restore test, so whatever a
+/// crashed run left behind can be found (the README's teardown lists them by it).
 pub const RESTORE_TEST: &str = "snapferry:restore-test";
 /// When snapferry created the resource (RFC 3339); retention counts from here.
 pub const CREATED_AT: &str = "snapferry:created-at";

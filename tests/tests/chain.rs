@@ -3,13 +3,13 @@
 //! test. Each test has its own source and target accounts; assertions read back what the
 //! pipeline made through the SDK and the pipeline events it published.
 
-use snapferry::store::Stores;
 use aws_sdk_eventbridge::types::{PutEventsRequestEntry, Target};
 use serde_json::json;
 use snapferry::ResourceKind;
 use snapferry::events::{EventEnvelope, PipelineEvent, SOURCE, Step};
 use snapferry::routing::{Bus, Routing};
 use snapferry::sqs::{ATTR_ERROR_CODE, ATTR_ERROR_REASON, ATTR_SOURCE_QUEUE};
+use snapferry::store::Stores;
 use snapferry::tags;
 use snapferry_e2e::chain::*;
 use snapferry_e2e::{OTHER_REGION, REGION, clients, control, fixtures, new_account};
@@ -408,10 +408,7 @@ async fn a_copy_quota_fault_is_retried_and_completes() {
 #[tokio::test]
 async fn a_malformed_message_goes_to_the_dlq_with_its_reason_and_the_rest_of_its_batch_succeeds() {
     // Nothing selected: the share step leaves these snapshots alone; the test shares them.
-    let options = PipelineOptions {
-        select_regex: Some("^nothing$".into()),
-        ..fast_options()
-    };
+    let options = PipelineOptions { select_regex: Some("^nothing$".into()), ..fast_options() };
     let p = start(&options).await;
     let store = p.source.store(ResourceKind::DbInstance);
     let mut bodies = Vec::new();
@@ -466,80 +463,6 @@ async fn a_malformed_message_goes_to_the_dlq_with_its_reason_and_the_rest_of_its
 }
 
 #[tokio::test]
-async fn selection_filters_exclude_databases_on_create_and_share() {
-    let options = PipelineOptions {
-        select_identifiers: vec!["billing".into()],
-        select_regex: Some("^prod-".into()),
-        select_tag: Some("backup=yes".into()),
-        ..fast_options()
-    };
-    let p = start(&options).await;
-    let key = Encryption::Key(&p.sharing_key);
-    instance(&p.source, "prod-orders", key, &[]).await;
-    instance(&p.source, "billing", key, &[]).await;
-    instance(&p.source, "tagged", key, &[("backup", "yes")]).await;
-    instance(&p.source, "misc", key, &[]).await;
-    instance(&p.source, "staging-prod", key, &[]).await;
-    instance(&p.source, "wrong-tag", key, &[("backup", "no")]).await;
-    // A snapshot taken by hand of a database that is not selected: share must leave it alone.
-    p.source
-        .rds
-        .create_db_snapshot()
-        .db_instance_identifier("misc")
-        .db_snapshot_identifier("misc-by-hand")
-        .send()
-        .await
-        .expect("CreateDBSnapshot");
-    p.host.fire_schedule().await.expect("fire the schedule");
-    let selected = ["prod-orders", "billing", "tagged"];
-    let mut events = Vec::new();
-    run_until(&p, &mut events, "the selected databases verified", verified(&selected)).await;
-    settle(&p, &mut events).await;
-
-    let created: Vec<String> =
-        managed(&p.source, ResourceKind::DbInstance).await.into_iter().map(|s| s.resource_id).collect();
-    let mut created_sorted = created.clone();
-    created_sorted.sort();
-    assert_eq!(created_sorted, vec!["billing", "prod-orders", "tagged"], "snapshots taken");
-    assert!(shared_with(&p.source, "misc-by-hand").await.is_empty(), "an unselected database's snapshot was shared");
-    let share_saw_it = control::events(&p.source.account)
-        .iter()
-        .any(|e| e["event"]["detail"]["SourceIdentifier"] == "misc-by-hand" && e["dropped"] == false);
-    assert!(share_saw_it, "the emulator announced misc-by-hand, so the share step did see it");
-    for other in ["misc", "staging-prod", "wrong-tag"] {
-        assert!(about(&events, other).is_empty(), "{other}:\n{}", summary(&events));
-    }
-    let mut copied: Vec<String> = managed(&p.target, ResourceKind::DbInstance)
-        .await
-        .into_iter()
-        .filter_map(|s| s.tags.get(tags::ORIGIN_RESOURCE).cloned())
-        .collect();
-    copied.sort();
-    assert_eq!(copied, vec!["billing", "prod-orders", "tagged"]);
-}
-
-#[tokio::test]
-async fn identifier_regex_on_the_copy_step_excludes_what_it_does_not_match() {
-    let options =
-        PipelineOptions { identifier_regex: Some("^snapferry-keep-".into()), ..fast_options() };
-    let p = start(&options).await;
-    instance(&p.source, "keep-me", Encryption::Key(&p.sharing_key), &[]).await;
-    instance(&p.source, "drop-me", Encryption::Key(&p.sharing_key), &[]).await;
-    p.host.fire_schedule().await.expect("fire the schedule");
-    let mut events = Vec::new();
-    run_until(&p, &mut events, "keep-me verified, drop-me shared", |e| {
-        verified(&["keep-me"])(e) && has(e, "drop-me", SHARED)
-    })
-    .await;
-    settle(&p, &mut events).await;
-
-    assert_verified_copy(&p, ResourceKind::DbInstance, "keep-me").await;
-    assert!(made_by(&p.target, ResourceKind::DbInstance, "copy", "drop-me").await.is_empty());
-    assert_eq!(about(&events, "drop-me").len(), 1, "only shared:\n{}", summary(&events));
-    assert_eq!(managed(&p.target, ResourceKind::DbInstance).await.len(), 1);
-}
-
-#[tokio::test]
 async fn a_restore_that_fails_is_reported_the_copy_kept_and_the_test_resources_deleted() {
     let p = start(&fast_options()).await;
     control::call(
@@ -559,45 +482,4 @@ async fn a_restore_that_fails_is_reported_the_copy_kept_and_the_test_resources_d
     assert_eq!(copies.len(), 1, "the copy is kept: {:?}", names(&copies));
     assert!(!copies[0].tags.contains_key(tags::VERIFIED_AT), "{:?}", copies[0].tags);
     no_restore_resources_left(&p.target).await;
-}
-
-fn restores(account: &str) -> usize {
-    control::requests(account)
-        .iter()
-        .filter(|(op, err)| op == "RestoreDBInstanceFromDBSnapshot" && err.is_none())
-        .count()
-}
-
-#[tokio::test]
-async fn restore_tests_can_be_switched_off() {
-    let p = start(&PipelineOptions { restore_enabled: false, ..fast_options() }).await;
-    instance(&p.source, "untested", Encryption::Key(&p.sharing_key), &[]).await;
-    p.host.fire_schedule().await.expect("fire the schedule");
-    let mut events = Vec::new();
-    run_until(&p, &mut events, "untested copied", |e| has(e, "untested", COPIED)).await;
-    settle(&p, &mut events).await;
-    assert!(!has(&events, "untested", VERIFIED) && !has(&events, "untested", RESTORE_FAILED), "{}", summary(&events));
-    assert_eq!(restores(&p.target.account), 0);
-}
-
-#[tokio::test]
-async fn restore_tests_can_be_sampled_every_nth_copy() {
-    let p = start(&PipelineOptions { restore_every_nth: 2, ..fast_options() }).await;
-    instance(&p.source, "sampled", Encryption::Key(&p.sharing_key), &[]).await;
-    let mut events = Vec::new();
-    // Three backups of one database, one after another: the 1st and 3rd are restore-tested.
-    for n in 1..=3 {
-        p.source
-            .rds
-            .create_db_snapshot()
-            .db_instance_identifier("sampled")
-            .db_snapshot_identifier(format!("sampled-by-hand-{n}"))
-            .send()
-            .await
-            .expect("CreateDBSnapshot");
-        run_until(&p, &mut events, &format!("copy {n} of sampled"), |e| count(e, "sampled", COPIED) >= n).await;
-        settle(&p, &mut events).await;
-    }
-    assert_eq!(count(&events, "sampled", VERIFIED), 2, "{}", summary(&events));
-    assert_eq!(restores(&p.target.account), 2);
 }

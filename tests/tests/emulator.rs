@@ -3,14 +3,14 @@
 //! accounts, so they run in parallel on one emulator. Tests that change global emulator
 //! settings (quotas, reset) live in their own test binaries, with their own emulator.
 
-use snapferry::store::Stores;
 use aws_sdk_rds::error::ProvideErrorMetadata;
 use serde_json::{Value, json};
 use snapferry::ResourceKind;
 use snapferry::error::{Error, Retry};
 use snapferry::inbound::{Incoming, parse_message};
-use snapferry::store::{CopyRequest, RestoreSpec, Status};
 use snapferry::naming;
+use snapferry::store::Stores;
+use snapferry::store::{CopyRequest, RestoreSpec, Status};
 use snapferry::tags::Tags;
 use snapferry_e2e::{REGION, clients, clients_without_retries, control, eventually, fixtures, new_account};
 use std::time::Duration;

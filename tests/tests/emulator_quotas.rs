@@ -1,11 +1,11 @@
 //! Behaviour 5: AWS's quotas, lowered so a test can reach them. Quotas are global emulator
 //! settings, so this binary has its own emulator and runs its cases one after another.
 
-use snapferry::store::Stores;
 use serde_json::json;
 use snapferry::ResourceKind;
 use snapferry::error::Retry;
 use snapferry::store::CopyRequest;
+use snapferry::store::Stores;
 use snapferry::tags::Tags;
 use snapferry_e2e::{REGION, clients_without_retries, control, fixtures, new_account};
 

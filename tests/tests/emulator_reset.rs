@@ -1,8 +1,8 @@
 //! Behaviour 7: reset clears everything (state, request log, faults). Reset is global, so
 //! this binary has its own emulator.
 
-use snapferry::store::Stores;
 use snapferry::ResourceKind;
+use snapferry::store::Stores;
 use snapferry::tags::Tags;
 use snapferry_e2e::{REGION, clients, control, fixtures, new_account};
 

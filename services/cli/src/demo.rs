@@ -140,7 +140,8 @@ async fn serve(pipeline: &LocalPipeline, args: &LocalArgs) -> Result<()> {
         "  source account {SOURCE_ACCOUNT} (role arn:aws:iam::{SOURCE_ACCOUNT}:role/any), backup account {TARGET_ACCOUNT}"
     );
     println!("  any AWS client acting as the source account sets the chain off, e.g. taking a snapshot;");
-    println!("  fire the schedule with: snapferry fire-schedule --endpoint {}", args.endpoint);
+    let me = std::env::args().next().unwrap_or_else(|| "snapferry".into());
+    println!("  fire the schedule with: {me} fire-schedule --endpoint {}", args.endpoint);
     let fired = chrono::Utc::now();
     loop {
         tokio::select! {

@@ -6,8 +6,8 @@
 use crate::local::{DeployOptions, Deployment, Host, deploy};
 use serde_json::json;
 use snapferry::clients::Clients;
-use snapferry::error::{Error, Result};
 use snapferry::config::Env;
+use snapferry::error::{Error, Result};
 use snapferry::events::{EventEnvelope, PipelineEvent};
 use snapferry::inbound::{Incoming, parse_message};
 use snapferry::routing::Routing;
@@ -88,7 +88,8 @@ impl PipelineOptions {
                 ("SELECT_TAG", self.select_tag.clone().unwrap_or_default()),
             ]
         };
-        let mut vars = vec![("RECHECK_SECONDS", seconds(self.recheck)), ("RETRY_BASE_SECONDS", seconds(self.retry_base))];
+        let mut vars =
+            vec![("RECHECK_SECONDS", seconds(self.recheck)), ("RETRY_BASE_SECONDS", seconds(self.retry_base))];
         match step {
             snapferry_create_snapshot::STEP => {
                 vars.extend(selection());
@@ -101,7 +102,8 @@ impl PipelineOptions {
                 vars.push(("SHARING_KMS_KEY_ARN", d.sharing_key.to_string()));
             }
             snapferry_copy_shared_snapshot::STEP => {
-                let allowlist = if self.allowlist.is_empty() { d.source_account.to_string() } else { self.allowlist.join(",") };
+                let allowlist =
+                    if self.allowlist.is_empty() { d.source_account.to_string() } else { self.allowlist.join(",") };
                 vars.push(("SOURCE_ACCOUNTS", allowlist));
                 vars.push(("TARGET_KMS_KEY_ARN", d.target_key.to_string()));
                 vars.push(("EXTRA_REGIONS", self.extra_regions.join(",")));
@@ -236,7 +238,9 @@ fn step_handler(env: &Env, clients: &Clients) -> Result<Arc<dyn BatchHandler>> {
     Ok(match env.step() {
         snapferry_create_snapshot::STEP => Arc::new(snapferry_create_snapshot::Handler::from_env(env, ports)?),
         snapferry_share_snapshot::STEP => Arc::new(snapferry_share_snapshot::Handler::from_env(env, ports)?),
-        snapferry_copy_shared_snapshot::STEP => Arc::new(snapferry_copy_shared_snapshot::Handler::from_env(env, ports)?),
+        snapferry_copy_shared_snapshot::STEP => {
+            Arc::new(snapferry_copy_shared_snapshot::Handler::from_env(env, ports)?)
+        }
         snapferry_restore::STEP => Arc::new(snapferry_restore::Handler::from_env(env, ports)?),
         other => return Err(Error::Config(format!("the local host has no step {other:?}"))),
     })

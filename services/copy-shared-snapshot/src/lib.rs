@@ -8,17 +8,17 @@
 //! (events land in other regions) are polled with delayed re-checks.
 
 use regex::Regex;
+use snapferry::arn::Arn;
 use snapferry::config::{Env, is_account_id};
 use snapferry::error::{Error, Result, Retry};
-use snapferry::arn::Arn;
 use snapferry::events::{PipelineEvent, Recheck, RecheckWhat, Step};
 use snapferry::inbound::Incoming;
-use snapferry::store::{CopyCompletion, CopyRequest, Snapshot, Status};
-use snapferry::step::{PipelineStep, StepContext, StepEnv};
 use snapferry::inbound::native::NativeSignal;
-use snapferry::sqs::{Outcome, Record};
-use snapferry::tags::{self, Lineage, Tags};
 use snapferry::naming;
+use snapferry::sqs::{Outcome, Record};
+use snapferry::step::{PipelineStep, StepContext, StepEnv};
+use snapferry::store::{CopyCompletion, CopyRequest, Snapshot, Status};
+use snapferry::tags::{self, Lineage, Tags};
 use tracing::{info, warn};
 
 /// This step's name in `shared/routing.json` and `shared/environment.json`.

@@ -40,11 +40,23 @@ fn handler(cloud: &Cloud, config: Config) -> Handler {
 
 /// A snapshot `owner` shared with the backup account, and the "shared" event for it.
 async fn shared(cloud: &Cloud, kind: ResourceKind, owner: &str, name: &str) -> (Snapshot, PipelineEvent) {
-    let s = Snapshot { encrypted: true, kms_key_id: Some(SHARING_KEY.into()), ..cloud.snapshot(kind, owner, REGION, name, "db") };
+    let s = Snapshot {
+        encrypted: true,
+        kms_key_id: Some(SHARING_KEY.into()),
+        ..cloud.snapshot(kind, owner, REGION, name, "db")
+    };
     cloud.put_snapshot(s.clone());
     cloud.stores(owner, REGION).store(kind).share(&s, &[TARGET.to_string()]).await.unwrap();
-    let source_tags = tags::Tags::from([("team".to_string(), "shop".to_string()), ("Description".to_string(), "nightly".to_string())]);
-    let event = PipelineEvent::new("run-1", s.to_ref(), s.to_ref(), Step::Shared { target_account: TARGET.into(), tags: source_tags });
+    let source_tags = tags::Tags::from([
+        ("team".to_string(), "shop".to_string()),
+        ("Description".to_string(), "nightly".to_string()),
+    ]);
+    let event = PipelineEvent::new(
+        "run-1",
+        s.to_ref(),
+        s.to_ref(),
+        Step::Shared { target_account: TARGET.into(), tags: source_tags },
+    );
     (s, event)
 }
 
@@ -63,7 +75,12 @@ async fn only_allowlisted_senders_and_owners_are_copied() {
         ("allowlisted sender and owner", Some(SOURCE), SOURCE, None),
         ("no sending account", None, SOURCE, Some("names no sending account")),
         ("a stranger sends", Some(STRANGER), SOURCE, Some("sender account 333333333333 is not in SOURCE_ACCOUNTS")),
-        ("a stranger's snapshot", Some(SOURCE), STRANGER, Some("snapshot owner 333333333333 is not in SOURCE_ACCOUNTS")),
+        (
+            "a stranger's snapshot",
+            Some(SOURCE),
+            STRANGER,
+            Some("snapshot owner 333333333333 is not in SOURCE_ACCOUNTS"),
+        ),
     ];
     for (name, sender, owner, rejected) in cases {
         let cloud = Cloud::new();
@@ -78,7 +95,9 @@ async fn only_allowlisted_senders_and_owners_are_copied() {
             }
             Some(why) => {
                 assert!(copies(&cloud, REGION).is_empty(), "{name}: nothing is copied");
-                let [PipelineEvent { step: Step::Rejected { reason, .. }, .. }] = &events[..] else { panic!("{name}: {events:?}") };
+                let [PipelineEvent { step: Step::Rejected { reason, .. }, .. }] = &events[..] else {
+                    panic!("{name}: {events:?}")
+                };
                 assert!(reason.contains(why), "{name}: {reason}");
             }
         }
@@ -95,7 +114,10 @@ async fn the_copy_is_ours_on_our_key_with_the_lineage() {
     assert_eq!(copy.kms_key_id.as_deref(), Some(TARGET_KEY), "KmsKeyId is always set");
     assert_eq!(copy.tags.get("team").map(String::as_str), Some("shop"), "the source's tags travel");
     let lineage = tags::lineage_of(&copy.tags).unwrap();
-    assert_eq!((lineage.step.as_str(), lineage.source_arn.as_str(), lineage.correlation_id.as_str()), ("copy", s.arn.as_str(), "run-1"));
+    assert_eq!(
+        (lineage.step.as_str(), lineage.source_arn.as_str(), lineage.correlation_id.as_str()),
+        ("copy", s.arn.as_str(), "run-1")
+    );
     assert_eq!(tags::origin_from_tags(DbInstance, &copy.tags).map(|o| o.arn), Some(s.arn.clone()));
 }
 
@@ -104,7 +126,10 @@ async fn events_for_other_accounts_filters_and_duplicates() {
     let cloud = Cloud::new();
     let (_, event) = shared(&cloud, DbInstance, SOURCE, "snap-1").await;
     let h = handler(&cloud, config());
-    let elsewhere = PipelineEvent { step: Step::Shared { target_account: STRANGER.into(), tags: Default::default() }, ..event.clone() };
+    let elsewhere = PipelineEvent {
+        step: Step::Shared { target_account: STRANGER.into(), tags: Default::default() },
+        ..event.clone()
+    };
     assert_eq!(h.step(deliver::pipeline(&elsewhere, Some(SOURCE)), deliver::record()).await.unwrap(), Outcome::Done);
     assert!(copies(&cloud, REGION).is_empty(), "an event for another backup account");
 
@@ -192,7 +217,8 @@ async fn copy_rechecks_that_find_a_failed_or_missing_copy() {
     let cloud = Cloud::new();
     let (_, event) = shared(&cloud, DbCluster, SOURCE, "snap-1").await;
     let h = handler(&cloud, config());
-    let Outcome::Later { body, .. } = h.step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap() else {
+    let Outcome::Later { body, .. } = h.step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap()
+    else {
         panic!()
     };
     let [copy]: [Snapshot; 1] = copies(&cloud, REGION).try_into().unwrap();
@@ -228,20 +254,30 @@ async fn aws_errors_end_as_their_class_says() {
         let cloud = Cloud::new();
         let (_, event) = shared(&cloud, DbInstance, SOURCE, "snap-1").await;
         cloud.fail(op, code, 1);
-        let err = handler(&cloud, config()).step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap_err();
+        let err = handler(&cloud, config())
+            .step(deliver::pipeline(&event, Some(SOURCE)), deliver::record())
+            .await
+            .unwrap_err();
         assert_eq!((err.retry(), err.code()), (class, code), "{op}: {err}");
     }
     // The copies-in-progress quota as the store reports it: come back later, never the DLQ.
     let cloud = Cloud::new();
     cloud.set_copy_quota(0);
     let (_, event) = shared(&cloud, DbCluster, SOURCE, "snap-1").await;
-    let err = handler(&cloud, config()).step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap_err();
+    let err =
+        handler(&cloud, config()).step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap_err();
     assert_eq!(err.retry(), Some(Retry::QuotaExceeded), "{err}");
     // Shared but not visible yet (propagation): not ready, retried.
     let cloud = Cloud::new();
     let s = cloud.snapshot(DbInstance, SOURCE, REGION, "unshared", "db");
-    let event = PipelineEvent::new("r", s.to_ref(), s.to_ref(), Step::Shared { target_account: TARGET.into(), tags: Default::default() });
-    let err = handler(&cloud, config()).step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap_err();
+    let event = PipelineEvent::new(
+        "r",
+        s.to_ref(),
+        s.to_ref(),
+        Step::Shared { target_account: TARGET.into(), tags: Default::default() },
+    );
+    let err =
+        handler(&cloud, config()).step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap_err();
     assert_eq!(err.retry(), Some(Retry::NotReady), "{err}");
 }
 
@@ -249,7 +285,8 @@ async fn aws_errors_end_as_their_class_says() {
 async fn other_messages_are_refused_as_bad_input() {
     let cloud = Cloud::new();
     let r = snapferry::events::BackupRequest::new(None, vec![]);
-    let err = handler(&cloud, config()).step(deliver::backup_requested(r, cloud.now()), deliver::record()).await.unwrap_err();
+    let err =
+        handler(&cloud, config()).step(deliver::backup_requested(r, cloud.now()), deliver::record()).await.unwrap_err();
     assert_eq!(err.code(), "BadInput");
 }
 

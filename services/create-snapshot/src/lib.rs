@@ -132,9 +132,7 @@ impl Handler {
                     info!(snapshot_arn = s.arn, correlation_id, resource = resource.id, "snapshot started");
                 }
                 // AWS's own quota (other tools' snapshots count too): refuse this one, go on.
-                Err(e) if e.retry() == Some(Retry::QuotaExceeded) => {
-                    refused.push((resource, id, e.to_string()))
-                }
+                Err(e) if e.retry() == Some(Retry::QuotaExceeded) => refused.push((resource, id, e.to_string())),
                 Err(e) => return Err(e),
             }
         }
@@ -180,9 +178,13 @@ impl PipelineStep for Handler {
 
     async fn step(&self, incoming: Incoming, _record: Record) -> Result<Outcome> {
         let request = match incoming {
-            Incoming::Schedule(e) => {
-                Request { slot: e.time.unwrap_or_else(|| self.ctx.now()), kind: None, identifiers: None, on_demand: false, correlation_id: None }
-            }
+            Incoming::Schedule(e) => Request {
+                slot: e.time.unwrap_or_else(|| self.ctx.now()),
+                kind: None,
+                identifiers: None,
+                on_demand: false,
+                correlation_id: None,
+            },
             Incoming::BackupRequested(e) => Request {
                 slot: e.time.unwrap_or_else(|| self.ctx.now()),
                 kind: e.detail.kind,

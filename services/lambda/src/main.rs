@@ -13,7 +13,8 @@ use std::sync::Arc;
 async fn main() -> Result<(), lambda_runtime::Error> {
     snapferry::step::init_tracing();
     // Lambda sets it from the function's Handler; it is not part of the step's own environment.
-    let step = std::env::var("_HANDLER").map_err(|_| "_HANDLER is not set: the function's handler must name its step")?;
+    let step =
+        std::env::var("_HANDLER").map_err(|_| "_HANDLER is not set: the function's handler must name its step")?;
     // A bad configuration fails the init, with a message that names the variable.
     let env = Env::from_process(&step)?;
     let clients = Clients::from_env().await?;
@@ -21,7 +22,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let handler: Arc<dyn BatchHandler> = match step.as_str() {
         snapferry_create_snapshot::STEP => Arc::new(snapferry_create_snapshot::Handler::from_env(&env, ports)?),
         snapferry_share_snapshot::STEP => Arc::new(snapferry_share_snapshot::Handler::from_env(&env, ports)?),
-        snapferry_copy_shared_snapshot::STEP => Arc::new(snapferry_copy_shared_snapshot::Handler::from_env(&env, ports)?),
+        snapferry_copy_shared_snapshot::STEP => {
+            Arc::new(snapferry_copy_shared_snapshot::Handler::from_env(&env, ports)?)
+        }
         snapferry_restore::STEP => Arc::new(snapferry_restore::Handler::from_env(&env, ports)?),
         other => return Err(format!("_HANDLER={other:?} names no snapferry step").into()),
     };

@@ -10,9 +10,9 @@ use snapferry::config::Env;
 use snapferry::error::{Error, Result};
 use snapferry::events::{PipelineEvent, Recheck, RecheckWhat, SnapshotRef, Step};
 use snapferry::inbound::Incoming;
-use snapferry::store::{RestoreSpec, Restored, Snapshot, SnapshotStore, Status};
-use snapferry::step::{PipelineStep, StepContext, StepEnv};
 use snapferry::sqs::{Outcome, Record};
+use snapferry::step::{PipelineStep, StepContext, StepEnv};
+use snapferry::store::{RestoreSpec, Restored, Snapshot, SnapshotStore, Status};
 use snapferry::tags::{self, Tags};
 use snapferry::{kms, naming};
 use tracing::{info, warn};
@@ -74,10 +74,7 @@ impl Handler {
     async fn on_copied(&self, event: &PipelineEvent) -> Result<Outcome> {
         let copy_ref = &event.snapshot;
         // Restore tests run where the function runs; extra-region copies are copies of a tested one.
-        if !self.config.enabled
-            || copy_ref.region != self.ctx.region()
-            || copy_ref.account != self.ctx.account()
-        {
+        if !self.config.enabled || copy_ref.region != self.ctx.region() || copy_ref.account != self.ctx.account() {
             return Ok(Outcome::Done);
         }
         let store = self.ctx.stores.store(copy_ref.kind);
@@ -255,7 +252,8 @@ mod tests {
     #[test]
     fn config_defaults_and_errors() {
         let base = [("QUEUE_URL", "q"), ("DLQ_URL", "d"), ("TARGET_KMS_KEY_ARN", "k")];
-        let env = |extra: &[(&'static str, &'static str)]| Env::from_pairs(STEP, base.iter().chain(extra).copied()).unwrap();
+        let env =
+            |extra: &[(&'static str, &'static str)]| Env::from_pairs(STEP, base.iter().chain(extra).copied()).unwrap();
         let c = Config::from_env(&env(&[])).unwrap();
         assert!(c.enabled);
         assert_eq!((c.every_nth, c.instance_class), (1, None), "the class is the store's smallest for the engine");

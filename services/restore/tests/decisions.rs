@@ -59,8 +59,14 @@ fn copied(cloud: &Cloud, kind: ResourceKind, name: &str, resource: &str) -> (Sna
 
 /// Runs the restore test of `event` to its end with `change` applied to the restored
 /// resource once it is up; returns the events it published.
-async fn run(cloud: &Cloud, h: &Handler, event: &PipelineEvent, change: impl FnOnce(&mut Restored)) -> Vec<PipelineEvent> {
-    let Outcome::Later { body, .. } = h.step(deliver::pipeline(event, Some(TARGET)), deliver::record()).await.unwrap() else {
+async fn run(
+    cloud: &Cloud,
+    h: &Handler,
+    event: &PipelineEvent,
+    change: impl FnOnce(&mut Restored),
+) -> Vec<PipelineEvent> {
+    let Outcome::Later { body, .. } = h.step(deliver::pipeline(event, Some(TARGET)), deliver::record()).await.unwrap()
+    else {
         panic!("a restore test comes back to look at its restore")
     };
     cloud.complete_all();
@@ -76,7 +82,9 @@ async fn a_good_copy_is_verified_tagged_and_cleaned_up() {
         let cloud = Cloud::new();
         let (copy, event) = copied(&cloud, kind, "snapferry-copy-a", "orders");
         let events = run(&cloud, &handler(&cloud, config()), &event, |_| {}).await;
-        let [PipelineEvent { step: Step::RestoreVerified { restore_seconds, engine, .. }, correlation_id, .. }] = &events[..] else {
+        let [PipelineEvent { step: Step::RestoreVerified { restore_seconds, engine, .. }, correlation_id, .. }] =
+            &events[..]
+        else {
             panic!("{kind}: {events:?}")
         };
         assert_eq!(*restore_seconds, 420.0, "{kind}: measured on the step's clock");
@@ -105,7 +113,7 @@ async fn restores_are_isolated_and_sized_per_engine() {
         let [r] = &cloud.restores()[..] else { panic!("{kind}: one restore") };
         assert_eq!(r.class.as_deref(), Some(used), "{kind}");
         assert_eq!(r.restored.id, naming::restore_id(&copy.id));
-        assert_eq!(r.spec_tags.get(tags::RESTORE_TEST).map(String::as_str), Some("true"), "tagged for the sweep");
+        assert_eq!(r.spec_tags.get(tags::RESTORE_TEST).map(String::as_str), Some("true"), "tagged as a test resource");
     }
 }
 
@@ -115,7 +123,11 @@ async fn every_failed_verification_is_reported_and_the_copy_kept() {
     type Change = fn(&mut Restored);
     let cases: [(&str, Change, &str); 4] = [
         ("not encrypted", |r| r.encrypted = false, "not encrypted"),
-        ("on another key", |r| r.kms_key_id = Some("arn:aws:kms:us-east-1:222222222222:key/other".into()), "not the backup account's key"),
+        (
+            "on another key",
+            |r| r.kms_key_id = Some("arn:aws:kms:us-east-1:222222222222:key/other".into()),
+            "not the backup account's key",
+        ),
         ("another engine version", |r| r.engine_version = Some("9.6".into()), "but the snapshot is"),
         ("the restore failed", |r| r.status = Status::Failed("incompatible-restore".into()), "the restore failed"),
     ];
@@ -123,7 +135,9 @@ async fn every_failed_verification_is_reported_and_the_copy_kept() {
         let cloud = Cloud::new();
         let (copy, event) = copied(&cloud, DbInstance, "snapferry-copy-a", "orders");
         let events = run(&cloud, &handler(&cloud, config()), &event, change).await;
-        let [PipelineEvent { step: Step::RestoreFailed { reason }, .. }] = &events[..] else { panic!("{name}: {events:?}") };
+        let [PipelineEvent { step: Step::RestoreFailed { reason }, .. }] = &events[..] else {
+            panic!("{name}: {events:?}")
+        };
         assert!(reason.contains(why), "{name}: {reason}");
         let kept = cloud.snapshots(TARGET, REGION).into_iter().find(|s| s.id == copy.id).expect("the copy is kept");
         assert!(!kept.tags.contains_key(tags::VERIFIED_AT), "{name}");
@@ -136,14 +150,20 @@ async fn a_restore_that_takes_too_long_fails_on_the_clock() {
     let cloud = Cloud::new();
     let (_, event) = copied(&cloud, DbInstance, "snapferry-copy-a", "orders");
     let h = handler(&cloud, Config { timeout: Duration::minutes(30), ..config() });
-    let Outcome::Later { body, .. } = h.step(deliver::pipeline(&event, Some(TARGET)), deliver::record()).await.unwrap() else { panic!() };
+    let Outcome::Later { body, .. } = h.step(deliver::pipeline(&event, Some(TARGET)), deliver::record()).await.unwrap()
+    else {
+        panic!()
+    };
     cloud.advance(Duration::minutes(29));
     let again = h.step(deliver::body(&body), deliver::record()).await.unwrap();
     let Outcome::Later { body, .. } = again else { panic!("still within the limit: {again:?}") };
     cloud.advance(Duration::minutes(2));
     assert_eq!(h.step(deliver::body(&body), deliver::record()).await.unwrap(), Outcome::Done);
     let events = cloud.take_published();
-    assert!(matches!(&events[..], [PipelineEvent { step: Step::RestoreFailed { reason }, .. }] if reason.contains("30 minutes")), "{events:?}");
+    assert!(
+        matches!(&events[..], [PipelineEvent { step: Step::RestoreFailed { reason }, .. }] if reason.contains("30 minutes")),
+        "{events:?}"
+    );
     assert!(cloud.restores().is_empty());
 }
 
@@ -161,7 +181,11 @@ async fn which_copies_are_tested() {
         } else {
             e.snapshot.account = SOURCE.into();
         }
-        assert_eq!(h.step(deliver::pipeline(&e, Some(TARGET)), deliver::record()).await.unwrap(), Outcome::Done, "{name}");
+        assert_eq!(
+            h.step(deliver::pipeline(&e, Some(TARGET)), deliver::record()).await.unwrap(),
+            Outcome::Done,
+            "{name}"
+        );
     }
     cloud.set_tag(&copy.arn, tags::VERIFIED_AT, "2026-11-24T12:00:00Z");
     assert_eq!(h.step(deliver::pipeline(&event, Some(TARGET)), deliver::record()).await.unwrap(), Outcome::Done);
@@ -177,7 +201,8 @@ async fn which_copies_are_tested() {
     for (i, resource) in ["orders", "orders", "billing", "orders"].iter().enumerate() {
         cloud.advance(Duration::hours(1));
         let (_, event) = copied(&cloud, DbInstance, &format!("snapferry-copy-{i}"), resource);
-        if let Outcome::Later { .. } = h.step(deliver::pipeline(&event, Some(TARGET)), deliver::record()).await.unwrap() {
+        if let Outcome::Later { .. } = h.step(deliver::pipeline(&event, Some(TARGET)), deliver::record()).await.unwrap()
+        {
             tested.push(i);
         }
     }
@@ -191,7 +216,10 @@ async fn duplicate_rechecks_after_the_end_do_nothing() {
     let cloud = Cloud::new();
     let (_, event) = copied(&cloud, DbInstance, "snapferry-copy-a", "orders");
     let h = handler(&cloud, config());
-    let Outcome::Later { body, .. } = h.step(deliver::pipeline(&event, Some(TARGET)), deliver::record()).await.unwrap() else { panic!() };
+    let Outcome::Later { body, .. } = h.step(deliver::pipeline(&event, Some(TARGET)), deliver::record()).await.unwrap()
+    else {
+        panic!()
+    };
     cloud.complete_all();
     h.step(deliver::body(&body), deliver::record()).await.unwrap();
     assert_eq!(cloud.take_published().len(), 1);
@@ -215,15 +243,60 @@ async fn aws_errors_end_as_their_class_says() {
         let cloud = Cloud::new();
         let (_, event) = copied(&cloud, DbInstance, "snapferry-copy-a", "orders");
         cloud.fail(op, code, 1);
-        let err = handler(&cloud, config()).step(deliver::pipeline(&event, Some(TARGET)), deliver::record()).await.unwrap_err();
+        let err = handler(&cloud, config())
+            .step(deliver::pipeline(&event, Some(TARGET)), deliver::record())
+            .await
+            .unwrap_err();
         assert_eq!((err.retry(), err.code()), (class, code), "{op}: {err}");
     }
 }
 
 #[test]
 fn config_comes_from_the_declared_environment() {
-    let env = Env::from_pairs(STEP, [("QUEUE_URL", "q"), ("DLQ_URL", "d"), ("TARGET_KMS_KEY_ARN", TARGET_KEY)]).unwrap();
+    let env =
+        Env::from_pairs(STEP, [("QUEUE_URL", "q"), ("DLQ_URL", "d"), ("TARGET_KMS_KEY_ARN", TARGET_KEY)]).unwrap();
     let c = Config::from_env(&env).unwrap();
     assert_eq!((c.enabled, c.every_nth, c.timeout), (true, 1, Duration::minutes(120)));
     assert!(env.unread().is_empty(), "every declared variable is read: {:?}", env.unread());
+}
+
+#[tokio::test]
+async fn a_batch_ends_each_record_where_its_outcome_says() {
+    use snapferry::sqs::BatchHandler;
+    let cloud = Cloud::new();
+    let (_, good) = copied(&cloud, DbInstance, "snapferry-copy-a", "orders");
+    let (_, denied) = copied(&cloud, DbInstance, "snapferry-copy-b", "orders");
+    let (_, throttled) = copied(&cloud, DbInstance, "snapferry-copy-c", "orders");
+    let body = |e: &PipelineEvent| {
+        let mut envelope = snapferry::events::EventEnvelope::new(snapferry::events::SOURCE, e.detail_type(), e.clone());
+        envelope.account = Some(TARGET.into());
+        serde_json::to_string(&envelope).unwrap()
+    };
+    let (good, denied, throttled) = (body(&good), body(&denied), body(&throttled));
+    let h = handler(&cloud, config());
+    // A good record and a malformed one; then one AWS refuses; then one AWS throttles.
+    let response = {
+        let first = h.handle(deliver::batch(&[&good, "{not json"])).await;
+        cloud.fail("restore", "AccessDenied", 1);
+        let second = h.handle(deliver::batch(&[&denied])).await;
+        cloud.fail("restore", "Throttling", 1);
+        let third = h.handle(deliver::batch(&[&throttled])).await;
+        (first, second, third)
+    };
+    assert!(response.0.batch_item_failures.is_empty(), "done and dead-lettered records are not failures");
+    assert!(response.1.batch_item_failures.is_empty(), "a permanent failure is dead-lettered, not retried");
+    let failed: Vec<_> = response.2.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+    assert_eq!(failed, ["m-0"], "a throttled record is retried by SQS");
+    assert_eq!(
+        cloud.take_retried(),
+        vec![("rh-0".to_string(), std::time::Duration::from_secs(10))],
+        "after the backoff"
+    );
+    let dead = cloud.take_dead_letters();
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    assert!(dead[0].0 == "{not json" && dead[0].1.contains("not JSON"), "{dead:?}");
+    assert!(dead[1].0 == denied && dead[1].1.contains("AccessDenied"), "{dead:?}");
+    let sent = cloud.take_sent();
+    assert_eq!(sent.len(), 1, "the good restore's re-check: {sent:?}");
+    assert_eq!((sent[0].attempt, sent[0].delay), (1, std::time::Duration::from_secs(30)));
 }

@@ -12,11 +12,11 @@ use snapferry::config::Env;
 use snapferry::error::{Error, Result};
 use snapferry::events::{PipelineEvent, Recheck, RecheckWhat, SnapshotRef, Step};
 use snapferry::inbound::Incoming;
-use snapferry::store::{CopyCompletion, CopyRequest, Snapshot, SnapshotStore, Status};
-use snapferry::step::{PipelineStep, StepContext, StepEnv};
 use snapferry::inbound::native::NativeSignal;
 use snapferry::select::Selection;
 use snapferry::sqs::{Outcome, Record};
+use snapferry::step::{PipelineStep, StepContext, StepEnv};
+use snapferry::store::{CopyCompletion, CopyRequest, Snapshot, SnapshotStore, Status};
 use snapferry::tags::{self, Lineage, Tags};
 use snapferry::{kms, naming};
 use std::sync::Arc;
@@ -253,7 +253,8 @@ mod tests {
         let env = Env::from_pairs(STEP, base.iter().copied().chain([("TARGET_ACCOUNTS", many.as_str())])).unwrap();
         let e = Config::from_env(&env).unwrap_err().to_string();
         assert!(e.contains("TARGET_ACCOUNTS") && e.contains("20"), "{e}");
-        let env = Env::from_pairs(STEP, [("QUEUE_URL", "q"), ("DLQ_URL", "d"), ("TARGET_ACCOUNTS", "222222222222")]).unwrap();
+        let env =
+            Env::from_pairs(STEP, [("QUEUE_URL", "q"), ("DLQ_URL", "d"), ("TARGET_ACCOUNTS", "222222222222")]).unwrap();
         assert!(Config::from_env(&env).unwrap_err().to_string().contains("SHARING_KMS_KEY_ARN"));
     }
 

@@ -126,7 +126,9 @@ async fn shares_as_it_is_only_a_managed_snapshot_on_the_sharing_key() {
             (DbInstance, Outcome::Done) => {}
             (DbCluster, Outcome::Later { body, .. }) => {
                 let Incoming::Recheck(r) = deliver::body(&body) else { panic!("{name}: {body}") };
-                let RecheckWhat::ShareWhenAvailable { copy: rechecked, origin } = r.detail.what else { panic!("{name}") };
+                let RecheckWhat::ShareWhenAvailable { copy: rechecked, origin } = r.detail.what else {
+                    panic!("{name}")
+                };
                 assert_eq!((rechecked.id, origin.id), (copy.id.clone(), s.id.clone()), "{name}");
             }
             (kind, other) => panic!("{name}: {kind} copy ended with {other:?}"),
@@ -142,7 +144,11 @@ async fn a_finished_copy_is_shared_with_the_original_as_origin() {
         let h = handler(&cloud, config(everything()));
         let first = h.step(deliver::rds_event(&original, "RDS-EVENT-0091"), deliver::record()).await.unwrap();
         cloud.complete_all();
-        let copy = cloud.snapshots(SOURCE, REGION).into_iter().find(|c| c.tags.get(tags::STEP).is_some_and(|s| s == "share")).unwrap();
+        let copy = cloud
+            .snapshots(SOURCE, REGION)
+            .into_iter()
+            .find(|c| c.tags.get(tags::STEP).is_some_and(|s| s == "share"))
+            .unwrap();
         // The instance copy's end comes as RDS-EVENT-0197; the cluster's as the re-check.
         let next = match first {
             Outcome::Later { body, .. } => deliver::body(&body),
@@ -181,10 +187,22 @@ async fn what_is_not_shared() {
     let s = snapshot(&cloud, DbInstance, "snap-1", Key::Sharing, true, false);
     // (case, selection, shared)
     let cases = [
-        ("not selected by regex", Selection { regex: Some(regex::Regex::new("^prod-").unwrap()), ..Default::default() }, false),
+        (
+            "not selected by regex",
+            Selection { regex: Some(regex::Regex::new("^prod-").unwrap()), ..Default::default() },
+            false,
+        ),
         ("selected by id", Selection { identifiers: vec!["db".into()], ..Default::default() }, true),
-        ("selected by the database's tag", Selection { tag: Some(("backup".into(), Some("yes".into()))), ..Default::default() }, true),
-        ("tag with another value", Selection { tag: Some(("backup".into(), Some("no".into()))), ..Default::default() }, false),
+        (
+            "selected by the database's tag",
+            Selection { tag: Some(("backup".into(), Some("yes".into()))), ..Default::default() },
+            true,
+        ),
+        (
+            "tag with another value",
+            Selection { tag: Some(("backup".into(), Some("no".into()))), ..Default::default() },
+            false,
+        ),
     ];
     for (name, selection, shared) in cases {
         let c = Cloud::new();
@@ -242,7 +260,9 @@ async fn a_recheck_of_a_copy_that_vanished_is_an_error() {
     let cloud = Cloud::new();
     let s = snapshot(&cloud, DbCluster, "c-1", Key::AwsManaged, true, false);
     let h = handler(&cloud, config(everything()));
-    let Outcome::Later { body, .. } = h.step(deliver::rds_event(&s, "RDS-EVENT-0075"), deliver::record()).await.unwrap() else {
+    let Outcome::Later { body, .. } =
+        h.step(deliver::rds_event(&s, "RDS-EVENT-0075"), deliver::record()).await.unwrap()
+    else {
         panic!("cluster copies are re-checked")
     };
     let copy = cloud.snapshots(SOURCE, REGION).into_iter().find(|c| c.id != "c-1").unwrap();
@@ -255,7 +275,8 @@ async fn a_recheck_of_a_copy_that_vanished_is_an_error() {
 
 #[test]
 fn config_comes_from_the_declared_environment() {
-    let vars = [("QUEUE_URL", "q"), ("DLQ_URL", "d"), ("TARGET_ACCOUNTS", TARGET), ("SHARING_KMS_KEY_ARN", SHARING_KEY)];
+    let vars =
+        [("QUEUE_URL", "q"), ("DLQ_URL", "d"), ("TARGET_ACCOUNTS", TARGET), ("SHARING_KMS_KEY_ARN", SHARING_KEY)];
     let env = Env::from_pairs(STEP, vars).unwrap();
     let c = Config::from_env(&env).unwrap();
     assert_eq!(c.target_accounts, vec![TARGET]);

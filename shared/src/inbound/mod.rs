@@ -201,15 +201,14 @@ fn json_type(v: &Value) -> &'static str {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ResourceKind;
     use crate::events::{RecheckWhat, SnapshotRef};
     use chrono::{TimeZone, Utc};
-    use serde::Serialize;
     use proptest::prelude::*;
+    use serde::Serialize;
     use serde_json::json;
 
     fn snapshot(id: &str, account: &str) -> SnapshotRef {

@@ -3,15 +3,15 @@
 //!
 //! AWS delivers these on the default bus, best effort: "might be out of sequence or
 //! missing" (RDS User Guide, working-with-events). So [`NativeEvent::signal`] only says
-//! what an event *claims*; steps re-read the snapshot before acting, and the reconcile
-//! sweep covers lost events. Parsing is lenient about fields the pipeline does not need
+//! what an event *claims*; steps re-read the snapshot before acting, and waits on an event
+//! need a re-check as a backstop. Parsing is lenient about fields the pipeline does not need
 //! (AWS adds fields, and older events lack some) and strict about the ones it does.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::ResourceKind;
 use super::ParseError;
+use crate::ResourceKind;
 use crate::arn::Arn;
 use crate::events::EventEnvelope;
 

@@ -38,7 +38,13 @@ trait Family: Send + Sync {
     fn raw(s: &Self::Snapshot) -> Raw<'_>;
 
     async fn list_resources(&self, client: &Client) -> Result<Vec<Resource>>;
-    async fn create(&self, client: &Client, resource_id: &str, name: &str, tags: Vec<Tag>) -> Result<Option<Self::Snapshot>>;
+    async fn create(
+        &self,
+        client: &Client,
+        resource_id: &str,
+        name: &str,
+        tags: Vec<Tag>,
+    ) -> Result<Option<Self::Snapshot>>;
     async fn describe(&self, client: &Client, snapshot: &str) -> Result<Option<Self::Snapshot>>;
     async fn list_manual(&self, client: &Client) -> Result<Vec<Self::Snapshot>>;
     async fn copy(&self, client: &Client, request: &CopyRequest<'_>, tags: Vec<Tag>) -> Result<Option<Self::Snapshot>>;
@@ -290,7 +296,13 @@ impl Family for Instances {
             .collect())
     }
 
-    async fn create(&self, client: &Client, resource_id: &str, name: &str, tags: Vec<Tag>) -> Result<Option<Self::Snapshot>> {
+    async fn create(
+        &self,
+        client: &Client,
+        resource_id: &str,
+        name: &str,
+        tags: Vec<Tag>,
+    ) -> Result<Option<Self::Snapshot>> {
         let out = client
             .create_db_snapshot()
             .db_instance_identifier(resource_id)
@@ -358,7 +370,9 @@ impl Family for Instances {
             .await
             .map_err(|e| Error::from_sdk("DescribeDBSnapshotAttributes", e))?;
         let attributes = out.db_snapshot_attributes_result().map(|r| r.db_snapshot_attributes()).unwrap_or_default();
-        Ok(restore_accounts(attributes.iter().map(|a: &DbSnapshotAttribute| (a.attribute_name(), a.attribute_values()))))
+        Ok(restore_accounts(
+            attributes.iter().map(|a: &DbSnapshotAttribute| (a.attribute_name(), a.attribute_values())),
+        ))
     }
 
     async fn delete(&self, client: &Client, snapshot: &str) -> Result<()> {
@@ -461,7 +475,13 @@ impl Family for Clusters {
             .collect())
     }
 
-    async fn create(&self, client: &Client, resource_id: &str, name: &str, tags: Vec<Tag>) -> Result<Option<Self::Snapshot>> {
+    async fn create(
+        &self,
+        client: &Client,
+        resource_id: &str,
+        name: &str,
+        tags: Vec<Tag>,
+    ) -> Result<Option<Self::Snapshot>> {
         let out = client
             .create_db_cluster_snapshot()
             .db_cluster_identifier(resource_id)

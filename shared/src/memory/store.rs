@@ -1,0 +1,342 @@
+//! The in-memory snapshot stores: one kind's snapshots in one account and region, with
+//! the semantics the module docs list.
+
+use super::{Cloud, MemRestore, State, engine};
+use crate::ResourceKind;
+use crate::arn::Arn;
+use crate::error::{Error, Result, classify};
+use crate::store::{CopyRequest, Resource, RestoreSpec, Restored, Snapshot, SnapshotStore, Status, Stores};
+use crate::tags::{self, Tags};
+use async_trait::async_trait;
+use std::sync::Arc;
+
+pub(super) struct MemStores {
+    pub(super) cloud: Cloud,
+    pub(super) account: String,
+    pub(super) region: String,
+}
+
+impl Stores for MemStores {
+    fn account(&self) -> &str {
+        &self.account
+    }
+    fn region(&self) -> &str {
+        &self.region
+    }
+    fn store_in(&self, kind: ResourceKind, region: &str) -> Arc<dyn SnapshotStore> {
+        Arc::new(MemStore {
+            cloud: self.cloud.clone(),
+            kind,
+            account: self.account.clone(),
+            region: region.to_string(),
+        })
+    }
+}
+
+/// One kind's snapshots in one account and region.
+pub(super) struct MemStore {
+    cloud: Cloud,
+    kind: ResourceKind,
+    account: String,
+    region: String,
+}
+
+impl MemStore {
+    fn call(&self, op: &'static str) -> Result<()> {
+        self.cloud.call(op, format!("{} {} {}", self.kind, self.account, self.region))
+    }
+
+    fn owns(&self, x: &Snapshot) -> bool {
+        x.kind == self.kind && x.account == self.account && x.region == self.region
+    }
+
+    /// What `snapshot` (id, name or ARN) names that this account can see, with who it is shared with.
+    fn visible(&self, s: &State, snapshot: &str, region: &str) -> Option<(Snapshot, Vec<String>)> {
+        let arn = Arn::parse(snapshot);
+        s.snapshots
+            .iter()
+            .filter(|(x, _)| x.kind == self.kind && x.region == region)
+            .find(|(x, shared)| {
+                let named = match &arn {
+                    Some(_) => x.arn == snapshot,
+                    None => x.id == snapshot,
+                };
+                named && (x.account == self.account || shared.contains(&self.account))
+            })
+            .cloned()
+    }
+
+    fn err(&self, op: &'static str, code: &str, message: String) -> Error {
+        classify(op, code.to_string(), message, Some(400))
+    }
+
+    fn manual_count(&self, s: &State) -> usize {
+        s.snapshots.iter().filter(|(x, _)| self.owns(x) && !x.automated).count()
+    }
+
+    fn new_id(&self, s: &mut State, name: &str) -> String {
+        s.next_id += 1;
+        if self.kind == ResourceKind::Ebs { format!("snap-{:017x}", s.next_id) } else { name.to_string() }
+    }
+}
+
+#[async_trait]
+impl SnapshotStore for MemStore {
+    fn kind(&self) -> ResourceKind {
+        self.kind
+    }
+    fn account(&self) -> &str {
+        &self.account
+    }
+    fn region(&self) -> &str {
+        &self.region
+    }
+
+    async fn list_resources(&self) -> Result<Vec<Resource>> {
+        self.call("list_resources")?;
+        let s = self.cloud.lock();
+        Ok(s.resources
+            .iter()
+            .filter(|(a, r, res, _)| *a == self.account && *r == self.region && res.kind == self.kind)
+            .map(|(_, _, res, _)| res.clone())
+            .collect())
+    }
+
+    async fn create(&self, resource_id: &str, name: &str, tags: &Tags) -> Result<Snapshot> {
+        self.call("create")?;
+        let now = self.cloud.now();
+        let mut s = self.cloud.lock();
+        if let Some((x, _)) = s.snapshots.iter().find(|(x, _)| self.owns(x) && x.name == name) {
+            return Ok(x.clone());
+        }
+        let Some((_, _, resource, _)) = s
+            .resources
+            .iter()
+            .find(|(a, r, res, _)| {
+                *a == self.account && *r == self.region && res.kind == self.kind && res.id == resource_id
+            })
+            .cloned()
+        else {
+            return Err(Error::NotFound { op: "create", what: resource_id.to_string() });
+        };
+        if s.manual_quota.is_some_and(|q| self.manual_count(&s) >= q) {
+            return Err(self.err("create", "SnapshotQuotaExceeded", "the manual snapshot quota is reached".into()));
+        }
+        let id = self.new_id(&mut s, name);
+        let (engine, engine_version) = engine(self.kind);
+        let mut all_tags = tags.clone();
+        if self.kind == ResourceKind::Ebs {
+            all_tags.insert(crate::store::ebs::ID_TAG.to_string(), name.to_string());
+        }
+        let snapshot = Snapshot {
+            kind: self.kind,
+            arn: crate::arn::snapshot_arn(self.kind, &self.region, &self.account, &id),
+            id,
+            name: name.to_string(),
+            account: self.account.clone(),
+            region: self.region.clone(),
+            resource_id: resource_id.to_string(),
+            status: if s.instant { Status::Available } else { Status::Creating },
+            encrypted: resource.encrypted,
+            kms_key_id: resource.kms_key_id.clone(),
+            automated: false,
+            created_at: Some(now),
+            engine,
+            engine_version,
+            tags: all_tags,
+        };
+        s.snapshots.push((snapshot.clone(), Vec::new()));
+        Ok(snapshot)
+    }
+
+    async fn describe(&self, snapshot: &str) -> Result<Option<Snapshot>> {
+        self.call("describe")?;
+        let s = self.cloud.lock();
+        Ok(self.visible(&s, snapshot, &self.region).map(|(x, _)| x))
+    }
+
+    async fn list_managed(&self) -> Result<Vec<Snapshot>> {
+        self.call("list_managed")?;
+        let s = self.cloud.lock();
+        Ok(s.snapshots
+            .iter()
+            .filter(|(x, _)| self.owns(x) && !x.automated && tags::is_managed(&x.tags))
+            .map(|(x, _)| x.clone())
+            .collect())
+    }
+
+    async fn copy(&self, request: &CopyRequest<'_>) -> Result<Snapshot> {
+        self.call("copy")?;
+        let now = self.cloud.now();
+        let mut s = self.cloud.lock();
+        if let Some((x, _)) = s.snapshots.iter().find(|(x, _)| self.owns(x) && x.name == request.target_id) {
+            return Ok(x.clone());
+        }
+        let source_region = request.source_region.unwrap_or(&self.region);
+        let Some((source, _)) = self.visible(&s, request.source, source_region) else {
+            return Err(Error::NotFound { op: "copy", what: request.source.to_string() });
+        };
+        if source.status != Status::Available {
+            return Err(self.err("copy", "InvalidDBSnapshotState", format!("{} is not available", source.id)));
+        }
+        let cross_account = source.account != self.account;
+        if source.encrypted && request.kms_key_id.is_none() && (cross_account || source_region != self.region) {
+            return Err(self.err(
+                "copy",
+                "InvalidParameterValue",
+                "KmsKeyId must be specified when copying an encrypted snapshot from another account or region".into(),
+            ));
+        }
+        if s.manual_quota.is_some_and(|q| self.manual_count(&s) >= q) {
+            return Err(self.err("copy", "SnapshotQuotaExceeded", "the manual snapshot quota is reached".into()));
+        }
+        let in_progress = s.snapshots.iter().filter(|(x, _)| self.owns(x) && x.status == Status::Creating).count();
+        if s.copy_quota.is_some_and(|q| in_progress >= q) {
+            let code = if self.kind == ResourceKind::Ebs { "ResourceLimitExceeded" } else { "SnapshotQuotaExceeded" };
+            return Err(self.err("copy", code, "too many snapshot copies in progress".into()));
+        }
+        let id = self.new_id(&mut s, request.target_id);
+        let mut copy_tags = request.tags.clone();
+        if self.kind == ResourceKind::Ebs {
+            copy_tags.insert(crate::store::ebs::ID_TAG.to_string(), request.target_id.to_string());
+        }
+        let copy = Snapshot {
+            kind: self.kind,
+            arn: crate::arn::snapshot_arn(self.kind, &self.region, &self.account, &id),
+            id,
+            name: request.target_id.to_string(),
+            account: self.account.clone(),
+            region: self.region.clone(),
+            resource_id: source.resource_id.clone(),
+            status: if s.instant { Status::Available } else { Status::Creating },
+            encrypted: source.encrypted || request.kms_key_id.is_some(),
+            kms_key_id: request.kms_key_id.map(str::to_string).or(source.kms_key_id.clone()),
+            automated: false,
+            created_at: Some(now),
+            engine: source.engine.clone(),
+            engine_version: source.engine_version.clone(),
+            tags: copy_tags,
+        };
+        s.snapshots.push((copy.clone(), Vec::new()));
+        Ok(copy)
+    }
+
+    async fn share(&self, snapshot: &Snapshot, accounts: &[String]) -> Result<()> {
+        self.call("share")?;
+        let mut s = self.cloud.lock();
+        let managed_keys = s.aws_managed_keys.clone();
+        let Some((x, shared)) = s.snapshots.iter_mut().find(|(x, _)| self.owns(x) && x.id == snapshot.id) else {
+            return Err(Error::NotFound { op: "share", what: snapshot.id.clone() });
+        };
+        if accounts.iter().any(|a| a == "all") && x.encrypted {
+            return Err(classify(
+                "share",
+                "InvalidParameterValue".into(),
+                "encrypted snapshots can't be public".into(),
+                Some(400),
+            ));
+        }
+        if x.automated {
+            return Err(classify(
+                "share",
+                "InvalidDBSnapshotState".into(),
+                "only manual snapshots may be shared".into(),
+                Some(400),
+            ));
+        }
+        if x.kms_key_id.as_ref().is_some_and(|k| managed_keys.contains(k)) {
+            let message = "snapshots encrypted with the AWS-managed key can't be shared".to_string();
+            return Err(classify("share", "InvalidParameterValue".into(), message, Some(400)));
+        }
+        for a in accounts {
+            if !shared.contains(a) {
+                shared.push(a.clone());
+            }
+        }
+        Ok(())
+    }
+
+    async fn shared_with(&self, snapshot: &Snapshot) -> Result<Vec<String>> {
+        self.call("shared_with")?;
+        let s = self.cloud.lock();
+        Ok(s.snapshots
+            .iter()
+            .find(|(x, _)| self.owns(x) && x.id == snapshot.id)
+            .map(|(_, w)| w.clone())
+            .unwrap_or_default())
+    }
+
+    async fn tag(&self, snapshot: &Snapshot, new: &Tags) -> Result<()> {
+        self.call("tag")?;
+        let mut s = self.cloud.lock();
+        match s.snapshots.iter_mut().find(|(x, _)| self.owns(x) && x.id == snapshot.id) {
+            Some((x, _)) => {
+                x.tags.extend(new.iter().map(|(k, v)| (k.clone(), v.clone())));
+                Ok(())
+            }
+            None => Err(Error::NotFound { op: "tag", what: snapshot.arn.clone() }),
+        }
+    }
+
+    async fn delete(&self, snapshot: &Snapshot) -> Result<()> {
+        self.call("delete")?;
+        self.cloud.lock().snapshots.retain(|(x, _)| !(self.owns(x) && x.id == snapshot.id));
+        Ok(())
+    }
+
+    async fn restore(&self, snapshot: &Snapshot, spec: &RestoreSpec) -> Result<()> {
+        self.call("restore")?;
+        let class =
+            spec.instance_class.clone().or(self.smallest_restore_class(snapshot.engine.as_deref()).map(str::to_string));
+        let mut s = self.cloud.lock();
+        if s.restores
+            .iter()
+            .any(|r| r.account == self.account && r.region == self.region && r.restored.id == spec.restore_id)
+        {
+            return Ok(());
+        }
+        let Some((source, _)) = self.visible(&s, &snapshot.id, &self.region) else {
+            return Err(Error::NotFound { op: "restore", what: snapshot.id.clone() });
+        };
+        if self.kind == ResourceKind::DbCluster && class.as_deref() == Some("db.t4g.micro") {
+            // Aurora offers no micro class: AWS refuses the cluster's instance.
+            let message = "RDS does not support creating a DB instance with db.t4g.micro for aurora-postgresql".into();
+            return Err(classify("restore", "InvalidParameterCombination".into(), message, Some(400)));
+        }
+        let restored = Restored {
+            id: spec.restore_id.clone(),
+            status: if s.instant { Status::Available } else { Status::Creating },
+            encrypted: source.encrypted,
+            kms_key_id: source.kms_key_id.clone(),
+            engine: source.engine.clone(),
+            engine_version: source.engine_version.clone(),
+        };
+        s.restores.push(MemRestore {
+            kind: self.kind,
+            account: self.account.clone(),
+            region: self.region.clone(),
+            class,
+            spec_tags: spec.tags.clone(),
+            restored,
+        });
+        Ok(())
+    }
+
+    async fn restore_status(&self, restore_id: &str) -> Result<Option<Restored>> {
+        self.call("restore_status")?;
+        let s = self.cloud.lock();
+        Ok(s.restores
+            .iter()
+            .find(|r| r.account == self.account && r.region == self.region && r.restored.id == restore_id)
+            .map(|r| r.restored.clone()))
+    }
+
+    async fn delete_restore(&self, restore_id: &str) -> Result<()> {
+        self.call("delete_restore")?;
+        self.cloud
+            .lock()
+            .restores
+            .retain(|r| !(r.account == self.account && r.region == self.region && r.restored.id == restore_id));
+        Ok(())
+    }
+}
