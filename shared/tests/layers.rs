@@ -61,7 +61,8 @@ fn graph() -> BTreeMap<String, BTreeSet<String>> {
         }
         let uses = graph.entry(module.clone()).or_default();
         // Comments (doc links included) name modules without importing them.
-        let code: String = text.lines().map(|l| l.split("//").next().unwrap_or_default()).collect::<Vec<_>>().join("\n");
+        let code: String =
+            text.lines().map(|l| l.split("//").next().unwrap_or_default()).collect::<Vec<_>>().join("\n");
         for (i, _) in code.match_indices("crate::") {
             let rest = &code[i + "crate::".len()..];
             let names: Vec<&str> = match rest.strip_prefix('{') {
