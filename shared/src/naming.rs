@@ -93,19 +93,35 @@ pub fn create_snapshot_id(resource_id: &str, slot: DateTime<Utc>) -> String {
 
 /// The id of the copy the share step makes in the source account (to re-encrypt an
 /// `aws/rds`-keyed snapshot with the CMK, or to turn an automated snapshot into a manual
-/// one) of the snapshot `source_snapshot_id`.
-pub fn shared_copy_id(source_snapshot_id: &str) -> String {
-    derived(SHARED_PREFIX, source_snapshot_id, MAX_SNAPSHOT_ID_LEN)
+/// one) of the snapshot `source_snapshot_id`, created at `created`.
+///
+/// The creation time is hashed in: a snapshot name that is deleted and used again names a
+/// new snapshot, which must get a copy of its own rather than "already exists".
+pub fn shared_copy_id(source_snapshot_id: &str, created: Option<DateTime<Utc>>) -> String {
+    let created = created_part(created);
+    build(
+        SHARED_PREFIX,
+        &[source_snapshot_id, &created],
+        &[strip_own_prefixes(source_snapshot_id)],
+        MAX_SNAPSHOT_ID_LEN,
+    )
 }
 
 /// The id of the copy the target account makes of the shared snapshot with ARN
-/// `source_snapshot_arn`.
+/// `source_snapshot_arn`, created at `created`.
 ///
 /// The whole ARN is hashed, so two source accounts or regions with equally named snapshots
-/// still get distinct copies; only the snapshot name shows in the readable part.
-pub fn target_copy_id(source_snapshot_arn: &str) -> String {
+/// still get distinct copies, and so is the creation time (see [`shared_copy_id`]); only
+/// the snapshot name shows in the readable part.
+pub fn target_copy_id(source_snapshot_arn: &str, created: Option<DateTime<Utc>>) -> String {
     let name = crate::arn::name_of(source_snapshot_arn);
-    build(COPY_PREFIX, &[source_snapshot_arn], &[strip_own_prefixes(name)], MAX_SNAPSHOT_ID_LEN)
+    let created = created_part(created);
+    build(COPY_PREFIX, &[source_snapshot_arn, &created], &[strip_own_prefixes(name)], MAX_SNAPSHOT_ID_LEN)
+}
+
+/// A creation time as hashed into an id: to the second, as AWS reports it.
+fn created_part(created: Option<DateTime<Utc>>) -> String {
+    created.map(|t| t.timestamp().to_string()).unwrap_or_default()
 }
 
 /// The DB instance or DB cluster identifier a restore test of the copy `copy_id` uses
@@ -243,13 +259,16 @@ mod tests {
         );
         assert_eq!(short_hash("snapferry", &["mydb"]).len(), HASH_HEX_LEN);
         assert_eq!(short_hash("snapferry", &["mydb"]), "447a44ca");
-        assert_eq!(shared_copy_id("rds:mydb-2026-11-24-13-00"), "snapferry-shared-mydb-2026-11-24-13-00-24ba5fdb");
+        assert_eq!(
+            shared_copy_id("rds:mydb-2026-11-24-13-00", None),
+            "snapferry-shared-mydb-2026-11-24-13-00-901a17f3"
+        );
     }
 
     #[test]
     fn automated_prefix_is_stripped_but_identity_kept() {
-        let automated = shared_copy_id("rds:mydb-2026-11-24-13-00");
-        let manual = shared_copy_id("mydb-2026-11-24-13-00");
+        let automated = shared_copy_id("rds:mydb-2026-11-24-13-00", None);
+        let manual = shared_copy_id("mydb-2026-11-24-13-00", None);
         assert_eq!(readable(&automated), "snapferry-shared-mydb-2026-11-24-13-00");
         assert_eq!(readable(&automated), readable(&manual));
         assert_ne!(automated, manual);
@@ -258,10 +277,10 @@ mod tests {
     #[test]
     fn derived_names_do_not_stutter() {
         let created = create_snapshot_id("mydb", slot());
-        let shared = shared_copy_id(&created);
+        let shared = shared_copy_id(&created, None);
         assert!(readable(&shared).starts_with("snapferry-shared-mydb-202611241300-"));
         let arn = format!("arn:aws:rds:us-east-1:111111111111:snapshot:{shared}");
-        let copy = target_copy_id(&arn);
+        let copy = target_copy_id(&arn, None);
         assert!(readable(&copy).starts_with("snapferry-copy-mydb-202611241300-"), "{copy}");
         let restore = restore_id(&copy);
         assert!(restore.starts_with("snapferry-restore-mydb-"), "{restore}");
@@ -269,9 +288,19 @@ mod tests {
     }
 
     #[test]
+    fn a_reused_snapshot_name_gets_a_new_copy_id() {
+        let arn = "arn:aws:rds:us-east-1:111111111111:snapshot:mydb-1";
+        let (first, second) = (Some(slot()), Some(slot() + chrono::Duration::days(1)));
+        assert_ne!(target_copy_id(arn, first), target_copy_id(arn, second));
+        assert_eq!(target_copy_id(arn, first), target_copy_id(arn, first));
+        assert_ne!(shared_copy_id("mydb-1", first), shared_copy_id("mydb-1", second));
+        assert_eq!(readable(&shared_copy_id("mydb-1", first)), readable(&shared_copy_id("mydb-1", second)));
+    }
+
+    #[test]
     fn target_copy_id_depends_on_the_whole_arn() {
-        let a = target_copy_id("arn:aws:rds:us-east-1:111111111111:snapshot:mydb-1");
-        let b = target_copy_id("arn:aws:rds:us-east-1:222222222222:snapshot:mydb-1");
+        let a = target_copy_id("arn:aws:rds:us-east-1:111111111111:snapshot:mydb-1", None);
+        let b = target_copy_id("arn:aws:rds:us-east-1:222222222222:snapshot:mydb-1", None);
         assert_eq!(readable(&a), "snapferry-copy-mydb-1");
         assert_eq!(readable(&a), readable(&b));
         assert_ne!(a, b);
@@ -319,7 +348,7 @@ mod tests {
         #[test]
         fn step_ids_are_valid(s in any::<String>(), minute in 0i64..10_000_000) {
             let slot = DateTime::<Utc>::from_timestamp(minute * 60, 0).unwrap();
-            for id in [create_snapshot_id(&s, slot), shared_copy_id(&s), target_copy_id(&s)] {
+            for id in [create_snapshot_id(&s, slot), shared_copy_id(&s, None), target_copy_id(&s, None)] {
                 prop_assert!(is_valid_rds_identifier(&id, MAX_SNAPSHOT_ID_LEN), "{:?}", id);
             }
             let r = restore_id(&s);
@@ -337,9 +366,9 @@ mod tests {
         #[test]
         fn distinct_inputs_give_distinct_ids(a in any::<String>(), b in any::<String>()) {
             prop_assume!(a != b);
-            prop_assert_ne!(shared_copy_id(&a), shared_copy_id(&b));
+            prop_assert_ne!(shared_copy_id(&a, None), shared_copy_id(&b, None));
             prop_assert_ne!(restore_id(&a), restore_id(&b));
-            prop_assert_ne!(target_copy_id(&a), target_copy_id(&b));
+            prop_assert_ne!(target_copy_id(&a, None), target_copy_id(&b, None));
         }
 
         #[test]
@@ -349,7 +378,7 @@ mod tests {
             let dashed = a.replace(['_', ':', '.', ' '], "-");
             for other in [lower, dashed] {
                 if other != a {
-                    prop_assert_ne!(shared_copy_id(&a), shared_copy_id(&other));
+                    prop_assert_ne!(shared_copy_id(&a, None), shared_copy_id(&other, None));
                 }
             }
         }

@@ -17,6 +17,11 @@ pub const MAX_ENTRIES: usize = 10;
 pub const MAX_CALL_BYTES: usize = 256 * 1024;
 /// Tries per entry before the step fails and SQS redelivers its message.
 const ATTEMPTS: usize = 3;
+/// The first pause before trying refused entries again.
+const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+/// Entry error codes worth trying again (EventBridge API reference, PutEventsResultEntry);
+/// any other (`AccessDeniedException`, `MalformedDetail`, `InvalidArgument`, ...) is final.
+const ENTRY_RETRYABLE: &[&str] = &["InternalFailure", "ThrottlingException"];
 
 /// One event to put.
 #[derive(Debug, Clone, PartialEq)]
@@ -87,6 +92,10 @@ impl Publisher {
         let mut pending: Vec<&Entry> = chunk.iter().collect();
         let mut last_codes = Vec::new();
         for attempt in 1..=ATTEMPTS {
+            if attempt > 1 {
+                // A short pause, doubling: a throttled bus needs a moment, not a hammering.
+                tokio::time::sleep(RETRY_PAUSE * 2u32.pow(attempt as u32 - 2)).await;
+            }
             let out = self
                 .client
                 .put_events()
@@ -100,15 +109,27 @@ impl Publisher {
             // Response entries line up with request entries; keep only the refused ones.
             let results = out.entries();
             last_codes.clear();
-            pending = pending
-                .into_iter()
-                .enumerate()
-                .filter_map(|(i, entry)| {
-                    let code = results.get(i).and_then(|r| r.error_code())?;
-                    last_codes.push(code.to_string());
-                    Some(entry)
-                })
-                .collect();
+            let mut refused = Vec::new();
+            for (i, entry) in pending.into_iter().enumerate() {
+                let Some(result) = results.get(i) else { continue };
+                let Some(code) = result.error_code() else { continue };
+                if !ENTRY_RETRYABLE.contains(&code) {
+                    // Refused for good (access, malformed detail): trying again changes nothing.
+                    return Err(Error::Permanent {
+                        op: "PutEvents",
+                        code: code.to_string(),
+                        message: format!(
+                            "{} refused: {}",
+                            entry.detail_type,
+                            result.error_message().unwrap_or("no message")
+                        ),
+                        hint: None,
+                    });
+                }
+                last_codes.push(code.to_string());
+                refused.push(entry);
+            }
+            pending = refused;
             warn!(attempt, refused = pending.len(), codes = ?last_codes, "PutEvents refused some entries");
             if pending.is_empty() {
                 // FailedEntryCount said otherwise, but no entry carries an error: trust the entries.
@@ -219,6 +240,28 @@ mod tests {
         assert!(err.is_retryable(), "{err}");
         assert_eq!(err.code(), "InternalFailure");
         assert_eq!(refuse.num_calls(), ATTEMPTS);
+    }
+
+    #[tokio::test]
+    async fn a_permanent_refusal_is_not_retried() {
+        let refuse = mock!(aws_sdk_eventbridge::Client::put_events).then_output(|| {
+            PutEventsOutput::builder()
+                .failed_entry_count(1)
+                .entries(PutEventsResultEntry::builder().event_id("1").build())
+                .entries(
+                    PutEventsResultEntry::builder()
+                        .error_code("AccessDeniedException")
+                        .error_message("not authorized on bus snapferry")
+                        .build(),
+                )
+                .build()
+        });
+        let client = mock_client!(aws_sdk_eventbridge, RuleMode::MatchAny, [&refuse]);
+        let err = Publisher::new(client).publish(&[entry(0, 5), entry(1, 5)]).await.unwrap_err();
+        assert!(!err.is_retryable(), "{err}");
+        assert_eq!(err.code(), "AccessDeniedException");
+        assert!(err.to_string().contains("not authorized"), "{err}");
+        assert_eq!(refuse.num_calls(), 1, "no second try");
     }
 
     #[tokio::test]

@@ -35,6 +35,11 @@ pub const CREATED_AT: &str = "snapferry:created-at";
 /// AWS reserves this key prefix; `AddTagsToResource` / `CreateTags` refuse such keys, so
 /// they must be dropped when copying a snapshot's tags onto the copy.
 const AWS_RESERVED_PREFIX: &str = "aws:";
+/// The prefix of every tag snapferry writes.
+const OWN_PREFIX: &str = "snapferry:";
+/// Most tags RDS and EC2 accept on one resource (RDS User Guide, USER_Tagging; EC2 User
+/// Guide, Using_Tags, tag restrictions).
+pub const MAX_TAGS: usize = 50;
 /// Longest tag value RDS and EC2 accept, in Unicode characters.
 pub const MAX_VALUE_CHARS: usize = 256;
 
@@ -72,12 +77,33 @@ pub fn is_managed(tags: &Tags) -> bool {
 
 /// `tags` without the AWS-reserved `aws:` keys (any case), ready to put on a copy.
 pub fn copyable(tags: &Tags) -> Tags {
-    tags.iter()
-        .filter(|(k, _)| {
-            !k.get(..AWS_RESERVED_PREFIX.len()).is_some_and(|p| p.eq_ignore_ascii_case(AWS_RESERVED_PREFIX))
-        })
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
+    tags.iter().filter(|(k, _)| !has_prefix(k, AWS_RESERVED_PREFIX)).map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+/// A resource's or a snapshot's own tags, fit to carry onto what snapferry creates: without
+/// `aws:` keys, and without `snapferry:` keys, which only snapferry writes (from another
+/// account they would be forged: a `snapferry:verified-at` would skip the restore test).
+pub fn user_tags(tags: &Tags) -> Tags {
+    copyable(tags).into_iter().filter(|(k, _)| !has_prefix(k, OWN_PREFIX)).collect()
+}
+
+/// `ours` together with as many of `user` as fit in AWS's limit of [`MAX_TAGS`] per
+/// resource (ours first, then users' in key order), and the user keys that did not fit.
+pub fn within_limit(user: &Tags, ours: &Tags) -> (Tags, Vec<String>) {
+    let mut all = ours.clone();
+    let mut dropped = Vec::new();
+    for (k, v) in user.iter().filter(|(k, _)| !ours.contains_key(*k)) {
+        if all.len() < MAX_TAGS {
+            all.insert(k.clone(), v.clone());
+        } else {
+            dropped.push(k.clone());
+        }
+    }
+    (all, dropped)
+}
+
+fn has_prefix(key: &str, prefix: &str) -> bool {
+    key.get(..prefix.len()).is_some_and(|p| p.eq_ignore_ascii_case(prefix))
 }
 
 /// The lineage recorded in `tags`, if all of its tags are there.
@@ -169,6 +195,28 @@ mod tests {
         let copied = copyable(&tags);
         let kept: Vec<&str> = copied.keys().map(String::as_str).collect();
         assert_eq!(kept, ["awsome", MANAGED, "team"]);
+    }
+
+    #[test]
+    fn user_tags_drop_what_only_aws_and_snapferry_write() {
+        let tags: Tags = [("aws:x", "1"), ("Snapferry:verified-at", "forged"), (VERIFIED_AT, "forged"), ("team", "db")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        assert_eq!(user_tags(&tags).keys().collect::<Vec<_>>(), ["team"]);
+    }
+
+    #[test]
+    fn ours_win_and_the_limit_holds() {
+        let user: Tags = (0..60)
+            .map(|i| (format!("k{i:02}"), "v".to_owned()))
+            .chain([(MANAGED.to_owned(), "no".to_owned())])
+            .collect();
+        let (all, dropped) = within_limit(&user, &lineage().tags());
+        assert_eq!(all.len(), MAX_TAGS);
+        assert_eq!(all[MANAGED], "true", "ours take precedence");
+        assert_eq!(dropped.len(), 60 - (MAX_TAGS - 5));
+        assert_eq!(dropped[0], "k45", "users' tags fit in key order: {dropped:?}");
     }
 
     #[test]

@@ -89,19 +89,23 @@ impl Handler {
         Ok(Handler::new(ports(config.step.clone()), config))
     }
 
-    /// Why a "shared" event must not be copied, if it must not.
-    fn refusal(&self, sender: Option<&str>, event: &PipelineEvent) -> Option<String> {
-        let allowed = |a: &str| self.config.source_accounts.iter().any(|s| s == a);
-        let owner = Arn::parse(&event.snapshot.arn).map(|a| a.account.to_string());
-        match (sender, owner) {
-            (None, _) => Some("the event names no sending account".into()),
-            (Some(s), _) if !allowed(s) => Some(format!("sender account {s} is not in SOURCE_ACCOUNTS")),
-            (_, None) => Some(format!("snapshot ARN {:?} is not an ARN", event.snapshot.arn)),
-            (_, Some(o)) if o != event.snapshot.account || !allowed(&o) => {
-                Some(format!("snapshot owner {o} is not in SOURCE_ACCOUNTS"))
+    /// The sending account, when it is allowlisted; why not otherwise. The sender is the
+    /// envelope's `account`, which EventBridge sets to the account that put the event.
+    fn allowed_sender<'a>(&self, sender: Option<&'a str>) -> std::result::Result<&'a str, String> {
+        match sender {
+            None => Err("the event names no sending account".into()),
+            Some(s) if !self.config.source_accounts.iter().any(|a| a == s) => {
+                Err(format!("sender account {s} is not in SOURCE_ACCOUNTS"))
             }
-            _ => None,
+            Some(s) => Ok(s),
         }
+    }
+
+    async fn reject(&self, event: &PipelineEvent, sender: Option<&str>, reason: String) -> Result<Outcome> {
+        warn!(snapshot_arn = event.snapshot.arn, correlation_id = event.correlation_id, reason, "rejected");
+        let sender_account = sender.filter(|s| is_account_id(s)).map(str::to_string);
+        self.ctx.publish(&[event.next(event.snapshot.clone(), Step::Rejected { reason, sender_account })]).await?;
+        Ok(Outcome::Done)
     }
 
     async fn on_shared(
@@ -114,12 +118,10 @@ impl Handler {
         if target_account != self.ctx.account() {
             return Ok(Outcome::Done);
         }
-        if let Some(reason) = self.refusal(sender, event) {
-            warn!(snapshot_arn = event.snapshot.arn, correlation_id = event.correlation_id, reason, "rejected");
-            let sender_account = sender.filter(|s| is_account_id(s)).map(str::to_string);
-            self.ctx.publish(&[event.next(event.snapshot.clone(), Step::Rejected { reason, sender_account })]).await?;
-            return Ok(Outcome::Done);
-        }
+        let sender_account = match self.allowed_sender(sender) {
+            Ok(s) => s,
+            Err(reason) => return self.reject(event, sender, reason).await,
+        };
         let store = self.ctx.stores.store(event.snapshot.kind);
         let Some(shared) = store.describe(&event.snapshot.arn).await? else {
             // Shared before the event was sent, so this is propagation delay: try again.
@@ -130,26 +132,31 @@ impl Handler {
                 message: format!("{} is not visible to this account yet", event.snapshot.arn),
             });
         };
+        if let Some(reason) = owner_refusal(sender_account, event, &shared) {
+            return self.reject(event, sender, reason).await;
+        }
         if let Some(why) = self.filtered_out(&shared, source_tags) {
             info!(snapshot_arn = shared.arn, correlation_id = event.correlation_id, why, "filtered out; not copied");
             return Ok(Outcome::Done);
         }
-        let mut copy_tags = tags::copyable(source_tags);
-        copy_tags.extend(
-            Lineage {
-                source_arn: event.origin.arn.clone(),
-                source_account: event.origin.account.clone(),
-                correlation_id: event.correlation_id.clone(),
-                step: "copy".into(),
-            }
-            .tags(),
-        );
-        copy_tags.extend(tags::origin_tags(&event.origin));
-        let copy_id = naming::target_copy_id(&event.snapshot.arn);
+        let mut ours = Lineage {
+            source_arn: event.origin.arn.clone(),
+            source_account: event.origin.account.clone(),
+            correlation_id: event.correlation_id.clone(),
+            step: "copy".into(),
+        }
+        .tags();
+        ours.extend(tags::origin_tags(&event.origin));
+        // The source's tags are its data: nothing in them may pose as snapferry's own.
+        let (copy_tags, dropped) = tags::within_limit(&tags::user_tags(source_tags), &ours);
+        if !dropped.is_empty() {
+            warn!(snapshot_arn = shared.arn, ?dropped, "tags beyond AWS's limit of 50 left off the copy");
+        }
+        let copy_id = naming::target_copy_id(&shared.arn, shared.created_at);
         let copy = store
             .copy(&CopyRequest {
-                source: &event.snapshot.arn,
-                source_region: Some(&event.snapshot.region),
+                source: &shared.arn,
+                source_region: Some(&shared.region),
                 target_id: &copy_id,
                 kms_key_id: Some(&self.config.target_key),
                 tags: &copy_tags,
@@ -167,9 +174,9 @@ impl Handler {
 
     fn filtered_out(&self, shared: &Snapshot, source_tags: &Tags) -> Option<String> {
         if let Some(re) = &self.config.identifier_regex
-            && !re.is_match(&shared.id)
+            && !re.is_match(&shared.name)
         {
-            return Some(format!("identifier {} does not match IDENTIFIER_REGEX", shared.id));
+            return Some(format!("snapshot name {} does not match IDENTIFIER_REGEX", shared.name));
         }
         if let Some(re) = &self.config.description_regex {
             // RDS snapshots have no description; the source's `Description` tag stands in, as in DLM.
@@ -221,6 +228,30 @@ impl Handler {
         let what = RecheckWhat::CopyWhenAvailable { copy: copy.to_ref(), origin, destination_region: region.into() };
         self.ctx.recheck(Recheck::new(correlation_id, attempt + 1, None, what))
     }
+}
+
+/// Why the snapshot AWS describes must not be copied for `sender`, if it must not: its
+/// owner, as AWS reports it (never as the event says), must be the allowlisted account that
+/// sent the event, so no allowlisted account can launder another account's snapshot, and
+/// the event's snapshot and origin must name that same account.
+fn owner_refusal(sender: &str, event: &PipelineEvent, shared: &Snapshot) -> Option<String> {
+    let named = Arn::parse(&event.snapshot.arn).map(|a| a.account);
+    if shared.account != sender {
+        return Some(format!(
+            "snapshot {} is owned by {}, not by the sending account {sender}",
+            shared.arn, shared.account
+        ));
+    }
+    if event.snapshot.account != shared.account || named != Some(shared.account.as_str()) {
+        return Some(format!(
+            "the event names account {} ({}) for a snapshot AWS says {} owns",
+            event.snapshot.account, event.snapshot.arn, shared.account
+        ));
+    }
+    if event.origin.account != sender {
+        return Some(format!("the origin {} is not in the sending account {sender}", event.origin.arn));
+    }
+    None
 }
 
 fn is_our_copy(s: &Snapshot) -> bool {

@@ -75,11 +75,12 @@ async fn only_allowlisted_senders_and_owners_are_copied() {
         ("allowlisted sender and owner", Some(SOURCE), SOURCE, None),
         ("no sending account", None, SOURCE, Some("names no sending account")),
         ("a stranger sends", Some(STRANGER), SOURCE, Some("sender account 333333333333 is not in SOURCE_ACCOUNTS")),
+        ("a stranger's snapshot", Some(SOURCE), STRANGER, Some("owned by 333333333333, not by the sending account")),
         (
-            "a stranger's snapshot",
-            Some(SOURCE),
-            STRANGER,
-            Some("snapshot owner 333333333333 is not in SOURCE_ACCOUNTS"),
+            "the backup account itself sends",
+            Some(TARGET),
+            SOURCE,
+            Some("sender account 222222222222 is not in SOURCE_ACCOUNTS"),
         ),
     ];
     for (name, sender, owner, rejected) in cases {
@@ -105,12 +106,82 @@ async fn only_allowlisted_senders_and_owners_are_copied() {
 }
 
 #[tokio::test]
+async fn forged_events_are_checked_against_what_aws_describes() {
+    const OTHER_SOURCE: &str = "444444444444";
+    let allow_both = || Config { source_accounts: vec![SOURCE.into(), OTHER_SOURCE.into()], ..config() };
+    // An allowlisted account relays a snapshot another allowlisted account owns: laundering.
+    let cloud = Cloud::new();
+    let (_, event) = shared(&cloud, DbInstance, OTHER_SOURCE, "snap-1").await;
+    handler(&cloud, allow_both()).step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap();
+    assert!(copies(&cloud, REGION).is_empty(), "relayed by another account");
+    assert!(matches!(&cloud.take_published()[..], [PipelineEvent { step: Step::Rejected { .. }, .. }]));
+
+    // EBS describes by the bare `snap-` id: a stranger's snapshot under an allowlisted ARN.
+    let cloud = Cloud::new();
+    let (real, mut event) = shared(&cloud, ResourceKind::Ebs, STRANGER, "snap-0123").await;
+    event.snapshot.arn = real.arn.replace(STRANGER, SOURCE);
+    event.snapshot.account = SOURCE.into();
+    event.origin = event.snapshot.clone();
+    handler(&cloud, config()).step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap();
+    assert!(copies(&cloud, REGION).is_empty(), "the stranger's snapshot is not copied");
+    let [PipelineEvent { step: Step::Rejected { reason, .. }, .. }] = &cloud.take_published()[..] else { panic!() };
+    assert!(reason.contains("owned by 333333333333"), "{reason}");
+
+    // The origin must be in the sending account too.
+    let cloud = Cloud::new();
+    let (_, mut event) = shared(&cloud, DbInstance, SOURCE, "snap-1").await;
+    event.origin.account = OTHER_SOURCE.into();
+    handler(&cloud, allow_both()).step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap();
+    assert!(copies(&cloud, REGION).is_empty(), "an origin in another account");
+}
+
+#[tokio::test]
+async fn tags_from_the_source_are_data_not_state() {
+    let cloud = Cloud::new();
+    let (_, mut event) = shared(&cloud, DbInstance, SOURCE, "snap-1").await;
+    let Step::Shared { tags: source_tags, .. } = &mut event.step else { unreachable!() };
+    source_tags.insert(tags::VERIFIED_AT.into(), "2026-11-24T12:00:00Z".into());
+    source_tags.insert(tags::CREATED_AT.into(), "2020-01-01T00:00:00Z".into());
+    source_tags.insert(tags::STEP.into(), "create".into());
+    source_tags.extend((0..60).map(|i| (format!("k{i:02}"), "v".to_string())));
+    handler(&cloud, config()).step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap();
+    let [copy]: [Snapshot; 1] = copies(&cloud, REGION).try_into().unwrap();
+    assert!(!copy.tags.contains_key(tags::VERIFIED_AT), "a forged verified-at would skip the restore test");
+    assert!(!copy.tags.contains_key(tags::CREATED_AT));
+    assert_eq!(copy.tags.get(tags::STEP).map(String::as_str), Some("copy"), "our lineage wins");
+    assert_eq!(copy.tags.len(), tags::MAX_TAGS, "as many of the source's as fit in AWS's limit");
+    assert_eq!(copy.tags.get("Description").map(String::as_str), Some("nightly"), "in key order");
+}
+
+#[tokio::test]
+async fn identifier_regex_matches_the_snapshot_name_not_the_arn_it_is_shared_under() {
+    let cloud = Cloud::new();
+    let (_, event) = shared(&cloud, DbInstance, SOURCE, "snap-1").await;
+    let c = Config { identifier_regex: Some(regex::Regex::new("^snap-").unwrap()), ..config() };
+    handler(&cloud, c).step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap();
+    assert_eq!(copies(&cloud, REGION).len(), 1);
+}
+
+#[tokio::test]
+async fn a_snapshot_name_deleted_and_used_again_is_copied_again() {
+    let cloud = Cloud::new();
+    let h = handler(&cloud, config());
+    let (first, event) = shared(&cloud, DbInstance, SOURCE, "snap-1").await;
+    h.step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap();
+    cloud.stores(SOURCE, REGION).store(DbInstance).delete(&first).await.unwrap();
+    cloud.advance(chrono::Duration::days(1));
+    let (_, event) = shared(&cloud, DbInstance, SOURCE, "snap-1").await;
+    h.step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap();
+    assert_eq!(copies(&cloud, REGION).len(), 2, "the new snapshot of the same name has its own copy");
+}
+
+#[tokio::test]
 async fn the_copy_is_ours_on_our_key_with_the_lineage() {
     let cloud = Cloud::new();
     let (s, event) = shared(&cloud, DbInstance, SOURCE, "snap-1").await;
     handler(&cloud, config()).step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap();
     let [copy]: [Snapshot; 1] = copies(&cloud, REGION).try_into().unwrap();
-    assert_eq!(copy.name, naming::target_copy_id(&s.arn));
+    assert_eq!(copy.name, naming::target_copy_id(&s.arn, s.created_at));
     assert_eq!(copy.kms_key_id.as_deref(), Some(TARGET_KEY), "KmsKeyId is always set");
     assert_eq!(copy.tags.get("team").map(String::as_str), Some("shop"), "the source's tags travel");
     let lineage = tags::lineage_of(&copy.tags).unwrap();

@@ -123,9 +123,11 @@ impl Handler {
                 step: "create".into(),
             };
             // Passing tags makes AWS skip CopyTagsToSnapshot, so the database's own tags
-            // (less `aws:` ones) are passed along with snapferry's.
-            let mut snapshot_tags = tags::copyable(&resource.tags);
-            snapshot_tags.extend(lineage.tags());
+            // (less `aws:` and `snapferry:` ones) are passed along with snapferry's.
+            let (snapshot_tags, dropped) = tags::within_limit(&tags::user_tags(&resource.tags), &lineage.tags());
+            if !dropped.is_empty() {
+                warn!(resource = resource.id, ?dropped, "tags beyond AWS's limit of 50 left off the snapshot");
+            }
             match store.create(&resource.id, &id, &snapshot_tags).await {
                 Ok(s) => {
                     held += 1;

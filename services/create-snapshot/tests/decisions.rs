@@ -246,3 +246,17 @@ fn config_comes_from_the_declared_environment() {
     let bad = Env::from_pairs(STEP, [("QUEUE_URL", "q"), ("DLQ_URL", "d"), ("KINDS", "db-instance,tape")]).unwrap();
     assert!(Config::from_env(&bad).unwrap_err().to_string().contains("KINDS"));
 }
+
+#[tokio::test]
+async fn a_database_with_many_tags_still_gets_its_snapshot_with_ours_first() {
+    let cloud = cloud();
+    let many: Vec<(String, String)> = (0..60).map(|i| (format!("k{i:02}"), "v".to_string())).collect();
+    let mut tagged: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    tagged.push((tags::VERIFIED_AT, "forged"));
+    cloud.add_resource(DbInstance, ACCOUNT, REGION, "crowded", None, &tagged);
+    handler(&cloud, config(regex("^crowded$"))).step(deliver::schedule(slot()), deliver::record()).await.unwrap();
+    let [s]: [Snapshot; 1] = cloud.snapshots(ACCOUNT, REGION).try_into().unwrap();
+    assert_eq!(s.tags.len(), tags::MAX_TAGS, "AWS's limit");
+    assert!(tags::lineage_of(&s.tags).is_some(), "snapferry's own tags take precedence");
+    assert!(!s.tags.contains_key(tags::VERIFIED_AT), "a database's tags cannot pose as snapferry's");
+}

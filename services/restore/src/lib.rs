@@ -102,7 +102,13 @@ impl Handler {
             availability_zone: None,
             tags: test_tags,
         };
-        store.restore(&copy, &spec).await?;
+        if let Err(e) = store.restore(&copy, &spec).await {
+            // A permanent refusal can come after part of the restore exists (an Aurora
+            // cluster whose instance is refused): delete it, report, and keep the reason.
+            let failed =
+                Progress { copy: copy.to_ref(), origin: event.origin.clone(), restore_id, started_at: self.ctx.now() };
+            return self.abandon(store.as_ref(), &event.correlation_id, &failed, e).await;
+        }
         info!(copy_arn = copy.arn, restore_id, correlation_id = event.correlation_id, "restore test started");
         let what = RecheckWhat::RestoreProgress {
             copy: copy.to_ref(),
@@ -134,24 +140,57 @@ impl Handler {
         Ok(position % self.config.every_nth == 0)
     }
 
+    /// Ends a restore test that failed with `error`: a retryable error is retried as it is;
+    /// a permanent one deletes what the test created and reports `Restore Failed`, then
+    /// goes to the DLQ with its reason, so no test database is left running.
+    async fn abandon(
+        &self,
+        store: &dyn SnapshotStore,
+        correlation_id: &str,
+        p: &Progress,
+        error: Error,
+    ) -> Result<Outcome> {
+        if error.is_retryable() {
+            return Err(error);
+        }
+        warn!(copy_arn = p.copy.arn, correlation_id, error = %error, "restore test abandoned; deleting what it created");
+        store.delete_restore(&p.restore_id).await?;
+        let failed = Step::RestoreFailed { reason: error.to_string() };
+        self.ctx.publish(&[PipelineEvent::new(correlation_id, p.copy.clone(), p.origin.clone(), failed)]).await?;
+        Err(error)
+    }
+
     async fn on_progress(&self, correlation_id: &str, p: Progress, attempt: u32) -> Result<Outcome> {
         let store = self.ctx.stores.store(p.copy.kind);
+        match self.progress(store.as_ref(), correlation_id, &p, attempt).await {
+            Err(e) => self.abandon(store.as_ref(), correlation_id, &p, e).await,
+            ok => ok,
+        }
+    }
+
+    async fn progress(
+        &self,
+        store: &dyn SnapshotStore,
+        correlation_id: &str,
+        p: &Progress,
+        attempt: u32,
+    ) -> Result<Outcome> {
         let restored = store.restore_status(&p.restore_id).await?;
         let verdict = match restored {
             None => match store.describe(&p.copy.id).await? {
                 Some(c) if c.tags.contains_key(tags::VERIFIED_AT) => return Ok(Outcome::Done),
                 _ => Err("the restored resource disappeared".to_string()),
             },
-            Some(r) if r.status == Status::Available => self.verify(store.as_ref(), &p.copy, &r).await?,
+            Some(r) if r.status == Status::Available => self.verify(store, &p.copy, &r).await?,
             Some(Restored { status: Status::Failed(why), .. }) => Err(format!("the restore failed: {why}")),
             Some(_) if self.ctx.now() - p.started_at > self.config.timeout => {
                 Err(format!("not available after {} minutes", self.config.timeout.num_minutes()))
             }
             Some(_) => {
                 let what = RecheckWhat::RestoreProgress {
-                    copy: p.copy,
-                    origin: p.origin,
-                    restored_resource_id: p.restore_id,
+                    copy: p.copy.clone(),
+                    origin: p.origin.clone(),
+                    restored_resource_id: p.restore_id.clone(),
                     started_at: p.started_at,
                 };
                 return self.ctx.recheck(Recheck::new(correlation_id, attempt + 1, None, what));
@@ -160,11 +199,6 @@ impl Handler {
         let event = match verdict {
             Ok(restored) => {
                 let seconds = (self.ctx.now() - p.started_at).num_milliseconds() as f64 / 1000.0;
-                let mut verified = Tags::new();
-                verified.insert(tags::VERIFIED_AT.into(), tags::timestamp_value(self.ctx.now()));
-                if let Some(copy) = store.describe(&p.copy.id).await? {
-                    store.tag(&copy, &verified).await?;
-                }
                 info!(copy_arn = p.copy.arn, correlation_id, restore_seconds = seconds, "restore verified");
                 Step::RestoreVerified {
                     restore_seconds: seconds,
@@ -178,8 +212,16 @@ impl Handler {
                 Step::RestoreFailed { reason }
             }
         };
+        let verified = matches!(event, Step::RestoreVerified { .. });
+        // The verdict is published before anything records it: a redelivery after a
+        // failure below finds the test restore still there and publishes it again, so the
+        // verdict can be sent twice but never lost.
+        self.ctx.publish(&[PipelineEvent::new(correlation_id, p.copy.clone(), p.origin.clone(), event)]).await?;
+        if verified && let Some(copy) = store.describe(&p.copy.id).await? {
+            let stamp = Tags::from([(tags::VERIFIED_AT.to_string(), tags::timestamp_value(self.ctx.now()))]);
+            store.tag(&copy, &stamp).await?;
+        }
         store.delete_restore(&p.restore_id).await?;
-        self.ctx.publish(&[PipelineEvent::new(correlation_id, p.copy, p.origin, event)]).await?;
         Ok(Outcome::Done)
     }
 

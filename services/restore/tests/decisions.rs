@@ -300,3 +300,56 @@ async fn a_batch_ends_each_record_where_its_outcome_says() {
     assert_eq!(sent.len(), 1, "the good restore's re-check: {sent:?}");
     assert_eq!((sent[0].attempt, sent[0].delay), (1, std::time::Duration::from_secs(30)));
 }
+
+#[tokio::test]
+async fn a_permanent_failure_after_the_restore_started_leaves_nothing_running() {
+    // Aurora refuses a micro class after restoring the cluster: the cluster must not stay.
+    let cloud = Cloud::new();
+    let (_, event) = copied(&cloud, DbCluster, "snapferry-copy-a", "ledger");
+    let micro = Config { instance_class: Some("db.t4g.micro".into()), ..config() };
+    let err =
+        handler(&cloud, micro).step(deliver::pipeline(&event, Some(TARGET)), deliver::record()).await.unwrap_err();
+    assert_eq!((err.retry(), err.code()), (None, "InvalidParameterCombination"), "to the DLQ with its reason");
+    assert!(cloud.restores().is_empty(), "the restored cluster is deleted");
+    let events = cloud.take_published();
+    assert!(
+        matches!(&events[..], [PipelineEvent { step: Step::RestoreFailed { reason }, .. }] if reason.contains("db.t4g.micro")),
+        "{events:?}"
+    );
+
+    // A permanent error while the test is under way (here: the role may not describe it).
+    let cloud = Cloud::new();
+    let (_, event) = copied(&cloud, DbInstance, "snapferry-copy-a", "orders");
+    let h = handler(&cloud, config());
+    let Outcome::Later { body, .. } = h.step(deliver::pipeline(&event, Some(TARGET)), deliver::record()).await.unwrap()
+    else {
+        panic!()
+    };
+    cloud.fail("restore_status", "AccessDenied", 1);
+    let err = h.step(deliver::body(&body), deliver::record()).await.unwrap_err();
+    assert_eq!(err.code(), "AccessDenied");
+    assert!(cloud.restores().is_empty(), "the test instance is deleted");
+    assert!(matches!(&cloud.take_published()[..], [PipelineEvent { step: Step::RestoreFailed { .. }, .. }]));
+}
+
+#[tokio::test]
+async fn a_verdict_is_never_lost_between_recording_and_publishing_it() {
+    let cloud = Cloud::new();
+    let (copy, event) = copied(&cloud, DbInstance, "snapferry-copy-a", "orders");
+    let h = handler(&cloud, config());
+    let Outcome::Later { body, .. } = h.step(deliver::pipeline(&event, Some(TARGET)), deliver::record()).await.unwrap()
+    else {
+        panic!()
+    };
+    cloud.complete_all();
+    cloud.fail("publish", "InternalFailure", 1);
+    let err = h.step(deliver::body(&body), deliver::record()).await.unwrap_err();
+    assert_eq!(err.retry(), Some(Retry::Transient), "retried: {err}");
+    // SQS delivers the same re-check again.
+    assert_eq!(h.step(deliver::body(&body), deliver::record()).await.unwrap(), Outcome::Done);
+    let events = cloud.take_published();
+    assert!(matches!(&events[..], [PipelineEvent { step: Step::RestoreVerified { .. }, .. }]), "{events:?}");
+    let tagged = cloud.snapshots(TARGET, REGION).into_iter().find(|s| s.id == copy.id).unwrap();
+    assert!(tagged.tags.contains_key(tags::VERIFIED_AT));
+    assert!(cloud.restores().is_empty());
+}

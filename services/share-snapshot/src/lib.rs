@@ -17,7 +17,7 @@ use snapferry::select::Selection;
 use snapferry::sqs::{Outcome, Record};
 use snapferry::step::{PipelineStep, StepContext, StepEnv};
 use snapferry::store::{CopyCompletion, CopyRequest, Snapshot, SnapshotStore, Status};
-use snapferry::tags::{self, Lineage, Tags};
+use snapferry::tags::{self, Lineage};
 use snapferry::{kms, naming};
 use std::sync::Arc;
 use tracing::{info, warn};
@@ -125,18 +125,19 @@ impl Handler {
         attempt: u32,
     ) -> Result<Outcome> {
         let origin = snapshot.to_ref();
-        let mut copy_tags = tags::copyable(&user_tags(&snapshot.tags));
-        copy_tags.extend(
-            Lineage {
-                source_arn: snapshot.arn.clone(),
-                source_account: snapshot.account.clone(),
-                correlation_id: correlation_id.to_string(),
-                step: "share".into(),
-            }
-            .tags(),
-        );
-        copy_tags.extend(tags::origin_tags(&origin));
-        let copy_id = naming::shared_copy_id(&snapshot.id);
+        let mut ours = Lineage {
+            source_arn: snapshot.arn.clone(),
+            source_account: snapshot.account.clone(),
+            correlation_id: correlation_id.to_string(),
+            step: "share".into(),
+        }
+        .tags();
+        ours.extend(tags::origin_tags(&origin));
+        let (copy_tags, dropped) = tags::within_limit(&tags::user_tags(&snapshot.tags), &ours);
+        if !dropped.is_empty() {
+            warn!(snapshot_arn = snapshot.arn, ?dropped, "tags beyond AWS's limit of 50 left off the copy");
+        }
+        let copy_id = naming::shared_copy_id(&snapshot.id, snapshot.created_at);
         let copy = store
             .copy(&CopyRequest {
                 source: &snapshot.id,
@@ -168,7 +169,7 @@ impl Handler {
         correlation_id: &str,
     ) -> Result<Outcome> {
         store.share(snapshot, &self.config.target_accounts).await?;
-        let tags = tags::copyable(&user_tags(&snapshot.tags));
+        let tags = tags::user_tags(&snapshot.tags);
         let events: Vec<_> = self
             .config
             .target_accounts
@@ -186,11 +187,6 @@ impl Handler {
         info!(snapshot_arn = snapshot.arn, correlation_id, accounts = ?self.config.target_accounts, "shared");
         Ok(Outcome::Done)
     }
-}
-
-/// The snapshot's own tags, without snapferry's bookkeeping.
-fn user_tags(all: &Tags) -> Tags {
-    all.iter().filter(|(k, _)| !k.starts_with("snapferry:")).map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
 /// A run that did not start with create-snapshot (an automated or hand-made snapshot) gets

@@ -115,7 +115,7 @@ async fn shares_as_it_is_only_a_managed_snapshot_on_the_sharing_key() {
         let copy = cloud
             .snapshots(SOURCE, REGION)
             .into_iter()
-            .find(|c| c.name == naming::shared_copy_id("snap-1"))
+            .find(|c| c.name == naming::shared_copy_id("snap-1", s.created_at))
             .unwrap_or_else(|| panic!("{name}: a re-encrypting copy"));
         assert_eq!(copy.kms_key_id.as_deref(), Some(SHARING_KEY), "{name}");
         assert!(!copy.automated, "{name}: the copy is manual");
@@ -281,4 +281,20 @@ fn config_comes_from_the_declared_environment() {
     let c = Config::from_env(&env).unwrap();
     assert_eq!(c.target_accounts, vec![TARGET]);
     assert!(env.unread().is_empty(), "every declared variable is read: {:?}", env.unread());
+}
+
+#[tokio::test]
+async fn a_re_encrypting_copy_keeps_ours_within_the_tag_limit() {
+    let cloud = Cloud::new();
+    let mut s = snapshot(&cloud, DbInstance, "snap-1", Key::AwsManaged, true, false);
+    s.tags.extend((0..60).map(|i| (format!("k{i:02}"), "v".to_string())));
+    cloud.put_snapshot(s.clone());
+    handler(&cloud, config(everything()))
+        .step(deliver::rds_event(&s, "RDS-EVENT-0042"), deliver::record())
+        .await
+        .unwrap();
+    let copy = cloud.snapshots(SOURCE, REGION).into_iter().find(|c| c.id != "snap-1").expect("a copy");
+    assert_eq!(copy.tags.len(), tags::MAX_TAGS);
+    assert_eq!(copy.tags.get(tags::STEP).map(String::as_str), Some("share"));
+    assert_eq!(tags::origin_from_tags(DbInstance, &copy.tags).map(|o| o.arn), Some(s.arn.clone()));
 }

@@ -50,20 +50,31 @@ impl MemStore {
         x.kind == self.kind && x.account == self.account && x.region == self.region
     }
 
-    /// What `snapshot` (id, name or ARN) names that this account can see, with who it is shared with.
+    /// What `snapshot` (id or ARN) names that this account can see, with who it is shared
+    /// with. As in AWS: EC2 takes only the bare `snap-` id, so an ARN's account and region
+    /// say nothing; RDS describes a snapshot shared with us under its ARN.
     fn visible(&self, s: &State, snapshot: &str, region: &str) -> Option<(Snapshot, Vec<String>)> {
-        let arn = Arn::parse(snapshot);
-        s.snapshots
+        let by_arn = Arn::parse(snapshot).is_some() && self.kind != ResourceKind::Ebs;
+        let id = crate::arn::name_of(snapshot);
+        let (found, shared) = s
+            .snapshots
             .iter()
             .filter(|(x, _)| x.kind == self.kind && x.region == region)
             .find(|(x, shared)| {
-                let named = match &arn {
-                    Some(_) => x.arn == snapshot,
-                    None => x.id == snapshot,
-                };
+                let named = if by_arn { x.arn == snapshot } else { x.id == id };
                 named && (x.account == self.account || shared.contains(&self.account))
             })
-            .cloned()
+            .cloned()?;
+        let foreign_rds = found.account != self.account && self.kind != ResourceKind::Ebs;
+        Some((Snapshot { id: if foreign_rds { found.arn.clone() } else { found.id.clone() }, ..found }, shared))
+    }
+
+    /// AWS refuses a request that would leave a resource with more than 50 tags.
+    fn check_tag_count(&self, op: &'static str, n: usize) -> Result<()> {
+        if n > tags::MAX_TAGS {
+            return Err(self.err(op, "TagLimitExceeded", format!("{n} tags; at most {} per resource", tags::MAX_TAGS)));
+        }
+        Ok(())
     }
 
     fn err(&self, op: &'static str, code: &str, message: String) -> Error {
@@ -122,6 +133,7 @@ impl SnapshotStore for MemStore {
         if s.manual_quota.is_some_and(|q| self.manual_count(&s) >= q) {
             return Err(self.err("create", "SnapshotQuotaExceeded", "the manual snapshot quota is reached".into()));
         }
+        self.check_tag_count("create", tags.len())?;
         let id = self.new_id(&mut s, name);
         let (engine, engine_version) = engine(self.kind);
         let mut all_tags = tags.clone();
@@ -195,6 +207,7 @@ impl SnapshotStore for MemStore {
             let code = if self.kind == ResourceKind::Ebs { "ResourceLimitExceeded" } else { "SnapshotQuotaExceeded" };
             return Err(self.err("copy", code, "too many snapshot copies in progress".into()));
         }
+        self.check_tag_count("copy", request.tags.len())?;
         let id = self.new_id(&mut s, request.target_id);
         let mut copy_tags = request.tags.clone();
         if self.kind == ResourceKind::Ebs {
@@ -271,7 +284,10 @@ impl SnapshotStore for MemStore {
         let mut s = self.cloud.lock();
         match s.snapshots.iter_mut().find(|(x, _)| self.owns(x) && x.id == snapshot.id) {
             Some((x, _)) => {
-                x.tags.extend(new.iter().map(|(k, v)| (k.clone(), v.clone())));
+                let mut all = x.tags.clone();
+                all.extend(new.iter().map(|(k, v)| (k.clone(), v.clone())));
+                self.check_tag_count("tag", all.len())?;
+                x.tags = all;
                 Ok(())
             }
             None => Err(Error::NotFound { op: "tag", what: snapshot.arn.clone() }),
@@ -298,11 +314,6 @@ impl SnapshotStore for MemStore {
         let Some((source, _)) = self.visible(&s, &snapshot.id, &self.region) else {
             return Err(Error::NotFound { op: "restore", what: snapshot.id.clone() });
         };
-        if self.kind == ResourceKind::DbCluster && class.as_deref() == Some("db.t4g.micro") {
-            // Aurora offers no micro class: AWS refuses the cluster's instance.
-            let message = "RDS does not support creating a DB instance with db.t4g.micro for aurora-postgresql".into();
-            return Err(classify("restore", "InvalidParameterCombination".into(), message, Some(400)));
-        }
         let restored = Restored {
             id: spec.restore_id.clone(),
             status: if s.instant { Status::Available } else { Status::Creating },
@@ -315,10 +326,15 @@ impl SnapshotStore for MemStore {
             kind: self.kind,
             account: self.account.clone(),
             region: self.region.clone(),
-            class,
+            class: class.clone(),
             spec_tags: spec.tags.clone(),
             restored,
         });
+        if self.kind == ResourceKind::DbCluster && class.as_deref() == Some("db.t4g.micro") {
+            // Aurora offers no micro class: AWS restores the cluster, then refuses its instance.
+            let message = "RDS does not support creating a DB instance with db.t4g.micro for aurora-postgresql".into();
+            return Err(classify("restore", "InvalidParameterCombination".into(), message, Some(400)));
+        }
         Ok(())
     }
 

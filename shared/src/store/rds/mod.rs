@@ -256,7 +256,8 @@ impl<F: Family> Rds<F> {
             kind: F::KIND,
             automated: raw.snapshot_type == Some("automated") || raw.id.starts_with("rds:"),
             id: raw.id.to_string(),
-            name: raw.id.to_string(),
+            // A snapshot shared with us is described under its ARN.
+            name: crate::arn::name_of(raw.id).to_string(),
             arn: raw.arn.to_string(),
             account,
             region,
