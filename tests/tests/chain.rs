@@ -300,7 +300,7 @@ async fn a_forged_shared_event_naming_a_snapshot_of_a_foreign_account_is_rejecte
 
     for e in about(&events, "rogue-db").into_iter().filter(|e| e.detail.step.detail_type() == REJECTED) {
         let Step::Rejected { reason, sender_account } = &e.detail.step else { unreachable!() };
-        assert!(reason.contains(&format!("snapshot owner {}", rogue.account)), "{reason}");
+        assert!(reason.contains(&format!("owned by {}, not by the sending account", rogue.account)), "{reason}");
         assert_eq!(sender_account.as_deref(), Some(p.source.account.as_str()));
     }
     assert_nothing_copied(&p, &events).await;
