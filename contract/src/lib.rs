@@ -220,6 +220,10 @@ pub enum RecheckWhat {
     /// Report `copy` in `destination_region` once it is available (cluster copies send
     /// no event).
     CopyWhenAvailable { copy: SnapshotRef, origin: SnapshotRef, destination_region: String },
+    /// Copy `copy` (the home region's available copy of `origin`) into
+    /// `destination_region`. Each extra region is a message of its own, so a region that
+    /// fails holds up neither the home copy nor the other regions.
+    CopyToRegion { copy: SnapshotRef, origin: SnapshotRef, destination_region: String },
     /// Check the test restore `restored_resource_id` of `copy`, started at `started_at`.
     RestoreProgress {
         copy: SnapshotRef,

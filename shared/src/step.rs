@@ -98,11 +98,12 @@ impl StepContext {
         Ok(Outcome::Later { delay: self.env.recheck, body: recheck_body(recheck)? })
     }
 
-    /// Sends a re-check of its own, for a step that must come back to more than one thing
-    /// (where [`Outcome::Later`] has room for one).
-    pub async fn recheck_also(&self, recheck: Recheck) -> Result<()> {
+    /// Sends a message of its own to this step's queue, delivered after `delay`: for a
+    /// step that fans out into more than one follow-up (where [`Outcome::Later`] has room
+    /// for one).
+    pub async fn follow_up(&self, recheck: Recheck, delay: Duration) -> Result<()> {
         let attempt = recheck.attempt;
-        self.queue.send_later(&recheck_body(recheck)?, self.env.recheck, attempt).await
+        self.queue.send_later(&recheck_body(recheck)?, delay, attempt).await
     }
 }
 

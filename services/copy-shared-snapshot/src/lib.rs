@@ -11,7 +11,7 @@ use regex::Regex;
 use snapferry::arn::Arn;
 use snapferry::config::{Env, is_account_id};
 use snapferry::error::{Error, Result, Retry};
-use snapferry::events::{PipelineEvent, Recheck, RecheckWhat, Step};
+use snapferry::events::{PipelineEvent, Recheck, RecheckWhat, SnapshotRef, Step};
 use snapferry::inbound::Incoming;
 use snapferry::inbound::native::NativeSignal;
 use snapferry::naming;
@@ -19,6 +19,7 @@ use snapferry::sqs::{Outcome, Record};
 use snapferry::step::{PipelineStep, StepContext, StepEnv};
 use snapferry::store::{CopyCompletion, CopyRequest, Snapshot, Status};
 use snapferry::tags::{self, Lineage, Tags};
+use std::time::Duration;
 use tracing::{info, warn};
 
 /// This step's name in `shared/routing.json` and `shared/environment.json`.
@@ -195,31 +196,54 @@ impl Handler {
         };
         let correlation_id = copy.tags.get(tags::CORRELATION_ID).cloned().unwrap_or_default();
         let announce = PipelineEvent::new(correlation_id.clone(), copy.to_ref(), origin.clone(), Step::Copied {});
+        self.ctx.publish(&[announce]).await?;
+        info!(copy_arn = copy.arn, correlation_id, "copied");
         if copy.region == self.ctx.region() {
-            for (region, key) in &self.config.extra_regions {
-                let regional = self.ctx.stores.store_in(copy.kind, region);
-                let extra = regional
-                    .copy(&CopyRequest {
-                        source: &copy.arn,
-                        source_region: Some(&copy.region),
-                        target_id: &copy.id,
-                        kms_key_id: Some(key),
-                        tags: &copy.tags,
-                    })
-                    .await?;
-                let started = announce.next(extra.to_ref(), Step::CopyStarted { destination_region: region.clone() });
-                self.ctx.publish(&[started]).await?;
-                let what = RecheckWhat::CopyWhenAvailable {
-                    copy: extra.to_ref(),
+            for (region, _) in &self.config.extra_regions {
+                let what = RecheckWhat::CopyToRegion {
+                    copy: copy.to_ref(),
                     origin: origin.clone(),
                     destination_region: region.clone(),
                 };
-                self.ctx.recheck_also(Recheck::new(&correlation_id, 1, None, what)).await?;
+                self.ctx.follow_up(Recheck::new(&correlation_id, 1, None, what), Duration::ZERO).await?;
             }
         }
-        self.ctx.publish(&[announce]).await?;
-        info!(copy_arn = copy.arn, correlation_id, "copied");
         Ok(Outcome::Done)
+    }
+
+    /// Copies the home copy into one extra region, on that region's key.
+    async fn copy_to_region(
+        &self,
+        home: SnapshotRef,
+        origin: SnapshotRef,
+        region: &str,
+        correlation_id: &str,
+    ) -> Result<Outcome> {
+        let Some(key) = self.config.extra_regions.iter().find(|(r, _)| r == region).map(|(_, k)| k) else {
+            return Err(Error::BadInput(format!("{region} is not in EXTRA_REGIONS")));
+        };
+        let source = self.ctx.stores.store(home.kind);
+        let Some(copy) = source.describe(&home.id).await? else {
+            return Err(Error::NotFound { op: "copy", what: home.arn });
+        };
+        let extra = self
+            .ctx
+            .stores
+            .store_in(copy.kind, region)
+            .copy(&CopyRequest {
+                source: &copy.arn,
+                source_region: Some(&copy.region),
+                target_id: &copy.name,
+                kms_key_id: Some(key),
+                tags: &copy.tags,
+            })
+            .await?;
+        let started = Step::CopyStarted { destination_region: region.to_string() };
+        self.ctx.publish(&[PipelineEvent::new(correlation_id, extra.to_ref(), origin, started)]).await?;
+        match extra.status {
+            Status::Available => self.on_copy_available(extra).await,
+            _ => self.recheck(&extra, region, 0),
+        }
     }
 
     fn recheck(&self, copy: &Snapshot, region: &str, attempt: u32) -> Result<Outcome> {
@@ -283,6 +307,9 @@ impl PipelineStep for Handler {
                 _ => Ok(Outcome::Done),
             },
             Incoming::Recheck(e) => match e.detail.what {
+                RecheckWhat::CopyToRegion { copy, origin, destination_region } => {
+                    self.copy_to_region(copy, origin, &destination_region, &e.detail.correlation_id).await
+                }
                 RecheckWhat::CopyWhenAvailable { copy, destination_region, .. } => {
                     let found = self.ctx.stores.store_in(copy.kind, &destination_region).describe(&copy.id).await?;
                     match found {

@@ -261,25 +261,56 @@ async fn how_the_end_of_a_copy_is_learned() {
 }
 
 #[tokio::test]
-async fn extra_regions_are_copied_from_the_home_copy_and_rechecked() {
+async fn extra_regions_are_copied_from_the_home_copy_each_on_its_own() {
+    const THIRD: &str = "ap-southeast-2";
     let cloud = Cloud::new();
-    cloud.set_instant(true);
     let (_, event) = shared(&cloud, DbInstance, SOURCE, "snap-1").await;
-    let h = handler(&cloud, Config { extra_regions: vec![(EXTRA.into(), EXTRA_KEY.into())], ..config() });
+    let regions =
+        vec![(EXTRA.into(), EXTRA_KEY.into()), (THIRD.into(), "arn:aws:kms:ap-southeast-2:222222222222:key/b".into())];
+    let h = handler(&cloud, Config { extra_regions: regions, ..config() });
     h.step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap();
+    cloud.complete_all();
+    let [home]: [Snapshot; 1] = copies(&cloud, REGION).try_into().unwrap();
+    h.step(deliver::rds_event(&home, "RDS-EVENT-0197"), deliver::record()).await.unwrap();
+    // The home copy is announced at once; each extra region is a message of its own.
     let events = cloud.take_published();
-    assert_eq!(steps(&events), ["Snapshot Copy Started", "Snapshot Copy Started", "Snapshot Copied"]);
-    let [extra]: [Snapshot; 1] = copies(&cloud, EXTRA).try_into().unwrap();
-    assert_eq!(extra.kms_key_id.as_deref(), Some(EXTRA_KEY));
-    let [sent] = &cloud.take_sent()[..] else { panic!("one re-check for the extra region") };
-    let Incoming::Recheck(r) = deliver::body(&sent.body) else { panic!() };
-    let RecheckWhat::CopyWhenAvailable { destination_region, .. } = &r.detail.what else { panic!() };
-    assert_eq!(destination_region, EXTRA);
-    // The re-check announces the regional copy, and fans out no further.
-    h.step(deliver::body(&sent.body), deliver::record()).await.unwrap();
+    assert_eq!(steps(&events), ["Snapshot Copy Started", "Snapshot Copied"]);
+    let sent = cloud.take_sent();
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert!(sent.iter().all(|m| m.delay.is_zero()), "sent for now, not later");
+    let regions: Vec<String> = sent
+        .iter()
+        .map(|m| match deliver::body(&m.body) {
+            Incoming::Recheck(r) => match r.detail.what {
+                RecheckWhat::CopyToRegion { destination_region, .. } => destination_region,
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(regions, [EXTRA, THIRD]);
+
+    // One region refuses for good: the other is copied all the same.
+    cloud.fail("copy", "KMSKeyNotAccessibleFault", 1);
+    let err = h.step(deliver::body(&sent[0].body), deliver::record()).await.unwrap_err();
+    assert_eq!(err.code(), "KMSKeyNotAccessibleFault", "this region's message goes to the DLQ with its reason");
+    let later = h.step(deliver::body(&sent[1].body), deliver::record()).await.unwrap();
+    assert!(copies(&cloud, EXTRA).is_empty());
+    let [third]: [Snapshot; 1] = copies(&cloud, THIRD).try_into().unwrap();
+    assert_eq!(
+        third.kms_key_id.as_deref(),
+        Some("arn:aws:kms:ap-southeast-2:222222222222:key/b"),
+        "the region's own key"
+    );
+    assert_eq!(third.name, home.name, "the same deterministic name in every region");
+    assert_eq!(steps(&cloud.take_published()), ["Snapshot Copy Started"]);
+    // The regional copy is re-checked, announced once available, and fans out no further.
+    let Outcome::Later { body, .. } = later else { panic!("{later:?}") };
+    cloud.complete_all();
+    h.step(deliver::body(&body), deliver::record()).await.unwrap();
     let events = cloud.take_published();
     assert_eq!(steps(&events), ["Snapshot Copied"]);
-    assert_eq!(events[0].snapshot.region, EXTRA);
+    assert_eq!(events[0].snapshot.region, THIRD);
     assert!(cloud.take_sent().is_empty());
 }
 

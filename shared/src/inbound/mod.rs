@@ -309,6 +309,11 @@ mod tests {
                 origin: snapshot("b", "1"),
                 destination_region: "eu-west-1".into(),
             },
+            RecheckWhat::CopyToRegion {
+                copy: snapshot("a", "2"),
+                origin: snapshot("b", "1"),
+                destination_region: "eu-west-1".into(),
+            },
             RecheckWhat::RestoreProgress {
                 copy: snapshot("a", "2"),
                 origin: snapshot("b", "1"),
