@@ -8,7 +8,7 @@ use crate::events::{PipelineEvent, Recheck};
 use crate::inbound::Incoming;
 use crate::ports::{Clock, EventBus, StepQueue, SystemClock};
 use crate::sqs::{Backoff, BatchHandler, Outcome, Record};
-use crate::store::Stores;
+use crate::store::{CopyCompletion, SnapshotStore, Stores};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::{DateTime, Utc};
 use lambda_runtime::{LambdaEvent, service_fn};
@@ -25,7 +25,15 @@ pub struct StepEnv {
     pub recheck: Duration,
     /// First backoff of a retried message (doubling, jittered, capped at five minutes).
     pub retry_base: Duration,
+    /// Re-checks of one thing before the wait is given up and reported.
+    pub max_rechecks: u32,
 }
+
+/// How much longer than [`StepEnv::recheck`] a step waits before looking at a copy whose
+/// end AWS announces: the event normally comes first, the re-check only backs it up.
+const BACKSTOP_FACTOR: u32 = 10;
+/// SQS delays a message by at most 15 minutes.
+const MAX_DELAY: Duration = Duration::from_secs(900);
 
 impl StepEnv {
     pub fn from_env(env: &Env) -> Result<StepEnv> {
@@ -35,6 +43,7 @@ impl StepEnv {
             pipeline_bus: env.required("PIPELINE_BUS")?,
             recheck: Duration::from_secs(env.parse("RECHECK_SECONDS")?),
             retry_base: Duration::from_secs(env.parse("RETRY_BASE_SECONDS")?),
+            max_rechecks: env.parse("MAX_RECHECKS")?,
         })
     }
 
@@ -93,9 +102,38 @@ impl StepContext {
         self.bus.publish(events).await
     }
 
-    /// The outcome "look at this again after the re-check interval".
+    /// The outcome "look at this again after the re-check interval"; past
+    /// [`StepEnv::max_rechecks`] a permanent error that says what never finished.
     pub fn recheck(&self, recheck: Recheck) -> Result<Outcome> {
-        Ok(Outcome::Later { delay: self.env.recheck, body: recheck_body(recheck)? })
+        self.recheck_after(recheck, self.env.recheck)
+    }
+
+    /// [`Self::recheck`] for a copy into `store`: every copy waited for is re-checked, and
+    /// where AWS announces its end the re-check is only a backstop for a lost event
+    /// (AWS delivers events best effort), so it comes later.
+    pub fn recheck_copy(&self, store: &dyn SnapshotStore, recheck: Recheck) -> Result<Outcome> {
+        let delay = match store.copy_completion() {
+            CopyCompletion::Event => self.env.recheck.saturating_mul(BACKSTOP_FACTOR).min(MAX_DELAY),
+            CopyCompletion::Recheck => self.env.recheck,
+        };
+        self.recheck_after(recheck, delay)
+    }
+
+    fn recheck_after(&self, recheck: Recheck, delay: Duration) -> Result<Outcome> {
+        if recheck.attempt > self.env.max_rechecks {
+            return Err(Error::Permanent {
+                op: "recheck",
+                code: "StillInProgress".into(),
+                message: format!(
+                    "gave up after {} re-checks ({:?} each): {:?}",
+                    self.env.max_rechecks, delay, recheck.what
+                ),
+                hint: Some(
+                    "AWS never finished this; look at it in the console, then replay the message if it should go on",
+                ),
+            });
+        }
+        Ok(Outcome::Later { delay, body: recheck_body(recheck)? })
     }
 
     /// Sends a message of its own to this step's queue, delivered after `delay`: for a

@@ -24,6 +24,9 @@ pub const SOURCE_ACCOUNT: &str = "snapferry:source-account";
 pub const CORRELATION_ID: &str = "snapferry:correlation-id";
 /// The step that created the resource (`create`, `share`, `copy`, `restore`).
 pub const STEP: &str = "snapferry:step";
+/// When this copy was announced as copied; a later look at it (the re-check that backs up
+/// a lost event) then has nothing left to do.
+pub const COPIED_AT: &str = "snapferry:copied-at";
 /// When a restore test of this copy last succeeded (RFC 3339, see [`timestamp_value`]).
 pub const VERIFIED_AT: &str = "snapferry:verified-at";
 /// `"true"` on DB instances / clusters / volumes created by a restore test, so whatever a

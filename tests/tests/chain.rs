@@ -92,6 +92,31 @@ async fn instance_on_the_aws_managed_key_is_reencrypted_shared_copied_and_restor
 }
 
 #[tokio::test]
+async fn lost_copy_finished_events_are_covered_by_the_re_checks() {
+    let p = start(&fast_options()).await;
+    // RDS events are best effort: here every RDS-EVENT-0197 of both accounts is lost.
+    for account in [&p.source.account, &p.target.account] {
+        let drop = json!({"detail_type": "RDS DB Snapshot Event", "event_id": "RDS-EVENT-0197", "account": account});
+        control::call("POST", "/_snapferry/drop-events", Some(drop));
+    }
+    instance(&p.source, "orders", Encryption::AwsManaged, &[]).await;
+    p.host.fire_schedule().await.expect("fire the schedule");
+    let mut events = Vec::new();
+    run_until(&p, &mut events, "orders verified without copy-finished events", verified(&["orders"])).await;
+    for account in [&p.source.account, &p.target.account] {
+        let dropped = control::events(account)
+            .into_iter()
+            .filter(|e| e["event_id_or_name"] == "RDS-EVENT-0197" && e["dropped"] == true)
+            .count();
+        assert_eq!(dropped, 1, "{account}: the copy's event was really lost");
+    }
+    for step in [SHARED, COPIED, VERIFIED] {
+        assert_eq!(count(&events, "orders", step), 1, "{step}:\n{}", summary(&events));
+    }
+    assert_dlqs_empty(&p).await;
+}
+
+#[tokio::test]
 async fn instance_on_the_sharing_cmk_is_shared_as_it_is() {
     let p = start(&fast_options()).await;
     instance(&p.source, "billing", Encryption::Key(&p.sharing_key), &[]).await;
@@ -345,8 +370,12 @@ async fn every_event_delivered_twice_yields_exactly_one_snapshot_per_step() {
     run_until(&p, &mut events, "both verified", verified(&["twice", "twice-aurora"])).await;
     settle(&p, &mut events).await;
 
-    // The duplicates did arrive: the share step ran more than once for each database.
-    assert!(count(&events, "twice", SHARED) >= 2, "no duplicate reached the share step:\n{}", summary(&events));
+    // The duplicates did arrive (the copy step started each copy more than once, finding it
+    // there), and the share step, finding the snapshot already shared, announced it once.
+    for resource in ["twice", "twice-aurora"] {
+        assert!(count(&events, resource, COPY_STARTED) >= 2, "no duplicate arrived:\n{}", summary(&events));
+        assert_eq!(count(&events, resource, SHARED), 1, "{resource}:\n{}", summary(&events));
+    }
     for (kind, resource) in [(ResourceKind::DbInstance, "twice"), (ResourceKind::DbCluster, "twice-aurora")] {
         let source = count_by_step(&p.source, kind).await;
         let target = count_by_step(&p.target, kind).await;

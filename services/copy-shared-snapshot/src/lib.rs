@@ -1,11 +1,12 @@
 //! copy-shared-snapshot (backup account): copies a snapshot a source account shared into
 //! this account, re-encrypted with this account's own key, then into each extra region.
 //!
-//! A "shared" event is acted on only when both the account that sent it and the account
-//! that owns the snapshot are allowlisted; anything else is rejected with an event and a
-//! warning, never copied. Copy completion: DB instance copies end with RDS-EVENT-0197 on
-//! this account's default bus; cluster copies (no such event) and extra-region copies
-//! (events land in other regions) are polled with delayed re-checks.
+//! A "shared" event is acted on only when the account that sent it is allowlisted and owns
+//! the snapshot, as AWS describes it; anything else is rejected with an event and a
+//! warning, never copied. Every copy is waited for with delayed re-checks; for DB instance
+//! copies RDS-EVENT-0197 on this account's default bus usually comes first, and the copy's
+//! `snapferry:copied-at` tag tells the later re-check that it was announced. Each extra
+//! region is copied from the home copy by a message of its own.
 
 use regex::Regex;
 use snapferry::arn::Arn;
@@ -17,7 +18,7 @@ use snapferry::inbound::native::NativeSignal;
 use snapferry::naming;
 use snapferry::sqs::{Outcome, Record};
 use snapferry::step::{PipelineStep, StepContext, StepEnv};
-use snapferry::store::{CopyCompletion, CopyRequest, Snapshot, Status};
+use snapferry::store::{CopyRequest, Snapshot, SnapshotStore, Status};
 use snapferry::tags::{self, Lineage, Tags};
 use std::time::Duration;
 use tracing::{info, warn};
@@ -168,8 +169,9 @@ impl Handler {
         self.ctx.publish(&[event.next(copy.to_ref(), Step::CopyStarted { destination_region: home.clone() })]).await?;
         match copy.status {
             Status::Available => self.on_copy_available(copy).await,
-            _ if store.copy_completion() == CopyCompletion::Event => Ok(Outcome::Done),
-            _ => self.recheck(&copy, &home, 0),
+            // Re-checked even where RDS announces the end (RDS-EVENT-0197): the event only
+            // makes it sooner, and it may never come.
+            _ => self.recheck(store.as_ref(), &copy, 0),
         }
     }
 
@@ -191,6 +193,10 @@ impl Handler {
 
     /// A copy is available: fan out to extra regions (from the home copy) and announce it.
     async fn on_copy_available(&self, copy: Snapshot) -> Result<Outcome> {
+        if copy.tags.contains_key(tags::COPIED_AT) {
+            // Announced already: this is the re-check behind an event that did come.
+            return Ok(Outcome::Done);
+        }
         let Some(origin) = tags::origin_from_tags(copy.kind, &copy.tags) else {
             return Err(Error::BadInput(format!("{} has no lineage tags; not a snapferry copy", copy.arn)));
         };
@@ -208,6 +214,10 @@ impl Handler {
                 self.ctx.follow_up(Recheck::new(&correlation_id, 1, None, what), Duration::ZERO).await?;
             }
         }
+        // Recorded after it is announced and fanned out: a failure before this line repeats
+        // the announcement (a duplicate the restore step handles), never loses it.
+        let stamp = Tags::from([(tags::COPIED_AT.to_string(), tags::timestamp_value(self.ctx.now()))]);
+        self.ctx.stores.store_in(copy.kind, &copy.region).tag(&copy, &stamp).await?;
         Ok(Outcome::Done)
     }
 
@@ -226,31 +236,35 @@ impl Handler {
         let Some(copy) = source.describe(&home.id).await? else {
             return Err(Error::NotFound { op: "copy", what: home.arn });
         };
-        let extra = self
-            .ctx
-            .stores
-            .store_in(copy.kind, region)
+        // The lineage travels; what the home copy has been through (announced, verified) does not.
+        let mut lineage = copy.tags.clone();
+        lineage.remove(tags::COPIED_AT);
+        lineage.remove(tags::VERIFIED_AT);
+        let regional = self.ctx.stores.store_in(copy.kind, region);
+        let extra = regional
             .copy(&CopyRequest {
                 source: &copy.arn,
                 source_region: Some(&copy.region),
                 target_id: &copy.name,
                 kms_key_id: Some(key),
-                tags: &copy.tags,
+                tags: &lineage,
             })
             .await?;
         let started = Step::CopyStarted { destination_region: region.to_string() };
         self.ctx.publish(&[PipelineEvent::new(correlation_id, extra.to_ref(), origin, started)]).await?;
         match extra.status {
             Status::Available => self.on_copy_available(extra).await,
-            _ => self.recheck(&extra, region, 0),
+            _ => self.recheck(regional.as_ref(), &extra, 0),
         }
     }
 
-    fn recheck(&self, copy: &Snapshot, region: &str, attempt: u32) -> Result<Outcome> {
+    /// Looks at `copy` (in `store`'s region) again later.
+    fn recheck(&self, store: &dyn SnapshotStore, copy: &Snapshot, attempt: u32) -> Result<Outcome> {
         let origin = tags::origin_from_tags(copy.kind, &copy.tags).unwrap_or_else(|| copy.to_ref());
         let correlation_id = copy.tags.get(tags::CORRELATION_ID).cloned().unwrap_or_default();
-        let what = RecheckWhat::CopyWhenAvailable { copy: copy.to_ref(), origin, destination_region: region.into() };
-        self.ctx.recheck(Recheck::new(correlation_id, attempt + 1, None, what))
+        let what =
+            RecheckWhat::CopyWhenAvailable { copy: copy.to_ref(), origin, destination_region: store.region().into() };
+        self.ctx.recheck_copy(store, Recheck::new(correlation_id, attempt + 1, None, what))
     }
 }
 
@@ -288,7 +302,7 @@ impl PipelineStep for Handler {
         &self.ctx
     }
 
-    async fn step(&self, incoming: Incoming, record: Record) -> Result<Outcome> {
+    async fn step(&self, incoming: Incoming, _record: Record) -> Result<Outcome> {
         match incoming {
             Incoming::Pipeline(envelope) => match &envelope.detail.step {
                 Step::Shared { target_account, tags } => {
@@ -321,7 +335,10 @@ impl PipelineStep for Handler {
                             message: format!("{arn} is {why}"),
                             hint: None,
                         }),
-                        Some(c) => self.recheck(&c, &destination_region, record.attempt),
+                        Some(c) => {
+                            let store = self.ctx.stores.store_in(c.kind, &destination_region);
+                            self.recheck(store.as_ref(), &c, e.detail.attempt)
+                        }
                     }
                 }
                 other => Err(Error::BadInput(format!("copy-shared-snapshot does not handle re-check {other:?}"))),

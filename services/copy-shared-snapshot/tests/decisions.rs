@@ -86,8 +86,13 @@ async fn only_allowlisted_senders_and_owners_are_copied() {
     for (name, sender, owner, rejected) in cases {
         let cloud = Cloud::new();
         let (_, event) = shared(&cloud, DbInstance, owner, "snap-1").await;
-        let outcome = handler(&cloud, config()).step(deliver::pipeline(&event, sender), deliver::record()).await;
-        assert_eq!(outcome.unwrap(), Outcome::Done, "{name}");
+        let outcome =
+            handler(&cloud, config()).step(deliver::pipeline(&event, sender), deliver::record()).await.unwrap();
+        assert_eq!(
+            matches!(outcome, Outcome::Later { .. }),
+            rejected.is_none(),
+            "{name}: a copy is waited for: {outcome:?}"
+        );
         let events = cloud.take_published();
         match rejected {
             None => {
@@ -231,33 +236,75 @@ async fn events_for_other_accounts_filters_and_duplicates() {
 
 #[tokio::test]
 async fn how_the_end_of_a_copy_is_learned() {
-    for kind in [DbInstance, DbCluster] {
+    // (kind, re-check delay: where RDS announces the end, the re-check only backs it up)
+    for (kind, delay) in [(DbInstance, 300), (DbCluster, 30)] {
         let cloud = Cloud::new();
         let (_, event) = shared(&cloud, kind, SOURCE, "snap-1").await;
         let h = handler(&cloud, config());
         let outcome = h.step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap();
         cloud.take_published();
-        // Still copying: an early re-check comes back later again.
-        let next = match outcome {
-            Outcome::Done if kind == DbInstance => None,
-            Outcome::Later { body, .. } if kind == DbCluster => {
-                let again = h.step(deliver::body(&body), deliver::record()).await.unwrap();
-                assert!(matches!(again, Outcome::Later { .. }), "{kind}: {again:?}");
-                Some(body)
-            }
-            other => panic!("{kind}: {other:?}"),
+        let Outcome::Later { body, delay: d } = outcome else {
+            panic!("{kind}: every copy is re-checked: {outcome:?}")
         };
+        assert_eq!(d, std::time::Duration::from_secs(delay), "{kind}");
+        // Still copying: the re-check comes back later again.
+        let again = h.step(deliver::body(&body), deliver::record()).await.unwrap();
+        assert!(matches!(again, Outcome::Later { .. }), "{kind}: {again:?}");
         cloud.complete_all();
         let [copy]: [Snapshot; 1] = copies(&cloud, REGION).try_into().unwrap();
-        let done = match next {
-            None => deliver::rds_event(&copy, "RDS-EVENT-0197"),
-            Some(body) => deliver::body(&body),
-        };
-        assert_eq!(h.step(done, deliver::record()).await.unwrap(), Outcome::Done);
+        if kind == DbInstance {
+            // The event comes first; the re-check behind it then finds it announced.
+            h.step(deliver::rds_event(&copy, "RDS-EVENT-0197"), deliver::record()).await.unwrap();
+        }
+        assert_eq!(h.step(deliver::body(&body), deliver::record()).await.unwrap(), Outcome::Done);
         let events = cloud.take_published();
-        assert_eq!(steps(&events), ["Snapshot Copied"], "{kind}");
+        assert_eq!(steps(&events), ["Snapshot Copied"], "{kind}: announced once");
         assert_eq!((events[0].snapshot.id.as_str(), events[0].origin.account.as_str()), (copy.id.as_str(), SOURCE));
     }
+}
+
+#[tokio::test]
+async fn a_lost_copy_finished_event_is_covered_by_the_re_check() {
+    let cloud = Cloud::new();
+    let (_, event) = shared(&cloud, DbInstance, SOURCE, "snap-1").await;
+    let h = handler(&cloud, config());
+    let Outcome::Later { body, .. } = h.step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap()
+    else {
+        panic!("a DB instance copy is re-checked too")
+    };
+    cloud.take_published();
+    cloud.complete_all();
+    // RDS-EVENT-0197 never arrives.
+    h.step(deliver::body(&body), deliver::record()).await.unwrap();
+    assert_eq!(steps(&cloud.take_published()), ["Snapshot Copied"]);
+    // A failed copy is reported the same way, not waited for forever.
+    let cloud = Cloud::new();
+    let (_, event) = shared(&cloud, DbInstance, SOURCE, "snap-1").await;
+    let Outcome::Later { body, .. } =
+        handler(&cloud, config()).step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap()
+    else {
+        panic!()
+    };
+    let [copy]: [Snapshot; 1] = copies(&cloud, REGION).try_into().unwrap();
+    cloud.set_status(&copy.arn, Status::Failed("failed".into()));
+    let err = handler(&cloud, config()).step(deliver::body(&body), deliver::record()).await.unwrap_err();
+    assert_eq!(err.code(), "CopyFailed", "{err}");
+}
+
+#[tokio::test]
+async fn a_wait_that_never_ends_is_reported() {
+    let cloud = Cloud::new();
+    let (_, event) = shared(&cloud, DbCluster, SOURCE, "snap-1").await;
+    let h = handler(&cloud, Config { step: snapferry::step::StepEnv { max_rechecks: 3, ..step_env() }, ..config() });
+    let mut outcome = h.step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await;
+    let mut rechecks = 0;
+    while let Ok(Outcome::Later { body, .. }) = outcome {
+        rechecks += 1;
+        outcome = h.step(deliver::body(&body), deliver::record()).await;
+    }
+    let err = outcome.unwrap_err();
+    assert_eq!((err.retry(), err.code()), (None, "StillInProgress"), "{err}");
+    assert_eq!(rechecks, 3, "MAX_RECHECKS re-checks, then the DLQ");
 }
 
 #[tokio::test]

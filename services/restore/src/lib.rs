@@ -269,7 +269,7 @@ impl PipelineStep for Handler {
         &self.ctx
     }
 
-    async fn step(&self, incoming: Incoming, record: Record) -> Result<Outcome> {
+    async fn step(&self, incoming: Incoming, _record: Record) -> Result<Outcome> {
         match incoming {
             Incoming::Pipeline(envelope) => match envelope.detail.step {
                 Step::Copied {} => self.on_copied(&envelope.detail).await,
@@ -278,7 +278,7 @@ impl PipelineStep for Handler {
             Incoming::Recheck(e) => match e.detail.what {
                 RecheckWhat::RestoreProgress { copy, origin, restored_resource_id, started_at } => {
                     let progress = Progress { copy, origin, restore_id: restored_resource_id, started_at };
-                    self.on_progress(&e.detail.correlation_id, progress, record.attempt).await
+                    self.on_progress(&e.detail.correlation_id, progress, e.detail.attempt).await
                 }
                 other => Err(Error::BadInput(format!("restore does not handle re-check {other:?}"))),
             },

@@ -4,9 +4,10 @@
 //! Only a snapshot snapferry manages *and* on the sharing CMK is shared as it is. Anything
 //! else (automated snapshots, the AWS-managed `aws/rds` key, any other key, unencrypted) is
 //! first copied to a manual snapshot on the sharing CMK, whose key policy names the backup
-//! accounts, and that copy is shared once available: DB instance copies announce that with
-//! a copy-finished event; cluster copies have none, so a delayed re-check polls them.
-//! Never shared with `all`.
+//! accounts, and that copy is shared once available. A delayed re-check waits for every
+//! copy; for DB instance copies RDS-EVENT-0197 usually comes first and the re-check only
+//! backs up a lost event. Announced first, shared second, so whichever comes second stops
+//! at "already shared". Never shared with `all`.
 
 use snapferry::config::Env;
 use snapferry::error::{Error, Result};
@@ -16,7 +17,7 @@ use snapferry::inbound::native::NativeSignal;
 use snapferry::select::Selection;
 use snapferry::sqs::{Outcome, Record};
 use snapferry::step::{PipelineStep, StepContext, StepEnv};
-use snapferry::store::{CopyCompletion, CopyRequest, Snapshot, SnapshotStore, Status};
+use snapferry::store::{CopyRequest, Snapshot, SnapshotStore, Status};
 use snapferry::tags::{self, Lineage};
 use snapferry::{kms, naming};
 use std::sync::Arc;
@@ -95,7 +96,7 @@ impl Handler {
                     hint: None,
                 });
             }
-            _ => return self.recheck(&snapshot, &origin, &correlation_id, attempt),
+            _ => return self.recheck(store.as_ref(), &snapshot, &origin, &correlation_id, attempt),
         }
         let shareable = tags::is_managed(&snapshot.tags)
             && snapshot.kms_key_id.as_deref().is_some_and(|k| kms::same_key(k, &self.config.sharing_key));
@@ -151,14 +152,22 @@ impl Handler {
         match copy.status {
             Status::Available => self.share(store.as_ref(), &copy, &origin, correlation_id).await,
             // An announced end (RDS-EVENT-0197 for DB instance copies) brings us back.
-            _ if store.copy_completion() == CopyCompletion::Event => Ok(Outcome::Done),
-            _ => self.recheck(&copy, &origin, correlation_id, attempt),
+            // Waited for by re-checks even where RDS announces the end (RDS-EVENT-0197):
+            // the event only makes it sooner, and it may never come.
+            _ => self.recheck(store.as_ref(), &copy, &origin, correlation_id, attempt),
         }
     }
 
-    fn recheck(&self, copy: &Snapshot, origin: &SnapshotRef, correlation_id: &str, attempt: u32) -> Result<Outcome> {
+    fn recheck(
+        &self,
+        store: &dyn SnapshotStore,
+        copy: &Snapshot,
+        origin: &SnapshotRef,
+        correlation_id: &str,
+        attempt: u32,
+    ) -> Result<Outcome> {
         let what = RecheckWhat::ShareWhenAvailable { copy: copy.to_ref(), origin: origin.clone() };
-        self.ctx.recheck(Recheck::new(correlation_id, attempt + 1, None, what))
+        self.ctx.recheck_copy(store, Recheck::new(correlation_id, attempt + 1, None, what))
     }
 
     async fn share(
@@ -168,7 +177,12 @@ impl Handler {
         origin: &SnapshotRef,
         correlation_id: &str,
     ) -> Result<Outcome> {
-        store.share(snapshot, &self.config.target_accounts).await?;
+        let shared_with = store.shared_with(snapshot).await?;
+        if self.config.target_accounts.iter().all(|a| shared_with.contains(a)) {
+            // Shared only after it was announced (below): this one is done.
+            info!(snapshot_arn = snapshot.arn, correlation_id, "already shared and announced");
+            return Ok(Outcome::Done);
+        }
         let tags = tags::user_tags(&snapshot.tags);
         let events: Vec<_> = self
             .config
@@ -183,7 +197,12 @@ impl Handler {
                 )
             })
             .collect();
+        // Announced first, shared second: whichever of the event or the re-check comes
+        // second finds it shared and stops, and a failure in between is retried with the
+        // announcement again (a duplicate the backup account handles), never lost. The
+        // backup account treats a snapshot it cannot see yet as not ready and retries.
         self.ctx.publish(&events).await?;
+        store.share(snapshot, &self.config.target_accounts).await?;
         info!(snapshot_arn = snapshot.arn, correlation_id, accounts = ?self.config.target_accounts, "shared");
         Ok(Outcome::Done)
     }

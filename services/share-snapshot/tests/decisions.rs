@@ -121,17 +121,18 @@ async fn shares_as_it_is_only_a_managed_snapshot_on_the_sharing_key() {
         assert!(!copy.automated, "{name}: the copy is manual");
         assert_eq!(copy.tags.get(tags::STEP).map(String::as_str), Some("share"), "{name}");
         assert_eq!(copy.tags.get("team").map(String::as_str), Some("shop"), "{name}: user tags travel");
-        // How the copy's end is learned is the store's: DB instance copies announce it.
-        match (kind, outcome) {
-            (DbInstance, Outcome::Done) => {}
-            (DbCluster, Outcome::Later { body, .. }) => {
+        // Every copy is re-checked; where RDS announces the end, later, as a backstop.
+        let backstop = if kind == DbInstance { 300 } else { 30 };
+        match outcome {
+            Outcome::Later { body, delay } => {
+                assert_eq!(delay, std::time::Duration::from_secs(backstop), "{name}");
                 let Incoming::Recheck(r) = deliver::body(&body) else { panic!("{name}: {body}") };
                 let RecheckWhat::ShareWhenAvailable { copy: rechecked, origin } = r.detail.what else {
                     panic!("{name}")
                 };
                 assert_eq!((rechecked.id, origin.id), (copy.id.clone(), s.id.clone()), "{name}");
             }
-            (kind, other) => panic!("{name}: {kind} copy ended with {other:?}"),
+            other => panic!("{name}: {kind} copy ended with {other:?}"),
         }
     }
 }
@@ -149,14 +150,17 @@ async fn a_finished_copy_is_shared_with_the_original_as_origin() {
             .into_iter()
             .find(|c| c.tags.get(tags::STEP).is_some_and(|s| s == "share"))
             .unwrap();
-        // The instance copy's end comes as RDS-EVENT-0197; the cluster's as the re-check.
-        let next = match first {
-            Outcome::Later { body, .. } => deliver::body(&body),
-            Outcome::Done => deliver::rds_event(&copy, "RDS-EVENT-0197"),
+        // The instance copy's end usually comes as RDS-EVENT-0197 before the re-check,
+        // which then finds it shared and stops; the cluster's comes as the re-check.
+        let Outcome::Later { body: recheck, .. } = first else { panic!("{kind}: {first:?}") };
+        let next = match kind {
+            DbInstance => deliver::rds_event(&copy, "RDS-EVENT-0197"),
+            _ => deliver::body(&recheck),
         };
         h.step(next, deliver::record()).await.unwrap();
+        assert_eq!(h.step(deliver::body(&recheck), deliver::record()).await.unwrap(), Outcome::Done);
         let events = cloud.take_published();
-        assert_eq!(shared_events(&events), vec![(copy.id.clone(), TARGET.to_string())], "{kind}");
+        assert_eq!(shared_events(&events), vec![(copy.id.clone(), TARGET.to_string())], "{kind}: announced once");
         assert_eq!(events[0].origin.arn, original.arn, "{kind}: the run starts from the original");
         let Step::Shared { tags, .. } = &events[0].step else { unreachable!() };
         assert!(tags.keys().all(|k| !k.starts_with("snapferry:")), "{kind}: bookkeeping stays home: {tags:?}");
@@ -297,4 +301,36 @@ async fn a_re_encrypting_copy_keeps_ours_within_the_tag_limit() {
     assert_eq!(copy.tags.len(), tags::MAX_TAGS);
     assert_eq!(copy.tags.get(tags::STEP).map(String::as_str), Some("share"));
     assert_eq!(tags::origin_from_tags(DbInstance, &copy.tags).map(|o| o.arn), Some(s.arn.clone()));
+}
+
+#[tokio::test]
+async fn a_lost_copy_finished_event_is_covered_by_the_re_check() {
+    let cloud = Cloud::new();
+    let s = snapshot(&cloud, DbInstance, "snap-1", Key::AwsManaged, true, false);
+    let h = handler(&cloud, config(everything()));
+    let Outcome::Later { body, .. } =
+        h.step(deliver::rds_event(&s, "RDS-EVENT-0042"), deliver::record()).await.unwrap()
+    else {
+        panic!("a DB instance copy is re-checked too")
+    };
+    cloud.complete_all();
+    // RDS-EVENT-0197 never arrives.
+    assert_eq!(h.step(deliver::body(&body), deliver::record()).await.unwrap(), Outcome::Done);
+    assert_eq!(shared_events(&cloud.take_published()).len(), 1);
+}
+
+#[tokio::test]
+async fn an_announcement_is_never_lost_between_sharing_and_publishing() {
+    let cloud = Cloud::new();
+    let s = snapshot(&cloud, DbInstance, "snap-1", Key::Sharing, true, false);
+    let h = handler(&cloud, config(everything()));
+    cloud.fail("publish", "InternalFailure", 1);
+    let err = h.step(deliver::rds_event(&s, "RDS-EVENT-0042"), deliver::record()).await.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert!(cloud.shared_with(&s.arn).is_empty(), "not shared before it is announced");
+    // SQS delivers the event again; now both happen, once.
+    h.step(deliver::rds_event(&s, "RDS-EVENT-0042"), deliver::record()).await.unwrap();
+    h.step(deliver::rds_event(&s, "RDS-EVENT-0042"), deliver::record()).await.unwrap();
+    assert_eq!(shared_events(&cloud.take_published()).len(), 1, "a third delivery finds it shared");
+    assert_eq!(cloud.shared_with(&s.arn), vec![TARGET]);
 }

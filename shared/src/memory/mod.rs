@@ -340,5 +340,6 @@ pub fn step_env() -> StepEnv {
         pipeline_bus: "snapferry".into(),
         recheck: Duration::from_secs(30),
         retry_base: Duration::from_secs(10),
+        max_rechecks: 100,
     }
 }
