@@ -26,7 +26,7 @@ export interface CopyConfig {
   identifierRegex?: string;
   descriptionRegex?: string;
   recheckSeconds: number;
-  reservedConcurrency: number;
+  maxConcurrency: number;
 }
 
 export interface RestoreTestConfig {
@@ -95,6 +95,13 @@ class Fields {
       throw new ConfigError(`${this.at(key)}: expected ${what ?? 'a string'}, got ${JSON.stringify(v)}`);
     }
     return v;
+  }
+
+  /** Refuses a field that was renamed, naming it and its new name. */
+  renamed(oldKey: string, newKey: string, why: string): void {
+    if (Object.prototype.hasOwnProperty.call(this.obj, oldKey)) {
+      throw new ConfigError(`${this.at(oldKey)}: renamed to ${newKey} (${why})`);
+    }
   }
 
   optionalString(key: string, pattern?: RegExp, what?: string): string | undefined {
@@ -188,13 +195,18 @@ function target(f: Fields): TargetConfig {
   if (extraRegions.includes(region)) throw new ConfigError(`${f.at('extraRegions')}: must not contain the home region ${region}`);
 
   const c = f.object('copy');
+  c.renamed('reservedConcurrency', 'maxConcurrency', "the SQS event source's maximum concurrency, 2 to 1000, replaces reserved concurrency");
   const copy: CopyConfig = {
     identifierRegex: c.regex('identifierRegex'),
     descriptionRegex: c.regex('descriptionRegex'),
     recheckSeconds: c.int('recheckSeconds', 1, 900),
-    // 20 = RDS copies in progress per destination region (RDS User Guide, USER_CopySnapshot,
-    // Limitations); more concurrency only buys quota errors.
-    reservedConcurrency: c.int('reservedConcurrency', 1, 20),
+    // The SQS event source mapping's maximum concurrency (ScalingConfig.MaximumConcurrency),
+    // not reserved concurrency: with reserved concurrency Lambda's throttled polls still count
+    // as receives, and SQS dead-letters messages no invocation ever saw. 2 is the mapping's
+    // minimum, 1000 its maximum. A small number suffices: RDS allows 20 copies in progress
+    // per destination region (RDS User Guide, USER_CopySnapshot, Limitations), so at batch
+    // size 10, 2 invocations already keep 20 copy requests in flight; more only buys quota errors.
+    maxConcurrency: c.int('maxConcurrency', 2, 1000),
   };
   c.done();
 

@@ -31,14 +31,41 @@ export class Arns {
   }
 }
 
+/**
+ * The role a source account's forwarding rule puts events on the backup account's pipeline
+ * bus with. Its name is fixed so the backup account's bus policy can admit exactly this role
+ * (aws:PrincipalArn) without any reference across accounts. Role names are per account, so
+ * the source region is part of it.
+ */
+export const forwarderRoleName = (sourceRegion: string) => `snapferry-forward-${sourceRegion}`;
+export const forwarderRoleArn = (partition: string, sourceAccount: string, sourceRegion: string) =>
+  `arn:${partition}:iam::${sourceAccount}:role/${forwarderRoleName(sourceRegion)}`;
+
+/**
+ * The service RDS in `region` calls KMS as (kms:ViaService). Every statement that lets the
+ * backup account use a source account's sharing key carries it, in the key policy and in the
+ * copy role's policy: the key then serves only RDS copying the shared snapshots, never a
+ * direct kms:Decrypt from the backup account (KMS Developer Guide, conditions-kms,
+ * kms:ViaService; RDS User Guide, Overview.Encryption.Keys, "Authorizing use of a customer
+ * managed key": kms:ViaService with rds.<region>.amazonaws.com).
+ */
+export const viaRds = (region: string) => ({ StringEquals: { 'kms:ViaService': `rds.${region}.amazonaws.com` } });
+
 export const requestTag = (tag: string) => ({ StringEquals: { [`aws:RequestTag/${tag}`]: 'true' } });
 export const resourceTag = (tag: string) => ({ StringEquals: { [`aws:ResourceTag/${tag}`]: 'true' } });
 export const grantForAwsResource = { Bool: { 'kms:GrantIsForAWSResource': 'true' } };
 
 /**
  * KMS use that RDS needs on a snapshot's key to copy or restore it (RDS User Guide,
- * share-encrypted-snapshot: the key policy that gives another account use of a snapshot key).
+ * share-encrypted-snapshot / USER_ShareSnapshot, "Allowing access to an AWS KMS key": the key
+ * policy that gives another account use of a snapshot key, and the external account's IAM
+ * policy). That page does not say which of these RDS can do without, so none is dropped.
  */
 export const KEY_USE = ['kms:Encrypt', 'kms:Decrypt', 'kms:ReEncrypt*', 'kms:GenerateDataKey*', 'kms:DescribeKey'];
-/** Grant management RDS does on the caller's behalf; only ever for an AWS resource. */
+/**
+ * Grant management RDS does on the caller's behalf; only ever for an AWS resource (the same
+ * page's "Allow attachment of persistent resources" statement). kms:RetireGrant is not one of
+ * them: who may retire a grant is set by the grant itself, and kms:RetireGrant in a key policy
+ * has no effect (KMS Developer Guide, grant-delete, "Retiring and revoking grants").
+ */
 export const KEY_GRANTS = ['kms:CreateGrant', 'kms:ListGrants', 'kms:RevokeGrant'];

@@ -7,7 +7,9 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
 import { Config, SourceConfig } from './config';
-import { Arns, grantForAwsResource, KEY_GRANTS, KEY_USE, MANAGED_TAG, PREFIX, requestTag, resourceTag } from './iam';
+import {
+  Arns, forwarderRoleName, grantForAwsResource, KEY_GRANTS, KEY_USE, MANAGED_TAG, PREFIX, requestTag, resourceTag, viaRds,
+} from './iam';
 import { Operations } from './operations';
 import { crossAccountRule, Routing } from './routing';
 import { cdkEventPattern, Step } from './step';
@@ -48,33 +50,48 @@ export class SourceStack extends Stack {
       // Shared snapshots (and the backup account's in-flight copies) need it after a teardown.
       removalPolicy: RemovalPolicy.RETAIN,
     });
+    // The backup accounts may use the key only through RDS in this region (kms:ViaService),
+    // that is only for RDS copying the snapshots shared with them; never directly, e.g. a
+    // kms:Decrypt of their own. The actions and the grant condition are the RDS User Guide's
+    // (share-encrypted-snapshot, "Allowing access to an AWS KMS key"); see iam.ts.
     const targetPrincipals = targetAccounts.map((a) => new iam.AccountPrincipal(a));
     this.sharingKey.addToResourcePolicy(new iam.PolicyStatement({
       sid: 'BackupAccountsUseKey',
       principals: targetPrincipals,
       actions: KEY_USE,
       resources: ['*'], // in a key policy, "*" means this key
+      conditions: viaRds(this.region),
     }));
     this.sharingKey.addToResourcePolicy(new iam.PolicyStatement({
       sid: 'BackupAccountsGrantToRds',
       principals: targetPrincipals,
       actions: KEY_GRANTS,
       resources: ['*'],
-      conditions: grantForAwsResource,
+      conditions: { ...viaRds(this.region), ...grantForAwsResource },
     }));
 
-    // No RDS event says "shared": share-snapshot publishes one on this bus, and this rule
-    // carries it to the backup account's pipeline bus (whose policy admits this account).
-    for (const account of targetAccounts) {
+    // No RDS event says "shared": share-snapshot publishes one on this bus, and these rules
+    // carry it to the backup accounts' pipeline buses. They put events with this role, whose
+    // fixed name the backup account's bus policy admits (aws:PrincipalArn) and nothing else
+    // of this account. It may only put events on those buses (EventBridge User Guide,
+    // eb-event-bus-perms: use an IAM role when a rule's target is an event bus).
+    const targetBuses = targetAccounts.map((account) =>
+      events.EventBus.fromEventBusArn(this, `TargetBus${account}`, arns.eventBus(config.target.region, account, routing.pipeline_bus)));
+    const forwarder = new iam.Role(this, 'ForwarderRole', {
+      roleName: forwarderRoleName(this.region),
+      assumedBy: new iam.ServicePrincipal('events.amazonaws.com'),
+      description: 'snapferry: forwards "Snapshot Shared" events to the backup accounts\' pipeline buses',
+    });
+    targetAccounts.forEach((account, i) => {
       const forward = crossAccountRule(routing, account);
       new events.Rule(this, `Forward${account}`, {
         ruleName: forward.name,
         eventBus: this.pipelineBus,
         eventPattern: cdkEventPattern(forward.pattern),
-        targets: [new targets.EventBus(events.EventBus.fromEventBusArn(this, `TargetBus${account}`,
-          arns.eventBus(config.target.region, account, routing.pipeline_bus)))],
+        // Adds events:PutEvents on this bus, and only that, to the role's policy.
+        targets: [new targets.EventBus(targetBuses[i], { role: forwarder })],
       });
-    }
+    });
 
     const ops = new Operations(this, 'Operations', { dashboardName: 'snapferry-source', alarmEmail: config.alarmEmail });
     const selection = {

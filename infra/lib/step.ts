@@ -36,7 +36,12 @@ export interface StepProps {
   readonly memoryMb: number;
   readonly logRetentionDays: number;
   readonly alarmTopic: sns.ITopic;
-  readonly reservedConcurrency?: number;
+  /**
+   * Cap on concurrent invocations by the SQS event source mapping (ScalingConfig.MaximumConcurrency,
+   * 2..1000). Never reserved concurrency: Lambda's throttled polls count as receives, so SQS
+   * would dead-letter messages no invocation ever saw.
+   */
+  readonly maxConcurrency?: number;
 }
 
 /** The one Lambda package (cargo-lambda's name for it) every step runs. */
@@ -118,12 +123,12 @@ export class Step extends Construct {
       role: this.role,
       logGroup,
       loggingFormat: lambda.LoggingFormat.JSON,
-      reservedConcurrentExecutions: props.reservedConcurrency,
       environment,
     });
     this.function.addEventSource(new SqsEventSource(this.queue, {
       batchSize: fn.batch_size,
       reportBatchItemFailures: true,
+      maxConcurrency: props.maxConcurrency,
     }));
     // Steps re-queue their own work (delayed re-checks) and park permanent failures in the DLQ.
     this.role.addToPrincipalPolicy(new iam.PolicyStatement({

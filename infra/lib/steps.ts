@@ -12,10 +12,10 @@ import { Step, StepProps } from './step';
 export interface StepSettings {
   readonly environment: Record<string, string | undefined>;
   readonly statements: iam.PolicyStatement[];
-  readonly reservedConcurrency?: number;
+  readonly maxConcurrency?: number;
 }
 
-type Common = Omit<StepProps, 'routing' | 'fn' | 'environment' | 'reservedConcurrency'>;
+type Common = Omit<StepProps, 'routing' | 'fn' | 'environment' | 'maxConcurrency'>;
 
 export function stepsFor(
   scope: Construct, account: 'source' | 'target', routing: Routing,
@@ -31,7 +31,7 @@ export function stepsFor(
   return fns.map((fn) => {
     const s = settings[fn.name];
     const step = new Step(scope, pascal(fn.name), {
-      ...common, routing, fn, environment: s.environment, reservedConcurrency: s.reservedConcurrency,
+      ...common, routing, fn, environment: s.environment, maxConcurrency: s.maxConcurrency,
     });
     s.statements.forEach((st) => step.role.addToPrincipalPolicy(st));
     acknowledgeWildcards(step.role, s.statements);

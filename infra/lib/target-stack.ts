@@ -10,7 +10,9 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as rds from 'aws-cdk-lib/aws-rds';
 import { Construct } from 'constructs';
 import { Config } from './config';
-import { Arns, grantForAwsResource, KEY_GRANTS, KEY_USE, MANAGED_TAG, PREFIX, requestTag, resourceTag, RESTORE_TEST_TAG } from './iam';
+import {
+  Arns, forwarderRoleArn, grantForAwsResource, KEY_GRANTS, KEY_USE, MANAGED_TAG, PREFIX, requestTag, resourceTag, RESTORE_TEST_TAG, viaRds,
+} from './iam';
 import { Operations } from './operations';
 import { Routing } from './routing';
 import { Step } from './step';
@@ -38,15 +40,27 @@ export class TargetStack extends Stack {
     const sourceAccounts = config.sources.map((s) => s.account);
 
     this.pipelineBus = new events.EventBus(this, 'PipelineBus', { eventBusName: routing.pipeline_bus });
-    // Only the allowlisted source accounts may put events here, and only snapferry's own
-    // "Snapshot Shared" events: nothing else on this bus can start work in the backup account.
-    this.pipelineBus.addToResourcePolicy(new iam.PolicyStatement({
-      sid: 'AllowlistedSourceAccounts',
-      principals: sourceAccounts.map((a) => new iam.AccountPrincipal(a)),
-      actions: ['events:PutEvents'],
-      resources: [this.pipelineBus.eventBusArn],
-      conditions: { StringEquals: { 'events:source': routing.source, 'events:detail-type': 'Snapshot Shared' } },
-    }));
+    // Only each allowlisted source account's forwarding role (source-stack.ts) may put events
+    // here, not any other principal of that account, and only snapferry's own "Snapshot
+    // Shared" events: nothing else on this bus can start work in the backup account. The role
+    // is matched with aws:PrincipalArn under the account principal rather than named as the
+    // principal: this stack deploys before the source stacks create the role, and a role
+    // principal must exist when the policy is saved (and stops matching if the role is recreated).
+    for (const s of config.sources) {
+      this.pipelineBus.addToResourcePolicy(new iam.PolicyStatement({
+        sid: `SourceForwarder${s.account}`,
+        principals: [new iam.AccountPrincipal(s.account)],
+        actions: ['events:PutEvents'],
+        resources: [this.pipelineBus.eventBusArn],
+        conditions: {
+          StringEquals: {
+            'aws:PrincipalArn': forwarderRoleArn(this.partition, s.account, s.region),
+            'events:source': routing.source,
+            'events:detail-type': 'Snapshot Shared',
+          },
+        },
+      }));
+    }
 
     this.targetKey = targetKey(this, 'TargetKey');
 
@@ -106,8 +120,9 @@ export class TargetStack extends Stack {
         },
         // Copies in progress are capped at 20 per destination region (RDS User Guide,
         // USER_CopySnapshot, Limitations); more concurrent batches would only collect
-        // SnapshotQuotaExceeded.
-        reservedConcurrency: target.copy.reservedConcurrency,
+        // SnapshotQuotaExceeded. Capped on the event source mapping, not by reserved
+        // concurrency (whose throttled polls would count as receives and dead-letter messages).
+        maxConcurrency: target.copy.maxConcurrency,
         statements: [
           describe(['DescribeDBSnapshots', 'DescribeDBClusterSnapshots'], regions),
           // Reads snapshots shared by the allowlisted sources (and, for the extra regions,
@@ -131,19 +146,9 @@ export class TargetStack extends Stack {
             ? keyUse('ExtraRegionKeys', target.extraRegions.map((r) => arns.kmsKeys(r, this.account)),
               { 'ForAnyValue:StringEquals': { 'kms:ResourceAliases': TARGET_KEY_ALIAS } })
             : []),
-          // The sources' sharing keys, only as RDS uses them during a copy.
-          new iam.PolicyStatement({
-            sid: 'SourceSharingKeysUse',
-            actions: KEY_USE,
-            resources: sourceAccounts.map((a) => arns.kmsKeys('*', a)),
-            conditions: { StringLike: { 'kms:ViaService': 'rds.*.amazonaws.com' } },
-          }),
-          new iam.PolicyStatement({
-            sid: 'SourceSharingKeysGrants',
-            actions: [...KEY_GRANTS, 'kms:RetireGrant'],
-            resources: sourceAccounts.map((a) => arns.kmsKeys('*', a)),
-            conditions: { StringLike: { 'kms:ViaService': 'rds.*.amazonaws.com' }, ...grantForAwsResource },
-          }),
+          // The sources' sharing keys, only as RDS in each source's region uses them during a
+          // copy: the keys of that region only, kms:ViaService rds.<region>.amazonaws.com.
+          ...sourceSharingKeys(config.sources, arns),
         ],
       },
       restore: {
@@ -201,4 +206,27 @@ export class TargetStack extends Stack {
   override get availabilityZones(): string[] {
     return [0, 1].map((i) => Fn.select(i, Fn.getAzs()));
   }
+}
+
+/**
+ * The copy role's use of the sources' sharing keys: per source region, a use statement and a
+ * grant statement on the keys of the sources in that region, each only through RDS there. The
+ * actions are those the RDS User Guide gives the external account's IAM policy (iam.ts
+ * KEY_USE, KEY_GRANTS) without kms:RetireGrant: a grant names who may retire it, and under
+ * kms:ViaService the permission could never apply (KMS Developer Guide, conditions-kms,
+ * kms:ViaService: not valid for RetireGrant; grant-delete, "Retiring and revoking grants").
+ */
+function sourceSharingKeys(sources: Config['sources'], arns: Arns): iam.PolicyStatement[] {
+  const regions = [...new Set(sources.map((s) => s.region))];
+  return regions.flatMap((region) => {
+    const resources = sources.filter((s) => s.region === region).map((s) => arns.kmsKeys(region, s.account));
+    // Sids are unique per policy: suffixed with the region only when there are several.
+    const suffix = regions.length > 1 ? region.replace(/(^|-)([a-z0-9])/g, (_, __, c: string) => c.toUpperCase()) : '';
+    return [
+      new iam.PolicyStatement({ sid: `SourceSharingKeysUse${suffix}`, actions: KEY_USE, resources, conditions: viaRds(region) }),
+      new iam.PolicyStatement({
+        sid: `SourceSharingKeysGrants${suffix}`, actions: KEY_GRANTS, resources, conditions: { ...viaRds(region), ...grantForAwsResource },
+      }),
+    ];
+  });
 }

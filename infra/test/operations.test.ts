@@ -10,7 +10,8 @@ import { Template } from 'aws-cdk-lib/assertions';
 import { buildDeployment } from '../lib/app';
 import { dlqName, functionName } from '../lib/routing';
 import { lambdaZip } from '../lib/step';
-import { exampleConfig, newApp, only, placeholderAssets, resources, routing, synthExample, templateFor } from './helpers';
+import { Config } from '../lib/config';
+import { exampleConfig, newApp, only, placeholderAssets, resources, routing, Synth, synthExample, templateFor } from './helpers';
 
 const config = exampleConfig();
 const synth = synthExample(config);
@@ -33,13 +34,34 @@ describe('every function', () => {
     });
   }
 
-  test('the copy function has reserved concurrency sized to the copy quota; the others none', () => {
-    for (const fn of routing.functions) {
-      const f = only(templateFor(synth, fn.account), 'AWS::Lambda::Function', { FunctionName: functionName(fn) });
-      const want = fn.name === 'copy-shared-snapshot' ? config.target.copy.reservedConcurrency : undefined;
-      assert.equal(f.Properties.ReservedConcurrentExecutions, want, fn.name);
+  // Reserved concurrency on an SQS-triggered function makes Lambda's throttled polls count as
+  // receives, so SQS dead-letters messages no invocation ever saw. The cap belongs on the
+  // event source mapping (ScalingConfig.MaximumConcurrency) instead.
+  test('no function has reserved concurrency', () => {
+    for (const t of [synth.source, synth.target]) {
+      for (const f of Object.values(resources(t, 'AWS::Lambda::Function'))) {
+        assert.equal(f.Properties.ReservedConcurrentExecutions, undefined, f.Properties.FunctionName);
+      }
     }
-    assert.ok(config.target.copy.reservedConcurrency * 10 <= 20, 'example exceeds 20 copies in flight');
+  });
+
+  const scalingConfigs = (s: Synth) => Object.fromEntries(routing.functions.map((fn) => {
+    const t = templateFor(s, fn.account);
+    const q = only(t, 'AWS::SQS::Queue', { QueueName: fn.queue });
+    const m = only(t, 'AWS::Lambda::EventSourceMapping', { EventSourceArn: { 'Fn::GetAtt': [q.id, 'Arn'] } });
+    return [fn.name, m.Properties.ScalingConfig];
+  }));
+
+  test('the copy function\'s event source mapping caps its concurrency from the config; the others have no cap', () => {
+    const want = (c: Config) => Object.fromEntries(routing.functions.map((fn) =>
+      [fn.name, fn.name === 'copy-shared-snapshot' ? { MaximumConcurrency: c.target.copy.maxConcurrency } : undefined]));
+    assert.deepEqual(scalingConfigs(synth), want(config));
+    // From the config, not a constant: another value reaches the template.
+    const other = exampleConfig();
+    other.target.copy.maxConcurrency = 7;
+    assert.deepEqual(scalingConfigs(synthExample(other)), want(other));
+    const copy = routing.functions.find((f) => f.name === 'copy-shared-snapshot')!;
+    assert.ok(config.target.copy.maxConcurrency * copy.batch_size <= 20, 'example exceeds 20 copies in flight');
   });
 });
 

@@ -3,13 +3,29 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { Template } from 'aws-cdk-lib/assertions';
+import { Config } from '../lib/config';
 import { exampleConfig, only, resources, routing, synthExample } from './helpers';
 
 const config = exampleConfig();
 const synth = synthExample(config);
 const target = config.target.account;
 const source = config.sources[0].account;
+const sourceRegion = config.sources[0].region;
 const root = (a: string) => ({ AWS: `arn:aws:iam::${a}:root` });
+
+/** The example plus a second source in the same region and a third in another one. */
+function multiSourceConfig(): Config {
+  const c = exampleConfig();
+  c.sources.push({ ...c.sources[0], account: '333333333333' }, { ...c.sources[0], account: '444444444444', region: 'us-east-1' });
+  return c;
+}
+const multiConfig = multiSourceConfig();
+const multi = synthExample(multiConfig);
+const multiSources = multi.deployment.sources.map((stack, i) => ({ config: multiConfig.sources[i], t: Template.fromStack(stack) }));
+/** The role a source's forwarding rule must use, as the backup account's bus policy names it. */
+const forwarderArn = (account: string, region: string) => `arn:aws:iam::${account}:role/snapferry-forward-${region}`;
+const targetBusArn = `arn:aws:events:${config.target.region}:${target}:event-bus/${routing.pipeline_bus}`;
+const GRANTS = /^kms:(CreateGrant|ListGrants|RevokeGrant|RetireGrant)$/;
 
 interface Statement { Sid?: string; Effect: string; Action: string | string[]; Resource: any; Condition?: any; Principal?: any }
 const list = <T>(x: T | T[] | undefined): T[] => (x === undefined ? [] : Array.isArray(x) ? x : [x]);
@@ -34,13 +50,15 @@ describe('key policies', () => {
     const key = only(synth.source, 'AWS::KMS::Key', {});
     assert.equal(key.Properties.EnableKeyRotation, true);
     const statements = key.Properties.KeyPolicy.Statement.map(({ Sid: _, ...s }: Statement) => s);
+    const viaRds = { 'kms:ViaService': `rds.${sourceRegion}.amazonaws.com` };
     assert.deepEqual(statements, [
       { Effect: 'Allow', Principal: root(source), Action: 'kms:*', Resource: '*' },
       { Effect: 'Allow', Principal: root(target), Resource: '*',
-        Action: ['kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:GenerateDataKey*', 'kms:ReEncrypt*'] },
+        Action: ['kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:GenerateDataKey*', 'kms:ReEncrypt*'],
+        Condition: { StringEquals: viaRds } },
       { Effect: 'Allow', Principal: root(target), Resource: '*',
         Action: ['kms:CreateGrant', 'kms:ListGrants', 'kms:RevokeGrant'],
-        Condition: { Bool: { 'kms:GrantIsForAWSResource': 'true' } } },
+        Condition: { StringEquals: viaRds, Bool: { 'kms:GrantIsForAWSResource': 'true' } } },
     ]);
     synth.source.hasResourceProperties('AWS::KMS::Alias', { AliasName: 'alias/snapferry-sharing' });
   });
@@ -60,29 +78,91 @@ describe('key policies', () => {
   });
 });
 
-describe('pipeline bus policy', () => {
-  test('target bus admits PutEvents only from the allowlisted source accounts, only snapferry "Snapshot Shared"', () => {
-    const policies = Object.values(resources(synth.target, 'AWS::Events::EventBusPolicy'));
-    assert.equal(policies.length, 1);
-    const bus = only(synth.target, 'AWS::Events::EventBus', { Name: routing.pipeline_bus });
-    const { Sid: _, ...st } = policies[0].Properties.Statement;
-    assert.deepEqual(policies[0].Properties.EventBusName, { Ref: bus.id });
-    assert.deepEqual(st, {
-      Effect: 'Allow',
-      Principal: root(source),
-      Action: 'events:PutEvents',
-      Resource: { 'Fn::GetAtt': [bus.id, 'Arn'] },
-      Condition: { StringEquals: { 'events:source': routing.source, 'events:detail-type': 'Snapshot Shared' } },
-    });
+// The backup account may use a source's sharing key only as RDS in that source's region does
+// when it copies a shared snapshot (kms:ViaService), in the key policy and in the copy role.
+describe('sharing keys: the backup account only through RDS', () => {
+  test('every key policy statement for another account carries kms:ViaService rds.<source region>; grants only for AWS resources', () => {
+    for (const { config: s, t } of multiSources) {
+      const statements: Statement[] = only(t, 'AWS::KMS::Key', {}).Properties.KeyPolicy.Statement;
+      const forOthers = statements.filter((st) => JSON.stringify(st.Principal) !== JSON.stringify(root(s.account)));
+      assert.deepEqual(forOthers.map((st) => st.Principal), [root(target), root(target)], s.account);
+      for (const st of forOthers) {
+        assert.equal(st.Condition?.StringEquals?.['kms:ViaService'], `rds.${s.region}.amazonaws.com`, `${s.account} ${st.Sid}`);
+        const actions = list(st.Action);
+        assert.ok(!actions.includes('kms:RetireGrant'), `${st.Sid}: kms:RetireGrant has no effect in a key policy`);
+        if (actions.some((a) => GRANTS.test(a))) assert.equal(st.Condition?.Bool?.['kms:GrantIsForAWSResource'], 'true', st.Sid);
+      }
+    }
   });
 
-  test('source account: the forwarding role may put events on the target bus only', () => {
-    const rule = only(synth.source, 'AWS::Events::Rule', { Name: `snapferry-shared-to-${target}` });
-    const role = rule.Properties.Targets[0].RoleArn['Fn::GetAtt'][0];
-    const sts = roleStatements(synth.source).filter((x) => x.role === role).map((x) => x.st);
-    assert.deepEqual(sts, [{ Effect: 'Allow', Action: 'events:PutEvents',
-      Resource: `arn:aws:events:${config.target.region}:${target}:event-bus/${routing.pipeline_bus}` }]);
-    synth.source.resourceCountIs('AWS::Events::EventBusPolicy', 0);
+  test('every copy-role statement on a source account\'s keys names its region and carries kms:ViaService rds.<that region>', () => {
+    const sources = new Map(multiConfig.sources.map((s) => [s.account, s.region]));
+    const covered = { use: new Set<string>(), grants: new Set<string>() };
+    for (const { st } of roleStatements(multi.target)) {
+      for (const r of list(st.Resource)) {
+        const m = typeof r === 'string' ? /^arn:aws:kms:([^:]+):(\d{12}):key\/\*$/.exec(r) : null;
+        if (!m || !sources.has(m[2])) continue;
+        const [, region, account] = m;
+        assert.equal(region, sources.get(account), `${st.Sid}: ${r} is not the key region of source ${account}`);
+        assert.equal(st.Condition?.StringEquals?.['kms:ViaService'], `rds.${region}.amazonaws.com`, `${st.Sid}: ${r}`);
+        const actions = list(st.Action);
+        assert.ok(!actions.includes('kms:RetireGrant'), `${st.Sid}: kms:RetireGrant under kms:ViaService never applies`);
+        if (actions.some((a) => GRANTS.test(a))) {
+          assert.equal(st.Condition?.Bool?.['kms:GrantIsForAWSResource'], 'true', st.Sid);
+          if (actions.includes('kms:CreateGrant')) covered.grants.add(account);
+        }
+        if (actions.includes('kms:Decrypt')) covered.use.add(account);
+      }
+    }
+    assert.deepEqual([...covered.use].sort(), [...sources.keys()].sort(), 'every source key is usable through RDS');
+    assert.deepEqual([...covered.grants].sort(), [...sources.keys()].sort(), 'RDS can be granted every source key');
+  });
+});
+
+describe('pipeline bus policy', () => {
+  const busStatements = (t: Template) =>
+    Object.values(resources(t, 'AWS::Events::EventBusPolicy')).map((p) => p.Properties.Statement as Statement);
+
+  test('target bus admits PutEvents only from each source\'s forwarding role (aws:PrincipalArn), only snapferry "Snapshot Shared"', () => {
+    for (const [c, s] of [[config, synth], [multiConfig, multi]] as const) {
+      const bus = only(s.target, 'AWS::Events::EventBus', { Name: routing.pipeline_bus });
+      for (const p of Object.values(resources(s.target, 'AWS::Events::EventBusPolicy'))) {
+        assert.deepEqual(p.Properties.EventBusName, { Ref: bus.id });
+      }
+      const statements = busStatements(s.target).map(({ Sid: _, ...st }) => st);
+      assert.deepEqual(statements, c.sources.map((src) => ({
+        Effect: 'Allow',
+        Principal: root(src.account),
+        Action: 'events:PutEvents',
+        Resource: { 'Fn::GetAtt': [bus.id, 'Arn'] },
+        Condition: {
+          StringEquals: {
+            'aws:PrincipalArn': forwarderArn(src.account, src.region),
+            'events:source': routing.source,
+            'events:detail-type': 'Snapshot Shared',
+          },
+        },
+      })));
+    }
+  });
+
+  test('source account: the forwarding rule uses the role the target bus admits, which may only put events on the target bus', () => {
+    for (const { config: s, t } of multiSources) {
+      const rule = only(t, 'AWS::Events::Rule', { Name: `snapferry-shared-to-${target}` });
+      assert.deepEqual(rule.Properties.Targets.map((x: any) => x.Arn), [targetBusArn]);
+      const roleId = rule.Properties.Targets[0].RoleArn['Fn::GetAtt'][0];
+      const role = resources(t, 'AWS::IAM::Role')[roleId].Properties;
+      // The name the backup account's bus policy computes from the config.
+      assert.equal(`arn:aws:iam::${s.account}:role/${role.RoleName}`, forwarderArn(s.account, s.region));
+      assert.deepEqual(role.AssumeRolePolicyDocument.Statement,
+        [{ Action: 'sts:AssumeRole', Effect: 'Allow', Principal: { Service: 'events.amazonaws.com' } }]);
+      assert.equal(role.ManagedPolicyArns, undefined);
+      assert.equal(role.Policies, undefined);
+      const sts = roleStatements(t).filter((x) => x.role === roleId).map((x) => x.st);
+      assert.deepEqual(sts, [{ Effect: 'Allow', Action: 'events:PutEvents', Resource: targetBusArn }]);
+      t.resourceCountIs('AWS::IAM::ManagedPolicy', 0);
+      t.resourceCountIs('AWS::Events::EventBusPolicy', 0);
+    }
   });
 });
 
@@ -145,8 +225,8 @@ describe('IAM', () => {
       }
     }
     const copy = statementsOf(synth.target, 'snapferry-copy-shared-snapshot');
-    assert.ok(copy.some((s) => list(s.Resource).includes(`arn:aws:kms:*:${source}:key/*`)
-      && s.Condition?.StringLike?.['kms:ViaService'] === 'rds.*.amazonaws.com'));
+    assert.ok(copy.some((s) => list(s.Resource).includes(`arn:aws:kms:${sourceRegion}:${source}:key/*`)
+      && s.Condition?.StringEquals?.['kms:ViaService'] === `rds.${sourceRegion}.amazonaws.com`));
   });
 
   test('each step can use its own queue, DLQ and pipeline bus and nothing else of the kind', () => {

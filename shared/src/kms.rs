@@ -11,11 +11,14 @@ pub const TARGET_KEY_ACTIONS: [&str; 5] =
 /// Grant actions, allowed only for grants that AWS services (RDS, EBS) create on our behalf.
 pub const TARGET_GRANT_ACTIONS: [&str; 3] = ["kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"];
 
-/// The sharing CMK's key policy: the owner account keeps full control (without it
-/// PutKeyPolicy fails with `MalformedPolicyDocumentException`), each target account gets
-/// exactly what copying a shared snapshot needs.
-pub fn sharing_key_policy(owner_account: &str, target_accounts: &[String]) -> Value {
+/// The sharing CMK's key policy in `region`: the owner account keeps full control (without
+/// it PutKeyPolicy fails with `MalformedPolicyDocumentException`), each target account gets
+/// what copying a shared snapshot needs, and only through RDS in that region
+/// (`kms:ViaService`; KMS Developer Guide, conditions-kms, kms:ViaService). The CDK source
+/// stack writes the same policy.
+pub fn sharing_key_policy(owner_account: &str, region: &str, target_accounts: &[String]) -> Value {
     let targets: Vec<String> = target_accounts.iter().map(|a| format!("arn:aws:iam::{a}:root")).collect();
+    let via_rds = format!("rds.{region}.amazonaws.com");
     json!({
         "Version": "2012-10-17",
         "Statement": [
@@ -31,7 +34,8 @@ pub fn sharing_key_policy(owner_account: &str, target_accounts: &[String]) -> Va
                 "Effect": "Allow",
                 "Principal": {"AWS": targets},
                 "Action": TARGET_KEY_ACTIONS,
-                "Resource": "*"
+                "Resource": "*",
+                "Condition": {"StringEquals": {"kms:ViaService": via_rds}}
             },
             {
                 "Sid": "BackupAccountsGrantToAwsServices",
@@ -39,7 +43,10 @@ pub fn sharing_key_policy(owner_account: &str, target_accounts: &[String]) -> Va
                 "Principal": {"AWS": targets},
                 "Action": TARGET_GRANT_ACTIONS,
                 "Resource": "*",
-                "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}}
+                "Condition": {
+                    "Bool": {"kms:GrantIsForAWSResource": "true"},
+                    "StringEquals": {"kms:ViaService": via_rds}
+                }
             }
         ]
     })
@@ -51,13 +58,14 @@ mod tests {
 
     #[test]
     fn grants_are_conditioned_and_owner_keeps_control() {
-        let p = sharing_key_policy("111111111111", &["222222222222".into()]);
+        let p = sharing_key_policy("111111111111", "eu-west-1", &["222222222222".into()]);
         let statements = p["Statement"].as_array().unwrap();
         let grant = statements.iter().find(|s| s["Action"].to_string().contains("kms:CreateGrant")).unwrap();
         assert_eq!(grant["Condition"]["Bool"]["kms:GrantIsForAWSResource"], "true");
         assert_eq!(grant["Principal"]["AWS"][0], "arn:aws:iam::222222222222:root");
         let use_key = statements.iter().find(|s| s["Sid"] == "BackupAccountsUseTheKey").unwrap();
-        assert!(use_key.get("Condition").is_none());
+        assert_eq!(use_key["Condition"]["StringEquals"]["kms:ViaService"], "rds.eu-west-1.amazonaws.com");
+        assert_eq!(grant["Condition"]["StringEquals"]["kms:ViaService"], "rds.eu-west-1.amazonaws.com");
         assert!(!use_key["Action"].to_string().contains("CreateGrant"));
         assert_eq!(statements[0]["Principal"]["AWS"], "arn:aws:iam::111111111111:root");
         assert_eq!(statements[0]["Action"], "kms:*");

@@ -193,7 +193,7 @@ pub mod fixtures {
 
     /// A CMK in `clients`' account whose policy lets `users` copy snapshots encrypted with it.
     pub async fn sharing_key(clients: &Clients, users: &[String]) -> String {
-        let policy = snapferry::kms::sharing_key_policy(&clients.account, users);
+        let policy = snapferry::kms::sharing_key_policy(&clients.account, &clients.region, users);
         let key = clients.kms.create_key().policy(policy.to_string()).send().await.expect("CreateKey");
         key.key_metadata().and_then(|m| m.arn()).expect("key arn").to_string()
     }

@@ -144,16 +144,24 @@ impl LocalPipeline {
         let sharing_key = ensure_key(
             &source,
             SHARING_KEY_ALIAS,
-            snapferry::kms::sharing_key_policy(&source.account, std::slice::from_ref(&target.account)),
+            snapferry::kms::sharing_key_policy(&source.account, &source.region, std::slice::from_ref(&target.account)),
         )
         .await?;
-        let target_key =
-            ensure_key(&target, BACKUP_KEY_ALIAS, snapferry::kms::sharing_key_policy(&target.account, &[])).await?;
+        let target_key = ensure_key(
+            &target,
+            BACKUP_KEY_ALIAS,
+            snapferry::kms::sharing_key_policy(&target.account, &target.region, &[]),
+        )
+        .await?;
         let mut extra_keys = Vec::new();
         for region in &options.extra_regions {
             let regional = target.for_region(region);
-            let key = ensure_key(&regional, BACKUP_KEY_ALIAS, snapferry::kms::sharing_key_policy(&target.account, &[]))
-                .await?;
+            let key = ensure_key(
+                &regional,
+                BACKUP_KEY_ALIAS,
+                snapferry::kms::sharing_key_policy(&target.account, region, &[]),
+            )
+            .await?;
             extra_keys.push((region.clone(), key));
         }
         let (subnet_group, security_group) = restore_network(&target).await?;
