@@ -57,6 +57,14 @@ fn copied(cloud: &Cloud, kind: ResourceKind, name: &str, resource: &str) -> (Sna
     (copy, event)
 }
 
+/// Starts the restore test of `event`; returns the re-check it sends itself.
+async fn start_test(h: &Handler, event: &PipelineEvent) -> String {
+    match h.step(deliver::pipeline(event, Some(TARGET)), deliver::record()).await.unwrap() {
+        Outcome::Later { body, .. } => body,
+        other => panic!("a restore test comes back to look at its restore: {other:?}"),
+    }
+}
+
 /// Runs the restore test of `event` to its end with `change` applied to the restored
 /// resource once it is up; returns the events it published.
 async fn run(
@@ -65,10 +73,7 @@ async fn run(
     event: &PipelineEvent,
     change: impl FnOnce(&mut Restored),
 ) -> Vec<PipelineEvent> {
-    let Outcome::Later { body, .. } = h.step(deliver::pipeline(event, Some(TARGET)), deliver::record()).await.unwrap()
-    else {
-        panic!("a restore test comes back to look at its restore")
-    };
+    let body = start_test(h, event).await;
     cloud.complete_all();
     cloud.set_restore(&naming::restore_id(&event.snapshot.id), change);
     cloud.advance(Duration::minutes(7));
@@ -150,10 +155,7 @@ async fn a_restore_that_takes_too_long_fails_on_the_clock() {
     let cloud = Cloud::new();
     let (_, event) = copied(&cloud, DbInstance, "snapferry-copy-a", "orders");
     let h = handler(&cloud, Config { timeout: Duration::minutes(30), ..config() });
-    let Outcome::Later { body, .. } = h.step(deliver::pipeline(&event, Some(TARGET)), deliver::record()).await.unwrap()
-    else {
-        panic!()
-    };
+    let body = start_test(&h, &event).await;
     cloud.advance(Duration::minutes(29));
     let again = h.step(deliver::body(&body), deliver::record()).await.unwrap();
     let Outcome::Later { body, .. } = again else { panic!("still within the limit: {again:?}") };
@@ -216,10 +218,7 @@ async fn duplicate_rechecks_after_the_end_do_nothing() {
     let cloud = Cloud::new();
     let (_, event) = copied(&cloud, DbInstance, "snapferry-copy-a", "orders");
     let h = handler(&cloud, config());
-    let Outcome::Later { body, .. } = h.step(deliver::pipeline(&event, Some(TARGET)), deliver::record()).await.unwrap()
-    else {
-        panic!()
-    };
+    let body = start_test(&h, &event).await;
     cloud.complete_all();
     h.step(deliver::body(&body), deliver::record()).await.unwrap();
     assert_eq!(cloud.take_published().len(), 1);
@@ -321,10 +320,7 @@ async fn a_permanent_failure_after_the_restore_started_leaves_nothing_running() 
     let cloud = Cloud::new();
     let (_, event) = copied(&cloud, DbInstance, "snapferry-copy-a", "orders");
     let h = handler(&cloud, config());
-    let Outcome::Later { body, .. } = h.step(deliver::pipeline(&event, Some(TARGET)), deliver::record()).await.unwrap()
-    else {
-        panic!()
-    };
+    let body = start_test(&h, &event).await;
     cloud.fail("restore_status", "AccessDenied", 1);
     let err = h.step(deliver::body(&body), deliver::record()).await.unwrap_err();
     assert_eq!(err.code(), "AccessDenied");
@@ -337,10 +333,7 @@ async fn a_verdict_is_never_lost_between_recording_and_publishing_it() {
     let cloud = Cloud::new();
     let (copy, event) = copied(&cloud, DbInstance, "snapferry-copy-a", "orders");
     let h = handler(&cloud, config());
-    let Outcome::Later { body, .. } = h.step(deliver::pipeline(&event, Some(TARGET)), deliver::record()).await.unwrap()
-    else {
-        panic!()
-    };
+    let body = start_test(&h, &event).await;
     cloud.complete_all();
     cloud.fail("publish", "InternalFailure", 1);
     let err = h.step(deliver::body(&body), deliver::record()).await.unwrap_err();
