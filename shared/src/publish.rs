@@ -15,10 +15,9 @@ pub const MAX_ENTRIES: usize = 10;
 /// Size budget per call. AWS allows 1 MB since 2026-01; 256 KiB stays valid in every
 /// partition and on older emulators.
 pub const MAX_CALL_BYTES: usize = 256 * 1024;
-/// Tries per entry before the step fails and SQS redelivers its message.
+/// Tries per entry before the step fails and SQS redelivers its message, after the step's
+/// backoff (the way a step waits: no sleeping in a handler).
 const ATTEMPTS: usize = 3;
-/// The first pause before trying refused entries again.
-const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
 /// Entry error codes worth trying again (EventBridge API reference, PutEventsResultEntry);
 /// any other (`AccessDeniedException`, `MalformedDetail`, `InvalidArgument`, ...) is final.
 const ENTRY_RETRYABLE: &[&str] = &["InternalFailure", "ThrottlingException"];
@@ -92,10 +91,6 @@ impl Publisher {
         let mut pending: Vec<&Entry> = chunk.iter().collect();
         let mut last_codes = Vec::new();
         for attempt in 1..=ATTEMPTS {
-            if attempt > 1 {
-                // A short pause, doubling: a throttled bus needs a moment, not a hammering.
-                tokio::time::sleep(RETRY_PAUSE * 2u32.pow(attempt as u32 - 2)).await;
-            }
             let out = self
                 .client
                 .put_events()
