@@ -114,7 +114,9 @@ pub enum Step {
     },
     /// The test restore of `snapshot` failed.
     RestoreFailed { reason: String },
-    /// The target account refused a shared snapshot (unknown sender, wrong key, ...).
+    /// `snapshot` does not go on, for `reason`: the backup account refused it (unknown
+    /// sender, foreign owner, ...), or AWS did (a full snapshot quota, a copy that failed
+    /// every attempt, copy slots that stayed full past the wait).
     Rejected {
         reason: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -7,13 +7,16 @@ For every request:
 2. ``/moto-api/reset`` is passed to moto and also clears the layer's runtime
    state (faults, logs, pending completions).
 3. AWS calls are identified (service, operation, account, region - see
-   ``protocol``), matched against injected faults (answered in the
-   protocol's error shape), passed to moto under one global lock (moto is not
-   thread-safe and the ticker mutates the same backends), and logged with
-   their HTTP status and error code.  SQS ``ReceiveMessage`` runs outside the
-   lock because long polling would otherwise block everyone.  An unexpected
-   exception inside moto is answered as ``InternalFailure`` (HTTP 500) in the
-   service's error shape and logged with its traceback on stderr.
+   ``protocol``), checked against the IAM policies of the signing role when
+   it is an assumed role that exists in moto's IAM (``authz``), matched
+   against injected faults (both answered in the protocol's error shape),
+   passed to moto under one global lock (moto is not thread-safe and the
+   ticker mutates the same backends), and logged with their HTTP status,
+   error code and principal (the assumed role's name).  SQS
+   ``ReceiveMessage`` runs outside the lock because long polling would
+   otherwise block everyone.  An unexpected exception inside moto is
+   answered as ``InternalFailure`` (HTTP 500) in the service's error shape
+   and logged with its traceback on stderr.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import threading
 from typing import Any, Callable, Iterable
 from urllib.parse import parse_qs
 
-from . import protocol
+from . import authz, protocol
 from .lifecycle import Lifecycle
 from .state import ControlError, LayerState
 
@@ -66,8 +69,16 @@ class SnapferryApp:
         if req is None:
             with self.moto_lock:
                 return self._reply(start_response, *self._call_moto(environ))
-        fault = self.state.take_fault(req.operation, req.account)
-        if fault is not None:
+        # IAM first (AWS authorizes before the service acts), so a refused call
+        # consumes no injected fault.  moto's IAM/STS state is read under the
+        # lock on every call (no cache: a policy change applies to the next call).
+        with self.moto_lock:
+            session = authz.session_of(environ, req.region)
+        refused = authz.refusal(req, session)
+        fault = self.state.take_fault(req.operation, req.account) if refused is None else None
+        if refused is not None:
+            status, headers, payload = refused
+        elif fault is not None:
             status, headers, payload = protocol.error_response(req, fault.error_code, fault.message, fault.status)
         elif (req.service, req.operation) in UNLOCKED_OPERATIONS:
             status, headers, payload = self._call_moto(environ)
@@ -86,6 +97,7 @@ class SnapferryApp:
                 "region": req.region,
                 "status": status,
                 "error_code": protocol.error_code_of(status, headers, payload),
+                "principal": session.role_name if session else None,
             }
         )
         return self._reply(start_response, status, headers, payload)

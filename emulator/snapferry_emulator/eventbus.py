@@ -165,6 +165,7 @@ def _log_dropped_delivery(sender: str, bus: Any) -> None:
             "region": bus.region,
             "status": 403,
             "error_code": "AccessDeniedException",
+            "principal": None,
             "internal": True,
             "message": f"event from {sender} dropped: policy of {bus.arn} does not admit it",
         }

@@ -23,6 +23,8 @@ Why each patch exists (the pinned moto's behaviour in brackets):
 * DB instances/clusters created with ``StorageEncrypted`` and no key get the
   account's real ``alias/aws/rds`` key ARN [placeholder string
   ``default_kms_key_id``]; unencrypted clusters report no key.
+* ``DescribeAccountAttributes`` answers the ``ManualSnapshots`` and
+  ``ManualClusterSnapshots`` quotas (used / configured max) [not implemented].
 * moto's own automatic "automated snapshot at creation" is switched off:
   automated snapshots are created only through the control API, so tests are
   deterministic (AWS takes them in the backup window, not at creation).
@@ -264,11 +266,15 @@ def _start_resource_lifecycle(resource: Any, account: str, region: str) -> None:
 
 
 # ----------------------------------------------------------------- checks
+def _manual_snapshots(backend: Any, cluster: bool) -> int:
+    """What the manual-snapshot quota counts (every manual snapshot of the account in the region, copies included)."""
+    return sum(1 for s in list(_store(backend, cluster).values()) if s.snapshot_type == "manual")
+
+
 def _check_manual_quota(backend: Any, cluster: bool) -> None:
     assert STATE is not None
     limit = STATE.quota("manual_cluster_snapshots" if cluster else "manual_db_snapshots")
-    manual = sum(1 for s in _store(backend, cluster).values() if s.snapshot_type == "manual")
-    if manual >= limit:
+    if _manual_snapshots(backend, cluster) >= limit:
         kind = "DB cluster snapshots" if cluster else "DB snapshots"
         raise _err(
             "SnapshotQuotaExceeded",
@@ -476,6 +482,21 @@ def install(state: LayerState, life: Lifecycle) -> None:  # noqa: C901 - one pla
 
     r.RDSResponse.describe_db_snapshots = resp_describe_db_snapshots
     r.RDSResponse.describe_db_cluster_snapshots = resp_describe_db_cluster_snapshots
+
+    # DescribeAccountAttributes [not implemented]: the two quotas the layer
+    # enforces, with the configured maximums (RDS API AccountQuota names).
+    def resp_describe_account_attributes(self: Any) -> Any:
+        assert STATE is not None
+        quotas = [
+            {"AccountQuotaName": name, "Used": _manual_snapshots(self.backend, cluster), "Max": STATE.quota(quota)}
+            for name, cluster, quota in (
+                ("ManualSnapshots", False, "manual_db_snapshots"),
+                ("ManualClusterSnapshots", True, "manual_cluster_snapshots"),
+            )
+        ]
+        return r.ActionResult({"AccountQuotas": quotas})
+
+    r.RDSResponse.describe_account_attributes = resp_describe_account_attributes
 
     # Sharing refusals (replace moto's: owner-only lookup + AWS's checks).
     def modify_db_snapshot_attribute(self: Any, db_snapshot_identifier: str, attribute_name: str, values_to_add: Any = None, values_to_remove: Any = None) -> Any:

@@ -13,6 +13,7 @@ import itertools
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 DEFAULT_QUOTAS = {
@@ -114,6 +115,7 @@ class LayerState:
             if not keep_config:
                 self.delay = float(self.startup_delay)
                 self.quotas = dict(self.startup_quotas)
+                self.clock_offset = 0.0
             self.faults: list[Fault] = []
             self.drops: list[EventDrop] = []
             self.fail_completions: list[FailCompletion] = []
@@ -125,7 +127,7 @@ class LayerState:
     # ----------------------------------------------------------------- config
     def config(self) -> dict[str, Any]:
         with self.lock:
-            return {"delay_seconds": self.delay, "quotas": dict(self.quotas)}
+            return {"delay_seconds": self.delay, "quotas": dict(self.quotas), "clock_offset_seconds": self.clock_offset}
 
     def update_config(self, body: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(body, dict):
@@ -136,6 +138,11 @@ class LayerState:
                 if not isinstance(delay, (int, float)) or isinstance(delay, bool) or delay < 0:
                     raise ControlError("delay_seconds must be a number >= 0")
                 self.delay = float(delay)
+            if "clock_offset_seconds" in body:
+                offset = body["clock_offset_seconds"]
+                if not isinstance(offset, (int, float)) or isinstance(offset, bool) or offset < 0:
+                    raise ControlError("clock_offset_seconds must be a number >= 0")
+                self.clock_offset = float(offset)
             quotas = body.get("quotas", {})
             if not isinstance(quotas, dict):
                 raise ControlError("quotas must be a JSON object")
@@ -145,7 +152,7 @@ class LayerState:
                 if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                     raise ControlError(f"quota {name} must be an integer >= 0")
                 self.quotas[name] = value
-            unknown = set(body) - {"delay_seconds", "quotas"}
+            unknown = set(body) - {"delay_seconds", "quotas", "clock_offset_seconds"}
             if unknown:
                 raise ControlError(f"unknown config keys: {sorted(unknown)}")
             return self.config()
@@ -153,6 +160,16 @@ class LayerState:
     def quota(self, name: str) -> int:
         with self.lock:
             return self.quotas[name]
+
+    def now(self) -> datetime:
+        """The emulator's wall clock: real UTC time plus ``clock_offset_seconds``.
+
+        Snapshot locks (days, cool-off hours) are judged against it, so tests
+        can move past a cool-off or an expiry without waiting.
+        """
+        with self.lock:
+            offset = self.clock_offset
+        return datetime.now(timezone.utc) + timedelta(seconds=offset)
 
     # ----------------------------------------------------------------- faults
     def add_fault(self, body: dict[str, Any]) -> Fault:

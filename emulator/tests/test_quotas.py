@@ -1,10 +1,12 @@
-"""Behaviour 5: configurable quotas with AWS's error codes (RDS; EBS in test_ebs)."""
+"""Behaviour 5: configurable quotas with AWS's error codes (RDS; EBS in test_ebs), and RDS DescribeAccountAttributes."""
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
+
 import pytest
 from botocore.exceptions import ClientError
-from conftest import OTHER_REGION, REGION, cluster_snapshot, create_db, db_snapshot, error_code
+from conftest import OTHER_REGION, REGION, cluster_snapshot, create_db, db_snapshot, error_code, wait_db_snapshot
 
 
 def test_manual_db_snapshot_quota(emu, accounts, config):
@@ -74,3 +76,52 @@ def test_finished_copies_free_the_quota(emu, accounts, config):
 
     wait_db_snapshot(emu, acct, "c1")
     rds.copy_db_snapshot(SourceDBSnapshotIdentifier="s1", TargetDBSnapshotIdentifier="c2")
+
+
+def _account_quotas(emu, acct, region=REGION):
+    quotas = emu.client("rds", acct, region).describe_account_attributes()["AccountQuotas"]
+    return {q["AccountQuotaName"]: (q["Used"], q["Max"]) for q in quotas}
+
+
+def test_describe_account_attributes_counts_manual_snapshots(emu, accounts, config):
+    acct, other = accounts(2)
+    assert _account_quotas(emu, acct) == {"ManualSnapshots": (0, 100), "ManualClusterSnapshots": (0, 100)}
+    db_snapshot(emu, acct)
+    rds = emu.client("rds", acct)
+    rds.create_db_snapshot(DBInstanceIdentifier="db1", DBSnapshotIdentifier="s2")  # counts while still creating
+    rds.copy_db_snapshot(SourceDBSnapshotIdentifier="s1", TargetDBSnapshotIdentifier="c1")  # copies are manual snapshots
+    emu.control("POST", "/automated-snapshot", {"account": acct, "region": REGION, "db_instance_identifier": "db1"})  # doesn't count
+    assert _account_quotas(emu, acct)["ManualSnapshots"] == (3, 100)
+    cluster_snapshot(emu, acct)
+    assert _account_quotas(emu, acct) == {"ManualSnapshots": (3, 100), "ManualClusterSnapshots": (1, 100)}
+    wait_db_snapshot(emu, acct, "c1")
+    rds.delete_db_snapshot(DBSnapshotIdentifier="c1")
+    rds.delete_db_cluster_snapshot(DBClusterSnapshotIdentifier="cs1")
+    assert _account_quotas(emu, acct) == {"ManualSnapshots": (2, 100), "ManualClusterSnapshots": (0, 100)}
+    # per account and per region
+    assert _account_quotas(emu, other)["ManualSnapshots"] == (0, 100)
+    assert _account_quotas(emu, acct, OTHER_REGION)["ManualSnapshots"] == (0, 100)
+    # Max follows the configured quota, and the quota refuses at Used == Max.
+    config(quotas={"manual_db_snapshots": 2, "manual_cluster_snapshots": 7})
+    assert _account_quotas(emu, acct) == {"ManualSnapshots": (2, 2), "ManualClusterSnapshots": (0, 7)}
+    with pytest.raises(ClientError) as exc:
+        rds.create_db_snapshot(DBInstanceIdentifier="db1", DBSnapshotIdentifier="s3")
+    assert error_code(exc) == "SnapshotQuotaExceeded"
+
+
+def test_describe_account_attributes_wire_shape(emu, accounts):
+    """The XML the Rust SDK parses: <DescribeAccountAttributesResponse><DescribeAccountAttributesResult><AccountQuotas><AccountQuota>..."""
+    (acct,) = accounts(1)
+    client = emu.client("rds", acct)
+    captured = {}
+    client.meta.events.register("after-call.rds.DescribeAccountAttributes", lambda http_response, **_: captured.setdefault("body", http_response.content))
+    client.describe_account_attributes()
+    root = ET.fromstring(captured["body"])
+    strip = lambda tag: tag.split("}")[-1]  # noqa: E731
+    assert strip(root.tag) == "DescribeAccountAttributesResponse"
+    result = root[0]
+    assert strip(result.tag) == "DescribeAccountAttributesResult"
+    quotas = [q for q in result if strip(q.tag) == "AccountQuotas"][0]
+    names = [[strip(f.tag) for f in q] for q in quotas]
+    assert [strip(q.tag) for q in quotas] == ["AccountQuota", "AccountQuota"]
+    assert names == [["AccountQuotaName", "Used", "Max"]] * 2

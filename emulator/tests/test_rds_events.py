@@ -214,3 +214,51 @@ def test_failed_restore_ends_failed(emu, accounts):
         lambda: rds.describe_db_instances(DBInstanceIdentifier="r2")["DBInstances"][0]["DBInstanceStatus"] == "available",
         what="the next restore succeeds",
     )
+
+
+def test_failed_copies_name_the_copy_and_can_be_replaced(emu, accounts):
+    """0190 (same region) / 0061 (cross region) carry the copy's ARN and identifier, as
+    every RDS snapshot event does (RDS User Guide *rds-cloud-watch-events*); a failed
+    copy can be deleted and copied again under the same identifier."""
+    (acct,) = accounts(1)
+    db_snapshot(emu, acct)
+    src_arn = f"arn:aws:rds:{REGION}:{acct}:snapshot:s1"
+    rds, rds_there = emu.client("rds", acct), emu.client("rds", acct, OTHER_REGION)
+    emu.control("POST", "/fail-completions", {"kind": "db-instance", "account": acct, "count": 2})
+    rds.copy_db_snapshot(SourceDBSnapshotIdentifier="s1", TargetDBSnapshotIdentifier="c1")
+    rds_there.copy_db_snapshot(SourceDBSnapshotIdentifier=src_arn, TargetDBSnapshotIdentifier="x1")
+    wait_db_snapshot(emu, acct, "c1", status="failed")
+    wait_db_snapshot(emu, acct, "x1", status="failed", region=OTHER_REGION)
+
+    def recorded(event_id):
+        return [e for e in emu.events_for(acct) if e["event_id_or_name"] == event_id]
+
+    (same,) = wait_for(lambda: recorded("RDS-EVENT-0190"), what="0190")
+    (cross,) = wait_for(lambda: recorded("RDS-EVENT-0061"), what="0061")
+    for record, region, ident in ((same, REGION, "c1"), (cross, OTHER_REGION, "x1")):
+        arn = f"arn:aws:rds:{region}:{acct}:snapshot:{ident}"
+        event = record["event"]
+        assert record["region"] == region and event["region"] == region and not record["dropped"]
+        assert event["detail-type"] == "RDS DB Snapshot Event" and event["resources"] == [arn]
+        assert event["detail"]["SourceArn"] == arn and event["detail"]["SourceIdentifier"] == ident
+        assert event["detail"]["SourceType"] == "SNAPSHOT" and event["detail"]["EventCategories"] == ["notification"]
+
+    rds.delete_db_snapshot(DBSnapshotIdentifier="c1")
+    rds_there.delete_db_snapshot(DBSnapshotIdentifier="x1")
+    assert rds.copy_db_snapshot(SourceDBSnapshotIdentifier="s1", TargetDBSnapshotIdentifier="c1")["DBSnapshot"]["Status"] == "creating"
+    rds_there.copy_db_snapshot(SourceDBSnapshotIdentifier=src_arn, TargetDBSnapshotIdentifier="x1")
+    wait_db_snapshot(emu, acct, "c1")
+    wait_db_snapshot(emu, acct, "x1", region=OTHER_REGION)
+    wait_for(lambda: recorded("RDS-EVENT-0197") and recorded("RDS-EVENT-0060"), what="0197 and 0060 for the new copies")
+
+
+def test_failed_cluster_copy_can_be_deleted_and_replaced(emu, accounts):
+    (acct,) = accounts(1)
+    cluster_snapshot(emu, acct)
+    emu.control("POST", "/fail-completions", {"kind": "db-cluster", "account": acct})
+    rds = emu.client("rds", acct)
+    rds.copy_db_cluster_snapshot(SourceDBClusterSnapshotIdentifier="cs1", TargetDBClusterSnapshotIdentifier="cc")
+    wait_cluster_snapshot(emu, acct, "cc", status="failed")
+    rds.delete_db_cluster_snapshot(DBClusterSnapshotIdentifier="cc")
+    rds.copy_db_cluster_snapshot(SourceDBClusterSnapshotIdentifier="cs1", TargetDBClusterSnapshotIdentifier="cc")
+    wait_cluster_snapshot(emu, acct, "cc")

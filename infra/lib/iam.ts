@@ -1,4 +1,5 @@
-// ARN and condition helpers for the hand-written least-privilege policies.
+// ARN and condition helpers: permissions.ts renders shared/permissions.json with them, and the
+// key and bus policies use them directly.
 import { Stack } from 'aws-cdk-lib';
 
 /** The tag snapferry puts on every snapshot it creates; nothing without it is modified. */

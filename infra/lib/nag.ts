@@ -1,6 +1,7 @@
 // cdk-nag (AwsSolutions) findings we accept, each with its reason. Only IAM5 (wildcards)
 // is ever acknowledged, and only wildcard by wildcard: each one in a step's policy must
-// match a known shape below, so a new, unexplained wildcard still fails synth and tests.
+// match a known shape below (a "*" resource: only for the actions NO_RESOURCE_TYPE lists),
+// so a new, unexplained wildcard still fails synth and tests.
 import { Stack, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { IConstruct } from 'constructs';
@@ -24,18 +25,36 @@ const WILDCARD_REASONS: [RegExp, string][] = [
     'Key ids are not known at deploy time (aws/rds, other accounts\' sharing keys, other regions\' target keys); the statement is limited by kms:ViaService rds or by the snapferry alias.'],
 ];
 
+/**
+ * The actions a statement may grant on "*": those with no resource type in the Service
+ * Authorization Reference, which IAM authorizes only on "*" (scope 'account' in permissions.json).
+ * "*" is acknowledged only when every statement granting on it has nothing but these actions.
+ */
+const NO_RESOURCE_TYPE: Record<string, string> = {
+  'rds:DescribeAccountAttributes': 'rds:DescribeAccountAttributes (read-only: the account\'s RDS quotas and their usage) has no resource type in the Service Authorization Reference; IAM authorizes it only on "*", and the statement grants nothing else.',
+};
+
 /** Acknowledges the expected wildcards of the statements attached to `scope`'s policy. */
 export function acknowledgeWildcards(scope: IConstruct, statements: iam.PolicyStatement[]): void {
   const stack = Stack.of(scope);
   const findings = new Set<string>();
+  // Reasons for "Resource::*", one per no-resource-type action; undefined once a statement grants anything else on it.
+  let anyResource: Set<string> | undefined = new Set();
   for (const json of statements.map((s) => stack.resolve(s.toStatementJson()))) {
-    for (const action of [json.Action ?? []].flat() as string[]) if (action.includes('*')) findings.add(`Action::${action}`);
+    const actions = [json.Action ?? []].flat() as string[];
+    for (const action of actions) if (action.includes('*')) findings.add(`Action::${action}`);
     for (const resource of [json.Resource ?? []].flat()) {
-      if (typeof resource === 'string' && resource.includes('*')) findings.add(`Resource::${resource}`);
+      if (resource === '*') {
+        findings.add('Resource::*');
+        if (anyResource && actions.every((a) => a in NO_RESOURCE_TYPE)) actions.forEach((a) => anyResource!.add(NO_RESOURCE_TYPE[a]));
+        else anyResource = undefined;
+      } else if (typeof resource === 'string' && resource.includes('*')) findings.add(`Resource::${resource}`);
     }
   }
   for (const finding of findings) {
-    const reason = WILDCARD_REASONS.find(([re]) => re.test(finding))?.[1];
+    const reason = finding === 'Resource::*'
+      ? (anyResource ? [...anyResource].join(' ') : undefined)
+      : WILDCARD_REASONS.find(([re]) => re.test(finding))?.[1];
     if (reason) Validations.of(scope).acknowledge({ id: `AwsSolutions-IAM5[${finding}]`, reason });
   }
 }

@@ -29,6 +29,8 @@ export interface Routing {
   max_receive_count: number;
   dlq_retention_days: number;
   visibility_timeout_factor: number;
+  /** CloudWatch metrics the steps write (embedded metric format), each with the dimension Step = the function's name. */
+  metrics: { namespace: string; quota_full: string };
   functions: RoutingFunction[];
   cross_account: { rule: string; bus: 'pipeline'; pattern: EventPattern };
 }
@@ -40,6 +42,9 @@ export const ROUTING_FILE = path.resolve(INFRA_DIR, '..', 'shared', 'routing.jso
 export function loadRouting(file: string = ROUTING_FILE): Routing {
   const routing = JSON.parse(fs.readFileSync(file, 'utf8')) as Routing;
   // A malformed table would otherwise surface as an obscure CloudFormation error at deploy time.
+  if (typeof routing.metrics?.namespace !== 'string' || typeof routing.metrics.quota_full !== 'string') {
+    throw new Error(`${file}: metrics must name the namespace and the quota_full metric`);
+  }
   for (const fn of routing.functions) {
     for (const rule of fn.rules) {
       if ((rule.pattern === undefined) === (rule.schedule === undefined)) {

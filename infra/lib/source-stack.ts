@@ -7,9 +7,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
 import { Config, SourceConfig } from './config';
-import {
-  Arns, forwarderRoleName, grantForAwsResource, KEY_GRANTS, KEY_USE, MANAGED_TAG, PREFIX, requestTag, resourceTag, viaRds,
-} from './iam';
+import { Arns, forwarderRoleName, grantForAwsResource, KEY_GRANTS, KEY_USE, viaRds } from './iam';
 import { Operations } from './operations';
 import { crossAccountRule, Routing } from './routing';
 import { cdkEventPattern, Step } from './step';
@@ -99,11 +97,6 @@ export class SourceStack extends Stack {
       SELECT_REGEX: source.selection.regex,
       SELECT_TAG: source.selection.tag,
     };
-    const describe = (actions: string[]) => new iam.PolicyStatement({
-      sid: 'Describe', actions: actions.map((a) => `rds:${a}`), resources: [arns.rdsAll()],
-    });
-    const ownSnapshots = [arns.rds('snapshot', `${PREFIX}*`), arns.rds('cluster-snapshot', `${PREFIX}*`)];
-
     const settings: Record<string, StepSettings> = {
       'create-snapshot': {
         environment: {
@@ -112,16 +105,8 @@ export class SourceStack extends Stack {
           MIN_INTERVAL_MINUTES: String(source.minIntervalMinutes),
           MANUAL_SNAPSHOT_QUOTA: String(source.manualSnapshotQuota),
         },
-        statements: [
-          describe(['DescribeDBInstances', 'DescribeDBClusters', 'DescribeDBSnapshots', 'DescribeDBClusterSnapshots']),
-          // Any database may be snapshotted, but only into a snapferry- snapshot tagged as ours.
-          new iam.PolicyStatement({
-            sid: 'CreateManagedSnapshots',
-            actions: ['rds:CreateDBSnapshot', 'rds:CreateDBClusterSnapshot', 'rds:AddTagsToResource'],
-            resources: [arns.rds('db', '*'), arns.rds('cluster', '*'), ...ownSnapshots],
-            conditions: requestTag(MANAGED_TAG),
-          }),
-        ],
+        // Full quotas refuse new snapshots.
+        quotaAlarm: true,
       },
       'share-snapshot': {
         environment: {
@@ -130,45 +115,8 @@ export class SourceStack extends Stack {
           ...selection,
           RECHECK_SECONDS: String(source.recheckSeconds),
         },
-        statements: [
-          describe(['DescribeDBSnapshots', 'DescribeDBClusterSnapshots', 'DescribeDBSnapshotAttributes', 'DescribeDBClusterSnapshotAttributes']),
-          // Reads any snapshot (automated ones are rds:<name>), writes only tagged snapferry- copies.
-          new iam.PolicyStatement({
-            sid: 'CopyToManagedSnapshots',
-            actions: ['rds:CopyDBSnapshot', 'rds:CopyDBClusterSnapshot', 'rds:AddTagsToResource'],
-            resources: [arns.rds('snapshot', '*'), arns.rds('cluster-snapshot', '*')],
-            conditions: requestTag(MANAGED_TAG),
-          }),
-          new iam.PolicyStatement({
-            sid: 'TagManagedSnapshots',
-            actions: ['rds:AddTagsToResource'],
-            resources: ownSnapshots,
-            conditions: resourceTag(MANAGED_TAG),
-          }),
-          new iam.PolicyStatement({
-            sid: 'ShareManagedSnapshots',
-            actions: ['rds:ModifyDBSnapshotAttribute', 'rds:ModifyDBClusterSnapshotAttribute'],
-            resources: ownSnapshots,
-            conditions: resourceTag(MANAGED_TAG),
-          }),
-          new iam.PolicyStatement({ sid: 'SharingKeyUse', actions: KEY_USE, resources: [this.sharingKey.keyArn] }),
-          new iam.PolicyStatement({
-            sid: 'SharingKeyGrants', actions: ['kms:CreateGrant'], resources: [this.sharingKey.keyArn], conditions: grantForAwsResource,
-          }),
-          // Sources on aws/rds (or another key of this account) must be readable to copy them.
-          new iam.PolicyStatement({
-            sid: 'ReadSourceKeysViaRds',
-            actions: ['kms:Decrypt', 'kms:DescribeKey'],
-            resources: [arns.kmsKeys(this.region, this.account)],
-            conditions: { StringEquals: { 'kms:ViaService': `rds.${this.region}.amazonaws.com` } },
-          }),
-          new iam.PolicyStatement({
-            sid: 'GrantSourceKeysToRds',
-            actions: ['kms:CreateGrant'],
-            resources: [arns.kmsKeys(this.region, this.account)],
-            conditions: { StringEquals: { 'kms:ViaService': `rds.${this.region}.amazonaws.com` }, ...grantForAwsResource },
-          }),
-        ],
+        // Its copies onto the sharing key count against the same quota.
+        quotaAlarm: true,
       },
     };
 
@@ -178,6 +126,10 @@ export class SourceStack extends Stack {
       memoryMb: config.lambdaMemoryMb,
       logRetentionDays: config.logRetentionDays,
       alarmTopic: ops.topic,
+    }, {
+      // Everything a permissions.json scope names, as this account has it.
+      extraRegions: [],
+      sharingKeyArn: this.sharingKey.keyArn,
     });
     ops.addSteps(this.steps);
   }

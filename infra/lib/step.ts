@@ -42,6 +42,11 @@ export interface StepProps {
    * would dead-letter messages no invocation ever saw.
    */
   readonly maxConcurrency?: number;
+  /**
+   * Alarm when the step reports a full manual snapshot quota (routing.json 'metrics'): for the
+   * steps that create or copy snapshots, which RDS then refuses until snapshots are deleted.
+   */
+  readonly quotaAlarm?: boolean;
 }
 
 /** The one Lambda package (cargo-lambda's name for it) every step runs. */
@@ -130,13 +135,8 @@ export class Step extends Construct {
       reportBatchItemFailures: true,
       maxConcurrency: props.maxConcurrency,
     }));
-    // Steps re-queue their own work (delayed re-checks) and park permanent failures in the DLQ.
-    this.role.addToPrincipalPolicy(new iam.PolicyStatement({
-      sid: 'OwnQueues',
-      actions: ['sqs:SendMessage', 'sqs:ChangeMessageVisibility'],
-      resources: [this.queue.queueArn, this.dlq.queueArn],
-    }));
-    props.pipelineBus.grantPutEventsTo(this.role);
+    // The role's own permissions (its queues, the pipeline bus, the step's work) come from
+    // shared/permissions.json: stepsFor (steps.ts) adds them.
 
     for (const r of fn.rules) {
       new events.Rule(this, r.name, {
@@ -168,6 +168,22 @@ export class Step extends Construct {
       this.function.metricErrors({ period: Duration.minutes(5), statistic: 'Sum' }));
     alarm('ThrottlesAlarm', `${name}-throttles`, `${name} was throttled.`,
       this.function.metricThrottles({ period: Duration.minutes(5), statistic: 'Sum' }));
+    if (props.quotaAlarm) {
+      // The step writes this metric (embedded metric format, a log line) when RDS refuses a
+      // snapshot for the quota. It is no error of the step and no invocation fails, so only
+      // this alarm tells anyone that backups are being delayed or missed.
+      alarm('QuotaFullAlarm', `${name}-snapshot-quota-full`,
+        `${name} could not create or copy a snapshot: the account's manual snapshot quota is full (its log names the region). `
+        + 'Until there is room, backups are delayed or missed. Delete manual snapshots that are no longer needed, '
+        + 'or raise the quota in Service Quotas (Amazon RDS; DescribeAccountAttributes: ManualSnapshots / ManualClusterSnapshots).',
+        new cloudwatch.Metric({
+          namespace: routing.metrics.namespace,
+          metricName: routing.metrics.quota_full,
+          dimensionsMap: { Step: fn.name },
+          period: Duration.minutes(5),
+          statistic: 'Sum',
+        }));
+    }
   }
 
   /** Dashboard widgets for this step. */

@@ -1,28 +1,32 @@
-// Builds the steps routing.json assigns to one account, each with its settings.
-import * as iam from 'aws-cdk-lib/aws-iam';
+// Builds the steps routing.json assigns to one account, each with its settings and the
+// permissions shared/permissions.json gives it.
+import { Stack } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
 import { acknowledgeWildcards } from './nag';
+import { loadPermissions, Permissions, PERMISSIONS_FILE, renderStep, StackScopes } from './permissions';
 import { Routing } from './routing';
 import { Step, StepProps } from './step';
 
 /**
  * What differs between steps: their environment (checked by the Step construct against
- * shared/environment.json), their IAM statements, their concurrency.
+ * shared/environment.json), their concurrency, whether they alarm on a full snapshot quota.
+ * Their IAM statements are not here: they come from shared/permissions.json.
  */
 export interface StepSettings {
   readonly environment: Record<string, string | undefined>;
-  readonly statements: iam.PolicyStatement[];
   readonly maxConcurrency?: number;
+  readonly quotaAlarm?: boolean;
 }
 
-type Common = Omit<StepProps, 'routing' | 'fn' | 'environment' | 'maxConcurrency'>;
+type Common = Omit<StepProps, 'routing' | 'fn' | 'environment' | 'maxConcurrency' | 'quotaAlarm'>;
 
 export function stepsFor(
   scope: Construct, account: 'source' | 'target', routing: Routing,
-  settings: Record<string, StepSettings>, common: Common,
+  settings: Record<string, StepSettings>, common: Common, scopes: StackScopes,
+  permissions: Permissions = loadPermissions(PERMISSIONS_FILE, routing),
 ): Step[] {
   const fns = routing.functions.filter((f) => f.account === account);
-  // A step added to routing.json must get its permissions here before it can deploy.
+  // A step added to routing.json must get its settings here before it can deploy.
   const missing = fns.filter((f) => !(f.name in settings)).map((f) => f.name);
   if (missing.length > 0) throw new Error(`routing.json has ${account} functions the ${account} stack does not configure: ${missing.join(', ')}`);
   const extra = Object.keys(settings).filter((n) => !fns.some((f) => f.name === n));
@@ -31,10 +35,13 @@ export function stepsFor(
   return fns.map((fn) => {
     const s = settings[fn.name];
     const step = new Step(scope, pascal(fn.name), {
-      ...common, routing, fn, environment: s.environment, maxConcurrency: s.maxConcurrency,
+      ...common, routing, fn, environment: s.environment, maxConcurrency: s.maxConcurrency, quotaAlarm: s.quotaAlarm,
     });
-    s.statements.forEach((st) => step.role.addToPrincipalPolicy(st));
-    acknowledgeWildcards(step.role, s.statements);
+    const statements = renderStep(Stack.of(scope), permissions, fn.name, {
+      ...scopes, queueArn: step.queue.queueArn, dlqArn: step.dlq.queueArn, pipelineBusArn: common.pipelineBus.eventBusArn,
+    });
+    statements.forEach((st) => step.role.addToPrincipalPolicy(st));
+    acknowledgeWildcards(step.role, statements);
     return step;
   });
 }

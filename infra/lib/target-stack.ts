@@ -10,9 +10,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as rds from 'aws-cdk-lib/aws-rds';
 import { Construct } from 'constructs';
 import { Config } from './config';
-import {
-  Arns, forwarderRoleArn, grantForAwsResource, KEY_GRANTS, KEY_USE, MANAGED_TAG, PREFIX, requestTag, resourceTag, RESTORE_TEST_TAG, viaRds,
-} from './iam';
+import { forwarderRoleArn } from './iam';
 import { Operations } from './operations';
 import { Routing } from './routing';
 import { Step } from './step';
@@ -36,7 +34,6 @@ export class TargetStack extends Stack {
     super(scope, id, props);
     const { config, routing } = props;
     const { target } = config;
-    const arns = new Arns(this);
     const sourceAccounts = config.sources.map((s) => s.account);
 
     this.pipelineBus = new events.EventBus(this, 'PipelineBus', { eventBusName: routing.pipeline_bus });
@@ -46,6 +43,13 @@ export class TargetStack extends Stack {
     // is matched with aws:PrincipalArn under the account principal rather than named as the
     // principal: this stack deploys before the source stacks create the role, and a role
     // principal must exist when the policy is saved (and stops matching if the role is recreated).
+    // events:source and events:detail-type are multivalued keys (ArrayOfString in the Service
+    // Authorization Reference: one value per entry of a PutEvents call), and a multivalued key
+    // needs a set operator (IAM User Guide, reference_policies_condition-single-vs-multi-valued-
+    // context-keys; EventBridge's own cross-account example, eb-event-bus-example-policy-cross-
+    // account-custom-bus-source, uses ForAllValues:StringEquals): plain StringEquals would match
+    // nothing. ForAllValues: every entry must be ours; Null false: a request without the keys
+    // (for which ForAllValues alone is true) is not admitted. test/simulate.test.ts checks it.
     for (const s of config.sources) {
       this.pipelineBus.addToResourcePolicy(new iam.PolicyStatement({
         sid: `SourceForwarder${s.account}`,
@@ -53,11 +57,9 @@ export class TargetStack extends Stack {
         actions: ['events:PutEvents'],
         resources: [this.pipelineBus.eventBusArn],
         conditions: {
-          StringEquals: {
-            'aws:PrincipalArn': forwarderRoleArn(this.partition, s.account, s.region),
-            'events:source': routing.source,
-            'events:detail-type': 'Snapshot Shared',
-          },
+          StringEquals: { 'aws:PrincipalArn': forwarderRoleArn(this.partition, s.account, s.region) },
+          'ForAllValues:StringEquals': { 'events:source': routing.source, 'events:detail-type': 'Snapshot Shared' },
+          Null: { 'events:source': 'false', 'events:detail-type': 'false' },
         },
       }));
     }
@@ -93,19 +95,7 @@ export class TargetStack extends Stack {
     });
 
     const ops = new Operations(this, 'Operations', { dashboardName: 'snapferry-target', alarmEmail: config.alarmEmail });
-    const regions = [this.region, ...target.extraRegions];
     const extraKeyAliasArn = (r: string) => `arn:${this.partition}:kms:${r}:${this.account}:${TARGET_KEY_ALIAS}`;
-    const keyUse = (sid: string, resources: string[], conditions?: Record<string, unknown>) => [
-      new iam.PolicyStatement({ sid: `${sid}Use`, actions: KEY_USE, resources, conditions }),
-      new iam.PolicyStatement({
-        sid: `${sid}Grants`, actions: ['kms:CreateGrant'], resources, conditions: { ...conditions, ...grantForAwsResource },
-      }),
-    ];
-    const describe = (actions: string[], inRegions: string[]) => new iam.PolicyStatement({
-      sid: 'Describe', actions: actions.map((a) => `rds:${a}`), resources: inRegions.map((r) => arns.rdsAll(r)),
-    });
-    const ownSnapshots = (inRegions: string[]) =>
-      inRegions.flatMap((r) => [arns.rds('snapshot', `${PREFIX}*`, r), arns.rds('cluster-snapshot', `${PREFIX}*`, r)]);
 
     const settings: Record<string, StepSettings> = {
       'copy-shared-snapshot': {
@@ -123,33 +113,8 @@ export class TargetStack extends Stack {
         // SnapshotQuotaExceeded. Capped on the event source mapping, not by reserved
         // concurrency (whose throttled polls would count as receives and dead-letter messages).
         maxConcurrency: target.copy.maxConcurrency,
-        statements: [
-          describe(['DescribeDBSnapshots', 'DescribeDBClusterSnapshots'], regions),
-          // Reads snapshots shared by the allowlisted sources (and, for the extra regions,
-          // our own copies); writes only tagged snapferry- copies.
-          new iam.PolicyStatement({
-            sid: 'CopyToManagedSnapshots',
-            actions: ['rds:CopyDBSnapshot', 'rds:CopyDBClusterSnapshot', 'rds:AddTagsToResource'],
-            resources: [
-              ...config.sources.flatMap((s) => [
-                arns.rds('snapshot', '*', s.region, s.account), arns.rds('cluster-snapshot', '*', s.region, s.account)]),
-              ...ownSnapshots(regions),
-            ],
-            conditions: requestTag(MANAGED_TAG),
-          }),
-          new iam.PolicyStatement({
-            sid: 'TagManagedSnapshots', actions: ['rds:AddTagsToResource'], resources: ownSnapshots(regions), conditions: resourceTag(MANAGED_TAG),
-          }),
-          ...keyUse('TargetKey', [this.targetKey.keyArn]),
-          // Extra-region keys are found by their alias: no cross-region reference needed.
-          ...(target.extraRegions.length > 0
-            ? keyUse('ExtraRegionKeys', target.extraRegions.map((r) => arns.kmsKeys(r, this.account)),
-              { 'ForAnyValue:StringEquals': { 'kms:ResourceAliases': TARGET_KEY_ALIAS } })
-            : []),
-          // The sources' sharing keys, only as RDS in each source's region uses them during a
-          // copy: the keys of that region only, kms:ViaService rds.<region>.amazonaws.com.
-          ...sourceSharingKeys(config.sources, arns),
-        ],
+        // Copies count against the backup account's manual snapshot quota, per region.
+        quotaAlarm: true,
       },
       restore: {
         environment: {
@@ -162,30 +127,6 @@ export class TargetStack extends Stack {
           RECHECK_SECONDS: String(target.restoreTest.recheckSeconds),
           RESTORE_TIMEOUT_MINUTES: String(target.restoreTest.timeoutMinutes),
         },
-        statements: [
-          describe(['DescribeDBInstances', 'DescribeDBClusters'], [this.region]),
-          // A restore (and its tagging) is only allowed when it tags what it creates as a
-          // restore test, into a snapferry- name, from one of our copies, in the isolated subnet group.
-          new iam.PolicyStatement({
-            sid: 'RestoreTestsOnly',
-            actions: ['rds:RestoreDBInstanceFromDBSnapshot', 'rds:RestoreDBClusterFromSnapshot', 'rds:CreateDBInstance', 'rds:AddTagsToResource'],
-            resources: [
-              arns.rds('db', `${PREFIX}*`), arns.rds('cluster', `${PREFIX}*`), ...ownSnapshots([this.region]),
-              arns.rds('subgrp', RESTORE_SUBNET_GROUP), arns.rds('og', '*'), arns.rds('pg', '*'), arns.rds('cluster-pg', '*'),
-            ],
-            conditions: requestTag(RESTORE_TEST_TAG),
-          }),
-          new iam.PolicyStatement({
-            sid: 'DeleteRestoreTestsOnly',
-            actions: ['rds:DeleteDBInstance', 'rds:DeleteDBCluster'],
-            resources: [arns.rds('db', `${PREFIX}*`), arns.rds('cluster', `${PREFIX}*`)],
-            conditions: resourceTag(RESTORE_TEST_TAG),
-          }),
-          new iam.PolicyStatement({
-            sid: 'TagManagedSnapshots', actions: ['rds:AddTagsToResource'], resources: ownSnapshots([this.region]), conditions: resourceTag(MANAGED_TAG),
-          }),
-          ...keyUse('TargetKey', [this.targetKey.keyArn]),
-        ],
       },
     };
 
@@ -195,6 +136,13 @@ export class TargetStack extends Stack {
       memoryMb: config.lambdaMemoryMb,
       logRetentionDays: config.logRetentionDays,
       alarmTopic: ops.topic,
+    }, {
+      // Everything a permissions.json scope names, as this account has it.
+      extraRegions: target.extraRegions,
+      sources: config.sources,
+      targetKeyArn: this.targetKey.keyArn,
+      extraRegionKeyAlias: TARGET_KEY_ALIAS,
+      restoreSubnetGroup: RESTORE_SUBNET_GROUP,
     });
     ops.addSteps(this.steps);
   }
@@ -206,27 +154,4 @@ export class TargetStack extends Stack {
   override get availabilityZones(): string[] {
     return [0, 1].map((i) => Fn.select(i, Fn.getAzs()));
   }
-}
-
-/**
- * The copy role's use of the sources' sharing keys: per source region, a use statement and a
- * grant statement on the keys of the sources in that region, each only through RDS there. The
- * actions are those the RDS User Guide gives the external account's IAM policy (iam.ts
- * KEY_USE, KEY_GRANTS) without kms:RetireGrant: a grant names who may retire it, and under
- * kms:ViaService the permission could never apply (KMS Developer Guide, conditions-kms,
- * kms:ViaService: not valid for RetireGrant; grant-delete, "Retiring and revoking grants").
- */
-function sourceSharingKeys(sources: Config['sources'], arns: Arns): iam.PolicyStatement[] {
-  const regions = [...new Set(sources.map((s) => s.region))];
-  return regions.flatMap((region) => {
-    const resources = sources.filter((s) => s.region === region).map((s) => arns.kmsKeys(region, s.account));
-    // Sids are unique per policy: suffixed with the region only when there are several.
-    const suffix = regions.length > 1 ? region.replace(/(^|-)([a-z0-9])/g, (_, __, c: string) => c.toUpperCase()) : '';
-    return [
-      new iam.PolicyStatement({ sid: `SourceSharingKeysUse${suffix}`, actions: KEY_USE, resources, conditions: viaRds(region) }),
-      new iam.PolicyStatement({
-        sid: `SourceSharingKeysGrants${suffix}`, actions: KEY_GRANTS, resources, conditions: { ...viaRds(region), ...grantForAwsResource },
-      }),
-    ];
-  });
 }

@@ -68,3 +68,23 @@ export function only(t: Template, type: string, match: Record<string, unknown>):
 }
 
 export const templateFor = (s: Synth, account: 'source' | 'target'): Template => (account === 'source' ? s.source : s.target);
+
+export interface Statement { Sid?: string; Effect: string; Action: string | string[]; Resource: any; Condition?: any; Principal?: any }
+export const list = <T>(x: T | T[] | undefined): T[] => (x === undefined ? [] : Array.isArray(x) ? x : [x]);
+
+/** Every statement of every IAM policy attached to a role in the template, with the role's logical id. */
+export function roleStatements(t: Template): { role: string; st: Statement }[] {
+  return Object.values(resources(t, 'AWS::IAM::Policy')).flatMap((p) =>
+    (p.Properties.PolicyDocument.Statement as Statement[]).map((st) => ({ role: p.Properties.Roles[0].Ref as string, st })));
+}
+
+/** The logical id of a function's role. */
+export function stepRole(t: Template, fnName: string): string {
+  return only(t, 'AWS::Lambda::Function', { FunctionName: fnName }).Properties.Role['Fn::GetAtt'][0];
+}
+
+/** The statements of a function's role. */
+export function statementsOf(t: Template, fnName: string): Statement[] {
+  const role = stepRole(t, fnName);
+  return roleStatements(t).filter((x) => x.role === role).map((x) => x.st);
+}

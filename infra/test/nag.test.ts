@@ -29,3 +29,21 @@ test('an unexplained wildcard is not acknowledged', () => {
   // The snapshot:* wildcard matches a known shape (copy sources) and is acknowledged; s3:* and "*" are not.
   assert.deepEqual(ids, ['AwsSolutions-IAM5[Action::s3:*]', 'AwsSolutions-IAM5[Resource::*]']);
 });
+
+test('"*" is acknowledged only for actions with no resource type, and only while nothing else is granted on it', () => {
+  const findings = (statements: iam.PolicyStatement[]) => {
+    const app = newApp();
+    const stack = new Stack(app, 'Probe', { env: { account: '111111111111', region: 'eu-west-1' } });
+    const role = new iam.Role(stack, 'Role', { assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com') });
+    statements.forEach((s) => role.addToPrincipalPolicy(s));
+    acknowledgeWildcards(role, statements);
+    return new AwsSolutionsChecks(app).validateScope(app).violations.map((v) => v.ruleName).sort();
+  };
+  const quotas = new iam.PolicyStatement({ sid: 'Quotas', actions: ['rds:DescribeAccountAttributes'], resources: ['*'] });
+  assert.deepEqual(findings([quotas]), []);
+  // Another action in the same statement, or another statement on "*" in the same policy: not acknowledged.
+  assert.deepEqual(findings([new iam.PolicyStatement({ actions: ['rds:DescribeAccountAttributes', 'rds:DeleteDBSnapshot'], resources: ['*'] })]),
+    ['AwsSolutions-IAM5[Resource::*]']);
+  assert.deepEqual(findings([quotas, new iam.PolicyStatement({ actions: ['rds:DescribeDBLogFiles'], resources: ['*'] })]),
+    ['AwsSolutions-IAM5[Resource::*]']);
+});

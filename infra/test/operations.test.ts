@@ -8,7 +8,8 @@ import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import { Template } from 'aws-cdk-lib/assertions';
 import { buildDeployment } from '../lib/app';
-import { dlqName, functionName } from '../lib/routing';
+import { loadPermissions, PERMISSIONS_FILE } from '../lib/permissions';
+import { dlqName, functionName, Routing, RoutingFunction } from '../lib/routing';
 import { lambdaZip } from '../lib/step';
 import { Config } from '../lib/config';
 import { exampleConfig, newApp, only, placeholderAssets, resources, routing, Synth, synthExample, templateFor } from './helpers';
@@ -110,6 +111,62 @@ describe('alarms', () => {
       }
     });
   }
+
+  // A step that creates or copies snapshots can find the manual snapshot quota full; it then
+  // writes routing.json's quota_full metric, and only this alarm tells anyone.
+  const permissions = loadPermissions(PERMISSIONS_FILE, routing);
+  const makesSnapshots = (name: string) => permissions.steps[name]
+    .some((st) => st.actions.some((a) => /^rds:(Create|Copy)DB(Cluster)?Snapshot$/.test(a)));
+  const quotaAlarms = (s: Synth, fn: RoutingFunction, r: Routing = routing) =>
+    Object.values(resources(templateFor(s, fn.account), 'AWS::CloudWatch::Alarm'))
+      .filter((a) => a.Properties.Namespace === r.metrics.namespace && a.Properties.MetricName === r.metrics.quota_full
+        && JSON.stringify(a.Properties.Dimensions) === JSON.stringify([{ Name: 'Step', Value: fn.name }]));
+
+  test('permissions.json: the steps that create or copy snapshots are create-snapshot, share-snapshot, copy-shared-snapshot', () => {
+    assert.deepEqual(routing.functions.filter((f) => makesSnapshots(f.name)).map((f) => f.name),
+      ['create-snapshot', 'share-snapshot', 'copy-shared-snapshot']);
+  });
+
+  for (const fn of routing.functions) {
+    test(`${fn.name}: ${makesSnapshots(fn.name) ? 'an alarm' : 'no alarm'} on ${routing.metrics.namespace}/${routing.metrics.quota_full} (Step=${fn.name})`, () => {
+      const found = quotaAlarms(synth, fn);
+      if (!makesSnapshots(fn.name)) {
+        assert.deepEqual(found, []);
+        return;
+      }
+      assert.equal(found.length, 1);
+      const topic = Object.keys(resources(templateFor(synth, fn.account), 'AWS::SNS::Topic'))[0];
+      const { AlarmDescription, ...p } = found[0].Properties;
+      assert.deepEqual(p, {
+        AlarmName: `${functionName(fn)}-snapshot-quota-full`,
+        Namespace: 'snapferry',
+        MetricName: 'SnapshotQuotaFull',
+        Dimensions: [{ Name: 'Step', Value: fn.name }],
+        Statistic: 'Sum',
+        Period: 300,
+        EvaluationPeriods: 1,
+        Threshold: 1,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+        TreatMissingData: 'notBreaching',
+        AlarmActions: [{ Ref: topic }],
+      });
+      // Says what to do about it.
+      for (const words of ['Delete manual snapshots', 'raise the quota in Service Quotas', 'ManualSnapshots', 'ManualClusterSnapshots']) {
+        assert.ok(AlarmDescription.includes(words), `${AlarmDescription} lacks ${words}`);
+      }
+    });
+  }
+
+  test('the quota alarm\'s namespace and metric name are routing.json\'s', () => {
+    const r: Routing = { ...routing, metrics: { namespace: 'elsewhere', quota_full: 'QuotaReached' } };
+    const app = newApp();
+    const d = buildDeployment(app, config, r, placeholderAssets());
+    const s = { target: Template.fromStack(d.target), source: Template.fromStack(d.sources[0]) } as Synth;
+    for (const fn of routing.functions.filter((f) => makesSnapshots(f.name))) {
+      assert.equal(quotaAlarms(s, fn, r).length, 1, fn.name);
+      assert.deepEqual(quotaAlarms(s, fn), [], fn.name);
+    }
+  });
 
   test('a dashboard per stack, and the alarm email subscribed', () => {
     for (const t of Object.values(templates)) {

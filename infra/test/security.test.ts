@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { Template } from 'aws-cdk-lib/assertions';
 import { Config } from '../lib/config';
-import { exampleConfig, only, resources, routing, synthExample } from './helpers';
+import { loadPermissions, PERMISSIONS_FILE } from '../lib/permissions';
+import { exampleConfig, list, only, resources, roleStatements, routing, Statement, statementsOf, synthExample } from './helpers';
 
 const config = exampleConfig();
 const synth = synthExample(config);
@@ -26,24 +27,6 @@ const multiSources = multi.deployment.sources.map((stack, i) => ({ config: multi
 const forwarderArn = (account: string, region: string) => `arn:aws:iam::${account}:role/snapferry-forward-${region}`;
 const targetBusArn = `arn:aws:events:${config.target.region}:${target}:event-bus/${routing.pipeline_bus}`;
 const GRANTS = /^kms:(CreateGrant|ListGrants|RevokeGrant|RetireGrant)$/;
-
-interface Statement { Sid?: string; Effect: string; Action: string | string[]; Resource: any; Condition?: any; Principal?: any }
-const list = <T>(x: T | T[] | undefined): T[] => (x === undefined ? [] : Array.isArray(x) ? x : [x]);
-
-/** Every statement of every IAM policy attached to a role in the template, with the role's logical id. */
-function roleStatements(t: Template): { role: string; st: Statement }[] {
-  return Object.values(resources(t, 'AWS::IAM::Policy')).flatMap((p) =>
-    (p.Properties.PolicyDocument.Statement as Statement[]).map((st) => ({ role: p.Properties.Roles[0].Ref as string, st })));
-}
-
-function stepRole(t: Template, fnName: string): string {
-  return only(t, 'AWS::Lambda::Function', { FunctionName: fnName }).Properties.Role['Fn::GetAtt'][0];
-}
-
-function statementsOf(t: Template, fnName: string): Statement[] {
-  const role = stepRole(t, fnName);
-  return roleStatements(t).filter((x) => x.role === role).map((x) => x.st);
-}
 
 describe('key policies', () => {
   test('sharing key: root keeps kms:*, the backup account gets exactly the copy actions, grants only for AWS resources', () => {
@@ -135,12 +118,11 @@ describe('pipeline bus policy', () => {
         Principal: root(src.account),
         Action: 'events:PutEvents',
         Resource: { 'Fn::GetAtt': [bus.id, 'Arn'] },
+        // events:source and events:detail-type are multivalued: a set operator, and present.
         Condition: {
-          StringEquals: {
-            'aws:PrincipalArn': forwarderArn(src.account, src.region),
-            'events:source': routing.source,
-            'events:detail-type': 'Snapshot Shared',
-          },
+          StringEquals: { 'aws:PrincipalArn': forwarderArn(src.account, src.region) },
+          'ForAllValues:StringEquals': { 'events:source': routing.source, 'events:detail-type': 'Snapshot Shared' },
+          Null: { 'events:source': 'false', 'events:detail-type': 'false' },
         },
       })));
     }
@@ -169,6 +151,17 @@ describe('pipeline bus policy', () => {
 // Actions that create, change or delete something; each must be bound by a snapferry tag.
 const WRITES = /^rds:(Create|Copy|Restore|Delete|Modify|AddTags)/;
 
+// The actions with no resource type (IAM authorizes them only on "*"): those of permissions.json's
+// statements with scope 'account', the only scope rendered as "*". Nothing else may be on "*".
+const permissions = loadPermissions(PERMISSIONS_FILE, routing);
+const NO_RESOURCE_TYPE = new Set([...permissions.every_step, ...permissions.event_source, ...Object.values(permissions.steps).flat()]
+  .filter((s) => s.resources.includes('account')).flatMap((s) => s.actions));
+
+test('the actions permissions.json puts on "*" (scope account) are read-only (Describe, Get, List), each named in full', () => {
+  assert.ok(NO_RESOURCE_TYPE.size > 0);
+  for (const a of NO_RESOURCE_TYPE) assert.match(a, /^[a-z0-9-]+:(Describe|Get|List)[A-Za-z0-9]+$/);
+});
+
 describe('IAM', () => {
   for (const [side, t] of [['source', synth.source], ['target', synth.target]] as const) {
     test(`${side}: every RDS write is conditioned on a snapferry tag`, () => {
@@ -183,10 +176,14 @@ describe('IAM', () => {
       assert.ok(checked >= 2);
     });
 
-    test(`${side}: no "*" resource and no service-wide action in any role`, () => {
+    test(`${side}: no "*" resource (but for actions with no resource type) and no service-wide action in any role`, () => {
       for (const { st } of roleStatements(t)) {
-        assert.ok(!list(st.Resource).includes('*'), `${st.Sid} ${JSON.stringify(st.Action)} on "*"`);
-        assert.ok(!list(st.Action).some((a) => /:\*$/.test(a)), `${st.Sid}: ${JSON.stringify(st.Action)}`);
+        const actions = list(st.Action);
+        if (list(st.Resource).includes('*')) {
+          assert.ok(actions.every((a) => NO_RESOURCE_TYPE.has(a)), `${st.Sid} ${JSON.stringify(st.Action)} on "*"`);
+          assert.deepEqual(list(st.Resource), ['*'], `${st.Sid}: "*" and more`);
+        }
+        assert.ok(!actions.some((a) => /:\*$/.test(a)), `${st.Sid}: ${JSON.stringify(st.Action)}`);
       }
     });
   }

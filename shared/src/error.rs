@@ -8,6 +8,10 @@ use aws_smithy_runtime_api::client::result::SdkError;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The code of the permanent error a full snapshot count quota ends in (the manual
+/// snapshots of an account and region): distinct from a quota wait, which clears by itself.
+pub const QUOTA_FULL: &str = "SnapshotCountQuotaFull";
+
 /// Why a retryable error is worth retrying; decides the backoff.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Retry {

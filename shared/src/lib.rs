@@ -4,7 +4,7 @@
 //!
 //! 1. [`events`]: the contract (the `snapferry-contract` crate, no AWS SDK).
 //! 2. Foundations: [`error`], [`arn`], [`tags`], [`naming`], [`kms`], [`environment`],
-//!    [`config`], [`select`], [`routing`].
+//!    [`config`], [`select`], [`routing`], [`permissions`].
 //! 3. [`inbound`]: one parser for every SQS body, native `aws.rds` / `aws.ec2` events included.
 //! 4. [`store`]: the one abstraction over the three resource kinds, and its AWS adapters.
 //! 5. Runtime: [`ports`] (queue, bus, clock), [`sqs`] (the batch helper and the SQS
@@ -24,6 +24,7 @@ pub mod kms;
 #[cfg(feature = "memory")]
 pub mod memory;
 pub mod naming;
+pub mod permissions;
 pub mod ports;
 pub mod publish;
 pub mod routing;

@@ -1,6 +1,6 @@
 //! The ports a step depends on besides its stores ([`crate::store::Stores`]): the step's
-//! own queue, the pipeline bus and the clock. The AWS adapters are [`crate::sqs::Queue`]
-//! and [`crate::publish::PipelineBus`]; the in-memory ones are in `snapferry::memory`
+//! own queue, the pipeline bus, metrics and the clock. The AWS adapters are
+//! [`crate::sqs::Queue`], [`crate::publish::PipelineBus`] and [`crate::publish::Emf`]; the in-memory ones are in `snapferry::memory`
 //! (feature `memory`), for decision tests that run in milliseconds.
 
 use crate::error::{Error, Result};
@@ -13,8 +13,15 @@ use std::time::Duration;
 #[async_trait]
 pub trait StepQueue: Send + Sync {
     /// Delivers `body` to this step again after `delay` (SQS caps delays at 900 s),
-    /// counted as attempt `attempt`.
-    async fn send_later(&self, body: &str, delay: Duration, attempt: u32) -> Result<()>;
+    /// counted as attempt `attempt`; `waiting_since` travels with it while it waits for a
+    /// full quota of copies in progress.
+    async fn send_later(
+        &self,
+        body: &str,
+        delay: Duration,
+        attempt: u32,
+        waiting_since: Option<DateTime<Utc>>,
+    ) -> Result<()>;
     /// Parks `body` in the dead-letter queue, with the reason next to it.
     async fn dead_letter(&self, body: &str, error: &Error) -> Result<()>;
     /// Makes a record that failed visible again only after `delay` (its retry backoff).
@@ -26,6 +33,12 @@ pub trait StepQueue: Send + Sync {
 pub trait EventBus: Send + Sync {
     /// Publishes every event, or fails (nothing is silently dropped).
     async fn publish(&self, events: &[PipelineEvent]) -> Result<()>;
+}
+
+/// Numbers the stacks alarm on (names in `shared/routing.json` under `metrics`).
+pub trait Metrics: Send + Sync {
+    /// Counts one occurrence of metric `name` for the function `step`.
+    fn count(&self, name: &str, step: &str);
 }
 
 /// What time it is; steps never read the system clock themselves, so tests can set it.

@@ -16,6 +16,15 @@ pub struct Routing {
     pub visibility_timeout_factor: u32,
     pub functions: Vec<Function>,
     pub cross_account: CrossAccount,
+    pub metrics: MetricNames,
+}
+
+/// The metrics steps write and the stacks alarm on.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MetricNames {
+    pub namespace: String,
+    /// A snapshot count quota is full (never clears by itself).
+    pub quota_full: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

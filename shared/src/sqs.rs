@@ -20,12 +20,15 @@ use crate::inbound::{Incoming, parse_message};
 use crate::ports::StepQueue;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::MessageAttributeValue;
+use chrono::{DateTime, Utc};
 use std::future::Future;
 use std::time::Duration;
 use tracing::{error, info, warn};
 
 /// Message attributes snapferry sets; read by operators next to a dead letter, and by the next attempt.
 pub const ATTR_ATTEMPT: &str = "snapferry-attempt";
+/// Since when a message has waited for a full quota of copies in progress (RFC 3339).
+pub const ATTR_WAITING_SINCE: &str = "snapferry-waiting-since";
 pub const ATTR_ERROR_CODE: &str = "snapferry-error-code";
 pub const ATTR_ERROR_REASON: &str = "snapferry-error-reason";
 pub const ATTR_FAILED_AT: &str = "snapferry-failed-at";
@@ -50,13 +53,24 @@ impl Queue {
 
 #[async_trait::async_trait]
 impl StepQueue for Queue {
-    async fn send_later(&self, body: &str, delay: Duration, attempt: u32) -> Result<(), Error> {
+    async fn send_later(
+        &self,
+        body: &str,
+        delay: Duration,
+        attempt: u32,
+        waiting_since: Option<DateTime<Utc>>,
+    ) -> Result<(), Error> {
+        let mut attributes =
+            std::collections::HashMap::from([(ATTR_ATTEMPT.to_string(), string_attribute(&attempt.to_string()))]);
+        if let Some(since) = waiting_since {
+            attributes.insert(ATTR_WAITING_SINCE.to_string(), string_attribute(&since.to_rfc3339()));
+        }
         self.sqs
             .send_message()
             .queue_url(&self.url)
             .message_body(body)
             .delay_seconds(delay.min(MAX_DELAY).as_secs() as i32)
-            .message_attributes(ATTR_ATTEMPT, string_attribute(&attempt.to_string()))
+            .set_message_attributes(Some(attributes))
             .send()
             .await
             .map(|_| ())
@@ -99,11 +113,17 @@ impl StepQueue for Queue {
 pub struct Backoff {
     pub base: Duration,
     pub cap: Duration,
+    /// How long a message may wait for a full quota of copies in progress.
+    pub quota_wait: Duration,
 }
 
 impl Default for Backoff {
     fn default() -> Self {
-        Backoff { base: Duration::from_secs(10), cap: Duration::from_secs(300) }
+        Backoff {
+            base: Duration::from_secs(10),
+            cap: Duration::from_secs(300),
+            quota_wait: Duration::from_secs(24 * 3600),
+        }
     }
 }
 
@@ -126,6 +146,15 @@ pub struct Record {
     pub receive_count: u32,
     /// How many times snapferry re-sent it after a quota hit or a `Later` (0 at first).
     pub attempt: u32,
+    /// Since when it has waited for a full quota of copies in progress, if it has.
+    pub waiting_since: Option<DateTime<Utc>>,
+}
+
+impl Record {
+    /// Whether it has waited for copies in progress longer than `limit`, as of `now`.
+    pub fn waited_past(&self, limit: Duration, now: DateTime<Utc>) -> bool {
+        self.waiting_since.is_some_and(|since| (now - since).to_std().is_ok_and(|waited| waited > limit))
+    }
 }
 
 /// A step's Lambda handler: one SQS batch in, the ids to retry out. The Lambda `main`s and
@@ -142,8 +171,15 @@ pub fn backoff_delay(attempt: u32, base: Duration, cap: Duration) -> Duration {
     (base + Duration::from_millis(fastrand::u64(0..=span))).min(cap)
 }
 
-/// Runs `step` on every record and returns exactly the ids that must be retried.
-pub async fn run_batch<F, Fut>(queue: &dyn StepQueue, backoff: Backoff, event: SqsEvent, step: F) -> SqsBatchResponse
+/// Runs `step` on every record and returns exactly the ids that must be retried; `now` is
+/// when the batch arrived, by the step's clock.
+pub async fn run_batch<F, Fut>(
+    queue: &dyn StepQueue,
+    backoff: Backoff,
+    now: DateTime<Utc>,
+    event: SqsEvent,
+    step: F,
+) -> SqsBatchResponse
 where
     F: Fn(Incoming, Record) -> Fut,
     Fut: Future<Output = Result<Outcome, Error>>,
@@ -155,7 +191,7 @@ where
             warn!("SQS record without a message id skipped");
             continue;
         };
-        if !handle(queue, backoff, &message, &id, &step).await {
+        if !handle(queue, backoff, now, &message, &id, &step).await {
             let mut failure = BatchItemFailure::default();
             failure.item_identifier = id;
             response.batch_item_failures.push(failure);
@@ -165,7 +201,14 @@ where
 }
 
 /// Returns false when the record must be reported as a batch item failure.
-async fn handle<F, Fut>(queue: &dyn StepQueue, backoff: Backoff, message: &SqsMessage, id: &str, step: &F) -> bool
+async fn handle<F, Fut>(
+    queue: &dyn StepQueue,
+    backoff: Backoff,
+    now: DateTime<Utc>,
+    message: &SqsMessage,
+    id: &str,
+    step: &F,
+) -> bool
 where
     F: Fn(Incoming, Record) -> Fut,
     Fut: Future<Output = Result<Outcome, Error>>,
@@ -180,6 +223,12 @@ where
             .and_then(|a| a.string_value.as_deref())
             .and_then(|v| v.parse().ok())
             .unwrap_or(0),
+        waiting_since: message
+            .message_attributes
+            .get(ATTR_WAITING_SINCE)
+            .and_then(|a| a.string_value.as_deref())
+            .and_then(|v| DateTime::parse_from_rfc3339(v).ok())
+            .map(|t| t.with_timezone(&Utc)),
     };
     let parsed = match parse_message(body) {
         Ok(parsed) => parsed,
@@ -191,13 +240,15 @@ where
     };
     match step(parsed, record.clone()).await {
         Ok(Outcome::Done) => true,
-        Ok(Outcome::Later { delay, body }) => requeue(queue, &body, record.attempt + 1, delay).await,
+        Ok(Outcome::Later { delay, body }) => requeue(queue, &body, record.attempt + 1, delay, None).await,
         Err(e) => match e.retry() {
             Some(Retry::QuotaExceeded) => {
-                // Copies take minutes; start slower than for throttling.
+                // Copies take minutes; start slower than for throttling. The step reports
+                // the wait as over (a permanent error) once it passed `quota_wait`.
                 let delay = backoff_delay(record.attempt, backoff.base.saturating_mul(3), backoff.cap);
                 info!(message_id = id, error = %e, delay_s = delay.as_secs(), "quota full; trying again later");
-                requeue(queue, body, record.attempt + 1, delay).await
+                let since = record.waiting_since.unwrap_or(now);
+                requeue(queue, body, record.attempt + 1, delay, Some(since)).await
             }
             Some(_) => {
                 let delay = backoff_delay(record.receive_count.saturating_sub(1), backoff.base, backoff.cap);
@@ -213,8 +264,14 @@ where
     }
 }
 
-async fn requeue(queue: &dyn StepQueue, body: &str, attempt: u32, delay: Duration) -> bool {
-    match queue.send_later(body, delay, attempt).await {
+async fn requeue(
+    queue: &dyn StepQueue,
+    body: &str,
+    attempt: u32,
+    delay: Duration,
+    waiting_since: Option<DateTime<Utc>>,
+) -> bool {
+    match queue.send_later(body, delay, attempt, waiting_since).await {
         Ok(()) => true,
         Err(e) => {
             // The original stays in the queue and comes back after its visibility timeout.
@@ -316,7 +373,7 @@ mod tests {
             record("6", &valid_body("later")),
         ]);
 
-        let response = run_batch(&queue, backoff, event, step).await;
+        let response = run_batch(&queue, backoff, Utc::now(), event, step).await;
 
         let failed: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
         assert_eq!(failed, vec!["3"], "only the throttled record is retried through SQS");
@@ -340,7 +397,7 @@ mod tests {
         let sqs = mock_client!(aws_sdk_sqs, RuleMode::MatchAny, [&to_dlq]);
         let queue = Queue::new(sqs, QUEUE.into(), DLQ.into());
         let backoff = Backoff::default();
-        let response = run_batch(&queue, backoff, batch(vec![record("1", "{not json")]), step).await;
+        let response = run_batch(&queue, backoff, Utc::now(), batch(vec![record("1", "{not json")]), step).await;
         assert!(response.batch_item_failures.is_empty());
         assert_eq!(to_dlq.num_calls(), 1);
     }
@@ -356,7 +413,8 @@ mod tests {
         let sqs = mock_client!(aws_sdk_sqs, RuleMode::MatchAny, [&requeue]);
         let queue = Queue::new(sqs, QUEUE.into(), DLQ.into());
         let backoff = Backoff::default();
-        let response = run_batch(&queue, backoff, batch(vec![record("1", &valid_body("later"))]), step).await;
+        let response =
+            run_batch(&queue, backoff, Utc::now(), batch(vec![record("1", &valid_body("later"))]), step).await;
         assert!(response.batch_item_failures.is_empty());
         assert_eq!(requeue.num_calls(), 1);
     }
@@ -368,7 +426,8 @@ mod tests {
         let sqs = mock_client!(aws_sdk_sqs, RuleMode::MatchAny, [&broken]);
         let queue = Queue::new(sqs, QUEUE.into(), DLQ.into());
         let backoff = Backoff::default();
-        let response = run_batch(&queue, backoff, batch(vec![record("9", &valid_body("denied"))]), step).await;
+        let response =
+            run_batch(&queue, backoff, Utc::now(), batch(vec![record("9", &valid_body("denied"))]), step).await;
         let failed: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
         assert_eq!(failed, vec!["9"]);
     }

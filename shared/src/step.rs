@@ -3,17 +3,19 @@
 
 use crate::clients::Clients;
 use crate::config::Env;
-use crate::error::{Error, Result};
-use crate::events::{PipelineEvent, Recheck};
+use crate::error::{Error, Result, Retry};
+use crate::events::{PipelineEvent, Recheck, RecheckWhat, SnapshotRef, Step};
 use crate::inbound::Incoming;
-use crate::ports::{Clock, EventBus, StepQueue, SystemClock};
+use crate::ports::{Clock, EventBus, Metrics, StepQueue, SystemClock};
 use crate::sqs::{Backoff, BatchHandler, Outcome, Record};
-use crate::store::{CopyCompletion, SnapshotStore, Stores};
+use crate::store::{CopyCompletion, CopyRequest, Snapshot, SnapshotStore, Status, Stores};
+use crate::tags;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::{DateTime, Utc};
 use lambda_runtime::{LambdaEvent, service_fn};
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::warn;
 
 /// Settings every step has: its queue, its dead-letter queue, its pipeline bus, and how
 /// long to wait between re-checks of something in progress.
@@ -27,7 +29,16 @@ pub struct StepEnv {
     pub retry_base: Duration,
     /// Re-checks of one thing before the wait is given up and reported.
     pub max_rechecks: u32,
+    /// How long a message waits for a full quota of copies in progress.
+    pub quota_wait: Duration,
 }
+
+/// How many times in all a copy is made when AWS reports it failed, before the failure
+/// is reported: a copy fails for transient reasons too (RDS-EVENT-0190 / 0061 say only
+/// "canceled"), but one that keeps failing needs a person.
+pub const MAX_COPY_ATTEMPTS: u32 = 3;
+/// The code of the error a copy that failed [`MAX_COPY_ATTEMPTS`] times ends in.
+pub const COPY_FAILED: &str = "CopyFailed";
 
 /// How much longer than [`StepEnv::recheck`] a step waits before looking at a copy whose
 /// end AWS announces: the event normally comes first, the re-check only backs it up.
@@ -44,11 +55,12 @@ impl StepEnv {
             recheck: Duration::from_secs(env.parse("RECHECK_SECONDS")?),
             retry_base: Duration::from_secs(env.parse("RETRY_BASE_SECONDS")?),
             max_rechecks: env.parse("MAX_RECHECKS")?,
+            quota_wait: Duration::from_secs(env.parse::<u64>("QUOTA_WAIT_HOURS")? * 3600),
         })
     }
 
     pub fn backoff(&self) -> Backoff {
-        Backoff { base: self.retry_base, ..Backoff::default() }
+        Backoff { base: self.retry_base, quota_wait: self.quota_wait, ..Backoff::default() }
     }
 }
 
@@ -58,6 +70,7 @@ pub struct StepContext {
     pub stores: Arc<dyn Stores>,
     pub queue: Arc<dyn StepQueue>,
     pub bus: Arc<dyn EventBus>,
+    pub metrics: Arc<dyn Metrics>,
     pub clock: Arc<dyn Clock>,
     pub env: StepEnv,
 }
@@ -80,6 +93,7 @@ impl StepContext {
             stores: Arc::new(clients.clone()),
             queue: Arc::new(queue),
             bus: Arc::new(bus),
+            metrics: Arc::new(crate::publish::Emf { namespace: crate::routing::Routing::load().metrics.namespace }),
             clock: Arc::new(SystemClock),
             env,
         }
@@ -100,6 +114,82 @@ impl StepContext {
     /// Publishes pipeline events on this account's pipeline bus.
     pub async fn publish(&self, events: &[PipelineEvent]) -> Result<()> {
         self.bus.publish(events).await
+    }
+
+    /// Makes `failed` (a copy of ours AWS reports failed) again from `source`, under the
+    /// same name and with the same tags: the failed one is deleted first, since the name is
+    /// deterministic. Past [`MAX_COPY_ATTEMPTS`] a permanent `CopyFailed` error with AWS's
+    /// reason instead, for the caller to report.
+    pub async fn copy_again(
+        &self,
+        store: &dyn SnapshotStore,
+        failed: &Snapshot,
+        source: &str,
+        source_region: Option<&str>,
+        kms_key_id: Option<&str>,
+    ) -> Result<Snapshot> {
+        let why = match &failed.status {
+            Status::Failed(why) => why.clone(),
+            _ => return Ok(failed.clone()),
+        };
+        let attempt: u32 = failed.tags.get(tags::COPY_ATTEMPT).and_then(|v| v.parse().ok()).unwrap_or(1);
+        if attempt >= MAX_COPY_ATTEMPTS {
+            return Err(Error::Permanent {
+                op: "copy",
+                code: COPY_FAILED.into(),
+                message: format!("{} failed {attempt} times; the last time: {why}", failed.arn),
+                hint: Some("look at the copy's events in the RDS console; replay the message to try once more"),
+            });
+        }
+        warn!(copy_arn = failed.arn, attempt, why, "copy failed; making it again");
+        store.delete(failed).await?;
+        let mut again = failed.tags.clone();
+        again.remove(tags::COPIED_AT);
+        again.insert(tags::COPY_ATTEMPT.into(), (attempt + 1).to_string());
+        store.copy(&CopyRequest { source, source_region, target_id: &failed.name, kms_key_id, tags: &again }).await
+    }
+
+    /// Counts a full snapshot count quota for `step` (the stacks alarm on it).
+    pub fn count_quota_full(&self, step: &str) {
+        self.metrics.count(&crate::routing::Routing::load().metrics.quota_full, step);
+    }
+
+    /// A message waited for a full quota of copies in progress longer than
+    /// [`StepEnv::quota_wait`]: the wait ends as a permanent error (so the message is
+    /// dead-lettered with the reason) and, where the message names a snapshot, a Snapshot
+    /// Rejected event saying why.
+    async fn quota_wait_over(&self, stalled: Option<(String, SnapshotRef, SnapshotRef)>, e: Error) -> Error {
+        let error = Error::Permanent {
+            op: "QuotaWait",
+            code: "QuotaWaitExceeded".into(),
+            message: format!("copies in progress stayed at the quota for over {:?}: {e}", self.env.quota_wait),
+            hint: Some(
+                "copies of other tools or a stuck copy hold the quota; look at the copies in progress, then replay",
+            ),
+        };
+        let Some((correlation_id, snapshot, origin)) = stalled else { return error };
+        let rejected = PipelineEvent::new(
+            correlation_id,
+            snapshot,
+            origin,
+            Step::Rejected { reason: error.to_string(), sender_account: None },
+        );
+        match self.publish(&[rejected]).await {
+            Ok(()) => error,
+            Err(publish) => publish,
+        }
+    }
+
+    /// A snapshot count quota is full: `rejected` (a Snapshot Rejected event saying so) is
+    /// published at once and the stacks' alarm metric counted; the error comes back, so the
+    /// message is dead-lettered with its reason instead of being retried into a quota that
+    /// only deleting snapshots (or raising it) clears.
+    pub async fn quota_full(&self, step: &str, rejected: PipelineEvent, error: Error) -> Error {
+        self.count_quota_full(step);
+        match self.publish(&[rejected]).await {
+            Ok(()) => error,
+            Err(e) => e,
+        }
     }
 
     /// The outcome "look at this again after the re-check interval"; past
@@ -141,7 +231,7 @@ impl StepContext {
     /// for one).
     pub async fn follow_up(&self, recheck: Recheck, delay: Duration) -> Result<()> {
         let attempt = recheck.attempt;
-        self.queue.send_later(&recheck_body(recheck)?, delay, attempt).await
+        self.queue.send_later(&recheck_body(recheck)?, delay, attempt, None).await
     }
 }
 
@@ -163,10 +253,36 @@ pub trait PipelineStep: Send + Sync {
 impl<T: PipelineStep> BatchHandler for T {
     async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
         let ctx = self.context();
-        crate::sqs::run_batch(ctx.queue.as_ref(), ctx.env.backoff(), event, |incoming, record| {
-            self.step(incoming, record)
+        crate::sqs::run_batch(ctx.queue.as_ref(), ctx.env.backoff(), ctx.now(), event, |incoming, record| async move {
+            let stalled = stalled_event(&incoming);
+            let waited_past = record.waited_past(ctx.env.quota_wait, ctx.now());
+            match self.step(incoming, record).await {
+                Err(e) if e.retry() == Some(Retry::QuotaExceeded) && waited_past => {
+                    Err(ctx.quota_wait_over(stalled, e).await)
+                }
+                other => other,
+            }
         })
         .await
+    }
+}
+
+/// What a Snapshot Rejected event about `incoming` names, when it names a snapshot: the
+/// snapshot and origin of a pipeline event or of a re-check of a copy.
+fn stalled_event(incoming: &Incoming) -> Option<(String, SnapshotRef, SnapshotRef)> {
+    match incoming {
+        Incoming::Pipeline(e) => {
+            Some((e.detail.correlation_id.clone(), e.detail.snapshot.clone(), e.detail.origin.clone()))
+        }
+        Incoming::Recheck(e) => match &e.detail.what {
+            RecheckWhat::ShareWhenAvailable { copy, origin }
+            | RecheckWhat::CopyWhenAvailable { copy, origin, .. }
+            | RecheckWhat::CopyToRegion { copy, origin, .. }
+            | RecheckWhat::RestoreProgress { copy, origin, .. } => {
+                Some((e.detail.correlation_id.clone(), copy.clone(), origin.clone()))
+            }
+        },
+        Incoming::Schedule(_) | Incoming::BackupRequested(_) | Incoming::Native(_) => None,
     }
 }
 

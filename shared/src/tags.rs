@@ -34,6 +34,10 @@ pub const VERIFIED_AT: &str = "snapferry:verified-at";
 pub const RESTORE_TEST: &str = "snapferry:restore-test";
 /// When snapferry created the resource (RFC 3339); retention counts from here.
 pub const CREATED_AT: &str = "snapferry:created-at";
+/// On a copy: the snapshot it was copied from, so a copy that fails can be made again.
+pub const COPIED_FROM: &str = "snapferry:copied-from";
+/// On a copy: which attempt at making it this is (1 when absent).
+pub const COPY_ATTEMPT: &str = "snapferry:copy-attempt";
 
 /// AWS reserves this key prefix; `AddTagsToResource` / `CreateTags` refuse such keys, so
 /// they must be dropped when copying a snapshot's tags onto the copy.
@@ -138,6 +142,11 @@ pub fn sanitize_value(v: &str) -> String {
 /// RFC 3339, whole seconds, `Z`; only uses allowed characters.
 pub fn timestamp_value(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// A timestamp tag value read back; `None` when it is not one.
+pub fn parse_timestamp(value: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(value).ok().map(|t| t.with_timezone(&Utc))
 }
 
 #[cfg(test)]

@@ -77,13 +77,64 @@ async fn rds_codes_map_to_the_right_class() {
         ("InvalidParameterValue", 400, Class::Permanent),
         ("SharedSnapshotQuotaExceeded", 400, Class::Permanent),
     ];
+    // Quotas with room: a SnapshotQuotaExceeded then means copies in progress.
+    let quotas = quotas_rule("ManualSnapshots", 3, 100);
     for (code, status, expected) in table {
         let rule = mock!(aws_sdk_rds::Client::copy_db_snapshot).then_http_response(move || rds_error(status, code));
-        let store = RdsInstance::new(rds_client(&rule), ACCOUNT, REGION);
+        let store = RdsInstance::new(rds_clients(&[&rule, &quotas]), ACCOUNT, REGION);
         let err = store.copy(&copy_request()).await.unwrap_err();
         assert_eq!(class(&err), expected, "{code}: {err}");
         assert_eq!(err.code(), if expected == Class::NotFound { "NotFound" } else { code });
     }
+}
+
+fn quotas_rule(name: &'static str, used: i64, max: i64) -> Rule {
+    mock!(aws_sdk_rds::Client::describe_account_attributes).then_http_response(move || {
+        let xml = format!(
+            "<DescribeAccountAttributesResponse xmlns=\"http://rds.amazonaws.com/doc/2014-10-31/\">\
+             <DescribeAccountAttributesResult><AccountQuotas>\
+             <AccountQuota><AccountQuotaName>DBInstances</AccountQuotaName><Used>1</Used><Max>40</Max></AccountQuota>\
+             <AccountQuota><AccountQuotaName>{name}</AccountQuotaName><Used>{used}</Used><Max>{max}</Max></AccountQuota>\
+             </AccountQuotas></DescribeAccountAttributesResult>\
+             <ResponseMetadata><RequestId>r-2</RequestId></ResponseMetadata></DescribeAccountAttributesResponse>"
+        );
+        Response::new(StatusCode::try_from(200).unwrap(), SdkBody::from(xml))
+    })
+}
+
+fn rds_clients(rules: &[&Rule]) -> aws_sdk_rds::Client {
+    mock_client!(aws_sdk_rds, RuleMode::MatchAny, rules, |c| c
+        .retry_config(aws_sdk_rds::config::retry::RetryConfig::disabled()))
+}
+
+#[tokio::test]
+async fn snapshot_quota_exceeded_is_a_full_count_or_a_wait_as_the_account_quotas_say() {
+    let refused =
+        || mock!(aws_sdk_rds::Client::copy_db_snapshot).then_http_response(|| rds_error(400, "SnapshotQuotaExceeded"));
+    let refused_cluster = || {
+        mock!(aws_sdk_rds::Client::create_db_cluster_snapshot)
+            .then_http_response(|| rds_error(400, "SnapshotQuotaExceeded"))
+    };
+    let full = RdsInstance::new(rds_clients(&[&refused(), &quotas_rule("ManualSnapshots", 100, 100)]), ACCOUNT, REGION);
+    let err = full.copy(&copy_request()).await.unwrap_err();
+    assert_eq!((class(&err), err.code()), (Class::Permanent, snapferry::error::QUOTA_FULL), "{err}");
+    assert!(err.to_string().contains("100 of 100 ManualSnapshots used in us-east-1"), "{err}");
+    // Another family's quota full says nothing about this one: copies in progress.
+    let other =
+        RdsInstance::new(rds_clients(&[&refused(), &quotas_rule("ManualClusterSnapshots", 100, 100)]), ACCOUNT, REGION);
+    assert_eq!(class(&other.copy(&copy_request()).await.unwrap_err()), Class::Retry(Retry::QuotaExceeded));
+    let cluster = RdsCluster::new(
+        rds_clients(&[&refused_cluster(), &quotas_rule("ManualClusterSnapshots", 7, 7)]),
+        ACCOUNT,
+        REGION,
+    );
+    let err = cluster.create("ledger", "snapferry-ledger", &Tags::new()).await.unwrap_err();
+    assert_eq!(err.code(), snapferry::error::QUOTA_FULL, "{err}");
+    // The quotas cannot be read: waiting (bounded) is the safe reading.
+    let unreadable =
+        mock!(aws_sdk_rds::Client::describe_account_attributes).then_http_response(|| rds_error(403, "AccessDenied"));
+    let unknown = RdsInstance::new(rds_clients(&[&refused(), &unreadable]), ACCOUNT, REGION);
+    assert_eq!(class(&unknown.copy(&copy_request()).await.unwrap_err()), Class::Retry(Retry::QuotaExceeded));
 }
 
 #[tokio::test]

@@ -16,6 +16,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("config", 0),
     ("select", 0),
     ("routing", 0),
+    ("permissions", 0),
     ("inbound", 1),
     ("store", 2),
     ("ports", 3),

@@ -156,6 +156,27 @@ pub mod control {
             .collect()
     }
 
+    /// AWS calls the emulator saw from `account`, with the role that made each:
+    /// (IAM action `service:Operation`, role name, error code).
+    pub fn calls(account: &str) -> Vec<(String, Option<String>, Option<String>)> {
+        call("GET", "/_snapferry/requests", None)["requests"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| r["account"] == account)
+            .map(|r| {
+                let (service, operation) =
+                    (r["service"].as_str().unwrap_or_default(), r["operation"].as_str().unwrap_or_default());
+                // SQS authorizes a batch call as the single-message action (SQS Developer
+                // Guide, sqs-api-permissions-reference): there is no sqs:SendMessageBatch.
+                let operation = if service == "sqs" { operation.trim_end_matches("Batch") } else { operation };
+                let action = format!("{service}:{operation}");
+                (action, r["principal"].as_str().map(str::to_string), r["error_code"].as_str().map(str::to_string))
+            })
+            .collect()
+    }
+
     /// Native events the emulator emitted for `account` (dropped ones included, flagged).
     pub fn events(account: &str) -> Vec<Value> {
         call("GET", "/_snapferry/events", None)

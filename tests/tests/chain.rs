@@ -512,3 +512,50 @@ async fn a_restore_that_fails_is_reported_the_copy_kept_and_the_test_resources_d
     assert!(!copies[0].tags.contains_key(tags::VERIFIED_AT), "{:?}", copies[0].tags);
     no_restore_resources_left(&p.target).await;
 }
+
+#[tokio::test]
+async fn a_copy_that_fails_once_is_made_again_and_verified() {
+    let p = start(&fast_options()).await;
+    // The backup account's first DB snapshot copy fails (RDS-EVENT-0190).
+    control::call(
+        "POST",
+        "/_snapferry/fail-completions",
+        Some(json!({"kind": "db-instance", "account": p.target.account, "count": 1})),
+    );
+    instance(&p.source, "wobbly", Encryption::Key(&p.sharing_key), &[]).await;
+    p.host.fire_schedule().await.expect("fire the schedule");
+    let mut events = Vec::new();
+    run_until(&p, &mut events, "wobbly verified", verified(&["wobbly"])).await;
+    settle(&p, &mut events).await;
+    let canceled = control::events(&p.target.account).into_iter().filter(|e| e["event_id_or_name"] == "RDS-EVENT-0190");
+    assert_eq!(canceled.count(), 1, "the first copy really failed");
+    let copy = assert_verified_copy(&p, ResourceKind::DbInstance, "wobbly").await;
+    assert_eq!(copy.tags.get(tags::COPY_ATTEMPT).map(String::as_str), Some("2"));
+    assert_eq!(count(&events, "wobbly", COPY_STARTED), 2, "{}", summary(&events));
+    assert_eq!(count(&events, "wobbly", COPIED), 1, "{}", summary(&events));
+    assert_dlqs_empty(&p).await;
+}
+
+#[tokio::test]
+async fn a_copy_that_keeps_failing_is_reported_with_its_reason_and_dead_lettered() {
+    let p = start(&fast_options()).await;
+    control::call(
+        "POST",
+        "/_snapferry/fail-completions",
+        Some(json!({"kind": "db-instance", "account": p.target.account, "count": 10})),
+    );
+    instance(&p.source, "doomed", Encryption::Key(&p.sharing_key), &[]).await;
+    p.host.fire_schedule().await.expect("fire the schedule");
+    let mut events = Vec::new();
+    run_until(&p, &mut events, "doomed rejected", |e| has(e, "doomed", REJECTED)).await;
+    settle(&p, &mut events).await;
+    let Step::Rejected { reason, .. } = &first(&events, "doomed", REJECTED).detail.step else { unreachable!() };
+    assert!(reason.contains("failed 3 times"), "{reason}");
+    assert_eq!(count(&events, "doomed", COPY_STARTED), 3, "{}", summary(&events));
+    assert!(!has(&events, "doomed", COPIED));
+    let queue = p.deployment.queue(&p.target.account, "copy-shared-snapshot").expect("deployed").clone();
+    let dead = dlq_messages(&p.target, &queue.dlq_url).await;
+    assert_eq!(dead.len(), 1, "one dead letter, to replay once the cause is fixed");
+    let code = dead[0].message_attributes().and_then(|a| a.get(ATTR_ERROR_CODE)).and_then(|v| v.string_value());
+    assert_eq!(code, Some("CopyFailed"));
+}

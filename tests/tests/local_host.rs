@@ -179,7 +179,18 @@ async fn deploy_creates_the_topology_of_routing_json() {
         let policy: Value = serde_json::from_str(target_bus.policy().expect("target bus has a policy")).expect("JSON");
         assert!(policy.to_string().contains(&a.source.account), "bus policy does not admit the source: {policy}");
     }
-    assert_eq!(deployment.schedules().len(), 1, "routing.json has one schedule rule");
+    // Each schedule rule of routing.json, in every account its function runs in.
+    let schedules = |side: Side| {
+        a.routing
+            .functions
+            .iter()
+            .filter(|f| f.account == side)
+            .flat_map(|f| &f.rules)
+            .filter(|r| r.schedule.is_some())
+            .count()
+    };
+    let expected = schedules(Side::Source) + a.targets.len() * schedules(Side::Target);
+    assert_eq!(deployment.schedules().len(), expected, "one per schedule rule and account");
 }
 
 #[tokio::test]

@@ -3,13 +3,14 @@
 //! semantics. `snapferry demo`, `snapferry local` and the end-to-end tests all use it, so
 //! they run the very handlers the Lambdas run.
 
-use crate::local::{DeployOptions, Deployment, Host, deploy};
+use crate::local::{DeployOptions, Deployment, Host, deploy, step_role};
 use serde_json::json;
 use snapferry::clients::Clients;
 use snapferry::config::Env;
 use snapferry::error::{Error, Result};
 use snapferry::events::{EventEnvelope, PipelineEvent};
 use snapferry::inbound::{Incoming, parse_message};
+use snapferry::permissions::{Permissions, Scope};
 use snapferry::routing::Routing;
 use snapferry::sqs::BatchHandler;
 use snapferry::step::StepContext;
@@ -43,6 +44,9 @@ pub struct PipelineOptions {
     pub restore_every_nth: usize,
     pub identifier_regex: Option<String>,
     pub description_regex: Option<String>,
+    /// What each step's role may do; `shared/permissions.json` unless a test takes an
+    /// action away to see the chain fail.
+    pub permissions: Permissions,
 }
 
 impl Default for PipelineOptions {
@@ -61,6 +65,7 @@ impl Default for PipelineOptions {
             restore_every_nth: 1,
             identifier_regex: None,
             description_regex: None,
+            permissions: Permissions::load(),
         }
     }
 }
@@ -77,6 +82,11 @@ struct Deployed<'a> {
 }
 
 impl PipelineOptions {
+    /// The allowlisted source accounts: `source` when none are given.
+    fn allowlist_or(&self, source: &str) -> Vec<String> {
+        if self.allowlist.is_empty() { vec![source.to_string()] } else { self.allowlist.clone() }
+    }
+
     /// The variables of `step` that the CDK stacks set from their config; the queue
     /// variables are added by the host, as the stacks' step construct adds them.
     fn variables(&self, step: &str, d: &Deployed) -> BTreeMap<String, String> {
@@ -102,9 +112,7 @@ impl PipelineOptions {
                 vars.push(("SHARING_KMS_KEY_ARN", d.sharing_key.to_string()));
             }
             snapferry_copy_shared_snapshot::STEP => {
-                let allowlist =
-                    if self.allowlist.is_empty() { d.source_account.to_string() } else { self.allowlist.join(",") };
-                vars.push(("SOURCE_ACCOUNTS", allowlist));
+                vars.push(("SOURCE_ACCOUNTS", self.allowlist_or(d.source_account).join(",")));
                 vars.push(("TARGET_KMS_KEY_ARN", d.target_key.to_string()));
                 vars.push(("EXTRA_REGIONS", self.extra_regions.join(",")));
                 let keys: Vec<String> = d.extra_keys.iter().map(|(r, k)| format!("{r}={k}")).collect();
@@ -190,7 +198,28 @@ impl LocalPipeline {
             vars.insert("DLQ_URL".into(), queue.dlq_url.clone());
             vars.insert("PIPELINE_BUS".into(), routing.pipeline_bus.clone());
             let env = Env::new(&function.name, vars)?;
-            host.register(clients, &function.name, step_handler(&env, clients)?)?;
+            // Each step acts as a role of its own holding exactly its permissions, so the
+            // emulator refuses what the deployed role would not allow.
+            let scope = Scope {
+                partition: "aws".into(),
+                account: clients.account.clone(),
+                region: clients.region.clone(),
+                extra_regions: options.extra_regions.clone(),
+                sources: options
+                    .allowlist_or(&source.account)
+                    .into_iter()
+                    .map(|a| (a, source.region.clone()))
+                    .collect(),
+                sharing_key: Some(sharing_key.clone()),
+                target_key: Some(target_key.clone()),
+                restore_subnet_group: Some(subnet_group.clone()),
+                queue_arn: queue.queue_arn.clone(),
+                dlq_arn: queue.dlq_arn.clone(),
+                bus_arn: deployment.pipeline_bus_arn(&clients.account).unwrap_or_default().to_string(),
+            };
+            let policy = options.permissions.role_policy(&function.name, &scope);
+            let role = step_role(clients, &function.name, &policy).await?;
+            host.register(&role, &function.name, step_handler(&env, &role)?)?;
         }
         let mut monitors = Vec::new();
         for clients in [&source, &target] {

@@ -11,13 +11,13 @@
 use regex::Regex;
 use snapferry::arn::Arn;
 use snapferry::config::{Env, is_account_id};
-use snapferry::error::{Error, Result, Retry};
+use snapferry::error::{Error, QUOTA_FULL, Result, Retry};
 use snapferry::events::{PipelineEvent, Recheck, RecheckWhat, SnapshotRef, Step};
 use snapferry::inbound::Incoming;
 use snapferry::inbound::native::NativeSignal;
 use snapferry::naming;
 use snapferry::sqs::{Outcome, Record};
-use snapferry::step::{PipelineStep, StepContext, StepEnv};
+use snapferry::step::{COPY_FAILED, PipelineStep, StepContext, StepEnv};
 use snapferry::store::{CopyRequest, Snapshot, SnapshotStore, Status};
 use snapferry::tags::{self, Lineage, Tags};
 use std::time::Duration;
@@ -149,13 +149,14 @@ impl Handler {
         }
         .tags();
         ours.extend(tags::origin_tags(&event.origin));
+        ours.insert(tags::COPIED_FROM.into(), shared.arn.clone());
         // The source's tags are its data: nothing in them may pose as snapferry's own.
         let (copy_tags, dropped) = tags::within_limit(&tags::user_tags(source_tags), &ours);
         if !dropped.is_empty() {
             warn!(snapshot_arn = shared.arn, ?dropped, "tags beyond AWS's limit of 50 left off the copy");
         }
         let copy_id = naming::target_copy_id(&shared.arn, shared.created_at);
-        let copy = store
+        let copied = store
             .copy(&CopyRequest {
                 source: &shared.arn,
                 source_region: Some(&shared.region),
@@ -163,7 +164,9 @@ impl Handler {
                 kms_key_id: Some(&self.config.target_key),
                 tags: &copy_tags,
             })
-            .await?;
+            .await;
+        let copy =
+            self.quota_checked(copied, event.correlation_id.clone(), event.snapshot.clone(), &event.origin).await?;
         info!(snapshot_arn = shared.arn, copy_arn = copy.arn, correlation_id = event.correlation_id, "copy started");
         let home = self.ctx.region().to_string();
         self.ctx.publish(&[event.next(copy.to_ref(), Step::CopyStarted { destination_region: home.clone() })]).await?;
@@ -241,7 +244,7 @@ impl Handler {
         lineage.remove(tags::COPIED_AT);
         lineage.remove(tags::VERIFIED_AT);
         let regional = self.ctx.stores.store_in(copy.kind, region);
-        let extra = regional
+        let copied = regional
             .copy(&CopyRequest {
                 source: &copy.arn,
                 source_region: Some(&copy.region),
@@ -249,12 +252,80 @@ impl Handler {
                 kms_key_id: Some(key),
                 tags: &lineage,
             })
-            .await?;
+            .await;
+        let extra = self.quota_checked(copied, correlation_id.to_string(), home.clone(), &origin).await?;
         let started = Step::CopyStarted { destination_region: region.to_string() };
         self.ctx.publish(&[PipelineEvent::new(correlation_id, extra.to_ref(), origin, started)]).await?;
         match extra.status {
             Status::Available => self.on_copy_available(extra).await,
             _ => self.recheck(regional.as_ref(), &extra, 0),
+        }
+    }
+
+    /// AWS reports our `copy` failed: made again from where it was copied from (the shared
+    /// snapshot; for an extra region, the home copy) a bounded number of times, then
+    /// reported (Snapshot Rejected with AWS's reason) and dead-lettered. `attempt` is the
+    /// re-check's that found it, 0 for an RDS event (which leaves reporting to the chain).
+    async fn on_copy_failed(&self, copy: Snapshot, attempt: u32) -> Result<Outcome> {
+        let store = self.ctx.stores.store_in(copy.kind, &copy.region);
+        let home = copy.region == self.ctx.region();
+        let source = if home {
+            copy.tags.get(tags::COPIED_FROM).cloned()
+        } else {
+            Some(self.ctx.stores.store(copy.kind).snapshot_arn(&copy.name))
+        };
+        let key = if home {
+            Some(self.config.target_key.clone())
+        } else {
+            self.config.extra_regions.iter().find(|(r, _)| *r == copy.region).map(|(_, k)| k.clone())
+        };
+        let source_region = source.as_deref().and_then(Arn::parse).map(|a| a.region.to_string());
+        let again = match (&source, &key) {
+            (Some(source), Some(key)) => {
+                self.ctx.copy_again(store.as_ref(), &copy, source, source_region.as_deref(), Some(key)).await
+            }
+            _ => Err(Error::Permanent {
+                op: "copy",
+                code: COPY_FAILED.into(),
+                message: format!("{} failed and names no source to copy again from: {:?}", copy.arn, copy.status),
+                hint: None,
+            }),
+        };
+        let origin = tags::origin_from_tags(copy.kind, &copy.tags).unwrap_or_else(|| copy.to_ref());
+        let correlation_id = copy.tags.get(tags::CORRELATION_ID).cloned().unwrap_or_default();
+        match again {
+            Ok(again) => {
+                let started = Step::CopyStarted { destination_region: again.region.clone() };
+                self.ctx.publish(&[PipelineEvent::new(&correlation_id, again.to_ref(), origin, started)]).await?;
+                self.recheck(store.as_ref(), &again, attempt)
+            }
+            // Reported by the re-check chain only, so a failure seen by both it and
+            // RDS-EVENT-0190 is reported once.
+            Err(e) if e.code() == COPY_FAILED && attempt > 0 => {
+                let rejected = Step::Rejected { reason: e.to_string(), sender_account: None };
+                self.ctx.publish(&[PipelineEvent::new(correlation_id, copy.to_ref(), origin, rejected)]).await?;
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A copy refused because the account's manual snapshot count is full is reported at
+    /// once (Snapshot Rejected about `snapshot`, the alarm's metric) and dead-lettered.
+    async fn quota_checked(
+        &self,
+        copied: Result<Snapshot>,
+        correlation_id: String,
+        snapshot: SnapshotRef,
+        origin: &SnapshotRef,
+    ) -> Result<Snapshot> {
+        match copied {
+            Err(e) if e.code() == QUOTA_FULL => {
+                let rejected = Step::Rejected { reason: e.to_string(), sender_account: None };
+                let event = PipelineEvent::new(correlation_id, snapshot, origin.clone(), rejected);
+                Err(self.ctx.quota_full(STEP, event, e).await)
+            }
+            other => other,
         }
     }
 
@@ -318,6 +389,21 @@ impl PipelineStep for Handler {
                         _ => Ok(Outcome::Done),
                     }
                 }
+                // RDS-EVENT-0190 / 0061: the copy was canceled. What AWS describes decides.
+                NativeSignal::CopyFailed { snapshot, .. } => {
+                    let store = self.ctx.stores.store(snapshot.kind);
+                    match store.describe(&snapshot.id).await? {
+                        // Made again at once; the copy's own re-check chain goes on waiting
+                        // for it, and reports it if it failed for the last time.
+                        Some(copy) if is_our_copy(&copy) && matches!(copy.status, Status::Failed(_)) => {
+                            match self.on_copy_failed(copy, 0).await {
+                                Err(e) if e.code() == COPY_FAILED => Ok(Outcome::Done),
+                                other => other.map(|_| Outcome::Done),
+                            }
+                        }
+                        _ => Ok(Outcome::Done),
+                    }
+                }
                 _ => Ok(Outcome::Done),
             },
             Incoming::Recheck(e) => match e.detail.what {
@@ -329,12 +415,9 @@ impl PipelineStep for Handler {
                     match found {
                         None => Err(Error::NotFound { op: "copy", what: copy.arn }),
                         Some(c) if c.status == Status::Available => self.on_copy_available(c).await,
-                        Some(Snapshot { status: Status::Failed(why), arn, .. }) => Err(Error::Permanent {
-                            op: "copy",
-                            code: "CopyFailed".into(),
-                            message: format!("{arn} is {why}"),
-                            hint: None,
-                        }),
+                        Some(c) if matches!(c.status, Status::Failed(_)) => {
+                            self.on_copy_failed(c, e.detail.attempt).await
+                        }
                         Some(c) => {
                             let store = self.ctx.stores.store_in(c.kind, &destination_region);
                             self.recheck(store.as_ref(), &c, e.detail.attempt)

@@ -277,7 +277,7 @@ async fn a_lost_copy_finished_event_is_covered_by_the_re_check() {
     // RDS-EVENT-0197 never arrives.
     h.step(deliver::body(&body), deliver::record()).await.unwrap();
     assert_eq!(steps(&cloud.take_published()), ["Snapshot Copied"]);
-    // A failed copy is reported the same way, not waited for forever.
+    // A failed copy whose event was lost too is found by the same re-check, not waited for forever.
     let cloud = Cloud::new();
     let (_, event) = shared(&cloud, DbInstance, SOURCE, "snap-1").await;
     let Outcome::Later { body, .. } =
@@ -287,8 +287,10 @@ async fn a_lost_copy_finished_event_is_covered_by_the_re_check() {
     };
     let [copy]: [Snapshot; 1] = copies(&cloud, REGION).try_into().unwrap();
     cloud.set_status(&copy.arn, Status::Failed("failed".into()));
-    let err = handler(&cloud, config()).step(deliver::body(&body), deliver::record()).await.unwrap_err();
-    assert_eq!(err.code(), "CopyFailed", "{err}");
+    let again = handler(&cloud, config()).step(deliver::body(&body), deliver::record()).await.unwrap();
+    assert!(matches!(again, Outcome::Later { .. }), "made again and waited for: {again:?}");
+    let [copy]: [Snapshot; 1] = copies(&cloud, REGION).try_into().unwrap();
+    assert_eq!(copy.tags.get(tags::COPY_ATTEMPT).map(String::as_str), Some("2"));
 }
 
 #[tokio::test]
@@ -362,18 +364,54 @@ async fn extra_regions_are_copied_from_the_home_copy_each_on_its_own() {
 }
 
 #[tokio::test]
-async fn copy_rechecks_that_find_a_failed_or_missing_copy() {
+async fn a_failed_copy_is_made_again_a_bounded_number_of_times_then_reported() {
     let cloud = Cloud::new();
-    let (_, event) = shared(&cloud, DbCluster, SOURCE, "snap-1").await;
+    let (shared_snapshot, event) = shared(&cloud, DbCluster, SOURCE, "snap-1").await;
     let h = handler(&cloud, config());
     let Outcome::Later { body, .. } = h.step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap()
     else {
         panic!()
     };
+    cloud.take_published();
+    // Attempts 1 and 2 fail (found by the re-check, then by RDS-EVENT-0190): each is made again.
+    let mut body = body;
+    for attempt in 1..snapferry::step::MAX_COPY_ATTEMPTS {
+        let [copy]: [Snapshot; 1] = copies(&cloud, REGION).try_into().unwrap();
+        assert_eq!(copy.tags.get(tags::COPY_ATTEMPT).map(String::as_str).unwrap_or("1"), attempt.to_string());
+        assert_eq!(copy.tags.get(tags::COPIED_FROM), Some(&shared_snapshot.arn), "where to copy it from again");
+        cloud.set_status(&copy.arn, Status::Failed("canceled".into()));
+        if attempt == 1 {
+            let Outcome::Later { body: next, .. } = h.step(deliver::body(&body), deliver::record()).await.unwrap()
+            else {
+                panic!("made again and re-checked")
+            };
+            body = next;
+        } else {
+            // The event makes it sooner; the chain already waiting goes on (no second chain).
+            let out = h.step(deliver::rds_event(&copy, "RDS-EVENT-0190"), deliver::record()).await.unwrap();
+            assert_eq!(out, Outcome::Done);
+        }
+        assert_eq!(steps(&cloud.take_published()), ["Snapshot Copy Started"]);
+        let [again]: [Snapshot; 1] = copies(&cloud, REGION).try_into().unwrap();
+        assert_eq!((again.name.as_str(), again.status.clone()), (copy.name.as_str(), Status::Creating));
+    }
+    // The last attempt fails too: reported with AWS's reason, dead-lettered, the copy kept for a look.
     let [copy]: [Snapshot; 1] = copies(&cloud, REGION).try_into().unwrap();
-    cloud.set_status(&copy.arn, Status::Failed("failed".into()));
+    cloud.set_status(&copy.arn, Status::Failed("canceled".into()));
+    // The event of the last failure leaves the report to the chain: reported once.
+    let out = h.step(deliver::rds_event(&copy, "RDS-EVENT-0190"), deliver::record()).await.unwrap();
+    assert_eq!(out, Outcome::Done);
+    assert!(cloud.take_published().is_empty());
     let err = h.step(deliver::body(&body), deliver::record()).await.unwrap_err();
     assert_eq!((err.retry(), err.code()), (None, "CopyFailed"), "{err}");
+    assert!(err.to_string().contains("failed 3 times"), "{err}");
+    let [PipelineEvent { step: Step::Rejected { reason, .. }, origin, .. }] = &cloud.take_published()[..] else {
+        panic!()
+    };
+    assert!(reason.contains("canceled"), "{reason}");
+    assert_eq!(origin.arn, event.origin.arn);
+    assert_eq!(copies(&cloud, REGION).len(), 1);
+    // A copy that vanished is an error of its own.
     cloud.stores(TARGET, REGION).store(DbCluster).delete(&copy).await.unwrap();
     let err = h.step(deliver::body(&body), deliver::record()).await.unwrap_err();
     assert_eq!(err.code(), "NotFound", "{err}");
@@ -445,4 +483,48 @@ fn config_comes_from_the_declared_environment() {
     let env = Env::from_pairs(STEP, vars).unwrap();
     Config::from_env(&env).unwrap();
     assert!(env.unread().is_empty(), "every declared variable is read: {:?}", env.unread());
+}
+
+#[tokio::test]
+async fn a_full_snapshot_count_is_reported_at_once_and_a_wait_for_copy_slots_is_bounded() {
+    use snapferry::sqs::BatchHandler;
+    // The manual snapshot count at its quota never clears by itself: reported at once
+    // (event and the alarm's metric), dead-lettered with the figures, never re-sent.
+    let cloud = Cloud::new();
+    cloud.set_manual_quota(0);
+    let (_, event) = shared(&cloud, DbInstance, SOURCE, "snap-1").await;
+    let h = handler(&cloud, config());
+    h.handle(deliver::batch(&[&deliver::pipeline_body(&event, Some(SOURCE))])).await;
+    let [PipelineEvent { step: Step::Rejected { reason, .. }, snapshot, .. }] = &cloud.take_published()[..] else {
+        panic!()
+    };
+    assert!(reason.contains("manual snapshots used"), "{reason}");
+    assert_eq!(snapshot.arn, event.snapshot.arn);
+    assert_eq!(cloud.take_metrics(), ["SnapshotQuotaFull copy-shared-snapshot"]);
+    let dead = cloud.take_dead_letters();
+    assert!(matches!(&dead[..], [(_, why)] if why.contains(snapferry::error::QUOTA_FULL)), "{dead:?}");
+    assert!(cloud.take_sent().is_empty(), "not re-sent");
+
+    // Copy slots (copies in progress) clear as copies finish: waited for with backoff, the
+    // wait's start travelling with the message, until QUOTA_WAIT_HOURS have passed.
+    let cloud = Cloud::new();
+    cloud.set_copy_quota(0);
+    let (_, event) = shared(&cloud, DbInstance, SOURCE, "snap-1").await;
+    let h = handler(&cloud, config());
+    h.handle(deliver::batch(&[&deliver::pipeline_body(&event, Some(SOURCE))])).await;
+    let [first] = &cloud.take_sent()[..] else { panic!("re-sent once") };
+    let started = first.waiting_since.expect("the wait's start is recorded");
+    cloud.advance(chrono::Duration::hours(23));
+    h.handle(deliver::redelivered(first)).await;
+    let [second] = &cloud.take_sent()[..] else { panic!("still waiting after 23 h") };
+    assert_eq!((second.waiting_since, second.attempt), (Some(started), 2), "one wait, one counter");
+    assert!(cloud.take_published().is_empty() && cloud.take_dead_letters().is_empty());
+    cloud.advance(chrono::Duration::hours(2));
+    h.handle(deliver::redelivered(second)).await;
+    assert!(cloud.take_sent().is_empty(), "the wait is over after 24 h");
+    let dead = cloud.take_dead_letters();
+    assert!(matches!(&dead[..], [(_, why)] if why.contains("QuotaWaitExceeded")), "{dead:?}");
+    let [PipelineEvent { step: Step::Rejected { reason, .. }, .. }] = &cloud.take_published()[..] else { panic!() };
+    assert!(reason.contains("copies in progress stayed at the quota"), "{reason}");
+    assert!(copies(&cloud, REGION).is_empty());
 }

@@ -14,7 +14,7 @@ use snapferry::sqs::{Outcome, Record};
 use snapferry::step::{PipelineStep, StepContext, StepEnv};
 use snapferry::store::{RestoreSpec, Restored, Snapshot, SnapshotStore, Status};
 use snapferry::tags::{self, Tags};
-use snapferry::{kms, naming};
+use snapferry::{ResourceKind, kms, naming};
 use tracing::{info, warn};
 
 /// This step's name in `shared/routing.json` and `shared/environment.json`.
@@ -94,6 +94,8 @@ impl Handler {
         test_tags.insert(tags::RESTORE_TEST.into(), "true".into());
         test_tags.insert(tags::CORRELATION_ID.into(), tags::sanitize_value(&event.correlation_id));
         test_tags.insert(tags::SOURCE_ARN.into(), tags::sanitize_value(&copy.arn));
+        // The sweep deletes test restores older than the restore timeout by this tag.
+        test_tags.insert(tags::CREATED_AT.into(), tags::timestamp_value(self.ctx.now()));
         let spec = RestoreSpec {
             restore_id: restore_id.clone(),
             subnet_group: self.config.subnet_group.clone(),
@@ -282,8 +284,48 @@ impl PipelineStep for Handler {
                 }
                 other => Err(Error::BadInput(format!("restore does not handle re-check {other:?}"))),
             },
+            Incoming::Schedule(_) => self.sweep().await,
             other => Err(Error::BadInput(format!("restore does not handle {}", other.describe()))),
         }
+    }
+}
+
+/// The kinds whose test restores the sweep looks for: those this step restores.
+const SWEPT: [ResourceKind; 2] = [ResourceKind::DbInstance, ResourceKind::DbCluster];
+
+impl Handler {
+    /// The periodic sweep: deletes every test restore older than the restore timeout, so a
+    /// run that crashed, or a re-check chain that was lost, never leaves a restored copy of
+    /// production data running. Only resources tagged as restore tests and named as ours
+    /// are touched (the role's policy enforces both too).
+    async fn sweep(&self) -> Result<Outcome> {
+        let now = self.ctx.now();
+        let mut failed = None;
+        for kind in SWEPT {
+            let store = self.ctx.stores.store(kind);
+            for resource in store.list_resources().await? {
+                if resource.tags.get(tags::RESTORE_TEST).map(String::as_str) != Some("true")
+                    || !resource.id.starts_with(naming::RESTORE_PREFIX)
+                {
+                    continue;
+                }
+                let created = resource.tags.get(tags::CREATED_AT).and_then(|v| tags::parse_timestamp(v));
+                let Some(created) = created else {
+                    warn!(resource = resource.id, "restore test without a valid created-at tag; left alone");
+                    continue;
+                };
+                if now - created < self.config.timeout {
+                    continue;
+                }
+                warn!(resource = resource.id, created = %created, "leftover restore test deleted by the sweep");
+                if let Err(e) = store.delete_restore(&resource.id).await {
+                    // The others are still deleted; the message is retried for this one.
+                    warn!(resource = resource.id, error = %e, "could not delete a leftover restore test");
+                    failed = Some(e);
+                }
+            }
+        }
+        failed.map_or(Ok(Outcome::Done), Err)
     }
 }
 

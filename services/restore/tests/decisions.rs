@@ -346,3 +346,38 @@ async fn a_verdict_is_never_lost_between_recording_and_publishing_it() {
     assert!(tagged.tags.contains_key(tags::VERIFIED_AT));
     assert!(cloud.restores().is_empty());
 }
+
+#[tokio::test]
+async fn the_sweep_deletes_only_test_restores_older_than_the_timeout() {
+    let cloud = Cloud::new();
+    let h = handler(&cloud, config());
+    // A test restore whose re-check chain was lost, one under way, and what is not ours.
+    let (_, lost) = copied(&cloud, DbCluster, "snapferry-copy-a", "ledger");
+    start_test(&h, &lost).await;
+    cloud.advance(Duration::minutes(100));
+    let (_, running) = copied(&cloud, DbInstance, "snapferry-copy-b", "orders");
+    start_test(&h, &running).await;
+    let test_tag = [(tags::RESTORE_TEST, "true")];
+    cloud.add_resource(DbInstance, TARGET, REGION, "production", None, &test_tag);
+    cloud.add_resource(DbInstance, TARGET, REGION, "snapferry-restore-undated", None, &test_tag);
+    cloud.advance(Duration::minutes(30));
+    let _ = cloud.take_published();
+
+    assert_eq!(h.step(deliver::schedule(cloud.now()), deliver::record()).await.unwrap(), Outcome::Done);
+    let left: Vec<String> = cloud.restores().into_iter().map(|r| r.restored.id).collect();
+    assert_eq!(left, vec![naming::restore_id(&running.snapshot.id)], "130 minutes old is past the 120-minute timeout");
+    let deletions: Vec<String> = cloud.calls().into_iter().filter(|c| c.starts_with("delete_restore")).collect();
+    assert_eq!(deletions, ["delete_restore db-cluster 222222222222 us-east-1"], "nothing else was touched");
+    assert!(cloud.take_published().is_empty(), "the lost chain's verdict is the re-check's to give");
+
+    // A failed deletion is retried; the others are still deleted.
+    let (_, another) = copied(&cloud, DbInstance, "snapferry-copy-c", "orders");
+    start_test(&h, &another).await;
+    cloud.advance(Duration::minutes(121));
+    cloud.fail("delete_restore", "Throttling", 1);
+    let err = h.step(deliver::schedule(cloud.now()), deliver::record()).await.unwrap_err();
+    assert_eq!(err.retry(), Some(Retry::Throttled));
+    assert_eq!(cloud.restores().len(), 1, "one of the two old ones went");
+    h.step(deliver::schedule(cloud.now()), deliver::record()).await.unwrap();
+    assert!(cloud.restores().is_empty());
+}

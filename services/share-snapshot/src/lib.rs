@@ -10,13 +10,13 @@
 //! at "already shared". Never shared with `all`.
 
 use snapferry::config::Env;
-use snapferry::error::{Error, Result};
+use snapferry::error::{Error, QUOTA_FULL, Result};
 use snapferry::events::{PipelineEvent, Recheck, RecheckWhat, SnapshotRef, Step};
 use snapferry::inbound::Incoming;
 use snapferry::inbound::native::NativeSignal;
 use snapferry::select::Selection;
 use snapferry::sqs::{Outcome, Record};
-use snapferry::step::{PipelineStep, StepContext, StepEnv};
+use snapferry::step::{COPY_FAILED, PipelineStep, StepContext, StepEnv};
 use snapferry::store::{CopyRequest, Snapshot, SnapshotStore, Status};
 use snapferry::tags::{self, Lineage};
 use snapferry::{kms, naming};
@@ -73,7 +73,7 @@ impl Handler {
     }
 
     async fn on_snapshot(&self, store: &Arc<dyn SnapshotStore>, snapshot: Snapshot, attempt: u32) -> Result<Outcome> {
-        let own_copy = tags::is_managed(&snapshot.tags) && snapshot.tags.get(tags::STEP).is_some_and(|s| s == "share");
+        let own_copy = is_own_copy(&snapshot);
         if !own_copy && !self.selected(store.as_ref(), &snapshot).await? {
             info!(snapshot_arn = snapshot.arn, resource = snapshot.resource_id, "not a selected database; not shared");
             return Ok(Outcome::Done);
@@ -88,6 +88,9 @@ impl Handler {
         };
         match &snapshot.status {
             Status::Available => {}
+            Status::Failed(_) if own_copy => {
+                return self.copy_again(store, &snapshot, &origin, &correlation_id, attempt).await;
+            }
             Status::Failed(why) => {
                 return Err(Error::Permanent {
                     op: "share",
@@ -139,7 +142,7 @@ impl Handler {
             warn!(snapshot_arn = snapshot.arn, ?dropped, "tags beyond AWS's limit of 50 left off the copy");
         }
         let copy_id = naming::shared_copy_id(&snapshot.id, snapshot.created_at);
-        let copy = store
+        let copied = store
             .copy(&CopyRequest {
                 source: &snapshot.id,
                 source_region: None,
@@ -147,7 +150,15 @@ impl Handler {
                 kms_key_id: Some(&self.config.sharing_key),
                 tags: &copy_tags,
             })
-            .await?;
+            .await;
+        let copy = match copied {
+            Err(e) if e.code() == QUOTA_FULL => {
+                let rejected = Step::Rejected { reason: e.to_string(), sender_account: None };
+                let event = PipelineEvent::new(correlation_id, origin.clone(), origin, rejected);
+                return Err(self.ctx.quota_full(STEP, event, e).await);
+            }
+            other => other?,
+        };
         info!(snapshot_arn = snapshot.arn, copy_arn = copy.arn, correlation_id, "re-encrypting with the sharing key");
         match copy.status {
             Status::Available => self.share(store.as_ref(), &copy, &origin, correlation_id).await,
@@ -155,6 +166,29 @@ impl Handler {
             // Waited for by re-checks even where RDS announces the end (RDS-EVENT-0197):
             // the event only makes it sooner, and it may never come.
             _ => self.recheck(store.as_ref(), &copy, &origin, correlation_id, attempt),
+        }
+    }
+
+    /// Our re-encrypting copy failed: made again from its origin (a bounded number of
+    /// times), or reported with AWS's reason and dead-lettered.
+    async fn copy_again(
+        &self,
+        store: &Arc<dyn SnapshotStore>,
+        failed: &Snapshot,
+        origin: &SnapshotRef,
+        correlation_id: &str,
+        attempt: u32,
+    ) -> Result<Outcome> {
+        let again = self.ctx.copy_again(store.as_ref(), failed, &origin.id, None, Some(&self.config.sharing_key)).await;
+        match again {
+            Ok(copy) => self.recheck(store.as_ref(), &copy, origin, correlation_id, attempt),
+            Err(e) if e.code() == COPY_FAILED => {
+                let rejected = Step::Rejected { reason: e.to_string(), sender_account: None };
+                let event = PipelineEvent::new(correlation_id, failed.to_ref(), origin.clone(), rejected);
+                self.ctx.publish(&[event]).await?;
+                Err(e)
+            }
+            Err(e) => Err(e),
         }
     }
 
@@ -223,6 +257,22 @@ impl PipelineStep for Handler {
     async fn step(&self, incoming: Incoming, record: Record) -> Result<Outcome> {
         match incoming {
             Incoming::Native(event) => match event.signal() {
+                // A canceled copy (RDS-EVENT-0190) of ours is made again at once; its re-check
+                // chain goes on waiting for it, and reports it if it failed for the last time.
+                NativeSignal::CopyFailed { snapshot, .. } => {
+                    let store = self.ctx.stores.store(snapshot.kind);
+                    match store.describe(&snapshot.id).await? {
+                        Some(copy) if is_own_copy(&copy) && matches!(copy.status, Status::Failed(_)) => {
+                            let origin = tags::origin_from_tags(copy.kind, &copy.tags).unwrap_or_else(|| copy.to_ref());
+                            let key = Some(self.config.sharing_key.as_str());
+                            match self.ctx.copy_again(store.as_ref(), &copy, &origin.id, None, key).await {
+                                Err(e) if e.code() != COPY_FAILED => Err(e),
+                                _ => Ok(Outcome::Done),
+                            }
+                        }
+                        _ => Ok(Outcome::Done),
+                    }
+                }
                 NativeSignal::SnapshotCreated { snapshot, .. } | NativeSignal::CopyFinished { snapshot, .. } => {
                     let store = self.ctx.stores.store(snapshot.kind);
                     match store.describe(snapshot.arn.as_deref().unwrap_or(&snapshot.id)).await? {
@@ -255,6 +305,12 @@ impl PipelineStep for Handler {
             other => Err(Error::BadInput(format!("share-snapshot does not handle {}", other.describe()))),
         }
     }
+}
+
+/// A copy this step made (re-encrypted with the sharing key, or the manual copy of an
+/// automated snapshot).
+fn is_own_copy(snapshot: &Snapshot) -> bool {
+    tags::is_managed(&snapshot.tags) && snapshot.tags.get(tags::STEP).is_some_and(|s| s == "share")
 }
 
 #[cfg(test)]

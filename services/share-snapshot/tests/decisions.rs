@@ -334,3 +334,50 @@ async fn an_announcement_is_never_lost_between_sharing_and_publishing() {
     assert_eq!(shared_events(&cloud.take_published()).len(), 1, "a third delivery finds it shared");
     assert_eq!(cloud.shared_with(&s.arn), vec![TARGET]);
 }
+
+#[tokio::test]
+async fn a_failed_re_encrypting_copy_is_made_again_a_bounded_number_of_times_then_reported() {
+    let cloud = Cloud::new();
+    let s = snapshot(&cloud, DbInstance, "snap-1", Key::AwsManaged, true, false);
+    let h = handler(&cloud, config(everything()));
+    let Outcome::Later { mut body, .. } =
+        h.step(deliver::rds_event(&s, "RDS-EVENT-0042"), deliver::record()).await.unwrap()
+    else {
+        panic!()
+    };
+    let ours = |cloud: &Cloud| -> Snapshot {
+        let mine: Vec<Snapshot> =
+            cloud.snapshots(SOURCE, REGION).into_iter().filter(|x| x.id.starts_with("snapferry-shared-")).collect();
+        let [copy]: [Snapshot; 1] = mine.try_into().unwrap();
+        copy
+    };
+    for attempt in 1..snapferry::step::MAX_COPY_ATTEMPTS {
+        let copy = ours(&cloud);
+        cloud.set_status(&copy.arn, Status::Failed("canceled".into()));
+        // Found by RDS-EVENT-0190 the first time, by the re-check the next.
+        if attempt == 1 {
+            // The event makes it at once; the re-check chain already waiting goes on.
+            let out = h.step(deliver::rds_event(&copy, "RDS-EVENT-0190"), deliver::record()).await.unwrap();
+            assert_eq!(out, Outcome::Done);
+        } else {
+            let Outcome::Later { body: next, .. } = h.step(deliver::body(&body), deliver::record()).await.unwrap()
+            else {
+                panic!("attempt {attempt}: made again")
+            };
+            body = next;
+        }
+        let again = ours(&cloud);
+        assert_eq!(again.name, copy.name);
+        assert_eq!(again.tags.get(tags::COPY_ATTEMPT), Some(&(attempt + 1).to_string()));
+        assert!(again.kms_key_id.as_deref() == Some(SHARING_KEY) && cloud.shared_with(&again.arn).is_empty());
+    }
+    cloud.set_status(&ours(&cloud).arn, Status::Failed("canceled".into()));
+    let err = h.step(deliver::body(&body), deliver::record()).await.unwrap_err();
+    assert_eq!((err.retry(), err.code()), (None, "CopyFailed"), "{err}");
+    let events = cloud.take_published();
+    assert!(
+        matches!(&events[..], [e] if matches!(&e.step, Step::Rejected { reason, .. } if reason.contains("failed 3 times"))),
+        "{events:?}"
+    );
+    assert_eq!(events[0].origin.arn, s.arn);
+}

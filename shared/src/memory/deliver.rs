@@ -16,7 +16,7 @@ fn parsed(body: &str) -> Incoming {
 
 /// The first delivery of a message.
 pub fn record() -> Record {
-    Record { message_id: "m-1".into(), receive_count: 1, attempt: 0 }
+    Record { message_id: "m-1".into(), receive_count: 1, attempt: 0, waiting_since: None }
 }
 
 pub fn schedule(time: DateTime<Utc>) -> Incoming {
@@ -52,9 +52,32 @@ pub fn rds_event(snapshot: &Snapshot, event_id: &str) -> Incoming {
 /// A pipeline event as the receiving bus delivers it; `account` is the envelope's
 /// sending account (EventBridge sets it; a forged event can set anything).
 pub fn pipeline(event: &PipelineEvent, account: Option<&str>) -> Incoming {
+    parsed(&pipeline_body(event, account))
+}
+
+/// The SQS body of [`pipeline`]: for batches.
+pub fn pipeline_body(event: &PipelineEvent, account: Option<&str>) -> String {
     let mut e = EventEnvelope::new(SOURCE, event.detail_type(), event.clone());
     e.account = account.map(str::to_string);
-    parsed(&serde_json::to_string(&e).unwrap_or_default())
+    serde_json::to_string(&e).unwrap_or_default()
+}
+
+/// What a step sent to its own queue, delivered back by SQS as a batch of one, with the
+/// message attributes it was sent with.
+pub fn redelivered(sent: &super::Sent) -> aws_lambda_events::event::sqs::SqsEvent {
+    let mut event = batch(&[&sent.body]);
+    let attribute = |value: String| {
+        let mut a = aws_lambda_events::event::sqs::SqsMessageAttribute::default();
+        a.data_type = Some("String".into());
+        a.string_value = Some(value);
+        a
+    };
+    let m = &mut event.records[0];
+    m.message_attributes.insert(crate::sqs::ATTR_ATTEMPT.into(), attribute(sent.attempt.to_string()));
+    if let Some(since) = sent.waiting_since {
+        m.message_attributes.insert(crate::sqs::ATTR_WAITING_SINCE.into(), attribute(since.to_rfc3339()));
+    }
+    event
 }
 
 /// A body a step sent to its own queue, delivered back.

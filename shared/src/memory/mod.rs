@@ -12,7 +12,7 @@
 use crate::ResourceKind;
 use crate::error::{Error, Result, classify};
 use crate::events::PipelineEvent;
-use crate::ports::{Clock, EventBus, StepQueue};
+use crate::ports::{Clock, EventBus, Metrics, StepQueue};
 use crate::step::{StepContext, StepEnv};
 use crate::store::{Resource, Restored, Snapshot, Status, Stores};
 use crate::tags::Tags;
@@ -30,6 +30,7 @@ pub struct Sent {
     pub body: String,
     pub delay: Duration,
     pub attempt: u32,
+    pub waiting_since: Option<DateTime<Utc>>,
 }
 
 /// A test restore as the cloud holds it.
@@ -63,6 +64,8 @@ struct State {
     copy_quota: Option<usize>,
     calls: Vec<String>,
     published: Vec<PipelineEvent>,
+    /// `"<metric> <step>"` per count.
+    metrics: Vec<String>,
     sent: Vec<Sent>,
     dead: Vec<(String, String)>,
     retried: Vec<(String, Duration)>,
@@ -256,6 +259,11 @@ impl Cloud {
     }
 
     /// Messages steps sent back to their own queues; taken.
+    /// Metrics counted so far, as `"<metric> <step>"`; taken.
+    pub fn take_metrics(&self) -> Vec<String> {
+        std::mem::take(&mut self.lock().metrics)
+    }
+
     pub fn take_sent(&self) -> Vec<Sent> {
         std::mem::take(&mut self.lock().sent)
     }
@@ -280,6 +288,7 @@ impl Cloud {
             stores: self.stores(account, region),
             queue: Arc::new(self.clone()),
             bus: Arc::new(self.clone()),
+            metrics: Arc::new(self.clone()),
             clock: Arc::new(self.clone()),
             env,
         }
@@ -299,9 +308,16 @@ impl Cloud {
 
 #[async_trait]
 impl StepQueue for Cloud {
-    async fn send_later(&self, body: &str, delay: Duration, attempt: u32) -> Result<()> {
+    async fn send_later(
+        &self,
+        body: &str,
+        delay: Duration,
+        attempt: u32,
+        waiting_since: Option<DateTime<Utc>>,
+    ) -> Result<()> {
         self.call("send", String::new())?;
-        self.lock().sent.push(Sent { body: body.to_string(), delay: delay.min(Duration::from_secs(900)), attempt });
+        let delay = delay.min(Duration::from_secs(900));
+        self.lock().sent.push(Sent { body: body.to_string(), delay, attempt, waiting_since });
         Ok(())
     }
 
@@ -326,6 +342,12 @@ impl EventBus for Cloud {
     }
 }
 
+impl Metrics for Cloud {
+    fn count(&self, name: &str, step: &str) {
+        self.lock().metrics.push(format!("{name} {step}"));
+    }
+}
+
 impl Clock for Cloud {
     fn now(&self) -> DateTime<Utc> {
         Cloud::now(self)
@@ -341,5 +363,6 @@ pub fn step_env() -> StepEnv {
         recheck: Duration::from_secs(30),
         retry_base: Duration::from_secs(10),
         max_rechecks: 100,
+        quota_wait: Duration::from_secs(24 * 3600),
     }
 }

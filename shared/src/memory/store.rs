@@ -77,6 +77,17 @@ impl MemStore {
         Ok(())
     }
 
+    /// What the store answers when the manual snapshot count is at its quota: the RDS
+    /// adapters tell it from a quota of copies in progress (the account's quota figures),
+    /// the EBS one cannot.
+    fn manual_quota_full(&self, op: &'static str, quota: usize) -> Error {
+        let refused = self.err(op, "SnapshotQuotaExceeded", "the manual snapshot quota is reached".into());
+        match self.kind {
+            ResourceKind::Ebs => refused,
+            _ => crate::store::quota_full(&format!("{quota} of {quota} manual snapshots used"), &refused),
+        }
+    }
+
     fn err(&self, op: &'static str, code: &str, message: String) -> Error {
         classify(op, code.to_string(), message, Some(400))
     }
@@ -106,11 +117,27 @@ impl SnapshotStore for MemStore {
     async fn list_resources(&self) -> Result<Vec<Resource>> {
         self.call("list_resources")?;
         let s = self.cloud.lock();
-        Ok(s.resources
-            .iter()
-            .filter(|(a, r, res, _)| *a == self.account && *r == self.region && res.kind == self.kind)
-            .map(|(_, _, res, _)| res.clone())
-            .collect())
+        let ours = |kind: ResourceKind, account: &str, region: &str| {
+            kind == self.kind && account == self.account && region == self.region
+        };
+        let databases =
+            s.resources.iter().filter(|(a, r, res, _)| ours(res.kind, a, r)).map(|(_, _, res, _)| res.clone());
+        // A test restore is a database like any other (DescribeDBInstances lists it).
+        let restores = s.restores.iter().filter(|r| ours(r.kind, &r.account, &r.region)).map(|r| Resource {
+            kind: r.kind,
+            id: r.restored.id.clone(),
+            arn: format!(
+                "arn:aws:rds:{}:{}:{}:{}",
+                r.region,
+                r.account,
+                if r.kind == ResourceKind::DbCluster { "cluster" } else { "db" },
+                r.restored.id
+            ),
+            encrypted: r.restored.encrypted,
+            kms_key_id: r.restored.kms_key_id.clone(),
+            tags: r.spec_tags.clone(),
+        });
+        Ok(databases.chain(restores).collect())
     }
 
     async fn create(&self, resource_id: &str, name: &str, tags: &Tags) -> Result<Snapshot> {
@@ -130,8 +157,8 @@ impl SnapshotStore for MemStore {
         else {
             return Err(Error::NotFound { op: "create", what: resource_id.to_string() });
         };
-        if s.manual_quota.is_some_and(|q| self.manual_count(&s) >= q) {
-            return Err(self.err("create", "SnapshotQuotaExceeded", "the manual snapshot quota is reached".into()));
+        if let Some(q) = s.manual_quota.filter(|q| self.manual_count(&s) >= *q) {
+            return Err(self.manual_quota_full("create", q));
         }
         self.check_tag_count("create", tags.len())?;
         let id = self.new_id(&mut s, name);
@@ -199,8 +226,8 @@ impl SnapshotStore for MemStore {
                 "KmsKeyId must be specified when copying an encrypted snapshot from another account or region".into(),
             ));
         }
-        if s.manual_quota.is_some_and(|q| self.manual_count(&s) >= q) {
-            return Err(self.err("copy", "SnapshotQuotaExceeded", "the manual snapshot quota is reached".into()));
+        if let Some(q) = s.manual_quota.filter(|q| self.manual_count(&s) >= *q) {
+            return Err(self.manual_quota_full("copy", q));
         }
         let in_progress = s.snapshots.iter().filter(|(x, _)| self.owns(x) && x.status == Status::Creating).count();
         if s.copy_quota.is_some_and(|q| in_progress >= q) {

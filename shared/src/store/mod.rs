@@ -186,6 +186,20 @@ pub trait SnapshotStore: Send + Sync {
     async fn delete_restore(&self, restore_id: &str) -> Result<()>;
 }
 
+/// The error of a full snapshot count quota (`figures` says which and how full), caused by
+/// `cause`: permanent, because it clears only when snapshots are deleted or the quota is
+/// raised, unlike a quota of copies in progress.
+pub fn quota_full(figures: &str, cause: &crate::error::Error) -> crate::error::Error {
+    crate::error::Error::Permanent {
+        op: "SnapshotQuota",
+        code: crate::error::QUOTA_FULL.into(),
+        message: format!("{figures}: {cause}"),
+        hint: Some(
+            "delete manual snapshots nobody needs, or raise the quota in Service Quotas, then replay the message",
+        ),
+    }
+}
+
 /// The port a step gets its stores from: one per kind, in its own account, in its home
 /// region or another one (extra-region copies).
 pub trait Stores: Send + Sync {

@@ -365,3 +365,31 @@ async fn put_target(clients: &Clients, bus: &str, rule: &str, target_arn: &str) 
     }
     Ok(())
 }
+
+/// The role `function` runs as: `snapferry-<function>` in `clients`' account, with exactly
+/// `policy` (rendered from `shared/permissions.json`) as its one inline policy, replaced on
+/// every deploy as a CloudFormation update replaces it. Returns clients acting as that role:
+/// the emulator refuses any call the policy does not grant, as IAM would.
+pub async fn step_role(clients: &Clients, function: &str, policy: &Value) -> Result<Clients> {
+    let iam = aws_sdk_iam::Client::new(&clients.config);
+    let name = format!("snapferry-{function}");
+    let trust = json!({
+        "Version": "2012-10-17",
+        "Statement": [{ "Effect": "Allow", "Principal": { "Service": "lambda.amazonaws.com" }, "Action": "sts:AssumeRole" }]
+    });
+    match iam.create_role().role_name(&name).assume_role_policy_document(trust.to_string()).send().await {
+        Ok(_) => {}
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_entity_already_exists_exception()) => {}
+        Err(e) => return Err(Error::from_sdk("CreateRole", e)),
+    }
+    iam.put_role_policy()
+        .role_name(&name)
+        .policy_name("snapferry")
+        .policy_document(policy.to_string())
+        .send()
+        .await
+        .map_err(|e| Error::from_sdk("PutRolePolicy", e))?;
+    let role_arn = format!("arn:aws:iam::{}:role/{name}", clients.account);
+    let config = Clients::assume_role(&clients.config, &role_arn, function).await?;
+    Clients::with_account(config, clients.account.clone())
+}

@@ -13,5 +13,5 @@
 mod deploy;
 mod host;
 
-pub use deploy::{DeployOptions, DeployedQueue, DeployedSchedule, Deployment, deploy, queue_policy};
+pub use deploy::{DeployOptions, DeployedQueue, DeployedSchedule, Deployment, deploy, queue_policy, step_role};
 pub use host::Host;

@@ -23,7 +23,7 @@ impl Clusters {
 }
 
 family! {
-    Clusters: ResourceKind::DbCluster, aws_sdk_rds::types::DbClusterSnapshot;
+    Clusters: ResourceKind::DbCluster, aws_sdk_rds::types::DbClusterSnapshot, quota "ManualClusterSnapshots";
     create create_db_cluster_snapshot(db_cluster_identifier, db_cluster_snapshot_identifier)
         -> db_cluster_snapshot, "CreateDBClusterSnapshot";
     describe describe_db_cluster_snapshots(db_cluster_snapshot_identifier) -> db_cluster_snapshots, "DescribeDBClusterSnapshots";

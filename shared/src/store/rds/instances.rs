@@ -12,7 +12,7 @@ use aws_sdk_rds::types::Tag;
 pub struct Instances;
 
 family! {
-    Instances: ResourceKind::DbInstance, aws_sdk_rds::types::DbSnapshot;
+    Instances: ResourceKind::DbInstance, aws_sdk_rds::types::DbSnapshot, quota "ManualSnapshots";
     create create_db_snapshot(db_instance_identifier, db_snapshot_identifier) -> db_snapshot, "CreateDBSnapshot";
     describe describe_db_snapshots(db_snapshot_identifier) -> db_snapshots, "DescribeDBSnapshots";
     copy copy_db_snapshot(source_db_snapshot_identifier, target_db_snapshot_identifier) -> db_snapshot, "CopyDBSnapshot";

@@ -6,18 +6,19 @@
 
 use super::{CopyRequest, Resource, RestoreSpec, Restored, Snapshot, SnapshotStore, Status, absent_ok, to_chrono};
 use crate::ResourceKind;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Retry};
 use crate::tags::{self, Tags};
 use async_trait::async_trait;
 use aws_sdk_rds::Client;
 use aws_sdk_rds::types::Tag;
+use tracing::warn;
 
 /// Implements [`Family`] for one RDS snapshot family: the calls whose only difference between
 /// the families is the names of the SDK's operations, fields and types are written once
 /// here; the family's own items (`raw`, listing its databases, restoring) follow as `items`.
 macro_rules! family {
     (
-        $family:ident: $kind:expr, $snapshot:ty;
+        $family:ident: $kind:expr, $snapshot:ty, quota $quota:literal;
         create $create:ident($create_resource:ident, $create_name:ident) -> $created:ident, $create_op:literal;
         describe $describe:ident($describe_name:ident) -> $described:ident, $describe_op:literal;
         copy $copy:ident($copy_source:ident, $copy_target:ident) -> $copied:ident, $copy_op:literal;
@@ -29,6 +30,7 @@ macro_rules! family {
         #[async_trait::async_trait]
         impl $crate::store::rds::Family for $family {
             const KIND: $crate::ResourceKind = $kind;
+            const QUOTA: &'static str = $quota;
             type Snapshot = $snapshot;
 
             async fn create(&self, client: &Client, resource_id: &str, name: &str, tags: Vec<Tag>) -> Result<Option<$snapshot>> {
@@ -151,6 +153,8 @@ struct Raw<'a> {
 #[async_trait]
 trait Family: Send + Sync {
     const KIND: ResourceKind;
+    /// The account quota on this family's manual snapshots (`DescribeAccountAttributes`).
+    const QUOTA: &'static str;
     type Snapshot: Send + Sync;
     fn raw(s: &Self::Snapshot) -> Raw<'_>;
 
@@ -282,7 +286,33 @@ impl<F: Family> Rds<F> {
             Ok(Some(s)) => Ok(self.to_snapshot(&s)),
             Ok(None) => Err(Error::BadInput(format!("RDS returned no snapshot for {name}"))),
             Err(Error::AlreadyExists { .. }) => self.existing(name).await,
+            Err(e) if e.retry() == Some(Retry::QuotaExceeded) => Err(self.which_quota(e).await),
             Err(e) => Err(e),
+        }
+    }
+
+    /// RDS answers `SnapshotQuotaExceeded` both when too many copies are in progress (it
+    /// clears as they finish: `e` stays a quota wait) and when the account holds as many
+    /// manual snapshots as it may (it never clears by itself: a permanent error that says
+    /// so). Only the account's quota figures tell them apart (RDS API Reference,
+    /// DescribeAccountAttributes: `ManualSnapshots`, `ManualClusterSnapshots`).
+    async fn which_quota(&self, e: Error) -> Error {
+        let out = match self.client.describe_account_attributes().send().await {
+            Ok(out) => out,
+            Err(lookup) => {
+                // Unknown: waiting is the safe reading, bounded like every quota wait.
+                let lookup = Error::from_sdk("DescribeAccountAttributes", lookup);
+                warn!(error = %lookup, "could not read the account's snapshot quotas");
+                return e;
+            }
+        };
+        let quota = out.account_quotas().iter().find(|q| q.account_quota_name() == Some(F::QUOTA));
+        match quota.map(|q| (q.used().unwrap_or(0), q.max().unwrap_or(i64::MAX))) {
+            Some((used, max)) if used >= max => super::quota_full(
+                &format!("{used} of {max} {} used in {} of account {}", F::QUOTA, self.region, self.account),
+                &e,
+            ),
+            _ => e,
         }
     }
 }

@@ -1,0 +1,143 @@
+// Every step's role must grant exactly what shared/permissions.json (the table the local host
+// runs each step's role from too) gives it, plus what CDK adds on its own for the log group and
+// the SQS event source: nothing more, nothing less. And a malformed table fails synth.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { Stack } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import { Config } from '../lib/config';
+import { loadPermissions, Permissions, PERMISSIONS_FILE, renderStep } from '../lib/permissions';
+import { functionName, RoutingFunction } from '../lib/routing';
+import { exampleConfig, list, newApp, only, routing, statementsOf, synthExample, templateFor } from './helpers';
+
+const permissions = loadPermissions(PERMISSIONS_FILE, routing);
+const copyOf = (): Permissions => structuredClone(permissions);
+
+/** The example plus a second source in another region: the copy role's via-rds statements split per region. */
+function twoRegionConfig(): Config {
+  const c = exampleConfig();
+  c.sources.push({ ...c.sources[0], account: '333333333333', region: 'us-east-1' });
+  return c;
+}
+const synths = { example: synthExample(), 'two source regions': synthExample(twoRegionConfig()) };
+
+/** What CDK grants by itself: log writes to the step's group, and the event source's polling (SqsEventSource). */
+const cdkGrants = (p: Permissions) => [
+  ...['logs:CreateLogStream', 'logs:PutLogEvents'].map((a) => `(log group) ${a}`),
+  // CDK's grantConsumeMessages adds sqs:GetQueueUrl to what the mapping polls with.
+  ...[...p.event_source.flatMap((s) => s.actions), 'sqs:GetQueueUrl'].map((a) => `(event source) ${a}`),
+];
+
+/**
+ * "<sid>: <action>" for every action the step's role has, against permissions.json; CDK's own
+ * statements (no sid) are named by their resource. Differences both ways, as messages.
+ * Assumes every scope renders to something (extraRegions non-empty), as in the example.
+ */
+function differences(t: Template, fn: RoutingFunction, p: Permissions): string[] {
+  const declaredStatements = [...p.every_step, ...p.steps[fn.name]];
+  const declared = new Set([...declaredStatements.flatMap((s) => s.actions.map((a) => `${s.sid}: ${a}`)), ...cdkGrants(p)]);
+  const queue = only(t, 'AWS::SQS::Queue', { QueueName: fn.queue }).id;
+  const logGroup = only(t, 'AWS::Logs::LogGroup', { LogGroupName: `/aws/lambda/${functionName(fn)}` }).id;
+  // "<sid>: " for a statement of the table, "(log group) " or "(event source) " for CDK's own.
+  const prefix = (st: { Sid?: string; Resource: unknown }) => {
+    if (st.Sid !== undefined) {
+      // A via-rds statement is split per region, the region appended to its sid (SourceSharingKeysUseEuWest1).
+      const base = declaredStatements.find((s) => st.Sid === s.sid || (st.Sid!.startsWith(s.sid) && /^([A-Z][a-z]+)+\d+$/.test(st.Sid!.slice(s.sid.length))));
+      return `${base?.sid ?? st.Sid}: `;
+    }
+    const r = JSON.stringify(st.Resource);
+    if (r === JSON.stringify({ 'Fn::GetAtt': [logGroup, 'Arn'] })) return '(log group) ';
+    if (r === JSON.stringify({ 'Fn::GetAtt': [queue, 'Arn'] })) return '(event source) ';
+    return `(no sid, on ${r}) `;
+  };
+  const granted = new Set(statementsOf(t, functionName(fn)).flatMap((st) => list(st.Action).map((a) => prefix(st) + a)));
+  return [
+    ...[...granted].filter((g) => !declared.has(g)).map((g) => `${fn.name} grants ${g}, which permissions.json does not`),
+    ...[...declared].filter((d) => !granted.has(d)).map((d) => `${fn.name} lacks ${d}, which permissions.json gives it`),
+  ];
+}
+
+describe('shared/permissions.json', () => {
+  for (const [name, s] of Object.entries(synths)) {
+    for (const fn of routing.functions) {
+      test(`${name}: ${fn.name}'s role grants exactly permissions.json (every_step and its own) plus CDK's log and event source grants`, () => {
+        assert.deepEqual(differences(templateFor(s, fn.account), fn, permissions), []);
+      });
+    }
+  }
+
+  test('each role has the event source\'s actions (permissions.json event_source) on its own queue', () => {
+    const t = (fn: RoutingFunction) => templateFor(synths.example, fn.account);
+    for (const fn of routing.functions) {
+      const queue = only(t(fn), 'AWS::SQS::Queue', { QueueName: fn.queue }).id;
+      const onQueue = statementsOf(t(fn), functionName(fn))
+        .filter((st) => JSON.stringify(st.Resource) === JSON.stringify({ 'Fn::GetAtt': [queue, 'Arn'] }))
+        .flatMap((st) => list(st.Action));
+      for (const a of permissions.event_source.flatMap((s) => s.actions)) assert.ok(onQueue.includes(a), `${fn.name}: ${a}`);
+    }
+  });
+
+  test('the comparison catches a change: one action removed from a copy of the table', () => {
+    const p = copyOf();
+    const st = p.steps['copy-shared-snapshot'].find((s) => s.sid === 'Describe')!;
+    st.actions = st.actions.filter((a) => a !== 'rds:DescribeDBClusterSnapshots');
+    const fn = routing.functions.find((f) => f.name === 'copy-shared-snapshot')!;
+    assert.deepEqual(differences(synths.example.target, fn, loadPermissions(p, routing)),
+      ['copy-shared-snapshot grants Describe: rds:DescribeDBClusterSnapshots, which permissions.json does not']);
+    // And the other way: an action the table gives that the role does not have.
+    const q = copyOf();
+    q.every_step.find((s) => s.sid === 'OwnQueues')!.actions.push('sqs:PurgeQueue');
+    assert.ok(differences(synths.example.target, fn, loadPermissions(q, routing))
+      .includes('copy-shared-snapshot lacks OwnQueues: sqs:PurgeQueue, which permissions.json gives it'));
+  });
+});
+
+describe('loadPermissions refuses a malformed table, naming the mistake', () => {
+  const refuses = (change: (p: Permissions) => void, message: RegExp) => {
+    const p = copyOf();
+    change(p);
+    assert.throws(() => loadPermissions(p, routing), message);
+  };
+
+  test('the shared table is valid', () => {
+    assert.ok(loadPermissions(PERMISSIONS_FILE, routing));
+  });
+
+  test('an unknown scope', () => refuses((p) => { p.steps.restore[0].resources.push('rds:everything'); },
+    /^Error: permissions: steps\.restore "Describe": unknown scope "rds:everything" \(not in "scopes"\)$/));
+
+  test('a scope declared but not rendered by the stacks', () => refuses((p) => {
+    p.scopes['rds:everything'] = 'all of it';
+    p.steps.restore[0].resources.push('rds:everything');
+  }, /scope "rds:everything" has no rendering in infra\/lib\/permissions\.ts/));
+
+  test('scope account ("*") next to another scope', () => refuses((p) => { p.steps['create-snapshot'].find((s) => s.sid === 'Quotas')!.resources.push('rds:all'); },
+    /^Error: permissions: steps\.create-snapshot "Quotas": scope "account" \("\*"\) must be the statement's only scope$/));
+
+  test('an unknown condition', () => refuses((p) => { p.every_step[0].conditions = ['tag:whatever']; },
+    /^Error: permissions: every_step "OwnQueues": unknown condition "tag:whatever" \(not in "conditions"\)$/));
+
+  test('a step routing.json does not have', () => refuses((p) => { p.steps['delete-everything'] = []; },
+    /^Error: permissions: unknown step "delete-everything" \(routing.json has create-snapshot, share-snapshot, copy-shared-snapshot, restore\)$/));
+
+  test('a routing.json step without permissions', () => refuses((p) => { delete p.steps.restore; },
+    /^Error: permissions: no permissions for routing.json's restore \(add it under "steps"\)$/));
+
+  test('a sid twice in one role', () => refuses((p) => { p.steps.restore[1].sid = 'OwnQueues'; },
+    /^Error: permissions: sid OwnQueues twice in the role of restore \(every_step included\)$/));
+
+  test('bad regions and actions', () => {
+    refuses((p) => { (p.steps.restore[0] as any).regions = 'everywhere'; }, /regions must be "home" or "pipeline"/);
+    refuses((p) => { p.steps.restore[0].actions = ['DescribeDBInstances']; }, /actions must be a non-empty list of service:Action/);
+  });
+
+  test('a scope the stack does not have fails synth, naming the step and statement', () => {
+    const stack = new Stack(newApp(), 'Probe', { env: { account: '222222222222', region: 'eu-west-1' } });
+    const p = copyOf();
+    p.steps.restore.push({ sid: 'Share', actions: ['kms:Decrypt'], resources: ['kms:sharing-key'], why: 'probe' });
+    assert.throws(() => renderStep(stack, p, 'restore', {
+      extraRegions: [], targetKeyArn: 'k', restoreSubnetGroup: 'g', queueArn: 'q', dlqArn: 'd', pipelineBusArn: 'b',
+    }),
+      /^Error: permissions\.json restore\.Share: needs the sharing key, which this stack does not have$/);
+  });
+});

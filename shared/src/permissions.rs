@@ -1,0 +1,294 @@
+//! What each step's role may do (`shared/permissions.json`): the CDK stacks render it into
+//! each function's role, and the local host runs each step as a role of its own in the
+//! emulator with exactly these statements, so a call the code makes and the JSON does not
+//! grant fails on the emulator as it would in AWS (AccessDenied), before any deployment.
+//!
+//! Scopes and conditions are names in the JSON; [`Scope`] renders them into ARNs and IAM
+//! conditions for one account and region, the same way `infra/lib/permissions.ts` does.
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+
+pub const PERMISSIONS_JSON: &str = include_str!("../permissions.json");
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Permissions {
+    pub scopes: BTreeMap<String, String>,
+    pub conditions: BTreeMap<String, String>,
+    pub every_step: Vec<Statement>,
+    pub event_source: Vec<Statement>,
+    pub steps: BTreeMap<String, Vec<Statement>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Statement {
+    pub sid: String,
+    pub actions: Vec<String>,
+    pub resources: Vec<String>,
+    #[serde(default)]
+    pub conditions: Vec<String>,
+    #[serde(default)]
+    pub regions: Regions,
+    pub why: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Regions {
+    /// The stack's own region.
+    #[default]
+    Home,
+    /// The home region and every extra region of the backup account.
+    Pipeline,
+}
+
+impl Permissions {
+    pub fn load() -> Permissions {
+        // Checked by a unit test, so a bad permissions.json never reaches a build.
+        serde_json::from_str(PERMISSIONS_JSON).expect("shared/permissions.json is valid")
+    }
+
+    /// Every statement `step`'s role holds: the step's own, those of every step, and what
+    /// the SQS event source mapping polls with.
+    pub fn statements(&self, step: &str) -> Vec<&Statement> {
+        self.every_step.iter().chain(&self.event_source).chain(self.steps.get(step).into_iter().flatten()).collect()
+    }
+
+    /// Whether `step`'s role is granted `action` (`service:Operation`), wildcards as IAM
+    /// matches them (`kms:ReEncrypt*`), case-insensitively.
+    pub fn allows(&self, step: &str, action: &str) -> bool {
+        self.statements(step).iter().flat_map(|s| &s.actions).any(|granted| action_matches(granted, action))
+    }
+
+    /// The same permissions with `action` taken out of every statement of `step` (and of
+    /// the statements every step holds): what a role that lacks one action looks like.
+    pub fn without(&self, step: &str, action: &str) -> Permissions {
+        let mut p = self.clone();
+        let strip = |list: &mut Vec<Statement>| {
+            for s in list.iter_mut() {
+                s.actions.retain(|a| a != action);
+            }
+            list.retain(|s| !s.actions.is_empty());
+        };
+        strip(p.steps.entry(step.to_string()).or_default());
+        strip(&mut p.every_step);
+        strip(&mut p.event_source);
+        p
+    }
+
+    /// `step`'s role policy as an IAM policy document for the account and region of `scope`.
+    pub fn role_policy(&self, step: &str, scope: &Scope) -> Value {
+        let statements: Vec<Value> = self
+            .statements(step)
+            .into_iter()
+            .map(|s| {
+                let regions = match s.regions {
+                    Regions::Home => vec![scope.region.clone()],
+                    Regions::Pipeline => scope.pipeline_regions(),
+                };
+                let resources: Vec<String> =
+                    s.resources.iter().flat_map(|name| scope.resources(name, &regions)).collect();
+                let mut statement = json!({
+                    "Sid": s.sid,
+                    "Effect": "Allow",
+                    "Action": s.actions,
+                    "Resource": if resources.is_empty() { vec!["*".to_string()] } else { resources },
+                });
+                let conditions = scope.conditions(&s.conditions);
+                if conditions.as_object().is_some_and(|c| !c.is_empty()) {
+                    statement["Condition"] = conditions;
+                }
+                statement
+            })
+            .collect();
+        json!({ "Version": "2012-10-17", "Statement": statements })
+    }
+}
+
+fn action_matches(pattern: &str, action: &str) -> bool {
+    let (pattern, action) = (pattern.to_ascii_lowercase(), action.to_ascii_lowercase());
+    match pattern.split_once('*') {
+        None => pattern == action,
+        Some((prefix, rest)) => action.starts_with(prefix) && (rest.is_empty() || action.ends_with(rest)),
+    }
+}
+
+/// Where a role's statements apply: what the stacks know when they render them.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    pub partition: String,
+    pub account: String,
+    pub region: String,
+    pub extra_regions: Vec<String>,
+    /// Allowlisted source accounts and their regions (backup account).
+    pub sources: Vec<(String, String)>,
+    pub sharing_key: Option<String>,
+    pub target_key: Option<String>,
+    pub restore_subnet_group: Option<String>,
+    pub queue_arn: String,
+    pub dlq_arn: String,
+    pub bus_arn: String,
+}
+
+/// The tags the JSON's conditions name.
+const MANAGED_TAG: &str = crate::tags::MANAGED;
+const RESTORE_TEST_TAG: &str = crate::tags::RESTORE_TEST;
+const BACKUP_KEY_ALIAS: &str = "alias/snapferry-backup";
+
+impl Scope {
+    fn pipeline_regions(&self) -> Vec<String> {
+        std::iter::once(self.region.clone()).chain(self.extra_regions.iter().cloned()).collect()
+    }
+
+    fn rds(&self, region: &str, account: &str, rest: &str) -> String {
+        format!("arn:{}:rds:{region}:{account}:{rest}", self.partition)
+    }
+
+    fn resources(&self, name: &str, regions: &[String]) -> Vec<String> {
+        let own = |rest: &str| regions.iter().map(|r| self.rds(r, &self.account, rest)).collect::<Vec<_>>();
+        let kms = |region: &str, account: &str| format!("arn:{}:kms:{region}:{account}:key/*", self.partition);
+        match name {
+            "account" => vec!["*".to_string()],
+            "rds:all" => own("*"),
+            "rds:databases" => [own("db:*"), own("cluster:*")].concat(),
+            "rds:any-snapshot" => [own("snapshot:*"), own("cluster-snapshot:*")].concat(),
+            "rds:managed-snapshots" => [own("snapshot:snapferry-*"), own("cluster-snapshot:snapferry-*")].concat(),
+            "rds:restore-tests" => [own("db:snapferry-*"), own("cluster:snapferry-*")].concat(),
+            "rds:restore-network" => {
+                let group = self.restore_subnet_group.as_deref().unwrap_or("snapferry-*");
+                [own(&format!("subgrp:{group}")), own("og:*"), own("pg:*"), own("cluster-pg:*")].concat()
+            }
+            "rds:source-snapshots" => self
+                .sources
+                .iter()
+                .flat_map(|(account, region)| {
+                    [self.rds(region, account, "snapshot:*"), self.rds(region, account, "cluster-snapshot:*")]
+                })
+                .collect(),
+            "kms:sharing-key" => self.sharing_key.iter().cloned().collect(),
+            "kms:target-key" => self.target_key.iter().cloned().collect(),
+            "kms:own-keys" => vec![kms(&self.region, &self.account)],
+            "kms:extra-region-keys" => self.extra_regions.iter().map(|r| kms(r, &self.account)).collect(),
+            "kms:source-sharing-keys" => self.sources.iter().map(|(account, region)| kms(region, account)).collect(),
+            "sqs:own-queues" => vec![self.queue_arn.clone(), self.dlq_arn.clone()],
+            "sqs:own-queue" => vec![self.queue_arn.clone()],
+            "events:pipeline-bus" => vec![self.bus_arn.clone()],
+            other => panic!("permissions.json names the unknown scope {other}"),
+        }
+    }
+
+    fn conditions(&self, names: &[String]) -> Value {
+        let mut out = serde_json::Map::new();
+        let mut add = |operator: &str, key: String, value: Value| {
+            let entry = out.entry(operator.to_string()).or_insert_with(|| json!({}));
+            entry[key] = value;
+        };
+        for name in names {
+            match name.as_str() {
+                "request-tag:managed" => add("StringEquals", format!("aws:RequestTag/{MANAGED_TAG}"), json!("true")),
+                "resource-tag:managed" => add("StringEquals", format!("aws:ResourceTag/{MANAGED_TAG}"), json!("true")),
+                "request-tag:restore-test" => {
+                    add("StringEquals", format!("aws:RequestTag/{RESTORE_TEST_TAG}"), json!("true"))
+                }
+                "resource-tag:restore-test" => {
+                    add("StringEquals", format!("aws:ResourceTag/{RESTORE_TEST_TAG}"), json!("true"))
+                }
+                "via-rds" => {
+                    // Keys of several regions: RDS in any of them (the stacks split per region).
+                    let mut regions: BTreeSet<&str> = self.sources.iter().map(|(_, r)| r.as_str()).collect();
+                    regions.insert(&self.region);
+                    let services: Vec<String> = regions.iter().map(|r| format!("rds.{r}.amazonaws.com")).collect();
+                    add("StringEquals", "kms:ViaService".into(), json!(services));
+                }
+                "grant-for-aws-resource" => add("Bool", "kms:GrantIsForAWSResource".into(), json!("true")),
+                "alias:backup" => {
+                    add("ForAnyValue:StringEquals", "kms:ResourceAliases".into(), json!(BACKUP_KEY_ALIAS))
+                }
+                other => panic!("permissions.json names the unknown condition {other}"),
+            }
+        }
+        Value::Object(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::routing::Routing;
+
+    fn scope() -> Scope {
+        Scope {
+            partition: "aws".into(),
+            account: "222222222222".into(),
+            region: "us-east-1".into(),
+            extra_regions: vec!["eu-west-1".into()],
+            sources: vec![("111111111111".into(), "us-east-1".into())],
+            sharing_key: Some("arn:aws:kms:us-east-1:111111111111:key/k".into()),
+            target_key: Some("arn:aws:kms:us-east-1:222222222222:key/t".into()),
+            restore_subnet_group: Some("snapferry-restore-test".into()),
+            queue_arn: "arn:aws:sqs:us-east-1:222222222222:q".into(),
+            dlq_arn: "arn:aws:sqs:us-east-1:222222222222:q-dlq".into(),
+            bus_arn: "arn:aws:events:us-east-1:222222222222:event-bus/snapferry".into(),
+        }
+    }
+
+    #[test]
+    fn every_function_has_permissions_and_every_name_renders() {
+        let p = Permissions::load();
+        let routing = Routing::load();
+        let functions: BTreeSet<&str> = routing.functions.iter().map(|f| f.name.as_str()).collect();
+        let steps: BTreeSet<&str> = p.steps.keys().map(String::as_str).collect();
+        assert_eq!(functions, steps, "permissions.json and routing.json name the same steps");
+        for step in steps {
+            for s in p.statements(step) {
+                assert!(!s.why.is_empty(), "{step}/{}: say why", s.sid);
+                for r in &s.resources {
+                    assert!(p.scopes.contains_key(r), "{step}/{}: scope {r} is not described", s.sid);
+                }
+                for c in &s.conditions {
+                    assert!(p.conditions.contains_key(c), "{step}/{}: condition {c} is not described", s.sid);
+                }
+            }
+            // Renders every name (an unknown one panics) into a policy with every action.
+            let policy = p.role_policy(step, &scope());
+            let rendered: usize =
+                policy["Statement"].as_array().unwrap().iter().map(|s| s["Action"].as_array().unwrap().len()).sum();
+            assert_eq!(rendered, p.statements(step).iter().map(|s| s.actions.len()).sum::<usize>());
+        }
+    }
+
+    #[test]
+    fn actions_match_as_iam_matches_them() {
+        let p = Permissions::load();
+        assert!(p.allows("copy-shared-snapshot", "kms:ReEncryptFrom"));
+        assert!(p.allows("copy-shared-snapshot", "RDS:copydbsnapshot"));
+        assert!(p.allows("restore", "rds:DescribeDBSnapshots"));
+        assert!(p.allows("restore", "events:PutEvents"));
+        assert!(!p.allows("restore", "rds:DeleteDBSnapshot"));
+        assert!(!p.allows("create-snapshot", "rds:ModifyDBSnapshotAttribute"));
+        let lacking = p.without("restore", "rds:DescribeDBSnapshots");
+        assert!(!lacking.allows("restore", "rds:DescribeDBSnapshots"));
+        assert!(lacking.allows("restore", "rds:DescribeDBInstances"));
+        assert!(lacking.allows("copy-shared-snapshot", "rds:DescribeDBSnapshots"));
+    }
+
+    #[test]
+    fn a_role_policy_is_scoped_and_conditioned() {
+        let p = Permissions::load();
+        let policy = p.role_policy("restore", &scope());
+        let delete =
+            policy["Statement"].as_array().unwrap().iter().find(|s| s["Sid"] == "DeleteRestoreTestsOnly").unwrap();
+        assert_eq!(
+            delete["Resource"],
+            json!([
+                "arn:aws:rds:us-east-1:222222222222:db:snapferry-*",
+                "arn:aws:rds:us-east-1:222222222222:cluster:snapferry-*"
+            ])
+        );
+        assert_eq!(delete["Condition"]["StringEquals"]["aws:ResourceTag/snapferry:restore-test"], "true");
+        let copy = p.role_policy("copy-shared-snapshot", &scope());
+        let managed = copy["Statement"].as_array().unwrap().iter().find(|s| s["Sid"] == "TagManagedSnapshots").unwrap();
+        assert_eq!(managed["Resource"].as_array().unwrap().len(), 4, "both regions, both families");
+    }
+}

@@ -1,0 +1,144 @@
+//! Least privilege on the emulator: each step runs as a role of its own holding exactly its
+//! statements of `shared/permissions.json`, and the emulator refuses whatever a role's
+//! policy does not grant, as IAM does. So the chain passing proves every call is granted;
+//! the tests here prove the converse (a missing action fails the chain with AccessDenied)
+//! and that no role holds an action the code never needs.
+
+use snapferry::permissions::Permissions;
+use snapferry::routing::Routing;
+use snapferry::sqs::{ATTR_ERROR_CODE, ATTR_ERROR_REASON};
+use snapferry_e2e::chain::*;
+use snapferry_e2e::control;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Actions the roles hold that the chain below does not call, each for a reason: a test
+/// fails when a role gains an action that is neither called nor listed here.
+const GRANTED_NOT_CALLED: &[(&str, &str, &str)] = &[
+    // Called by RDS on the step's behalf (forward access), never by the code.
+    ("*", "kms:*", "RDS uses the keys for the copy or restore the step asked for"),
+    // IAM authorizes tags given on a create or copy call as rds:AddTagsToResource too.
+    ("create-snapshot", "rds:AddTagsToResource", "tags passed to CreateDBSnapshot"),
+    ("share-snapshot", "rds:AddTagsToResource", "tags passed to CopyDBSnapshot"),
+    ("restore", "rds:AddTagsToResource", "tags passed to the restore calls; the verified-at tag"),
+    // Only when something goes wrong.
+    ("*", "sqs:ChangeMessageVisibility", "the retry backoff of a failed record"),
+    (
+        "*",
+        "sqs:GetQueueAttributes",
+        "Lambda's event source mapping reads its queue's attributes; the local host needs not",
+    ),
+    (
+        "create-snapshot",
+        "events:PutEvents",
+        "a snapshot AWS refused (Snapshot Rejected); the next step starts on RDS's own event",
+    ),
+    ("*", "rds:DescribeAccountAttributes", "which snapshot quota is full, after SnapshotQuotaExceeded"),
+    ("copy-shared-snapshot", "rds:DeleteDBSnapshot", "a failed copy is deleted before it is made again"),
+    ("copy-shared-snapshot", "rds:DeleteDBClusterSnapshot", "a failed copy is deleted before it is made again"),
+    // Sources on the sharing key are shared as they are; this chain re-encrypts an instance only.
+    ("share-snapshot", "rds:CopyDBClusterSnapshot", "an Aurora snapshot on a key the targets cannot use"),
+];
+
+fn excused(step: &str, action: &str) -> bool {
+    GRANTED_NOT_CALLED.iter().any(|(s, a, _)| {
+        (*s == "*" || *s == step) && a.strip_suffix('*').map_or(*a == action, |prefix| action.starts_with(prefix))
+    })
+}
+
+#[tokio::test]
+async fn every_call_of_every_step_is_granted_to_its_role_and_no_role_holds_more() {
+    // Selected by tag, so both source steps read the databases' tags.
+    let options = PipelineOptions { select_regex: None, select_tag: Some("backup".into()), ..fast_options() };
+    let p = start(&options).await;
+    instance(&p.source, "orders", Encryption::AwsManaged, &[("backup", "daily")]).await;
+    p.source
+        .rds
+        .create_db_cluster()
+        .db_cluster_identifier("ledger")
+        .engine("aurora-postgresql")
+        .master_username("admin")
+        .master_user_password("not-a-secret-1")
+        .storage_encrypted(true)
+        .kms_key_id(&p.sharing_key)
+        .tags(aws_sdk_rds::types::Tag::builder().key("backup").value("daily").build())
+        .send()
+        .await
+        .expect("CreateDBCluster");
+    p.host.fire_schedule().await.expect("fire the schedule");
+    let mut events = Vec::new();
+    run_until(&p, &mut events, "both verified", verified(&["orders", "ledger"])).await;
+    assert_dlqs_empty(&p).await;
+
+    let permissions = Permissions::load();
+    let routing = Routing::load();
+    let mut called: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for account in [&p.source.account, &p.target.account] {
+        for (action, principal, error) in control::calls(account) {
+            let Some(step) = principal.as_deref().and_then(|r| r.strip_prefix("snapferry-")) else { continue };
+            if routing.function(step).is_none() {
+                continue;
+            }
+            assert_ne!(error.as_deref(), Some("AccessDenied"), "{step} was refused {action}");
+            assert!(permissions.allows(step, &action), "{step} called {action}, which its role does not hold");
+            called.entry(step.to_string()).or_default().insert(action.to_ascii_lowercase());
+        }
+    }
+    let mut unneeded = Vec::new();
+    for function in &routing.functions {
+        let step = function.name.as_str();
+        let calls = called.get(step).cloned().unwrap_or_default();
+        assert!(!calls.is_empty(), "{step} made no call as its own role: {called:?}");
+        for statement in permissions.statements(step) {
+            for action in &statement.actions {
+                let used = calls.iter().any(|c| {
+                    let a = action.to_ascii_lowercase();
+                    a.strip_suffix('*').map_or(*c == a, |prefix| c.starts_with(prefix))
+                });
+                if !used && !excused(step, action) {
+                    unneeded.push(format!("{step}: {action} ({})", statement.sid));
+                }
+            }
+        }
+    }
+    assert!(unneeded.is_empty(), "held, never called, and no reason excuses it: {unneeded:#?}");
+}
+
+#[tokio::test]
+async fn a_role_without_one_action_its_step_calls_fails_with_access_denied() {
+    // The restore role as it was first deployed: allowed to restore, not to read the copy.
+    let mut options = fast_options();
+    options.permissions = Permissions::load().without("restore", "rds:DescribeDBSnapshots");
+    let p = start(&options).await;
+    instance(&p.source, "orders", Encryption::AwsManaged, &[]).await;
+    p.host.fire_schedule().await.expect("fire the schedule");
+    let mut events = Vec::new();
+    let restore = p.deployment.queue(&p.target.account, "restore").expect("restore deployed").clone();
+    let dead = drive_until(&p, &mut events, "the restore step's dead letter", || async {
+        let messages = dlq_messages(&p.target, &restore.dlq_url).await;
+        (!messages.is_empty()).then_some(messages)
+    })
+    .await;
+    let attribute = |name: &str| {
+        dead[0]
+            .message_attributes()
+            .and_then(|a| a.get(name))
+            .and_then(|v| v.string_value())
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(attribute(ATTR_ERROR_CODE), "AccessDenied");
+    assert!(attribute(ATTR_ERROR_REASON).contains("rds:DescribeDBSnapshots"), "{}", attribute(ATTR_ERROR_REASON));
+    assert!(!has(&events, "orders", VERIFIED), "{}", summary(&events));
+    // Everything before the restore step went through: the copy is there, unverified.
+    assert!(has(&events, "orders", COPIED), "{}", summary(&events));
+    let refused: Vec<_> = control::calls(&p.target.account)
+        .into_iter()
+        .filter(|(_, principal, error)| {
+            principal.as_deref() == Some("snapferry-restore") && error.as_deref() == Some("AccessDenied")
+        })
+        .collect();
+    assert!(
+        refused.iter().all(|(action, ..)| action == "rds:DescribeDBSnapshots") && !refused.is_empty(),
+        "{refused:?}"
+    );
+}
