@@ -142,14 +142,21 @@ pub mod control {
         );
     }
 
-    /// AWS calls the emulator saw from `account`: (operation, error code).
-    pub fn requests(account: &str) -> Vec<(String, Option<String>)> {
+    /// The emulator's request log entries of `account`.
+    fn logged(account: &str) -> Vec<Value> {
         call("GET", "/_snapferry/requests", None)["requests"]
             .as_array()
             .cloned()
             .unwrap_or_default()
             .into_iter()
             .filter(|r| r["account"] == account)
+            .collect()
+    }
+
+    /// AWS calls the emulator saw from `account`: (operation, error code).
+    pub fn requests(account: &str) -> Vec<(String, Option<String>)> {
+        logged(account)
+            .into_iter()
             .map(|r| {
                 (r["operation"].as_str().unwrap_or_default().to_string(), r["error_code"].as_str().map(str::to_string))
             })
@@ -159,12 +166,8 @@ pub mod control {
     /// AWS calls the emulator saw from `account`, with the role that made each:
     /// (IAM action `service:Operation`, role name, error code).
     pub fn calls(account: &str) -> Vec<(String, Option<String>, Option<String>)> {
-        call("GET", "/_snapferry/requests", None)["requests"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
+        logged(account)
             .into_iter()
-            .filter(|r| r["account"] == account)
             .map(|r| {
                 let (service, operation) =
                     (r["service"].as_str().unwrap_or_default(), r["operation"].as_str().unwrap_or_default());
@@ -459,6 +462,16 @@ pub mod chain {
         .iter()
         .filter_map(|k| attrs.get(k).and_then(|v| v.parse::<u64>().ok()))
         .sum()
+    }
+
+    /// A string message attribute of `message` ("" when absent).
+    pub fn attribute(message: &Message, name: &str) -> String {
+        message
+            .message_attributes()
+            .and_then(|a| a.get(name))
+            .and_then(|v| v.string_value())
+            .unwrap_or_default()
+            .to_string()
     }
 
     /// Every message in a DLQ, with its message attributes (received, not deleted).

@@ -556,6 +556,5 @@ async fn a_copy_that_keeps_failing_is_reported_with_its_reason_and_dead_lettered
     let queue = p.deployment.queue(&p.target.account, "copy-shared-snapshot").expect("deployed").clone();
     let dead = dlq_messages(&p.target, &queue.dlq_url).await;
     assert_eq!(dead.len(), 1, "one dead letter, to replay once the cause is fixed");
-    let code = dead[0].message_attributes().and_then(|a| a.get(ATTR_ERROR_CODE)).and_then(|v| v.string_value());
-    assert_eq!(code, Some("CopyFailed"));
+    assert_eq!(attribute(&dead[0], ATTR_ERROR_CODE), "CopyFailed");
 }

@@ -118,16 +118,12 @@ async fn a_role_without_one_action_its_step_calls_fails_with_access_denied() {
         (!messages.is_empty()).then_some(messages)
     })
     .await;
-    let attribute = |name: &str| {
-        dead[0]
-            .message_attributes()
-            .and_then(|a| a.get(name))
-            .and_then(|v| v.string_value())
-            .unwrap_or_default()
-            .to_string()
-    };
-    assert_eq!(attribute(ATTR_ERROR_CODE), "AccessDenied");
-    assert!(attribute(ATTR_ERROR_REASON).contains("rds:DescribeDBSnapshots"), "{}", attribute(ATTR_ERROR_REASON));
+    assert_eq!(attribute(&dead[0], ATTR_ERROR_CODE), "AccessDenied");
+    assert!(
+        attribute(&dead[0], ATTR_ERROR_REASON).contains("rds:DescribeDBSnapshots"),
+        "{}",
+        attribute(&dead[0], ATTR_ERROR_REASON)
+    );
     assert!(!has(&events, "orders", VERIFIED), "{}", summary(&events));
     // Everything before the restore step went through: the copy is there, unverified.
     assert!(has(&events, "orders", COPIED), "{}", summary(&events));

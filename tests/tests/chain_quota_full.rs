@@ -37,16 +37,8 @@ async fn a_full_snapshot_count_in_the_backup_account_is_reported_at_once_not_ret
     let copy = p.deployment.queue(&p.target.account, "copy-shared-snapshot").expect("deployed").clone();
     let dead = dlq_messages(&p.target, &copy.dlq_url).await;
     assert_eq!(dead.len(), 1, "dead-lettered once, with its reason");
-    let attribute = |name: &str| {
-        dead[0]
-            .message_attributes()
-            .and_then(|a| a.get(name))
-            .and_then(|v| v.string_value())
-            .unwrap_or_default()
-            .to_string()
-    };
-    assert_eq!(attribute(ATTR_ERROR_CODE), QUOTA_FULL);
-    assert!(attribute(ATTR_ERROR_REASON).contains("ManualSnapshots"));
+    assert_eq!(attribute(&dead[0], ATTR_ERROR_CODE), QUOTA_FULL);
+    assert!(attribute(&dead[0], ATTR_ERROR_REASON).contains("ManualSnapshots"));
     // One refused copy, not a loop of them; nothing was copied.
     let refused = control::requests(&p.target.account)
         .into_iter()
