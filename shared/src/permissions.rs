@@ -106,7 +106,9 @@ impl Permissions {
     }
 }
 
-fn action_matches(pattern: &str, action: &str) -> bool {
+/// Whether the IAM action pattern `pattern` (`kms:ReEncrypt*`) covers `action`, as IAM
+/// matches them: case-insensitively, `*` standing for any run of characters.
+pub fn action_matches(pattern: &str, action: &str) -> bool {
     let (pattern, action) = (pattern.to_ascii_lowercase(), action.to_ascii_lowercase());
     match pattern.split_once('*') {
         None => pattern == action,

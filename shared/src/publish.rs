@@ -302,3 +302,28 @@ impl crate::ports::Metrics for Emf {
         println!("{}", self.line(name, step, chrono::Utc::now()));
     }
 }
+
+#[cfg(test)]
+mod emf_tests {
+    use super::Emf;
+    use chrono::TimeZone;
+
+    #[test]
+    fn a_count_is_one_embedded_metric_format_line() {
+        let emf = Emf { namespace: "snapferry".into() };
+        let time = chrono::Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0).unwrap();
+        let line = emf.line("SnapshotQuotaFull", "copy-shared-snapshot", time);
+        assert!(!line.contains('\n'), "one log line");
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let directive = &v["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(v["_aws"]["Timestamp"], time.timestamp_millis());
+        assert_eq!(directive["Namespace"], "snapferry");
+        assert_eq!(directive["Dimensions"], serde_json::json!([["Step"]]));
+        assert_eq!(directive["Metrics"], serde_json::json!([{ "Name": "SnapshotQuotaFull", "Unit": "Count" }]));
+        // The metric's value and its dimension are members named after them.
+        assert_eq!(
+            (&v["SnapshotQuotaFull"], &v["Step"]),
+            (&serde_json::json!(1), &serde_json::json!("copy-shared-snapshot"))
+        );
+    }
+}

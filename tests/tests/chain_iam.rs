@@ -4,7 +4,7 @@
 //! the tests here prove the converse (a missing action fails the chain with AccessDenied)
 //! and that no role holds an action the code never needs.
 
-use snapferry::permissions::Permissions;
+use snapferry::permissions::{Permissions, action_matches};
 use snapferry::routing::Routing;
 use snapferry::sqs::{ATTR_ERROR_CODE, ATTR_ERROR_REASON};
 use snapferry_e2e::chain::*;
@@ -40,9 +40,7 @@ const GRANTED_NOT_CALLED: &[(&str, &str, &str)] = &[
 ];
 
 fn excused(step: &str, action: &str) -> bool {
-    GRANTED_NOT_CALLED.iter().any(|(s, a, _)| {
-        (*s == "*" || *s == step) && a.strip_suffix('*').map_or(*a == action, |prefix| action.starts_with(prefix))
-    })
+    GRANTED_NOT_CALLED.iter().any(|(s, a, _)| (*s == "*" || *s == step) && action_matches(a, action))
 }
 
 #[tokio::test]
@@ -90,10 +88,7 @@ async fn every_call_of_every_step_is_granted_to_its_role_and_no_role_holds_more(
         assert!(!calls.is_empty(), "{step} made no call as its own role: {called:?}");
         for statement in permissions.statements(step) {
             for action in &statement.actions {
-                let used = calls.iter().any(|c| {
-                    let a = action.to_ascii_lowercase();
-                    a.strip_suffix('*').map_or(*c == a, |prefix| c.starts_with(prefix))
-                });
+                let used = calls.iter().any(|c| action_matches(action, c));
                 if !used && !excused(step, action) {
                     unneeded.push(format!("{step}: {action} ({})", statement.sid));
                 }
