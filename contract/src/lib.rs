@@ -64,6 +64,19 @@ pub struct SnapshotRef {
     pub kms_key_id: Option<String>,
 }
 
+/// Snapshots taken together: all volumes of one EC2 instance, crash-consistent, by one
+/// multi-volume `CreateSnapshots` call. Every member carries the same correlation id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct BackupSet {
+    /// The set's deterministic name (the same for every member).
+    pub id: String,
+    /// How many snapshots the set has.
+    pub size: u32,
+    /// How many members are verified (in "Restore Verified" only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<u32>,
+}
+
 /// One hop of the pipeline: what happened to `snapshot`, in the run `correlation_id` that
 /// started from `origin`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -96,6 +109,10 @@ pub enum Step {
         /// read tags of another account's snapshot, and copies keep them.
         #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
         tags: std::collections::BTreeMap<String, String>,
+        /// The backup set `snapshot` belongs to (the volumes of one EC2 instance,
+        /// snapshotted together), as the source account says: it only groups reports.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        set: Option<BackupSet>,
     },
     /// The target account started copying into `destination_region`.
     CopyStarted { destination_region: String },
@@ -111,6 +128,20 @@ pub enum Step {
         engine: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         engine_version: Option<String>,
+        /// EBS: size of the test volume, which must be the snapshot's.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        size_gib: Option<i32>,
+        /// EBS: the copy is locked (EBS Snapshot Lock) until then.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(schema_with = "optional_date_time_schema")]
+        locked_until: Option<DateTime<Utc>>,
+        /// EBS: why the configured lock could not be set (the copy is verified, not locked).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lock_error: Option<String>,
+        /// The copy's backup set, with how many of its members are verified now: the set is
+        /// verified when `verified` reaches `size`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        set: Option<BackupSet>,
     },
     /// The test restore of `snapshot` failed.
     RestoreFailed { reason: String },

@@ -21,6 +21,19 @@ Why each patch exists (the pinned moto's behaviour in brackets):
   [NotFound / default key].
 * Create/copy start ``pending`` with ``Progress`` and complete after the
   configured delay, emitting ``EBS Snapshot Notification`` events.
+* ``CreateSnapshots`` (multi-volume, crash-consistent, EBS User Guide
+  *ebs-creating-snapshot*): one snapshot per EBS volume of the instance, each
+  with the same ``pending`` -> ``completed`` lifecycle as ``CreateSnapshot``,
+  and ONE ``EBS Multi-Volume Snapshots Completion Status`` event when all of
+  them have ended (*ebs-cloud-watch-events*, createSnapshots) instead of
+  per-snapshot events; ``ExcludeDataVolumeIds`` and ``CopyTagsFromSource``
+  honoured, ``state`` in the answer [moto: per-snapshot events, both
+  parameters ignored, no ``state``].
+* Archive tier (EBS User Guide *snapshot-archive*): ``ModifySnapshotTier``
+  only for ``completed`` snapshots and it ends existing sharing; an archived
+  snapshot can't be shared, copied or restored to a volume; a temporarily
+  restored one reports ``StorageTier: standard`` [moto: archives any
+  snapshot, the archive tier changes nothing else].
 * EBS snapshot lock: ``LockSnapshot``, ``UnlockSnapshot``,
   ``DescribeLockedSnapshots``, and ``DeleteSnapshot`` refused while a lock
   has not expired [not implemented].  Lock states are computed from the
@@ -118,7 +131,12 @@ def _emit(account: str, region: str, event: str, result: str, snapshot_id: str, 
     )
 
 
-def _start_lifecycle(snap: Any, event: str, source: str, copy_of: Any = None) -> None:
+def _start_lifecycle(snap: Any, event: str, source: str, copy_of: Any = None, member_of: SnapshotSet | None = None) -> None:
+    """Make ``snap`` pending and finish it after the delay.
+
+    A snapshot on its own emits its ``event``; a member of a multi-volume set
+    (``member_of``) reports to the set instead, which emits one event for all.
+    """
     assert LIFE is not None
     backend = snap.ec2_backend
     account, region = backend.account_id, backend.region_name
@@ -128,6 +146,8 @@ def _start_lifecycle(snap: Any, event: str, source: str, copy_of: Any = None) ->
 
     def complete(failed: bool) -> None:
         if backend.snapshots.get(snap.id) is not snap:
+            if member_of is not None:
+                member_of.ended(snap, "error")  # deleted while pending: the set still has to report
             return
         cause = "Injected failure" if failed else ""
         if copy_of is not None and not failed:
@@ -137,16 +157,121 @@ def _start_lifecycle(snap: Any, event: str, source: str, copy_of: Any = None) ->
         if failed:
             snap.status = "error"
             snap.__dict__.pop("_sf_lock", None)  # a pending snapshot's lock is canceled when creation fails
-            _emit(account, region, event, "failed", snap.id, source, start, cause)
+            if member_of is not None:
+                member_of.ended(snap, "error")
+            else:
+                _emit(account, region, event, "failed", snap.id, source, start, cause)
             return
         snap.status = "completed"
         snap._sf_progress = "100%"
         lock = snap.__dict__.get("_sf_lock")
         if lock is not None and lock.started is None:
             lock.started = _clock()  # a pending snapshot's lock duration starts when it completes
-        _emit(account, region, event, "succeeded", snap.id, source, start)
+        if member_of is not None:
+            member_of.ended(snap, "completed")
+        else:
+            _emit(account, region, event, "succeeded", snap.id, source, start)
 
     LIFE.schedule(kind="ebs", account=account, region=region, complete=complete, copy_bucket="ebs_copies" if copy_of is not None else None)
+
+
+# ------------------------------------------------------ multi-volume sets
+# EBS User Guide ebs-creating-snapshot (multi-volume snapshots),
+# ebs-cloud-watch-events (createSnapshots); EC2 API CreateSnapshots,
+# InstanceSpecification.
+
+MULTI_VOLUME_DETAIL_TYPE = "EBS Multi-Volume Snapshots Completion Status"
+
+
+class SnapshotSet:
+    """The snapshots one CreateSnapshots call started; one event when all have ended."""
+
+    def __init__(self, account: str, region: str, members: list[Any]) -> None:
+        self.account, self.region = account, region
+        self.members = members
+        self.start = _iso(members[0].start_time if members and isinstance(members[0].start_time, datetime) else None)
+        self.status: dict[str, str] = {}
+
+    def ended(self, snap: Any, status: str) -> None:
+        self.status[snap.id] = status
+        if len(self.status) == len(self.members):
+            self._report()
+
+    def _report(self) -> None:
+        failed = [s.id for s in self.members if self.status[s.id] != "completed"]
+        arns = [snapshot_arn(self.region, s.id) for s in self.members]
+        emit_native(
+            account=self.account,
+            region=self.region,
+            source="aws.ec2",
+            detail_type=MULTI_VOLUME_DETAIL_TYPE,
+            resources=arns,
+            detail={
+                "event": "createSnapshots",
+                "result": "failed" if failed else "succeeded",
+                # wording of the failed example in ebs-cloud-watch-events
+                "cause": f"Snapshot {failed[0]} is in status error" if failed else "",
+                "request-id": str(uuid.uuid4()),
+                "startTime": self.start,
+                "endTime": _iso(),
+                "snapshots": [
+                    {"snapshot_id": arn, "source": f"arn:aws:ec2::{self.region}:volume/{s.volume.id}", "status": self.status[s.id]}
+                    for arn, s in zip(arns, self.members)
+                ],
+            },
+            key="createSnapshots",
+        )
+
+
+def _true(value: Any) -> bool:
+    return str(value).lower() == "true"
+
+
+def volumes_to_snapshot(backend: Any, spec: dict[str, Any]) -> list[Any]:
+    """The instance's EBS volumes that CreateSnapshots covers, in device order."""
+    instance_id = spec.get("InstanceId")
+    if not instance_id:
+        raise _err("MissingParameter", "The request must contain the parameter InstanceSpecification.InstanceId")
+    instance = backend.get_instance(instance_id)  # InvalidInstanceID.NotFound
+    excluded = set(spec.get("ExcludeDataVolumeIds") or [])
+    volumes = []
+    for device, mapping in instance.get_block_device_mapping:
+        is_root = device == instance.root_device_name
+        if is_root and mapping.volume_id in excluded:
+            # InstanceSpecification: "If you specify the ID of the root volume, the
+            # request fails." AWS names no code; InvalidParameterValue is EC2's code
+            # for a parameter value it won't take (errors-overview).
+            raise _err("InvalidParameterValue", f"The volume {mapping.volume_id} is the root volume of {instance_id}; use ExcludeBootVolume to exclude it.")
+        if (is_root and _true(spec.get("ExcludeBootVolume"))) or mapping.volume_id in excluded:
+            continue
+        volumes.append(backend.get_volume(mapping.volume_id))
+    return volumes
+
+
+def user_tags(resource: Any) -> dict[str, str]:
+    # The aws: prefix is reserved for AWS's own tags, which are not copied (EC2 User Guide Using_Tags).
+    return {t["key"]: t["value"] for t in resource.get_tags() if not t["key"].startswith("aws:")}
+
+
+# ------------------------------------------------------------ archive tier
+# EBS User Guide snapshot-archive (considerations and limitations),
+# working-with-snapshot-archiving; EC2 API ModifySnapshotTier.
+
+def temporarily_restored(snap: Any) -> bool:
+    from moto.core.utils import utcnow
+
+    expiry = getattr(snap, "restore_expiry_time", None)
+    return expiry is not None and utcnow() < expiry
+
+
+def check_not_archived(snap: Any, doing: str) -> None:
+    """Archived snapshots can't be shared, copied or used for volumes until restored."""
+    if snap.storage_tier == "archive":
+        # AWS documents the restriction (snapshot-archive: "You can't share archived
+        # snapshots", "You can't copy an archived snapshot"; restore before use) but
+        # no error code for it; IncorrectState is EC2's documented code for a
+        # resource in the wrong state for the request (errors-overview).
+        raise _err("IncorrectState", f"The snapshot '{snap.id}' is in the archive tier and can't be {doing}. Restore it to the standard tier first (RestoreSnapshotTier).")
 
 
 # ------------------------------------------------------------ snapshot lock
@@ -341,6 +466,20 @@ def install(state: LayerState, life: Lifecycle) -> None:  # noqa: C901
 
     Snapshot.progress = property(lambda self: self.__dict__.get("_sf_progress", "100%"))
 
+    # A temporarily restored snapshot is in the standard tier until its restore
+    # expires (working-with-snapshot-archiving: StorageTier is "standard for
+    # snapshots stored on the standard tier, including temporarily restored
+    # snapshots"); moto leaves it "archive".  Every reader (DescribeSnapshots,
+    # the storage-tier filter, the archive checks) goes through this property.
+    def _get_tier(self: Any) -> str:
+        tier = self.__dict__.get("_sf_tier", "standard")
+        return "standard" if tier == "archive" and temporarily_restored(self) else tier
+
+    def _set_tier(self: Any, value: str) -> None:
+        self.__dict__["_sf_tier"] = value
+
+    Snapshot.storage_tier = property(_get_tier, _set_tier)
+
     # The account's aws/ebs key must say KeyManager: AWS.
     def _create_default_encryption_key(self: Any) -> str:
         key = kmsutil.aws_managed_key(self.account_id, self.region_name, "alias/aws/ebs")
@@ -361,11 +500,85 @@ def install(state: LayerState, life: Lifecycle) -> None:  # noqa: C901
 
     EBSBackend.create_snapshot = create_snapshot
 
+    def create_snapshots(self: Any, instance_spec: dict[str, Any], description: str, tags: dict[str, str], copy_tags_from_source: Any = None) -> list[Any]:
+        volumes = volumes_to_snapshot(self, instance_spec)
+        if copy_tags_from_source not in (None, "", "volume"):
+            raise _bad_value("CopyTagsFromSource", copy_tags_from_source, "Valid values are: volume.")
+        snaps = []
+        for volume in volumes:
+            snap = orig_create(self, volume.id, description)  # moto's, not the patched one: members report to the set
+            if volume.encrypted and not snap.kms_key_id:
+                snap.kms_key_id = volume.kms_key_id
+            # Copied volume tags first, so TagSpecification wins on the same key.
+            if copy_tags_from_source == "volume":
+                snap.add_tags(user_tags(volume))
+            snap.add_tags(tags)
+            snaps.append(snap)
+        if snaps:  # an instance with no volume left to snapshot has nothing to report
+            group = SnapshotSet(self.account_id, self.region_name, snaps)
+            for snap in snaps:
+                _start_lifecycle(snap, "createSnapshots", f"arn:aws:ec2::{self.region_name}:volume/{snap.volume.id}", member_of=group)
+        return snaps
+
+    EBSBackend.create_snapshots = create_snapshots
+
+    def resp_create_snapshots(self: Any) -> Any:
+        from moto.core.responses import ActionResult
+
+        tags = self._parse_tag_specification().get("snapshot", {})
+        self.error_on_dryrun()
+        snaps = self.ec2_backend.create_snapshots(
+            self._get_param("InstanceSpecification", {}),
+            self._get_param("Description", ""),
+            tags,
+            self._get_param("CopyTagsFromSource"),
+        )
+        # SnapshotInfo (EC2 API CreateSnapshots); moto's Snapshot has no "state"
+        # attribute for the serializer to find, so the items are spelled out.
+        return ActionResult(
+            {
+                "Snapshots": [
+                    {
+                        "SnapshotId": s.id,
+                        "VolumeId": s.volume.id,
+                        "State": s.status,
+                        "StartTime": s.start_time,
+                        "Progress": s.progress,
+                        "OwnerId": s.owner_id,
+                        "VolumeSize": s.volume.size,
+                        "Encrypted": s.encrypted,
+                        "Description": s.description,
+                        "Tags": s.tag_set,
+                    }
+                    for s in snaps
+                ]
+            }
+        )
+
+    ElasticBlockStore.create_snapshots = resp_create_snapshots
+
+    orig_modify_tier = EBSBackend.modify_snapshot_tier
+
+    def modify_snapshot_tier(self: Any, snapshot_id: str, storage_tier: str) -> Any:
+        snap = self.get_snapshot(snapshot_id)  # own snapshots only (a shared one: InvalidSnapshot.NotFound)
+        if snap.status != "completed":
+            # snapshot-archive: "You can archive snapshots that are in the completed state only."
+            raise _err("IncorrectState", f"Snapshot '{snapshot_id}' is in state {snap.status}; only completed snapshots can be archived.")
+        snap = orig_modify_tier(self, snapshot_id, storage_tier)
+        # snapshot-archive: "If you archive a snapshot that you have shared with other
+        # accounts, the accounts with which the snapshot is shared lose access".
+        snap.create_volume_permission_userids.clear()
+        snap.create_volume_permission_groups.clear()
+        return snap
+
+    EBSBackend.modify_snapshot_tier = modify_snapshot_tier
+
     def copy_snapshot(self: Any, source_snapshot_id: str, source_region: str, description: str, kms_key_id: Any, encrypted: bool = False) -> Any:
         source_region = source_region or self.region_name
         source = find_snapshot(self.account_id, source_region, source_snapshot_id)
         if source.status != "completed":
             raise _err("IncorrectState", f"Snapshot '{source_snapshot_id}' is in an invalid state: {source.status}. Only completed snapshots can be copied.")
+        check_not_archived(source, "copied")
         assert STATE is not None
         limit = STATE.quota("ebs_copies")
         if STATE.copies_in_progress("ebs_copies", self.account_id, self.region_name) >= limit:
@@ -461,6 +674,7 @@ def install(state: LayerState, life: Lifecycle) -> None:  # noqa: C901
         snap = find_snapshot(self.account_id, self.region_name, snapshot_id)  # own, or shared with the caller
         if snap.status != "completed":
             raise _err("IncorrectState", f"Snapshot '{snapshot_id}' is not completed (it is {snap.status}).")
+        check_not_archived(snap, "used to create a volume")
         if snap.encrypted:
             src_key = kmsutil.resolve_key(snap.owner_id, self.region_name, snap.kms_key_id)
             if src_key is not None and not kmsutil.usable_by(src_key, self.account_id):
@@ -483,6 +697,7 @@ def install(state: LayerState, life: Lifecycle) -> None:  # noqa: C901
         if user_ids or groups:
             if snap.status != "completed":
                 raise _err("IncorrectState", f"Snapshot '{snapshot_id}' is not completed (it is {snap.status}) and can't be shared yet.")
+            check_not_archived(snap, "shared")
             if snap.encrypted and groups:
                 raise _err("InvalidParameter", "Encrypted snapshots can't be made public. Specify another snapshot.")
             if snap.encrypted and kmsutil.is_aws_managed(kmsutil.resolve_key(self.account_id, self.region_name, snap.kms_key_id)):

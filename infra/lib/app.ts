@@ -24,6 +24,7 @@ export function buildDeployment(app: App, config: Config, routing: Routing, asse
     new TargetRegionStack(app, regionStackName(region), {
       env: { account: t.account, region },
       description: `snapferry backup account: key for copies in ${region}`,
+      key: { breakGlassRoleArn: t.breakGlassRoleArn },
     }));
   const target = new TargetStack(app, targetStackName(), {
     env: { account: t.account, region: t.region },

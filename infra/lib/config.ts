@@ -10,6 +10,8 @@ export interface Selection {
   identifiers: string[];
   regex?: string;
   tag?: string;
+  /** EBS: an opt-in tag on EC2 instances; all volumes of each are snapshotted together (SELECT_INSTANCE_TAG). */
+  instanceTag?: string;
 }
 
 export interface SourceConfig {
@@ -29,6 +31,10 @@ export interface CopyConfig {
   maxConcurrency: number;
 }
 
+/** EBS Snapshot Lock modes (EC2 API Reference, LockSnapshot: LockMode). */
+export const LOCK_MODES = ['governance', 'compliance'] as const;
+export type LockMode = (typeof LOCK_MODES)[number];
+
 export interface RestoreTestConfig {
   enabled: boolean;
   everyNth: number;
@@ -36,12 +42,27 @@ export interface RestoreTestConfig {
   timeoutMinutes: number;
   recheckSeconds: number;
   vpcCidr: string;
+  /** EBS: the zone test volumes are created in (RESTORE_AVAILABILITY_ZONE); unset: the home region's `a` zone. */
+  availabilityZone?: string;
+  /** EBS: lock each copy whose restore test passed (LOCK_MODE); unset: no lock. */
+  lockMode?: LockMode;
+  /** EBS: days a verified copy stays locked (LOCK_DAYS); unset: the step's default. */
+  lockDays?: number;
+  /** Must be true for lockMode compliance (LOCK_COMPLIANCE_OPT_IN). */
+  lockComplianceOptIn?: boolean;
 }
 
 export interface TargetConfig {
   account: string;
   region: string;
   extraRegions: string[];
+  /** The resource kinds the backup account copies and restores; default every kind. */
+  kinds: Kind[];
+  /**
+   * A role of the backup account that alone may schedule the deletion of, disable or change the
+   * policy of the backup keys (with CloudFormation's execution role for the policy): see target-key.ts.
+   */
+  breakGlassRoleArn?: string;
   copy: CopyConfig;
   restoreTest: RestoreTestConfig;
 }
@@ -122,6 +143,19 @@ class Fields {
     return v;
   }
 
+  optionalInt(key: string, min: number, max: number): number | undefined {
+    return this.raw(key) === undefined ? undefined : this.int(key, min, max);
+  }
+
+  optionalBool(key: string): boolean | undefined {
+    return this.raw(key) === undefined ? undefined : this.bool(key);
+  }
+
+  /** True if the object has the field (read or not). */
+  has(key: string): boolean {
+    return this.obj[key] !== undefined;
+  }
+
   int(key: string, min: number, max: number): number {
     const v = this.raw(key);
     if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
@@ -155,35 +189,49 @@ class Fields {
   }
 }
 
-function selection(f: Fields): Selection {
+const TAG_SELECTOR = /^[^=]+(=.*)?$/;
+
+function selection(f: Fields, kinds: Kind[]): Selection {
   const s: Selection = {
     identifiers: f.strings('identifiers'),
     regex: f.regex('regex'),
-    tag: f.optionalString('tag', /^[^=]+(=.*)?$/, '"key" or "key=value"'),
+    tag: f.optionalString('tag', TAG_SELECTOR, '"key" or "key=value"'),
+    instanceTag: f.optionalString('instanceTag', TAG_SELECTOR, '"key" or "key=value"'),
   };
   f.done();
+  // It selects EC2 instances, whose volumes only the ebs kind snapshots.
+  if (s.instanceTag !== undefined && !kinds.includes('ebs')) {
+    throw new ConfigError(`${f.at('instanceTag')}: selects the EBS volumes of tagged EC2 instances; the source's kinds have no "ebs"`);
+  }
   // create-snapshot and share-snapshot select nothing when nothing is configured.
-  if (s.identifiers.length === 0 && s.regex === undefined && s.tag === undefined) {
-    throw new ConfigError(`${f.path}: selects nothing; set identifiers, regex (".*" for all) or tag`);
+  if (s.identifiers.length === 0 && s.regex === undefined && s.tag === undefined && s.instanceTag === undefined) {
+    throw new ConfigError(`${f.path}: selects nothing; set identifiers, regex (".*" for all), tag or (ebs) instanceTag`);
   }
   return s;
 }
 
+/** A non-empty list of distinct known kinds. */
+function kindsOf(f: Fields, key: string): Kind[] {
+  const kinds = f.strings(key, new RegExp(`^(${KINDS.join('|')})$`), KINDS.join(', ')) as Kind[];
+  if (kinds.length === 0) throw new ConfigError(`${f.at(key)}: expected at least one kind`);
+  return kinds;
+}
+
 function source(f: Fields): SourceConfig {
+  const account = f.string('account', ACCOUNT, 'a 12-digit AWS account id');
+  const region = f.string('region', REGION, 'an AWS region name');
+  const kinds = kindsOf(f, 'kinds');
   const s: SourceConfig = {
-    account: f.string('account', ACCOUNT, 'a 12-digit AWS account id'),
-    region: f.string('region', REGION, 'an AWS region name'),
-    kinds: f.strings('kinds', new RegExp(`^(${KINDS.join('|')})$`), KINDS.join(', ')) as Kind[],
-    selection: selection(f.object('selection')),
+    account,
+    region,
+    kinds,
+    selection: selection(f.object('selection'), kinds),
     minIntervalMinutes: f.int('minIntervalMinutes', 1, 10080),
     // RDS allows 100 manual snapshots per region by default; the quota can be raised
     // (RDS User Guide, CHAP_Limits).
     manualSnapshotQuota: f.int('manualSnapshotQuota', 1, 100000),
     recheckSeconds: f.int('recheckSeconds', 1, 900),
   };
-  if (s.kinds.length === 0) throw new ConfigError(`${f.at('kinds')}: expected at least one kind`);
-  // The functions know EBS, but the stacks grant no EC2 permissions and route no EBS events yet.
-  if (s.kinds.includes('ebs')) throw new ConfigError(`${f.at('kinds')}: "ebs" cannot be deployed yet (no EC2 permissions or EBS rules in the stacks)`);
   f.done();
   return s;
 }
@@ -193,6 +241,10 @@ function target(f: Fields): TargetConfig {
   const region = f.string('region', REGION, 'an AWS region name');
   const extraRegions = f.strings('extraRegions', REGION, 'an AWS region name');
   if (extraRegions.includes(region)) throw new ConfigError(`${f.at('extraRegions')}: must not contain the home region ${region}`);
+  // Optional: the backup account copies and restores every kind unless told otherwise.
+  const kinds = f.has('kinds') ? kindsOf(f, 'kinds') : [...KINDS];
+  const breakGlassRoleArn = f.optionalString('breakGlassRoleArn', new RegExp(`^arn:aws[a-z-]*:iam::${account}:role/[\\w+=,.@/-]+$`),
+    `the ARN of an IAM role of the backup account ${account}`);
 
   const c = f.object('copy');
   c.renamed('reservedConcurrency', 'maxConcurrency', "the SQS event source's maximum concurrency, 2 to 1000, replaces reserved concurrency");
@@ -219,10 +271,50 @@ function target(f: Fields): TargetConfig {
     timeoutMinutes: r.int('timeoutMinutes', 10, 1440),
     recheckSeconds: r.int('recheckSeconds', 1, 900),
     vpcCidr: r.string('vpcCidr', /^(\d{1,3}\.){3}\d{1,3}\/(1[6-9]|2[0-7])$/, 'an IPv4 CIDR from /16 to /27'),
+    // A zone of the home region (test volumes are restored there): eu-west-1a, or a Local Zone's us-west-2-lax-1a.
+    availabilityZone: r.optionalString('availabilityZone', new RegExp(`^${region}(-[a-z]+-\\d+)?[a-z]$`), `an availability zone of ${region}, like ${region}a`),
+    lockMode: r.optionalString('lockMode', new RegExp(`^(${LOCK_MODES.join('|')})$`), LOCK_MODES.map((m) => `"${m}"`).join(' or ')) as LockMode | undefined,
+    // EBS Snapshot Lock durations: 1 day to 36,500 days (EC2 API Reference, LockSnapshot: LockDuration).
+    lockDays: r.optionalInt('lockDays', 1, 36500),
+    lockComplianceOptIn: r.optionalBool('lockComplianceOptIn'),
   };
   r.done();
+  locks(r, restoreTest, kinds);
+  if (restoreTest.availabilityZone !== undefined && !kinds.includes('ebs')) {
+    throw new ConfigError(`${r.at('availabilityZone')}: the zone of EBS test volumes; target.kinds has no "ebs"`);
+  }
   f.done();
-  return { account, region, extraRegions, copy, restoreTest };
+  return { account, region, extraRegions, kinds, breakGlassRoleArn, copy, restoreTest };
+}
+
+/**
+ * EBS Snapshot Lock of verified copies. A compliance lock is for good once its cool-off period
+ * (up to 72 h) has passed: nobody, the root user included, can unlock the snapshot or shorten
+ * the lock, and the copy is kept, and billed, until the lock expires (EBS User Guide,
+ * snapshot-lock-concepts). So compliance needs an explicit opt-in, and the lock settings are
+ * refused where they would mean nothing, rather than leave someone believing copies are locked.
+ */
+function locks(r: Fields, t: RestoreTestConfig, kinds: Kind[]): void {
+  if (t.lockMode === undefined) {
+    for (const key of ['lockDays', 'lockComplianceOptIn'] as const) {
+      if (t[key] !== undefined) throw new ConfigError(`${r.at(key)}: only with lockMode (unset: copies are not locked)`);
+    }
+    return;
+  }
+  if (!kinds.includes('ebs')) {
+    throw new ConfigError(`${r.at('lockMode')}: EBS Snapshot Lock locks EBS copies only (RDS and Aurora snapshots have no lock); target.kinds has no "ebs"`);
+  }
+  if (!t.enabled) {
+    throw new ConfigError(`${r.at('lockMode')}: a copy is locked once its restore test passes; with restoreTest.enabled false no copy would ever be locked`);
+  }
+  if (t.lockMode === 'compliance' && t.lockComplianceOptIn !== true) {
+    throw new ConfigError(`${r.at('lockMode')}: "compliance" needs lockComplianceOptIn: true. Once its cool-off period has passed, `
+      + 'nobody, the account\'s root user included, can unlock a snapshot locked in compliance mode or shorten its lock: every verified copy '
+      + `is kept, and billed, for the whole ${t.lockDays === undefined ? 'default duration (LOCK_DAYS)' : `${t.lockDays} days`}. Use "governance" to try locking first.`);
+  }
+  if (t.lockMode !== 'compliance' && t.lockComplianceOptIn !== undefined) {
+    throw new ConfigError(`${r.at('lockComplianceOptIn')}: only with lockMode "compliance"`);
+  }
 }
 
 export function parseConfig(json: unknown): Config {
@@ -242,6 +334,15 @@ export function parseConfig(json: unknown): Config {
   if (!Array.isArray(sources) || sources.length === 0) throw new ConfigError('sources: expected a non-empty list');
   config.sources = sources.map((s, i) => source(Fields.of(s, `sources[${i}]`)));
   f.done();
+
+  // Each source's kinds must be copied by the backup account, or its snapshots would be shared
+  // to a copy step without the permissions to copy them (straight to the DLQ).
+  config.sources.forEach((s, i) => {
+    const missing = s.kinds.filter((k) => !config.target.kinds.includes(k));
+    if (missing.length > 0) {
+      throw new ConfigError(`target.kinds: lacks ${missing.map((k) => `"${k}"`).join(', ')}, which sources[${i}].kinds has (the backup account could not copy those snapshots)`);
+    }
+  });
 
   const accounts = config.sources.map((s) => s.account);
   accounts.forEach((a, i) => {

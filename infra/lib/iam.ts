@@ -10,12 +10,21 @@ export const RESTORE_TEST_TAG = 'snapferry:restore-test';
 export const PREFIX = 'snapferry-';
 
 export type RdsType = 'db' | 'cluster' | 'snapshot' | 'cluster-snapshot' | 'subgrp' | 'og' | 'pg' | 'cluster-pg';
+export type Ec2Type = 'volume' | 'instance' | 'snapshot';
 
 export class Arns {
   constructor(private readonly stack: Stack) {}
 
   rds(type: RdsType, name: string, region = this.stack.region, account = this.stack.account): string {
     return `arn:${this.stack.partition}:rds:${region}:${account}:${type}:${name}`;
+  }
+
+  /**
+   * An EC2 resource. EBS snapshot ARNs carry no account (`arn:aws:ec2:<region>::snapshot/<id>`,
+   * Service Authorization Reference, Amazon EC2 resource types): pass '' for them.
+   */
+  ec2(type: Ec2Type, id: string, region = this.stack.region, account: string = this.stack.account): string {
+    return `arn:${this.stack.partition}:ec2:${region}:${account}:${type}/${id}`;
   }
 
   /** Everything RDS in one account and region: for read-only Describe* calls. */
@@ -51,6 +60,18 @@ export const forwarderRoleArn = (partition: string, sourceAccount: string, sourc
  * managed key": kms:ViaService with rds.<region>.amazonaws.com).
  */
 export const viaRds = (region: string) => ({ StringEquals: { 'kms:ViaService': `rds.${region}.amazonaws.com` } });
+
+/**
+ * The same for EBS: EC2 in `region` calling KMS for an encrypted volume or snapshot (KMS
+ * Developer Guide, conditions-kms, kms:ViaService: ec2.<region>.amazonaws.com).
+ */
+export const viaEc2 = (region: string) => ({ StringEquals: { 'kms:ViaService': `ec2.${region}.amazonaws.com` } });
+
+/**
+ * ec2:CreateTags only as the tagging a create call does with its TagSpecifications (EC2 User
+ * Guide, supported-iam-actions-tagging: ec2:CreateAction names the creating action).
+ */
+export const createAction = (actions: string[]) => ({ StringEquals: { 'ec2:CreateAction': actions.length === 1 ? actions[0] : actions } });
 
 export const requestTag = (tag: string) => ({ StringEquals: { [`aws:RequestTag/${tag}`]: 'true' } });
 export const resourceTag = (tag: string) => ({ StringEquals: { [`aws:ResourceTag/${tag}`]: 'true' } });

@@ -22,7 +22,11 @@ const WILDCARD_REASONS: [RegExp, string][] = [
   [/^Resource::arn:[\w-]+:rds:[\w-]+:\d{12}:(og|pg|cluster-pg):\*$/,
     'A restore uses the default option/parameter group of the snapshot engine version, which is known only at run time; only restores tagged snapferry:restore-test are allowed.'],
   [/^Resource::arn:[\w-]+:kms:[\w*-]+:\d{12}:key\/\*$/,
-    'Key ids are not known at deploy time (aws/rds, other accounts\' sharing keys, other regions\' target keys); the statement is limited by kms:ViaService rds or by the snapferry alias.'],
+    'Key ids are not known at deploy time (aws/rds, aws/ebs, other accounts\' sharing keys, other regions\' target keys); the statement is limited by kms:ViaService (rds or ec2 of the key\'s region) or by the snapferry alias.'],
+  [/^Resource::arn:[\w-]+:ec2:[\w-]+:\d{12}:(volume|instance)\/\*$/,
+    'Which volumes and instances are backed up is chosen at run time (identifiers, regex, tags); snapshots of them may only be created with the snapferry:managed request tag, and only volumes tagged snapferry:restore-test are created or deleted.'],
+  [/^Resource::arn:[\w-]+:ec2:[\w-]+::snapshot\/\*$/,
+    'EBS snapshot ARNs carry no account and their ids are chosen by EC2; every write on them is bound by a snapferry:managed request or resource tag condition, or by ec2:CreateAction.'],
 ];
 
 /**
@@ -32,6 +36,8 @@ const WILDCARD_REASONS: [RegExp, string][] = [
  */
 const NO_RESOURCE_TYPE: Record<string, string> = {
   'rds:DescribeAccountAttributes': 'rds:DescribeAccountAttributes (read-only: the account\'s RDS quotas and their usage) has no resource type in the Service Authorization Reference; IAM authorizes it only on "*", and the statement grants nothing else.',
+  ...Object.fromEntries(['ec2:DescribeVolumes', 'ec2:DescribeInstances', 'ec2:DescribeSnapshots'].map((a) => [a,
+    `${a} (read-only list) has no resource type in the Service Authorization Reference (EC2's Describe* calls support no resource-level permissions); IAM authorizes it only on "*", and the statement grants nothing else.`])),
 };
 
 /** Acknowledges the expected wildcards of the statements attached to `scope`'s policy. */

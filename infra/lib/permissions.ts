@@ -6,7 +6,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
-import { Arns, grantForAwsResource, MANAGED_TAG, PREFIX, RdsType, requestTag, resourceTag, RESTORE_TEST_TAG, viaRds } from './iam';
+import { Kind, KINDS } from './config';
+import { Arns, createAction, Ec2Type, grantForAwsResource, MANAGED_TAG, PREFIX, RdsType, requestTag, resourceTag, RESTORE_TEST_TAG, viaEc2, viaRds } from './iam';
 import { INFRA_DIR, Routing } from './routing';
 
 export interface PermissionStatement {
@@ -18,6 +19,8 @@ export interface PermissionStatement {
   conditions?: string[];
   /** 'home' (default): the stack's region; 'pipeline': home and every extra region. */
   regions?: 'home' | 'pipeline';
+  /** The resource kinds the statement is for: rendered only where one of them is handled. Absent: every kind. */
+  kinds?: Kind[];
   why: string;
 }
 
@@ -31,6 +34,11 @@ export interface Permissions {
 
 /** What the names stand for in one stack. A scope the stack lacks (the sharing key in the target stack) fails at synth. */
 export interface StackScopes {
+  /**
+   * The resource kinds this stack handles (a source's `kinds`, the target's `target.kinds`): a
+   * statement with `kinds` is rendered only when one of its kinds is among them.
+   */
+  readonly kinds: readonly Kind[];
   /** The target's extra regions ('pipeline' = the stack's region and these); none in a source stack. */
   readonly extraRegions: string[];
   /** The allowlisted source accounts, each in its region (the backup account's stack). */
@@ -55,6 +63,13 @@ interface Located { arn: string; region: string }
 
 type Scope = (stack: Stack, s: StepScopes, regions: string[]) => Located[];
 
+/**
+ * The scopes rendered as "*": for actions with no resource type, which IAM authorizes only on
+ * "*". Each must be its statement's only scope; test/security.test.ts allows "*" for their
+ * actions only, and lib/nag.ts acknowledges it only for the actions it lists.
+ */
+export const ANY_RESOURCE_SCOPES = ['account', 'ec2:all'];
+
 const need = <T>(value: T | undefined, what: string): T => {
   if (value === undefined) throw new Error(`needs ${what}, which this stack does not have`);
   return value;
@@ -65,6 +80,14 @@ const SCOPES: Record<string, Scope> = {
   // Calls with no resource type (rds:DescribeAccountAttributes): IAM authorizes them only on *.
   // test/security.test.ts allows * for the actions of statements with this scope and no other.
   'account': (stack) => [{ arn: '*', region: stack.region }],
+  // EC2's Describe* calls support no resource-level permissions (Service Authorization Reference, Amazon EC2).
+  'ec2:all': (stack) => [{ arn: '*', region: stack.region }],
+  'ec2:volumes': (stack, _, regions) => ec2(stack, regions, 'volume', stack.account),
+  'ec2:instances': (stack, _, regions) => ec2(stack, regions, 'instance', stack.account),
+  // EBS snapshot ARNs have no account (arn:aws:ec2:<region>::snapshot/<id>): the conditions make them ours.
+  'ec2:snapshots': (stack, _, regions) => ec2(stack, regions, 'snapshot', ''),
+  // Each source's snapshots are in that source's region, whatever the statement's regions.
+  'ec2:source-snapshots': (stack, s) => unique(need(s.sources, 'the allowlisted sources').flatMap(({ region }) => ec2(stack, [region], 'snapshot', ''))),
   'rds:all': (stack, _, regions) => regions.map((r) => ({ arn: new Arns(stack).rdsAll(r), region: r })),
   'rds:databases': (stack, _, regions) => rds(stack, regions, ['db', 'cluster'], '*'),
   'rds:any-snapshot': (stack, _, regions) => rds(stack, regions, ['snapshot', 'cluster-snapshot'], '*'),
@@ -98,6 +121,9 @@ const CONDITIONS: Record<string, Condition> = {
   'request-tag:restore-test': () => requestTag(RESTORE_TEST_TAG),
   'resource-tag:restore-test': () => resourceTag(RESTORE_TEST_TAG),
   'via-rds': (region) => viaRds(region),
+  'via-ec2': (region) => viaEc2(region),
+  'create-action:snapshot': () => createAction(['CreateSnapshot', 'CreateSnapshots', 'CopySnapshot']),
+  'create-action:volume': () => createAction(['CreateVolume']),
   'grant-for-aws-resource': () => grantForAwsResource,
   // kms:ResourceAliases is multivalued (a key may have several aliases): it needs a set operator.
   'alias:backup': (_, s) => ({ 'ForAnyValue:StringEquals': { 'kms:ResourceAliases': need(s.extraRegionKeyAlias, 'the backup key alias') } }),
@@ -106,6 +132,13 @@ const CONDITIONS: Record<string, Condition> = {
 function rds(stack: Stack, regions: string[], types: RdsType[], name: string): Located[] {
   return regions.flatMap((region) => types.map((type) => ({ arn: new Arns(stack).rds(type, name, region), region })));
 }
+
+function ec2(stack: Stack, regions: string[], type: Ec2Type, account: string): Located[] {
+  return regions.map((region) => ({ arn: new Arns(stack).ec2(type, '*', region, account), region }));
+}
+
+/** The conditions naming the service KMS is called through (kms:ViaService), one region each. */
+const VIA = ['via-rds', 'via-ec2'];
 
 function unique(xs: Located[]): Located[] {
   return xs.filter((x, i) => xs.findIndex((y) => y.arn === x.arn) === i);
@@ -139,7 +172,8 @@ export function loadPermissions(from: string | object, routing: Routing): Permis
         if (!(r in SCOPES)) throw new Error(`${here}: scope ${JSON.stringify(r)} has no rendering in infra/lib/permissions.ts`);
       }
       // "*" covers any ARN: next to it another scope would mean nothing, and its actions would get "*" too.
-      if (st.resources.includes('account') && st.resources.length > 1) throw new Error(`${here}: scope "account" ("*") must be the statement's only scope`);
+      const any = st.resources.find((r) => ANY_RESOURCE_SCOPES.includes(r));
+      if (any !== undefined && st.resources.length > 1) throw new Error(`${here}: scope ${JSON.stringify(any)} ("*") must be the statement's only scope`);
       for (const c of st.conditions ?? []) {
         if (!(c in p.conditions)) throw new Error(`${here}: unknown condition ${JSON.stringify(c)} (not in "conditions")`);
         if (!(c in CONDITIONS)) throw new Error(`${here}: condition ${JSON.stringify(c)} has no rendering in infra/lib/permissions.ts`);
@@ -147,6 +181,13 @@ export function loadPermissions(from: string | object, routing: Routing): Permis
       if (st.regions !== undefined && st.regions !== 'home' && st.regions !== 'pipeline') {
         throw new Error(`${here}: regions must be "home" or "pipeline", not ${JSON.stringify(st.regions)}`);
       }
+      if (st.kinds !== undefined) {
+        const known = KINDS as readonly string[];
+        if (!Array.isArray(st.kinds) || st.kinds.length === 0 || !st.kinds.every((k) => known.includes(k)) || new Set(st.kinds).size !== st.kinds.length) {
+          throw new Error(`${here}: kinds must be a non-empty list of distinct kinds (${KINDS.join(', ')}), not ${JSON.stringify(st.kinds)}`);
+        }
+      }
+      if (VIA.filter((c) => st.conditions?.includes(c)).length > 1) throw new Error(`${here}: ${VIA.join(' and ')} cannot both hold (one kms:ViaService)`);
       if (typeof st.why !== 'string' || st.why.trim() === '') throw new Error(`${here}: why must say why`);
     }
   };
@@ -165,9 +206,14 @@ export function loadPermissions(from: string | object, routing: Routing): Permis
   return p;
 }
 
-/** A step's statements: every_step's, then its own, rendered for its stack. */
+/** Whether a statement is for a stack handling `kinds`: it names no kinds, or one of them. */
+export function forKinds(st: PermissionStatement, kinds: readonly Kind[]): boolean {
+  return st.kinds === undefined || st.kinds.some((k) => kinds.includes(k));
+}
+
+/** A step's statements: every_step's, then its own, those for the stack's kinds, rendered for its stack. */
 export function renderStep(stack: Stack, permissions: Permissions, step: string, scopes: StepScopes): iam.PolicyStatement[] {
-  return [...permissions.every_step, ...permissions.steps[step]].flatMap((st) => {
+  return [...permissions.every_step, ...permissions.steps[step]].filter((st) => forKinds(st, scopes.kinds)).flatMap((st) => {
     try {
       return renderStatement(stack, st, scopes);
     } catch (e) {
@@ -178,13 +224,14 @@ export function renderStep(stack: Stack, permissions: Permissions, step: string,
 
 function renderStatement(stack: Stack, st: PermissionStatement, scopes: StepScopes): iam.PolicyStatement[] {
   const regions = st.regions === 'pipeline' ? [stack.region, ...scopes.extraRegions] : [stack.region];
-  const resources = st.resources.flatMap((name) => SCOPES[name](stack, scopes, regions));
+  // unique: EBS snapshot ARNs have no account, so two scopes can name the same ARN.
+  const resources = unique(st.resources.flatMap((name) => SCOPES[name](stack, scopes, regions)));
   // A scope can be empty here (extra-region keys without extra regions): no statement then.
   if (resources.length === 0) return [];
   const conditions = st.conditions ?? [];
   // kms:ViaService names one region: one statement per region of the resources (sids suffixed
   // with the region when there are several, sids being unique per policy).
-  const groups = conditions.includes('via-rds') ? [...new Set(resources.map((r) => r.region))] : [stack.region];
+  const groups = conditions.some((c) => VIA.includes(c)) ? [...new Set(resources.map((r) => r.region))] : [stack.region];
   return groups.map((region) => new iam.PolicyStatement({
     sid: groups.length > 1 ? st.sid + region.replace(/(^|-)([a-z0-9])/g, (_, __, c: string) => c.toUpperCase()) : st.sid,
     actions: st.actions,

@@ -12,6 +12,8 @@ export interface RoutingRule {
   bus: 'default' | 'pipeline';
   pattern?: EventPattern;
   schedule?: string;
+  /** Deployed only in a stack handling one of these resource kinds; absent: always. */
+  kinds?: string[];
 }
 
 export interface RoutingFunction {

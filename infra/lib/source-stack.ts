@@ -7,7 +7,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
 import { Config, SourceConfig } from './config';
-import { Arns, forwarderRoleName, grantForAwsResource, KEY_GRANTS, KEY_USE, viaRds } from './iam';
+import { Arns, forwarderRoleName, grantForAwsResource, KEY_GRANTS, KEY_USE, viaEc2, viaRds } from './iam';
 import { Operations } from './operations';
 import { crossAccountRule, Routing } from './routing';
 import { cdkEventPattern, Step } from './step';
@@ -67,6 +67,26 @@ export class SourceStack extends Stack {
       resources: ['*'],
       conditions: { ...viaRds(this.region), ...grantForAwsResource },
     }));
+    // EBS snapshots shared on this key are copied by EC2 in the backup account, which uses the
+    // key through EC2 in this region: the same two statements with kms:ViaService ec2.<region>
+    // (EBS User Guide, ebs-modifying-snapshot-permissions: share the KMS key of an encrypted
+    // snapshot), only where this account backs up EBS.
+    if (source.kinds.includes('ebs')) {
+      this.sharingKey.addToResourcePolicy(new iam.PolicyStatement({
+        sid: 'BackupAccountsUseKeyViaEc2',
+        principals: targetPrincipals,
+        actions: KEY_USE,
+        resources: ['*'],
+        conditions: viaEc2(this.region),
+      }));
+      this.sharingKey.addToResourcePolicy(new iam.PolicyStatement({
+        sid: 'BackupAccountsGrantToEc2',
+        principals: targetPrincipals,
+        actions: KEY_GRANTS,
+        resources: ['*'],
+        conditions: { ...viaEc2(this.region), ...grantForAwsResource },
+      }));
+    }
 
     // No RDS event says "shared": share-snapshot publishes one on this bus, and these rules
     // carry it to the backup accounts' pipeline buses. They put events with this role, whose
@@ -96,6 +116,7 @@ export class SourceStack extends Stack {
       SELECT_IDENTIFIERS: source.selection.identifiers.join(','),
       SELECT_REGEX: source.selection.regex,
       SELECT_TAG: source.selection.tag,
+      SELECT_INSTANCE_TAG: source.selection.instanceTag,
     };
     const settings: Record<string, StepSettings> = {
       'create-snapshot': {
@@ -128,6 +149,7 @@ export class SourceStack extends Stack {
       alarmTopic: ops.topic,
     }, {
       // Everything a permissions.json scope names, as this account has it.
+      kinds: source.kinds,
       extraRegions: [],
       sharingKeyArn: this.sharingKey.keyArn,
     });

@@ -34,8 +34,10 @@ export function stepsFor(
 
   return fns.map((fn) => {
     const s = settings[fn.name];
+    // A rule for kinds this stack does not handle would feed the step events its role cannot act on.
+    const rules = fn.rules.filter((r) => r.kinds === undefined || r.kinds.some((k) => (scopes.kinds as readonly string[]).includes(k)));
     const step = new Step(scope, pascal(fn.name), {
-      ...common, routing, fn, environment: s.environment, maxConcurrency: s.maxConcurrency, quotaAlarm: s.quotaAlarm,
+      ...common, routing, fn: { ...fn, rules }, environment: s.environment, maxConcurrency: s.maxConcurrency, quotaAlarm: s.quotaAlarm,
     });
     const statements = renderStep(Stack.of(scope), permissions, fn.name, {
       ...scopes, queueArn: step.queue.queueArn, dlqArn: step.dlq.queueArn, pipelineBusArn: common.pipelineBus.eventBusArn,

@@ -64,7 +64,7 @@ export class TargetStack extends Stack {
       }));
     }
 
-    this.targetKey = targetKey(this, 'TargetKey');
+    this.targetKey = targetKey(this, 'TargetKey', { breakGlassRoleArn: target.breakGlassRoleArn });
 
     // Restore tests run in their own VPC with no route anywhere: a restored copy of
     // production data is reachable by nobody.
@@ -126,6 +126,11 @@ export class TargetStack extends Stack {
           TARGET_KMS_KEY_ARN: this.targetKey.keyArn,
           RECHECK_SECONDS: String(target.restoreTest.recheckSeconds),
           RESTORE_TIMEOUT_MINUTES: String(target.restoreTest.timeoutMinutes),
+          // EBS: where test volumes are created, and EBS Snapshot Lock of verified copies (config.ts validates them).
+          RESTORE_AVAILABILITY_ZONE: target.restoreTest.availabilityZone,
+          LOCK_MODE: target.restoreTest.lockMode,
+          LOCK_DAYS: target.restoreTest.lockDays === undefined ? undefined : String(target.restoreTest.lockDays),
+          LOCK_COMPLIANCE_OPT_IN: target.restoreTest.lockComplianceOptIn === undefined ? undefined : String(target.restoreTest.lockComplianceOptIn),
         },
       },
     };
@@ -138,6 +143,7 @@ export class TargetStack extends Stack {
       alarmTopic: ops.topic,
     }, {
       // Everything a permissions.json scope names, as this account has it.
+      kinds: target.kinds,
       extraRegions: target.extraRegions,
       sources: config.sources,
       targetKeyArn: this.targetKey.keyArn,

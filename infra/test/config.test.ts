@@ -22,7 +22,42 @@ describe('config', () => {
     ['bad account id', (c) => { c.sources[0].account = '12345'; }, /^sources\[0\]\.account: expected a 12-digit AWS account id, got "12345"$/],
     ['bad region', (c) => { c.target.region = 'Ireland'; }, /^target\.region: expected an AWS region name/],
     ['unknown kind', (c) => { c.sources[0].kinds = ['db-instance', 'dynamodb']; }, /^sources\[0\]\.kinds\[1\]: expected db-instance, db-cluster, ebs/],
-    ['ebs before the stacks support it', (c) => { c.sources[0].kinds = ['ebs']; }, /^sources\[0\]\.kinds: "ebs" cannot be deployed yet/],
+    ['no kind', (c) => { c.sources[0].kinds = []; }, /^sources\[0\]\.kinds: expected at least one kind$/],
+    ['a kind twice', (c) => { c.sources[0].kinds = ['ebs', 'ebs']; }, /^sources\[0\]\.kinds: has duplicates$/],
+    ['an unknown target kind', (c) => { c.target.kinds = ['ebs', 's3']; }, /^target\.kinds\[1\]: expected db-instance, db-cluster, ebs/],
+    ['an empty target.kinds', (c) => { c.target.kinds = []; }, /^target\.kinds: expected at least one kind$/],
+    ['a source kind the backup account does not copy', (c) => { c.sources[0].kinds = ['db-instance', 'ebs']; c.target.kinds = ['db-instance', 'db-cluster']; },
+      /^target\.kinds: lacks "ebs", which sources\[0\]\.kinds has \(the backup account could not copy those snapshots\)$/],
+    ['an instance tag without ebs', (c) => { c.sources[0].selection.instanceTag = 'backup'; },
+      /^sources\[0\]\.selection\.instanceTag: selects the EBS volumes of tagged EC2 instances; the source's kinds have no "ebs"$/],
+    ['a bad instance tag selector', (c) => { c.sources[0].kinds = ['ebs']; c.sources[0].selection.instanceTag = '=x'; },
+      /^sources\[0\]\.selection\.instanceTag: expected "key" or "key=value"/],
+    ['an unknown lock mode', (c) => { c.target.restoreTest.lockMode = 'legal-hold'; },
+      /^target\.restoreTest\.lockMode: expected "governance" or "compliance", got "legal-hold"$/],
+    ['a lock of 0 days', (c) => { c.target.restoreTest.lockMode = 'governance'; c.target.restoreTest.lockDays = 0; },
+      /^target\.restoreTest\.lockDays: expected an integer from 1 to 36500, got 0$/],
+    ['a lock longer than EBS allows', (c) => { c.target.restoreTest.lockMode = 'governance'; c.target.restoreTest.lockDays = 36501; },
+      /^target\.restoreTest\.lockDays: expected an integer from 1 to 36500, got 36501$/],
+    ['lockDays without lockMode', (c) => { c.target.restoreTest.lockDays = 30; },
+      /^target\.restoreTest\.lockDays: only with lockMode \(unset: copies are not locked\)$/],
+    ['compliance without the opt-in', (c) => { c.target.restoreTest.lockMode = 'compliance'; c.target.restoreTest.lockDays = 3650; },
+      /^target\.restoreTest\.lockMode: "compliance" needs lockComplianceOptIn: true\. Once its cool-off period has passed, nobody, the account's root user included, can unlock .* for the whole 3650 days\./],
+    ['compliance with the opt-in false', (c) => { c.target.restoreTest.lockMode = 'compliance'; c.target.restoreTest.lockComplianceOptIn = false; },
+      /^target\.restoreTest\.lockMode: "compliance" needs lockComplianceOptIn: true/],
+    ['the compliance opt-in with governance', (c) => { c.target.restoreTest.lockMode = 'governance'; c.target.restoreTest.lockComplianceOptIn = true; },
+      /^target\.restoreTest\.lockComplianceOptIn: only with lockMode "compliance"$/],
+    ['a lock when the backup account copies no EBS', (c) => { c.target.kinds = ['db-instance', 'db-cluster']; c.target.restoreTest.lockMode = 'governance'; },
+      /^target\.restoreTest\.lockMode: EBS Snapshot Lock locks EBS copies only \(RDS and Aurora snapshots have no lock\); target\.kinds has no "ebs"$/],
+    ['a lock with restore tests off', (c) => { c.target.restoreTest.enabled = false; c.target.restoreTest.lockMode = 'governance'; },
+      /^target\.restoreTest\.lockMode: a copy is locked once its restore test passes; with restoreTest\.enabled false no copy would ever be locked$/],
+    ['a zone of another region', (c) => { c.target.restoreTest.availabilityZone = 'eu-central-1a'; },
+      /^target\.restoreTest\.availabilityZone: expected an availability zone of eu-west-1, like eu-west-1a, got "eu-central-1a"$/],
+    ['a zone when the backup account copies no EBS', (c) => { c.target.kinds = ['db-instance']; c.target.restoreTest.availabilityZone = 'eu-west-1b'; },
+      /^target\.restoreTest\.availabilityZone: the zone of EBS test volumes; target\.kinds has no "ebs"$/],
+    ['a break-glass role of another account', (c) => { c.target.breakGlassRoleArn = 'arn:aws:iam::111111111111:role/break-glass'; },
+      /^target\.breakGlassRoleArn: expected the ARN of an IAM role of the backup account 222222222222/],
+    ['a break-glass user instead of a role', (c) => { c.target.breakGlassRoleArn = 'arn:aws:iam::222222222222:user/admin'; },
+      /^target\.breakGlassRoleArn: expected the ARN of an IAM role/],
     ['misspelt field', (c) => { c.target.restoreTest.everyNTh = 3; }, /^target\.restoreTest\.everyNTh: unknown field$/],
     ['missing field', (c) => { delete c.target.copy.recheckSeconds; }, /^target\.copy\.recheckSeconds: expected an integer from 1 to 900, got undefined$/],
     ['invalid regex', (c) => { c.sources[0].selection.regex = '(prod'; }, /^sources\[0\]\.selection\.regex: not a valid regular expression/],
@@ -53,6 +88,29 @@ describe('config', () => {
       assert.throws(() => parseConfig(c), (e: Error) => e instanceof ConfigError && message.test(e.message));
     });
   }
+
+  test('accepts ebs, the new EBS settings, and defaults target.kinds to every kind', () => {
+    const c = example();
+    c.sources[0].kinds = ['db-instance', 'ebs'];
+    c.sources[0].selection.instanceTag = 'backup=snapferry';
+    Object.assign(c.target.restoreTest, { availabilityZone: 'eu-west-1b', lockMode: 'compliance', lockDays: 90, lockComplianceOptIn: true });
+    c.target.breakGlassRoleArn = 'arn:aws:iam::222222222222:role/snapferry-break-glass';
+    const parsed = parseConfig(c);
+    assert.deepEqual(parsed.sources[0].kinds, ['db-instance', 'ebs']);
+    assert.equal(parsed.sources[0].selection.instanceTag, 'backup=snapferry');
+    assert.deepEqual(parsed.target.kinds, ['db-instance', 'db-cluster', 'ebs']);
+    const { availabilityZone, lockMode, lockDays, lockComplianceOptIn } = parsed.target.restoreTest;
+    assert.deepEqual({ availabilityZone, lockMode, lockDays, lockComplianceOptIn },
+      { availabilityZone: 'eu-west-1b', lockMode: 'compliance', lockDays: 90, lockComplianceOptIn: true });
+    assert.equal(parsed.target.breakGlassRoleArn, 'arn:aws:iam::222222222222:role/snapferry-break-glass');
+    // An instance tag alone is a selection; governance needs no opt-in.
+    const d = example();
+    d.sources[0].kinds = ['ebs'];
+    d.sources[0].selection = { identifiers: [], instanceTag: 'backup' };
+    d.target.kinds = ['ebs'];
+    Object.assign(d.target.restoreTest, { lockMode: 'governance', availabilityZone: 'eu-west-1c' });
+    assert.equal(parseConfig(d).target.restoreTest.lockMode, 'governance');
+  });
 
   test('loadConfig names the file', () => {
     const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'snapferry-config-')), 'bad.json');

@@ -98,6 +98,25 @@ describe('synthesized environments against the contract', () => {
     assert.equal(f.Properties.Environment.Variables.RESTORE_INSTANCE_CLASS, 'db.r6g.large');
   });
 
+  test('the EBS settings are passed on: instance tag selection, the test volumes\' zone, EBS Snapshot Lock', () => {
+    const c = exampleConfig();
+    c.sources[0].kinds = ['ebs'];
+    c.sources[0].selection.instanceTag = 'backup=snapferry';
+    Object.assign(c.target.restoreTest, { availabilityZone: 'eu-west-1b', lockMode: 'compliance', lockDays: 90, lockComplianceOptIn: true });
+    const s = synthExample(c);
+    const env = (side: 'source' | 'target', name: string) =>
+      only(templateFor(s, side), 'AWS::Lambda::Function', { FunctionName: name }).Properties.Environment.Variables;
+    assert.equal(env('source', 'snapferry-create-snapshot').KINDS, 'ebs');
+    assert.equal(env('source', 'snapferry-create-snapshot').SELECT_INSTANCE_TAG, 'backup=snapferry');
+    assert.equal(env('source', 'snapferry-share-snapshot').SELECT_INSTANCE_TAG, 'backup=snapferry');
+    const restore = env('target', 'snapferry-restore');
+    assert.deepEqual([restore.RESTORE_AVAILABILITY_ZONE, restore.LOCK_MODE, restore.LOCK_DAYS, restore.LOCK_COMPLIANCE_OPT_IN],
+      ['eu-west-1b', 'compliance', '90', 'true']);
+    // Unset in the config: left out, the step uses its own default (no lock; LOCK_DAYS 35).
+    const plain = only(synth.target, 'AWS::Lambda::Function', { FunctionName: 'snapferry-restore' }).Properties.Environment.Variables;
+    for (const v of ['RESTORE_AVAILABILITY_ZONE', 'LOCK_MODE', 'LOCK_DAYS', 'LOCK_COMPLIANCE_OPT_IN']) assert.equal(plain[v], undefined, v);
+  });
+
   test('values from the config', () => {
     const env = (side: 'source' | 'target', name: string) =>
       only(templateFor(synth, side), 'AWS::Lambda::Function', { FunctionName: name }).Properties.Environment.Variables;

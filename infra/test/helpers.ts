@@ -13,6 +13,13 @@ import { LAMBDA_PACKAGE, lambdaZip } from '../lib/step';
 export const routing: Routing = loadRouting();
 export const exampleConfig = (): Config => loadConfig(path.join(INFRA_DIR, 'config', 'example.json'));
 
+/** The example with the source backing up EBS volumes too (the backup account copies every kind by default). */
+export function ebsConfig(): Config {
+  const c = exampleConfig();
+  c.sources[0].kinds = [...c.sources[0].kinds, 'ebs'];
+  return c;
+}
+
 /** A cargo-lambda-shaped output dir holding the one package every step runs, as an empty zip. */
 export function placeholderAssets(): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'snapferry-assets-'));

@@ -5,10 +5,10 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
-import { Config } from '../lib/config';
-import { loadPermissions, Permissions, PERMISSIONS_FILE, renderStep } from '../lib/permissions';
+import { Config, Kind } from '../lib/config';
+import { forKinds, loadPermissions, Permissions, PERMISSIONS_FILE, renderStep } from '../lib/permissions';
 import { functionName, RoutingFunction } from '../lib/routing';
-import { exampleConfig, list, newApp, only, routing, statementsOf, synthExample, templateFor } from './helpers';
+import { ebsConfig, exampleConfig, list, newApp, only, routing, statementsOf, synthExample, templateFor } from './helpers';
 
 const permissions = loadPermissions(PERMISSIONS_FILE, routing);
 const copyOf = (): Permissions => structuredClone(permissions);
@@ -19,7 +19,10 @@ function twoRegionConfig(): Config {
   c.sources.push({ ...c.sources[0], account: '333333333333', region: 'us-east-1' });
   return c;
 }
-const synths = { example: synthExample(), 'two source regions': synthExample(twoRegionConfig()) };
+const configs: Record<string, Config> = { example: exampleConfig(), 'two source regions': twoRegionConfig(), 'ebs source': ebsConfig() };
+const synths = Object.fromEntries(Object.entries(configs).map(([name, c]) => [name, synthExample(c)]));
+/** The kinds the stack of `fn` handles in `c`: the first source's, or the backup account's. */
+const kindsOf = (c: Config, fn: RoutingFunction): Kind[] => (fn.account === 'source' ? c.sources[0].kinds : c.target.kinds);
 
 /** What CDK grants by itself: log writes to the step's group, and the event source's polling (SqsEventSource). */
 const cdkGrants = (p: Permissions) => [
@@ -29,12 +32,13 @@ const cdkGrants = (p: Permissions) => [
 ];
 
 /**
- * "<sid>: <action>" for every action the step's role has, against permissions.json; CDK's own
- * statements (no sid) are named by their resource. Differences both ways, as messages.
- * Assumes every scope renders to something (extraRegions non-empty), as in the example.
+ * "<sid>: <action>" for every action the step's role has, against permissions.json (the
+ * statements for the stack's `kinds`); CDK's own statements (no sid) are named by their
+ * resource. Differences both ways, as messages. Assumes every scope renders to something
+ * (extraRegions non-empty), as in the example.
  */
-function differences(t: Template, fn: RoutingFunction, p: Permissions): string[] {
-  const declaredStatements = [...p.every_step, ...p.steps[fn.name]];
+function differences(t: Template, fn: RoutingFunction, p: Permissions, kinds: readonly Kind[]): string[] {
+  const declaredStatements = [...p.every_step, ...p.steps[fn.name]].filter((st) => forKinds(st, kinds));
   const declared = new Set([...declaredStatements.flatMap((s) => s.actions.map((a) => `${s.sid}: ${a}`)), ...cdkGrants(p)]);
   const queue = only(t, 'AWS::SQS::Queue', { QueueName: fn.queue }).id;
   const logGroup = only(t, 'AWS::Logs::LogGroup', { LogGroupName: `/aws/lambda/${functionName(fn)}` }).id;
@@ -60,8 +64,8 @@ function differences(t: Template, fn: RoutingFunction, p: Permissions): string[]
 describe('shared/permissions.json', () => {
   for (const [name, s] of Object.entries(synths)) {
     for (const fn of routing.functions) {
-      test(`${name}: ${fn.name}'s role grants exactly permissions.json (every_step and its own) plus CDK's log and event source grants`, () => {
-        assert.deepEqual(differences(templateFor(s, fn.account), fn, permissions), []);
+      test(`${name}: ${fn.name}'s role grants exactly permissions.json (every_step and its own, for its kinds) plus CDK's log and event source grants`, () => {
+        assert.deepEqual(differences(templateFor(s, fn.account), fn, permissions, kindsOf(configs[name], fn)), []);
       });
     }
   }
@@ -82,13 +86,64 @@ describe('shared/permissions.json', () => {
     const st = p.steps['copy-shared-snapshot'].find((s) => s.sid === 'Describe')!;
     st.actions = st.actions.filter((a) => a !== 'rds:DescribeDBClusterSnapshots');
     const fn = routing.functions.find((f) => f.name === 'copy-shared-snapshot')!;
-    assert.deepEqual(differences(synths.example.target, fn, loadPermissions(p, routing)),
+    const kinds = kindsOf(configs.example, fn);
+    assert.deepEqual(differences(synths.example.target, fn, loadPermissions(p, routing), kinds),
       ['copy-shared-snapshot grants Describe: rds:DescribeDBClusterSnapshots, which permissions.json does not']);
     // And the other way: an action the table gives that the role does not have.
     const q = copyOf();
     q.every_step.find((s) => s.sid === 'OwnQueues')!.actions.push('sqs:PurgeQueue');
-    assert.ok(differences(synths.example.target, fn, loadPermissions(q, routing))
+    assert.ok(differences(synths.example.target, fn, loadPermissions(q, routing), kinds)
       .includes('copy-shared-snapshot lacks OwnQueues: sqs:PurgeQueue, which permissions.json gives it'));
+  });
+});
+
+describe('kinds: a statement for some resource kinds only where the stack handles one of them', () => {
+  const ec2Statements = (t: Template, fnName: string) => statementsOf(t, fnName).filter((st) =>
+    list(st.Action).some((a) => a.startsWith('ec2:')) || JSON.stringify(st.Condition ?? {}).includes('ec2.'));
+  const ebsSids = (step: string) => permissions.steps[step].filter((st) => st.kinds?.includes('ebs')).map((st) => st.sid);
+
+  test('every EC2 statement of permissions.json is for kind ebs, and every step has some', () => {
+    for (const fn of routing.functions) {
+      assert.ok(ebsSids(fn.name).length > 0, fn.name);
+      for (const st of permissions.steps[fn.name]) {
+        const ec2 = st.actions.some((a) => a.startsWith('ec2:')) || (st.conditions ?? []).includes('via-ec2');
+        assert.equal(ec2, st.kinds?.includes('ebs') ?? false, `${fn.name}.${st.sid}`);
+      }
+    }
+  });
+
+  test('a source stack with kinds [db-instance] renders no EC2 statement (and no EBS grant in its sharing key policy)', () => {
+    const c = exampleConfig();
+    c.sources[0].kinds = ['db-instance'];
+    const s = synthExample(c);
+    for (const fn of routing.functions.filter((f) => f.account === 'source')) {
+      assert.deepEqual(ec2Statements(s.source, functionName(fn)), [], fn.name);
+      assert.deepEqual(differences(s.source, fn, permissions, ['db-instance']), [], fn.name);
+    }
+    const keyPolicy = JSON.stringify(only(s.source, 'AWS::KMS::Key', {}).Properties.KeyPolicy);
+    assert.ok(!keyPolicy.includes('ec2.'), keyPolicy);
+  });
+
+  test('a source stack with kinds [ebs] renders every EBS statement of its steps', () => {
+    const c = exampleConfig();
+    c.sources[0].kinds = ['ebs'];
+    const s = synthExample(c);
+    for (const fn of routing.functions.filter((f) => f.account === 'source')) {
+      const sids = statementsOf(s.source, functionName(fn)).map((st) => st.Sid);
+      for (const sid of ebsSids(fn.name)) assert.ok(sids.includes(sid), `${fn.name}: ${sid}`);
+      assert.deepEqual(differences(s.source, fn, permissions, ['ebs']), [], fn.name);
+    }
+  });
+
+  test('target.kinds: the backup account without ebs renders no EC2 statement; by default it has them all', () => {
+    const c = exampleConfig();
+    c.target.kinds = ['db-instance', 'db-cluster'];
+    const s = synthExample(c);
+    for (const fn of routing.functions.filter((f) => f.account === 'target')) {
+      assert.deepEqual(ec2Statements(s.target, functionName(fn)), [], fn.name);
+      const sids = statementsOf(synths.example.target, functionName(fn)).map((st) => st.Sid);
+      for (const sid of ebsSids(fn.name)) assert.ok(sids.includes(sid), `${fn.name} (default kinds): ${sid}`);
+    }
   });
 });
 
@@ -126,6 +181,20 @@ describe('loadPermissions refuses a malformed table, naming the mistake', () => 
   test('a sid twice in one role', () => refuses((p) => { p.steps.restore[1].sid = 'OwnQueues'; },
     /^Error: permissions: sid OwnQueues twice in the role of restore \(every_step included\)$/));
 
+  test('bad kinds', () => {
+    refuses((p) => { (p.steps.restore[0] as any).kinds = ['s3']; },
+      /^Error: permissions: steps\.restore "Describe": kinds must be a non-empty list of distinct kinds \(db-instance, db-cluster, ebs\), not \["s3"\]$/);
+    refuses((p) => { (p.steps.restore[0] as any).kinds = []; }, /steps\.restore "Describe": kinds must be a non-empty list/);
+    refuses((p) => { (p.steps.restore[0] as any).kinds = ['ebs', 'ebs']; }, /steps\.restore "Describe": kinds must be a non-empty list of distinct kinds/);
+    refuses((p) => { (p.steps.restore[0] as any).kinds = 'ebs'; }, /steps\.restore "Describe": kinds must be a non-empty list/);
+  });
+
+  test('scope ec2:all ("*") next to another scope', () => refuses((p) => { p.steps.restore.find((s) => s.sid === 'EbsDescribe')!.resources.push('ec2:volumes'); },
+    /^Error: permissions: steps\.restore "EbsDescribe": scope "ec2:all" \("\*"\) must be the statement's only scope$/));
+
+  test('via-rds and via-ec2 on one statement', () => refuses((p) => { p.steps.restore.find((s) => s.sid === 'EbsTargetKeyUse')!.conditions!.push('via-rds'); },
+    /^Error: permissions: steps\.restore "EbsTargetKeyUse": via-rds and via-ec2 cannot both hold \(one kms:ViaService\)$/));
+
   test('bad regions and actions', () => {
     refuses((p) => { (p.steps.restore[0] as any).regions = 'everywhere'; }, /regions must be "home" or "pipeline"/);
     refuses((p) => { p.steps.restore[0].actions = ['DescribeDBInstances']; }, /actions must be a non-empty list of service:Action/);
@@ -136,7 +205,7 @@ describe('loadPermissions refuses a malformed table, naming the mistake', () => 
     const p = copyOf();
     p.steps.restore.push({ sid: 'Share', actions: ['kms:Decrypt'], resources: ['kms:sharing-key'], why: 'probe' });
     assert.throws(() => renderStep(stack, p, 'restore', {
-      extraRegions: [], targetKeyArn: 'k', restoreSubnetGroup: 'g', queueArn: 'q', dlqArn: 'd', pipelineBusArn: 'b',
+      kinds: ['db-instance'], extraRegions: [], targetKeyArn: 'k', restoreSubnetGroup: 'g', queueArn: 'q', dlqArn: 'd', pipelineBusArn: 'b',
     }),
       /^Error: permissions\.json restore\.Share: needs the sharing key, which this stack does not have$/);
   });

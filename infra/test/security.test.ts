@@ -4,20 +4,24 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { Template } from 'aws-cdk-lib/assertions';
 import { Config } from '../lib/config';
-import { loadPermissions, PERMISSIONS_FILE } from '../lib/permissions';
-import { exampleConfig, list, only, resources, roleStatements, routing, Statement, statementsOf, synthExample } from './helpers';
+import { ANY_RESOURCE_SCOPES, loadPermissions, PERMISSIONS_FILE } from '../lib/permissions';
+import { MAX_PENDING_WINDOW_DAYS } from '../lib/target-key';
+import { ebsConfig, exampleConfig, list, only, resources, roleStatements, routing, Statement, statementsOf, synthExample } from './helpers';
 
 const config = exampleConfig();
 const synth = synthExample(config);
+/** The example with the source backing up EBS too. */
+const ebs = synthExample(ebsConfig());
 const target = config.target.account;
 const source = config.sources[0].account;
 const sourceRegion = config.sources[0].region;
 const root = (a: string) => ({ AWS: `arn:aws:iam::${a}:root` });
 
-/** The example plus a second source in the same region and a third in another one. */
+/** The example plus a second source in the same region and a third, backing up EBS too, in another one. */
 function multiSourceConfig(): Config {
   const c = exampleConfig();
-  c.sources.push({ ...c.sources[0], account: '333333333333' }, { ...c.sources[0], account: '444444444444', region: 'us-east-1' });
+  c.sources.push({ ...c.sources[0], account: '333333333333' },
+    { ...c.sources[0], account: '444444444444', region: 'us-east-1', kinds: [...c.sources[0].kinds, 'ebs'] });
   return c;
 }
 const multiConfig = multiSourceConfig();
@@ -46,7 +50,26 @@ describe('key policies', () => {
     synth.source.hasResourceProperties('AWS::KMS::Alias', { AliasName: 'alias/snapferry-sharing' });
   });
 
-  test('target keys (home and each extra region): only the account itself, rotation on, retained', () => {
+  test('sharing key of a source backing up EBS: the same two statements again through EC2 in the source\'s region', () => {
+    const statements = only(ebs.source, 'AWS::KMS::Key', {}).Properties.KeyPolicy.Statement as Statement[];
+    const via = (service: string) => ({ 'kms:ViaService': `${service}.${sourceRegion}.amazonaws.com` });
+    assert.deepEqual(statements.map(({ Sid, Action, Condition }) => ({ Sid, Action, Condition })).slice(1), [
+      { Sid: 'BackupAccountsUseKey', Action: ['kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:GenerateDataKey*', 'kms:ReEncrypt*'], Condition: { StringEquals: via('rds') } },
+      { Sid: 'BackupAccountsGrantToRds', Action: ['kms:CreateGrant', 'kms:ListGrants', 'kms:RevokeGrant'],
+        Condition: { StringEquals: via('rds'), Bool: { 'kms:GrantIsForAWSResource': 'true' } } },
+      { Sid: 'BackupAccountsUseKeyViaEc2', Action: ['kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:GenerateDataKey*', 'kms:ReEncrypt*'], Condition: { StringEquals: via('ec2') } },
+      { Sid: 'BackupAccountsGrantToEc2', Action: ['kms:CreateGrant', 'kms:ListGrants', 'kms:RevokeGrant'],
+        Condition: { StringEquals: via('ec2'), Bool: { 'kms:GrantIsForAWSResource': 'true' } } },
+    ]);
+    assert.ok(statements.slice(1).every((st) => JSON.stringify(st.Principal) === JSON.stringify(root(target))));
+  });
+
+  // Whoever can delete or disable the backup key makes every copy unreadable, locked EBS copies included.
+  const shortWindow = {
+    Sid: 'DenyShortDeletionWindow', Effect: 'Deny', Principal: { AWS: '*' }, Action: 'kms:ScheduleKeyDeletion', Resource: '*',
+    Condition: { NumericLessThan: { 'kms:ScheduleKeyDeletionPendingWindowInDays': MAX_PENDING_WINDOW_DAYS } },
+  };
+  test('target keys (home and each extra region): the account itself, no deletion window under 30 days, rotation on, retained', () => {
     const templates = [synth.target, ...synth.regions];
     assert.equal(templates.length, 1 + config.target.extraRegions.length);
     for (const t of templates) {
@@ -55,8 +78,31 @@ describe('key policies', () => {
       const [key] = Object.values(keys);
       assert.equal(key.DeletionPolicy, 'Retain');
       assert.equal(key.Properties.EnableKeyRotation, true);
-      assert.deepEqual(key.Properties.KeyPolicy.Statement, [{ Effect: 'Allow', Principal: root(target), Action: 'kms:*', Resource: '*' }]);
+      assert.equal(key.Properties.PendingWindowInDays, 30);
+      assert.deepEqual(key.Properties.KeyPolicy.Statement, [{ Effect: 'Allow', Principal: root(target), Action: 'kms:*', Resource: '*' }, shortWindow]);
       t.hasResourceProperties('AWS::KMS::Alias', { AliasName: 'alias/snapferry-target' });
+    }
+  });
+
+  test('target keys with a break-glass role: only it deletes or disables a key; only it and CloudFormation\'s execution role change the policy', () => {
+    const c = exampleConfig();
+    const breakGlass = `arn:aws:iam::${target}:role/snapferry-break-glass`;
+    c.target.breakGlassRoleArn = breakGlass;
+    const s = synthExample(c);
+    const stacks = [{ t: s.target, region: c.target.region }, ...s.regions.map((t, i) => ({ t, region: c.target.extraRegions[i] }))];
+    for (const { t, region } of stacks) {
+      // The role cdk bootstrap creates and CloudFormation deploys with: KMS refuses a policy that
+      // would not let the principal setting it set it again (the lockout safety check).
+      const deployer = `arn:aws:iam::${target}:role/cdk-hnb659fds-cfn-exec-role-${target}-${region}`;
+      const [key] = Object.values(resources(t, 'AWS::KMS::Key'));
+      assert.deepEqual(key.Properties.KeyPolicy.Statement, [
+        { Effect: 'Allow', Principal: root(target), Action: 'kms:*', Resource: '*' },
+        shortWindow,
+        { Sid: 'OnlyBreakGlassDeletesOrDisables', Effect: 'Deny', Principal: { AWS: '*' }, Action: ['kms:DisableKey', 'kms:ScheduleKeyDeletion'], Resource: '*',
+          Condition: { ArnNotEquals: { 'aws:PrincipalArn': breakGlass } } },
+        { Sid: 'OnlyBreakGlassOrDeploymentChangesPolicy', Effect: 'Deny', Principal: { AWS: '*' }, Action: 'kms:PutKeyPolicy', Resource: '*',
+          Condition: { ArnNotEquals: { 'aws:PrincipalArn': [breakGlass, deployer] } } },
+      ], region);
     }
   });
 });
@@ -64,13 +110,15 @@ describe('key policies', () => {
 // The backup account may use a source's sharing key only as RDS in that source's region does
 // when it copies a shared snapshot (kms:ViaService), in the key policy and in the copy role.
 describe('sharing keys: the backup account only through RDS', () => {
-  test('every key policy statement for another account carries kms:ViaService rds.<source region>; grants only for AWS resources', () => {
+  test('every key policy statement for another account carries kms:ViaService rds.<source region> (ebs: or ec2.<source region>); grants only for AWS resources', () => {
     for (const { config: s, t } of multiSources) {
       const statements: Statement[] = only(t, 'AWS::KMS::Key', {}).Properties.KeyPolicy.Statement;
       const forOthers = statements.filter((st) => JSON.stringify(st.Principal) !== JSON.stringify(root(s.account)));
-      assert.deepEqual(forOthers.map((st) => st.Principal), [root(target), root(target)], s.account);
+      const services = s.kinds.includes('ebs') ? ['rds', 'ec2'] : ['rds'];
+      assert.deepEqual(forOthers.map((st) => st.Principal), services.flatMap(() => [root(target), root(target)]), s.account);
+      assert.deepEqual(forOthers.map((st) => st.Condition?.StringEquals?.['kms:ViaService']),
+        services.flatMap((service) => [0, 1].map(() => `${service}.${s.region}.amazonaws.com`)), s.account);
       for (const st of forOthers) {
-        assert.equal(st.Condition?.StringEquals?.['kms:ViaService'], `rds.${s.region}.amazonaws.com`, `${s.account} ${st.Sid}`);
         const actions = list(st.Action);
         assert.ok(!actions.includes('kms:RetireGrant'), `${st.Sid}: kms:RetireGrant has no effect in a key policy`);
         if (actions.some((a) => GRANTS.test(a))) assert.equal(st.Condition?.Bool?.['kms:GrantIsForAWSResource'], 'true', st.Sid);
@@ -78,27 +126,34 @@ describe('sharing keys: the backup account only through RDS', () => {
     }
   });
 
-  test('every copy-role statement on a source account\'s keys names its region and carries kms:ViaService rds.<that region>', () => {
+  test('every copy-role statement on a source account\'s keys names its region and carries kms:ViaService rds or ec2.<that region>', () => {
     const sources = new Map(multiConfig.sources.map((s) => [s.account, s.region]));
     const covered = { use: new Set<string>(), grants: new Set<string>() };
+    const ec2Covered = { use: new Set<string>(), grants: new Set<string>() };
     for (const { st } of roleStatements(multi.target)) {
       for (const r of list(st.Resource)) {
         const m = typeof r === 'string' ? /^arn:aws:kms:([^:]+):(\d{12}):key\/\*$/.exec(r) : null;
         if (!m || !sources.has(m[2])) continue;
         const [, region, account] = m;
         assert.equal(region, sources.get(account), `${st.Sid}: ${r} is not the key region of source ${account}`);
-        assert.equal(st.Condition?.StringEquals?.['kms:ViaService'], `rds.${region}.amazonaws.com`, `${st.Sid}: ${r}`);
+        const via = st.Condition?.StringEquals?.['kms:ViaService'];
+        assert.ok(via === `rds.${region}.amazonaws.com` || via === `ec2.${region}.amazonaws.com`, `${st.Sid}: ${r} via ${via}`);
+        const into = via.startsWith('ec2.') ? ec2Covered : covered;
         const actions = list(st.Action);
         assert.ok(!actions.includes('kms:RetireGrant'), `${st.Sid}: kms:RetireGrant under kms:ViaService never applies`);
         if (actions.some((a) => GRANTS.test(a))) {
           assert.equal(st.Condition?.Bool?.['kms:GrantIsForAWSResource'], 'true', st.Sid);
-          if (actions.includes('kms:CreateGrant')) covered.grants.add(account);
+          if (actions.includes('kms:CreateGrant')) into.grants.add(account);
         }
-        if (actions.includes('kms:Decrypt')) covered.use.add(account);
+        if (actions.includes('kms:Decrypt')) into.use.add(account);
       }
     }
     assert.deepEqual([...covered.use].sort(), [...sources.keys()].sort(), 'every source key is usable through RDS');
     assert.deepEqual([...covered.grants].sort(), [...sources.keys()].sort(), 'RDS can be granted every source key');
+    // The backup account copies every kind by default: EC2 may use every source key too (a source's
+    // key policy admits EC2 only where that source backs up EBS).
+    assert.deepEqual([...ec2Covered.use].sort(), [...sources.keys()].sort(), 'every source key is usable through EC2');
+    assert.deepEqual([...ec2Covered.grants].sort(), [...sources.keys()].sort(), 'EC2 can be granted every source key');
   });
 });
 
@@ -148,30 +203,38 @@ describe('pipeline bus policy', () => {
   });
 });
 
-// Actions that create, change or delete something; each must be bound by a snapferry tag.
-const WRITES = /^rds:(Create|Copy|Restore|Delete|Modify|AddTags)/;
+// Actions that create, change, lock or delete something; each must be bound by a snapferry tag.
+const WRITES = /^(rds|ec2):(Create|Copy|Restore|Delete|Modify|AddTags|Lock)/;
+const SNAPFERRY_TAG = /^aws:(Request|Resource)Tag\/snapferry:(managed|restore-test)$/;
 
 // The actions with no resource type (IAM authorizes them only on "*"): those of permissions.json's
-// statements with scope 'account', the only scope rendered as "*". Nothing else may be on "*".
+// statements with a scope rendered as "*" ('account', 'ec2:all'). Nothing else may be on "*".
 const permissions = loadPermissions(PERMISSIONS_FILE, routing);
 const NO_RESOURCE_TYPE = new Set([...permissions.every_step, ...permissions.event_source, ...Object.values(permissions.steps).flat()]
-  .filter((s) => s.resources.includes('account')).flatMap((s) => s.actions));
+  .filter((s) => s.resources.some((r) => ANY_RESOURCE_SCOPES.includes(r))).flatMap((s) => s.actions));
 
-test('the actions permissions.json puts on "*" (scope account) are read-only (Describe, Get, List), each named in full', () => {
+test('the actions permissions.json puts on "*" (scopes account, ec2:all) are read-only (Describe, Get, List), each named in full', () => {
   assert.ok(NO_RESOURCE_TYPE.size > 0);
   for (const a of NO_RESOURCE_TYPE) assert.match(a, /^[a-z0-9-]+:(Describe|Get|List)[A-Za-z0-9]+$/);
 });
 
 describe('IAM', () => {
-  for (const [side, t] of [['source', synth.source], ['target', synth.target]] as const) {
-    test(`${side}: every RDS write is conditioned on a snapferry tag`, () => {
+  for (const [side, t] of [['source', synth.source], ['target', synth.target], ['source (ebs)', ebs.source]] as const) {
+    test(`${side}: every RDS and EC2 write is conditioned on a snapferry tag (EC2: or is the tagging of a create call, or names the volume/instance snapshotted)`, () => {
       let checked = 0;
       for (const { st } of roleStatements(t)) {
-        if (!list(st.Action).some((a) => WRITES.test(a))) continue;
+        const actions = list(st.Action);
+        if (!actions.some((a) => WRITES.test(a))) continue;
         checked++;
         const tags = Object.keys(st.Condition?.StringEquals ?? {});
-        assert.ok(tags.some((k) => /^aws:(Request|Resource)Tag\/snapferry:(managed|restore-test)$/.test(k)),
-          `${st.Sid}: ${JSON.stringify(st.Action)} without a tag condition`);
+        if (tags.some((k) => SNAPFERRY_TAG.test(k))) continue;
+        // ec2:CreateTags only as part of the call that creates the resource (itself tag-conditioned).
+        const atCreation = actions.every((a) => a === 'ec2:CreateTags') && tags.includes('ec2:CreateAction');
+        // CreateSnapshot(s) authorizes the volume (and instance) apart from the new snapshot, which
+        // carries the request tag: those statements name only volumes and instances.
+        const sourcesOnly = actions.every((a) => /^ec2:CreateSnapshots?$/.test(a))
+          && list(st.Resource).every((r: unknown) => typeof r === 'string' && /^arn:aws:ec2:[\w-]+:\d{12}:(volume|instance)\/\*$/.test(r));
+        assert.ok(atCreation || sourcesOnly, `${st.Sid}: ${JSON.stringify(st.Action)} on ${JSON.stringify(st.Resource)} without a tag condition`);
       }
       assert.ok(checked >= 2);
     });
@@ -207,8 +270,30 @@ describe('IAM', () => {
     assert.ok(list(create[0].Resource).includes(`arn:aws:rds:${config.target.region}:${target}:subgrp:snapferry-restore-test`));
   });
 
-  test('KMS grants only for AWS resources; other accounts\' keys only through RDS', () => {
-    for (const t of [synth.source, synth.target]) {
+  test('EBS: deletes only restore-test volumes; modifies, deletes and locks only managed snapshots; tags only at creation or managed snapshots', () => {
+    const managed = { StringEquals: { 'aws:ResourceTag/snapferry:managed': 'true' } };
+    const statementsWith = (t: Template, fn: string, action: string) => statementsOf(t, fn).filter((s) => list(s.Action).includes(action));
+    const snapshotsOnly = (s: Statement) => list(s.Resource).every((r: string) => /^arn:aws:ec2:[\w-]+::snapshot\/\*$/.test(r));
+    const del = statementsWith(synth.target, 'snapferry-restore', 'ec2:DeleteVolume');
+    assert.deepEqual(del.map((s) => s.Condition), [{ StringEquals: { 'aws:ResourceTag/snapferry:restore-test': 'true' } }]);
+    assert.deepEqual(list(del[0].Resource), [`arn:aws:ec2:${config.target.region}:${target}:volume/*`]);
+    for (const [t, fn, action] of [[ebs.source, 'snapferry-share-snapshot', 'ec2:ModifySnapshotAttribute'], [ebs.source, 'snapferry-share-snapshot', 'ec2:DeleteSnapshot'],
+      [synth.target, 'snapferry-copy-shared-snapshot', 'ec2:DeleteSnapshot'], [synth.target, 'snapferry-restore', 'ec2:LockSnapshot']] as const) {
+      const sts = statementsWith(t, fn, action);
+      assert.deepEqual(sts.map((s) => s.Condition), [managed], `${fn} ${action}`);
+      assert.ok(sts.every(snapshotsOnly), `${fn} ${action}`);
+    }
+    for (const [t, fn] of [[ebs.source, 'snapferry-create-snapshot'], [ebs.source, 'snapferry-share-snapshot'],
+      [synth.target, 'snapferry-copy-shared-snapshot'], [synth.target, 'snapferry-restore']] as const) {
+      for (const s of statementsWith(t, fn, 'ec2:CreateTags')) {
+        assert.deepEqual(list(s.Action), ['ec2:CreateTags'], `${fn} ${s.Sid}`);
+        assert.ok(s.Condition?.StringEquals?.['ec2:CreateAction'] !== undefined || JSON.stringify(s.Condition) === JSON.stringify(managed), `${fn} ${s.Sid}`);
+      }
+    }
+  });
+
+  test('KMS grants only for AWS resources; other accounts\' keys only through RDS or EC2', () => {
+    for (const t of [synth.source, synth.target, ebs.source]) {
       for (const { st } of roleStatements(t)) {
         const actions = list(st.Action);
         if (actions.some((a) => /^kms:(CreateGrant|ListGrants|RevokeGrant|RetireGrant)$/.test(a))) {

@@ -12,9 +12,10 @@ import { forwarderRoleArn } from '../lib/iam';
 import { loadPermissions, PERMISSIONS_FILE } from '../lib/permissions';
 import { functionName } from '../lib/routing';
 import { TARGET_KEY_ALIAS } from '../lib/target-key';
-import { exampleConfig, only, resources, routing, stepRole, synthExample } from './helpers';
+import { ebsConfig, only, resources, routing, stepRole, synthExample } from './helpers';
 
-const config = exampleConfig();
+// The example with the source backing up EBS volumes too, so every statement of every step is rendered.
+const config = ebsConfig();
 const synth = synthExample(config);
 const SRC = config.sources[0].account; // 111111111111
 const BAK = config.target.account; // 222222222222
@@ -121,14 +122,26 @@ const extraKey = keyArn(stacks[2]);
 const targetBus = target.resolve({ 'Fn::GetAtt': [only(target.t, 'AWS::Events::EventBus', { Name: routing.pipeline_bus }).id, 'Arn'] });
 resourcePolicies.set(targetBus, policy(Object.values(resources(target.t, 'AWS::Events::EventBusPolicy')).map((p) => target.resolve(p.Properties.Statement))));
 
+/**
+ * EBS snapshot ARNs carry no account (arn:aws:ec2:<region>::snapshot/<id>): the owner of each
+ * snapshot a case names, by ARN (ebsSnapshot registers it).
+ */
+const snapshotOwners = new Map<string, string>();
+const ownerOf = (resource: string): string | undefined => resource.split(':')[4] || snapshotOwners.get(resource);
+
 /** The policy of a resource no stack creates: a key with the default key policy, or another account's snapshot shared with the backup account. */
 function standInPolicy(resource: string): Policy | undefined {
-  const [, , service, , account] = resource.split(':');
+  const [, , service] = resource.split(':');
+  const account = ownerOf(resource);
   // Any other key of that account (aws/rds or a database's own key): the default key policy.
   if (service === 'kms') return policy([{ Effect: 'Allow', Principal: { AWS: `arn:aws:iam::${account}:root` }, Action: 'kms:*', Resource: '*' }]);
   // Another account's snapshot, shared (restore attribute) with the backup account: RDS lets that account copy it.
   if (service === 'rds' && account !== BAK && /:(cluster-)?snapshot:/.test(resource)) {
     return policy([{ Effect: 'Allow', Principal: { AWS: `arn:aws:iam::${BAK}:root` }, Action: ['rds:CopyDBSnapshot', 'rds:CopyDBClusterSnapshot'], Resource: '*' }]);
+  }
+  // Another account's EBS snapshot whose createVolumePermission names the backup account: EC2 lets it copy it (or create a volume from it).
+  if (service === 'ec2' && account !== BAK && /::snapshot\//.test(resource)) {
+    return policy([{ Effect: 'Allow', Principal: { AWS: `arn:aws:iam::${BAK}:root` }, Action: ['ec2:CopySnapshot', 'ec2:CreateVolume'], Resource: '*' }]);
   }
   return undefined;
 }
@@ -150,6 +163,34 @@ const TEST: Context = { 'aws:RequestTag/snapferry:restore-test': 'true' };
 const IS_TEST: Context = { 'aws:ResourceTag/snapferry:restore-test': 'true' };
 const GRANT: Context = { 'kms:GrantIsForAWSResource': 'true' };
 const via = (region: string): Context => ({ 'kms:ViaService': `rds.${region}.amazonaws.com` });
+const viaEc2 = (region: string): Context => ({ 'kms:ViaService': `ec2.${region}.amazonaws.com` });
+/** A service other than RDS and EC2 using a key on the caller's behalf. */
+const viaS3 = (region: string): Context => ({ 'kms:ViaService': `s3.${region}.amazonaws.com` });
+const created = (by: string): Context => ({ 'ec2:CreateAction': by });
+const window = (days: number): Context => ({ 'kms:ScheduleKeyDeletionPendingWindowInDays': String(days) });
+
+/** An EBS snapshot: its ARN has no account, so the owner is remembered for the simulation. */
+function ebsSnapshot(id: string, owner: string, region: string): string {
+  const arn = `arn:aws:ec2:${region}::snapshot/${id}`;
+  assert.ok((snapshotOwners.get(arn) ?? owner) === owner, `${arn} owned twice`);
+  snapshotOwners.set(arn, owner);
+  return arn;
+}
+const ec2 = (account: string, region: string, type: 'volume' | 'instance', id: string) => `arn:aws:ec2:${region}:${account}:${type}/${id}`;
+const srcVolume = ec2(SRC, SR, 'volume', 'vol-0a1b2c3d4e5f60001');
+const srcInstance = ec2(SRC, SR, 'instance', 'i-0a1b2c3d4e5f60001');
+/** In the source account: a snapshot someone else took (DLM, AWS Backup, by hand), snapferry's new snapshot or copy. */
+const srcForeignSnap = ebsSnapshot('snap-0000000000000f001', SRC, SR);
+const srcNewSnap = ebsSnapshot('snap-0000000000000a001', SRC, SR);
+/** Shared by the allowlisted source; by a non-allowlisted account in a region no source is in. */
+const sharedSnap = srcNewSnap;
+const otherSnap = ebsSnapshot('snap-0000000000000e001', OTHER, 'us-east-1');
+/** In the backup account: our copy at home and in the extra region; one that is not ours. */
+const bakCopy = ebsSnapshot('snap-0000000000000b001', BAK, R);
+const bakExtraCopy = ebsSnapshot('snap-0000000000000b002', BAK, XR);
+const bakForeignSnap = ebsSnapshot('snap-0000000000000b0f1', BAK, R);
+const testVolume = ec2(BAK, R, 'volume', 'vol-0b1b2c3d4e5f60001');
+const bakVolume = ec2(BAK, R, 'volume', 'vol-0b1b2c3d4e5f6000f');
 const alias = (name: string): Context => ({ 'kms:ResourceAliases': [name] });
 const event = (detailType: string): Context => ({ 'events:source': [routing.source], 'events:detail-type': [detailType] });
 
@@ -291,6 +332,120 @@ const cases: Case[] = [
   ['restore', 'deny', 'rds:DeleteDBSnapshot', bak('snapshot', 'snapferry-prod-orders-1'), OURS],
   ['restore', 'deny', 'kms:Decrypt', sharingKey, via(SR)],
 
+  // EBS (kind ebs). create-snapshot: any selected volume or instance, into snapshots tagged as ours.
+  ['create-snapshot', 'allow', 'ec2:DescribeVolumes', '*'],
+  ['create-snapshot', 'allow', 'ec2:DescribeInstances', '*'],
+  ['create-snapshot', 'allow', 'ec2:DescribeSnapshots', '*'],
+  ['create-snapshot', 'allow', 'ec2:CreateSnapshot', srcVolume],
+  ['create-snapshot', 'allow', 'ec2:CreateSnapshot', srcNewSnap, TAG],
+  ['create-snapshot', 'allow', 'ec2:CreateSnapshots', srcInstance],
+  ['create-snapshot', 'allow', 'ec2:CreateSnapshots', srcVolume],
+  ['create-snapshot', 'allow', 'ec2:CreateSnapshots', srcNewSnap, TAG],
+  ['create-snapshot', 'allow', 'ec2:CreateTags', srcNewSnap, created('CreateSnapshot')],
+  ['create-snapshot', 'allow', 'ec2:CreateTags', srcNewSnap, created('CreateSnapshots')],
+  ['create-snapshot', 'deny', 'ec2:CreateSnapshot', srcNewSnap],
+  ['create-snapshot', 'deny', 'ec2:CreateSnapshot', srcNewSnap, { 'aws:RequestTag/snapferry:managed': 'false' }],
+  ['create-snapshot', 'deny', 'ec2:CreateSnapshots', srcNewSnap],
+  ['create-snapshot', 'deny', 'ec2:CreateSnapshot', ec2(OTHER, SR, 'volume', 'vol-0e1b2c3d4e5f60001')],
+  ['create-snapshot', 'deny', 'ec2:CreateTags', srcForeignSnap],
+  ['create-snapshot', 'deny', 'ec2:CreateTags', srcNewSnap, OURS],
+  ['create-snapshot', 'deny', 'ec2:CreateTags', srcVolume, created('CreateVolume')],
+  ['create-snapshot', 'deny', 'ec2:DeleteSnapshot', srcNewSnap, OURS],
+  ['create-snapshot', 'deny', 'ec2:CopySnapshot', srcNewSnap, TAG],
+  // EbsDescribe is on "*": only EC2's Describe* calls it names, nothing else with no resource type.
+  ['create-snapshot', 'deny', 'ec2:DescribeImages', '*'],
+
+  // share-snapshot: copies any snapshot of the account onto the sharing key, shares and deletes only its own.
+  ['share-snapshot', 'allow', 'ec2:DescribeVolumes', '*'],
+  ['share-snapshot', 'allow', 'ec2:DescribeInstances', '*'],
+  ['share-snapshot', 'allow', 'ec2:DescribeSnapshots', '*'],
+  ['share-snapshot', 'allow', 'ec2:DescribeSnapshotAttribute', srcNewSnap],
+  ['share-snapshot', 'allow', 'ec2:CopySnapshot', srcForeignSnap, TAG],
+  ['share-snapshot', 'allow', 'ec2:CopySnapshot', srcNewSnap, TAG],
+  ['share-snapshot', 'allow', 'ec2:CreateTags', srcNewSnap, created('CopySnapshot')],
+  ['share-snapshot', 'allow', 'ec2:ModifySnapshotAttribute', srcNewSnap, OURS],
+  ['share-snapshot', 'allow', 'ec2:DeleteSnapshot', srcNewSnap, OURS],
+  ['share-snapshot', 'allow', 'kms:Encrypt', sharingKey, viaEc2(SR)],
+  ['share-snapshot', 'allow', 'kms:ReEncryptTo', sharingKey, viaEc2(SR)],
+  ['share-snapshot', 'allow', 'kms:GenerateDataKeyWithoutPlaintext', sharingKey, viaEc2(SR)],
+  ['share-snapshot', 'allow', 'kms:CreateGrant', sharingKey, { ...viaEc2(SR), ...GRANT }],
+  ['share-snapshot', 'allow', 'kms:Decrypt', dbKey, viaEc2(SR)],
+  ['share-snapshot', 'allow', 'kms:DescribeKey', dbKey, viaEc2(SR)],
+  ['share-snapshot', 'allow', 'kms:ReEncryptFrom', dbKey, viaEc2(SR)],
+  ['share-snapshot', 'allow', 'kms:CreateGrant', dbKey, { ...viaEc2(SR), ...GRANT }],
+  ['share-snapshot', 'deny', 'ec2:CopySnapshot', srcNewSnap],
+  ['share-snapshot', 'deny', 'ec2:CopySnapshot', srcNewSnap, { 'aws:RequestTag/snapferry:managed': 'false' }],
+  ['share-snapshot', 'deny', 'ec2:ModifySnapshotAttribute', srcForeignSnap],
+  ['share-snapshot', 'deny', 'ec2:ModifySnapshotAttribute', srcForeignSnap, { 'aws:ResourceTag/snapferry:managed': 'false' }],
+  ['share-snapshot', 'deny', 'ec2:DeleteSnapshot', srcForeignSnap],
+  ['share-snapshot', 'deny', 'ec2:CreateTags', srcForeignSnap],
+  ['share-snapshot', 'deny', 'ec2:CreateTags', srcNewSnap, OURS],
+  ['share-snapshot', 'deny', 'ec2:LockSnapshot', srcNewSnap, OURS],
+  ['share-snapshot', 'deny', 'kms:Decrypt', dbKey, viaS3(SR)],
+  ['share-snapshot', 'deny', 'kms:Decrypt', dbKey, viaEc2('us-east-1')],
+  ['share-snapshot', 'deny', 'kms:ReEncryptTo', dbKey, viaEc2(SR)],
+  ['share-snapshot', 'deny', 'kms:CreateGrant', dbKey, viaEc2(SR)],
+
+  // copy-shared-snapshot: copies what the allowlisted source shared (and, to the extra region, our own copy), into copies tagged as ours.
+  ['copy-shared-snapshot', 'allow', 'ec2:DescribeSnapshots', '*'],
+  ['copy-shared-snapshot', 'allow', 'ec2:CopySnapshot', sharedSnap, TAG],
+  ['copy-shared-snapshot', 'allow', 'ec2:CopySnapshot', bakCopy, TAG],
+  ['copy-shared-snapshot', 'allow', 'ec2:CopySnapshot', bakExtraCopy, TAG],
+  ['copy-shared-snapshot', 'allow', 'ec2:CreateTags', bakCopy, created('CopySnapshot')],
+  ['copy-shared-snapshot', 'allow', 'ec2:CreateTags', bakExtraCopy, created('CopySnapshot')],
+  ['copy-shared-snapshot', 'allow', 'ec2:CreateTags', bakCopy, OURS],
+  ['copy-shared-snapshot', 'allow', 'ec2:CreateTags', bakExtraCopy, OURS],
+  ['copy-shared-snapshot', 'allow', 'ec2:DeleteSnapshot', bakCopy, OURS],
+  ['copy-shared-snapshot', 'allow', 'ec2:DeleteSnapshot', bakExtraCopy, OURS],
+  ['copy-shared-snapshot', 'allow', 'kms:Decrypt', targetKey, viaEc2(R)],
+  ['copy-shared-snapshot', 'allow', 'kms:CreateGrant', targetKey, { ...viaEc2(R), ...GRANT }],
+  ['copy-shared-snapshot', 'allow', 'kms:GenerateDataKeyWithoutPlaintext', extraKey, { ...alias(TARGET_KEY_ALIAS), ...viaEc2(XR) }],
+  ['copy-shared-snapshot', 'allow', 'kms:CreateGrant', extraKey, { ...alias(TARGET_KEY_ALIAS), ...viaEc2(XR), ...GRANT }],
+  ['copy-shared-snapshot', 'allow', 'kms:Decrypt', sharingKey, viaEc2(SR)],
+  ['copy-shared-snapshot', 'allow', 'kms:ReEncryptFrom', sharingKey, viaEc2(SR)],
+  ['copy-shared-snapshot', 'allow', 'kms:DescribeKey', sharingKey, viaEc2(SR)],
+  ['copy-shared-snapshot', 'allow', 'kms:CreateGrant', sharingKey, { ...viaEc2(SR), ...GRANT }],
+  ['copy-shared-snapshot', 'allow', 'kms:ListGrants', sharingKey, { ...viaEc2(SR), ...GRANT }],
+  ['copy-shared-snapshot', 'allow', 'kms:RevokeGrant', sharingKey, { ...viaEc2(SR), ...GRANT }],
+  ['copy-shared-snapshot', 'deny', 'ec2:CopySnapshot', bakCopy],
+  ['copy-shared-snapshot', 'deny', 'ec2:CopySnapshot', bakExtraCopy, { 'aws:RequestTag/snapferry:managed': 'false' }],
+  ['copy-shared-snapshot', 'deny', 'ec2:CopySnapshot', otherSnap, TAG],
+  ['copy-shared-snapshot', 'deny', 'ec2:DeleteSnapshot', bakForeignSnap],
+  ['copy-shared-snapshot', 'deny', 'ec2:CreateTags', bakForeignSnap],
+  ['copy-shared-snapshot', 'deny', 'ec2:ModifySnapshotAttribute', bakCopy, OURS],
+  ['copy-shared-snapshot', 'deny', 'ec2:LockSnapshot', bakCopy, OURS],
+  ['copy-shared-snapshot', 'deny', 'ec2:CreateVolume', testVolume, TEST],
+  ['copy-shared-snapshot', 'deny', 'kms:Decrypt', sharingKey, viaEc2(XR)],
+  ['copy-shared-snapshot', 'deny', 'kms:Decrypt', sharingKey, viaS3(SR)],
+  ['copy-shared-snapshot', 'deny', 'kms:CreateGrant', sharingKey, viaEc2(SR)],
+  ['copy-shared-snapshot', 'deny', 'kms:Decrypt', extraKey, { ...alias('alias/other'), ...viaEc2(XR) }],
+
+  // restore: test volumes only, from our copies; locks only our copies.
+  ['restore', 'allow', 'ec2:DescribeSnapshots', '*'],
+  ['restore', 'allow', 'ec2:DescribeVolumes', '*'],
+  ['restore', 'allow', 'ec2:CreateVolume', testVolume, TEST],
+  ['restore', 'allow', 'ec2:CreateVolume', bakCopy, OURS],
+  ['restore', 'allow', 'ec2:CreateTags', testVolume, created('CreateVolume')],
+  ['restore', 'allow', 'ec2:CreateTags', bakCopy, OURS],
+  ['restore', 'allow', 'ec2:DeleteVolume', testVolume, IS_TEST],
+  ['restore', 'allow', 'ec2:LockSnapshot', bakCopy, OURS],
+  ['restore', 'allow', 'kms:Decrypt', targetKey, viaEc2(R)],
+  ['restore', 'allow', 'kms:GenerateDataKeyWithoutPlaintext', targetKey, viaEc2(R)],
+  ['restore', 'allow', 'kms:ReEncryptFrom', targetKey, viaEc2(R)],
+  ['restore', 'allow', 'kms:CreateGrant', targetKey, { ...viaEc2(R), ...GRANT }],
+  ['restore', 'deny', 'ec2:CreateVolume', testVolume],
+  ['restore', 'deny', 'ec2:CreateVolume', bakForeignSnap],
+  ['restore', 'deny', 'ec2:DeleteVolume', bakVolume],
+  ['restore', 'deny', 'ec2:DeleteVolume', bakVolume, { 'aws:ResourceTag/snapferry:restore-test': 'false' }],
+  ['restore', 'deny', 'ec2:LockSnapshot', bakForeignSnap],
+  ['restore', 'deny', 'ec2:LockSnapshot', bakForeignSnap, { 'aws:ResourceTag/snapferry:managed': 'false' }],
+  ['restore', 'deny', 'ec2:CreateTags', bakForeignSnap],
+  ['restore', 'deny', 'ec2:CreateTags', bakVolume],
+  ['restore', 'deny', 'ec2:DeleteSnapshot', bakCopy, OURS],
+  ['restore', 'deny', 'ec2:CopySnapshot', bakCopy, TAG],
+  ['restore', 'deny', 'kms:CreateGrant', targetKey, viaEc2(R)],
+  ['restore', 'deny', 'kms:Decrypt', sharingKey, viaEc2(SR)],
+
   // Every step: its own queue and DLQ, its account's pipeline bus; not another step's queue, not the default bus.
   ...routing.functions.flatMap((fn): Case[] => {
     const [account, region] = fn.account === 'source' ? [SRC, SR] : [BAK, R];
@@ -321,13 +476,26 @@ const cases: Case[] = [
   ['backup admin', 'deny', 'kms:ScheduleKeyDeletion', sharingKey, via(SR)],
   ['other admin', 'deny', 'kms:Decrypt', sharingKey, via(SR)],
   ['source admin', 'allow', 'kms:ScheduleKeyDeletion', sharingKey],
+  // ... and, the source backing up EBS, through EC2 in the source's region likewise.
+  ['backup admin', 'allow', 'kms:Decrypt', sharingKey, viaEc2(SR)],
+  ['backup admin', 'allow', 'kms:CreateGrant', sharingKey, { ...viaEc2(SR), ...GRANT }],
+  ['backup admin', 'deny', 'kms:Decrypt', sharingKey, viaEc2(XR)],
+  ['backup admin', 'deny', 'kms:Decrypt', sharingKey, viaS3(SR)],
+  ['backup admin', 'deny', 'kms:CreateGrant', sharingKey, viaEc2(SR)],
+
+  // The backup keys: whoever may delete them must wait the longest period, 30 days (no break-glass role configured here).
+  ['backup admin', 'allow', 'kms:ScheduleKeyDeletion', targetKey, window(30)],
+  ['backup admin', 'deny', 'kms:ScheduleKeyDeletion', targetKey, window(7)],
+  ['backup admin', 'deny', 'kms:ScheduleKeyDeletion', extraKey, window(29)],
+  ['backup admin', 'allow', 'kms:DisableKey', targetKey],
 ];
 
 /** Runs one case; the decision, or why there is none. */
 async function simulate([who, , action, resource, context = {}]: Case): Promise<string> {
   const principal = principals[who];
   assert.ok(principal, `no principal ${who}`);
-  const account = resource === '*' ? principal.arn.split(':')[4] : resource.split(':')[4];
+  const account = resource === '*' ? principal.arn.split(':')[4] : ownerOf(resource);
+  assert.ok(account, `no owner for ${resource}`);
   const result = await runSimulation({
     request: {
       principal: principal.arn,
@@ -379,4 +547,61 @@ describe('iam-simulate: the synthesized policies allow what each step does, and 
       }
     }
   });
+});
+
+// The backup keys with a break-glass role (target.breakGlassRoleArn): only that role may delete or
+// disable them; only it and CloudFormation's execution role may change their policy (KMS refuses a
+// policy that would not let the principal setting it set it again); nobody waits less than 30 days.
+describe('iam-simulate: the backup keys with a break-glass role', () => {
+  const breakGlass = `arn:aws:iam::${BAK}:role/snapferry-break-glass`;
+  const c = ebsConfig();
+  c.target.breakGlassRoleArn = breakGlass;
+  const s = synthExample(c);
+  const keys = [{ t: s.target, region: R }, ...s.regions.map((t, i) => ({ t, region: c.target.extraRegions[i] }))].map(({ t, region }) => {
+    const resolve = resolver(t, BAK, region);
+    const [id, key] = Object.entries(resources(t, 'AWS::KMS::Key'))[0];
+    return { region, arn: resolve({ 'Fn::GetAtt': [id, 'Arn'] }) as string, keyPolicy: resolve(key.Properties.KeyPolicy) as Policy };
+  });
+  const who: Record<string, (region: string) => Principal> = {
+    'backup admin': () => principals['backup admin'],
+    'break-glass role': () => admin(breakGlass),
+    'CloudFormation execution role': (region) => admin(`arn:aws:iam::${BAK}:role/cdk-hnb659fds-cfn-exec-role-${BAK}-${region}`),
+    'backup root user': () => admin(`arn:aws:iam::${BAK}:root`),
+  };
+  const protectedCases: [string, 'allow' | 'deny', string, Context?][] = [
+    ['backup admin', 'deny', 'kms:ScheduleKeyDeletion', window(30)],
+    ['backup admin', 'deny', 'kms:DisableKey'],
+    ['backup admin', 'deny', 'kms:PutKeyPolicy'],
+    ['backup admin', 'allow', 'kms:EnableKeyRotation'],
+    ['backup admin', 'allow', 'kms:CancelKeyDeletion'],
+    ['backup root user', 'deny', 'kms:ScheduleKeyDeletion', window(30)],
+    ['backup root user', 'deny', 'kms:PutKeyPolicy'],
+    ['break-glass role', 'allow', 'kms:ScheduleKeyDeletion', window(30)],
+    ['break-glass role', 'deny', 'kms:ScheduleKeyDeletion', window(7)],
+    ['break-glass role', 'allow', 'kms:DisableKey'],
+    ['break-glass role', 'allow', 'kms:PutKeyPolicy'],
+    // CloudFormation must keep being able to set the policy (KMS's lockout safety check), and nothing more.
+    ['CloudFormation execution role', 'allow', 'kms:PutKeyPolicy'],
+    ['CloudFormation execution role', 'deny', 'kms:ScheduleKeyDeletion', window(30)],
+    ['CloudFormation execution role', 'deny', 'kms:DisableKey'],
+  ];
+  for (const key of keys) {
+    for (const [name, want, action, context = {}] of protectedCases) {
+      test(`${name}: ${want} ${action} ${short(key.arn)} ${ctx(context)}`.trimEnd(), async () => {
+        const principal = who[name](key.region);
+        const result = await runSimulation({
+          request: {
+            principal: principal.arn, action, resource: { resource: key.arn, accountId: BAK },
+            contextVariables: { 'aws:PrincipalArn': principal.arn, 'aws:PrincipalAccount': BAK, ...context },
+          },
+          identityPolicies: principal.policies, serviceControlPolicies: [], resourceControlPolicies: [], resourcePolicy: key.keyPolicy,
+        }, {});
+        assert.equal(result.resultType, 'single', JSON.stringify(result));
+        if (result.resultType !== 'single') return;
+        assert.deepEqual(result.result.ignoredContextKeys ?? [], [], 'context keys the simulator ignored');
+        if (want === 'allow') assert.equal(result.overallResult, 'Allowed');
+        else assert.match(result.overallResult, /^(Implicitly|Explicitly)Denied$/);
+      });
+    }
+  }
 });

@@ -30,6 +30,10 @@ pub struct Statement {
     pub conditions: Vec<String>,
     #[serde(default)]
     pub regions: Regions,
+    /// The resource kinds the statement is for; empty: every kind. The stacks render it
+    /// only where they handle one of them; the local host, which handles all, always does.
+    #[serde(default)]
+    pub kinds: Vec<String>,
     pub why: String,
 }
 
@@ -147,6 +151,10 @@ impl Scope {
         format!("arn:{}:rds:{region}:{account}:{rest}", self.partition)
     }
 
+    fn ec2(&self, regions: &[String], account: &str, rest: &str) -> Vec<String> {
+        regions.iter().map(|r| format!("arn:{}:ec2:{r}:{account}:{rest}", self.partition)).collect()
+    }
+
     fn resources(&self, name: &str, regions: &[String]) -> Vec<String> {
         let own = |rest: &str| regions.iter().map(|r| self.rds(r, &self.account, rest)).collect::<Vec<_>>();
         let kms = |region: &str, account: &str| format!("arn:{}:kms:{region}:{account}:key/*", self.partition);
@@ -173,6 +181,19 @@ impl Scope {
             "kms:own-keys" => vec![kms(&self.region, &self.account)],
             "kms:extra-region-keys" => self.extra_regions.iter().map(|r| kms(r, &self.account)).collect(),
             "kms:source-sharing-keys" => self.sources.iter().map(|(account, region)| kms(region, account)).collect(),
+            // EC2 Describe* calls support no resource-level permissions.
+            "ec2:all" => vec!["*".to_string()],
+            "ec2:volumes" => self.ec2(regions, &self.account, "volume/*"),
+            "ec2:instances" => self.ec2(regions, &self.account, "instance/*"),
+            // EBS snapshot ARNs carry no account: conditions narrow them.
+            "ec2:snapshots" => self.ec2(regions, "", "snapshot/*"),
+            "ec2:source-snapshots" => self
+                .sources
+                .iter()
+                .map(|(_, region)| format!("arn:{}:ec2:{region}::snapshot/*", self.partition))
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect(),
             "sqs:own-queues" => vec![self.queue_arn.clone(), self.dlq_arn.clone()],
             "sqs:own-queue" => vec![self.queue_arn.clone()],
             "events:pipeline-bus" => vec![self.bus_arn.clone()],
@@ -203,6 +224,19 @@ impl Scope {
                     let services: Vec<String> = regions.iter().map(|r| format!("rds.{r}.amazonaws.com")).collect();
                     add("StringEquals", "kms:ViaService".into(), json!(services));
                 }
+                "via-ec2" => {
+                    let mut regions: BTreeSet<&str> = self.sources.iter().map(|(_, r)| r.as_str()).collect();
+                    regions.insert(&self.region);
+                    regions.extend(self.extra_regions.iter().map(String::as_str));
+                    let services: Vec<String> = regions.iter().map(|r| format!("ec2.{r}.amazonaws.com")).collect();
+                    add("StringEquals", "kms:ViaService".into(), json!(services));
+                }
+                "create-action:snapshot" => add(
+                    "StringEquals",
+                    "ec2:CreateAction".into(),
+                    json!(["CreateSnapshot", "CreateSnapshots", "CopySnapshot"]),
+                ),
+                "create-action:volume" => add("StringEquals", "ec2:CreateAction".into(), json!("CreateVolume")),
                 "grant-for-aws-resource" => add("Bool", "kms:GrantIsForAWSResource".into(), json!("true")),
                 "alias:backup" => {
                     add("ForAnyValue:StringEquals", "kms:ResourceAliases".into(), json!(BACKUP_KEY_ALIAS))

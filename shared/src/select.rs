@@ -14,20 +14,39 @@ pub struct Selection {
     pub regex: Option<Regex>,
     /// Tag key, and the value it must have (any value when `None`).
     pub tag: Option<(String, Option<String>)>,
+    /// EBS: the opt-in tag of EC2 instances whose volumes are snapshotted together.
+    pub instance_tag: Option<(String, Option<String>)>,
+}
+
+fn tag_selector(raw: String) -> (String, Option<String>) {
+    match raw.split_once('=') {
+        Some((k, v)) => (k.trim().to_string(), Some(v.trim().to_string())),
+        None => (raw, None),
+    }
+}
+
+pub(crate) fn tag_matches(selector: &Option<(String, Option<String>)>, tags: &Tags) -> bool {
+    selector.as_ref().is_some_and(|(key, value)| match (tags.get(key), value) {
+        (Some(_), None) => true,
+        (Some(actual), Some(wanted)) => actual == wanted,
+        (None, _) => false,
+    })
 }
 
 impl Selection {
-    /// From `SELECT_IDENTIFIERS`, `SELECT_REGEX` and `SELECT_TAG` (`key` or `key=value`).
+    /// From `SELECT_IDENTIFIERS`, `SELECT_REGEX`, `SELECT_TAG` and `SELECT_INSTANCE_TAG`
+    /// (tags as `key` or `key=value`).
     pub fn from_env(env: &Env) -> Result<Selection> {
-        let tag = env.optional("SELECT_TAG").map(|raw| match raw.split_once('=') {
-            Some((k, v)) => (k.trim().to_string(), Some(v.trim().to_string())),
-            None => (raw, None),
-        });
-        Ok(Selection { identifiers: env.list("SELECT_IDENTIFIERS"), regex: env.regex("SELECT_REGEX")?, tag })
+        Ok(Selection {
+            identifiers: env.list("SELECT_IDENTIFIERS"),
+            regex: env.regex("SELECT_REGEX")?,
+            tag: env.optional("SELECT_TAG").map(tag_selector),
+            instance_tag: env.optional("SELECT_INSTANCE_TAG").map(tag_selector),
+        })
     }
 
     pub fn is_empty(&self) -> bool {
-        self.identifiers.is_empty() && self.regex.is_none() && self.tag.is_none()
+        self.identifiers.is_empty() && self.regex.is_none() && self.tag.is_none() && self.instance_tag.is_none()
     }
 
     /// Whether the identifier alone decides it (no tag lookup needed).
@@ -37,16 +56,11 @@ impl Selection {
     }
 
     pub fn needs_tags(&self) -> bool {
-        self.tag.is_some()
+        self.tag.is_some() || self.instance_tag.is_some()
     }
 
     pub fn matches(&self, resource_id: &str, tags: &Tags) -> bool {
-        self.matches_id(resource_id)
-            || self.tag.as_ref().is_some_and(|(key, value)| match (tags.get(key), value) {
-                (Some(_), None) => true,
-                (Some(actual), Some(wanted)) => actual == wanted,
-                (None, _) => false,
-            })
+        self.matches_id(resource_id) || tag_matches(&self.tag, tags)
     }
 }
 

@@ -38,6 +38,41 @@ pub const CREATED_AT: &str = "snapferry:created-at";
 pub const COPIED_FROM: &str = "snapferry:copied-from";
 /// On a copy: which attempt at making it this is (1 when absent).
 pub const COPY_ATTEMPT: &str = "snapferry:copy-attempt";
+/// The backup set a snapshot belongs to (the volumes of one EC2 instance, taken together).
+pub const SET: &str = "snapferry:set";
+/// How many snapshots that set has.
+pub const SET_SIZE: &str = "snapferry:set-size";
+/// snapferry's deterministic name of a resource whose id AWS picks (EBS snapshots and
+/// test volumes: `snap-...`, `vol-...`).
+pub const ID: &str = "snapferry:id";
+/// The most members a set may claim: an instance has at most 128 EBS volumes attached
+/// (EC2 User Guide, volume_limits); a larger figure in a source's event is refused.
+pub const MAX_SET_SIZE: u32 = 128;
+
+/// The tags that record `set` on a snapshot.
+pub fn set_tags(set: &crate::events::BackupSet) -> Tags {
+    Tags::from([(SET.to_string(), set.id.clone()), (SET_SIZE.to_string(), set.size.to_string())])
+}
+
+/// The backup set recorded by [`set_tags`], if the tags hold a well-formed one. Also used
+/// on what a source account sends, so an id must look like snapferry's names and a size
+/// must be plausible.
+pub fn set_from_tags(tags: &Tags) -> Option<crate::events::BackupSet> {
+    let set = crate::events::BackupSet {
+        id: tags.get(SET)?.clone(),
+        size: tags.get(SET_SIZE)?.parse().ok()?,
+        verified: None,
+    };
+    valid_set(&set).then_some(set)
+}
+
+/// A set id is one of snapferry's names (`[a-z0-9-]`, at most 255) and its size 1 to [`MAX_SET_SIZE`].
+pub fn valid_set(set: &crate::events::BackupSet) -> bool {
+    (1..=MAX_SET_SIZE).contains(&set.size)
+        && !set.id.is_empty()
+        && set.id.len() <= 255
+        && set.id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
 
 /// AWS reserves this key prefix; `AddTagsToResource` / `CreateTags` refuse such keys, so
 /// they must be dropped when copying a snapshot's tags onto the copy.

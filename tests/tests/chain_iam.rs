@@ -4,6 +4,7 @@
 //! the tests here prove the converse (a missing action fails the chain with AccessDenied)
 //! and that no role holds an action the code never needs.
 
+use snapferry::ResourceKind;
 use snapferry::permissions::{Permissions, action_matches};
 use snapferry::routing::Routing;
 use snapferry::sqs::{ATTR_ERROR_CODE, ATTR_ERROR_REASON};
@@ -37,7 +38,40 @@ const GRANTED_NOT_CALLED: &[(&str, &str, &str)] = &[
     ("copy-shared-snapshot", "rds:DeleteDBClusterSnapshot", "a failed copy is deleted before it is made again"),
     // Sources on the sharing key are shared as they are; this chain re-encrypts an instance only.
     ("share-snapshot", "rds:CopyDBClusterSnapshot", "an Aurora snapshot on a key the targets cannot use"),
+    // IAM authorizes tags given on a create, copy or CreateVolume call as ec2:CreateTags too.
+    ("create-snapshot", "ec2:CreateTags", "tags passed to CreateSnapshot / CreateSnapshots"),
+    ("share-snapshot", "ec2:CreateTags", "tags passed to CopySnapshot"),
+    ("share-snapshot", "ec2:DeleteSnapshot", "a failed copy is deleted before it is made again"),
+    ("copy-shared-snapshot", "ec2:DeleteSnapshot", "a failed copy is deleted before it is made again"),
+    // The volume on aws/ebs is copied, the instance's volumes on the account's own key.
+    ("create-snapshot", "ec2:CreateSnapshot", "a single volume; this chain snapshots an instance's set"),
 ];
+
+/// An EC2 instance tagged `backup` with two volumes on the account's `aws/ebs` key; their ids.
+async fn ec2_instance(c: &snapferry::clients::Clients) -> Vec<String> {
+    use aws_sdk_ec2::types::{BlockDeviceMapping, EbsBlockDevice, ResourceType, Tag, TagSpecification};
+    let disk = |device: &str| {
+        BlockDeviceMapping::builder()
+            .device_name(device)
+            .ebs(EbsBlockDevice::builder().volume_size(8).encrypted(true).build())
+            .build()
+    };
+    let tag = Tag::builder().key("backup").value("daily").build();
+    let run = c
+        .ec2
+        .run_instances()
+        .image_id("ami-12345678")
+        .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+        .min_count(1)
+        .max_count(1)
+        .block_device_mappings(disk("/dev/sda1"))
+        .block_device_mappings(disk("/dev/sdf"))
+        .tag_specifications(TagSpecification::builder().resource_type(ResourceType::Instance).tags(tag).build())
+        .send()
+        .await
+        .expect("RunInstances");
+    run.instances()[0].block_device_mappings().iter().filter_map(|m| m.ebs()?.volume_id().map(str::to_string)).collect()
+}
 
 fn excused(step: &str, action: &str) -> bool {
     GRANTED_NOT_CALLED.iter().any(|(s, a, _)| (*s == "*" || *s == step) && action_matches(a, action))
@@ -45,10 +79,19 @@ fn excused(step: &str, action: &str) -> bool {
 
 #[tokio::test]
 async fn every_call_of_every_step_is_granted_to_its_role_and_no_role_holds_more() {
-    // Selected by tag, so both source steps read the databases' tags.
-    let options = PipelineOptions { select_regex: None, select_tag: Some("backup".into()), ..fast_options() };
+    // Selected by tag, so both source steps read the databases' and the instance's tags;
+    // every kind, and EBS locks, so every EBS statement is exercised too.
+    let options = PipelineOptions {
+        select_regex: None,
+        select_tag: Some("backup".into()),
+        select_instance_tag: Some("backup".into()),
+        kinds: vec![ResourceKind::DbInstance, ResourceKind::DbCluster, ResourceKind::Ebs],
+        lock: Some(("governance".into(), 1)),
+        ..fast_options()
+    };
     let p = start(&options).await;
     instance(&p.source, "orders", Encryption::AwsManaged, &[("backup", "daily")]).await;
+    let volumes = ec2_instance(&p.source).await;
     p.source
         .rds
         .create_db_cluster()
@@ -64,7 +107,9 @@ async fn every_call_of_every_step_is_granted_to_its_role_and_no_role_holds_more(
         .expect("CreateDBCluster");
     p.host.fire_schedule().await.expect("fire the schedule");
     let mut events = Vec::new();
-    run_until(&p, &mut events, "both verified", verified(&["orders", "ledger"])).await;
+    let mut all = vec!["orders", "ledger"];
+    all.extend(volumes.iter().map(String::as_str));
+    run_until(&p, &mut events, "all verified", verified(&all)).await;
     assert_dlqs_empty(&p).await;
 
     let permissions = Permissions::load();

@@ -2,11 +2,14 @@
 //!
 //! Two accounts act through STS AssumeRole, as an operator would against AWS. The demo
 //! creates three databases in the source account (MySQL on the AWS-managed key, PostgreSQL
-//! on the sharing CMK, an Aurora cluster), fires the schedule and runs the real handlers
-//! until every backup is restore-verified in the backup account, then prints a table.
+//! on the sharing CMK, an Aurora cluster), an EBS volume on the AWS-managed key and an EC2
+//! instance with two volumes (one crash-consistent set), fires the schedule and runs the
+//! real handlers until every backup is restore-verified (and each EBS copy locked) in the
+//! backup account, then prints a table.
 
 use crate::pipeline::{LocalPipeline, PipelineOptions};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use snapferry::ResourceKind;
 use snapferry::clients::Clients;
 use snapferry::error::{Error, Result};
 use snapferry::events::{EventEnvelope, PipelineEvent, Step};
@@ -17,6 +20,8 @@ use std::time::{Duration, Instant};
 /// Documentation placeholder account ids; the emulator accepts any.
 pub const SOURCE_ACCOUNT: &str = "111111111111";
 pub const TARGET_ACCOUNT: &str = "222222222222";
+/// The opt-in tag of the demo's EC2 instance.
+const DEMO_INSTANCE_TAG: &str = "backup=snapferry";
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct LocalArgs {
@@ -68,6 +73,9 @@ async fn start(args: &LocalArgs) -> Result<LocalPipeline> {
     regex::Regex::new(&args.select).map_err(|e| Error::Config(format!("--select: {e}")))?;
     let options = PipelineOptions {
         select_regex: Some(args.select.clone()),
+        kinds: vec![ResourceKind::DbInstance, ResourceKind::DbCluster, ResourceKind::Ebs],
+        select_instance_tag: Some(DEMO_INSTANCE_TAG.into()),
+        lock: Some(("governance".into(), 1)),
         extra_regions: args.extra_regions.iter().filter(|r| !r.is_empty()).cloned().collect(),
         ..Default::default()
     };
@@ -86,15 +94,18 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     );
     println!("[setup]  source sharing CMK {}", pipeline.sharing_key);
     println!("[setup]  backup CMK {}", pipeline.target_key);
-    let databases = create_databases(&pipeline).await?;
-    for (name, what) in &databases {
-        println!("[source] database {name}: {what}");
+    let mut resources: Vec<(String, String, String)> =
+        create_databases(&pipeline).await?.into_iter().map(|(n, w)| (n.to_string(), n.to_string(), w)).collect();
+    resources.extend(create_volumes(&pipeline).await?);
+    for (_, name, what) in &resources {
+        println!("[source] {name}: {what}");
     }
     pipeline.host.fire_schedule().await?;
     println!("[source] schedule fired\n");
 
     let fired = chrono::Utc::now();
-    let mut rows: BTreeMap<String, Row> = databases.iter().map(|(n, _)| (n.to_string(), Row::default())).collect();
+    let mut rows: BTreeMap<String, Row> =
+        resources.iter().map(|(id, name, _)| (id.clone(), Row { name: name.clone(), ..Row::default() })).collect();
     let deadline = Instant::now() + Duration::from_secs(args.timeout_seconds);
     while !rows.values().all(Row::finished) {
         if Instant::now() > deadline {
@@ -204,6 +215,87 @@ async fn create_databases(pipeline: &LocalPipeline) -> Result<Vec<(&'static str,
     ])
 }
 
+/// A volume on the AWS-managed key `aws/ebs` (never shareable as it is), and an EC2 instance
+/// with two volumes snapshotted together. Returns (volume id, display name, description).
+async fn create_volumes(pipeline: &LocalPipeline) -> Result<Vec<(String, String, String)>> {
+    use aws_sdk_ec2::types::{
+        BlockDeviceMapping, EbsBlockDevice, Filter, ResourceType, Tag, TagSpecification, VolumeType,
+    };
+    let ec2 = &pipeline.source.ec2;
+    let tagged = |resource: ResourceType, pairs: &[(&str, &str)]| {
+        let tags = pairs.iter().map(|(k, v)| Tag::builder().key(*k).value(*v).build()).collect();
+        TagSpecification::builder().resource_type(resource).set_tags(Some(tags)).build()
+    };
+    let existing = |name: &'static str| async move {
+        let out = ec2
+            .describe_volumes()
+            .filters(Filter::builder().name("tag:Name").values(name).build())
+            .send()
+            .await
+            .map_err(|e| Error::from_sdk("DescribeVolumes", e))?;
+        Ok::<_, Error>(out.volumes().first().and_then(|v| v.volume_id()).map(str::to_string))
+    };
+    let logs = match existing("logs-volume").await? {
+        Some(id) => id,
+        None => ec2
+            .create_volume()
+            .availability_zone(format!("{}a", pipeline.source.region))
+            .size(8)
+            .volume_type(VolumeType::Gp3)
+            .encrypted(true)
+            .tag_specifications(tagged(ResourceType::Volume, &[("Name", "logs-volume"), ("team", "platform")]))
+            .send()
+            .await
+            .map_err(|e| Error::from_sdk("CreateVolume", e))?
+            .volume_id()
+            .unwrap_or_default()
+            .to_string(),
+    };
+    let mut out = vec![(logs, "logs-volume".to_string(), "EBS volume on aws/ebs (re-encrypted to share)".to_string())];
+    let reservations = ec2
+        .describe_instances()
+        .filters(Filter::builder().name("tag:Name").values("app-server").build())
+        .send()
+        .await
+        .map_err(|e| Error::from_sdk("DescribeInstances", e))?;
+    let found = reservations.reservations().iter().flat_map(|r| r.instances()).next().cloned();
+    let instance = match found {
+        Some(i) => i,
+        None => {
+            let disk = |device: &str, size: i32| {
+                BlockDeviceMapping::builder()
+                    .device_name(device)
+                    .ebs(EbsBlockDevice::builder().volume_size(size).encrypted(true).build())
+                    .build()
+            };
+            let (k, v) = DEMO_INSTANCE_TAG.split_once('=').unwrap_or((DEMO_INSTANCE_TAG, ""));
+            let run = ec2
+                .run_instances()
+                .image_id("ami-12345678")
+                .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+                .min_count(1)
+                .max_count(1)
+                .block_device_mappings(disk("/dev/sda1", 10))
+                .block_device_mappings(disk("/dev/sdf", 20))
+                .tag_specifications(tagged(ResourceType::Instance, &[("Name", "app-server"), (k, v)]))
+                .send()
+                .await
+                .map_err(|e| Error::from_sdk("RunInstances", e))?;
+            run.instances().first().cloned().ok_or_else(|| Error::BadInput("RunInstances started nothing".into()))?
+        }
+    };
+    let id = instance.instance_id().unwrap_or_default();
+    for m in instance.block_device_mappings() {
+        let (Some(device), Some(volume)) = (m.device_name(), m.ebs().and_then(|e| e.volume_id())) else { continue };
+        out.push((
+            volume.to_string(),
+            format!("app-server {device}"),
+            format!("volume {volume} of EC2 instance {id}, tagged {DEMO_INSTANCE_TAG}: one crash-consistent set"),
+        ));
+    }
+    Ok(out)
+}
+
 fn exists_ok(r: Result<()>) -> Result<()> {
     match r {
         Err(Error::AlreadyExists { .. }) => Ok(()),
@@ -221,13 +313,22 @@ fn print_progress(event: &EventEnvelope<PipelineEvent>, fired: chrono::DateTime<
         Step::Shared { target_account, .. } => format!("{} shared with {target_account}", e.snapshot.id),
         Step::CopyStarted { destination_region } => format!("copying to {} in {destination_region}", e.snapshot.id),
         Step::Copied {} => format!("{} available in {}", e.snapshot.id, e.snapshot.region),
-        Step::RestoreVerified { restore_seconds, .. } => format!("{} restored in {restore_seconds:.1}s", e.snapshot.id),
+        Step::RestoreVerified { restore_seconds, locked_until, set, .. } => {
+            let mut line = format!("{} restored in {restore_seconds:.1}s", e.snapshot.id);
+            if let Some(until) = locked_until {
+                line.push_str(&format!(", locked until {}", until.format("%Y-%m-%d %H:%M")));
+            }
+            if let Some(set) = set {
+                line.push_str(&format!(", set {} {}/{} verified", set.id, set.verified.unwrap_or(0), set.size));
+            }
+            line
+        }
         Step::RestoreFailed { reason } => format!("{}: {reason}", e.snapshot.id),
         Step::Rejected { reason, .. } => format!("{}: {reason}", e.snapshot.id),
         Step::Expired {} => e.snapshot.id.clone(),
     };
     println!(
-        "[+{:>5.1}s] {:<17} {:<22} {detail}",
+        "[+{:>5.1}s] {:<22} {:<22} {detail}",
         since(e.emitted_at, fired),
         e.origin.resource_id,
         e.step.detail_type()
@@ -236,6 +337,9 @@ fn print_progress(event: &EventEnvelope<PipelineEvent>, fired: chrono::DateTime<
 
 #[derive(Debug, Default)]
 struct Row {
+    name: String,
+    /// EBS: the verified copy is locked (EBS Snapshot Lock), and until when.
+    locked: Option<String>,
     source_snapshot: Option<String>,
     shared_copy: Option<String>,
     copies: Vec<String>,
@@ -262,7 +366,8 @@ impl Row {
                 }
                 self.copied_at.get_or_insert(t);
             }
-            Step::RestoreVerified { restore_seconds, .. } => {
+            Step::RestoreVerified { restore_seconds, locked_until, .. } => {
+                self.locked = locked_until.map(|t| t.format("%Y-%m-%d").to_string());
                 self.verified = Some(*restore_seconds);
                 self.verified_at.get_or_insert(t);
             }
@@ -279,10 +384,18 @@ impl Row {
 fn print_table(rows: &BTreeMap<String, Row>) {
     let dash = || "-".to_string();
     println!(
-        "\n{:<17} {:<44} {:<44} {:<58} {:<16} {:>7} {:>7} {:>7}",
-        "resource", "source snapshot", "shared copy", "target copies", "restore", "share s", "copy s", "test s"
+        "\n{:<22} {:<44} {:<44} {:<58} {:<16} {:<12} {:>7} {:>7} {:>7}",
+        "resource",
+        "source snapshot",
+        "shared copy",
+        "target copies",
+        "restore",
+        "locked until",
+        "share s",
+        "copy s",
+        "test s"
     );
-    for (name, r) in rows {
+    for r in rows.values() {
         let copies = if r.copies.is_empty() { dash() } else { r.copies.join(", ") };
         let restore = match (&r.verified, &r.failed) {
             (Some(s), _) => format!("verified {s:.1}s"),
@@ -294,12 +407,13 @@ fn print_table(rows: &BTreeMap<String, Row>) {
             _ => dash(),
         };
         println!(
-            "{:<17} {:<44} {:<44} {:<58} {:<16} {:>7} {:>7} {:>7}",
-            name,
+            "{:<22} {:<44} {:<44} {:<58} {:<16} {:<12} {:>7} {:>7} {:>7}",
+            r.name,
             r.source_snapshot.clone().unwrap_or_else(dash),
             r.shared_copy.clone().unwrap_or_else(dash),
             copies,
             restore,
+            r.locked.clone().unwrap_or_else(dash),
             r.shared_at.map(|t| format!("{t:.1}")).unwrap_or_else(dash),
             step(r.shared_at, r.copied_at),
             step(r.copied_at, r.verified_at),

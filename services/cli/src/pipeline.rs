@@ -5,6 +5,7 @@
 
 use crate::local::{DeployOptions, Deployment, Host, deploy, step_role};
 use serde_json::json;
+use snapferry::ResourceKind;
 use snapferry::clients::Clients;
 use snapferry::config::Env;
 use snapferry::error::{Error, Result};
@@ -33,6 +34,12 @@ pub struct PipelineOptions {
     pub select_identifiers: Vec<String>,
     /// `SELECT_TAG`: `key` or `key=value`.
     pub select_tag: Option<String>,
+    /// `SELECT_INSTANCE_TAG`: EC2 instances whose volumes are snapshotted as one set.
+    pub select_instance_tag: Option<String>,
+    /// `KINDS` of create-snapshot.
+    pub kinds: Vec<ResourceKind>,
+    /// `LOCK_MODE` and `LOCK_DAYS` of restore (`None`: no lock).
+    pub lock: Option<(String, u32)>,
     pub extra_regions: Vec<String>,
     /// Allowlisted source accounts; the source account when empty.
     pub allowlist: Vec<String>,
@@ -55,6 +62,9 @@ impl Default for PipelineOptions {
             select_regex: Some(".*".into()),
             select_identifiers: Vec::new(),
             select_tag: None,
+            select_instance_tag: None,
+            kinds: vec![ResourceKind::DbInstance, ResourceKind::DbCluster],
+            lock: None,
             extra_regions: Vec::new(),
             allowlist: Vec::new(),
             recheck: Duration::from_secs(1),
@@ -96,6 +106,7 @@ impl PipelineOptions {
                 ("SELECT_REGEX", self.select_regex.clone().unwrap_or_default()),
                 ("SELECT_IDENTIFIERS", self.select_identifiers.join(",")),
                 ("SELECT_TAG", self.select_tag.clone().unwrap_or_default()),
+                ("SELECT_INSTANCE_TAG", self.select_instance_tag.clone().unwrap_or_default()),
             ]
         };
         let mut vars =
@@ -103,7 +114,8 @@ impl PipelineOptions {
         match step {
             snapferry_create_snapshot::STEP => {
                 vars.extend(selection());
-                vars.push(("KINDS", "db-instance,db-cluster".into()));
+                let kinds: Vec<String> = self.kinds.iter().map(ToString::to_string).collect();
+                vars.push(("KINDS", kinds.join(",")));
                 vars.push(("MIN_INTERVAL_MINUTES", self.min_interval_minutes.to_string()));
             }
             snapferry_share_snapshot::STEP => {
@@ -127,6 +139,10 @@ impl PipelineOptions {
                 vars.push(("RESTORE_SECURITY_GROUP_IDS", d.security_group.to_string()));
                 vars.push(("TARGET_KMS_KEY_ARN", d.target_key.to_string()));
                 vars.push(("RESTORE_TIMEOUT_MINUTES", "30".into()));
+                if let Some((mode, days)) = &self.lock {
+                    vars.push(("LOCK_MODE", mode.clone()));
+                    vars.push(("LOCK_DAYS", days.to_string()));
+                }
             }
             _ => {}
         }

@@ -116,6 +116,7 @@ impl Handler {
         event: &PipelineEvent,
         target_account: &str,
         source_tags: &Tags,
+        set: Option<snapferry::events::BackupSet>,
     ) -> Result<Outcome> {
         if target_account != self.ctx.account() {
             return Ok(Outcome::Done);
@@ -137,6 +138,10 @@ impl Handler {
         if let Some(reason) = owner_refusal(sender_account, event, &shared) {
             return self.reject(event, sender, reason).await;
         }
+        // Failed, or archived (which cannot be copied): nothing to wait for.
+        if let Status::Failed(why) = &shared.status {
+            return self.reject(event, sender, format!("{} cannot be copied: {why}", shared.arn)).await;
+        }
         if let Some(why) = self.filtered_out(&shared, source_tags) {
             info!(snapshot_arn = shared.arn, correlation_id = event.correlation_id, why, "filtered out; not copied");
             return Ok(Outcome::Done);
@@ -150,6 +155,10 @@ impl Handler {
         .tags();
         ours.extend(tags::origin_tags(&event.origin));
         ours.insert(tags::COPIED_FROM.into(), shared.arn.clone());
+        // The set only groups reports; a malformed one from the source is left off.
+        if let Some(set) = set.filter(tags::valid_set) {
+            ours.extend(tags::set_tags(&set));
+        }
         // The source's tags are its data: nothing in them may pose as snapferry's own.
         let (copy_tags, dropped) = tags::within_limit(&tags::user_tags(source_tags), &ours);
         if !dropped.is_empty() {
@@ -167,6 +176,17 @@ impl Handler {
             .await;
         let copy =
             self.quota_checked(copied, event.correlation_id.clone(), event.snapshot.clone(), &event.origin).await?;
+        // A copy made first from AWS's shareSnapshot notification could not know the
+        // source's tags or set (another account's tags are not visible): added now.
+        let missing: Tags = copy_tags
+            .iter()
+            .filter(|(k, _)| !k.starts_with("snapferry:") || [tags::SET, tags::SET_SIZE].contains(&k.as_str()))
+            .filter(|(k, _)| !copy.tags.contains_key(*k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if !missing.is_empty() && tags::is_managed(&copy.tags) {
+            store.tag(&copy, &missing).await?;
+        }
         info!(snapshot_arn = shared.arn, copy_arn = copy.arn, correlation_id = event.correlation_id, "copy started");
         let home = self.ctx.region().to_string();
         self.ctx.publish(&[event.next(copy.to_ref(), Step::CopyStarted { destination_region: home.clone() })]).await?;
@@ -178,6 +198,21 @@ impl Handler {
         }
     }
 
+    /// AWS's `shareSnapshot` notification: the sharing account is AWS's word, but it is
+    /// still checked against the allowlist and against the owner `DescribeSnapshots`
+    /// reports. Without the pipeline's event the run's origin is the shared snapshot itself.
+    async fn on_shared_natively(&self, snapshot_id: &str, from_account: Option<&str>) -> Result<Outcome> {
+        let store = self.ctx.stores.store(snapferry::ResourceKind::Ebs);
+        let Some(shared) = store.describe(snapshot_id).await? else {
+            info!(snapshot = snapshot_id, "shared with us, but not visible (unshared since?); nothing to copy");
+            return Ok(Outcome::Done);
+        };
+        let step = Step::Shared { target_account: self.ctx.account().to_string(), tags: Tags::new(), set: None };
+        let correlation_id = naming::identifier("run", &[&shared.arn], 40);
+        let event = PipelineEvent::new(correlation_id, shared.to_ref(), shared.to_ref(), step);
+        self.on_shared(from_account, &event, self.ctx.account(), &Tags::new(), None).await
+    }
+
     fn filtered_out(&self, shared: &Snapshot, source_tags: &Tags) -> Option<String> {
         if let Some(re) = &self.config.identifier_regex
             && !re.is_match(&shared.name)
@@ -185,8 +220,13 @@ impl Handler {
             return Some(format!("snapshot name {} does not match IDENTIFIER_REGEX", shared.name));
         }
         if let Some(re) = &self.config.description_regex {
-            // RDS snapshots have no description; the source's `Description` tag stands in, as in DLM.
-            let description = source_tags.get("Description").map(String::as_str).unwrap_or_default();
+            // EBS snapshots have one, as AWS describes it; RDS snapshots have none, and the
+            // source's `Description` tag stands in, as in DLM.
+            let description = shared
+                .description
+                .as_deref()
+                .or(source_tags.get("Description").map(String::as_str))
+                .unwrap_or_default();
             if !re.is_match(description) {
                 return Some(format!("description {description:?} does not match DESCRIPTION_REGEX"));
             }
@@ -376,12 +416,18 @@ impl PipelineStep for Handler {
     async fn step(&self, incoming: Incoming, _record: Record) -> Result<Outcome> {
         match incoming {
             Incoming::Pipeline(envelope) => match &envelope.detail.step {
-                Step::Shared { target_account, tags } => {
-                    self.on_shared(envelope.account.as_deref(), &envelope.detail, target_account, tags).await
+                Step::Shared { target_account, tags, set } => {
+                    let set = set.clone();
+                    self.on_shared(envelope.account.as_deref(), &envelope.detail, target_account, tags, set).await
                 }
                 _ => Ok(Outcome::Done),
             },
             Incoming::Native(event) => match event.signal() {
+                // EBS tells the receiving account itself; the pipeline's "shared" event may
+                // come before or after, and whichever comes second finds the copy made.
+                NativeSignal::SharedWithUs { snapshot, from_account } => {
+                    self.on_shared_natively(&snapshot.id, from_account.as_deref()).await
+                }
                 NativeSignal::CopyFinished { snapshot, .. } => {
                     let store = self.ctx.stores.store(snapshot.kind);
                     match store.describe(&snapshot.id).await? {

@@ -55,7 +55,7 @@ async fn shared(cloud: &Cloud, kind: ResourceKind, owner: &str, name: &str) -> (
         "run-1",
         s.to_ref(),
         s.to_ref(),
-        Step::Shared { target_account: TARGET.into(), tags: source_tags },
+        Step::Shared { target_account: TARGET.into(), tags: source_tags, set: None },
     );
     (s, event)
 }
@@ -203,7 +203,7 @@ async fn events_for_other_accounts_filters_and_duplicates() {
     let (_, event) = shared(&cloud, DbInstance, SOURCE, "snap-1").await;
     let h = handler(&cloud, config());
     let elsewhere = PipelineEvent {
-        step: Step::Shared { target_account: STRANGER.into(), tags: Default::default() },
+        step: Step::Shared { target_account: STRANGER.into(), tags: Default::default(), set: None },
         ..event.clone()
     };
     assert_eq!(h.step(deliver::pipeline(&elsewhere, Some(SOURCE)), deliver::record()).await.unwrap(), Outcome::Done);
@@ -461,7 +461,7 @@ async fn aws_errors_end_as_their_class_says() {
         "r",
         s.to_ref(),
         s.to_ref(),
-        Step::Shared { target_account: TARGET.into(), tags: Default::default() },
+        Step::Shared { target_account: TARGET.into(), tags: Default::default(), set: None },
     );
     let err =
         handler(&cloud, config()).step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap_err();
@@ -527,4 +527,42 @@ async fn a_full_snapshot_count_is_reported_at_once_and_a_wait_for_copy_slots_is_
     let [PipelineEvent { step: Step::Rejected { reason, .. }, .. }] = &cloud.take_published()[..] else { panic!() };
     assert!(reason.contains("copies in progress stayed at the quota"), "{reason}");
     assert!(copies(&cloud, REGION).is_empty());
+}
+
+#[tokio::test]
+async fn aws_share_notification_is_checked_like_the_pipelines_event_and_makes_one_copy() {
+    use snapferry::ResourceKind::Ebs;
+    // (case, owner of the snapshot, sharing account AWS names, pipeline event first, copied)
+    let cases = [
+        ("allowlisted owner", SOURCE, SOURCE, false, true),
+        ("after the pipeline's event", SOURCE, SOURCE, true, true),
+        ("a stranger shares", STRANGER, STRANGER, false, false),
+        ("a stranger named as an allowlisted sharer", STRANGER, SOURCE, false, false),
+    ];
+    for (name, owner, sharer, pipeline_first, copied) in cases {
+        let cloud = Cloud::new();
+        let (s, event) = shared(&cloud, Ebs, owner, "snap-0a1").await;
+        if pipeline_first {
+            handler(&cloud, config()).step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap();
+        }
+        let notification = deliver::ebs_event(&s, "shareSnapshot", "succeeded", TARGET, sharer);
+        handler(&cloud, config()).step(notification, deliver::record()).await.unwrap();
+        let events = cloud.take_published();
+        assert_eq!(copies(&cloud, REGION).len(), usize::from(copied), "{name}: one copy or none: {events:?}");
+        let rejected = events.iter().any(|e| matches!(e.step, Step::Rejected { .. }));
+        assert_eq!(rejected, !copied, "{name}: {events:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_archived_or_failed_shared_snapshot_is_rejected_with_its_reason_not_retried() {
+    let cloud = Cloud::new();
+    let (s, event) = shared(&cloud, snapferry::ResourceKind::Ebs, SOURCE, "snap-0a2").await;
+    cloud.set_status(&s.arn, Status::Failed(snapferry::store::ebs::ARCHIVED.into()));
+    let outcome = handler(&cloud, config()).step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await;
+    assert!(matches!(outcome, Ok(Outcome::Done)), "{outcome:?}");
+    assert!(copies(&cloud, REGION).is_empty());
+    let events = cloud.take_published();
+    let [PipelineEvent { step: Step::Rejected { reason, .. }, .. }] = &events[..] else { panic!("{events:?}") };
+    assert!(reason.contains("archived"), "{reason}");
 }

@@ -1,6 +1,7 @@
 //! create-snapshot (source account): on the schedule, or on a "Backup Requested" event,
-//! takes a manual snapshot of every selected database that has none younger than the
-//! minimum interval. Identifiers derive from the resource and the scheduled minute, so a
+//! takes a manual snapshot of every selected database or volume that has none younger than
+//! the minimum interval, and of every selected EC2 instance one crash-consistent set of all
+//! its volumes. Identifiers derive from the resource and the scheduled minute, so a
 //! duplicate or late event makes no second snapshot.
 
 use chrono::{DateTime, Utc};
@@ -84,9 +85,12 @@ impl Handler {
             .into_iter()
             .filter(|r| match &request.identifiers {
                 Some(ids) => ids.contains(&r.id),
-                None => self.config.selection.matches(&r.id, &r.tags),
+                None => r.selected_by(&self.config.selection),
             })
             .collect();
+        // A volume in a chosen set is snapshotted with its set, not twice.
+        let in_sets: Vec<String> = chosen.iter().flat_map(|r| r.members.clone()).collect();
+        let chosen: Vec<Resource> = chosen.into_iter().filter(|r| !in_sets.contains(&r.id)).collect();
         if chosen.is_empty() {
             return Ok(());
         }
@@ -94,7 +98,11 @@ impl Handler {
         let mut held = managed.len();
         let mut refused = Vec::new();
         for resource in chosen {
-            let newest = managed.iter().filter(|s| s.resource_id == resource.id).filter_map(|s| s.created_at).max();
+            let newest = managed
+                .iter()
+                .filter(|s| s.resource_id == resource.id || resource.members.contains(&s.resource_id))
+                .filter_map(|s| s.created_at)
+                .max();
             if !request.on_demand
                 && let Some(newest) = newest
                 && request.slot - newest < self.config.min_interval
@@ -124,14 +132,21 @@ impl Handler {
             };
             // Passing tags makes AWS skip CopyTagsToSnapshot, so the database's own tags
             // (less `aws:` and `snapferry:` ones) are passed along with snapferry's.
-            let (snapshot_tags, dropped) = tags::within_limit(&tags::user_tags(&resource.tags), &lineage.tags());
+            let mut ours = lineage.tags();
+            if !resource.members.is_empty() {
+                let size = resource.members.len() as u32;
+                ours.extend(tags::set_tags(&snapferry::events::BackupSet { id: id.clone(), size, verified: None }));
+            }
+            let (snapshot_tags, dropped) = tags::within_limit(&tags::user_tags(&resource.tags), &ours);
             if !dropped.is_empty() {
                 warn!(resource = resource.id, ?dropped, "tags beyond AWS's limit of 50 left off the snapshot");
             }
-            match store.create(&resource.id, &id, &snapshot_tags).await {
-                Ok(s) => {
-                    held += 1;
-                    info!(snapshot_arn = s.arn, correlation_id, resource = resource.id, "snapshot started");
+            match store.create_set(&resource, &id, &snapshot_tags).await {
+                Ok(set) => {
+                    held += set.len();
+                    for s in set {
+                        info!(snapshot_arn = s.arn, correlation_id, resource = resource.id, "snapshot started");
+                    }
                 }
                 // AWS's own quota (other tools' snapshots count too): refuse this one, go on;
                 // the next schedule tries again. A full count is also counted for the alarm.

@@ -3,16 +3,17 @@
 //! comes back by delayed re-checks until the restore is available, verifies it (encrypted
 //! with this account's key, same engine and version as the source), tags the copy as
 //! verified, reports the measured time to restore, and deletes the test resources. On
-//! failure it reports why, keeps the copy and deletes what it created.
+//! failure it reports why, keeps the copy and deletes what it created. Where the kind has
+//! a snapshot lock (EBS) and one is configured, a verified copy is locked against deletion.
 
 use chrono::Utc;
 use snapferry::config::Env;
 use snapferry::error::{Error, Result};
-use snapferry::events::{PipelineEvent, Recheck, RecheckWhat, SnapshotRef, Step};
+use snapferry::events::{BackupSet, PipelineEvent, Recheck, RecheckWhat, SnapshotRef, Step};
 use snapferry::inbound::Incoming;
 use snapferry::sqs::{Outcome, Record};
 use snapferry::step::{PipelineStep, StepContext, StepEnv};
-use snapferry::store::{RestoreSpec, Restored, Snapshot, SnapshotStore, Status};
+use snapferry::store::{LockMode, RestoreSpec, Restored, Snapshot, SnapshotStore, Status};
 use snapferry::tags::{self, Tags};
 use snapferry::{ResourceKind, kms, naming};
 use tracing::{info, warn};
@@ -33,6 +34,33 @@ pub struct Config {
     pub target_key: String,
     /// Give up on a restore that is not available after this long.
     pub timeout: chrono::Duration,
+    /// EBS: the availability zone of test volumes (the home region's `a` zone when `None`).
+    pub availability_zone: Option<String>,
+    /// Lock verified copies (where the kind can be locked), and for how many days.
+    pub lock: Option<(LockMode, u32)>,
+}
+
+/// EBS Snapshot Lock durations: 1 day to 36500 days (EC2 API Reference, LockSnapshot).
+const LOCK_DAYS: std::ops::RangeInclusive<u32> = 1..=36_500;
+
+fn lock_from_env(env: &Env) -> Result<Option<(LockMode, u32)>> {
+    let days: u32 = env.parse("LOCK_DAYS")?;
+    if !LOCK_DAYS.contains(&days) {
+        return Err(Error::Config(format!("LOCK_DAYS must be 1 to 36500 (AWS's range), not {days}")));
+    }
+    let opt_in: bool = env.parse("LOCK_COMPLIANCE_OPT_IN")?;
+    let mode = match env.optional("LOCK_MODE").as_deref() {
+        None => return Ok(None),
+        Some("governance") => LockMode::Governance,
+        Some("compliance") if opt_in => LockMode::Compliance,
+        Some("compliance") => {
+            return Err(Error::Config(
+                "LOCK_MODE=compliance needs LOCK_COMPLIANCE_OPT_IN=true: nobody, the root user included, can remove or shorten a compliance lock once its cool-off has passed".into(),
+            ));
+        }
+        Some(other) => return Err(Error::Config(format!("LOCK_MODE must be governance or compliance, not {other:?}"))),
+    };
+    Ok(Some((mode, days)))
 }
 
 impl Config {
@@ -50,6 +78,8 @@ impl Config {
             instance_class: env.optional("RESTORE_INSTANCE_CLASS"),
             target_key: env.required("TARGET_KMS_KEY_ARN")?,
             timeout: chrono::Duration::minutes(env.parse("RESTORE_TIMEOUT_MINUTES")?),
+            availability_zone: env.optional("RESTORE_AVAILABILITY_ZONE"),
+            lock: lock_from_env(env)?,
         })
     }
 }
@@ -101,7 +131,7 @@ impl Handler {
             subnet_group: self.config.subnet_group.clone(),
             security_group_ids: self.config.security_group_ids.clone(),
             instance_class: self.config.instance_class.clone(),
-            availability_zone: None,
+            availability_zone: self.config.availability_zone.clone(),
             tags: test_tags,
         };
         if let Err(e) = store.restore(&copy, &spec).await {
@@ -202,11 +232,20 @@ impl Handler {
             Ok(restored) => {
                 let seconds = (self.ctx.now() - p.started_at).num_milliseconds() as f64 / 1000.0;
                 info!(copy_arn = p.copy.arn, correlation_id, restore_seconds = seconds, "restore verified");
+                let (locked_until, lock_error) = self.lock(store, &p.copy).await?;
+                // Recorded before it is published, so members of a set finishing together
+                // each count the others; the test restore, deleted last, lets a redelivery
+                // publish a verdict that was lost.
+                let set = self.record_verified(store, &p.copy).await?;
                 Step::RestoreVerified {
                     restore_seconds: seconds,
                     restored_resource_id: p.restore_id.clone(),
                     engine: restored.engine,
                     engine_version: restored.engine_version,
+                    size_gib: restored.size_gib,
+                    locked_until,
+                    lock_error,
+                    set,
                 }
             }
             Err(reason) => {
@@ -214,17 +253,53 @@ impl Handler {
                 Step::RestoreFailed { reason }
             }
         };
-        let verified = matches!(event, Step::RestoreVerified { .. });
-        // The verdict is published before anything records it: a redelivery after a
-        // failure below finds the test restore still there and publishes it again, so the
-        // verdict can be sent twice but never lost.
         self.ctx.publish(&[PipelineEvent::new(correlation_id, p.copy.clone(), p.origin.clone(), event)]).await?;
-        if verified && let Some(copy) = store.describe(&p.copy.id).await? {
-            let stamp = Tags::from([(tags::VERIFIED_AT.to_string(), tags::timestamp_value(self.ctx.now()))]);
-            store.tag(&copy, &stamp).await?;
-        }
         store.delete_restore(&p.restore_id).await?;
         Ok(Outcome::Done)
+    }
+
+    /// Locks a verified copy as configured. A refusal that retrying cannot fix (no
+    /// permission, a lock AWS will not shorten) is reported in the verdict, not retried.
+    async fn lock(
+        &self,
+        store: &dyn SnapshotStore,
+        copy: &SnapshotRef,
+    ) -> Result<(Option<chrono::DateTime<Utc>>, Option<String>)> {
+        let Some((mode, days)) = self.config.lock else { return Ok((None, None)) };
+        let Some(snapshot) = store.describe(&copy.id).await? else { return Ok((None, None)) };
+        match store.lock(&snapshot, mode, days).await {
+            Ok(until) => {
+                if let Some(until) = until {
+                    info!(copy_arn = copy.arn, %until, ?mode, "verified copy locked");
+                }
+                Ok((until, None))
+            }
+            Err(e) if e.is_retryable() => Err(e),
+            Err(e) => {
+                warn!(copy_arn = copy.arn, error = %e, "verified copy could not be locked");
+                Ok((None, Some(e.to_string())))
+            }
+        }
+    }
+
+    /// Tags the copy verified; for a member of a backup set, how many members are verified now.
+    async fn record_verified(&self, store: &dyn SnapshotStore, copy: &SnapshotRef) -> Result<Option<BackupSet>> {
+        let Some(snapshot) = store.describe(&copy.id).await? else { return Ok(None) };
+        let stamp = Tags::from([(tags::VERIFIED_AT.to_string(), tags::timestamp_value(self.ctx.now()))]);
+        store.tag(&snapshot, &stamp).await?;
+        let Some(set) = tags::set_from_tags(&snapshot.tags) else { return Ok(None) };
+        let verified = store
+            .list_managed()
+            .await?
+            .iter()
+            .filter(|s| s.id == snapshot.id || s.tags.contains_key(tags::VERIFIED_AT))
+            .filter(|s| s.tags.get(tags::STEP).is_some_and(|v| v == "copy"))
+            .filter(|s| tags::set_from_tags(&s.tags).is_some_and(|other| other.id == set.id))
+            .count() as u32;
+        if verified >= set.size {
+            info!(set = set.id, members = set.size, "backup set verified");
+        }
+        Ok(Some(BackupSet { verified: Some(verified), ..set }))
     }
 
     /// Available is not enough: it must be on our key and be the same database as the source.
@@ -246,6 +321,12 @@ impl Handler {
         let Some(snapshot) = store.describe(&copy.id).await? else {
             return Ok(Err("the copy disappeared during the restore test".into()));
         };
+        if snapshot.size_gib.is_some() && restored.size_gib != snapshot.size_gib {
+            return Ok(Err(format!(
+                "the restored volume is {:?} GiB, but the snapshot is of {:?} GiB",
+                restored.size_gib, snapshot.size_gib
+            )));
+        }
         if snapshot.engine.is_some()
             && (restored.engine != snapshot.engine || restored.engine_version != snapshot.engine_version)
         {
@@ -291,7 +372,7 @@ impl PipelineStep for Handler {
 }
 
 /// The kinds whose test restores the sweep looks for: those this step restores.
-const SWEPT: [ResourceKind; 2] = [ResourceKind::DbInstance, ResourceKind::DbCluster];
+const SWEPT: [ResourceKind; 3] = [ResourceKind::DbInstance, ResourceKind::DbCluster, ResourceKind::Ebs];
 
 impl Handler {
     /// The periodic sweep: deletes every test restore older than the restore timeout, so a
@@ -303,9 +384,10 @@ impl Handler {
         let mut failed = None;
         for kind in SWEPT {
             let store = self.ctx.stores.store(kind);
-            for resource in store.list_resources().await? {
+            for resource in store.list_restore_tests().await? {
+                let name = resource.name();
                 if resource.tags.get(tags::RESTORE_TEST).map(String::as_str) != Some("true")
-                    || !resource.id.starts_with(naming::RESTORE_PREFIX)
+                    || !name.starts_with(naming::RESTORE_PREFIX)
                 {
                     continue;
                 }
@@ -318,7 +400,7 @@ impl Handler {
                     continue;
                 }
                 warn!(resource = resource.id, created = %created, "leftover restore test deleted by the sweep");
-                if let Err(e) = store.delete_restore(&resource.id).await {
+                if let Err(e) = store.delete_restore(name).await {
                     // The others are still deleted; the message is retried for this one.
                     warn!(resource = resource.id, error = %e, "could not delete a leftover restore test");
                     failed = Some(e);
@@ -345,5 +427,28 @@ mod tests {
         assert!(e.to_string().contains("RESTORE_EVERY_NTH"), "{e}");
         let e = Config::from_env(&env(&[("RESTORE_ENABLED", "maybe")])).unwrap_err();
         assert!(e.to_string().contains("RESTORE_ENABLED"), "{e}");
+    }
+
+    #[test]
+    fn locks_are_off_by_default_and_compliance_needs_an_explicit_opt_in() {
+        let base = [("QUEUE_URL", "q"), ("DLQ_URL", "d"), ("TARGET_KMS_KEY_ARN", "k")];
+        let env =
+            |extra: &[(&'static str, &'static str)]| Env::from_pairs(STEP, base.iter().chain(extra).copied()).unwrap();
+        assert_eq!(Config::from_env(&env(&[])).unwrap().lock, None);
+        let governance = Config::from_env(&env(&[("LOCK_MODE", "governance")])).unwrap();
+        assert_eq!(governance.lock, Some((LockMode::Governance, 35)));
+        let e = Config::from_env(&env(&[("LOCK_MODE", "compliance")])).unwrap_err().to_string();
+        assert!(e.contains("LOCK_COMPLIANCE_OPT_IN") && e.contains("root user"), "{e}");
+        let compliance = Config::from_env(&env(&[
+            ("LOCK_MODE", "compliance"),
+            ("LOCK_COMPLIANCE_OPT_IN", "true"),
+            ("LOCK_DAYS", "7"),
+        ]))
+        .unwrap();
+        assert_eq!(compliance.lock, Some((LockMode::Compliance, 7)));
+        let e = Config::from_env(&env(&[("LOCK_MODE", "governance"), ("LOCK_DAYS", "0")])).unwrap_err();
+        assert!(e.to_string().contains("LOCK_DAYS"), "{e}");
+        let e = Config::from_env(&env(&[("LOCK_MODE", "forever")])).unwrap_err();
+        assert!(e.to_string().contains("governance or compliance"), "{e}");
     }
 }

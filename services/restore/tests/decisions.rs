@@ -29,6 +29,8 @@ fn config() -> Config {
         instance_class: None,
         target_key: TARGET_KEY.into(),
         timeout: Duration::minutes(120),
+        availability_zone: None,
+        lock: None,
     }
 }
 

@@ -116,8 +116,12 @@ impl Handler {
         if !self.config.selection.needs_tags() {
             return Ok(false);
         }
+        // A member of a backup set is selected through its instance.
         let resources = store.list_resources().await?;
-        Ok(resources.iter().any(|r| r.id == snapshot.resource_id && self.config.selection.matches(&r.id, &r.tags)))
+        Ok(resources.iter().any(|r| {
+            (r.id == snapshot.resource_id || r.members.contains(&snapshot.resource_id))
+                && r.selected_by(&self.config.selection)
+        }))
     }
 
     /// Copies to the sharing CMK under a deterministic id; an existing copy is reused.
@@ -137,6 +141,9 @@ impl Handler {
         }
         .tags();
         ours.extend(tags::origin_tags(&origin));
+        if let Some(set) = tags::set_from_tags(&snapshot.tags) {
+            ours.extend(tags::set_tags(&set));
+        }
         let (copy_tags, dropped) = tags::within_limit(&tags::user_tags(&snapshot.tags), &ours);
         if !dropped.is_empty() {
             warn!(snapshot_arn = snapshot.arn, ?dropped, "tags beyond AWS's limit of 50 left off the copy");
@@ -218,6 +225,7 @@ impl Handler {
             return Ok(Outcome::Done);
         }
         let tags = tags::user_tags(&snapshot.tags);
+        let set = tags::set_from_tags(&snapshot.tags);
         let events: Vec<_> = self
             .config
             .target_accounts
@@ -227,7 +235,7 @@ impl Handler {
                     correlation_id,
                     snapshot.to_ref(),
                     origin.clone(),
-                    Step::Shared { target_account: account.clone(), tags: tags.clone() },
+                    Step::Shared { target_account: account.clone(), tags: tags.clone(), set: set.clone() },
                 )
             })
             .collect();
@@ -238,6 +246,33 @@ impl Handler {
         self.ctx.publish(&events).await?;
         store.share(snapshot, &self.config.target_accounts).await?;
         info!(snapshot_arn = snapshot.arn, correlation_id, accounts = ?self.config.target_accounts, "shared");
+        Ok(Outcome::Done)
+    }
+}
+
+impl Handler {
+    /// A snapshot of ours that AWS failed to take (or a set with a failed member, which is
+    /// not crash-consistent as a whole) is reported with AWS's reason and not shared; the
+    /// next scheduled run takes a new one.
+    async fn report_failed(
+        &self,
+        snapshots: &[snapferry::inbound::native::NativeSnapshot],
+        reason: &str,
+    ) -> Result<Outcome> {
+        let mut events = Vec::new();
+        for member in snapshots {
+            let store = self.ctx.stores.store(member.kind);
+            let Some(found) = store.describe(&member.id).await? else { continue };
+            if !tags::is_managed(&found.tags) {
+                continue;
+            }
+            warn!(snapshot_arn = found.arn, reason, "snapshot failed; not shared");
+            let correlation_id =
+                found.tags.get(tags::CORRELATION_ID).cloned().unwrap_or_else(|| derived_correlation_id(&found.arn));
+            let rejected = Step::Rejected { reason: reason.to_string(), sender_account: None };
+            events.push(PipelineEvent::new(correlation_id, found.to_ref(), found.to_ref(), rejected));
+        }
+        self.ctx.publish(&events).await?;
         Ok(Outcome::Done)
     }
 }
@@ -283,12 +318,25 @@ impl PipelineStep for Handler {
                         }
                     }
                 }
+                NativeSignal::SetCreated { snapshots, failed: None } => {
+                    for member in snapshots {
+                        let store = self.ctx.stores.store(member.kind);
+                        if let Some(found) = store.describe(&member.id).await? {
+                            self.on_snapshot(&store, found, record.attempt).await?;
+                        }
+                    }
+                    Ok(Outcome::Done)
+                }
+                NativeSignal::SetCreated { snapshots, failed: Some(reason) } => {
+                    self.report_failed(&snapshots, &reason).await
+                }
+                NativeSignal::SnapshotFailed { snapshot, reason } => self.report_failed(&[snapshot], &reason).await,
                 NativeSignal::Ignored { reason } => {
                     info!(event_id = event.id, reason, "ignored");
                     Ok(Outcome::Done)
                 }
                 other => {
-                    warn!(event_id = event.id, signal = ?other, "snapshot or copy failed; nothing to share");
+                    warn!(event_id = event.id, signal = ?other, "nothing to share");
                     Ok(Outcome::Done)
                 }
             },

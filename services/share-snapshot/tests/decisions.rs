@@ -381,3 +381,54 @@ async fn a_failed_re_encrypting_copy_is_made_again_a_bounded_number_of_times_the
     );
     assert_eq!(events[0].origin.arn, s.arn);
 }
+
+/// The one event a multi-volume `CreateSnapshots` ends with, about `members`.
+fn set_created(members: &[&Snapshot], result: &str) -> Incoming {
+    let snapshots: Vec<_> = members
+        .iter()
+        .map(|s| {
+            serde_json::json!({"snapshot_id": format!("arn:aws:ec2::{REGION}:snapshot/{}", s.id),
+                "source": format!("arn:aws:ec2::{REGION}:volume/{}", s.resource_id),
+                "status": if result == "succeeded" { "completed" } else { "error" }})
+        })
+        .collect();
+    let body = serde_json::json!({
+        "version": "0", "id": "set-1", "detail-type": "EBS Multi-Volume Snapshots Completion Status",
+        "source": "aws.ec2", "account": SOURCE, "region": REGION, "resources": [],
+        "detail": {"event": "createSnapshots", "result": result, "cause": "", "request-id": "r", "snapshots": snapshots}
+    });
+    deliver::body(&body.to_string())
+}
+
+#[tokio::test]
+async fn a_multi_volume_set_is_shared_member_by_member_and_a_failed_one_is_reported_not_shared() {
+    use snapferry::ResourceKind::Ebs;
+    for result in ["succeeded", "failed"] {
+        let cloud = Cloud::new();
+        let set =
+            tags::set_tags(&snapferry::events::BackupSet { id: "snapferry-i-1-x".into(), size: 2, verified: None });
+        let mut members = Vec::new();
+        for (name, key) in [("snap-0a", Key::AwsManaged), ("snap-0b", Key::Unencrypted)] {
+            let s = snapshot(&cloud, Ebs, name, key, true, false);
+            cloud.put_snapshot(Snapshot { tags: s.tags.clone().into_iter().chain(set.clone()).collect(), ..s.clone() });
+            members.push(cloud.snapshots(SOURCE, REGION).into_iter().find(|x| x.id == s.id).unwrap());
+        }
+        let outcome = handler(&cloud, config(everything()))
+            .step(set_created(&members.iter().collect::<Vec<_>>(), result), deliver::record())
+            .await
+            .unwrap();
+        assert!(matches!(outcome, Outcome::Done | Outcome::Later { .. }), "{result}: {outcome:?}");
+        let events = cloud.take_published();
+        let copies: Vec<_> =
+            cloud.snapshots(SOURCE, REGION).into_iter().filter(|s| s.name.starts_with("snapferry-shared-")).collect();
+        if result == "succeeded" {
+            // Neither member is on the sharing key: both are re-encrypted, and keep the set.
+            assert_eq!(copies.len(), 2, "{copies:?}");
+            assert!(copies.iter().all(|c| tags::set_from_tags(&c.tags).is_some_and(|s| s.size == 2)), "{copies:?}");
+        } else {
+            assert!(copies.is_empty(), "a failed set is not crash-consistent: nothing is made from it");
+            let rejected = events.iter().filter(|e| matches!(e.step, Step::Rejected { .. })).count();
+            assert_eq!(rejected, 2, "each member reported: {events:?}");
+        }
+    }
+}

@@ -205,7 +205,7 @@ fn json_type(v: &Value) -> &'static str {
 mod tests {
     use super::*;
     use crate::ResourceKind;
-    use crate::events::{RecheckWhat, SnapshotRef};
+    use crate::events::{BackupSet, RecheckWhat, SnapshotRef};
     use chrono::{TimeZone, Utc};
     use proptest::prelude::*;
     use serde::Serialize;
@@ -226,7 +226,7 @@ mod tests {
 
     fn all_steps() -> Vec<Step> {
         vec![
-            Step::Shared { target_account: "222222222222".into(), tags: Default::default() },
+            Step::Shared { target_account: "222222222222".into(), tags: Default::default(), set: None },
             Step::CopyStarted { destination_region: "eu-west-1".into() },
             Step::Copied {},
             Step::RestoreVerified {
@@ -234,6 +234,10 @@ mod tests {
                 restored_resource_id: "snapferry-restore-mydb-1a2b3c4d".into(),
                 engine: Some("postgres".into()),
                 engine_version: None,
+                size_gib: None,
+                locked_until: None,
+                lock_error: None,
+                set: Some(BackupSet { id: "snapferry-i-0abc-20261127t1000".into(), size: 2, verified: Some(1) }),
             },
             Step::RestoreFailed { reason: "restore timed out".into() },
             Step::Rejected { reason: "sender not allowed".into(), sender_account: Some("222222222222".into()) },
@@ -274,7 +278,7 @@ mod tests {
 
     #[test]
     fn wire_shape_is_flat() {
-        let e = event(Step::Shared { target_account: "222222222222".into(), tags: Default::default() });
+        let e = event(Step::Shared { target_account: "222222222222".into(), tags: Default::default(), set: None });
         let v = serde_json::to_value(&e).unwrap();
         assert_eq!(v["step"], "shared");
         assert_eq!(v["target_account"], "222222222222");
@@ -289,7 +293,7 @@ mod tests {
 
     #[test]
     fn next_keeps_run_and_origin() {
-        let first = event(Step::Shared { target_account: "222222222222".into(), tags: Default::default() });
+        let first = event(Step::Shared { target_account: "222222222222".into(), tags: Default::default(), set: None });
         let copy = snapshot("snapferry-copy-mydb-1", "222222222222");
         let second = first.next(copy.clone(), Step::Copied {});
         assert_eq!(second.correlation_id, first.correlation_id);
@@ -558,6 +562,10 @@ mod tests {
                 restored_resource_id: "r".into(),
                 engine: None,
                 engine_version: Some("16.4".into()),
+                size_gib: None,
+                locked_until: None,
+                lock_error: None,
+                set: None,
             });
             let mut envelope = EventEnvelope::new(SOURCE, e.detail_type(), e);
             let Ok(Incoming::Pipeline(got)) = parse_message(&body(&envelope)) else {

@@ -25,12 +25,16 @@ pub const RDS_DB_SNAPSHOT_EVENT: &str = "RDS DB Snapshot Event";
 pub const RDS_DB_CLUSTER_SNAPSHOT_EVENT: &str = "RDS DB Cluster Snapshot Event";
 /// detail-type of EBS snapshot events.
 pub const EBS_SNAPSHOT_NOTIFICATION: &str = "EBS Snapshot Notification";
+/// detail-type of the one event a multi-volume `CreateSnapshots` ends with (EBS User Guide,
+/// ebs-cloud-watch-events, "createSnapshots").
+pub const EBS_MULTI_VOLUME_NOTIFICATION: &str = "EBS Multi-Volume Snapshots Completion Status";
 
 /// Whether `(source, detail_type)` is a native event this module parses.
 pub fn is_native(source: &str, detail_type: &str) -> bool {
     matches!(
         (source, detail_type),
-        (RDS_SOURCE, RDS_DB_SNAPSHOT_EVENT | RDS_DB_CLUSTER_SNAPSHOT_EVENT) | (EC2_SOURCE, EBS_SNAPSHOT_NOTIFICATION)
+        (RDS_SOURCE, RDS_DB_SNAPSHOT_EVENT | RDS_DB_CLUSTER_SNAPSHOT_EVENT)
+            | (EC2_SOURCE, EBS_SNAPSHOT_NOTIFICATION | EBS_MULTI_VOLUME_NOTIFICATION)
     )
 }
 
@@ -126,6 +130,22 @@ pub struct EbsSnapshotNotification {
     pub start_time: Option<String>,
     #[serde(rename = "endTime", default, deserialize_with = "string_or_number")]
     pub end_time: Option<String>,
+    /// `createSnapshots` only: each snapshot of the set, its volume and its status.
+    #[serde(default)]
+    pub snapshots: Vec<EbsSetMember>,
+}
+
+/// One snapshot of a multi-volume `createSnapshots` event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EbsSetMember {
+    /// `arn:aws:ec2::us-east-1:snapshot/snap-0123` (the event form).
+    pub snapshot_id: String,
+    /// The volume ARN.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// `completed`, or `error` for a member that failed.
+    #[serde(default)]
+    pub status: String,
 }
 
 impl EbsSnapshotNotification {
@@ -228,6 +248,9 @@ pub enum NativeSignal {
     SnapshotFailed { snapshot: NativeSnapshot, reason: String },
     /// An EBS snapshot was shared with this account by `from_account`.
     SharedWithUs { snapshot: NativeSnapshot, from_account: Option<String> },
+    /// A multi-volume `CreateSnapshots` ended: every member of the set, and why the set
+    /// failed when it did (then no member is shared: the set is not crash-consistent).
+    SetCreated { snapshots: Vec<NativeSnapshot>, failed: Option<String> },
     /// Nothing for the pipeline to do; `reason` is for the log.
     Ignored { reason: String },
 }
@@ -248,7 +271,7 @@ impl NativeEvent {
                 kind: ResourceKind::DbCluster,
                 event: RdsSnapshotEvent::deserialize(&envelope.detail).map_err(invalid)?,
             },
-            (EC2_SOURCE, EBS_SNAPSHOT_NOTIFICATION) => {
+            (EC2_SOURCE, EBS_SNAPSHOT_NOTIFICATION | EBS_MULTI_VOLUME_NOTIFICATION) => {
                 NativeBody::Ebs(EbsSnapshotNotification::deserialize(&envelope.detail).map_err(invalid)?)
             }
             _ => {
@@ -311,6 +334,27 @@ impl NativeEvent {
     }
 
     fn ebs_signal(&self, n: &EbsSnapshotNotification) -> NativeSignal {
+        if n.event == "createSnapshots" {
+            let snapshots: Vec<NativeSnapshot> = n
+                .snapshots
+                .iter()
+                .filter_map(|m| {
+                    Some(NativeSnapshot {
+                        kind: ResourceKind::Ebs,
+                        id: ebs_snapshot_id_from_arn(&m.snapshot_id)?.to_owned(),
+                        arn: Some(m.snapshot_id.clone()),
+                        account: self.account.clone(),
+                        region: ebs_region_from_arn(&m.snapshot_id).map(str::to_owned).or_else(|| self.region.clone()),
+                    })
+                })
+                .collect();
+            let errors: Vec<&str> =
+                n.snapshots.iter().filter(|m| m.status != "completed").map(|m| m.snapshot_id.as_str()).collect();
+            let failed = (!n.succeeded() || !errors.is_empty()).then(|| {
+                format!("createSnapshots {}: {} (members not completed: {})", n.result, n.cause, errors.join(", "))
+            });
+            return NativeSignal::SetCreated { snapshots, failed };
+        }
         let Some(id) = n.snapshot_id() else {
             return NativeSignal::Ignored {
                 reason: format!("EBS {} {} without a single snapshot id", n.event, n.result),
@@ -536,19 +580,42 @@ mod tests {
         assert!(matches!(failed.signal(), NativeSignal::Ignored { .. }));
     }
 
-    #[test]
-    fn multi_volume_create_snapshots_is_ignored() {
-        let e = native(json!({
-            "version": "0", "id": "1", "detail-type": "EBS Snapshot Notification",
+    fn multi_volume(result: &str, statuses: &[&str]) -> NativeEvent {
+        let members: Vec<_> = statuses
+            .iter()
+            .enumerate()
+            .map(|(i, status)| {
+                json!({"snapshot_id": format!("arn:aws:ec2::us-east-1:snapshot/snap-0{i}"),
+                       "source": format!("arn:aws:ec2::us-east-1:volume/vol-0{i}"), "status": status})
+            })
+            .collect();
+        // Shape from the EBS User Guide, ebs-cloud-watch-events, "createSnapshots".
+        native(json!({
+            "version": "0", "id": "1", "detail-type": "EBS Multi-Volume Snapshots Completion Status",
             "source": "aws.ec2", "account": "111111111111", "time": "2026-11-24T13:00:00Z",
             "region": "us-east-1", "resources": [],
             "detail": {
-                "event": "createSnapshots", "result": "succeeded", "cause": "", "request-id": "",
+                "event": "createSnapshots", "result": result, "cause": "", "request-id": "r",
                 "startTime": "2026-11-24T12:59:00Z", "endTime": "2026-11-24T13:00:00Z",
-                "snapshots": [{"snapshot_id": "arn:aws:ec2::us-east-1:snapshot/snap-1", "source": "arn:aws:ec2::us-east-1:volume/vol-1", "status": "completed"}]
+                "snapshots": members
             }
-        }));
-        assert!(matches!(e.signal(), NativeSignal::Ignored { .. }));
+        }))
+    }
+
+    #[test]
+    fn multi_volume_create_snapshots_names_every_member() {
+        let NativeSignal::SetCreated { snapshots, failed } =
+            multi_volume("succeeded", &["completed", "completed"]).signal()
+        else {
+            panic!()
+        };
+        assert_eq!(failed, None);
+        let ids: Vec<_> = snapshots.iter().map(|s| (s.id.as_str(), s.region.as_deref())).collect();
+        assert_eq!(ids, [("snap-00", Some("us-east-1")), ("snap-01", Some("us-east-1"))]);
+        let NativeSignal::SetCreated { failed, .. } = multi_volume("failed", &["completed", "error"]).signal() else {
+            panic!()
+        };
+        assert!(failed.is_some_and(|f| f.contains("snap-01") && !f.contains("snap-00,")));
     }
 
     #[test]

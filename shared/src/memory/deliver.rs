@@ -49,6 +49,18 @@ pub fn rds_event(snapshot: &Snapshot, event_id: &str) -> Incoming {
     parsed(&body.to_string())
 }
 
+/// An `aws.ec2` "EBS Snapshot Notification" about `snapshot` delivered to `account`
+/// (`shareSnapshot` goes to the account it was shared with, `source` the sharing account).
+pub fn ebs_event(snapshot: &Snapshot, event: &str, result: &str, account: &str, source: &str) -> Incoming {
+    let arn = format!("arn:aws:ec2::{}:snapshot/{}", snapshot.region, snapshot.id);
+    let body = json!({
+        "version": "0", "id": format!("ev-{event}-{}", snapshot.id), "detail-type": native::EBS_SNAPSHOT_NOTIFICATION,
+        "source": native::EC2_SOURCE, "account": account, "region": snapshot.region, "resources": [arn],
+        "detail": { "event": event, "result": result, "cause": "", "request-id": "r", "snapshot_id": arn, "source": source }
+    });
+    parsed(&body.to_string())
+}
+
 /// A pipeline event as the receiving bus delivers it; `account` is the envelope's
 /// sending account (EventBridge sets it; a forged event can set anything).
 pub fn pipeline(event: &PipelineEvent, account: Option<&str>) -> Incoming {

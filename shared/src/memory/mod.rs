@@ -167,6 +167,7 @@ impl Cloud {
             encrypted: key.is_some(),
             kms_key_id: key.map(str::to_string),
             tags: tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            members: Vec::new(),
         };
         self.lock().resources.push((account.to_string(), region.to_string(), resource, None));
     }
@@ -197,6 +198,8 @@ impl Cloud {
             engine,
             engine_version,
             tags: Tags::new(),
+            description: None,
+            size_gib: None,
         }
     }
 

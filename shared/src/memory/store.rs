@@ -136,6 +136,7 @@ impl SnapshotStore for MemStore {
             encrypted: r.restored.encrypted,
             kms_key_id: r.restored.kms_key_id.clone(),
             tags: r.spec_tags.clone(),
+            members: Vec::new(),
         });
         Ok(databases.chain(restores).collect())
     }
@@ -183,6 +184,8 @@ impl SnapshotStore for MemStore {
             engine,
             engine_version,
             tags: all_tags,
+            description: (self.kind == ResourceKind::Ebs).then(|| crate::store::ebs::description(name)),
+            size_gib: None,
         };
         s.snapshots.push((snapshot.clone(), Vec::new()));
         Ok(snapshot)
@@ -256,6 +259,8 @@ impl SnapshotStore for MemStore {
             engine: source.engine.clone(),
             engine_version: source.engine_version.clone(),
             tags: copy_tags,
+            description: (self.kind == ResourceKind::Ebs).then(|| crate::store::ebs::description(request.target_id)),
+            size_gib: source.size_gib,
         };
         s.snapshots.push((copy.clone(), Vec::new()));
         Ok(copy)
@@ -348,6 +353,7 @@ impl SnapshotStore for MemStore {
             kms_key_id: source.kms_key_id.clone(),
             engine: source.engine.clone(),
             engine_version: source.engine_version.clone(),
+            size_gib: source.size_gib,
         };
         s.restores.push(MemRestore {
             kind: self.kind,

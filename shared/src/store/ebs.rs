@@ -1,18 +1,33 @@
 //! EBS adapter. EC2 picks snapshot ids itself (`snap-...`), so the deterministic identifier
 //! lives in the [`ID_TAG`] tag, and "already exists" means "a snapshot with that tag exists".
 
-use super::{CopyRequest, Resource, RestoreSpec, Restored, Snapshot, SnapshotStore, Status, to_chrono};
+use super::{CopyRequest, LockMode, Resource, RestoreSpec, Restored, Snapshot, SnapshotStore, Status, to_chrono};
 use crate::ResourceKind;
 use crate::error::{Error, Result};
 use crate::tags::{self, Tags};
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{
-    CreateVolumePermission, CreateVolumePermissionModifications, Filter, ResourceType, SnapshotAttributeName, Tag,
-    TagSpecification,
+    CopyTagsFromSource, CreateVolumePermission, CreateVolumePermissionModifications, Filter, InstanceSpecification,
+    LockMode as Ec2LockMode, ResourceType, SnapshotAttributeName, StorageTier, Tag, TagSpecification,
 };
+use chrono::{DateTime, Utc};
 
 /// The tag that carries snapferry's deterministic identifier of an EBS snapshot or test volume.
-pub const ID_TAG: &str = "snapferry:id";
+pub const ID_TAG: &str = crate::tags::ID;
+
+/// How every snapshot snapferry takes or copies is described, so a DLM-style description
+/// filter (`DESCRIPTION_REGEX=^snapferry backup `) selects exactly them.
+pub const DESCRIPTION_PREFIX: &str = "snapferry backup ";
+
+/// The description of the snapshot snapferry names `name`.
+pub fn description(name: &str) -> String {
+    format!("{DESCRIPTION_PREFIX}{name}")
+}
+
+/// Why an archived snapshot goes no further: it cannot be shared or copied (EBS User Guide,
+/// snapshot-archive: "you can't share or copy an archived snapshot"), and bringing it back
+/// takes up to 72 hours, so it is reported, not waited for.
+pub const ARCHIVED: &str = "archived: an archived snapshot cannot be shared or copied; restore it to the standard tier (up to 72 h) and replay";
 
 pub struct Ebs {
     client: aws_sdk_ec2::Client,
@@ -29,6 +44,7 @@ impl Ebs {
         let id = s.snapshot_id().unwrap_or_default().to_string();
         let account = s.owner_id().unwrap_or(&self.account).to_string();
         let tags = from_ec2_tags(s.tags());
+        let archived = s.storage_tier() == Some(&StorageTier::Archive);
         Snapshot {
             kind: ResourceKind::Ebs,
             arn: crate::arn::snapshot_arn(ResourceKind::Ebs, &self.region, &account, &id),
@@ -37,7 +53,7 @@ impl Ebs {
             account,
             region: self.region.clone(),
             resource_id: s.volume_id().unwrap_or_default().to_string(),
-            status: status(s.state().map(|s| s.as_str())),
+            status: if archived { Status::Failed(ARCHIVED.into()) } else { status(s.state().map(|s| s.as_str())) },
             encrypted: s.encrypted().unwrap_or(false),
             kms_key_id: s.kms_key_id().map(str::to_string),
             // Snapshots that AWS services take for themselves (DLM, AWS Backup) are not "automated"
@@ -47,7 +63,85 @@ impl Ebs {
             engine: None,
             engine_version: None,
             tags,
+            description: s.description().map(str::to_string),
+            size_gib: s.volume_size(),
         }
+    }
+
+    /// Every snapshot carrying our deterministic id (several for a backup set), in this account.
+    async fn all_by_id_tag(&self, id: &str) -> Result<Vec<Snapshot>> {
+        let out = self
+            .client
+            .describe_snapshots()
+            .owner_ids("self")
+            .filters(Filter::builder().name(format!("tag:{ID_TAG}")).values(id).build())
+            .send()
+            .await
+            .map_err(|e| Error::from_sdk("DescribeSnapshots", e))?;
+        Ok(out.snapshots().iter().map(|s| self.to_snapshot(s)).collect())
+    }
+
+    async fn volumes(&self, filter: Option<Filter>) -> Result<Vec<Resource>> {
+        let volumes = self
+            .client
+            .describe_volumes()
+            .set_filters(filter.map(|f| vec![f]))
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| Error::from_sdk("DescribeVolumes", e))?;
+        Ok(volumes
+            .iter()
+            .map(|v| {
+                let id = v.volume_id().unwrap_or_default().to_string();
+                Resource {
+                    kind: ResourceKind::Ebs,
+                    arn: format!("arn:aws:ec2:{}:{}:volume/{id}", self.region, self.account),
+                    id,
+                    encrypted: v.encrypted().unwrap_or(false),
+                    kms_key_id: v.kms_key_id().map(str::to_string),
+                    tags: from_ec2_tags(v.tags()),
+                    members: Vec::new(),
+                }
+            })
+            .collect())
+    }
+
+    /// EC2 instances with their attached EBS volumes: candidates for a multi-volume set.
+    async fn instances(&self) -> Result<Vec<Resource>> {
+        let reservations = self
+            .client
+            .describe_instances()
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| Error::from_sdk("DescribeInstances", e))?;
+        Ok(reservations
+            .iter()
+            .flat_map(|r| r.instances())
+            .filter(|i| i.state().and_then(|s| s.name()).is_none_or(|n| n.as_str() != "terminated"))
+            .map(|i| {
+                let id = i.instance_id().unwrap_or_default().to_string();
+                Resource {
+                    kind: ResourceKind::Ebs,
+                    arn: format!("arn:aws:ec2:{}:{}:instance/{id}", self.region, self.account),
+                    id,
+                    encrypted: false,
+                    kms_key_id: None,
+                    tags: from_ec2_tags(i.tags()),
+                    members: i
+                        .block_device_mappings()
+                        .iter()
+                        .filter_map(|m| m.ebs()?.volume_id().map(str::to_string))
+                        .collect(),
+                }
+            })
+            .filter(|r| !r.members.is_empty())
+            .collect())
     }
 
     /// The snapshot carrying our deterministic id, in this account.
@@ -117,29 +211,12 @@ impl SnapshotStore for Ebs {
     }
 
     async fn list_resources(&self) -> Result<Vec<Resource>> {
-        let volumes = self
-            .client
-            .describe_volumes()
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| Error::from_sdk("DescribeVolumes", e))?;
-        Ok(volumes
-            .iter()
-            .map(|v| {
-                let id = v.volume_id().unwrap_or_default().to_string();
-                Resource {
-                    kind: ResourceKind::Ebs,
-                    arn: format!("arn:aws:ec2:{}:{}:volume/{id}", self.region, self.account),
-                    id,
-                    encrypted: v.encrypted().unwrap_or(false),
-                    kms_key_id: v.kms_key_id().map(str::to_string),
-                    tags: from_ec2_tags(v.tags()),
-                }
-            })
-            .collect())
+        Ok(self.volumes(None).await?.into_iter().chain(self.instances().await?).collect())
+    }
+
+    /// Only volumes, found by their tag: the restore role needs no DescribeInstances.
+    async fn list_restore_tests(&self) -> Result<Vec<Resource>> {
+        self.volumes(Some(Filter::builder().name(format!("tag:{}", tags::RESTORE_TEST)).values("true").build())).await
     }
 
     async fn create(&self, resource_id: &str, name: &str, tags: &Tags) -> Result<Snapshot> {
@@ -151,13 +228,41 @@ impl SnapshotStore for Ebs {
             .client
             .create_snapshot()
             .volume_id(resource_id)
-            .description(format!("snapferry {snapshot_id}"))
+            .description(description(snapshot_id))
             .tag_specifications(Self::tag_spec(ResourceType::Snapshot, snapshot_id, tags))
             .send()
             .await
             .map_err(|e| Error::from_sdk("CreateSnapshot", e))?;
         let id = out.snapshot_id().ok_or_else(|| Error::BadInput("CreateSnapshot returned no id".into()))?;
         self.describe(id).await?.ok_or_else(|| Error::NotFound { op: "DescribeSnapshots", what: id.to_string() })
+    }
+
+    /// An instance's volumes in one crash-consistent `CreateSnapshots` call; every member
+    /// carries the set's name as its id tag, so a retry finds the set instead of taking another.
+    async fn create_set(&self, resource: &Resource, name: &str, tags: &Tags) -> Result<Vec<Snapshot>> {
+        if resource.members.is_empty() {
+            return Ok(vec![self.create(&resource.id, name, tags).await?]);
+        }
+        let existing = self.all_by_id_tag(name).await?;
+        if !existing.is_empty() {
+            return Ok(existing);
+        }
+        let out = self
+            .client
+            .create_snapshots()
+            .instance_specification(InstanceSpecification::builder().instance_id(&resource.id).build())
+            .description(description(name))
+            .copy_tags_from_source(CopyTagsFromSource::Volume)
+            .tag_specifications(Self::tag_spec(ResourceType::Snapshot, name, tags))
+            .send()
+            .await
+            .map_err(|e| Error::from_sdk("CreateSnapshots", e))?;
+        let ids: Vec<&str> = out.snapshots().iter().filter_map(|s| s.snapshot_id()).collect();
+        let mut set = Vec::new();
+        for id in ids {
+            set.extend(self.describe(id).await?);
+        }
+        Ok(set)
     }
 
     async fn describe(&self, snapshot: &str) -> Result<Option<Snapshot>> {
@@ -201,7 +306,7 @@ impl SnapshotStore for Ebs {
             .source_region(request.source_region.unwrap_or(&self.region))
             .encrypted(request.kms_key_id.is_some())
             .set_kms_key_id(request.kms_key_id.map(str::to_string))
-            .description(format!("snapferry {}", request.target_id))
+            .description(description(request.target_id))
             .tag_specifications(Self::tag_spec(ResourceType::Snapshot, request.target_id, request.tags))
             .send()
             .await
@@ -260,6 +365,7 @@ impl SnapshotStore for Ebs {
             return Ok(());
         }
         let zone = spec.availability_zone.clone().unwrap_or_else(|| format!("{}a", self.region));
+        // Size and encryption come from the snapshot: the test proves the copy as it is.
         self.client
             .create_volume()
             .snapshot_id(&snapshot.id)
@@ -279,6 +385,7 @@ impl SnapshotStore for Ebs {
             kms_key_id: v.kms_key_id().map(str::to_string),
             engine: None,
             engine_version: None,
+            size_gib: v.size(),
         }))
     }
 
@@ -293,6 +400,25 @@ impl SnapshotStore for Ebs {
                 other => Err(other),
             },
         }
+    }
+
+    /// Locking again with the same mode and duration is accepted by EC2 (it sets the lock
+    /// anew), so a redelivered message locks without error.
+    async fn lock(&self, snapshot: &Snapshot, mode: LockMode, days: u32) -> Result<Option<DateTime<Utc>>> {
+        let mode = match mode {
+            LockMode::Governance => Ec2LockMode::Governance,
+            LockMode::Compliance => Ec2LockMode::Compliance,
+        };
+        let out = self
+            .client
+            .lock_snapshot()
+            .snapshot_id(&snapshot.id)
+            .lock_mode(mode)
+            .lock_duration(days as i32)
+            .send()
+            .await
+            .map_err(|e| Error::from_sdk("LockSnapshot", e))?;
+        Ok(to_chrono(out.lock_expires_on()))
     }
 }
 

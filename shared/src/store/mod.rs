@@ -49,6 +49,10 @@ pub struct Snapshot {
     pub engine: Option<String>,
     pub engine_version: Option<String>,
     pub tags: Tags,
+    /// EBS: the snapshot's description (DLM-style filters select on it); RDS has none.
+    pub description: Option<String>,
+    /// EBS: the size of the volume it was taken of, in GiB.
+    pub size_gib: Option<i32>,
 }
 
 impl Snapshot {
@@ -75,6 +79,32 @@ pub struct Resource {
     pub encrypted: bool,
     pub kms_key_id: Option<String>,
     pub tags: Tags,
+    /// What a snapshot of it is made of when that is several resources: the EBS volumes of
+    /// an EC2 instance, snapshotted together as one backup set. Empty for a single resource.
+    pub members: Vec<String>,
+}
+
+impl Resource {
+    /// Whether `selection` selects it: a single resource by [`Selection::matches`] (an EBS
+    /// volume by its `Name` tag too); a set (an EC2 instance and its volumes) by its
+    /// explicit id or the instance tag only, so `SELECT_REGEX=.*` does not snapshot every
+    /// attached volume twice.
+    ///
+    /// [`Selection::matches`]: crate::select::Selection::matches
+    pub fn selected_by(&self, selection: &crate::select::Selection) -> bool {
+        if self.members.is_empty() {
+            let name = (self.kind == ResourceKind::Ebs).then(|| self.tags.get("Name")).flatten();
+            selection.matches(&self.id, &self.tags) || name.is_some_and(|n| selection.matches_id(n))
+        } else {
+            selection.identifiers.contains(&self.id) || crate::select::tag_matches(&selection.instance_tag, &self.tags)
+        }
+    }
+
+    /// snapferry's name for it: the `snapferry:id` tag where AWS picks the id (EBS test
+    /// volumes), else its id.
+    pub fn name(&self) -> &str {
+        self.tags.get(crate::tags::ID).map(String::as_str).unwrap_or(&self.id)
+    }
 }
 
 /// A copy of a snapshot into this store's account and region.
@@ -116,6 +146,18 @@ pub struct Restored {
     pub kms_key_id: Option<String>,
     pub engine: Option<String>,
     pub engine_version: Option<String>,
+    /// EBS: the test volume's size in GiB.
+    pub size_gib: Option<i32>,
+}
+
+/// How a snapshot is locked against deletion (EBS Snapshot Lock).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockMode {
+    /// Users with `ec2:UnlockSnapshot` can unlock it or shorten the lock.
+    Governance,
+    /// Nobody, the root user included, can unlock it or shorten the lock once the cool-off
+    /// period has passed (EBS User Guide, snapshot-lock-concepts).
+    Compliance,
 }
 
 /// How a step learns that a copy it started in this store's region has finished.
@@ -164,8 +206,18 @@ pub trait SnapshotStore: Send + Sync {
 
     /// Databases / volumes in this account and region.
     async fn list_resources(&self) -> Result<Vec<Resource>>;
+    /// The test restores in this account and region: resources tagged as restore tests.
+    async fn list_restore_tests(&self) -> Result<Vec<Resource>> {
+        let all = self.list_resources().await?;
+        Ok(all.into_iter().filter(|r| r.tags.get(crate::tags::RESTORE_TEST).is_some_and(|v| v == "true")).collect())
+    }
     /// Take a snapshot with a deterministic name; an existing one of that name is returned as is.
     async fn create(&self, resource_id: &str, name: &str, tags: &Tags) -> Result<Snapshot>;
+    /// Snapshot `resource`: one snapshot, or for a resource with members (an EC2 instance)
+    /// one crash-consistent snapshot of every member, all named `name`. Idempotent as `create`.
+    async fn create_set(&self, resource: &Resource, name: &str, tags: &Tags) -> Result<Vec<Snapshot>> {
+        Ok(vec![self.create(&resource.id, name, tags).await?])
+    }
     /// By id or ARN, including snapshots shared with this account; `None` when not there.
     async fn describe(&self, snapshot: &str) -> Result<Option<Snapshot>>;
     /// Snapshots this account owns that carry snapferry's managed tag.
@@ -184,6 +236,11 @@ pub trait SnapshotStore: Send + Sync {
     async fn restore_status(&self, restore_id: &str) -> Result<Option<Restored>>;
     /// Delete what a test restore created (no final snapshot); already gone is success.
     async fn delete_restore(&self, restore_id: &str) -> Result<()>;
+    /// Lock the snapshot against deletion for `days`; the end of the lock, or `None` where
+    /// the kind has no snapshot lock (RDS and Aurora: AWS Backup vault lock is AWS's answer there).
+    async fn lock(&self, _snapshot: &Snapshot, _mode: LockMode, _days: u32) -> Result<Option<DateTime<Utc>>> {
+        Ok(None)
+    }
 }
 
 /// The error of a full snapshot count quota (`figures` says which and how full), caused by
@@ -223,4 +280,37 @@ pub(crate) fn absent_ok<T>(r: Result<T>) -> Result<Option<T>> {
 
 pub(crate) fn to_chrono(t: Option<&aws_smithy_types::DateTime>) -> Option<DateTime<Utc>> {
     t.and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Env;
+    use crate::select::Selection;
+
+    fn resource(id: &str, tags: &[(&str, &str)], members: &[&str]) -> Resource {
+        Resource {
+            kind: ResourceKind::Ebs,
+            id: id.into(),
+            arn: format!("arn:aws:ec2:us-east-1:111111111111:volume/{id}"),
+            encrypted: true,
+            kms_key_id: None,
+            tags: tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            members: members.iter().map(|m| m.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn volumes_by_id_name_or_tag_and_instances_by_their_own_tag_only() {
+        let env = [("SELECT_REGEX", "^logs$"), ("SELECT_TAG", "backup"), ("SELECT_INSTANCE_TAG", "fleet=web")];
+        let s = Selection::from_env(&Env::from_pairs("create-snapshot", env).unwrap()).unwrap();
+        assert!(resource("vol-1", &[("Name", "logs")], &[]).selected_by(&s), "by its Name tag");
+        assert!(resource("vol-2", &[("backup", "")], &[]).selected_by(&s), "by the opt-in tag");
+        assert!(!resource("vol-3", &[("Name", "scratch")], &[]).selected_by(&s));
+        assert!(resource("i-1", &[("fleet", "web")], &["vol-4", "vol-5"]).selected_by(&s), "by the instance tag");
+        assert!(!resource("i-2", &[("backup", "")], &["vol-6"]).selected_by(&s), "the volume tag does not pick sets");
+        let everything =
+            Selection::from_env(&Env::from_pairs("create-snapshot", [("SELECT_REGEX", ".*")]).unwrap()).unwrap();
+        assert!(!resource("i-3", &[], &["vol-7"]).selected_by(&everything), "a regex never picks a set");
+    }
 }

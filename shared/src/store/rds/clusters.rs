@@ -68,6 +68,7 @@ family! {
                     encrypted: c.storage_encrypted().unwrap_or(false),
                     kms_key_id: c.kms_key_id().map(str::to_string),
                     tags: from_rds_tags(c.tag_list()),
+                    members: Vec::new(),
                 })
                 .collect())
         }
@@ -127,6 +128,7 @@ family! {
                 kms_key_id: cluster.kms_key_id().map(str::to_string),
                 engine: cluster.engine().map(str::to_string),
                 engine_version: cluster.engine_version().map(str::to_string),
+                size_gib: None,
             }))
         }
 

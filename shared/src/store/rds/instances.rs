@@ -57,6 +57,7 @@ family! {
                     encrypted: d.storage_encrypted().unwrap_or(false),
                     kms_key_id: d.kms_key_id().map(str::to_string),
                     tags: from_rds_tags(d.tag_list()),
+                    members: Vec::new(),
                 })
                 .collect())
         }
@@ -85,6 +86,7 @@ family! {
                 kms_key_id: d.kms_key_id().map(str::to_string),
                 engine: d.engine().map(str::to_string),
                 engine_version: d.engine_version().map(str::to_string),
+                size_gib: None,
             }))
         }
 

@@ -273,6 +273,8 @@ impl<F: Family> Rds<F> {
             engine: raw.engine.map(str::to_string),
             engine_version: raw.engine_version.map(str::to_string),
             tags: from_rds_tags(raw.tags),
+            description: None,
+            size_gib: None,
         }
     }
 
