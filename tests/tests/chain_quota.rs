@@ -8,7 +8,7 @@ use snapferry_e2e::control;
 
 #[tokio::test]
 async fn copies_beyond_the_copy_quota_wait_and_complete_without_dead_letters() {
-    control::call("POST", "/_snapferry/config", Some(json!({"quotas": {"rds_instance_copies": 1}})));
+    control::call("POST", "/_snapferry/config", Some(json!({"quotas": {"rds_instance_copies": 1, "ebs_copies": 1}})));
     let p = start(&fast_options()).await;
     let databases = ["quota-a", "quota-b", "quota-c"];
     for name in databases {
@@ -29,6 +29,48 @@ async fn copies_beyond_the_copy_quota_wait_and_complete_without_dead_letters() {
         assert_eq!(copies.len(), 1, "{name}");
         assert!(same_key(copies[0].kms_key_id.as_deref(), &p.target_key));
         assert_eq!(count(&events, name, VERIFIED), 1, "{name}:\n{}", summary(&events));
+    }
+    assert_dlqs_empty(&p).await;
+}
+
+#[tokio::test]
+async fn ebs_copies_beyond_the_copy_limit_wait_and_complete_without_dead_letters() {
+    use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+    control::call("POST", "/_snapferry/config", Some(json!({"quotas": {"rds_instance_copies": 1, "ebs_copies": 1}})));
+    let options = PipelineOptions { kinds: vec![ResourceKind::Ebs], ..fast_options() };
+    let p = start(&options).await;
+    let mut volumes = Vec::new();
+    for _ in 0..3 {
+        let name = Tag::builder().key("Name").value("quota").build();
+        let out = p
+            .source
+            .ec2
+            .create_volume()
+            .availability_zone(format!("{}a", snapferry_e2e::REGION))
+            .size(4)
+            .encrypted(true)
+            .kms_key_id(&p.sharing_key)
+            .tag_specifications(TagSpecification::builder().resource_type(ResourceType::Volume).tags(name).build())
+            .send()
+            .await
+            .expect("CreateVolume");
+        volumes.push(out.volume_id().expect("volume id").to_string());
+    }
+    p.host.fire_schedule().await.expect("fire the schedule");
+    let mut events = Vec::new();
+    let all: Vec<&str> = volumes.iter().map(String::as_str).collect();
+    run_until(&p, &mut events, "every volume verified", verified(&all)).await;
+    settle(&p, &mut events).await;
+
+    // EBS's limit of copies in progress answers ResourceLimitExceeded: waited out like RDS's.
+    let limit_hits = control::requests(&p.target.account)
+        .into_iter()
+        .filter(|(op, e)| op == "CopySnapshot" && e.as_deref() == Some("ResourceLimitExceeded"))
+        .count();
+    assert!(limit_hits > 0, "three shared snapshots at once never hit a limit of one copy");
+    for v in &all {
+        assert_eq!(made_by(&p.target, ResourceKind::Ebs, "copy", v).await.len(), 1, "{v}");
+        assert_eq!(count(&events, v, VERIFIED), 1, "{v}:\n{}", summary(&events));
     }
     assert_dlqs_empty(&p).await;
 }

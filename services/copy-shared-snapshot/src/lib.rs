@@ -165,6 +165,20 @@ impl Handler {
             warn!(snapshot_arn = shared.arn, ?dropped, "tags beyond AWS's limit of 50 left off the copy");
         }
         let copy_id = naming::target_copy_id(&shared.arn, shared.created_at);
+        if let Some(existing) = store.find(&copy_id).await? {
+            // The other of AWS's notification and the pipeline's event, or a redelivery: the
+            // copy is under way or made, and is not made again. What this one knows is added;
+            // it is announced as started again (after a crash this may be the only
+            // announcement; subscribers see events at least once) and followed to its end, so
+            // nothing waits on a chain that was lost.
+            self.top_up_tags(store.as_ref(), &existing, &copy_tags).await?;
+            let started = Step::CopyStarted { destination_region: self.ctx.region().to_string() };
+            self.ctx.publish(&[event.next(existing.to_ref(), started)]).await?;
+            return match existing.status {
+                Status::Available => self.on_copy_available(existing).await,
+                _ => self.recheck(store.as_ref(), &existing, 0),
+            };
+        }
         let copied = store
             .copy(&CopyRequest {
                 source: &shared.arn,
@@ -176,17 +190,6 @@ impl Handler {
             .await;
         let copy =
             self.quota_checked(copied, event.correlation_id.clone(), event.snapshot.clone(), &event.origin).await?;
-        // A copy made first from AWS's shareSnapshot notification could not know the
-        // source's tags or set (another account's tags are not visible): added now.
-        let missing: Tags = copy_tags
-            .iter()
-            .filter(|(k, _)| !k.starts_with("snapferry:") || [tags::SET, tags::SET_SIZE].contains(&k.as_str()))
-            .filter(|(k, _)| !copy.tags.contains_key(*k))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        if !missing.is_empty() && tags::is_managed(&copy.tags) {
-            store.tag(&copy, &missing).await?;
-        }
         info!(snapshot_arn = shared.arn, copy_arn = copy.arn, correlation_id = event.correlation_id, "copy started");
         let home = self.ctx.region().to_string();
         self.ctx.publish(&[event.next(copy.to_ref(), Step::CopyStarted { destination_region: home.clone() })]).await?;
@@ -211,6 +214,22 @@ impl Handler {
         let correlation_id = naming::identifier("run", &[&shared.arn], 40);
         let event = PipelineEvent::new(correlation_id, shared.to_ref(), shared.to_ref(), step);
         self.on_shared(from_account, &event, self.ctx.account(), &Tags::new(), None).await
+    }
+
+    /// A copy made first from AWS's shareSnapshot notification could not know the source's
+    /// tags or set (another account's tags are not visible to us): added when the pipeline's
+    /// event brings them. Lineage stays as first written.
+    async fn top_up_tags(&self, store: &dyn SnapshotStore, copy: &Snapshot, wanted: &Tags) -> Result<()> {
+        let missing: Tags = wanted
+            .iter()
+            .filter(|(k, _)| !k.starts_with("snapferry:") || [tags::SET, tags::SET_SIZE].contains(&k.as_str()))
+            .filter(|(k, _)| !copy.tags.contains_key(*k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if missing.is_empty() || !tags::is_managed(&copy.tags) {
+            return Ok(());
+        }
+        store.tag(copy, &missing).await
     }
 
     fn filtered_out(&self, shared: &Snapshot, source_tags: &Tags) -> Option<String> {

@@ -566,3 +566,21 @@ async fn an_archived_or_failed_shared_snapshot_is_rejected_with_its_reason_not_r
     let [PipelineEvent { step: Step::Rejected { reason, .. }, .. }] = &events[..] else { panic!("{events:?}") };
     assert!(reason.contains("archived"), "{reason}");
 }
+
+#[tokio::test]
+async fn an_ebs_snapshot_is_filtered_by_its_own_description_as_dlm_does() {
+    // (description AWS reports, copied by DESCRIPTION_REGEX=^snapferry backup )
+    let filter = regex::Regex::new("^snapferry backup ").unwrap();
+    for (description, copied) in [(Some("snapferry backup snapferry-vol-1-x"), true), (Some("made by hand"), false)] {
+        let cloud = Cloud::new();
+        let (s, event) = shared(&cloud, snapferry::ResourceKind::Ebs, SOURCE, "snap-0d1").await;
+        // The source's `Description` tag ("nightly") does not count where AWS has a description.
+        let described = Snapshot { description: description.map(str::to_string), ..s };
+        cloud.put_snapshot(described.clone());
+        let store = cloud.stores(SOURCE, REGION).store(snapferry::ResourceKind::Ebs);
+        store.share(&described, &[TARGET.to_string()]).await.unwrap();
+        let c = Config { description_regex: Some(filter.clone()), ..config() };
+        handler(&cloud, c).step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap();
+        assert_eq!(copies(&cloud, REGION).len(), usize::from(copied), "{description:?}");
+    }
+}

@@ -85,7 +85,7 @@ async fn run(
 
 #[tokio::test]
 async fn a_good_copy_is_verified_tagged_and_cleaned_up() {
-    for kind in [DbInstance, DbCluster] {
+    for kind in [DbInstance, DbCluster, ResourceKind::Ebs] {
         let cloud = Cloud::new();
         let (copy, event) = copied(&cloud, kind, "snapferry-copy-a", "orders");
         let events = run(&cloud, &handler(&cloud, config()), &event, |_| {}).await;
@@ -382,4 +382,15 @@ async fn the_sweep_deletes_only_test_restores_older_than_the_timeout() {
     assert_eq!(cloud.restores().len(), 1, "one of the two old ones went");
     h.step(deliver::schedule(cloud.now()), deliver::record()).await.unwrap();
     assert!(cloud.restores().is_empty());
+}
+
+#[tokio::test]
+async fn a_test_volume_of_another_size_than_the_snapshot_fails_the_test() {
+    let cloud = Cloud::new();
+    let (copy, event) = copied(&cloud, ResourceKind::Ebs, "snap-0c1", "vol-1");
+    cloud.put_snapshot(Snapshot { size_gib: Some(8), ..copy });
+    let events = run(&cloud, &handler(&cloud, config()), &event, |r| r.size_gib = Some(4)).await;
+    let [PipelineEvent { step: Step::RestoreFailed { reason }, .. }] = &events[..] else { panic!("{events:?}") };
+    assert!(reason.contains("4") && reason.contains("8") && reason.contains("GiB"), "{reason}");
+    assert!(cloud.restores().is_empty(), "the test volume is deleted");
 }

@@ -1,7 +1,7 @@
 //! Every decision share-snapshot makes, on the in-memory cloud: share as it is or
 //! re-encrypt first, how a copy's end is awaited, selection, duplicates, and each error.
 
-use snapferry::ResourceKind::{self, DbCluster, DbInstance};
+use snapferry::ResourceKind::{self, DbCluster, DbInstance, Ebs};
 use snapferry::config::Env;
 use snapferry::error::Retry;
 use snapferry::events::{RecheckWhat, Step};
@@ -95,12 +95,21 @@ async fn shares_as_it_is_only_a_managed_snapshot_on_the_sharing_key() {
         ("hand-made, sharing key", DbInstance, Key::Sharing, false, false, false),
         ("automated, sharing key", DbInstance, Key::Sharing, false, true, false),
         ("automated cluster, aws/rds", DbCluster, Key::AwsManaged, false, true, false),
+        ("managed volume, sharing key", Ebs, Key::Sharing, true, false, true),
+        ("managed volume, aws/ebs", Ebs, Key::AwsManaged, true, false, false),
+        ("managed volume, another CMK", Ebs, Key::Other, true, false, false),
+        ("managed volume, unencrypted", Ebs, Key::Unencrypted, true, false, false),
+        ("hand-made volume snapshot, sharing key", Ebs, Key::Sharing, false, false, false),
     ];
     for (name, kind, key, managed, automated, as_is) in cases {
         let cloud = Cloud::new();
         let s = snapshot(&cloud, kind, "snap-1", key, managed, automated);
+        let created = match kind {
+            Ebs => deliver::ebs_event(&s, "createSnapshot", "succeeded", SOURCE, "arn:aws:ec2::us-east-1:volume/vol-1"),
+            _ => deliver::rds_event(&s, "RDS-EVENT-0042"),
+        };
         let outcome = handler(&cloud, config(everything()))
-            .step(deliver::rds_event(&s, "RDS-EVENT-0042"), deliver::record())
+            .step(created, deliver::record())
             .await
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         let events = cloud.take_published();
@@ -402,7 +411,6 @@ fn set_created(members: &[&Snapshot], result: &str) -> Incoming {
 
 #[tokio::test]
 async fn a_multi_volume_set_is_shared_member_by_member_and_a_failed_one_is_reported_not_shared() {
-    use snapferry::ResourceKind::Ebs;
     for result in ["succeeded", "failed"] {
         let cloud = Cloud::new();
         let set =

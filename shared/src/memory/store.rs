@@ -197,6 +197,12 @@ impl SnapshotStore for MemStore {
         Ok(self.visible(&s, snapshot, &self.region).map(|(x, _)| x))
     }
 
+    async fn find(&self, name: &str) -> Result<Option<Snapshot>> {
+        self.call("describe")?;
+        let s = self.cloud.lock();
+        Ok(s.snapshots.iter().map(|(x, _)| x).find(|x| self.owns(x) && x.name == name).cloned())
+    }
+
     async fn list_managed(&self) -> Result<Vec<Snapshot>> {
         self.call("list_managed")?;
         let s = self.cloud.lock();

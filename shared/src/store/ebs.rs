@@ -265,6 +265,10 @@ impl SnapshotStore for Ebs {
         Ok(set)
     }
 
+    async fn find(&self, name: &str) -> Result<Option<Snapshot>> {
+        self.find_by_id_tag(name).await
+    }
+
     async fn describe(&self, snapshot: &str) -> Result<Option<Snapshot>> {
         let r = self
             .client

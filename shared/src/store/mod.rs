@@ -220,6 +220,10 @@ pub trait SnapshotStore: Send + Sync {
     }
     /// By id or ARN, including snapshots shared with this account; `None` when not there.
     async fn describe(&self, snapshot: &str) -> Result<Option<Snapshot>>;
+    /// This account's snapshot snapferry named `name` (see [`Snapshot::name`]), if it exists.
+    async fn find(&self, name: &str) -> Result<Option<Snapshot>> {
+        self.describe(name).await
+    }
     /// Snapshots this account owns that carry snapferry's managed tag.
     async fn list_managed(&self) -> Result<Vec<Snapshot>>;
     /// Copy into this account and region; an existing copy of that name is returned as is.
