@@ -43,6 +43,7 @@ pub const DETAIL_TYPES: &[&str] = &[
     "Restore Failed",
     "Snapshot Rejected",
     "Snapshot Expired",
+    "Snapshot Quota Warning",
 ];
 
 /// Everything needed to identify a snapshot and the key it is encrypted with.
@@ -153,9 +154,18 @@ pub enum Step {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         sender_account: Option<String>,
     },
-    /// `snapshot` was deleted by retention. Reserved in this contract version: no step
-    /// deletes snapshots yet, so nothing emits it today.
-    Expired {},
+    /// The account's manual snapshot quota `quota` is `used` of `max` full, past the
+    /// warning threshold; `snapshot` is snapferry's newest snapshot counting against it.
+    QuotaWarning { quota: String, used: u64, max: u64 },
+    /// `snapshot` was deleted by retention (or, with `dry_run`, would have been).
+    Expired {
+        /// The rule that no longer keeps it, or why it went (an intermediate copy whose
+        /// backup copy exists).
+        #[serde(default)]
+        rule: String,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        dry_run: bool,
+    },
 }
 
 impl Step {
@@ -168,7 +178,8 @@ impl Step {
             Step::RestoreVerified { .. } => "Restore Verified",
             Step::RestoreFailed { .. } => "Restore Failed",
             Step::Rejected { .. } => "Snapshot Rejected",
-            Step::Expired {} => "Snapshot Expired",
+            Step::Expired { .. } => "Snapshot Expired",
+            Step::QuotaWarning { .. } => "Snapshot Quota Warning",
         }
     }
 }
@@ -257,6 +268,9 @@ pub enum RecheckWhat {
     /// `destination_region`. Each extra region is a message of its own, so a region that
     /// fails holds up neither the home copy nor the other regions.
     CopyToRegion { copy: SnapshotRef, origin: SnapshotRef, destination_region: String },
+    /// Go on expiring from `unit` (an index into the step's kinds x regions): the previous
+    /// invocation used up its time or deletion budget.
+    ExpireFrom { unit: u32 },
     /// Check the test restore `restored_resource_id` of `copy`, started at `started_at`.
     RestoreProgress {
         copy: SnapshotRef,

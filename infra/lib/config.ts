@@ -2,6 +2,7 @@
 // Validation happens here, before any construct exists, and every error names the field
 // by its path so a typo never reaches CloudFormation.
 import * as fs from 'node:fs';
+import { declaredFor, environmentContract } from './environment';
 
 export const KINDS = ['db-instance', 'db-cluster', 'ebs'] as const;
 export type Kind = (typeof KINDS)[number];
@@ -22,6 +23,44 @@ export interface SourceConfig {
   minIntervalMinutes: number;
   manualSnapshotQuota: number;
   recheckSeconds: number;
+  /** Which of its snapferry snapshots the source keeps (expire-snapshots' RETENTION). */
+  retention: RetentionRule[];
+  expire: ExpireConfig;
+}
+
+/** The criteria of a retention rule; a rule needs at least one. */
+export const RETENTION_CRITERIA = ['keep_last', 'max_age_days', 'daily', 'weekly', 'monthly', 'yearly'] as const;
+
+/**
+ * One retention rule, exactly as the expire steps read it (RETENTION is these rules as JSON,
+ * snake_case keys included). The first rule whose `resources` regex matches a resource's id
+ * and whose `regions` include the region applies to that resource's snapshots there; no
+ * matching rule keeps everything. A snapshot is kept if any criterion keeps it.
+ */
+export interface RetentionRule {
+  /** Regex on the resource id; absent: every resource. */
+  resources?: string;
+  /** The rule applies only in these regions; absent: in every region. */
+  regions?: string[];
+  /** The newest N. */
+  keep_last?: number;
+  /** Those younger than N days. */
+  max_age_days?: number;
+  /** The newest of each of the last N days / ISO weeks / months / years that have one (restic's --keep-daily etc.). */
+  daily?: number;
+  weekly?: number;
+  monthly?: number;
+  yearly?: number;
+}
+
+/** How an expire step deletes (its EXPIRE_DRY_RUN, ALLOW_DELETE_ALL, MAX_DELETES_PER_RUN, QUOTA_WARNING_PERCENT). */
+export interface ExpireConfig {
+  /** Delete nothing; report what would be deleted. */
+  dryRun: boolean;
+  /** Let the rules delete every snapshot of a resource (otherwise such a resource keeps all it has). */
+  allowDeleteAll: boolean;
+  maxDeletesPerRun: number;
+  quotaWarningPercent: number;
 }
 
 export interface CopyConfig {
@@ -65,6 +104,9 @@ export interface TargetConfig {
   breakGlassRoleArn?: string;
   copy: CopyConfig;
   restoreTest: RestoreTestConfig;
+  /** Which copies the backup account keeps, per resource and region (expire-copies' RETENTION). */
+  retention: RetentionRule[];
+  expire: ExpireConfig;
 }
 
 export interface Config {
@@ -138,6 +180,11 @@ class Fields {
         new RegExp(v);
       } catch (e) {
         throw new ConfigError(`${this.at(key)}: not a valid regular expression: ${(e as Error).message}`);
+      }
+      // What JavaScript accepts and the regex crate refuses: the step would fail at init.
+      const unsupported = /\(\?<?[=!]|\\[1-9]|\\k</.exec(v);
+      if (unsupported) {
+        throw new ConfigError(`${this.at(key)}: ${JSON.stringify(unsupported[0])}: the steps' regex engine (Rust's regex crate) has no look-around or backreferences`);
       }
     }
     return v;
@@ -231,6 +278,9 @@ function source(f: Fields): SourceConfig {
     // (RDS User Guide, CHAP_Limits).
     manualSnapshotQuota: f.int('manualSnapshotQuota', 1, 100000),
     recheckSeconds: f.int('recheckSeconds', 1, 900),
+    // A source stack expires snapshots in its own region only.
+    retention: retention(f, 'expire-snapshots', [region]),
+    expire: expire(f, 'expire-snapshots'),
   };
   f.done();
   return s;
@@ -283,8 +333,93 @@ function target(f: Fields): TargetConfig {
   if (restoreTest.availabilityZone !== undefined && !kinds.includes('ebs')) {
     throw new ConfigError(`${r.at('availabilityZone')}: the zone of EBS test volumes; target.kinds has no "ebs"`);
   }
+  // Copies are in the home region and the extra regions: a rule for any other would never apply.
+  const retentionRules = retention(f, 'expire-copies', [region, ...extraRegions]);
+  const expireConfig = expire(f, 'expire-copies');
   f.done();
-  return { account, region, extraRegions, kinds, breakGlassRoleArn, copy, restoreTest };
+  return { account, region, extraRegions, kinds, breakGlassRoleArn, copy, restoreTest, retention: retentionRules, expire: expireConfig };
+}
+
+/** A step's default for a variable, from shared/environment.json: the config's defaults are the step's own. */
+function stepDefault(step: string, name: string): string {
+  const v = declaredFor(environmentContract(), step)?.find((x) => x.name === name)?.default;
+  if (v === undefined || v === null) throw new Error(`shared/environment.json declares no default for ${step}'s ${name}`);
+  return v;
+}
+
+/**
+ * Lambda allows 4 KB for all of a function's environment variables together (Lambda Developer
+ * Guide, gettingstarted-limits); the rules must leave room for the others.
+ */
+export const MAX_RETENTION_CHARS = 2048;
+
+/**
+ * `retention` of a source or of the target (absent: the step's default RETENTION), checked as
+ * the expire step will read it: a list of rules, each with only known keys, a regex that
+ * compiles, regions among `regions` (where the stack expires anything), at least one criterion.
+ */
+function retention(f: Fields, step: string, regions: string[]): RetentionRule[] {
+  const key = 'retention';
+  if (!f.has(key)) {
+    return retentionRules(JSON.parse(stepDefault(step, 'RETENTION')), `${step}'s RETENTION default in shared/environment.json`, regions);
+  }
+  const rules = retentionRules(f.raw(key), f.at(key), regions);
+  const chars = JSON.stringify(rules).length;
+  if (chars > MAX_RETENTION_CHARS) {
+    throw new ConfigError(`${f.at(key)}: ${chars} characters as RETENTION, more than ${MAX_RETENTION_CHARS} `
+      + '(Lambda allows 4 KB for all of a function\'s environment variables); merge rules or shorten the regexes');
+  }
+  return rules;
+}
+
+function retentionRules(value: unknown, path: string, regions: string[]): RetentionRule[] {
+  if (!Array.isArray(value)) throw new ConfigError(`${path}: expected a list of retention rules, got ${JSON.stringify(value)}`);
+  const rules = value.map((v, i) => {
+    const r = Fields.of(v, `${path}[${i}]`);
+    const rule: RetentionRule = {};
+    const resources = r.regex('resources');
+    if (resources !== undefined) rule.resources = resources;
+    if (r.has('regions')) {
+      const names = r.strings('regions', REGION, 'an AWS region name');
+      if (names.length === 0) throw new ConfigError(`${r.at('regions')}: expected at least one region (leave it out for every region)`);
+      names.forEach((name, j) => {
+        if (!regions.includes(name)) {
+          throw new ConfigError(`${r.at('regions')}[${j}]: ${name} is not a region this stack expires snapshots in (${regions.join(', ')}); the rule would never apply`);
+        }
+      });
+      rule.regions = names;
+    }
+    for (const c of RETENTION_CRITERIA) {
+      // A snapshot of age 0 days is younger than nothing: max_age_days starts at 1.
+      const n = r.optionalInt(c, c === 'max_age_days' ? 1 : 0, c === 'max_age_days' ? 36500 : 100000);
+      if (n !== undefined) rule[c] = n;
+    }
+    r.done();
+    if (!RETENTION_CRITERIA.some((c) => rule[c] !== undefined)) {
+      throw new ConfigError(`${r.path}: no criterion; a rule needs at least one of ${RETENTION_CRITERIA.join(', ')}`);
+    }
+    return rule;
+  });
+  // The first matching rule applies: after one that matches everything, no rule ever does.
+  const all = rules.findIndex((r) => r.resources === undefined && r.regions === undefined);
+  if (all !== -1 && all < rules.length - 1) {
+    throw new ConfigError(`${path}[${all + 1}]: never applies: ${path}[${all}] has neither resources nor regions, so it matches every snapshot first; put it last`);
+  }
+  return rules;
+}
+
+/** `expire` of a source or of the target; each field optional, its default the step's own. */
+function expire(f: Fields, step: string): ExpireConfig {
+  const e = f.has('expire') ? f.object('expire') : Fields.of({}, f.at('expire'));
+  const int = (name: string) => Number(stepDefault(step, name));
+  const c: ExpireConfig = {
+    dryRun: e.optionalBool('dryRun') ?? stepDefault(step, 'EXPIRE_DRY_RUN') === 'true',
+    allowDeleteAll: e.optionalBool('allowDeleteAll') ?? stepDefault(step, 'ALLOW_DELETE_ALL') === 'true',
+    maxDeletesPerRun: e.optionalInt('maxDeletesPerRun', 1, 1000) ?? int('MAX_DELETES_PER_RUN'),
+    quotaWarningPercent: e.optionalInt('quotaWarningPercent', 1, 100) ?? int('QUOTA_WARNING_PERCENT'),
+  };
+  e.done();
+  return c;
 }
 
 /**

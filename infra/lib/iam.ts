@@ -1,6 +1,7 @@
 // ARN and condition helpers: permissions.ts renders shared/permissions.json with them, and the
 // key and bus policies use them directly.
 import { Stack } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
 
 /** The tag snapferry puts on every snapshot it creates; nothing without it is modified. */
 export const MANAGED_TAG = 'snapferry:managed';
@@ -42,14 +43,46 @@ export class Arns {
 }
 
 /**
- * The role a source account's forwarding rule puts events on the backup account's pipeline
- * bus with. Its name is fixed so the backup account's bus policy can admit exactly this role
- * (aws:PrincipalArn) without any reference across accounts. Role names are per account, so
- * the source region is part of it.
+ * The role an account's forwarding rules put events on the other side's pipeline buses with:
+ * a source account's ("Snapshot Shared" to the backup account's bus) and the backup account's
+ * ("Snapshot Copied" back to each source's bus, routing.json copied_back). Its name is fixed so
+ * the receiving bus's policy can admit exactly this role (aws:PrincipalArn) without any
+ * reference across accounts. Role names are per account, so the region of the stack that
+ * creates it is part of it.
  */
-export const forwarderRoleName = (sourceRegion: string) => `snapferry-forward-${sourceRegion}`;
-export const forwarderRoleArn = (partition: string, sourceAccount: string, sourceRegion: string) =>
-  `arn:${partition}:iam::${sourceAccount}:role/${forwarderRoleName(sourceRegion)}`;
+export const forwarderRoleName = (region: string) => `snapferry-forward-${region}`;
+export const forwarderRoleArn = (partition: string, account: string, region: string) =>
+  `arn:${partition}:iam::${account}:role/${forwarderRoleName(region)}`;
+
+/**
+ * A pipeline bus policy statement admitting `events:PutEvents` from another account only as
+ * that account's forwarding role, and only snapferry's events of the given detail-type. The
+ * role is matched with aws:PrincipalArn under the account principal rather than named as the
+ * principal: the other side's stack may deploy after this one creates the role, and a role
+ * principal must exist when the policy is saved (and stops matching if the role is recreated).
+ * events:source and events:detail-type are multivalued keys (ArrayOfString in the Service
+ * Authorization Reference: one value per entry of a PutEvents call), and a multivalued key
+ * needs a set operator (IAM User Guide, reference_policies_condition-single-vs-multi-valued-
+ * context-keys; EventBridge's own cross-account example, eb-event-bus-example-policy-cross-
+ * account-custom-bus-source, uses ForAllValues:StringEquals): plain StringEquals would match
+ * nothing. ForAllValues: every entry must be ours; Null false: a request without the keys (for
+ * which ForAllValues alone is true) is not admitted. test/simulate.test.ts checks it.
+ */
+export function forwardedEvents(props: {
+  sid: string; account: string; region: string; busArn: string; source: string; detailType: string; partition: string;
+}): iam.PolicyStatement {
+  return new iam.PolicyStatement({
+    sid: props.sid,
+    principals: [new iam.AccountPrincipal(props.account)],
+    actions: ['events:PutEvents'],
+    resources: [props.busArn],
+    conditions: {
+      StringEquals: { 'aws:PrincipalArn': forwarderRoleArn(props.partition, props.account, props.region) },
+      'ForAllValues:StringEquals': { 'events:source': props.source, 'events:detail-type': props.detailType },
+      Null: { 'events:source': 'false', 'events:detail-type': 'false' },
+    },
+  });
+}
 
 /**
  * The service RDS in `region` calls KMS as (kms:ViaService). Every statement that lets the

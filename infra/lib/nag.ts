@@ -36,7 +36,7 @@ const WILDCARD_REASONS: [RegExp, string][] = [
  */
 const NO_RESOURCE_TYPE: Record<string, string> = {
   'rds:DescribeAccountAttributes': 'rds:DescribeAccountAttributes (read-only: the account\'s RDS quotas and their usage) has no resource type in the Service Authorization Reference; IAM authorizes it only on "*", and the statement grants nothing else.',
-  ...Object.fromEntries(['ec2:DescribeVolumes', 'ec2:DescribeInstances', 'ec2:DescribeSnapshots'].map((a) => [a,
+  ...Object.fromEntries(['ec2:DescribeVolumes', 'ec2:DescribeInstances', 'ec2:DescribeSnapshots', 'ec2:DescribeLockedSnapshots'].map((a) => [a,
     `${a} (read-only list) has no resource type in the Service Authorization Reference (EC2's Describe* calls support no resource-level permissions); IAM authorizes it only on "*", and the statement grants nothing else.`])),
 };
 

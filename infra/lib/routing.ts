@@ -32,10 +32,29 @@ export interface Routing {
   dlq_retention_days: number;
   visibility_timeout_factor: number;
   /** CloudWatch metrics the steps write (embedded metric format), each with the dimension Step = the function's name. */
-  metrics: { namespace: string; quota_full: string };
+  metrics: {
+    namespace: string;
+    /** A snapshot refused for a full manual snapshot quota (the steps that create or copy). */
+    quota_full: string;
+    /** A manual snapshot quota at least QUOTA_WARNING_PERCENT full (the steps that declare it: the expire steps). */
+    quota_warning: string;
+  };
   functions: RoutingFunction[];
-  cross_account: { rule: string; bus: 'pipeline'; pattern: EventPattern };
+  /** One rule per backup account on a source's pipeline bus: its "Snapshot Shared" events, to that account's bus. */
+  cross_account: AccountRule;
+  /** One rule per allowlisted source on the backup account's pipeline bus: its "Snapshot Copied" events, back to that source's bus. */
+  copied_back: AccountRule;
 }
+
+/** A rule made once per account of the other side; `{account}` in its name and pattern is that account's id. */
+export interface AccountRule {
+  rule: string;
+  bus: 'pipeline';
+  pattern: EventPattern;
+}
+
+/** The per-account rule sections of routing.json. */
+export const ACCOUNT_RULES = ['cross_account', 'copied_back'] as const;
 
 /** infra/ itself; compiled files live in infra/dist/<dir>/, sources in infra/<dir>/. */
 export const INFRA_DIR = path.resolve(__dirname, '..', path.basename(path.resolve(__dirname, '..')) === 'dist' ? '..' : '.');
@@ -44,8 +63,15 @@ export const ROUTING_FILE = path.resolve(INFRA_DIR, '..', 'shared', 'routing.jso
 export function loadRouting(file: string = ROUTING_FILE): Routing {
   const routing = JSON.parse(fs.readFileSync(file, 'utf8')) as Routing;
   // A malformed table would otherwise surface as an obscure CloudFormation error at deploy time.
-  if (typeof routing.metrics?.namespace !== 'string' || typeof routing.metrics.quota_full !== 'string') {
-    throw new Error(`${file}: metrics must name the namespace and the quota_full metric`);
+  if (typeof routing.metrics?.namespace !== 'string' || typeof routing.metrics.quota_full !== 'string' || typeof routing.metrics.quota_warning !== 'string') {
+    throw new Error(`${file}: metrics must name the namespace and the quota_full and quota_warning metrics`);
+  }
+  for (const key of ACCOUNT_RULES) {
+    const r = routing[key];
+    if (typeof r?.rule !== 'string' || !r.rule.includes('{account}') || r.bus !== 'pipeline'
+      || r.pattern === null || typeof r.pattern !== 'object' || !JSON.stringify(r.pattern).includes('{account}')) {
+      throw new Error(`${file}: ${key} must have a rule name and a pattern, both with {account}, on the pipeline bus`);
+    }
   }
   for (const fn of routing.functions) {
     for (const rule of fn.rules) {
@@ -72,12 +98,22 @@ export function dlqName(fn: RoutingFunction): string {
   return `${fn.queue}-dlq`;
 }
 
-/** The cross-account forwarding rule for one target account, placeholders filled in. */
-export function crossAccountRule(routing: Routing, account: string): { name: string; pattern: EventPattern } {
+/** A per-account rule of routing.json (`cross_account`, `copied_back`) for one account, `{account}` filled in. */
+export function accountRule(routing: Routing, key: (typeof ACCOUNT_RULES)[number], account: string): { name: string; pattern: EventPattern } {
   const fill = (v: unknown): unknown =>
     typeof v === 'string' ? v.split('{account}').join(account)
       : Array.isArray(v) ? v.map(fill)
       : v !== null && typeof v === 'object' ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, fill(x)]))
       : v;
-  return { name: fill(routing.cross_account.rule) as string, pattern: fill(routing.cross_account.pattern) as EventPattern };
+  return { name: fill(routing[key].rule) as string, pattern: fill(routing[key].pattern) as EventPattern };
+}
+
+/** The cross-account forwarding rule for one target account (a source's "Snapshot Shared" to it), placeholders filled in. */
+export function crossAccountRule(routing: Routing, account: string): { name: string; pattern: EventPattern } {
+  return accountRule(routing, 'cross_account', account);
+}
+
+/** The rule returning one source account's "Snapshot Copied" events from the backup account to it, placeholders filled in. */
+export function copiedBackRule(routing: Routing, account: string): { name: string; pattern: EventPattern } {
+  return accountRule(routing, 'copied_back', account);
 }

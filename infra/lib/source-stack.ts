@@ -1,5 +1,6 @@
 // The source account: snapshot the selected databases, copy them onto the sharing key,
-// share them with the backup account(s) and tell those accounts about it.
+// share them with the backup account(s) and tell those accounts about it; expire its own
+// snapshots, and clean up each share once the backup account says it is copied.
 import { RemovalPolicy, Stack, StackProps } from 'aws-cdk-lib';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
@@ -7,11 +8,11 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
 import { Config, SourceConfig } from './config';
-import { Arns, forwarderRoleName, grantForAwsResource, KEY_GRANTS, KEY_USE, viaEc2, viaRds } from './iam';
+import { Arns, forwardedEvents, forwarderRoleName, grantForAwsResource, KEY_GRANTS, KEY_USE, viaEc2, viaRds } from './iam';
 import { Operations } from './operations';
 import { crossAccountRule, Routing } from './routing';
 import { cdkEventPattern, Step } from './step';
-import { stepsFor, StepSettings } from './steps';
+import { EXPIRE_CONCURRENCY, expireEnvironment, stepsFor, StepSettings } from './steps';
 
 export interface SourceStackProps extends StackProps {
   readonly config: Config;
@@ -111,6 +112,24 @@ export class SourceStack extends Stack {
       });
     });
 
+    // The way back (routing.json copied_back): the backup accounts return each "Snapshot
+    // Copied" event of this account's backups here, where expire-snapshots withdraws the share
+    // and deletes the intermediate copy that fed the copy. Only each backup account's
+    // forwarding role (target-stack.ts) may put events here, and only snapferry's "Snapshot
+    // Copied": nothing else from another account can make this account delete anything. Same
+    // conditions as the backup account's bus policy (forwardedEvents, iam.ts).
+    for (const account of targetAccounts) {
+      this.pipelineBus.addToResourcePolicy(forwardedEvents({
+        sid: `BackupForwarder${account}`,
+        account,
+        region: config.target.region,
+        partition: this.partition,
+        busArn: this.pipelineBus.eventBusArn,
+        source: routing.source,
+        detailType: 'Snapshot Copied',
+      }));
+    }
+
     const ops = new Operations(this, 'Operations', { dashboardName: 'snapferry-source', alarmEmail: config.alarmEmail });
     const selection = {
       SELECT_IDENTIFIERS: source.selection.identifiers.join(','),
@@ -138,6 +157,17 @@ export class SourceStack extends Stack {
         },
         // Its copies onto the sharing key count against the same quota.
         quotaAlarm: true,
+      },
+      'expire-snapshots': {
+        environment: {
+          KINDS: source.kinds.join(','),
+          TARGET_ACCOUNTS: targetAccounts.join(','),
+          ...expireEnvironment(source),
+        },
+        // See EXPIRE_CONCURRENCY.
+        maxConcurrency: EXPIRE_CONCURRENCY,
+        // It checks the manual snapshot quotas every run (QUOTA_WARNING_PERCENT).
+        quotaWarningAlarm: true,
       },
     };
 

@@ -47,6 +47,11 @@ export interface StepProps {
    * steps that create or copy snapshots, which RDS then refuses until snapshots are deleted.
    */
   readonly quotaAlarm?: boolean;
+  /**
+   * Alarm when the step reports a manual snapshot quota at least QUOTA_WARNING_PERCENT full
+   * (routing.json 'metrics' quota_warning): for the expire steps, which check the quotas.
+   */
+  readonly quotaWarningAlarm?: boolean;
 }
 
 /** The one Lambda package (cargo-lambda's name for it) every step runs. */
@@ -183,6 +188,31 @@ export class Step extends Construct {
           period: Duration.minutes(5),
           statistic: 'Sum',
         }));
+    }
+    if (props.quotaWarningAlarm) {
+      // Written on every run (hourly) while a quota stays past the threshold: one hour's
+      // period, and in alarm while either of the last two hours had one, so a run a little
+      // late does not make the alarm flap (missing data is not breaching).
+      const a = new cloudwatch.Metric({
+        namespace: routing.metrics.namespace,
+        metricName: routing.metrics.quota_warning,
+        dimensionsMap: { Step: fn.name },
+        period: Duration.hours(1),
+        statistic: 'Sum',
+      }).createAlarm(this, 'QuotaWarningAlarm', {
+        alarmName: `${name}-snapshot-quota-warning`,
+        alarmDescription: `${name} found a manual snapshot quota of its account at least QUOTA_WARNING_PERCENT full (its log and `
+          + 'the "Snapshot Quota Warning" event name the quota and the figures). Once it is full, new snapshots and copies are refused. '
+          + 'Check the retention rules (dry run, allowDeleteAll), delete manual snapshots that are no longer needed, '
+          + 'or raise the quota in Service Quotas (Amazon RDS; DescribeAccountAttributes: ManualSnapshots / ManualClusterSnapshots).',
+        threshold: 1,
+        evaluationPeriods: 2,
+        datapointsToAlarm: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      });
+      a.addAlarmAction(action);
+      this.alarms.push(a);
     }
   }
 

@@ -2,6 +2,7 @@
 // permissions shared/permissions.json gives it.
 import { Stack } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
+import { ExpireConfig, RetentionRule } from './config';
 import { acknowledgeWildcards } from './nag';
 import { loadPermissions, Permissions, PERMISSIONS_FILE, renderStep, StackScopes } from './permissions';
 import { Routing } from './routing';
@@ -9,16 +10,39 @@ import { Step, StepProps } from './step';
 
 /**
  * What differs between steps: their environment (checked by the Step construct against
- * shared/environment.json), their concurrency, whether they alarm on a full snapshot quota.
+ * shared/environment.json), their concurrency, whether they alarm on a full or nearly full snapshot quota.
  * Their IAM statements are not here: they come from shared/permissions.json.
  */
 export interface StepSettings {
   readonly environment: Record<string, string | undefined>;
   readonly maxConcurrency?: number;
   readonly quotaAlarm?: boolean;
+  readonly quotaWarningAlarm?: boolean;
 }
 
-type Common = Omit<StepProps, 'routing' | 'fn' | 'environment' | 'maxConcurrency' | 'quotaAlarm'>;
+/**
+ * The expire steps' event source concurrency: the SQS event source mapping's minimum (2). The
+ * hourly schedule sends one message, and "Snapshot Copied" events (expire-snapshots) and the
+ * follow-up messages of a run that reached MAX_DELETES_PER_RUN add more; a backlog of them
+ * must not fan out into many invocations listing and deleting in parallel against the same
+ * API quotas. Two runs at once are harmless: a deletion is idempotent, and deleting a snapshot
+ * the rules do not keep changes nothing the rules keep.
+ */
+export const EXPIRE_CONCURRENCY = 2;
+
+/** An expire step's variables from its account's `retention` and `expire` (config.ts). */
+export function expireEnvironment(c: { retention: RetentionRule[]; expire: ExpireConfig }): Record<string, string> {
+  return {
+    // The rules exactly as validated (config.ts keeps only known keys): the step parses the same JSON.
+    RETENTION: JSON.stringify(c.retention),
+    ALLOW_DELETE_ALL: String(c.expire.allowDeleteAll),
+    EXPIRE_DRY_RUN: String(c.expire.dryRun),
+    MAX_DELETES_PER_RUN: String(c.expire.maxDeletesPerRun),
+    QUOTA_WARNING_PERCENT: String(c.expire.quotaWarningPercent),
+  };
+}
+
+type Common = Omit<StepProps, 'routing' | 'fn' | 'environment' | 'maxConcurrency' | 'quotaAlarm' | 'quotaWarningAlarm'>;
 
 export function stepsFor(
   scope: Construct, account: 'source' | 'target', routing: Routing,
@@ -38,6 +62,7 @@ export function stepsFor(
     const rules = fn.rules.filter((r) => r.kinds === undefined || r.kinds.some((k) => (scopes.kinds as readonly string[]).includes(k)));
     const step = new Step(scope, pascal(fn.name), {
       ...common, routing, fn: { ...fn, rules }, environment: s.environment, maxConcurrency: s.maxConcurrency, quotaAlarm: s.quotaAlarm,
+      quotaWarningAlarm: s.quotaWarningAlarm,
     });
     const statements = renderStep(Stack.of(scope), permissions, fn.name, {
       ...scopes, queueArn: step.queue.queueArn, dlqArn: step.dlq.queueArn, pipelineBusArn: common.pipelineBus.eventBusArn,

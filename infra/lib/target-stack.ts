@@ -1,20 +1,22 @@
 // The backup (target) account: receive "Snapshot Shared" events from the allowlisted
 // source accounts, copy each shared snapshot onto the target key (and on to the extra
-// regions), and test-restore copies in an isolated network.
+// regions), test-restore copies in an isolated network, return each "Snapshot Copied" to
+// its source, and expire the copies by the retention rules.
 import { Fn, RemovalPolicy, Stack, StackProps } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as rds from 'aws-cdk-lib/aws-rds';
 import { Construct } from 'constructs';
 import { Config } from './config';
-import { forwarderRoleArn } from './iam';
+import { Arns, forwardedEvents, forwarderRoleName } from './iam';
 import { Operations } from './operations';
-import { Routing } from './routing';
-import { Step } from './step';
-import { stepsFor, StepSettings } from './steps';
+import { copiedBackRule, Routing } from './routing';
+import { cdkEventPattern, Step } from './step';
+import { EXPIRE_CONCURRENCY, expireEnvironment, stepsFor, StepSettings } from './steps';
 import { TARGET_KEY_ALIAS, targetKey } from './target-key';
 
 export interface TargetStackProps extends StackProps {
@@ -27,6 +29,8 @@ export const RESTORE_SUBNET_GROUP = 'snapferry-restore-test';
 
 export class TargetStack extends Stack {
   readonly pipelineBus: events.EventBus;
+  /** Puts the sources' "Snapshot Copied" events on their pipeline buses (routing.json copied_back). */
+  readonly forwarder: iam.Role;
   readonly targetKey: kms.Key;
   readonly steps: Step[];
 
@@ -39,29 +43,44 @@ export class TargetStack extends Stack {
     this.pipelineBus = new events.EventBus(this, 'PipelineBus', { eventBusName: routing.pipeline_bus });
     // Only each allowlisted source account's forwarding role (source-stack.ts) may put events
     // here, not any other principal of that account, and only snapferry's own "Snapshot
-    // Shared" events: nothing else on this bus can start work in the backup account. The role
-    // is matched with aws:PrincipalArn under the account principal rather than named as the
-    // principal: this stack deploys before the source stacks create the role, and a role
-    // principal must exist when the policy is saved (and stops matching if the role is recreated).
-    // events:source and events:detail-type are multivalued keys (ArrayOfString in the Service
-    // Authorization Reference: one value per entry of a PutEvents call), and a multivalued key
-    // needs a set operator (IAM User Guide, reference_policies_condition-single-vs-multi-valued-
-    // context-keys; EventBridge's own cross-account example, eb-event-bus-example-policy-cross-
-    // account-custom-bus-source, uses ForAllValues:StringEquals): plain StringEquals would match
-    // nothing. ForAllValues: every entry must be ours; Null false: a request without the keys
-    // (for which ForAllValues alone is true) is not admitted. test/simulate.test.ts checks it.
+    // Shared" events: nothing else on this bus can start work in the backup account. The
+    // conditions are explained at forwardedEvents (iam.ts).
     for (const s of config.sources) {
-      this.pipelineBus.addToResourcePolicy(new iam.PolicyStatement({
+      this.pipelineBus.addToResourcePolicy(forwardedEvents({
         sid: `SourceForwarder${s.account}`,
-        principals: [new iam.AccountPrincipal(s.account)],
-        actions: ['events:PutEvents'],
-        resources: [this.pipelineBus.eventBusArn],
-        conditions: {
-          StringEquals: { 'aws:PrincipalArn': forwarderRoleArn(this.partition, s.account, s.region) },
-          'ForAllValues:StringEquals': { 'events:source': routing.source, 'events:detail-type': 'Snapshot Shared' },
-          Null: { 'events:source': 'false', 'events:detail-type': 'false' },
-        },
+        account: s.account,
+        region: s.region,
+        partition: this.partition,
+        busArn: this.pipelineBus.eventBusArn,
+        source: routing.source,
+        detailType: 'Snapshot Shared',
       }));
+    }
+
+    // The way back (routing.json copied_back): each source's "Snapshot Copied" events, once
+    // its backup is copied here, go to that source's pipeline bus, where expire-snapshots
+    // withdraws the share and deletes the intermediate copy that fed it. One rule per
+    // allowlisted source, filtered on the event's origin account, so a source hears only of
+    // its own backups. The mirror of the source stack's forwarding: this role, whose fixed name
+    // each source's bus policy admits (aws:PrincipalArn) and nothing else of this account, may
+    // only put events on those buses.
+    const arns = new Arns(this);
+    this.forwarder = new iam.Role(this, 'ForwarderRole', {
+      roleName: forwarderRoleName(this.region),
+      assumedBy: new iam.ServicePrincipal('events.amazonaws.com'),
+      description: 'snapferry: returns "Snapshot Copied" events to the source accounts\' pipeline buses',
+    });
+    for (const s of config.sources) {
+      const back = copiedBackRule(routing, s.account);
+      new events.Rule(this, `CopiedBack${s.account}`, {
+        ruleName: back.name,
+        eventBus: this.pipelineBus,
+        eventPattern: cdkEventPattern(back.pattern),
+        // Adds events:PutEvents on that bus, and only that, to the role's policy.
+        targets: [new targets.EventBus(
+          events.EventBus.fromEventBusArn(this, `SourceBus${s.account}`, arns.eventBus(s.region, s.account, routing.pipeline_bus)),
+          { role: this.forwarder })],
+      });
     }
 
     this.targetKey = targetKey(this, 'TargetKey', { breakGlassRoleArn: target.breakGlassRoleArn });
@@ -132,6 +151,17 @@ export class TargetStack extends Stack {
           LOCK_DAYS: target.restoreTest.lockDays === undefined ? undefined : String(target.restoreTest.lockDays),
           LOCK_COMPLIANCE_OPT_IN: target.restoreTest.lockComplianceOptIn === undefined ? undefined : String(target.restoreTest.lockComplianceOptIn),
         },
+      },
+      'expire-copies': {
+        environment: {
+          KINDS: target.kinds.join(','),
+          EXTRA_REGIONS: target.extraRegions.join(','),
+          ...expireEnvironment(target),
+        },
+        // See EXPIRE_CONCURRENCY.
+        maxConcurrency: EXPIRE_CONCURRENCY,
+        // It checks the manual snapshot quotas every run (QUOTA_WARNING_PERCENT), in every region of the pipeline.
+        quotaWarningAlarm: true,
       },
     };
 

@@ -5,6 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import { ConfigError, loadConfig, parseConfig } from '../lib/config';
+import { declaredFor, environmentContract } from '../lib/environment';
 import { INFRA_DIR } from '../lib/routing';
 
 const examplePath = path.join(INFRA_DIR, 'config', 'example.json');
@@ -80,6 +81,51 @@ describe('config', () => {
     ['duplicate source', (c) => { c.sources.push({ ...c.sources[0] }); }, /^sources\[1\]\.account: 111111111111 is listed twice$/],
     ['no sources', (c) => { c.sources = []; }, /^sources: expected a non-empty list$/],
     ['bad tag selector', (c) => { c.sources[0].selection.tag = '=x'; }, /^sources\[0\]\.selection\.tag: expected "key" or "key=value"/],
+
+    // Retention rules, checked as the expire steps read them.
+    ['retention that is not a list', (c) => { c.sources[0].retention = { keep_last: 2 }; },
+      /^sources\[0\]\.retention: expected a list of retention rules, got \{"keep_last":2\}$/],
+    ['a retention rule that is not an object', (c) => { c.target.retention = [7]; }, /^target\.retention\[0\]: expected an object$/],
+    ['a retention rule without a criterion', (c) => { c.target.retention = [{ resources: '^orders-' }, { keep_last: 7 }]; },
+      /^target\.retention\[0\]: no criterion; a rule needs at least one of keep_last, max_age_days, daily, weekly, monthly, yearly$/],
+    ['an empty retention rule', (c) => { c.sources[0].retention = [{}]; }, /^sources\[0\]\.retention\[0\]: no criterion/],
+    ['an unknown retention key', (c) => { c.target.retention = [{ keep_last: 7, hourly: 24 }]; }, /^target\.retention\[0\]\.hourly: unknown field$/],
+    ['a camelCase retention key', (c) => { c.sources[0].retention = [{ keepLast: 2 }]; }, /^sources\[0\]\.retention\[0\]\.keepLast: unknown field$/],
+    ['a look-ahead the steps\' regex engine lacks', (c) => { c.target.retention = [{ resources: '^prod-(?!test)', keep_last: 1 }]; },
+      /^target\.retention\[0\]\.resources: "\(\?!": the steps' regex engine \(Rust's regex crate\) has no look-around or backreferences$/],
+    ['a backreference in a selection regex', (c) => { c.sources[0].selection.regex = '^(a)\\1$'; },
+      /^sources\[0\]\.selection\.regex: "\\\\1": the steps' regex engine/],
+    ['an invalid resources regex', (c) => { c.sources[0].retention = [{ resources: '(prod', keep_last: 1 }, { keep_last: 2 }]; },
+      /^sources\[0\]\.retention\[0\]\.resources: not a valid regular expression/],
+    ['a resources regex that is not a string', (c) => { c.target.retention = [{ resources: ['prod'], keep_last: 1 }]; },
+      /^target\.retention\[0\]\.resources: expected a string, got \["prod"\]$/],
+    ['a negative count', (c) => { c.target.retention = [{ daily: -1 }]; }, /^target\.retention\[0\]\.daily: expected an integer from 0 to 100000, got -1$/],
+    ['a fractional count', (c) => { c.target.retention = [{ weekly: 1.5 }]; }, /^target\.retention\[0\]\.weekly: expected an integer from 0 to 100000, got 1\.5$/],
+    ['a count as a string', (c) => { c.sources[0].retention = [{ keep_last: '2' }]; }, /^sources\[0\]\.retention\[0\]\.keep_last: expected an integer from 0 to 100000, got "2"$/],
+    ['max_age_days 0', (c) => { c.target.retention = [{ max_age_days: 0 }]; }, /^target\.retention\[0\]\.max_age_days: expected an integer from 1 to 36500, got 0$/],
+    ['a region the backup account has no copies in', (c) => { c.target.retention = [{ regions: ['us-east-1'], keep_last: 1 }, { keep_last: 7 }]; },
+      /^target\.retention\[0\]\.regions\[0\]: us-east-1 is not a region this stack expires snapshots in \(eu-west-1, eu-central-1\); the rule would never apply$/],
+    ['a region other than the source\'s', (c) => { c.sources[0].retention = [{ regions: ['eu-central-1'], keep_last: 1 }, { keep_last: 2 }]; },
+      /^sources\[0\]\.retention\[0\]\.regions\[0\]: eu-central-1 is not a region this stack expires snapshots in \(eu-west-1\); the rule would never apply$/],
+    ['a bad region name', (c) => { c.target.retention = [{ regions: ['Frankfurt'], keep_last: 1 }]; }, /^target\.retention\[0\]\.regions\[0\]: expected an AWS region name, got "Frankfurt"$/],
+    ['no region', (c) => { c.target.retention = [{ regions: [], keep_last: 1 }]; },
+      /^target\.retention\[0\]\.regions: expected at least one region \(leave it out for every region\)$/],
+    ['a region twice', (c) => { c.target.retention = [{ regions: ['eu-west-1', 'eu-west-1'], keep_last: 1 }]; }, /^target\.retention\[0\]\.regions: has duplicates$/],
+    ['a rule after one that matches everything', (c) => { c.target.retention = [{ keep_last: 7 }, { regions: ['eu-central-1'], keep_last: 3 }]; },
+      /^target\.retention\[1\]: never applies: target\.retention\[0\] has neither resources nor regions, so it matches every snapshot first; put it last$/],
+    ['retention too long for Lambda\'s environment', (c) => {
+      c.target.retention = Array.from({ length: 40 }, (_, i) => ({ resources: `^prod-database-number-${i}$`, keep_last: 7, daily: 7 }));
+    }, /^target\.retention: \d+ characters as RETENTION, more than 2048 \(Lambda allows 4 KB for all of a function's environment variables\)/],
+
+    // How the expire steps delete.
+    ['expire that is not an object', (c) => { c.sources[0].expire = true; }, /^sources\[0\]\.expire: expected an object$/],
+    ['an unknown expire field', (c) => { c.target.expire = { dry_run: true }; }, /^target\.expire\.dry_run: unknown field$/],
+    ['dryRun not a boolean', (c) => { c.target.expire = { dryRun: 'yes' }; }, /^target\.expire\.dryRun: expected true or false, got "yes"$/],
+    ['allowDeleteAll as a string', (c) => { c.sources[0].expire = { allowDeleteAll: 'true' }; }, /^sources\[0\]\.expire\.allowDeleteAll: expected true or false, got "true"$/],
+    ['maxDeletesPerRun 0', (c) => { c.sources[0].expire = { maxDeletesPerRun: 0 }; }, /^sources\[0\]\.expire\.maxDeletesPerRun: expected an integer from 1 to 1000, got 0$/],
+    ['maxDeletesPerRun over 1000', (c) => { c.target.expire = { maxDeletesPerRun: 1001 }; }, /^target\.expire\.maxDeletesPerRun: expected an integer from 1 to 1000, got 1001$/],
+    ['quotaWarningPercent 0', (c) => { c.target.expire = { quotaWarningPercent: 0 }; }, /^target\.expire\.quotaWarningPercent: expected an integer from 1 to 100, got 0$/],
+    ['quotaWarningPercent over 100', (c) => { c.sources[0].expire = { quotaWarningPercent: 101 }; }, /^sources\[0\]\.expire\.quotaWarningPercent: expected an integer from 1 to 100, got 101$/],
   ];
   for (const [name, mutate, message] of cases) {
     test(`rejects ${name}`, () => {
@@ -110,6 +156,53 @@ describe('config', () => {
     d.target.kinds = ['ebs'];
     Object.assign(d.target.restoreTest, { lockMode: 'governance', availabilityZone: 'eu-west-1c' });
     assert.equal(parseConfig(d).target.restoreTest.lockMode, 'governance');
+  });
+
+  test('retention and expire default to the expire steps\' own defaults (shared/environment.json)', () => {
+    const c = example();
+    delete c.target.retention;
+    delete c.target.expire;
+    delete c.sources[0].retention;
+    delete c.sources[0].expire;
+    const parsed = parseConfig(c);
+    assert.deepEqual(parsed.sources[0].retention, [{ keep_last: 2 }]);
+    assert.deepEqual(parsed.target.retention, [{ keep_last: 7, daily: 7, weekly: 4, monthly: 12 }]);
+    const defaults = { dryRun: false, allowDeleteAll: false, maxDeletesPerRun: 100, quotaWarningPercent: 80 };
+    assert.deepEqual(parsed.sources[0].expire, defaults);
+    assert.deepEqual(parsed.target.expire, defaults);
+    // The same values as the contract's defaults, which the steps use when a variable is unset.
+    const contract = environmentContract();
+    for (const [step, cfg] of [['expire-snapshots', parsed.sources[0]], ['expire-copies', parsed.target]] as const) {
+      const def = (name: string) => declaredFor(contract, step)!.find((v) => v.name === name)!.default!;
+      assert.deepEqual(cfg.retention, JSON.parse(def('RETENTION')), step);
+      assert.deepEqual([cfg.expire.dryRun, cfg.expire.allowDeleteAll, cfg.expire.maxDeletesPerRun, cfg.expire.quotaWarningPercent].map(String),
+        ['EXPIRE_DRY_RUN', 'ALLOW_DELETE_ALL', 'MAX_DELETES_PER_RUN', 'QUOTA_WARNING_PERCENT'].map(def), step);
+    }
+    // Each expire field alone: the others keep their defaults.
+    c.sources[0].expire = { maxDeletesPerRun: 5 };
+    assert.deepEqual(parseConfig(c).sources[0].expire, { ...defaults, maxDeletesPerRun: 5 });
+  });
+
+  test('accepts every retention criterion, regions of the backup account, an empty list (keeps everything), and drops $comment', () => {
+    const c = example();
+    c.target.retention = [
+      { $comment: 'orders: a year of monthlies', resources: '^prod-orders', keep_last: 0, max_age_days: 1, daily: 0, weekly: 1, monthly: 12, yearly: 100000 },
+      { regions: ['eu-central-1', 'eu-west-1'], resources: '.*', keep_last: 3 },
+      { keep_last: 7 },
+    ];
+    c.sources[0].retention = [];
+    c.target.expire = { dryRun: false, allowDeleteAll: true, maxDeletesPerRun: 1000, quotaWarningPercent: 100 };
+    const parsed = parseConfig(c);
+    assert.deepEqual(parsed.target.retention, [
+      { resources: '^prod-orders', keep_last: 0, max_age_days: 1, daily: 0, weekly: 1, monthly: 12, yearly: 100000 },
+      { resources: '.*', regions: ['eu-central-1', 'eu-west-1'], keep_last: 3 },
+      { keep_last: 7 },
+    ]);
+    assert.deepEqual(parsed.sources[0].retention, []);
+    assert.deepEqual(parsed.target.expire, { dryRun: false, allowDeleteAll: true, maxDeletesPerRun: 1000, quotaWarningPercent: 100 });
+    // A source's rule may name its own region.
+    c.sources[0].retention = [{ regions: ['eu-west-1'], keep_last: 3 }];
+    assert.deepEqual(parseConfig(c).sources[0].retention, [{ regions: ['eu-west-1'], keep_last: 3 }]);
   });
 
   test('loadConfig names the file', () => {

@@ -73,6 +73,8 @@ describe('synthesized environments against the contract', () => {
   // DESCRIPTION_REGEX and the restore class unset, so they are left out), beyond the
   // platform variables.
   const selection = ['SELECT_REGEX', 'SELECT_TAG'];
+  // Always set, defaults included (config.ts fills them in from shared/environment.json).
+  const expire = ['RETENTION', 'ALLOW_DELETE_ALL', 'EXPIRE_DRY_RUN', 'MAX_DELETES_PER_RUN', 'QUOTA_WARNING_PERCENT'];
   const fromConfig: Record<string, string[]> = {
     'create-snapshot': ['KINDS', ...selection, 'MIN_INTERVAL_MINUTES', 'MANUAL_SNAPSHOT_QUOTA'],
     'share-snapshot': ['TARGET_ACCOUNTS', 'SHARING_KMS_KEY_ARN', ...selection, 'RECHECK_SECONDS'],
@@ -80,6 +82,8 @@ describe('synthesized environments against the contract', () => {
       'IDENTIFIER_REGEX', 'RECHECK_SECONDS'],
     restore: ['RESTORE_ENABLED', 'RESTORE_EVERY_NTH', 'RESTORE_SUBNET_GROUP', 'RESTORE_SECURITY_GROUP_IDS',
       'TARGET_KMS_KEY_ARN', 'RECHECK_SECONDS', 'RESTORE_TIMEOUT_MINUTES'],
+    'expire-snapshots': ['KINDS', 'TARGET_ACCOUNTS', ...expire],
+    'expire-copies': ['KINDS', 'EXTRA_REGIONS', ...expire],
   };
   for (const fn of routing.functions) {
     test(`${fn.name}: the example config sets exactly its settings`, () => {
@@ -130,6 +134,34 @@ describe('synthesized environments against the contract', () => {
     assert.equal(copy.EXTRA_REGIONS, 'eu-central-1');
     assert.equal(copy.EXTRA_REGION_KMS_KEYS, `eu-central-1=arn:aws:kms:eu-central-1:${config.target.account}:alias/snapferry-target`);
     assert.equal(env('target', 'snapferry-restore').RESTORE_ENABLED, 'true');
+  });
+
+  test('the expire steps\' values: retention as the JSON the step parses, the expire settings, kinds, accounts and regions', () => {
+    const env = (side: 'source' | 'target', name: string) =>
+      only(templateFor(synth, side), 'AWS::Lambda::Function', { FunctionName: name }).Properties.Environment.Variables;
+    const s = config.sources[0];
+    const snapshots = env('source', 'snapferry-expire-snapshots');
+    assert.deepEqual(JSON.parse(snapshots.RETENTION), [{ resources: '^prod-orders$', keep_last: 4 }, { keep_last: 2 }]);
+    assert.deepEqual([snapshots.KINDS, snapshots.TARGET_ACCOUNTS, snapshots.EXPIRE_DRY_RUN, snapshots.ALLOW_DELETE_ALL, snapshots.MAX_DELETES_PER_RUN, snapshots.QUOTA_WARNING_PERCENT],
+      [s.kinds.join(','), config.target.account, 'true', 'false', '100', '80']);
+    const copies = env('target', 'snapferry-expire-copies');
+    assert.deepEqual(JSON.parse(copies.RETENTION), [
+      { regions: ['eu-central-1'], keep_last: 3, weekly: 4 },
+      { keep_last: 7, daily: 7, weekly: 4, monthly: 12, yearly: 3 },
+    ]);
+    assert.deepEqual([copies.KINDS, copies.EXTRA_REGIONS, copies.EXPIRE_DRY_RUN], ['db-instance,db-cluster,ebs', 'eu-central-1', 'true']);
+
+    // Other values reach the template; without extra regions EXTRA_REGIONS is left out.
+    const c = exampleConfig();
+    c.target.extraRegions = [];
+    c.target.retention = [{ resources: '^orders-', max_age_days: 30 }];
+    c.target.expire = { dryRun: false, allowDeleteAll: true, maxDeletesPerRun: 7, quotaWarningPercent: 95 };
+    c.sources[0].kinds = ['ebs'];
+    const t = synthExample(c);
+    const other = only(t.target, 'AWS::Lambda::Function', { FunctionName: 'snapferry-expire-copies' }).Properties.Environment.Variables;
+    assert.deepEqual([other.RETENTION, other.EXPIRE_DRY_RUN, other.ALLOW_DELETE_ALL, other.MAX_DELETES_PER_RUN, other.QUOTA_WARNING_PERCENT, other.EXTRA_REGIONS],
+      ['[{"resources":"^orders-","max_age_days":30}]', 'false', 'true', '7', '95', undefined]);
+    assert.equal(only(t.source, 'AWS::Lambda::Function', { FunctionName: 'snapferry-expire-snapshots' }).Properties.Environment.Variables.KINDS, 'ebs');
   });
 });
 

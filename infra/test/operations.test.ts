@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import { Template } from 'aws-cdk-lib/assertions';
 import { buildDeployment } from '../lib/app';
+import { environmentContract } from '../lib/environment';
 import { loadPermissions, PERMISSIONS_FILE } from '../lib/permissions';
 import { dlqName, functionName, Routing, RoutingFunction } from '../lib/routing';
 import { lambdaZip } from '../lib/step';
@@ -53,9 +54,15 @@ describe('every function', () => {
     return [fn.name, m.Properties.ScalingConfig];
   }));
 
-  test('the copy function\'s event source mapping caps its concurrency from the config; the others have no cap', () => {
+  test('the copy function\'s event source mapping caps its concurrency from the config, the expire steps\' at the minimum (2); the others have no cap', () => {
+    const cap: Record<string, (c: Config) => number> = {
+      'copy-shared-snapshot': (c) => c.target.copy.maxConcurrency,
+      // A backlog of follow-up messages must not fan out; 2 is the event source mapping's minimum.
+      'expire-snapshots': () => 2,
+      'expire-copies': () => 2,
+    };
     const want = (c: Config) => Object.fromEntries(routing.functions.map((fn) =>
-      [fn.name, fn.name === 'copy-shared-snapshot' ? { MaximumConcurrency: c.target.copy.maxConcurrency } : undefined]));
+      [fn.name, fn.name in cap ? { MaximumConcurrency: cap[fn.name](c) } : undefined]));
     assert.deepEqual(scalingConfigs(synth), want(config));
     // From the config, not a constant: another value reaches the template.
     const other = exampleConfig();
@@ -157,14 +164,61 @@ describe('alarms', () => {
     });
   }
 
-  test('the quota alarm\'s namespace and metric name are routing.json\'s', () => {
-    const r: Routing = { ...routing, metrics: { namespace: 'elsewhere', quota_full: 'QuotaReached' } };
+  // The steps that check how full the quotas are (QUOTA_WARNING_PERCENT, shared/environment.json)
+  // write routing.json's quota_warning metric; each has an alarm on it.
+  const warnsOfQuotas = (name: string) => (environmentContract().functions[name] ?? []).some((v) => v.name === 'QUOTA_WARNING_PERCENT');
+  const warningAlarms = (s: Synth, fn: RoutingFunction, r: Routing = routing) =>
+    Object.values(resources(templateFor(s, fn.account), 'AWS::CloudWatch::Alarm'))
+      .filter((a) => a.Properties.Namespace === r.metrics.namespace && a.Properties.MetricName === r.metrics.quota_warning
+        && JSON.stringify(a.Properties.Dimensions) === JSON.stringify([{ Name: 'Step', Value: fn.name }]));
+
+  test('shared/environment.json: the steps with a quota warning threshold are expire-snapshots and expire-copies', () => {
+    assert.deepEqual(routing.functions.filter((f) => warnsOfQuotas(f.name)).map((f) => f.name), ['expire-snapshots', 'expire-copies']);
+  });
+
+  for (const fn of routing.functions) {
+    test(`${fn.name}: ${warnsOfQuotas(fn.name) ? 'an alarm' : 'no alarm'} on ${routing.metrics.namespace}/${routing.metrics.quota_warning} (Step=${fn.name})`, () => {
+      const found = warningAlarms(synth, fn);
+      if (!warnsOfQuotas(fn.name)) {
+        assert.deepEqual(found, []);
+        return;
+      }
+      assert.equal(found.length, 1);
+      const topic = Object.keys(resources(templateFor(synth, fn.account), 'AWS::SNS::Topic'))[0];
+      const { AlarmDescription, ...p } = found[0].Properties;
+      // An hour's period (the step runs hourly), in alarm while either of the last two hours had a warning.
+      assert.deepEqual(p, {
+        AlarmName: `${functionName(fn)}-snapshot-quota-warning`,
+        Namespace: 'snapferry',
+        MetricName: 'SnapshotQuotaWarning',
+        Dimensions: [{ Name: 'Step', Value: fn.name }],
+        Statistic: 'Sum',
+        Period: 3600,
+        EvaluationPeriods: 2,
+        DatapointsToAlarm: 1,
+        Threshold: 1,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+        TreatMissingData: 'notBreaching',
+        AlarmActions: [{ Ref: topic }],
+      });
+      for (const words of ['QUOTA_WARNING_PERCENT', 'retention rules', 'raise the quota in Service Quotas']) {
+        assert.ok(AlarmDescription.includes(words), `${AlarmDescription} lacks ${words}`);
+      }
+    });
+  }
+
+  test('the quota alarms\' namespace and metric names are routing.json\'s', () => {
+    const r: Routing = { ...routing, metrics: { namespace: 'elsewhere', quota_full: 'QuotaReached', quota_warning: 'QuotaNearlyReached' } };
     const app = newApp();
     const d = buildDeployment(app, config, r, placeholderAssets());
     const s = { target: Template.fromStack(d.target), source: Template.fromStack(d.sources[0]) } as Synth;
     for (const fn of routing.functions.filter((f) => makesSnapshots(f.name))) {
       assert.equal(quotaAlarms(s, fn, r).length, 1, fn.name);
       assert.deepEqual(quotaAlarms(s, fn), [], fn.name);
+    }
+    for (const fn of routing.functions.filter((f) => warnsOfQuotas(f.name))) {
+      assert.equal(warningAlarms(s, fn, r).length, 1, fn.name);
+      assert.deepEqual(warningAlarms(s, fn), [], fn.name);
     }
   });
 

@@ -173,7 +173,7 @@ describe('loadPermissions refuses a malformed table, naming the mistake', () => 
     /^Error: permissions: every_step "OwnQueues": unknown condition "tag:whatever" \(not in "conditions"\)$/));
 
   test('a step routing.json does not have', () => refuses((p) => { p.steps['delete-everything'] = []; },
-    /^Error: permissions: unknown step "delete-everything" \(routing.json has create-snapshot, share-snapshot, copy-shared-snapshot, restore\)$/));
+    /^Error: permissions: unknown step "delete-everything" \(routing.json has create-snapshot, share-snapshot, copy-shared-snapshot, restore, expire-snapshots, expire-copies\)$/));
 
   test('a routing.json step without permissions', () => refuses((p) => { delete p.steps.restore; },
     /^Error: permissions: no permissions for routing.json's restore \(add it under "steps"\)$/));

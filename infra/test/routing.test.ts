@@ -2,8 +2,14 @@
 // local host runs from) says. Any drift between the two fails here.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { functionName, crossAccountRule, dlqName } from '../lib/routing';
-import { ebsConfig, exampleConfig, only, resources, routing, synthExample, templateFor } from './helpers';
+import { Template } from 'aws-cdk-lib/assertions';
+import { copiedBackRule, functionName, crossAccountRule, dlqName, loadRouting, ROUTING_FILE } from '../lib/routing';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Config } from '../lib/config';
+import { forwarderRoleArn } from '../lib/iam';
+import { ebsConfig, exampleConfig, only, resources, roleStatements, routing, synthExample, templateFor } from './helpers';
 import { RoutingRule } from '../lib/routing';
 
 /** Whether the example's `side` stack deploys `rule` (a rule with kinds only where one is handled). */
@@ -68,12 +74,75 @@ describe('routing.json drift', () => {
       [`arn:aws:events:${synth.deployment.target.region}:${account}:event-bus/${routing.pipeline_bus}`]);
   });
 
+  describe('copied_back: one rule per allowlisted source on the backup account\'s pipeline bus, to that source\'s bus', () => {
+    // Two sources, the second in another region: each rule's target is its own source's bus, where that source is.
+    const c: Config = exampleConfig();
+    c.sources.push({ ...c.sources[0], account: '333333333333', region: 'us-east-1', retention: [{ keep_last: 2 }] });
+    const multi = synthExample(c);
+    const bus = only(multi.target, 'AWS::Events::EventBus', { Name: routing.pipeline_bus });
+    const forwarder = only(multi.target, 'AWS::IAM::Role', { RoleName: `snapferry-forward-${c.target.region}` });
+
+    for (const s of c.sources) {
+      test(`source ${s.account} (${s.region})`, () => {
+        const want = copiedBackRule(routing, s.account);
+        assert.equal(want.name, `snapferry-copied-to-${s.account}`);
+        const r = only(multi.target, 'AWS::Events::Rule', { Name: want.name });
+        assert.deepEqual(r.Properties.EventBusName, { Ref: bus.id });
+        // routing.json's pattern with the source's account filled in: that source's backups only.
+        assert.deepEqual(r.Properties.EventPattern, want.pattern);
+        assert.deepEqual(r.Properties.EventPattern, {
+          source: [routing.source], 'detail-type': ['Snapshot Copied'], detail: { origin: { account: [s.account] } },
+        });
+        assert.equal(JSON.stringify(r.Properties.EventPattern).includes('{account}'), false);
+        assert.deepEqual(r.Properties.Targets.map((x: any) => [x.Arn, x.RoleArn]),
+          [[`arn:aws:events:${s.region}:${s.account}:event-bus/${routing.pipeline_bus}`, { 'Fn::GetAtt': [forwarder.id, 'Arn'] }]]);
+      });
+    }
+
+    test('the backup account\'s forwarding role: assumed by EventBridge, may only put events on the sources\' buses', () => {
+      assert.deepEqual(forwarder.Properties.AssumeRolePolicyDocument.Statement,
+        [{ Action: 'sts:AssumeRole', Effect: 'Allow', Principal: { Service: 'events.amazonaws.com' } }]);
+      assert.equal(forwarder.Properties.ManagedPolicyArns, undefined);
+      const statements = roleStatements(multi.target).filter((x) => x.role === forwarder.id).map((x) => x.st);
+      assert.deepEqual(statements, [{
+        Effect: 'Allow', Action: 'events:PutEvents',
+        Resource: c.sources.map((s) => `arn:aws:events:${s.region}:${s.account}:event-bus/${routing.pipeline_bus}`),
+      }]);
+      // The name each source's bus policy admits.
+      assert.equal(`arn:aws:iam::${c.target.account}:role/${forwarder.Properties.RoleName}`, forwarderRoleArn('aws', c.target.account, c.target.region));
+    });
+
+    test('the source bus admits exactly what the rule forwards: routing.json\'s source and detail-type', () => {
+      for (const [i, s] of c.sources.entries()) {
+        const t = Template.fromStack(multi.deployment.sources[i]);
+        const [policy] = Object.values(resources(t, 'AWS::Events::EventBusPolicy'));
+        const admitted = policy.Properties.Statement.Condition['ForAllValues:StringEquals'];
+        const pattern = copiedBackRule(routing, s.account).pattern as any;
+        assert.deepEqual([[admitted['events:source']].flat(), [admitted['events:detail-type']].flat()], [pattern.source, pattern['detail-type']], s.account);
+      }
+    });
+  });
+
+  test('routing.json refuses a per-account rule without {account}', () => {
+    const raw = JSON.parse(fs.readFileSync(ROUTING_FILE, 'utf8'));
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'snapferry-routing-')), 'routing.json');
+    for (const key of ['cross_account', 'copied_back']) {
+      const r = structuredClone(raw);
+      r[key].rule = 'snapferry-to-everyone';
+      fs.writeFileSync(file, JSON.stringify(r));
+      assert.throws(() => loadRouting(file), new RegExp(`${key} must have a rule name and a pattern, both with \\{account\\}, on the pipeline bus`));
+    }
+    fs.writeFileSync(file, JSON.stringify(raw));
+    assert.doesNotThrow(() => loadRouting(file));
+  });
+
   test('no rule, queue or function that routing.json does not list', () => {
     for (const side of ['source', 'target'] as const) {
       const t = templateFor(synth, side);
       const fns = routing.functions.filter((f) => f.account === side);
       const rules = fns.flatMap((f) => f.rules.filter((r) => deployed(side, r)).map((r) => r.name));
       if (side === 'source') rules.push(crossAccountRule(routing, synth.deployment.target.account).name);
+      if (side === 'target') rules.push(...exampleConfig().sources.map((src) => copiedBackRule(routing, src.account).name));
       const names = (type: string, key: string) => Object.values(resources(t, type)).map((r) => r.Properties[key]).sort();
       assert.deepEqual(names('AWS::Events::Rule', 'Name'), rules.sort());
       assert.deepEqual(names('AWS::SQS::Queue', 'QueueName'), fns.flatMap((f) => [f.queue, dlqName(f)]).sort());

@@ -198,8 +198,40 @@ describe('pipeline bus policy', () => {
       const sts = roleStatements(t).filter((x) => x.role === roleId).map((x) => x.st);
       assert.deepEqual(sts, [{ Effect: 'Allow', Action: 'events:PutEvents', Resource: targetBusArn }]);
       t.resourceCountIs('AWS::IAM::ManagedPolicy', 0);
-      t.resourceCountIs('AWS::Events::EventBusPolicy', 0);
     }
+  });
+
+  test('source bus admits PutEvents only from the backup account\'s forwarding role (aws:PrincipalArn), only snapferry "Snapshot Copied"', () => {
+    for (const { t } of [...multiSources, { t: synth.source }]) {
+      const bus = only(t, 'AWS::Events::EventBus', { Name: routing.pipeline_bus });
+      const policies = Object.values(resources(t, 'AWS::Events::EventBusPolicy'));
+      assert.equal(policies.length, 1);
+      assert.deepEqual(policies[0].Properties.EventBusName, { Ref: bus.id });
+      assert.deepEqual(busStatements(t).map(({ Sid: _, ...st }) => st), [{
+        Effect: 'Allow',
+        Principal: root(target),
+        Action: 'events:PutEvents',
+        Resource: { 'Fn::GetAtt': [bus.id, 'Arn'] },
+        Condition: {
+          // The role the backup account's copied_back rules use, in its home region.
+          StringEquals: { 'aws:PrincipalArn': forwarderArn(target, config.target.region) },
+          'ForAllValues:StringEquals': { 'events:source': routing.source, 'events:detail-type': 'Snapshot Copied' },
+          Null: { 'events:source': 'false', 'events:detail-type': 'false' },
+        },
+      }]);
+    }
+  });
+
+  test('backup account: the copied_back rules use the role the source buses admit, which may only put events on the source buses', () => {
+    const role = only(multi.target, 'AWS::IAM::Role', { RoleName: `snapferry-forward-${config.target.region}` });
+    assert.equal(`arn:aws:iam::${target}:role/${role.Properties.RoleName}`, forwarderArn(target, config.target.region));
+    const rules = Object.values(resources(multi.target, 'AWS::Events::Rule')).filter((r) => r.Properties.Name.startsWith('snapferry-copied-to-'));
+    assert.equal(rules.length, multiConfig.sources.length);
+    for (const r of rules) assert.deepEqual(r.Properties.Targets.map((x: any) => x.RoleArn), [{ 'Fn::GetAtt': [role.id, 'Arn'] }]);
+    const sts = roleStatements(multi.target).filter((x) => x.role === role.id).map((x) => x.st);
+    assert.deepEqual(sts, [{ Effect: 'Allow', Action: 'events:PutEvents',
+      Resource: multiConfig.sources.map((s) => `arn:aws:events:${s.region}:${s.account}:event-bus/${routing.pipeline_bus}`) }]);
+    assert.equal(role.Properties.ManagedPolicyArns, undefined);
   });
 });
 
@@ -261,6 +293,34 @@ describe('IAM', () => {
     const modify = share.filter((s) => list(s.Action).some((a) => a.startsWith('rds:Modify')));
     assert.deepEqual(modify.map((s) => s.Condition), [{ StringEquals: { 'aws:ResourceTag/snapferry:managed': 'true' } }]);
     assert.ok(modify.every((s) => list(s.Resource).every((r: string) => /:(cluster-)?snapshot:snapferry-\*$/.test(r))));
+  });
+
+  test('the expire steps delete (and withdraw shares of, and tag) only managed snapferry- snapshots, in their regions, and never a database or volume', () => {
+    const managed = { StringEquals: { 'aws:ResourceTag/snapferry:managed': 'true' } };
+    const regionsOf = (side: 'source' | 'target') => (side === 'source' ? [sourceRegion] : [config.target.region, ...config.target.extraRegions]);
+    for (const [side, t, fn] of [['source', ebs.source, 'snapferry-expire-snapshots'], ['target', synth.target, 'snapferry-expire-copies']] as const) {
+      const sts = statementsOf(t, fn);
+      const writes = sts.filter((s) => list(s.Action).some((a) => WRITES.test(a)));
+      assert.ok(writes.length >= 2, fn);
+      for (const s of writes) {
+        assert.deepEqual(s.Condition, managed, `${fn} ${s.Sid}`);
+        // expire-snapshots also tags what it released (snapferry:released-at): tagging too only on managed snapshots.
+        for (const a of list(s.Action)) assert.match(a, /^(rds:(Delete|Modify)DB(Cluster)?Snapshot(Attribute)?|rds:AddTagsToResource|ec2:(DeleteSnapshot|ModifySnapshotAttribute|CreateTags))$/, `${fn} ${s.Sid}`);
+        for (const r of list(s.Resource)) {
+          const m = /^arn:aws:(?:rds:([\w-]+):\d{12}:(?:cluster-)?snapshot:snapferry-\*|ec2:([\w-]+)::snapshot\/\*)$/.exec(r);
+          assert.ok(m, `${fn} ${s.Sid}: ${r}`);
+          assert.ok(regionsOf(side).includes(m[1] ?? m[2]), `${fn} ${s.Sid}: ${r}`);
+        }
+      }
+      // Every region of the stack is covered, for RDS and (the source backing up EBS, the target by default) EBS.
+      const resourcesOf = (pattern: RegExp) => writes.flatMap((s) => list(s.Resource)).filter((r: string) => pattern.test(r));
+      assert.equal(resourcesOf(/:rds:.*snapshot:/).length, 2 * regionsOf(side).length, fn);
+      assert.equal(resourcesOf(/:ec2:/).length, regionsOf(side).length, fn);
+      const actions = sts.flatMap((s) => list(s.Action));
+      for (const a of actions) assert.doesNotMatch(a, /^(rds:DeleteDB(Instance|Cluster)$|ec2:(DeleteVolume|UnlockSnapshot|LockSnapshot)$|rds:(Create|Copy|Restore)|ec2:(CreateSnapshots?|CreateVolume|Copy))/, fn);
+    }
+    // The backup account never shares its copies.
+    assert.ok(!statementsOf(synth.target, 'snapferry-expire-copies').some((s) => list(s.Action).some((a) => /Modify.*Attribute/.test(a))));
   });
 
   test('restores only create resources tagged as restore tests, in the isolated subnet group', () => {

@@ -109,10 +109,13 @@ const principals: Record<string, Principal> = {
   'backup admin': admin(`arn:aws:iam::${BAK}:role/admin`),
   'other admin': admin(`arn:aws:iam::${OTHER}:role/admin`),
   'other forwarder': admin(forwarderRoleArn('aws', OTHER, SR)),
+  // The backup account's role for the copied_back rules.
+  'backup forwarder': rolePrincipal(target, only(target.t, 'AWS::IAM::Role', { RoleName: `snapferry-forward-${R}` }).id),
 };
 assert.equal(principals.forwarder.arn, forwarderRoleArn('aws', SRC, SR));
+assert.equal(principals['backup forwarder'].arn, forwarderRoleArn('aws', BAK, R));
 
-// The resources' own policies, as deployed: every key's key policy, the backup account's bus policy.
+// The resources' own policies, as deployed: every key's key policy, both accounts' bus policies.
 const keyArn = (s: typeof source) => s.resolve({ 'Fn::GetAtt': [only(s.t, 'AWS::KMS::Key', {}).id, 'Arn'] });
 const resourcePolicies = new Map<string, Policy>(stacks.flatMap((s) => Object.keys(resources(s.t, 'AWS::KMS::Key')).map((id) =>
   [s.resolve({ 'Fn::GetAtt': [id, 'Arn'] }), s.resolve(resources(s.t, 'AWS::KMS::Key')[id].Properties.KeyPolicy)] as [string, Policy])));
@@ -121,6 +124,8 @@ const targetKey = keyArn(target);
 const extraKey = keyArn(stacks[2]);
 const targetBus = target.resolve({ 'Fn::GetAtt': [only(target.t, 'AWS::Events::EventBus', { Name: routing.pipeline_bus }).id, 'Arn'] });
 resourcePolicies.set(targetBus, policy(Object.values(resources(target.t, 'AWS::Events::EventBusPolicy')).map((p) => target.resolve(p.Properties.Statement))));
+const sourceBus = source.resolve({ 'Fn::GetAtt': [only(source.t, 'AWS::Events::EventBus', { Name: routing.pipeline_bus }).id, 'Arn'] });
+resourcePolicies.set(sourceBus, policy(Object.values(resources(source.t, 'AWS::Events::EventBusPolicy')).map((p) => source.resolve(p.Properties.Statement))));
 
 /**
  * EBS snapshot ARNs carry no account (arn:aws:ec2:<region>::snapshot/<id>): the owner of each
@@ -189,6 +194,9 @@ const otherSnap = ebsSnapshot('snap-0000000000000e001', OTHER, 'us-east-1');
 const bakCopy = ebsSnapshot('snap-0000000000000b001', BAK, R);
 const bakExtraCopy = ebsSnapshot('snap-0000000000000b002', BAK, XR);
 const bakForeignSnap = ebsSnapshot('snap-0000000000000b0f1', BAK, R);
+/** Snapshots tagged as ours, in a region neither stack covers: no step may delete them. */
+const srcFarSnap = ebsSnapshot('snap-0000000000000a0e1', SRC, 'us-east-1');
+const bakFarCopy = ebsSnapshot('snap-0000000000000b0e1', BAK, 'us-east-1');
 const testVolume = ec2(BAK, R, 'volume', 'vol-0b1b2c3d4e5f60001');
 const bakVolume = ec2(BAK, R, 'volume', 'vol-0b1b2c3d4e5f6000f');
 const alias = (name: string): Context => ({ 'kms:ResourceAliases': [name] });
@@ -332,6 +340,66 @@ const cases: Case[] = [
   ['restore', 'deny', 'rds:DeleteDBSnapshot', bak('snapshot', 'snapferry-prod-orders-1'), OURS],
   ['restore', 'deny', 'kms:Decrypt', sharingKey, via(SR)],
 
+  // expire-snapshots (source account): deletes, and withdraws the share of, only snapferry- snapshots tagged as ours, in its region.
+  ['expire-snapshots', 'allow', 'rds:DescribeAccountAttributes', '*'],
+  ['expire-snapshots', 'allow', 'rds:DescribeDBSnapshots', src('snapshot', 'snapferry-prod-orders-1')],
+  ['expire-snapshots', 'allow', 'rds:DescribeDBClusterSnapshots', src('cluster-snapshot', 'snapferry-prod-billing-1')],
+  ['expire-snapshots', 'allow', 'rds:DescribeDBSnapshotAttributes', src('snapshot', 'snapferry-prod-orders-1')],
+  ['expire-snapshots', 'allow', 'rds:DescribeDBClusterSnapshotAttributes', src('cluster-snapshot', 'snapferry-prod-billing-1')],
+  ['expire-snapshots', 'allow', 'rds:DeleteDBSnapshot', src('snapshot', 'snapferry-prod-orders-1'), OURS],
+  ['expire-snapshots', 'allow', 'rds:DeleteDBClusterSnapshot', src('cluster-snapshot', 'snapferry-prod-billing-1'), OURS],
+  ['expire-snapshots', 'allow', 'rds:ModifyDBSnapshotAttribute', src('snapshot', 'snapferry-prod-orders-1'), OURS],
+  ['expire-snapshots', 'allow', 'rds:ModifyDBClusterSnapshotAttribute', src('cluster-snapshot', 'snapferry-prod-billing-1'), OURS],
+  ['expire-snapshots', 'deny', 'rds:DeleteDBSnapshot', src('snapshot', 'snapferry-prod-orders-1')],
+  ['expire-snapshots', 'deny', 'rds:DeleteDBSnapshot', src('snapshot', 'snapferry-prod-orders-1'), { 'aws:ResourceTag/snapferry:managed': 'false' }],
+  ['expire-snapshots', 'deny', 'rds:DeleteDBSnapshot', src('snapshot', 'prod-orders-manual'), OURS],
+  ['expire-snapshots', 'deny', 'rds:DeleteDBSnapshot', src('snapshot', 'rds:prod-orders-2025-01-01-00-05'), OURS],
+  ['expire-snapshots', 'deny', 'rds:DeleteDBSnapshot', rds(SRC, 'snapshot', 'snapferry-prod-orders-1', 'us-east-1'), OURS],
+  ['expire-snapshots', 'deny', 'rds:DeleteDBClusterSnapshot', src('cluster-snapshot', 'snapferry-prod-billing-1')],
+  ['expire-snapshots', 'deny', 'rds:DeleteDBClusterSnapshot', src('cluster-snapshot', 'prod-billing-manual'), OURS],
+  ['expire-snapshots', 'deny', 'rds:ModifyDBSnapshotAttribute', src('snapshot', 'snapferry-prod-orders-1')],
+  ['expire-snapshots', 'deny', 'rds:ModifyDBSnapshotAttribute', src('snapshot', 'prod-orders-manual'), OURS],
+  ['expire-snapshots', 'deny', 'rds:ModifyDBClusterSnapshotAttribute', src('cluster-snapshot', 'rds:prod-billing-2025-01-01-00-05'), OURS],
+  ['expire-snapshots', 'deny', 'rds:DeleteDBInstance', src('db', 'prod-orders')],
+  ['expire-snapshots', 'deny', 'rds:DeleteDBInstance', src('db', 'snapferry-prod-orders'), OURS],
+  ['expire-snapshots', 'deny', 'rds:DeleteDBCluster', src('cluster', 'prod-billing'), OURS],
+  ['expire-snapshots', 'deny', 'rds:CreateDBSnapshot', src('snapshot', 'snapferry-prod-orders-1'), TAG],
+  ['expire-snapshots', 'deny', 'rds:CopyDBSnapshot', src('snapshot', 'snapferry-prod-orders-1'), TAG],
+  // It tags what it released (snapferry:released-at), only on our own snapshots.
+  ['expire-snapshots', 'allow', 'rds:AddTagsToResource', src('snapshot', 'snapferry-prod-orders-1'), OURS],
+  ['expire-snapshots', 'allow', 'rds:AddTagsToResource', src('cluster-snapshot', 'snapferry-prod-billing-1'), OURS],
+  ['expire-snapshots', 'deny', 'rds:AddTagsToResource', src('snapshot', 'snapferry-prod-orders-1')],
+  ['expire-snapshots', 'deny', 'rds:AddTagsToResource', src('snapshot', 'prod-orders-manual'), OURS],
+  ['expire-snapshots', 'deny', 'rds:AddTagsToResource', src('db', 'prod-orders'), OURS],
+  ['expire-snapshots', 'deny', 'rds:DescribeEvents', '*'],
+  ['expire-snapshots', 'deny', 'kms:Decrypt', sharingKey],
+
+  // expire-copies (backup account): deletes only snapferry- copies tagged as ours, at home and in the extra regions.
+  ['expire-copies', 'allow', 'rds:DescribeAccountAttributes', '*'],
+  ['expire-copies', 'allow', 'rds:DescribeDBSnapshots', bak('snapshot', 'snapferry-prod-orders-1')],
+  ['expire-copies', 'allow', 'rds:DescribeDBSnapshots', bak('snapshot', 'snapferry-prod-orders-1', XR)],
+  ['expire-copies', 'allow', 'rds:DescribeDBClusterSnapshots', bak('cluster-snapshot', 'snapferry-prod-billing-1', XR)],
+  ['expire-copies', 'allow', 'rds:DescribeDBInstances', bak('db', 'snapferry-restore-prod-orders-1')],
+  ['expire-copies', 'allow', 'rds:DescribeDBClusters', bak('cluster', 'snapferry-restore-prod-billing-1')],
+  ['expire-copies', 'allow', 'rds:DeleteDBSnapshot', bak('snapshot', 'snapferry-prod-orders-1'), OURS],
+  ['expire-copies', 'allow', 'rds:DeleteDBSnapshot', bak('snapshot', 'snapferry-prod-orders-1', XR), OURS],
+  ['expire-copies', 'allow', 'rds:DeleteDBClusterSnapshot', bak('cluster-snapshot', 'snapferry-prod-billing-1'), OURS],
+  ['expire-copies', 'allow', 'rds:DeleteDBClusterSnapshot', bak('cluster-snapshot', 'snapferry-prod-billing-1', XR), OURS],
+  ['expire-copies', 'deny', 'rds:DeleteDBSnapshot', bak('snapshot', 'snapferry-prod-orders-1')],
+  ['expire-copies', 'deny', 'rds:DeleteDBSnapshot', bak('snapshot', 'snapferry-prod-orders-1', XR), { 'aws:ResourceTag/snapferry:managed': 'false' }],
+  ['expire-copies', 'deny', 'rds:DeleteDBSnapshot', bak('snapshot', 'prod-orders-keep'), OURS],
+  ['expire-copies', 'deny', 'rds:DeleteDBSnapshot', bak('snapshot', 'snapferry-prod-orders-1', 'us-east-1'), OURS],
+  ['expire-copies', 'deny', 'rds:DeleteDBClusterSnapshot', bak('cluster-snapshot', 'prod-billing-keep', XR), OURS],
+  ['expire-copies', 'deny', 'rds:DeleteDBSnapshot', rds(SRC, 'snapshot', 'snapferry-prod-orders-1'), OURS],
+  ['expire-copies', 'deny', 'rds:ModifyDBSnapshotAttribute', bak('snapshot', 'snapferry-prod-orders-1'), OURS],
+  ['expire-copies', 'deny', 'rds:DeleteDBInstance', bak('db', 'snapferry-restore-prod-orders-1'), IS_TEST],
+  ['expire-copies', 'deny', 'rds:DeleteDBInstance', bak('db', 'prod-orders'), OURS],
+  ['expire-copies', 'deny', 'rds:DeleteDBCluster', bak('cluster', 'snapferry-restore-prod-billing-1'), IS_TEST],
+  ['expire-copies', 'deny', 'rds:CopyDBSnapshot', bak('snapshot', 'snapferry-prod-orders-1'), TAG],
+  ['expire-copies', 'deny', 'rds:AddTagsToResource', bak('snapshot', 'snapferry-prod-orders-1'), OURS],
+  ['expire-copies', 'deny', 'rds:DescribeEvents', '*'],
+  ['expire-copies', 'deny', 'kms:Decrypt', targetKey],
+
   // EBS (kind ebs). create-snapshot: any selected volume or instance, into snapshots tagged as ours.
   ['create-snapshot', 'allow', 'ec2:DescribeVolumes', '*'],
   ['create-snapshot', 'allow', 'ec2:DescribeInstances', '*'],
@@ -446,6 +514,41 @@ const cases: Case[] = [
   ['restore', 'deny', 'kms:CreateGrant', targetKey, viaEc2(R)],
   ['restore', 'deny', 'kms:Decrypt', sharingKey, viaEc2(SR)],
 
+  // expire-snapshots, EBS: deletes, and withdraws the createVolumePermission of, only snapshots tagged as ours.
+  ['expire-snapshots', 'allow', 'ec2:DescribeSnapshots', '*'],
+  ['expire-snapshots', 'allow', 'ec2:DescribeLockedSnapshots', '*'],
+  ['expire-snapshots', 'allow', 'ec2:DescribeSnapshotAttribute', srcNewSnap],
+  ['expire-snapshots', 'allow', 'ec2:DeleteSnapshot', srcNewSnap, OURS],
+  ['expire-snapshots', 'allow', 'ec2:ModifySnapshotAttribute', srcNewSnap, OURS],
+  ['expire-snapshots', 'deny', 'ec2:DeleteSnapshot', srcForeignSnap],
+  ['expire-snapshots', 'deny', 'ec2:DeleteSnapshot', srcForeignSnap, { 'aws:ResourceTag/snapferry:managed': 'false' }],
+  ['expire-snapshots', 'deny', 'ec2:DeleteSnapshot', srcFarSnap, OURS],
+  ['expire-snapshots', 'deny', 'ec2:ModifySnapshotAttribute', srcForeignSnap],
+  ['expire-snapshots', 'deny', 'ec2:DeleteVolume', srcVolume],
+  ['expire-snapshots', 'deny', 'ec2:DeleteVolume', srcVolume, OURS],
+  ['expire-snapshots', 'allow', 'ec2:CreateTags', srcNewSnap, OURS],
+  ['expire-snapshots', 'deny', 'ec2:CreateTags', srcForeignSnap],
+  ['expire-snapshots', 'deny', 'ec2:CreateTags', srcVolume, OURS],
+  ['expire-snapshots', 'deny', 'ec2:CopySnapshot', srcNewSnap, TAG],
+  ['expire-snapshots', 'deny', 'ec2:UnlockSnapshot', srcNewSnap, OURS],
+
+  // expire-copies, EBS: deletes only copies tagged as ours, at home and in the extra regions; never unlocks one.
+  ['expire-copies', 'allow', 'ec2:DescribeSnapshots', '*'],
+  ['expire-copies', 'allow', 'ec2:DescribeVolumes', '*'],
+  ['expire-copies', 'allow', 'ec2:DescribeLockedSnapshots', '*'],
+  ['expire-copies', 'allow', 'ec2:DeleteSnapshot', bakCopy, OURS],
+  ['expire-copies', 'allow', 'ec2:DeleteSnapshot', bakExtraCopy, OURS],
+  ['expire-copies', 'deny', 'ec2:DeleteSnapshot', bakForeignSnap],
+  ['expire-copies', 'deny', 'ec2:DeleteSnapshot', bakForeignSnap, { 'aws:ResourceTag/snapferry:managed': 'false' }],
+  ['expire-copies', 'deny', 'ec2:DeleteSnapshot', bakFarCopy, OURS],
+  ['expire-copies', 'deny', 'ec2:DeleteVolume', testVolume, IS_TEST],
+  ['expire-copies', 'deny', 'ec2:DeleteVolume', bakVolume, OURS],
+  ['expire-copies', 'deny', 'ec2:UnlockSnapshot', bakCopy, OURS],
+  ['expire-copies', 'deny', 'ec2:LockSnapshot', bakCopy, OURS],
+  ['expire-copies', 'deny', 'ec2:ModifySnapshotAttribute', bakCopy, OURS],
+  ['expire-copies', 'deny', 'ec2:CreateTags', bakCopy, OURS],
+  ['expire-copies', 'deny', 'ec2:CopySnapshot', bakCopy, TAG],
+
   // Every step: its own queue and DLQ, its account's pipeline bus; not another step's queue, not the default bus.
   ...routing.functions.flatMap((fn): Case[] => {
     const [account, region] = fn.account === 'source' ? [SRC, SR] : [BAK, R];
@@ -466,6 +569,22 @@ const cases: Case[] = [
   ['forwarder', 'deny', 'events:PutEvents', targetBus],
   ['source admin', 'deny', 'events:PutEvents', targetBus, event('Snapshot Shared')],
   ['other forwarder', 'deny', 'events:PutEvents', targetBus, event('Snapshot Shared')],
+  ['backup forwarder', 'deny', 'events:PutEvents', targetBus, event('Snapshot Shared')],
+
+  // The way back (copied_back): a source's pipeline bus admits only the backup account's forwarding role, only "Snapshot Copied".
+  ['backup forwarder', 'allow', 'events:PutEvents', sourceBus, event('Snapshot Copied')],
+  ['backup forwarder', 'deny', 'events:PutEvents', sourceBus, event('Snapshot Shared')],
+  ['backup forwarder', 'deny', 'events:PutEvents', sourceBus, event('Backup Requested')],
+  ['backup forwarder', 'deny', 'events:PutEvents', sourceBus, { 'events:source': ['aws.rds'], 'events:detail-type': ['Snapshot Copied'] }],
+  // One PutEvents call with a "Snapshot Copied" entry and another: every entry must be admitted.
+  ['backup forwarder', 'deny', 'events:PutEvents', sourceBus, { 'events:source': [routing.source], 'events:detail-type': ['Snapshot Copied', 'Backup Requested'] }],
+  ['backup forwarder', 'deny', 'events:PutEvents', sourceBus],
+  ['backup forwarder', 'deny', 'events:PutEvents', `arn:aws:events:${SR}:${SRC}:event-bus/default`, event('Snapshot Copied')],
+  ['backup admin', 'deny', 'events:PutEvents', sourceBus, event('Snapshot Copied')],
+  ['other admin', 'deny', 'events:PutEvents', sourceBus, event('Snapshot Copied')],
+  ['other forwarder', 'deny', 'events:PutEvents', sourceBus, event('Snapshot Copied')],
+  // The source's own forwarding role only sends to the backup account: no loop.
+  ['forwarder', 'deny', 'events:PutEvents', sourceBus, event('Snapshot Copied')],
 
   // The sharing key's key policy: the backup account only through RDS in the source's region.
   ['backup admin', 'allow', 'kms:Decrypt', sharingKey, via(SR)],

@@ -16,6 +16,8 @@ pub struct Routing {
     pub visibility_timeout_factor: u32,
     pub functions: Vec<Function>,
     pub cross_account: CrossAccount,
+    /// The way back: a backup account returns "Snapshot Copied" to each source.
+    pub copied_back: CrossAccount,
     pub metrics: MetricNames,
 }
 
@@ -25,6 +27,8 @@ pub struct MetricNames {
     pub namespace: String,
     /// A snapshot count quota is full (never clears by itself).
     pub quota_full: String,
+    /// A snapshot count quota is past its warning threshold.
+    pub quota_warning: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -88,7 +92,7 @@ impl Routing {
 }
 
 impl CrossAccount {
-    /// The forwarding rule's name and pattern for one target account.
+    /// The forwarding rule's name and pattern for one account (`{account}` filled in).
     pub fn for_account(&self, account: &str) -> (String, Value) {
         let pattern = self.pattern.to_string().replace("{account}", account);
         (self.rule.replace("{account}", account), serde_json::from_str(&pattern).unwrap_or(Value::Null))

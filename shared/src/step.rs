@@ -281,6 +281,7 @@ fn stalled_event(incoming: &Incoming) -> Option<(String, SnapshotRef, SnapshotRe
             | RecheckWhat::RestoreProgress { copy, origin, .. } => {
                 Some((e.detail.correlation_id.clone(), copy.clone(), origin.clone()))
             }
+            RecheckWhat::ExpireFrom { .. } => None,
         },
         Incoming::Schedule(_) | Incoming::BackupRequested(_) | Incoming::Native(_) => None,
     }

@@ -38,6 +38,9 @@ pub const CREATED_AT: &str = "snapferry:created-at";
 pub const COPIED_FROM: &str = "snapferry:copied-from";
 /// On a copy: which attempt at making it this is (1 when absent).
 pub const COPY_ATTEMPT: &str = "snapferry:copy-attempt";
+/// On a source snapshot: when the backup account reported its copy and the share was
+/// withdrawn; the share step leaves it alone, and an intermediate copy goes a grace period later.
+pub const RELEASED_AT: &str = "snapferry:released-at";
 /// The backup set a snapshot belongs to (the volumes of one EC2 instance, taken together).
 pub const SET: &str = "snapferry:set";
 /// How many snapshots that set has.

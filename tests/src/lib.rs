@@ -498,8 +498,15 @@ pub mod chain {
     /// Asserts that no step's DLQ in either account holds a message.
     pub async fn assert_dlqs_empty(p: &LocalPipeline) {
         for q in p.deployment.queues() {
-            let depth = queue_depth(account_clients(p, &q.account), &q.dlq_url).await;
-            assert_eq!(depth, 0, "{}'s DLQ in {} is not empty", q.function, q.account);
+            let c = account_clients(p, &q.account);
+            if queue_depth(c, &q.dlq_url).await > 0 {
+                let reasons: Vec<String> = dlq_messages(c, &q.dlq_url)
+                    .await
+                    .iter()
+                    .map(|m| format!("{}: {}", attribute(m, snapferry::sqs::ATTR_ERROR_REASON), m.body().unwrap_or("")))
+                    .collect();
+                panic!("{}'s DLQ in {} is not empty:\n{}", q.function, q.account, reasons.join("\n"));
+            }
         }
     }
 

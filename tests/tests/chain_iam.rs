@@ -45,6 +45,13 @@ const GRANTED_NOT_CALLED: &[(&str, &str, &str)] = &[
     ("copy-shared-snapshot", "ec2:DeleteSnapshot", "a failed copy is deleted before it is made again"),
     // The volume on aws/ebs is copied, the instance's volumes on the account's own key.
     ("create-snapshot", "ec2:CreateSnapshot", "a single volume; this chain snapshots an instance's set"),
+    // Retention deletes what its rules no longer keep; this chain's one backup per resource
+    // is kept (chain_expire deletes past the rules under these roles).
+    ("expire-snapshots", "rds:DeleteDBClusterSnapshot", "the cluster was shared as it is: no intermediate copy"),
+    ("expire-copies", "rds:DeleteDBSnapshot", "a copy past its rules"),
+    ("expire-copies", "rds:DeleteDBClusterSnapshot", "a copy past its rules"),
+    ("expire-copies", "ec2:DeleteSnapshot", "a copy past its rules"),
+    ("expire-copies", "events:PutEvents", "Snapshot Expired, and the quota warning"),
 ];
 
 /// An EC2 instance tagged `backup` with two volumes on the account's `aws/ebs` key; their ids.
@@ -87,6 +94,7 @@ async fn every_call_of_every_step_is_granted_to_its_role_and_no_role_holds_more(
         select_instance_tag: Some("backup".into()),
         kinds: vec![ResourceKind::DbInstance, ResourceKind::DbCluster, ResourceKind::Ebs],
         lock: Some(("governance".into(), 1)),
+        release_shares: true,
         ..fast_options()
     };
     let p = start(&options).await;
@@ -110,6 +118,15 @@ async fn every_call_of_every_step_is_granted_to_its_role_and_no_role_holds_more(
     let mut all = vec!["orders", "ledger"];
     all.extend(volumes.iter().map(String::as_str));
     run_until(&p, &mut events, "all verified", verified(&all)).await;
+    // The copies came back to the source, which withdrew its shares; an hour on, retention
+    // runs in both accounts and the intermediate copies go.
+    settle(&p, &mut events).await;
+    let later = chrono::Utc::now() + chrono::Duration::minutes(61);
+    for step in ["expire-snapshots", "expire-copies"] {
+        p.host.fire(Some(step), later).await.expect("fire the expire schedules");
+    }
+    settle(&p, &mut events).await;
+    assert!(count(&events, "orders", "Snapshot Expired") == 1, "{}", summary(&events));
     assert_dlqs_empty(&p).await;
 
     let permissions = Permissions::load();

@@ -38,7 +38,7 @@ async fn accounts(targets: usize) -> Accounts {
 /// Deploys with a short visibility timeout, so failed records come back within a second.
 async fn deployed(targets: usize) -> (Accounts, Deployment) {
     let a = accounts(targets).await;
-    let options = DeployOptions { visibility_timeout_override: Some(1) };
+    let options = DeployOptions { visibility_timeout_override: Some(1), copied_back: true };
     let deployment = deploy(&a.routing, &a.source, &a.targets, &options).await.expect("deploy");
     (a, deployment)
 }
@@ -221,7 +221,7 @@ async fn deploying_twice_changes_nothing_and_a_new_override_updates_the_queues()
     let policy: Value = serde_json::from_str(bus.policy().expect("policy")).expect("JSON");
     assert_eq!(policy["Statement"].as_array().map(Vec::len), Some(1), "one statement for the source: {policy}");
 
-    let options = DeployOptions { visibility_timeout_override: Some(3) };
+    let options = DeployOptions { visibility_timeout_override: Some(3), copied_back: false };
     let third = deploy(&a.routing, &a.source, &a.targets, &options).await.expect("deploy with an override");
     assert_eq!(queues(&first).iter().map(|q| &q.queue_url).collect::<Vec<_>>(), {
         third.queues().map(|q| &q.queue_url).collect::<Vec<_>>()
@@ -476,7 +476,10 @@ async fn fire_schedule_delivers_a_scheduled_event_to_the_create_queue() {
     let mut host = Host::new(&deployment);
     host.register(&a.source, "create-snapshot", handler.clone()).expect("register");
 
-    assert_eq!(host.fire_schedule().await.expect("fire"), 1);
+    // Only this step is hosted here: its schedule alone, as `fire-schedule --step` does.
+    let e = host.fire(Some("no-such-step"), chrono::Utc::now()).await.expect_err("an unknown step");
+    assert!(e.to_string().contains("create-snapshot"), "names the scheduled steps: {e}");
+    assert_eq!(host.fire(Some("create-snapshot"), chrono::Utc::now()).await.expect("fire"), 1);
     let h = handler.clone();
     host.run_until(DEADLINE, || std::future::ready(!h.bodies.lock().expect("lock").is_empty()))
         .await

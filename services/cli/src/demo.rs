@@ -76,6 +76,7 @@ async fn start(args: &LocalArgs) -> Result<LocalPipeline> {
         kinds: vec![ResourceKind::DbInstance, ResourceKind::DbCluster, ResourceKind::Ebs],
         select_instance_tag: Some(DEMO_INSTANCE_TAG.into()),
         lock: Some(("governance".into(), 1)),
+        release_shares: true,
         extra_regions: args.extra_regions.iter().filter(|r| !r.is_empty()).cloned().collect(),
         ..Default::default()
     };
@@ -169,10 +170,19 @@ async fn serve(pipeline: &LocalPipeline, args: &LocalArgs) -> Result<()> {
     }
 }
 
-/// `snapferry fire-schedule`: what the EventBridge schedule does, on demand.
-pub async fn fire_schedule(args: LocalArgs) -> Result<ExitCode> {
-    let pipeline = start(&args).await?;
-    let sent = pipeline.host.fire_schedule().await?;
+#[derive(Debug, Clone, clap::Args)]
+pub struct FireArgs {
+    #[command(flatten)]
+    pub local: LocalArgs,
+    /// Fire only this step's schedule (e.g. `expire-copies`); every scheduled step's when unset.
+    #[arg(long)]
+    pub step: Option<String>,
+}
+
+/// `snapferry fire-schedule`: what the EventBridge schedules do, on demand.
+pub async fn fire_schedule(args: FireArgs) -> Result<ExitCode> {
+    let pipeline = start(&args.local).await?;
+    let sent = pipeline.host.fire(args.step.as_deref(), chrono::Utc::now()).await?;
     println!("fired {sent} schedule(s); a running `snapferry local` or `demo --keep-running` picks it up");
     Ok(ExitCode::SUCCESS)
 }
@@ -325,7 +335,10 @@ fn print_progress(event: &EventEnvelope<PipelineEvent>, fired: chrono::DateTime<
         }
         Step::RestoreFailed { reason } => format!("{}: {reason}", e.snapshot.id),
         Step::Rejected { reason, .. } => format!("{}: {reason}", e.snapshot.id),
-        Step::Expired {} => e.snapshot.id.clone(),
+        Step::QuotaWarning { quota, used, max } => format!("{quota}: {used} of {max} used"),
+        Step::Expired { rule, dry_run } => {
+            format!("{} {}: {rule}", e.snapshot.id, if *dry_run { "would expire" } else { "expired" })
+        }
     };
     println!(
         "[+{:>5.1}s] {:<22} {:<22} {detail}",

@@ -21,8 +21,9 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Run the pipeline locally against an emulator until Ctrl-C (no demo data).
     Local(demo::LocalArgs),
-    /// Deliver the create-snapshot schedule's event now, as EventBridge would.
-    FireSchedule(demo::LocalArgs),
+    /// Deliver the scheduled steps' events now, as EventBridge would: create-snapshot,
+    /// expire-snapshots, expire-copies and the restore sweep (`--step` for one of them).
+    FireSchedule(demo::FireArgs),
 }
 
 pub async fn run(cli: Cli) -> Result<ExitCode, snapferry::Error> {

@@ -40,6 +40,16 @@ pub struct PipelineOptions {
     pub kinds: Vec<ResourceKind>,
     /// `LOCK_MODE` and `LOCK_DAYS` of restore (`None`: no lock).
     pub lock: Option<(String, u32)>,
+    /// The backup account reports its copies back, and the source withdraws the share and
+    /// deletes its intermediate copy (the stacks always deploy this; tests of the other
+    /// steps leave it out to look at the shares).
+    pub release_shares: bool,
+    /// `RETENTION` of expire-snapshots (source) and expire-copies (backup); the
+    /// environment's defaults when `None`.
+    pub retention_source: Option<String>,
+    pub retention_backup: Option<String>,
+    /// `EXPIRE_DRY_RUN` of both.
+    pub expire_dry_run: bool,
     pub extra_regions: Vec<String>,
     /// Allowlisted source accounts; the source account when empty.
     pub allowlist: Vec<String>,
@@ -65,6 +75,10 @@ impl Default for PipelineOptions {
             select_instance_tag: None,
             kinds: vec![ResourceKind::DbInstance, ResourceKind::DbCluster],
             lock: None,
+            release_shares: false,
+            retention_source: None,
+            retention_backup: None,
+            expire_dry_run: false,
             extra_regions: Vec::new(),
             allowlist: Vec::new(),
             recheck: Duration::from_secs(1),
@@ -144,6 +158,18 @@ impl PipelineOptions {
                     vars.push(("LOCK_DAYS", days.to_string()));
                 }
             }
+            snapferry_expire_snapshots::SOURCE_STEP => {
+                let kinds: Vec<String> = self.kinds.iter().map(ToString::to_string).collect();
+                vars.push(("KINDS", kinds.join(",")));
+                vars.push(("TARGET_ACCOUNTS", d.target_account.to_string()));
+                vars.push(("RETENTION", self.retention_source.clone().unwrap_or_default()));
+                vars.push(("EXPIRE_DRY_RUN", self.expire_dry_run.to_string()));
+            }
+            snapferry_expire_snapshots::BACKUP_STEP => {
+                vars.push(("EXTRA_REGIONS", self.extra_regions.join(",")));
+                vars.push(("RETENTION", self.retention_backup.clone().unwrap_or_default()));
+                vars.push(("EXPIRE_DRY_RUN", self.expire_dry_run.to_string()));
+            }
             _ => {}
         }
         vars.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
@@ -189,7 +215,10 @@ impl LocalPipeline {
             extra_keys.push((region.clone(), key));
         }
         let (subnet_group, security_group) = restore_network(&target).await?;
-        let deploy_options = DeployOptions { visibility_timeout_override: options.visibility_timeout_override };
+        let deploy_options = DeployOptions {
+            visibility_timeout_override: options.visibility_timeout_override,
+            copied_back: options.release_shares,
+        };
         let deployment = deploy(&routing, &source, std::slice::from_ref(&target), &deploy_options).await?;
 
         let deployed = Deployed {
@@ -295,6 +324,9 @@ fn step_handler(env: &Env, clients: &Clients) -> Result<Arc<dyn BatchHandler>> {
             Arc::new(snapferry_copy_shared_snapshot::Handler::from_env(env, ports)?)
         }
         snapferry_restore::STEP => Arc::new(snapferry_restore::Handler::from_env(env, ports)?),
+        snapferry_expire_snapshots::SOURCE_STEP | snapferry_expire_snapshots::BACKUP_STEP => {
+            Arc::new(snapferry_expire_snapshots::Handler::from_env(env, ports)?)
+        }
         other => return Err(Error::Config(format!("the local host has no step {other:?}"))),
     })
 }

@@ -26,6 +26,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             Arc::new(snapferry_copy_shared_snapshot::Handler::from_env(&env, ports)?)
         }
         snapferry_restore::STEP => Arc::new(snapferry_restore::Handler::from_env(&env, ports)?),
+        snapferry_expire_snapshots::SOURCE_STEP | snapferry_expire_snapshots::BACKUP_STEP => {
+            Arc::new(snapferry_expire_snapshots::Handler::from_env(&env, ports)?)
+        }
         other => return Err(format!("_HANDLER={other:?} names no snapferry step").into()),
     };
     snapferry::step::serve(handler).await

@@ -73,6 +73,12 @@ impl Handler {
     }
 
     async fn on_snapshot(&self, store: &Arc<dyn SnapshotStore>, snapshot: Snapshot, attempt: u32) -> Result<Outcome> {
+        if snapshot.tags.contains_key(tags::RELEASED_AT) {
+            // A late event or re-check: the backup account has its copy, and the share was
+            // withdrawn on purpose. Sharing again would undo that.
+            info!(snapshot_arn = snapshot.arn, "released: the backup account has its copy; not shared again");
+            return Ok(Outcome::Done);
+        }
         let own_copy = is_own_copy(&snapshot);
         if !own_copy && !self.selected(store.as_ref(), &snapshot).await? {
             info!(snapshot_arn = snapshot.arn, resource = snapshot.resource_id, "not a selected database; not shared");

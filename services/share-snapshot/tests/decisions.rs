@@ -440,3 +440,17 @@ async fn a_multi_volume_set_is_shared_member_by_member_and_a_failed_one_is_repor
         }
     }
 }
+
+#[tokio::test]
+async fn a_released_snapshot_is_not_shared_again_by_a_late_event_or_re_check() {
+    let cloud = Cloud::new();
+    let s = snapshot(&cloud, DbInstance, "snap-1", Key::Sharing, true, false);
+    cloud.set_tag(&s.arn, tags::RELEASED_AT, "2026-11-24T12:00:00Z");
+    let outcome = handler(&cloud, config(everything()))
+        .step(deliver::rds_event(&s, "RDS-EVENT-0042"), deliver::record())
+        .await
+        .unwrap();
+    assert_eq!(outcome, Outcome::Done);
+    assert!(cloud.shared_with(&s.arn).is_empty(), "the backup account has its copy: not shared again");
+    assert!(cloud.take_published().is_empty());
+}

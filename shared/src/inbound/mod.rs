@@ -241,7 +241,8 @@ mod tests {
             },
             Step::RestoreFailed { reason: "restore timed out".into() },
             Step::Rejected { reason: "sender not allowed".into(), sender_account: Some("222222222222".into()) },
-            Step::Expired {},
+            Step::Expired { rule: "keep_last 7".into(), dry_run: true },
+            Step::QuotaWarning { quota: "ManualSnapshots".into(), used: 81, max: 100 },
         ]
     }
 
@@ -308,6 +309,7 @@ mod tests {
         let started = Utc.with_ymd_and_hms(2026, 11, 24, 13, 0, 0).unwrap();
         let whats = [
             RecheckWhat::ShareWhenAvailable { copy: snapshot("a", "1"), origin: snapshot("b", "1") },
+            RecheckWhat::ExpireFrom { unit: 3 },
             RecheckWhat::CopyWhenAvailable {
                 copy: snapshot("a", "2"),
                 origin: snapshot("b", "1"),

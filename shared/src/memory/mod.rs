@@ -70,6 +70,8 @@ struct State {
     dead: Vec<(String, String)>,
     retried: Vec<(String, Duration)>,
     next_id: u64,
+    /// Ids of EBS snapshots under a snapshot lock: deleting them is refused.
+    locked: Vec<String>,
 }
 
 /// The whole in-memory cloud; cheap to clone (one shared state).
@@ -222,6 +224,11 @@ impl Cloud {
         if let Some((x, _)) = self.lock().snapshots.iter_mut().find(|(x, _)| x.arn == arn) {
             x.status = status;
         }
+    }
+
+    /// Locks the EBS snapshot `id` (EBS Snapshot Lock): deleting it is refused.
+    pub fn lock_snapshot(&self, id: &str) {
+        self.lock().locked.push(id.to_string());
     }
 
     pub fn set_tag(&self, arn: &str, key: &str, value: &str) {

@@ -307,6 +307,49 @@ impl SnapshotStore for MemStore {
         Ok(())
     }
 
+    async fn unshare(&self, snapshot: &Snapshot, accounts: &[String]) -> Result<()> {
+        self.call("unshare")?;
+        let mut s = self.cloud.lock();
+        if let Some((_, shared)) = s.snapshots.iter_mut().find(|(x, _)| self.owns(x) && x.id == snapshot.id) {
+            shared.retain(|a| !accounts.contains(a));
+        }
+        Ok(())
+    }
+
+    async fn quota_usage(&self) -> Result<Option<crate::store::QuotaUsage>> {
+        let s = self.cloud.lock();
+        let name = match self.kind {
+            ResourceKind::DbInstance => "ManualSnapshots",
+            ResourceKind::DbCluster => "ManualClusterSnapshots",
+            ResourceKind::Ebs => return Ok(None),
+        };
+        Ok(s.manual_quota.map(|max| crate::store::QuotaUsage {
+            name,
+            used: self.manual_count(&s) as u64,
+            max: max as u64,
+        }))
+    }
+
+    async fn locked(&self, snapshots: &[Snapshot]) -> Result<Vec<String>> {
+        let s = self.cloud.lock();
+        Ok(snapshots.iter().filter(|x| s.locked.contains(&x.id)).map(|x| x.id.clone()).collect())
+    }
+
+    async fn lock(
+        &self,
+        snapshot: &Snapshot,
+        _mode: crate::store::LockMode,
+        days: u32,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+        if self.kind != ResourceKind::Ebs {
+            return Ok(None);
+        }
+        self.call("lock")?;
+        let until = self.cloud.now() + chrono::Duration::days(i64::from(days));
+        self.cloud.lock().locked.push(snapshot.id.clone());
+        Ok(Some(until))
+    }
+
     async fn shared_with(&self, snapshot: &Snapshot) -> Result<Vec<String>> {
         self.call("shared_with")?;
         let s = self.cloud.lock();
@@ -334,7 +377,12 @@ impl SnapshotStore for MemStore {
 
     async fn delete(&self, snapshot: &Snapshot) -> Result<()> {
         self.call("delete")?;
-        self.cloud.lock().snapshots.retain(|(x, _)| !(self.owns(x) && x.id == snapshot.id));
+        let mut s = self.cloud.lock();
+        if s.locked.contains(&snapshot.id) {
+            // EBS's refusal of a locked snapshot (EBS User Guide, snapshot-lock-concepts).
+            return Err(self.err("delete", "SnapshotLocked", format!("{} is locked", snapshot.id)));
+        }
+        s.snapshots.retain(|(x, _)| !(self.owns(x) && x.id == snapshot.id));
         Ok(())
     }
 

@@ -331,6 +331,32 @@ impl SnapshotStore for Ebs {
             .map_err(|e| Error::from_sdk("ModifySnapshotAttribute", e))
     }
 
+    async fn unshare(&self, snapshot: &Snapshot, accounts: &[String]) -> Result<()> {
+        let remove = accounts.iter().map(|a| CreateVolumePermission::builder().user_id(a).build()).collect();
+        self.client
+            .modify_snapshot_attribute()
+            .snapshot_id(&snapshot.id)
+            .create_volume_permission(CreateVolumePermissionModifications::builder().set_remove(Some(remove)).build())
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| Error::from_sdk("ModifySnapshotAttribute", e))
+    }
+
+    async fn locked(&self, snapshots: &[Snapshot]) -> Result<Vec<String>> {
+        if snapshots.is_empty() {
+            return Ok(Vec::new());
+        }
+        let out = self
+            .client
+            .describe_locked_snapshots()
+            .set_snapshot_ids(Some(snapshots.iter().map(|s| s.id.clone()).collect()))
+            .send()
+            .await
+            .map_err(|e| Error::from_sdk("DescribeLockedSnapshots", e))?;
+        Ok(out.snapshots().iter().filter_map(|s| s.snapshot_id().map(str::to_string)).collect())
+    }
+
     async fn shared_with(&self, snapshot: &Snapshot) -> Result<Vec<String>> {
         let out = self
             .client

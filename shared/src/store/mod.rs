@@ -150,6 +150,15 @@ pub struct Restored {
     pub size_gib: Option<i32>,
 }
 
+/// How full an account's quota of manual snapshots of one kind is, in one region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotaUsage {
+    /// AWS's name of the quota (`ManualSnapshots`, `ManualClusterSnapshots`).
+    pub name: &'static str,
+    pub used: u64,
+    pub max: u64,
+}
+
 /// How a snapshot is locked against deletion (EBS Snapshot Lock).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LockMode {
@@ -230,8 +239,20 @@ pub trait SnapshotStore: Send + Sync {
     async fn copy(&self, request: &CopyRequest<'_>) -> Result<Snapshot>;
     /// Let these accounts restore/copy the snapshot. Never `all`.
     async fn share(&self, snapshot: &Snapshot, accounts: &[String]) -> Result<()>;
+    /// Withdraw these accounts' access (the share made by [`SnapshotStore::share`]).
+    async fn unshare(&self, snapshot: &Snapshot, accounts: &[String]) -> Result<()>;
     /// The accounts it is shared with.
     async fn shared_with(&self, snapshot: &Snapshot) -> Result<Vec<String>>;
+    /// How full the account's manual snapshot quota of this kind is; `None` where AWS does
+    /// not report it through the kind's API (EBS: Service Quotas only).
+    async fn quota_usage(&self) -> Result<Option<QuotaUsage>> {
+        Ok(None)
+    }
+    /// Of `snapshots`, the ids of those locked against deletion (EBS Snapshot Lock); none
+    /// where the kind has no lock.
+    async fn locked(&self, _snapshots: &[Snapshot]) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
     async fn tag(&self, snapshot: &Snapshot, tags: &Tags) -> Result<()>;
     /// Delete; already gone is success.
     async fn delete(&self, snapshot: &Snapshot) -> Result<()>;

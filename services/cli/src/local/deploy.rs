@@ -20,6 +20,10 @@ pub struct DeployOptions {
     /// Visibility timeout in seconds for every queue instead of `timeout × factor`: tests
     /// set a second or two so failed records come back (and reach the DLQ) quickly.
     pub visibility_timeout_override: Option<u32>,
+    /// Deploy `copied_back` (the backup account returning "Snapshot Copied" to the source,
+    /// which then withdraws its shares): tests of the other steps leave it out, to look at
+    /// the shares before they go.
+    pub copied_back: bool,
 }
 
 /// One function's queue in one account, as deployed.
@@ -125,8 +129,36 @@ pub async fn deploy(
         put_rule(source, bus, &rule_name, Some(&pattern), None).await?;
         put_target(source, bus, &rule_name, &target_bus).await?;
         info!(rule = rule_name, target_bus, "cross-account forwarding deployed");
+        if options.copied_back {
+            copied_back(routing, source, target, &deployment).await?;
+        }
     }
     Ok(deployment)
+}
+
+/// The way back: `target` returns the "Snapshot Copied" events of `source`'s backups to
+/// `source`'s pipeline bus, which admits `target` for them.
+async fn copied_back(routing: &Routing, source: &Clients, target: &Clients, deployment: &Deployment) -> Result<()> {
+    source
+        .events
+        .put_permission()
+        .event_bus_name(&routing.pipeline_bus)
+        .action("events:PutEvents")
+        .principal(&target.account)
+        .statement_id(format!("snapferry-target-{}", target.account))
+        .send()
+        .await
+        .map_err(|e| Error::from_sdk("PutPermission", e))?;
+    let (rule_name, pattern) = routing.copied_back.for_account(&source.account);
+    let source_bus = deployment
+        .pipeline_bus_arn(&source.account)
+        .ok_or_else(|| Error::Config(format!("no pipeline bus deployed in {}", source.account)))?
+        .to_string();
+    let bus = bus_name(routing, routing.copied_back.bus);
+    put_rule(target, bus, &rule_name, Some(&pattern), None).await?;
+    put_target(target, bus, &rule_name, &source_bus).await?;
+    info!(rule = rule_name, source_bus, "copies reported back to the source");
+    Ok(())
 }
 
 async fn deploy_account(

@@ -171,8 +171,20 @@ impl Host {
     /// Delivers what EventBridge would for each schedule rule (the emulator fires none) to
     /// the rule's queue. Returns how many events were sent.
     pub async fn fire_schedule(&self) -> Result<usize> {
+        self.fire(None, chrono::Utc::now()).await
+    }
+
+    /// [`Host::fire_schedule`] for the schedules of `step` only (every step's when `None`),
+    /// stamped `at` as if EventBridge fired them then (a test's later hour).
+    pub async fn fire(&self, step: Option<&str>, at: chrono::DateTime<chrono::Utc>) -> Result<usize> {
+        if let Some(step) = step
+            && !self.schedules.iter().any(|s| s.function == step)
+        {
+            let known: Vec<&str> = self.schedules.iter().map(|s| s.function.as_str()).collect();
+            return Err(Error::Config(format!("{step} has no schedule; scheduled steps: {}", known.join(", "))));
+        }
         let mut sent = 0;
-        for schedule in &self.schedules {
+        for schedule in self.schedules.iter().filter(|s| step.is_none_or(|f| s.function == f)) {
             let hosted = self
                 .functions
                 .iter()
@@ -187,7 +199,7 @@ impl Host {
             event.account = Some(schedule.account.clone());
             event.region = Some(schedule.region.clone());
             // EventBridge stamps scheduled events to the second.
-            event.time = Some(chrono::Utc::now().trunc_subsecs(0));
+            event.time = Some(at.trunc_subsecs(0));
             event.resources = vec![schedule.rule_arn.clone()];
             let body = serde_json::to_string(&event)
                 .map_err(|e| Error::Config(format!("cannot serialize the scheduled event: {e}")))?;

@@ -81,12 +81,13 @@ macro_rules! family {
                 Ok(out.$copied)
             }
 
-            async fn share(&self, client: &Client, snapshot: &str, accounts: &[String]) -> Result<()> {
+            async fn share(&self, client: &Client, snapshot: &str, add: &[String], remove: &[String]) -> Result<()> {
                 client
                     .$modify()
                     .$modify_name(snapshot)
                     .attribute_name($crate::store::rds::RESTORE_ATTRIBUTE)
-                    .set_values_to_add(Some(accounts.to_vec()))
+                    .set_values_to_add(Some(add.to_vec()).filter(|a| !a.is_empty()))
+                    .set_values_to_remove(Some(remove.to_vec()).filter(|r| !r.is_empty()))
                     .send()
                     .await
                     .map(|_| ())
@@ -169,7 +170,8 @@ trait Family: Send + Sync {
     async fn describe(&self, client: &Client, snapshot: &str) -> Result<Option<Self::Snapshot>>;
     async fn list_manual(&self, client: &Client) -> Result<Vec<Self::Snapshot>>;
     async fn copy(&self, client: &Client, request: &CopyRequest<'_>, tags: Vec<Tag>) -> Result<Option<Self::Snapshot>>;
-    async fn share(&self, client: &Client, snapshot: &str, accounts: &[String]) -> Result<()>;
+    /// Adds and removes accounts of the `restore` attribute.
+    async fn share(&self, client: &Client, snapshot: &str, add: &[String], remove: &[String]) -> Result<()>;
     /// Every account in the `restore` attribute.
     async fn restorable_by(&self, client: &Client, snapshot: &str) -> Result<Vec<String>>;
     async fn delete(&self, client: &Client, snapshot: &str) -> Result<()>;
@@ -299,17 +301,15 @@ impl<F: Family> Rds<F> {
     /// so). Only the account's quota figures tell them apart (RDS API Reference,
     /// DescribeAccountAttributes: `ManualSnapshots`, `ManualClusterSnapshots`).
     async fn which_quota(&self, e: Error) -> Error {
-        let out = match self.client.describe_account_attributes().send().await {
-            Ok(out) => out,
+        let usage = match self.usage().await {
+            Ok(usage) => usage,
             Err(lookup) => {
                 // Unknown: waiting is the safe reading, bounded like every quota wait.
-                let lookup = Error::from_sdk("DescribeAccountAttributes", lookup);
                 warn!(error = %lookup, "could not read the account's snapshot quotas");
                 return e;
             }
         };
-        let quota = out.account_quotas().iter().find(|q| q.account_quota_name() == Some(F::QUOTA));
-        match quota.map(|q| (q.used().unwrap_or(0), q.max().unwrap_or(i64::MAX))) {
+        match usage.map(|u| (u.used, u.max)) {
             Some((used, max)) if used >= max => super::quota_full(
                 &format!("{used} of {max} {} used in {} of account {}", F::QUOTA, self.region, self.account),
                 &e,
@@ -320,8 +320,31 @@ impl<F: Family> Rds<F> {
 }
 
 #[allow(private_bounds)]
+impl<F: Family> Rds<F> {
+    /// This family's manual snapshot quota as the account reports it.
+    async fn usage(&self) -> Result<Option<super::QuotaUsage>> {
+        let out = self
+            .client
+            .describe_account_attributes()
+            .send()
+            .await
+            .map_err(|e| Error::from_sdk("DescribeAccountAttributes", e))?;
+        let quota = out.account_quotas().iter().find(|q| q.account_quota_name() == Some(F::QUOTA));
+        Ok(quota.map(|q| super::QuotaUsage {
+            name: F::QUOTA,
+            used: q.used().unwrap_or(0).max(0) as u64,
+            max: q.max().unwrap_or(i64::MAX).max(0) as u64,
+        }))
+    }
+}
+
+#[allow(private_bounds)]
 #[async_trait]
 impl<F: Family> SnapshotStore for Rds<F> {
+    async fn quota_usage(&self) -> Result<Option<super::QuotaUsage>> {
+        self.usage().await
+    }
+
     fn kind(&self) -> ResourceKind {
         F::KIND
     }
@@ -356,7 +379,11 @@ impl<F: Family> SnapshotStore for Rds<F> {
     }
 
     async fn share(&self, snapshot: &Snapshot, accounts: &[String]) -> Result<()> {
-        self.family.share(&self.client, &snapshot.id, accounts).await
+        self.family.share(&self.client, &snapshot.id, accounts, &[]).await
+    }
+
+    async fn unshare(&self, snapshot: &Snapshot, accounts: &[String]) -> Result<()> {
+        self.family.share(&self.client, &snapshot.id, &[], accounts).await
     }
 
     async fn shared_with(&self, snapshot: &Snapshot) -> Result<Vec<String>> {

@@ -1,0 +1,434 @@
+//! expire-snapshots (source account) and expire-copies (backup account): on their
+//! schedule, delete the snapshots snapferry made that the retention rules no longer keep,
+//! so the manual snapshot quotas never fill up and stall every backup.
+//!
+//! Only snapferry's own snapshots are candidates: tagged `snapferry:managed=true`, named
+//! by snapferry, and made by the step this account runs (`create` in a source, `copy` in a
+//! backup account); the roles' policies allow deleting nothing else. Whatever the rules
+//! say, nothing is deleted that is still being created, copied, shared or restore-tested,
+//! nor a locked copy, nor a resource's newest verified copy, nor every snapshot of a
+//! resource (unless `ALLOW_DELETE_ALL`). In the source, the intermediate re-encrypted copy
+//! and the share go as soon as the backup account reports its copy ("Snapshot Copied",
+//! returned to the source's bus).
+
+pub mod retention;
+
+use chrono::{DateTime, Utc};
+use retention::Rule;
+use snapferry::config::Env;
+use snapferry::error::{Error, Result};
+use snapferry::events::{PipelineEvent, Recheck, RecheckWhat, Step};
+use snapferry::inbound::Incoming;
+use snapferry::sqs::{Outcome, Record};
+use snapferry::step::{PipelineStep, StepContext, StepEnv};
+use snapferry::store::{Snapshot, SnapshotStore, Status};
+use snapferry::tags::Tags;
+use snapferry::{ResourceKind, naming, tags};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::{info, warn};
+
+/// The source account's step in `shared/routing.json` and `shared/environment.json`.
+pub const SOURCE_STEP: &str = "expire-snapshots";
+/// The backup account's step.
+pub const BACKUP_STEP: &str = "expire-copies";
+
+/// Time one invocation spends before handing the rest to a follow-up message: well within
+/// the functions' 300 s timeout, with room for the last deletions and the hand-over.
+const TIME_BUDGET: chrono::Duration = chrono::Duration::seconds(180);
+
+/// How long a released intermediate copy stays: longer than any re-check of the share step
+/// can still be on its way (SQS delays a message at most 900 s), so none finds it gone.
+pub const RELEASE_GRACE: chrono::Duration = chrono::Duration::hours(1);
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub step: StepEnv,
+    /// [`SOURCE_STEP`] or [`BACKUP_STEP`].
+    pub name: &'static str,
+    pub kinds: Vec<ResourceKind>,
+    /// Regions besides the home region (backup account: the extra regions).
+    pub extra_regions: Vec<String>,
+    pub rules: Vec<Rule>,
+    pub allow_delete_all: bool,
+    pub dry_run: bool,
+    pub max_deletes: usize,
+    pub quota_warning_percent: u64,
+    /// Source: the backup accounts whose "Snapshot Copied" releases what fed them.
+    pub target_accounts: Vec<String>,
+}
+
+impl Config {
+    pub fn from_env(env: &Env) -> Result<Config> {
+        let name = match env.step() {
+            SOURCE_STEP => SOURCE_STEP,
+            BACKUP_STEP => BACKUP_STEP,
+            other => return Err(Error::Config(format!("{other} is not an expire step"))),
+        };
+        let kinds = env
+            .list("KINDS")
+            .iter()
+            .map(|s| s.parse().map_err(|e: String| Error::Config(format!("KINDS: {e}"))))
+            .collect::<Result<Vec<ResourceKind>>>()?;
+        let rules =
+            retention::parse(&env.required("RETENTION")?).map_err(|e| Error::Config(format!("RETENTION: {e}")))?;
+        let max_deletes: usize = env.parse("MAX_DELETES_PER_RUN")?;
+        let quota_warning_percent: u64 = env.parse("QUOTA_WARNING_PERCENT")?;
+        if max_deletes == 0 || !(1..=100).contains(&quota_warning_percent) {
+            return Err(Error::Config(
+                "MAX_DELETES_PER_RUN must be 1 or more and QUOTA_WARNING_PERCENT 1 to 100".into(),
+            ));
+        }
+        let (extra_regions, target_accounts) = match name {
+            SOURCE_STEP => (Vec::new(), env.accounts("TARGET_ACCOUNTS")?),
+            _ => (env.list("EXTRA_REGIONS"), Vec::new()),
+        };
+        Ok(Config {
+            step: StepEnv::from_env(env)?,
+            name,
+            kinds,
+            extra_regions,
+            rules,
+            allow_delete_all: env.parse("ALLOW_DELETE_ALL")?,
+            dry_run: env.parse("EXPIRE_DRY_RUN")?,
+            max_deletes,
+            quota_warning_percent,
+            target_accounts,
+        })
+    }
+
+    fn backup(&self) -> bool {
+        self.name == BACKUP_STEP
+    }
+
+    /// The step tag of the snapshots this account's rules expire.
+    fn made_by(&self) -> &'static str {
+        if self.backup() { "copy" } else { "create" }
+    }
+}
+
+pub struct Handler {
+    ctx: StepContext,
+    config: Config,
+}
+
+/// What one pass over a store did.
+struct Pass {
+    deleted: usize,
+    /// The deletion budget ran out before the store was done.
+    unfinished: bool,
+}
+
+impl Handler {
+    pub fn new(ctx: StepContext, config: Config) -> Self {
+        Handler { ctx, config }
+    }
+
+    /// The step as its Lambda or the local host runs it.
+    pub fn from_env(env: &Env, ports: impl FnOnce(StepEnv) -> StepContext) -> Result<Self> {
+        let config = Config::from_env(env)?;
+        Ok(Handler::new(ports(config.step.clone()), config))
+    }
+
+    /// Every (kind, region) this step expires, in a fixed order: a follow-up message
+    /// names where to go on by its index.
+    fn units(&self) -> Vec<(ResourceKind, String)> {
+        let regions: Vec<String> =
+            std::iter::once(self.ctx.region().to_string()).chain(self.config.extra_regions.iter().cloned()).collect();
+        self.config.kinds.iter().flat_map(|k| regions.iter().map(move |r| (*k, r.clone()))).collect()
+    }
+
+    /// One run from unit `from`, judging ages at `now` (a scheduled run: the time
+    /// EventBridge stamped on its event, as create-snapshot's slots are).
+    async fn run(&self, from: usize, now: DateTime<Utc>) -> Result<Outcome> {
+        let started = self.ctx.now();
+        let mut budget = self.config.max_deletes;
+        for (i, (kind, region)) in self.units().into_iter().enumerate().skip(from) {
+            if budget == 0 || self.ctx.now() - started > TIME_BUDGET {
+                return self.go_on_from(i).await;
+            }
+            let pass = self.expire(kind, &region, budget, now).await?;
+            budget -= pass.deleted;
+            if pass.unfinished {
+                return self.go_on_from(i).await;
+            }
+        }
+        self.warn_quotas().await?;
+        Ok(Outcome::Done)
+    }
+
+    async fn go_on_from(&self, unit: usize) -> Result<Outcome> {
+        info!(unit, "budget used up; the rest goes on in a follow-up message");
+        let what = RecheckWhat::ExpireFrom { unit: unit as u32 };
+        self.ctx.follow_up(Recheck::new("expire", 1, None, what), Duration::ZERO).await?;
+        Ok(Outcome::Done)
+    }
+
+    /// One pass over this account's snapshots of `kind` in `region`.
+    async fn expire(&self, kind: ResourceKind, region: &str, budget: usize, now: DateTime<Utc>) -> Result<Pass> {
+        let store = self.ctx.stores.store_in(kind, region);
+        let all = store.list_managed().await?;
+        let candidates: Vec<&Snapshot> = all
+            .iter()
+            .filter(|s| s.tags.get(tags::STEP).is_some_and(|v| v == self.config.made_by()))
+            .filter(|s| s.name.starts_with(naming::PREFIX))
+            .collect();
+        let busy = self.busy(store.as_ref(), kind, region, &all).await?;
+        let available: Vec<Snapshot> =
+            candidates.iter().filter(|s| s.status == Status::Available).map(|s| (*s).clone()).collect();
+        let locked: BTreeSet<String> = store.locked(&available).await?.into_iter().collect();
+
+        let mut groups: BTreeMap<(String, String), Vec<&Snapshot>> = BTreeMap::new();
+        for s in candidates {
+            groups.entry(resource_of(s)).or_default().push(s);
+        }
+        let mut pass = Pass { deleted: 0, unfinished: false };
+        if !self.config.backup() {
+            pass.deleted += self.expire_released(store.as_ref(), &all, budget, now).await?;
+            if pass.deleted >= budget {
+                pass.unfinished = true;
+                return Ok(pass);
+            }
+        }
+        for ((_, resource), snapshots) in groups {
+            let Some(rule) = retention::rule_for(&self.config.rules, &resource, region) else { continue };
+            let dated: Vec<(String, DateTime<Utc>)> =
+                snapshots.iter().filter_map(|s| Some((s.id.clone(), s.created_at?))).collect();
+            let kept = rule.kept(&dated, now);
+            if kept.is_empty() && !self.config.allow_delete_all {
+                warn!(resource, region, rule = ?rule.criteria(), "the rules would delete every snapshot of this resource; none deleted (ALLOW_DELETE_ALL is off)");
+                continue;
+            }
+            let newest_verified = snapshots
+                .iter()
+                .filter(|s| s.tags.contains_key(tags::VERIFIED_AT))
+                .max_by_key(|s| s.created_at)
+                .map(|s| s.id.clone());
+            let mut doomed = Vec::new();
+            for s in snapshots {
+                if kept.contains_key(&s.id) {
+                    continue;
+                }
+                let guard = if s.created_at.is_none() {
+                    Some("no creation time")
+                } else if s.status != Status::Available {
+                    Some("still being made")
+                } else if locked.contains(&s.id) {
+                    Some("locked (EBS Snapshot Lock)")
+                } else if newest_verified.as_deref() == Some(s.id.as_str()) {
+                    Some("the newest verified copy of its resource")
+                } else if busy.contains(&tags::sanitize_value(&s.arn)) || busy.contains(&s.name) {
+                    Some("being copied, shared or restore-tested")
+                } else if !self.config.backup() && !store.shared_with(s).await?.is_empty() {
+                    Some("still shared: the backup account has not reported its copy")
+                } else {
+                    None
+                };
+                if let Some(why) = guard {
+                    info!(snapshot_arn = s.arn, why, "kept whatever the rules say");
+                    continue;
+                }
+                doomed.push(s);
+            }
+            doomed.sort_by_key(|s| s.created_at);
+            let room = budget - pass.deleted;
+            if doomed.len() > room {
+                doomed.truncate(room);
+                pass.unfinished = true;
+            }
+            let why = format!("not kept by {}", rule.criteria().join(", "));
+            pass.deleted += self.delete(store.as_ref(), &doomed, &why).await?;
+            if pass.unfinished {
+                break;
+            }
+        }
+        Ok(pass)
+    }
+
+    /// Source: intermediate copies released longer than [`RELEASE_GRACE`] ago and shared
+    /// with nobody any more.
+    async fn expire_released(
+        &self,
+        store: &dyn SnapshotStore,
+        all: &[Snapshot],
+        budget: usize,
+        now: DateTime<Utc>,
+    ) -> Result<usize> {
+        let mut doomed = Vec::new();
+        for s in all {
+            let released = s.tags.get(tags::RELEASED_AT).and_then(|v| tags::parse_timestamp(v));
+            if s.tags.get(tags::STEP).is_none_or(|v| v != "share")
+                || s.status != Status::Available
+                || released.is_none_or(|t| now - t < RELEASE_GRACE)
+                || !store.shared_with(s).await?.is_empty()
+            {
+                continue;
+            }
+            doomed.push(s);
+            if doomed.len() == budget {
+                break;
+            }
+        }
+        self.delete(store, &doomed, "an intermediate copy: the backup account has its own").await
+    }
+
+    /// What must not be deleted now, by ARN or name: snapshots being restore-tested (backup
+    /// account), copied to another region under the same name (backup), or copied to the
+    /// sharing key (source: the origin of a share copy not yet available, which a failed
+    /// copy is made again from).
+    async fn busy(
+        &self,
+        store: &dyn SnapshotStore,
+        kind: ResourceKind,
+        region: &str,
+        all: &[Snapshot],
+    ) -> Result<BTreeSet<String>> {
+        let mut busy = BTreeSet::new();
+        if !self.config.backup() {
+            for s in all.iter().filter(|s| s.tags.get(tags::STEP).is_some_and(|v| v == "share")) {
+                if s.status != Status::Available
+                    && let Some(origin) = tags::origin_from_tags(kind, &s.tags)
+                {
+                    busy.insert(tags::sanitize_value(&origin.arn));
+                }
+            }
+            return Ok(busy);
+        }
+        for test in store.list_restore_tests().await? {
+            busy.extend(test.tags.get(tags::SOURCE_ARN).cloned());
+        }
+        if region == self.ctx.region() {
+            for extra in &self.config.extra_regions {
+                let there = self.ctx.stores.store_in(kind, extra).list_managed().await?;
+                busy.extend(there.into_iter().filter(|s| s.status != Status::Available).map(|s| s.name));
+            }
+        }
+        Ok(busy)
+    }
+
+    /// Announces, then deletes (a failure in between repeats the announcement on the next
+    /// run, never loses a deletion's record). A dry run only announces.
+    async fn delete(&self, store: &dyn SnapshotStore, doomed: &[&Snapshot], why: &str) -> Result<usize> {
+        if doomed.is_empty() {
+            return Ok(0);
+        }
+        let events: Vec<PipelineEvent> = doomed
+            .iter()
+            .map(|s| {
+                // A copy's lineage names its origin; a scheduled snapshot is its own origin.
+                let origin = Some(s)
+                    .filter(|s| s.tags.contains_key(tags::ORIGIN_RESOURCE))
+                    .and_then(|s| tags::origin_from_tags(s.kind, &s.tags))
+                    .unwrap_or_else(|| s.to_ref());
+                let correlation_id = s.tags.get(tags::CORRELATION_ID).cloned().unwrap_or_default();
+                let step = Step::Expired { rule: why.to_string(), dry_run: self.config.dry_run };
+                PipelineEvent::new(correlation_id, s.to_ref(), origin, step)
+            })
+            .collect();
+        self.ctx.publish(&events).await?;
+        for s in doomed {
+            if self.config.dry_run {
+                info!(snapshot_arn = s.arn, why, "would expire (dry run)");
+                continue;
+            }
+            store.delete(s).await?;
+            info!(snapshot_arn = s.arn, why, "expired");
+        }
+        Ok(doomed.len())
+    }
+
+    /// A warning event and metric for each manual snapshot quota past the threshold.
+    async fn warn_quotas(&self) -> Result<()> {
+        let metric = snapferry::routing::Routing::load().metrics.quota_warning;
+        for kind in &self.config.kinds {
+            let store = self.ctx.stores.store(*kind);
+            let Some(usage) = store.quota_usage().await? else { continue };
+            if usage.used * 100 < usage.max.saturating_mul(self.config.quota_warning_percent) {
+                continue;
+            }
+            warn!(quota = usage.name, used = usage.used, max = usage.max, "snapshot quota nearly full");
+            self.ctx.metrics.count(&metric, self.config.name);
+            // About snapferry's newest snapshot there: what the warning is for.
+            let newest = store.list_managed().await?.into_iter().max_by_key(|s| s.created_at);
+            if let Some(s) = newest {
+                let step = Step::QuotaWarning { quota: usage.name.to_string(), used: usage.used, max: usage.max };
+                let event = PipelineEvent::new(
+                    s.tags.get(tags::CORRELATION_ID).cloned().unwrap_or_default(),
+                    s.to_ref(),
+                    s.to_ref(),
+                    step,
+                );
+                self.ctx.publish(&[event]).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Source: the backup account `sender` has its copy of a backup of ours. The share
+    /// with it is withdrawn, and an intermediate copy shared with nobody any more goes.
+    async fn release(&self, sender: Option<&str>, event: &PipelineEvent) -> Result<Outcome> {
+        let Some(sender) = sender.filter(|s| self.config.target_accounts.iter().any(|t| t == s)) else {
+            warn!(
+                sender,
+                copy_arn = event.snapshot.arn,
+                "a copy reported by an account not in TARGET_ACCOUNTS; ignored"
+            );
+            return Ok(Outcome::Done);
+        };
+        if event.origin.account != self.ctx.account() {
+            return Ok(Outcome::Done);
+        }
+        let store: Arc<dyn SnapshotStore> = self.ctx.stores.store_in(event.origin.kind, &event.origin.region);
+        let fed = store.list_managed().await?.into_iter().filter(|s| {
+            let origin = tags::origin_from_tags(s.kind, &s.tags).map(|o| o.arn);
+            s.arn == event.origin.arn
+                || (s.tags.get(tags::STEP).is_some_and(|v| v == "share")
+                    && origin.as_deref() == Some(&event.origin.arn))
+        });
+        for s in fed.collect::<Vec<_>>() {
+            if self.config.dry_run || !store.shared_with(&s).await?.iter().any(|a| a == sender) {
+                continue;
+            }
+            // Marked first: a late event or re-check of the share step then leaves it alone
+            // instead of sharing it again.
+            if !s.tags.contains_key(tags::RELEASED_AT) {
+                let stamp = Tags::from([(tags::RELEASED_AT.to_string(), tags::timestamp_value(self.ctx.now()))]);
+                store.tag(&s, &stamp).await?;
+            }
+            store.unshare(&s, &[sender.to_string()]).await?;
+            info!(snapshot_arn = s.arn, account = sender, "share withdrawn: the backup account has its copy");
+        }
+        Ok(Outcome::Done)
+    }
+}
+
+/// The account and resource a snapshot is of: the source database or volume (copies
+/// carry it in their lineage), which the rules' `resources` regex matches.
+fn resource_of(s: &Snapshot) -> (String, String) {
+    let resource = s.tags.get(tags::ORIGIN_RESOURCE).cloned().unwrap_or_else(|| s.resource_id.clone());
+    let account = s.tags.get(tags::SOURCE_ACCOUNT).cloned().unwrap_or_else(|| s.account.clone());
+    (account, resource)
+}
+
+#[async_trait::async_trait]
+impl PipelineStep for Handler {
+    fn context(&self) -> &StepContext {
+        &self.ctx
+    }
+
+    async fn step(&self, incoming: Incoming, _record: Record) -> Result<Outcome> {
+        match incoming {
+            Incoming::Schedule(e) => self.run(0, e.time.unwrap_or_else(|| self.ctx.now())).await,
+            Incoming::Recheck(e) => match e.detail.what {
+                RecheckWhat::ExpireFrom { unit } => self.run(unit as usize, self.ctx.now()).await,
+                other => Err(Error::BadInput(format!("{} does not handle re-check {other:?}", self.config.name))),
+            },
+            Incoming::Pipeline(e) if !self.config.backup() => match &e.detail.step {
+                Step::Copied {} => self.release(e.account.as_deref(), &e.detail).await,
+                _ => Ok(Outcome::Done),
+            },
+            other => Err(Error::BadInput(format!("{} does not handle {}", self.config.name, other.describe()))),
+        }
+    }
+}
