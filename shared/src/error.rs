@@ -144,7 +144,10 @@ pub fn classify(op: &'static str, code: String, message: String, status: Option<
         | "DBInstanceNotFoundFault"
         | "DBClusterNotFoundFault"
         | "InvalidSnapshot.NotFound"
-        | "InvalidVolume.NotFound" => Error::NotFound { op, what: message.clone() },
+        | "InvalidVolume.NotFound"
+        // SQS, in its query and its JSON protocol.
+        | "AWS.SimpleQueueService.NonExistentQueue"
+        | "QueueDoesNotExist" => Error::NotFound { op, what: message.clone() },
         "DBSnapshotAlreadyExists"
         | "DBSnapshotAlreadyExistsFault"
         | "DBClusterSnapshotAlreadyExistsFault"
@@ -197,6 +200,8 @@ mod tests {
         assert_eq!(c("RequestLimitExceeded").retry(), Some(Retry::Throttled));
         assert_eq!(c("SnapshotQuotaExceeded").retry(), Some(Retry::QuotaExceeded));
         assert_eq!(c("ResourceLimitExceeded").retry(), Some(Retry::QuotaExceeded));
+        assert!(matches!(c("AWS.SimpleQueueService.NonExistentQueue"), Error::NotFound { .. }));
+        assert!(matches!(c("QueueDoesNotExist"), Error::NotFound { .. }));
         assert_eq!(c("InvalidDBSnapshotState").retry(), Some(Retry::NotReady));
         assert_eq!(c("InvalidDBClusterSnapshotStateFault").retry(), Some(Retry::NotReady));
         assert_eq!(c("InternalFailure").retry(), Some(Retry::Transient));

@@ -1,6 +1,8 @@
 //! The operator CLI. Subcommands live in their own modules; `main.rs` only parses and runs.
 
+pub mod account;
 pub mod demo;
+pub mod dlq;
 pub mod local;
 pub mod pipeline;
 
@@ -16,6 +18,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Every step's dead-letter queue: list them, show why messages failed, replay them.
+    Dlq(dlq::DlqArgs),
     /// Run the whole chain on a local emulator: three databases backed up into a second
     /// account, copied to another region and restore-tested; ends with a table.
     Demo(demo::DemoArgs),
@@ -28,6 +32,7 @@ pub enum Command {
 
 pub async fn run(cli: Cli) -> Result<ExitCode, snapferry::Error> {
     match cli.command {
+        Command::Dlq(args) => dlq::run(args).await,
         Command::Demo(args) => demo::run(args).await,
         Command::Local(args) => demo::local(args).await,
         Command::FireSchedule(args) => demo::fire_schedule(args).await,

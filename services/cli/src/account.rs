@@ -1,0 +1,104 @@
+//! The account an operator command acts in, and how it prints.
+//!
+//! The standard AWS configuration applies (environment, `--profile`, `--region`, the
+//! credentials chain); `--endpoint` (or `AWS_ENDPOINT_URL`) points at the local emulator,
+//! and `--account` assumes a role in another account, as the demo does there.
+
+use aws_config::{BehaviorVersion, Region};
+use serde::Serialize;
+use snapferry::clients::Clients;
+use snapferry::error::{Error, Result};
+use std::io::IsTerminal;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Account {
+    /// AWS profile (one per account: the source's or the backup account's).
+    #[arg(long, global = true, env = "AWS_PROFILE")]
+    pub profile: Option<String>,
+    /// AWS region (the account's home region of the pipeline).
+    #[arg(long, global = true, env = "AWS_REGION")]
+    pub region: Option<String>,
+    /// Another endpoint for every AWS API, e.g. the local emulator's (which takes any
+    /// credentials: without a profile or AWS_ACCESS_KEY_ID, placeholder ones are used).
+    #[arg(long, global = true, env = "AWS_ENDPOINT_URL")]
+    pub endpoint: Option<String>,
+    /// Act in this account by assuming `--role` in it.
+    #[arg(long, global = true)]
+    pub account: Option<String>,
+    /// The role `--account` assumes.
+    #[arg(long, global = true, default_value = "snapferry-operator")]
+    pub role: String,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+impl Account {
+    pub async fn clients(&self) -> Result<Clients> {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Some(profile) = &self.profile {
+            loader = loader.profile_name(profile);
+        }
+        if let Some(region) = &self.region {
+            loader = loader.region(Region::new(region.clone()));
+        }
+        if let Some(endpoint) = &self.endpoint {
+            loader = loader.endpoint_url(endpoint);
+            // The local emulator takes any credentials; placeholder ones spare the chain's
+            // search (which ends at the instance metadata service) when none are configured.
+            if self.profile.is_none() && std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
+                loader = loader.credentials_provider(aws_credential_types::Credentials::new(
+                    "local",
+                    "local",
+                    None,
+                    None,
+                    "snapferry-cli",
+                ));
+            }
+        }
+        let base = loader.load().await;
+        match &self.account {
+            Some(account) => {
+                let role = format!("arn:aws:iam::{account}:role/{}", self.role);
+                let config = Clients::assume_role(&base, &role, "snapferry-cli").await?;
+                Clients::with_account(config, account.clone())
+            }
+            None => Clients::from_config(base).await,
+        }
+    }
+
+    pub fn output(&self) -> Output {
+        Output { json: self.json }
+    }
+}
+
+/// Tables for people, JSON for machines.
+#[derive(Debug, Clone, Copy)]
+pub struct Output {
+    pub json: bool,
+}
+
+impl Output {
+    pub fn print<T: Serialize>(&self, data: &T, human: impl FnOnce() -> String) -> Result<()> {
+        if self.json {
+            let text =
+                serde_json::to_string_pretty(data).map_err(|e| Error::BadInput(format!("cannot print JSON: {e}")))?;
+            println!("{text}");
+        } else {
+            println!("{}", human());
+        }
+        Ok(())
+    }
+
+    /// A progress bar on a terminal; hidden for JSON output or when stderr is not a terminal.
+    pub fn progress(&self) -> indicatif::ProgressBar {
+        if self.json || !std::io::stderr().is_terminal() {
+            return indicatif::ProgressBar::hidden();
+        }
+        let bar = indicatif::ProgressBar::new(0);
+        let style = indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} moved ({elapsed})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+        bar.set_style(style);
+        bar
+    }
+}

@@ -1,0 +1,538 @@
+//! `snapferry dlq`: every step's dead-letter queue, what is in it and why, and replaying it.
+//!
+//! A whole DLQ is replayed with SQS's own redrive (`StartMessageMoveTask`, followed with
+//! `ListMessageMoveTasks`, cancelled on Ctrl-C). A selection (`--reason`, `--resource`,
+//! `--correlation-id`, `--max`) is moved message by message: each leaves the DLQ only
+//! after its send to the step's queue succeeded, so a crash mid-replay at worst sends one
+//! twice (the steps are idempotent) and never loses one.
+
+use crate::account::Account;
+use aws_sdk_sqs::types::{Message, MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName};
+use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
+use serde::Serialize;
+use snapferry::clients::Clients;
+use snapferry::error::{Error, Result};
+use snapferry::inbound::{Incoming, parse_message};
+use snapferry::routing::{Function, Routing};
+use snapferry::sqs::{ATTR_ERROR_CODE, ATTR_ERROR_REASON};
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DlqArgs {
+    #[command(flatten)]
+    pub account: Account,
+    #[command(subcommand)]
+    pub command: DlqCommand,
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum DlqCommand {
+    /// Every step's queue and DLQ in this account: depth, and age of the oldest dead letter.
+    /// Exit 1 when any DLQ holds a message.
+    #[command(after_help = "Example:\n  snapferry dlq list --profile backup --region eu-west-1")]
+    List,
+    /// The dead letters of one step, grouped by the reason each failed. Exit 1 when there are any.
+    #[command(after_help = "Example:\n  snapferry dlq show copy-shared-snapshot --profile backup --json")]
+    Show { step: String },
+    /// Move a step's dead letters back to its queue: all of them with SQS's redrive, or a
+    /// selection one by one (each leaves the DLQ only once it is back in the queue).
+    #[command(after_help = "Examples:\n  snapferry dlq replay restore --profile backup\n  \
+        snapferry dlq replay copy-shared-snapshot --reason KMSKeyNotAccessible --max 5 --dry-run")]
+    Replay {
+        step: String,
+        /// Only dead letters whose reason matches this regex.
+        #[arg(long)]
+        reason: Option<String>,
+        /// Only dead letters about this resource (database, cluster or volume id).
+        #[arg(long)]
+        resource: Option<String>,
+        /// Only dead letters of this run.
+        #[arg(long)]
+        correlation_id: Option<String>,
+        /// Move at most this many.
+        #[arg(long)]
+        max: Option<usize>,
+        /// Show what would move; move nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+/// A step's queue and DLQ as they are now.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueueState {
+    pub step: String,
+    pub queue: String,
+    pub waiting: u64,
+    pub in_flight: u64,
+    pub dead_letters: u64,
+    /// Seconds since the oldest dead letter was first sent (none when the DLQ is empty).
+    pub oldest_dead_letter_age_seconds: Option<i64>,
+}
+
+/// One dead letter, as an operator needs to judge it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeadLetter {
+    pub message_id: String,
+    /// Why it failed: the reason snapferry recorded, or SQS's own redrive.
+    pub reason: String,
+    pub code: Option<String>,
+    pub resource: Option<String>,
+    pub correlation_id: Option<String>,
+    pub sent_at: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(skip)]
+    receipt_handle: String,
+    #[serde(skip)]
+    body: String,
+    #[serde(skip)]
+    attributes: BTreeMap<String, MessageAttributeValue>,
+}
+
+/// What a replay moved.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Replayed {
+    pub moved: u64,
+    /// Selected replays: the dead letters moved (or, in a dry run, that would be).
+    pub messages: Vec<DeadLetter>,
+    pub cancelled: bool,
+}
+
+/// What a dead letter lacks when SQS moved it (the step never recorded a reason).
+pub const REDRIVEN: &str = "exceeded maxReceiveCount (moved by SQS's redrive policy)";
+
+struct Queues {
+    queue_url: String,
+    dlq_url: String,
+}
+
+async fn queue_url(c: &Clients, name: &str) -> Result<String> {
+    c.sqs
+        .get_queue_url()
+        .queue_name(name)
+        .send()
+        .await
+        .map_err(|e| Error::from_sdk("GetQueueUrl", e))?
+        .queue_url()
+        .map(str::to_string)
+        .ok_or_else(|| Error::NotFound { op: "GetQueueUrl", what: name.to_string() })
+}
+
+async fn queues(c: &Clients, routing: &Routing, f: &Function) -> Result<Queues> {
+    Ok(Queues { queue_url: queue_url(c, &f.queue).await?, dlq_url: queue_url(c, &routing.dlq_name(f)).await? })
+}
+
+fn function<'a>(routing: &'a Routing, step: &str) -> Result<&'a Function> {
+    routing.function(step).ok_or_else(|| {
+        let known: Vec<&str> = routing.functions.iter().map(|f| f.name.as_str()).collect();
+        Error::Config(format!("no step {step:?}; steps: {}", known.join(", ")))
+    })
+}
+
+async fn attributes(c: &Clients, url: &str) -> Result<BTreeMap<String, String>> {
+    let out = c
+        .sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::All)
+        .send()
+        .await
+        .map_err(|e| Error::from_sdk("GetQueueAttributes", e))?;
+    Ok(out
+        .attributes()
+        .map(|a| a.iter().map(|(k, v)| (k.as_str().to_string(), v.clone())).collect())
+        .unwrap_or_default())
+}
+
+fn count(attributes: &BTreeMap<String, String>, name: &str) -> u64 {
+    attributes.get(name).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+/// Every step of `routing` whose queue exists in this account.
+pub async fn list(c: &Clients, routing: &Routing) -> Result<Vec<QueueState>> {
+    let mut out = Vec::new();
+    for f in &routing.functions {
+        let q = match queues(c, routing, f).await {
+            Ok(q) => q,
+            // The other account's steps.
+            Err(Error::NotFound { .. }) => continue,
+            Err(e) => return Err(e),
+        };
+        let queue = attributes(c, &q.queue_url).await?;
+        let dlq = attributes(c, &q.dlq_url).await?;
+        let dead_letters = count(&dlq, "ApproximateNumberOfMessages");
+        let oldest = if dead_letters > 0 {
+            let letters = peek(c, &q.dlq_url).await?;
+            let oldest = letters.iter().filter_map(|d| d.sent_at).min();
+            release(c, &q.dlq_url, &letters).await?;
+            oldest.map(|t| (chrono::Utc::now() - t).num_seconds())
+        } else {
+            None
+        };
+        out.push(QueueState {
+            step: f.name.clone(),
+            queue: f.queue.clone(),
+            waiting: count(&queue, "ApproximateNumberOfMessages") + count(&queue, "ApproximateNumberOfMessagesDelayed"),
+            in_flight: count(&queue, "ApproximateNumberOfMessagesNotVisible"),
+            dead_letters,
+            oldest_dead_letter_age_seconds: oldest,
+        });
+    }
+    Ok(out)
+}
+
+/// Every message of the DLQ, received (hidden for a minute) and read; [`release`] makes
+/// them visible again. A DLQ has no redrive policy, so receiving one counts against nothing.
+async fn peek(c: &Clients, dlq_url: &str) -> Result<Vec<DeadLetter>> {
+    let mut all = Vec::new();
+    loop {
+        let out = c
+            .sqs
+            .receive_message()
+            .queue_url(dlq_url)
+            .max_number_of_messages(10)
+            .visibility_timeout(60)
+            .message_attribute_names("All")
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::SentTimestamp)
+            .send()
+            .await
+            .map_err(|e| Error::from_sdk("ReceiveMessage", e))?;
+        if out.messages().is_empty() {
+            return Ok(all);
+        }
+        all.extend(out.messages().iter().map(dead_letter));
+    }
+}
+
+async fn release(c: &Clients, dlq_url: &str, letters: &[DeadLetter]) -> Result<()> {
+    for d in letters {
+        c.sqs
+            .change_message_visibility()
+            .queue_url(dlq_url)
+            .receipt_handle(&d.receipt_handle)
+            .visibility_timeout(0)
+            .send()
+            .await
+            .map_err(|e| Error::from_sdk("ChangeMessageVisibility", e))?;
+    }
+    Ok(())
+}
+
+fn dead_letter(m: &Message) -> DeadLetter {
+    let attributes: BTreeMap<String, MessageAttributeValue> =
+        m.message_attributes().map(|a| a.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
+    let text = |name: &str| attributes.get(name).and_then(|v| v.string_value()).map(str::to_string);
+    let body = m.body().unwrap_or_default().to_string();
+    let (resource, correlation_id) = match parse_message(&body) {
+        Ok(Incoming::Pipeline(e)) => (Some(e.detail.origin.resource_id.clone()), Some(e.detail.correlation_id.clone())),
+        Ok(Incoming::Recheck(e)) => (None, Some(e.detail.correlation_id.clone())),
+        Ok(Incoming::Native(n)) => (n.resources.first().cloned(), None),
+        _ => (None, None),
+    };
+    let sent_at = m
+        .attributes()
+        .and_then(|a| a.get(&MessageSystemAttributeName::SentTimestamp))
+        .and_then(|t| t.parse::<i64>().ok())
+        .and_then(chrono::DateTime::from_timestamp_millis);
+    DeadLetter {
+        message_id: m.message_id().unwrap_or_default().to_string(),
+        reason: text(ATTR_ERROR_REASON).unwrap_or_else(|| REDRIVEN.to_string()),
+        code: text(ATTR_ERROR_CODE),
+        resource,
+        correlation_id,
+        sent_at,
+        receipt_handle: m.receipt_handle().unwrap_or_default().to_string(),
+        body,
+        attributes,
+    }
+}
+
+/// The dead letters of `step`, oldest first.
+pub async fn show(c: &Clients, routing: &Routing, step: &str) -> Result<Vec<DeadLetter>> {
+    let q = queues(c, routing, function(routing, step)?).await?;
+    let mut letters = peek(c, &q.dlq_url).await?;
+    release(c, &q.dlq_url, &letters).await?;
+    letters.sort_by_key(|d| d.sent_at);
+    Ok(letters)
+}
+
+/// Which dead letters a selected replay moves.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    pub reason: Option<regex::Regex>,
+    pub resource: Option<String>,
+    pub correlation_id: Option<String>,
+    pub max: Option<usize>,
+}
+
+impl Selection {
+    fn is_all(&self) -> bool {
+        self.reason.is_none() && self.resource.is_none() && self.correlation_id.is_none() && self.max.is_none()
+    }
+
+    fn matches(&self, d: &DeadLetter) -> bool {
+        self.reason.as_ref().is_none_or(|r| r.is_match(&d.reason))
+            && self.resource.as_ref().is_none_or(|r| d.resource.as_ref() == Some(r))
+            && self.correlation_id.as_ref().is_none_or(|c| d.correlation_id.as_ref() == Some(c))
+    }
+}
+
+/// Moves the selected dead letters of `step` back to its queue, one by one: sent first,
+/// deleted from the DLQ only once the send succeeded. The rest are made visible again.
+pub async fn replay_selected(
+    c: &Clients,
+    routing: &Routing,
+    step: &str,
+    selection: &Selection,
+    dry_run: bool,
+) -> Result<Replayed> {
+    let q = queues(c, routing, function(routing, step)?).await?;
+    let letters = peek(c, &q.dlq_url).await?;
+    let (chosen, rest): (Vec<DeadLetter>, Vec<DeadLetter>) = {
+        let mut chosen = Vec::new();
+        let mut rest = Vec::new();
+        for d in letters {
+            if selection.matches(&d) && selection.max.is_none_or(|m| chosen.len() < m) {
+                chosen.push(d);
+            } else {
+                rest.push(d);
+            }
+        }
+        (chosen, rest)
+    };
+    release(c, &q.dlq_url, &rest).await?;
+    let mut replayed = Replayed::default();
+    if dry_run {
+        release(c, &q.dlq_url, &chosen).await?;
+        replayed.messages = chosen;
+        return Ok(replayed);
+    }
+    for (i, d) in chosen.iter().enumerate() {
+        // Back as a fresh message: the failure's own record stays behind.
+        let attributes: std::collections::HashMap<String, MessageAttributeValue> = d
+            .attributes
+            .iter()
+            .filter(|(k, _)| !k.starts_with("snapferry-error-") && *k != snapferry::sqs::ATTR_FAILED_AT)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let sent = c
+            .sqs
+            .send_message()
+            .queue_url(&q.queue_url)
+            .message_body(&d.body)
+            .set_message_attributes(Some(attributes).filter(|a| !a.is_empty()))
+            .send()
+            .await
+            .map_err(|e| Error::from_sdk("SendMessage", e));
+        if let Err(e) = sent {
+            // What was not sent stays in the DLQ, visible again: nothing is lost.
+            release(c, &q.dlq_url, &chosen[i..]).await?;
+            return Err(e);
+        }
+        c.sqs
+            .delete_message()
+            .queue_url(&q.dlq_url)
+            .receipt_handle(&d.receipt_handle)
+            .send()
+            .await
+            .map_err(|e| Error::from_sdk("DeleteMessage", e))?;
+        replayed.moved += 1;
+        replayed.messages.push(d.clone());
+    }
+    Ok(replayed)
+}
+
+async fn arn(c: &Clients, url: &str) -> Result<String> {
+    attributes(c, url)
+        .await?
+        .remove("QueueArn")
+        .ok_or_else(|| Error::NotFound { op: "GetQueueAttributes", what: format!("{url} QueueArn") })
+}
+
+/// Moves every dead letter of `step` back to its queue with SQS's redrive
+/// (`StartMessageMoveTask`), reporting progress to `progress(moved, to_move)` until the
+/// task ends; `cancel` resolving first cancels it (`CancelMessageMoveTask`).
+pub async fn replay_all(
+    c: &Clients,
+    routing: &Routing,
+    step: &str,
+    mut progress: impl FnMut(u64, Option<u64>),
+    cancel: impl std::future::Future<Output = ()>,
+) -> Result<Replayed> {
+    let q = queues(c, routing, function(routing, step)?).await?;
+    let (source, destination) = (arn(c, &q.dlq_url).await?, arn(c, &q.queue_url).await?);
+    // The destination is named: snapferry's own dead letters were sent there by the step,
+    // not moved by a redrive policy, so SQS could not tell where they came from.
+    let task = c
+        .sqs
+        .start_message_move_task()
+        .source_arn(&source)
+        .destination_arn(&destination)
+        .send()
+        .await
+        .map_err(|e| Error::from_sdk("StartMessageMoveTask", e))?;
+    let handle = task.task_handle().unwrap_or_default().to_string();
+    tokio::pin!(cancel);
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            () = &mut cancel => {
+                c.sqs.cancel_message_move_task().task_handle(&handle).send().await
+                    .map_err(|e| Error::from_sdk("CancelMessageMoveTask", e))?;
+                let moved = current(c, &source, &handle).await?.map_or(0, |t| t.approximate_number_of_messages_moved());
+                return Ok(Replayed { moved: moved.max(0) as u64, messages: Vec::new(), cancelled: true });
+            }
+            _ = tick.tick() => {
+                let Some(t) = current(c, &source, &handle).await? else { continue };
+                let moved = t.approximate_number_of_messages_moved().max(0) as u64;
+                progress(moved, t.approximate_number_of_messages_to_move().map(|n| n.max(0) as u64));
+                match t.status() {
+                    Some("COMPLETED") => return Ok(Replayed { moved, messages: Vec::new(), cancelled: false }),
+                    Some("FAILED") => {
+                        return Err(Error::Permanent {
+                            op: "StartMessageMoveTask",
+                            code: "MoveTaskFailed".into(),
+                            message: t.failure_reason().unwrap_or("no reason given").to_string(),
+                            hint: None,
+                        });
+                    }
+                    Some("CANCELLED") => return Ok(Replayed { moved, messages: Vec::new(), cancelled: true }),
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+async fn current(
+    c: &Clients,
+    source: &str,
+    handle: &str,
+) -> Result<Option<aws_sdk_sqs::types::ListMessageMoveTasksResultEntry>> {
+    let out = c
+        .sqs
+        .list_message_move_tasks()
+        .source_arn(source)
+        .max_results(10)
+        .send()
+        .await
+        .map_err(|e| Error::from_sdk("ListMessageMoveTasks", e))?;
+    // A finished task has no handle any more; the newest entry is ours.
+    Ok(out.results().iter().find(|t| t.task_handle() == Some(handle)).or(out.results().first()).cloned())
+}
+
+fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_BORDERS_ONLY).set_header(header.iter().copied());
+    t
+}
+
+fn age(seconds: i64) -> String {
+    match seconds {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
+}
+
+/// `snapferry dlq ...`.
+pub async fn run(args: DlqArgs) -> Result<ExitCode> {
+    let out = args.account.output();
+    let c = args.account.clients().await?;
+    let routing = Routing::load();
+    match args.command {
+        DlqCommand::List => {
+            let states = list(&c, &routing).await?;
+            out.print(&states, || {
+                let mut t = table(&["step", "queue", "waiting", "in flight", "dead letters", "oldest"]);
+                for s in &states {
+                    t.add_row(vec![
+                        s.step.clone(),
+                        s.queue.clone(),
+                        s.waiting.to_string(),
+                        s.in_flight.to_string(),
+                        s.dead_letters.to_string(),
+                        s.oldest_dead_letter_age_seconds.map(age).unwrap_or_else(|| "-".into()),
+                    ]);
+                }
+                t.to_string()
+            })?;
+            Ok(if states.iter().any(|s| s.dead_letters > 0) { ExitCode::from(1) } else { ExitCode::SUCCESS })
+        }
+        DlqCommand::Show { step } => {
+            let letters = show(&c, &routing, &step).await?;
+            out.print(&letters, || grouped(&letters))?;
+            Ok(if letters.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        DlqCommand::Replay { step, reason, resource, correlation_id, max, dry_run } => {
+            let reason = reason
+                .map(|r| regex::Regex::new(&r))
+                .transpose()
+                .map_err(|e| Error::Config(format!("--reason: {e}")))?;
+            let selection = Selection { reason, resource, correlation_id, max };
+            let replayed = if selection.is_all() && !dry_run {
+                let bar = out.progress();
+                let progress = |moved: u64, total: Option<u64>| {
+                    if let Some(total) = total {
+                        bar.set_length(total);
+                    }
+                    bar.set_position(moved);
+                };
+                let cancel = async {
+                    let _ = tokio::signal::ctrl_c().await;
+                };
+                let r = replay_all(&c, &routing, &step, progress, cancel).await;
+                bar.finish_and_clear();
+                r?
+            } else {
+                // A dry run of everything, or a selection: looked at one by one.
+                replay_selected(&c, &routing, &step, &selection, dry_run).await?
+            };
+            out.print(&replayed, || {
+                let verb = if dry_run { "would move" } else { "moved" };
+                let mut text = format!(
+                    "{verb} {} dead letter(s) of {step} back to its queue{}",
+                    if dry_run { replayed.messages.len() as u64 } else { replayed.moved },
+                    if replayed.cancelled { " before the replay was cancelled" } else { "" }
+                );
+                if !replayed.messages.is_empty() {
+                    text.push('\n');
+                    text.push_str(&grouped(&replayed.messages));
+                }
+                text
+            })?;
+            Ok(if replayed.cancelled { ExitCode::from(1) } else { ExitCode::SUCCESS })
+        }
+    }
+}
+
+/// Dead letters as a table per reason, most frequent reason first.
+fn grouped(letters: &[DeadLetter]) -> String {
+    if letters.is_empty() {
+        return "no dead letters".into();
+    }
+    let mut by_reason: BTreeMap<&str, Vec<&DeadLetter>> = BTreeMap::new();
+    for d in letters {
+        by_reason.entry(&d.reason).or_default().push(d);
+    }
+    let mut groups: Vec<_> = by_reason.into_iter().collect();
+    groups.sort_by_key(|(_, ds)| std::cmp::Reverse(ds.len()));
+    let mut out = String::new();
+    for (reason, ds) in groups {
+        out.push_str(&format!("{} x {reason}\n", ds.len()));
+        let mut t = table(&["message", "resource", "correlation id", "sent"]);
+        for d in ds {
+            t.add_row(vec![
+                d.message_id.clone(),
+                d.resource.clone().unwrap_or_else(|| "-".into()),
+                d.correlation_id.clone().unwrap_or_else(|| "-".into()),
+                d.sent_at.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_else(|| "-".into()),
+            ]);
+        }
+        out.push_str(&t.to_string());
+        out.push('\n');
+    }
+    out
+}

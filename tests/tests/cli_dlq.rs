@@ -1,0 +1,115 @@
+//! `snapferry dlq` against the emulator: a failure is shown with its reason, SQS's redrive
+//! moves it back and the chain completes; a selected replay moves only what matches, and a
+//! send that fails mid-replay loses nothing.
+
+use aws_sdk_sqs::types::MessageAttributeValue;
+use snapferry::ResourceKind;
+use snapferry::routing::Routing;
+use snapferry::sqs::{ATTR_ERROR_CODE, ATTR_ERROR_REASON};
+use snapferry_cli::dlq::{self, REDRIVEN, Selection};
+use snapferry_e2e::chain::*;
+use snapferry_e2e::control;
+
+fn queue<'a>(p: &'a LocalPipeline, step: &str) -> &'a snapferry_cli::local::DeployedQueue {
+    p.deployment.queues().find(|q| q.function == step && q.account == p.target.account).expect("deployed")
+}
+
+#[tokio::test]
+async fn a_dead_letter_is_shown_with_its_reason_replayed_by_sqs_and_the_chain_completes() {
+    let p = start(&fast_options()).await;
+    // The copy is refused once for good (no permission): the message goes to the DLQ at once.
+    control::fault("CopyDBSnapshot", Some(&p.target.account), 1, "AccessDenied", 403);
+    instance(&p.source, "dead", Encryption::Key(&p.sharing_key), &[]).await;
+    p.host.fire_schedule().await.expect("fire the schedule");
+    let copy_dlq = queue(&p, "copy-shared-snapshot").dlq_url.clone();
+    let mut events = Vec::new();
+    drive_until(&p, &mut events, "the copy dead-lettered", || async {
+        (queue_depth(&p.target, &copy_dlq).await == 1).then_some(())
+    })
+    .await;
+
+    let routing = Routing::load();
+    let states = dlq::list(&p.target, &routing).await.expect("dlq list");
+    let copy = states.iter().find(|s| s.step == "copy-shared-snapshot").expect("the copy step's queues");
+    assert_eq!(copy.dead_letters, 1);
+    assert!(copy.oldest_dead_letter_age_seconds.is_some_and(|s| s >= 0), "{copy:?}");
+    assert!(states.iter().all(|s| s.step == "copy-shared-snapshot" || s.dead_letters == 0), "{states:?}");
+    assert!(!states.iter().any(|s| s.step == "create-snapshot"), "the source's steps are not in this account");
+
+    let letters = dlq::show(&p.target, &routing, "copy-shared-snapshot").await.expect("dlq show");
+    let [letter] = &letters[..] else { panic!("{letters:?}") };
+    assert!(letter.reason.contains("AccessDenied"), "{letter:?}");
+    assert_eq!(letter.resource.as_deref(), Some("dead"));
+    assert!(letter.correlation_id.is_some());
+    // Looking does not take: the message is still there for the replay.
+    assert_eq!(queue_depth(&p.target, &copy_dlq).await, 1);
+
+    let mut seen = Vec::new();
+    let replayed = dlq::replay_all(
+        &p.target,
+        &routing,
+        "copy-shared-snapshot",
+        |moved, total| seen.push((moved, total)),
+        std::future::pending(),
+    )
+    .await
+    .expect("dlq replay");
+    assert_eq!((replayed.moved, replayed.cancelled), (1, false));
+    assert!(!seen.is_empty(), "progress was reported");
+    run_until(&p, &mut events, "dead verified after the replay", verified(&["dead"])).await;
+    settle(&p, &mut events).await;
+    assert_eq!(made_by(&p.target, ResourceKind::DbInstance, "copy", "dead").await.len(), 1, "one copy");
+    assert_dlqs_empty(&p).await;
+}
+
+#[tokio::test]
+async fn a_selected_replay_moves_only_what_matches_and_a_failed_send_loses_nothing() {
+    let p = start(&fast_options()).await;
+    let restore = queue(&p, "restore").clone();
+    // Dead letters as the steps leave them (reason in the attributes), and one SQS moved.
+    let text = |v: &str| MessageAttributeValue::builder().data_type("String").string_value(v).build().unwrap();
+    for (body, reason) in [
+        ("{\"a\":1}", Some("reason A")),
+        ("{\"a\":2}", Some("reason A")),
+        ("{\"b\":1}", Some("reason B")),
+        ("{\"c\":1}", None),
+    ] {
+        let mut send = p.target.sqs.send_message().queue_url(&restore.dlq_url).message_body(body);
+        if let Some(reason) = reason {
+            send = send
+                .message_attributes(ATTR_ERROR_REASON, text(reason))
+                .message_attributes(ATTR_ERROR_CODE, text("BadInput"));
+        }
+        send.send().await.expect("SendMessage");
+    }
+    let routing = Routing::load();
+    let letters = dlq::show(&p.target, &routing, "restore").await.expect("show");
+    let mut reasons: Vec<&str> = letters.iter().map(|d| d.reason.as_str()).collect();
+    reasons.sort();
+    assert_eq!(
+        reasons,
+        ["exceeded maxReceiveCount (moved by SQS's redrive policy)", "reason A", "reason A", "reason B"]
+    );
+    assert!(reasons.contains(&REDRIVEN));
+
+    let only_a = Selection { reason: Some(regex::Regex::new("^reason A$").unwrap()), ..Default::default() };
+    let dry = dlq::replay_selected(&p.target, &routing, "restore", &only_a, true).await.expect("dry run");
+    assert_eq!((dry.moved, dry.messages.len()), (0, 2));
+    assert_eq!(queue_depth(&p.target, &restore.dlq_url).await, 4, "a dry run moves nothing");
+
+    // Every attempt of the first send fails (the SDK retries twice): nothing moves, nothing is lost.
+    control::fault("SendMessage", Some(&p.target.account), 3, "InternalError", 500);
+    dlq::replay_selected(&p.target, &routing, "restore", &only_a, false).await.expect_err("the send fails");
+    assert_eq!(queue_depth(&p.target, &restore.dlq_url).await, 4, "still in the DLQ");
+    assert_eq!(queue_depth(&p.target, &restore.queue_url).await, 0);
+
+    let moved = dlq::replay_selected(&p.target, &routing, "restore", &only_a, false).await.expect("replay");
+    assert_eq!(moved.moved, 2);
+    assert_eq!(queue_depth(&p.target, &restore.dlq_url).await, 2, "B and the redriven one stay");
+    assert_eq!(queue_depth(&p.target, &restore.queue_url).await, 2, "back in the step's queue");
+    let one = Selection { max: Some(1), ..Default::default() };
+    assert_eq!(dlq::replay_selected(&p.target, &routing, "restore", &one, false).await.expect("max").moved, 1);
+    assert_eq!(queue_depth(&p.target, &restore.dlq_url).await, 1);
+    let e = dlq::show(&p.target, &routing, "no-such-step").await.expect_err("unknown step");
+    assert!(e.to_string().contains("copy-shared-snapshot"), "names the steps: {e}");
+}
