@@ -90,6 +90,11 @@ impl Env {
         Ok(accounts)
     }
 
+    /// A comma-separated list of resource kinds (`db-instance,db-cluster,ebs`).
+    pub fn kinds(&self, name: &str) -> Result<Vec<crate::ResourceKind>> {
+        self.list(name).iter().map(|s| s.parse().map_err(|e: String| Error::Config(format!("{name}: {e}")))).collect()
+    }
+
     pub fn regex(&self, name: &str) -> Result<Option<regex::Regex>> {
         self.optional(name)
             .map(|raw| regex::Regex::new(&raw).map_err(|e| Error::Config(format!("{name} is not a valid regex: {e}"))))

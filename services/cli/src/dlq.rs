@@ -7,6 +7,7 @@
 //! twice (the steps are idempotent) and never loses one.
 
 use crate::account::Account;
+use crate::local::queue_arn;
 use aws_sdk_sqs::types::{Message, MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName};
 use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
 use serde::Serialize;
@@ -343,13 +344,6 @@ pub async fn replay_selected(
     Ok(replayed)
 }
 
-async fn arn(c: &Clients, url: &str) -> Result<String> {
-    attributes(c, url)
-        .await?
-        .remove("QueueArn")
-        .ok_or_else(|| Error::NotFound { op: "GetQueueAttributes", what: format!("{url} QueueArn") })
-}
-
 /// Moves every dead letter of `step` back to its queue with SQS's redrive
 /// (`StartMessageMoveTask`), reporting progress to `progress(moved, to_move)` until the
 /// task ends; `cancel` resolving first cancels it (`CancelMessageMoveTask`).
@@ -361,7 +355,7 @@ pub async fn replay_all(
     cancel: impl std::future::Future<Output = ()>,
 ) -> Result<Replayed> {
     let q = queues(c, routing, function(routing, step)?).await?;
-    let (source, destination) = (arn(c, &q.dlq_url).await?, arn(c, &q.queue_url).await?);
+    let (source, destination) = (queue_arn(c, &q.dlq_url).await?, queue_arn(c, &q.queue_url).await?);
     // The destination is named: snapferry's own dead letters were sent there by the step,
     // not moved by a redrive policy, so SQS could not tell where they came from.
     let task = c

@@ -32,11 +32,7 @@ pub struct Config {
 
 impl Config {
     pub fn from_env(env: &Env) -> Result<Config> {
-        let kinds = env
-            .list("KINDS")
-            .iter()
-            .map(|s| s.parse().map_err(|e: String| Error::Config(format!("KINDS: {e}"))))
-            .collect::<Result<Vec<ResourceKind>>>()?;
+        let kinds = env.kinds("KINDS")?;
         if kinds.is_empty() {
             return Err(Error::Config("KINDS must name at least one resource kind".into()));
         }

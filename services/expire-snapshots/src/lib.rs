@@ -66,11 +66,7 @@ impl Config {
             BACKUP_STEP => BACKUP_STEP,
             other => return Err(Error::Config(format!("{other} is not an expire step"))),
         };
-        let kinds = env
-            .list("KINDS")
-            .iter()
-            .map(|s| s.parse().map_err(|e: String| Error::Config(format!("KINDS: {e}"))))
-            .collect::<Result<Vec<ResourceKind>>>()?;
+        let kinds = env.kinds("KINDS")?;
         let rules =
             retention::parse(&env.required("RETENTION")?).map_err(|e| Error::Config(format!("RETENTION: {e}")))?;
         let max_deletes: usize = env.parse("MAX_DELETES_PER_RUN")?;

@@ -168,11 +168,31 @@ impl Ebs {
         Ok(out.volumes().first().cloned())
     }
 
+    /// Adds or removes accounts' createVolumePermission (never `all`: only user ids).
+    async fn volume_permission(
+        &self,
+        snapshot: &Snapshot,
+        change: aws_sdk_ec2::types::builders::CreateVolumePermissionModificationsBuilder,
+    ) -> Result<()> {
+        self.client
+            .modify_snapshot_attribute()
+            .snapshot_id(&snapshot.id)
+            .create_volume_permission(change.build())
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| Error::from_sdk("ModifySnapshotAttribute", e))
+    }
+
     fn tag_spec(resource: ResourceType, id: &str, tags: &Tags) -> TagSpecification {
         let mut all = tags.clone();
         all.insert(ID_TAG.to_string(), id.to_string());
         TagSpecification::builder().resource_type(resource).set_tags(Some(to_ec2_tags(&all))).build()
     }
+}
+
+fn users(accounts: &[String]) -> Vec<CreateVolumePermission> {
+    accounts.iter().map(|a| CreateVolumePermission::builder().user_id(a).build()).collect()
 }
 
 fn to_ec2_tags(tags: &Tags) -> Vec<Tag> {
@@ -320,27 +340,13 @@ impl SnapshotStore for Ebs {
     }
 
     async fn share(&self, snapshot: &Snapshot, accounts: &[String]) -> Result<()> {
-        let add = accounts.iter().map(|a| CreateVolumePermission::builder().user_id(a).build()).collect();
-        self.client
-            .modify_snapshot_attribute()
-            .snapshot_id(&snapshot.id)
-            .create_volume_permission(CreateVolumePermissionModifications::builder().set_add(Some(add)).build())
-            .send()
+        self.volume_permission(snapshot, CreateVolumePermissionModifications::builder().set_add(Some(users(accounts))))
             .await
-            .map(|_| ())
-            .map_err(|e| Error::from_sdk("ModifySnapshotAttribute", e))
     }
 
     async fn unshare(&self, snapshot: &Snapshot, accounts: &[String]) -> Result<()> {
-        let remove = accounts.iter().map(|a| CreateVolumePermission::builder().user_id(a).build()).collect();
-        self.client
-            .modify_snapshot_attribute()
-            .snapshot_id(&snapshot.id)
-            .create_volume_permission(CreateVolumePermissionModifications::builder().set_remove(Some(remove)).build())
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| Error::from_sdk("ModifySnapshotAttribute", e))
+        let remove = CreateVolumePermissionModifications::builder().set_remove(Some(users(accounts)));
+        self.volume_permission(snapshot, remove).await
     }
 
     async fn locked(&self, snapshots: &[Snapshot]) -> Result<Vec<String>> {
