@@ -44,6 +44,8 @@ pub const DETAIL_TYPES: &[&str] = &[
     "Snapshot Rejected",
     "Snapshot Expired",
     "Snapshot Quota Warning",
+    "Backup Overdue",
+    "Backup Repaired",
 ];
 
 /// Everything needed to identify a snapshot and the key it is encrypted with.
@@ -157,6 +159,18 @@ pub enum Step {
     /// The account's manual snapshot quota `quota` is `used` of `max` full, past the
     /// warning threshold; `snapshot` is snapferry's newest snapshot counting against it.
     QuotaWarning { quota: String, used: u64, max: u64 },
+    /// No backup of `snapshot`'s resource (its newest snapshot or copy, or the resource
+    /// itself when there is none) is as recent as it must be: the dead-man's switch.
+    Overdue {
+        /// When the newest one was taken (none when there is none).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(schema_with = "optional_date_time_schema")]
+        last: Option<DateTime<Utc>>,
+        /// The age it may have, in minutes.
+        limit_minutes: u64,
+    },
+    /// A backup whose chain stalled at `stalled_at` was restarted there.
+    Repaired { stalled_at: String },
     /// `snapshot` was deleted by retention (or, with `dry_run`, would have been).
     Expired {
         /// The rule that no longer keeps it, or why it went (an intermediate copy whose
@@ -180,6 +194,8 @@ impl Step {
             Step::Rejected { .. } => "Snapshot Rejected",
             Step::Expired { .. } => "Snapshot Expired",
             Step::QuotaWarning { .. } => "Snapshot Quota Warning",
+            Step::Overdue { .. } => "Backup Overdue",
+            Step::Repaired { .. } => "Backup Repaired",
         }
     }
 }

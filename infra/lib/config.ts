@@ -26,6 +26,24 @@ export interface SourceConfig {
   /** Which of its snapferry snapshots the source keeps (expire-snapshots' RETENTION). */
   retention: RetentionRule[];
   expire: ExpireConfig;
+  /** reconcile-snapshots' GRACE_MINUTES and SCHEDULE_MINUTES. */
+  reconcile: SourceReconcileConfig;
+}
+
+/** How reconcile-snapshots repairs and watches a source (its GRACE_MINUTES, SCHEDULE_MINUTES). */
+export interface SourceReconcileConfig {
+  /** A snapshot created this long ago and still not shared is repaired. */
+  graceMinutes: number;
+  /** How often a resource is snapshotted: one with no snapshot younger than twice this is overdue. */
+  scheduleMinutes: number;
+}
+
+/** How reconcile-copies repairs and watches the backup account (its GRACE_MINUTES, RPO_MINUTES). */
+export interface TargetReconcileConfig {
+  /** A copy stalled this long (not announced, not restore-tested, missing in an extra region) is repaired. */
+  graceMinutes: number;
+  /** Recovery point objective: a source resource whose newest verified copy is older is overdue, and the RPO alarm fires. */
+  rpoMinutes: number;
 }
 
 /** The criteria of a retention rule; a rule needs at least one. */
@@ -107,6 +125,8 @@ export interface TargetConfig {
   /** Which copies the backup account keeps, per resource and region (expire-copies' RETENTION). */
   retention: RetentionRule[];
   expire: ExpireConfig;
+  /** reconcile-copies' GRACE_MINUTES and RPO_MINUTES. */
+  reconcile: TargetReconcileConfig;
 }
 
 export interface Config {
@@ -268,12 +288,13 @@ function source(f: Fields): SourceConfig {
   const account = f.string('account', ACCOUNT, 'a 12-digit AWS account id');
   const region = f.string('region', REGION, 'an AWS region name');
   const kinds = kindsOf(f, 'kinds');
+  const minIntervalMinutes = f.int('minIntervalMinutes', 1, 10080);
   const s: SourceConfig = {
     account,
     region,
     kinds,
     selection: selection(f.object('selection'), kinds),
-    minIntervalMinutes: f.int('minIntervalMinutes', 1, 10080),
+    minIntervalMinutes,
     // RDS allows 100 manual snapshots per region by default; the quota can be raised
     // (RDS User Guide, CHAP_Limits).
     manualSnapshotQuota: f.int('manualSnapshotQuota', 1, 100000),
@@ -281,9 +302,52 @@ function source(f: Fields): SourceConfig {
     // A source stack expires snapshots in its own region only.
     retention: retention(f, 'expire-snapshots', [region]),
     expire: expire(f, 'expire-snapshots'),
+    reconcile: sourceReconcile(f, minIntervalMinutes),
   };
   f.done();
   return s;
+}
+
+/** The `reconcile` object of a source or of the target, or an empty one when it is absent (every field optional). */
+function reconcileFields(f: Fields): Fields {
+  return f.has('reconcile') ? f.object('reconcile') : Fields.of({}, f.at('reconcile'));
+}
+
+/** Bounds of GRACE_MINUTES: a minute to a week. */
+const GRACE_MINUTES = [1, 10080] as const;
+
+/** A source's `reconcile` (reconcile-snapshots); each field optional, its default the step's own. */
+function sourceReconcile(f: Fields, minIntervalMinutes: number): SourceReconcileConfig {
+  const r = reconcileFields(f);
+  const step = 'reconcile-snapshots';
+  const c: SourceReconcileConfig = {
+    graceMinutes: r.optionalInt('graceMinutes', ...GRACE_MINUTES) ?? Number(stepDefault(step, 'GRACE_MINUTES')),
+    // As minIntervalMinutes: up to a week.
+    scheduleMinutes: r.optionalInt('scheduleMinutes', 1, 10080) ?? Number(stepDefault(step, 'SCHEDULE_MINUTES')),
+  };
+  r.done();
+  // create-snapshot skips a resource with a snapshot younger than minIntervalMinutes: a schedule
+  // shorter than that would find every resource overdue between two of its snapshots.
+  if (c.scheduleMinutes < minIntervalMinutes) {
+    throw new ConfigError(`${r.at('scheduleMinutes')}: ${c.scheduleMinutes}${r.has('scheduleMinutes') ? '' : ' (the default)'} is less than `
+      + `minIntervalMinutes ${minIntervalMinutes}: create-snapshot snapshots a resource at most every ${minIntervalMinutes} minutes, `
+      + `so reconcile-snapshots would report it overdue (no snapshot younger than twice the schedule) between two snapshots; `
+      + `set it to at least ${minIntervalMinutes}`);
+  }
+  return c;
+}
+
+/** The target's `reconcile` (reconcile-copies); each field optional, its default the step's own. The RPO is checked against the sources in parseConfig. */
+function targetReconcile(f: Fields): TargetReconcileConfig {
+  const r = reconcileFields(f);
+  const step = 'reconcile-copies';
+  const c: TargetReconcileConfig = {
+    graceMinutes: r.optionalInt('graceMinutes', ...GRACE_MINUTES) ?? Number(stepDefault(step, 'GRACE_MINUTES')),
+    // 15 minutes to a year.
+    rpoMinutes: r.optionalInt('rpoMinutes', 15, 525600) ?? Number(stepDefault(step, 'RPO_MINUTES')),
+  };
+  r.done();
+  return c;
 }
 
 function target(f: Fields): TargetConfig {
@@ -336,8 +400,9 @@ function target(f: Fields): TargetConfig {
   // Copies are in the home region and the extra regions: a rule for any other would never apply.
   const retentionRules = retention(f, 'expire-copies', [region, ...extraRegions]);
   const expireConfig = expire(f, 'expire-copies');
+  const reconcile = targetReconcile(f);
   f.done();
-  return { account, region, extraRegions, kinds, breakGlassRoleArn, copy, restoreTest, retention: retentionRules, expire: expireConfig };
+  return { account, region, extraRegions, kinds, breakGlassRoleArn, copy, restoreTest, retention: retentionRules, expire: expireConfig, reconcile };
 }
 
 /** A step's default for a variable, from shared/environment.json: the config's defaults are the step's own. */
@@ -476,6 +541,22 @@ export function parseConfig(json: unknown): Config {
     const missing = s.kinds.filter((k) => !config.target.kinds.includes(k));
     if (missing.length > 0) {
       throw new ConfigError(`target.kinds: lacks ${missing.map((k) => `"${k}"`).join(', ')}, which sources[${i}].kinds has (the backup account could not copy those snapshots)`);
+    }
+  });
+
+  // The recovery point is a resource's newest verified copy (restore tests off: its newest copy):
+  // a new one comes every scheduleMinutes, or, with restore tests sampled, with one copy in
+  // everyNth. An RPO no longer than that is missed between two of them by design, and its alarm
+  // would never rest.
+  const { restoreTest, reconcile } = config.target;
+  const everyNth = restoreTest.enabled ? restoreTest.everyNth : 1;
+  config.sources.forEach((s, i) => {
+    const period = s.reconcile.scheduleMinutes * everyNth;
+    if (reconcile.rpoMinutes <= period) {
+      throw new ConfigError(`target.reconcile.rpoMinutes: ${reconcile.rpoMinutes} is not more than ${period} minutes, the age the `
+        + `recovery point of sources[${i}] reaches between two backups by design (a snapshot every ${s.reconcile.scheduleMinutes} `
+        + `minutes, sources[${i}].reconcile.scheduleMinutes${everyNth > 1 ? `, and only one copy in ${everyNth} restore-tested, `
+          + 'target.restoreTest.everyNth' : ''}): the RPO alarm would keep firing; raise the RPO`);
     }
   });
 

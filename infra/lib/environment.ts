@@ -9,7 +9,10 @@ import { INFRA_DIR } from './routing';
 export interface EnvVar {
   name: string;
   required: boolean;
-  /** Set by the deployment itself (the Step construct: QUEUE_URL, DLQ_URL, PIPELINE_BUS), never by the config. */
+  /**
+   * Set by the deployment itself, never by the config: the Step construct's QUEUE_URL, DLQ_URL,
+   * PIPELINE_BUS, and other steps' queue URLs (StepSettings.queueUrls: the reconcile steps').
+   */
   platform: boolean;
   /** The step's own default when the variable is unset or blank; null: none. */
   default: string | null;

@@ -54,6 +54,11 @@ export interface StepScopes extends StackScopes {
   readonly queueArn: string;
   readonly dlqArn: string;
   readonly pipelineBusArn: string;
+  /**
+   * The queue of every step in the same stack, by its routing.json name (the reconcile steps
+   * send their repairs to other steps' queues). A step the stack lacks fails at synth.
+   */
+  readonly stepQueueArns: Readonly<Record<string, string>>;
 }
 
 export const PERMISSIONS_FILE = path.resolve(INFRA_DIR, '..', 'shared', 'permissions.json');
@@ -109,6 +114,9 @@ const SCOPES: Record<string, Scope> = {
   'kms:source-sharing-keys': (stack, s) => unique(need(s.sources, 'the allowlisted sources').map(({ account, region }) => ({ arn: new Arns(stack).kmsKeys(region, account), region }))),
   'sqs:own-queues': (stack, s) => [s.queueArn, s.dlqArn].map((arn) => ({ arn, region: stack.region })),
   'sqs:own-queue': (stack, s) => [{ arn: s.queueArn, region: stack.region }],
+  // Another step's queue, never its DLQ: a repair restarts that step's work.
+  'sqs:share-queue': (stack, s) => stepQueues(stack, s, ['share-snapshot']),
+  'sqs:copy-and-restore-queues': (stack, s) => stepQueues(stack, s, ['copy-shared-snapshot', 'restore']),
   'events:pipeline-bus': (stack, s) => [{ arn: s.pipelineBusArn, region: stack.region }],
 };
 
@@ -128,6 +136,14 @@ const CONDITIONS: Record<string, Condition> = {
   // kms:ResourceAliases is multivalued (a key may have several aliases): it needs a set operator.
   'alias:backup': (_, s) => ({ 'ForAnyValue:StringEquals': { 'kms:ResourceAliases': need(s.extraRegionKeyAlias, 'the backup key alias') } }),
 };
+
+/** The queues of other steps of the same stack, by their routing.json names. */
+function stepQueues(stack: Stack, s: StepScopes, steps: string[]): Located[] {
+  return steps.map((step) => ({
+    arn: need(Object.prototype.hasOwnProperty.call(s.stepQueueArns, step) ? s.stepQueueArns[step] : undefined, `${step}'s queue`),
+    region: stack.region,
+  }));
+}
 
 function rds(stack: Stack, regions: string[], types: RdsType[], name: string): Located[] {
   return regions.flatMap((region) => types.map((type) => ({ arn: new Arns(stack).rds(type, name, region), region })));

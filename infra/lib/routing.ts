@@ -38,6 +38,14 @@ export interface Routing {
     quota_full: string;
     /** A manual snapshot quota at least QUOTA_WARNING_PERCENT full (the steps that declare it: the expire steps). */
     quota_warning: string;
+    /** A selected resource (source) or a source resource (backup account) whose backup is overdue (the reconcile steps; a count). */
+    backup_overdue: string;
+    /** The age of a resource's recovery point, in seconds (reconcile-copies; dimensions Step and Resource). */
+    recovery_point: string;
+    /** The largest recovery point age of one reconcile-copies run, in seconds (dimension Step only): the RPO alarm's metric. */
+    recovery_point_max: string;
+    /** How long a restore test took, in seconds (dimensions Step and Resource). */
+    restore_seconds: string;
   };
   functions: RoutingFunction[];
   /** One rule per backup account on a source's pipeline bus: its "Snapshot Shared" events, to that account's bus. */
@@ -53,6 +61,9 @@ export interface AccountRule {
   pattern: EventPattern;
 }
 
+/** The keys of routing.json's `metrics` (its `$comment` aside). */
+export const METRIC_KEYS = ['namespace', 'quota_full', 'quota_warning', 'backup_overdue', 'recovery_point', 'recovery_point_max', 'restore_seconds'] as const;
+
 /** The per-account rule sections of routing.json. */
 export const ACCOUNT_RULES = ['cross_account', 'copied_back'] as const;
 
@@ -63,8 +74,9 @@ export const ROUTING_FILE = path.resolve(INFRA_DIR, '..', 'shared', 'routing.jso
 export function loadRouting(file: string = ROUTING_FILE): Routing {
   const routing = JSON.parse(fs.readFileSync(file, 'utf8')) as Routing;
   // A malformed table would otherwise surface as an obscure CloudFormation error at deploy time.
-  if (typeof routing.metrics?.namespace !== 'string' || typeof routing.metrics.quota_full !== 'string' || typeof routing.metrics.quota_warning !== 'string') {
-    throw new Error(`${file}: metrics must name the namespace and the quota_full and quota_warning metrics`);
+  const missing = METRIC_KEYS.filter((k) => typeof routing.metrics?.[k] !== 'string' || routing.metrics[k].trim() === '');
+  if (missing.length > 0) {
+    throw new Error(`${file}: metrics must name the namespace and every metric the stacks alarm on (${METRIC_KEYS.join(', ')}); missing ${missing.join(', ')}`);
   }
   for (const key of ACCOUNT_RULES) {
     const r = routing[key];

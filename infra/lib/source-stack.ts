@@ -12,7 +12,7 @@ import { Arns, forwardedEvents, forwarderRoleName, grantForAwsResource, KEY_GRAN
 import { Operations } from './operations';
 import { crossAccountRule, Routing } from './routing';
 import { cdkEventPattern, Step } from './step';
-import { EXPIRE_CONCURRENCY, expireEnvironment, stepsFor, StepSettings } from './steps';
+import { EXPIRE_CONCURRENCY, expireEnvironment, RECONCILE_CONCURRENCY, stepsFor, StepSettings } from './steps';
 
 export interface SourceStackProps extends StackProps {
   readonly config: Config;
@@ -137,11 +137,12 @@ export class SourceStack extends Stack {
       SELECT_TAG: source.selection.tag,
       SELECT_INSTANCE_TAG: source.selection.instanceTag,
     };
+    // What create-snapshot backs up: reconcile-snapshots watches exactly that.
+    const backedUp = { KINDS: source.kinds.join(','), ...selection };
     const settings: Record<string, StepSettings> = {
       'create-snapshot': {
         environment: {
-          KINDS: source.kinds.join(','),
-          ...selection,
+          ...backedUp,
           MIN_INTERVAL_MINUTES: String(source.minIntervalMinutes),
           MANUAL_SNAPSHOT_QUOTA: String(source.manualSnapshotQuota),
         },
@@ -168,6 +169,19 @@ export class SourceStack extends Stack {
         maxConcurrency: EXPIRE_CONCURRENCY,
         // It checks the manual snapshot quotas every run (QUOTA_WARNING_PERCENT).
         quotaWarningAlarm: true,
+      },
+      'reconcile-snapshots': {
+        environment: {
+          ...backedUp,
+          SCHEDULE_MINUTES: String(source.reconcile.scheduleMinutes),
+          GRACE_MINUTES: String(source.reconcile.graceMinutes),
+        },
+        // A snapshot created but never shared is restarted by a re-check in share-snapshot's queue.
+        queueUrls: { SHARE_QUEUE_URL: 'share-snapshot' },
+        // See RECONCILE_CONCURRENCY.
+        maxConcurrency: RECONCILE_CONCURRENCY,
+        // A selected resource with no recent snapshot (the dead man's switch of this account).
+        backupOverdueAlarm: true,
       },
     };
 

@@ -31,6 +31,12 @@ export interface StepProps {
    * required variable there must be set.
    */
   readonly environment: Record<string, string | undefined>;
+  /**
+   * Platform variables beyond QUEUE_URL, DLQ_URL and PIPELINE_BUS: set by the deployment, never
+   * from the config (other steps' queue URLs, for the reconcile steps' repairs). Each must be
+   * declared for the step, and marked platform, in shared/environment.json.
+   */
+  readonly platform?: Record<string, string>;
   /** The environment contract to check against; default shared/environment.json. */
   readonly contract?: EnvironmentContract;
   readonly memoryMb: number;
@@ -52,7 +58,23 @@ export interface StepProps {
    * (routing.json 'metrics' quota_warning): for the expire steps, which check the quotas.
    */
   readonly quotaWarningAlarm?: boolean;
+  /**
+   * Alarm `snapferry-backup-overdue` when the step reports a backup overdue (routing.json
+   * 'metrics' backup_overdue): for the reconcile steps, one per stack.
+   */
+  readonly backupOverdueAlarm?: boolean;
+  /**
+   * The recovery point objective in minutes: alarm `snapferry-recovery-point-over-rpo` when the
+   * step's largest recovery point (routing.json 'metrics' recovery_point_max) is older, or when
+   * the step reports none at all. For reconcile-copies.
+   */
+  readonly rpoMinutes?: number;
 }
+
+/** The alarm on a reconcile step's BackupOverdue count (one per stack: each account has one reconcile step). */
+export const BACKUP_OVERDUE_ALARM = 'snapferry-backup-overdue';
+/** The alarm on reconcile-copies' MaxRecoveryPointAgeSeconds against the RPO (backup account). */
+export const RPO_ALARM = 'snapferry-recovery-point-over-rpo';
 
 /** The one Lambda package (cargo-lambda's name for it) every step runs. */
 export const LAMBDA_PACKAGE = 'snapferry-lambda';
@@ -68,6 +90,8 @@ export class Step extends Construct {
   readonly function: lambda.Function;
   readonly role: iam.Role;
   readonly alarms: cloudwatch.Alarm[] = [];
+  /** The recovery point metric (largest per run) when the step has an RPO alarm: graphed on the dashboard. */
+  private recoveryPoint?: { metric: cloudwatch.Metric; rpoSeconds: number };
 
   constructor(scope: Construct, id: string, props: StepProps) {
     super(scope, id);
@@ -113,7 +137,10 @@ export class Step extends Construct {
 
     // Refuses (naming the step and the variable) anything shared/environment.json does not
     // declare for this step, and any required variable left out.
+    const own = ['QUEUE_URL', 'DLQ_URL', 'PIPELINE_BUS'].filter((v) => v in (props.platform ?? {}));
+    if (own.length > 0) throw new Error(`step ${fn.name}: ${own.join(', ')} is set by the Step construct itself, not by the stack`);
     const environment = stepEnvironment(props.contract ?? environmentContract(), fn.name, {
+      ...props.platform,
       QUEUE_URL: this.queue.queueUrl,
       DLQ_URL: this.dlq.queueUrl,
       PIPELINE_BUS: routing.pipeline_bus,
@@ -214,6 +241,59 @@ export class Step extends Construct {
       a.addAlarmAction(action);
       this.alarms.push(a);
     }
+    if (props.backupOverdueAlarm) {
+      // Written once per overdue resource by each run (hourly): a source resource with no recent
+      // snapshot, or one whose newest verified copy is older than the RPO. Nothing fails
+      // meanwhile, so only this alarm says a backup is missing. Missing data is no overdue
+      // backup: a reconcile run that does not happen is caught by its errors and DLQ alarms and,
+      // in the backup account, by the RPO alarm, which treats missing data as breaching.
+      const a = new cloudwatch.Metric({
+        namespace: routing.metrics.namespace,
+        metricName: routing.metrics.backup_overdue,
+        dimensionsMap: { Step: fn.name },
+        period: Duration.hours(1),
+        statistic: 'Sum',
+      }).createAlarm(this, 'BackupOverdueAlarm', {
+        alarmName: BACKUP_OVERDUE_ALARM,
+        alarmDescription: `${name} found a backup overdue: its "Backup Overdue" events on the snapferry bus, and its log, name the resource. `
+          + 'Look for an error, a dead letter or a quota alarm of the steps before it.',
+        threshold: 1,
+        evaluationPeriods: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      });
+      a.addAlarmAction(action);
+      this.alarms.push(a);
+    }
+    if (props.rpoMinutes !== undefined) {
+      const rpoSeconds = props.rpoMinutes * 60;
+      const metric = new cloudwatch.Metric({
+        namespace: routing.metrics.namespace,
+        metricName: routing.metrics.recovery_point_max,
+        dimensionsMap: { Step: fn.name },
+        period: Duration.hours(1),
+        statistic: 'Maximum',
+      });
+      this.recoveryPoint = { metric, rpoSeconds };
+      const a = metric.createAlarm(this, 'RecoveryPointAlarm', {
+        alarmName: RPO_ALARM,
+        alarmDescription: `The oldest recovery point of the backup account (the newest verified copy of a source resource, `
+          + `MaxRecoveryPointAgeSeconds of ${name}) is older than the RPO of ${props.rpoMinutes} minutes, or ${name} reported none `
+          + 'for hours. Its "Backup Overdue" events and RecoveryPointAgeSeconds (dimension Resource) name the resource; '
+          + `check the pipeline's errors, dead letters and quota alarms, and that ${name} runs.`,
+        threshold: rpoSeconds,
+        evaluationPeriods: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        // A dead man's switch: every reconcile run that finds a recovery point writes the
+        // metric, so no data means no run, or not one verified copy (a new deployment), and
+        // either way nothing proves a recovery point within the RPO. Breaching, not ignored. CloudWatch fills in missing data only when the alarm's evaluation range (a
+        // few periods) holds too few real data points, so one run that slips past an hour's
+        // boundary does not set it off; hours without a run do.
+        treatMissingData: cloudwatch.TreatMissingData.BREACHING,
+      });
+      a.addAlarmAction(action);
+      this.alarms.push(a);
+    }
   }
 
   /** Dashboard widgets for this step. */
@@ -236,6 +316,12 @@ export class Step extends Construct {
         right: [this.queue.metricApproximateAgeOfOldestMessage()],
         width: 8,
       }),
+      ...(this.recoveryPoint === undefined ? [] : [new cloudwatch.GraphWidget({
+        title: `${this.node.id}: oldest recovery point (seconds)`,
+        left: [this.recoveryPoint.metric],
+        leftAnnotations: [{ value: this.recoveryPoint.rpoSeconds, label: 'RPO' }],
+        width: 24,
+      })]),
     ];
   }
 }

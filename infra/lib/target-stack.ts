@@ -16,7 +16,7 @@ import { Arns, forwardedEvents, forwarderRoleName } from './iam';
 import { Operations } from './operations';
 import { copiedBackRule, Routing } from './routing';
 import { cdkEventPattern, Step } from './step';
-import { EXPIRE_CONCURRENCY, expireEnvironment, stepsFor, StepSettings } from './steps';
+import { EXPIRE_CONCURRENCY, expireEnvironment, RECONCILE_CONCURRENCY, stepsFor, StepSettings } from './steps';
 import { TARGET_KEY_ALIAS, targetKey } from './target-key';
 
 export interface TargetStackProps extends StackProps {
@@ -116,6 +116,11 @@ export class TargetStack extends Stack {
     const ops = new Operations(this, 'Operations', { dashboardName: 'snapferry-target', alarmEmail: config.alarmEmail });
     const extraKeyAliasArn = (r: string) => `arn:${this.partition}:kms:${r}:${this.account}:${TARGET_KEY_ALIAS}`;
 
+    // As the restore step gets them: whether, and how often, copies are restore-tested.
+    const restoreTests = {
+      RESTORE_ENABLED: String(target.restoreTest.enabled),
+      RESTORE_EVERY_NTH: String(target.restoreTest.everyNth),
+    };
     const settings: Record<string, StepSettings> = {
       'copy-shared-snapshot': {
         environment: {
@@ -137,8 +142,7 @@ export class TargetStack extends Stack {
       },
       restore: {
         environment: {
-          RESTORE_ENABLED: String(target.restoreTest.enabled),
-          RESTORE_EVERY_NTH: String(target.restoreTest.everyNth),
+          ...restoreTests,
           RESTORE_SUBNET_GROUP: subnetGroup.subnetGroupName,
           RESTORE_SECURITY_GROUP_IDS: securityGroup.securityGroupId,
           RESTORE_INSTANCE_CLASS: target.restoreTest.instanceClass,
@@ -162,6 +166,24 @@ export class TargetStack extends Stack {
         maxConcurrency: EXPIRE_CONCURRENCY,
         // It checks the manual snapshot quotas every run (QUOTA_WARNING_PERCENT), in every region of the pipeline.
         quotaWarningAlarm: true,
+      },
+      'reconcile-copies': {
+        environment: {
+          EXTRA_REGIONS: target.extraRegions.join(','),
+          GRACE_MINUTES: String(target.reconcile.graceMinutes),
+          RPO_MINUTES: String(target.reconcile.rpoMinutes),
+          KINDS: target.kinds.join(','),
+          ...restoreTests,
+        },
+        // A stalled copy or extra-region copy is restarted in copy-shared-snapshot's queue, a copy
+        // never restore-tested (every copy tested) in restore's.
+        queueUrls: { COPY_QUEUE_URL: 'copy-shared-snapshot', RESTORE_QUEUE_URL: 'restore' },
+        // See RECONCILE_CONCURRENCY.
+        maxConcurrency: RECONCILE_CONCURRENCY,
+        // A source resource whose newest verified copy is older than the RPO...
+        backupOverdueAlarm: true,
+        // ...and the oldest of them all against the RPO, or no run at all (snapferry-recovery-point-over-rpo).
+        rpoMinutes: target.reconcile.rpoMinutes,
       },
     };
 

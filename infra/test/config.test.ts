@@ -126,6 +126,30 @@ describe('config', () => {
     ['maxDeletesPerRun over 1000', (c) => { c.target.expire = { maxDeletesPerRun: 1001 }; }, /^target\.expire\.maxDeletesPerRun: expected an integer from 1 to 1000, got 1001$/],
     ['quotaWarningPercent 0', (c) => { c.target.expire = { quotaWarningPercent: 0 }; }, /^target\.expire\.quotaWarningPercent: expected an integer from 1 to 100, got 0$/],
     ['quotaWarningPercent over 100', (c) => { c.sources[0].expire = { quotaWarningPercent: 101 }; }, /^sources\[0\]\.expire\.quotaWarningPercent: expected an integer from 1 to 100, got 101$/],
+
+    // Reconcile: repairs after a grace, the dead man's switch, the RPO.
+    ['reconcile that is not an object', (c) => { c.sources[0].reconcile = 60; }, /^sources\[0\]\.reconcile: expected an object$/],
+    ['an unknown source reconcile field', (c) => { c.sources[0].reconcile = { rpoMinutes: 60 }; }, /^sources\[0\]\.reconcile\.rpoMinutes: unknown field$/],
+    ['an unknown target reconcile field', (c) => { c.target.reconcile = { scheduleMinutes: 60 }; }, /^target\.reconcile\.scheduleMinutes: unknown field$/],
+    ['a grace of 0 minutes', (c) => { c.sources[0].reconcile = { graceMinutes: 0 }; }, /^sources\[0\]\.reconcile\.graceMinutes: expected an integer from 1 to 10080, got 0$/],
+    ['a grace over a week', (c) => { c.target.reconcile = { graceMinutes: 10081 }; }, /^target\.reconcile\.graceMinutes: expected an integer from 1 to 10080, got 10081$/],
+    ['a grace as a string', (c) => { c.target.reconcile = { graceMinutes: '60' }; }, /^target\.reconcile\.graceMinutes: expected an integer from 1 to 10080, got "60"$/],
+    ['a schedule of 0 minutes', (c) => { c.sources[0].reconcile = { scheduleMinutes: 0 }; }, /^sources\[0\]\.reconcile\.scheduleMinutes: expected an integer from 1 to 10080, got 0$/],
+    ['a fractional schedule', (c) => { c.sources[0].reconcile = { scheduleMinutes: 90.5 }; }, /^sources\[0\]\.reconcile\.scheduleMinutes: expected an integer from 1 to 10080, got 90\.5$/],
+    ['a schedule shorter than the minimum interval', (c) => { c.sources[0].minIntervalMinutes = 120; c.sources[0].reconcile = { scheduleMinutes: 90 }; },
+      /^sources\[0\]\.reconcile\.scheduleMinutes: 90 is less than minIntervalMinutes 120: create-snapshot snapshots a resource at most every 120 minutes, so reconcile-snapshots would report it overdue .*; set it to at least 120$/],
+    ['the default schedule shorter than the minimum interval', (c) => { c.sources[0].minIntervalMinutes = 1440; delete c.sources[0].reconcile; },
+      /^sources\[0\]\.reconcile\.scheduleMinutes: 60 \(the default\) is less than minIntervalMinutes 1440/],
+    ['an RPO under 15 minutes', (c) => { c.target.reconcile = { rpoMinutes: 14 }; }, /^target\.reconcile\.rpoMinutes: expected an integer from 15 to 525600, got 14$/],
+    ['an RPO over a year', (c) => { c.target.reconcile = { rpoMinutes: 525601 }; }, /^target\.reconcile\.rpoMinutes: expected an integer from 15 to 525600, got 525601$/],
+    ['an RPO no longer than the schedule', (c) => { c.target.restoreTest.everyNth = 1; c.target.reconcile = { rpoMinutes: 60 }; },
+      /^target\.reconcile\.rpoMinutes: 60 is not more than 60 minutes, the age the recovery point of sources\[0\] reaches between two backups by design \(a snapshot every 60 minutes, sources\[0\]\.reconcile\.scheduleMinutes\): the RPO alarm would keep firing; raise the RPO$/],
+    ['an RPO no longer than the schedule times the restore sampling', (c) => { c.target.restoreTest.everyNth = 7; c.target.reconcile = { rpoMinutes: 420 }; },
+      /^target\.reconcile\.rpoMinutes: 420 is not more than 420 minutes, .*and only one copy in 7 restore-tested, target\.restoreTest\.everyNth\)/],
+    ['an RPO no longer than a second source\'s schedule', (c) => {
+      c.sources.push({ ...structuredClone(c.sources[0]), account: '333333333333', minIntervalMinutes: 1440, reconcile: { scheduleMinutes: 1440 } });
+      c.target.restoreTest.everyNth = 1;
+    }, /^target\.reconcile\.rpoMinutes: 1440 is not more than 1440 minutes, the age the recovery point of sources\[1\] reaches/],
   ];
   for (const [name, mutate, message] of cases) {
     test(`rejects ${name}`, () => {
@@ -203,6 +227,38 @@ describe('config', () => {
     // A source's rule may name its own region.
     c.sources[0].retention = [{ regions: ['eu-west-1'], keep_last: 3 }];
     assert.deepEqual(parseConfig(c).sources[0].retention, [{ regions: ['eu-west-1'], keep_last: 3 }]);
+  });
+
+  test('reconcile defaults to the reconcile steps\' own defaults (shared/environment.json); each field alone', () => {
+    const c = example();
+    delete c.sources[0].reconcile;
+    delete c.target.reconcile;
+    const parsed = parseConfig(c);
+    assert.deepEqual(parsed.sources[0].reconcile, { graceMinutes: 60, scheduleMinutes: 60 });
+    assert.deepEqual(parsed.target.reconcile, { graceMinutes: 60, rpoMinutes: 1440 });
+    const contract = environmentContract();
+    const def = (step: string, name: string) => declaredFor(contract, step)!.find((v) => v.name === name)!.default;
+    assert.deepEqual([parsed.sources[0].reconcile.graceMinutes, parsed.sources[0].reconcile.scheduleMinutes].map(String),
+      [def('reconcile-snapshots', 'GRACE_MINUTES'), def('reconcile-snapshots', 'SCHEDULE_MINUTES')]);
+    assert.deepEqual([parsed.target.reconcile.graceMinutes, parsed.target.reconcile.rpoMinutes].map(String),
+      [def('reconcile-copies', 'GRACE_MINUTES'), def('reconcile-copies', 'RPO_MINUTES')]);
+    c.sources[0].reconcile = { graceMinutes: 10080 };
+    c.target.reconcile = { rpoMinutes: 525600 };
+    const other = parseConfig(c);
+    assert.deepEqual(other.sources[0].reconcile, { graceMinutes: 10080, scheduleMinutes: 60 });
+    assert.deepEqual(other.target.reconcile, { graceMinutes: 60, rpoMinutes: 525600 });
+    // A daily schedule with a daily minimum interval, and an RPO above it (restore tests off: every copy is a recovery point).
+    c.sources[0].minIntervalMinutes = 1440;
+    c.sources[0].reconcile = { graceMinutes: 1, scheduleMinutes: 1440 };
+    c.target.restoreTest.enabled = false;
+    c.target.reconcile = { graceMinutes: 1, rpoMinutes: 1441 };
+    const daily = parseConfig(c);
+    assert.deepEqual([daily.sources[0].reconcile, daily.target.reconcile], [{ graceMinutes: 1, scheduleMinutes: 1440 }, { graceMinutes: 1, rpoMinutes: 1441 }]);
+    // The smallest RPO, with a schedule below it.
+    c.sources[0].minIntervalMinutes = 10;
+    c.sources[0].reconcile = { scheduleMinutes: 14 };
+    c.target.reconcile = { rpoMinutes: 15 };
+    assert.equal(parseConfig(c).target.reconcile.rpoMinutes, 15);
   });
 
   test('loadConfig names the file', () => {

@@ -10,13 +10,21 @@ import { Stack } from 'aws-cdk-lib';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { declaredFor, EnvironmentContract, ENVIRONMENT_FILE, environmentContract, loadEnvironment } from '../lib/environment';
-import { functionName, RoutingFunction } from '../lib/routing';
+import { loadPermissions, PERMISSIONS_FILE } from '../lib/permissions';
+import { functionName, Routing, RoutingFunction } from '../lib/routing';
 import { Step } from '../lib/step';
+import { stepsFor } from '../lib/steps';
 import { exampleConfig, newApp, only, placeholderAssets, resources, routing, synthExample, templateFor } from './helpers';
 
 const contract = environmentContract();
 const config = exampleConfig();
 const synth = synthExample(config);
+
+/** The platform variables naming another step's queue (the reconcile steps' repairs): variable -> that step. */
+const otherQueues: Record<string, Record<string, string>> = {
+  'reconcile-snapshots': { SHARE_QUEUE_URL: 'share-snapshot' },
+  'reconcile-copies': { COPY_QUEUE_URL: 'copy-shared-snapshot', RESTORE_QUEUE_URL: 'restore' },
+};
 
 const fnNamed = (name: string): RoutingFunction => {
   const fn = routing.functions.find((f) => f.name === name);
@@ -29,10 +37,10 @@ describe('shared/environment.json', () => {
     assert.deepEqual(Object.keys(contract.functions).sort(), routing.functions.map((f) => f.name).sort());
   });
 
-  test('the platform variables are the ones the Step construct sets', () => {
+  test('the platform variables are the ones the Step construct sets, and the reconcile steps\' other queues the stacks set', () => {
     for (const fn of routing.functions) {
       const platform = declaredFor(contract, fn.name)!.filter((v) => v.platform).map((v) => v.name);
-      assert.deepEqual(platform.sort(), ['DLQ_URL', 'PIPELINE_BUS', 'QUEUE_URL'], fn.name);
+      assert.deepEqual(platform.sort(), ['DLQ_URL', 'PIPELINE_BUS', 'QUEUE_URL', ...Object.keys(otherQueues[fn.name] ?? {})].sort(), fn.name);
     }
   });
 });
@@ -60,12 +68,18 @@ describe('synthesized environments against the contract', () => {
   }
 
   for (const fn of routing.functions) {
-    test(`${fn.name}: platform variables are its own queue, its DLQ and the pipeline bus`, () => {
+    test(`${fn.name}: platform variables are its own queue, its DLQ and the pipeline bus${fn.name in otherQueues ? ', and the queues it repairs through' : ''}`, () => {
       const t = templateFor(synth, fn.account);
       const vars = only(t, 'AWS::Lambda::Function', { FunctionName: functionName(fn) }).Properties.Environment.Variables;
       assert.deepEqual(vars.QUEUE_URL, { Ref: only(t, 'AWS::SQS::Queue', { QueueName: fn.queue }).id });
       assert.deepEqual(vars.DLQ_URL, { Ref: only(t, 'AWS::SQS::Queue', { QueueName: `${fn.queue}-dlq` }).id });
       assert.equal(vars.PIPELINE_BUS, routing.pipeline_bus);
+      // The other steps' queues, each the queue of the step it names, in the same stack: never a DLQ.
+      for (const [variable, other] of Object.entries(otherQueues[fn.name] ?? {})) {
+        const step = fnNamed(other);
+        assert.equal(step.account, fn.account, `${fn.name}'s ${variable}`);
+        assert.deepEqual(vars[variable], { Ref: only(t, 'AWS::SQS::Queue', { QueueName: step.queue }).id }, `${fn.name}'s ${variable}`);
+      }
     });
   }
 
@@ -84,15 +98,53 @@ describe('synthesized environments against the contract', () => {
       'TARGET_KMS_KEY_ARN', 'RECHECK_SECONDS', 'RESTORE_TIMEOUT_MINUTES'],
     'expire-snapshots': ['KINDS', 'TARGET_ACCOUNTS', ...expire],
     'expire-copies': ['KINDS', 'EXTRA_REGIONS', ...expire],
+    'reconcile-snapshots': ['KINDS', ...selection, 'SCHEDULE_MINUTES', 'GRACE_MINUTES'],
+    'reconcile-copies': ['EXTRA_REGIONS', 'GRACE_MINUTES', 'KINDS', 'RPO_MINUTES', 'RESTORE_ENABLED', 'RESTORE_EVERY_NTH'],
   };
   for (const fn of routing.functions) {
     test(`${fn.name}: the example config sets exactly its settings`, () => {
       const f = only(templateFor(synth, fn.account), 'AWS::Lambda::Function', { FunctionName: functionName(fn) });
       assert.ok(fromConfig[fn.name], `no expectation for ${fn.name}`);
       assert.deepEqual(Object.keys(f.Properties.Environment.Variables).sort(),
-        ['QUEUE_URL', 'DLQ_URL', 'PIPELINE_BUS', ...fromConfig[fn.name]].sort());
+        ['QUEUE_URL', 'DLQ_URL', 'PIPELINE_BUS', ...Object.keys(otherQueues[fn.name] ?? {}), ...fromConfig[fn.name]].sort());
     });
   }
+
+  test('the reconcile steps\' values: what create-snapshot backs up, the restore step\'s sampling, the config\'s reconcile', () => {
+    const env = (s: typeof synth, side: 'source' | 'target', name: string) =>
+      only(templateFor(s, side), 'AWS::Lambda::Function', { FunctionName: name }).Properties.Environment.Variables;
+    // reconcile-snapshots watches exactly what create-snapshot selects, KINDS included.
+    const create = env(synth, 'source', 'snapferry-create-snapshot');
+    const snapshots = env(synth, 'source', 'snapferry-reconcile-snapshots');
+    for (const v of ['KINDS', 'SELECT_IDENTIFIERS', 'SELECT_REGEX', 'SELECT_TAG', 'SELECT_INSTANCE_TAG']) assert.deepEqual(snapshots[v], create[v], v);
+    assert.deepEqual([snapshots.SCHEDULE_MINUTES, snapshots.GRACE_MINUTES], ['60', '60']);
+    // reconcile-copies samples as restore does.
+    const restore = env(synth, 'target', 'snapferry-restore');
+    const copies = env(synth, 'target', 'snapferry-reconcile-copies');
+    assert.deepEqual([copies.RESTORE_ENABLED, copies.RESTORE_EVERY_NTH], [restore.RESTORE_ENABLED, restore.RESTORE_EVERY_NTH]);
+    assert.deepEqual([copies.EXTRA_REGIONS, copies.GRACE_MINUTES, copies.RPO_MINUTES, copies.RESTORE_EVERY_NTH], ['eu-central-1', '60', '1440', '7']);
+
+    // Other values reach the template: another selection (identifiers, an instance tag), ebs, no extra regions, restore tests off.
+    const c = exampleConfig();
+    c.sources[0].kinds = ['db-instance', 'ebs'];
+    c.sources[0].selection = { identifiers: ['orders', 'vol-0a1b2c3d4e5f60001'], instanceTag: 'backup' };
+    c.sources[0].minIntervalMinutes = 120;
+    c.sources[0].reconcile = { graceMinutes: 30, scheduleMinutes: 180 };
+    c.target.extraRegions = [];
+    c.target.restoreTest.enabled = false;
+    c.target.restoreTest.everyNth = 3;
+    c.target.reconcile = { graceMinutes: 90, rpoMinutes: 720 };
+    const s = synthExample(c);
+    const create2 = env(s, 'source', 'snapferry-create-snapshot');
+    const snapshots2 = env(s, 'source', 'snapferry-reconcile-snapshots');
+    assert.deepEqual([snapshots2.KINDS, snapshots2.SELECT_IDENTIFIERS, snapshots2.SELECT_INSTANCE_TAG, snapshots2.SELECT_REGEX, snapshots2.SELECT_TAG],
+      ['db-instance,ebs', 'orders,vol-0a1b2c3d4e5f60001', 'backup', undefined, undefined]);
+    for (const v of ['KINDS', 'SELECT_IDENTIFIERS', 'SELECT_REGEX', 'SELECT_TAG', 'SELECT_INSTANCE_TAG']) assert.deepEqual(snapshots2[v], create2[v], v);
+    assert.deepEqual([snapshots2.SCHEDULE_MINUTES, snapshots2.GRACE_MINUTES], ['180', '30']);
+    const copies2 = env(s, 'target', 'snapferry-reconcile-copies');
+    assert.deepEqual([copies2.EXTRA_REGIONS, copies2.GRACE_MINUTES, copies2.RPO_MINUTES, copies2.RESTORE_ENABLED, copies2.RESTORE_EVERY_NTH],
+      [undefined, '90', '720', 'false', '3']);
+  });
 
   test('a configured restore class is passed on', () => {
     const c = exampleConfig();
@@ -168,10 +220,10 @@ describe('synthesized environments against the contract', () => {
 describe('synth-time guard', () => {
   const assetsDir = placeholderAssets();
   /** Builds one step in a throwaway stack. */
-  const build = (name: string, environment: Record<string, string | undefined>, withContract?: EnvironmentContract) => {
+  const build = (name: string, environment: Record<string, string | undefined>, withContract?: EnvironmentContract, platform?: Record<string, string>) => {
     const stack = new Stack(newApp(), 'Probe', { env: { account: '111111111111', region: 'eu-west-1' } });
     return new Step(stack, 'Step', {
-      routing, fn: fnNamed(name), assetsDir, environment, contract: withContract,
+      routing, fn: fnNamed(name), assetsDir, environment, contract: withContract, platform,
       pipelineBus: new events.EventBus(stack, 'Bus', { eventBusName: routing.pipeline_bus }),
       alarmTopic: new sns.Topic(stack, 'Topic'),
       memoryMb: 128, logRetentionDays: 1,
@@ -201,6 +253,45 @@ describe('synth-time guard', () => {
   test('refuses a setting that overrides a platform variable', () => {
     assert.throws(() => build('share-snapshot', { ...share, QUEUE_URL: 'https://example.com/q' }),
       /step share-snapshot: QUEUE_URL is a platform variable \(set by the Step construct\), not a setting/);
+    // Another step's queue is set by the stack (StepSettings.queueUrls), not from the config.
+    assert.throws(() => build('reconcile-snapshots', { SHARE_QUEUE_URL: 'https://example.com/q' }),
+      /step reconcile-snapshots: SHARE_QUEUE_URL is a platform variable \(set by the Step construct\), not a setting/);
+  });
+
+  test('the other steps\' queues: required, declared as platform, never the Step construct\'s own', () => {
+    assert.throws(() => build('reconcile-copies', {}),
+      /^Error: step reconcile-copies: required environment variables COPY_QUEUE_URL, RESTORE_QUEUE_URL not set \(shared\/environment\.json\)$/);
+    assert.throws(() => build('reconcile-copies', {}, undefined, { COPY_QUEUE_URL: 'q' }),
+      /^Error: step reconcile-copies: required environment variable RESTORE_QUEUE_URL not set/);
+    build('reconcile-copies', {}, undefined, { COPY_QUEUE_URL: 'q', RESTORE_QUEUE_URL: 'r' });
+    assert.throws(() => build('reconcile-copies', {}, undefined, { COPY_QUEUE_URL: 'q', RESTORE_QUEUE_URL: 'r', SHARE_QUEUE_URL: 's' }),
+      /step reconcile-copies: the Step construct sets SHARE_QUEUE_URL, which shared\/environment\.json does not declare for it/);
+    assert.throws(() => build('reconcile-copies', {}, undefined, { COPY_QUEUE_URL: 'q', RESTORE_QUEUE_URL: 'r', GRACE_MINUTES: '5' }),
+      /step reconcile-copies: the Step construct sets GRACE_MINUTES, which shared\/environment\.json does not mark as platform/);
+    assert.throws(() => build('reconcile-copies', {}, undefined, { COPY_QUEUE_URL: 'q', RESTORE_QUEUE_URL: 'r', QUEUE_URL: 'mine' }),
+      /^Error: step reconcile-copies: QUEUE_URL is set by the Step construct itself, not by the stack$/);
+  });
+
+  test('stepsFor: another step\'s queue must be a step of the same stack, and no cycle', () => {
+    const stack = new Stack(newApp(), 'Probe', { env: { account: '111111111111', region: 'eu-west-1' } });
+    const common = {
+      assetsDir, memoryMb: 128, logRetentionDays: 1, alarmTopic: new sns.Topic(stack, 'Topic'),
+      pipelineBus: new events.EventBus(stack, 'Bus', { eventBusName: routing.pipeline_bus }),
+    };
+    const scopes = { kinds: ['db-instance' as const], extraRegions: [], sharingKeyArn: 'k' };
+    const permissions = loadPermissions(PERMISSIONS_FILE, routing);
+    // A stack with reconcile-snapshots but not share-snapshot.
+    const alone: Routing = { ...routing, functions: [fnNamed('reconcile-snapshots')] };
+    assert.throws(() => stepsFor(stack, 'source', alone, { 'reconcile-snapshots': { environment: {}, queueUrls: { SHARE_QUEUE_URL: 'share-snapshot' } } },
+      common, scopes, permissions),
+    /^Error: the source stack sets reconcile-snapshots's SHARE_QUEUE_URL to the queue of "share-snapshot", which is not another step of this stack \(reconcile-snapshots\)$/);
+    assert.throws(() => stepsFor(stack, 'source', alone, { 'reconcile-snapshots': { environment: {}, queueUrls: { SHARE_QUEUE_URL: 'reconcile-snapshots' } } },
+      common, scopes, permissions), /sets reconcile-snapshots's SHARE_QUEUE_URL to the queue of "reconcile-snapshots", which is not another step/);
+    const pair: Routing = { ...routing, functions: [fnNamed('share-snapshot'), fnNamed('reconcile-snapshots')] };
+    assert.throws(() => stepsFor(stack, 'source', pair, {
+      'share-snapshot': { environment: share, queueUrls: { RECONCILE_QUEUE_URL: 'reconcile-snapshots' } },
+      'reconcile-snapshots': { environment: {}, queueUrls: { SHARE_QUEUE_URL: 'share-snapshot' } },
+    }, common, scopes, permissions), /^Error: the source stack's steps name each other's queues in a cycle: share-snapshot, reconcile-snapshots$/);
   });
 
   test('refuses a step the contract does not know, and a platform variable it does not declare', () => {

@@ -60,6 +60,9 @@ describe('every function', () => {
       // A backlog of follow-up messages must not fan out; 2 is the event source mapping's minimum.
       'expire-snapshots': () => 2,
       'expire-copies': () => 2,
+      // The same for the reconcile steps: one hourly message, runs that list every snapshot.
+      'reconcile-snapshots': () => 2,
+      'reconcile-copies': () => 2,
     };
     const want = (c: Config) => Object.fromEntries(routing.functions.map((fn) =>
       [fn.name, fn.name in cap ? { MaximumConcurrency: cap[fn.name](c) } : undefined]));
@@ -208,7 +211,7 @@ describe('alarms', () => {
   }
 
   test('the quota alarms\' namespace and metric names are routing.json\'s', () => {
-    const r: Routing = { ...routing, metrics: { namespace: 'elsewhere', quota_full: 'QuotaReached', quota_warning: 'QuotaNearlyReached' } };
+    const r: Routing = { ...routing, metrics: { ...routing.metrics, namespace: 'elsewhere', quota_full: 'QuotaReached', quota_warning: 'QuotaNearlyReached' } };
     const app = newApp();
     const d = buildDeployment(app, config, r, placeholderAssets());
     const s = { target: Template.fromStack(d.target), source: Template.fromStack(d.sources[0]) } as Synth;
@@ -220,6 +223,97 @@ describe('alarms', () => {
       assert.equal(warningAlarms(s, fn, r).length, 1, fn.name);
       assert.deepEqual(warningAlarms(s, fn), [], fn.name);
     }
+  });
+
+  // The reconcile steps' alarms: a backup overdue in either account, and in the backup account
+  // the oldest recovery point against the RPO, a dead man's switch when no run reports one.
+  const reconcileSteps = routing.functions.filter((f) => f.name.startsWith('reconcile-'));
+  const overdueAlarms = (s: Synth, side: 'source' | 'target', r: Routing = routing) =>
+    Object.values(resources(templateFor(s, side), 'AWS::CloudWatch::Alarm'))
+      .filter((a) => a.Properties.Namespace === r.metrics.namespace && a.Properties.MetricName === r.metrics.backup_overdue);
+  const rpoAlarms = (s: Synth, side: 'source' | 'target', r: Routing = routing) =>
+    Object.values(resources(templateFor(s, side), 'AWS::CloudWatch::Alarm'))
+      .filter((a) => a.Properties.Namespace === r.metrics.namespace && a.Properties.MetricName === r.metrics.recovery_point_max);
+
+  test('routing.json: the reconcile steps are reconcile-snapshots (source) and reconcile-copies (backup account)', () => {
+    assert.deepEqual(reconcileSteps.map((f) => [f.name, f.account]), [['reconcile-snapshots', 'source'], ['reconcile-copies', 'target']]);
+    assert.deepEqual([routing.metrics.backup_overdue, routing.metrics.recovery_point_max], ['BackupOverdue', 'MaxRecoveryPointAgeSeconds']);
+  });
+
+  for (const fn of reconcileSteps) {
+    test(`${fn.account}: snapferry-backup-overdue on ${routing.metrics.namespace}/${routing.metrics.backup_overdue} (Step=${fn.name}), and on nothing else`, () => {
+      const found = overdueAlarms(synth, fn.account);
+      assert.equal(found.length, 1);
+      const topic = Object.keys(resources(templateFor(synth, fn.account), 'AWS::SNS::Topic'))[0];
+      const { AlarmDescription, ...p } = found[0].Properties;
+      // Written only when a backup is overdue: no data is no overdue backup.
+      assert.deepEqual(p, {
+        AlarmName: 'snapferry-backup-overdue',
+        Namespace: 'snapferry',
+        MetricName: 'BackupOverdue',
+        Dimensions: [{ Name: 'Step', Value: fn.name }],
+        Statistic: 'Sum',
+        Period: 3600,
+        EvaluationPeriods: 1,
+        Threshold: 1,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+        TreatMissingData: 'notBreaching',
+        AlarmActions: [{ Ref: topic }],
+      });
+      assert.ok(AlarmDescription.includes('Backup Overdue'), AlarmDescription);
+    });
+  }
+
+  test('backup account: snapferry-recovery-point-over-rpo on MaxRecoveryPointAgeSeconds (Step=reconcile-copies) > the RPO, missing data breaching', () => {
+    assert.deepEqual(rpoAlarms(synth, 'source'), [], 'the source accounts have no RPO alarm');
+    const found = rpoAlarms(synth, 'target');
+    assert.equal(found.length, 1);
+    const topic = Object.keys(resources(synth.target, 'AWS::SNS::Topic'))[0];
+    const { AlarmDescription, ...p } = found[0].Properties;
+    assert.equal(config.target.reconcile.rpoMinutes, 1440);
+    assert.deepEqual(p, {
+      AlarmName: 'snapferry-recovery-point-over-rpo',
+      Namespace: 'snapferry',
+      MetricName: 'MaxRecoveryPointAgeSeconds',
+      Dimensions: [{ Name: 'Step', Value: 'reconcile-copies' }],
+      Statistic: 'Maximum',
+      Period: 3600,
+      EvaluationPeriods: 1,
+      Threshold: 1440 * 60,
+      ComparisonOperator: 'GreaterThanThreshold',
+      // No reconcile run, no proof of a recovery point.
+      TreatMissingData: 'breaching',
+      AlarmActions: [{ Ref: topic }],
+    });
+    assert.ok(AlarmDescription.includes('RPO of 1440 minutes'), AlarmDescription);
+    // From the config, not a constant.
+    const c = exampleConfig();
+    c.target.reconcile.rpoMinutes = 720;
+    assert.equal(rpoAlarms(synthExample(c), 'target')[0].Properties.Threshold, 720 * 60);
+  });
+
+  test('the reconcile alarms are on the dashboard\'s alarm widget, with a graph of the recovery point against the RPO', () => {
+    for (const [side, t] of Object.entries(templates)) {
+      const [dashboard] = Object.values(resources(t, 'AWS::CloudWatch::Dashboard'));
+      const body = JSON.stringify(dashboard.Properties.DashboardBody);
+      const reconcileAlarms = Object.entries(resources(t, 'AWS::CloudWatch::Alarm'))
+        .filter(([, a]) => ['snapferry-backup-overdue', 'snapferry-recovery-point-over-rpo'].includes(a.Properties.AlarmName));
+      assert.equal(reconcileAlarms.length, side === 'target' ? 2 : 1, side);
+      for (const [id] of reconcileAlarms) assert.ok(body.includes(id), `${side}: ${id} not on the dashboard`);
+      assert.equal(body.includes('MaxRecoveryPointAgeSeconds'), side === 'target', side);
+    }
+  });
+
+  test('the reconcile alarms\' namespace and metric names are routing.json\'s', () => {
+    const r: Routing = { ...routing, metrics: { ...routing.metrics, namespace: 'elsewhere', backup_overdue: 'Late', recovery_point_max: 'OldestRecoveryPoint' } };
+    const d = buildDeployment(newApp(), config, r, placeholderAssets());
+    const s = { target: Template.fromStack(d.target), source: Template.fromStack(d.sources[0]) } as Synth;
+    for (const side of ['source', 'target'] as const) {
+      assert.equal(overdueAlarms(s, side, r).length, 1, side);
+      assert.deepEqual(overdueAlarms(s, side), [], side);
+    }
+    assert.equal(rpoAlarms(s, 'target', r).length, 1);
+    assert.deepEqual(rpoAlarms(s, 'target'), []);
   });
 
   test('a dashboard per stack, and the alarm email subscribed', () => {

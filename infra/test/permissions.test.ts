@@ -173,7 +173,7 @@ describe('loadPermissions refuses a malformed table, naming the mistake', () => 
     /^Error: permissions: every_step "OwnQueues": unknown condition "tag:whatever" \(not in "conditions"\)$/));
 
   test('a step routing.json does not have', () => refuses((p) => { p.steps['delete-everything'] = []; },
-    /^Error: permissions: unknown step "delete-everything" \(routing.json has create-snapshot, share-snapshot, copy-shared-snapshot, restore, expire-snapshots, expire-copies\)$/));
+    /^Error: permissions: unknown step "delete-everything" \(routing.json has create-snapshot, share-snapshot, copy-shared-snapshot, restore, expire-snapshots, expire-copies, reconcile-snapshots, reconcile-copies\)$/));
 
   test('a routing.json step without permissions', () => refuses((p) => { delete p.steps.restore; },
     /^Error: permissions: no permissions for routing.json's restore \(add it under "steps"\)$/));
@@ -205,8 +205,22 @@ describe('loadPermissions refuses a malformed table, naming the mistake', () => 
     const p = copyOf();
     p.steps.restore.push({ sid: 'Share', actions: ['kms:Decrypt'], resources: ['kms:sharing-key'], why: 'probe' });
     assert.throws(() => renderStep(stack, p, 'restore', {
-      kinds: ['db-instance'], extraRegions: [], targetKeyArn: 'k', restoreSubnetGroup: 'g', queueArn: 'q', dlqArn: 'd', pipelineBusArn: 'b',
+      kinds: ['db-instance'], extraRegions: [], targetKeyArn: 'k', restoreSubnetGroup: 'g', queueArn: 'q', dlqArn: 'd', pipelineBusArn: 'b', stepQueueArns: {},
     }),
       /^Error: permissions\.json restore\.Share: needs the sharing key, which this stack does not have$/);
+  });
+
+  test('another step\'s queue the stack does not have fails synth, naming the step and statement', () => {
+    const stack = new Stack(newApp(), 'Probe', { env: { account: '222222222222', region: 'eu-west-1' } });
+    const scopes = {
+      kinds: ['db-instance' as const], extraRegions: [], queueArn: 'q', dlqArn: 'd', pipelineBusArn: 'b',
+      stepQueueArns: { 'copy-shared-snapshot': 'arn:aws:sqs:eu-west-1:222222222222:snapferry-copy-shared-snapshot' },
+    };
+    assert.throws(() => renderStep(stack, permissions, 'reconcile-copies', scopes),
+      /^Error: permissions\.json reconcile-copies\.Repair: needs restore's queue, which this stack does not have$/);
+    // With both, exactly those two queues, for SendMessage only.
+    const both = { ...scopes, stepQueueArns: { ...scopes.stepQueueArns, restore: 'arn:aws:sqs:eu-west-1:222222222222:snapferry-restore' } };
+    const repair = renderStep(stack, permissions, 'reconcile-copies', both).map((st) => stack.resolve(st.toStatementJson())).find((st) => st.Sid === 'Repair');
+    assert.deepEqual(repair, { Sid: 'Repair', Effect: 'Allow', Action: 'sqs:SendMessage', Resource: Object.values(both.stepQueueArns) });
   });
 });

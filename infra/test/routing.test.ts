@@ -136,6 +136,32 @@ describe('routing.json drift', () => {
     assert.doesNotThrow(() => loadRouting(file));
   });
 
+  test('routing.json refuses metrics without one the stacks alarm on', () => {
+    const raw = JSON.parse(fs.readFileSync(ROUTING_FILE, 'utf8'));
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'snapferry-routing-')), 'routing.json');
+    for (const key of ['backup_overdue', 'recovery_point_max']) {
+      const r = structuredClone(raw);
+      delete r.metrics[key];
+      fs.writeFileSync(file, JSON.stringify(r));
+      assert.throws(() => loadRouting(file), new RegExp(`metrics must name the namespace and every metric the stacks alarm on \\(.*\\); missing ${key}$`));
+    }
+  });
+
+  test('the reconcile steps: each on its hourly schedule, in its own account', () => {
+    for (const [name, account] of [['reconcile-snapshots', 'source'], ['reconcile-copies', 'target']] as const) {
+      const fn = routing.functions.find((f) => f.name === name);
+      assert.ok(fn, `routing.json has no ${name}`);
+      assert.equal(fn.account, account);
+      const t = templateFor(synth, account);
+      const r = only(t, 'AWS::Events::Rule', { Name: `snapferry-${name}-schedule` });
+      assert.equal(r.Properties.ScheduleExpression, 'rate(1 hour)');
+      assert.equal(r.Properties.EventBusName, undefined, 'the default bus');
+      // Not in the other account.
+      assert.deepEqual(Object.values(resources(templateFor(synth, account === 'source' ? 'target' : 'source'), 'AWS::Lambda::Function'))
+        .filter((f) => f.Properties.FunctionName === functionName(fn)), []);
+    }
+  });
+
   test('no rule, queue or function that routing.json does not list', () => {
     for (const side of ['source', 'target'] as const) {
       const t = templateFor(synth, side);

@@ -371,14 +371,32 @@ describe('IAM', () => {
       && s.Condition?.StringEquals?.['kms:ViaService'] === `rds.${sourceRegion}.amazonaws.com`));
   });
 
-  test('each step can use its own queue, DLQ and pipeline bus and nothing else of the kind', () => {
+  test('each step can use its own queue, DLQ and pipeline bus and nothing else of the kind; a reconcile step may only send to the queues it repairs through', () => {
+    // The reconcile steps restart stalled work with a message in that step's own queue (never its DLQ).
+    const repairs: Record<string, string[]> = {
+      'reconcile-snapshots': ['share-snapshot'],
+      'reconcile-copies': ['copy-shared-snapshot', 'restore'],
+    };
     for (const fn of routing.functions) {
       const t = fn.account === 'source' ? synth.source : synth.target;
       const sts = statementsOf(t, `snapferry-${fn.name}`);
       const q = only(t, 'AWS::SQS::Queue', { QueueName: fn.queue }).id;
       const dlq = only(t, 'AWS::SQS::Queue', { QueueName: `${fn.queue}-dlq` }).id;
-      const sqsResources = sts.filter((s) => list(s.Action).some((a) => a.startsWith('sqs:'))).flatMap((s) => list(s.Resource));
-      assert.deepEqual(new Set(sqsResources.map((r: any) => r['Fn::GetAtt'][0])), new Set([q, dlq]), fn.name);
+      const others = (repairs[fn.name] ?? []).map((name) => {
+        const other = routing.functions.find((f) => f.name === name)!;
+        assert.equal(other.account, fn.account, `${fn.name} repairs through ${name}, a step of its own account`);
+        return only(t, 'AWS::SQS::Queue', { QueueName: other.queue }).id;
+      });
+      const onSqs = sts.filter((s) => list(s.Action).some((a) => a.startsWith('sqs:')));
+      const sqsResources = onSqs.flatMap((s) => list(s.Resource));
+      assert.deepEqual(new Set(sqsResources.map((r: any) => r['Fn::GetAtt'][0])), new Set([q, dlq, ...others]), fn.name);
+      // On the other steps' queues: sqs:SendMessage alone, in a statement naming nothing else.
+      const onOthers = onSqs.filter((s) => list(s.Resource).some((r: any) => others.includes(r['Fn::GetAtt'][0])));
+      for (const st of onOthers) {
+        assert.deepEqual(list(st.Action), ['sqs:SendMessage'], `${fn.name} ${st.Sid}`);
+        assert.ok(list(st.Resource).every((r: any) => others.includes(r['Fn::GetAtt'][0])), `${fn.name} ${st.Sid}`);
+      }
+      assert.equal(onOthers.length, others.length > 0 ? 1 : 0, fn.name);
       const bus = only(t, 'AWS::Events::EventBus', { Name: routing.pipeline_bus }).id;
       const put = sts.filter((s) => list(s.Action).includes('events:PutEvents'));
       assert.deepEqual(put.flatMap((s) => list(s.Resource)), [{ 'Fn::GetAtt': [bus, 'Arn'] }], fn.name);

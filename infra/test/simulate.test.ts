@@ -202,6 +202,18 @@ const bakVolume = ec2(BAK, R, 'volume', 'vol-0b1b2c3d4e5f6000f');
 const alias = (name: string): Context => ({ 'kms:ResourceAliases': [name] });
 const event = (detailType: string): Context => ({ 'events:source': [routing.source], 'events:detail-type': [detailType] });
 
+/** The steps a reconcile step repairs through, by a message in their queue (permissions.json 'sqs:share-queue', 'sqs:copy-and-restore-queues'). */
+const repairs: Record<string, string[]> = {
+  'reconcile-snapshots': ['share-snapshot'],
+  'reconcile-copies': ['copy-shared-snapshot', 'restore'],
+};
+/** A step's queue (or, with `-dlq`, its DLQ) where the step is: its account and home region. */
+const stepQueue = (step: string, suffix = '') => {
+  const fn = routing.functions.find((f) => f.name === step);
+  assert.ok(fn, `routing.json has no ${step}`);
+  return fn.account === 'source' ? queue(`${fn.queue}${suffix}`, SRC, SR) : queue(`${fn.queue}${suffix}`, BAK, R);
+};
+
 const cases: Case[] = [
   // create-snapshot (source account): reads anything, creates only tagged snapferry- snapshots.
   ['create-snapshot', 'allow', 'rds:DescribeDBInstances', src('db', 'prod-orders')],
@@ -549,16 +561,121 @@ const cases: Case[] = [
   ['expire-copies', 'deny', 'ec2:CreateTags', bakCopy, OURS],
   ['expire-copies', 'deny', 'ec2:CopySnapshot', bakCopy, TAG],
 
-  // Every step: its own queue and DLQ, its account's pipeline bus; not another step's queue, not the default bus.
+  // reconcile-snapshots (source account): reads what create-snapshot selects and snapferry's
+  // snapshots; repairs only through share-snapshot's queue; marks only our snapshots; deletes,
+  // shares, creates and copies nothing.
+  ['reconcile-snapshots', 'allow', 'rds:DescribeDBInstances', src('db', 'prod-orders')],
+  ['reconcile-snapshots', 'allow', 'rds:DescribeDBClusters', src('cluster', 'prod-billing')],
+  ['reconcile-snapshots', 'allow', 'rds:DescribeDBSnapshots', src('snapshot', 'snapferry-prod-orders-1')],
+  ['reconcile-snapshots', 'allow', 'rds:DescribeDBClusterSnapshots', src('cluster-snapshot', 'snapferry-prod-billing-1')],
+  ['reconcile-snapshots', 'allow', 'rds:DescribeDBSnapshotAttributes', src('snapshot', 'snapferry-prod-orders-1')],
+  ['reconcile-snapshots', 'allow', 'rds:DescribeDBClusterSnapshotAttributes', src('cluster-snapshot', 'snapferry-prod-billing-1')],
+  ['reconcile-snapshots', 'allow', 'rds:AddTagsToResource', src('snapshot', 'snapferry-prod-orders-1'), OURS],
+  ['reconcile-snapshots', 'allow', 'rds:AddTagsToResource', src('cluster-snapshot', 'snapferry-prod-billing-1'), OURS],
+  ['reconcile-snapshots', 'allow', 'sqs:SendMessage', stepQueue('share-snapshot')],
+  ['reconcile-snapshots', 'deny', 'rds:AddTagsToResource', src('snapshot', 'snapferry-prod-orders-1')],
+  ['reconcile-snapshots', 'deny', 'rds:AddTagsToResource', src('snapshot', 'snapferry-prod-orders-1'), { 'aws:ResourceTag/snapferry:managed': 'false' }],
+  ['reconcile-snapshots', 'deny', 'rds:AddTagsToResource', src('snapshot', 'prod-orders-manual'), OURS],
+  ['reconcile-snapshots', 'deny', 'rds:AddTagsToResource', src('snapshot', 'rds:prod-orders-2025-01-01-00-05'), OURS],
+  ['reconcile-snapshots', 'deny', 'rds:AddTagsToResource', src('db', 'prod-orders'), OURS],
+  ['reconcile-snapshots', 'deny', 'rds:AddTagsToResource', rds(SRC, 'snapshot', 'snapferry-prod-orders-1', 'us-east-1'), OURS],
+  // Repairs go to share-snapshot's queue only: not the backup account's queues (nor queues of
+  // their names here); the other queues and DLQs of its own account are refused below, for every step.
+  ['reconcile-snapshots', 'deny', 'sqs:SendMessage', stepQueue('copy-shared-snapshot')],
+  ['reconcile-snapshots', 'deny', 'sqs:SendMessage', stepQueue('restore')],
+  ['reconcile-snapshots', 'deny', 'sqs:SendMessage', queue('snapferry-copy-shared-snapshot', SRC, SR)],
+  ['reconcile-snapshots', 'deny', 'sqs:SendMessage', queue('snapferry-restore', SRC, SR)],
+  ['reconcile-snapshots', 'deny', 'sqs:ReceiveMessage', stepQueue('share-snapshot')],
+  ['reconcile-snapshots', 'deny', 'sqs:DeleteMessage', stepQueue('share-snapshot')],
+  ['reconcile-snapshots', 'deny', 'sqs:PurgeQueue', stepQueue('share-snapshot')],
+  ['reconcile-snapshots', 'deny', 'rds:DeleteDBSnapshot', src('snapshot', 'snapferry-prod-orders-1'), OURS],
+  ['reconcile-snapshots', 'deny', 'rds:DeleteDBClusterSnapshot', src('cluster-snapshot', 'snapferry-prod-billing-1'), OURS],
+  ['reconcile-snapshots', 'deny', 'rds:DeleteDBInstance', src('db', 'prod-orders')],
+  ['reconcile-snapshots', 'deny', 'rds:DeleteDBCluster', src('cluster', 'prod-billing')],
+  ['reconcile-snapshots', 'deny', 'rds:ModifyDBSnapshotAttribute', src('snapshot', 'snapferry-prod-orders-1'), OURS],
+  ['reconcile-snapshots', 'deny', 'rds:CreateDBSnapshot', src('snapshot', 'snapferry-prod-orders-1'), TAG],
+  ['reconcile-snapshots', 'deny', 'rds:CopyDBSnapshot', src('snapshot', 'snapferry-prod-orders-1'), TAG],
+  ['reconcile-snapshots', 'deny', 'rds:DescribeAccountAttributes', '*'],
+  ['reconcile-snapshots', 'deny', 'kms:Decrypt', sharingKey],
+  // EBS: reads, marks only snapshots tagged as ours in its region.
+  ['reconcile-snapshots', 'allow', 'ec2:DescribeVolumes', '*'],
+  ['reconcile-snapshots', 'allow', 'ec2:DescribeInstances', '*'],
+  ['reconcile-snapshots', 'allow', 'ec2:DescribeSnapshots', '*'],
+  ['reconcile-snapshots', 'allow', 'ec2:DescribeSnapshotAttribute', srcNewSnap],
+  ['reconcile-snapshots', 'allow', 'ec2:CreateTags', srcNewSnap, OURS],
+  ['reconcile-snapshots', 'deny', 'ec2:CreateTags', srcForeignSnap],
+  ['reconcile-snapshots', 'deny', 'ec2:CreateTags', srcForeignSnap, { 'aws:ResourceTag/snapferry:managed': 'false' }],
+  ['reconcile-snapshots', 'deny', 'ec2:CreateTags', srcFarSnap, OURS],
+  ['reconcile-snapshots', 'deny', 'ec2:CreateTags', srcVolume, OURS],
+  ['reconcile-snapshots', 'deny', 'ec2:DeleteSnapshot', srcNewSnap, OURS],
+  ['reconcile-snapshots', 'deny', 'ec2:DeleteVolume', srcVolume, OURS],
+  ['reconcile-snapshots', 'deny', 'ec2:ModifySnapshotAttribute', srcNewSnap, OURS],
+  ['reconcile-snapshots', 'deny', 'ec2:CreateSnapshot', srcVolume],
+  ['reconcile-snapshots', 'deny', 'ec2:CopySnapshot', srcNewSnap, TAG],
+  ['reconcile-snapshots', 'deny', 'ec2:DescribeImages', '*'],
+
+  // reconcile-copies (backup account): reads the copies at home and in the extra regions;
+  // repairs only through copy-shared-snapshot's and restore's queues; marks only our copies;
+  // deletes, restores, copies and locks nothing.
+  ['reconcile-copies', 'allow', 'rds:DescribeDBSnapshots', bak('snapshot', 'snapferry-prod-orders-1')],
+  ['reconcile-copies', 'allow', 'rds:DescribeDBSnapshots', bak('snapshot', 'snapferry-prod-orders-1', XR)],
+  ['reconcile-copies', 'allow', 'rds:DescribeDBClusterSnapshots', bak('cluster-snapshot', 'snapferry-prod-billing-1')],
+  ['reconcile-copies', 'allow', 'rds:DescribeDBClusterSnapshots', bak('cluster-snapshot', 'snapferry-prod-billing-1', XR)],
+  ['reconcile-copies', 'allow', 'rds:AddTagsToResource', bak('snapshot', 'snapferry-prod-orders-1'), OURS],
+  ['reconcile-copies', 'allow', 'rds:AddTagsToResource', bak('cluster-snapshot', 'snapferry-prod-billing-1', XR), OURS],
+  ['reconcile-copies', 'allow', 'sqs:SendMessage', stepQueue('copy-shared-snapshot')],
+  ['reconcile-copies', 'allow', 'sqs:SendMessage', stepQueue('restore')],
+  ['reconcile-copies', 'deny', 'rds:AddTagsToResource', bak('snapshot', 'snapferry-prod-orders-1')],
+  ['reconcile-copies', 'deny', 'rds:AddTagsToResource', bak('snapshot', 'snapferry-prod-orders-1', XR), { 'aws:ResourceTag/snapferry:managed': 'false' }],
+  ['reconcile-copies', 'deny', 'rds:AddTagsToResource', bak('snapshot', 'prod-orders-keep'), OURS],
+  ['reconcile-copies', 'deny', 'rds:AddTagsToResource', bak('snapshot', 'snapferry-prod-orders-1', 'us-east-1'), OURS],
+  ['reconcile-copies', 'deny', 'rds:AddTagsToResource', bak('db', 'snapferry-restore-prod-orders-1'), OURS],
+  // Repairs go to the copy and restore queues at home only: not a source's queue (nor one of its
+  // name here), not an extra region's; their DLQs and the other queues are refused below, for every step.
+  ['reconcile-copies', 'deny', 'sqs:SendMessage', stepQueue('share-snapshot')],
+  ['reconcile-copies', 'deny', 'sqs:SendMessage', queue('snapferry-share-snapshot', BAK, R)],
+  ['reconcile-copies', 'deny', 'sqs:SendMessage', queue('snapferry-copy-shared-snapshot', BAK, XR)],
+  ['reconcile-copies', 'deny', 'sqs:ReceiveMessage', stepQueue('restore')],
+  ['reconcile-copies', 'deny', 'sqs:DeleteMessage', stepQueue('copy-shared-snapshot')],
+  ['reconcile-copies', 'deny', 'sqs:PurgeQueue', stepQueue('copy-shared-snapshot')],
+  ['reconcile-copies', 'deny', 'rds:DeleteDBSnapshot', bak('snapshot', 'snapferry-prod-orders-1'), OURS],
+  ['reconcile-copies', 'deny', 'rds:DeleteDBClusterSnapshot', bak('cluster-snapshot', 'snapferry-prod-billing-1', XR), OURS],
+  ['reconcile-copies', 'deny', 'rds:DeleteDBInstance', bak('db', 'snapferry-restore-prod-orders-1'), IS_TEST],
+  ['reconcile-copies', 'deny', 'rds:DeleteDBCluster', bak('cluster', 'snapferry-restore-prod-billing-1'), IS_TEST],
+  ['reconcile-copies', 'deny', 'rds:CopyDBSnapshot', bak('snapshot', 'snapferry-prod-orders-1'), TAG],
+  ['reconcile-copies', 'deny', 'rds:RestoreDBInstanceFromDBSnapshot', bak('snapshot', 'snapferry-prod-orders-1'), TEST],
+  ['reconcile-copies', 'deny', 'rds:ModifyDBSnapshotAttribute', bak('snapshot', 'snapferry-prod-orders-1'), OURS],
+  ['reconcile-copies', 'deny', 'kms:Decrypt', targetKey],
+  ['reconcile-copies', 'deny', 'kms:Decrypt', sharingKey, via(SR)],
+  // EBS: reads the copies, marks only copies tagged as ours at home and in the extra regions.
+  ['reconcile-copies', 'allow', 'ec2:DescribeSnapshots', '*'],
+  ['reconcile-copies', 'allow', 'ec2:CreateTags', bakCopy, OURS],
+  ['reconcile-copies', 'allow', 'ec2:CreateTags', bakExtraCopy, OURS],
+  ['reconcile-copies', 'deny', 'ec2:CreateTags', bakForeignSnap],
+  ['reconcile-copies', 'deny', 'ec2:CreateTags', bakForeignSnap, { 'aws:ResourceTag/snapferry:managed': 'false' }],
+  ['reconcile-copies', 'deny', 'ec2:CreateTags', bakFarCopy, OURS],
+  ['reconcile-copies', 'deny', 'ec2:CreateTags', testVolume, IS_TEST],
+  ['reconcile-copies', 'deny', 'ec2:DeleteSnapshot', bakCopy, OURS],
+  ['reconcile-copies', 'deny', 'ec2:DeleteVolume', testVolume, IS_TEST],
+  ['reconcile-copies', 'deny', 'ec2:CopySnapshot', bakCopy, TAG],
+  ['reconcile-copies', 'deny', 'ec2:CreateVolume', bakCopy, OURS],
+  ['reconcile-copies', 'deny', 'ec2:LockSnapshot', bakCopy, OURS],
+  ['reconcile-copies', 'deny', 'ec2:UnlockSnapshot', bakCopy, OURS],
+  ['reconcile-copies', 'deny', 'ec2:DescribeVolumes', '*'],
+
+  // Every step: its own queue and DLQ, its account's pipeline bus; not another step's queue
+  // (but the ones a reconcile step repairs through), no other step's DLQ, not the default bus.
   ...routing.functions.flatMap((fn): Case[] => {
     const [account, region] = fn.account === 'source' ? [SRC, SR] : [BAK, R];
-    const other = routing.functions.find((f) => f.account === fn.account && f !== fn)!;
+    const others = routing.functions.filter((f) => f.account === fn.account && f !== fn);
     return [
       [fn.name, 'allow', 'sqs:SendMessage', queue(fn.queue, account, region)],
       [fn.name, 'allow', 'sqs:SendMessage', queue(`${fn.queue}-dlq`, account, region)],
       [fn.name, 'allow', 'sqs:ChangeMessageVisibility', queue(fn.queue, account, region)],
       [fn.name, 'allow', 'events:PutEvents', `arn:aws:events:${region}:${account}:event-bus/${routing.pipeline_bus}`],
-      [fn.name, 'deny', 'sqs:SendMessage', queue(other.queue, account, region)],
+      ...others.filter((o) => !(repairs[fn.name] ?? []).includes(o.name)).map((o): Case => [fn.name, 'deny', 'sqs:SendMessage', queue(o.queue, account, region)]),
+      ...others.map((o): Case => [fn.name, 'deny', 'sqs:SendMessage', queue(`${o.queue}-dlq`, account, region)]),
+      ...others.map((o): Case => [fn.name, 'deny', 'sqs:ChangeMessageVisibility', queue(o.queue, account, region)]),
       [fn.name, 'deny', 'events:PutEvents', `arn:aws:events:${region}:${account}:event-bus/default`],
     ];
   }),
@@ -655,6 +772,19 @@ describe('iam-simulate: the synthesized policies allow what each step does, and 
       else assert.match(got, /^(Implicitly|Explicitly)Denied$/);
     });
   }
+
+  test('the table: only a reconcile step may send to another step\'s queue, only to the ones it repairs through, and every other queue is refused', () => {
+    for (const fn of routing.functions) {
+      const others = routing.functions.filter((f) => f.account === fn.account && f !== fn).map((f) => f.name);
+      const sends = (want: 'allow' | 'deny', resource: string) => cases.some(([who, w, action, r, context, gap]) =>
+        who === fn.name && w === want && action === 'sqs:SendMessage' && r === resource && context === undefined && gap === undefined);
+      assert.deepEqual(others.filter((o) => sends('allow', stepQueue(o))), repairs[fn.name] ?? [], fn.name);
+      for (const o of others) {
+        assert.ok(sends('allow', stepQueue(o)) !== sends('deny', stepQueue(o)), `${fn.name} -> ${o}: exactly one of allow and deny`);
+        assert.ok(sends('deny', stepQueue(o, '-dlq')), `${fn.name} -> ${o}'s DLQ: refused`);
+      }
+    }
+  });
 
   test('the table covers every action permissions.json gives a step', () => {
     const p = loadPermissions(PERMISSIONS_FILE, routing);

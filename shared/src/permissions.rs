@@ -135,6 +135,8 @@ pub struct Scope {
     pub queue_arn: String,
     pub dlq_arn: String,
     pub bus_arn: String,
+    /// Every step's queue in this account, by the step's name.
+    pub step_queue_arns: BTreeMap<String, String>,
 }
 
 /// The tags the JSON's conditions name.
@@ -196,6 +198,11 @@ impl Scope {
                 .collect(),
             "sqs:own-queues" => vec![self.queue_arn.clone(), self.dlq_arn.clone()],
             "sqs:own-queue" => vec![self.queue_arn.clone()],
+            "sqs:share-queue" => self.step_queue_arns.get("share-snapshot").cloned().into_iter().collect(),
+            "sqs:copy-and-restore-queues" => ["copy-shared-snapshot", "restore"]
+                .iter()
+                .filter_map(|step| self.step_queue_arns.get(*step).cloned())
+                .collect(),
             "events:pipeline-bus" => vec![self.bus_arn.clone()],
             other => panic!("permissions.json names the unknown scope {other}"),
         }
@@ -266,6 +273,10 @@ mod tests {
             queue_arn: "arn:aws:sqs:us-east-1:222222222222:q".into(),
             dlq_arn: "arn:aws:sqs:us-east-1:222222222222:q-dlq".into(),
             bus_arn: "arn:aws:events:us-east-1:222222222222:event-bus/snapferry".into(),
+            step_queue_arns: ["share-snapshot", "copy-shared-snapshot", "restore"]
+                .iter()
+                .map(|s| (s.to_string(), format!("arn:aws:sqs:us-east-1:222222222222:snapferry-{s}")))
+                .collect(),
         }
     }
 

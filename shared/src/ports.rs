@@ -26,6 +26,8 @@ pub trait StepQueue: Send + Sync {
     async fn dead_letter(&self, body: &str, error: &Error) -> Result<()>;
     /// Makes a record that failed visible again only after `delay` (its retry backoff).
     async fn retry_after(&self, receipt_handle: &str, delay: Duration) -> Result<()>;
+    /// Sends `body` to another step's queue (reconcile restarts a stalled step there).
+    async fn send_to(&self, queue_url: &str, body: &str) -> Result<()>;
 }
 
 /// This account's pipeline bus.
@@ -39,6 +41,9 @@ pub trait EventBus: Send + Sync {
 pub trait Metrics: Send + Sync {
     /// Counts one occurrence of metric `name` for the function `step`.
     fn count(&self, name: &str, step: &str);
+    /// Records `value` of metric `name` (in `unit`, CloudWatch's names: `Seconds`, ...) for
+    /// `step`, and for one `resource` when given.
+    fn value(&self, name: &str, step: &str, resource: Option<&str>, value: f64, unit: &str);
 }
 
 /// What time it is; steps never read the system clock themselves, so tests can set it.

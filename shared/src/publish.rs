@@ -297,9 +297,45 @@ impl Emf {
     }
 }
 
+impl Emf {
+    /// The one line that records `value` of `name` for `step` (and `resource`) at `time`.
+    pub fn value_line(
+        &self,
+        name: &str,
+        step: &str,
+        resource: Option<&str>,
+        value: f64,
+        unit: &str,
+        time: chrono::DateTime<chrono::Utc>,
+    ) -> String {
+        let dimensions =
+            if resource.is_some() { serde_json::json!([["Step", "Resource"]]) } else { serde_json::json!([["Step"]]) };
+        let mut line = serde_json::json!({
+            "_aws": {
+                "Timestamp": time.timestamp_millis(),
+                "CloudWatchMetrics": [{
+                    "Namespace": self.namespace,
+                    "Dimensions": dimensions,
+                    "Metrics": [{ "Name": name, "Unit": unit }],
+                }],
+            },
+            "Step": step,
+            name: value,
+        });
+        if let Some(resource) = resource {
+            line["Resource"] = resource.into();
+        }
+        line.to_string()
+    }
+}
+
 impl crate::ports::Metrics for Emf {
     fn count(&self, name: &str, step: &str) {
         println!("{}", self.line(name, step, chrono::Utc::now()));
+    }
+
+    fn value(&self, name: &str, step: &str, resource: Option<&str>, value: f64, unit: &str) {
+        println!("{}", self.value_line(name, step, resource, value, unit, chrono::Utc::now()));
     }
 }
 
@@ -307,6 +343,32 @@ impl crate::ports::Metrics for Emf {
 mod emf_tests {
     use super::Emf;
     use chrono::TimeZone;
+
+    #[test]
+    fn a_value_per_resource_is_one_line_with_both_dimensions() {
+        let emf = Emf { namespace: "snapferry".into() };
+        let time = chrono::Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0).unwrap();
+        let line = emf.value_line(
+            "RecoveryPointAgeSeconds",
+            "reconcile-copies",
+            Some("111111111111/orders"),
+            3600.0,
+            "Seconds",
+            time,
+        );
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let directive = &v["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Dimensions"], serde_json::json!([["Step", "Resource"]]));
+        assert_eq!(directive["Metrics"], serde_json::json!([{ "Name": "RecoveryPointAgeSeconds", "Unit": "Seconds" }]));
+        assert_eq!(
+            (&v["Resource"], &v["RecoveryPointAgeSeconds"]),
+            (&serde_json::json!("111111111111/orders"), &serde_json::json!(3600.0))
+        );
+        let max = emf.value_line("MaxRecoveryPointAgeSeconds", "reconcile-copies", None, 7200.0, "Seconds", time);
+        let v: serde_json::Value = serde_json::from_str(&max).unwrap();
+        assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Dimensions"], serde_json::json!([["Step"]]));
+        assert!(v.get("Resource").is_none());
+    }
 
     #[test]
     fn a_count_is_one_embedded_metric_format_line() {

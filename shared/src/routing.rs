@@ -29,6 +29,14 @@ pub struct MetricNames {
     pub quota_full: String,
     /// A snapshot count quota is past its warning threshold.
     pub quota_warning: String,
+    /// A resource's newest backup is older than it may be (the dead-man's switch).
+    pub backup_overdue: String,
+    /// Per resource: the age of its newest verified copy, in seconds.
+    pub recovery_point: String,
+    /// The largest of those in one run: what the RPO alarm watches.
+    pub recovery_point_max: String,
+    /// Per resource: how long its last restore test took.
+    pub restore_seconds: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

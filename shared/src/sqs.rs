@@ -77,6 +77,17 @@ impl StepQueue for Queue {
             .map_err(|e| Error::from_sdk("SendMessage", e))
     }
 
+    async fn send_to(&self, queue_url: &str, body: &str) -> Result<(), Error> {
+        self.sqs
+            .send_message()
+            .queue_url(queue_url)
+            .message_body(body)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| Error::from_sdk("SendMessage", e))
+    }
+
     async fn dead_letter(&self, body: &str, error: &Error) -> Result<(), Error> {
         let mut reason = error.to_string();
         // SQS attribute values are limited only by the 256 KiB message size; keep them readable.

@@ -41,6 +41,11 @@ pub const COPY_ATTEMPT: &str = "snapferry:copy-attempt";
 /// On a source snapshot: when the backup account reported its copy and the share was
 /// withdrawn; the share step leaves it alone, and an intermediate copy goes a grace period later.
 pub const RELEASED_AT: &str = "snapferry:released-at";
+/// On a snapshot whose stalled chain reconcile restarted: when (a repair is not repeated
+/// within a day).
+pub const RECONCILED_AT: &str = "snapferry:reconciled-at";
+/// On a verified copy: how long its restore test took to become available, in seconds.
+pub const RESTORE_SECONDS: &str = "snapferry:restore-seconds";
 /// The backup set a snapshot belongs to (the volumes of one EC2 instance, taken together).
 pub const SET: &str = "snapferry:set";
 /// How many snapshots that set has.

@@ -52,6 +52,17 @@ const GRANTED_NOT_CALLED: &[(&str, &str, &str)] = &[
     ("expire-copies", "rds:DeleteDBClusterSnapshot", "a copy past its rules"),
     ("expire-copies", "ec2:DeleteSnapshot", "a copy past its rules"),
     ("expire-copies", "events:PutEvents", "Snapshot Expired, and the quota warning"),
+    // Reconcile acts only on what stalled (chain_reconcile restarts a share under this role).
+    ("reconcile-snapshots", "rds:DescribeDB*SnapshotAttributes", "whether a stalled snapshot is shared"),
+    ("reconcile-snapshots", "ec2:DescribeSnapshotAttribute", "whether a stalled snapshot is shared"),
+    ("reconcile-snapshots", "rds:AddTagsToResource", "marks a repaired snapshot"),
+    ("reconcile-snapshots", "ec2:CreateTags", "marks a repaired snapshot"),
+    ("reconcile-snapshots", "sqs:SendMessage", "restarts a stalled share"),
+    ("reconcile-snapshots", "events:PutEvents", "Backup Repaired, Backup Overdue"),
+    ("reconcile-copies", "rds:AddTagsToResource", "marks a repaired copy"),
+    ("reconcile-copies", "ec2:CreateTags", "marks a repaired copy"),
+    ("reconcile-copies", "sqs:SendMessage", "restarts a stalled copy or restore test"),
+    ("reconcile-copies", "events:PutEvents", "Backup Repaired, Backup Overdue"),
 ];
 
 /// An EC2 instance tagged `backup` with two volumes on the account's `aws/ebs` key; their ids.
@@ -122,7 +133,7 @@ async fn every_call_of_every_step_is_granted_to_its_role_and_no_role_holds_more(
     // runs in both accounts and the intermediate copies go.
     settle(&p, &mut events).await;
     let later = chrono::Utc::now() + chrono::Duration::minutes(61);
-    for step in ["expire-snapshots", "expire-copies"] {
+    for step in ["expire-snapshots", "expire-copies", "reconcile-snapshots", "reconcile-copies"] {
         p.host.fire(Some(step), later).await.expect("fire the expire schedules");
     }
     settle(&p, &mut events).await;

@@ -77,6 +77,8 @@ async fn start(args: &LocalArgs) -> Result<LocalPipeline> {
         select_instance_tag: Some(DEMO_INSTANCE_TAG.into()),
         lock: Some(("governance".into(), 1)),
         release_shares: true,
+        // Short, so a stalled chain is repaired at the next `fire-schedule` a few minutes on.
+        reconcile_grace_minutes: 2,
         extra_regions: args.extra_regions.iter().filter(|r| !r.is_empty()).cloned().collect(),
         ..Default::default()
     };
@@ -336,6 +338,11 @@ fn print_progress(event: &EventEnvelope<PipelineEvent>, fired: chrono::DateTime<
         Step::RestoreFailed { reason } => format!("{}: {reason}", e.snapshot.id),
         Step::Rejected { reason, .. } => format!("{}: {reason}", e.snapshot.id),
         Step::QuotaWarning { quota, used, max } => format!("{quota}: {used} of {max} used"),
+        Step::Overdue { last, limit_minutes } => {
+            let last = last.map_or_else(|| "never".to_string(), |t| t.format("%Y-%m-%d %H:%M").to_string());
+            format!("{}: newest backup {last}, older than {limit_minutes} minutes", e.snapshot.resource_id)
+        }
+        Step::Repaired { stalled_at } => format!("{} restarted at {stalled_at}", e.snapshot.id),
         Step::Expired { rule, dry_run } => {
             format!("{} {}: {rule}", e.snapshot.id, if *dry_run { "would expire" } else { "expired" })
         }

@@ -50,6 +50,10 @@ pub struct PipelineOptions {
     pub retention_backup: Option<String>,
     /// `EXPIRE_DRY_RUN` of both.
     pub expire_dry_run: bool,
+    /// `GRACE_MINUTES` of both reconcile steps: a chain stalled longer is repaired.
+    pub reconcile_grace_minutes: u32,
+    /// `RPO_MINUTES` of reconcile-copies.
+    pub rpo_minutes: u32,
     pub extra_regions: Vec<String>,
     /// Allowlisted source accounts; the source account when empty.
     pub allowlist: Vec<String>,
@@ -79,6 +83,9 @@ impl Default for PipelineOptions {
             retention_source: None,
             retention_backup: None,
             expire_dry_run: false,
+            // The stacks' defaults: no repair of a chain that is merely slow.
+            reconcile_grace_minutes: 60,
+            rpo_minutes: 1440,
             extra_regions: Vec::new(),
             allowlist: Vec::new(),
             recheck: Duration::from_secs(1),
@@ -165,6 +172,19 @@ impl PipelineOptions {
                 vars.push(("RETENTION", self.retention_source.clone().unwrap_or_default()));
                 vars.push(("EXPIRE_DRY_RUN", self.expire_dry_run.to_string()));
             }
+            snapferry_reconcile::SOURCE_STEP => {
+                vars.extend(selection());
+                let kinds: Vec<String> = self.kinds.iter().map(ToString::to_string).collect();
+                vars.push(("KINDS", kinds.join(",")));
+                vars.push(("GRACE_MINUTES", self.reconcile_grace_minutes.to_string()));
+            }
+            snapferry_reconcile::BACKUP_STEP => {
+                vars.push(("EXTRA_REGIONS", self.extra_regions.join(",")));
+                vars.push(("GRACE_MINUTES", self.reconcile_grace_minutes.to_string()));
+                vars.push(("RPO_MINUTES", self.rpo_minutes.to_string()));
+                vars.push(("RESTORE_ENABLED", self.restore_enabled.to_string()));
+                vars.push(("RESTORE_EVERY_NTH", self.restore_every_nth.to_string()));
+            }
             snapferry_expire_snapshots::BACKUP_STEP => {
                 vars.push(("EXTRA_REGIONS", self.extra_regions.join(",")));
                 vars.push(("RETENTION", self.retention_backup.clone().unwrap_or_default()));
@@ -242,6 +262,18 @@ impl LocalPipeline {
             vars.insert("QUEUE_URL".into(), queue.queue_url.clone());
             vars.insert("DLQ_URL".into(), queue.dlq_url.clone());
             vars.insert("PIPELINE_BUS".into(), routing.pipeline_bus.clone());
+            // The other steps' queues reconcile sends its repairs to (platform variables too).
+            let queue_of = |step: &str| deployment.queue(&clients.account, step);
+            for (var, step) in [
+                ("SHARE_QUEUE_URL", "share-snapshot"),
+                ("COPY_QUEUE_URL", "copy-shared-snapshot"),
+                ("RESTORE_QUEUE_URL", "restore"),
+            ] {
+                let declared = snapferry::environment::var(&function.name, var).is_some();
+                if let (true, Some(q)) = (declared, queue_of(step)) {
+                    vars.insert(var.into(), q.queue_url.clone());
+                }
+            }
             let env = Env::new(&function.name, vars)?;
             // Each step acts as a role of its own holding exactly its permissions, so the
             // emulator refuses what the deployed role would not allow.
@@ -260,6 +292,11 @@ impl LocalPipeline {
                 restore_subnet_group: Some(subnet_group.clone()),
                 queue_arn: queue.queue_arn.clone(),
                 dlq_arn: queue.dlq_arn.clone(),
+                step_queue_arns: routing
+                    .functions
+                    .iter()
+                    .filter_map(|f| Some((f.name.clone(), queue_of(&f.name)?.queue_arn.clone())))
+                    .collect(),
                 bus_arn: deployment.pipeline_bus_arn(&clients.account).unwrap_or_default().to_string(),
             };
             let policy = options.permissions.role_policy(&function.name, &scope);
@@ -326,6 +363,9 @@ fn step_handler(env: &Env, clients: &Clients) -> Result<Arc<dyn BatchHandler>> {
         snapferry_restore::STEP => Arc::new(snapferry_restore::Handler::from_env(env, ports)?),
         snapferry_expire_snapshots::SOURCE_STEP | snapferry_expire_snapshots::BACKUP_STEP => {
             Arc::new(snapferry_expire_snapshots::Handler::from_env(env, ports)?)
+        }
+        snapferry_reconcile::SOURCE_STEP | snapferry_reconcile::BACKUP_STEP => {
+            Arc::new(snapferry_reconcile::Handler::from_env(env, ports)?)
         }
         other => return Err(Error::Config(format!("the local host has no step {other:?}"))),
     })

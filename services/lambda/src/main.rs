@@ -29,6 +29,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         snapferry_expire_snapshots::SOURCE_STEP | snapferry_expire_snapshots::BACKUP_STEP => {
             Arc::new(snapferry_expire_snapshots::Handler::from_env(&env, ports)?)
         }
+        snapferry_reconcile::SOURCE_STEP | snapferry_reconcile::BACKUP_STEP => {
+            Arc::new(snapferry_reconcile::Handler::from_env(&env, ports)?)
+        }
         other => return Err(format!("_HANDLER={other:?} names no snapferry step").into()),
     };
     snapferry::step::serve(handler).await

@@ -236,7 +236,7 @@ impl Handler {
                 // Recorded before it is published, so members of a set finishing together
                 // each count the others; the test restore, deleted last, lets a redelivery
                 // publish a verdict that was lost.
-                let set = self.record_verified(store, &p.copy).await?;
+                let set = self.record_verified(store, &p.copy, seconds).await?;
                 Step::RestoreVerified {
                     restore_seconds: seconds,
                     restored_resource_id: p.restore_id.clone(),
@@ -282,10 +282,19 @@ impl Handler {
         }
     }
 
-    /// Tags the copy verified; for a member of a backup set, how many members are verified now.
-    async fn record_verified(&self, store: &dyn SnapshotStore, copy: &SnapshotRef) -> Result<Option<BackupSet>> {
+    /// Tags the copy verified, with the time its restore took (reconcile reports both per
+    /// resource); for a member of a backup set, how many members are verified now.
+    async fn record_verified(
+        &self,
+        store: &dyn SnapshotStore,
+        copy: &SnapshotRef,
+        seconds: f64,
+    ) -> Result<Option<BackupSet>> {
         let Some(snapshot) = store.describe(&copy.id).await? else { return Ok(None) };
-        let stamp = Tags::from([(tags::VERIFIED_AT.to_string(), tags::timestamp_value(self.ctx.now()))]);
+        let stamp = Tags::from([
+            (tags::VERIFIED_AT.to_string(), tags::timestamp_value(self.ctx.now())),
+            (tags::RESTORE_SECONDS.to_string(), format!("{seconds:.1}")),
+        ]);
         store.tag(&snapshot, &stamp).await?;
         let Some(set) = tags::set_from_tags(&snapshot.tags) else { return Ok(None) };
         let verified = store

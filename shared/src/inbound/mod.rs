@@ -243,6 +243,8 @@ mod tests {
             Step::Rejected { reason: "sender not allowed".into(), sender_account: Some("222222222222".into()) },
             Step::Expired { rule: "keep_last 7".into(), dry_run: true },
             Step::QuotaWarning { quota: "ManualSnapshots".into(), used: 81, max: 100 },
+            Step::Overdue { last: None, limit_minutes: 120 },
+            Step::Repaired { stalled_at: "share".into() },
         ]
     }
 

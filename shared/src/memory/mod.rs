@@ -72,6 +72,8 @@ struct State {
     next_id: u64,
     /// Ids of EBS snapshots under a snapshot lock: deleting them is refused.
     locked: Vec<String>,
+    /// Messages sent to other steps' queues: (queue URL, body).
+    sent_to: Vec<(String, String)>,
 }
 
 /// The whole in-memory cloud; cheap to clone (one shared state).
@@ -170,6 +172,7 @@ impl Cloud {
             kms_key_id: key.map(str::to_string),
             tags: tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             members: Vec::new(),
+            created_at: Some(self.now()),
         };
         self.lock().resources.push((account.to_string(), region.to_string(), resource, None));
     }
@@ -274,6 +277,11 @@ impl Cloud {
         std::mem::take(&mut self.lock().metrics)
     }
 
+    /// Messages sent to other steps' queues, as (queue URL, body); taken.
+    pub fn take_sent_to(&self) -> Vec<(String, String)> {
+        std::mem::take(&mut self.lock().sent_to)
+    }
+
     pub fn take_sent(&self) -> Vec<Sent> {
         std::mem::take(&mut self.lock().sent)
     }
@@ -341,6 +349,12 @@ impl StepQueue for Cloud {
         self.lock().retried.push((receipt_handle.to_string(), delay));
         Ok(())
     }
+
+    async fn send_to(&self, queue_url: &str, body: &str) -> Result<()> {
+        self.call("send-to", queue_url.to_string())?;
+        self.lock().sent_to.push((queue_url.to_string(), body.to_string()));
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -355,6 +369,11 @@ impl EventBus for Cloud {
 impl Metrics for Cloud {
     fn count(&self, name: &str, step: &str) {
         self.lock().metrics.push(format!("{name} {step}"));
+    }
+
+    fn value(&self, name: &str, step: &str, resource: Option<&str>, value: f64, unit: &str) {
+        let resource = resource.map(|r| format!(" {r}")).unwrap_or_default();
+        self.lock().metrics.push(format!("{name} {step}{resource} = {value} {unit}"));
     }
 }
 

@@ -137,6 +137,7 @@ impl SnapshotStore for MemStore {
             kms_key_id: r.restored.kms_key_id.clone(),
             tags: r.spec_tags.clone(),
             members: Vec::new(),
+            created_at: None,
         });
         Ok(databases.chain(restores).collect())
     }

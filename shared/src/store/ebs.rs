@@ -104,6 +104,7 @@ impl Ebs {
                     kms_key_id: v.kms_key_id().map(str::to_string),
                     tags: from_ec2_tags(v.tags()),
                     members: Vec::new(),
+                    created_at: to_chrono(v.create_time()),
                 }
             })
             .collect())
@@ -138,6 +139,7 @@ impl Ebs {
                         .iter()
                         .filter_map(|m| m.ebs()?.volume_id().map(str::to_string))
                         .collect(),
+                    created_at: to_chrono(i.launch_time()),
                 }
             })
             .filter(|r| !r.members.is_empty())

@@ -82,6 +82,8 @@ pub struct Resource {
     /// What a snapshot of it is made of when that is several resources: the EBS volumes of
     /// an EC2 instance, snapshotted together as one backup set. Empty for a single resource.
     pub members: Vec<String>,
+    /// When AWS created it (launched, for an instance), where AWS says.
+    pub created_at: Option<DateTime<Utc>>,
 }
 
 impl Resource {
@@ -322,6 +324,7 @@ mod tests {
             kms_key_id: None,
             tags: tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             members: members.iter().map(|m| m.to_string()).collect(),
+            created_at: None,
         }
     }
 

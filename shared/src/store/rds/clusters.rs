@@ -3,7 +3,7 @@
 use super::{Raw, delete_instance, describe_instance, exists_ok, from_rds_tags, status, to_rds_tags};
 use crate::ResourceKind;
 use crate::error::{Error, Result};
-use crate::store::{CopyRequest, Resource, RestoreSpec, Restored, Snapshot, Status, absent_ok};
+use crate::store::{CopyRequest, Resource, RestoreSpec, Restored, Snapshot, Status, absent_ok, to_chrono};
 use aws_sdk_rds::Client;
 use aws_sdk_rds::types::Tag;
 
@@ -69,6 +69,7 @@ family! {
                     kms_key_id: c.kms_key_id().map(str::to_string),
                     tags: from_rds_tags(c.tag_list()),
                     members: Vec::new(),
+                    created_at: to_chrono(c.cluster_create_time()),
                 })
                 .collect())
         }

@@ -3,7 +3,7 @@
 use super::{Raw, delete_instance, describe_instance, from_rds_tags, status, to_rds_tags};
 use crate::ResourceKind;
 use crate::error::{Error, Result};
-use crate::store::{CopyRequest, Resource, RestoreSpec, Restored, Snapshot};
+use crate::store::{CopyRequest, Resource, RestoreSpec, Restored, Snapshot, to_chrono};
 use aws_sdk_rds::Client;
 use aws_sdk_rds::types::Tag;
 
@@ -58,6 +58,7 @@ family! {
                     kms_key_id: d.kms_key_id().map(str::to_string),
                     tags: from_rds_tags(d.tag_list()),
                     members: Vec::new(),
+                    created_at: to_chrono(d.instance_create_time()),
                 })
                 .collect())
         }

@@ -1,0 +1,330 @@
+//! reconcile-snapshots (source account) and reconcile-copies (backup account): on their
+//! schedule, find backups whose chain stalled because an event never came, and restart the
+//! stalled step; raise the dead-man's switch for resources whose backups stopped; and
+//! report each protected resource's recovery point.
+//!
+//! Repairs go to the stalled step's own queue as the message that step already acts on (a
+//! re-check, or the "Snapshot Copied" the restore step reads), so the step's own
+//! idempotency makes a repair that was not needed a no-op. A repaired snapshot is tagged
+//! `snapferry:reconciled-at` and not repaired again within [`REPAIR_EVERY`].
+
+use chrono::{DateTime, Utc};
+use snapferry::ResourceKind;
+use snapferry::config::Env;
+use snapferry::error::{Error, Result};
+use snapferry::events::{self, EventEnvelope, PipelineEvent, Recheck, RecheckWhat, SnapshotRef, Step};
+use snapferry::inbound::Incoming;
+use snapferry::routing::Routing;
+use snapferry::select::Selection;
+use snapferry::sqs::{Outcome, Record};
+use snapferry::step::{PipelineStep, StepContext, StepEnv, recheck_body};
+use snapferry::store::{Resource, Snapshot, SnapshotStore, Status};
+use snapferry::tags::{self, Tags};
+use std::collections::BTreeMap;
+use tracing::{info, warn};
+
+/// The source account's step in `shared/routing.json` and `shared/environment.json`.
+pub const SOURCE_STEP: &str = "reconcile-snapshots";
+/// The backup account's step.
+pub const BACKUP_STEP: &str = "reconcile-copies";
+
+/// A repair is not repeated sooner: the restarted step has long finished, or failed into
+/// its DLQ with a reason, by then.
+pub const REPAIR_EVERY: chrono::Duration = chrono::Duration::hours(24);
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub step: StepEnv,
+    /// [`SOURCE_STEP`] or [`BACKUP_STEP`].
+    pub name: &'static str,
+    pub kinds: Vec<ResourceKind>,
+    /// Source: the resources that must have recent snapshots.
+    pub selection: Selection,
+    /// Source: how often create-snapshot runs.
+    pub schedule: chrono::Duration,
+    /// A chain stalled longer than this is repaired.
+    pub grace: chrono::Duration,
+    /// Backup: the recovery point objective.
+    pub rpo: chrono::Duration,
+    pub extra_regions: Vec<String>,
+    /// Backup: whether every copy is restore-tested (so an untested copy is a stalled one),
+    /// and whether the recovery point is the newest verified copy or the newest copy.
+    pub restore_every_copy: bool,
+    pub restore_enabled: bool,
+    pub share_queue: String,
+    pub copy_queue: String,
+    pub restore_queue: String,
+}
+
+impl Config {
+    pub fn from_env(env: &Env) -> Result<Config> {
+        let minutes = |name: &str| -> Result<chrono::Duration> {
+            let m: i64 = env.parse(name)?;
+            if m < 1 {
+                return Err(Error::Config(format!("{name} must be 1 or more")));
+            }
+            Ok(chrono::Duration::minutes(m))
+        };
+        let mut c = Config {
+            step: StepEnv::from_env(env)?,
+            name: SOURCE_STEP,
+            kinds: Vec::new(),
+            selection: Selection::default(),
+            schedule: chrono::Duration::hours(1),
+            grace: minutes("GRACE_MINUTES")?,
+            rpo: chrono::Duration::days(1),
+            extra_regions: Vec::new(),
+            restore_every_copy: true,
+            restore_enabled: true,
+            share_queue: String::new(),
+            copy_queue: String::new(),
+            restore_queue: String::new(),
+        };
+        match env.step() {
+            SOURCE_STEP => {
+                c.kinds = env.kinds("KINDS")?;
+                c.selection = Selection::from_env(env)?;
+                c.schedule = minutes("SCHEDULE_MINUTES")?;
+                c.share_queue = env.required("SHARE_QUEUE_URL")?;
+            }
+            BACKUP_STEP => {
+                c.name = BACKUP_STEP;
+                c.kinds = env.kinds("KINDS")?;
+                c.rpo = minutes("RPO_MINUTES")?;
+                c.extra_regions = env.list("EXTRA_REGIONS");
+                c.restore_enabled = env.parse("RESTORE_ENABLED")?;
+                c.restore_every_copy = c.restore_enabled && env.parse::<u32>("RESTORE_EVERY_NTH")? == 1;
+                c.copy_queue = env.required("COPY_QUEUE_URL")?;
+                c.restore_queue = env.required("RESTORE_QUEUE_URL")?;
+            }
+            other => return Err(Error::Config(format!("{other} is not a reconcile step"))),
+        }
+        Ok(c)
+    }
+}
+
+pub struct Handler {
+    ctx: StepContext,
+    config: Config,
+}
+
+fn step_tag(s: &Snapshot) -> &str {
+    s.tags.get(tags::STEP).map(String::as_str).unwrap_or_default()
+}
+
+fn older_than(s: &Snapshot, now: DateTime<Utc>, age: chrono::Duration) -> bool {
+    s.created_at.is_some_and(|t| now - t >= age)
+}
+
+/// The run a snapshot belongs to and the snapshot it started from, from its tags.
+fn run_of(s: &Snapshot) -> (String, SnapshotRef) {
+    let origin = Some(s)
+        .filter(|s| s.tags.contains_key(tags::ORIGIN_RESOURCE))
+        .and_then(|s| tags::origin_from_tags(s.kind, &s.tags))
+        .unwrap_or_else(|| s.to_ref());
+    (s.tags.get(tags::CORRELATION_ID).cloned().unwrap_or_default(), origin)
+}
+
+impl Handler {
+    pub fn new(ctx: StepContext, config: Config) -> Self {
+        Handler { ctx, config }
+    }
+
+    pub fn from_env(env: &Env, ports: impl FnOnce(StepEnv) -> StepContext) -> Result<Self> {
+        let config = Config::from_env(env)?;
+        Ok(Handler::new(ports(config.step.clone()), config))
+    }
+
+    fn repaired_recently(&self, s: &Snapshot, now: DateTime<Utc>) -> bool {
+        s.tags.get(tags::RECONCILED_AT).and_then(|v| tags::parse_timestamp(v)).is_some_and(|t| now - t < REPAIR_EVERY)
+    }
+
+    /// Sends `body` to the stalled step's queue, marks `s` repaired and says so.
+    async fn repair(&self, store: &dyn SnapshotStore, s: &Snapshot, queue: &str, body: String, at: &str) -> Result<()> {
+        warn!(snapshot_arn = s.arn, stalled_at = at, "stalled; restarted");
+        self.ctx.queue.send_to(queue, &body).await?;
+        let stamp = Tags::from([(tags::RECONCILED_AT.to_string(), tags::timestamp_value(self.ctx.now()))]);
+        store.tag(s, &stamp).await?;
+        let (correlation_id, origin) = run_of(s);
+        let repaired = Step::Repaired { stalled_at: at.to_string() };
+        self.ctx.publish(&[PipelineEvent::new(correlation_id, s.to_ref(), origin, repaired)]).await
+    }
+
+    async fn overdue(&self, snapshot: SnapshotRef, last: Option<DateTime<Utc>>, limit: chrono::Duration) -> Result<()> {
+        warn!(resource = snapshot.resource_id, ?last, "backup overdue");
+        self.ctx.metrics.count(&Routing::load().metrics.backup_overdue, self.config.name);
+        let step = Step::Overdue { last, limit_minutes: limit.num_minutes().max(0) as u64 };
+        let correlation_id = format!("overdue-{}", snapshot.resource_id);
+        self.ctx.publish(&[PipelineEvent::new(correlation_id, snapshot.clone(), snapshot, step)]).await
+    }
+
+    /// Source: scheduled snapshots created but never shared (the snapshot-created event was
+    /// lost), shared copies never announced; selected resources with no recent snapshot.
+    async fn reconcile_source(&self, now: DateTime<Utc>) -> Result<()> {
+        for kind in &self.config.kinds {
+            let store = self.ctx.stores.store(*kind);
+            let all = store.list_managed().await?;
+            for s in &all {
+                let stalled = s.status == Status::Available
+                    && matches!(step_tag(s), "create" | "share")
+                    && !s.tags.contains_key(tags::RELEASED_AT)
+                    && older_than(s, now, self.config.grace)
+                    && !self.repaired_recently(s, now);
+                if !stalled {
+                    continue;
+                }
+                // A scheduled snapshot that has a re-encrypted copy is that copy's to share.
+                let has_copy = step_tag(s) == "create"
+                    && all.iter().any(|c| {
+                        step_tag(c) == "share"
+                            && tags::origin_from_tags(c.kind, &c.tags).is_some_and(|o| o.arn == s.arn)
+                    });
+                if has_copy || !store.shared_with(s).await?.is_empty() {
+                    continue;
+                }
+                let (correlation_id, origin) = run_of(s);
+                let what = RecheckWhat::ShareWhenAvailable { copy: s.to_ref(), origin };
+                let body = recheck_body(Recheck::new(correlation_id, 1, None, what))?;
+                self.repair(store.as_ref(), s, &self.config.share_queue, body, "share").await?;
+            }
+            self.dead_mans_switch(store.as_ref(), &all, now).await?;
+        }
+        Ok(())
+    }
+
+    /// A selected resource whose newest scheduled snapshot is older than two schedules.
+    async fn dead_mans_switch(&self, store: &dyn SnapshotStore, all: &[Snapshot], now: DateTime<Utc>) -> Result<()> {
+        let limit = self.config.schedule * 2;
+        let resources: Vec<Resource> =
+            store.list_resources().await?.into_iter().filter(|r| r.selected_by(&self.config.selection)).collect();
+        let sets: Vec<String> = resources.iter().flat_map(|r| r.members.clone()).collect();
+        for r in resources.iter().filter(|r| !sets.contains(&r.id)) {
+            let newest = all
+                .iter()
+                .filter(|s| step_tag(s) == "create")
+                .filter(|s| s.resource_id == r.id || r.members.contains(&s.resource_id))
+                .max_by_key(|s| s.created_at);
+            let last = newest.and_then(|s| s.created_at);
+            // Judged from the newest snapshot, or for one that has none from when the
+            // resource was created: a new database is not overdue before its first schedule.
+            if last.or(r.created_at).is_none_or(|t| now - t <= limit) {
+                continue;
+            }
+            let about = newest.map(Snapshot::to_ref).unwrap_or_else(|| SnapshotRef {
+                kind: r.kind,
+                arn: r.arn.clone(),
+                id: r.id.clone(),
+                account: store.account().to_string(),
+                region: store.region().to_string(),
+                resource_id: r.id.clone(),
+                encrypted: r.encrypted,
+                kms_key_id: r.kms_key_id.clone(),
+            });
+            self.overdue(about, last, limit).await?;
+        }
+        Ok(())
+    }
+
+    /// Backup account: copies never announced, never restore-tested, or missing in an extra
+    /// region; each source resource's recovery point against the RPO.
+    async fn reconcile_backup(&self, now: DateTime<Utc>) -> Result<()> {
+        let names = Routing::load().metrics;
+        let mut points: BTreeMap<String, (DateTime<Utc>, Snapshot)> = BTreeMap::new();
+        for kind in &self.config.kinds {
+            let store = self.ctx.stores.store(*kind);
+            let copies: Vec<Snapshot> =
+                store.list_managed().await?.into_iter().filter(|s| step_tag(s) == "copy").collect();
+            let mut elsewhere: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+            for region in &self.config.extra_regions {
+                let there = self.ctx.stores.store_in(*kind, region).list_managed().await?;
+                elsewhere.insert(region, there.into_iter().map(|s| s.name).collect());
+            }
+            for c in &copies {
+                if c.status != Status::Available {
+                    continue;
+                }
+                let counts = !self.config.restore_enabled || c.tags.contains_key(tags::VERIFIED_AT);
+                if let (true, Some(at)) = (counts, c.created_at) {
+                    let resource = format!(
+                        "{}/{}",
+                        c.tags.get(tags::SOURCE_ACCOUNT).map(String::as_str).unwrap_or("?"),
+                        c.tags.get(tags::ORIGIN_RESOURCE).unwrap_or(&c.resource_id)
+                    );
+                    if points.get(&resource).is_none_or(|(t, _)| at > *t) {
+                        points.insert(resource, (at, c.clone()));
+                    }
+                }
+                if !older_than(c, now, self.config.grace) || self.repaired_recently(c, now) {
+                    continue;
+                }
+                let (correlation_id, origin) = run_of(c);
+                let home = self.ctx.region().to_string();
+                if !c.tags.contains_key(tags::COPIED_AT) {
+                    let what = RecheckWhat::CopyWhenAvailable { copy: c.to_ref(), origin, destination_region: home };
+                    let body = recheck_body(Recheck::new(correlation_id, 1, None, what))?;
+                    self.repair(store.as_ref(), c, &self.config.copy_queue, body, "announce the copy").await?;
+                } else if self.config.restore_every_copy && !c.tags.contains_key(tags::VERIFIED_AT) {
+                    let copied = PipelineEvent::new(correlation_id, c.to_ref(), origin, Step::Copied {});
+                    let mut envelope = EventEnvelope::new(events::SOURCE, copied.detail_type(), copied);
+                    envelope.account = Some(self.ctx.account().to_string());
+                    envelope.region = Some(home);
+                    let body = serde_json::to_string(&envelope)
+                        .map_err(|e| Error::BadInput(format!("event not serialisable: {e}")))?;
+                    self.repair(store.as_ref(), c, &self.config.restore_queue, body, "restore test").await?;
+                } else if let Some((region, _)) = elsewhere.iter().find(|(_, names)| !names.contains(&c.name)) {
+                    let what =
+                        RecheckWhat::CopyToRegion { copy: c.to_ref(), origin, destination_region: region.to_string() };
+                    let body = recheck_body(Recheck::new(correlation_id, 1, None, what))?;
+                    let at = format!("copy to {region}");
+                    self.repair(store.as_ref(), c, &self.config.copy_queue, body, &at).await?;
+                }
+            }
+        }
+        let mut worst = 0.0f64;
+        for (resource, (at, copy)) in &points {
+            let age = (now - *at).num_seconds().max(0) as f64;
+            worst = worst.max(age);
+            self.ctx.metrics.value(&names.recovery_point, self.config.name, Some(resource), age, "Seconds");
+            if let Some(seconds) = copy.tags.get(tags::RESTORE_SECONDS).and_then(|v| v.parse::<f64>().ok()) {
+                self.ctx.metrics.value(&names.restore_seconds, self.config.name, Some(resource), seconds, "Seconds");
+            }
+            if now - *at > self.config.rpo {
+                let (_, origin) = run_of(copy);
+                let about = SnapshotRef { resource_id: origin.resource_id.clone(), ..copy.to_ref() };
+                self.overdue(about, Some(*at), self.config.rpo).await?;
+            }
+            info!(resource, recovery_point_seconds = age, "recovery point");
+        }
+        // Nothing to report without a copy: the alarm treats a missing figure as a breach.
+        if !points.is_empty() {
+            self.ctx.metrics.value(&names.recovery_point_max, self.config.name, None, worst, "Seconds");
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl PipelineStep for Handler {
+    fn context(&self) -> &StepContext {
+        &self.ctx
+    }
+
+    async fn step(&self, incoming: Incoming, _record: Record) -> Result<Outcome> {
+        let now = match incoming {
+            Incoming::Schedule(e) => e.time.unwrap_or_else(|| self.ctx.now()),
+            other => {
+                return Err(Error::BadInput(format!(
+                    "{} handles only its schedule, not {}",
+                    self.config.name,
+                    other.describe()
+                )));
+            }
+        };
+        if self.config.name == SOURCE_STEP {
+            self.reconcile_source(now).await?;
+        } else {
+            self.reconcile_backup(now).await?;
+        }
+        Ok(Outcome::Done)
+    }
+}

@@ -1,0 +1,269 @@
+//! Every decision reconcile-snapshots and reconcile-copies make, on the in-memory cloud:
+//! which stalled chains are restarted where, which are not (young, done, already repaired),
+//! the dead-man's switch in both accounts, and the recovery point per resource.
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use snapferry::ResourceKind::DbInstance;
+use snapferry::events::{PipelineEvent, RecheckWhat, Step};
+use snapferry::inbound::{Incoming, parse_message};
+use snapferry::memory::{Cloud, deliver, step_env};
+use snapferry::select::Selection;
+use snapferry::step::PipelineStep;
+use snapferry::store::Snapshot;
+use snapferry::tags::{self, Tags};
+use snapferry_reconcile::{BACKUP_STEP, Config, Handler, SOURCE_STEP};
+
+const SOURCE: &str = "111111111111";
+const TARGET: &str = "222222222222";
+const REGION: &str = "us-east-1";
+const EXTRA: &str = "eu-west-1";
+const SHARE_QUEUE: &str = "memory://share";
+const COPY_QUEUE: &str = "memory://copy";
+const RESTORE_QUEUE: &str = "memory://restore";
+
+fn config(name: &'static str) -> Config {
+    Config {
+        step: step_env(),
+        name,
+        kinds: vec![DbInstance],
+        selection: Selection { regex: Some(regex::Regex::new(".*").unwrap()), ..Default::default() },
+        schedule: Duration::hours(1),
+        grace: Duration::hours(1),
+        rpo: Duration::hours(24),
+        extra_regions: vec![EXTRA.into()],
+        restore_every_copy: true,
+        restore_enabled: true,
+        share_queue: SHARE_QUEUE.into(),
+        copy_queue: COPY_QUEUE.into(),
+        restore_queue: RESTORE_QUEUE.into(),
+    }
+}
+
+fn t(h: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 20, 0, 0, 0).unwrap() + Duration::hours(h)
+}
+
+async fn run(cloud: &Cloud, config: Config, at: DateTime<Utc>) -> (Vec<(String, Incoming)>, Vec<PipelineEvent>) {
+    cloud.set_now(at);
+    let account = if config.name == SOURCE_STEP { SOURCE } else { TARGET };
+    let h = Handler::new(cloud.context(account, REGION, config.step.clone()), config);
+    h.step(deliver::schedule(at), deliver::record()).await.unwrap();
+    let sent = cloud.take_sent_to().into_iter().map(|(q, body)| (q, parse_message(&body).unwrap())).collect();
+    (sent, cloud.take_published())
+}
+
+/// A snapshot made by `step` of `resource` at `at`, with the tags that step writes.
+fn ours(
+    cloud: &Cloud,
+    region: &str,
+    step: &str,
+    name: &str,
+    resource: &str,
+    at: DateTime<Utc>,
+    extra: &[(&str, &str)],
+) -> Snapshot {
+    let mut t: Tags = tags::Lineage {
+        source_arn: format!("arn:aws:rds:{REGION}:{SOURCE}:db:{resource}"),
+        source_account: SOURCE.into(),
+        correlation_id: format!("run-{name}"),
+        step: step.into(),
+    }
+    .tags();
+    if step == "copy" {
+        t.insert(tags::ORIGIN_RESOURCE.into(), resource.into());
+    }
+    t.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    // Copies are the backup account's; the rest the source's.
+    let account = if step == "copy" { TARGET } else { SOURCE };
+    let s = Snapshot { created_at: Some(at), tags: t, ..cloud.snapshot(DbInstance, account, region, name, resource) };
+    cloud.put_snapshot(s.clone());
+    s
+}
+
+fn repaired(events: &[PipelineEvent]) -> Vec<(String, String)> {
+    events
+        .iter()
+        .filter_map(|e| match &e.step {
+            Step::Repaired { stalled_at } => Some((e.snapshot.id.clone(), stalled_at.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_snapshot_never_shared_is_restarted_at_the_share_step_once() {
+    let cloud = Cloud::new();
+    cloud.set_now(t(0));
+    cloud.add_resource(DbInstance, SOURCE, REGION, "db", None, &[]);
+    let lost = ours(&cloud, REGION, "create", "snapferry-db-lost", "db", t(1), &[]);
+    // Not stalled: shared as it is; feeding a re-encrypted copy; too young; released.
+    let shared = ours(&cloud, REGION, "create", "snapferry-db-shared", "db", t(1), &[]);
+    cloud.stores(SOURCE, REGION).store(DbInstance).share(&shared, &[TARGET.to_string()]).await.unwrap();
+    let fed = ours(&cloud, REGION, "create", "snapferry-db-fed", "db", t(1), &[]);
+    let mut copy = ours(&cloud, REGION, "share", "snapferry-shared-db-fed", "db", t(1), &[]);
+    copy.tags.insert(tags::SOURCE_ARN.into(), fed.arn.clone());
+    copy.tags.insert(tags::ORIGIN_RESOURCE.into(), "db".into());
+    cloud.put_snapshot(copy.clone());
+    cloud.stores(SOURCE, REGION).store(DbInstance).share(&copy, &[TARGET.to_string()]).await.unwrap();
+    ours(&cloud, REGION, "create", "snapferry-db-young", "db", t(4) - Duration::minutes(10), &[]);
+    ours(&cloud, REGION, "create", "snapferry-db-released", "db", t(1), &[(tags::RELEASED_AT, "x")]);
+
+    let (sent, events) = run(&cloud, config(SOURCE_STEP), t(3)).await;
+    let [(queue, Incoming::Recheck(r))] = &sent[..] else { panic!("one repair: {sent:?}") };
+    assert_eq!(queue, SHARE_QUEUE);
+    let RecheckWhat::ShareWhenAvailable { copy, origin } = &r.detail.what else { panic!("{r:?}") };
+    assert_eq!((copy.id.as_str(), origin.id.as_str()), ("snapferry-db-lost", "snapferry-db-lost"));
+    assert_eq!(r.detail.correlation_id, "run-snapferry-db-lost", "the run it belongs to");
+    assert_eq!(repaired(&events), [("snapferry-db-lost".to_string(), "share".to_string())]);
+    let marked = cloud.snapshots(SOURCE, REGION).into_iter().find(|s| s.id == lost.id).unwrap();
+    assert!(marked.tags.contains_key(tags::RECONCILED_AT));
+    // An hour later it is not repaired again.
+    let (sent, _) = run(&cloud, config(SOURCE_STEP), t(4)).await;
+    assert!(sent.is_empty(), "{sent:?}");
+}
+
+#[tokio::test]
+async fn the_source_dead_mans_switch() {
+    // (case, resource created, newest snapshot, overdue at t(10))
+    let cases = [
+        ("a fresh snapshot", t(0), Some(t(9)), false),
+        ("the newest is three hours old", t(0), Some(t(7)), true),
+        ("never backed up, created long ago", t(0), None, true),
+        ("never backed up, created just now", t(9) + Duration::minutes(30), None, false),
+    ];
+    for (case, created, newest, overdue) in cases {
+        let cloud = Cloud::new();
+        cloud.set_now(created);
+        cloud.add_resource(DbInstance, SOURCE, REGION, "db", None, &[]);
+        if let Some(at) = newest {
+            ours(&cloud, REGION, "create", "snapferry-db-1", "db", at, &[(tags::RELEASED_AT, "x")]);
+        }
+        let (_, events) = run(&cloud, config(SOURCE_STEP), t(10)).await;
+        let overdue_events: Vec<_> = events.iter().filter(|e| matches!(e.step, Step::Overdue { .. })).collect();
+        assert_eq!(overdue_events.len(), usize::from(overdue), "{case}: {events:?}");
+        let metrics = cloud.take_metrics();
+        assert_eq!(metrics.iter().filter(|m| m.starts_with("BackupOverdue")).count(), usize::from(overdue), "{case}");
+        if let [e] = &overdue_events[..] {
+            assert_eq!(e.snapshot.resource_id, "db", "{case}");
+            assert_eq!(e.step, Step::Overdue { last: newest, limit_minutes: 120 }, "{case}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_stalled_copy_is_restarted_where_it_stalled() {
+    // (case, tags on the copy, in the extra region too, restore tests every copy, restarted at)
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], bool, bool, Option<(&'a str, &'a str)>);
+    let cases: [Case; 6] = [
+        ("never announced", &[], false, true, Some((COPY_QUEUE, "announce the copy"))),
+        ("announced, never tested", &[(tags::COPIED_AT, "x")], true, true, Some((RESTORE_QUEUE, "restore test"))),
+        ("announced, sampled out", &[(tags::COPIED_AT, "x")], true, false, None),
+        (
+            "verified, missing in the extra region",
+            &[(tags::COPIED_AT, "x"), (tags::VERIFIED_AT, "x")],
+            false,
+            true,
+            Some((COPY_QUEUE, "copy to eu-west-1")),
+        ),
+        ("verified and everywhere", &[(tags::COPIED_AT, "x"), (tags::VERIFIED_AT, "x")], true, true, None),
+        ("repaired an hour ago", &[(tags::RECONCILED_AT, "2026-11-20T05:00:00Z")], false, true, None),
+    ];
+    for (case, extra, everywhere, every_copy, restarted) in cases {
+        let cloud = Cloud::new();
+        let copy = ours(&cloud, REGION, "copy", "snapferry-copy-db-1", "db", t(1), extra);
+        if everywhere {
+            ours(&cloud, EXTRA, "copy", "snapferry-copy-db-1", "db", t(1), &[]);
+        }
+        let c = Config { restore_every_copy: every_copy, ..config(BACKUP_STEP) };
+        let (sent, events) = run(&cloud, c, t(6)).await;
+        match restarted {
+            None => assert!(sent.is_empty() && repaired(&events).is_empty(), "{case}: {sent:?}"),
+            Some((queue, at)) => {
+                let [(q, message)] = &sent[..] else { panic!("{case}: {sent:?}") };
+                assert_eq!(q, queue, "{case}");
+                assert_eq!(repaired(&events), [(copy.id.clone(), at.to_string())], "{case}");
+                match message {
+                    Incoming::Recheck(r) => match &r.detail.what {
+                        RecheckWhat::CopyWhenAvailable { copy: c, .. } | RecheckWhat::CopyToRegion { copy: c, .. } => {
+                            assert_eq!(c.id, copy.id, "{case}")
+                        }
+                        other => panic!("{case}: {other:?}"),
+                    },
+                    // What the restore step reads from the bus, as from this account.
+                    Incoming::Pipeline(e) => {
+                        assert_eq!(e.detail.step, Step::Copied {});
+                        assert_eq!(e.account.as_deref(), Some(TARGET), "{case}");
+                    }
+                    other => panic!("{case}: {other:?}"),
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_recovery_point_of_each_resource_and_the_rpo() {
+    let cloud = Cloud::new();
+    // orders: verified 2 h before the run; ledger: verified 30 h before; scratch: never verified.
+    ours(&cloud, REGION, "copy", "c-orders-old", "orders", t(0), &[(tags::VERIFIED_AT, "x"), (tags::COPIED_AT, "x")]);
+    ours(
+        &cloud,
+        REGION,
+        "copy",
+        "c-orders",
+        "orders",
+        t(28),
+        &[(tags::VERIFIED_AT, "x"), (tags::COPIED_AT, "x"), (tags::RESTORE_SECONDS, "312.5")],
+    );
+    ours(&cloud, REGION, "copy", "c-ledger", "ledger", t(0), &[(tags::VERIFIED_AT, "x"), (tags::COPIED_AT, "x")]);
+    ours(&cloud, REGION, "copy", "c-scratch", "scratch", t(29), &[(tags::COPIED_AT, "x")]);
+    for name in ["c-orders-old", "c-orders", "c-ledger", "c-scratch"] {
+        ours(&cloud, EXTRA, "copy", name, "x", t(0), &[]);
+    }
+    let (_, events) = run(&cloud, config(BACKUP_STEP), t(30)).await;
+    let metrics = cloud.take_metrics();
+    for want in [
+        "RecoveryPointAgeSeconds reconcile-copies 111111111111/orders = 7200 Seconds",
+        "RestoreSeconds reconcile-copies 111111111111/orders = 312.5 Seconds",
+        "RecoveryPointAgeSeconds reconcile-copies 111111111111/ledger = 108000 Seconds",
+        "MaxRecoveryPointAgeSeconds reconcile-copies = 108000 Seconds",
+        "BackupOverdue reconcile-copies",
+    ] {
+        assert!(metrics.iter().any(|m| m == want), "{want} in {metrics:#?}");
+    }
+    assert!(!metrics.iter().any(|m| m.contains("scratch")), "an unverified copy is no recovery point: {metrics:?}");
+    let overdue: Vec<_> = events.iter().filter(|e| matches!(e.step, Step::Overdue { .. })).collect();
+    let [e] = &overdue[..] else { panic!("{events:?}") };
+    assert_eq!(e.snapshot.resource_id, "ledger");
+    assert_eq!(e.step, Step::Overdue { last: Some(t(0)), limit_minutes: 24 * 60 });
+}
+
+#[test]
+fn config_from_the_declared_environment() {
+    use snapferry::config::Env;
+    let env = Env::from_pairs(SOURCE_STEP, [("QUEUE_URL", "q"), ("DLQ_URL", "d"), ("SHARE_QUEUE_URL", "s")]).unwrap();
+    let c = Config::from_env(&env).unwrap();
+    assert_eq!((c.schedule, c.grace), (Duration::hours(1), Duration::hours(1)));
+    assert!(env.unread().is_empty(), "{:?}", env.unread());
+    let env = Env::from_pairs(
+        BACKUP_STEP,
+        [
+            ("QUEUE_URL", "q"),
+            ("DLQ_URL", "d"),
+            ("COPY_QUEUE_URL", "c"),
+            ("RESTORE_QUEUE_URL", "r"),
+            ("RESTORE_EVERY_NTH", "3"),
+        ],
+    )
+    .unwrap();
+    let c = Config::from_env(&env).unwrap();
+    assert_eq!(c.rpo, Duration::days(1));
+    assert!(!c.restore_every_copy, "sampled restore tests: an untested copy is not stalled");
+    assert!(env.unread().is_empty(), "{:?}", env.unread());
+    let bad = Env::from_pairs(
+        SOURCE_STEP,
+        [("QUEUE_URL", "q"), ("DLQ_URL", "d"), ("SHARE_QUEUE_URL", "s"), ("GRACE_MINUTES", "0")],
+    )
+    .unwrap();
+    assert!(Config::from_env(&bad).unwrap_err().to_string().contains("GRACE_MINUTES"));
+}
