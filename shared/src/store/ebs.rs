@@ -148,15 +148,7 @@ impl Ebs {
 
     /// The snapshot carrying our deterministic id, in this account.
     async fn find_by_id_tag(&self, id: &str) -> Result<Option<Snapshot>> {
-        let out = self
-            .client
-            .describe_snapshots()
-            .owner_ids("self")
-            .filters(Filter::builder().name(format!("tag:{ID_TAG}")).values(id).build())
-            .send()
-            .await
-            .map_err(|e| Error::from_sdk("DescribeSnapshots", e))?;
-        Ok(out.snapshots().first().map(|s| self.to_snapshot(s)))
+        Ok(self.all_by_id_tag(id).await?.into_iter().next())
     }
 
     async fn volume_by_id_tag(&self, id: &str) -> Result<Option<aws_sdk_ec2::types::Volume>> {
