@@ -20,6 +20,24 @@ Why:
 * ``PutEvents`` with ``EventBusName`` = another account's bus ARN fails in
   moto.  It is routed to that bus when its policy admits the caller, else the
   call fails with ``AccessDeniedException`` (as AWS does).
+* Drop rules (``POST /_snapferry/drop-events``) apply to ``PutEvents`` entries
+  too (local bus and another account's bus by ARN), so tests can lose a
+  pipeline event (e.g. "Snapshot Shared") the way EventBridge delivery is
+  best effort.  A valid entry whose ``DetailType`` matches a rule, the rule's
+  ``account`` being the *calling* account and its ``event_id`` absent or equal
+  to the entry's ``Source``, is accepted as AWS would accept it (an
+  ``EventId``, ``FailedEntryCount`` unchanged) but delivered nowhere, and is
+  recorded in the event log with ``dropped: true`` (``event_id_or_name`` = the
+  ``Source``, plus ``event_bus`` = the bus ARN).  Delivered entries are not
+  recorded (the log stays the list of native events).  [moto: no such hook]
+* ``PutPermission`` with ``Policy`` replaces the bus's whole resource policy
+  [moto merges the statements into the existing ones]; ``RemovePermission``
+  of an unknown ``StatementId`` on a bus without a policy answers AWS's
+  ``ResourceNotFoundException`` "Statement with the provided id does not
+  exist." [moto: "EventBus does not have a policy."].  Both as recorded
+  against AWS in localstack's ``tests/aws/services/events/test_events.snapshot.json``
+  (``test_put_permission``, ``test_remove_permission_non_existing_sid``);
+  EventBridge API *API_PutPermission*, *API_RemovePermission*.
 """
 
 from __future__ import annotations
@@ -236,9 +254,8 @@ def install(state: LayerState) -> None:
                 arn = parse_arn(name)
                 if arn.account != self.account_id or arn.region != self.region_name:
                     remote.append((entry, arn))
-        if not remote:
-            return original_put(self, events)
-        if len(events) > 10:
+        assert STATE is not None
+        if len(events) > 10 or (not remote and not STATE.drops):
             return original_put(self, events)  # moto raises the validation error
         for entry, arn in remote:
             bus = events_backend(arn.account, arn.region).describe_event_bus(arn.resource_id)
@@ -252,10 +269,19 @@ def install(state: LayerState) -> None:
         results = []
         for entry in events:
             match = next((arn for e, arn in remote if e is entry), None)
+            problem = _entry_problem(entry)
+            if problem is None:
+                if match is None:
+                    bus = self.describe_event_bus(self._normalize_event_bus_arn(entry.get("EventBusName")))
+                else:
+                    bus = events_backend(match.account, match.region).describe_event_bus(match.resource_id)
+                dropped_id = _drop_put_entry(entry, self.account_id, bus)
+                if dropped_id is not None:
+                    results.append({"EventId": dropped_id})
+                    continue
             if match is None:
                 results.extend(original_put(self, [entry]))
                 continue
-            problem = _entry_problem(entry)
             if problem:
                 results.append(problem)
                 continue
@@ -279,6 +305,73 @@ def install(state: LayerState) -> None:
 
     put_events._snapferry = True  # type: ignore[attr-defined]
     EventsBackend.put_events = put_events
+
+    # 4. PutPermission(Policy=...) replaces the policy; RemovePermission's message.
+    original_put_permission = EventsBackend.put_permission
+    original_remove_permission = EventsBackend.remove_permission
+
+    def put_permission(self: Any, event_bus_name: str, action: str, principal: str, statement_id: str, condition: Any, policy: str) -> None:
+        if not policy:
+            return original_put_permission(self, event_bus_name, action, principal, statement_id, condition, policy)
+        bus = self.describe_event_bus(event_bus_name or "default")
+        saved = dict(bus._statements)
+        bus._statements.clear()
+        try:
+            return original_put_permission(self, event_bus_name, action, principal, statement_id, condition, policy)
+        except Exception:
+            bus._statements.clear()
+            bus._statements.update(saved)  # a refused policy leaves the old one in place
+            raise
+
+    def remove_permission(self: Any, event_bus_name: str | None, statement_id: str, remove_all_permissions: bool) -> None:
+        bus = self.describe_event_bus(event_bus_name or "default")
+        if not remove_all_permissions and not bus.has_permissions():
+            raise ev_models.JsonRESTError("ResourceNotFoundException", "Statement with the provided id does not exist.")
+        return original_remove_permission(self, event_bus_name, statement_id, remove_all_permissions)
+
+    EventsBackend.put_permission = put_permission
+    EventsBackend.remove_permission = remove_permission
+
+
+def _drop_put_entry(entry: dict[str, Any], sender: str, bus: Any) -> str | None:
+    """Apply the drop rules to one valid PutEvents entry from ``sender`` to ``bus``.
+
+    Returns the EventId it is accepted under when a rule drops it (recorded,
+    not delivered), else None.  A rule's ``event_id`` is matched against the
+    entry's ``Source`` (absent matches any source).
+    """
+    assert STATE is not None
+    if not STATE.take_drop(entry["DetailType"], entry["Source"], sender):
+        return None
+    event_id = str(uuid.uuid4())
+    when = entry.get("Time")
+    if isinstance(when, (int, float)):
+        when = datetime.fromtimestamp(when, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    elif isinstance(when, datetime):
+        when = when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    envelope = {
+        "version": "0",
+        "id": event_id,
+        "detail-type": entry["DetailType"],
+        "source": entry["Source"],
+        "account": sender,
+        "time": when or iso_now(),
+        "region": bus.region,
+        "resources": entry.get("Resources", []),
+        "detail": json.loads(entry["Detail"]),
+    }
+    STATE.record_event(
+        {
+            "account": sender,
+            "region": bus.region,
+            "detail_type": entry["DetailType"],
+            "event_id_or_name": entry["Source"],
+            "dropped": True,
+            "event_bus": bus.arn,
+            "event": envelope,
+        }
+    )
+    return event_id
 
 
 def _entry_problem(entry: dict[str, Any]) -> dict[str, str] | None:

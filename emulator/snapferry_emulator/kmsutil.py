@@ -9,6 +9,12 @@ through ``DescribeKey``.  moto also only resolves key ids within the caller's
 own account; AWS lets an account use another account's CMK by ARN when the
 key policy allows it (key policies are NOT evaluated here - documented in
 README).
+
+``GetKeyPolicy`` / ``PutKeyPolicy`` without ``PolicyName`` use the policy
+``default`` and ``GetKeyPolicy`` answers ``PolicyName`` (KMS API
+*API_GetKeyPolicy*, *API_PutKeyPolicy*: "If no policy name is specified, the
+default value is default") [moto: ``NotFoundException`` "No such policy
+exists" without a name; no ``PolicyName`` in the answer].
 """
 
 from __future__ import annotations
@@ -97,7 +103,7 @@ def is_aws_managed(key: Any) -> bool:
 
 def install() -> None:
     """Patch moto: reserved ``alias/aws/*`` keys report ``KeyManager: AWS``;
-    Disable/EnableKey take key ARNs; another account's CMK works by ARN for
+    Disable/EnableKey and Schedule/CancelKeyDeletion take key ARNs; another account's CMK works by ARN for
     the data-plane/grant operations AWS allows across accounts."""
     from moto.kms.models import KmsBackend
 
@@ -114,12 +120,13 @@ def install() -> None:
     _generate_default_keys._snapferry = True  # type: ignore[attr-defined]
     KmsBackend._generate_default_keys = _generate_default_keys
 
-    # DisableKey / EnableKey accept a key ARN in AWS; moto only a bare key id (HTTP 500).
-    for name in ("disable_key", "enable_key"):
+    # DisableKey / EnableKey / ScheduleKeyDeletion / CancelKeyDeletion accept a
+    # key ARN in AWS; moto only a bare key id (HTTP 500).
+    for name in ("disable_key", "enable_key", "schedule_key_deletion", "cancel_key_deletion"):
         orig = getattr(KmsBackend, name)
 
-        def by_any_id(self: Any, key_id: str, _orig: Any = orig) -> None:
-            return _orig(self, self.get_key_id(key_id))
+        def by_any_id(self: Any, key_id: str, *args: Any, _orig: Any = orig) -> Any:
+            return _orig(self, self.get_key_id(key_id), *args)
 
         setattr(KmsBackend, name, by_any_id)
 
@@ -147,6 +154,20 @@ def install() -> None:
         return owner
 
     KmsResponse.kms_backend = property(kms_backend)
+
+    # PolicyName is optional (default "default") and GetKeyPolicy answers it.
+    from moto.kms import responses as kms_responses
+
+    original_assert = kms_responses._assert_default_policy
+    kms_responses._assert_default_policy = lambda name: original_assert("default" if name is None else name)
+    original_get_policy = KmsResponse.get_key_policy
+
+    def get_key_policy(self: Any) -> str:
+        answer = json.loads(original_get_policy(self))
+        answer["PolicyName"] = "default"
+        return json.dumps(answer)
+
+    KmsResponse.get_key_policy = get_key_policy
 
 
 # KMS operations AWS lets another account perform on a key (given key policy).

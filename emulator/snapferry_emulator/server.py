@@ -18,7 +18,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server  # noqa: E402
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app  # noqa: E402
 
-from . import ec2, eventbus, kmsutil, rds, sqs  # noqa: E402
+from . import ec2, eventbus, kmsutil, rds, rdsengines, sqs  # noqa: E402
 from .app import SnapferryApp  # noqa: E402
 from .lifecycle import Lifecycle  # noqa: E402
 from .state import DEFAULT_QUOTAS, LayerState  # noqa: E402
@@ -44,6 +44,7 @@ class Emulator:
         kmsutil.install()
         eventbus.install(self.state)
         rds.install(self.state, self.life)
+        rdsengines.install()
         ec2.install(self.state, self.life)
         sqs.install(self.moto_lock)
         moto_app = DomainDispatcherApplication(create_backend_app)

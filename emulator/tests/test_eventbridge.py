@@ -128,3 +128,85 @@ def test_schedule_rules_match_no_events(emu, accounts):
     events.put_events(Entries=[{"Source": "acme", "DetailType": "Thing", "Detail": "{}"}])
     received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
     assert len(received) == 1, "only the pattern rule delivers; the schedule rule does not"
+
+
+# ----------------------------------------------- drop rules on PutEvents entries
+PIPELINE = {"source": ["snapferry"], "detail-type": ["Snapshot Shared"]}
+
+
+def shared_entry(bus, n):
+    return {"Source": "snapferry", "DetailType": "Snapshot Shared", "Detail": json.dumps({"n": n}), "EventBusName": bus}
+
+
+def test_drop_rule_drops_one_put_events_entry(emu, accounts):
+    """A drop rule with count 1 loses exactly one matching PutEvents entry; it is accepted and logged."""
+    (acct,) = accounts(1)
+    events = emu.client("events", acct)
+    events.create_event_bus(Name="snapferry")
+    drain = make_queue_for_rule(emu, acct, PIPELINE, bus="snapferry")
+    drain_other = make_queue_for_rule(emu, acct, {"source": ["snapferry"], "detail-type": ["Snapshot Copied"]}, bus="snapferry")
+    emu.control("POST", "/drop-events", {"detail_type": "Snapshot Shared", "account": acct, "count": 1})
+
+    out = events.put_events(
+        Entries=[
+            shared_entry("snapferry", 1),
+            {"Source": "snapferry", "DetailType": "Snapshot Copied", "Detail": "{}", "EventBusName": "snapferry"},
+            shared_entry("snapferry", 2),
+        ]
+    )
+    assert out["FailedEntryCount"] == 0 and all("EventId" in e for e in out["Entries"])
+    delivered = wait_for(lambda: drain(), what="the second Snapshot Shared")
+    assert [m["detail"] for m in delivered] == [{"n": 2}], "only the first matching entry is dropped"
+    assert delivered[0]["id"] == out["Entries"][2]["EventId"]
+    assert len(wait_for(lambda: drain_other(), what="the Snapshot Copied")) == 1, "other detail types are delivered"
+    assert [d for d in emu.control("GET", "/drop-events") if d["account"] == acct] == [], "count 1: the rule is used up"
+
+    recorded = emu.events_for(acct)
+    assert len(recorded) == 1
+    rec = recorded[0]
+    assert rec["dropped"] is True and rec["detail_type"] == "Snapshot Shared" and rec["event_id_or_name"] == "snapferry"
+    assert rec["event_bus"] == f"arn:aws:events:{REGION}:{acct}:event-bus/snapferry"
+    assert rec["event"]["id"] == out["Entries"][0]["EventId"] and rec["event"]["detail"] == {"n": 1}
+    assert rec["event"]["account"] == acct and rec["event"]["source"] == "snapferry"
+
+    # The rule is used up: the next one is delivered.
+    events.put_events(Entries=[shared_entry("snapferry", 3)])
+    wait_for(lambda: len(drain()) == 2, what="the third Snapshot Shared")
+    assert [m["detail"]["n"] for m in drain()] == [2, 3]
+    assert len(emu.events_for(acct)) == 1
+
+
+def test_drop_rule_applies_to_put_events_by_bus_arn(emu, accounts):
+    """Cross-account PutEvents by bus ARN: the rule's account is the caller's; event_id matches the Source."""
+    src, dst = accounts(2)
+    emu.client("events", dst).create_event_bus(Name="snapferry")
+    bus_arn = f"arn:aws:events:{REGION}:{dst}:event-bus/snapferry"
+    emu.client("events", dst).put_permission(EventBusName="snapferry", Action="events:PutEvents", Principal=src, StatementId="src")
+    drain = make_queue_for_rule(emu, dst, PIPELINE, bus="snapferry")
+    # Rules of another account or another source do not apply.
+    emu.control("POST", "/drop-events", {"detail_type": "Snapshot Shared", "account": dst, "count": 1})
+    emu.control("POST", "/drop-events", {"detail_type": "Snapshot Shared", "event_id": "other.source", "account": src, "count": 1})
+    emu.control("POST", "/drop-events", {"detail_type": "Snapshot Shared", "event_id": "snapferry", "account": src, "count": 1})
+
+    events = emu.client("events", src)
+    first = events.put_events(Entries=[shared_entry(bus_arn, 1)])
+    second = events.put_events(Entries=[shared_entry(bus_arn, 2)])
+    assert first["FailedEntryCount"] == 0 and "EventId" in first["Entries"][0]
+    delivered = wait_for(lambda: drain(), what="the second event")
+    assert [m["detail"] for m in delivered] == [{"n": 2}] and delivered[0]["id"] == second["Entries"][0]["EventId"]
+    rec = emu.events_for(src)
+    assert [(r["dropped"], r["event_bus"], r["event"]["id"]) for r in rec] == [(True, bus_arn, first["Entries"][0]["EventId"])]
+    left = [d for d in emu.control("GET", "/drop-events") if d["account"] in (src, dst)]
+    assert sorted((d["account"], d["event_id"]) for d in left) == sorted([(dst, None), (src, "other.source")])
+    emu.control("DELETE", "/drop-events")
+
+
+def test_drop_rule_leaves_invalid_entries_failing(emu, accounts):
+    """An entry PutEvents refuses stays refused (and does not use up the rule)."""
+    (acct,) = accounts(1)
+    emu.control("POST", "/drop-events", {"detail_type": "Snapshot Shared", "account": acct, "count": 1})
+    events = emu.client("events", acct)
+    out = events.put_events(Entries=[{"Source": "snapferry", "DetailType": "Snapshot Shared", "Detail": "{bad"}])
+    assert out["FailedEntryCount"] == 1 and out["Entries"][0]["ErrorCode"] == "MalformedDetail"
+    assert [d["count"] for d in emu.control("GET", "/drop-events") if d["account"] == acct] == [1]
+    emu.control("DELETE", "/drop-events")

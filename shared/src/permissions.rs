@@ -142,7 +142,8 @@ pub struct Scope {
 /// The tags the JSON's conditions name.
 const MANAGED_TAG: &str = crate::tags::MANAGED;
 const RESTORE_TEST_TAG: &str = crate::tags::RESTORE_TEST;
-const BACKUP_KEY_ALIAS: &str = "alias/snapferry-backup";
+/// The alias of the backup account's key in every region (the stacks' target key).
+pub const BACKUP_KEY_ALIAS: &str = "alias/snapferry-target";
 
 impl Scope {
     fn pipeline_regions(&self) -> Vec<String> {

@@ -1,57 +1,123 @@
-//! Reconcile on the emulator: a backup whose "snapshot created" event never came is found
-//! and finished, with no duplicate; a selected database whose backups stop raises the
+//! Reconcile on the emulator: a backup whose "snapshot created" event (RDS's, EBS's) or
+//! whose "Snapshot Shared" announcement never came is found and finished, with no duplicate; a selected database whose backups stop raises the
 //! dead-man's switch with no event at all to go by.
 
+use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
 use chrono::{Duration, Utc};
 use serde_json::json;
-use snapferry::ResourceKind::DbInstance;
+use snapferry::ResourceKind::{self, DbInstance, Ebs};
 use snapferry::events::Step;
+use snapferry_cli::pipeline::PipelineOptions;
 use snapferry_e2e::chain::*;
-use snapferry_e2e::control;
+use snapferry_e2e::{REGION, control};
 
-#[tokio::test]
-async fn a_backup_whose_created_event_was_lost_is_restarted_and_finished_once() {
-    // A short grace, as the local pipeline documents: stalled after one minute.
-    let p = start(&PipelineOptions { reconcile_grace_minutes: 1, ..fast_options() }).await;
-    for event_id in ["RDS-EVENT-0042", "RDS-EVENT-0091"] {
-        let drop = json!({"detail_type": "RDS DB Snapshot Event", "event_id": event_id, "account": p.source.account});
+/// A volume named `name` on `key`.
+async fn volume(c: &snapferry::clients::Clients, name: &str, key: &str) -> String {
+    let name_tag = Tag::builder().key("Name").value(name).build();
+    let tagged = TagSpecification::builder().resource_type(ResourceType::Volume).tags(name_tag).build();
+    let out = c
+        .ec2
+        .create_volume()
+        .availability_zone(format!("{REGION}a"))
+        .size(4)
+        .encrypted(true)
+        .kms_key_id(key)
+        .tag_specifications(tagged)
+        .send()
+        .await
+        .expect("CreateVolume");
+    out.volume_id().expect("a volume id").to_string()
+}
+
+/// One event of a backup is lost (each `drops` rule drops one, in the source account or,
+/// with `"account": "backup"`, in the backup account); the chain stops; reconcile,
+/// fired past the grace, restarts it at `stalled_at`; it finishes once, and a later run
+/// finds nothing to repair.
+async fn a_lost_event_is_repaired_once(kind: ResourceKind, drops: &[serde_json::Value], stalled_at: &str) {
+    // A short grace, as the local pipeline documents: stalled after one minute. The backup
+    // account returns "Snapshot Copied" (as the stacks deploy), which ends the share.
+    let options =
+        PipelineOptions { reconcile_grace_minutes: 1, release_shares: true, kinds: vec![kind], ..fast_options() };
+    let p = start(&options).await;
+    for drop in drops {
+        let mut drop = drop.clone();
+        // In the account the event is sent in: the source's, unless said otherwise.
+        let in_target = drop["account"] == "backup";
+        drop["account"] = json!(if in_target { &p.target.account } else { &p.source.account });
+        drop["count"] = json!(1);
         control::call("POST", "/_snapferry/drop-events", Some(drop));
     }
-    instance(&p.source, "lost", Encryption::Key(&p.sharing_key), &[]).await;
+    let resource = if kind == Ebs {
+        volume(&p.source, "lost", &p.sharing_key).await
+    } else {
+        instance(&p.source, "lost", Encryption::Key(&p.sharing_key), &[]).await;
+        "lost".to_string()
+    };
+    let r = resource.as_str();
     p.host.fire(Some("create-snapshot"), Utc::now()).await.expect("fire create-snapshot");
     let mut events = Vec::new();
-    // The snapshot exists, and nothing more happens: its event was lost.
+    // The snapshot exists, and the chain goes no further: an event was lost.
     drive_until(&p, &mut events, "the scheduled snapshot", || async {
-        let created = made_by(&p.source, DbInstance, "create", "lost").await;
+        let created = made_by(&p.source, kind, "create", r).await;
         created.first().is_some_and(|s| s.status == snapferry::store::Status::Available).then_some(())
     })
     .await;
     settle(&p, &mut events).await;
-    assert!(!has(&events, "lost", SHARED), "nothing shared without the event:\n{}", summary(&events));
+    assert!(!has(&events, r, COPIED), "nothing copied without the event:\n{}", summary(&events));
 
     p.host.fire(Some("reconcile-snapshots"), Utc::now() + Duration::minutes(2)).await.expect("fire reconcile");
-    run_until(&p, &mut events, "lost verified after the repair", verified(&["lost"])).await;
+    run_until(&p, &mut events, "verified after the repair", verified(&[r])).await;
     settle(&p, &mut events).await;
-    let repaired: Vec<_> = about(&events, "lost")
+    let repaired: Vec<_> = about(&events, r)
         .into_iter()
         .filter_map(|e| match &e.detail.step {
             Step::Repaired { stalled_at } => Some(stalled_at.clone()),
             _ => None,
         })
         .collect();
-    assert_eq!(repaired, ["share"], "{}", summary(&events));
-    for step in [SHARED, COPIED, VERIFIED] {
-        assert_eq!(count(&events, "lost", step), 1, "{step}:\n{}", summary(&events));
+    assert_eq!(repaired, [stalled_at], "{}", summary(&events));
+    for step in [COPIED, VERIFIED] {
+        assert_eq!(count(&events, r, step), 1, "{step}:\n{}", summary(&events));
     }
-    assert_eq!(made_by(&p.source, DbInstance, "create", "lost").await.len(), 1);
-    assert_eq!(made_by(&p.target, DbInstance, "copy", "lost").await.len(), 1);
+    assert_eq!(made_by(&p.source, kind, "create", r).await.len(), 1);
+    assert_eq!(made_by(&p.target, kind, "copy", r).await.len(), 1);
 
-    // The next run finds nothing stalled.
-    p.host.fire(Some("reconcile-snapshots"), Utc::now() + Duration::minutes(3)).await.expect("fire reconcile");
-    p.host.fire(Some("reconcile-copies"), Utc::now() + Duration::minutes(3)).await.expect("fire reconcile");
+    // The next runs find nothing stalled: the share was withdrawn once the copy was made.
+    let later = Utc::now() + Duration::minutes(3);
+    p.host.fire(Some("reconcile-snapshots"), later).await.expect("fire reconcile");
+    p.host.fire(Some("reconcile-copies"), later).await.expect("fire reconcile");
     settle(&p, &mut events).await;
-    assert_eq!(about(&events, "lost").iter().filter(|e| matches!(e.detail.step, Step::Repaired { .. })).count(), 1);
+    assert_eq!(about(&events, r).iter().filter(|e| matches!(e.detail.step, Step::Repaired { .. })).count(), 1);
     assert_dlqs_empty(&p).await;
+}
+
+#[tokio::test]
+async fn a_database_snapshot_whose_created_event_was_lost_is_shared_by_the_repair() {
+    let drops =
+        ["RDS-EVENT-0042", "RDS-EVENT-0091"].map(|id| json!({"detail_type": "RDS DB Snapshot Event", "event_id": id}));
+    a_lost_event_is_repaired_once(DbInstance, &drops, "share").await;
+}
+
+#[tokio::test]
+async fn a_volume_snapshot_whose_created_event_was_lost_is_shared_by_the_repair() {
+    let drops = [json!({"detail_type": "EBS Snapshot Notification", "event_id": "createSnapshot"})];
+    a_lost_event_is_repaired_once(Ebs, &drops, "share").await;
+}
+
+#[tokio::test]
+async fn a_shared_database_snapshot_whose_announcement_was_lost_is_announced_again() {
+    a_lost_event_is_repaired_once(DbInstance, &[json!({"detail_type": "Snapshot Shared"})], "copy").await;
+}
+
+#[tokio::test]
+async fn a_shared_volume_snapshot_whose_announcements_were_lost_is_announced_again() {
+    // The share step's "Snapshot Shared" and EBS's own shareSnapshot notification in the
+    // backup account (which the copy step acts on too) are both lost.
+    let drops = [
+        json!({"detail_type": "Snapshot Shared"}),
+        json!({"detail_type": "EBS Snapshot Notification", "event_id": "shareSnapshot", "account": "backup"}),
+    ];
+    a_lost_event_is_repaired_once(Ebs, &drops, "copy").await;
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@ use snapferry::sqs::{ATTR_ERROR_CODE, ATTR_ERROR_REASON};
 use snapferry_cli::dlq::{self, REDRIVEN, Selection};
 use snapferry_e2e::chain::*;
 use snapferry_e2e::control;
+use std::time::Duration;
 
 fn queue<'a>(p: &'a LocalPipeline, step: &str) -> &'a snapferry_cli::local::DeployedQueue {
     p.deployment.queues().find(|q| q.function == step && q.account == p.target.account).expect("deployed")
@@ -49,6 +50,7 @@ async fn a_dead_letter_is_shown_with_its_reason_replayed_by_sqs_and_the_chain_co
         &p.target,
         &routing,
         "copy-shared-snapshot",
+        None,
         |moved, total| seen.push((moved, total)),
         std::future::pending(),
     )
@@ -112,4 +114,60 @@ async fn a_selected_replay_moves_only_what_matches_and_a_failed_send_loses_nothi
     assert_eq!(queue_depth(&p.target, &restore.dlq_url).await, 1);
     let e = dlq::show(&p.target, &routing, "no-such-step").await.expect_err("unknown step");
     assert!(e.to_string().contains("copy-shared-snapshot"), "names the steps: {e}");
+}
+
+#[tokio::test]
+async fn ctrl_c_cancels_a_running_replay_and_nothing_is_lost() {
+    // SIGINT is taken by the process's signal handling from here on (as in the CLI, which
+    // listens for it while a replay runs); without this it would end the test process.
+    let mut interrupts =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).expect("listen for SIGINT");
+    let p = start(&fast_options()).await;
+    let restore = queue(&p, "restore").clone();
+    for i in 0..20 {
+        let send = p.target.sqs.send_message().queue_url(&restore.dlq_url).message_body(format!("{{\"n\":{i}}}"));
+        send.send().await.expect("SendMessage");
+    }
+    // The whole CLI, as an operator runs it: two messages a second, so it is still moving
+    // when Ctrl-C comes.
+    let endpoint = snapferry_e2e::emulator().endpoint.clone();
+    let args = [
+        "snapferry",
+        "dlq",
+        "replay",
+        "restore",
+        "--rate",
+        "2",
+        "--endpoint",
+        &endpoint,
+        "--region",
+        snapferry_e2e::REGION,
+        "--account",
+        &p.target.account,
+        "--role",
+        "snapferry-test",
+    ];
+    let cli = <snapferry_cli::Cli as clap::Parser>::try_parse_from(args).expect("arguments");
+    let replay = tokio::spawn(snapferry_cli::run(cli));
+    snapferry_e2e::eventually("the replay moving", Duration::from_secs(30), || async {
+        (queue_depth(&p.target, &restore.queue_url).await >= 2).then_some(())
+    })
+    .await;
+    let pid = std::process::id().to_string();
+    let kill = std::process::Command::new("kill").args(["-INT", &pid]).status().expect("kill -INT");
+    assert!(kill.success());
+    interrupts.recv().await;
+    let code =
+        tokio::time::timeout(Duration::from_secs(30), replay).await.expect("ends").expect("joins").expect("runs");
+    assert_eq!(code, std::process::ExitCode::from(1), "a cancelled replay is not a success");
+
+    // SQS's task was cancelled, not left running: the DLQ keeps the rest, nothing is lost.
+    let source = snapferry_cli::local::queue_arn(&p.target, &restore.dlq_url).await.expect("DLQ ARN");
+    let tasks = p.target.sqs.list_message_move_tasks().source_arn(&source).send().await.expect("ListMessageMoveTasks");
+    assert_eq!(tasks.results().first().and_then(|t| t.status()), Some("CANCELLED"), "{tasks:?}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (moved, left) =
+        (queue_depth(&p.target, &restore.queue_url).await, queue_depth(&p.target, &restore.dlq_url).await);
+    assert!(left > 0 && moved >= 2, "moved {moved}, left {left}");
+    assert_eq!(moved + left, 20, "every message is in one of the two queues");
 }

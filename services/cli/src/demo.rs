@@ -24,6 +24,7 @@ pub const TARGET_ACCOUNT: &str = "222222222222";
 const DEMO_INSTANCE_TAG: &str = "backup=snapferry";
 
 #[derive(Debug, Clone, clap::Args)]
+#[command(after_help = "Example:\n  snapferry local --endpoint http://127.0.0.1:5000")]
 pub struct LocalArgs {
     /// The emulator's endpoint (as printed by `scripts/emulator start`).
     #[arg(long, env = "AWS_ENDPOINT_URL")]
@@ -39,6 +40,8 @@ pub struct LocalArgs {
 }
 
 #[derive(Debug, Clone, clap::Args)]
+#[command(after_help = "Examples:\n  scripts/demo    (starts the emulator and runs this)\n  \
+    snapferry demo --endpoint http://127.0.0.1:5000 --keep-running")]
 pub struct DemoArgs {
     #[command(flatten)]
     pub local: LocalArgs,
@@ -173,6 +176,8 @@ async fn serve(pipeline: &LocalPipeline, args: &LocalArgs) -> Result<()> {
 }
 
 #[derive(Debug, Clone, clap::Args)]
+#[command(after_help = "Examples:\n  snapferry fire-schedule --endpoint http://127.0.0.1:5000\n  \
+    snapferry fire-schedule --endpoint http://127.0.0.1:5000 --step reconcile-copies")]
 pub struct FireArgs {
     #[command(flatten)]
     pub local: LocalArgs,
@@ -402,41 +407,78 @@ impl Row {
 }
 
 fn print_table(rows: &BTreeMap<String, Row>) {
+    println!("\n{}", render_table(rows));
+}
+
+/// One row per backup: its snapshots (one per line), its restore test, and the seconds
+/// each step took, the first counted from the schedule's firing.
+fn render_table(rows: &BTreeMap<String, Row>) -> String {
     let dash = || "-".to_string();
-    println!(
-        "\n{:<22} {:<44} {:<44} {:<58} {:<16} {:<12} {:>7} {:>7} {:>7}",
-        "resource",
-        "source snapshot",
-        "shared copy",
-        "target copies",
-        "restore",
-        "locked until",
-        "share s",
-        "copy s",
-        "test s"
-    );
+    let mut t = crate::account::table(&["resource", "snapshots", "restore test and step times"]);
+    // A volume id, and a snapshot name with its label, on one line each (widths with padding).
+    for (i, width) in [(0, 23), (1, 44)] {
+        if let Some(column) = t.column_mut(i) {
+            column.set_constraint(comfy_table::ColumnConstraint::LowerBoundary(comfy_table::Width::Fixed(width)));
+        }
+    }
     for r in rows.values() {
-        let copies = if r.copies.is_empty() { dash() } else { r.copies.join(", ") };
-        let restore = match (&r.verified, &r.failed) {
-            (Some(s), _) => format!("verified {s:.1}s"),
+        let mut snapshots = vec![
+            format!("source {}", r.source_snapshot.clone().unwrap_or_else(dash)),
+            format!("shared {}", r.shared_copy.clone().unwrap_or_else(dash)),
+        ];
+        snapshots.extend(r.copies.iter().map(|c| format!("copy {c}")));
+        let mut restore = vec![match (&r.verified, &r.failed) {
+            (Some(s), _) => format!("verified in {s:.1}s"),
             (None, Some(why)) => format!("FAILED: {why}"),
             _ => "not yet".into(),
-        };
+        }];
+        restore.extend(r.locked.as_ref().map(|until| format!("locked until {until}")));
         let step = |a: Option<f64>, b: Option<f64>| match (a, b) {
-            (Some(a), Some(b)) => format!("{:.1}", b - a),
+            (Some(a), Some(b)) => format!("{:.1}s", b - a),
             _ => dash(),
         };
-        println!(
-            "{:<22} {:<44} {:<44} {:<58} {:<16} {:<12} {:>7} {:>7} {:>7}",
-            r.name,
-            r.source_snapshot.clone().unwrap_or_else(dash),
-            r.shared_copy.clone().unwrap_or_else(dash),
-            copies,
-            restore,
-            r.locked.clone().unwrap_or_else(dash),
-            r.shared_at.map(|t| format!("{t:.1}")).unwrap_or_else(dash),
+        restore.push(format!(
+            "share {}, copy {}, test {}",
+            r.shared_at.map(|t| format!("{t:.1}s")).unwrap_or_else(dash),
             step(r.shared_at, r.copied_at),
-            step(r.copied_at, r.verified_at),
-        );
+            step(r.copied_at, r.verified_at)
+        ));
+        t.add_row(vec![r.name.clone(), snapshots.join("\n"), restore.join("\n")]);
+    }
+    t.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_table_fits_and_keeps_each_snapshot_on_a_line() {
+        let row = Row {
+            name: "vol-0abc1234def567890".into(),
+            locked: Some("2026-11-28".into()),
+            source_snapshot: Some("snap-0123456789abcdef0".into()),
+            shared_copy: Some("snap-0fedcba9876543210".into()),
+            copies: vec!["us-east-1 snap-0aaaabbbbccccdddd".into(), "eu-west-1 snap-0eeeeffff00001111".into()],
+            shared_at: Some(0.4),
+            copied_at: Some(2.9),
+            verified_at: Some(6.1),
+            verified: Some(3.2),
+            failed: None,
+        };
+        let failed = Row {
+            name: "orders".into(),
+            locked: None,
+            source_snapshot: Some("snapferry-orders-2026-11-27-09-00".into()),
+            shared_copy: None,
+            copies: Vec::new(),
+            shared_at: None,
+            copied_at: None,
+            verified_at: None,
+            verified: None,
+            failed: Some("the restored instance never became available".into()),
+        };
+        let rows = BTreeMap::from([("a".to_string(), row), ("b".to_string(), failed)]);
+        insta::assert_snapshot!(render_table(&rows));
     }
 }

@@ -6,10 +6,9 @@
 //! after its send to the step's queue succeeded, so a crash mid-replay at worst sends one
 //! twice (the steps are idempotent) and never loses one.
 
-use crate::account::Account;
+use crate::account::{Account, age, table};
 use crate::local::queue_arn;
 use aws_sdk_sqs::types::{Message, MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName};
-use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
 use serde::Serialize;
 use snapferry::clients::Clients;
 use snapferry::error::{Error, Result};
@@ -58,6 +57,10 @@ pub enum DlqCommand {
         /// Show what would move; move nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Messages per second of SQS's redrive (1 to 500; SQS picks one when absent),
+        /// to spare a step's downstream a burst.
+        #[arg(long, value_parser = clap::value_parser!(i32).range(1..=500))]
+        rate: Option<i32>,
     },
 }
 
@@ -351,6 +354,7 @@ pub async fn replay_all(
     c: &Clients,
     routing: &Routing,
     step: &str,
+    rate: Option<i32>,
     mut progress: impl FnMut(u64, Option<u64>),
     cancel: impl std::future::Future<Output = ()>,
 ) -> Result<Replayed> {
@@ -363,6 +367,7 @@ pub async fn replay_all(
         .start_message_move_task()
         .source_arn(&source)
         .destination_arn(&destination)
+        .set_max_number_of_messages_per_second(rate)
         .send()
         .await
         .map_err(|e| Error::from_sdk("StartMessageMoveTask", e))?;
@@ -416,21 +421,6 @@ async fn current(
     Ok(out.results().iter().find(|t| t.task_handle() == Some(handle)).or(out.results().first()).cloned())
 }
 
-fn table(header: &[&str]) -> Table {
-    let mut t = Table::new();
-    t.load_preset(UTF8_BORDERS_ONLY).set_header(header.iter().copied());
-    t
-}
-
-fn age(seconds: i64) -> String {
-    match seconds {
-        s if s < 120 => format!("{s}s"),
-        s if s < 7200 => format!("{}m", s / 60),
-        s if s < 172_800 => format!("{}h", s / 3600),
-        s => format!("{}d", s / 86_400),
-    }
-}
-
 /// `snapferry dlq ...`.
 pub async fn run(args: DlqArgs) -> Result<ExitCode> {
     let out = args.account.output();
@@ -439,20 +429,7 @@ pub async fn run(args: DlqArgs) -> Result<ExitCode> {
     match args.command {
         DlqCommand::List => {
             let states = list(&c, &routing).await?;
-            out.print(&states, || {
-                let mut t = table(&["step", "queue", "waiting", "in flight", "dead letters", "oldest"]);
-                for s in &states {
-                    t.add_row(vec![
-                        s.step.clone(),
-                        s.queue.clone(),
-                        s.waiting.to_string(),
-                        s.in_flight.to_string(),
-                        s.dead_letters.to_string(),
-                        s.oldest_dead_letter_age_seconds.map(age).unwrap_or_else(|| "-".into()),
-                    ]);
-                }
-                t.to_string()
-            })?;
+            out.print(&states, || render_list(&states))?;
             Ok(if states.iter().any(|s| s.dead_letters > 0) { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
         DlqCommand::Show { step } => {
@@ -460,7 +437,7 @@ pub async fn run(args: DlqArgs) -> Result<ExitCode> {
             out.print(&letters, || grouped(&letters))?;
             Ok(if letters.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
-        DlqCommand::Replay { step, reason, resource, correlation_id, max, dry_run } => {
+        DlqCommand::Replay { step, reason, resource, correlation_id, max, dry_run, rate } => {
             let reason = reason
                 .map(|r| regex::Regex::new(&r))
                 .transpose()
@@ -477,7 +454,7 @@ pub async fn run(args: DlqArgs) -> Result<ExitCode> {
                 let cancel = async {
                     let _ = tokio::signal::ctrl_c().await;
                 };
-                let r = replay_all(&c, &routing, &step, progress, cancel).await;
+                let r = replay_all(&c, &routing, &step, rate, progress, cancel).await;
                 bar.finish_and_clear();
                 r?
             } else {
@@ -502,8 +479,24 @@ pub async fn run(args: DlqArgs) -> Result<ExitCode> {
     }
 }
 
+/// Every step's queues as a table.
+pub fn render_list(states: &[QueueState]) -> String {
+    // The queue is the step's name with the stacks' prefix (JSON output has it in full).
+    let mut t = table(&["step", "waiting", "in flight", "dead letters", "oldest"]);
+    for s in states {
+        t.add_row(vec![
+            s.step.clone(),
+            s.waiting.to_string(),
+            s.in_flight.to_string(),
+            s.dead_letters.to_string(),
+            s.oldest_dead_letter_age_seconds.map(age).unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    t.to_string()
+}
+
 /// Dead letters as a table per reason, most frequent reason first.
-fn grouped(letters: &[DeadLetter]) -> String {
+pub fn grouped(letters: &[DeadLetter]) -> String {
     if letters.is_empty() {
         return "no dead letters".into();
     }
@@ -529,4 +522,49 @@ fn grouped(letters: &[DeadLetter]) -> String {
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn letter(id: &str, reason: &str, resource: Option<&str>, minute: u32) -> DeadLetter {
+        DeadLetter {
+            message_id: id.into(),
+            reason: reason.into(),
+            code: None,
+            resource: resource.map(str::to_string),
+            correlation_id: resource.map(|r| format!("run-{r}")),
+            sent_at: Some(chrono::Utc.with_ymd_and_hms(2026, 11, 27, 9, minute, 0).unwrap()),
+            receipt_handle: String::new(),
+            body: String::new(),
+            attributes: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn the_queue_table() {
+        let state = |step: &str, dead: u64, oldest: Option<i64>| QueueState {
+            step: step.into(),
+            queue: format!("snapferry-{step}"),
+            waiting: 3,
+            in_flight: 1,
+            dead_letters: dead,
+            oldest_dead_letter_age_seconds: oldest,
+        };
+        let states = [state("copy-shared-snapshot", 2, Some(5400)), state("restore", 0, None)];
+        insta::assert_snapshot!(render_list(&states));
+    }
+
+    #[test]
+    fn dead_letters_grouped_by_reason_most_frequent_first() {
+        let letters = [
+            letter("m-1", REDRIVEN, None, 1),
+            letter("m-2", "KMSKeyNotAccessibleFault: the backup key is disabled", Some("orders"), 2),
+            letter("m-3", "KMSKeyNotAccessibleFault: the backup key is disabled", Some("billing"), 3),
+        ];
+        insta::assert_snapshot!(grouped(&letters));
+        assert_eq!(grouped(&[]), "no dead letters");
+    }
 }

@@ -19,8 +19,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub const SHARING_KEY_ALIAS: &str = "alias/snapferry-sharing";
-pub const BACKUP_KEY_ALIAS: &str = "alias/snapferry-backup";
+pub use crate::doctor::SHARING_KEY_ALIAS;
+pub use snapferry::permissions::BACKUP_KEY_ALIAS;
 pub const RESTORE_NETWORK: &str = "snapferry-restore-test";
 const MONITOR_QUEUE: &str = "snapferry-monitor";
 

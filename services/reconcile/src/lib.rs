@@ -150,6 +150,30 @@ impl Handler {
         self.ctx.publish(&[PipelineEvent::new(correlation_id, s.to_ref(), origin, repaired)]).await
     }
 
+    async fn announce_again(
+        &self,
+        store: &dyn SnapshotStore,
+        s: &Snapshot,
+        accounts: &[String],
+        correlation_id: &str,
+        origin: SnapshotRef,
+    ) -> Result<()> {
+        warn!(snapshot_arn = s.arn, stalled_at = "copy", "shared but never copied; announced again");
+        let (tags, set) = (tags::user_tags(&s.tags), tags::set_from_tags(&s.tags));
+        let shared: Vec<PipelineEvent> = accounts
+            .iter()
+            .map(|a| {
+                let step = Step::Shared { target_account: a.clone(), tags: tags.clone(), set: set.clone() };
+                PipelineEvent::new(correlation_id, s.to_ref(), origin.clone(), step)
+            })
+            .collect();
+        self.ctx.publish(&shared).await?;
+        let stamp = Tags::from([(tags::RECONCILED_AT.to_string(), tags::timestamp_value(self.ctx.now()))]);
+        store.tag(s, &stamp).await?;
+        let repaired = Step::Repaired { stalled_at: "copy".to_string() };
+        self.ctx.publish(&[PipelineEvent::new(correlation_id, s.to_ref(), origin, repaired)]).await
+    }
+
     async fn overdue(&self, snapshot: SnapshotRef, last: Option<DateTime<Utc>>, limit: chrono::Duration) -> Result<()> {
         warn!(resource = snapshot.resource_id, ?last, "backup overdue");
         self.ctx.metrics.count(&Routing::load().metrics.backup_overdue, self.config.name);
@@ -159,7 +183,9 @@ impl Handler {
     }
 
     /// Source: scheduled snapshots created but never shared (the snapshot-created event was
-    /// lost), shared copies never announced; selected resources with no recent snapshot.
+    /// lost), or shared and never copied (the "Snapshot Shared" event was lost: the backup
+    /// account returns "Snapshot Copied", which withdraws the share); selected resources
+    /// with no recent snapshot.
     async fn reconcile_source(&self, now: DateTime<Utc>) -> Result<()> {
         for kind in &self.config.kinds {
             let store = self.ctx.stores.store(*kind);
@@ -179,13 +205,21 @@ impl Handler {
                         step_tag(c) == "share"
                             && tags::origin_from_tags(c.kind, &c.tags).is_some_and(|o| o.arn == s.arn)
                     });
-                if has_copy || !store.shared_with(s).await?.is_empty() {
+                if has_copy {
                     continue;
                 }
+                let shared_with = store.shared_with(s).await?;
                 let (correlation_id, origin) = run_of(s);
-                let what = RecheckWhat::ShareWhenAvailable { copy: s.to_ref(), origin };
-                let body = recheck_body(Recheck::new(correlation_id, 1, None, what))?;
-                self.repair(store.as_ref(), s, &self.config.share_queue, body, "share").await?;
+                if shared_with.is_empty() {
+                    let what = RecheckWhat::ShareWhenAvailable { copy: s.to_ref(), origin };
+                    let body = recheck_body(Recheck::new(correlation_id, 1, None, what))?;
+                    self.repair(store.as_ref(), s, &self.config.share_queue, body, "share").await?;
+                } else {
+                    // Shared, and no backup account has returned "Snapshot Copied" (which
+                    // withdraws the share): its "Snapshot Shared" was lost. Announced again,
+                    // a copy that was merely slow is found by its name and not repeated.
+                    self.announce_again(store.as_ref(), s, &shared_with, &correlation_id, origin).await?;
+                }
             }
             self.dead_mans_switch(store.as_ref(), &all, now).await?;
         }

@@ -96,15 +96,12 @@ async fn a_snapshot_never_shared_is_restarted_at_the_share_step_once() {
     cloud.set_now(t(0));
     cloud.add_resource(DbInstance, SOURCE, REGION, "db", None, &[]);
     let lost = ours(&cloud, REGION, "create", "snapferry-db-lost", "db", t(1), &[]);
-    // Not stalled: shared as it is; feeding a re-encrypted copy; too young; released.
-    let shared = ours(&cloud, REGION, "create", "snapferry-db-shared", "db", t(1), &[]);
-    cloud.stores(SOURCE, REGION).store(DbInstance).share(&shared, &[TARGET.to_string()]).await.unwrap();
+    // Not stalled at the share step: feeding a re-encrypted copy; too young; released.
     let fed = ours(&cloud, REGION, "create", "snapferry-db-fed", "db", t(1), &[]);
-    let mut copy = ours(&cloud, REGION, "share", "snapferry-shared-db-fed", "db", t(1), &[]);
+    let mut copy = ours(&cloud, REGION, "share", "snapferry-shared-db-fed", "db", t(1), &[(tags::RELEASED_AT, "x")]);
     copy.tags.insert(tags::SOURCE_ARN.into(), fed.arn.clone());
     copy.tags.insert(tags::ORIGIN_RESOURCE.into(), "db".into());
-    cloud.put_snapshot(copy.clone());
-    cloud.stores(SOURCE, REGION).store(DbInstance).share(&copy, &[TARGET.to_string()]).await.unwrap();
+    cloud.put_snapshot(copy);
     ours(&cloud, REGION, "create", "snapferry-db-young", "db", t(4) - Duration::minutes(10), &[]);
     ours(&cloud, REGION, "create", "snapferry-db-released", "db", t(1), &[(tags::RELEASED_AT, "x")]);
 
@@ -120,6 +117,36 @@ async fn a_snapshot_never_shared_is_restarted_at_the_share_step_once() {
     // An hour later it is not repaired again.
     let (sent, _) = run(&cloud, config(SOURCE_STEP), t(4)).await;
     assert!(sent.is_empty(), "{sent:?}");
+}
+
+#[tokio::test]
+async fn a_snapshot_shared_and_never_copied_is_announced_again_once() {
+    let cloud = Cloud::new();
+    cloud.set_now(t(0));
+    cloud.add_resource(DbInstance, SOURCE, REGION, "db", None, &[]);
+    let store = cloud.stores(SOURCE, REGION).store(DbInstance);
+    let user = ("team", "payments");
+    let shared = ours(&cloud, REGION, "create", "snapferry-db-shared", "db", t(1), &[user]);
+    store.share(&shared, &[TARGET.to_string()]).await.unwrap();
+    // Not stalled: shared just now (its copy may be on its way); copied, so released.
+    let young = ours(&cloud, REGION, "create", "snapferry-db-young", "db", t(3) - Duration::minutes(10), &[]);
+    store.share(&young, &[TARGET.to_string()]).await.unwrap();
+    ours(&cloud, REGION, "create", "snapferry-db-released", "db", t(1), &[(tags::RELEASED_AT, "x")]);
+
+    let (sent, events) = run(&cloud, config(SOURCE_STEP), t(3)).await;
+    assert!(sent.is_empty(), "announced, not queued: {sent:?}");
+    let announced: Vec<_> = events.iter().filter(|e| matches!(e.step, Step::Shared { .. })).collect();
+    let [e] = &announced[..] else { panic!("one announcement: {events:?}") };
+    assert_eq!(e.snapshot.id, "snapferry-db-shared");
+    assert_eq!(e.correlation_id, "run-snapferry-db-shared", "the run it belongs to");
+    let Step::Shared { target_account, tags: sent_tags, .. } = &e.step else { unreachable!() };
+    assert_eq!(target_account, TARGET, "the account AWS says it is shared with");
+    assert_eq!(sent_tags.get("team").map(String::as_str), Some("payments"), "the user's tags, as the share step sends");
+    assert!(!sent_tags.contains_key(tags::CORRELATION_ID), "not snapferry's own: {sent_tags:?}");
+    assert_eq!(repaired(&events), [("snapferry-db-shared".to_string(), "copy".to_string())]);
+    // Not again within a day; the young one is stalled by now.
+    let (_, events) = run(&cloud, config(SOURCE_STEP), t(5)).await;
+    assert_eq!(repaired(&events), [("snapferry-db-young".to_string(), "copy".to_string())]);
 }
 
 #[tokio::test]

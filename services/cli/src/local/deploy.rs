@@ -329,7 +329,7 @@ async fn ensure_queue(clients: &Clients, name: &str, attributes: &[(QueueAttribu
 }
 
 /// The ARN of the queue at `url`.
-pub(crate) async fn queue_arn(clients: &Clients, url: &str) -> Result<String> {
+pub async fn queue_arn(clients: &Clients, url: &str) -> Result<String> {
     let out = clients
         .sqs
         .get_queue_attributes()

@@ -13,6 +13,6 @@
 mod deploy;
 mod host;
 
-pub(crate) use deploy::queue_arn;
+pub use deploy::queue_arn;
 pub use deploy::{DeployOptions, DeployedQueue, DeployedSchedule, Deployment, deploy, queue_policy, step_role};
 pub use host::Host;
