@@ -385,7 +385,7 @@ impl Row {
                 self.shared_at.get_or_insert(t);
             }
             Step::Copied {} => {
-                let copy = format!("{} ({})", e.snapshot.id, e.snapshot.region);
+                let copy = format!("{}:\n{}", e.snapshot.region, e.snapshot.id);
                 if !self.copies.contains(&copy) {
                     self.copies.push(copy);
                 }
@@ -410,40 +410,37 @@ fn print_table(rows: &BTreeMap<String, Row>) {
     println!("\n{}", render_table(rows));
 }
 
-/// One row per backup: its snapshots (one per line), its restore test, and the seconds
-/// each step took, the first counted from the schedule's firing.
+/// One row per backup: the resource, its restore test and the seconds each step took (the
+/// first counted from the schedule's firing); its snapshots, one per line.
 fn render_table(rows: &BTreeMap<String, Row>) -> String {
     let dash = || "-".to_string();
-    let mut t = crate::account::table(&["resource", "snapshots", "restore test and step times"]);
-    // A volume id, and a snapshot name with its label, on one line each (widths with padding).
-    for (i, width) in [(0, 23), (1, 44)] {
-        if let Some(column) = t.column_mut(i) {
-            column.set_constraint(comfy_table::ColumnConstraint::LowerBoundary(comfy_table::Width::Fixed(width)));
-        }
+    let mut t = crate::account::table(&["backup", "snapshots"]);
+    // Snapshot names are long (RDS copies carry their lineage): they get the room.
+    if let Some(column) = t.column_mut(0) {
+        column.set_constraint(comfy_table::ColumnConstraint::UpperBoundary(comfy_table::Width::Fixed(24)));
     }
     for r in rows.values() {
-        let mut snapshots = vec![
-            format!("source {}", r.source_snapshot.clone().unwrap_or_else(dash)),
-            format!("shared {}", r.shared_copy.clone().unwrap_or_else(dash)),
+        let mut backup = vec![
+            r.name.clone(),
+            match (&r.verified, &r.failed) {
+                (Some(s), _) => format!("verified in {s:.1}s"),
+                (None, Some(why)) => format!("FAILED: {why}"),
+                _ => "not yet".into(),
+            },
         ];
-        snapshots.extend(r.copies.iter().map(|c| format!("copy {c}")));
-        let mut restore = vec![match (&r.verified, &r.failed) {
-            (Some(s), _) => format!("verified in {s:.1}s"),
-            (None, Some(why)) => format!("FAILED: {why}"),
-            _ => "not yet".into(),
-        }];
-        restore.extend(r.locked.as_ref().map(|until| format!("locked until {until}")));
+        backup.extend(r.locked.as_ref().map(|until| format!("locked to {until}")));
         let step = |a: Option<f64>, b: Option<f64>| match (a, b) {
             (Some(a), Some(b)) => format!("{:.1}s", b - a),
             _ => dash(),
         };
-        restore.push(format!(
-            "share {}, copy {}, test {}",
-            r.shared_at.map(|t| format!("{t:.1}s")).unwrap_or_else(dash),
-            step(r.shared_at, r.copied_at),
-            step(r.copied_at, r.verified_at)
-        ));
-        t.add_row(vec![r.name.clone(), snapshots.join("\n"), restore.join("\n")]);
+        backup.push(format!("share {}", r.shared_at.map(|t| format!("{t:.1}s")).unwrap_or_else(dash)));
+        backup.push(format!("copy {}, test {}", step(r.shared_at, r.copied_at), step(r.copied_at, r.verified_at)));
+        let mut snapshots = vec![
+            format!("source {}", r.source_snapshot.clone().unwrap_or_else(dash)),
+            format!("shared {}", r.shared_copy.clone().unwrap_or_else(dash)),
+        ];
+        snapshots.extend(r.copies.iter().map(|c| format!("copy in {c}")));
+        t.add_row(vec![backup.join("\n"), snapshots.join("\n")]);
     }
     t.to_string()
 }
@@ -459,7 +456,10 @@ mod tests {
             locked: Some("2026-11-28".into()),
             source_snapshot: Some("snap-0123456789abcdef0".into()),
             shared_copy: Some("snap-0fedcba9876543210".into()),
-            copies: vec!["us-east-1 snap-0aaaabbbbccccdddd".into(), "eu-west-1 snap-0eeeeffff00001111".into()],
+            copies: vec![
+                "us-east-1:\nsnap-0aaaabbbbccccdddd".into(),
+                "eu-west-1:\nsnapferry-copy-inventory-aurora-202611271954-332aed99-a0966588-daa4ff63".into(),
+            ],
             shared_at: Some(0.4),
             copied_at: Some(2.9),
             verified_at: Some(6.1),
