@@ -456,3 +456,113 @@ mod tests {
         assert!((0..200).map(|_| backoff_delay(10, base, cap)).any(|d| d > Duration::from_secs(80)));
     }
 }
+
+/// Bad input at the SQS boundary: whatever a record holds (no body, any bytes, JSON of any
+/// shape, huge or malformed attributes), `run_batch` never panics, and each record with an
+/// id ends in exactly one place: done, back in the queue, in the DLQ with a classified
+/// reason, or reported for Lambda to retry.
+#[cfg(test)]
+mod bad_input {
+    use super::*;
+    use proptest::prelude::*;
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    struct Recorder {
+        later: Mutex<Vec<String>>,
+        dead: Mutex<Vec<(String, String)>>,
+        retried: Mutex<Vec<String>>,
+    }
+
+    #[async_trait::async_trait]
+    impl StepQueue for Recorder {
+        async fn send_later(&self, body: &str, _: Duration, _: u32, _: Option<DateTime<Utc>>) -> Result<(), Error> {
+            self.later.lock().unwrap().push(body.to_string());
+            Ok(())
+        }
+        async fn send_to(&self, _: &str, _: &str) -> Result<(), Error> {
+            Ok(())
+        }
+        async fn dead_letter(&self, body: &str, error: &Error) -> Result<(), Error> {
+            self.dead.lock().unwrap().push((body.to_string(), error.code().to_string()));
+            Ok(())
+        }
+        async fn retry_after(&self, handle: &str, _: Duration) -> Result<(), Error> {
+            self.retried.lock().unwrap().push(handle.to_string());
+            Ok(())
+        }
+    }
+
+    fn arb_body() -> impl Strategy<Value = Option<String>> {
+        prop_oneof![
+            Just(None),
+            any::<String>().prop_map(Some),
+            // Near-valid envelopes: the right keys with wrong values, and huge fields.
+            (any::<String>(), any::<String>(), 0usize..70_000).prop_map(|(source, dt, n)| {
+                Some(serde_json::json!({"version": "0", "source": source, "detail-type": dt, "detail": {"x": "y".repeat(n)}}).to_string())
+            }),
+            (0u32..5, any::<String>()).prop_map(|(v, corr)| Some(serde_json::json!({"version": "0", "source": "snapferry",
+                "detail-type": "Snapshot Shared", "detail": {"version": v, "correlation_id": corr}}).to_string())),
+        ]
+    }
+
+    fn arb_record() -> impl Strategy<Value = SqsMessage> {
+        (
+            proptest::option::of("[a-z0-9-]{1,12}"),
+            arb_body(),
+            proptest::option::of(any::<String>()),
+            proptest::option::of(any::<String>()),
+            proptest::option::of(any::<String>()),
+        )
+            .prop_map(|(id, body, receive_count, attempt, waiting_since)| {
+                let mut m = SqsMessage::default();
+                m.message_id = id.clone();
+                m.receipt_handle = id.map(|i| format!("rh-{i}"));
+                m.body = body;
+                if let Some(c) = receive_count {
+                    m.attributes.insert("ApproximateReceiveCount".into(), c);
+                }
+                let attribute = |v: String| {
+                    let mut a = aws_lambda_events::event::sqs::SqsMessageAttribute::default();
+                    a.string_value = Some(v);
+                    a.data_type = Some("String".into());
+                    a
+                };
+                if let Some(a) = attempt {
+                    m.message_attributes.insert(ATTR_ATTEMPT.into(), attribute(a));
+                }
+                if let Some(w) = waiting_since {
+                    m.message_attributes.insert(ATTR_WAITING_SINCE.into(), attribute(w));
+                }
+                m
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+        #[test]
+        fn every_record_ends_in_one_place_and_bad_ones_in_the_dlq_as_bad_input(
+            records in proptest::collection::vec(arb_record(), 0..8)
+        ) {
+            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let queue = Recorder::default();
+            let mut event = SqsEvent::default();
+            event.records = records.clone();
+            // A step that accepts what parses: what is under test is everything before it.
+            let handled = Mutex::new(0usize);
+            let response = runtime.block_on(run_batch(&queue, Backoff::default(), Utc::now(), event, |_, _| {
+                *handled.lock().unwrap() += 1;
+                async { Ok(Outcome::Done) }
+            }));
+            let with_id: Vec<&SqsMessage> = records.iter().filter(|m| m.message_id.is_some()).collect();
+            let dead = queue.dead.lock().unwrap();
+            let parsed = with_id.iter().filter(|m| parse_message(m.body.as_deref().unwrap_or_default()).is_ok()).count();
+            prop_assert_eq!(*handled.lock().unwrap(), parsed, "each parsed record reaches the step once");
+            prop_assert_eq!(dead.len(), with_id.len() - parsed, "every unparsed one is dead-lettered");
+            prop_assert!(dead.iter().all(|(_, code)| code == "BadInput"), "classified: {:?}", dead);
+            prop_assert!(response.batch_item_failures.is_empty(), "nothing left for Lambda to retry");
+            prop_assert!(queue.later.lock().unwrap().is_empty() && queue.retried.lock().unwrap().is_empty());
+        }
+    }
+}
+

@@ -65,7 +65,10 @@ async fn a_lost_event_is_repaired_once(kind: ResourceKind, drops: &[serde_json::
     settle(&p, &mut events).await;
     assert!(!has(&events, r, COPIED), "nothing copied without the event:\n{}", summary(&events));
 
-    p.host.fire(Some("reconcile-snapshots"), Utc::now() + Duration::minutes(2)).await.expect("fire reconcile");
+    // Both accounts' reconcile runs, as their schedules would: the one where it stalled repairs it.
+    for step in ["reconcile-snapshots", "reconcile-copies"] {
+        p.host.fire(Some(step), Utc::now() + Duration::minutes(2)).await.expect("fire reconcile");
+    }
     run_until(&p, &mut events, "verified after the repair", verified(&[r])).await;
     settle(&p, &mut events).await;
     let repaired: Vec<_> = about(&events, r)
