@@ -28,7 +28,7 @@ import threading
 from typing import Any, Callable, Iterable
 from urllib.parse import parse_qs
 
-from . import authz, protocol
+from . import authz, pgdata, protocol
 from .lifecycle import Lifecycle
 from .state import ControlError, LayerState
 
@@ -54,6 +54,7 @@ class SnapferryApp:
                 with self.moto_lock:
                     result = self._call_moto(environ)
                     self.state.reset(keep_config=True)
+                    pgdata.reset()
                 return self._reply(start_response, *result)
             return self._aws(environ, start_response)
         except Exception as exc:  # noqa: BLE001 - the server must never die on a request
@@ -192,6 +193,11 @@ class SnapferryApp:
                 return 200, {"ok": True}
         if route == "/automated-snapshot" and method == "POST":
             return 200, self._automated_snapshot(body)
+        if route == "/corrupt-snapshot" and method == "POST":
+            with self.moto_lock:
+                return 200, pgdata.corrupt_snapshot(body)
+        if route == "/postgres" and method == "GET":
+            return 200, pgdata.status()
         if route == "/requests":
             if method == "GET":
                 try:
@@ -226,6 +232,7 @@ class SnapferryApp:
         with self.moto_lock:
             moto_api_backend.reset()
             self.state.reset()
+            pgdata.reset()
 
 
 def _read_body(environ: dict[str, Any]) -> bytes:

@@ -37,7 +37,7 @@ import re
 from datetime import datetime, timezone
 from typing import Any
 
-from . import kmsutil
+from . import kmsutil, pgdata
 from .eventbus import emit_native, iso_now
 from .lifecycle import Lifecycle
 from .state import LayerState
@@ -226,6 +226,8 @@ def _start_snapshot_lifecycle(snap: Any, *, copy_of: Any = None) -> None:
         if source_ref is not None and not failed:
             src_store = _store(rds_backend(source_ref[0], source_ref[1]), cluster)
             failed = not any(v is copy_of for v in list(src_store.values()))  # source deleted before the copy finished
+        if not failed:
+            failed = not pgdata.snapshot_completed(snap, copy_of)  # PostgreSQL-backed: take/copy the data now
         if failed:
             snap.status = "failed"
             if copy_of is None:
