@@ -229,14 +229,14 @@ impl Handler {
             }
         };
         let event = match verdict {
-            Ok(restored) => {
+            Ok((restored, copy)) => {
                 let seconds = (self.ctx.now() - p.started_at).num_milliseconds() as f64 / 1000.0;
                 info!(copy_arn = p.copy.arn, correlation_id, restore_seconds = seconds, "restore verified");
-                let (locked_until, lock_error) = self.lock(store, &p.copy).await?;
+                let (locked_until, lock_error) = self.lock(store, &copy).await?;
                 // Recorded before it is published, so members of a set finishing together
                 // each count the others; the test restore, deleted last, lets a redelivery
                 // publish a verdict that was lost.
-                let set = self.record_verified(store, &p.copy, seconds).await?;
+                let set = self.record_verified(store, &copy, seconds).await?;
                 Step::RestoreVerified {
                     restore_seconds: seconds,
                     restored_resource_id: p.restore_id.clone(),
@@ -263,11 +263,10 @@ impl Handler {
     async fn lock(
         &self,
         store: &dyn SnapshotStore,
-        copy: &SnapshotRef,
+        copy: &Snapshot,
     ) -> Result<(Option<chrono::DateTime<Utc>>, Option<String>)> {
         let Some((mode, days)) = self.config.lock else { return Ok((None, None)) };
-        let Some(snapshot) = store.describe(&copy.id).await? else { return Ok((None, None)) };
-        match store.lock(&snapshot, mode, days).await {
+        match store.lock(copy, mode, days).await {
             Ok(until) => {
                 if let Some(until) = until {
                     info!(copy_arn = copy.arn, %until, ?mode, "verified copy locked");
@@ -287,15 +286,14 @@ impl Handler {
     async fn record_verified(
         &self,
         store: &dyn SnapshotStore,
-        copy: &SnapshotRef,
+        snapshot: &Snapshot,
         seconds: f64,
     ) -> Result<Option<BackupSet>> {
-        let Some(snapshot) = store.describe(&copy.id).await? else { return Ok(None) };
         let stamp = Tags::from([
             (tags::VERIFIED_AT.to_string(), tags::timestamp_value(self.ctx.now())),
             (tags::RESTORE_SECONDS.to_string(), format!("{seconds:.1}")),
         ]);
-        store.tag(&snapshot, &stamp).await?;
+        store.tag(snapshot, &stamp).await?;
         let Some(set) = tags::set_from_tags(&snapshot.tags) else { return Ok(None) };
         let verified = store
             .list_managed()
@@ -311,13 +309,15 @@ impl Handler {
         Ok(Some(BackupSet { verified: Some(verified), ..set }))
     }
 
-    /// Available is not enough: it must be on our key and be the same database as the source.
+    /// Available is not enough: it must be on our key and be the same database as the
+    /// source. The copy as AWS describes it now comes back with the verdict, for the lock
+    /// and the verified tag (one look at it, not three).
     async fn verify(
         &self,
         store: &dyn SnapshotStore,
         copy: &SnapshotRef,
         restored: &Restored,
-    ) -> Result<std::result::Result<Restored, String>> {
+    ) -> Result<std::result::Result<(Restored, Snapshot), String>> {
         if !restored.encrypted {
             return Ok(Err("the restored resource is not encrypted".into()));
         }
@@ -344,7 +344,7 @@ impl Handler {
                 restored.engine, restored.engine_version, snapshot.engine, snapshot.engine_version
             )));
         }
-        Ok(Ok(restored.clone()))
+        Ok(Ok((restored.clone(), snapshot)))
     }
 }
 
