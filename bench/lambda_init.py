@@ -59,7 +59,8 @@ from typing import Iterable, Sequence
 
 API_PREFIX = "/2018-06-01/runtime"
 DEFAULT_EVENT = {"Records": []}
-FUNCTION_ARN = "arn:aws:lambda:{region}:123456789012:function:{name}"
+FUNCTION_ARN = "arn:aws:lambda:{region}:{account}:function:{name}"
+DEFAULT_ACCOUNT = "123456789012"
 ENV_WORD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 
 
@@ -75,6 +76,8 @@ class Contender:
     command: tuple[str, ...]
     env: tuple[tuple[str, str], ...] = ()
     wrapper: tuple[str, ...] = ()
+    #: LAMBDA_TASK_ROOT and working directory; default the bootstrap's directory.
+    cwd: str | None = None
 
     @property
     def argv(self) -> list[str]:
@@ -82,8 +85,8 @@ class Contender:
 
     @property
     def task_root(self) -> str:
-        """LAMBDA_TASK_ROOT and working directory: the bootstrap's directory."""
-        return os.path.dirname(os.path.abspath(self.command[0]))
+        """LAMBDA_TASK_ROOT and working directory: ``cwd``, or the bootstrap's directory."""
+        return self.cwd or os.path.dirname(os.path.abspath(self.command[0]))
 
     @classmethod
     def parse(cls, spec: str, wrapper: Sequence[str] = ()) -> "Contender":
@@ -162,8 +165,12 @@ class RuntimeApi:
     as the next process's."""
 
     def __init__(self, event: bytes, timeout_s: float = 60.0, host: str = "127.0.0.1", port: int = 0,
-                 function_arn: str = FUNCTION_ARN.format(region="us-east-1", name="bench")):
+                 function_arn: str = FUNCTION_ARN.format(region="us-east-1", account=DEFAULT_ACCOUNT, name="bench"),
+                 on_first_next=None):
         self.function_arn = function_arn
+        # Called (in the server thread) when the first /next arrives, after its time is taken
+        # and before it is answered: the function is idle then, its init over.
+        self.on_first_next = on_first_next
         self.invocation = Invocation(request_id=str(uuid.uuid4()), event=event,
                                      deadline_s=time.time() + timeout_s)
         self._lock = threading.Lock()
@@ -215,6 +222,8 @@ class RuntimeApi:
             inv.over.wait()
             req.close_connection = True
             return
+        if self.on_first_next is not None:
+            self.on_first_next()
         headers = {
             "Lambda-Runtime-Aws-Request-Id": inv.request_id,
             "Lambda-Runtime-Deadline-Ms": str(int(inv.deadline_s * 1000)),
@@ -303,17 +312,22 @@ def read_vm_hwm_kb(pid: int) -> int | None:
 
 def run_once(contender: Contender, common_env: Iterable[tuple[str, str]] = (), *,
              round_no: int = 0, function_name: str = "bench", region: str = "us-east-1",
-             memory_mb: int = 256, event: bytes = json.dumps(DEFAULT_EVENT).encode(),
-             timeout_s: float = 60.0, log_dir: str | None = None) -> RunResult:
+             account: str = DEFAULT_ACCOUNT, memory_mb: int = 256,
+             event: bytes = json.dumps(DEFAULT_EVENT).encode(), timeout_s: float = 60.0,
+             log_dir: str | None = None, check=None, on_first_next=None) -> RunResult:
     """Starts ``contender`` once against a fresh Runtime API, serves it one event and
-    measures it (see the module doc)."""
-    arn = FUNCTION_ARN.format(region=region, name=function_name)
-    with RuntimeApi(event, timeout_s, function_arn=arn) as api:
-        return _run(api, contender, common_env, round_no, function_name, region, memory_mb, timeout_s, log_dir)
+    measures it (see the module doc). ``check(body)`` may refuse the response body (it
+    returns why, or None); ``on_first_next()`` runs when the first /next arrives, before it
+    is answered (it delays the event, so not in timed runs)."""
+    arn = FUNCTION_ARN.format(region=region, account=account, name=function_name)
+    with RuntimeApi(event, timeout_s, function_arn=arn, on_first_next=on_first_next) as api:
+        return _run(api, contender, common_env, round_no, function_name, region, memory_mb, timeout_s, log_dir,
+                    check)
 
 
 def _run(api: RuntimeApi, contender: Contender, common_env: Iterable[tuple[str, str]], round_no: int,
-         function_name: str, region: str, memory_mb: int, timeout_s: float, log_dir: str | None) -> RunResult:
+         function_name: str, region: str, memory_mb: int, timeout_s: float, log_dir: str | None,
+         check=None) -> RunResult:
     inv = api.invocation
     task_root = contender.task_root
     env = lambda_environment(api.address, function_name, region, memory_mb, task_root,
@@ -341,12 +355,15 @@ def _run(api: RuntimeApi, contender: Contender, common_env: Iterable[tuple[str, 
         proc.wait()
     if inv.first_next_ns is not None:
         result.init_ms = (inv.first_next_ns - t0) / 1e6
-    if inv.outcome == "response":
+    refused = check(inv.body) if check is not None and inv.outcome == "response" else None
+    if inv.outcome == "response" and refused is None:
         result.ok = True
         result.first_event_ms = (inv.done_ns - t0) / 1e6
         result.peak_rss_mb = hwm_kb / 1024 if hwm_kb is not None else None
     else:
-        if inv.outcome is not None:
+        if refused is not None:
+            what = f"unexpected response ({refused}): {inv.body.decode(errors='replace')}"
+        elif inv.outcome is not None:
             what = f"POST {inv.outcome} ({inv.error_type or 'no error type'}): {inv.body.decode(errors='replace')}"
         elif exited:
             what = f"exited with {proc.returncode} before responding"

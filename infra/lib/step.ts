@@ -4,7 +4,7 @@
 // binary, and an environment that shared/environment.json declares.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as events from 'aws-cdk-lib/aws-events';
@@ -26,15 +26,15 @@ export interface StepProps {
   readonly assetsDir: string;
   readonly pipelineBus: events.IEventBus;
   /**
-   * The step's own settings; QUEUE_URL, DLQ_URL and PIPELINE_BUS are added here. Blank values
-   * are left out. Each must be declared for the step in shared/environment.json, and every
-   * required variable there must be set.
+   * The step's own settings; QUEUE_URL, DLQ_URL, PIPELINE_BUS and ACCOUNT_ID are added here.
+   * Blank values are left out. Each must be declared for the step in shared/environment.json,
+   * and every required variable there must be set.
    */
   readonly environment: Record<string, string | undefined>;
   /**
-   * Platform variables beyond QUEUE_URL, DLQ_URL and PIPELINE_BUS: set by the deployment, never
-   * from the config (other steps' queue URLs, for the reconcile steps' repairs). Each must be
-   * declared for the step, and marked platform, in shared/environment.json.
+   * Platform variables beyond QUEUE_URL, DLQ_URL, PIPELINE_BUS and ACCOUNT_ID: set by the
+   * deployment, never from the config (other steps' queue URLs, for the reconcile steps'
+   * repairs). Each must be declared for the step, and marked platform, in shared/environment.json.
    */
   readonly platform?: Record<string, string>;
   /** The environment contract to check against; default shared/environment.json. */
@@ -137,13 +137,16 @@ export class Step extends Construct {
 
     // Refuses (naming the step and the variable) anything shared/environment.json does not
     // declare for this step, and any required variable left out.
-    const own = ['QUEUE_URL', 'DLQ_URL', 'PIPELINE_BUS'].filter((v) => v in (props.platform ?? {}));
+    const own = ['QUEUE_URL', 'DLQ_URL', 'PIPELINE_BUS', 'ACCOUNT_ID'].filter((v) => v in (props.platform ?? {}));
     if (own.length > 0) throw new Error(`step ${fn.name}: ${own.join(', ')} is set by the Step construct itself, not by the stack`);
     const environment = stepEnvironment(props.contract ?? environmentContract(), fn.name, {
       ...props.platform,
       QUEUE_URL: this.queue.queueUrl,
       DLQ_URL: this.dlq.queueUrl,
       PIPELINE_BUS: routing.pipeline_bus,
+      // Known at deploy time, so the function's init need not ask STS for it (a network
+      // call on every cold start).
+      ACCOUNT_ID: Stack.of(this).account,
     }, props.environment);
 
     this.function = new lambda.Function(this, 'Function', {

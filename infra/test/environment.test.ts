@@ -40,7 +40,7 @@ describe('shared/environment.json', () => {
   test('the platform variables are the ones the Step construct sets, and the reconcile steps\' other queues the stacks set', () => {
     for (const fn of routing.functions) {
       const platform = declaredFor(contract, fn.name)!.filter((v) => v.platform).map((v) => v.name);
-      assert.deepEqual(platform.sort(), ['DLQ_URL', 'PIPELINE_BUS', 'QUEUE_URL', ...Object.keys(otherQueues[fn.name] ?? {})].sort(), fn.name);
+      assert.deepEqual(platform.sort(), ['ACCOUNT_ID', 'DLQ_URL', 'PIPELINE_BUS', 'QUEUE_URL', ...Object.keys(otherQueues[fn.name] ?? {})].sort(), fn.name);
     }
   });
 });
@@ -68,12 +68,15 @@ describe('synthesized environments against the contract', () => {
   }
 
   for (const fn of routing.functions) {
-    test(`${fn.name}: platform variables are its own queue, its DLQ and the pipeline bus${fn.name in otherQueues ? ', and the queues it repairs through' : ''}`, () => {
+    test(`${fn.name}: platform variables are its own queue, its DLQ, the pipeline bus and its account${fn.name in otherQueues ? ', and the queues it repairs through' : ''}`, () => {
       const t = templateFor(synth, fn.account);
       const vars = only(t, 'AWS::Lambda::Function', { FunctionName: functionName(fn) }).Properties.Environment.Variables;
       assert.deepEqual(vars.QUEUE_URL, { Ref: only(t, 'AWS::SQS::Queue', { QueueName: fn.queue }).id });
       assert.deepEqual(vars.DLQ_URL, { Ref: only(t, 'AWS::SQS::Queue', { QueueName: `${fn.queue}-dlq` }).id });
       assert.equal(vars.PIPELINE_BUS, routing.pipeline_bus);
+      // The stack's own account, so the function's init makes no STS call to learn it.
+      const account = fn.account === 'source' ? config.sources[0].account : config.target.account;
+      assert.equal(vars.ACCOUNT_ID, account);
       // The other steps' queues, each the queue of the step it names, in the same stack: never a DLQ.
       for (const [variable, other] of Object.entries(otherQueues[fn.name] ?? {})) {
         const step = fnNamed(other);
@@ -106,7 +109,7 @@ describe('synthesized environments against the contract', () => {
       const f = only(templateFor(synth, fn.account), 'AWS::Lambda::Function', { FunctionName: functionName(fn) });
       assert.ok(fromConfig[fn.name], `no expectation for ${fn.name}`);
       assert.deepEqual(Object.keys(f.Properties.Environment.Variables).sort(),
-        ['QUEUE_URL', 'DLQ_URL', 'PIPELINE_BUS', ...Object.keys(otherQueues[fn.name] ?? {}), ...fromConfig[fn.name]].sort());
+        ['QUEUE_URL', 'DLQ_URL', 'PIPELINE_BUS', 'ACCOUNT_ID', ...Object.keys(otherQueues[fn.name] ?? {}), ...fromConfig[fn.name]].sort());
     });
   }
 
@@ -270,6 +273,8 @@ describe('synth-time guard', () => {
       /step reconcile-copies: the Step construct sets GRACE_MINUTES, which shared\/environment\.json does not mark as platform/);
     assert.throws(() => build('reconcile-copies', {}, undefined, { COPY_QUEUE_URL: 'q', RESTORE_QUEUE_URL: 'r', QUEUE_URL: 'mine' }),
       /^Error: step reconcile-copies: QUEUE_URL is set by the Step construct itself, not by the stack$/);
+    assert.throws(() => build('reconcile-copies', {}, undefined, { COPY_QUEUE_URL: 'q', RESTORE_QUEUE_URL: 'r', ACCOUNT_ID: '222222222222' }),
+      /^Error: step reconcile-copies: ACCOUNT_ID is set by the Step construct itself, not by the stack$/);
   });
 
   test('stepsFor: another step\'s queue must be a step of the same stack, and no cycle', () => {

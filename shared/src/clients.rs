@@ -4,6 +4,7 @@
 //! which `aws-config` reads itself; that is all it takes to point everything at the emulator.
 
 use crate::ResourceKind;
+use crate::config::{Env, is_account_id};
 use crate::error::{Error, Result};
 use crate::store::{SnapshotStore, Stores, ebs::Ebs, rds::RdsCluster, rds::RdsInstance};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -22,13 +23,43 @@ pub struct Clients {
     pub events: aws_sdk_eventbridge::Client,
 }
 
+/// The platform variable (`shared/environment.json`) the stacks set to the function's account.
+pub const ACCOUNT_ID: &str = "ACCOUNT_ID";
+
+/// The account the deployment says the function runs in ([`ACCOUNT_ID`]), when set; one that
+/// is not a 12-digit account id fails the init, naming the variable.
+pub fn deployed_account(env: &Env) -> Result<Option<String>> {
+    match env.optional(ACCOUNT_ID) {
+        Some(account) if !is_account_id(&account) => {
+            Err(Error::Config(format!("{ACCOUNT_ID}={account:?} is not a 12-digit AWS account id")))
+        }
+        account => Ok(account),
+    }
+}
+
 impl Clients {
-    /// Loads the environment's configuration and learns the account id (one STS call at init).
-    pub async fn from_env() -> Result<Self> {
+    /// Loads the process's AWS configuration, for the account `env` names in [`ACCOUNT_ID`].
+    ///
+    /// The stacks set it (the function's account is known at deploy time), so a Lambda's
+    /// init makes no network call: the account is not in anything Lambda hands a function
+    /// before its first invocation, and asking STS would cost a full TLS round trip on every
+    /// cold start. Only where it is unset (the binary run outside the stacks) is the account
+    /// learnt from STS `GetCallerIdentity`, as [`Clients::from_config`] does.
+    pub async fn from_env(env: &Env) -> Result<Self> {
+        let account = deployed_account(env)?;
         let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
-        Self::from_config(config).await
+        Self::for_account(config, account).await
     }
 
+    /// `account` when it is known, else the account STS names for `config`'s identity.
+    async fn for_account(config: SdkConfig, account: Option<String>) -> Result<Self> {
+        match account {
+            Some(account) => Self::with_account(config, account),
+            None => Self::from_config(config).await,
+        }
+    }
+
+    /// Learns the account of `config`'s identity: one STS `GetCallerIdentity` call.
     pub async fn from_config(config: SdkConfig) -> Result<Self> {
         let identity = aws_sdk_sts::Client::new(&config)
             .get_caller_identity()
@@ -108,5 +139,43 @@ impl Stores for Clients {
             ResourceKind::DbCluster => Arc::new(RdsCluster::new(clients.rds.clone(), account, region)),
             ResourceKind::Ebs => Arc::new(Ebs::new(clients.ec2.clone(), account, region)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_config::retry::RetryConfig;
+
+    fn env(pairs: &[(&'static str, &'static str)]) -> Env {
+        let vars = [("QUEUE_URL", "q"), ("DLQ_URL", "d")].into_iter().chain(pairs.iter().copied());
+        Env::from_pairs("restore", vars).unwrap()
+    }
+
+    #[test]
+    fn the_deployed_account_is_checked() {
+        assert_eq!(deployed_account(&env(&[])).unwrap(), None);
+        assert_eq!(deployed_account(&env(&[("ACCOUNT_ID", " ")])).unwrap(), None, "blank is unset");
+        assert_eq!(deployed_account(&env(&[("ACCOUNT_ID", "222222222222")])).unwrap().as_deref(), Some("222222222222"));
+        let err = deployed_account(&env(&[("ACCOUNT_ID", "arn:aws:iam::222222222222:root")])).unwrap_err();
+        assert!(err.to_string().contains("ACCOUNT_ID"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_deployed_account_takes_no_aws_call() {
+        // Every call fails at once: nothing listens on port 1, and nothing is retried.
+        let config = SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("eu-west-1"))
+            .endpoint_url("http://127.0.0.1:1")
+            .credentials_provider(SharedCredentialsProvider::new(aws_credential_types::Credentials::new(
+                "AKID", "secret", None, None, "test",
+            )))
+            .retry_config(RetryConfig::disabled())
+            .build();
+        let clients = Clients::for_account(config.clone(), Some("222222222222".into())).await.unwrap();
+        assert_eq!((clients.account.as_str(), clients.region.as_str()), ("222222222222", "eu-west-1"));
+        let err = Clients::for_account(config, None).await.unwrap_err();
+        assert!(err.to_string().contains("GetCallerIdentity"), "without it, STS is asked: {err}");
     }
 }

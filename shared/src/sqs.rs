@@ -565,4 +565,3 @@ mod bad_input {
         }
     }
 }
-

@@ -48,6 +48,9 @@ const MAX_DELAY: Duration = Duration::from_secs(900);
 
 impl StepEnv {
     pub fn from_env(env: &Env) -> Result<StepEnv> {
+        // The runtime reads ACCOUNT_ID (Clients::from_env, before any step exists); every step
+        // checks it too, so a malformed one fails wherever a step's environment is parsed.
+        crate::clients::deployed_account(env)?;
         Ok(StepEnv {
             queue_url: env.required("QUEUE_URL")?,
             dlq_url: env.required("DLQ_URL")?,

@@ -17,7 +17,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         std::env::var("_HANDLER").map_err(|_| "_HANDLER is not set: the function's handler must name its step")?;
     // A bad configuration fails the init, with a message that names the variable.
     let env = Env::from_process(&step)?;
-    let clients = Clients::from_env().await?;
+    let clients = Clients::from_env(&env).await?;
     let ports = |step_env| StepContext::aws(&clients, step_env);
     let handler: Arc<dyn BatchHandler> = match step.as_str() {
         snapferry_create_snapshot::STEP => Arc::new(snapferry_create_snapshot::Handler::from_env(&env, ports)?),
