@@ -329,6 +329,29 @@ pub mod chain {
     pub const REJECTED: &str = "Snapshot Rejected";
 
     /// Options with short re-checks, backoffs and visibility timeouts, so retries come back fast.
+    /// `snapferry <command> --json` as an operator runs it against the emulator: in `p`'s
+    /// backup account, with its source account, each by assuming the test role.
+    pub async fn run_cli(p: &LocalPipeline, command: &str) -> std::process::ExitCode {
+        let endpoint = crate::emulator().endpoint.clone();
+        let args = [
+            "snapferry",
+            command,
+            "--json",
+            "--endpoint",
+            &endpoint,
+            "--region",
+            crate::REGION,
+            "--account",
+            &p.target.account,
+            "--source-account",
+            &p.source.account,
+            "--role",
+            "snapferry-test",
+        ];
+        let cli = <snapferry_cli::Cli as clap::Parser>::try_parse_from(args).expect("arguments");
+        snapferry_cli::run(cli).await.unwrap_or_else(|e| panic!("snapferry {command}: {e}"))
+    }
+
     pub fn fast_options() -> PipelineOptions {
         PipelineOptions {
             recheck: Duration::from_secs(1),

@@ -29,28 +29,6 @@ async fn key_id(c: &Clients, alias: &str) -> String {
     out.key_metadata().map(|m| m.key_id().to_string()).expect("a key")
 }
 
-/// `snapferry doctor --json` as an operator runs it, over both accounts of `p`.
-async fn doctor_cli(p: &LocalPipeline) -> std::process::ExitCode {
-    let endpoint = snapferry_e2e::emulator().endpoint.clone();
-    let args = [
-        "snapferry",
-        "doctor",
-        "--json",
-        "--endpoint",
-        &endpoint,
-        "--region",
-        snapferry_e2e::REGION,
-        "--account",
-        &p.target.account,
-        "--source-account",
-        &p.source.account,
-        "--role",
-        "snapferry-test",
-    ];
-    let cli = <snapferry_cli::Cli as clap::Parser>::try_parse_from(args).expect("arguments");
-    snapferry_cli::run(cli).await.expect("doctor runs")
-}
-
 fn find<'a>(findings: &'a [Finding], check: &str, subject: &str) -> &'a Finding {
     findings
         .iter()
@@ -67,7 +45,7 @@ async fn doctor_is_silent_on_a_correct_setup_and_finds_each_seeded_misconfigurat
     assert!(clean.is_empty(), "a correct setup has no findings: {clean:#?}");
     assert_eq!(doctor::exit_code(&clean), std::process::ExitCode::SUCCESS);
     assert_eq!(doctor::render(&clean), "no findings");
-    assert_eq!(doctor_cli(&p).await, std::process::ExitCode::SUCCESS);
+    assert_eq!(run_cli(&p, "doctor").await, std::process::ExitCode::SUCCESS);
 
     // Keys: a database on aws/rds, one on a disabled key, one on a key pending deletion.
     instance(&p.source, "on-aws-rds", Encryption::AwsManaged, &[]).await;
@@ -176,7 +154,7 @@ async fn doctor_is_silent_on_a_correct_setup_and_finds_each_seeded_misconfigurat
     made.send().await.expect("CreateDBSnapshot");
 
     let findings = doctor::check(&p.target, Some(&p.source), &routing, &setup()).await.expect("doctor");
-    assert_eq!(doctor_cli(&p).await, std::process::ExitCode::from(1));
+    assert_eq!(run_cli(&p, "doctor").await, std::process::ExitCode::from(1));
     control::call("POST", "/_snapferry/config", Some(json!({"quotas": {"manual_db_snapshots": 100}})));
     let f = find(&findings, "aws-managed-key", "on-aws-rds");
     assert_eq!(f.severity, Severity::Note, "re-encrypted, not a failure");

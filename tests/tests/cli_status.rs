@@ -83,24 +83,7 @@ async fn status_reports_healthy_stalled_and_past_rpo_backups() {
     assert_eq!(status::exit_code(&backup_only), std::process::ExitCode::SUCCESS);
 
     // As an operator runs it: exit 1, something is stalled.
-    let endpoint = snapferry_e2e::emulator().endpoint.clone();
-    let args = [
-        "snapferry",
-        "status",
-        "--json",
-        "--endpoint",
-        &endpoint,
-        "--region",
-        snapferry_e2e::REGION,
-        "--account",
-        &p.target.account,
-        "--source-account",
-        &p.source.account,
-        "--role",
-        "snapferry-test",
-    ];
-    let cli = <snapferry_cli::Cli as clap::Parser>::try_parse_from(args).expect("arguments");
-    assert_eq!(snapferry_cli::run(cli).await.expect("status runs"), std::process::ExitCode::from(1));
+    assert_eq!(run_cli(&p, "status").await, std::process::ExitCode::from(1));
 
     // The machine form says the same.
     let json = serde_json::to_value(&all).expect("JSON");

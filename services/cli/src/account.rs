@@ -77,6 +77,28 @@ impl Account {
     }
 }
 
+/// A source account next to the backup account a command acts in: its own profile, or a
+/// role assumed in it with the backup account's credentials.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SourceAccount {
+    /// A source account's profile.
+    #[arg(long)]
+    pub source_profile: Option<String>,
+    /// A source account to act in by assuming `--role` (instead of `--source-profile`).
+    #[arg(long)]
+    pub source_account: Option<String>,
+}
+
+impl SourceAccount {
+    /// The source account's clients, when one is given.
+    pub async fn clients(&self, base: &Account) -> Result<Option<Clients>> {
+        if self.source_profile.is_none() && self.source_account.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(base.other(self.source_profile.clone(), self.source_account.clone()).clients().await?))
+    }
+}
+
 /// Tables for people, JSON for machines.
 #[derive(Debug, Clone, Copy)]
 pub struct Output {

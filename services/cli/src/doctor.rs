@@ -14,7 +14,7 @@
 //! limitations); a queue without a redrive policy retries a failing message until its
 //! retention ends and then deletes it (SQS Developer Guide, dead-letter queues).
 
-use crate::account::{Account, table};
+use crate::account::{Account, SourceAccount, table};
 use aws_sdk_kms::types::{KeyManagerType, KeyState};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -37,12 +37,9 @@ pub struct DoctorArgs {
     /// The backup account (`--profile` / `--account`).
     #[command(flatten)]
     pub account: Account,
-    /// A source account's profile.
-    #[arg(long)]
-    pub source_profile: Option<String>,
-    /// A source account to act in by assuming `--role` (instead of `--source-profile`).
-    #[arg(long)]
-    pub source_account: Option<String>,
+    /// A source account (optional): its sharing key, queues, quotas and resources.
+    #[command(flatten)]
+    pub source: SourceAccount,
     /// The backup account's key (in the home region and each extra region).
     #[arg(long, default_value = snapferry::permissions::BACKUP_KEY_ALIAS)]
     pub backup_key: String,
@@ -636,11 +633,7 @@ pub fn exit_code(findings: &[Finding]) -> ExitCode {
 pub async fn run(args: DoctorArgs) -> Result<ExitCode> {
     let out = args.account.output();
     let backup = args.account.clients().await?;
-    let source = if args.source_profile.is_some() || args.source_account.is_some() {
-        Some(args.account.other(args.source_profile.clone(), args.source_account.clone()).clients().await?)
-    } else {
-        None
-    };
+    let source = args.source.clients(&args.account).await?;
     let setup = Setup {
         backup_key: args.backup_key.clone(),
         sharing_key: args.sharing_key.clone(),

@@ -8,7 +8,7 @@
 //! source account (`--source-profile` / `--source-account`) adds the snapshots that have
 //! not reached it yet.
 
-use crate::account::{Account, age, table};
+use crate::account::{Account, SourceAccount, age, table};
 use crate::dlq::{self, DeadLetter};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -31,12 +31,9 @@ pub struct StatusArgs {
     pub account: Account,
     /// Only this database, cluster or volume (its id).
     pub resource: Option<String>,
-    /// A source account's profile: adds its snapshots that have not reached the backup account.
-    #[arg(long)]
-    pub source_profile: Option<String>,
-    /// A source account to act in by assuming `--role` (instead of `--source-profile`).
-    #[arg(long)]
-    pub source_account: Option<String>,
+    /// A source account (optional): its snapshots that have not reached the backup account yet.
+    #[command(flatten)]
+    pub source: SourceAccount,
     /// The extra regions every copy is copied to.
     #[arg(long, value_delimiter = ',')]
     pub extra_regions: Vec<String>,
@@ -362,11 +359,7 @@ pub fn render(statuses: &[ResourceStatus], now: DateTime<Utc>) -> String {
 pub async fn run(args: StatusArgs) -> Result<ExitCode> {
     let out = args.account.output();
     let backup = args.account.clients().await?;
-    let source = if args.source_profile.is_some() || args.source_account.is_some() {
-        Some(args.account.other(args.source_profile.clone(), args.source_account.clone()).clients().await?)
-    } else {
-        None
-    };
+    let source = args.source.clients(&args.account).await?;
     let policy = Policy {
         now: args.at.unwrap_or_else(Utc::now),
         rpo: chrono::Duration::minutes(i64::from(args.rpo_minutes)),
