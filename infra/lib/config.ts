@@ -107,6 +107,49 @@ export interface RestoreTestConfig {
   lockDays?: number;
   /** Must be true for lockMode compliance (LOCK_COMPLIANCE_OPT_IN). */
   lockComplianceOptIn?: boolean;
+  /**
+   * Read-only SQL checks the restore step runs on each restored database (DATA_CHECKS,
+   * DATA_CHECK_TIMEOUT_SECONDS); absent: none, and none of their network (data-checks.ts).
+   */
+  dataChecks?: DataChecksConfig;
+}
+
+/** The expectations a probe may have; exactly one per probe. */
+export const PROBE_EXPECTATIONS = ['min', 'max', 'maxAgeMinutes'] as const;
+
+/** One query and what its value must be. */
+export interface DataCheckProbe {
+  /** Unique within its database: reports name the probe by it. */
+  name: string;
+  sql: string;
+  /** The value is a number of at least this. */
+  min?: number;
+  /** The value is a number of at most this. */
+  max?: number;
+  /** The value is a timestamp at most this many minutes before the snapshot's time (and not after it). */
+  maxAgeMinutes?: number;
+}
+
+/** The checks of the restores of the resources whose id matches `resources` (the first entry that matches applies). */
+export interface DataCheckDatabase {
+  /** Regex on the resource id (the source database or cluster). */
+  resources: string;
+  /** The database to connect to; unset: the restored resource's DBName, else `postgres` (the step's default). */
+  database?: string;
+  /** `schema.table` names that must exist in the restore and hold rows. */
+  tables?: string[];
+  probes: DataCheckProbe[];
+}
+
+export interface DataChecksConfig {
+  /** DATA_CHECK_TIMEOUT_SECONDS: the time limit of the checks' connections and queries. */
+  timeoutSeconds: number;
+  databases: DataCheckDatabase[];
+  /**
+   * The zones the interface endpoints are in: 2 (every restore-test subnet) or 1 (the first
+   * one only: half the hourly cost, and no endpoint while that zone is down).
+   */
+  endpointZones: 1 | 2;
 }
 
 export interface TargetConfig {
@@ -391,9 +434,20 @@ function target(f: Fields): TargetConfig {
     // EBS Snapshot Lock durations: 1 day to 36,500 days (EC2 API Reference, LockSnapshot: LockDuration).
     lockDays: r.optionalInt('lockDays', 1, 36500),
     lockComplianceOptIn: r.optionalBool('lockComplianceOptIn'),
+    dataChecks: r.has('dataChecks') ? dataChecks(r.object('dataChecks')) : undefined,
   };
   r.done();
   locks(r, restoreTest, kinds);
+  if (restoreTest.dataChecks !== undefined) {
+    // They run in restore tests of databases: refused where none would run, as their endpoints would be billed all the same.
+    if (!restoreTest.enabled) {
+      throw new ConfigError(`${r.at('dataChecks')}: data checks run in restore tests; with restoreTest.enabled false none would run `
+        + '(and their VPC endpoints would still be billed); leave dataChecks out');
+    }
+    if (!kinds.includes('db-instance') && !kinds.includes('db-cluster')) {
+      throw new ConfigError(`${r.at('dataChecks')}: data checks query restored databases; target.kinds has neither "db-instance" nor "db-cluster"`);
+    }
+  }
   if (restoreTest.availabilityZone !== undefined && !kinds.includes('ebs')) {
     throw new ConfigError(`${r.at('availabilityZone')}: the zone of EBS test volumes; target.kinds has no "ebs"`);
   }
@@ -403,6 +457,107 @@ function target(f: Fields): TargetConfig {
   const reconcile = targetReconcile(f);
   f.done();
   return { account, region, extraRegions, kinds, breakGlassRoleArn, copy, restoreTest, retention: retentionRules, expire: expireConfig, reconcile };
+}
+
+/**
+ * Lambda allows 4 KB for all of a function's environment variables together (Lambda Developer
+ * Guide, gettingstarted-limits). The restore function's others, names included, take about
+ * 700 bytes with ARNs and queue URLs at their longest (QUEUE_URL, DLQ_URL, TARGET_KMS_KEY_ARN
+ * are the long ones): DATA_CHECKS gets what leaves a kilobyte for them.
+ */
+export const MAX_DATA_CHECKS_BYTES = 3072;
+
+/** A table as `schema.table`: both non-empty, one dot (the names as stored; the step looks them up as they are). */
+const TABLE = /^[^.]+\.[^.]+$/;
+/** Ten years: a bound, not a recommendation. */
+const MAX_AGE_MINUTES = 5256000;
+
+/** `restoreTest.dataChecks`: validated as the restore step will read it (DATA_CHECKS). */
+function dataChecks(f: Fields): DataChecksConfig {
+  // The step's bounds (its init refuses others); the stack also keeps it under the function's timeout.
+  const timeoutSeconds = f.optionalInt('timeoutSeconds', 1, 300) ?? Number(stepDefault('restore', 'DATA_CHECK_TIMEOUT_SECONDS'));
+  const zones = f.optionalInt('endpointZones', 1, 2) ?? 2;
+  const list = f.raw('databases');
+  if (!Array.isArray(list) || list.length === 0) {
+    throw new ConfigError(`${f.at('databases')}: expected a non-empty list of databases to check (leave dataChecks out to turn data checks off), got ${JSON.stringify(list)}`);
+  }
+  const databases = list.map((v, i) => dataCheckDatabase(Fields.of(v, `${f.at('databases')}[${i}]`)));
+  f.done();
+  const c: DataChecksConfig = { timeoutSeconds, databases, endpointZones: zones as 1 | 2 };
+  const bytes = Buffer.byteLength(dataChecksJson(c), 'utf8');
+  if (bytes > MAX_DATA_CHECKS_BYTES) {
+    throw new ConfigError(`${f.path}: ${bytes} bytes as DATA_CHECKS, more than ${MAX_DATA_CHECKS_BYTES} (Lambda allows 4 KB for all of a `
+      + 'function\'s environment variables, and the restore function\'s others need the rest); check fewer databases, or shorten the SQL');
+  }
+  return c;
+}
+
+function dataCheckDatabase(f: Fields): DataCheckDatabase {
+  const resources = f.regex('resources');
+  if (resources === undefined) throw new ConfigError(`${f.at('resources')}: expected a regex on the resource id (".*" for every database), got undefined`);
+  const d: DataCheckDatabase = { resources, probes: [] };
+  const database = f.optionalString('database', /\S/, 'a database name');
+  if (database !== undefined) d.database = database;
+  if (f.has('tables')) {
+    d.tables = f.strings('tables', TABLE, 'a table as schema.table');
+    if (d.tables.length === 0) throw new ConfigError(`${f.at('tables')}: expected at least one table (leave it out for none)`);
+  }
+  const probes = f.raw('probes');
+  if (probes !== undefined && !Array.isArray(probes)) throw new ConfigError(`${f.at('probes')}: expected a list of probes, got ${JSON.stringify(probes)}`);
+  d.probes = (probes ?? []).map((p, i) => dataCheckProbe(Fields.of(p, `${f.at('probes')}[${i}]`)));
+  f.done();
+  const names = d.probes.map((p) => p.name);
+  const twice = names.findIndex((n, i) => names.indexOf(n) !== i);
+  if (twice !== -1) {
+    throw new ConfigError(`${f.at('probes')}[${twice}].name: ${JSON.stringify(names[twice])} is the name of probes[${names.indexOf(names[twice])}] too; `
+      + 'a probe\'s name is unique within its database (reports name the probe by it)');
+  }
+  if (d.probes.length === 0 && d.tables === undefined) throw new ConfigError(`${f.path}: checks nothing; give it tables, probes or both`);
+  return d;
+}
+
+function dataCheckProbe(f: Fields): DataCheckProbe {
+  const p: DataCheckProbe = {
+    name: f.string('name', /\S/, 'a non-empty name'),
+    sql: f.string('sql', /\S/, 'a non-empty SQL query'),
+  };
+  const given = PROBE_EXPECTATIONS.filter((k) => f.has(k));
+  if (given.length !== 1) {
+    throw new ConfigError(`${given.length === 0 ? f.path : f.at(given[1])}: expected exactly one of ${PROBE_EXPECTATIONS.join(', ')}, `
+      + `got ${given.length === 0 ? 'none' : given.join(' and ')}`);
+  }
+  for (const k of ['min', 'max'] as const) {
+    const v = f.raw(k);
+    if (v === undefined) continue;
+    if (typeof v !== 'number' || !Number.isFinite(v)) throw new ConfigError(`${f.at(k)}: expected a number, got ${JSON.stringify(v)}`);
+    p[k] = v;
+  }
+  const age = f.optionalInt('maxAgeMinutes', 1, MAX_AGE_MINUTES);
+  if (age !== undefined) p.maxAgeMinutes = age;
+  f.done();
+  return p;
+}
+
+/**
+ * DATA_CHECKS: the databases as the restore step reads them, snake_case, absent fields left
+ * out (`$comment` and the infra-only fields are not passed on). timeoutSeconds is
+ * DATA_CHECK_TIMEOUT_SECONDS, not part of it.
+ */
+export function dataChecksJson(c: DataChecksConfig): string {
+  return JSON.stringify({
+    databases: c.databases.map((d) => ({
+      resources: d.resources,
+      ...(d.database === undefined ? {} : { database: d.database }),
+      ...(d.tables === undefined ? {} : { tables: d.tables }),
+      probes: d.probes.map((p) => ({
+        name: p.name,
+        sql: p.sql,
+        ...(p.min === undefined ? {} : { min: p.min }),
+        ...(p.max === undefined ? {} : { max: p.max }),
+        ...(p.maxAgeMinutes === undefined ? {} : { max_age_minutes: p.maxAgeMinutes }),
+      })),
+    })),
+  });
 }
 
 /** A step's default for a variable, from shared/environment.json: the config's defaults are the step's own. */

@@ -124,3 +124,45 @@ export const KEY_USE = ['kms:Encrypt', 'kms:Decrypt', 'kms:ReEncrypt*', 'kms:Gen
  * has no effect (KMS Developer Guide, grant-delete, "Retiring and revoking grants").
  */
 export const KEY_GRANTS = ['kms:CreateGrant', 'kms:ListGrants', 'kms:RevokeGrant'];
+
+/** The read-only calls Lambda makes to attach a function to a VPC; no resource type, so on "*". */
+export const LAMBDA_VPC_DESCRIBE = ['ec2:DescribeNetworkInterfaces', 'ec2:DescribeSubnets'];
+
+/**
+ * What Lambda does with a function's role when the function runs in a VPC: it creates, and
+ * later deletes, the function's network interfaces (Hyperplane ENIs) as that role (Lambda
+ * Developer Guide, configuration-vpc: the role needs ec2:CreateNetworkInterface,
+ * DescribeNetworkInterfaces, DescribeSubnets, DeleteNetworkInterface, AssignPrivateIpAddresses
+ * and UnassignPrivateIpAddresses, the actions of the AWS managed AWSLambdaVPCAccessExecutionRole,
+ * whose logs:* actions the step's own log group grant already covers). The function's code never
+ * calls them, so they are not in shared/permissions.json (the emulator runs no VPC); like CDK's
+ * log group and event source grants they belong to the deployment. Unlike the managed policy
+ * (everything on "*"), they are bound to the one VPC:
+ * - Describe*: no resource type (Service Authorization Reference, Amazon EC2), so "*", alone;
+ * - CreateNetworkInterface authorizes the new interface, its subnet and its security groups as
+ *   resources of their own: any new interface, but only in `subnetIds`, only with `securityGroupId`;
+ * - Delete/Assign/Unassign: interfaces of this account and region, only in `vpcId` (ec2:Vpc,
+ *   a condition key of the network-interface resource for the three actions).
+ * Interface ids are chosen by EC2 when Lambda creates them: `network-interface/*`.
+ */
+export function lambdaVpcAccess(stack: Stack, props: { vpcId: string; subnetIds: string[]; securityGroupId: string }): iam.PolicyStatement[] {
+  const ec2 = (resource: string) => `arn:${stack.partition}:ec2:${stack.region}:${stack.account}:${resource}`;
+  return [
+    new iam.PolicyStatement({
+      sid: 'LambdaVpcDescribe',
+      actions: LAMBDA_VPC_DESCRIBE,
+      resources: ['*'],
+    }),
+    new iam.PolicyStatement({
+      sid: 'LambdaVpcCreateInterfaces',
+      actions: ['ec2:CreateNetworkInterface'],
+      resources: [ec2('network-interface/*'), ...props.subnetIds.map((id) => ec2(`subnet/${id}`)), ec2(`security-group/${props.securityGroupId}`)],
+    }),
+    new iam.PolicyStatement({
+      sid: 'LambdaVpcManageInterfaces',
+      actions: ['ec2:DeleteNetworkInterface', 'ec2:AssignPrivateIpAddresses', 'ec2:UnassignPrivateIpAddresses'],
+      resources: [ec2('network-interface/*')],
+      conditions: { ArnEquals: { 'ec2:Vpc': ec2(`vpc/${props.vpcId}`) } },
+    }),
+  ];
+}

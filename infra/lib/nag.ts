@@ -5,6 +5,7 @@
 import { Stack, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { IConstruct } from 'constructs';
+import { LAMBDA_VPC_DESCRIBE } from './iam';
 
 const WILDCARD_REASONS: [RegExp, string][] = [
   [/^Action::kms:(ReEncrypt|GenerateDataKey)\*$/,
@@ -25,6 +26,8 @@ const WILDCARD_REASONS: [RegExp, string][] = [
     'Key ids are not known at deploy time (aws/rds, aws/ebs, other accounts\' sharing keys, other regions\' target keys); the statement is limited by kms:ViaService (rds or ec2 of the key\'s region) or by the snapferry alias.'],
   [/^Resource::arn:[\w-]+:ec2:[\w-]+:\d{12}:(volume|instance)\/\*$/,
     'Which volumes and instances are backed up is chosen at run time (identifiers, regex, tags); snapshots of them may only be created with the snapferry:managed request tag, and only volumes tagged snapferry:restore-test are created or deleted.'],
+  [/^Resource::arn:[\w-]+:ec2:[\w-]+:\d{12}:network-interface\/\*$/,
+    'The network interfaces Lambda creates for a function in a VPC (data checks), with the function\'s role; EC2 chooses their ids. Creating one is bound to the restore-test subnets and the function\'s security group (resources of CreateNetworkInterface of their own), deleting one or changing its addresses to the restore-test VPC (ec2:Vpc).'],
   [/^Resource::arn:[\w-]+:ec2:[\w-]+::snapshot\/\*$/,
     'EBS snapshot ARNs carry no account and their ids are chosen by EC2; every write on them is bound by a snapferry:managed request or resource tag condition, or by ec2:CreateAction.'],
 ];
@@ -38,6 +41,8 @@ const NO_RESOURCE_TYPE: Record<string, string> = {
   'rds:DescribeAccountAttributes': 'rds:DescribeAccountAttributes (read-only: the account\'s RDS quotas and their usage) has no resource type in the Service Authorization Reference; IAM authorizes it only on "*", and the statement grants nothing else.',
   ...Object.fromEntries(['ec2:DescribeVolumes', 'ec2:DescribeInstances', 'ec2:DescribeSnapshots', 'ec2:DescribeLockedSnapshots'].map((a) => [a,
     `${a} (read-only list) has no resource type in the Service Authorization Reference (EC2's Describe* calls support no resource-level permissions); IAM authorizes it only on "*", and the statement grants nothing else.`])),
+  ...Object.fromEntries(LAMBDA_VPC_DESCRIBE.map((a) => [a,
+    `${a} (read-only) has no resource type in the Service Authorization Reference; Lambda calls it with the function's role to attach the function to the restore-test VPC (data checks), and the statement grants nothing else.`])),
 };
 
 /** Acknowledges the expected wildcards of the statements attached to `scope`'s policy. */

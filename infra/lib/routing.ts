@@ -46,6 +46,8 @@ export interface Routing {
     recovery_point_max: string;
     /** How long a restore test took, in seconds (dimensions Step and Resource). */
     restore_seconds: string;
+    /** The data recovery point a restore test's data checks measured: the snapshot's time minus the newest data found, in seconds (dimensions Step and Resource). */
+    data_recovery_point: string;
   };
   functions: RoutingFunction[];
   /** One rule per backup account on a source's pipeline bus: its "Snapshot Shared" events, to that account's bus. */
@@ -62,7 +64,7 @@ export interface AccountRule {
 }
 
 /** The keys of routing.json's `metrics` (its `$comment` aside). */
-export const METRIC_KEYS = ['namespace', 'quota_full', 'quota_warning', 'backup_overdue', 'recovery_point', 'recovery_point_max', 'restore_seconds'] as const;
+export const METRIC_KEYS = ['namespace', 'quota_full', 'quota_warning', 'backup_overdue', 'recovery_point', 'recovery_point_max', 'restore_seconds', 'data_recovery_point'] as const;
 
 /** The per-account rule sections of routing.json. */
 export const ACCOUNT_RULES = ['cross_account', 'copied_back'] as const;

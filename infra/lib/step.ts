@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -17,6 +18,7 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { EnvironmentContract, environmentContract, stepEnvironment } from './environment';
+import { lambdaVpcAccess } from './iam';
 import { dlqName, EventPattern, functionName, Routing, RoutingFunction } from './routing';
 
 export interface StepProps {
@@ -69,6 +71,18 @@ export interface StepProps {
    * the step reports none at all. For reconcile-copies.
    */
   readonly rpoMinutes?: number;
+  /**
+   * Runs the function in these subnets of a VPC with this security group (the restore step with
+   * data checks, data-checks.ts); absent: outside any VPC. Its role then also gets what Lambda
+   * needs to attach it (lambdaVpcAccess, iam.ts): `vpcStatements`.
+   */
+  readonly vpc?: StepVpc;
+}
+
+export interface StepVpc {
+  readonly vpc: ec2.IVpc;
+  readonly subnets: ec2.SubnetSelection;
+  readonly securityGroup: ec2.ISecurityGroup;
 }
 
 /** The alarm on a reconcile step's BackupOverdue count (one per stack: each account has one reconcile step). */
@@ -90,6 +104,12 @@ export class Step extends Construct {
   readonly function: lambda.Function;
   readonly role: iam.Role;
   readonly alarms: cloudwatch.Alarm[] = [];
+  /**
+   * What Lambda needs on the role to attach the function to its VPC (none outside a VPC). Not
+   * added here: stepsFor adds them with the permissions.json statements, and acknowledges the
+   * wildcards of both together.
+   */
+  readonly vpcStatements: iam.PolicyStatement[] = [];
   /** The recovery point metric (largest per run) when the step has an RPO alarm: graphed on the dashboard. */
   private recoveryPoint?: { metric: cloudwatch.Metric; rpoSeconds: number };
 
@@ -164,7 +184,17 @@ export class Step extends Construct {
       logGroup,
       loggingFormat: lambda.LoggingFormat.JSON,
       environment,
+      vpc: props.vpc?.vpc,
+      vpcSubnets: props.vpc?.subnets,
+      securityGroups: props.vpc === undefined ? undefined : [props.vpc.securityGroup],
     });
+    if (props.vpc !== undefined) {
+      this.vpcStatements.push(...lambdaVpcAccess(Stack.of(this), {
+        vpcId: props.vpc.vpc.vpcId,
+        subnetIds: props.vpc.vpc.selectSubnets(props.vpc.subnets).subnetIds,
+        securityGroupId: props.vpc.securityGroup.securityGroupId,
+      }));
+    }
     this.function.addEventSource(new SqsEventSource(this.queue, {
       batchSize: fn.batch_size,
       reportBatchItemFailures: true,

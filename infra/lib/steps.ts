@@ -6,7 +6,7 @@ import { ExpireConfig, RetentionRule } from './config';
 import { acknowledgeWildcards } from './nag';
 import { loadPermissions, Permissions, PERMISSIONS_FILE, renderStep, StackScopes } from './permissions';
 import { Routing } from './routing';
-import { Step, StepProps } from './step';
+import { Step, StepProps, StepVpc } from './step';
 
 /**
  * What differs between steps: their environment (checked by the Step construct against
@@ -25,6 +25,8 @@ export interface StepSettings {
   readonly quotaWarningAlarm?: boolean;
   readonly backupOverdueAlarm?: boolean;
   readonly rpoMinutes?: number;
+  /** The function's VPC (the restore step with data checks); absent: none. */
+  readonly vpc?: StepVpc;
 }
 
 /**
@@ -59,7 +61,7 @@ export function expireEnvironment(c: { retention: RetentionRule[]; expire: Expir
 }
 
 type Common = Omit<StepProps, 'routing' | 'fn' | 'environment' | 'platform' | 'maxConcurrency' | 'quotaAlarm' | 'quotaWarningAlarm'
-  | 'backupOverdueAlarm' | 'rpoMinutes'>;
+  | 'backupOverdueAlarm' | 'rpoMinutes' | 'vpc'>;
 
 export function stepsFor(
   scope: Construct, account: 'source' | 'target', routing: Routing,
@@ -99,6 +101,7 @@ export function stepsFor(
       built.set(fn.name, new Step(scope, pascal(fn.name), {
         ...common, routing, fn: { ...fn, rules }, environment: s.environment, platform, maxConcurrency: s.maxConcurrency,
         quotaAlarm: s.quotaAlarm, quotaWarningAlarm: s.quotaWarningAlarm, backupOverdueAlarm: s.backupOverdueAlarm, rpoMinutes: s.rpoMinutes,
+        vpc: s.vpc,
       }));
     }
   }
@@ -106,9 +109,9 @@ export function stepsFor(
   const stepQueueArns = Object.fromEntries([...built].map(([name, step]) => [name, step.queue.queueArn]));
   return fns.map((fn) => {
     const step = built.get(fn.name)!;
-    const statements = renderStep(Stack.of(scope), permissions, fn.name, {
+    const statements = [...renderStep(Stack.of(scope), permissions, fn.name, {
       ...scopes, queueArn: step.queue.queueArn, dlqArn: step.dlq.queueArn, pipelineBusArn: common.pipelineBus.eventBusArn, stepQueueArns,
-    });
+    }), ...step.vpcStatements];
     statements.forEach((st) => step.role.addToPrincipalPolicy(st));
     acknowledgeWildcards(step.role, statements);
     return step;

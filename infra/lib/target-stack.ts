@@ -11,9 +11,11 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as rds from 'aws-cdk-lib/aws-rds';
 import { Construct } from 'constructs';
-import { Config } from './config';
+import { Config, ConfigError, dataChecksJson } from './config';
+import { DATA_CHECK_STEP, DataCheckNetwork, endpointsFor } from './data-checks';
 import { Arns, forwardedEvents, forwarderRoleName } from './iam';
 import { Operations } from './operations';
+import { loadPermissions, PERMISSIONS_FILE } from './permissions';
 import { copiedBackRule, Routing } from './routing';
 import { cdkEventPattern, Step } from './step';
 import { EXPIRE_CONCURRENCY, expireEnvironment, RECONCILE_CONCURRENCY, stepsFor, StepSettings } from './steps';
@@ -86,7 +88,7 @@ export class TargetStack extends Stack {
     this.targetKey = targetKey(this, 'TargetKey', { breakGlassRoleArn: target.breakGlassRoleArn });
 
     // Restore tests run in their own VPC with no route anywhere: a restored copy of
-    // production data is reachable by nobody.
+    // production data is reachable by nobody (with data checks: by the restore function alone).
     const flowLogs = new logs.LogGroup(this, 'RestoreTestFlowLogs', {
       retention: config.logRetentionDays as logs.RetentionDays,
       removalPolicy: RemovalPolicy.DESTROY,
@@ -107,11 +109,33 @@ export class TargetStack extends Stack {
       vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_ISOLATED },
       removalPolicy: RemovalPolicy.DESTROY,
     });
+    // With data checks it admits the restore function on the database ports (DataCheckNetwork).
+    // The description stays: changing it would replace the group, and a restore test running
+    // with the old one would keep CloudFormation from deleting it.
     const securityGroup = new ec2.SecurityGroup(this, 'RestoreTestSecurityGroup', {
       vpc,
       description: 'snapferry restore tests: no ingress, no egress',
       allowAllOutbound: false,
     });
+
+    // Data checks (off unless configured): the restore function itself connects to each restored
+    // test database, so it runs in this VPC and reaches AWS through interface endpoints here
+    // (data-checks.ts); without them it stays outside any VPC and none of this exists.
+    const { dataChecks } = target.restoreTest;
+    let dataCheckNetwork: DataCheckNetwork | undefined;
+    if (dataChecks !== undefined) {
+      const restoreFn = routing.functions.find((f) => f.name === DATA_CHECK_STEP);
+      if (restoreFn !== undefined && dataChecks.timeoutSeconds >= restoreFn.timeout_seconds) {
+        throw new ConfigError(`target.restoreTest.dataChecks.timeoutSeconds: ${dataChecks.timeoutSeconds} is not less than the restore `
+          + `function's timeout of ${restoreFn.timeout_seconds} seconds (shared/routing.json): one slow check would time the whole invocation out`);
+      }
+      dataCheckNetwork = new DataCheckNetwork(this, 'DataChecks', {
+        vpc,
+        databases: securityGroup,
+        endpoints: endpointsFor(loadPermissions(PERMISSIONS_FILE, routing), target.kinds, target.extraRegions),
+        endpointZones: dataChecks.endpointZones,
+      });
+    }
 
     const ops = new Operations(this, 'Operations', { dashboardName: 'snapferry-target', alarmEmail: config.alarmEmail });
     const extraKeyAliasArn = (r: string) => `arn:${this.partition}:kms:${r}:${this.account}:${TARGET_KEY_ALIAS}`;
@@ -154,6 +178,15 @@ export class TargetStack extends Stack {
           LOCK_MODE: target.restoreTest.lockMode,
           LOCK_DAYS: target.restoreTest.lockDays === undefined ? undefined : String(target.restoreTest.lockDays),
           LOCK_COMPLIANCE_OPT_IN: target.restoreTest.lockComplianceOptIn === undefined ? undefined : String(target.restoreTest.lockComplianceOptIn),
+          // Not even named without data checks (the step then runs none). DATA_CHECK_CA_BUNDLE is
+          // never set: the binary carries the RDS CAs.
+          ...(dataChecks === undefined ? {} : {
+            DATA_CHECKS: dataChecksJson(dataChecks),
+            DATA_CHECK_TIMEOUT_SECONDS: String(dataChecks.timeoutSeconds),
+          }),
+        },
+        vpc: dataCheckNetwork === undefined ? undefined : {
+          vpc, subnets: dataCheckNetwork.subnets, securityGroup: dataCheckNetwork.functionSecurityGroup,
         },
       },
       'expire-copies': {

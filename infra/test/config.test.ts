@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
-import { ConfigError, loadConfig, parseConfig } from '../lib/config';
+import { ConfigError, dataChecksJson, loadConfig, MAX_DATA_CHECKS_BYTES, parseConfig } from '../lib/config';
 import { declaredFor, environmentContract } from '../lib/environment';
 import { INFRA_DIR } from '../lib/routing';
 
@@ -150,6 +150,64 @@ describe('config', () => {
       c.sources.push({ ...structuredClone(c.sources[0]), account: '333333333333', minIntervalMinutes: 1440, reconcile: { scheduleMinutes: 1440 } });
       c.target.restoreTest.everyNth = 1;
     }, /^target\.reconcile\.rpoMinutes: 1440 is not more than 1440 minutes, the age the recovery point of sources\[1\] reaches/],
+
+    // Data checks (target.restoreTest.dataChecks; the example has two databases), checked as the restore step reads them.
+    ['a data check regex that does not compile', (c) => { c.target.restoreTest.dataChecks.databases[0].resources = '^prod-(orders'; },
+      /^target\.restoreTest\.dataChecks\.databases\[0\]\.resources: not a valid regular expression/],
+    ['a data check regex the steps\' engine lacks', (c) => { c.target.restoreTest.dataChecks.databases[1].resources = '^prod-(?!billing-old)'; },
+      /^target\.restoreTest\.dataChecks\.databases\[1\]\.resources: "\(\?!": the steps' regex engine \(Rust's regex crate\) has no look-around or backreferences$/],
+    ['a data check database without resources', (c) => { delete c.target.restoreTest.dataChecks.databases[0].resources; },
+      /^target\.restoreTest\.dataChecks\.databases\[0\]\.resources: expected a regex on the resource id \("\.\*" for every database\), got undefined$/],
+    ['a probe with two expectations', (c) => { c.target.restoreTest.dataChecks.databases[0].probes[0].max = 1000000; },
+      /^target\.restoreTest\.dataChecks\.databases\[0\]\.probes\[0\]\.max: expected exactly one of min, max, maxAgeMinutes, got min and max$/],
+    ['a probe with no expectation', (c) => { delete c.target.restoreTest.dataChecks.databases[1].probes[0].max; },
+      /^target\.restoreTest\.dataChecks\.databases\[1\]\.probes\[0\]: expected exactly one of min, max, maxAgeMinutes, got none$/],
+    ['a probe name twice in one database', (c) => { c.target.restoreTest.dataChecks.databases[0].probes[1].name = 'orders'; },
+      /^target\.restoreTest\.dataChecks\.databases\[0\]\.probes\[1\]\.name: "orders" is the name of probes\[0\] too; a probe's name is unique within its database/],
+    ['a probe without a name', (c) => { c.target.restoreTest.dataChecks.databases[0].probes[0].name = ' '; },
+      /^target\.restoreTest\.dataChecks\.databases\[0\]\.probes\[0\]\.name: expected a non-empty name, got " "$/],
+    ['a probe without SQL', (c) => { c.target.restoreTest.dataChecks.databases[0].probes[1].sql = ''; },
+      /^target\.restoreTest\.dataChecks\.databases\[0\]\.probes\[1\]\.sql: expected a non-empty SQL query, got ""$/],
+    ['a minimum that is not a number', (c) => { c.target.restoreTest.dataChecks.databases[0].probes[0].min = '1'; },
+      /^target\.restoreTest\.dataChecks\.databases\[0\]\.probes\[0\]\.min: expected a number, got "1"$/],
+    ['maxAgeMinutes 0', (c) => { c.target.restoreTest.dataChecks.databases[0].probes[1].maxAgeMinutes = 0; },
+      /^target\.restoreTest\.dataChecks\.databases\[0\]\.probes\[1\]\.maxAgeMinutes: expected an integer from 1 to 5256000, got 0$/],
+    ['a fractional maxAgeMinutes', (c) => { c.target.restoreTest.dataChecks.databases[0].probes[1].maxAgeMinutes = 1.5; },
+      /^target\.restoreTest\.dataChecks\.databases\[0\]\.probes\[1\]\.maxAgeMinutes: expected an integer from 1 to 5256000, got 1\.5$/],
+    ['a snake_case probe key', (c) => { const p = c.target.restoreTest.dataChecks.databases[0].probes[1]; p.max_age_minutes = p.maxAgeMinutes; delete p.maxAgeMinutes; },
+      /^target\.restoreTest\.dataChecks\.databases\[0\]\.probes\[1\]: expected exactly one of min, max, maxAgeMinutes, got none$/],
+    ['an unknown probe field', (c) => { c.target.restoreTest.dataChecks.databases[1].probes[0].engine = 'postgres'; },
+      /^target\.restoreTest\.dataChecks\.databases\[1\]\.probes\[0\]\.engine: unknown field$/],
+    ['a table without its schema', (c) => { c.target.restoreTest.dataChecks.databases[0].tables = ['public.orders', 'orders']; },
+      /^target\.restoreTest\.dataChecks\.databases\[0\]\.tables\[1\]: expected a table as schema\.table, got "orders"$/],
+    ['a table with two dots', (c) => { c.target.restoreTest.dataChecks.databases[0].tables = ['app.public.orders']; },
+      /^target\.restoreTest\.dataChecks\.databases\[0\]\.tables\[0\]: expected a table as schema\.table, got "app\.public\.orders"$/],
+    ['a table twice', (c) => { c.target.restoreTest.dataChecks.databases[0].tables = ['public.orders', 'public.orders']; },
+      /^target\.restoreTest\.dataChecks\.databases\[0\]\.tables: has duplicates$/],
+    ['an empty table list', (c) => { c.target.restoreTest.dataChecks.databases[0].tables = []; },
+      /^target\.restoreTest\.dataChecks\.databases\[0\]\.tables: expected at least one table \(leave it out for none\)$/],
+    ['an empty database name', (c) => { c.target.restoreTest.dataChecks.databases[0].database = ''; },
+      /^target\.restoreTest\.dataChecks\.databases\[0\]\.database: expected a database name, got ""$/],
+    ['a database that checks nothing', (c) => { c.target.restoreTest.dataChecks.databases[1].probes = []; },
+      /^target\.restoreTest\.dataChecks\.databases\[1\]: checks nothing; give it tables, probes or both$/],
+    ['no database to check', (c) => { c.target.restoreTest.dataChecks.databases = []; },
+      /^target\.restoreTest\.dataChecks\.databases: expected a non-empty list of databases to check \(leave dataChecks out to turn data checks off\), got \[\]$/],
+    ['a data check timeout of 0', (c) => { c.target.restoreTest.dataChecks.timeoutSeconds = 0; },
+      /^target\.restoreTest\.dataChecks\.timeoutSeconds: expected an integer from 1 to 300, got 0$/],
+    ['a data check timeout over the step\'s 300 seconds', (c) => { c.target.restoreTest.dataChecks.timeoutSeconds = 301; },
+      /^target\.restoreTest\.dataChecks\.timeoutSeconds: expected an integer from 1 to 300, got 301$/],
+    ['endpoints in 3 zones', (c) => { c.target.restoreTest.dataChecks.endpointZones = 3; },
+      /^target\.restoreTest\.dataChecks\.endpointZones: expected an integer from 1 to 2, got 3$/],
+    ['data checks with restore tests off', (c) => { c.target.restoreTest.enabled = false; },
+      /^target\.restoreTest\.dataChecks: data checks run in restore tests; with restoreTest\.enabled false none would run/],
+    ['data checks when the backup account restores no database', (c) => { c.sources[0].kinds = ['ebs']; c.target.kinds = ['ebs']; },
+      /^target\.restoreTest\.dataChecks: data checks query restored databases; target\.kinds has neither "db-instance" nor "db-cluster"$/],
+    ['data checks too long for Lambda\'s environment', (c) => {
+      c.target.restoreTest.dataChecks.databases = Array.from({ length: 30 }, (_, i) => ({
+        resources: `^prod-database-number-${i}$`, database: 'app',
+        probes: [{ name: 'rows', sql: `select count(*) from table_number_${i} where deleted_at is null`, min: 1 }],
+      }));
+    }, /^target\.restoreTest\.dataChecks: \d+ bytes as DATA_CHECKS, more than 3072 \(Lambda allows 4 KB for all of a function's environment variables, and the restore function's others need the rest\); check fewer databases, or shorten the SQL$/],
   ];
   for (const [name, mutate, message] of cases) {
     test(`rejects ${name}`, () => {
@@ -178,6 +236,8 @@ describe('config', () => {
     d.sources[0].kinds = ['ebs'];
     d.sources[0].selection = { identifiers: [], instanceTag: 'backup' };
     d.target.kinds = ['ebs'];
+    // Data checks query databases: refused with kinds that restore none (a case below).
+    delete d.target.restoreTest.dataChecks;
     Object.assign(d.target.restoreTest, { lockMode: 'governance', availabilityZone: 'eu-west-1c' });
     assert.equal(parseConfig(d).target.restoreTest.lockMode, 'governance');
   });
@@ -251,6 +311,8 @@ describe('config', () => {
     c.sources[0].minIntervalMinutes = 1440;
     c.sources[0].reconcile = { graceMinutes: 1, scheduleMinutes: 1440 };
     c.target.restoreTest.enabled = false;
+    // Data checks run in restore tests: refused with them off (a case below).
+    delete c.target.restoreTest.dataChecks;
     c.target.reconcile = { graceMinutes: 1, rpoMinutes: 1441 };
     const daily = parseConfig(c);
     assert.deepEqual([daily.sources[0].reconcile, daily.target.reconcile], [{ graceMinutes: 1, scheduleMinutes: 1440 }, { graceMinutes: 1, rpoMinutes: 1441 }]);
@@ -259,6 +321,59 @@ describe('config', () => {
     c.sources[0].reconcile = { scheduleMinutes: 14 };
     c.target.reconcile = { rpoMinutes: 15 };
     assert.equal(parseConfig(c).target.reconcile.rpoMinutes, 15);
+  });
+
+  test('data checks: the example\'s as parsed, DATA_CHECKS as the step reads it (snake_case, absent fields left out), the defaults', () => {
+    const parsed = parseConfig(example()).target.restoreTest.dataChecks;
+    assert.ok(parsed);
+    assert.equal(parsed.timeoutSeconds, 10);
+    assert.equal(parsed.endpointZones, 2);
+    assert.deepEqual(JSON.parse(dataChecksJson(parsed)), {
+      databases: [
+        { resources: '^prod-orders$', database: 'app', tables: ['public.orders', 'public.order_items'], probes: [
+          { name: 'orders', sql: 'select count(*) from orders', min: 1 },
+          { name: 'newest order', sql: 'select max(created_at) from orders', max_age_minutes: 120 },
+        ] },
+        { resources: '^prod-billing', database: 'billing', probes: [
+          { name: 'negative balances', sql: 'select count(*) from accounts where balance < 0', max: 0 },
+        ] },
+      ],
+    });
+    // Tables alone, a negative and a fractional bound, $comment dropped, the defaults: the step's
+    // DATA_CHECK_TIMEOUT_SECONDS (shared/environment.json) and endpoints in both zones.
+    const c = example();
+    c.target.restoreTest.dataChecks = {
+      $comment: 'two databases',
+      databases: [
+        { resources: '.*', tables: ['public.schema_migrations'] },
+        { $comment: 'ledger', resources: '^prod-ledger$', probes: [{ $comment: 'x', name: 'drift', sql: 'select sum(amount) from ledger', min: -0.5 }] },
+      ],
+    };
+    const d = parseConfig(c).target.restoreTest.dataChecks!;
+    const def = declaredFor(environmentContract(), 'restore')!.find((v) => v.name === 'DATA_CHECK_TIMEOUT_SECONDS')!.default;
+    assert.equal(String(d.timeoutSeconds), def);
+    assert.equal(d.endpointZones, 2);
+    assert.equal(dataChecksJson(d), JSON.stringify({ databases: [
+      { resources: '.*', tables: ['public.schema_migrations'], probes: [] },
+      { resources: '^prod-ledger$', probes: [{ name: 'drift', sql: 'select sum(amount) from ledger', min: -0.5 }] },
+    ] }));
+    c.target.restoreTest.dataChecks.endpointZones = 1;
+    assert.equal(parseConfig(c).target.restoreTest.dataChecks!.endpointZones, 1);
+    // Off: absent.
+    delete c.target.restoreTest.dataChecks;
+    assert.equal(parseConfig(c).target.restoreTest.dataChecks, undefined);
+  });
+
+  test('data checks: DATA_CHECKS up to the limit is accepted, and the limit is counted in bytes (UTF-8)', () => {
+    const c = example();
+    const probe = (sql: string) => ({ resources: '^a$', probes: [{ name: 'p', sql, min: 0 }] });
+    const size = (sql: string) => Buffer.byteLength(JSON.stringify({ databases: [{ resources: '^a$', probes: [{ name: 'p', sql, min: 0 }] }] }));
+    const fits = 'x'.repeat(MAX_DATA_CHECKS_BYTES - size(''));
+    c.target.restoreTest.dataChecks = { databases: [probe(fits)] };
+    assert.equal(Buffer.byteLength(dataChecksJson(parseConfig(c).target.restoreTest.dataChecks!)), MAX_DATA_CHECKS_BYTES);
+    // The same number of characters, one of them two bytes long: one byte over.
+    c.target.restoreTest.dataChecks = { databases: [probe(`é${fits.slice(1)}`)] };
+    assert.throws(() => parseConfig(c), new RegExp(`^ConfigError: target\\.restoreTest\\.dataChecks: ${MAX_DATA_CHECKS_BYTES + 1} bytes as DATA_CHECKS`));
   });
 
   test('loadConfig names the file', () => {

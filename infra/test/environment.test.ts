@@ -98,7 +98,7 @@ describe('synthesized environments against the contract', () => {
     'copy-shared-snapshot': ['SOURCE_ACCOUNTS', 'TARGET_KMS_KEY_ARN', 'EXTRA_REGIONS', 'EXTRA_REGION_KMS_KEYS',
       'IDENTIFIER_REGEX', 'RECHECK_SECONDS'],
     restore: ['RESTORE_ENABLED', 'RESTORE_EVERY_NTH', 'RESTORE_SUBNET_GROUP', 'RESTORE_SECURITY_GROUP_IDS',
-      'TARGET_KMS_KEY_ARN', 'RECHECK_SECONDS', 'RESTORE_TIMEOUT_MINUTES'],
+      'TARGET_KMS_KEY_ARN', 'RECHECK_SECONDS', 'RESTORE_TIMEOUT_MINUTES', 'DATA_CHECKS', 'DATA_CHECK_TIMEOUT_SECONDS'],
     'expire-snapshots': ['KINDS', 'TARGET_ACCOUNTS', ...expire],
     'expire-copies': ['KINDS', 'EXTRA_REGIONS', ...expire],
     'reconcile-snapshots': ['KINDS', ...selection, 'SCHEDULE_MINUTES', 'GRACE_MINUTES'],

@@ -325,26 +325,41 @@ describe('alarms', () => {
 });
 
 describe('restore-test network', () => {
-  test('isolated: no internet or NAT gateway, no route out, security group with no rules', () => {
-    const t = synth.target;
-    t.resourceCountIs('AWS::EC2::InternetGateway', 0);
-    t.resourceCountIs('AWS::EC2::NatGateway', 0);
-    t.resourceCountIs('AWS::EC2::Route', 0);
-    t.resourceCountIs('AWS::EC2::SecurityGroupIngress', 0);
-    const sg = only(t, 'AWS::EC2::SecurityGroup', {});
+  // Without data checks (the example has them: data-checks.test.ts checks what they add).
+  const noChecks = exampleConfig();
+  delete noChecks.target.restoreTest.dataChecks;
+  const plain = synthExample(noChecks).target;
+  const restoreTestGroup = { GroupDescription: 'snapferry restore tests: no ingress, no egress' };
+
+  test('isolated: no internet or NAT gateway, no route out, security group with no rules (without data checks)', () => {
+    for (const t of [plain, synth.target]) {
+      t.resourceCountIs('AWS::EC2::InternetGateway', 0);
+      t.resourceCountIs('AWS::EC2::NatGateway', 0);
+      t.resourceCountIs('AWS::EC2::Route', 0);
+      t.resourceCountIs('AWS::EC2::FlowLog', 1);
+      t.hasResourceProperties('AWS::RDS::DBSubnetGroup', { DBSubnetGroupName: 'snapferry-restore-test' });
+    }
+    plain.resourceCountIs('AWS::EC2::SecurityGroupIngress', 0);
+    const sg = only(plain, 'AWS::EC2::SecurityGroup', {});
+    assert.deepEqual(sg.Properties.GroupDescription, restoreTestGroup.GroupDescription);
     assert.equal(sg.Properties.SecurityGroupIngress, undefined);
     // CDK's marker for "no egress": a rule matching nothing (ICMP type 252 to 255.255.255.255/32).
     assert.deepEqual(sg.Properties.SecurityGroupEgress.map((e: any) => e.CidrIp), ['255.255.255.255/32']);
-    t.hasResourceProperties('AWS::RDS::DBSubnetGroup', { DBSubnetGroupName: 'snapferry-restore-test' });
-    t.resourceCountIs('AWS::EC2::FlowLog', 1);
+    // With data checks too, the restored databases' group has no egress (its only ingress: data-checks.test.ts).
+    const checked = only(synth.target, 'AWS::EC2::SecurityGroup', restoreTestGroup);
+    assert.deepEqual(checked.Properties.SecurityGroupEgress.map((e: any) => e.CidrIp), ['255.255.255.255/32']);
+    const egressOf = Object.values(resources(synth.target, 'AWS::EC2::SecurityGroupEgress')).map((e) => e.Properties.GroupId['Fn::GetAtt'][0]);
+    assert.ok(!egressOf.includes(checked.id));
   });
 
   test('the restore function gets the subnet group and security group', () => {
-    const f = only(synth.target, 'AWS::Lambda::Function', { FunctionName: 'snapferry-restore' });
-    const sgId = Object.keys(resources(synth.target, 'AWS::EC2::SecurityGroup'))[0];
-    const sng = Object.keys(resources(synth.target, 'AWS::RDS::DBSubnetGroup'))[0];
-    assert.deepEqual(f.Properties.Environment.Variables.RESTORE_SECURITY_GROUP_IDS, { 'Fn::GetAtt': [sgId, 'GroupId'] });
-    assert.deepEqual(f.Properties.Environment.Variables.RESTORE_SUBNET_GROUP, { Ref: sng });
+    for (const t of [plain, synth.target]) {
+      const f = only(t, 'AWS::Lambda::Function', { FunctionName: 'snapferry-restore' });
+      const sgId = only(t, 'AWS::EC2::SecurityGroup', restoreTestGroup).id;
+      const sng = Object.keys(resources(t, 'AWS::RDS::DBSubnetGroup'))[0];
+      assert.deepEqual(f.Properties.Environment.Variables.RESTORE_SECURITY_GROUP_IDS, { 'Fn::GetAtt': [sgId, 'GroupId'] });
+      assert.deepEqual(f.Properties.Environment.Variables.RESTORE_SUBNET_GROUP, { Ref: sng });
+    }
   });
 });
 

@@ -6,6 +6,8 @@ import { describe, test } from 'node:test';
 import { Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { Config, Kind } from '../lib/config';
+import { DATA_CHECK_STEP } from '../lib/data-checks';
+import { lambdaVpcAccess } from '../lib/iam';
 import { forKinds, loadPermissions, Permissions, PERMISSIONS_FILE, renderStep } from '../lib/permissions';
 import { functionName, RoutingFunction } from '../lib/routing';
 import { ebsConfig, exampleConfig, list, newApp, only, routing, statementsOf, synthExample, templateFor } from './helpers';
@@ -32,14 +34,26 @@ const cdkGrants = (p: Permissions) => [
 ];
 
 /**
+ * What Lambda needs on the role of a function it attaches to a VPC (the restore step with data
+ * checks): lambdaVpcAccess's statements, "<sid>: <action>". data-checks.test.ts checks what they allow.
+ */
+const lambdaVpcGrants = (): string[] => {
+  const stack = new Stack(newApp(), 'Probe', { env: { account: '222222222222', region: 'eu-west-1' } });
+  return lambdaVpcAccess(stack, { vpcId: 'vpc-1', subnetIds: ['subnet-1'], securityGroupId: 'sg-1' })
+    .flatMap((st) => { const j = st.toStatementJson(); return list<string>(j.Action).map((a) => `${j.Sid}: ${a}`); });
+};
+/** Whether `fn`'s function runs in a VPC under `c`: the restore step, with data checks. */
+const inVpc = (c: Config, fn: RoutingFunction) => fn.name === DATA_CHECK_STEP && c.target.restoreTest.dataChecks !== undefined;
+
+/**
  * "<sid>: <action>" for every action the step's role has, against permissions.json (the
  * statements for the stack's `kinds`); CDK's own statements (no sid) are named by their
  * resource. Differences both ways, as messages. Assumes every scope renders to something
  * (extraRegions non-empty), as in the example.
  */
-function differences(t: Template, fn: RoutingFunction, p: Permissions, kinds: readonly Kind[]): string[] {
+function differences(t: Template, fn: RoutingFunction, p: Permissions, kinds: readonly Kind[], vpc = false): string[] {
   const declaredStatements = [...p.every_step, ...p.steps[fn.name]].filter((st) => forKinds(st, kinds));
-  const declared = new Set([...declaredStatements.flatMap((s) => s.actions.map((a) => `${s.sid}: ${a}`)), ...cdkGrants(p)]);
+  const declared = new Set([...declaredStatements.flatMap((s) => s.actions.map((a) => `${s.sid}: ${a}`)), ...cdkGrants(p), ...(vpc ? lambdaVpcGrants() : [])]);
   const queue = only(t, 'AWS::SQS::Queue', { QueueName: fn.queue }).id;
   const logGroup = only(t, 'AWS::Logs::LogGroup', { LogGroupName: `/aws/lambda/${functionName(fn)}` }).id;
   // "<sid>: " for a statement of the table, "(log group) " or "(event source) " for CDK's own.
@@ -64,8 +78,9 @@ function differences(t: Template, fn: RoutingFunction, p: Permissions, kinds: re
 describe('shared/permissions.json', () => {
   for (const [name, s] of Object.entries(synths)) {
     for (const fn of routing.functions) {
-      test(`${name}: ${fn.name}'s role grants exactly permissions.json (every_step and its own, for its kinds) plus CDK's log and event source grants`, () => {
-        assert.deepEqual(differences(templateFor(s, fn.account), fn, permissions, kindsOf(configs[name], fn)), []);
+      const vpc = inVpc(configs[name], fn);
+      test(`${name}: ${fn.name}'s role grants exactly permissions.json (every_step and its own, for its kinds) plus CDK's log and event source grants${vpc ? ', and Lambda\'s VPC access (data checks)' : ''}`, () => {
+        assert.deepEqual(differences(templateFor(s, fn.account), fn, permissions, kindsOf(configs[name], fn), vpc), []);
       });
     }
   }
@@ -87,19 +102,21 @@ describe('shared/permissions.json', () => {
     st.actions = st.actions.filter((a) => a !== 'rds:DescribeDBClusterSnapshots');
     const fn = routing.functions.find((f) => f.name === 'copy-shared-snapshot')!;
     const kinds = kindsOf(configs.example, fn);
-    assert.deepEqual(differences(synths.example.target, fn, loadPermissions(p, routing), kinds),
+    assert.deepEqual(differences(synths.example.target, fn, loadPermissions(p, routing), kinds, inVpc(configs.example, fn)),
       ['copy-shared-snapshot grants Describe: rds:DescribeDBClusterSnapshots, which permissions.json does not']);
     // And the other way: an action the table gives that the role does not have.
     const q = copyOf();
     q.every_step.find((s) => s.sid === 'OwnQueues')!.actions.push('sqs:PurgeQueue');
-    assert.ok(differences(synths.example.target, fn, loadPermissions(q, routing), kinds)
+    assert.ok(differences(synths.example.target, fn, loadPermissions(q, routing), kinds, inVpc(configs.example, fn))
       .includes('copy-shared-snapshot lacks OwnQueues: sqs:PurgeQueue, which permissions.json gives it'));
   });
 });
 
 describe('kinds: a statement for some resource kinds only where the stack handles one of them', () => {
-  const ec2Statements = (t: Template, fnName: string) => statementsOf(t, fnName).filter((st) =>
-    list(st.Action).some((a) => a.startsWith('ec2:')) || JSON.stringify(st.Condition ?? {}).includes('ec2.'));
+  // Lambda's own network interface calls (a function in a VPC: restore with data checks) are no EBS permission.
+  const lambdaVpcSids = new Set(lambdaVpcGrants().map((g) => g.split(':')[0]));
+  const ec2Statements = (t: Template, fnName: string) => statementsOf(t, fnName).filter((st) => !lambdaVpcSids.has(st.Sid ?? '')
+    && (list(st.Action).some((a) => a.startsWith('ec2:')) || JSON.stringify(st.Condition ?? {}).includes('ec2.')));
   const ebsSids = (step: string) => permissions.steps[step].filter((st) => st.kinds?.includes('ebs')).map((st) => st.sid);
 
   test('every EC2 statement of permissions.json is for kind ebs, and every step has some', () => {

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { Template } from 'aws-cdk-lib/assertions';
-import { copiedBackRule, functionName, crossAccountRule, dlqName, loadRouting, ROUTING_FILE } from '../lib/routing';
+import { copiedBackRule, functionName, crossAccountRule, dlqName, loadRouting, METRIC_KEYS, ROUTING_FILE } from '../lib/routing';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -136,10 +136,16 @@ describe('routing.json drift', () => {
     assert.doesNotThrow(() => loadRouting(file));
   });
 
+  test('METRIC_KEYS are exactly routing.json\'s metrics (data_recovery_point included)', () => {
+    const raw = JSON.parse(fs.readFileSync(ROUTING_FILE, 'utf8'));
+    assert.deepEqual(Object.keys(raw.metrics).filter((k) => k !== '$comment').sort(), [...METRIC_KEYS].sort());
+    assert.equal(routing.metrics.data_recovery_point, 'DataRecoveryPointSeconds');
+  });
+
   test('routing.json refuses metrics without one the stacks alarm on', () => {
     const raw = JSON.parse(fs.readFileSync(ROUTING_FILE, 'utf8'));
     const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'snapferry-routing-')), 'routing.json');
-    for (const key of ['backup_overdue', 'recovery_point_max']) {
+    for (const key of METRIC_KEYS) {
       const r = structuredClone(raw);
       delete r.metrics[key];
       fs.writeFileSync(file, JSON.stringify(r));

@@ -4,9 +4,11 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { Template } from 'aws-cdk-lib/assertions';
 import { Config } from '../lib/config';
+import { LAMBDA_VPC_DESCRIBE } from '../lib/iam';
 import { ANY_RESOURCE_SCOPES, loadPermissions, PERMISSIONS_FILE } from '../lib/permissions';
+import { functionName } from '../lib/routing';
 import { MAX_PENDING_WINDOW_DAYS } from '../lib/target-key';
-import { ebsConfig, exampleConfig, list, only, resources, roleStatements, routing, Statement, statementsOf, synthExample } from './helpers';
+import { ebsConfig, exampleConfig, list, only, resources, roleStatements, routing, Statement, statementsOf, synthExample, templateFor } from './helpers';
 
 const config = exampleConfig();
 const synth = synthExample(config);
@@ -240,10 +242,11 @@ const WRITES = /^(rds|ec2):(Create|Copy|Restore|Delete|Modify|AddTags|Lock)/;
 const SNAPFERRY_TAG = /^aws:(Request|Resource)Tag\/snapferry:(managed|restore-test)$/;
 
 // The actions with no resource type (IAM authorizes them only on "*"): those of permissions.json's
-// statements with a scope rendered as "*" ('account', 'ec2:all'). Nothing else may be on "*".
+// statements with a scope rendered as "*" ('account', 'ec2:all'), and the Describe calls Lambda
+// makes with the role of a function it attaches to a VPC (data checks). Nothing else may be on "*".
 const permissions = loadPermissions(PERMISSIONS_FILE, routing);
-const NO_RESOURCE_TYPE = new Set([...permissions.every_step, ...permissions.event_source, ...Object.values(permissions.steps).flat()]
-  .filter((s) => s.resources.some((r) => ANY_RESOURCE_SCOPES.includes(r))).flatMap((s) => s.actions));
+const NO_RESOURCE_TYPE = new Set([...[...permissions.every_step, ...permissions.event_source, ...Object.values(permissions.steps).flat()]
+  .filter((s) => s.resources.some((r) => ANY_RESOURCE_SCOPES.includes(r))).flatMap((s) => s.actions), ...LAMBDA_VPC_DESCRIBE]);
 
 test('the actions permissions.json puts on "*" (scopes account, ec2:all) are read-only (Describe, Get, List), each named in full', () => {
   assert.ok(NO_RESOURCE_TYPE.size > 0);
@@ -266,7 +269,13 @@ describe('IAM', () => {
         // carries the request tag: those statements name only volumes and instances.
         const sourcesOnly = actions.every((a) => /^ec2:CreateSnapshots?$/.test(a))
           && list(st.Resource).every((r: unknown) => typeof r === 'string' && /^arn:aws:ec2:[\w-]+:\d{12}:(volume|instance)\/\*$/.test(r));
-        assert.ok(atCreation || sourcesOnly, `${st.Sid}: ${JSON.stringify(st.Action)} on ${JSON.stringify(st.Resource)} without a tag condition`);
+        // The network interfaces Lambda manages for a function in the restore-test VPC (data checks):
+        // created only in its subnets with its security group, deleted or changed only in that VPC.
+        const lambdaEnis = actions.every((a) => /^ec2:(Create|Delete)NetworkInterface$|^ec2:(Un)?assignPrivateIpAddresses$/i.test(a))
+          && (JSON.stringify(st.Condition?.ArnEquals?.['ec2:Vpc'] ?? '').includes(':vpc/')
+            || (list(st.Resource).some((r: unknown) => JSON.stringify(r).includes(':subnet/'))
+              && list(st.Resource).every((r: unknown) => typeof r !== 'string' || /:network-interface\/\*$/.test(r))));
+        assert.ok(atCreation || sourcesOnly || lambdaEnis, `${st.Sid}: ${JSON.stringify(st.Action)} on ${JSON.stringify(st.Resource)} without a tag condition`);
       }
       assert.ok(checked >= 2);
     });
@@ -283,11 +292,20 @@ describe('IAM', () => {
     });
   }
 
-  test('deletes only restore-test resources, modifies (shares) only managed snapshots', () => {
+  test('deletes only restore-test resources, sets passwords only on restore tests, modifies (shares) only managed snapshots', () => {
     const restore = statementsOf(synth.target, 'snapferry-restore');
     const del = restore.filter((s) => list(s.Action).some((a) => a.startsWith('rds:Delete')));
     assert.deepEqual(del.map((s) => s.Condition), [{ StringEquals: { 'aws:ResourceTag/snapferry:restore-test': 'true' } }]);
     assert.ok(del.every((s) => list(s.Resource).every((r: string) => /:(db|cluster):snapferry-\*$/.test(r))));
+    // The data checks' new master password: only on a restore test (tagged, snapferry-), in the home region; no other step modifies a database.
+    const modifyDb = (s: Statement) => list(s.Action).some((a) => /^rds:ModifyDB(Instance|Cluster)$/.test(a));
+    const reset = restore.filter(modifyDb);
+    assert.deepEqual(reset.map((s) => [s.Sid, list(s.Action).sort(), s.Condition]),
+      [['ResetRestoreTestPasswordsOnly', ['rds:ModifyDBCluster', 'rds:ModifyDBInstance'], { StringEquals: { 'aws:ResourceTag/snapferry:restore-test': 'true' } }]]);
+    assert.deepEqual(list(reset[0].Resource).sort(), ['cluster', 'db'].map((type) => `arn:aws:rds:${config.target.region}:${target}:${type}:snapferry-*`));
+    for (const s of [synth, ebs]) {
+      for (const f of routing.functions.filter((f) => f.name !== 'restore')) assert.ok(!statementsOf(templateFor(s, f.account), functionName(f)).some(modifyDb), f.name);
+    }
 
     const share = statementsOf(synth.source, 'snapferry-share-snapshot');
     const modify = share.filter((s) => list(s.Action).some((a) => a.startsWith('rds:Modify')));

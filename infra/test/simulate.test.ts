@@ -45,6 +45,7 @@ function resolver(t: Template, account: string, region: string): (v: unknown) =>
       case 'AWS::KMS::Key.Arn': return arn('kms', `key/${keyId(account, region, id)}`);
       case 'AWS::Logs::LogGroup.Arn': return arn('logs', `log-group:${p.LogGroupName}:*`);
       case 'AWS::IAM::Role.Arn': return `arn:aws:iam::${account}:role/${p.RoleName ?? id}`;
+      case 'AWS::EC2::SecurityGroup.GroupId': return ec2Id('sg', account, region, id);
       default: throw new Error(`no value for Fn::GetAtt ${id}.${att} (${r?.Type})`);
     }
   };
@@ -56,6 +57,8 @@ function resolver(t: Template, account: string, region: string): (v: unknown) =>
       case 'AWS::SQS::Queue': return `https://sqs.${region}.amazonaws.com/${account}/${r.Properties.QueueName}`;
       case 'AWS::Events::EventBus': return r.Properties.Name;
       case 'AWS::RDS::DBSubnetGroup': return r.Properties.DBSubnetGroupName;
+      case 'AWS::EC2::Subnet': return ec2Id('subnet', account, region, id);
+      case 'AWS::EC2::VPC': return ec2Id('vpc', account, region, id);
       default: throw new Error(`no value for Ref ${id} (${r?.Type})`);
     }
   };
@@ -73,6 +76,11 @@ function resolver(t: Template, account: string, region: string): (v: unknown) =>
     return Object.fromEntries(entries.map(([k, x]) => [k, resolve(x)]));
   };
   return resolve;
+}
+
+/** An EC2 id as EC2 makes them (`subnet-` and 17 hex digits), the same for the same resource wherever it is referred to. */
+function ec2Id(prefix: string, account: string, region: string, logicalId: string): string {
+  return `${prefix}-${createHash('sha256').update(`${account}/${region}/${logicalId}`).digest('hex').slice(0, 17)}`;
 }
 
 /** A key id as KMS makes them (a UUID), the same for the same key wherever it is referred to. */
@@ -214,6 +222,19 @@ const stepQueue = (step: string, suffix = '') => {
   return fn.account === 'source' ? queue(`${fn.queue}${suffix}`, SRC, SR) : queue(`${fn.queue}${suffix}`, BAK, R);
 };
 
+/** The restore-test VPC, its subnets and security groups, as the target stack names them (data checks). */
+const ec2Arn = (rest: string) => `arn:aws:ec2:${R}:${BAK}:${rest}`;
+const eni = (id: string) => ec2Arn(`network-interface/${id}`);
+const restoreTestVpc = target.resolve({ 'Fn::Join': ['', [ec2Arn('vpc/'), { Ref: only(target.t, 'AWS::EC2::VPC', {}).id }]] });
+const restoreTestSubnets = Object.keys(resources(target.t, 'AWS::EC2::Subnet')).map((id) => target.resolve({ 'Fn::Join': ['', [ec2Arn('subnet/'), { Ref: id }]] }) as string);
+const groupArn = (description: string) => target.resolve({ 'Fn::Join': ['', [ec2Arn('security-group/'),
+  { 'Fn::GetAtt': [only(target.t, 'AWS::EC2::SecurityGroup', { GroupDescription: description }).id, 'GroupId'] }]] }) as string;
+const restoreFunctionGroup = groupArn('snapferry restore function (data checks): to the restored databases and the VPC endpoints only');
+/** The restored databases' group: Lambda may not put the function's interfaces in it. */
+const restoreTestGroup = groupArn('snapferry restore tests: no ingress, no egress');
+const IN_VPC: Context = { 'ec2:Vpc': restoreTestVpc };
+assert.equal(restoreTestSubnets.length, 2);
+
 const cases: Case[] = [
   // create-snapshot (source account): reads anything, creates only tagged snapferry- snapshots.
   ['create-snapshot', 'allow', 'rds:DescribeDBInstances', src('db', 'prod-orders')],
@@ -334,6 +355,9 @@ const cases: Case[] = [
   ['restore', 'allow', 'rds:AddTagsToResource', bak('snapshot', 'snapferry-prod-orders-1'), OURS],
   ['restore', 'allow', 'rds:DeleteDBInstance', bak('db', 'snapferry-restore-prod-orders-1'), IS_TEST],
   ['restore', 'allow', 'rds:DeleteDBCluster', bak('cluster', 'snapferry-restore-prod-billing-1'), IS_TEST],
+  // The data checks set a new master password on the restore test to log in to it (never on a production database).
+  ['restore', 'allow', 'rds:ModifyDBInstance', bak('db', 'snapferry-restore-prod-orders-1'), IS_TEST],
+  ['restore', 'allow', 'rds:ModifyDBCluster', bak('cluster', 'snapferry-restore-prod-billing-1'), IS_TEST],
   ['restore', 'allow', 'kms:Decrypt', targetKey],
   ['restore', 'allow', 'kms:Encrypt', targetKey],
   ['restore', 'allow', 'kms:ReEncryptTo', targetKey],
@@ -349,8 +373,41 @@ const cases: Case[] = [
   ['restore', 'deny', 'rds:DeleteDBInstance', bak('db', 'prod-orders'), IS_TEST],
   ['restore', 'deny', 'rds:DeleteDBInstance', bak('db', 'snapferry-restore-prod-orders-1')],
   ['restore', 'deny', 'rds:DeleteDBCluster', bak('cluster', 'prod-billing')],
+  ['restore', 'deny', 'rds:ModifyDBInstance', bak('db', 'prod-orders')],
+  ['restore', 'deny', 'rds:ModifyDBInstance', bak('db', 'prod-orders'), IS_TEST],
+  ['restore', 'deny', 'rds:ModifyDBInstance', bak('db', 'snapferry-restore-prod-orders-1')],
+  ['restore', 'deny', 'rds:ModifyDBInstance', bak('db', 'snapferry-restore-prod-orders-1'), { 'aws:ResourceTag/snapferry:restore-test': 'false' }],
+  ['restore', 'deny', 'rds:ModifyDBInstance', bak('db', 'snapferry-restore-prod-orders-1', XR), IS_TEST],
+  ['restore', 'deny', 'rds:ModifyDBCluster', bak('cluster', 'prod-billing')],
+  ['restore', 'deny', 'rds:ModifyDBCluster', bak('cluster', 'prod-billing'), IS_TEST],
+  ['restore', 'deny', 'rds:ModifyDBCluster', bak('cluster', 'snapferry-restore-prod-billing-1')],
+  ['restore', 'deny', 'rds:ModifyDBCluster', bak('cluster', 'snapferry-restore-prod-billing-1'), { 'aws:ResourceTag/snapferry:restore-test': 'false' }],
+  ['restore', 'deny', 'rds:ModifyDBCluster', bak('cluster', 'snapferry-restore-prod-billing-1', XR), IS_TEST],
+  ['restore', 'deny', 'rds:ModifyDBSnapshot', bak('snapshot', 'snapferry-prod-orders-1'), OURS],
   ['restore', 'deny', 'rds:DeleteDBSnapshot', bak('snapshot', 'snapferry-prod-orders-1'), OURS],
   ['restore', 'deny', 'kms:Decrypt', sharingKey, via(SR)],
+
+  // restore with data checks (the example's): Lambda attaches the function to the restore-test VPC
+  // with its role. New interfaces only in the restore-test subnets, only with the function's
+  // security group; deleting or re-addressing one only in that VPC.
+  ['restore', 'allow', 'ec2:DescribeNetworkInterfaces', '*'],
+  ['restore', 'allow', 'ec2:DescribeSubnets', '*'],
+  ['restore', 'allow', 'ec2:CreateNetworkInterface', eni('eni-0a1b2c3d4e5f60001')],
+  ...restoreTestSubnets.map((subnet): Case => ['restore', 'allow', 'ec2:CreateNetworkInterface', subnet]),
+  ['restore', 'allow', 'ec2:CreateNetworkInterface', restoreFunctionGroup],
+  ['restore', 'deny', 'ec2:CreateNetworkInterface', ec2Arn('subnet/subnet-0f0f0f0f0f0f0f0f0')],
+  ['restore', 'deny', 'ec2:CreateNetworkInterface', restoreTestGroup],
+  ['restore', 'deny', 'ec2:CreateNetworkInterface', ec2Arn('security-group/sg-0f0f0f0f0f0f0f0f0')],
+  ['restore', 'allow', 'ec2:DeleteNetworkInterface', eni('eni-0a1b2c3d4e5f60001'), IN_VPC],
+  ['restore', 'allow', 'ec2:AssignPrivateIpAddresses', eni('eni-0a1b2c3d4e5f60001'), IN_VPC],
+  ['restore', 'allow', 'ec2:UnassignPrivateIpAddresses', eni('eni-0a1b2c3d4e5f60001'), IN_VPC],
+  ['restore', 'deny', 'ec2:DeleteNetworkInterface', eni('eni-0f0f0f0f0f0f0f0f0'), { 'ec2:Vpc': ec2Arn('vpc/vpc-0f0f0f0f0f0f0f0f0') }],
+  ['restore', 'deny', 'ec2:DeleteNetworkInterface', eni('eni-0f0f0f0f0f0f0f0f0')],
+  ['restore', 'deny', 'ec2:DeleteNetworkInterface', `arn:aws:ec2:${XR}:${BAK}:network-interface/eni-0a1b2c3d4e5f60001`, { 'ec2:Vpc': restoreTestVpc }],
+  ['restore', 'deny', 'ec2:DetachNetworkInterface', eni('eni-0a1b2c3d4e5f60001'), IN_VPC],
+  ['restore', 'deny', 'ec2:ModifyNetworkInterfaceAttribute', eni('eni-0a1b2c3d4e5f60001'), IN_VPC],
+  ['restore', 'deny', 'ec2:AuthorizeSecurityGroupEgress', restoreFunctionGroup],
+  ['restore', 'deny', 'ec2:DescribeVpcEndpoints', '*'],
 
   // expire-snapshots (source account): deletes, and withdraws the share of, only snapferry- snapshots tagged as ours, in its region.
   ['expire-snapshots', 'allow', 'rds:DescribeAccountAttributes', '*'],

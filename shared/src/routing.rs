@@ -37,6 +37,8 @@ pub struct MetricNames {
     pub recovery_point_max: String,
     /// Per resource: how long its last restore test took.
     pub restore_seconds: String,
+    /// Per resource: the snapshot's time minus the newest data its restore test found.
+    pub data_recovery_point: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -305,6 +305,9 @@ mod tests {
 pub const ORIGIN_RESOURCE: &str = "snapferry:origin-resource";
 pub const ORIGIN_KEY: &str = "snapferry:origin-key";
 pub const ORIGIN_ENCRYPTED: &str = "snapferry:origin-encrypted";
+/// When the snapshot the copy was made of was taken, as AWS describes the shared snapshot
+/// to the backup account: the restore step's data checks measure freshness against it.
+pub const SNAPSHOT_TAKEN_AT: &str = "snapferry:snapshot-taken-at";
 
 /// Tags recording `origin` (together with [`Lineage::tags`], whose source ARN is the origin's).
 pub fn origin_tags(origin: &crate::events::SnapshotRef) -> Tags {

@@ -290,6 +290,72 @@ pub mod fixtures {
         }
     }
 
+    /// The master password of the fixtures' databases.
+    pub const MASTER_PASSWORD: &str = "not-a-secret-1";
+
+    /// A PostgreSQL DB instance or Aurora PostgreSQL cluster (the emulator backs both with
+    /// a real PostgreSQL database) with a database `app`, on the AWS-managed key.
+    pub async fn postgres(clients: &Clients, kind: ResourceKind, name: &str) {
+        match kind {
+            ResourceKind::DbInstance => {
+                clients
+                    .rds
+                    .create_db_instance()
+                    .db_instance_identifier(name)
+                    .engine("postgres")
+                    .engine_version("16.4")
+                    .db_instance_class("db.t4g.micro")
+                    .allocated_storage(20)
+                    .db_name("app")
+                    .master_username("owner")
+                    .master_user_password(MASTER_PASSWORD)
+                    .storage_encrypted(true)
+                    .send()
+                    .await
+                    .expect("CreateDBInstance");
+            }
+            ResourceKind::DbCluster => {
+                clients
+                    .rds
+                    .create_db_cluster()
+                    .db_cluster_identifier(name)
+                    .engine("aurora-postgresql")
+                    .engine_version("16.4")
+                    .database_name("app")
+                    .master_username("owner")
+                    .master_user_password(MASTER_PASSWORD)
+                    .storage_encrypted(true)
+                    .send()
+                    .await
+                    .expect("CreateDBCluster");
+            }
+            ResourceKind::Ebs => panic!("a volume has no database"),
+        }
+    }
+
+    /// Runs `sql` in the database `app` of the PostgreSQL instance or cluster `name`, as its
+    /// master user (in clear text: the emulator does not require TLS, as RDS does not by default).
+    pub async fn sql(clients: &Clients, kind: ResourceKind, name: &str, sql: &str) {
+        let (host, port) = match kind {
+            ResourceKind::DbInstance => {
+                let out =
+                    clients.rds.describe_db_instances().db_instance_identifier(name).send().await.expect("describe");
+                let e = out.db_instances()[0].endpoint().cloned().expect("an endpoint");
+                (e.address().expect("address").to_string(), e.port().expect("port"))
+            }
+            _ => {
+                let out =
+                    clients.rds.describe_db_clusters().db_cluster_identifier(name).send().await.expect("describe");
+                let c = &out.db_clusters()[0];
+                (c.endpoint().expect("endpoint").to_string(), c.port().expect("port"))
+            }
+        };
+        let conn = format!("host={host} port={port} user=owner password={MASTER_PASSWORD} dbname=app");
+        let (client, connection) = tokio_postgres::connect(&conn, tokio_postgres::NoTls).await.expect("connect");
+        tokio::spawn(connection);
+        client.batch_execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
     /// Waits (with a deadline) until the snapshot is available.
     pub async fn available(store: &dyn SnapshotStore, id: &str) -> Snapshot {
         crate::eventually(&format!("{id} to become available"), Duration::from_secs(30), || async {

@@ -510,7 +510,9 @@ async fn a_restore_that_fails_is_reported_the_copy_kept_and_the_test_resources_d
     run_until(&p, &mut events, "flaky's restore to fail", |e| has(e, "flaky", RESTORE_FAILED)).await;
 
     assert!(!has(&events, "flaky", VERIFIED), "{}", summary(&events));
-    let Step::RestoreFailed { reason } = &first(&events, "flaky", RESTORE_FAILED).detail.step else { unreachable!() };
+    let Step::RestoreFailed { reason, .. } = &first(&events, "flaky", RESTORE_FAILED).detail.step else {
+        unreachable!()
+    };
     assert!(reason.contains("failed"), "{reason}");
     let copies = made_by(&p.target, ResourceKind::DbInstance, "copy", "flaky").await;
     assert_eq!(copies.len(), 1, "the copy is kept: {:?}", names(&copies));

@@ -106,10 +106,26 @@ async fn every_call_of_every_step_is_granted_to_its_role_and_no_role_holds_more(
         kinds: vec![ResourceKind::DbInstance, ResourceKind::DbCluster, ResourceKind::Ebs],
         lock: Some(("governance".into(), 1)),
         release_shares: true,
+        // The built-in data checks on the PostgreSQL instance and cluster: their password resets.
+        data_checks: Some(r#"{"databases": []}"#.into()),
         ..fast_options()
     };
     let p = start(&options).await;
     instance(&p.source, "orders", Encryption::AwsManaged, &[("backup", "daily")]).await;
+    p.source
+        .rds
+        .create_db_instance()
+        .db_instance_identifier("billing")
+        .engine("postgres")
+        .db_instance_class("db.t4g.micro")
+        .allocated_storage(20)
+        .master_username("admin")
+        .master_user_password("not-a-secret-1")
+        .storage_encrypted(true)
+        .tags(aws_sdk_rds::types::Tag::builder().key("backup").value("daily").build())
+        .send()
+        .await
+        .expect("CreateDBInstance");
     let volumes = ec2_instance(&p.source).await;
     p.source
         .rds
@@ -126,7 +142,7 @@ async fn every_call_of_every_step_is_granted_to_its_role_and_no_role_holds_more(
         .expect("CreateDBCluster");
     p.host.fire_schedule().await.expect("fire the schedule");
     let mut events = Vec::new();
-    let mut all = vec!["orders", "ledger"];
+    let mut all = vec!["orders", "billing", "ledger"];
     all.extend(volumes.iter().map(String::as_str));
     run_until(&p, &mut events, "all verified", verified(&all)).await;
     // The copies came back to the source, which withdrew its shares; an hour on, retention

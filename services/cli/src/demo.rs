@@ -5,7 +5,9 @@
 //! on the sharing CMK, an Aurora cluster), an EBS volume on the AWS-managed key and an EC2
 //! instance with two volumes (one crash-consistent set), fires the schedule and runs the
 //! real handlers until every backup is restore-verified (and each EBS copy locked) in the
-//! backup account, then prints a table.
+//! backup account, then prints a table. Rows are written into the PostgreSQL instance and
+//! the Aurora PostgreSQL cluster first, and each of their restore tests checks them (data
+//! checks): the table shows the tables and rows found and the data recovery point.
 
 use crate::pipeline::{LocalPipeline, PipelineOptions};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -83,9 +85,30 @@ async fn start(args: &LocalArgs) -> Result<LocalPipeline> {
         // Short, so a stalled chain is repaired at the next `fire-schedule` a few minutes on.
         reconcile_grace_minutes: 2,
         extra_regions: args.extra_regions.iter().filter(|r| !r.is_empty()).cloned().collect(),
+        data_checks: Some(demo_data_checks()),
         ..Default::default()
     };
     LocalPipeline::start(source, target, &options).await
+}
+
+/// The demo's data checks: each PostgreSQL database's table must hold rows, the newest
+/// at most two hours older than the snapshot.
+fn demo_data_checks() -> String {
+    let database = |resource: &str, table: &str, column: &str| {
+        serde_json::json!({
+            "resources": format!("^{resource}$"),
+            "tables": [format!("public.{table}")],
+            "probes": [
+                {"name": format!("{table} rows"), "sql": format!("select count(*) from {table}"), "min": 1},
+                {"name": format!("newest {table}"), "sql": format!("select max({column}) from {table}"), "max_age_minutes": 120},
+            ],
+        })
+    };
+    serde_json::json!({"databases": [
+        database("billing-postgres", "invoices", "issued_at"),
+        database("inventory-aurora", "items", "counted_at"),
+    ]})
+    .to_string()
 }
 
 pub async fn run(args: DemoArgs) -> Result<ExitCode> {
@@ -105,6 +128,9 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     resources.extend(create_volumes(&pipeline).await?);
     for (_, name, what) in &resources {
         println!("[source] {name}: {what}");
+    }
+    for (name, rows) in write_rows(&pipeline).await? {
+        println!("[source] {name}: {rows}");
     }
     pipeline.host.fire_schedule().await?;
     println!("[source] schedule fired\n");
@@ -232,6 +258,75 @@ async fn create_databases(pipeline: &LocalPipeline) -> Result<Vec<(&'static str,
     ])
 }
 
+/// Rows in the two PostgreSQL databases, written over TLS as their master user. The
+/// demo sets a password of its own first (it never learns the one RDS manages), so a
+/// second run against the same emulator writes again.
+async fn write_rows(pipeline: &LocalPipeline) -> Result<Vec<(&'static str, String)>> {
+    use snapferry_restore::data;
+    let rds = &pipeline.source.rds;
+    let tls = data::tls_config(Some(&crate::pipeline::emulator_ca_bundle(&pipeline.source).await?))?;
+    let password = data::Password::generate();
+    let written = [
+        ("billing-postgres", "invoices", "issued_at", 1000, "1 minute"),
+        ("inventory-aurora", "items", "counted_at", 250, "4 minutes"),
+    ];
+    let mut done = Vec::new();
+    for (id, table, column, rows, spacing) in written {
+        let endpoint = if id == "inventory-aurora" {
+            rds.modify_db_cluster()
+                .db_cluster_identifier(id)
+                .master_user_password(password.expose())
+                .apply_immediately(true)
+                .send()
+                .await
+                .map_err(|e| Error::from_sdk("ModifyDBCluster", e))?;
+            let out = rds
+                .describe_db_clusters()
+                .db_cluster_identifier(id)
+                .send()
+                .await
+                .map_err(|e| Error::from_sdk("DescribeDBClusters", e))?;
+            out.db_clusters().first().and_then(|c| c.endpoint().map(str::to_string).zip(c.port()))
+        } else {
+            rds.modify_db_instance()
+                .db_instance_identifier(id)
+                .master_user_password(password.expose())
+                .apply_immediately(true)
+                .send()
+                .await
+                .map_err(|e| Error::from_sdk("ModifyDBInstance", e))?;
+            let out = rds
+                .describe_db_instances()
+                .db_instance_identifier(id)
+                .send()
+                .await
+                .map_err(|e| Error::from_sdk("DescribeDBInstances", e))?;
+            let endpoint = out.db_instances().first().and_then(|d| d.endpoint());
+            endpoint.and_then(|e| e.address().map(str::to_string).zip(e.port()))
+        };
+        let (host, port) = endpoint.ok_or_else(|| Error::Config(format!("{id} reports no endpoint")))?;
+        let target = data::Target {
+            host: &host,
+            port: u16::try_from(port).unwrap_or_default(),
+            user: "admin",
+            database: "postgres",
+            password: &password,
+        };
+        let client = data::connect(&target, &tls, Duration::from_secs(10))
+            .await
+            .map_err(|data::NotReached(why)| Error::Config(format!("{id}: {why}")))?;
+        // The newest row a minute old, the others `spacing` apart before it.
+        let sql = format!(
+            "CREATE TABLE IF NOT EXISTS {table} (id bigserial PRIMARY KEY, amount_cents bigint NOT NULL, {column} timestamptz NOT NULL);
+             INSERT INTO {table} (amount_cents, {column})
+             SELECT (g * 7919) % 100000, now() - interval '1 minute' - (g - 1) * interval '{spacing}' FROM generate_series(1, {rows}) g;"
+        );
+        client.batch_execute(&sql).await.map_err(|e| Error::Config(format!("{id}: writing rows: {e}")))?;
+        done.push((id, format!("{rows} rows written into {table} over TLS, the newest a minute old")));
+    }
+    Ok(done)
+}
+
 /// A volume on the AWS-managed key `aws/ebs` (never shareable as it is), and an EC2 instance
 /// with two volumes snapshotted together. Returns (volume id, display name, description).
 async fn create_volumes(pipeline: &LocalPipeline) -> Result<Vec<(String, String, String)>> {
@@ -330,8 +425,11 @@ fn print_progress(event: &EventEnvelope<PipelineEvent>, fired: chrono::DateTime<
         Step::Shared { target_account, .. } => format!("{} shared with {target_account}", e.snapshot.id),
         Step::CopyStarted { destination_region } => format!("copying to {} in {destination_region}", e.snapshot.id),
         Step::Copied {} => format!("{} available in {}", e.snapshot.id, e.snapshot.region),
-        Step::RestoreVerified { restore_seconds, locked_until, set, .. } => {
+        Step::RestoreVerified { restore_seconds, locked_until, set, data, .. } => {
             let mut line = format!("{} restored in {restore_seconds:.1}s", e.snapshot.id);
+            if let Some(d) = data {
+                line.push_str(&format!(", {} rows in {} tables checked", d.rows, d.tables));
+            }
             if let Some(until) = locked_until {
                 line.push_str(&format!(", locked until {}", until.format("%Y-%m-%d %H:%M")));
             }
@@ -340,7 +438,7 @@ fn print_progress(event: &EventEnvelope<PipelineEvent>, fired: chrono::DateTime<
             }
             line
         }
-        Step::RestoreFailed { reason } => format!("{}: {reason}", e.snapshot.id),
+        Step::RestoreFailed { reason, .. } => format!("{}: {reason}", e.snapshot.id),
         Step::Rejected { reason, .. } => format!("{}: {reason}", e.snapshot.id),
         Step::QuotaWarning { quota, used, max } => format!("{quota}: {used} of {max} used"),
         Step::Overdue { last, limit_minutes } => {
@@ -372,6 +470,8 @@ struct Row {
     copied_at: Option<f64>,
     verified_at: Option<f64>,
     verified: Option<f64>,
+    /// What the data checks found in the restored database.
+    data: Option<snapferry::events::DataChecked>,
     failed: Option<String>,
 }
 
@@ -391,12 +491,13 @@ impl Row {
                 }
                 self.copied_at.get_or_insert(t);
             }
-            Step::RestoreVerified { restore_seconds, locked_until, .. } => {
+            Step::RestoreVerified { restore_seconds, locked_until, data, .. } => {
                 self.locked = locked_until.map(|t| t.format("%Y-%m-%d").to_string());
+                self.data = data.clone();
                 self.verified = Some(*restore_seconds);
                 self.verified_at.get_or_insert(t);
             }
-            Step::RestoreFailed { reason } | Step::Rejected { reason, .. } => self.failed = Some(reason.clone()),
+            Step::RestoreFailed { reason, .. } | Step::Rejected { reason, .. } => self.failed = Some(reason.clone()),
             _ => {}
         }
     }
@@ -429,6 +530,13 @@ fn render_table(rows: &BTreeMap<String, Row>) -> String {
             },
         ];
         backup.extend(r.locked.as_ref().map(|until| format!("locked to {until}")));
+        if let Some(d) = &r.data {
+            let plural = if d.tables == 1 { "" } else { "s" };
+            backup.push(format!("data: {} table{plural}, {} rows, {} checks passed", d.tables, d.rows, d.checks));
+            if let Some(point) = d.recovery_point_seconds {
+                backup.push(format!("data recovery point {:.1} min", point / 60.0));
+            }
+        }
         let step = |a: Option<f64>, b: Option<f64>| match (a, b) {
             (Some(a), Some(b)) => format!("{:.1}s", b - a),
             _ => dash(),
@@ -464,6 +572,7 @@ mod tests {
             copied_at: Some(2.9),
             verified_at: Some(6.1),
             verified: Some(3.2),
+            data: None,
             failed: None,
         };
         let failed = Row {
@@ -476,9 +585,27 @@ mod tests {
             copied_at: None,
             verified_at: None,
             verified: None,
+            data: None,
             failed: Some("the restored instance never became available".into()),
         };
-        let rows = BTreeMap::from([("a".to_string(), row), ("b".to_string(), failed)]);
+        let checked = Row {
+            name: "billing-postgres".into(),
+            source_snapshot: Some("snapferry-billing-postgres-202611271954-1a2b3c4d".into()),
+            shared_at: Some(0.3),
+            copied_at: Some(1.1),
+            verified_at: Some(2.4),
+            verified: Some(1.3),
+            data: Some(snapferry::events::DataChecked {
+                database: "postgres".into(),
+                tables: 1,
+                rows: 1000,
+                checks: 4,
+                newest_data_at: None,
+                recovery_point_seconds: Some(61.5),
+            }),
+            ..Row::default()
+        };
+        let rows = BTreeMap::from([("a".to_string(), row), ("b".to_string(), failed), ("c".to_string(), checked)]);
         insta::assert_snapshot!(render_table(&rows));
     }
 }

@@ -63,6 +63,11 @@ pub struct PipelineOptions {
     pub min_interval_minutes: i64,
     pub restore_enabled: bool,
     pub restore_every_nth: usize,
+    /// `DATA_CHECKS` of restore (JSON); `None`: no data checks. The local pipeline trusts
+    /// the emulator's CA for them (`DATA_CHECK_CA_BUNDLE`), as an operator adds RDS's.
+    pub data_checks: Option<String>,
+    /// `DATA_CHECK_TIMEOUT_SECONDS`.
+    pub data_check_timeout_seconds: u32,
     pub identifier_regex: Option<String>,
     pub description_regex: Option<String>,
     /// What each step's role may do; `shared/permissions.json` unless a test takes an
@@ -94,6 +99,8 @@ impl Default for PipelineOptions {
             min_interval_minutes: 60,
             restore_enabled: true,
             restore_every_nth: 1,
+            data_checks: None,
+            data_check_timeout_seconds: 10,
             identifier_regex: None,
             description_regex: None,
             permissions: Permissions::load(),
@@ -110,6 +117,8 @@ struct Deployed<'a> {
     extra_keys: &'a [(String, String)],
     subnet_group: &'a str,
     security_group: &'a str,
+    /// The emulator's CA, when data checks are on.
+    ca_bundle: Option<&'a str>,
 }
 
 impl PipelineOptions {
@@ -160,6 +169,11 @@ impl PipelineOptions {
                 vars.push(("RESTORE_SECURITY_GROUP_IDS", d.security_group.to_string()));
                 vars.push(("TARGET_KMS_KEY_ARN", d.target_key.to_string()));
                 vars.push(("RESTORE_TIMEOUT_MINUTES", "30".into()));
+                if let Some(checks) = &self.data_checks {
+                    vars.push(("DATA_CHECKS", checks.clone()));
+                    vars.push(("DATA_CHECK_TIMEOUT_SECONDS", self.data_check_timeout_seconds.to_string()));
+                    vars.push(("DATA_CHECK_CA_BUNDLE", d.ca_bundle.unwrap_or_default().to_string()));
+                }
                 if let Some((mode, days)) = &self.lock {
                     vars.push(("LOCK_MODE", mode.clone()));
                     vars.push(("LOCK_DAYS", days.to_string()));
@@ -241,6 +255,10 @@ impl LocalPipeline {
         };
         let deployment = deploy(&routing, &source, std::slice::from_ref(&target), &deploy_options).await?;
 
+        let ca_bundle = match &options.data_checks {
+            Some(_) => Some(emulator_ca_bundle(&target).await?),
+            None => None,
+        };
         let deployed = Deployed {
             source_account: &source.account,
             target_account: &target.account,
@@ -249,6 +267,7 @@ impl LocalPipeline {
             extra_keys: &extra_keys,
             subnet_group: &subnet_group,
             security_group: &security_group,
+            ca_bundle: ca_bundle.as_deref(),
         };
         let mut host = Host::new(&deployment);
         for function in &routing.functions {
@@ -496,4 +515,33 @@ async fn monitor(clients: &Clients, bus: &str) -> Result<String> {
         .await
         .map_err(|e| Error::from_sdk("PutTargets", e))?;
     Ok(url)
+}
+
+/// The emulator's CA for its PostgreSQL endpoints (`GET /_snapferry/rds-ca`), written to a
+/// file named after its content, for `DATA_CHECK_CA_BUNDLE`. The emulator makes a new CA
+/// each time it starts.
+pub(crate) async fn emulator_ca_bundle(clients: &Clients) -> Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let endpoint = clients
+        .config
+        .endpoint_url()
+        .ok_or_else(|| Error::Config("data checks on the local pipeline need the emulator's endpoint".into()))?;
+    let host = endpoint.trim_start_matches("http://").trim_end_matches('/').to_string();
+    let fail = |e: std::io::Error| Error::Config(format!("the emulator's CA from {host}: {e}"));
+    let mut stream = tokio::net::TcpStream::connect(&host).await.map_err(fail)?;
+    let request = format!("GET /_snapferry/rds-ca HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.map_err(fail)?;
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).await.map_err(fail)?;
+    let (head, pem) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    if !head.starts_with("HTTP/1.1 200") || !pem.contains("BEGIN CERTIFICATE") {
+        return Err(Error::Config(format!("the emulator at {host} serves no CA for its databases: {head}")));
+    }
+    // Named after its content: pipelines started at once against one emulator write the same file.
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    std::hash::Hash::hash(pem, &mut hasher);
+    let name = format!("snapferry-emulator-rds-ca-{:016x}.pem", std::hash::Hasher::finish(&hasher));
+    let path = std::env::temp_dir().join(name);
+    std::fs::write(&path, pem).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+    Ok(path.display().to_string())
 }

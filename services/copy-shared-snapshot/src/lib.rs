@@ -155,6 +155,9 @@ impl Handler {
         .tags();
         ours.extend(tags::origin_tags(&event.origin));
         ours.insert(tags::COPIED_FROM.into(), shared.arn.clone());
+        if let Some(taken) = shared.created_at {
+            ours.insert(tags::SNAPSHOT_TAKEN_AT.into(), tags::timestamp_value(taken));
+        }
         // The set only groups reports; a malformed one from the source is left off.
         if let Some(set) = set.filter(tags::valid_set) {
             ours.extend(tags::set_tags(&set));

@@ -5,11 +5,15 @@
 //! verified, reports the measured time to restore, and deletes the test resources. On
 //! failure it reports why, keeps the copy and deletes what it created. Where the kind has
 //! a snapshot lock (EBS) and one is configured, a verified copy is locked against deletion.
+//! With data checks configured, a PostgreSQL restore is also logged in to and its data
+//! checked (see [`data`]) before it counts as verified.
+
+pub mod data;
 
 use chrono::Utc;
 use snapferry::config::Env;
 use snapferry::error::{Error, Result};
-use snapferry::events::{BackupSet, PipelineEvent, Recheck, RecheckWhat, SnapshotRef, Step};
+use snapferry::events::{BackupSet, DataChecked, FailedCheck, PipelineEvent, Recheck, RecheckWhat, SnapshotRef, Step};
 use snapferry::inbound::Incoming;
 use snapferry::sqs::{Outcome, Record};
 use snapferry::step::{PipelineStep, StepContext, StepEnv};
@@ -38,6 +42,48 @@ pub struct Config {
     pub availability_zone: Option<String>,
     /// Lock verified copies (where the kind can be locked), and for how many days.
     pub lock: Option<(LockMode, u32)>,
+    /// Data checks of PostgreSQL restores (`DATA_CHECKS`); `None`: not run.
+    pub data_checks: Option<DataCheckConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DataCheckConfig {
+    pub checks: data::DataChecks,
+    /// The connection's and each statement's time limit.
+    pub timeout: std::time::Duration,
+    pub tls: std::sync::Arc<rustls::ClientConfig>,
+}
+
+impl DataCheckConfig {
+    fn from_env(env: &Env) -> Result<Option<DataCheckConfig>> {
+        let seconds: u64 = env.parse("DATA_CHECK_TIMEOUT_SECONDS")?;
+        if !(1..=300).contains(&seconds) {
+            return Err(Error::Config(format!("DATA_CHECK_TIMEOUT_SECONDS must be 1 to 300, not {seconds}")));
+        }
+        let bundle = env.optional("DATA_CHECK_CA_BUNDLE");
+        let Some(raw) = env.optional("DATA_CHECKS") else { return Ok(None) };
+        Ok(Some(DataCheckConfig {
+            checks: data::DataChecks::parse(&raw)?,
+            timeout: std::time::Duration::from_secs(seconds),
+            // Read only when checks are on: a Lambda without them does not pay for the CAs.
+            tls: data::tls_config(bundle.as_deref())?,
+        }))
+    }
+}
+
+/// How long one look waits for a master password it has just set to be accepted (RDS
+/// applies it asynchronously); the next look sets a new one.
+const LOGIN_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+const LOGIN_RETRY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// What the data checks of a restore found.
+enum Data {
+    /// Not configured, or not a PostgreSQL engine.
+    Skipped,
+    Passed(DataChecked),
+    Failed(String, FailedCheck),
+    /// The database could not be reached or logged in to yet.
+    NotReached(String),
 }
 
 /// EBS Snapshot Lock durations: 1 day to 36500 days (EC2 API Reference, LockSnapshot).
@@ -80,6 +126,7 @@ impl Config {
             timeout: chrono::Duration::minutes(env.parse("RESTORE_TIMEOUT_MINUTES")?),
             availability_zone: env.optional("RESTORE_AVAILABILITY_ZONE"),
             lock: lock_from_env(env)?,
+            data_checks: DataCheckConfig::from_env(env)?,
         })
     }
 }
@@ -187,7 +234,7 @@ impl Handler {
         }
         warn!(copy_arn = p.copy.arn, correlation_id, error = %error, "restore test abandoned; deleting what it created");
         store.delete_restore(&p.restore_id).await?;
-        let failed = Step::RestoreFailed { reason: error.to_string() };
+        let failed = Step::RestoreFailed { reason: error.to_string(), check: None };
         self.ctx.publish(&[PipelineEvent::new(correlation_id, p.copy.clone(), p.origin.clone(), failed)]).await?;
         Err(error)
     }
@@ -228,34 +275,171 @@ impl Handler {
                 return self.ctx.recheck(Recheck::new(correlation_id, attempt + 1, None, what));
             }
         };
-        let event = match verdict {
-            Ok((restored, copy)) => {
-                let seconds = (self.ctx.now() - p.started_at).num_milliseconds() as f64 / 1000.0;
-                info!(copy_arn = p.copy.arn, correlation_id, restore_seconds = seconds, "restore verified");
-                let (locked_until, lock_error) = self.lock(store, &copy).await?;
-                // Recorded before it is published, so members of a set finishing together
-                // each count the others; the test restore, deleted last, lets a redelivery
-                // publish a verdict that was lost.
-                let set = self.record_verified(store, &copy, seconds).await?;
-                Step::RestoreVerified {
-                    restore_seconds: seconds,
+        let (restored, copy) = match verdict {
+            Ok(found) => found,
+            Err(reason) => return self.fail(store, correlation_id, p, reason, None).await,
+        };
+        let data = match self.check_data(store, &restored, &copy).await? {
+            Data::Skipped => None,
+            Data::Passed(found) => Some(found),
+            Data::Failed(reason, check) => return self.fail(store, correlation_id, p, reason, Some(check)).await,
+            Data::NotReached(why) if self.ctx.now() - p.started_at > self.config.timeout => {
+                let check = FailedCheck {
+                    name: "connect".into(),
+                    expected: "the restored database answers over TLS and accepts the password set for the test".into(),
+                    actual: why.clone(),
+                };
+                let reason = format!(
+                    "the restored database could not be logged in to within {} minutes: {why}",
+                    self.config.timeout.num_minutes()
+                );
+                return self.fail(store, correlation_id, p, reason, Some(check)).await;
+            }
+            Data::NotReached(why) => {
+                info!(copy_arn = p.copy.arn, correlation_id, why, "restored database not reachable yet; looking again");
+                let what = RecheckWhat::RestoreProgress {
+                    copy: p.copy.clone(),
+                    origin: p.origin.clone(),
                     restored_resource_id: p.restore_id.clone(),
-                    engine: restored.engine,
-                    engine_version: restored.engine_version,
-                    size_gib: restored.size_gib,
-                    locked_until,
-                    lock_error,
-                    set,
-                }
+                    started_at: p.started_at,
+                };
+                return self.ctx.recheck(Recheck::new(correlation_id, attempt + 1, None, what));
             }
-            Err(reason) => {
-                warn!(copy_arn = p.copy.arn, correlation_id, reason, "restore failed; the copy is kept");
-                Step::RestoreFailed { reason }
-            }
+        };
+        let seconds = (self.ctx.now() - p.started_at).num_milliseconds() as f64 / 1000.0;
+        info!(copy_arn = p.copy.arn, correlation_id, restore_seconds = seconds, "restore verified");
+        if let Some(point) = data.as_ref().and_then(|d| d.recovery_point_seconds) {
+            let resource = format!("{}/{}", p.origin.account, p.origin.resource_id);
+            let metric = snapferry::routing::Routing::load().metrics.data_recovery_point;
+            self.ctx.metrics.value(&metric, STEP, Some(&resource), point, "Seconds");
+        }
+        let (locked_until, lock_error) = self.lock(store, &copy).await?;
+        // Recorded before it is published, so members of a set finishing together
+        // each count the others; the test restore, deleted last, lets a redelivery
+        // publish a verdict that was lost.
+        let set = self.record_verified(store, &copy, seconds).await?;
+        let event = Step::RestoreVerified {
+            restore_seconds: seconds,
+            restored_resource_id: p.restore_id.clone(),
+            engine: restored.engine,
+            engine_version: restored.engine_version,
+            size_gib: restored.size_gib,
+            locked_until,
+            lock_error,
+            set,
+            data,
         };
         self.ctx.publish(&[PipelineEvent::new(correlation_id, p.copy.clone(), p.origin.clone(), event)]).await?;
         store.delete_restore(&p.restore_id).await?;
         Ok(Outcome::Done)
+    }
+
+    /// Reports a failed restore test, keeps the copy and deletes the test restore.
+    async fn fail(
+        &self,
+        store: &dyn SnapshotStore,
+        correlation_id: &str,
+        p: &Progress,
+        reason: String,
+        check: Option<FailedCheck>,
+    ) -> Result<Outcome> {
+        warn!(copy_arn = p.copy.arn, correlation_id, reason, "restore failed; the copy is kept");
+        let event = Step::RestoreFailed { reason, check };
+        self.ctx.publish(&[PipelineEvent::new(correlation_id, p.copy.clone(), p.origin.clone(), event)]).await?;
+        store.delete_restore(&p.restore_id).await?;
+        Ok(Outcome::Done)
+    }
+
+    /// The data checks of an available, verified restore: a new master password (the
+    /// source's is never known), a TLS login, the checks. The password lives for this
+    /// look only and is never logged or sent anywhere but to RDS and the database.
+    async fn check_data(&self, store: &dyn SnapshotStore, restored: &Restored, copy: &Snapshot) -> Result<Data> {
+        let Some(config) = &self.config.data_checks else { return Ok(Data::Skipped) };
+        let engine = restored.engine.as_deref().unwrap_or_default();
+        if !engine.contains("postgres") {
+            info!(copy_arn = copy.arn, engine, "data checks run on PostgreSQL engines only; not run for this one");
+            return Ok(Data::Skipped);
+        }
+        let Some(endpoint) = &restored.endpoint else {
+            return Ok(Data::NotReached("RDS reports no endpoint yet".into()));
+        };
+        let resource = copy.tags.get(tags::ORIGIN_RESOURCE).unwrap_or(&copy.resource_id);
+        let checks = config.checks.for_resource(resource);
+        let database = checks
+            .and_then(|c| c.database.clone())
+            .or_else(|| endpoint.database.clone())
+            .unwrap_or_else(|| "postgres".into());
+        // AWS's time for the snapshot the copy was made of, as the copy step recorded it.
+        let snapshot_at = copy
+            .tags
+            .get(tags::SNAPSHOT_TAKEN_AT)
+            .and_then(|v| tags::parse_timestamp(v))
+            .or(copy.created_at)
+            .unwrap_or_else(|| self.ctx.now());
+        let password = data::Password::generate();
+        store.set_master_password(&restored.id, password.expose()).await?;
+        let target = data::Target {
+            host: &endpoint.host,
+            port: endpoint.port,
+            user: &endpoint.user,
+            database: &database,
+            password: &password,
+        };
+        let started = std::time::Instant::now();
+        let report = loop {
+            match data::run(&target, &config.tls, checks, snapshot_at, config.timeout).await {
+                Ok(report) => break report,
+                Err(data::NotReached(why)) if started.elapsed() + LOGIN_RETRY < LOGIN_WAIT => {
+                    info!(copy_arn = copy.arn, why, "data checks: not logged in yet");
+                    tokio::time::sleep(LOGIN_RETRY).await;
+                }
+                Err(data::NotReached(why)) => return Ok(Data::NotReached(why)),
+            }
+        };
+        for t in &report.tables {
+            info!(
+                copy_arn = copy.arn,
+                schema = t.schema,
+                table = t.name,
+                rows = t.rows,
+                bytes = t.bytes,
+                "restored table"
+            );
+        }
+        for c in &report.checks {
+            info!(
+                copy_arn = copy.arn,
+                check = c.name,
+                expected = c.expectation,
+                actual = c.actual,
+                passed = c.passed,
+                "data check"
+            );
+        }
+        if let Some(failed) = report.failed() {
+            // Every failed check in the reason; the first in the event's `check`.
+            let all: Vec<String> = report
+                .checks
+                .iter()
+                .filter(|c| !c.passed)
+                .map(|c| format!("{:?} expected {}, found {}", c.name, c.expectation, c.actual))
+                .collect();
+            let reason = format!("data checks failed: {}", all.join("; "));
+            let check = FailedCheck {
+                name: failed.name.clone(),
+                expected: failed.expectation.clone(),
+                actual: failed.actual.clone(),
+            };
+            return Ok(Data::Failed(reason, check));
+        }
+        Ok(Data::Passed(DataChecked {
+            database: report.database.clone(),
+            tables: report.tables.len() as u32,
+            rows: report.rows(),
+            checks: report.checks.len() as u32,
+            newest_data_at: report.newest_data_at,
+            recovery_point_seconds: report.recovery_point_seconds,
+        }))
     }
 
     /// Locks a verified copy as configured. A refusal that retrying cannot fix (no

@@ -31,6 +31,7 @@ fn config() -> Config {
         timeout: Duration::minutes(120),
         availability_zone: None,
         lock: None,
+        data_checks: None,
     }
 }
 
@@ -142,7 +143,7 @@ async fn every_failed_verification_is_reported_and_the_copy_kept() {
         let cloud = Cloud::new();
         let (copy, event) = copied(&cloud, DbInstance, "snapferry-copy-a", "orders");
         let events = run(&cloud, &handler(&cloud, config()), &event, change).await;
-        let [PipelineEvent { step: Step::RestoreFailed { reason }, .. }] = &events[..] else {
+        let [PipelineEvent { step: Step::RestoreFailed { reason, .. }, .. }] = &events[..] else {
             panic!("{name}: {events:?}")
         };
         assert!(reason.contains(why), "{name}: {reason}");
@@ -165,7 +166,7 @@ async fn a_restore_that_takes_too_long_fails_on_the_clock() {
     assert_eq!(h.step(deliver::body(&body), deliver::record()).await.unwrap(), Outcome::Done);
     let events = cloud.take_published();
     assert!(
-        matches!(&events[..], [PipelineEvent { step: Step::RestoreFailed { reason }, .. }] if reason.contains("30 minutes")),
+        matches!(&events[..], [PipelineEvent { step: Step::RestoreFailed { reason, .. }, .. }] if reason.contains("30 minutes")),
         "{events:?}"
     );
     assert!(cloud.restores().is_empty());
@@ -314,7 +315,7 @@ async fn a_permanent_failure_after_the_restore_started_leaves_nothing_running() 
     assert!(cloud.restores().is_empty(), "the restored cluster is deleted");
     let events = cloud.take_published();
     assert!(
-        matches!(&events[..], [PipelineEvent { step: Step::RestoreFailed { reason }, .. }] if reason.contains("db.t4g.micro")),
+        matches!(&events[..], [PipelineEvent { step: Step::RestoreFailed { reason, .. }, .. }] if reason.contains("db.t4g.micro")),
         "{events:?}"
     );
 
@@ -390,7 +391,7 @@ async fn a_test_volume_of_another_size_than_the_snapshot_fails_the_test() {
     let (copy, event) = copied(&cloud, ResourceKind::Ebs, "snap-0c1", "vol-1");
     cloud.put_snapshot(Snapshot { size_gib: Some(8), ..copy });
     let events = run(&cloud, &handler(&cloud, config()), &event, |r| r.size_gib = Some(4)).await;
-    let [PipelineEvent { step: Step::RestoreFailed { reason }, .. }] = &events[..] else { panic!("{events:?}") };
+    let [PipelineEvent { step: Step::RestoreFailed { reason, .. }, .. }] = &events[..] else { panic!("{events:?}") };
     assert!(reason.contains("4") && reason.contains("8") && reason.contains("GiB"), "{reason}");
     assert!(cloud.restores().is_empty(), "the test volume is deleted");
 }

@@ -205,7 +205,7 @@ fn json_type(v: &Value) -> &'static str {
 mod tests {
     use super::*;
     use crate::ResourceKind;
-    use crate::events::{BackupSet, RecheckWhat, SnapshotRef};
+    use crate::events::{BackupSet, DataChecked, FailedCheck, RecheckWhat, SnapshotRef};
     use chrono::{TimeZone, Utc};
     use proptest::prelude::*;
     use serde::Serialize;
@@ -238,8 +238,19 @@ mod tests {
                 locked_until: None,
                 lock_error: None,
                 set: Some(BackupSet { id: "snapferry-i-0abc-20261127t1000".into(), size: 2, verified: Some(1) }),
+                data: Some(DataChecked {
+                    database: "app".into(),
+                    tables: 3,
+                    rows: 1200,
+                    checks: 4,
+                    newest_data_at: Some("2026-11-27T09:58:00Z".parse().unwrap()),
+                    recovery_point_seconds: Some(120.0),
+                }),
             },
-            Step::RestoreFailed { reason: "restore timed out".into() },
+            Step::RestoreFailed {
+                reason: "data check failed".into(),
+                check: Some(FailedCheck { name: "orders".into(), expected: ">= 1".into(), actual: "0".into() }),
+            },
             Step::Rejected { reason: "sender not allowed".into(), sender_account: Some("222222222222".into()) },
             Step::Expired { rule: "keep_last 7".into(), dry_run: true },
             Step::QuotaWarning { quota: "ManualSnapshots".into(), used: 81, max: 100 },
@@ -570,6 +581,7 @@ mod tests {
                 locked_until: None,
                 lock_error: None,
                 set: None,
+                data: None,
             });
             let mut envelope = EventEnvelope::new(SOURCE, e.detail_type(), e);
             let Ok(Incoming::Pipeline(got)) = parse_message(&body(&envelope)) else {

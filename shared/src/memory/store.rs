@@ -402,6 +402,7 @@ impl SnapshotStore for MemStore {
             return Err(Error::NotFound { op: "restore", what: snapshot.id.clone() });
         };
         let restored = Restored {
+            endpoint: None,
             id: spec.restore_id.clone(),
             status: if s.instant { Status::Available } else { Status::Creating },
             encrypted: source.encrypted,

@@ -409,6 +409,7 @@ impl SnapshotStore for Ebs {
 
     async fn restore_status(&self, restore_id: &str) -> Result<Option<Restored>> {
         Ok(self.volume_by_id_tag(restore_id).await?.map(|v| Restored {
+            endpoint: None,
             id: restore_id.to_string(),
             status: status(v.state().map(|s| s.as_str())),
             encrypted: v.encrypted().unwrap_or(false),

@@ -150,6 +150,19 @@ pub struct Restored {
     pub engine_version: Option<String>,
     /// EBS: the test volume's size in GiB.
     pub size_gib: Option<i32>,
+    /// RDS: where the restored database answers once available.
+    pub endpoint: Option<Endpoint>,
+}
+
+/// Where a restored database answers, and its master user (the snapshot's: a restore
+/// takes no master credentials).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    /// The database created with the source (`DBName`), if one was.
+    pub database: Option<String>,
 }
 
 /// How full an account's quota of manual snapshots of one kind is, in one region.
@@ -263,6 +276,16 @@ pub trait SnapshotStore: Send + Sync {
     async fn restore_status(&self, restore_id: &str) -> Result<Option<Restored>>;
     /// Delete what a test restore created (no final snapshot); already gone is success.
     async fn delete_restore(&self, restore_id: &str) -> Result<()>;
+    /// Sets the master password of a test restore, applied at once, so the restore step
+    /// can log in without ever knowing the source's. Kinds with no database refuse.
+    async fn set_master_password(&self, _restore_id: &str, _password: &str) -> Result<()> {
+        Err(crate::error::Error::Permanent {
+            op: "ModifyMasterUserPassword",
+            code: "Unsupported".into(),
+            message: format!("a {} has no database to log in to", self.kind()),
+            hint: None,
+        })
+    }
     /// Lock the snapshot against deletion for `days`; the end of the lock, or `None` where
     /// the kind has no snapshot lock (RDS and Aurora: AWS Backup vault lock is AWS's answer there).
     async fn lock(&self, _snapshot: &Snapshot, _mode: LockMode, _days: u32) -> Result<Option<DateTime<Utc>>> {

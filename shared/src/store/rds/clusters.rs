@@ -3,7 +3,7 @@
 use super::{Raw, delete_instance, describe_instance, exists_ok, from_rds_tags, status, to_rds_tags};
 use crate::ResourceKind;
 use crate::error::{Error, Result};
-use crate::store::{CopyRequest, Resource, RestoreSpec, Restored, Snapshot, Status, absent_ok, to_chrono};
+use crate::store::{CopyRequest, Endpoint, Resource, RestoreSpec, Restored, Snapshot, Status, absent_ok, to_chrono};
 use aws_sdk_rds::Client;
 use aws_sdk_rds::types::Tag;
 
@@ -130,7 +130,28 @@ family! {
                 engine: cluster.engine().map(str::to_string),
                 engine_version: cluster.engine_version().map(str::to_string),
                 size_gib: None,
+                // The writer endpoint: the test cluster's one instance.
+                endpoint: (|| {
+                    Some(Endpoint {
+                        host: cluster.endpoint()?.to_string(),
+                        port: u16::try_from(cluster.port()?).ok()?,
+                        user: cluster.master_username()?.to_string(),
+                        database: cluster.database_name().map(str::to_string),
+                    })
+                })(),
             }))
+        }
+
+        async fn set_master_password(&self, client: &Client, restore_id: &str, password: &str) -> Result<()> {
+            client
+                .modify_db_cluster()
+                .db_cluster_identifier(restore_id)
+                .master_user_password(password)
+                .apply_immediately(true)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| Error::from_sdk("ModifyDBCluster", e))
         }
 
         async fn delete_restore(&self, client: &Client, restore_id: &str) -> Result<()> {

@@ -3,7 +3,7 @@
 use super::{Raw, delete_instance, describe_instance, from_rds_tags, status, to_rds_tags};
 use crate::ResourceKind;
 use crate::error::{Error, Result};
-use crate::store::{CopyRequest, Resource, RestoreSpec, Restored, Snapshot, to_chrono};
+use crate::store::{CopyRequest, Endpoint, Resource, RestoreSpec, Restored, Snapshot, to_chrono};
 use aws_sdk_rds::Client;
 use aws_sdk_rds::types::Tag;
 
@@ -88,7 +88,27 @@ family! {
                 engine: d.engine().map(str::to_string),
                 engine_version: d.engine_version().map(str::to_string),
                 size_gib: None,
+                endpoint: d.endpoint().and_then(|e| {
+                    Some(Endpoint {
+                        host: e.address()?.to_string(),
+                        port: u16::try_from(e.port()?).ok()?,
+                        user: d.master_username()?.to_string(),
+                        database: d.db_name().map(str::to_string),
+                    })
+                }),
             }))
+        }
+
+        async fn set_master_password(&self, client: &Client, restore_id: &str, password: &str) -> Result<()> {
+            client
+                .modify_db_instance()
+                .db_instance_identifier(restore_id)
+                .master_user_password(password)
+                .apply_immediately(true)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| Error::from_sdk("ModifyDBInstance", e))
         }
 
         async fn delete_restore(&self, client: &Client, restore_id: &str) -> Result<()> {

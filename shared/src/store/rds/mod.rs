@@ -178,6 +178,7 @@ trait Family: Send + Sync {
     async fn restore(&self, client: &Client, snapshot: &Snapshot, spec: &RestoreSpec, class: &str) -> Result<()>;
     async fn restore_status(&self, client: &Client, restore_id: &str) -> Result<Option<Restored>>;
     async fn delete_restore(&self, client: &Client, restore_id: &str) -> Result<()>;
+    async fn set_master_password(&self, client: &Client, restore_id: &str, password: &str) -> Result<()>;
 }
 
 /// An RDS snapshot store of one family, in one account and region.
@@ -417,6 +418,10 @@ impl<F: Family> SnapshotStore for Rds<F> {
 
     async fn delete_restore(&self, restore_id: &str) -> Result<()> {
         self.family.delete_restore(&self.client, restore_id).await
+    }
+
+    async fn set_master_password(&self, restore_id: &str, password: &str) -> Result<()> {
+        self.family.set_master_password(&self.client, restore_id, password).await
     }
 }
 
