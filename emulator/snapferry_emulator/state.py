@@ -273,9 +273,11 @@ class LayerState:
 
     # ------------------------------------------------------------ request log
     def log_request(self, entry: dict[str, Any]) -> None:
+        """Log one call. ``at`` (Unix seconds, wall clock) is when it arrived; the
+        caller passes it, else it is now (the layer's own entries happen now)."""
         with self.lock:
             self.request_seq += 1
-            self.requests.append({"seq": self.request_seq, **entry})
+            self.requests.append({"seq": self.request_seq, "at": time.time(), **entry})
 
     def requests_since(self, since: int) -> list[dict[str, Any]]:
         with self.lock:
@@ -287,8 +289,10 @@ class LayerState:
 
     # --------------------------------------------------------- native events
     def record_event(self, record: dict[str, Any]) -> None:
+        """Record an event as it is emitted (or dropped): ``at`` is that moment in Unix
+        seconds, finer than the envelope's ``time`` (whole seconds, as AWS stamps it)."""
         with self.lock:
-            self.events.append(record)
+            self.events.append({"at": time.time(), **record})
 
     def events_copy(self) -> list[dict[str, Any]]:
         with self.lock:
