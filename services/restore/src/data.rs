@@ -30,8 +30,10 @@ use tracing::{info, warn};
 const RDS_CA_BUNDLE: &[u8] = include_bytes!("../certs/rds-ca-bundle.pem");
 
 /// Tables no larger than this that were never analysed are counted exactly (`count(*)`
-/// reads them whole); larger ones are left unknown rather than scanned.
+/// reads them whole), at most [`EXACT_COUNTS`] of them; others are left unknown rather
+/// than scanned.
 const EXACT_COUNT_MAX_BYTES: i64 = 8 << 20;
+const EXACT_COUNTS: usize = 100;
 
 /// `DATA_CHECKS`: which databases are checked and how.
 #[derive(Debug, Clone, Default)]
@@ -387,6 +389,7 @@ const CATALOGUE: &str = "SELECT n.nspname, c.relname, c.reltuples::bigint, pg_re
 async fn catalogue(client: &Client, timeout: Duration) -> std::result::Result<Vec<TableStat>, String> {
     let rows = read_only(client, CATALOGUE, timeout).await?;
     let mut tables = Vec::new();
+    let mut counts_left = EXACT_COUNTS;
     for row in rows {
         let field = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
         let (schema, name) = (field(0), field(1));
@@ -397,7 +400,8 @@ async fn catalogue(client: &Client, timeout: Duration) -> std::result::Result<Ve
             Some(0)
         } else if estimate >= 0 {
             Some(estimate as u64)
-        } else if bytes <= EXACT_COUNT_MAX_BYTES {
+        } else if bytes <= EXACT_COUNT_MAX_BYTES && counts_left > 0 {
+            counts_left -= 1;
             let sql = format!("SELECT count(*) FROM {}.{}", quote_ident(&schema), quote_ident(&name));
             read_only(client, &sql, timeout).await.ok().and_then(|r| single(&r)).and_then(|v| v.parse().ok())
         } else {
