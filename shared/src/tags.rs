@@ -46,6 +46,9 @@ pub const RELEASED_AT: &str = "snapferry:released-at";
 pub const RECONCILED_AT: &str = "snapferry:reconciled-at";
 /// On a verified copy: how long its restore test took to become available, in seconds.
 pub const RESTORE_SECONDS: &str = "snapferry:restore-seconds";
+/// On a verified copy whose data checks ran: its data recovery point, in seconds (the
+/// snapshot's time minus the newest data its restore test found).
+pub const DATA_RECOVERY_SECONDS: &str = "snapferry:data-recovery-seconds";
 /// The backup set a snapshot belongs to (the volumes of one EC2 instance, taken together).
 pub const SET: &str = "snapferry:set";
 /// How many snapshots that set has.

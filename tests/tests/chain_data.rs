@@ -92,7 +92,7 @@ async fn good_backups_pass_every_data_check_over_tls_and_report_their_data_recov
     let mut events = Vec::new();
     run_until(&p, &mut events, "both verified", verified(&["shop", "ledger"])).await;
 
-    for name in ["shop", "ledger"] {
+    for (kind, name) in [(ResourceKind::DbInstance, "shop"), (ResourceKind::DbCluster, "ledger")] {
         let Step::RestoreVerified { data: Some(data), engine, .. } = &first(&events, name, VERIFIED).detail.step else {
             panic!("{name}: verified without data checks:\n{}", summary(&events));
         };
@@ -106,6 +106,10 @@ async fn good_backups_pass_every_data_check_over_tls_and_report_their_data_recov
         let point = data.recovery_point_seconds.expect("a data recovery point");
         assert!((601.0..720.0).contains(&point), "{name}: data recovery point {point} s");
         assert!(data.newest_data_at.is_some());
+        // Kept on the verified copy, for `snapferry status`.
+        let copies = made_by(&p.target, kind, "copy", name).await;
+        let tagged = copies[0].tags.get(snapferry::tags::DATA_RECOVERY_SECONDS).and_then(|v| v.parse::<f64>().ok());
+        assert!(tagged.is_some_and(|t| (t - point).abs() <= 1.0), "{name}: {:?}", copies[0].tags);
     }
     no_restore_resources_left(&p.target).await;
     assert_dlqs_empty(&p).await;

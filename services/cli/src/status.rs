@@ -104,6 +104,8 @@ pub struct ResourceStatus {
     pub regions: BTreeMap<String, bool>,
     pub last_verified_at: Option<DateTime<Utc>>,
     pub restore_seconds: Option<f64>,
+    /// The data recovery point its restore test's data checks measured, where they ran.
+    pub data_recovery_seconds: Option<f64>,
     /// Age of the newest verified copy.
     pub recovery_point_seconds: Option<i64>,
     pub rpo_seconds: i64,
@@ -220,6 +222,9 @@ pub fn judge(
         regions,
         last_verified_at: verified.and_then(|v| v.tags.get(tags::VERIFIED_AT)).and_then(|t| tags::parse_timestamp(t)),
         restore_seconds: verified.and_then(|v| v.tags.get(tags::RESTORE_SECONDS)).and_then(|s| s.parse().ok()),
+        data_recovery_seconds: verified
+            .and_then(|v| v.tags.get(tags::DATA_RECOVERY_SECONDS))
+            .and_then(|s| s.parse().ok()),
         recovery_point_seconds: recovery_point,
         rpo_seconds: policy.rpo.num_seconds(),
         health,
@@ -320,11 +325,14 @@ pub fn render(statuses: &[ResourceStatus], now: DateTime<Utc>) -> String {
         for (region, there) in &s.regions {
             copies.push_str(&format!("\n{region}{}", if *there { "" } else { " missing" }));
         }
-        let verified = match (s.last_verified_at, s.restore_seconds) {
+        let mut verified = match (s.last_verified_at, s.restore_seconds) {
             (Some(at), Some(secs)) => format!("{} ago\nrestore {}", age((now - at).num_seconds()), age(secs as i64)),
             (Some(at), None) => format!("{} ago", age((now - at).num_seconds())),
             _ => "never".to_string(),
         };
+        if let Some(point) = s.data_recovery_seconds {
+            verified.push_str(&format!("\ndata {} old", age(point as i64)));
+        }
         let point = match s.recovery_point_seconds {
             Some(p) => format!("{} / {}", age(p), age(s.rpo_seconds)),
             None => format!("- / {}", age(s.rpo_seconds)),
@@ -404,6 +412,7 @@ mod tests {
             regions: BTreeMap::from([("eu-west-1".to_string(), !matches!(health, Health::Stalled { .. }))]),
             last_verified_at: verified_hours_ago.map(|h| at(12 - h)),
             restore_seconds: verified_hours_ago.map(|_| 412.0),
+            data_recovery_seconds: verified_hours_ago.map(|_| 75.0),
             recovery_point_seconds: verified_hours_ago.map(|h| i64::from(h) * 3600 + 600),
             rpo_seconds: 86_400,
             health,

@@ -317,7 +317,7 @@ impl Handler {
         // Recorded before it is published, so members of a set finishing together
         // each count the others; the test restore, deleted last, lets a redelivery
         // publish a verdict that was lost.
-        let set = self.record_verified(store, &copy, seconds).await?;
+        let set = self.record_verified(store, &copy, seconds, data.as_ref()).await?;
         let event = Step::RestoreVerified {
             restore_seconds: seconds,
             restored_resource_id: p.restore_id.clone(),
@@ -472,11 +472,15 @@ impl Handler {
         store: &dyn SnapshotStore,
         snapshot: &Snapshot,
         seconds: f64,
+        data: Option<&DataChecked>,
     ) -> Result<Option<BackupSet>> {
-        let stamp = Tags::from([
+        let mut stamp = Tags::from([
             (tags::VERIFIED_AT.to_string(), tags::timestamp_value(self.ctx.now())),
             (tags::RESTORE_SECONDS.to_string(), format!("{seconds:.1}")),
         ]);
+        if let Some(point) = data.and_then(|d| d.recovery_point_seconds) {
+            stamp.insert(tags::DATA_RECOVERY_SECONDS.into(), format!("{point:.0}"));
+        }
         store.tag(snapshot, &stamp).await?;
         let Some(set) = tags::set_from_tags(&snapshot.tags) else { return Ok(None) };
         let verified = store
