@@ -2,35 +2,50 @@
 """snapferry's handler CPU per event and Lambda cost per backup (issue 12, item 5), on the
 local emulator.
 
-Runs --events backups of a DB instance through the whole chain, one backup at a time after
-one discarded warm-up backup, with every step served by the release `snapferry-lambda`
-binary the way Lambda serves it: one long-lived process per step (`_HANDLER` names it), fed
-one SQS record per invocation through a Lambda Runtime API on 127.0.0.1, by a poller that
-plays Lambda's SQS event source mapping (receive from the step's queue, invoke, delete what
-the response does not name in `batchItemFailures`). The events are the chain's own: the
-schedule's event, the emulator's RDS events routed by the deployed EventBridge rules, the
-steps' pipeline events and their delayed re-checks, and each makes the step do its real
-AWS calls against the emulator.
+Runs backups of a DB instance through the whole chain, one backup at a time, with every step
+served by the release `snapferry-lambda` binary the way Lambda serves it: one long-lived
+process per step (`_HANDLER` names it; started as lambda_init.lambda_environment starts a
+bootstrap), fed one SQS record per invocation through a Lambda Runtime API on 127.0.0.1 by a
+poller that plays Lambda's SQS event source mapping (receive from the step's queue, invoke,
+delete unless the response names the record in `batchItemFailures`). The events are the
+chain's own: the schedule's event, the emulator's RDS events routed by the deployed
+EventBridge rules, the steps' pipeline events and their delayed re-checks; each makes its
+step do its real AWS calls against the emulator.
 
-The topology (queues, DLQs, rules, cross-account forwarding, keys, the restore network and
-each step's IAM role) is deployed by `snapferry fire-schedule --step create-snapshot`, the
-same code `snapferry local` and the end-to-end tests use; its scheduled event is the warm-up
-backup's. Each step's environment is built here as the stacks build it
-(`shared/environment.json`), with ACCOUNT_ID set, and the step signs as its own role
-(`snapferry-<step>`), so the emulator's request log says which calls were whose.
+The pipeline (queues, DLQs, rules, cross-account forwarding, the way back of "Snapshot
+Copied", keys, the restore network and each step's IAM role) is deployed by
+`snapferry fire-schedule --step create-snapshot`, the code `snapferry local` and the
+end-to-end tests deploy with; the event it fires is handled during the warm-up. Each step's
+variables are set here as the stacks set them (`shared/environment.json`), ACCOUNT_ID
+included, and each step signs as its own role (`snapferry-<step>`), so the emulator's
+request log says whose each call is. Steps: create-snapshot, share-snapshot (source account),
+copy-shared-snapshot, restore (backup account) and the source's expire-snapshots, which
+gets every "Snapshot Copied" back and withdraws the share.
+
+One database (MySQL, encrypted with the sharing key, so the share step shares it without a
+re-encrypting copy) is backed up again and again: backup i is the hourly schedule's event
+stamped i + 3 hours after the current hour, so each passes MIN_INTERVAL_MINUTES=60 and
+makes a new snapshot. Between backups the harness deletes the oldest snapshots and copies
+beyond what the hourly expire steps keep (SOURCE_KEEP, BACKUP_KEEP), so both accounts hold a
+steady number, as under retention (the emulator's describe calls slow down as lists grow,
+which would otherwise drift the wall times through the run). A backup is over when restore
+and expire-snapshots have handled its "Snapshot Copied" and its restore test, if any, is
+verified; its backstop re-check (copy-shared-snapshot, 10 x RECHECK_SECONDS later) runs
+during later backups and counts as its own: every invocation is attributed to a backup by
+the snapshot name in its message.
+
+Phases: one discarded warm-up backup, then --events backups with RESTORE_EVERY_NTH=1 (every
+copy restore-tested: the per-event figures); then, when the config samples restore tests
+(restoreTest.everyNth = N > 1), restore is restarted with RESTORE_EVERY_NTH=N and N + 1 more
+backups run, the first discarded: N backups in a row, one of them tested, for the cost.
 
 Per invocation:
-  CPU ms    the process's CPU time (the sum over its threads of /proc/<pid>/task/<tid>/schedstat,
-            ns) from just before the event is handed over (the process waits in
-            GET .../invocation/next) to the moment its POST .../response arrives
-  wall ms   the same interval on the monotonic clock: what Lambda bills (rounded up to 1 ms)
-  AWS calls the emulator's request log entries signed by the step's role in that interval
-
-One backup: a new DB instance (MySQL, encrypted with the sharing key, so no re-encrypting
-copy in the source account) is created, the create-snapshot schedule fires, and the chain
-runs until the backup account's pipeline bus carries its "Restore Verified" and every step's
-queue is empty (nothing visible, in flight or delayed); then the instance is deleted, so the
-source account holds one database at a time. Every invocation in between is that backup's.
+  CPU ms     the process's CPU time, summed over its threads (/proc/<pid>/task/<tid>/schedstat,
+             ns), from just before the event is handed over (the process waits in
+             GET .../invocation/next) to the moment its POST .../response arrives
+  wall ms    the same interval on the monotonic clock: the duration Lambda bills, rounded
+             up to 1 ms
+  AWS calls  the emulator's request log entries signed by the step's role in that interval
 
 Writes the figures as JSON (--json) and the RESULTS.md subsections as markdown (--markdown).
 """
@@ -38,6 +53,7 @@ Writes the figures as JSON (--json) and the RESULTS.md subsections as markdown (
 from __future__ import annotations
 
 import argparse
+import base64
 import dataclasses
 import http.server
 import json
@@ -45,10 +61,12 @@ import math
 import os
 import queue
 import re
+import shutil
 import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -74,6 +92,10 @@ BACKUP_KEY_ALIAS = "alias/snapferry-target"  # shared/src/permissions.rs BACKUP_
 RESTORE_NETWORK = "snapferry-restore-test"  # services/cli/src/pipeline.rs
 MONITOR_QUEUE = "snapferry-monitor"  # every snapferry event on the account's pipeline bus
 RECHECK_SECONDS = 1  # the local pipeline's (the stacks default to 30; the example config 300)
+# What the hourly expire steps keep of one database's snapshots, kept here between backups
+# so the accounts hold a steady number (the example config: keep_last 2 in the source
+# account, keep_last 7 in the backup account's home region, besides its daily and older ones).
+SOURCE_KEEP, BACKUP_KEEP = 2, 7
 # AWS Lambda pricing, arm64, US East (N. Virginia), first 7.5 billion GB-s a month:
 # https://aws.amazon.com/lambda/pricing/
 PRICE_GB_S = 0.0000133334
@@ -294,7 +316,8 @@ class Function:
 @dataclasses.dataclass
 class Sample:
     step: str
-    backup: int  # -1: the warm-up backup
+    phase: str  # "main" (RESTORE_EVERY_NTH=1) or "sampled" (the config's everyNth)
+    backup: int  # its index in the run; -1: the warm-up backup
     kind: str
     ok: bool
     cpu_ms: float | None
@@ -328,10 +351,9 @@ def lambda_record(m: dict, queue_arn: str) -> dict:
     """The record Lambda's SQS event source hands a function for a received message."""
     attributes = {}
     for name, v in (m.get("MessageAttributes") or {}).items():
-        attributes[name] = {"stringValue": v.get("StringValue"), "binaryValue": None,
-                            "stringListValues": [], "binaryListValues": [], "dataType": v.get("DataType")}
+        attributes[name] = {"stringValue": v.get("StringValue"), "stringListValues": [], "binaryListValues": [],
+                            "dataType": v.get("DataType")}
         if "BinaryValue" in v:
-            import base64
             attributes[name]["binaryValue"] = base64.b64encode(v["BinaryValue"]).decode()
     return {"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
             "attributes": m.get("Attributes") or {}, "messageAttributes": attributes,
@@ -340,12 +362,20 @@ def lambda_record(m: dict, queue_arn: str) -> dict:
 
 
 class Chain:
+    """The deployed pipeline, its five functions, the database they back up, and the poller."""
+
     def __init__(self, args, run_id: str):
         self.args = args
         self.endpoint = args.endpoint
-        self.prefix = f"bench-cpu-{run_id}"
+        self.db = f"bench-cpu-{run_id}"
+        # A backup's snapshot, copy, restore and events all carry the snapshot's name, which
+        # is the database's and the schedule slot's minute (shared/src/naming.rs).
+        self.slot_re = re.compile(rf"{re.escape(self.db)}-([0-9]{{12}})")
+        self.slots: dict[str, int] = {}  # slot minute -> backup index
+        self.phase = "main"
         self.setup = {a: cs.credentials(self.endpoint, a, "snapferry-bench-setup") for a in (SOURCE, BACKUP)}
         self.src_rds = cs.client(self.endpoint, "rds", self.setup[SOURCE])
+        self.bak_rds = cs.client(self.endpoint, "rds", self.setup[BACKUP])
         self.roles = {s: cs.credentials(self.endpoint, a, f"snapferry-{s}") for s, a in STEPS.items()}
         self.sqs = {s: cs.client(self.endpoint, "sqs", self.roles[s]) for s in STEPS}
         self.setup_sqs = {a: cs.client(self.endpoint, "sqs", self.setup[a]) for a in (SOURCE, BACKUP)}
@@ -363,18 +393,22 @@ class Chain:
         groups = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": [RESTORE_NETWORK]}])
         self.security_group = groups["SecurityGroups"][0]["GroupId"]
         self.functions: dict[str, Function] = {}
+        self.stopped: dict[str, dict] = {}
         self.samples: list[Sample] = []
-        self.verified: set[str] = set()
+        self.verified: set[str] = set()  # slot minutes whose restore test passed
         self.failed_events: list[str] = []
+        # The hourly schedule's slots: backup i is stamped i + 3 hours after this hour, so each
+        # is an hour after the one before (MIN_INTERVAL_MINUTES=60 lets it through).
+        self.base = int(time.time()) // 3600 * 3600 + 3 * 3600
 
     def _key(self, account: str, alias: str) -> str:
         return cs.client(self.endpoint, "kms", self.setup[account]).describe_key(KeyId=alias)["KeyMetadata"]["Arn"]
 
-    def env(self, step: str) -> list[tuple[str, str]]:
+    def env(self, step: str, restore_every_nth: int) -> list[tuple[str, str]]:
         """The step's variables as the stacks set them (services/cli/src/pipeline.rs
-        PipelineOptions::variables, with the example config's choices where they apply)."""
+        PipelineOptions::variables for the local pipeline)."""
         url, dlq, _ = self.queues[step]
-        select = f"^{self.prefix}-"
+        select = f"^{re.escape(self.db)}$"
         v = {"_HANDLER": step, "AWS_LAMBDA_LOG_FORMAT": "JSON", "AWS_ENDPOINT_URL": self.endpoint,
              "QUEUE_URL": url, "DLQ_URL": dlq, "PIPELINE_BUS": "snapferry", "ACCOUNT_ID": STEPS[step],
              "RECHECK_SECONDS": str(RECHECK_SECONDS), "RETRY_BASE_SECONDS": "1"}
@@ -385,25 +419,39 @@ class Chain:
         elif step == "copy-shared-snapshot":
             v |= {"SOURCE_ACCOUNTS": SOURCE, "TARGET_KMS_KEY_ARN": self.target_key}
         elif step == "restore":
-            v |= {"TARGET_KMS_KEY_ARN": self.target_key, "RESTORE_ENABLED": "true", "RESTORE_EVERY_NTH": "1",
-                  "RESTORE_SUBNET_GROUP": RESTORE_NETWORK, "RESTORE_SECURITY_GROUP_IDS": self.security_group,
-                  "RESTORE_TIMEOUT_MINUTES": "30"}
+            v |= {"TARGET_KMS_KEY_ARN": self.target_key, "RESTORE_ENABLED": "true",
+                  "RESTORE_EVERY_NTH": str(restore_every_nth), "RESTORE_SUBNET_GROUP": RESTORE_NETWORK,
+                  "RESTORE_SECURITY_GROUP_IDS": self.security_group, "RESTORE_TIMEOUT_MINUTES": "30"}
         elif step == "expire-snapshots":
             v |= {"KINDS": "db-instance,db-cluster", "TARGET_ACCOUNTS": BACKUP, "EXPIRE_DRY_RUN": "false"}
         return list(self.roles[step].items()) + list(v.items())
 
-    def start(self, memory_mb: int, log_dir: str) -> None:
-        for step in STEPS:
-            f = Function(step, self.args.rust_binary, self.env(step), memory_mb, os.path.join(log_dir, f"{step}.log"))
-            f.start()
-            self.functions[step] = f
+    def start(self, step: str, memory_mb: int, log_dir: str, restore_every_nth: int = 1) -> None:
+        f = Function(step, self.args.rust_binary, self.env(step, restore_every_nth), memory_mb,
+                     os.path.join(log_dir, f"{step}-{self.phase}.log"))
+        f.start()
+        self.functions[step] = f
 
-    def stop(self) -> dict:
-        return {step: f.stop() for step, f in self.functions.items()}
+    def stop(self, step: str) -> None:
+        self.stopped[f"{step} ({self.phase})" if step == "restore" else step] = self.functions.pop(step).stop()
+
+    def stop_all(self) -> dict:
+        for step in list(self.functions):
+            self.stop(step)
+        return self.stopped
 
     # -- Lambda's SQS event source mapping, one record per invocation
 
-    def poll(self, step: str, backup: int) -> bool:
+    def owner(self, body: str, current: int) -> int:
+        """The backup a message is about, by the slot in its snapshot's name; the backup in
+        progress when it names none (the schedule's event); the warm-up for a slot of none
+        of ours (the schedule `snapferry fire-schedule` fired while deploying)."""
+        m = self.slot_re.search(body)
+        if m is None:
+            return current
+        return self.slots.get(m.group(1), -1)
+
+    def poll(self, step: str, current: int) -> bool:
         url, _, arn = self.queues[step]
         sqs = self.sqs[step]
         got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, WaitTimeSeconds=0,
@@ -411,6 +459,7 @@ class Chain:
         if not got:
             return False
         m = got[0]
+        backup = self.owner(m["Body"], current)
         f = self.functions[step]
         if f.init_error is not None:
             raise RuntimeError(f"{step}: init failed: {f.init_error.decode(errors='replace')}")
@@ -426,13 +475,13 @@ class Chain:
         else:
             failure = f"{inv.outcome}: {inv.body.decode(errors='replace')[:300]}"
         done = inv.end_ns is not None
-        self.samples.append(Sample(step, backup, event_kind(m["Body"]), ok,
+        self.samples.append(Sample(step, self.phase, backup, event_kind(m["Body"]), ok,
                                    inv.cpu_ms if done else None, inv.wall_ms if done else None,
                                    inv.start_wall, inv.end_wall, inv.threads_gone if done else 0, failure))
         if ok:
             sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
         else:
-            print(f"  {step} backup {backup}: FAILED: {failure}", file=sys.stderr, flush=True)
+            print(f"  {step} backup {backup + 1}: FAILED: {failure}", file=sys.stderr, flush=True)
         return True
 
     def read_monitor(self) -> None:
@@ -444,72 +493,99 @@ class Chain:
             for m in got:
                 try:
                     e = json.loads(m["Body"])
-                    resource = e["detail"]["origin"]["resource_id"]
+                    dt, origin = e["detail-type"], e["detail"]["origin"]["id"]
                 except (ValueError, KeyError, TypeError):
-                    resource = None
-                dt = e.get("detail-type") if isinstance(e, dict) else None
-                if dt == "Restore Verified" and resource:
-                    self.verified.add(resource)
+                    dt = origin = None
+                slot = self.slot_re.search(origin or "")
+                if dt == "Restore Verified" and slot:
+                    self.verified.add(slot.group(1))
                 elif dt in ("Restore Failed", "Snapshot Rejected"):
-                    self.failed_events.append(f"{dt} for {resource}")
+                    self.failed_events.append(f"{dt} for {origin}")
                 sqs.delete_message(QueueUrl=self.monitor, ReceiptHandle=m["ReceiptHandle"])
 
-    def queues_empty(self) -> bool:
+    def queue_empty(self, step: str) -> bool:
+        """Nothing visible, in flight or delayed in the step's queue."""
         names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
                  "ApproximateNumberOfMessagesDelayed"]
-        for step, account in STEPS.items():
-            a = self.setup_sqs[account].get_queue_attributes(QueueUrl=self.queues[step][0],
-                                                            AttributeNames=names)["Attributes"]
-            if any(int(a.get(n, "0")) for n in names):
-                return False
-        return True
+        a = self.setup_sqs[STEPS[step]].get_queue_attributes(QueueUrl=self.queues[step][0],
+                                                             AttributeNames=names)["Attributes"]
+        return not any(int(a.get(n, "0")) for n in names)
 
-    # -- one backup
+    def queues_empty(self) -> bool:
+        return all(self.queue_empty(step) for step in STEPS)
 
-    def backup(self, index: int) -> str | None:
-        """Runs one backup through the chain; returns why it failed, or None."""
-        db = f"{self.prefix}-{index + 1}"
+    # -- backups
+
+    def create_database(self) -> None:
         self.src_rds.create_db_instance(
-            DBInstanceIdentifier=db, Engine="mysql", EngineVersion="8.0.39", DBInstanceClass="db.t4g.micro",
+            DBInstanceIdentifier=self.db, Engine="mysql", EngineVersion="8.0.39", DBInstanceClass="db.t4g.micro",
             AllocatedStorage=20, MasterUsername="admin", MasterUserPassword="not-a-secret-1",
             StorageEncrypted=True, KmsKeyId=self.sharing_key, CopyTagsToSnapshot=True)
         deadline = time.monotonic() + 30
-        while self.src_rds.describe_db_instances(DBInstanceIdentifier=db)["DBInstances"][0]["DBInstanceStatus"] \
-                != "available":
+        while self.src_rds.describe_db_instances(DBInstanceIdentifier=self.db)["DBInstances"][0][
+                "DBInstanceStatus"] != "available":
             if time.monotonic() > deadline:
-                return f"{db} not available within 30 s"
+                raise RuntimeError(f"{self.db} not available within 30 s")
             time.sleep(0.05)
-        # What the hourly schedule rule delivers (services/cli/src/local/host.rs Host::fire).
-        url = self.queues["create-snapshot"][0]
-        now = time.gmtime()
+
+    def prune(self) -> None:
+        """Deletes the database's oldest snapshots and copies beyond what retention keeps
+        (SOURCE_KEEP, BACKUP_KEEP), as the hourly expire steps would between backups."""
+        for rds, keep in ((self.src_rds, SOURCE_KEEP), (self.bak_rds, BACKUP_KEEP)):
+            found = rds.describe_db_snapshots(SnapshotType="manual")["DBSnapshots"]
+            mine = sorted((s for s in found if self.db in s["DBSnapshotIdentifier"] and s["Status"] == "available"),
+                          key=lambda s: s["SnapshotCreateTime"])
+            for old in mine[:-keep]:
+                rds.delete_db_snapshot(DBSnapshotIdentifier=old["DBSnapshotIdentifier"])
+
+    def backup(self, index: int) -> str | None:
+        """Fires the hourly schedule for backup `index` and runs the chain until restore and
+        expire-snapshots have had its "Snapshot Copied" and its restore test, if it has one,
+        passed; returns why it failed, or None. What is still due for it then
+        (copy-shared-snapshot's backstop re-check) runs during the next backups and is
+        counted as its own by the slot in the message."""
+        at = self.base + 3600 * (index + 1)
+        slot = time.strftime("%Y%m%d%H%M", time.gmtime(at))
+        self.slots[slot] = index
+        # What the schedule rule delivers (services/cli/src/local/host.rs Host::fire).
         rule = f"arn:aws:events:{REGION}:{SOURCE}:rule/snapferry-create-snapshot-schedule"
         event = {"version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source": "aws.events",
-                 "account": SOURCE, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", now), "region": REGION,
-                 "resources": [rule], "detail": {}}
-        self.setup_sqs[SOURCE].send_message(QueueUrl=url, MessageBody=json.dumps(event))
+                 "account": SOURCE, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at)),
+                 "region": REGION, "resources": [rule], "detail": {}}
+        self.setup_sqs[SOURCE].send_message(QueueUrl=self.queues["create-snapshot"][0], MessageBody=json.dumps(event))
+
+        def done() -> bool:
+            copied = {x.step for x in self.samples if x.backup == index and x.kind == "Snapshot Copied" and x.ok}
+            if not {"restore", "expire-snapshots"} <= copied:
+                return False
+            return slot in self.verified or self.queue_empty("restore")
+
+        return self.drive(index, done, f"backup {index + 1}: not through the chain")
+
+    def drain(self, index: int) -> str | None:
+        """Runs what is left until every step's queue is empty (nothing visible, in flight
+        or delayed) at two checks a poll apart."""
+        quiet: list[bool] = []
+        return self.drive(index, lambda: quiet.append(self.queues_empty()) or quiet[-2:] == [True, True],
+                          "the queues did not empty")
+
+    def drive(self, index: int, done, what: str) -> str | None:
+        """Plays the event source mapping until done() holds (asked when a round over every
+        queue found nothing); returns why it stopped otherwise."""
         deadline = time.monotonic() + self.args.backup_timeout
-        quiet_since = None
         while time.monotonic() < deadline:
             handled = False
             for step in STEPS:
                 handled |= self.poll(step, index)
             if handled:
-                quiet_since = None
                 continue
             self.read_monitor()
             if self.failed_events:
                 return "; ".join(self.failed_events)
-            if db in self.verified and self.queues_empty():
-                # Twice, a poll apart: nothing arrived in between either.
-                if quiet_since is not None:
-                    break
-                quiet_since = time.monotonic()
+            if done():
+                return None
             time.sleep(0.1)
-        else:
-            return f"{db}: not verified and settled within {self.args.backup_timeout:g} s"
-        self.src_rds.delete_db_instance(DBInstanceIdentifier=db, SkipFinalSnapshot=True,
-                                        DeleteAutomatedBackups=True)
-        return None
+        return f"{what} within {self.args.backup_timeout:g} s"
 
 
 # --------------------------------------------------------------------------- figures
@@ -522,8 +598,8 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def attribute_calls(samples: list[Sample], requests: list[dict]) -> None:
-    """Each invocation's AWS calls: the step role's requests logged while it ran (the harness
-    is waiting then, so they are the function's)."""
+    """Each invocation's AWS calls: the step role's requests logged while it ran (the poller
+    waits for the response meanwhile, so they are the function's)."""
     by_role: dict[str, list[dict]] = {}
     for r in requests:
         by_role.setdefault(r.get("principal") or "", []).append(r)
@@ -534,145 +610,191 @@ def attribute_calls(samples: list[Sample], requests: list[dict]) -> None:
             op = f"{r['service']}:{r['operation']}"
             if s.start_wall <= r["at"] <= s.end_wall and op not in HARNESS_CALLS:
                 s.calls.append(op)
+        if s.phase == "sampled" and s.step == "restore" and s.kind == "Snapshot Copied" \
+                and "rds:RestoreDBInstanceFromDBSnapshot" not in s.calls:
+            s.kind = "Snapshot Copied, not sampled"
 
 
-def summarize(samples: list[Sample], backups: int, memory_mb: int, every_nth: int) -> dict:
-    measured = [s for s in samples if s.backup >= 0]
+def billed_ms(samples: list[Sample]) -> int:
+    """Lambda's billed duration: each invocation's rounded up to 1 ms."""
+    return sum(math.ceil(s.wall_ms) for s in samples if s.wall_ms is not None)
+
+
+def cost(invocations: float, billed: float, memory_mb: int) -> dict:
+    gb_s = billed / 1000 * memory_mb / 1024
+    return {"invocations": invocations, "billed_ms": billed, "gb_s": gb_s,
+            "usd": gb_s * PRICE_GB_S + invocations * PRICE_PER_REQUEST}
+
+
+def summarize(samples: list[Sample], backups: int, sampled: list[int], memory_mb: int) -> dict:
+    main = [s for s in samples if s.phase == "main" and s.backup >= 0]
     rows = []
-    kinds = {}
-    for s in measured:
-        kinds.setdefault((s.step, s.kind), []).append(s)
     for step in STEPS:
-        mine = [s for s in measured if s.step == step]
-        groups = [(k, v) for (st, k), v in kinds.items() if st == step]
-        groups.sort(key=lambda kv: min(s.start_wall or 0 for s in kv[1]))
+        mine = [s for s in main if s.step == step]
+        kinds: dict[str, list[Sample]] = {}
+        for s in mine:
+            kinds.setdefault(s.kind, []).append(s)
+        groups = sorted(kinds.items(), key=lambda kv: min(s.start_wall or 0 for s in kv[1]))
         for kind, ss in groups + ([("all events", mine)] if len(groups) > 1 else []):
             ok = [s for s in ss if s.ok and s.cpu_ms is not None]
-            cpu = [s.cpu_ms for s in ok]
-            wall = [s.wall_ms for s in ok]
-            calls = [len(s.calls) for s in ok]
-            ops = {}
+            ops: dict[str, int] = {}
             for s in ok:
                 for c in s.calls:
                     ops[c] = ops.get(c, 0) + 1
+            cpu, wall = [s.cpu_ms for s in ok], [s.wall_ms for s in ok]
             rows.append({
-                "step": step, "kind": kind, "events": len(ss), "ok": len(ok),
-                "per_backup": len(ss) / backups,
+                "step": step, "kind": kind, "events": len(ss), "ok": len(ok), "per_backup": len(ss) / backups,
                 "cpu_median": statistics.median(cpu) if cpu else None,
                 "cpu_p99": percentile(cpu, 99) if cpu else None,
                 "wall_median": statistics.median(wall) if wall else None,
                 "wall_p99": percentile(wall, 99) if wall else None,
-                "calls_median": statistics.median(calls) if calls else None,
+                "calls_mean": statistics.mean(len(s.calls) for s in ok) if ok else None,
                 "ops": {k: v / len(ok) for k, v in sorted(ops.items())} if ok else {},
             })
-    # Per backup: its invocations and their billed duration (each rounded up to 1 ms).
     per_backup = []
     for b in range(backups):
-        mine = [s for s in measured if s.backup == b]
-        restore = [s for s in mine if s.step == "restore"]
-        billed = sum(math.ceil(s.wall_ms) for s in mine if s.wall_ms is not None)
-        billed_restore = sum(math.ceil(s.wall_ms) for s in restore if s.wall_ms is not None)
-        per_backup.append({"invocations": len(mine), "restore_invocations": len(restore),
-                           "billed_ms": billed, "billed_restore_ms": billed_restore,
-                           "cpu_ms": sum(s.cpu_ms for s in mine if s.cpu_ms is not None)})
-    gb = memory_mb / 1024
-
-    def cost(invocations: float, billed_ms: float) -> dict:
-        gb_s = billed_ms / 1000 * gb
-        usd = gb_s * PRICE_GB_S + invocations * PRICE_PER_REQUEST
-        return {"invocations": invocations, "billed_ms": billed_ms, "gb_s": gb_s, "usd": usd}
-
-    inv = statistics.median(p["invocations"] for p in per_backup)
-    billed = statistics.median(p["billed_ms"] for p in per_backup)
-    r_inv = statistics.median(p["restore_invocations"] for p in per_backup)
-    r_billed = statistics.median(p["billed_restore_ms"] for p in per_backup)
-    sampled = cost(inv - r_inv + r_inv / every_nth, billed - r_billed + r_billed / every_nth)
-    looks = {}
-    for step in ("copy-shared-snapshot", "restore"):
-        ls = [s for s in measured if s.step == step and s.kind.startswith("re-check") and s.ok]
-        if ls:
-            w = statistics.median(math.ceil(s.wall_ms) for s in ls)
-            looks[step] = {"per_backup": len(ls) / backups, "billed_ms": w, "cost": cost(1, w)}
-    return {
+        mine = [s for s in main if s.backup == b]
+        others = [s for s in mine if s.step != "restore"]
+        per_backup.append({"invocations": len(mine), "billed_ms": billed_ms(mine),
+                           "others_invocations": len(others), "others_billed_ms": billed_ms(others),
+                           "cpu_ms": sum(s.cpu_ms for s in mine if s.cpu_ms is not None),
+                           "calls": sum(len(s.calls) for s in mine)})
+    out = {
         "rows": rows,
         "per_backup": per_backup,
-        "all_restored": cost(inv, billed),
+        "tested": cost(statistics.median(p["invocations"] for p in per_backup),
+                       statistics.median(p["billed_ms"] for p in per_backup), memory_mb),
         "max_billed_ms": max(p["billed_ms"] for p in per_backup),
-        "example_config": sampled,
-        "every_nth": every_nth,
-        "looks": looks,
         "cpu_per_backup_ms": statistics.median(p["cpu_ms"] for p in per_backup),
-        "threads_gone": sum(s.threads_gone for s in measured),
-        "failed": [f"{s.step} (backup {s.backup + 1}, {s.kind}): {s.failure}" for s in measured if not s.ok],
+        "calls_per_backup": statistics.median(p["calls"] for p in per_backup),
+        "threads_gone": sum(s.threads_gone for s in samples),
+        "failed": [f"{s.step} (backup {s.backup + 1}, {s.kind}): {s.failure}" for s in samples if not s.ok],
+        "window_cpu_ms": {},
     }
+    for s in samples:
+        key = f"{s.step} ({s.phase})" if s.step == "restore" else s.step
+        out["window_cpu_ms"][key] = out["window_cpu_ms"].get(key, 0.0) + (s.cpu_ms or 0.0)
+    looks = {}
+    for step in ("copy-shared-snapshot", "restore"):
+        ls = [s for s in main if s.step == step and s.kind.startswith("re-check") and s.ok]
+        if ls:
+            w = statistics.median(math.ceil(s.wall_ms) for s in ls)
+            looks[step] = {"per_backup": len(ls) / backups, "billed_ms": w, "cost": cost(1, w, memory_mb)}
+    out["looks"] = looks
+    skip = [s for s in samples if s.phase == "sampled" and s.backup in sampled
+            and s.kind == "Snapshot Copied, not sampled" and s.ok]
+    if skip:
+        # A backup whose copy is not sampled: the other steps' invocations as in the main
+        # phase (50 backups), and restore's one that decides not to test (measured here).
+        n = len(sampled)
+        tested = out["tested"]
+        untested = cost(statistics.median(p["others_invocations"] for p in per_backup) + 1,
+                        statistics.median(p["others_billed_ms"] for p in per_backup)
+                        + statistics.median(math.ceil(s.wall_ms) for s in skip), memory_mb)
+        per = []
+        for b in sampled:
+            mine = [s for s in samples if s.phase == "sampled" and s.backup == b]
+            per.append({"tested": any("rds:RestoreDBInstanceFromDBSnapshot" in s.calls for s in mine),
+                        "invocations": len(mine), "billed_ms": billed_ms(mine)})
+        out["sampled"] = {
+            "backups": n,
+            "untested": untested,
+            "mean": cost((tested["invocations"] + (n - 1) * untested["invocations"]) / n,
+                         (tested["billed_ms"] + (n - 1) * untested["billed_ms"]) / n, memory_mb),
+            "direct": cost(statistics.mean(p["invocations"] for p in per),
+                           statistics.mean(p["billed_ms"] for p in per), memory_mb),
+            "direct_tested": sum(p["tested"] for p in per),
+            "skip_cpu": statistics.median(s.cpu_ms for s in skip),
+            "skip_wall": statistics.median(s.wall_ms for s in skip),
+            "skip_n": len(skip),
+        }
+    return out
 
 
 def fmt(v: float | None, f: str = "{:.2f}") -> str:
     return "-" if v is None else f.format(v)
 
 
-def markdown(summary: dict, args, memory_mb: int, config_path: str, load: tuple[float, float],
+def markdown(summary: dict, args, memory_mb: int, every_nth: int, config_path: str, load: tuple[float, float],
              processes: dict, wall_s: float) -> str:
     lines = ["### Handler CPU", "",
-             "| step | event | events per backup | CPU ms median | CPU ms p99 | wall ms median | wall ms p99 | "
+             "| step | event | per backup | CPU ms median | CPU ms p99 | wall ms median | wall ms p99 | "
              "AWS calls per event |",
              "|---|---|---:|---:|---:|---:|---:|---|"]
     for r in summary["rows"]:
-        ops = ", ".join(f"{op}" + (f" x{n:.2g}" if abs(n - 1) > 1e-9 else "") for op, n in r["ops"].items())
+        if r["kind"] == "all events":
+            kind, ops = "**all its events**", f"{fmt(r['calls_mean'], '{:.1f}')} on average"
+        else:
+            kind = r["kind"]
+            ops = ", ".join(op + ("" if abs(n - 1) < 1e-9 else f" ×{n:.2g}") for op, n in r["ops"].items()) or "none"
         bad = "" if r["ok"] == r["events"] else f" ({r['events'] - r['ok']} failed)"
-        kind = f"**{r['kind']}**" if r["kind"] == "all events" else r["kind"]
         lines.append(f"| {r['step']} | {kind}{bad} | {r['per_backup']:.2f} | {fmt(r['cpu_median'])} | "
                      f"{fmt(r['cpu_p99'])} | {fmt(r['wall_median'], '{:.1f}')} | {fmt(r['wall_p99'], '{:.1f}')} | "
-                     f"{ops or 'none'} |")
-    clock = "schedstat, ns" if SCHEDSTAT else f"utime+stime, {TICK_NS / 1e6:.0f} ms ticks"
+                     f"{ops} |")
+    clock = "schedstat, ns" if SCHEDSTAT else f"utime+stime in {TICK_NS / 1e6:.0f} ms ticks"
+    windows = summary["window_cpu_ms"]
     lines += [
         "",
-        f"- {args.events} backups of one DB instance each through the whole chain, one at a time, after one "
-        f"discarded warm-up backup; each step one long-lived release `snapferry-lambda` process (native "
-        f"x86_64, see below) fed one SQS record per invocation. Took {wall_s:.0f} s; load average "
-        f"{load[0]:.2f} before, {load[1]:.2f} after.",
-        f"- CPU: the process's CPU time summed over its threads ({clock}) from handing over the event to its "
-        "response arriving; wall: the same interval, what Lambda bills. p99 is the nearest rank: with fewer "
-        "than 100 events it is the largest. AWS calls: the emulator's request log, signed by the step's role "
-        "during the invocation (mean count per event when not 1).",
-        f"- Median CPU per backup over all its invocations: {summary['cpu_per_backup_ms']:.1f} ms. "
-        f"Threads that ended during an invocation (their CPU uncounted): {summary['threads_gone']}.",
+        f"- {args.events} backups of one DB instance through the whole chain with every copy restore-tested "
+        f"(`RESTORE_EVERY_NTH=1`), after one discarded warm-up backup; then {every_nth + 1} more with the "
+        f"config's `restoreTest.everyNth` = {every_nth} (a new restore process, its first backup discarded), "
+        f"for the cost below. Between backups the harness deletes the database's snapshots beyond the newest "
+        f"{SOURCE_KEEP} in the source account and its copies beyond the newest {BACKUP_KEEP} in the backup account, "
+        f"as the hourly expire runs would. {wall_s:.0f} s in all; load average {load[0]:.2f} before, "
+        f"{load[1]:.2f} after.",
+        f"- CPU: the process's CPU time over all its threads ({clock}) from handing it the event to its "
+        "response arriving; wall: the same interval, the duration Lambda bills. p99 is the nearest rank (with "
+        f"fewer than 100 events, the largest). Median CPU of a whole backup: {summary['cpu_per_backup_ms']:.1f} ms. "
+        f"Threads that ended during an invocation (CPU uncounted): {summary['threads_gone']}.",
+        "- AWS calls: the emulator's request log, signed by the step's role during the invocation (×: mean per "
+        f"event when not one); {summary['calls_per_backup']:.0f} per backup (median).",
     ]
-    for step, p in processes.items():
-        pass
-    total = {s: p["process_cpu_ms"] for s, p in processes.items() if p["process_cpu_ms"] is not None}
-    if total:
-        lines.append("- Whole-process CPU (utime+stime at the end, init and warm-up included), peak RSS: " + "; ".join(
-            f"{s} {total[s]:.0f} ms, {processes[s]['peak_rss_mb']:.1f} MB" for s in total
-            if processes[s]["peak_rss_mb"] is not None) + ".")
+    checks = [f"{k} {windows.get(k, 0):.0f} / {p['process_cpu_ms']:.0f} ms, {p['peak_rss_mb']:.1f} MB"
+              for k, p in processes.items() if p["process_cpu_ms"] is not None and p["peak_rss_mb"] is not None]
+    if checks:
+        lines.append("- Cross-check per process, every invocation's CPU summed (warm-up included) / the "
+                     "process's utime+stime at the end (init included, 10 ms ticks), and its peak RSS: "
+                     + "; ".join(checks) + ".")
     for f in summary["failed"]:
         lines.append(f"  - failed invocation: {f}")
 
-    a, e = summary["all_restored"], summary["example_config"]
-    gb = memory_mb / 1024
+    t = summary["tested"]
     lines += [
         "",
         "### Cost of one backup",
         "",
-        f"At `lambdaMemoryMb` = {memory_mb} ({config_path}), i.e. {gb:g} GB; arm64 Lambda in us-east-1: "
-        f"${PRICE_GB_S:.10f} per GB-second (first 7.5 billion a month) and $0.20 per million requests "
-        "(aws.amazon.com/lambda/pricing). Billed duration: each invocation's wall time rounded up to 1 ms.",
+        f"At `lambdaMemoryMb` = {memory_mb} (`{config_path}`): {memory_mb / 1024:g} GB. Arm64 Lambda, us-east-1: "
+        f"${PRICE_GB_S:.10f} per GB-second (the first 7.5 billion GB-s a month) and $0.20 per million requests "
+        "(aws.amazon.com/lambda/pricing). Billed duration: each invocation's wall time above, rounded up to 1 ms.",
         "",
-        "| backup | invocations | billed ms | GB-seconds | cost per backup | per 1,000 backups |",
+        "| backup | invocations | billed ms | GB-seconds | cost | per 1,000 backups |",
         "|---|---:|---:|---:|---:|---:|",
-        f"| as measured: every copy restore-tested (median of {args.events}) | {a['invocations']:.0f} | "
-        f"{a['billed_ms']:.0f} | {a['gb_s']:.5f} | ${a['usd']:.8f} | ${a['usd'] * 1000:.5f} |",
-        f"| the example config's `restoreTest.everyNth` = {summary['every_nth']}: restore's invocations "
-        f"/ {summary['every_nth']} | {e['invocations']:.2f} | {e['billed_ms']:.0f} | {e['gb_s']:.5f} | "
-        f"${e['usd']:.8f} | ${e['usd'] * 1000:.5f} |",
-        "",
-        f"- Largest billed total of one backup: {summary['max_billed_ms']} ms.",
+        f"| copy restore-tested (median of {args.events}) | {t['invocations']:.0f} | {t['billed_ms']:.0f} | "
+        f"{t['gb_s']:.4f} | ${t['usd']:.8f} | ${t['usd'] * 1000:.5f} |",
     ]
+    s = summary.get("sampled")
+    if s:
+        u, m = s["untested"], s["mean"]
+        lines.append(f"| copy not sampled: the other steps' invocations (median of {args.events}) and restore's "
+                     f"that does not test (median of {s['skip_n']}) | {u['invocations']:.0f} | {u['billed_ms']:.0f} | "
+                     f"{u['gb_s']:.4f} | ${u['usd']:.8f} | ${u['usd'] * 1000:.5f} |")
+        lines.append(f"| **`everyNth` = {every_nth}: one copy in {every_nth} tested** | {m['invocations']:.2f} | "
+                     f"{m['billed_ms']:.0f} | {m['gb_s']:.4f} | ${m['usd']:.8f} | ${m['usd'] * 1000:.5f} |")
+    lines += ["", f"- Largest billed total of one restore-tested backup: {summary['max_billed_ms']} ms."]
+    if s:
+        d = s["direct"]
+        lines.append(f"- restore on a copy not sampled (it lists the copies to count them): CPU "
+                     f"{fmt(s['skip_cpu'])} ms, wall {fmt(s['skip_wall'], '{:.1f}')} ms (medians of {s['skip_n']}). "
+                     f"Measured directly, the {s['backups']} backups in a row at `everyNth` = {every_nth} "
+                     f"({s['direct_tested']} tested) averaged {d['invocations']:.2f} invocations and "
+                     f"{d['billed_ms']:.0f} ms billed (means of {s['backups']}: noisier than the row above).")
     for step, l in summary["looks"].items():
         c = l["cost"]
-        lines.append(f"- Each further look of {step}'s re-check (one invocation, median {l['billed_ms']:.0f} "
-                     f"ms billed): {c['gb_s']:.6f} GB-s, ${c['usd']:.9f}; this run made {l['per_backup']:.2f} "
-                     "per backup.")
+        lines.append(f"- Each look more of {step}'s re-check: one invocation, {l['billed_ms']:.0f} ms billed "
+                     f"(median), {c['gb_s']:.5f} GB-s, ${c['usd']:.9f}; here {l['per_backup']:.2f} per backup.")
+    per_ms = cost(0, 1, memory_mb)["usd"]
+    lines.append(f"- Each millisecond more per AWS call adds {summary['calls_per_backup']:.0f} ms to a backup, "
+                 f"${per_ms * summary['calls_per_backup'] * 1000:.7f} per 1,000 backups.")
     return "\n".join(lines) + "\n"
 
 
@@ -690,28 +812,32 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     p.add_argument("--endpoint", required=True, help="the emulator, http://127.0.0.1:PORT")
     p.add_argument("--rust-binary", required=True, help="target/release/snapferry-lambda")
-    p.add_argument("--snapferry", required=True, help="the CLI (target/debug/snapferry): deploys the topology")
-    p.add_argument("--config", default=None, help="the deployment config whose lambdaMemoryMb and "
-                   "restoreTest.everyNth are used (default infra/config/example.json)")
-    p.add_argument("--events", type=int, default=50, help="backups measured, so events per step and kind (default 50)")
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds one invocation may take")
-    p.add_argument("--backup-timeout", type=float, default=90.0, help="seconds one backup may take")
+    p.add_argument("--snapferry", required=True, help="the CLI (target/debug/snapferry), which deploys the pipeline")
+    p.add_argument("--config", help="the deployment config whose lambdaMemoryMb and restoreTest.everyNth are "
+                   "used (default infra/config/example.json)")
+    p.add_argument("--events", type=int, default=50,
+                   help="backups measured with every copy restore-tested: events per step and kind (default 50)")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds one invocation may take (default 60)")
+    p.add_argument("--backup-timeout", type=float, default=90.0,
+                   help="seconds one backup may take to its Restore Verified (default 90)")
     p.add_argument("--reset", action="store_true", help="reset the emulator first (only on an emulator of your own)")
     p.add_argument("--json", metavar="FILE")
     p.add_argument("--markdown", metavar="FILE")
-    p.add_argument("--log-dir", metavar="DIR", help="keep each step's output there")
+    p.add_argument("--log-dir", metavar="DIR", help="keep each function's output there (default: a temporary "
+                   "directory, removed unless the run failed)")
     args = p.parse_args(argv)
     args.rust_binary = os.path.abspath(args.rust_binary)
     if args.events < 1:
         p.error("--events must be at least 1")
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    config_path = args.config or os.path.join(root, "infra", "config", "example.json")
+    config_path = os.path.abspath(args.config or os.path.join(root, "infra", "config", "example.json"))
     with open(config_path) as f:
         config = json.load(f)
     memory_mb = int(config["lambdaMemoryMb"])
-    every_nth = int(config.get("target", {}).get("restoreTest", {}).get("everyNth", 1))
-    shown_config = os.path.relpath(config_path, root) if config_path.startswith(root) else config_path
+    restore_test = config.get("target", {}).get("restoreTest", {})
+    every_nth = int(restore_test.get("everyNth", 1)) if restore_test.get("enabled", True) else 1
+    shown_config = os.path.relpath(config_path, root) if config_path.startswith(root + os.sep) else config_path
 
     if args.reset:
         control(args.endpoint, "POST", "/reset")
@@ -720,53 +846,80 @@ def main(argv: list[str] | None = None) -> int:
                              "--extra-regions=", "--step", "create-snapshot"],
                             capture_output=True, text=True, timeout=300)
     if deploy.returncode != 0:
-        print(f"snapferry fire-schedule failed ({deploy.returncode}):\n{deploy.stdout}{deploy.stderr}", file=sys.stderr)
+        print(f"snapferry fire-schedule failed ({deploy.returncode}):\n{deploy.stdout}{deploy.stderr}",
+              file=sys.stderr)
         return 1
-    log_dir = args.log_dir or os.path.join("/tmp", f"snapferry-cpu-cost-{os.getpid()}")
+    log_dir = args.log_dir or tempfile.mkdtemp(prefix="snapferry-cpu-cost-")
     os.makedirs(log_dir, exist_ok=True)
-    run_id = uuid.uuid4().hex[:6]
-    chain = Chain(args, run_id)
+    chain = Chain(args, uuid.uuid4().hex[:6])
     seq0 = max((e["seq"] for e in cs.requests_since(args.endpoint, 0)), default=0)
     load_before = os.getloadavg()[0]
     started = time.monotonic()
     failure = None
+    sampled: list[int] = []
+
+    def report(index: int, t: float, failure: str | None) -> None:
+        if index < 0 or index == args.events:
+            tag = "warm-up" + ("" if index < 0 else f", restore with everyNth={every_nth}")
+        elif index < args.events:
+            tag = f"backup {index + 1}/{args.events}"
+        else:
+            tag = f"backup {index - args.events}/{every_nth} with everyNth={every_nth}"
+        n = len([s for s in chain.samples if s.backup == index])
+        print(f"  {tag}: {n} invocations, {time.monotonic() - t:.1f} s" + (f": FAILED: {failure}" if failure else ""),
+              file=sys.stderr, flush=True)
+
     try:
-        chain.start(memory_mb, log_dir)
+        chain.create_database()
+        for step in STEPS:
+            chain.start(step, memory_mb, log_dir)
         for i in range(-1, args.events):
             t = time.monotonic()
             failure = chain.backup(i)
-            n = len([s for s in chain.samples if s.backup == i])
-            tag = "warm-up" if i < 0 else f"backup {i + 1}/{args.events}"
-            print(f"  {tag}: {n} invocations, {time.monotonic() - t:.1f} s" + (f": FAILED: {failure}" if failure else ""),
-                  file=sys.stderr, flush=True)
+            report(i, t, failure)
             if failure:
                 break
+            chain.prune()
+        if not failure and every_nth > 1:
+            # The config's sampling: a restore process of its own; its first backup warms it up.
+            failure = chain.drain(args.events - 1)
+            chain.stop("restore")
+            chain.phase = "sampled"
+            chain.start("restore", memory_mb, log_dir, restore_every_nth=every_nth)
+            for i in range(args.events, args.events + every_nth + 1):
+                if failure:
+                    break
+                t = time.monotonic()
+                failure = chain.backup(i)
+                report(i, t, failure)
+            sampled = list(range(args.events + 1, args.events + every_nth + 1))
+        if not failure:
+            failure = chain.drain(args.events + every_nth)
+    except Exception as e:  # noqa: BLE001 - reported as the section's failure, the processes stopped
+        failure = f"{type(e).__name__}: {e}"
     finally:
-        processes = chain.stop()
+        processes = chain.stop_all()
     wall_s = time.monotonic() - started
     load_after = os.getloadavg()[0]
     attribute_calls(chain.samples, cs.requests_since(args.endpoint, seq0))
-    done = len({s.backup for s in chain.samples if s.backup >= 0}) if not failure else 0
+    summary = None
     if failure:
-        md = f"Not measured: a backup failed: {failure}. Step logs: {log_dir}.\n"
-        summary = None
+        md = f"Not measured: the chain failed: {failure}. Each function's output: `{log_dir}`.\n"
     else:
-        summary = summarize(chain.samples, args.events, memory_mb, every_nth)
-        md = markdown(summary, args, memory_mb, shown_config, (load_before, load_after), processes, wall_s)
+        summary = summarize(chain.samples, args.events, sampled, memory_mb)
+        md = markdown(summary, args, memory_mb, every_nth, shown_config, (load_before, load_after), processes, wall_s)
     print(md)
     if args.markdown:
         with open(args.markdown, "w") as f:
             f.write(md)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"summary": summary, "processes": processes, "backups_done": done,
+            json.dump({"summary": summary, "processes": processes, "memory_mb": memory_mb, "every_nth": every_nth,
                        "samples": [dataclasses.asdict(s) for s in chain.samples],
-                       "memory_mb": memory_mb, "load_average": [load_before, load_after]}, f, indent=2)
+                       "load_average": [load_before, load_after]}, f, indent=2)
     if args.log_dir is None and not failure:
-        for name in os.listdir(log_dir):
-            os.remove(os.path.join(log_dir, name))
-        os.rmdir(log_dir)
-    return 1 if failure or (summary and summary["failed"]) else 0
+        shutil.rmtree(log_dir, ignore_errors=True)
+    return 1 if failure or summary["failed"] else 0
 
 
 if __name__ == "__main__":

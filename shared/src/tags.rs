@@ -49,6 +49,9 @@ pub const RESTORE_SECONDS: &str = "snapferry:restore-seconds";
 /// On a verified copy whose data checks ran: its data recovery point, in seconds (the
 /// snapshot's time minus the newest data its restore test found).
 pub const DATA_RECOVERY_SECONDS: &str = "snapferry:data-recovery-seconds";
+/// On a copy sampled for a restore test (`RESTORE_EVERY_NTH` above 1): when its test
+/// started, so the next test is counted from it whatever retention deleted since.
+pub const RESTORE_TESTED_AT: &str = "snapferry:restore-tested-at";
 /// The backup set a snapshot belongs to (the volumes of one EC2 instance, taken together).
 pub const SET: &str = "snapferry:set";
 /// How many snapshots that set has.

@@ -198,7 +198,11 @@ impl Handler {
         self.ctx.recheck(Recheck::new(&event.correlation_id, 1, None, what))
     }
 
-    /// Every Nth copy of the same database, counted over the copies that exist now.
+    /// Every Nth copy of the same database: a copy is tested when it is the Nth since the
+    /// newest one whose test started (or none has), counted over the copies that exist now.
+    /// Counting from the last test, not from the oldest copy, keeps the rate when retention
+    /// deletes old copies (a position among the survivors would stay the same for ever).
+    /// The sampled copy is tagged, so the count survives a failed test too.
     async fn sampled(&self, store: &dyn SnapshotStore, copy: &Snapshot) -> Result<bool> {
         if self.config.every_nth == 1 {
             return Ok(true);
@@ -211,12 +215,27 @@ impl Handler {
             .filter(|s| {
                 s.tags.get(tags::STEP).is_some_and(|v| v == "copy")
                     && s.tags.get(tags::ORIGIN_RESOURCE) == origin_resource
+                    && s.id != copy.id
+                    && s.created_at <= copy.created_at
             })
-            .map(|s| (s.created_at, s.id))
             .collect();
-        siblings.sort();
-        let position = siblings.iter().position(|(_, id)| *id == copy.id).unwrap_or(0);
-        Ok(position % self.config.every_nth == 0)
+        siblings.sort_by_key(|s| s.created_at);
+        let tested =
+            |s: &Snapshot| s.tags.contains_key(tags::RESTORE_TESTED_AT) || s.tags.contains_key(tags::VERIFIED_AT);
+        let since_last_test = match siblings.iter().rposition(tested) {
+            Some(last) => siblings.len() - last,
+            None => return self.mark_tested(store, copy).await,
+        };
+        if since_last_test < self.config.every_nth {
+            return Ok(false);
+        }
+        self.mark_tested(store, copy).await
+    }
+
+    async fn mark_tested(&self, store: &dyn SnapshotStore, copy: &Snapshot) -> Result<bool> {
+        let stamp = Tags::from([(tags::RESTORE_TESTED_AT.to_string(), tags::timestamp_value(self.ctx.now()))]);
+        store.tag(copy, &stamp).await?;
+        Ok(true)
     }
 
     /// Ends a restore test that failed with `error`: a retryable error is retried as it is;

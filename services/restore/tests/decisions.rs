@@ -214,6 +214,35 @@ async fn which_copies_are_tested() {
     // orders' copies 0, 1 and 3 are its 1st, 2nd and 3rd: the 1st and 3rd are tested;
     // billing's copy 2 is its 1st.
     assert_eq!(tested, vec![0, 2, 3]);
+
+    // Retention keeps only orders' newest copy before each new one: the count goes on from
+    // the last test (a position among the survivors would be the same for every new copy,
+    // tested never).
+    let store = cloud.stores(TARGET, REGION).store(DbInstance);
+    let orders = || async {
+        let mut copies: Vec<Snapshot> = store
+            .list_managed()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|s| s.tags.get(tags::ORIGIN_RESOURCE).is_some_and(|r| r == "orders"))
+            .collect();
+        copies.sort_by_key(|s| s.created_at);
+        copies
+    };
+    let mut tested = Vec::new();
+    for i in 4..10 {
+        for old in orders().await.iter().rev().skip(1) {
+            store.delete(old).await.unwrap();
+        }
+        cloud.advance(Duration::hours(1));
+        let (_, event) = copied(&cloud, DbInstance, &format!("snapferry-copy-{i}"), "orders");
+        if let Outcome::Later { .. } = h.step(deliver::pipeline(&event, Some(TARGET)), deliver::record()).await.unwrap()
+        {
+            tested.push(i);
+        }
+    }
+    assert_eq!(tested, vec![5, 7, 9]);
 }
 
 #[tokio::test]
