@@ -336,20 +336,10 @@ pub mod fixtures {
     /// Runs `sql` in the database `app` of the PostgreSQL instance or cluster `name`, as its
     /// master user (in clear text: the emulator does not require TLS, as RDS does not by default).
     pub async fn sql(clients: &Clients, kind: ResourceKind, name: &str, sql: &str) {
-        let (host, port) = match kind {
-            ResourceKind::DbInstance => {
-                let out =
-                    clients.rds.describe_db_instances().db_instance_identifier(name).send().await.expect("describe");
-                let e = out.db_instances()[0].endpoint().cloned().expect("an endpoint");
-                (e.address().expect("address").to_string(), e.port().expect("port"))
-            }
-            _ => {
-                let out =
-                    clients.rds.describe_db_clusters().db_cluster_identifier(name).send().await.expect("describe");
-                let c = &out.db_clusters()[0];
-                (c.endpoint().expect("endpoint").to_string(), c.port().expect("port"))
-            }
-        };
+        // Described by the store, as the restore step's data checks find a restored one.
+        let restored = snapferry::store::Stores::store(clients, kind).restore_status(name).await.expect("describe");
+        let endpoint = restored.and_then(|r| r.endpoint).expect("an endpoint");
+        let (host, port) = (endpoint.host, endpoint.port);
         let conn = format!("host={host} port={port} user=owner password={MASTER_PASSWORD} dbname=app");
         let (client, connection) = tokio_postgres::connect(&conn, tokio_postgres::NoTls).await.expect("connect");
         tokio::spawn(connection);

@@ -262,53 +262,25 @@ async fn create_databases(pipeline: &LocalPipeline) -> Result<Vec<(&'static str,
 /// demo sets a password of its own first (it never learns the one RDS manages), so a
 /// second run against the same emulator writes again.
 async fn write_rows(pipeline: &LocalPipeline) -> Result<Vec<(&'static str, String)>> {
+    use snapferry::store::Stores;
     use snapferry_restore::data;
-    let rds = &pipeline.source.rds;
     let tls = data::tls_config(Some(&crate::pipeline::emulator_ca_bundle(&pipeline.source).await?))?;
     let password = data::Password::generate();
     let written = [
-        ("billing-postgres", "invoices", "issued_at", 1000, "1 minute"),
-        ("inventory-aurora", "items", "counted_at", 250, "4 minutes"),
+        (ResourceKind::DbInstance, "billing-postgres", "invoices", "issued_at", 1000, "1 minute"),
+        (ResourceKind::DbCluster, "inventory-aurora", "items", "counted_at", 250, "4 minutes"),
     ];
     let mut done = Vec::new();
-    for (id, table, column, rows, spacing) in written {
-        let endpoint = if id == "inventory-aurora" {
-            rds.modify_db_cluster()
-                .db_cluster_identifier(id)
-                .master_user_password(password.expose())
-                .apply_immediately(true)
-                .send()
-                .await
-                .map_err(|e| Error::from_sdk("ModifyDBCluster", e))?;
-            let out = rds
-                .describe_db_clusters()
-                .db_cluster_identifier(id)
-                .send()
-                .await
-                .map_err(|e| Error::from_sdk("DescribeDBClusters", e))?;
-            out.db_clusters().first().and_then(|c| c.endpoint().map(str::to_string).zip(c.port()))
-        } else {
-            rds.modify_db_instance()
-                .db_instance_identifier(id)
-                .master_user_password(password.expose())
-                .apply_immediately(true)
-                .send()
-                .await
-                .map_err(|e| Error::from_sdk("ModifyDBInstance", e))?;
-            let out = rds
-                .describe_db_instances()
-                .db_instance_identifier(id)
-                .send()
-                .await
-                .map_err(|e| Error::from_sdk("DescribeDBInstances", e))?;
-            let endpoint = out.db_instances().first().and_then(|d| d.endpoint());
-            endpoint.and_then(|e| e.address().map(str::to_string).zip(e.port()))
-        };
-        let (host, port) = endpoint.ok_or_else(|| Error::Config(format!("{id} reports no endpoint")))?;
+    for (kind, id, table, column, rows, spacing) in written {
+        // The store's calls the restore step's data checks make: a new password, the endpoint.
+        let store = pipeline.source.store(kind);
+        store.set_master_password(id, password.expose()).await?;
+        let endpoint = store.restore_status(id).await?.and_then(|r| r.endpoint);
+        let endpoint = endpoint.ok_or_else(|| Error::Config(format!("{id} reports no endpoint")))?;
         let target = data::Target {
-            host: &host,
-            port: u16::try_from(port).unwrap_or_default(),
-            user: "admin",
+            host: &endpoint.host,
+            port: endpoint.port,
+            user: &endpoint.user,
             database: "postgres",
             password: &password,
         };
