@@ -31,4 +31,30 @@ ensure_venv() {
     fi
     echo "$want" > "$stamp"
   fi
+  ensure_mariadb
+}
+
+# ensure_mariadb: make sure the MariaDB server binaries the emulator runs behind
+# mysql / mariadb / aurora-mysql resources (emulator/snapferry_emulator/mydata.py)
+# are installed: Debian's mariadb-server-core (/usr/sbin/mariadbd and
+# mariadb-install-db, no service registered). As root it installs the package
+# (apt-get update and a second try only when the first install fails, e.g. for
+# want of package lists); as another user it fails saying what to install.
+# Silent and instant when present.
+ensure_mariadb() {
+  if [[ -x /usr/sbin/mariadbd ]]; then  # the path mydata.py runs
+    return 0
+  fi
+  if [[ "$(id -u)" != 0 ]]; then
+    echo "ensure_mariadb: the MariaDB server is missing; install it as root: apt-get install -y --no-install-recommends mariadb-server-core" >&2
+    return 1
+  fi
+  local install=(apt-get install -y -q --no-install-recommends mariadb-server-core)
+  if ! DEBIAN_FRONTEND=noninteractive "${install[@]}" >/dev/null 2>&1; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null 2>&1 || true
+    if ! DEBIAN_FRONTEND=noninteractive "${install[@]}" >/dev/null; then
+      echo "ensure_mariadb: apt-get install mariadb-server-core failed" >&2
+      return 1
+    fi
+  fi
 }

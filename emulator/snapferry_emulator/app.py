@@ -30,7 +30,7 @@ import time
 from typing import Any, Callable, Iterable
 from urllib.parse import parse_qs
 
-from . import authz, pgdata, protocol
+from . import authz, mydata, pgdata, protocol, sqs
 from .lifecycle import Lifecycle
 from .state import ControlError, LayerState
 
@@ -57,6 +57,7 @@ class SnapferryApp:
                     result = self._call_moto(environ)
                     self.state.reset(keep_config=True)
                     pgdata.reset()
+                    mydata.reset()
                 return self._reply(start_response, *result)
             return self._aws(environ, start_response)
         except Exception as exc:  # noqa: BLE001 - the server must never die on a request
@@ -203,9 +204,11 @@ class SnapferryApp:
             return 200, self._automated_snapshot(body)
         if route == "/corrupt-snapshot" and method == "POST":
             with self.moto_lock:
-                return 200, pgdata.corrupt_snapshot(body)
+                return 200, (mydata if mydata.is_mysql_snapshot(body) else pgdata).corrupt_snapshot(body)
         if route == "/postgres" and method == "GET":
             return 200, pgdata.status()
+        if route == "/mysql" and method == "GET":
+            return 200, mydata.status()
         if route == "/requests":
             if method == "GET":
                 try:
@@ -216,8 +219,13 @@ class SnapferryApp:
             if method == "DELETE":
                 st.clear_requests()
                 return 200, {"ok": True}
+        if route == "/sqs-counts" and method == "GET":
+            with self.moto_lock:
+                return 200, sqs.counts()
         if route == "/events" and method == "GET":
             return 200, st.events_copy()  # a bare JSON list, as the harness expects
+        if route == "/copies" and method == "GET":
+            return 200, {"copies": st.copies_copy()}
         return 404, {"error": f"no control endpoint {method} /_snapferry{route}"}
 
     def _automated_snapshot(self, body: Any) -> dict[str, Any]:
@@ -241,6 +249,7 @@ class SnapferryApp:
             moto_api_backend.reset()
             self.state.reset()
             pgdata.reset()
+            mydata.reset()
 
 
 def _read_body(environ: dict[str, Any]) -> bytes:

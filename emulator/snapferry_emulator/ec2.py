@@ -19,8 +19,9 @@ Why each patch exists (the pinned moto's behaviour in brackets):
 * ``CreateVolume`` from a snapshot shared with the caller works (EBS's
   "restore"), and a volume from an own encrypted snapshot keeps its key
   [NotFound / default key].
-* Create/copy start ``pending`` with ``Progress`` and complete after the
-  configured delay, emitting ``EBS Snapshot Notification`` events.
+* Create/copy start ``pending`` with ``Progress`` rising with the elapsed
+  share of the delay and complete after it, emitting ``EBS Snapshot
+  Notification`` events.
 * ``CreateSnapshots`` (multi-volume, crash-consistent, EBS User Guide
   *ebs-creating-snapshot*): one snapshot per EBS volume of the instance, each
   with the same ``pending`` -> ``completed`` lifecycle as ``CreateSnapshot``,
@@ -172,7 +173,18 @@ def _start_lifecycle(snap: Any, event: str, source: str, copy_of: Any = None, me
         else:
             _emit(account, region, event, "succeeded", snap.id, source, start)
 
-    LIFE.schedule(kind="ebs", account=account, region=region, complete=complete, copy_bucket="ebs_copies" if copy_of is not None else None)
+    def status_now() -> str:
+        return snap.status if backend.snapshots.get(snap.id) is snap else "deleted"
+
+    snap._sf_pending = LIFE.schedule(
+        kind="ebs",
+        account=account,
+        region=region,
+        complete=complete,
+        copy_bucket="ebs_copies" if copy_of is not None else None,
+        copy_labels={"kind": "ebs", "snapshot_id": snap.id, "arn": snapshot_arn(region, snap.id), "source_arn": source} if copy_of is not None else None,
+        status_of=status_now,
+    )
 
 
 # ------------------------------------------------------ multi-volume sets
@@ -464,7 +476,16 @@ def install(state: LayerState, life: Lifecycle) -> None:  # noqa: C901
         return
     EBSBackend._snapferry = True
 
-    Snapshot.progress = property(lambda self: self.__dict__.get("_sf_progress", "100%"))
+    # Progress of a pending snapshot or copy: the elapsed share of its delay
+    # ("0%".."99%"), "100%" once completed, so a reader can estimate when it
+    # ends (and a copy slot frees).
+    def _get_progress(self: Any) -> str:
+        pending = self.__dict__.get("_sf_pending")
+        if pending is not None and self.status == "pending":
+            return f"{pending.percent()}%"
+        return self.__dict__.get("_sf_progress", "100%")
+
+    Snapshot.progress = property(_get_progress)
 
     # A temporarily restored snapshot is in the standard tier until its restore
     # expires (working-with-snapshot-archiving: StorageTier is "standard for

@@ -462,7 +462,7 @@ class _Server:
         self.proc = self.port = self.root = None
 
 
-def _spawn(argv: list[str], log_path: Path, user_kw: dict[str, Any]) -> subprocess.Popen[bytes]:
+def _spawn(argv: list[str], log_path: Path, user_kw: dict[str, Any], name: str = "postgres") -> subprocess.Popen[bytes]:
     """Start the server from a thread that lives as long as it does.
 
     On Linux the server gets SIGQUIT (immediate shutdown) when that thread
@@ -502,10 +502,10 @@ def _spawn(argv: list[str], log_path: Path, user_kw: dict[str, Any]) -> subproce
         started.set()
         box["proc"].wait()
 
-    threading.Thread(target=run, name="snapferry-postgres", daemon=True).start()
+    threading.Thread(target=run, name=f"snapferry-{name}", daemon=True).start()
     started.wait()
     if "error" in box:
-        raise PgError(f"cannot start postgres: {box['error']}")
+        raise PgError(f"cannot start {name}: {box['error']}")
     return box["proc"]
 
 

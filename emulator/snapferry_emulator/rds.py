@@ -13,7 +13,8 @@ Why each patch exists (the pinned moto's behaviour in brackets):
   accepted, or different codes].
 * Create/copy put the snapshot in ``creating`` and the ticker finishes it
   after the configured delay, emitting the native ``aws.rds`` events
-  [available at once, no events].  Copies check the source state, quotas
+  [available at once, no events]; meanwhile ``PercentProgress`` rises with
+  the elapsed share of the delay [100 at once].  Copies check the source state, quotas
   (manual snapshots, copies in progress), KMS keys (disabled keys, another
   account's AWS-managed key, missing KmsKeyId for shared encrypted
   snapshots).
@@ -37,7 +38,7 @@ import re
 from datetime import datetime, timezone
 from typing import Any
 
-from . import kmsutil, pgdata
+from . import kmsutil, mydata, pgdata
 from .eventbus import emit_native, iso_now
 from .lifecycle import Lifecycle
 from .state import LayerState
@@ -227,7 +228,8 @@ def _start_snapshot_lifecycle(snap: Any, *, copy_of: Any = None) -> None:
             src_store = _store(rds_backend(source_ref[0], source_ref[1]), cluster)
             failed = not any(v is copy_of for v in list(src_store.values()))  # source deleted before the copy finished
         if not failed:
-            failed = not pgdata.snapshot_completed(snap, copy_of)  # PostgreSQL-backed: take/copy the data now
+            # PostgreSQL- or MariaDB-backed: take/copy the data now.
+            failed = not (pgdata.snapshot_completed(snap, copy_of) and mydata.snapshot_completed(snap, copy_of))
         if failed:
             snap.status = "failed"
             if copy_of is None:
@@ -245,12 +247,19 @@ def _start_snapshot_lifecycle(snap: Any, *, copy_of: Any = None) -> None:
             _emit(snap, "copy_done_cross" if cross else "copy_done_same")
         # No event for a finished cluster snapshot copy: AWS sends none.
 
-    LIFE.schedule(
+    def status_now() -> str:
+        return snap.status if any(v is snap for v in list(_store(backend, cluster).values())) else "deleted"
+
+    snap._sf_pending = LIFE.schedule(
         kind="db-cluster" if cluster else "db-instance",
         account=backend.account_id,
         region=backend.region_name,
         complete=complete,
         copy_bucket=("rds_cluster_copies" if cluster else "rds_instance_copies") if copy_of is not None else None,
+        copy_labels={"kind": "db-cluster" if cluster else "db-instance", "snapshot_id": _snap_id(snap), "arn": snap.arn, "source_arn": copy_of.arn}
+        if copy_of is not None
+        else None,
+        status_of=status_now,
     )
 
 
@@ -393,6 +402,21 @@ def install(state: LayerState, life: Lifecycle) -> None:  # noqa: C901 - one pla
 
     # Quotas are enforced by the layer (configurable); moto's own check off.
     B.SNAPSHOT_QUOTA = property(lambda self: 10**9)
+
+    # PercentProgress of a snapshot or copy in progress: the elapsed share of
+    # its delay (0..99), so a reader can estimate when it ends (and a copy slot
+    # frees); 100 once available [moto: 100 at once; the layer's 0 until done].
+    def _get_progress(self: Any) -> int:
+        pending = self.__dict__.get("_sf_pending")
+        if pending is not None and self.status == "creating":
+            return pending.percent()
+        return self.__dict__.get("_sf_percent_progress", 100)
+
+    def _set_progress(self: Any, value: int) -> None:
+        self.__dict__["_sf_percent_progress"] = value
+
+    m.DBSnapshot.percent_progress = property(_get_progress, _set_progress)
+    m.DBClusterSnapshot.percent_progress = property(_get_progress, _set_progress)
 
     # Automated snapshots only via the control API.
     m.DBInstance.save_automated_backup = lambda self: None

@@ -29,6 +29,17 @@ They follow the SQS API Reference and the SQS Developer Guide
   stays in the DLQ.
 * Tasks live on the source queue's moto backend, so a moto reset forgets
   them; a running task's thread notices and stops.
+
+Message counts (``GET /_snapferry/sqs-counts``): every queue counts what entered
+it and what left it, so a test can balance its books (nothing lost, nothing
+made up).  In: ``sent`` (SendMessage, SendMessageBatch, EventBridge targets),
+``moved_in`` (by a move task), ``dead_lettered_in`` (by SQS's redrive policy).
+Out: ``deleted`` (DeleteMessage, DeleteMessageBatch), ``moved_out`` (by a move
+task), ``dead_lettered_out`` (to the DLQ, by the redrive policy).  Always
+``sent + moved_in + dead_lettered_in == deleted + moved_out + dead_lettered_out
++ messages`` unless a queue is purged (not counted) or moto drops a message
+past its retention period.  Counts live on moto's queue objects, so a reset
+(or deleting the queue) starts them at zero.
 """
 
 from __future__ import annotations
@@ -199,6 +210,32 @@ def cancel(params: dict[str, Any]) -> dict[str, Any]:
     return {"ApproximateNumberOfMessagesMoved": task.moved}
 
 
+# ------------------------------------------------------------------ message counts
+COUNTERS = ("sent", "moved_in", "dead_lettered_in", "deleted", "moved_out", "dead_lettered_out")
+# Set while a move task sends, so add_message counts the message as moved, not sent.
+_MOVING = threading.local()
+
+
+def _count(queue: Any, counter: str, n: int = 1) -> None:
+    counts = queue.__dict__.setdefault("_sf_counts", dict.fromkeys(COUNTERS, 0))
+    counts[counter] += n
+
+
+def counts() -> dict[str, Any]:
+    """Every queue's counts (``GET /_snapferry/sqs-counts``); call under the moto lock."""
+    from moto.sqs.models import sqs_backends
+
+    out = []
+    for account, regions in list(sqs_backends.items()):
+        for region, backend in list(regions.items()):
+            for queue in list(backend.queues.values()):
+                row = {"arn": queue.queue_arn, "account": account, "region": region, "name": queue.name}
+                row.update(queue.__dict__.get("_sf_counts", dict.fromkeys(COUNTERS, 0)))
+                row["messages"] = len(queue._messages)
+                out.append(row)
+    return {"queues": out}
+
+
 # ------------------------------------------------------------------ the mover
 def _run(task: MoveTask, backend: Any) -> None:
     interval = 1.0 / (task.rate or DEFAULT_RATE)
@@ -240,6 +277,7 @@ def _step(task: MoveTask, backend: Any) -> bool:
         return _fail(task, "AWS.SimpleQueueService.NonExistentQueue")
     from moto.sqs.exceptions import SQSException
 
+    _MOVING.active = True
     try:
         _backend(target.account_id, target.region).send_message(
             target.name,
@@ -251,6 +289,8 @@ def _step(task: MoveTask, backend: Any) -> bool:
         )
     except SQSException as exc:
         return _fail(task, exc.code)
+    finally:
+        _MOVING.active = False
     # Deleted from the DLQ only once it is in the destination (at-least-once, like AWS).
     # In place under moto's queue condition: add_message appends under it, also from
     # ReceiveMessage calls that run outside the moto lock and dead-letter into this queue.
@@ -258,6 +298,7 @@ def _step(task: MoveTask, backend: Any) -> bool:
         if msg in dlq._messages:
             dlq._messages.remove(msg)
     dlq.pending_messages.discard(msg)
+    _count(dlq, "moved_out")
     task.pending.pop(0)
     task.moved += 1
     return True
@@ -289,9 +330,28 @@ def install(moto_lock: threading.RLock) -> None:
             message._sf_dead_letter_source = previous
         message._sf_queue_arn = self.queue_arn
         original_add(self, message)
+        if not any(m is message for m in self._messages):
+            return  # a FIFO duplicate moto dropped: it never entered
+        if previous is not None and previous != self.queue_arn:
+            _count(self, "dead_lettered_in")
+            source = _queue_by_arn(previous)
+            if source is not None:
+                _count(source, "dead_lettered_out")
+        else:
+            _count(self, "moved_in" if getattr(_MOVING, "active", False) else "sent")
 
     add_message._snapferry = True  # type: ignore[attr-defined]
     Queue.add_message = add_message
+
+    original_delete = Queue.delete_message
+
+    def delete_message(self: Any, receipt_handle: str) -> None:
+        # Counted before the call: moto answers a repeated delete with success and removes nothing.
+        removing = 0 if receipt_handle in self.deleted_messages else sum(1 for m in self._messages if m.had_receipt_handle(receipt_handle))
+        original_delete(self, receipt_handle)
+        _count(self, "deleted", removing)
+
+    Queue.delete_message = delete_message
 
     def operation(handler: Any) -> Any:
         def respond(self: Any) -> Any:

@@ -97,6 +97,18 @@ class Pending:
     region: str = ""
     key: Any = None
     done: bool = False
+    started: float = 0.0  # time.monotonic() when it was scheduled
+    delay: float = 0.0  # the delay it was scheduled with (config changes don't move it)
+    copy_record: dict[str, Any] | None = None  # its entry in LayerState.copies, for copies
+    status_of: Callable[[], str] | None = None  # the resource's status, read when it ends
+
+    def percent(self, now: float | None = None) -> int:
+        """Elapsed share of the delay, 0..99: 100 is kept for "finished", so a
+        reader never sees 100 on something still in progress."""
+        now = time.monotonic() if now is None else now
+        if self.delay <= 0:
+            return 99
+        return max(0, min(99, int(100 * (now - self.started) / self.delay)))
 
 
 @dataclass
@@ -123,6 +135,7 @@ class LayerState:
             self.request_seq = 0
             self.events: list[dict[str, Any]] = []
             self.pending: list[Pending] = []
+            self.copies: list[dict[str, Any]] = []
 
     # ----------------------------------------------------------------- config
     def config(self) -> dict[str, Any]:
@@ -309,6 +322,23 @@ class LayerState:
             due = [p for p in self.pending if p.due <= now]
             self.pending = [p for p in self.pending if p.due > now]
             return due
+
+    def record_copy(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Keep a copy's interval (start, end, status) for ``GET /_snapferry/copies``:
+        the copy-slot benchmark measures slot occupancy from it, which the
+        request log alone can't give (a copy ends without any request)."""
+        with self.lock:
+            self.copies.append(record)
+            return record
+
+    def end_copy(self, record: dict[str, Any], status: str) -> None:
+        with self.lock:
+            record["ended_at"] = time.time()
+            record["status"] = status
+
+    def copies_copy(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [dict(c) for c in self.copies]
 
     def copies_in_progress(self, bucket: str, account: str, region: str) -> int:
         with self.lock:

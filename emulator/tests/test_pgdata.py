@@ -567,12 +567,13 @@ def test_aurora_postgresql_cluster(emu, accounts):
 
 
 def test_other_engines_are_not_backed(emu, accounts):
+    """Other engines keep moto's endpoints; MySQL engines are MariaDB's (test_mydata.py), not PostgreSQL's."""
     (acct,) = accounts(1)
-    my = create_db(emu, acct, "my1", Engine="mysql", EngineVersion="8.0.36")
-    assert my["Endpoint"]["Address"] != "127.0.0.1" and my["Endpoint"]["Port"] == 3306
+    oracle = create_db(emu, acct, "o1", Engine="oracle-ee", DBInstanceClass="db.m5.large")
+    assert oracle["Endpoint"]["Address"] != "127.0.0.1" and oracle["Endpoint"]["Port"] == 1521
+    create_db(emu, acct, "my1", Engine="mysql", EngineVersion="8.0.36")
     rds = emu.client("rds", acct)
-    mysql_cluster = rds.create_db_cluster(DBClusterIdentifier="am1", Engine="aurora-mysql", MasterUsername="admin", MasterUserPassword=PASSWORD)["DBCluster"]
-    assert mysql_cluster["Endpoint"] != "127.0.0.1"
+    rds.create_db_cluster(DBClusterIdentifier="am1", Engine="aurora-mysql", MasterUsername="admin", MasterUserPassword=PASSWORD)
     assert not [d for d in emu.control("GET", "/postgres")["databases"] if d["account"] == acct]
 
 
@@ -619,8 +620,8 @@ def test_server_is_lazy_reset_and_never_orphaned(how):
     try:
         ctl = lambda: requests.get(f"{url}/_snapferry/postgres", timeout=10).json()  # noqa: E731
         rds = _private_rds(url)
-        rds.create_db_instance(DBInstanceIdentifier="my1", DBInstanceClass="db.t3.micro", Engine="mysql", AllocatedStorage=20, MasterUsername="admin", MasterUserPassword=PASSWORD)
-        rds.create_db_cluster(DBClusterIdentifier="am1", Engine="aurora-mysql", MasterUsername="admin", MasterUserPassword=PASSWORD)
+        # Other engines (MySQL engines start MariaDB instead: test_mydata.py) don't start it.
+        rds.create_db_instance(DBInstanceIdentifier="o1", DBInstanceClass="db.m5.large", Engine="oracle-ee", AllocatedStorage=20, MasterUsername="admin", MasterUserPassword=PASSWORD)
         assert ctl()["running"] is False and ctl()["pid"] is None
         assert _children(proc.pid) == []
 

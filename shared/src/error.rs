@@ -50,16 +50,31 @@ pub enum Error {
     /// Configuration is missing or invalid; names the variable.
     #[error("configuration: {0}")]
     Config(String),
+
+    /// Every copy slot of the destination region is taken: the step looked at the copies in
+    /// progress and chose when to look again, instead of asking AWS into a full quota.
+    #[error("copy slots full (will try again in {}s): {message}", after.as_secs())]
+    SlotsFull { after: std::time::Duration, message: String },
 }
 
 impl Error {
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::Retryable { .. })
+        matches!(self, Error::Retryable { .. } | Error::SlotsFull { .. })
     }
 
     pub fn retry(&self) -> Option<Retry> {
         match self {
             Error::Retryable { retry, .. } => Some(*retry),
+            Error::SlotsFull { .. } => Some(Retry::QuotaExceeded),
+            _ => None,
+        }
+    }
+
+    /// When to try again, where the step chose it ([`Error::SlotsFull`]); else the
+    /// backoff decides.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Error::SlotsFull { after, .. } => Some(*after),
             _ => None,
         }
     }
@@ -73,6 +88,7 @@ impl Error {
             Error::BadInput(_) => "BadInput",
             Error::Rejected(_) => "Rejected",
             Error::Config(_) => "Config",
+            Error::SlotsFull { .. } => "CopySlotsFull",
         }
     }
 

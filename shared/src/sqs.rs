@@ -256,7 +256,9 @@ where
             Some(Retry::QuotaExceeded) => {
                 // Copies take minutes; start slower than for throttling. The step reports
                 // the wait as over (a permanent error) once it passed `quota_wait`.
-                let delay = backoff_delay(record.attempt, backoff.base.saturating_mul(3), backoff.cap);
+                let delay = e
+                    .retry_after()
+                    .unwrap_or_else(|| backoff_delay(record.attempt, backoff.base.saturating_mul(3), backoff.cap));
                 info!(message_id = id, error = %e, delay_s = delay.as_secs(), "quota full; trying again later");
                 let since = record.waiting_since.unwrap_or(now);
                 requeue(queue, body, record.attempt + 1, delay, Some(since)).await

@@ -149,6 +149,7 @@ impl StepContext {
         let mut again = failed.tags.clone();
         again.remove(tags::COPIED_AT);
         again.insert(tags::COPY_ATTEMPT.into(), (attempt + 1).to_string());
+        again.insert(tags::COPY_STARTED_AT.into(), tags::timestamp_value(self.now()));
         store.copy(&CopyRequest { source, source_region, target_id: &failed.name, kms_key_id, tags: &again }).await
     }
 
@@ -201,15 +202,21 @@ impl StepContext {
         self.recheck_after(recheck, self.env.recheck)
     }
 
-    /// [`Self::recheck`] for a copy into `store`: every copy waited for is re-checked, and
-    /// where AWS announces its end the re-check is only a backstop for a lost event
-    /// (AWS delivers events best effort), so it comes later.
-    pub fn recheck_copy(&self, store: &dyn SnapshotStore, recheck: Recheck) -> Result<Outcome> {
-        let delay = match store.copy_completion() {
+    /// [`Self::recheck`] for `copy`, in progress into `store`: every copy waited for is
+    /// re-checked, and where AWS announces its end the re-check is only a backstop for a lost
+    /// event (AWS delivers events best effort), so it comes later. A copy that says how far
+    /// it is is looked at when it should end, no sooner: one look where a copy of an hour
+    /// would take 120 at the re-check interval.
+    pub fn recheck_copy(&self, store: &dyn SnapshotStore, copy: &Snapshot, recheck: Recheck) -> Result<Outcome> {
+        let base = match store.copy_completion() {
             CopyCompletion::Event => self.env.recheck.saturating_mul(BACKSTOP_FACTOR).min(MAX_DELAY),
             CopyCompletion::Recheck => self.env.recheck,
         };
-        self.recheck_after(recheck, delay)
+        let now = self.now();
+        let ends_in = copy.as_in_progress().ends_at(now).and_then(|end| (end - now).to_std().ok());
+        // SQS delays in whole seconds: rounded up, so the look comes after the end, not just before.
+        let ends_in = ends_in.map(|d| Duration::from_secs(d.as_secs() + u64::from(d.subsec_nanos() > 0)));
+        self.recheck_after(recheck, ends_in.map_or(base, |d| d.max(base)).min(MAX_DELAY))
     }
 
     fn recheck_after(&self, recheck: Recheck, delay: Duration) -> Result<Outcome> {

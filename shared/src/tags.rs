@@ -36,6 +36,10 @@ pub const RESTORE_TEST: &str = "snapferry:restore-test";
 pub const CREATED_AT: &str = "snapferry:created-at";
 /// On a copy: the snapshot it was copied from, so a copy that fails can be made again.
 pub const COPIED_FROM: &str = "snapferry:copied-from";
+/// On a copy: when it was asked for (RFC 3339). RDS leaves `SnapshotCreateTime` out while a
+/// snapshot is being made, so this is what times a copy in progress (see
+/// [`crate::store::CopyInProgress`]).
+pub const COPY_STARTED_AT: &str = "snapferry:copy-started-at";
 /// On a copy: which attempt at making it this is (1 when absent).
 pub const COPY_ATTEMPT: &str = "snapferry:copy-attempt";
 /// On a source snapshot: when the backup account reported its copy and the share was

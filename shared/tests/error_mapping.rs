@@ -204,6 +204,7 @@ async fn not_found_on_describe_and_delete_is_an_answer_not_an_error() {
         tags: Tags::new(),
         description: None,
         size_gib: None,
+        progress: None,
     };
     ebs.delete(&snapshot).await.expect("deleting what is gone succeeds");
     assert_eq!(delete.num_calls(), 1);

@@ -44,12 +44,13 @@ const MINIMUM: &[(&str, &str, u32, u32, u32, &str)] = &[
     (
         "copy-shared-snapshot",
         "rds:DescribeDBSnapshots",
-        3,
+        4,
         0,
         1,
         "the shared snapshot as AWS has it; its copy by name, so that a redelivery finds the copy instead of asking \
-         for it again (into a full copy quota, perhaps); the copy when RDS says it finished; and one per look of the \
-         backstop re-check",
+         for it again (into a full copy quota, perhaps); the copies in progress, so that a copy is asked for only \
+         into a free copy slot (a backlog then costs looks, not refused copies); the copy when RDS says it \
+         finished; and one per look of the backstop re-check",
     ),
     ("copy-shared-snapshot", "rds:CopyDBSnapshot", 1, 0, 0, "copy it onto the backup key"),
     ("copy-shared-snapshot", "rds:AddTagsToResource", 1, 0, 0, "mark the copy announced (reconcile reads it)"),

@@ -39,6 +39,11 @@ pub struct LocalArgs {
     /// Databases to back up: a regex on the database identifier.
     #[arg(long, default_value = ".*")]
     pub select: String,
+    /// Copies of a kind the emulator runs at once into one region, where its copy quotas
+    /// were lowered (`kind=count,...`, e.g. `db-instance=4,db-cluster=2,ebs=4`); AWS's
+    /// defaults (20, 5, 20) otherwise.
+    #[arg(long)]
+    pub copy_slots: Option<String>,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -86,6 +91,7 @@ async fn start(args: &LocalArgs) -> Result<LocalPipeline> {
         reconcile_grace_minutes: 2,
         extra_regions: args.extra_regions.iter().filter(|r| !r.is_empty()).cloned().collect(),
         data_checks: Some(demo_data_checks()),
+        copy_slots: args.copy_slots.clone(),
         ..Default::default()
     };
     LocalPipeline::start(source, target, &options).await
@@ -94,10 +100,11 @@ async fn start(args: &LocalArgs) -> Result<LocalPipeline> {
 /// The demo's data checks: each PostgreSQL database's table must hold rows, the newest
 /// at most two hours older than the snapshot.
 fn demo_data_checks() -> String {
-    let database = |resource: &str, table: &str, column: &str| {
+    let database = |resource: &str, database: Option<&str>, table: &str, column: &str| {
         serde_json::json!({
             "resources": format!("^{resource}$"),
-            "tables": [format!("public.{table}")],
+            "database": database,
+            "tables": [format!("{}.{table}", database.unwrap_or("public"))],
             "probes": [
                 {"name": format!("{table} rows"), "sql": format!("select count(*) from {table}"), "min": 1},
                 {"name": format!("newest {table}"), "sql": format!("select max({column}) from {table}"), "max_age_minutes": 120},
@@ -105,8 +112,9 @@ fn demo_data_checks() -> String {
         })
     };
     serde_json::json!({"databases": [
-        database("billing-postgres", "invoices", "issued_at"),
-        database("inventory-aurora", "items", "counted_at"),
+        database("orders-mysql", Some("shop"), "orders", "placed_at"),
+        database("billing-postgres", None, "invoices", "issued_at"),
+        database("inventory-aurora", None, "items", "counted_at"),
     ]})
     .to_string()
 }
@@ -223,11 +231,14 @@ pub async fn fire_schedule(args: FireArgs) -> Result<ExitCode> {
 async fn create_databases(pipeline: &LocalPipeline) -> Result<Vec<(&'static str, String)>> {
     let rds = &pipeline.source.rds;
     let instance = |id: &'static str, engine: &'static str, version: &'static str, key: Option<String>| async move {
+        // MySQL creates no database unless one is named.
+        let db_name = (engine == "mysql").then_some("shop");
         let r = rds
             .create_db_instance()
             .db_instance_identifier(id)
             .engine(engine)
             .engine_version(version)
+            .set_db_name(db_name.map(str::to_string))
             .db_instance_class("db.t4g.micro")
             .allocated_storage(20)
             .master_username("admin")
@@ -258,42 +269,69 @@ async fn create_databases(pipeline: &LocalPipeline) -> Result<Vec<(&'static str,
     ])
 }
 
-/// Rows in the two PostgreSQL databases, written over TLS as their master user. The
-/// demo sets a password of its own first (it never learns the one RDS manages), so a
-/// second run against the same emulator writes again.
+/// Rows in the three databases, written over TLS as their master user. The demo sets a
+/// password of its own first (it never learns the one RDS manages), so a second run
+/// against the same emulator writes again.
 async fn write_rows(pipeline: &LocalPipeline) -> Result<Vec<(&'static str, String)>> {
+    use mysql_async::prelude::Queryable;
     use snapferry::store::Stores;
-    use snapferry_restore::data;
+    use snapferry_restore::data::{self, Engine};
     let tls = data::tls_config(Some(&crate::pipeline::emulator_ca_bundle(&pipeline.source).await?))?;
     let password = data::Password::generate();
     let written = [
-        (ResourceKind::DbInstance, "billing-postgres", "invoices", "issued_at", 1000, "1 minute"),
-        (ResourceKind::DbCluster, "inventory-aurora", "items", "counted_at", 250, "4 minutes"),
+        (ResourceKind::DbInstance, "orders-mysql", Engine::MySql, "orders", "placed_at", 500, 2),
+        (ResourceKind::DbInstance, "billing-postgres", Engine::Postgres, "invoices", "issued_at", 1000, 1),
+        (ResourceKind::DbCluster, "inventory-aurora", Engine::Postgres, "items", "counted_at", 250, 4),
     ];
     let mut done = Vec::new();
-    for (kind, id, table, column, rows, spacing) in written {
+    for (kind, id, engine, table, column, rows, spacing_minutes) in written {
         // The store's calls the restore step's data checks make: a new password, the endpoint.
         let store = pipeline.source.store(kind);
         store.set_master_password(id, password.expose()).await?;
         let endpoint = store.restore_status(id).await?.and_then(|r| r.endpoint);
         let endpoint = endpoint.ok_or_else(|| Error::Config(format!("{id} reports no endpoint")))?;
         let target = data::Target {
+            engine,
             host: &endpoint.host,
             port: endpoint.port,
             user: &endpoint.user,
-            database: "postgres",
+            database: endpoint.database.as_deref().or(engine.default_database()),
             password: &password,
         };
-        let client = data::connect(&target, &tls, Duration::from_secs(10))
-            .await
-            .map_err(|data::NotReached(why)| Error::Config(format!("{id}: {why}")))?;
-        // The newest row a minute old, the others `spacing` apart before it.
-        let sql = format!(
-            "CREATE TABLE IF NOT EXISTS {table} (id bigserial PRIMARY KEY, amount_cents bigint NOT NULL, {column} timestamptz NOT NULL);
-             INSERT INTO {table} (amount_cents, {column})
-             SELECT (g * 7919) % 100000, now() - interval '1 minute' - (g - 1) * interval '{spacing}' FROM generate_series(1, {rows}) g;"
-        );
-        client.batch_execute(&sql).await.map_err(|e| Error::Config(format!("{id}: writing rows: {e}")))?;
+        let unreached = |data::NotReached(why)| Error::Config(format!("{id}: {why}"));
+        let failed = |e: &dyn std::fmt::Display| Error::Config(format!("{id}: writing rows: {e}"));
+        // The newest row a minute old, the others `spacing_minutes` apart before it.
+        match engine {
+            Engine::Postgres => {
+                let client = data::connect_postgres(&target, &tls, Duration::from_secs(10)).await.map_err(unreached)?;
+                let sql = format!(
+                    "CREATE TABLE IF NOT EXISTS {table} (id bigserial PRIMARY KEY, amount_cents bigint NOT NULL, {column} timestamptz NOT NULL);
+                     INSERT INTO {table} (amount_cents, {column})
+                     SELECT (g * 7919) % 100000, now() - interval '1 minute' - (g - 1) * interval '{spacing_minutes} minutes' FROM generate_series(1, {rows}) g;"
+                );
+                client.batch_execute(&sql).await.map_err(|e| failed(&e))?;
+            }
+            Engine::MySql => {
+                let mut session =
+                    data::connect_mysql(&target, &tls, Duration::from_secs(10)).await.map_err(unreached)?;
+                let values: Vec<String> = (1..=rows)
+                    .map(|g| {
+                        format!(
+                            "({}, UTC_TIMESTAMP(6) - INTERVAL {} MINUTE)",
+                            (g * 7919) % 100000,
+                            1 + (g - 1) * spacing_minutes
+                        )
+                    })
+                    .collect();
+                let create = format!(
+                    "CREATE TABLE IF NOT EXISTS {table} (id bigint AUTO_INCREMENT PRIMARY KEY, amount_cents bigint NOT NULL, {column} datetime(6) NOT NULL)"
+                );
+                let insert = format!("INSERT INTO {table} (amount_cents, {column}) VALUES {}", values.join(", "));
+                for sql in [create, insert] {
+                    session.conn.query_drop(sql).await.map_err(|e| failed(&e))?;
+                }
+            }
+        }
         done.push((id, format!("{rows} rows written into {table} over TLS, the newest a minute old")));
     }
     Ok(done)

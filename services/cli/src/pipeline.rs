@@ -70,6 +70,9 @@ pub struct PipelineOptions {
     pub data_check_timeout_seconds: u32,
     pub identifier_regex: Option<String>,
     pub description_regex: Option<String>,
+    /// `COPY_SLOTS` of copy-shared-snapshot (`kind=count,...`); AWS's defaults when `None`.
+    /// Set to the emulator's lowered copy quotas where a run lowers them.
+    pub copy_slots: Option<String>,
     /// What each step's role may do; `shared/permissions.json` unless a test takes an
     /// action away to see the chain fail.
     pub permissions: Permissions,
@@ -103,6 +106,7 @@ impl Default for PipelineOptions {
             data_check_timeout_seconds: 10,
             identifier_regex: None,
             description_regex: None,
+            copy_slots: None,
             permissions: Permissions::load(),
         }
     }
@@ -161,6 +165,7 @@ impl PipelineOptions {
                 vars.push(("EXTRA_REGION_KMS_KEYS", keys.join(",")));
                 vars.push(("IDENTIFIER_REGEX", self.identifier_regex.clone().unwrap_or_default()));
                 vars.push(("DESCRIPTION_REGEX", self.description_regex.clone().unwrap_or_default()));
+                vars.push(("COPY_SLOTS", self.copy_slots.clone().unwrap_or_default()));
             }
             snapferry_restore::STEP => {
                 vars.push(("RESTORE_ENABLED", self.restore_enabled.to_string()));

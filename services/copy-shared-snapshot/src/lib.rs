@@ -8,7 +8,10 @@
 //! `snapferry:copied-at` tag tells the later re-check that it was announced. Each extra
 //! region is copied from the home copy by a message of its own.
 
+pub mod slots;
+
 use regex::Regex;
+use snapferry::ResourceKind;
 use snapferry::arn::Arn;
 use snapferry::config::{Env, is_account_id};
 use snapferry::error::{Error, QUOTA_FULL, Result, Retry};
@@ -18,7 +21,7 @@ use snapferry::inbound::native::NativeSignal;
 use snapferry::naming;
 use snapferry::sqs::{Outcome, Record};
 use snapferry::step::{COPY_FAILED, PipelineStep, StepContext, StepEnv};
-use snapferry::store::{CopyRequest, Snapshot, SnapshotStore, Status};
+use snapferry::store::{Copies, CopyRequest, Snapshot, SnapshotStore, Status, default_copy_slots};
 use snapferry::tags::{self, Lineage, Tags};
 use std::time::Duration;
 use tracing::{info, warn};
@@ -36,6 +39,15 @@ pub struct Config {
     pub extra_regions: Vec<(String, String)>,
     pub identifier_regex: Option<Regex>,
     pub description_regex: Option<Regex>,
+    /// Copies of a kind AWS runs at once into one region, where not AWS's default.
+    pub copy_slots: Vec<(ResourceKind, usize)>,
+}
+
+impl Config {
+    /// How many copies of `kind` may be in progress into one region at once.
+    pub fn slots(&self, kind: ResourceKind) -> usize {
+        self.copy_slots.iter().find(|(k, _)| *k == kind).map(|(_, n)| *n).unwrap_or_else(|| default_copy_slots(kind))
+    }
 }
 
 impl Config {
@@ -70,6 +82,18 @@ impl Config {
             extra_regions,
             identifier_regex: env.regex("IDENTIFIER_REGEX")?,
             description_regex: env.regex("DESCRIPTION_REGEX")?,
+            copy_slots: env
+                .list("COPY_SLOTS")
+                .iter()
+                .map(|pair| {
+                    let bad =
+                        || Error::Config(format!("COPY_SLOTS has {pair:?}; expected kind=count, e.g. db-cluster=5"));
+                    let (kind, n) = pair.split_once('=').ok_or_else(bad)?;
+                    let kind: ResourceKind = kind.trim().parse().map_err(|_| bad())?;
+                    let n: usize = n.trim().parse().ok().filter(|n| *n > 0).ok_or_else(bad)?;
+                    Ok((kind, n))
+                })
+                .collect::<Result<_>>()?,
         })
     }
 }
@@ -127,6 +151,13 @@ impl Handler {
         };
         let store = self.ctx.stores.store(event.snapshot.kind);
         let Some(shared) = store.describe(&event.snapshot.arn).await? else {
+            // A redelivery after the source withdrew the share (it does once the copy is
+            // announced): the copy made from it says so, and there is nothing left to do.
+            let copied = store.list_managed().await?;
+            if copied.iter().any(|c| is_our_copy(c) && c.tags.get(tags::COPIED_FROM) == Some(&event.snapshot.arn)) {
+                info!(snapshot_arn = event.snapshot.arn, "copied already and no longer shared; nothing to do");
+                return Ok(Outcome::Done);
+            }
             // Shared before the event was sent, so this is propagation delay: try again.
             return Err(Error::Retryable {
                 retry: Retry::NotReady,
@@ -155,6 +186,7 @@ impl Handler {
         .tags();
         ours.extend(tags::origin_tags(&event.origin));
         ours.insert(tags::COPIED_FROM.into(), shared.arn.clone());
+        ours.insert(tags::COPY_STARTED_AT.into(), tags::timestamp_value(self.ctx.now()));
         if let Some(taken) = shared.created_at {
             ours.insert(tags::SNAPSHOT_TAKEN_AT.into(), tags::timestamp_value(taken));
         }
@@ -182,6 +214,7 @@ impl Handler {
                 _ => self.recheck(store.as_ref(), &existing, 0),
             };
         }
+        self.free_slot(store.as_ref(), &copy_id).await?;
         let copied = store
             .copy(&CopyRequest {
                 source: &shared.arn,
@@ -191,6 +224,7 @@ impl Handler {
                 tags: &copy_tags,
             })
             .await;
+        let copied = self.refused(store.as_ref(), copied).await;
         let copy =
             self.quota_checked(copied, event.correlation_id.clone(), event.snapshot.clone(), &event.origin).await?;
         info!(snapshot_arn = shared.arn, copy_arn = copy.arn, correlation_id = event.correlation_id, "copy started");
@@ -305,7 +339,9 @@ impl Handler {
         let mut lineage = copy.tags.clone();
         lineage.remove(tags::COPIED_AT);
         lineage.remove(tags::VERIFIED_AT);
+        lineage.insert(tags::COPY_STARTED_AT.into(), tags::timestamp_value(self.ctx.now()));
         let regional = self.ctx.stores.store_in(copy.kind, region);
+        self.free_slot(regional.as_ref(), &copy.name).await?;
         let copied = regional
             .copy(&CopyRequest {
                 source: &copy.arn,
@@ -315,6 +351,7 @@ impl Handler {
                 tags: &lineage,
             })
             .await;
+        let copied = self.refused(regional.as_ref(), copied).await;
         let extra = self.quota_checked(copied, correlation_id.to_string(), home.clone(), &origin).await?;
         let started = Step::CopyStarted { destination_region: region.to_string() };
         self.ctx.publish(&[PipelineEvent::new(correlation_id, extra.to_ref(), origin, started)]).await?;
@@ -372,6 +409,78 @@ impl Handler {
         }
     }
 
+    /// Whether a copy named `target` may be asked of `store` now: a copy slot of its kind is
+    /// free in its region, or `target` is there already (asked again, AWS answers with it).
+    /// Otherwise [`Error::SlotsFull`], naming when to look again.
+    async fn free_slot(&self, store: &dyn SnapshotStore, target: &str) -> Result<()> {
+        let copies = store.copies().await?;
+        let slots = self.config.slots(store.kind());
+        if copies.in_progress.len() < slots || copies.names.contains(target) {
+            return Ok(());
+        }
+        Err(self.slots_full(store, &copies, slots).await)
+    }
+
+    /// AWS refused a copy for copies in progress (other tools' copies, or another
+    /// invocation took the last slot first): the wait is scheduled as for a full look.
+    async fn refused(&self, store: &dyn SnapshotStore, copied: Result<Snapshot>) -> Result<Snapshot> {
+        match copied {
+            Err(e) if e.retry() == Some(Retry::QuotaExceeded) => match store.copies().await {
+                Ok(copies) if !copies.in_progress.is_empty() => {
+                    let slots = copies.in_progress.len();
+                    Err(self.slots_full(store, &copies, slots).await)
+                }
+                // Nothing to time the wait by: the backoff decides.
+                _ => Err(e),
+            },
+            other => other,
+        }
+    }
+
+    async fn slots_full(&self, store: &dyn SnapshotStore, copies: &Copies, slots: usize) -> Error {
+        // Without the figure this message is taken as the only one waiting: it comes back at
+        // the first end, and looks again from there.
+        let waiting = self.waiting(store, copies).await.unwrap_or(1).max(1);
+        let busy = &copies.in_progress;
+        let after =
+            slots::next_look(self.ctx.now(), busy, slots, waiting, self.ctx.env.recheck, &mut fastrand::Rng::new());
+        let message = format!(
+            "{} of {slots} {} copy slots in {} taken, {waiting} copies waiting",
+            busy.len(),
+            store.kind(),
+            store.region()
+        );
+        info!(after_s = after.as_secs(), message, "copy slots full; looking again later");
+        Error::SlotsFull { after, message }
+    }
+
+    /// How many copies into `store` wait for its slots, as AWS shows them: into the home
+    /// region, the allowlisted sources' available shared snapshots with no copy here yet;
+    /// into an extra region, the available home copies with no copy there yet. One more
+    /// listing, made only while the slots are full.
+    async fn waiting(&self, store: &dyn SnapshotStore, copies: &Copies) -> Result<u64> {
+        let missing = |name: &str| !copies.names.contains(name);
+        let count = if store.region() == self.ctx.region() {
+            store
+                .shared_with_us()
+                .await?
+                .iter()
+                .filter(|s| s.status == Status::Available && self.config.source_accounts.contains(&s.account))
+                .filter(|s| missing(&naming::target_copy_id(&s.arn, s.created_at)))
+                .count()
+        } else {
+            self.ctx
+                .stores
+                .store(store.kind())
+                .list_managed()
+                .await?
+                .iter()
+                .filter(|c| is_our_copy(c) && c.status == Status::Available && missing(&c.name))
+                .count()
+        };
+        Ok(count as u64)
+    }
+
     /// A copy refused because the account's manual snapshot count is full is reported at
     /// once (Snapshot Rejected about `snapshot`, the alarm's metric) and dead-lettered.
     async fn quota_checked(
@@ -397,7 +506,7 @@ impl Handler {
         let correlation_id = copy.tags.get(tags::CORRELATION_ID).cloned().unwrap_or_default();
         let what =
             RecheckWhat::CopyWhenAvailable { copy: copy.to_ref(), origin, destination_region: store.region().into() };
-        self.ctx.recheck_copy(store, Recheck::new(correlation_id, attempt + 1, None, what))
+        self.ctx.recheck_copy(store, copy, Recheck::new(correlation_id, attempt + 1, None, what))
     }
 }
 

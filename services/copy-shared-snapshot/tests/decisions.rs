@@ -31,6 +31,7 @@ fn config() -> Config {
         extra_regions: vec![],
         identifier_regex: None,
         description_regex: None,
+        copy_slots: vec![],
     }
 }
 
@@ -583,4 +584,189 @@ async fn an_ebs_snapshot_is_filtered_by_its_own_description_as_dlm_does() {
         handler(&cloud, c).step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap();
         assert_eq!(copies(&cloud, REGION).len(), usize::from(copied), "{description:?}");
     }
+}
+
+/// `n` copies into the backup account in progress, each started `age` seconds ago and half
+/// done (so each ends `age` seconds from now).
+fn copies_in_progress(cloud: &Cloud, kind: ResourceKind, n: usize, age: i64) {
+    for i in 0..n {
+        cloud.put_snapshot(Snapshot {
+            status: Status::Creating,
+            created_at: Some(cloud.now() - chrono::Duration::seconds(age)),
+            ..cloud.snapshot(kind, TARGET, REGION, &format!("other-copy-{i}"), "db")
+        });
+    }
+}
+
+#[tokio::test]
+async fn with_every_copy_slot_taken_the_step_waits_for_one_without_asking_aws() {
+    let cloud = Cloud::new();
+    let (_, event) = shared(&cloud, DbCluster, SOURCE, "snap-1").await;
+    // Aurora's five slots taken; the memory store reports no progress, so each copy is
+    // taken to last the re-check interval from its start.
+    copies_in_progress(&cloud, DbCluster, 5, 10);
+    let h = handler(&cloud, config());
+    let err = h.step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap_err();
+    assert_eq!((err.retry(), err.code()), (Some(Retry::QuotaExceeded), "CopySlotsFull"), "{err}");
+    assert!(err.to_string().contains("5 of 5 db-cluster copy slots in us-east-1 taken, 1 copies waiting"), "{err}");
+    // Started 10 s ago, assumed to take RECHECK_SECONDS (step_env's): back when they end.
+    let recheck = config().step.recheck;
+    let after = err.retry_after().expect("the step timed the wait");
+    let expected = recheck.saturating_sub(std::time::Duration::from_secs(10)).max(std::time::Duration::from_secs(1));
+    assert!(after >= expected && after <= expected + std::time::Duration::from_secs(2), "{after:?} vs {expected:?}");
+    assert!(!cloud.calls().iter().any(|c| c.starts_with("copy ")), "no copy asked: {:?}", cloud.calls());
+    assert!(copies(&cloud, REGION).iter().all(|c| c.name.starts_with("other-copy")));
+
+    // Through SQS: re-sent with that delay, the wait's start travelling with it.
+    use snapferry::sqs::BatchHandler;
+    h.handle(deliver::batch(&[&deliver::pipeline_body(&event, Some(SOURCE))])).await;
+    let [waiting] = &cloud.take_sent()[..] else { panic!("re-sent once") };
+    assert!(waiting.delay >= expected && waiting.delay <= expected + std::time::Duration::from_secs(2));
+    assert!(waiting.waiting_since.is_some() && cloud.take_dead_letters().is_empty());
+
+    // A slot frees: the next look copies.
+    cloud.set_status(&cloud.snapshots(TARGET, REGION)[0].arn, Status::Available);
+    h.handle(deliver::redelivered(waiting)).await;
+    assert!(cloud.take_sent().iter().all(|m| m.waiting_since.is_none()), "no longer waiting");
+    assert_eq!(
+        copies(&cloud, REGION).iter().filter(|c| c.tags.get(tags::STEP).is_some_and(|s| s == "copy")).count(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn copy_slots_are_per_kind_and_configurable() {
+    let cloud = Cloud::new();
+    let (_, event) = shared(&cloud, DbInstance, SOURCE, "snap-1").await;
+    // Five instance copies in progress leave 15 of AWS's 20 instance slots free ...
+    copies_in_progress(&cloud, DbInstance, 5, 10);
+    handler(&cloud, config()).step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap();
+    // ... and none of five, where COPY_SLOTS says so.
+    let cloud = Cloud::new();
+    let (_, event) = shared(&cloud, DbInstance, SOURCE, "snap-1").await;
+    copies_in_progress(&cloud, DbInstance, 5, 10);
+    let c = Config { copy_slots: vec![(DbInstance, 5)], ..config() };
+    let err = handler(&cloud, c).step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap_err();
+    assert_eq!(err.code(), "CopySlotsFull", "{err}");
+    let env = |v: &'static str| {
+        Env::from_pairs(
+            STEP,
+            [
+                ("QUEUE_URL", "q"),
+                ("DLQ_URL", "d"),
+                ("SOURCE_ACCOUNTS", SOURCE),
+                ("TARGET_KMS_KEY_ARN", TARGET_KEY),
+                ("COPY_SLOTS", v),
+            ],
+        )
+        .unwrap()
+    };
+    let parsed = Config::from_env(&env("db-cluster=2, ebs=4")).unwrap();
+    assert_eq!((parsed.slots(DbCluster), parsed.slots(ResourceKind::Ebs), parsed.slots(DbInstance)), (2, 4, 20));
+    for bad in ["db-cluster", "aurora=2", "ebs=0", "ebs=x"] {
+        let e = Config::from_env(&env(bad)).unwrap_err().to_string();
+        assert!(e.contains("COPY_SLOTS") && e.contains("kind=count"), "{bad}: {e}");
+    }
+}
+
+#[tokio::test]
+async fn a_refusal_for_copies_in_progress_is_timed_by_them_too() {
+    // Other tools' copies fill the quota (AWS says 2) where COPY_SLOTS says 5 are free.
+    let cloud = Cloud::new();
+    let (_, event) = shared(&cloud, DbCluster, SOURCE, "snap-1").await;
+    copies_in_progress(&cloud, DbCluster, 2, 0);
+    cloud.set_copy_quota(2);
+    let err =
+        handler(&cloud, config()).step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap_err();
+    assert_eq!(err.code(), "CopySlotsFull", "{err}");
+    assert!(err.to_string().contains("2 of 2 db-cluster copy slots"), "{err}");
+    assert!(err.retry_after().is_some());
+}
+
+#[tokio::test]
+async fn the_copies_waiting_are_counted_from_what_aws_shows() {
+    // Into the home region: the allowlisted sources' shared snapshots with no copy yet.
+    let cloud = Cloud::new();
+    let (_, event) = shared(&cloud, DbCluster, SOURCE, "snap-1").await;
+    for name in ["snap-2", "snap-3", "snap-4"] {
+        shared(&cloud, DbCluster, SOURCE, name).await;
+    }
+    shared(&cloud, DbCluster, STRANGER, "not-ours").await;
+    copies_in_progress(&cloud, DbCluster, 5, 10);
+    let h = handler(&cloud, config());
+    let err = h.step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap_err();
+    assert!(err.to_string().contains("4 copies waiting"), "not the stranger's: {err}");
+    // Into an extra region: the home copies with no copy there yet.
+    let cloud = Cloud::new();
+    let regions = vec![(EXTRA.to_string(), EXTRA_KEY.to_string())];
+    let h = handler(&cloud, Config { extra_regions: regions, ..config() });
+    for name in ["snap-1", "snap-2"] {
+        let (_, event) = shared(&cloud, DbCluster, SOURCE, name).await;
+        h.step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap();
+    }
+    cloud.complete_all();
+    for i in 0..5 {
+        cloud.put_snapshot(Snapshot {
+            status: Status::Creating,
+            created_at: Some(cloud.now()),
+            ..cloud.snapshot(DbCluster, TARGET, EXTRA, &format!("other-copy-{i}"), "db")
+        });
+    }
+    let home = copies(&cloud, REGION)[0].clone();
+    let recheck = snapferry::events::Recheck::new(
+        "run-1",
+        1,
+        None,
+        RecheckWhat::CopyToRegion { copy: home.to_ref(), origin: home.to_ref(), destination_region: EXTRA.into() },
+    );
+    let err = h.step(Incoming::Recheck(recheck.into_envelope()), deliver::record()).await.unwrap_err();
+    assert!(err.to_string().contains("5 of 5 db-cluster copy slots in eu-west-1 taken, 2 copies waiting"), "{err}");
+}
+
+#[tokio::test]
+async fn a_shared_event_redelivered_after_the_share_was_withdrawn_is_done_once_copied() {
+    let cloud = Cloud::new();
+    let (s, event) = shared(&cloud, DbInstance, SOURCE, "snap-1").await;
+    let h = handler(&cloud, config());
+    h.step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap();
+    cloud.complete_all();
+    // The source withdraws the share once the copy is announced; then the event comes again.
+    cloud.stores(SOURCE, REGION).store(DbInstance).unshare(&s, &[TARGET.to_string()]).await.unwrap();
+    let out = h.step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap();
+    assert_eq!(out, Outcome::Done);
+    assert_eq!(copies(&cloud, REGION).len(), 1, "no second copy");
+    // Never copied and not visible: propagation delay, tried again.
+    let cloud = Cloud::new();
+    let (s, event) = shared(&cloud, DbInstance, SOURCE, "snap-2").await;
+    cloud.stores(SOURCE, REGION).store(DbInstance).unshare(&s, &[TARGET.to_string()]).await.unwrap();
+    let err =
+        handler(&cloud, config()).step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap_err();
+    assert_eq!(err.retry(), Some(Retry::NotReady), "{err}");
+}
+
+#[tokio::test]
+async fn a_copy_that_says_how_far_it_is_is_looked_at_when_it_should_end() {
+    use snapferry::events::Recheck;
+    let cloud = Cloud::new();
+    let ctx = cloud.context(TARGET, REGION, step_env());
+    let store = cloud.stores(TARGET, REGION).store(DbCluster);
+    let copy = |progress: Option<u8>| Snapshot {
+        status: Status::Creating,
+        created_at: Some(cloud.now() - chrono::Duration::seconds(30)),
+        progress,
+        ..cloud.snapshot(DbCluster, TARGET, REGION, "copy", "db")
+    };
+    let delay = |c: &Snapshot| {
+        let what =
+            RecheckWhat::CopyWhenAvailable { copy: c.to_ref(), origin: c.to_ref(), destination_region: REGION.into() };
+        match ctx.recheck_copy(store.as_ref(), c, Recheck::new("run-1", 1, None, what)).unwrap() {
+            Outcome::Later { delay, .. } => delay,
+            other => panic!("{other:?}"),
+        }
+    };
+    // Half done after 30 s (50 % read as 50.5 %): it ends in about 29.4 s; SQS's whole seconds, rounded up.
+    assert_eq!(delay(&copy(Some(50))).as_secs(), 30);
+    // Saying nothing, or nearly done: the re-check interval.
+    assert_eq!(delay(&copy(None)), step_env().recheck);
+    assert_eq!(delay(&copy(Some(99))), step_env().recheck.max(std::time::Duration::from_secs(1)));
 }

@@ -1,19 +1,29 @@
-//! Data checks of a restored PostgreSQL database (RDS PostgreSQL, Aurora PostgreSQL): the
-//! restore step logs in over TLS with a password it has just set, and proves the data is
-//! there and how fresh it is, not only that the instance came up.
+//! Data checks of a restored database: PostgreSQL (RDS PostgreSQL, Aurora PostgreSQL) and
+//! MySQL (RDS MySQL, RDS MariaDB, Aurora MySQL). The restore step logs in over TLS with a
+//! password it has just set, and proves the data is there and how fresh it is, not only
+//! that the instance came up.
 //!
 //! - built-in: the database answers, and the catalogue lists its tables with their
-//!   estimated row counts (`pg_class.reltuples`, cheap on any size; a table never analysed
-//!   is counted exactly when it is small, else left unknown);
+//!   estimated row counts (cheap on any size: PostgreSQL's `pg_class.reltuples`, MySQL's
+//!   `information_schema.TABLES`; a small table whose estimate cannot be trusted is counted
+//!   exactly, a large one left unknown);
 //! - configured per database: tables that must exist and hold rows, and probes, SQL that
 //!   returns one number or one timestamp, each with an expectation;
 //! - the data recovery point: the snapshot's time minus the newest timestamp a freshness
 //!   probe returns.
 //!
-//! Every statement runs in its own read-only transaction under a statement timeout.
+//! Every statement runs in its own read-only transaction under a statement time limit.
 //! Results carry counts and timestamps only, never row data: a probe whose value is neither
-//! is reported as such, and a database error is reported with its message only where
-//! PostgreSQL's message cannot quote data (undefined objects, syntax, the timeout).
+//! is reported as such, and a database error is reported with its message only where the
+//! server's message cannot quote data (undefined objects, syntax, access, the time limit).
+//! What differs between the engines (connecting, the time limit, the catalogue, quoting,
+//! errors) is in [`postgres`] and [`mysql`] behind one [`Session`]; the rest is written once.
+
+mod mysql;
+mod postgres;
+
+pub use mysql::connect as connect_mysql;
+pub use postgres::connect as connect_postgres;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use regex::Regex;
@@ -23,13 +33,12 @@ use serde::Deserialize;
 use snapferry::error::{Error, Result};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio_postgres::{Client, SimpleQueryMessage};
-use tracing::{info, warn};
+use tracing::info;
 
 /// The root CAs of Amazon RDS and Aurora (see `certs/README.md`), trusted by default.
 const RDS_CA_BUNDLE: &[u8] = include_bytes!("../certs/rds-ca-bundle.pem");
 
-/// Tables no larger than this that were never analysed are counted exactly (`count(*)`
+/// Tables no larger than this whose estimate cannot be trusted are counted exactly (`count(*)`
 /// reads them whole), at most [`EXACT_COUNTS`] of them; others are left unknown rather
 /// than scanned.
 const EXACT_COUNT_MAX_BYTES: i64 = 8 << 20;
@@ -46,9 +55,10 @@ pub struct DataChecks {
 #[derive(Debug, Clone)]
 pub struct DatabaseChecks {
     pub resources: Regex,
-    /// The database to log in to; the restored resource's `DBName`, else `postgres`.
+    /// The database to log in to; the restored resource's `DBName`, else `postgres`
+    /// (PostgreSQL) or none (MySQL: every database is listed).
     pub database: Option<String>,
-    /// `schema.table` names that must exist and hold rows.
+    /// `schema.table` names that must exist and hold rows (MySQL: `database.table`).
     pub tables: Vec<String>,
     pub probes: Vec<Probe>,
 }
@@ -162,12 +172,22 @@ fn split_table(name: &str) -> Option<(&str, &str)> {
     (!schema.is_empty() && !table.is_empty() && !table.contains('.')).then_some((schema, table))
 }
 
+/// Whom the data checks trust: RDS's CAs, and those of `DATA_CHECK_CA_BUNDLE`.
+#[derive(Debug, Clone)]
+pub struct Tls {
+    /// For PostgreSQL (tokio-postgres-rustls takes a rustls configuration).
+    pub config: Arc<rustls::ClientConfig>,
+    /// The same CAs as PEM, for MySQL (mysql_async builds its rustls configuration itself).
+    pub pems: Vec<Vec<u8>>,
+}
+
 /// The TLS client configuration: RDS's CAs, and those of `extra` (a PEM file) when given.
 /// Certificates are verified against the host name (`verify-full`).
-pub fn tls_config(extra: Option<&str>) -> Result<Arc<rustls::ClientConfig>> {
+pub fn tls_config(extra: Option<&str>) -> Result<Tls> {
     let mut roots = rustls::RootCertStore::empty();
-    let mut add = |pem: &[u8], from: &str| -> Result<()> {
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem)
+    let mut pems = Vec::new();
+    let mut add = |pem: Vec<u8>, from: &str| -> Result<()> {
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
             .collect::<std::result::Result<_, _>>()
             .map_err(|e| Error::Config(format!("{from} is not a PEM certificate bundle: {e}")))?;
         if certs.is_empty() {
@@ -177,20 +197,25 @@ pub fn tls_config(extra: Option<&str>) -> Result<Arc<rustls::ClientConfig>> {
         if added == 0 {
             return Err(Error::Config(format!("{from}: no certificate in it can be used as a CA")));
         }
+        pems.push(pem);
         Ok(())
     };
-    add(RDS_CA_BUNDLE, "the built-in RDS CA bundle")?;
+    add(RDS_CA_BUNDLE.to_vec(), "the built-in RDS CA bundle")?;
     if let Some(path) = extra {
         let pem = std::fs::read(path).map_err(|e| Error::Config(format!("DATA_CHECK_CA_BUNDLE {path}: {e}")))?;
-        add(&pem, &format!("DATA_CHECK_CA_BUNDLE {path}"))?;
+        add(pem, &format!("DATA_CHECK_CA_BUNDLE {path}"))?;
     }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
+    let config = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::Config(format!("TLS: {e}")))?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    Ok(Arc::new(config))
+    Ok(Tls { config: Arc::new(config), pems })
+}
+
+/// The SDK's crypto provider, for every TLS connection of the checks.
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
 /// A password that never shows in a log line or a debug print.
@@ -214,14 +239,70 @@ impl std::fmt::Debug for Password {
     }
 }
 
+/// The database engines the checks speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Postgres,
+    MySql,
+}
+
+impl Engine {
+    /// The engine of an RDS `Engine` name: `postgres`, `aurora-postgresql`; `mysql`,
+    /// `mariadb`, `aurora-mysql` (and `aurora`, Aurora MySQL 5.6's). Others have none.
+    pub fn of(rds_engine: &str) -> Option<Engine> {
+        match rds_engine {
+            "postgres" | "aurora-postgresql" => Some(Engine::Postgres),
+            "mysql" | "mariadb" | "aurora-mysql" | "aurora" => Some(Engine::MySql),
+            _ => None,
+        }
+    }
+
+    /// The database to log in to when none is configured and the resource has no `DBName`.
+    pub fn default_database(self) -> Option<&'static str> {
+        match self {
+            Engine::Postgres => Some("postgres"),
+            Engine::MySql => None,
+        }
+    }
+}
+
 /// Where the restored database answers.
 #[derive(Debug)]
 pub struct Target<'a> {
+    pub engine: Engine,
     pub host: &'a str,
     pub port: u16,
     pub user: &'a str,
-    pub database: &'a str,
+    /// MySQL: `None` logs in to no database in particular.
+    pub database: Option<&'a str>,
     pub password: &'a Password,
+}
+
+/// Rows of a result, every value as text (`None`: NULL).
+pub(crate) type Rows = Vec<Vec<Option<String>>>;
+
+/// A logged-in connection of one engine: what the checks need of it.
+#[async_trait::async_trait]
+pub(crate) trait Session: Send {
+    /// Runs `sql` in a read-only transaction under the statement time limit, with a
+    /// backstop in case the server does not honour it.
+    async fn read_only(&mut self, sql: &str, timeout: Duration) -> std::result::Result<Rows, String>;
+    /// The catalogue: per base table outside the system schemas, its schema, name,
+    /// estimated rows and size in bytes.
+    fn catalogue_sql(&self) -> &'static str;
+    /// The name a table's schema is reported (and required tables are matched) under.
+    fn schema_name(&self, reported: String) -> String {
+        reported
+    }
+    /// The rows of a table from the catalogue's figures, when they can be trusted.
+    fn estimate(&self, estimate: i64, bytes: i64) -> Option<u64>;
+    /// `SELECT count(*)` of one table, its names quoted.
+    fn count_sql(&self, schema: &str, table: &str) -> String;
+}
+
+/// The client-side backstop behind the server's statement time limit.
+pub(crate) fn backstop(timeout: Duration) -> Duration {
+    timeout + Duration::from_secs(5)
 }
 
 /// One check's outcome, as reported: no row data, only counts and timestamps.
@@ -272,20 +353,24 @@ pub struct NotReached(pub String);
 /// Connects to `target` over TLS and runs the built-in checks and `checks`.
 pub async fn run(
     target: &Target<'_>,
-    tls: &Arc<rustls::ClientConfig>,
+    tls: &Tls,
     checks: Option<&DatabaseChecks>,
     snapshot_at: DateTime<Utc>,
     timeout: Duration,
 ) -> std::result::Result<Report, NotReached> {
-    let client = connect(target, tls, timeout).await?;
+    let mut session: Box<dyn Session> = match target.engine {
+        Engine::Postgres => Box::new(postgres::connect(target, tls, timeout).await?),
+        Engine::MySql => Box::new(mysql::connect(target, tls, timeout).await?),
+    };
+    let session = session.as_mut();
     let mut report = Report {
-        database: target.database.to_string(),
+        database: target.database.unwrap_or("(every database)").to_string(),
         tables: Vec::new(),
         checks: Vec::new(),
         newest_data_at: None,
         recovery_point_seconds: None,
     };
-    match catalogue(&client, timeout).await {
+    match catalogue(session, timeout).await {
         Ok(tables) => {
             report.checks.push(CheckResult {
                 name: "catalogue".into(),
@@ -307,7 +392,7 @@ pub async fn run(
         report.checks.push(required_table(&report.tables, table));
     }
     for probe in &checks.probes {
-        let value = probe_value(&client, &probe.sql, timeout).await;
+        let value = probe_value(session, &probe.sql, timeout).await;
         let (result, newest) = judge(probe, value, snapshot_at);
         if let Some(at) = newest
             && report.newest_data_at.is_none_or(|n| at > n)
@@ -321,100 +406,28 @@ pub async fn run(
     Ok(report)
 }
 
-/// A TLS connection to `target`, certificate verified against `tls`'s CAs and the host name.
-pub async fn connect(
-    target: &Target<'_>,
-    tls: &Arc<rustls::ClientConfig>,
-    timeout: Duration,
-) -> std::result::Result<Client, NotReached> {
-    let mut config = tokio_postgres::Config::new();
-    config
-        .host(target.host)
-        .port(target.port)
-        .user(target.user)
-        .password(target.password.expose())
-        .dbname(target.database)
-        .application_name("snapferry-restore-check")
-        .ssl_mode(tokio_postgres::config::SslMode::Require)
-        .connect_timeout(timeout);
-    let tls = tokio_postgres_rustls::MakeRustlsConnect::new((**tls).clone());
-    let connecting = tokio::time::timeout(timeout, config.connect(tls));
-    let (client, connection) = match connecting.await {
-        Err(_) => return Err(NotReached(format!("no answer within {} s", timeout.as_secs()))),
-        Ok(Err(e)) => return Err(NotReached(describe(&e))),
-        Ok(Ok(pair)) => pair,
-    };
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            warn!(error = %describe(&e), "data check connection ended with an error");
-        }
-    });
-    Ok(client)
-}
-
-/// Runs `sql` in a read-only transaction under the statement timeout, with a backstop in
-/// case the server does not honour it; the rows as text.
-async fn read_only(
-    client: &Client,
-    sql: &str,
-    timeout: Duration,
-) -> std::result::Result<Vec<Vec<Option<String>>>, String> {
-    let millis = timeout.as_millis().max(1);
-    let begin = format!("BEGIN TRANSACTION READ ONLY; SET LOCAL statement_timeout = {millis}");
-    let work = async {
-        client.batch_execute(&begin).await.map_err(|e| describe(&e))?;
-        let result = client.simple_query(sql).await.map_err(|e| describe(&e));
-        // Nothing to keep: the transaction was read-only. A failed probe aborted it anyway.
-        let _ = client.batch_execute("ROLLBACK").await;
-        let rows = result?
-            .into_iter()
-            .filter_map(|m| match m {
-                SimpleQueryMessage::Row(row) => Some((0..row.len()).map(|i| row.get(i).map(str::to_string)).collect()),
-                _ => None,
-            })
-            .collect();
-        Ok(rows)
-    };
-    match tokio::time::timeout(timeout + Duration::from_secs(5), work).await {
-        Ok(r) => r,
-        Err(_) => Err(format!("no answer within {} s", timeout.as_secs())),
-    }
-}
-
-const CATALOGUE: &str = "SELECT n.nspname, c.relname, c.reltuples::bigint, pg_relation_size(c.oid) \
-     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-     WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
-     AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1, 2";
-
-async fn catalogue(client: &Client, timeout: Duration) -> std::result::Result<Vec<TableStat>, String> {
-    let rows = read_only(client, CATALOGUE, timeout).await?;
+async fn catalogue(session: &mut dyn Session, timeout: Duration) -> std::result::Result<Vec<TableStat>, String> {
+    let rows = session.read_only(session.catalogue_sql(), timeout).await?;
     let mut tables = Vec::new();
     let mut counts_left = EXACT_COUNTS;
     for row in rows {
         let field = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
-        let (schema, name) = (field(0), field(1));
+        let (schema, name) = (session.schema_name(field(0)), field(1));
         let estimate: i64 = field(2).parse().unwrap_or(-1);
         let bytes: i64 = field(3).parse().unwrap_or(0);
-        // reltuples is -1 until the table is first analysed (PostgreSQL 14+).
-        let rows = if bytes == 0 {
-            Some(0)
-        } else if estimate >= 0 {
-            Some(estimate as u64)
-        } else if bytes <= EXACT_COUNT_MAX_BYTES && counts_left > 0 {
-            counts_left -= 1;
-            let sql = format!("SELECT count(*) FROM {}.{}", quote_ident(&schema), quote_ident(&name));
-            read_only(client, &sql, timeout).await.ok().and_then(|r| single(&r)).and_then(|v| v.parse().ok())
-        } else {
-            None
+        let rows = match session.estimate(estimate, bytes) {
+            Some(rows) => Some(rows),
+            None if bytes <= EXACT_COUNT_MAX_BYTES && counts_left > 0 => {
+                counts_left -= 1;
+                let sql = session.count_sql(&schema, &name);
+                session.read_only(&sql, timeout).await.ok().and_then(|r| single(&r)).and_then(|v| v.parse().ok())
+            }
+            None => None,
         };
         tables.push(TableStat { schema, name, rows, bytes });
     }
     info!(tables = tables.len(), "catalogue read");
     Ok(tables)
-}
-
-fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 fn single(rows: &[Vec<Option<String>>]) -> Option<String> {
@@ -439,8 +452,8 @@ fn required_table(tables: &[TableStat], wanted: &str) -> CheckResult {
 /// What a probe returned: one value, as text.
 type ProbeValue = std::result::Result<Option<String>, String>;
 
-async fn probe_value(client: &Client, sql: &str, timeout: Duration) -> ProbeValue {
-    let rows = read_only(client, sql, timeout).await?;
+async fn probe_value(session: &mut dyn Session, sql: &str, timeout: Duration) -> ProbeValue {
+    let rows = session.read_only(sql, timeout).await?;
     match rows.as_slice() {
         [row] if row.len() == 1 => Ok(row[0].clone()),
         _ => Err(format!("returned {} rows; a probe returns one row of one column", rows.len())),
@@ -480,7 +493,8 @@ fn judge(probe: &Probe, value: ProbeValue, snapshot_at: DateTime<Utc>) -> (Check
     }
 }
 
-/// A timestamp as PostgreSQL prints one (`timestamptz`, `timestamp` taken as UTC, `date`).
+/// A timestamp as the servers print one: PostgreSQL's `timestamptz`; `timestamp`, MySQL's
+/// `DATETIME` and `TIMESTAMP` (the session is on UTC) taken as UTC; `date`.
 fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
     let text = text.trim();
     for format in ["%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S%#z"] {
@@ -492,28 +506,6 @@ fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
         return Some(at.and_utc());
     }
     NaiveDate::parse_from_str(text, "%Y-%m-%d").ok().and_then(|d| d.and_hms_opt(0, 0, 0)).map(|d| d.and_utc())
-}
-
-/// A database error as reported: the SQLSTATE always; PostgreSQL's message only for the
-/// classes whose messages name objects or limits, never values (22xxx, 23xxx and others
-/// can quote row data).
-fn describe(e: &tokio_postgres::Error) -> String {
-    let Some(db) = e.as_db_error() else {
-        // Connection-level: I/O, TLS, protocol. These name no data.
-        let mut text = e.to_string();
-        let mut source = std::error::Error::source(e);
-        while let Some(s) = source {
-            text = format!("{text}: {s}");
-            source = s.source();
-        }
-        return text;
-    };
-    let code = db.code().code();
-    if code == "57014" {
-        return "timed out (statement_timeout)".into();
-    }
-    let safe = ["42", "25", "28", "3D", "3F", "08", "53", "57"].iter().any(|class| code.starts_with(class));
-    if safe { format!("error {code}: {}", db.message()) } else { format!("error {code}") }
 }
 
 #[cfg(test)]
@@ -586,6 +578,23 @@ mod tests {
     }
 
     #[test]
+    fn engines_are_told_by_their_rds_name() {
+        for (name, engine) in [
+            ("postgres", Some(Engine::Postgres)),
+            ("aurora-postgresql", Some(Engine::Postgres)),
+            ("mysql", Some(Engine::MySql)),
+            ("mariadb", Some(Engine::MySql)),
+            ("aurora-mysql", Some(Engine::MySql)),
+            ("oracle-ee", None),
+            ("sqlserver-ex", None),
+        ] {
+            assert_eq!(Engine::of(name), engine, "{name}");
+        }
+        assert_eq!(Engine::Postgres.default_database(), Some("postgres"));
+        assert_eq!(Engine::MySql.default_database(), None);
+    }
+
+    #[test]
     fn required_tables_must_exist_and_hold_rows() {
         let t = |name: &str, rows: Option<u64>, bytes: i64| TableStat {
             schema: "public".into(),
@@ -602,7 +611,8 @@ mod tests {
 
     #[test]
     fn the_builtin_ca_bundle_loads_and_passwords_never_print() {
-        assert!(tls_config(None).is_ok());
+        let tls = tls_config(None).unwrap();
+        assert_eq!(tls.pems.len(), 1);
         let e = tls_config(Some("/nonexistent/ca.pem")).unwrap_err().to_string();
         assert!(e.contains("DATA_CHECK_CA_BUNDLE /nonexistent/ca.pem"), "{e}");
         let p = Password::generate();

@@ -51,7 +51,7 @@ pub struct DataCheckConfig {
     pub checks: data::DataChecks,
     /// The connection's and each statement's time limit.
     pub timeout: std::time::Duration,
-    pub tls: std::sync::Arc<rustls::ClientConfig>,
+    pub tls: data::Tls,
 }
 
 impl DataCheckConfig {
@@ -374,11 +374,15 @@ impl Handler {
     /// look only and is never logged or sent anywhere but to RDS and the database.
     async fn check_data(&self, store: &dyn SnapshotStore, restored: &Restored, copy: &Snapshot) -> Result<Data> {
         let Some(config) = &self.config.data_checks else { return Ok(Data::Skipped) };
-        let engine = restored.engine.as_deref().unwrap_or_default();
-        if !engine.contains("postgres") {
-            info!(copy_arn = copy.arn, engine, "data checks run on PostgreSQL engines only; not run for this one");
+        let rds_engine = restored.engine.as_deref().unwrap_or_default();
+        let Some(engine) = data::Engine::of(rds_engine) else {
+            info!(
+                copy_arn = copy.arn,
+                engine = rds_engine,
+                "data checks run on PostgreSQL and MySQL engines; not this one"
+            );
             return Ok(Data::Skipped);
-        }
+        };
         let Some(endpoint) = &restored.endpoint else {
             return Ok(Data::NotReached("RDS reports no endpoint yet".into()));
         };
@@ -387,7 +391,7 @@ impl Handler {
         let database = checks
             .and_then(|c| c.database.clone())
             .or_else(|| endpoint.database.clone())
-            .unwrap_or_else(|| "postgres".into());
+            .or_else(|| engine.default_database().map(str::to_string));
         // AWS's time for the snapshot the copy was made of, as the copy step recorded it.
         let snapshot_at = copy
             .tags
@@ -398,10 +402,11 @@ impl Handler {
         let password = data::Password::generate();
         store.set_master_password(&restored.id, password.expose()).await?;
         let target = data::Target {
+            engine,
             host: &endpoint.host,
             port: endpoint.port,
             user: &endpoint.user,
-            database: &database,
+            database: database.as_deref(),
             password: &password,
         };
         let started = std::time::Instant::now();

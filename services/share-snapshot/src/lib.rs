@@ -214,7 +214,7 @@ impl Handler {
         attempt: u32,
     ) -> Result<Outcome> {
         let what = RecheckWhat::ShareWhenAvailable { copy: copy.to_ref(), origin: origin.clone() };
-        self.ctx.recheck_copy(store, Recheck::new(correlation_id, attempt + 1, None, what))
+        self.ctx.recheck_copy(store, copy, Recheck::new(correlation_id, attempt + 1, None, what))
     }
 
     async fn share(

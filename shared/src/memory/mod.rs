@@ -205,6 +205,7 @@ impl Cloud {
             tags: Tags::new(),
             description: None,
             size_gib: None,
+            progress: None,
         }
     }
 

@@ -187,6 +187,7 @@ impl SnapshotStore for MemStore {
             tags: all_tags,
             description: (self.kind == ResourceKind::Ebs).then(|| crate::store::ebs::description(name)),
             size_gib: None,
+            progress: None,
         };
         s.snapshots.push((snapshot.clone(), Vec::new()));
         Ok(snapshot)
@@ -210,6 +211,30 @@ impl SnapshotStore for MemStore {
         Ok(s.snapshots
             .iter()
             .filter(|(x, _)| self.owns(x) && !x.automated && tags::is_managed(&x.tags))
+            .map(|(x, _)| x.clone())
+            .collect())
+    }
+
+    async fn copies(&self) -> Result<crate::store::Copies> {
+        self.call("copies")?;
+        let s = self.cloud.lock();
+        let own: Vec<&Snapshot> = s.snapshots.iter().filter(|(x, _)| self.owns(x)).map(|(x, _)| x).collect();
+        Ok(crate::store::Copies {
+            in_progress: own
+                .iter()
+                .filter(|x| x.status == Status::Creating)
+                .map(|x| crate::store::CopyInProgress { id: x.id.clone(), started_at: x.created_at, percent: None })
+                .collect(),
+            names: own.iter().map(|x| x.name.clone()).collect(),
+        })
+    }
+
+    async fn shared_with_us(&self) -> Result<Vec<Snapshot>> {
+        self.call("shared_with_us")?;
+        let s = self.cloud.lock();
+        Ok(s.snapshots
+            .iter()
+            .filter(|(x, shared)| x.kind == self.kind && x.region == self.region && shared.contains(&self.account))
             .map(|(x, _)| x.clone())
             .collect())
     }
@@ -268,6 +293,7 @@ impl SnapshotStore for MemStore {
             tags: copy_tags,
             description: (self.kind == ResourceKind::Ebs).then(|| crate::store::ebs::description(request.target_id)),
             size_gib: source.size_gib,
+            progress: None,
         };
         s.snapshots.push((copy.clone(), Vec::new()));
         Ok(copy)

@@ -1,7 +1,9 @@
 //! EBS adapter. EC2 picks snapshot ids itself (`snap-...`), so the deterministic identifier
 //! lives in the [`ID_TAG`] tag, and "already exists" means "a snapshot with that tag exists".
 
-use super::{CopyRequest, LockMode, Resource, RestoreSpec, Restored, Snapshot, SnapshotStore, Status, to_chrono};
+use super::{
+    Copies, CopyRequest, LockMode, Resource, RestoreSpec, Restored, Snapshot, SnapshotStore, Status, to_chrono,
+};
 use crate::ResourceKind;
 use crate::error::{Error, Result};
 use crate::tags::{self, Tags};
@@ -65,6 +67,7 @@ impl Ebs {
             tags,
             description: s.description().map(str::to_string),
             size_gib: s.volume_size(),
+            progress: s.progress().and_then(|p| p.trim_end_matches('%').trim().parse::<u8>().ok()).map(|p| p.min(100)),
         }
     }
 
@@ -311,6 +314,41 @@ impl SnapshotStore for Ebs {
             .await
             .map_err(|e| Error::from_sdk("DescribeSnapshots", e))?;
         Ok(all.iter().map(|s| self.to_snapshot(s)).filter(|s| tags::is_managed(&s.tags)).collect())
+    }
+
+    async fn copies(&self) -> Result<Copies> {
+        // EC2 names no source on a copy: every snapshot of this account still pending counts.
+        // The backup account takes none of its own, so there they are copies.
+        let own: Vec<aws_sdk_ec2::types::Snapshot> = self
+            .client
+            .describe_snapshots()
+            .owner_ids("self")
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| Error::from_sdk("DescribeSnapshots", e))?;
+        let snapshots: Vec<Snapshot> = own.iter().map(|s| self.to_snapshot(s)).collect();
+        // StartTime is whole seconds; snapferry's own copies say more exactly when they were
+        // asked for (Snapshot::as_in_progress).
+        let in_progress =
+            snapshots.iter().filter(|s| s.status == Status::Creating).map(Snapshot::as_in_progress).collect();
+        Ok(Copies { in_progress, names: snapshots.into_iter().map(|s| s.name).collect() })
+    }
+
+    async fn shared_with_us(&self) -> Result<Vec<Snapshot>> {
+        let shared: Vec<aws_sdk_ec2::types::Snapshot> = self
+            .client
+            .describe_snapshots()
+            .restorable_by_user_ids("self")
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| Error::from_sdk("DescribeSnapshots", e))?;
+        Ok(shared.iter().map(|s| self.to_snapshot(s)).filter(|s| s.account != self.account).collect())
     }
 
     async fn copy(&self, request: &CopyRequest<'_>) -> Result<Snapshot> {

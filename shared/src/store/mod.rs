@@ -53,9 +53,25 @@ pub struct Snapshot {
     pub description: Option<String>,
     /// EBS: the size of the volume it was taken of, in GiB.
     pub size_gib: Option<i32>,
+    /// How far AWS says it is while in progress (`PercentProgress`, EBS `Progress`), 0 to 100.
+    pub progress: Option<u8>,
 }
 
 impl Snapshot {
+    /// It, as a copy in progress: when it was asked for (snapferry's own tag, as RDS leaves
+    /// `SnapshotCreateTime` out while a snapshot is made), and how far it is.
+    pub fn as_in_progress(&self) -> CopyInProgress {
+        CopyInProgress {
+            id: self.id.clone(),
+            started_at: self
+                .tags
+                .get(crate::tags::COPY_STARTED_AT)
+                .and_then(|v| crate::tags::parse_timestamp(v))
+                .or(self.created_at),
+            percent: self.progress,
+        }
+    }
+
     pub fn to_ref(&self) -> SnapshotRef {
         SnapshotRef {
             kind: self.kind,
@@ -174,6 +190,54 @@ pub struct QuotaUsage {
     pub max: u64,
 }
 
+/// A copy into a store's account and region that AWS has not finished: it holds one of the
+/// region's copy slots for its kind.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CopyInProgress {
+    pub id: String,
+    /// When the copy started (RDS's `SnapshotCreateTime` of a copy, EBS's `StartTime`).
+    pub started_at: Option<DateTime<Utc>>,
+    /// How far AWS says it is (`PercentProgress`, EBS `Progress`), 0 to 100.
+    pub percent: Option<u8>,
+}
+
+impl CopyInProgress {
+    /// How long the whole copy takes, from how far AWS says it is after how long; `None`
+    /// when it does not say (0 %, no figure, no start time).
+    pub fn duration(&self, now: DateTime<Utc>) -> Option<chrono::Duration> {
+        let percent = f64::from(self.percent.filter(|p| (1..100).contains(p))?);
+        let elapsed = (now - self.started_at?).num_milliseconds().max(0) as f64;
+        // AWS reports whole percents, rounded down: the middle of the percent is the estimate.
+        Some(chrono::Duration::milliseconds((elapsed * 100.0 / (percent + 0.5)) as i64))
+    }
+
+    /// When it should end, as [`CopyInProgress::duration`] estimates.
+    pub fn ends_at(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        Some(self.started_at? + self.duration(now)?)
+    }
+}
+
+/// What holds this account's copy slots in a store's region, and what is there already.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Copies {
+    /// Copies AWS is still making: each holds one of the kind's slots.
+    pub in_progress: Vec<CopyInProgress>,
+    /// The snapferry name (see [`Snapshot::name`]) of every snapshot this account holds here.
+    pub names: std::collections::BTreeSet<String>,
+}
+
+/// How many copies of `kind` AWS runs at once into one destination region of an account, by
+/// default: 20 DB instance snapshot copies, 5 Aurora cluster snapshot copies, 20 EBS snapshot
+/// copies (RDS User Guide, CHAP_Limits and USER_CopySnapshot; Aurora User Guide,
+/// aurora-copy-snapshot; EBS User Guide, ebs-resource-quotas). AWS refuses more with
+/// `SnapshotQuotaExceeded` / `ResourceLimitExceeded`.
+pub fn default_copy_slots(kind: ResourceKind) -> usize {
+    match kind {
+        ResourceKind::DbInstance | ResourceKind::Ebs => 20,
+        ResourceKind::DbCluster => 5,
+    }
+}
+
 /// How a snapshot is locked against deletion (EBS Snapshot Lock).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LockMode {
@@ -250,6 +314,12 @@ pub trait SnapshotStore: Send + Sync {
     }
     /// Snapshots this account owns that carry snapferry's managed tag.
     async fn list_managed(&self) -> Result<Vec<Snapshot>>;
+    /// The copies into this account and region that AWS is still making (they hold this
+    /// kind's copy slots), and the names of all its snapshots here. One listing of the
+    /// account's snapshots of this kind.
+    async fn copies(&self) -> Result<Copies>;
+    /// The snapshots other accounts shared with this account, here, in any state.
+    async fn shared_with_us(&self) -> Result<Vec<Snapshot>>;
     /// Copy into this account and region; an existing copy of that name is returned as is.
     async fn copy(&self, request: &CopyRequest<'_>) -> Result<Snapshot>;
     /// Let these accounts restore/copy the snapshot. Never `all`.

@@ -12,6 +12,7 @@ use snapferry::sqs::BatchHandler;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 use tracing::{debug, error, info, warn};
@@ -30,6 +31,19 @@ struct Hosted {
     queue: DeployedQueue,
     sqs: aws_sdk_sqs::Client,
     handler: Arc<dyn BatchHandler>,
+    /// Invocations so far, and the one (1-based; 0: none) [`Host::kill_invocation`] kills.
+    invocations: AtomicUsize,
+    kill_at: AtomicUsize,
+    counts: Arc<Counts>,
+}
+
+/// What the host did, as Lambda's metrics would show it.
+#[derive(Debug, Default)]
+struct Counts {
+    /// Records deleted after their handler acknowledged them (SQS confirmed the delete).
+    acknowledged: AtomicU64,
+    /// Invocations killed by [`Host::kill_invocation`].
+    killed: AtomicU64,
 }
 
 /// Lambda's SQS event source mapping, for every registered function.
@@ -37,6 +51,7 @@ pub struct Host {
     functions: Vec<Arc<Hosted>>,
     schedules: Vec<DeployedSchedule>,
     queues: BTreeMap<(String, String), DeployedQueue>,
+    counts: Arc<Counts>,
 }
 
 impl std::fmt::Debug for Host {
@@ -49,7 +64,12 @@ impl std::fmt::Debug for Host {
 impl Host {
     /// A host for `deployment` with no function registered yet.
     pub fn new(deployment: &Deployment) -> Host {
-        Host { functions: Vec::new(), schedules: deployment.schedules.clone(), queues: deployment.queues.clone() }
+        Host {
+            functions: Vec::new(),
+            schedules: deployment.schedules.clone(),
+            queues: deployment.queues.clone(),
+            counts: Arc::default(),
+        }
     }
 
     /// Runs `handler` for `function`'s queue in `clients`' account (its SQS client is used
@@ -62,8 +82,40 @@ impl Host {
             .cloned()
             .ok_or_else(|| Error::Config(format!("{function} is not deployed in account {}", clients.account)))?;
         self.functions.retain(|h| (&h.queue.account, &h.queue.function) != (&key.0, &key.1));
-        self.functions.push(Arc::new(Hosted { queue, sqs: clients.sqs.clone(), handler }));
+        self.functions.push(Arc::new(Hosted {
+            queue,
+            sqs: clients.sqs.clone(),
+            handler,
+            invocations: AtomicUsize::new(0),
+            kill_at: AtomicUsize::new(0),
+            counts: Arc::clone(&self.counts),
+        }));
         Ok(self)
+    }
+
+    /// Fault injection for tests: the `nth` invocation from now (1: the next) of `function`
+    /// in `account` runs its handler to the end, then is killed before Lambda would delete
+    /// what it acknowledged, as when a Lambda dies after its work (out of memory, timed out
+    /// on its last call). Nothing of that batch is deleted, so SQS delivers all of it again
+    /// after its visibility timeout: the step must find its own work done.
+    pub fn kill_invocation(&self, account: &str, function: &str, nth: usize) -> Result<()> {
+        let hosted = self
+            .functions
+            .iter()
+            .find(|h| h.queue.account == account && h.queue.function == function)
+            .ok_or_else(|| Error::Config(format!("{function} is not registered for account {account}")))?;
+        hosted.kill_at.store(hosted.invocations.load(Ordering::SeqCst) + nth.max(1), Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Records deleted after their handler acknowledged them, since the host was made.
+    pub fn acknowledged(&self) -> u64 {
+        self.counts.acknowledged.load(Ordering::SeqCst)
+    }
+
+    /// Invocations killed by [`Host::kill_invocation`].
+    pub fn killed(&self) -> u64 {
+        self.counts.killed.load(Ordering::SeqCst)
     }
 
     /// One round over every registered function: receive a batch, run the handler, delete
@@ -243,6 +295,7 @@ impl Hosted {
         let ids: Vec<String> = event.records.iter().filter_map(|r| r.message_id.clone()).collect();
         debug!(function = q.function, account = q.account, count = messages.len(), "invoking");
 
+        let invocation_number = self.invocations.fetch_add(1, Ordering::SeqCst) + 1;
         let handler = Arc::clone(&self.handler);
         // Its own task, so a panic is caught like a crashed Lambda instead of taking down the host.
         let mut invocation = tokio::spawn(async move { handler.handle(event).await });
@@ -263,6 +316,15 @@ impl Hosted {
                 None
             }
         };
+        if self.kill_at.load(Ordering::SeqCst) == invocation_number {
+            self.counts.killed.fetch_add(1, Ordering::SeqCst);
+            warn!(
+                function = q.function,
+                account = q.account,
+                "invocation killed (test fault); the whole batch will be retried"
+            );
+            return Ok(messages.len());
+        }
         let succeeded = match response {
             Some(response) => succeeded_records(&q.function, messages, &ids, &response),
             None => Vec::new(),
@@ -291,6 +353,7 @@ impl Hosted {
             let q = &self.queue;
             match self.sqs.delete_message_batch().queue_url(&q.queue_url).set_entries(Some(entries)).send().await {
                 Ok(out) => {
+                    self.counts.acknowledged.fetch_add(out.successful().len() as u64, Ordering::SeqCst);
                     for failed in out.failed() {
                         warn!(
                             function = q.function,

@@ -31,6 +31,8 @@ family! {
                 encrypted: s.encrypted(),
                 kms_key_id: s.kms_key_id(),
                 created: s.snapshot_create_time(),
+                copied_from: s.source_db_snapshot_identifier(),
+                percent: s.percent_progress(),
                 engine: s.engine(),
                 engine_version: s.engine_version(),
                 tags: s.tag_list(),

@@ -4,7 +4,9 @@
 //! that differs (which SDK call, which fields); [`Rds`] holds everything else once: "already
 //! exists" and "not found" handling, the mapping onto [`Snapshot`], the `restore` attribute.
 
-use super::{CopyRequest, Resource, RestoreSpec, Restored, Snapshot, SnapshotStore, Status, absent_ok, to_chrono};
+use super::{
+    Copies, CopyRequest, Resource, RestoreSpec, Restored, Snapshot, SnapshotStore, Status, absent_ok, to_chrono,
+};
 use crate::ResourceKind;
 use crate::error::{Error, Result, Retry};
 use crate::tags::{self, Tags};
@@ -60,6 +62,19 @@ macro_rules! family {
                 client
                     .$describe()
                     .snapshot_type("manual")
+                    .into_paginator()
+                    .items()
+                    .send()
+                    .try_collect()
+                    .await
+                    .map_err(|e| Error::from_sdk($describe_op, e))
+            }
+
+            async fn list_shared(&self, client: &Client) -> Result<Vec<$snapshot>> {
+                client
+                    .$describe()
+                    .snapshot_type("shared")
+                    .include_shared(true)
                     .into_paginator()
                     .items()
                     .send()
@@ -145,6 +160,9 @@ struct Raw<'a> {
     encrypted: Option<bool>,
     kms_key_id: Option<&'a str>,
     created: Option<&'a aws_smithy_types::DateTime>,
+    /// The snapshot it was copied from, for a cross-account or cross-region copy.
+    copied_from: Option<&'a str>,
+    percent: Option<i32>,
     engine: Option<&'a str>,
     engine_version: Option<&'a str>,
     tags: &'a [Tag],
@@ -169,6 +187,8 @@ trait Family: Send + Sync {
     ) -> Result<Option<Self::Snapshot>>;
     async fn describe(&self, client: &Client, snapshot: &str) -> Result<Option<Self::Snapshot>>;
     async fn list_manual(&self, client: &Client) -> Result<Vec<Self::Snapshot>>;
+    /// The snapshots other accounts shared with this one.
+    async fn list_shared(&self, client: &Client) -> Result<Vec<Self::Snapshot>>;
     async fn copy(&self, client: &Client, request: &CopyRequest<'_>, tags: Vec<Tag>) -> Result<Option<Self::Snapshot>>;
     /// Adds and removes accounts of the `restore` attribute.
     async fn share(&self, client: &Client, snapshot: &str, add: &[String], remove: &[String]) -> Result<()>;
@@ -278,6 +298,7 @@ impl<F: Family> Rds<F> {
             tags: from_rds_tags(raw.tags),
             description: None,
             size_gib: None,
+            progress: raw.percent.and_then(|p| u8::try_from(p.clamp(0, 100)).ok()),
         }
     }
 
@@ -372,6 +393,26 @@ impl<F: Family> SnapshotStore for Rds<F> {
     async fn list_managed(&self) -> Result<Vec<Snapshot>> {
         let all = self.family.list_manual(&self.client).await?;
         Ok(all.iter().map(|s| self.to_snapshot(s)).filter(|s| tags::is_managed(&s.tags)).collect())
+    }
+
+    async fn copies(&self) -> Result<Copies> {
+        let all = self.family.list_manual(&self.client).await?;
+        let names = all.iter().map(|s| F::raw(s).id.to_string()).collect();
+        // RDS names the source of every cross-account or cross-region copy, which is what
+        // snapferry makes; a snapshot being taken in this account holds no copy slot.
+        let in_progress = all
+            .iter()
+            .filter(|s| F::raw(s).copied_from.is_some())
+            .map(|s| self.to_snapshot(s))
+            .filter(|s| s.status == Status::Creating)
+            .map(|s| s.as_in_progress())
+            .collect();
+        Ok(Copies { in_progress, names })
+    }
+
+    async fn shared_with_us(&self) -> Result<Vec<Snapshot>> {
+        let shared = self.family.list_shared(&self.client).await?;
+        Ok(shared.iter().map(|s| self.to_snapshot(s)).collect())
     }
 
     async fn copy(&self, request: &CopyRequest<'_>) -> Result<Snapshot> {

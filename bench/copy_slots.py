@@ -1,0 +1,577 @@
+#!/usr/bin/env python3
+"""snapferry's copy-slot utilization under a backlog, on the local host (issue 12, item 2).
+
+A backup account's real throughput limit is AWS's quota of copies in progress per
+destination region (20 DB instance, 5 Aurora cluster, 20 EBS snapshot copies). This
+benchmark builds a backlog and measures how well the copy step keeps those slots busy:
+
+  1. resets the emulator and sets small copy quotas (--slots-*) and a short delay (every
+     snapshot, copy and restore takes --delay seconds); the manual-snapshot quotas are
+     raised out of the way so only the copy quotas bind;
+  2. starts `snapferry local` (the whole pipeline, copying into the backup account's home
+     region and --extra-regions) and watches the pipeline buses of both accounts;
+  3. creates --instances MySQL instances, --clusters Aurora MySQL clusters and --volumes
+     EBS volumes in the source account 111111111111, all on the sharing CMK (shared as they
+     are, so the source account makes no copies of its own);
+  4. delivers --rounds hourly schedule events at once, each stamped an hour after the one
+     before (so MIN_INTERVAL_MINUTES lets every round through): rounds x resources source
+     snapshots, each copied into 222222222222's home region and then every extra region;
+  5. waits until every backup has its outcome (Restore Verified, Restore Failed or Snapshot
+     Rejected) and every copy has ended, stops the pipeline, and computes from the
+     emulator's own logs (GET /_snapferry/copies, /requests, /events) and the pipeline
+     events:
+
+  utilization    per destination region and quota bucket, the share of the time work was
+                 waiting during which every slot was busy. A backup waits for its copy
+                 into the home region from its `Snapshot Shared` event, for its copy into
+                 an extra region from its home copy's `Snapshot Copied` (when the pipeline
+                 knows the home copy is there), until that copy starts. Overall: the same
+                 ratio over all (region, bucket) pairs, time-weighted. Also printed: the
+                 strict figure, an extra region's wait counted from the home copy's end as
+                 the emulator logs it (the RDS event's or the re-check's latency included:
+                 seconds here against copies of seconds, nothing against AWS's minutes)
+  refusals       CopyDBSnapshot / CopyDBClusterSnapshot / CopySnapshot calls of the backup
+                 account refused for quota (SnapshotQuotaExceeded / ResourceLimitExceeded)
+                 per completed copy
+  wall time      from the schedule events to the last copy's end, against the ideal: for
+                 each (region, bucket), ceil(copies / slots) x the mean copy time; the max
+  lost           source snapshots created with no outcome; duplicated: more than one copy
+                 (not failed or deleted) of one source snapshot in one region
+
+The defaults (3 rounds x 20 resources = 60 backups, 180 copies; 2 / 1 / 2 slots per region;
+10 s per copy) run in about three minutes on 2 cores and keep the copy time long against the
+local host's own latency (a debug build handling each message in tens of milliseconds, SQS
+delays in whole seconds, a re-check a second), as AWS's copies (minutes) are against a
+Lambda's: with 1 s copies and 4 / 2 / 4 slots the pipeline, not the quota, is the
+bottleneck and the figure says nothing about the copy step.
+
+Prints the RESULTS.md section as markdown (and writes it to --markdown); --json keeps the
+raw intervals and samples. Exit status 1 when a backup was lost or duplicated, the run
+timed out, or the pipeline failed; the goals (utilization >= 90 %, <= 0.1 refusals per copy)
+are reported, not enforced.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+
+SOURCE = "111111111111"
+BACKUP = "222222222222"
+REGION = "us-east-1"
+SHARING_KEY_ALIAS = "alias/snapferry-sharing"  # services/cli/src/doctor.rs SHARING_KEY_ALIAS
+CREATE_QUEUE = "snapferry-create-snapshot"  # shared/routing.json
+SCHEDULE_RULE = "snapferry-create-snapshot-schedule"
+PIPELINE_BUS = "snapferry"  # shared/routing.json pipeline_bus
+MONITOR = "snapferry-bench-copy-slots"
+BUCKETS = ("rds_instance_copies", "rds_cluster_copies", "ebs_copies")
+BUCKET_NAMES = {"rds_instance_copies": "DB instance", "rds_cluster_copies": "Aurora cluster", "ebs_copies": "EBS"}
+COPY_BUCKET = {"CopyDBSnapshot": "rds_instance_copies", "CopyDBClusterSnapshot": "rds_cluster_copies",
+               "CopySnapshot": "ebs_copies"}
+QUOTA_CODES = {"SnapshotQuotaExceeded", "ResourceLimitExceeded"}
+CREATED = {"RDS-EVENT-0042": "rds_instance_copies", "RDS-EVENT-0075": "rds_cluster_copies",
+           "createSnapshot": "ebs_copies"}
+OUTCOMES = {"Restore Verified": "verified", "Restore Failed": "restore failed", "Snapshot Rejected": "rejected"}
+ENDED_OK = {"available", "completed"}
+GOAL_UTILIZATION = 0.90
+GOAL_REFUSALS = 0.1
+
+
+def control(endpoint: str, method: str, path: str, body: Any = None) -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(f"{endpoint}/_snapferry{path}", data=data, method=method,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.load(r)
+
+
+class Account:
+    """boto3 clients acting as `account`, through STS AssumeRole as the CLI does."""
+
+    def __init__(self, endpoint: str, account: str) -> None:
+        sts = boto3.client("sts", endpoint_url=endpoint, region_name=REGION,
+                           aws_access_key_id="local", aws_secret_access_key="local")
+        creds = sts.assume_role(RoleArn=f"arn:aws:iam::{account}:role/snapferry-operator",
+                                RoleSessionName="snapferry-bench")["Credentials"]
+        self.endpoint = endpoint
+        self.keys = {"aws_access_key_id": creds["AccessKeyId"], "aws_secret_access_key": creds["SecretAccessKey"],
+                     "aws_session_token": creds["SessionToken"]}
+
+    def client(self, service: str, region: str = REGION) -> Any:
+        return boto3.client(service, endpoint_url=self.endpoint, region_name=region, **self.keys)
+
+
+def snapshot_key(arn: str) -> str:
+    """One name per snapshot whatever the ARN's form: EBS ARNs come with and without the
+    account (`arn:aws:ec2::<region>:snapshot/snap-…` in EBS events), the snap- id is unique."""
+    return arn.rsplit("/", 1)[-1] if ":snapshot/snap-" in arn else arn
+
+
+# --------------------------------------------------------------------------- the run
+
+
+class Monitor:
+    """Every snapferry event on both accounts' pipeline buses, through a queue of its own
+    (`snapferry local` drains its own monitor queues)."""
+
+    def __init__(self, accounts: list[Account]) -> None:
+        self.queues = []
+        for acct in accounts:
+            sqs, events = acct.client("sqs"), acct.client("events")
+            url = sqs.create_queue(QueueName=MONITOR)["QueueUrl"]
+            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            events.put_rule(Name=MONITOR, EventBusName=PIPELINE_BUS, EventPattern=json.dumps({"source": ["snapferry"]}))
+            events.put_targets(Rule=MONITOR, EventBusName=PIPELINE_BUS, Targets=[{"Id": "bench", "Arn": arn}])
+            self.queues.append((sqs, url))
+        self.seen: dict[str, dict] = {}
+
+    def drain(self) -> None:
+        for sqs, url in self.queues:
+            while True:
+                msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
+                if not msgs:
+                    break
+                for m in msgs:
+                    envelope = json.loads(m["Body"])
+                    # An event forwarded to the backup account reaches both queues, same id.
+                    self.seen.setdefault(envelope["id"], envelope)
+                sqs.delete_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                                                                 for i, m in enumerate(msgs)])
+
+    def events(self) -> list[dict]:
+        return list(self.seen.values())
+
+
+def create_resources(src: Account, args: argparse.Namespace) -> None:
+    """The source account's databases and volumes, all on the sharing CMK."""
+    key = src.client("kms").describe_key(KeyId=SHARING_KEY_ALIAS)["KeyMetadata"]["Arn"]
+    rds, ec2 = src.client("rds"), src.client("ec2")
+    for i in range(args.instances):
+        rds.create_db_instance(DBInstanceIdentifier=f"slots-db-{i:02d}", Engine="mysql", EngineVersion="8.0.39",
+                               DBInstanceClass="db.t4g.micro", AllocatedStorage=20, MasterUsername="admin",
+                               MasterUserPassword="bench-password-1", StorageEncrypted=True, KmsKeyId=key)
+    for i in range(args.clusters):
+        rds.create_db_cluster(DBClusterIdentifier=f"slots-aurora-{i:02d}", Engine="aurora-mysql",
+                              EngineVersion="8.0.mysql_aurora.3.05.2", MasterUsername="admin",
+                              MasterUserPassword="bench-password-1", StorageEncrypted=True, KmsKeyId=key)
+    for i in range(args.volumes):
+        ec2.create_volume(AvailabilityZone=f"{REGION}a", Size=8, VolumeType="gp3", Encrypted=True, KmsKeyId=key,
+                          TagSpecifications=[{"ResourceType": "volume",
+                                              "Tags": [{"Key": "Name", "Value": f"slots-volume-{i:02d}"}]}])
+
+
+def fire_rounds(src: Account, rounds: int) -> None:
+    """What the hourly schedule rule delivers (services/cli/src/local/host.rs Host::fire),
+    `rounds` times at once, stamped 3, 4, … hours after this hour: each round passes
+    MIN_INTERVAL_MINUTES=60 and names its snapshots after its own slot."""
+    sqs = src.client("sqs")
+    url = sqs.get_queue_url(QueueName=CREATE_QUEUE)["QueueUrl"]
+    base = int(time.time()) // 3600 * 3600 + 3 * 3600
+    rule = f"arn:aws:events:{REGION}:{SOURCE}:rule/{SCHEDULE_RULE}"
+    for i in range(rounds):
+        at = base + 3600 * i
+        event = {"version": "0", "id": f"bench-copy-slots-{i}", "detail-type": "Scheduled Event",
+                 "source": "aws.events", "account": SOURCE, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at)),
+                 "region": REGION, "resources": [rule], "detail": {}}
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps(event))
+
+
+def local_command(args: argparse.Namespace, slots: dict[str, int]) -> list[str]:
+    """`snapferry local` for the run. A CLI that knows `--copy-slots` is told the lowered
+    quotas (its copy step then plans with them); an older one assumes AWS's 20 / 5 / 20
+    and learns from the refusals, which is what it would do on AWS with a lower quota."""
+    command = [args.snapferry, "local", "--endpoint", args.endpoint, "--region", REGION,
+               "--extra-regions", ",".join(args.regions)]
+    helptext = subprocess.run([args.snapferry, "local", "--help"], capture_output=True, text=True).stdout
+    if "--copy-slots" in helptext:
+        command += ["--copy-slots", f"db-instance={slots['rds_instance_copies']},"
+                    f"db-cluster={slots['rds_cluster_copies']},ebs={slots['ebs_copies']}"]
+    return command
+
+
+def start_pipeline(command: list[str], logdir: str) -> tuple[subprocess.Popen, str]:
+    out = os.path.join(logdir, "local.out")
+    with open(out, "w") as stdout, open(os.path.join(logdir, "local.err"), "w") as stderr:
+        proc = subprocess.Popen(command, stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"snapferry local exited ({proc.returncode}) during start-up: {tail(logdir)}")
+        with open(out, encoding="utf-8", errors="replace") as f:
+            if "snapferry is running locally" in f.read():
+                return proc, out
+        time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"snapferry local did not start within 120 s: {tail(logdir)}")
+
+
+def stop_pipeline(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)  # its Ctrl-C: stops between polls
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def tail(logdir: str) -> str:
+    text = ""
+    for name in ("local.out", "local.err"):
+        path = os.path.join(logdir, name)
+        if os.path.exists(path):
+            with open(path, encoding="utf-8", errors="replace") as f:
+                text += f"\n--- {name} ---\n" + "".join(f.readlines()[-30:])
+    return text
+
+
+# --------------------------------------------------------------------------- the figures
+
+
+@dataclass
+class Backup:
+    """One source snapshot and what became of it."""
+
+    key: str
+    bucket: str
+    created_at: float
+    shared_at: float | None = None
+    copied_at: float | None = None  # the home copy's `Snapshot Copied`
+    outcome: str | None = None
+    reason: str | None = None
+    copies: dict[str, list[dict]] = field(default_factory=dict)  # region -> copy records (every attempt)
+
+
+def source_snapshots(events: list[dict]) -> dict[str, Backup]:
+    """Each snapshot the source account's "created" events announce."""
+    found: dict[str, Backup] = {}
+    for e in events:
+        bucket = CREATED.get(e["event_id_or_name"])
+        if e["dropped"] or e["account"] != SOURCE or bucket is None:
+            continue
+        if bucket == "ebs_copies" and e["event"]["detail"].get("result") != "succeeded":
+            continue
+        key = snapshot_key(e["event"]["resources"][0])
+        found.setdefault(key, Backup(key, bucket, e["at"]))
+    return found
+
+
+def attach(backups: dict[str, Backup], copies: list[dict], pipeline_events: list[dict]) -> None:
+    """Each backup-account copy to the source snapshot it descends from (a copy's source is
+    the shared snapshot or another copy), and the pipeline's share and outcome events."""
+    by_key = {snapshot_key(c["arn"]): c for c in copies}
+
+    def origin(key: str, hops: int = 0) -> str | None:
+        if key in backups:
+            return key
+        parent = by_key.get(key)
+        return None if parent is None or hops > 5 else origin(snapshot_key(parent["source_arn"]), hops + 1)
+
+    for c in copies:
+        if c["account"] != BACKUP:
+            continue
+        key = origin(snapshot_key(c["source_arn"]))
+        if key is not None:
+            backups[key].copies.setdefault(c["region"], []).append(c)
+    for envelope in sorted(pipeline_events, key=lambda e: e["detail"]["emitted_at"]):
+        detail = envelope["detail"]
+        b = backups.get(snapshot_key(detail["origin"]["arn"]))
+        if b is None:
+            continue
+        if envelope["detail-type"] == "Snapshot Shared" and b.shared_at is None:
+            b.shared_at = parse_time(detail["emitted_at"])
+        if (envelope["detail-type"] == "Snapshot Copied" and detail["snapshot"]["region"] == REGION
+                and b.copied_at is None):
+            b.copied_at = parse_time(detail["emitted_at"])
+        outcome = OUTCOMES.get(envelope["detail-type"])
+        if outcome is not None and b.outcome is None:
+            b.outcome, b.reason = outcome, detail.get("reason")
+
+
+def parse_time(text: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def live(c: dict) -> bool:
+    return c["status"] in ENDED_OK or c["status"] == "in-progress"
+
+
+def utilization(backups: dict[str, Backup], copies: list[dict], regions: list[str], slots: dict[str, int],
+                end: float, strict: bool = False) -> dict[tuple[str, str], dict]:
+    """For each (region, bucket): seconds with work waiting, and of those, seconds with every
+    slot busy; sweeps the copies' intervals and the backups' waits in time order. A copy into
+    an extra region waits from the home copy's `Snapshot Copied` (the pipeline knows the home
+    copy is there); `strict`: from the home copy's end as the emulator logs it, so the time
+    the pipeline takes to learn of that end (an RDS event, a re-check) counts as waiting too."""
+    out = {}
+    for region in regions:
+        for bucket in BUCKETS:
+            changes: list[tuple[float, int, int]] = []  # (time, d_in_progress, d_waiting)
+            for c in copies:
+                if c["account"] == BACKUP and c["region"] == region and c["bucket"] == bucket:
+                    changes += [(c["started_at"], 1, 0), (c["ended_at"] or end, -1, 0)]
+            for b in backups.values():
+                if b.bucket != bucket:
+                    continue
+                if region == REGION:
+                    ready = b.shared_at
+                else:
+                    ready = home_copy_end(b) if strict else (b.copied_at or home_copy_end(b))
+                if ready is None:
+                    continue
+                started = [c["started_at"] for c in b.copies.get(region, [])]
+                until = max(ready, min(started)) if started else end
+                changes += [(ready, 0, 1), (until, 0, -1)]
+            changes.sort()
+            waiting_s = busy_s = 0.0
+            running = waiting = 0
+            last = changes[0][0] if changes else end
+            for at, d_run, d_wait in changes:
+                span = max(0.0, at - last)
+                if waiting > 0:
+                    waiting_s += span
+                    if running >= slots[bucket]:
+                        busy_s += span
+                running, waiting, last = running + d_run, waiting + d_wait, at
+            done = [c for c in copies if c["account"] == BACKUP and c["region"] == region and c["bucket"] == bucket
+                    and c["status"] in ENDED_OK]
+            out[(region, bucket)] = {"waiting_s": waiting_s, "busy_while_waiting_s": busy_s, "completed": len(done),
+                                     "copy_s": statistics.mean(c["ended_at"] - c["started_at"] for c in done) if done else 0.0}
+    return out
+
+
+def home_copy_end(b: Backup) -> float | None:
+    ended = [c["ended_at"] for c in b.copies.get(REGION, []) if c["status"] in ENDED_OK]
+    return min(ended) if ended else None
+
+
+def figures(backups: dict[str, Backup], copies: list[dict], requests: list[dict], regions: list[str],
+            slots: dict[str, int], fired_at: float, end: float) -> dict:
+    util = utilization(backups, copies, regions, slots, end)
+    refused = [r for r in requests if r["account"] == BACKUP and r["operation"] in COPY_BUCKET
+               and r["error_code"] in QUOTA_CODES]
+    calls = [r for r in requests if r["account"] == BACKUP and r["operation"] in COPY_BUCKET]
+    completed = sum(u["completed"] for u in util.values())
+    # Whole rounds of copies: with n copies and s slots, ceil(n / s) copy times at best.
+    ideal = {k: math.ceil(u["completed"] / slots[k[1]]) * u["copy_s"] for k, u in util.items() if u["completed"]}
+    mine = [c for c in copies if c["account"] == BACKUP]
+    last_end = max((c["ended_at"] or end for c in mine), default=end)
+    lost = sorted(b.key for b in backups.values() if b.outcome is None)
+    duplicated = sorted(f"{b.key} in {region}" for b in backups.values() for region, cs in b.copies.items()
+                        if sum(1 for c in cs if live(c)) > 1)
+    missing = sorted(f"{b.key} in {region}" for b in backups.values() if b.outcome == "verified"
+                     for region in regions if not any(c["status"] in ENDED_OK for c in b.copies.get(region, [])))
+    waiting = sum(u["waiting_s"] for u in util.values())
+    busy = sum(u["busy_while_waiting_s"] for u in util.values())
+    strict = utilization(backups, copies, regions, slots, end, strict=True).values()
+    strict_waiting = sum(u["waiting_s"] for u in strict)
+    strict_busy = sum(u["busy_while_waiting_s"] for u in strict)
+    outcomes: dict[str, int] = {}
+    for b in backups.values():
+        outcomes[b.outcome or "none"] = outcomes.get(b.outcome or "none", 0) + 1
+    reasons = sorted({b.reason for b in backups.values() if b.outcome == "rejected" and b.reason})
+    return {
+        "per_bucket": {f"{r}/{k}": {**u, "refused": sum(1 for x in refused if x["region"] == r and COPY_BUCKET[x["operation"]] == k),
+                                     "calls": sum(1 for x in calls if x["region"] == r and COPY_BUCKET[x["operation"]] == k),
+                                     "ideal_s": ideal.get((r, k), 0.0)}
+                       for (r, k), u in util.items()},
+        "utilization": busy / waiting if waiting else None,
+        "utilization_strict": strict_busy / strict_waiting if strict_waiting else None,
+        "waiting_s": waiting,
+        "refused": len(refused),
+        "copy_calls": len(calls),
+        "completed_copies": completed,
+        "failed_copies": sum(1 for c in mine if c["status"] not in ENDED_OK and c["status"] != "in-progress"),
+        "refused_per_copy": len(refused) / completed if completed else None,
+        "wall_s": last_end - fired_at,
+        "copy_phase_s": last_end - min((c["started_at"] for c in mine), default=last_end),
+        "ideal_s": max(ideal.values(), default=0.0),
+        "ideal_at": max(ideal, key=ideal.get) if ideal else None,
+        "backups": len(backups),
+        "outcomes": outcomes,
+        "rejected_reasons": reasons,
+        "lost": lost,
+        "duplicated": duplicated,
+        "missing_copies": missing,
+        "source_account_copies": sum(1 for c in copies if c["account"] == SOURCE),
+    }
+
+
+def pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.0f} %"
+
+
+def markdown(f: dict, args: argparse.Namespace, slots: dict[str, int], load: tuple[str, str], run_s: float,
+             timed_out: bool, told_slots: bool) -> str:
+    regions = [REGION, *args.regions]
+    resources = args.instances + args.clusters + args.volumes
+    lines = [
+        f"`snapferry local` (debug build) copying a backlog of {f['backups']} source snapshots "
+        f"({args.rounds} schedule rounds delivered at once x {args.instances} MySQL instances, {args.clusters} Aurora "
+        f"MySQL clusters, {args.volumes} EBS volumes = {resources} resources) from {SOURCE} into {BACKUP}'s "
+        f"{REGION} and {', '.join(args.regions)}: {f['completed_copies']} copies. Emulator: copy slots per destination "
+        f"region {slots['rds_instance_copies']} DB instance / {slots['rds_cluster_copies']} Aurora / "
+        f"{slots['ebs_copies']} EBS ({'told to' if told_slots else 'not told to'} the pipeline: "
+        f"{'`--copy-slots`' if told_slots else 'this CLI has no `--copy-slots`'}), every snapshot, copy and restore "
+        f"{args.delay:g} s. Run {run_s:.0f} s; load average before / after {load[0]} / {load[1]} (1, 5, 15 min).",
+        "",
+        "| region | bucket | slots | copies | mean copy s | work waiting s | all slots busy while waiting | "
+        "refused / calls | ideal s |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for region in regions:
+        for bucket in BUCKETS:
+            u = f["per_bucket"][f"{region}/{bucket}"]
+            share = u["busy_while_waiting_s"] / u["waiting_s"] if u["waiting_s"] else None
+            lines.append(f"| {region} | {BUCKET_NAMES[bucket]} | {slots[bucket]} | {u['completed']} | {u['copy_s']:.2f} | "
+                         f"{u['waiting_s']:.1f} | {pct(share)} | {u['refused']} / {u['calls']} | {u['ideal_s']:.1f} |")
+    util, per_copy = f["utilization"], f["refused_per_copy"]
+    met = lambda ok: "met" if ok else "**not met**"  # noqa: E731
+    ideal_at = f["ideal_at"]
+    lines += [
+        "",
+        "| figure | value | goal |",
+        "|---|---:|---|",
+        f"| utilization: all slots busy while work waits (time-weighted over regions and buckets) | {pct(util)} | "
+        f">= {pct(GOAL_UTILIZATION)}: {met(util is not None and util >= GOAL_UTILIZATION)} |",
+        f"| the same, an extra region's copy waiting from the home copy's end (the pipeline's time to learn of "
+        f"it included) | {pct(f['utilization_strict'])} | |",
+        f"| copy calls refused for quota per completed copy | {f['refused']} / {f['completed_copies']} = "
+        f"{'-' if per_copy is None else f'{per_copy:.2f}'} | <= {GOAL_REFUSALS}: "
+        f"{met(per_copy is not None and per_copy <= GOAL_REFUSALS)} |",
+        f"| wall time, schedule to last copy's end | {f['wall_s']:.1f} s | |",
+        f"| copy phase, first copy's start to last copy's end | {f['copy_phase_s']:.1f} s | |",
+        f"| ideal: ceil(copies / slots) x mean copy time, slowest (region, bucket)"
+        f"{'' if ideal_at is None else f' ({ideal_at[0]}, {BUCKET_NAMES[ideal_at[1]]})'} | {f['ideal_s']:.1f} s "
+        f"(wall {f['wall_s'] / f['ideal_s']:.1f}x) |  |" if f["ideal_s"] else "| ideal | - | |",
+        f"| backups: outcome | {', '.join(f'{n} {k}' for k, n in sorted(f['outcomes'].items()))} | every one |",
+        f"| lost (no outcome) / duplicated (2+ copies of one snapshot in a region) | {len(f['lost'])} / "
+        f"{len(f['duplicated'])} | 0 / 0: {met(not f['lost'] and not f['duplicated'])} |",
+    ]
+    if f["rejected_reasons"]:
+        lines += ["", "Rejection reasons: " + "; ".join(f"`{r}`" for r in f["rejected_reasons"][:5]) + "."]
+    if f["missing_copies"]:
+        lines += ["", f"**Verified without a copy in every region**: {len(f['missing_copies'])} "
+                  f"(e.g. {', '.join(f['missing_copies'][:3])})."]
+    if f["failed_copies"] or f["source_account_copies"]:
+        lines += ["", f"Copies that failed: {f['failed_copies']}; copies made in the source account: "
+                  f"{f['source_account_copies']}."]
+    if timed_out:
+        lines += ["", f"**Timed out** after {args.timeout} s: the figures cover the run so far."]
+    return "\n".join(lines) + "\n"
+
+
+def loadavg() -> str:
+    with open("/proc/loadavg", encoding="ascii") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    p.add_argument("--endpoint", required=True, help="the emulator, http://127.0.0.1:PORT (reset first)")
+    p.add_argument("--snapferry", required=True, help="the CLI, target/debug/snapferry")
+    p.add_argument("--regions", default="eu-west-1,eu-central-1",
+                   help="extra regions the backup account copies to (default eu-west-1,eu-central-1)")
+    p.add_argument("--instances", type=int, default=8, help="MySQL DB instances (default 8)")
+    p.add_argument("--clusters", type=int, default=4, help="Aurora MySQL clusters (default 4)")
+    p.add_argument("--volumes", type=int, default=8, help="EBS volumes (default 8)")
+    p.add_argument("--rounds", type=int, default=3, help="schedule rounds delivered at once (default 3)")
+    p.add_argument("--delay", type=float, default=10.0, help="seconds each snapshot, copy, restore takes (default 10)")
+    p.add_argument("--slots-instance", type=int, default=2, help="DB instance copy slots per region (default 2)")
+    p.add_argument("--slots-cluster", type=int, default=1, help="Aurora copy slots per region (default 1)")
+    p.add_argument("--slots-ebs", type=int, default=2, help="EBS copy slots per region (default 2)")
+    p.add_argument("--timeout", type=int, default=480, help="seconds to wait for every outcome (default 480)")
+    p.add_argument("--markdown", metavar="FILE")
+    p.add_argument("--json", metavar="FILE", help="raw copy intervals, refusals and per-backup records")
+    args = p.parse_args(argv)
+    args.regions = [r for r in args.regions.split(",") if r]
+    slots = {"rds_instance_copies": args.slots_instance, "rds_cluster_copies": args.slots_cluster,
+             "ebs_copies": args.slots_ebs}
+    regions = [REGION, *args.regions]
+
+    config_before = control(args.endpoint, "GET", "/config")
+    control(args.endpoint, "POST", "/reset")
+    control(args.endpoint, "POST", "/config", {"delay_seconds": args.delay, "quotas": {
+        **slots, "manual_db_snapshots": 100000, "manual_cluster_snapshots": 100000}})
+    load_before = loadavg()
+    logdir = tempfile.mkdtemp(prefix="snapferry-copy-slots.")
+    started = time.monotonic()
+    command = local_command(args, slots)
+    proc, _ = start_pipeline(command, logdir)
+    timed_out = failed = False
+    try:
+        src, bak = Account(args.endpoint, SOURCE), Account(args.endpoint, BACKUP)
+        monitor = Monitor([src, bak])
+        create_resources(src, args)
+        expected = (args.instances + args.clusters + args.volumes) * args.rounds
+        fired_at = time.time()
+        fire_rounds(src, args.rounds)
+        print(f"copy_slots: {args.rounds} rounds fired, {expected} backups expected", file=sys.stderr)
+        deadline = time.monotonic() + args.timeout
+        last_report = 0.0
+        while True:
+            monitor.drain()
+            copies = control(args.endpoint, "GET", "/copies")["copies"]
+            backups = source_snapshots(control(args.endpoint, "GET", "/events"))
+            attach(backups, copies, monitor.events())
+            settled = [b for b in backups.values() if b.outcome is not None and (b.outcome != "verified" or all(
+                any(c["status"] in ENDED_OK for c in b.copies.get(r, [])) for r in regions))]
+            running = sum(1 for c in copies if c["status"] == "in-progress")
+            if len(backups) >= expected and len(settled) == len(backups) and running == 0:
+                break
+            if proc.poll() is not None:
+                print(f"copy_slots: snapferry local exited ({proc.returncode}):{tail(logdir)}", file=sys.stderr)
+                failed = True
+                break
+            if time.monotonic() > deadline:
+                timed_out = True
+                break
+            if time.monotonic() - last_report > 10:
+                last_report = time.monotonic()
+                print(f"copy_slots: {time.monotonic() - started:.0f} s: {len(backups)}/{expected} snapshots, "
+                      f"{len(settled)} settled, {sum(1 for c in copies if c['status'] in ENDED_OK)} copies done, "
+                      f"{running} in progress", file=sys.stderr)
+            time.sleep(0.5)
+    finally:
+        stop_pipeline(proc)
+    end = time.time()
+    run_s = time.monotonic() - started
+    requests = control(args.endpoint, "GET", "/requests")["requests"]
+    control(args.endpoint, "POST", "/config", config_before)  # later users of this emulator get theirs back
+    f = figures(backups, copies, requests, regions, slots, fired_at, end)
+    text = markdown(f, args, slots, (load_before, loadavg()), run_s, timed_out, "--copy-slots" in command)
+    if args.markdown:
+        with open(args.markdown, "w", encoding="utf-8") as out:
+            out.write(text)
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as out:
+            json.dump({"args": {k: v for k, v in vars(args).items() if k not in ("markdown", "json")},
+                       "command": command, "figures": f,
+                       "fired_at": fired_at, "copies": copies,
+                       "refused": [r for r in requests if r["account"] == BACKUP and r["operation"] in COPY_BUCKET
+                                   and r["error_code"] in QUOTA_CODES],
+                       "backups": [vars(b) for b in backups.values()]}, out, indent=2, default=str)
+    print(text, end="")
+    print(f"copy_slots: pipeline logs in {logdir}", file=sys.stderr)
+    bad = failed or timed_out or f["lost"] or f["duplicated"]
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
