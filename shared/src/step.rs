@@ -149,7 +149,7 @@ impl StepContext {
         let mut again = failed.tags.clone();
         again.remove(tags::COPIED_AT);
         again.insert(tags::COPY_ATTEMPT.into(), (attempt + 1).to_string());
-        again.insert(tags::COPY_STARTED_AT.into(), tags::timestamp_value(self.now()));
+        again.insert(tags::COPY_STARTED_AT.into(), tags::precise_timestamp_value(self.now()));
         store.copy(&CopyRequest { source, source_region, target_id: &failed.name, kms_key_id, tags: &again }).await
     }
 

@@ -197,6 +197,12 @@ pub fn timestamp_value(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
+/// [`timestamp_value`] to the millisecond, where a second is too coarse: the start of a
+/// copy, which times the looks at it ([`COPY_STARTED_AT`]).
+pub fn precise_timestamp_value(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
 /// A timestamp tag value read back; `None` when it is not one.
 pub fn parse_timestamp(value: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(value).ok().map(|t| t.with_timezone(&Utc))
@@ -297,6 +303,10 @@ mod tests {
         let t = Utc.with_ymd_and_hms(2026, 11, 24, 13, 0, 5).unwrap();
         assert_eq!(timestamp_value(t), "2026-11-24T13:00:05Z");
         assert_eq!(sanitize_value(&timestamp_value(t)), timestamp_value(t));
+        let precise = t + chrono::Duration::milliseconds(250);
+        assert_eq!(precise_timestamp_value(precise), "2026-11-24T13:00:05.250Z");
+        assert_eq!(sanitize_value(&precise_timestamp_value(precise)), precise_timestamp_value(precise));
+        assert_eq!(parse_timestamp(&precise_timestamp_value(precise)), Some(precise));
     }
 
     proptest! {

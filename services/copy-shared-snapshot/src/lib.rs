@@ -186,7 +186,7 @@ impl Handler {
         .tags();
         ours.extend(tags::origin_tags(&event.origin));
         ours.insert(tags::COPIED_FROM.into(), shared.arn.clone());
-        ours.insert(tags::COPY_STARTED_AT.into(), tags::timestamp_value(self.ctx.now()));
+        ours.insert(tags::COPY_STARTED_AT.into(), tags::precise_timestamp_value(self.ctx.now()));
         if let Some(taken) = shared.created_at {
             ours.insert(tags::SNAPSHOT_TAKEN_AT.into(), tags::timestamp_value(taken));
         }
@@ -339,7 +339,7 @@ impl Handler {
         let mut lineage = copy.tags.clone();
         lineage.remove(tags::COPIED_AT);
         lineage.remove(tags::VERIFIED_AT);
-        lineage.insert(tags::COPY_STARTED_AT.into(), tags::timestamp_value(self.ctx.now()));
+        lineage.insert(tags::COPY_STARTED_AT.into(), tags::precise_timestamp_value(self.ctx.now()));
         let regional = self.ctx.stores.store_in(copy.kind, region);
         self.free_slot(regional.as_ref(), &copy.name).await?;
         let copied = regional

@@ -752,7 +752,7 @@ async fn a_copy_that_says_how_far_it_is_is_looked_at_when_it_should_end() {
     let store = cloud.stores(TARGET, REGION).store(DbCluster);
     let copy = |progress: Option<u8>| Snapshot {
         status: Status::Creating,
-        created_at: Some(cloud.now() - chrono::Duration::seconds(30)),
+        created_at: Some(cloud.now() - chrono::Duration::seconds(60)),
         progress,
         ..cloud.snapshot(DbCluster, TARGET, REGION, "copy", "db")
     };
@@ -764,8 +764,9 @@ async fn a_copy_that_says_how_far_it_is_is_looked_at_when_it_should_end() {
             other => panic!("{other:?}"),
         }
     };
-    // Half done after 30 s (50 % read as 50.5 %): it ends in about 29.4 s; SQS's whole seconds, rounded up.
-    assert_eq!(delay(&copy(Some(50))).as_secs(), 30);
+    // "50 %" after 60 s: at the soonest (51 %), it takes 117.6 s and ends in 57.6 s; SQS's
+    // whole seconds, rounded up.
+    assert_eq!(delay(&copy(Some(50))).as_secs(), 58);
     // Saying nothing, or nearly done: the re-check interval.
     assert_eq!(delay(&copy(None)), step_env().recheck);
     assert_eq!(delay(&copy(Some(99))), step_env().recheck.max(std::time::Duration::from_secs(1)));

@@ -147,6 +147,7 @@ impl Handler {
         }
         .tags();
         ours.extend(tags::origin_tags(&origin));
+        ours.insert(tags::COPY_STARTED_AT.into(), tags::precise_timestamp_value(self.ctx.now()));
         if let Some(set) = tags::set_from_tags(&snapshot.tags) {
             ours.extend(tags::set_tags(&set));
         }

@@ -202,13 +202,14 @@ pub struct CopyInProgress {
 }
 
 impl CopyInProgress {
-    /// How long the whole copy takes, from how far AWS says it is after how long; `None`
-    /// when it does not say (0 %, no figure, no start time).
+    /// How long the whole copy takes at the least, from how far AWS says it is after how
+    /// long; `None` when it does not say (0 %, no figure, no start time). AWS reports whole
+    /// percents, rounded down: at the top of the percent the copy ends soonest, so a look
+    /// timed by this comes at the end or a little before it, never long after.
     pub fn duration(&self, now: DateTime<Utc>) -> Option<chrono::Duration> {
         let percent = f64::from(self.percent.filter(|p| (1..100).contains(p))?);
         let elapsed = (now - self.started_at?).num_milliseconds().max(0) as f64;
-        // AWS reports whole percents, rounded down: the middle of the percent is the estimate.
-        Some(chrono::Duration::milliseconds((elapsed * 100.0 / (percent + 0.5)) as i64))
+        Some(chrono::Duration::milliseconds((elapsed * 100.0 / (percent + 1.0)) as i64))
     }
 
     /// When it should end, as [`CopyInProgress::duration`] estimates.
