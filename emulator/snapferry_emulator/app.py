@@ -30,7 +30,7 @@ import time
 from typing import Any, Callable, Iterable
 from urllib.parse import parse_qs
 
-from . import authz, mydata, pgdata, protocol, sqs
+from . import authz, dbdata, mydata, pgdata, protocol, sqs
 from .lifecycle import Lifecycle
 from .state import ControlError, LayerState
 
@@ -56,8 +56,7 @@ class SnapferryApp:
                 with self.moto_lock:
                     result = self._call_moto(environ)
                     self.state.reset(keep_config=True)
-                    pgdata.reset()
-                    mydata.reset()
+                    dbdata.reset()
                 return self._reply(start_response, *result)
             return self._aws(environ, start_response)
         except Exception as exc:  # noqa: BLE001 - the server must never die on a request
@@ -137,7 +136,7 @@ class SnapferryApp:
         method = environ.get("REQUEST_METHOD", "GET").upper()
         route = path[len("/_snapferry") :].rstrip("/") or "/"
         if route == "/rds-ca" and method == "GET":  # PEM, not JSON: clients load it as a CA bundle file
-            pem = pgdata.ca_pem()
+            pem = dbdata.ca_pem()
             start_response("200 OK", [("Content-Type", "application/x-pem-file"), ("Content-Length", str(len(pem)))])
             return [pem]
         try:
@@ -206,9 +205,9 @@ class SnapferryApp:
             with self.moto_lock:
                 return 200, (mydata if mydata.is_mysql_snapshot(body) else pgdata).corrupt_snapshot(body)
         if route == "/postgres" and method == "GET":
-            return 200, pgdata.status()
+            return 200, pgdata.ENGINE.status()
         if route == "/mysql" and method == "GET":
-            return 200, mydata.status()
+            return 200, mydata.ENGINE.status()
         if route == "/requests":
             if method == "GET":
                 try:
@@ -248,8 +247,7 @@ class SnapferryApp:
         with self.moto_lock:
             moto_api_backend.reset()
             self.state.reset()
-            pgdata.reset()
-            mydata.reset()
+            dbdata.reset()
 
 
 def _read_body(environ: dict[str, Any]) -> bytes:

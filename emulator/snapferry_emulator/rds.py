@@ -38,7 +38,7 @@ import re
 from datetime import datetime, timezone
 from typing import Any
 
-from . import kmsutil, mydata, pgdata
+from . import dbdata, kmsutil
 from .eventbus import emit_native, iso_now
 from .lifecycle import Lifecycle
 from .state import LayerState
@@ -229,7 +229,7 @@ def _start_snapshot_lifecycle(snap: Any, *, copy_of: Any = None) -> None:
             failed = not any(v is copy_of for v in list(src_store.values()))  # source deleted before the copy finished
         if not failed:
             # PostgreSQL- or MariaDB-backed: take/copy the data now.
-            failed = not (pgdata.snapshot_completed(snap, copy_of) and mydata.snapshot_completed(snap, copy_of))
+            failed = not dbdata.snapshot_completed(snap, copy_of)
         if failed:
             snap.status = "failed"
             if copy_of is None:

@@ -18,7 +18,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server  # noqa: E402
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app  # noqa: E402
 
-from . import ec2, eventbus, kmsutil, mydata, pgdata, rds, rdsengines, sqs  # noqa: E402
+from . import dbdata, ec2, eventbus, kmsutil, mydata, pgdata, rds, rdsengines, sqs  # noqa: E402
 from .app import SnapferryApp  # noqa: E402
 from .lifecycle import Lifecycle  # noqa: E402
 from .state import DEFAULT_QUOTAS, LayerState  # noqa: E402
@@ -45,8 +45,7 @@ class Emulator:
         eventbus.install(self.state)
         rds.install(self.state, self.life)
         rdsengines.install()
-        pgdata.install()  # after the RDS patches: it wraps them
-        mydata.install()  # after pgdata: it wraps its endpoint properties
+        dbdata.install(pgdata.ENGINE, mydata.ENGINE)  # after the RDS patches: it wraps them
         ec2.install(self.state, self.life)
         sqs.install(self.moto_lock)
         moto_app = DomainDispatcherApplication(create_backend_app)
@@ -69,8 +68,7 @@ class Emulator:
     def stop(self) -> None:
         self.life.stop()
         self.server.shutdown()
-        pgdata.shutdown()  # the PostgreSQL server, if one was started
-        mydata.shutdown()  # the MariaDB server, if one was started
+        dbdata.shutdown()  # the PostgreSQL and MariaDB servers, if any was started
 
     def wait(self, parent_pid: int | None = None) -> int:
         """Block until interrupted, or until ``parent_pid`` is gone."""

@@ -10,11 +10,14 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
+import ssl
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import boto3
 import pytest
@@ -235,3 +238,106 @@ def ebs_snapshot(emu: Emulator, account: str, region: str = REGION, wait: bool =
         return s if s["State"] == "completed" else None
 
     return wait_for(check, what="ebs snapshot completed")
+
+
+# ------------------------------------------------- data behind RDS resources
+# (test_pgdata.py and test_mydata.py: PostgreSQL and MariaDB behind RDS resources)
+def instance(emu: Any, account: str, ident: str, region: str = REGION) -> dict[str, Any]:
+    return emu.client("rds", account, region).describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]
+
+
+def wait_available(emu: Any, account: str, ident: str, region: str = REGION) -> dict[str, Any]:
+    return wait_for(lambda: (lambda d: d if d["DBInstanceStatus"] == "available" else None)(instance(emu, account, ident, region)), what=f"{ident} available")
+
+
+def wait_cluster_available(emu: Any, account: str, ident: str, region: str = REGION) -> dict[str, Any]:
+    rds = emu.client("rds", account, region)
+    return wait_for(lambda: (lambda c: c if c["Status"] == "available" else None)(rds.describe_db_clusters(DBClusterIdentifier=ident)["DBClusters"][0]), what=f"{ident} available")
+
+
+def snapshot(emu: Any, account: str, db: str, snap: str, region: str = REGION) -> dict[str, Any]:
+    emu.client("rds", account, region).create_db_snapshot(DBInstanceIdentifier=db, DBSnapshotIdentifier=snap)
+    return wait_db_snapshot(emu, account, snap, region=region)
+
+
+def restore(emu: Any, account: str, snap: str, ident: str, region: str = REGION) -> dict[str, Any]:
+    emu.client("rds", account, region).restore_db_instance_from_db_snapshot(DBSnapshotIdentifier=snap, DBInstanceIdentifier=ident)
+    return wait_available(emu, account, ident, region)["Endpoint"]
+
+
+def rds_ca(emu: Any) -> str:
+    resp = requests.get(f"{emu.url}/_snapferry/rds-ca", timeout=10)
+    assert resp.status_code == 200 and resp.headers["Content-Type"] == "application/x-pem-file"
+    return resp.text
+
+
+def trusting_emulator_ca(emu: Any) -> ssl.SSLContext:
+    """verify-full with the emulator's CA only (as the restore step with its CA bundle)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.load_verify_locations(cadata=rds_ca(emu))
+    assert context.check_hostname and context.verify_mode == ssl.CERT_REQUIRED
+    return context
+
+
+# ------------------------------------------------------- private emulators
+def child_pids(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def private_rds(url: str) -> Any:
+    return boto3.client("rds", endpoint_url=url, region_name=REGION, aws_access_key_id="AKIAIOSFODNN7EXAMPLE", aws_secret_access_key="x")
+
+
+@contextmanager
+def private_emulator() -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """An emulator of the test's own (its URL and process), stopped at the end if still running."""
+    url, proc = _start()
+    try:
+        yield url, proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+
+
+def stop_leaving_no_server(proc: subprocess.Popen[str], how: str, server_pid: int, data_dir: Path, start_server: Callable[[str], Any]) -> None:
+    """Stop a private emulator (``how``: terminate or kill) and check that no
+    database server outlives it: after terminate its data dir is gone; after
+    SIGKILL the next emulator that starts a server (``start_server(url)``)
+    removes the dead one's data dir."""
+    if how == "terminate":
+        proc.terminate()
+        assert proc.wait(timeout=20) == 0
+        assert not data_dir.exists()
+    else:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    wait_for(lambda: not process_alive(server_pid), timeout=15, what=f"server {server_pid} gone")
+    if how == "kill":
+        with private_emulator() as (url, _):
+            start_server(url)
+            assert not data_dir.exists()

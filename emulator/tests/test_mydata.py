@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import ssl
 import time
 from datetime import timedelta
@@ -12,8 +11,10 @@ from typing import Any
 import pymysql
 import pytest
 import requests
-from conftest import REGION, _start, create_db, wait_cluster_snapshot, wait_db_snapshot, wait_for
-from test_pgdata import _alive, _children, _private_rds, instance, rds_ca, restore, snapshot, trusting_emulator_ca, wait_available, wait_cluster_available
+from conftest import (
+    REGION, child_pids, create_db, instance, private_emulator, private_rds, rds_ca, restore, snapshot, stop_leaving_no_server, trusting_emulator_ca,
+    wait_available, wait_cluster_available, wait_cluster_snapshot, wait_db_snapshot,
+)  # fmt: skip
 
 PASSWORD = "password123"
 
@@ -287,8 +288,14 @@ def test_rds_ca_is_shared_with_postgres(emu):
 
 
 # -------------------------------------------------------- server lifecycle
+def _create_my_instance(rds: Any) -> dict[str, Any]:
+    return rds.create_db_instance(
+        DBInstanceIdentifier="my1", DBInstanceClass="db.t3.micro", Engine="mysql", AllocatedStorage=20, MasterUsername="admin", MasterUserPassword=PASSWORD
+    )["DBInstance"]
+
+
 def _mariadbd_children(pid: int) -> list[int]:
-    return [c for c in _children(pid) if Path(f"/proc/{c}/exe").resolve().name == "mariadbd"]
+    return [c for c in child_pids(pid) if Path(f"/proc/{c}/exe").resolve().name == "mariadbd"]
 
 
 @pytest.mark.parametrize("how", ["terminate", "kill"])
@@ -296,10 +303,9 @@ def test_server_is_lazy_reset_and_never_orphaned(how):
     """A private emulator: no MariaDB until a MySQL-engine resource (other engines,
     Multi-AZ DB clusters don't start it); reset drops the databases; no server
     is left after exit, even after SIGKILL."""
-    url, proc = _start()
-    try:
+    with private_emulator() as (url, proc):
         ctl = lambda: requests.get(f"{url}/_snapferry/mysql", timeout=10).json()  # noqa: E731
-        rds = _private_rds(url)
+        rds = private_rds(url)
         rds.create_db_instance(DBInstanceIdentifier="o1", DBInstanceClass="db.m5.large", Engine="oracle-ee", AllocatedStorage=20, MasterUsername="admin", MasterUserPassword=PASSWORD)
         rds.create_db_cluster(
             DBClusterIdentifier="maz", Engine="mysql", DBClusterInstanceClass="db.m6gd.large", AllocatedStorage=100, StorageType="io1", Iops=1000,
@@ -308,9 +314,7 @@ def test_server_is_lazy_reset_and_never_orphaned(how):
         assert ctl()["running"] is False and ctl()["pid"] is None and _mariadbd_children(proc.pid) == []
 
         started = time.monotonic()
-        created = rds.create_db_instance(
-            DBInstanceIdentifier="my1", DBInstanceClass="db.t3.micro", Engine="mysql", AllocatedStorage=20, MasterUsername="admin", MasterUserPassword=PASSWORD
-        )["DBInstance"]
+        created = _create_my_instance(rds)
         first = time.monotonic() - started
         status = ctl()
         assert status["running"] is True and _mariadbd_children(proc.pid) == [status["pid"]]
@@ -323,25 +327,4 @@ def test_server_is_lazy_reset_and_never_orphaned(how):
             assert len(status["databases"]) == 1 and len(status["server_databases"]) == 1
             assert requests.post(f"{url}/_snapferry/reset", timeout=30).json() == {"ok": True}
             assert ctl()["databases"] == [] and ctl()["server_databases"] == [] and ctl()["pid"] == my_pid
-            proc.terminate()
-            assert proc.wait(timeout=20) == 0
-            assert not data_dir.exists()
-        else:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(timeout=10)
-        wait_for(lambda: not _alive(my_pid), timeout=15, what="mariadbd gone")
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
-    if how == "kill":
-        # The next emulator that starts a server removes the dead one's data dir.
-        url, proc = _start()
-        try:
-            _private_rds(url).create_db_instance(
-                DBInstanceIdentifier="my1", DBInstanceClass="db.t3.micro", Engine="mysql", AllocatedStorage=20, MasterUsername="admin", MasterUserPassword=PASSWORD
-            )
-            assert not data_dir.exists()
-        finally:
-            proc.terminate()
-            proc.wait(timeout=20)
+        stop_leaving_no_server(proc, how, my_pid, data_dir, lambda url: _create_my_instance(private_rds(url)))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import ssl
 import struct
@@ -14,42 +13,21 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pg8000.native
 import pytest
 import requests
 from botocore.exceptions import ClientError
 from cryptography import x509
-from conftest import OTHER_REGION, REGION, _start, create_cluster, create_db, create_key, error_code, wait_cluster_snapshot, wait_db_snapshot, wait_for
+from conftest import (
+    OTHER_REGION, REGION, child_pids, create_cluster, create_db, create_key, error_code, instance, private_emulator, private_rds, rds_ca, restore,
+    snapshot, stop_leaving_no_server, trusting_emulator_ca, wait_available, wait_cluster_available, wait_cluster_snapshot, wait_db_snapshot,
+)  # fmt: skip
 
 PASSWORD = "password123"
 
 
 def connect(endpoint: dict[str, Any], password: str = PASSWORD, user: str = "admin", database: str = "postgres") -> Any:
     return pg8000.native.Connection(user, host=endpoint["Address"], port=endpoint["Port"], password=password, database=database, timeout=10)
-
-
-def instance(emu: Any, account: str, ident: str, region: str = REGION) -> dict[str, Any]:
-    return emu.client("rds", account, region).describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]
-
-
-def wait_available(emu: Any, account: str, ident: str, region: str = REGION) -> dict[str, Any]:
-    return wait_for(lambda: (lambda d: d if d["DBInstanceStatus"] == "available" else None)(instance(emu, account, ident, region)), what=f"{ident} available")
-
-
-def wait_cluster_available(emu: Any, account: str, ident: str, region: str = REGION) -> dict[str, Any]:
-    rds = emu.client("rds", account, region)
-    return wait_for(lambda: (lambda c: c if c["Status"] == "available" else None)(rds.describe_db_clusters(DBClusterIdentifier=ident)["DBClusters"][0]), what=f"{ident} available")
-
-
-def snapshot(emu: Any, account: str, db: str, snap: str, region: str = REGION) -> dict[str, Any]:
-    emu.client("rds", account, region).create_db_snapshot(DBInstanceIdentifier=db, DBSnapshotIdentifier=snap)
-    return wait_db_snapshot(emu, account, snap, region=region)
-
-
-def restore(emu: Any, account: str, snap: str, ident: str, region: str = REGION) -> dict[str, Any]:
-    emu.client("rds", account, region).restore_db_instance_from_db_snapshot(DBSnapshotIdentifier=snap, DBInstanceIdentifier=ident)
-    return wait_available(emu, account, ident, region)["Endpoint"]
 
 
 def count(endpoint: dict[str, Any], table: str = "orders", password: str = PASSWORD) -> int:
@@ -188,20 +166,6 @@ def test_wrong_password_and_unknown_user_are_refused(emu, accounts):
 
 
 # ---------------------------------------------------------------------- TLS
-def rds_ca(emu: Any) -> str:
-    resp = requests.get(f"{emu.url}/_snapferry/rds-ca", timeout=10)
-    assert resp.status_code == 200 and resp.headers["Content-Type"] == "application/x-pem-file"
-    return resp.text
-
-
-def trusting_emulator_ca(emu: Any) -> ssl.SSLContext:
-    """verify-full with the emulator's CA only (as the restore step with its CA bundle)."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.load_verify_locations(cadata=rds_ca(emu))
-    assert context.check_hostname and context.verify_mode == ssl.CERT_REQUIRED
-    return context
-
-
 def connect_tls(endpoint: dict[str, Any], context: ssl.SSLContext, password: str = PASSWORD, user: str = "admin", database: str = "postgres") -> Any:
     return pg8000.native.Connection(
         user, host=endpoint["Address"], port=endpoint["Port"], password=password, database=database, timeout=10, ssl_context=context
@@ -578,34 +542,6 @@ def test_other_engines_are_not_backed(emu, accounts):
 
 
 # -------------------------------------------------------- server lifecycle
-def _children(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid and fields[0] != "Z":
-            found.append(int(stat.parent.name))
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8") as fh:
-            return fh.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def _private_rds(url: str) -> Any:
-    return boto3.client("rds", endpoint_url=url, region_name=REGION, aws_access_key_id="AKIAIOSFODNN7EXAMPLE", aws_secret_access_key="x")
-
-
 def _create_pg(rds: Any, ident: str = "pg1") -> dict[str, Any]:
     return rds.create_db_instance(
         DBInstanceIdentifier=ident, DBInstanceClass="db.t3.micro", Engine="postgres", AllocatedStorage=20, MasterUsername="admin", MasterUserPassword=PASSWORD
@@ -616,20 +552,19 @@ def _create_pg(rds: Any, ident: str = "pg1") -> dict[str, Any]:
 def test_server_is_lazy_reset_and_never_orphaned(how):
     """A private emulator: no PostgreSQL until a postgres resource; reset drops
     the databases; no server is left after exit, even after SIGKILL."""
-    url, proc = _start()
-    try:
+    with private_emulator() as (url, proc):
         ctl = lambda: requests.get(f"{url}/_snapferry/postgres", timeout=10).json()  # noqa: E731
-        rds = _private_rds(url)
+        rds = private_rds(url)
         # Other engines (MySQL engines start MariaDB instead: test_mydata.py) don't start it.
         rds.create_db_instance(DBInstanceIdentifier="o1", DBInstanceClass="db.m5.large", Engine="oracle-ee", AllocatedStorage=20, MasterUsername="admin", MasterUserPassword=PASSWORD)
         assert ctl()["running"] is False and ctl()["pid"] is None
-        assert _children(proc.pid) == []
+        assert child_pids(proc.pid) == []
 
         started = time.monotonic()
         created = _create_pg(rds)
         first = time.monotonic() - started
         status = ctl()
-        assert status["running"] is True and status["pid"] in _children(proc.pid)
+        assert status["running"] is True and status["pid"] in child_pids(proc.pid)
         data_dir = Path(status["data_dir"])
         assert data_dir.is_dir()
         print(f"first postgres CreateDBInstance: {first:.2f}s (server start {status['start_seconds']:.2f}s)")
@@ -643,26 +578,7 @@ def test_server_is_lazy_reset_and_never_orphaned(how):
             connect(_create_pg(rds)["Endpoint"]).close()
             assert requests.post(f"{url}/moto-api/reset", timeout=30).status_code == 200
             assert ctl()["server_databases"] == []
-            proc.terminate()
-            assert proc.wait(timeout=20) == 0
-            assert not data_dir.exists()
-        else:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(timeout=10)
-        wait_for(lambda: not _alive(pg_pid), timeout=15, what="postgres gone")
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
-    if how == "kill":
-        # The next emulator that starts a server removes the dead one's data dir.
-        url, proc = _start()
-        try:
-            _create_pg(_private_rds(url))
-            assert not data_dir.exists()
-        finally:
-            proc.terminate()
-            proc.wait(timeout=20)
+        stop_leaving_no_server(proc, how, pg_pid, data_dir, lambda url: _create_pg(private_rds(url)))
 
 
 def test_unknown_identifiers_still_refused(emu, accounts):
