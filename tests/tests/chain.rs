@@ -3,11 +3,11 @@
 //! test. Each test has its own source and target accounts; assertions read back what the
 //! pipeline made through the SDK and the pipeline events it published.
 
-use aws_sdk_eventbridge::types::{PutEventsRequestEntry, Target};
+use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use serde_json::json;
 use snapferry::ResourceKind;
 use snapferry::events::{EventEnvelope, PipelineEvent, SOURCE, Step};
-use snapferry::routing::{Bus, Routing};
+use snapferry::routing::Routing;
 use snapferry::sqs::{ATTR_ERROR_CODE, ATTR_ERROR_REASON, ATTR_SOURCE_QUEUE};
 use snapferry::store::Stores;
 use snapferry::tags;
@@ -331,37 +331,10 @@ async fn a_forged_shared_event_naming_a_snapshot_of_a_foreign_account_is_rejecte
     assert_nothing_copied(&p, &events).await;
 }
 
-/// Gives every rule of the pipeline (and the cross-account forwarding) a second target on
-/// the same queue / bus, so EventBridge delivers every event twice.
-async fn deliver_everything_twice(p: &LocalPipeline) {
-    let routing = Routing::load();
-    let bus = |b: Bus| if b == Bus::Default { "default".to_string() } else { routing.pipeline_bus.clone() };
-    for q in p.deployment.queues() {
-        let c = if q.account == p.source.account { &p.source } else { &p.target };
-        let function = routing.functions.iter().find(|f| f.name == q.function).expect("function in routing.json");
-        for rule in function.rules.iter().filter(|r| r.pattern.is_some()) {
-            let target = Target::builder().id("duplicate").arn(&q.queue_arn).build().expect("target");
-            c.events.put_targets().rule(&rule.name).event_bus_name(bus(rule.bus)).targets(target).send().await.unwrap();
-        }
-    }
-    let (rule, _) = routing.cross_account.for_account(&p.target.account);
-    let target_bus = p.deployment.pipeline_bus_arn(&p.target.account).expect("target bus");
-    let target = Target::builder().id("duplicate").arn(target_bus).build().expect("target");
-    p.source
-        .events
-        .put_targets()
-        .rule(rule)
-        .event_bus_name(bus(routing.cross_account.bus))
-        .targets(target)
-        .send()
-        .await
-        .unwrap();
-}
-
 #[tokio::test]
 async fn every_event_delivered_twice_yields_exactly_one_snapshot_per_step() {
     let p = start(&fast_options()).await;
-    deliver_everything_twice(&p).await;
+    snapferry_e2e::faults::deliver_everything_twice(&p).await;
     instance(&p.source, "twice", Encryption::AwsManaged, &[]).await;
     fixtures::resource(&p.source, ResourceKind::DbCluster, "twice-aurora", None).await;
     p.host.fire_schedule().await.expect("fire the schedule");
