@@ -98,6 +98,39 @@ pub struct DataChecked {
     /// The data recovery point: the snapshot's time minus `newest_data_at`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovery_point_seconds: Option<f64>,
+    /// The restore against the source database as the share step measured it, where the
+    /// source was measured and the comparison is on.
+    // Boxed: rare, and every pipeline event would carry its size otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<Box<SourceComparison>>,
+}
+
+/// The built-in checks' figures of a source database, measured by the share step when it
+/// shares a snapshot of it: counts only, never row data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SourceData {
+    /// Tables the catalogue lists.
+    pub tables: u32,
+    /// Their estimated rows, added up.
+    pub rows: u64,
+    /// The table list's fingerprint: the first 16 hex digits of the SHA-256 of the sorted
+    /// table names, one a line, each as the JSON pair `["schema","table"]`.
+    pub table_digest: String,
+    #[schemars(schema_with = "date_time_schema")]
+    pub measured_at: DateTime<Utc>,
+}
+
+/// A restored database against its source's figures ([`SourceData`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SourceComparison {
+    pub source_tables: u32,
+    pub source_rows: u64,
+    /// The restore lists the same tables as the source (same count and digest).
+    pub same_tables: bool,
+    /// The restore's rows against the source's, in percent of the source's (negative: fewer).
+    pub row_difference_percent: f64,
+    /// How far the rows may differ (the source kept changing after its snapshot).
+    pub row_tolerance_percent: f64,
 }
 
 /// A data check that failed: its name, what it expected, what it found.
@@ -144,6 +177,11 @@ pub enum Step {
         /// snapshotted together), as the source account says: it only groups reports.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         set: Option<BackupSet>,
+        /// The source database's figures when it was shared, where the source account
+        /// measures them (`SOURCE_DATA_CHECKS`); the restore test compares against them.
+        // Boxed: absent from most events, which would all carry its size otherwise.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        source_data: Option<Box<SourceData>>,
     },
     /// The target account started copying into `destination_region`.
     CopyStarted { destination_region: String },

@@ -398,6 +398,17 @@ def install(state: LayerState, life: Lifecycle) -> None:  # noqa: C901 - one pla
     B = m.RDSBackend
     if getattr(B, "_snapferry", False):
         return
+
+    # ManageMasterUserPassword: RDS writes the master user's own name into the secret and a
+    # password it generates (moto: always "admin" and one fixed password), so whoever logs in
+    # with the secret logs in as the master user.
+    def _generate_secret_string(self: Any) -> str:
+        import json
+        import secrets
+
+        return json.dumps({"username": self.resource.master_username, "password": secrets.token_urlsafe(24)})
+
+    m.MasterUserSecret._generate_secret_string = _generate_secret_string
     B._snapferry = True
 
     # Quotas are enforced by the layer (configurable); moto's own check off.

@@ -145,11 +145,13 @@ def test_roles_the_master_creates_connect_under_their_own_names(emu, accounts):
 def test_managed_master_password_is_the_secrets(emu, accounts):
     (acct,) = accounts(1)
     created = emu.client("rds", acct).create_db_instance(
-        DBInstanceIdentifier="db1", DBInstanceClass="db.t3.micro", Engine="postgres", AllocatedStorage=20, MasterUsername="admin", ManageMasterUserPassword=True
+        DBInstanceIdentifier="db1", DBInstanceClass="db.t3.micro", Engine="postgres", AllocatedStorage=20, MasterUsername="owner", ManageMasterUserPassword=True
     )["DBInstance"]
     secret_arn = created["MasterUserSecret"]["SecretArn"]
     secret = json.loads(emu.client("secretsmanager", acct).get_secret_value(SecretId=secret_arn)["SecretString"])
-    conn = connect(created["Endpoint"], password=secret["password"], user=created["MasterUsername"])
+    # As RDS writes it: the master user's own name, and a password of its own making.
+    assert secret["username"] == "owner"
+    conn = connect(created["Endpoint"], password=secret["password"], user=secret["username"])
     assert conn.run("SELECT 1") == [[1]]
     conn.close()
 

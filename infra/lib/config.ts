@@ -28,6 +28,33 @@ export interface SourceConfig {
   expire: ExpireConfig;
   /** reconcile-snapshots' GRACE_MINUTES and SCHEDULE_MINUTES. */
   reconcile: SourceReconcileConfig;
+  /**
+   * Source data checks (SOURCE_DATA_CHECKS): share-snapshot measures these databases' tables
+   * and rows when it shares their snapshots, for the restore tests to compare against;
+   * absent: none, and the function stays outside any VPC.
+   */
+  dataChecks?: SourceDataChecksConfig;
+}
+
+/** A source database share-snapshot measures. */
+export interface SourceDataCheckDatabase {
+  /** Regex on the resource id (the database or cluster). */
+  resources: string;
+  /** The database to log in to; unset: its DBName, else `postgres` (the step's default). */
+  database?: string;
+  /** A Secrets Manager secret ARN to log in with; unset: the master user's secret RDS manages. */
+  secret?: string;
+}
+
+export interface SourceDataChecksConfig {
+  databases: SourceDataCheckDatabase[];
+  /** DATA_CHECK_TIMEOUT_SECONDS of share-snapshot. */
+  timeoutSeconds: number;
+  /** The VPC of the databases, and the subnets the function runs in (they must reach the AWS APIs: a NAT gateway or VPC endpoints). */
+  vpcId: string;
+  subnetIds: string[];
+  /** The databases' security group: it is given ingress on the database ports from the function's group. */
+  databaseSecurityGroupId: string;
 }
 
 /** How reconcile-snapshots repairs and watches a source (its GRACE_MINUTES, SCHEDULE_MINUTES). */
@@ -139,6 +166,11 @@ export interface DataCheckDatabase {
   /** `schema.table` names that must exist in the restore and hold rows. */
   tables?: string[];
   probes: DataCheckProbe[];
+  /**
+   * Against the source's figures, where the copy carries them (the source's dataChecks): the
+   * same tables, and rows within this many percent (the step's default, 10, when unset); false: not compared.
+   */
+  compareWithSource?: false | { rowTolerancePercent: number };
 }
 
 export interface DataChecksConfig {
@@ -347,8 +379,52 @@ function source(f: Fields): SourceConfig {
     expire: expire(f, 'expire-snapshots'),
     reconcile: sourceReconcile(f, minIntervalMinutes),
   };
+  if (f.has('dataChecks')) {
+    if (!kinds.includes('db-instance') && !kinds.includes('db-cluster')) {
+      throw new ConfigError(`${f.at('dataChecks')}: source data checks measure databases; kinds has neither "db-instance" nor "db-cluster"`);
+    }
+    s.dataChecks = sourceDataChecks(f.object('dataChecks'));
+  }
   f.done();
   return s;
+}
+
+const SECRET_ARN = /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$/;
+
+/** `sources[].dataChecks`: validated as share-snapshot will read it (SOURCE_DATA_CHECKS). */
+function sourceDataChecks(f: Fields): SourceDataChecksConfig {
+  const timeoutSeconds = f.optionalInt('timeoutSeconds', 1, 300) ?? Number(stepDefault('share-snapshot', 'DATA_CHECK_TIMEOUT_SECONDS'));
+  const list = f.raw('databases');
+  if (!Array.isArray(list) || list.length === 0) {
+    throw new ConfigError(`${f.at('databases')}: expected a non-empty list of databases to measure (leave dataChecks out to turn them off), got ${JSON.stringify(list)}`);
+  }
+  const databases = list.map((v, i) => {
+    const d = Fields.of(v, `${f.at('databases')}[${i}]`);
+    const resources = d.regex('resources');
+    if (resources === undefined) throw new ConfigError(`${d.at('resources')}: expected a regex on the resource id, got undefined`);
+    const db: SourceDataCheckDatabase = { resources };
+    const database = d.optionalString('database', /\S/, 'a database name');
+    if (database !== undefined) db.database = database;
+    const secret = d.optionalString('secret', SECRET_ARN, 'a Secrets Manager secret ARN');
+    if (secret !== undefined) db.secret = secret;
+    d.done();
+    return db;
+  });
+  const c: SourceDataChecksConfig = {
+    databases,
+    timeoutSeconds,
+    vpcId: f.string('vpcId', /^vpc-([0-9a-f]{8}|[0-9a-f]{17})$/, 'a VPC id'),
+    subnetIds: f.strings('subnetIds', /^subnet-([0-9a-f]{8}|[0-9a-f]{17})$/, 'a subnet id'),
+    databaseSecurityGroupId: f.string('databaseSecurityGroupId', /^sg-([0-9a-f]{8}|[0-9a-f]{17})$/, 'a security group id'),
+  };
+  if (c.subnetIds.length === 0) throw new ConfigError(`${f.at('subnetIds')}: expected at least one subnet`);
+  f.done();
+  return c;
+}
+
+/** SOURCE_DATA_CHECKS: the databases as share-snapshot reads them (the network fields are the stack's). */
+export function sourceDataChecksJson(c: SourceDataChecksConfig): string {
+  return JSON.stringify({ databases: c.databases.map((d) => ({ ...d })) });
 }
 
 /** The `reconcile` object of a source or of the target, or an empty one when it is absent (every field optional). */
@@ -505,6 +581,20 @@ function dataCheckDatabase(f: Fields): DataCheckDatabase {
   const probes = f.raw('probes');
   if (probes !== undefined && !Array.isArray(probes)) throw new ConfigError(`${f.at('probes')}: expected a list of probes, got ${JSON.stringify(probes)}`);
   d.probes = (probes ?? []).map((p, i) => dataCheckProbe(Fields.of(p, `${f.at('probes')}[${i}]`)));
+  if (f.has('compareWithSource')) {
+    const compare = f.raw('compareWithSource');
+    if (compare === false) {
+      d.compareWithSource = false;
+    } else {
+      const c = f.object('compareWithSource');
+      const tolerance = c.raw('rowTolerancePercent');
+      if (typeof tolerance !== 'number' || !(tolerance >= 0 && tolerance <= 100)) {
+        throw new ConfigError(`${c.at('rowTolerancePercent')}: expected a number from 0 to 100, got ${JSON.stringify(tolerance)}`);
+      }
+      c.done();
+      d.compareWithSource = { rowTolerancePercent: tolerance };
+    }
+  }
   f.done();
   const names = d.probes.map((p) => p.name);
   const twice = names.findIndex((n, i) => names.indexOf(n) !== i);
@@ -512,7 +602,9 @@ function dataCheckDatabase(f: Fields): DataCheckDatabase {
     throw new ConfigError(`${f.at('probes')}[${twice}].name: ${JSON.stringify(names[twice])} is the name of probes[${names.indexOf(names[twice])}] too; `
       + 'a probe\'s name is unique within its database (reports name the probe by it)');
   }
-  if (d.probes.length === 0 && d.tables === undefined) throw new ConfigError(`${f.path}: checks nothing; give it tables, probes or both`);
+  if (d.probes.length === 0 && d.tables === undefined && d.compareWithSource === undefined) {
+    throw new ConfigError(`${f.path}: checks nothing; give it tables, probes, compareWithSource or more than one`);
+  }
   return d;
 }
 
@@ -556,6 +648,9 @@ export function dataChecksJson(c: DataChecksConfig): string {
         ...(p.max === undefined ? {} : { max: p.max }),
         ...(p.maxAgeMinutes === undefined ? {} : { max_age_minutes: p.maxAgeMinutes }),
       })),
+      ...(d.compareWithSource === undefined ? {} : {
+        compare_with_source: d.compareWithSource === false ? false : { row_tolerance_percent: d.compareWithSource.rowTolerancePercent },
+      }),
     })),
   });
 }

@@ -28,6 +28,8 @@ const WILDCARD_REASONS: [RegExp, string][] = [
     'Which volumes and instances are backed up is chosen at run time (identifiers, regex, tags); snapshots of them may only be created with the snapferry:managed request tag, and only volumes tagged snapferry:restore-test are created or deleted.'],
   [/^Resource::arn:[\w-]+:ec2:[\w-]+:\d{12}:network-interface\/\*$/,
     'The network interfaces Lambda creates for a function in a VPC (data checks), with the function\'s role; EC2 chooses their ids. Creating one is bound to the restore-test subnets and the function\'s security group (resources of CreateNetworkInterface of their own), deleting one or changing its addresses to the restore-test VPC (ec2:Vpc).'],
+  [/^Resource::arn:[\w-]+:secretsmanager:[\w-]+:\d{12}:secret:rds!\*$/,
+    'Source data checks log in to the databases they measure with the master user\'s secret RDS manages for it; RDS names those secrets rds!<id> when it creates them, so only the prefix is known at deploy time. Rendered only with source data checks, and for GetSecretValue only.'],
   [/^Resource::arn:[\w-]+:ec2:[\w-]+::snapshot\/\*$/,
     'EBS snapshot ARNs carry no account and their ids are chosen by EC2; every write on them is bound by a snapferry:managed request or resource tag condition, or by ec2:CreateAction.'],
 ];

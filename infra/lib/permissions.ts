@@ -48,6 +48,11 @@ export interface StackScopes {
   /** The alias every backup key carries (extra-region keys are found by it). */
   readonly extraRegionKeyAlias?: string;
   readonly restoreSubnetGroup?: string;
+  /**
+   * With source data checks (a source's dataChecks): the secrets they name besides those RDS
+   * manages. Absent: no source data checks, so the secrets scope is empty and no statement names it.
+   */
+  readonly sourceDatabaseSecrets?: string[];
 }
 
 export interface StepScopes extends StackScopes {
@@ -118,6 +123,11 @@ const SCOPES: Record<string, Scope> = {
   'sqs:share-queue': (stack, s) => stepQueues(stack, s, ['share-snapshot']),
   'sqs:copy-and-restore-queues': (stack, s) => stepQueues(stack, s, ['copy-shared-snapshot', 'restore']),
   'events:pipeline-bus': (stack, s) => [{ arn: s.pipelineBusArn, region: stack.region }],
+  // RDS names the secrets it manages for master users rds!<kind>-<id>; only with source data checks.
+  'secretsmanager:source-database-secrets': (stack, s) => (s.sourceDatabaseSecrets === undefined ? [] : [
+    { arn: `arn:${stack.partition}:secretsmanager:${stack.region}:${stack.account}:secret:rds!*`, region: stack.region },
+    ...s.sourceDatabaseSecrets.map((arn) => ({ arn, region: stack.region })),
+  ]),
 };
 
 type Condition = (region: string, s: StepScopes) => Record<string, Record<string, unknown>>;

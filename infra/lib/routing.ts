@@ -48,6 +48,8 @@ export interface Routing {
     restore_seconds: string;
     /** The data recovery point a restore test's data checks measured: the snapshot's time minus the newest data found, in seconds (dimensions Step and Resource). */
     data_recovery_point: string;
+    /** A snapshot share-snapshot shared without its source database's figures, which SOURCE_DATA_CHECKS asked for (a count; dimension Step). */
+    source_data_unmeasured: string;
   };
   functions: RoutingFunction[];
   /** One rule per backup account on a source's pipeline bus: its "Snapshot Shared" events, to that account's bus. */
@@ -64,7 +66,7 @@ export interface AccountRule {
 }
 
 /** The keys of routing.json's `metrics` (its `$comment` aside). */
-export const METRIC_KEYS = ['namespace', 'quota_full', 'quota_warning', 'backup_overdue', 'recovery_point', 'recovery_point_max', 'restore_seconds', 'data_recovery_point'] as const;
+export const METRIC_KEYS = ['namespace', 'quota_full', 'quota_warning', 'backup_overdue', 'recovery_point', 'recovery_point_max', 'restore_seconds', 'data_recovery_point', 'source_data_unmeasured'] as const;
 
 /** The per-account rule sections of routing.json. */
 export const ACCOUNT_RULES = ['cross_account', 'copied_back'] as const;

@@ -1,17 +1,19 @@
 // The source account: snapshot the selected databases, copy them onto the sharing key,
 // share them with the backup account(s) and tell those accounts about it; expire its own
 // snapshots, and clean up each share once the backup account says it is copied.
-import { RemovalPolicy, Stack, StackProps } from 'aws-cdk-lib';
+import { RemovalPolicy, Stack, StackProps, Validations } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
-import { Config, SourceConfig } from './config';
+import { Config, SourceConfig, sourceDataChecksJson } from './config';
+import { DATA_CHECK_PORTS } from './data-checks';
 import { Arns, forwardedEvents, forwarderRoleName, grantForAwsResource, KEY_GRANTS, KEY_USE, viaEc2, viaRds } from './iam';
 import { Operations } from './operations';
 import { crossAccountRule, Routing } from './routing';
-import { cdkEventPattern, Step } from './step';
+import { cdkEventPattern, Step, StepVpc } from './step';
 import { EXPIRE_CONCURRENCY, expireEnvironment, RECONCILE_CONCURRENCY, stepsFor, StepSettings } from './steps';
 
 export interface SourceStackProps extends StackProps {
@@ -155,9 +157,14 @@ export class SourceStack extends Stack {
           SHARING_KMS_KEY_ARN: this.sharingKey.keyArn,
           ...selection,
           RECHECK_SECONDS: String(source.recheckSeconds),
+          ...(source.dataChecks === undefined ? {} : {
+            SOURCE_DATA_CHECKS: sourceDataChecksJson(source.dataChecks),
+            DATA_CHECK_TIMEOUT_SECONDS: String(source.dataChecks.timeoutSeconds),
+          }),
         },
         // Its copies onto the sharing key count against the same quota.
         quotaAlarm: true,
+        vpc: source.dataChecks === undefined ? undefined : this.sourceDataCheckNetwork(source.dataChecks),
       },
       'expire-snapshots': {
         environment: {
@@ -196,7 +203,39 @@ export class SourceStack extends Stack {
       kinds: source.kinds,
       extraRegions: [],
       sharingKeyArn: this.sharingKey.keyArn,
+      sourceDatabaseSecrets: source.dataChecks?.databases.flatMap((d) => (d.secret === undefined ? [] : [d.secret])),
     });
     ops.addSteps(this.steps);
+  }
+
+  /**
+   * share-snapshot in the databases' VPC (source dataChecks), in the subnets the config names,
+   * with a group of its own: out to the databases' group on the database ports, and to 443 for
+   * the AWS APIs (through the VPC's NAT gateway or its endpoints: this VPC is the account's, not
+   * snapferry's); the databases' group admits the ports from the function's group only.
+   */
+  private sourceDataCheckNetwork(c: NonNullable<SourceConfig['dataChecks']>): StepVpc {
+    const vpc = ec2.Vpc.fromVpcAttributes(this, 'SourceDataCheckVpc', {
+      vpcId: c.vpcId,
+      availabilityZones: c.subnetIds.map((_, i) => `${this.region}-subnet-${i}`),
+      privateSubnetIds: c.subnetIds,
+    });
+    for (const subnet of vpc.privateSubnets) {
+      Validations.of(subnet).acknowledge({
+        id: 'Annotation::@aws-cdk/aws-ec2:noSubnetRouteTableId',
+        reason: 'The source VPC is the account\'s: snapferry places the function in its subnets and never reads or changes their routes.',
+      });
+    }
+    const securityGroup = new ec2.SecurityGroup(this, 'SourceDataCheckSecurityGroup', {
+      vpc,
+      description: 'snapferry share-snapshot (source data checks): to the source databases and HTTPS only',
+      allowAllOutbound: false,
+    });
+    const databases = ec2.SecurityGroup.fromSecurityGroupId(this, 'SourceDatabases', c.databaseSecurityGroupId, { mutable: true });
+    for (const port of DATA_CHECK_PORTS) {
+      securityGroup.connections.allowTo(databases, ec2.Port.tcp(port), `share-snapshot to the source databases, ${port}`);
+    }
+    securityGroup.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(443), 'share-snapshot to the AWS APIs, HTTPS');
+    return { vpc, subnets: { subnets: vpc.privateSubnets }, securityGroup };
   }
 }

@@ -189,7 +189,7 @@ describe('config', () => {
     ['an empty database name', (c) => { c.target.restoreTest.dataChecks.databases[0].database = ''; },
       /^target\.restoreTest\.dataChecks\.databases\[0\]\.database: expected a database name, got ""$/],
     ['a database that checks nothing', (c) => { c.target.restoreTest.dataChecks.databases[1].probes = []; },
-      /^target\.restoreTest\.dataChecks\.databases\[1\]: checks nothing; give it tables, probes or both$/],
+      /^target\.restoreTest\.dataChecks\.databases\[1\]: checks nothing; give it tables, probes, compareWithSource or more than one$/],
     ['no database to check', (c) => { c.target.restoreTest.dataChecks.databases = []; },
       /^target\.restoreTest\.dataChecks\.databases: expected a non-empty list of databases to check \(leave dataChecks out to turn data checks off\), got \[\]$/],
     ['a data check timeout of 0', (c) => { c.target.restoreTest.dataChecks.timeoutSeconds = 0; },

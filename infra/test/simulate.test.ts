@@ -14,8 +14,17 @@ import { functionName } from '../lib/routing';
 import { TARGET_KEY_ALIAS } from '../lib/target-key';
 import { ebsConfig, only, resources, routing, stepRole, synthExample } from './helpers';
 
-// The example with the source backing up EBS volumes too, so every statement of every step is rendered.
+// The example with the source backing up EBS volumes too, and measuring its databases
+// (sources[].dataChecks), so every statement of every step is rendered.
 const config = ebsConfig();
+const SOURCE_SECRET = `arn:aws:secretsmanager:${config.sources[0].region}:111111111111:secret:orders-reader-AbCdEf`;
+config.sources[0].dataChecks = {
+  databases: [{ resources: '^prod-orders$', secret: SOURCE_SECRET }, { resources: '.*' }],
+  timeoutSeconds: 10,
+  vpcId: 'vpc-0123456789abcdef0',
+  subnetIds: ['subnet-0123456789abcdef0'],
+  databaseSecurityGroupId: 'sg-0123456789abcdef0',
+};
 const synth = synthExample(config);
 const SRC = config.sources[0].account; // 111111111111
 const BAK = config.target.account; // 222222222222
@@ -282,6 +291,12 @@ const cases: Case[] = [
   ['share-snapshot', 'allow', 'kms:Decrypt', dbKey, via(SR)],
   ['share-snapshot', 'allow', 'kms:DescribeKey', dbKey, via(SR)],
   ['share-snapshot', 'allow', 'kms:CreateGrant', dbKey, { ...via(SR), ...GRANT }],
+  // Source data checks: the master secrets RDS manages (rds!...) and the configured secret, no other.
+  ['share-snapshot', 'allow', 'secretsmanager:GetSecretValue', `arn:aws:secretsmanager:${SR}:${SRC}:secret:rds!db-0a1b2c3d-4e5f-AbCdEf`],
+  ['share-snapshot', 'allow', 'secretsmanager:GetSecretValue', SOURCE_SECRET],
+  ['share-snapshot', 'deny', 'secretsmanager:GetSecretValue', `arn:aws:secretsmanager:${SR}:${SRC}:secret:prod-api-key-AbCdEf`],
+  ['share-snapshot', 'deny', 'secretsmanager:GetSecretValue', `arn:aws:secretsmanager:${SR}:${OTHER}:secret:rds!db-0a1b2c3d-4e5f-AbCdEf`],
+  ['restore', 'deny', 'secretsmanager:GetSecretValue', `arn:aws:secretsmanager:${R}:${BAK}:secret:rds!db-0a1b2c3d-4e5f-AbCdEf`],
   ['share-snapshot', 'deny', 'rds:CopyDBSnapshot', src('snapshot', 'snapferry-prod-orders-1')],
   ['share-snapshot', 'deny', 'rds:AddTagsToResource', src('snapshot', 'prod-orders-manual')],
   ['share-snapshot', 'deny', 'rds:ModifyDBSnapshotAttribute', src('snapshot', 'prod-orders-manual'), OURS],

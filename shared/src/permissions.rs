@@ -86,24 +86,30 @@ impl Permissions {
         let statements: Vec<Value> = self
             .statements(step)
             .into_iter()
-            .map(|s| {
+            .filter_map(|s| {
                 let regions = match s.regions {
                     Regions::Home => vec![scope.region.clone()],
                     Regions::Pipeline => scope.pipeline_regions(),
                 };
                 let resources: Vec<String> =
                     s.resources.iter().flat_map(|name| scope.resources(name, &regions)).collect();
+                // A scope empty in this deployment (no extra regions, no source data checks)
+                // grants nothing, as the stacks render it; "*" stands only for the scopes
+                // that mean it.
+                if resources.is_empty() {
+                    return None;
+                }
                 let mut statement = json!({
                     "Sid": s.sid,
                     "Effect": "Allow",
                     "Action": s.actions,
-                    "Resource": if resources.is_empty() { vec!["*".to_string()] } else { resources },
+                    "Resource": resources,
                 });
                 let conditions = scope.conditions(&s.conditions);
                 if conditions.as_object().is_some_and(|c| !c.is_empty()) {
                     statement["Condition"] = conditions;
                 }
-                statement
+                Some(statement)
             })
             .collect();
         json!({ "Version": "2012-10-17", "Statement": statements })
@@ -137,6 +143,9 @@ pub struct Scope {
     pub bus_arn: String,
     /// Every step's queue in this account, by the step's name.
     pub step_queue_arns: BTreeMap<String, String>,
+    /// With source data checks: the secrets they name besides those RDS manages; `None`:
+    /// no source data checks, and no access to any secret.
+    pub source_database_secrets: Option<Vec<String>>,
 }
 
 /// The tags the JSON's conditions name.
@@ -205,6 +214,14 @@ impl Scope {
                 .filter_map(|step| self.step_queue_arns.get(*step).cloned())
                 .collect(),
             "events:pipeline-bus" => vec![self.bus_arn.clone()],
+            "secretsmanager:source-database-secrets" => match &self.source_database_secrets {
+                None => Vec::new(),
+                Some(named) => regions
+                    .iter()
+                    .map(|r| format!("arn:{}:secretsmanager:{r}:{}:secret:rds!*", self.partition, self.account))
+                    .chain(named.iter().cloned())
+                    .collect(),
+            },
             other => panic!("permissions.json names the unknown scope {other}"),
         }
     }
@@ -278,6 +295,9 @@ mod tests {
                 .iter()
                 .map(|s| (s.to_string(), format!("arn:aws:sqs:us-east-1:222222222222:snapferry-{s}")))
                 .collect(),
+            source_database_secrets: Some(vec![
+                "arn:aws:secretsmanager:us-east-1:222222222222:secret:reader-AbCdEf".into(),
+            ]),
         }
     }
 
@@ -338,5 +358,27 @@ mod tests {
         let copy = p.role_policy("copy-shared-snapshot", &scope());
         let managed = copy["Statement"].as_array().unwrap().iter().find(|s| s["Sid"] == "TagManagedSnapshots").unwrap();
         assert_eq!(managed["Resource"].as_array().unwrap().len(), 4, "both regions, both families");
+    }
+
+    #[test]
+    fn secrets_are_readable_only_with_source_data_checks_and_only_rds_ones_and_those_named() {
+        let p = Permissions::load();
+        let secrets = |scope: &Scope| {
+            let policy = p.role_policy("share-snapshot", scope);
+            let found =
+                policy["Statement"].as_array().unwrap().iter().find(|s| s["Sid"] == "SourceDatabaseSecrets").cloned();
+            found.map(|s| s["Resource"].clone())
+        };
+        assert_eq!(
+            secrets(&scope()),
+            Some(json!([
+                "arn:aws:secretsmanager:us-east-1:222222222222:secret:rds!*",
+                "arn:aws:secretsmanager:us-east-1:222222222222:secret:reader-AbCdEf"
+            ]))
+        );
+        let off = Scope { source_database_secrets: None, ..scope() };
+        assert_eq!(secrets(&off), None, "no statement at all: not even a \"*\"");
+        assert!(p.allows("share-snapshot", "secretsmanager:GetSecretValue"));
+        assert!(!p.allows("restore", "secretsmanager:GetSecretValue"), "the restore step sets its own password");
     }
 }

@@ -39,6 +39,8 @@ pub struct MetricNames {
     pub restore_seconds: String,
     /// Per resource: the snapshot's time minus the newest data its restore test found.
     pub data_recovery_point: String,
+    /// A snapshot shared without its source database's figures, which were to be measured.
+    pub source_data_unmeasured: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

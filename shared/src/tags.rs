@@ -92,6 +92,68 @@ pub fn valid_set(set: &crate::events::BackupSet) -> bool {
         && set.id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
+/// On a copy: the source database's figures when it was shared (see [`SourceFigures`]), so
+/// the restore test can compare against them. One tag of at most 60 characters, not three,
+/// since a copy keeps the source's own tags too and AWS allows 50 in all.
+pub const SOURCE_DATA: &str = "snapferry:source-data";
+
+/// The most tables a source's figures may claim: far beyond any database's catalogue, so a
+/// larger number is a sender's mistake or a lie, not a measurement.
+pub const MAX_SOURCE_TABLES: u32 = 1_000_000;
+/// The most rows they may claim (10^15).
+pub const MAX_SOURCE_ROWS: u64 = 1_000_000_000_000_000;
+/// Hex digits of a table list's digest.
+pub const DIGEST_LEN: usize = 16;
+
+/// A source database's figures as the backup account keeps them on a copy
+/// ([`SOURCE_DATA`]): `tables=12 rows=34567 digest=0123456789abcdef` (spaces, as RDS and EC2
+/// refuse a comma in a tag value). Only these three, each checked, whatever the source
+/// account sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceFigures {
+    pub tables: u32,
+    pub rows: u64,
+    /// [`DIGEST_LEN`] lowercase hex digits.
+    pub digest: String,
+}
+
+impl SourceFigures {
+    /// The figures of a source's event, if they are plausible: counts within bounds, a
+    /// digest of [`DIGEST_LEN`] lowercase hex digits.
+    pub fn checked(tables: u32, rows: u64, digest: &str) -> Option<SourceFigures> {
+        let hex =
+            digest.len() == DIGEST_LEN && digest.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        (tables <= MAX_SOURCE_TABLES && rows <= MAX_SOURCE_ROWS && hex).then(|| SourceFigures {
+            tables,
+            rows,
+            digest: digest.to_string(),
+        })
+    }
+
+    pub fn from_event(data: &crate::events::SourceData) -> Option<SourceFigures> {
+        Self::checked(data.tables, data.rows, &data.table_digest)
+    }
+
+    /// The value of [`SOURCE_DATA`].
+    pub fn tag_value(&self) -> String {
+        format!("tables={} rows={} digest={}", self.tables, self.rows, self.digest)
+    }
+
+    /// The figures a copy's tags hold, if [`SOURCE_DATA`] is there and well-formed.
+    pub fn from_tags(tags: &Tags) -> Option<SourceFigures> {
+        let value = tags.get(SOURCE_DATA)?;
+        let mut fields = value.split(' ');
+        let mut field = |name: &str| fields.next()?.strip_prefix(name)?.strip_prefix('=');
+        let (tables, rows, digest) = (field("tables")?, field("rows")?, field("digest")?);
+        if fields.next().is_some()
+            || [tables, rows].iter().any(|n| n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return None;
+        }
+        Self::checked(tables.parse().ok()?, rows.parse().ok()?, digest)
+    }
+}
+
 /// AWS reserves this key prefix; `AddTagsToResource` / `CreateTags` refuse such keys, so
 /// they must be dropped when copying a snapshot's tags onto the copy.
 const AWS_RESERVED_PREFIX: &str = "aws:";
@@ -221,6 +283,50 @@ mod tests {
             correlation_id: "3f0c7a52-8d1e-4b7f-9c55-0a3c1f2e4d6b".into(),
             step: "copy".into(),
         }
+    }
+
+    #[test]
+    fn source_figures_round_trip_through_one_valid_tag_and_hostile_ones_are_refused() {
+        let figures = SourceFigures::checked(12, 34_567, "0123456789abcdef").unwrap();
+        let value = figures.tag_value();
+        assert_eq!(value, "tables=12 rows=34567 digest=0123456789abcdef");
+        assert_eq!(sanitize_value(&value), value, "only characters RDS and EC2 accept");
+        assert!(value.chars().count() <= MAX_VALUE_CHARS);
+        let tags = Tags::from([(SOURCE_DATA.to_string(), value)]);
+        assert_eq!(SourceFigures::from_tags(&tags), Some(figures));
+        let largest = SourceFigures::checked(MAX_SOURCE_TABLES, MAX_SOURCE_ROWS, "ffffffffffffffff").unwrap();
+        assert!(largest.tag_value().len() <= 60, "{}", largest.tag_value());
+
+        // What a source account may send: only plausible counts and a hex digest of 16.
+        for (tables, rows, digest) in [
+            (MAX_SOURCE_TABLES + 1, 1, "0123456789abcdef"),
+            (1, MAX_SOURCE_ROWS + 1, "0123456789abcdef"),
+            (1, 1, "0123456789ABCDEF"),
+            (1, 1, "0123456789abcde"),
+            (1, 1, "0123456789abcdef0"),
+            (1, 1, "0123456789abcdeg"),
+            (1, 1, "01234567 9abcdef"),
+            (1, 1, "snapferry:manage"),
+        ] {
+            assert_eq!(SourceFigures::checked(tables, rows, digest), None, "{tables} {rows} {digest:?}");
+        }
+        // What a tag may hold: exactly the three fields, in order, digits only.
+        for bad in [
+            "",
+            "tables=12 rows=34567",
+            "tables=12 rows=34567 digest=0123456789abcdef extra=1",
+            "rows=34567 tables=12 digest=0123456789abcdef",
+            "tables=+12 rows=34567 digest=0123456789abcdef",
+            "tables=-1 rows=34567 digest=0123456789abcdef",
+            "tables= rows=34567 digest=0123456789abcdef",
+            "tables=12  rows=34567 digest=0123456789abcdef",
+            "tables=99999999999 rows=1 digest=0123456789abcdef",
+            "tables=12 rows=34567 digest=0123456789abcdeF",
+        ] {
+            let tags = Tags::from([(SOURCE_DATA.to_string(), bad.to_string())]);
+            assert_eq!(SourceFigures::from_tags(&tags), None, "{bad:?}");
+        }
+        assert_eq!(SourceFigures::from_tags(&Tags::new()), None);
     }
 
     #[test]

@@ -208,6 +208,35 @@ where
     }
 }
 
+/// What the handlers log in this test process (the local host runs them in it), as JSON
+/// lines: for tests that look for what must never be logged (passwords, row data).
+pub fn captured_logs() -> std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
+    use std::sync::{Arc, Mutex};
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("log buffer").extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(move || Captured(writer.clone()))
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("one subscriber for the test process");
+        buffer
+    })
+    .clone()
+}
+
 /// Source-side fixtures: a resource of each kind and keys, through the real SDK.
 pub mod fixtures {
     use snapferry::ResourceKind;
@@ -296,24 +325,40 @@ pub mod fixtures {
     /// A PostgreSQL DB instance or Aurora PostgreSQL cluster (the emulator backs both with
     /// a real PostgreSQL database) with a database `app`, on the AWS-managed key.
     pub async fn postgres(clients: &Clients, kind: ResourceKind, name: &str) {
-        database(clients, kind, name, ("postgres", "16.4"), ("aurora-postgresql", "16.4")).await
+        database(clients, kind, name, ("postgres", "16.4"), ("aurora-postgresql", "16.4"), false).await
+    }
+
+    /// [`postgres`] whose master password RDS manages in Secrets Manager (`MasterUserSecret`).
+    pub async fn postgres_with_managed_secret(clients: &Clients, kind: ResourceKind, name: &str) {
+        database(clients, kind, name, ("postgres", "16.4"), ("aurora-postgresql", "16.4"), true).await
     }
 
     /// A MySQL DB instance or Aurora MySQL cluster (the emulator backs both with a real
     /// MariaDB database) with a database `app`, on the AWS-managed key.
     pub async fn mysql(clients: &Clients, kind: ResourceKind, name: &str) {
-        database(clients, kind, name, ("mysql", "8.0.39"), ("aurora-mysql", "8.0.mysql_aurora.3.07.1")).await
+        database(clients, kind, name, ("mysql", "8.0.39"), ("aurora-mysql", "8.0.mysql_aurora.3.07.1"), false).await
+    }
+
+    /// The master password RDS manages for `name`, read from its secret.
+    pub async fn managed_password(clients: &Clients, kind: ResourceKind, name: &str) -> String {
+        let database = snapferry::store::Stores::store(clients, kind).database(name).await.expect("describe");
+        let arn = database.and_then(|d| d.master_secret_arn).expect("a managed master secret");
+        let secrets = snapferry_data::secrets::Secrets::new(&clients.config);
+        secrets.credentials(&arn).await.expect("the secret").password.expose().to_string()
     }
 
     /// A DB instance or cluster of the engine and version given for its kind, with a
-    /// database `app` and the master user `owner`.
+    /// database `app` and the master user `owner`; its password [`MASTER_PASSWORD`], or one
+    /// RDS manages (`managed`).
     async fn database(
         clients: &Clients,
         kind: ResourceKind,
         name: &str,
         (instance_engine, instance_version): (&str, &str),
         (cluster_engine, cluster_version): (&str, &str),
+        managed: bool,
     ) {
+        let password = (!managed).then(|| MASTER_PASSWORD.to_string());
         match kind {
             ResourceKind::DbInstance => {
                 clients
@@ -326,7 +371,8 @@ pub mod fixtures {
                     .allocated_storage(20)
                     .db_name("app")
                     .master_username("owner")
-                    .master_user_password(MASTER_PASSWORD)
+                    .set_master_user_password(password)
+                    .set_manage_master_user_password(managed.then_some(true))
                     .storage_encrypted(true)
                     .send()
                     .await
@@ -341,7 +387,8 @@ pub mod fixtures {
                     .engine_version(cluster_version)
                     .database_name("app")
                     .master_username("owner")
-                    .master_user_password(MASTER_PASSWORD)
+                    .set_master_user_password(password)
+                    .set_manage_master_user_password(managed.then_some(true))
                     .storage_encrypted(true)
                     .send()
                     .await
@@ -354,11 +401,16 @@ pub mod fixtures {
     /// Runs `sql` in the database `app` of the PostgreSQL instance or cluster `name`, as its
     /// master user (in clear text: the emulator does not require TLS, as RDS does not by default).
     pub async fn sql(clients: &Clients, kind: ResourceKind, name: &str, sql: &str) {
+        sql_as(clients, kind, name, MASTER_PASSWORD, sql).await
+    }
+
+    /// [`sql`] with the master user's `password`.
+    pub async fn sql_as(clients: &Clients, kind: ResourceKind, name: &str, password: &str, sql: &str) {
         // Described by the store, as the restore step's data checks find a restored one.
         let restored = snapferry::store::Stores::store(clients, kind).restore_status(name).await.expect("describe");
         let endpoint = restored.and_then(|r| r.endpoint).expect("an endpoint");
         let (host, port) = (endpoint.host, endpoint.port);
-        let conn = format!("host={host} port={port} user=owner password={MASTER_PASSWORD} dbname=app");
+        let conn = format!("host={host} port={port} user=owner password={password} dbname=app");
         let (client, connection) = tokio_postgres::connect(&conn, tokio_postgres::NoTls).await.expect("connect");
         tokio::spawn(connection);
         client.batch_execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
@@ -414,6 +466,32 @@ pub mod chain {
 
     /// How long a scenario may take before the test fails.
     pub const DEADLINE: Duration = Duration::from_secs(60);
+
+    /// Damages the scheduled snapshot of each DB instance of `damage` (its name, and the
+    /// emulator's `corrupt-snapshot` action; `null`: left whole) once it exists, before
+    /// anything copies it. The databases themselves are left as they are.
+    pub async fn damage_scheduled_snapshots(p: &LocalPipeline, seen: &mut Vec<Event>, damage: &[(&str, &Value)]) {
+        let snapshots = drive_until(p, seen, "the scheduled snapshots", || async {
+            let mut arns = Vec::new();
+            for (name, _) in damage {
+                let made = made_by(&p.source, ResourceKind::DbInstance, "create", name).await;
+                match made.first() {
+                    Some(s) if s.status == snapferry::store::Status::Available => arns.push(s.arn.clone()),
+                    _ => return None,
+                }
+            }
+            Some(arns)
+        })
+        .await;
+        for (arn, (_, action)) in snapshots.iter().zip(damage) {
+            if action.is_null() {
+                continue;
+            }
+            let mut body = (*action).clone();
+            body["snapshot_arn"] = Value::from(arn.as_str());
+            control::call("POST", "/_snapferry/corrupt-snapshot", Some(body));
+        }
+    }
 
     pub const SHARED: &str = "Snapshot Shared";
     pub const COPY_STARTED: &str = "Snapshot Copy Started";

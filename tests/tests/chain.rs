@@ -299,7 +299,12 @@ async fn a_forged_shared_event_naming_a_snapshot_of_a_foreign_account_is_rejecte
             format!("forged-{i}"),
             snapshot.clone(),
             snapshot,
-            Step::Shared { target_account: p.target.account.clone(), tags: Default::default(), set: None },
+            Step::Shared {
+                target_account: p.target.account.clone(),
+                tags: Default::default(),
+                set: None,
+                source_data: None,
+            },
         );
         // Sent by the (allowlisted) source account on its pipeline bus, forwarded as any "shared" event.
         let out = p
@@ -434,6 +439,7 @@ async fn a_malformed_message_goes_to_the_dlq_with_its_reason_and_the_rest_of_its
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect(),
                 set: None,
+                source_data: None,
             },
         );
         let mut envelope = EventEnvelope::new(SOURCE, SHARED, detail);

@@ -10,8 +10,6 @@ use snapferry::events::Step;
 use snapferry_e2e::chain::*;
 use snapferry_e2e::control;
 use snapferry_e2e::fixtures::{postgres, sql};
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
 
 /// Every probe's and table's expectation, for every database of these tests.
 fn checks(extra_probe: Option<serde_json::Value>) -> String {
@@ -29,35 +27,6 @@ const ORDERS: &str =
     "CREATE TABLE orders (id serial PRIMARY KEY, amount int NOT NULL, created_at timestamptz NOT NULL);
      INSERT INTO orders (amount, created_at)
      SELECT g, now() - interval '10 minutes' - g * interval '1 second' FROM generate_series(1, 50) g;";
-
-/// What the handlers log, in this test process (the local host runs them in it).
-fn logs() -> Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buffer = Arc::new(Mutex::new(Vec::new()));
-        let writer = buffer.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .json()
-            .with_max_level(tracing::Level::DEBUG)
-            .with_writer(move || Captured(writer.clone()))
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).expect("one subscriber for the test process");
-        buffer
-    })
-    .clone()
-}
-
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("log buffer").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// The master passwords the emulator saw set in `account`.
 fn passwords_set(account: &str) -> Vec<String> {
@@ -81,7 +50,7 @@ fn data_options(checks: String, timeout_seconds: u32) -> snapferry_cli::pipeline
 
 #[tokio::test]
 async fn good_backups_pass_every_data_check_over_tls_and_report_their_data_recovery_point() {
-    let logs = logs();
+    let logs = snapferry_e2e::captured_logs();
     let p = start(&data_options(checks(None), 10)).await;
     postgres(&p.source, ResourceKind::DbInstance, "shop").await;
     postgres(&p.source, ResourceKind::DbCluster, "ledger").await;
@@ -149,23 +118,8 @@ async fn each_kind_of_damage_fails_the_check_that_covers_it_and_keeps_the_copy()
     p.host.fire_schedule().await.expect("fire the schedule");
     let mut events = Vec::new();
     // Each scheduled snapshot is damaged once it exists, before anything copies it.
-    let snapshots = drive_until(&p, &mut events, "the three scheduled snapshots", || async {
-        let mut arns = Vec::new();
-        for (name, ..) in &damage {
-            let made = made_by(&p.source, ResourceKind::DbInstance, "create", name).await;
-            match made.first() {
-                Some(s) if s.status == snapferry::store::Status::Available => arns.push(s.arn.clone()),
-                _ => return None,
-            }
-        }
-        Some(arns)
-    })
-    .await;
-    for (arn, (_, action, ..)) in snapshots.iter().zip(&damage) {
-        let mut body = action.clone();
-        body["snapshot_arn"] = json!(arn);
-        control::call("POST", "/_snapferry/corrupt-snapshot", Some(body));
-    }
+    let actions: Vec<_> = damage.iter().map(|(name, action, ..)| (*name, action)).collect();
+    damage_scheduled_snapshots(&p, &mut events, &actions).await;
     run_until(&p, &mut events, "three restore failures", |events| {
         damage.iter().all(|(name, ..)| has(events, name, RESTORE_FAILED))
     })

@@ -106,26 +106,8 @@ async fn damage_and_a_probe_past_its_time_limit_fail_their_checks() {
     }
     p.host.fire_schedule().await.expect("fire the schedule");
     let mut events = Vec::new();
-    let snapshots = drive_until(&p, &mut events, "the scheduled snapshots", || async {
-        let mut arns = Vec::new();
-        for (name, ..) in &damage {
-            let made = made_by(&p.source, ResourceKind::DbInstance, "create", name).await;
-            match made.first() {
-                Some(s) if s.status == snapferry::store::Status::Available => arns.push(s.arn.clone()),
-                _ => return None,
-            }
-        }
-        Some(arns)
-    })
-    .await;
-    for (arn, (_, action, ..)) in snapshots.iter().zip(&damage) {
-        if action.is_null() {
-            continue;
-        }
-        let mut body = action.clone();
-        body["snapshot_arn"] = json!(arn);
-        control::call("POST", "/_snapferry/corrupt-snapshot", Some(body));
-    }
+    let actions: Vec<_> = damage.iter().map(|(name, action, ..)| (*name, action)).collect();
+    damage_scheduled_snapshots(&p, &mut events, &actions).await;
     run_until(&p, &mut events, "three restore failures", |events| {
         damage.iter().all(|(name, ..)| has(events, name, RESTORE_FAILED))
     })

@@ -58,6 +58,8 @@ const GRANTED_NOT_CALLED: &[(&str, &str, &str)] = &[
     ("reconcile-snapshots", "rds:AddTagsToResource", "marks a repaired snapshot"),
     ("reconcile-snapshots", "ec2:CreateTags", "marks a repaired snapshot"),
     ("reconcile-snapshots", "sqs:SendMessage", "restarts a stalled share"),
+    // Held only with source data checks, which this chain leaves off (chain_data_source runs them).
+    ("share-snapshot", "secretsmanager:GetSecretValue", "a source database's master secret (SOURCE_DATA_CHECKS)"),
     ("reconcile-snapshots", "events:PutEvents", "Backup Repaired, Backup Overdue"),
     ("reconcile-copies", "rds:AddTagsToResource", "marks a repaired copy"),
     ("reconcile-copies", "ec2:CreateTags", "marks a repaired copy"),

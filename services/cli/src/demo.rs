@@ -612,6 +612,7 @@ mod tests {
                 checks: 4,
                 newest_data_at: None,
                 recovery_point_seconds: Some(61.5),
+                source: None,
             }),
             ..Row::default()
         };

@@ -66,8 +66,11 @@ pub struct PipelineOptions {
     /// `DATA_CHECKS` of restore (JSON); `None`: no data checks. The local pipeline trusts
     /// the emulator's CA for them (`DATA_CHECK_CA_BUNDLE`), as an operator adds RDS's.
     pub data_checks: Option<String>,
-    /// `DATA_CHECK_TIMEOUT_SECONDS`.
+    /// `DATA_CHECK_TIMEOUT_SECONDS`, of restore and share-snapshot.
     pub data_check_timeout_seconds: u32,
+    /// `SOURCE_DATA_CHECKS` of share-snapshot (JSON); `None`: no source database is
+    /// measured. Trusts the emulator's CA as `data_checks` does.
+    pub source_data_checks: Option<String>,
     pub identifier_regex: Option<String>,
     pub description_regex: Option<String>,
     /// `COPY_SLOTS` of copy-shared-snapshot (`kind=count,...`); AWS's defaults when `None`.
@@ -104,6 +107,7 @@ impl Default for PipelineOptions {
             restore_every_nth: 1,
             data_checks: None,
             data_check_timeout_seconds: 10,
+            source_data_checks: None,
             identifier_regex: None,
             description_regex: None,
             copy_slots: None,
@@ -156,6 +160,11 @@ impl PipelineOptions {
                 vars.extend(selection());
                 vars.push(("TARGET_ACCOUNTS", d.target_account.to_string()));
                 vars.push(("SHARING_KMS_KEY_ARN", d.sharing_key.to_string()));
+                if let Some(checks) = &self.source_data_checks {
+                    vars.push(("SOURCE_DATA_CHECKS", checks.clone()));
+                    vars.push(("DATA_CHECK_TIMEOUT_SECONDS", self.data_check_timeout_seconds.to_string()));
+                    vars.push(("DATA_CHECK_CA_BUNDLE", d.ca_bundle.unwrap_or_default().to_string()));
+                }
             }
             snapferry_copy_shared_snapshot::STEP => {
                 vars.push(("SOURCE_ACCOUNTS", self.allowlist_or(d.source_account).join(",")));
@@ -260,9 +269,9 @@ impl LocalPipeline {
         };
         let deployment = deploy(&routing, &source, std::slice::from_ref(&target), &deploy_options).await?;
 
-        let ca_bundle = match &options.data_checks {
-            Some(_) => Some(emulator_ca_bundle(&target).await?),
-            None => None,
+        let ca_bundle = match (&options.data_checks, &options.source_data_checks) {
+            (None, None) => None,
+            _ => Some(emulator_ca_bundle(&target).await?),
         };
         let deployed = Deployed {
             source_account: &source.account,
@@ -322,6 +331,8 @@ impl LocalPipeline {
                     .filter_map(|f| Some((f.name.clone(), queue_of(&f.name)?.queue_arn.clone())))
                     .collect(),
                 bus_arn: deployment.pipeline_bus_arn(&clients.account).unwrap_or_default().to_string(),
+                // RDS's managed secrets only: the local pipeline's sources are made with them.
+                source_database_secrets: options.source_data_checks.as_ref().map(|_| Vec::new()),
             };
             let policy = options.permissions.role_policy(&function.name, &scope);
             let role = step_role(clients, &function.name, &policy).await?;
@@ -380,7 +391,9 @@ fn step_handler(env: &Env, clients: &Clients) -> Result<Arc<dyn BatchHandler>> {
     let ports = |step_env| StepContext::aws(clients, step_env);
     Ok(match env.step() {
         snapferry_create_snapshot::STEP => Arc::new(snapferry_create_snapshot::Handler::from_env(env, ports)?),
-        snapferry_share_snapshot::STEP => Arc::new(snapferry_share_snapshot::Handler::from_env(env, ports)?),
+        snapferry_share_snapshot::STEP => {
+            Arc::new(snapferry_share_snapshot::Handler::from_env(env, ports, &clients.config)?)
+        }
         snapferry_copy_shared_snapshot::STEP => {
             Arc::new(snapferry_copy_shared_snapshot::Handler::from_env(env, ports)?)
         }

@@ -141,6 +141,7 @@ impl Handler {
         target_account: &str,
         source_tags: &Tags,
         set: Option<snapferry::events::BackupSet>,
+        source_data: Option<&snapferry::events::SourceData>,
     ) -> Result<Outcome> {
         if target_account != self.ctx.account() {
             return Ok(Outcome::Done);
@@ -193,6 +194,14 @@ impl Handler {
         // The set only groups reports; a malformed one from the source is left off.
         if let Some(set) = set.filter(tags::valid_set) {
             ours.extend(tags::set_tags(&set));
+        }
+        // The source's figures only feed a comparison; implausible ones are left off, not trusted.
+        match source_data.map(|d| (d, tags::SourceFigures::from_event(d))) {
+            Some((_, Some(figures))) => {
+                ours.insert(tags::SOURCE_DATA.into(), figures.tag_value());
+            }
+            Some((sent, None)) => warn!(snapshot_arn = shared.arn, ?sent, "implausible source figures left off"),
+            None => {}
         }
         // The source's tags are its data: nothing in them may pose as snapferry's own.
         let (copy_tags, dropped) = tags::within_limit(&tags::user_tags(source_tags), &ours);
@@ -247,19 +256,26 @@ impl Handler {
             info!(snapshot = snapshot_id, "shared with us, but not visible (unshared since?); nothing to copy");
             return Ok(Outcome::Done);
         };
-        let step = Step::Shared { target_account: self.ctx.account().to_string(), tags: Tags::new(), set: None };
+        let step = Step::Shared {
+            target_account: self.ctx.account().to_string(),
+            tags: Tags::new(),
+            set: None,
+            source_data: None,
+        };
         let correlation_id = naming::identifier("run", &[&shared.arn], 40);
         let event = PipelineEvent::new(correlation_id, shared.to_ref(), shared.to_ref(), step);
-        self.on_shared(from_account, &event, self.ctx.account(), &Tags::new(), None).await
+        self.on_shared(from_account, &event, self.ctx.account(), &Tags::new(), None, None).await
     }
 
     /// A copy made first from AWS's shareSnapshot notification could not know the source's
-    /// tags or set (another account's tags are not visible to us): added when the pipeline's
-    /// event brings them. Lineage stays as first written.
+    /// tags, set or figures (another account's tags are not visible to us): added when the
+    /// pipeline's event brings them. Lineage stays as first written.
     async fn top_up_tags(&self, store: &dyn SnapshotStore, copy: &Snapshot, wanted: &Tags) -> Result<()> {
         let missing: Tags = wanted
             .iter()
-            .filter(|(k, _)| !k.starts_with("snapferry:") || [tags::SET, tags::SET_SIZE].contains(&k.as_str()))
+            .filter(|(k, _)| {
+                !k.starts_with("snapferry:") || [tags::SET, tags::SET_SIZE, tags::SOURCE_DATA].contains(&k.as_str())
+            })
             .filter(|(k, _)| !copy.tags.contains_key(*k))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
@@ -547,9 +563,10 @@ impl PipelineStep for Handler {
     async fn step(&self, incoming: Incoming, _record: Record) -> Result<Outcome> {
         match incoming {
             Incoming::Pipeline(envelope) => match &envelope.detail.step {
-                Step::Shared { target_account, tags, set } => {
-                    let set = set.clone();
-                    self.on_shared(envelope.account.as_deref(), &envelope.detail, target_account, tags, set).await
+                Step::Shared { target_account, tags, set, source_data } => {
+                    let (set, sender) = (set.clone(), envelope.account.as_deref());
+                    let data = source_data.as_deref();
+                    self.on_shared(sender, &envelope.detail, target_account, tags, set, data).await
                 }
                 _ => Ok(Outcome::Done),
             },

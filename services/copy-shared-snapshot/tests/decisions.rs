@@ -56,7 +56,7 @@ async fn shared(cloud: &Cloud, kind: ResourceKind, owner: &str, name: &str) -> (
         "run-1",
         s.to_ref(),
         s.to_ref(),
-        Step::Shared { target_account: TARGET.into(), tags: source_tags, set: None },
+        Step::Shared { target_account: TARGET.into(), tags: source_tags, set: None, source_data: None },
     );
     (s, event)
 }
@@ -160,6 +160,65 @@ async fn tags_from_the_source_are_data_not_state() {
 }
 
 #[tokio::test]
+async fn the_sources_figures_are_kept_as_one_tag_only_when_plausible() {
+    let measured_at = "2026-11-27T12:00:00Z".parse().unwrap();
+    let figures = |tables, rows, digest: &str| {
+        Box::new(snapferry::events::SourceData { tables, rows, table_digest: digest.into(), measured_at })
+    };
+    let cases = [
+        (
+            "plausible",
+            Some(figures(12, 34_567, "0123456789abcdef")),
+            Some("tables=12 rows=34567 digest=0123456789abcdef"),
+        ),
+        ("none sent", None, None),
+        ("a digest that is not hex", Some(figures(12, 1, "snapferry:manage")), None),
+        ("a digest of another length", Some(figures(12, 1, "0123")), None),
+        ("a digest with a space and more fields", Some(figures(1, 1, "0 rows=9 x=abcd")), None),
+        ("too many tables", Some(figures(tags::MAX_SOURCE_TABLES + 1, 1, "0123456789abcdef")), None),
+        ("too many rows", Some(figures(1, u64::MAX, "0123456789abcdef")), None),
+    ];
+    for (name, sent, kept) in cases {
+        let cloud = Cloud::new();
+        let (_, mut event) = shared(&cloud, DbInstance, SOURCE, "snap-1").await;
+        let Step::Shared { source_data, .. } = &mut event.step else { unreachable!() };
+        *source_data = sent;
+        handler(&cloud, config()).step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap();
+        let [copy]: [Snapshot; 1] = copies(&cloud, REGION).try_into().unwrap_or_else(|_| panic!("{name}: one copy"));
+        assert_eq!(copy.tags.get(tags::SOURCE_DATA).map(String::as_str), kept, "{name}");
+        assert_eq!(
+            tags::SourceFigures::from_tags(&copy.tags).is_some(),
+            kept.is_some(),
+            "{name}: the restore reads it back"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_sources_figures_travel_to_extra_region_copies() {
+    let cloud = Cloud::new();
+    let (_, mut event) = shared(&cloud, DbInstance, SOURCE, "snap-1").await;
+    let Step::Shared { source_data, .. } = &mut event.step else { unreachable!() };
+    *source_data = Some(Box::new(snapferry::events::SourceData {
+        tables: 2,
+        rows: 53,
+        table_digest: "0123456789abcdef".into(),
+        measured_at: "2026-11-27T12:00:00Z".parse().unwrap(),
+    }));
+    let h = handler(&cloud, Config { extra_regions: vec![(EXTRA.into(), EXTRA_KEY.into())], ..config() });
+    h.step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap();
+    cloud.complete_all();
+    let [home]: [Snapshot; 1] = copies(&cloud, REGION).try_into().unwrap();
+    h.step(deliver::rds_event(&home, "RDS-EVENT-0197"), deliver::record()).await.unwrap();
+    let [to_region] = &cloud.take_sent()[..] else { panic!("one copy to the extra region") };
+    h.step(deliver::body(&to_region.body), deliver::record()).await.unwrap();
+    let [extra]: [Snapshot; 1] = copies(&cloud, EXTRA).try_into().expect("one extra-region copy");
+    let value = Some("tables=2 rows=53 digest=0123456789abcdef");
+    assert_eq!(home.tags.get(tags::SOURCE_DATA).map(String::as_str), value);
+    assert_eq!(extra.tags.get(tags::SOURCE_DATA).map(String::as_str), value, "kept with the other lineage tags");
+}
+
+#[tokio::test]
 async fn identifier_regex_matches_the_snapshot_name_not_the_arn_it_is_shared_under() {
     let cloud = Cloud::new();
     let (_, event) = shared(&cloud, DbInstance, SOURCE, "snap-1").await;
@@ -204,7 +263,7 @@ async fn events_for_other_accounts_filters_and_duplicates() {
     let (_, event) = shared(&cloud, DbInstance, SOURCE, "snap-1").await;
     let h = handler(&cloud, config());
     let elsewhere = PipelineEvent {
-        step: Step::Shared { target_account: STRANGER.into(), tags: Default::default(), set: None },
+        step: Step::Shared { target_account: STRANGER.into(), tags: Default::default(), set: None, source_data: None },
         ..event.clone()
     };
     assert_eq!(h.step(deliver::pipeline(&elsewhere, Some(SOURCE)), deliver::record()).await.unwrap(), Outcome::Done);
@@ -462,7 +521,7 @@ async fn aws_errors_end_as_their_class_says() {
         "r",
         s.to_ref(),
         s.to_ref(),
-        Step::Shared { target_account: TARGET.into(), tags: Default::default(), set: None },
+        Step::Shared { target_account: TARGET.into(), tags: Default::default(), set: None, source_data: None },
     );
     let err =
         handler(&cloud, config()).step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap_err();

@@ -21,7 +21,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let ports = |step_env| StepContext::aws(&clients, step_env);
     let handler: Arc<dyn BatchHandler> = match step.as_str() {
         snapferry_create_snapshot::STEP => Arc::new(snapferry_create_snapshot::Handler::from_env(&env, ports)?),
-        snapferry_share_snapshot::STEP => Arc::new(snapferry_share_snapshot::Handler::from_env(&env, ports)?),
+        snapferry_share_snapshot::STEP => {
+            Arc::new(snapferry_share_snapshot::Handler::from_env(&env, ports, &clients.config)?)
+        }
         snapferry_copy_shared_snapshot::STEP => {
             Arc::new(snapferry_copy_shared_snapshot::Handler::from_env(&env, ports)?)
         }

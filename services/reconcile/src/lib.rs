@@ -163,7 +163,8 @@ impl Handler {
         let shared: Vec<PipelineEvent> = accounts
             .iter()
             .map(|a| {
-                let step = Step::Shared { target_account: a.clone(), tags: tags.clone(), set: set.clone() };
+                let step =
+                    Step::Shared { target_account: a.clone(), tags: tags.clone(), set: set.clone(), source_data: None };
                 PipelineEvent::new(correlation_id, s.to_ref(), origin.clone(), step)
             })
             .collect();

@@ -10,39 +10,33 @@
 //! - configured per database: tables that must exist and hold rows, and probes, SQL that
 //!   returns one number or one timestamp, each with an expectation;
 //! - the data recovery point: the snapshot's time minus the newest timestamp a freshness
-//!   probe returns.
+//!   probe returns;
+//! - against the source (where the share step measured it, see [`compare`]): the same
+//!   tables, and the rows within a tolerance.
 //!
 //! Every statement runs in its own read-only transaction under a statement time limit.
 //! Results carry counts and timestamps only, never row data: a probe whose value is neither
 //! is reported as such, and a database error is reported with its message only where the
 //! server's message cannot quote data (undefined objects, syntax, access, the time limit).
-//! What differs between the engines (connecting, the time limit, the catalogue, quoting,
-//! errors) is in [`postgres`] and [`mysql`] behind one [`Session`]; the rest is written once.
+//! Logging in and reading the catalogue is [`snapferry_data`]'s, which the share step uses
+//! on the source too, so both count the same way.
 
-mod mysql;
-mod postgres;
-
-pub use mysql::connect as connect_mysql;
-pub use postgres::connect as connect_postgres;
+pub use snapferry_data::{
+    Connection, Engine, NotReached, Password, Session, TableStat, Target, Tls, connect_mysql, connect_postgres,
+    tls_config,
+};
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use regex::Regex;
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
 use serde::Deserialize;
 use snapferry::error::{Error, Result};
-use std::sync::Arc;
+use snapferry::events::SourceComparison;
+use snapferry::tags::SourceFigures;
 use std::time::Duration;
-use tracing::info;
 
-/// The root CAs of Amazon RDS and Aurora (see `certs/README.md`), trusted by default.
-const RDS_CA_BUNDLE: &[u8] = include_bytes!("../certs/rds-ca-bundle.pem");
-
-/// Tables no larger than this whose estimate cannot be trusted are counted exactly (`count(*)`
-/// reads them whole), at most [`EXACT_COUNTS`] of them; others are left unknown rather
-/// than scanned.
-const EXACT_COUNT_MAX_BYTES: i64 = 8 << 20;
-const EXACT_COUNTS: usize = 100;
+/// How far a restore's rows may be from its source's by default: the source is measured
+/// when its snapshot is shared, minutes after it was taken, and keeps changing meanwhile.
+pub const DEFAULT_ROW_TOLERANCE_PERCENT: f64 = 10.0;
 
 /// `DATA_CHECKS`: which databases are checked and how.
 #[derive(Debug, Clone, Default)]
@@ -61,6 +55,9 @@ pub struct DatabaseChecks {
     /// `schema.table` names that must exist and hold rows (MySQL: `database.table`).
     pub tables: Vec<String>,
     pub probes: Vec<Probe>,
+    /// How far the restore's rows may be from the source's, in percent, where the copy
+    /// carries the source's figures; `None`: not compared.
+    pub compare_with_source: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -105,6 +102,8 @@ struct RawDatabase {
     tables: Vec<String>,
     #[serde(default)]
     probes: Vec<RawProbe>,
+    /// `false`, `true`, or `{"row_tolerance_percent": N}`; absent: `true`.
+    compare_with_source: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -156,7 +155,32 @@ impl DataChecks {
                 };
                 probes.push(Probe { name: p.name, sql: p.sql, expect });
             }
-            databases.push(DatabaseChecks { resources, database: db.database, tables: db.tables, probes });
+            let compare_with_source = match db.compare_with_source {
+                None | Some(serde_json::Value::Bool(true)) => Some(DEFAULT_ROW_TOLERANCE_PERCENT),
+                Some(serde_json::Value::Bool(false)) => None,
+                Some(serde_json::Value::Object(o)) if o.len() == 1 => {
+                    match o.get("row_tolerance_percent").and_then(serde_json::Value::as_f64) {
+                        Some(t) if (0.0..=100.0).contains(&t) => Some(t),
+                        _ => {
+                            return Err(bad(format!(
+                                "{at}.compare_with_source.row_tolerance_percent must be 0 to 100"
+                            )));
+                        }
+                    }
+                }
+                Some(_) => {
+                    return Err(bad(format!(
+                        "{at}.compare_with_source must be true, false or {{\"row_tolerance_percent\": N}}"
+                    )));
+                }
+            };
+            databases.push(DatabaseChecks {
+                resources,
+                database: db.database,
+                tables: db.tables,
+                probes,
+                compare_with_source,
+            });
         }
         Ok(DataChecks { databases })
     }
@@ -165,144 +189,18 @@ impl DataChecks {
     pub fn for_resource(&self, resource: &str) -> Option<&DatabaseChecks> {
         self.databases.iter().find(|d| d.resources.is_match(resource))
     }
+
+    /// The row tolerance restores of `resource` are compared with their source by; `None`:
+    /// not compared. On by default: a copy carries the source's figures only where the
+    /// source account chose to measure them.
+    pub fn source_tolerance(&self, resource: &str) -> Option<f64> {
+        self.for_resource(resource).map_or(Some(DEFAULT_ROW_TOLERANCE_PERCENT), |c| c.compare_with_source)
+    }
 }
 
 fn split_table(name: &str) -> Option<(&str, &str)> {
     let (schema, table) = name.split_once('.')?;
     (!schema.is_empty() && !table.is_empty() && !table.contains('.')).then_some((schema, table))
-}
-
-/// Whom the data checks trust: RDS's CAs, and those of `DATA_CHECK_CA_BUNDLE`.
-#[derive(Debug, Clone)]
-pub struct Tls {
-    /// For PostgreSQL (tokio-postgres-rustls takes a rustls configuration).
-    pub config: Arc<rustls::ClientConfig>,
-    /// The same CAs as PEM, for MySQL (mysql_async builds its rustls configuration itself).
-    pub pems: Vec<Vec<u8>>,
-}
-
-/// The TLS client configuration: RDS's CAs, and those of `extra` (a PEM file) when given.
-/// Certificates are verified against the host name (`verify-full`).
-pub fn tls_config(extra: Option<&str>) -> Result<Tls> {
-    let mut roots = rustls::RootCertStore::empty();
-    let mut pems = Vec::new();
-    let mut add = |pem: Vec<u8>, from: &str| -> Result<()> {
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
-            .collect::<std::result::Result<_, _>>()
-            .map_err(|e| Error::Config(format!("{from} is not a PEM certificate bundle: {e}")))?;
-        if certs.is_empty() {
-            return Err(Error::Config(format!("{from} holds no certificate")));
-        }
-        let (added, _) = roots.add_parsable_certificates(certs);
-        if added == 0 {
-            return Err(Error::Config(format!("{from}: no certificate in it can be used as a CA")));
-        }
-        pems.push(pem);
-        Ok(())
-    };
-    add(RDS_CA_BUNDLE.to_vec(), "the built-in RDS CA bundle")?;
-    if let Some(path) = extra {
-        let pem = std::fs::read(path).map_err(|e| Error::Config(format!("DATA_CHECK_CA_BUNDLE {path}: {e}")))?;
-        add(pem, &format!("DATA_CHECK_CA_BUNDLE {path}"))?;
-    }
-    let config = rustls::ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Config(format!("TLS: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Tls { config: Arc::new(config), pems })
-}
-
-/// The SDK's crypto provider, for every TLS connection of the checks.
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
-}
-
-/// A password that never shows in a log line or a debug print.
-pub struct Password(String);
-
-impl Password {
-    /// A fresh one for each attempt: 32 hex digits (122 random bits), within the 8 to 128
-    /// printable characters RDS accepts for a PostgreSQL master password, none of `/ @ " '`.
-    pub fn generate() -> Password {
-        Password(uuid::Uuid::new_v4().simple().to_string())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Password {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Password(<redacted>)")
-    }
-}
-
-/// The database engines the checks speak.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Engine {
-    Postgres,
-    MySql,
-}
-
-impl Engine {
-    /// The engine of an RDS `Engine` name: `postgres`, `aurora-postgresql`; `mysql`,
-    /// `mariadb`, `aurora-mysql` (and `aurora`, Aurora MySQL 5.6's). Others have none.
-    pub fn of(rds_engine: &str) -> Option<Engine> {
-        match rds_engine {
-            "postgres" | "aurora-postgresql" => Some(Engine::Postgres),
-            "mysql" | "mariadb" | "aurora-mysql" | "aurora" => Some(Engine::MySql),
-            _ => None,
-        }
-    }
-
-    /// The database to log in to when none is configured and the resource has no `DBName`.
-    pub fn default_database(self) -> Option<&'static str> {
-        match self {
-            Engine::Postgres => Some("postgres"),
-            Engine::MySql => None,
-        }
-    }
-}
-
-/// Where the restored database answers.
-#[derive(Debug)]
-pub struct Target<'a> {
-    pub engine: Engine,
-    pub host: &'a str,
-    pub port: u16,
-    pub user: &'a str,
-    /// MySQL: `None` logs in to no database in particular.
-    pub database: Option<&'a str>,
-    pub password: &'a Password,
-}
-
-/// Rows of a result, every value as text (`None`: NULL).
-pub(crate) type Rows = Vec<Vec<Option<String>>>;
-
-/// A logged-in connection of one engine: what the checks need of it.
-#[async_trait::async_trait]
-pub(crate) trait Session: Send {
-    /// Runs `sql` in a read-only transaction under the statement time limit, with a
-    /// backstop in case the server does not honour it.
-    async fn read_only(&mut self, sql: &str, timeout: Duration) -> std::result::Result<Rows, String>;
-    /// The catalogue: per base table outside the system schemas, its schema, name,
-    /// estimated rows and size in bytes.
-    fn catalogue_sql(&self) -> &'static str;
-    /// The name a table's schema is reported (and required tables are matched) under.
-    fn schema_name(&self, reported: String) -> String {
-        reported
-    }
-    /// The rows of a table from the catalogue's figures, when they can be trusted.
-    fn estimate(&self, estimate: i64, bytes: i64) -> Option<u64>;
-    /// `SELECT count(*)` of one table, its names quoted.
-    fn count_sql(&self, schema: &str, table: &str) -> String;
-}
-
-/// The client-side backstop behind the server's statement time limit.
-pub(crate) fn backstop(timeout: Duration) -> Duration {
-    timeout + Duration::from_secs(5)
 }
 
 /// One check's outcome, as reported: no row data, only counts and timestamps.
@@ -314,16 +212,6 @@ pub struct CheckResult {
     pub passed: bool,
 }
 
-/// A table the catalogue lists, with its estimated row count (`None`: never analysed and
-/// too large to count).
-#[derive(Debug, Clone, PartialEq)]
-pub struct TableStat {
-    pub schema: String,
-    pub name: String,
-    pub rows: Option<u64>,
-    pub bytes: i64,
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub struct Report {
     pub database: String,
@@ -333,6 +221,8 @@ pub struct Report {
     pub newest_data_at: Option<DateTime<Utc>>,
     /// The snapshot's time minus `newest_data_at`.
     pub recovery_point_seconds: Option<f64>,
+    /// The restore against its source's figures, where compared.
+    pub source: Option<Box<SourceComparison>>,
 }
 
 impl Report {
@@ -345,23 +235,20 @@ impl Report {
     }
 }
 
-/// Why no report could be made yet: the login or the connection failed. The caller
-/// retries (the new password may not be applied yet) until its restore timeout.
-#[derive(Debug)]
-pub struct NotReached(pub String);
+/// The source's figures a restore is compared with, and the row tolerance in percent.
+pub type SourceCheck<'a> = (&'a SourceFigures, f64);
 
-/// Connects to `target` over TLS and runs the built-in checks and `checks`.
+/// Connects to `target` over TLS and runs the built-in checks, `checks`, and the
+/// comparison with the source where `source` is given.
 pub async fn run(
     target: &Target<'_>,
     tls: &Tls,
     checks: Option<&DatabaseChecks>,
+    source: Option<SourceCheck<'_>>,
     snapshot_at: DateTime<Utc>,
     timeout: Duration,
 ) -> std::result::Result<Report, NotReached> {
-    let mut session: Box<dyn Session> = match target.engine {
-        Engine::Postgres => Box::new(postgres::connect(target, tls, timeout).await?),
-        Engine::MySql => Box::new(mysql::connect(target, tls, timeout).await?),
-    };
+    let mut session = snapferry_data::connect(target, tls, timeout).await?;
     let session = session.as_mut();
     let mut report = Report {
         database: target.database.unwrap_or("(every database)").to_string(),
@@ -369,29 +256,23 @@ pub async fn run(
         checks: Vec::new(),
         newest_data_at: None,
         recovery_point_seconds: None,
+        source: None,
     };
-    match catalogue(session, timeout).await {
-        Ok(tables) => {
-            report.checks.push(CheckResult {
-                name: "catalogue".into(),
-                expectation: "the database answers and lists its tables".into(),
-                actual: format!("{} tables", tables.len()),
-                passed: true,
-            });
-            report.tables = tables;
-        }
-        Err(e) => report.checks.push(CheckResult {
-            name: "catalogue".into(),
-            expectation: "the database answers and lists its tables".into(),
-            actual: e,
-            passed: false,
-        }),
-    }
-    let Some(checks) = checks else { return Ok(report) };
-    for table in &checks.tables {
+    let listed = snapferry_data::catalogue(session, timeout).await;
+    report.checks.push(CheckResult {
+        name: "catalogue".into(),
+        expectation: "the database answers and lists its tables".into(),
+        actual: match &listed {
+            Ok(tables) => format!("{} tables", tables.len()),
+            Err(e) => e.clone(),
+        },
+        passed: listed.is_ok(),
+    });
+    report.tables = listed.clone().unwrap_or_default();
+    for table in checks.map(|c| c.tables.as_slice()).unwrap_or_default() {
         report.checks.push(required_table(&report.tables, table));
     }
-    for probe in &checks.probes {
+    for probe in checks.map(|c| c.probes.as_slice()).unwrap_or_default() {
         let value = probe_value(session, &probe.sql, timeout).await;
         let (result, newest) = judge(probe, value, snapshot_at);
         if let Some(at) = newest
@@ -403,38 +284,39 @@ pub async fn run(
     }
     report.recovery_point_seconds =
         report.newest_data_at.map(|at| (snapshot_at - at).num_milliseconds() as f64 / 1000.0);
+    // Last: a configured check that fails names the damage more precisely. Only on a
+    // catalogue read: one that failed has failed its own check already.
+    if let (Ok(tables), Some((figures, tolerance))) = (&listed, source) {
+        let (result, comparison) = compare(figures, tables, tolerance);
+        report.source = Some(Box::new(comparison));
+        report.checks.push(result);
+    }
     Ok(report)
 }
 
-async fn catalogue(session: &mut dyn Session, timeout: Duration) -> std::result::Result<Vec<TableStat>, String> {
-    let rows = session.read_only(session.catalogue_sql(), timeout).await?;
-    let mut tables = Vec::new();
-    let mut counts_left = EXACT_COUNTS;
-    for row in rows {
-        let field = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
-        let (schema, name) = (session.schema_name(field(0)), field(1));
-        let estimate: i64 = field(2).parse().unwrap_or(-1);
-        let bytes: i64 = field(3).parse().unwrap_or(0);
-        let rows = match session.estimate(estimate, bytes) {
-            Some(rows) => Some(rows),
-            None if bytes <= EXACT_COUNT_MAX_BYTES && counts_left > 0 => {
-                counts_left -= 1;
-                let sql = session.count_sql(&schema, &name);
-                session.read_only(&sql, timeout).await.ok().and_then(|r| single(&r)).and_then(|v| v.parse().ok())
-            }
-            None => None,
-        };
-        tables.push(TableStat { schema, name, rows, bytes });
-    }
-    info!(tables = tables.len(), "catalogue read");
-    Ok(tables)
-}
-
-fn single(rows: &[Vec<Option<String>>]) -> Option<String> {
-    match rows {
-        [row] if row.len() == 1 => row[0].clone(),
-        _ => None,
-    }
+/// The restore's tables against its source's figures: the same tables (count and digest of
+/// their names) and the rows within `tolerance` percent of the source's. The check names both
+/// sides' figures, counts only.
+pub fn compare(source: &SourceFigures, tables: &[TableStat], tolerance: f64) -> (CheckResult, SourceComparison) {
+    let restored = snapferry_data::figures(tables);
+    let same_tables = restored.tables == source.tables && restored.digest == source.digest;
+    // Against at least one row, so an empty source still gives a finite figure.
+    let difference = (restored.rows as f64 - source.rows as f64) * 100.0 / source.rows.max(1) as f64;
+    let describe = |f: &SourceFigures| format!("{} tables (digest {}), {} rows", f.tables, f.digest, f.rows);
+    let result = CheckResult {
+        name: "source drift".into(),
+        expectation: format!("the source's {}, rows within {tolerance}%", describe(source)),
+        actual: format!("{} ({difference:+.1}% rows)", describe(&restored)),
+        passed: same_tables && difference.abs() <= tolerance,
+    };
+    let comparison = SourceComparison {
+        source_tables: source.tables,
+        source_rows: source.rows,
+        same_tables,
+        row_difference_percent: (difference * 10.0).round() / 10.0,
+        row_tolerance_percent: tolerance,
+    };
+    (result, comparison)
 }
 
 fn required_table(tables: &[TableStat], wanted: &str) -> CheckResult {
@@ -578,23 +460,6 @@ mod tests {
     }
 
     #[test]
-    fn engines_are_told_by_their_rds_name() {
-        for (name, engine) in [
-            ("postgres", Some(Engine::Postgres)),
-            ("aurora-postgresql", Some(Engine::Postgres)),
-            ("mysql", Some(Engine::MySql)),
-            ("mariadb", Some(Engine::MySql)),
-            ("aurora-mysql", Some(Engine::MySql)),
-            ("oracle-ee", None),
-            ("sqlserver-ex", None),
-        ] {
-            assert_eq!(Engine::of(name), engine, "{name}");
-        }
-        assert_eq!(Engine::Postgres.default_database(), Some("postgres"));
-        assert_eq!(Engine::MySql.default_database(), None);
-    }
-
-    #[test]
     fn required_tables_must_exist_and_hold_rows() {
         let t = |name: &str, rows: Option<u64>, bytes: i64| TableStat {
             schema: "public".into(),
@@ -610,14 +475,67 @@ mod tests {
     }
 
     #[test]
-    fn the_builtin_ca_bundle_loads_and_passwords_never_print() {
-        let tls = tls_config(None).unwrap();
-        assert_eq!(tls.pems.len(), 1);
-        let e = tls_config(Some("/nonexistent/ca.pem")).unwrap_err().to_string();
-        assert!(e.contains("DATA_CHECK_CA_BUNDLE /nonexistent/ca.pem"), "{e}");
-        let p = Password::generate();
-        assert_eq!(p.expose().len(), 32);
-        assert!(!format!("{p:?}").contains(p.expose()));
-        assert_ne!(Password::generate().expose(), p.expose());
+    fn comparison_with_the_source_is_on_by_default_and_configured_per_database() {
+        let c = DataChecks::parse(
+            r#"{"databases": [
+                {"resources": "^strict$", "compare_with_source": {"row_tolerance_percent": 2.5}},
+                {"resources": "^off$", "compare_with_source": false},
+                {"resources": "^on$", "compare_with_source": true},
+                {"resources": "^plain$"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(c.source_tolerance("strict"), Some(2.5));
+        assert_eq!(c.source_tolerance("off"), None);
+        assert_eq!(c.source_tolerance("on"), Some(DEFAULT_ROW_TOLERANCE_PERCENT));
+        assert_eq!(c.source_tolerance("plain"), Some(DEFAULT_ROW_TOLERANCE_PERCENT));
+        assert_eq!(c.source_tolerance("no entry"), Some(DEFAULT_ROW_TOLERANCE_PERCENT));
+        let cases = [
+            (
+                r#"{"databases": [{"compare_with_source": {"row_tolerance_percent": 101}}]}"#,
+                "databases[0].compare_with_source.row_tolerance_percent must be 0 to 100",
+            ),
+            (r#"{"databases": [{"compare_with_source": {"row_tolerance_percent": -1}}]}"#, "0 to 100"),
+            (r#"{"databases": [{"compare_with_source": {"row_tolerance_percent": "5"}}]}"#, "0 to 100"),
+            (r#"{"databases": [{}, {"compare_with_source": {"rows": 5}}]}"#, "databases[1].compare_with_source"),
+            (r#"{"databases": [{"compare_with_source": 10}]}"#, "must be true, false or"),
+        ];
+        for (raw, want) in cases {
+            let e = DataChecks::parse(raw).unwrap_err().to_string();
+            assert!(e.contains("DATA_CHECKS") && e.contains(want), "{raw}: {e}");
+        }
+    }
+
+    fn stat(name: &str, rows: Option<u64>) -> TableStat {
+        TableStat { schema: "public".into(), name: name.into(), rows, bytes: 8192 }
+    }
+
+    #[test]
+    fn a_restore_is_compared_with_its_source_by_tables_and_rows_within_the_tolerance() {
+        let source_tables = [stat("orders", Some(1000)), stat("items", Some(200))];
+        let source = snapferry_data::figures(&source_tables);
+        // The same tables, rows 5 % fewer: within 10 %.
+        let (r, c) = compare(&source, &[stat("orders", Some(940)), stat("items", Some(200))], 10.0);
+        assert!(r.passed, "{r:?}");
+        assert_eq!(r.name, "source drift");
+        assert!(c.same_tables && c.row_difference_percent == -5.0, "{c:?}");
+        assert_eq!((c.source_tables, c.source_rows, c.row_tolerance_percent), (2, 1200, 10.0));
+        // Beyond it: both sides' figures named.
+        let (r, c) = compare(&source, &[stat("orders", Some(0)), stat("items", Some(200))], 10.0);
+        assert!(!r.passed && c.same_tables, "{r:?}");
+        assert!(r.expectation.contains("2 tables") && r.expectation.contains("1200 rows"), "{r:?}");
+        assert!(r.expectation.contains(&source.digest) && r.expectation.contains("within 10%"), "{r:?}");
+        assert!(r.actual.contains("200 rows") && r.actual.contains("-83.3%"), "{r:?}");
+        // More rows than the source beyond the tolerance fail too.
+        let (r, _) = compare(&source, &[stat("orders", Some(2000)), stat("items", Some(200))], 10.0);
+        assert!(!r.passed, "{r:?}");
+        // A table gone, or another in its place (same count): a different list, whatever the rows.
+        let (r, c) = compare(&source, &[stat("orders", Some(1200))], 10.0);
+        assert!(!r.passed && !c.same_tables && r.actual.starts_with("1 tables"), "{r:?}");
+        let (r, c) = compare(&source, &[stat("orders", Some(1000)), stat("other", Some(200))], 10.0);
+        assert!(!r.passed && !c.same_tables, "{r:?}");
+        assert_ne!(r.actual, r.expectation);
+        // An empty source and an empty restore agree.
+        let empty = snapferry_data::figures(&[]);
+        assert!(compare(&empty, &[], 0.0).0.passed);
     }
 }

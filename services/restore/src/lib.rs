@@ -5,8 +5,9 @@
 //! verified, reports the measured time to restore, and deletes the test resources. On
 //! failure it reports why, keeps the copy and deletes what it created. Where the kind has
 //! a snapshot lock (EBS) and one is configured, a verified copy is locked against deletion.
-//! With data checks configured, a PostgreSQL restore is also logged in to and its data
-//! checked (see [`data`]) before it counts as verified.
+//! With data checks configured, a PostgreSQL or MySQL restore is also logged in to and its
+//! data checked (see [`data`]), against its source's figures where the copy carries them,
+//! before it counts as verified.
 
 pub mod data;
 
@@ -49,25 +50,14 @@ pub struct Config {
 #[derive(Debug, Clone)]
 pub struct DataCheckConfig {
     pub checks: data::DataChecks,
-    /// The connection's and each statement's time limit.
-    pub timeout: std::time::Duration,
-    pub tls: data::Tls,
+    /// The connection's and each statement's time limit, and whom TLS trusts.
+    pub connection: data::Connection,
 }
 
 impl DataCheckConfig {
     fn from_env(env: &Env) -> Result<Option<DataCheckConfig>> {
-        let seconds: u64 = env.parse("DATA_CHECK_TIMEOUT_SECONDS")?;
-        if !(1..=300).contains(&seconds) {
-            return Err(Error::Config(format!("DATA_CHECK_TIMEOUT_SECONDS must be 1 to 300, not {seconds}")));
-        }
-        let bundle = env.optional("DATA_CHECK_CA_BUNDLE");
-        let Some(raw) = env.optional("DATA_CHECKS") else { return Ok(None) };
-        Ok(Some(DataCheckConfig {
-            checks: data::DataChecks::parse(&raw)?,
-            timeout: std::time::Duration::from_secs(seconds),
-            // Read only when checks are on: a Lambda without them does not pay for the CAs.
-            tls: data::tls_config(bundle.as_deref())?,
-        }))
+        let Some((raw, connection)) = data::Connection::from_env(env, "DATA_CHECKS")? else { return Ok(None) };
+        Ok(Some(DataCheckConfig { checks: data::DataChecks::parse(&raw)?, connection }))
     }
 }
 
@@ -399,6 +389,10 @@ impl Handler {
             .and_then(|v| tags::parse_timestamp(v))
             .or(copy.created_at)
             .unwrap_or_else(|| self.ctx.now());
+        // The source's figures, where the share step measured them and the comparison is on.
+        let source = tags::SourceFigures::from_tags(&copy.tags);
+        let tolerance = config.checks.source_tolerance(resource);
+        let compared = source.as_ref().zip(tolerance);
         let password = data::Password::generate();
         store.set_master_password(&restored.id, password.expose()).await?;
         let target = data::Target {
@@ -411,7 +405,8 @@ impl Handler {
         };
         let started = std::time::Instant::now();
         let report = loop {
-            match data::run(&target, &config.tls, checks, snapshot_at, config.timeout).await {
+            let (tls, timeout) = (&config.connection.tls, config.connection.timeout);
+            match data::run(&target, tls, checks, compared, snapshot_at, timeout).await {
                 Ok(report) => break report,
                 Err(data::NotReached(why)) if started.elapsed() + LOGIN_RETRY < LOGIN_WAIT => {
                     info!(copy_arn = copy.arn, why, "data checks: not logged in yet");
@@ -463,6 +458,7 @@ impl Handler {
             checks: report.checks.len() as u32,
             newest_data_at: report.newest_data_at,
             recovery_point_seconds: report.recovery_point_seconds,
+            source: report.source.clone(),
         }))
     }
 

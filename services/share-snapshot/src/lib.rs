@@ -8,10 +8,16 @@
 //! copy; for DB instance copies RDS-EVENT-0197 usually comes first and the re-check only
 //! backs up a lost event. Announced first, shared second, so whichever comes second stops
 //! at "already shared". Never shared with `all`.
+//!
+//! Where `SOURCE_DATA_CHECKS` names the database, the "shared" event also carries its
+//! figures at that moment (see [`source_data`]), for the restore test to compare against;
+//! a database that cannot be measured is logged and counted, and shared all the same.
+
+pub mod source_data;
 
 use snapferry::config::Env;
 use snapferry::error::{Error, QUOTA_FULL, Result};
-use snapferry::events::{PipelineEvent, Recheck, RecheckWhat, SnapshotRef, Step};
+use snapferry::events::{PipelineEvent, Recheck, RecheckWhat, SnapshotRef, SourceData, Step};
 use snapferry::inbound::Incoming;
 use snapferry::inbound::native::NativeSignal;
 use snapferry::select::Selection;
@@ -20,6 +26,7 @@ use snapferry::step::{COPY_FAILED, PipelineStep, StepContext, StepEnv};
 use snapferry::store::{CopyRequest, Snapshot, SnapshotStore, Status};
 use snapferry::tags::{self, Lineage};
 use snapferry::{kms, naming};
+use source_data::{AwsMeter, Meter, SourceDataConfig};
 use std::sync::Arc;
 use tracing::{info, warn};
 
@@ -35,6 +42,8 @@ pub struct Config {
     pub target_accounts: Vec<String>,
     pub sharing_key: String,
     pub selection: Selection,
+    /// The source databases measured when their snapshots are shared; `None`: none.
+    pub source_data: Option<SourceDataConfig>,
 }
 
 impl Config {
@@ -51,6 +60,10 @@ impl Config {
             target_accounts,
             sharing_key: env.required("SHARING_KMS_KEY_ARN")?,
             selection: Selection::from_env(env)?,
+            source_data: match snapferry_data::Connection::from_env(env, "SOURCE_DATA_CHECKS")? {
+                Some((raw, connection)) => Some(SourceDataConfig::parse(&raw, connection)?),
+                None => None,
+            },
         })
     }
 }
@@ -58,18 +71,35 @@ impl Config {
 pub struct Handler {
     ctx: StepContext,
     config: Config,
+    /// Measures source databases; `None`: none is.
+    meter: Option<Arc<dyn Meter>>,
 }
 
 impl Handler {
     pub fn new(ctx: StepContext, config: Config) -> Self {
-        Handler { ctx, config }
+        Handler { ctx, config, meter: None }
+    }
+
+    /// Measures the databases `SOURCE_DATA_CHECKS` names with `meter`.
+    pub fn with_meter(self, meter: Arc<dyn Meter>) -> Self {
+        Handler { meter: Some(meter), ..self }
     }
 
     /// The step as its Lambda or the local host runs it: configured from its environment,
-    /// acting through the ports `ports` builds for that configuration.
-    pub fn from_env(env: &Env, ports: impl FnOnce(StepEnv) -> StepContext) -> Result<Self> {
+    /// acting through the ports `ports` builds for that configuration, and reading the
+    /// source databases' secrets with `aws`'s identity.
+    pub fn from_env(
+        env: &Env,
+        ports: impl FnOnce(StepEnv) -> StepContext,
+        aws: &aws_config::SdkConfig,
+    ) -> Result<Self> {
         let config = Config::from_env(env)?;
-        Ok(Handler::new(ports(config.step.clone()), config))
+        let meter = config.source_data.as_ref().map(|s| Arc::new(AwsMeter::new(aws, s.connection.clone())));
+        let handler = Handler::new(ports(config.step.clone()), config);
+        Ok(match meter {
+            Some(meter) => handler.with_meter(meter),
+            None => handler,
+        })
     }
 
     async fn on_snapshot(&self, store: &Arc<dyn SnapshotStore>, snapshot: Snapshot, attempt: u32) -> Result<Outcome> {
@@ -233,6 +263,7 @@ impl Handler {
         }
         let tags = tags::user_tags(&snapshot.tags);
         let set = tags::set_from_tags(&snapshot.tags);
+        let source_data = self.measure(store, origin, correlation_id).await;
         let events: Vec<_> = self
             .config
             .target_accounts
@@ -242,7 +273,12 @@ impl Handler {
                     correlation_id,
                     snapshot.to_ref(),
                     origin.clone(),
-                    Step::Shared { target_account: account.clone(), tags: tags.clone(), set: set.clone() },
+                    Step::Shared {
+                        target_account: account.clone(),
+                        tags: tags.clone(),
+                        set: set.clone(),
+                        source_data: source_data.clone(),
+                    },
                 )
             })
             .collect();
@@ -258,6 +294,52 @@ impl Handler {
 }
 
 impl Handler {
+    /// The figures of the database `origin` was taken of, where `SOURCE_DATA_CHECKS` names
+    /// it. Measured at share time, the nearest this step comes to the snapshot's: the
+    /// restore allows for the rows written in between. Never in the way of the share (the
+    /// backup matters more than its comparison): a database that cannot be measured is
+    /// logged with the reason and counted, and the event goes without figures.
+    async fn measure(
+        &self,
+        store: &dyn SnapshotStore,
+        origin: &SnapshotRef,
+        correlation_id: &str,
+    ) -> Option<Box<SourceData>> {
+        let (Some(config), Some(meter)) = (&self.config.source_data, &self.meter) else { return None };
+        let resource = &origin.resource_id;
+        let entry = config.for_resource(resource)?;
+        let measured = match store.database(resource).await {
+            Ok(Some(database)) => meter.measure(&database, entry).await,
+            Ok(None) => {
+                info!(resource, correlation_id, "no database to measure (gone, or not a database)");
+                return None;
+            }
+            Err(e) => Err(format!("the database could not be described: {e}")),
+        };
+        match measured {
+            Ok(figures) => {
+                info!(
+                    resource,
+                    correlation_id,
+                    tables = figures.tables,
+                    rows = figures.rows,
+                    "source database measured"
+                );
+                Some(Box::new(SourceData {
+                    tables: figures.tables,
+                    rows: figures.rows,
+                    table_digest: figures.digest,
+                    measured_at: self.ctx.now(),
+                }))
+            }
+            Err(why) => {
+                warn!(resource, correlation_id, why, "source database not measured; shared without its figures");
+                self.ctx.metrics.count(&snapferry::routing::Routing::load().metrics.source_data_unmeasured, STEP);
+                None
+            }
+        }
+    }
+
     /// A snapshot of ours that AWS failed to take (or a set with a failed member, which is
     /// not crash-consistent as a whole) is reported with AWS's reason and not shared; the
     /// next scheduled run takes a new one.

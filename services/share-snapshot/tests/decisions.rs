@@ -21,7 +21,13 @@ const SHARING_KEY: &str = "arn:aws:kms:us-east-1:111111111111:key/sharing";
 const OTHER_KEY: &str = "arn:aws:kms:us-east-1:111111111111:key/app";
 
 fn config(selection: Selection) -> Config {
-    Config { step: step_env(), target_accounts: vec![TARGET.into()], sharing_key: SHARING_KEY.into(), selection }
+    Config {
+        step: step_env(),
+        target_accounts: vec![TARGET.into()],
+        sharing_key: SHARING_KEY.into(),
+        selection,
+        source_data: None,
+    }
 }
 
 fn everything() -> Selection {
@@ -453,4 +459,116 @@ async fn a_released_snapshot_is_not_shared_again_by_a_late_event_or_re_check() {
     assert_eq!(outcome, Outcome::Done);
     assert!(cloud.shared_with(&s.arn).is_empty(), "the backup account has its copy: not shared again");
     assert!(cloud.take_published().is_empty());
+}
+
+/// What a meter was asked to measure: the database, its managed secret, the configured one.
+type Asked = (String, Option<String>, Option<String>);
+
+/// Measures nothing: answers with `figures` (or why not) and remembers whom it was asked about.
+struct FakeMeter {
+    figures: Result<tags::SourceFigures, String>,
+    asked: std::sync::Mutex<Vec<Asked>>,
+}
+
+#[async_trait::async_trait]
+impl snapferry_share_snapshot::source_data::Meter for FakeMeter {
+    async fn measure(
+        &self,
+        database: &snapferry::store::Database,
+        entry: &snapferry_share_snapshot::source_data::SourceDatabase,
+    ) -> Result<tags::SourceFigures, String> {
+        let asked = (database.id.clone(), database.master_secret_arn.clone(), entry.secret.clone());
+        self.asked.lock().unwrap().push(asked);
+        self.figures.clone()
+    }
+}
+
+fn measuring(checks: &str) -> Config {
+    let connection = snapferry_data::Connection {
+        timeout: std::time::Duration::from_secs(10),
+        tls: snapferry_data::tls_config(None).unwrap(),
+    };
+    let source_data = snapferry_share_snapshot::source_data::SourceDataConfig::parse(checks, connection).unwrap();
+    Config { source_data: Some(source_data), ..config(everything()) }
+}
+
+/// Shares a managed snapshot of the database `db` (on the sharing key) with `meter` measuring
+/// it under `checks`: the "shared" event's figures, and whom the meter was asked about.
+async fn share_measured(
+    cloud: &Cloud,
+    checks: Option<&str>,
+    meter: FakeMeter,
+) -> (Option<Box<snapferry::events::SourceData>>, Vec<Asked>) {
+    let s = snapshot(cloud, DbInstance, "snap-1", Key::Sharing, true, false);
+    let meter = std::sync::Arc::new(meter);
+    let handler = match checks {
+        Some(checks) => handler(cloud, measuring(checks)).with_meter(meter.clone()),
+        None => handler(cloud, config(everything())).with_meter(meter.clone()),
+    };
+    let outcome = handler.step(deliver::rds_event(&s, "RDS-EVENT-0042"), deliver::record()).await.unwrap();
+    assert_eq!(outcome, Outcome::Done);
+    assert_eq!(cloud.shared_with(&s.arn), vec![TARGET], "shared whatever the measurement");
+    let events = cloud.take_published();
+    let [event] = &events[..] else { panic!("one shared event: {events:?}") };
+    let Step::Shared { source_data, .. } = &event.step else { panic!("{event:?}") };
+    let asked = meter.asked.lock().unwrap().clone();
+    (source_data.clone(), asked)
+}
+
+fn figures() -> tags::SourceFigures {
+    tags::SourceFigures::checked(3, 1200, "0123456789abcdef").unwrap()
+}
+
+#[tokio::test]
+async fn a_configured_source_database_is_measured_with_its_managed_secret_and_its_figures_shared() {
+    let cloud = Cloud::new();
+    cloud.add_resource(DbInstance, SOURCE, REGION, "db", None, &[]);
+    let meter = FakeMeter { figures: Ok(figures()), asked: Default::default() };
+    let (data, asked) = share_measured(&cloud, Some(r#"{"databases": [{"resources": "^db$"}]}"#), meter).await;
+    let data = data.expect("the figures travel in the shared event");
+    assert_eq!((data.tables, data.rows, data.table_digest.as_str()), (3, 1200, "0123456789abcdef"));
+    assert_eq!(data.measured_at, cloud.now());
+    let managed = format!("arn:aws:secretsmanager:{REGION}:{SOURCE}:secret:rds!db-db");
+    assert_eq!(asked, [("db".to_string(), Some(managed), None)], "the database the snapshot is of, once");
+    assert!(cloud.take_metrics().is_empty());
+}
+
+#[tokio::test]
+async fn a_source_database_that_cannot_be_measured_is_shared_without_figures_and_counted() {
+    let cloud = Cloud::new();
+    cloud.add_resource(DbInstance, SOURCE, REGION, "db", None, &[]);
+    let meter = FakeMeter { figures: Err("could not log in: no answer within 10 s".into()), asked: Default::default() };
+    let (data, asked) = share_measured(&cloud, Some(r#"{"databases": [{"resources": ".*"}]}"#), meter).await;
+    assert_eq!(data, None);
+    assert_eq!(asked.len(), 1);
+    assert_eq!(cloud.take_metrics(), ["SourceDataUnmeasured share-snapshot"]);
+}
+
+#[tokio::test]
+async fn only_the_databases_source_data_checks_names_are_measured() {
+    let secret = "arn:aws:secretsmanager:us-east-1:111111111111:secret:reader-AbCdEf";
+    let cases = [
+        // (case, SOURCE_DATA_CHECKS, the database exists, measured with the secret)
+        ("not configured", None, true, None),
+        ("another database", Some(r#"{"databases": [{"resources": "^orders$"}]}"#.to_string()), true, None),
+        ("gone since its snapshot", Some(r#"{"databases": [{"resources": ".*"}]}"#.to_string()), false, None),
+        (
+            "a configured secret",
+            Some(format!(r#"{{"databases": [{{"resources": "^db$", "secret": "{secret}"}}]}}"#)),
+            true,
+            Some(secret),
+        ),
+    ];
+    for (name, checks, exists, measured) in cases {
+        let cloud = Cloud::new();
+        if exists {
+            cloud.add_resource(DbInstance, SOURCE, REGION, "db", None, &[]);
+        }
+        let meter = FakeMeter { figures: Ok(figures()), asked: Default::default() };
+        let (data, asked) = share_measured(&cloud, checks.as_deref(), meter).await;
+        assert_eq!(data.is_some(), measured.is_some(), "{name}");
+        let secrets: Vec<_> = asked.iter().map(|(_, _, configured)| configured.as_deref()).collect();
+        assert_eq!(secrets, measured.map(Some).into_iter().collect::<Vec<_>>(), "{name}");
+        assert!(cloud.take_metrics().is_empty(), "{name}: nothing failed");
+    }
 }

@@ -226,7 +226,12 @@ mod tests {
 
     fn all_steps() -> Vec<Step> {
         vec![
-            Step::Shared { target_account: "222222222222".into(), tags: Default::default(), set: None },
+            Step::Shared {
+                target_account: "222222222222".into(),
+                tags: Default::default(),
+                set: None,
+                source_data: None,
+            },
             Step::CopyStarted { destination_region: "eu-west-1".into() },
             Step::Copied {},
             Step::RestoreVerified {
@@ -245,6 +250,7 @@ mod tests {
                     checks: 4,
                     newest_data_at: Some("2026-11-27T09:58:00Z".parse().unwrap()),
                     recovery_point_seconds: Some(120.0),
+                    source: None,
                 }),
             },
             Step::RestoreFailed {
@@ -292,7 +298,12 @@ mod tests {
 
     #[test]
     fn wire_shape_is_flat() {
-        let e = event(Step::Shared { target_account: "222222222222".into(), tags: Default::default(), set: None });
+        let e = event(Step::Shared {
+            target_account: "222222222222".into(),
+            tags: Default::default(),
+            set: None,
+            source_data: None,
+        });
         let v = serde_json::to_value(&e).unwrap();
         assert_eq!(v["step"], "shared");
         assert_eq!(v["target_account"], "222222222222");
@@ -307,7 +318,12 @@ mod tests {
 
     #[test]
     fn next_keeps_run_and_origin() {
-        let first = event(Step::Shared { target_account: "222222222222".into(), tags: Default::default(), set: None });
+        let first = event(Step::Shared {
+            target_account: "222222222222".into(),
+            tags: Default::default(),
+            set: None,
+            source_data: None,
+        });
         let copy = snapshot("snapferry-copy-mydb-1", "222222222222");
         let second = first.next(copy.clone(), Step::Copied {});
         assert_eq!(second.correlation_id, first.correlation_id);

@@ -462,6 +462,33 @@ impl SnapshotStore for MemStore {
             .map(|r| r.restored.clone()))
     }
 
+    /// A database the cloud holds as a resource of this kind, with the endpoint and the
+    /// managed master secret RDS would describe.
+    async fn database(&self, resource_id: &str) -> Result<Option<crate::store::Database>> {
+        self.call("database")?;
+        let s = self.cloud.lock();
+        let found = s.resources.iter().any(|(a, r, res, _)| {
+            a == &self.account && r == &self.region && res.kind == self.kind && res.id == resource_id
+        });
+        if !found || self.kind == ResourceKind::Ebs {
+            return Ok(None);
+        }
+        Ok(Some(crate::store::Database {
+            id: resource_id.to_string(),
+            engine: engine(self.kind).0,
+            endpoint: Some(crate::store::Endpoint {
+                host: format!("{resource_id}.{}.rds.memory", self.region),
+                port: 5432,
+                user: "owner".into(),
+                database: Some("app".into()),
+            }),
+            master_secret_arn: Some(format!(
+                "arn:aws:secretsmanager:{}:{}:secret:rds!db-{resource_id}",
+                self.region, self.account
+            )),
+        }))
+    }
+
     async fn delete_restore(&self, restore_id: &str) -> Result<()> {
         self.call("delete_restore")?;
         self.cloud

@@ -181,6 +181,17 @@ pub struct Endpoint {
     pub database: Option<String>,
 }
 
+/// A database of this account as the share step's data checks find it: where it answers,
+/// and the Secrets Manager secret RDS manages for its master user, if it does.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Database {
+    pub id: String,
+    pub engine: Option<String>,
+    pub endpoint: Option<Endpoint>,
+    /// `MasterUserSecret.SecretArn`: set where RDS manages the master password.
+    pub master_secret_arn: Option<String>,
+}
+
 /// How full an account's quota of manual snapshots of one kind is, in one region.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QuotaUsage {
@@ -347,6 +358,11 @@ pub trait SnapshotStore: Send + Sync {
     async fn restore_status(&self, restore_id: &str) -> Result<Option<Restored>>;
     /// Delete what a test restore created (no final snapshot); already gone is success.
     async fn delete_restore(&self, restore_id: &str) -> Result<()>;
+    /// The database (DB instance, Aurora cluster) `resource_id` of this account, to log in
+    /// to; `None` where it is gone or the kind has none.
+    async fn database(&self, _resource_id: &str) -> Result<Option<Database>> {
+        Ok(None)
+    }
     /// Sets the master password of a test restore, applied at once, so the restore step
     /// can log in without ever knowing the source's. Kinds with no database refuse.
     async fn set_master_password(&self, _restore_id: &str, _password: &str) -> Result<()> {

@@ -3,7 +3,9 @@
 use super::{Raw, delete_instance, describe_instance, exists_ok, from_rds_tags, status, to_rds_tags};
 use crate::ResourceKind;
 use crate::error::{Error, Result};
-use crate::store::{CopyRequest, Endpoint, Resource, RestoreSpec, Restored, Snapshot, Status, absent_ok, to_chrono};
+use crate::store::{
+    CopyRequest, Database, Endpoint, Resource, RestoreSpec, Restored, Snapshot, Status, absent_ok, to_chrono,
+};
 use aws_sdk_rds::Client;
 use aws_sdk_rds::types::Tag;
 
@@ -107,13 +109,7 @@ family! {
         }
 
         async fn restore_status(&self, client: &Client, restore_id: &str) -> Result<Option<Restored>> {
-            let r = client
-                .describe_db_clusters()
-                .db_cluster_identifier(restore_id)
-                .send()
-                .await
-                .map_err(|e| Error::from_sdk("DescribeDBClusters", e));
-            let Some(cluster) = absent_ok(r)?.and_then(|out| out.db_clusters().first().cloned()) else {
+            let Some(cluster) = describe_cluster(client, restore_id).await? else {
                 return Ok(None);
             };
             let mut state = status(cluster.status());
@@ -133,14 +129,16 @@ family! {
                 engine_version: cluster.engine_version().map(str::to_string),
                 size_gib: None,
                 // The writer endpoint: the test cluster's one instance.
-                endpoint: (|| {
-                    Some(Endpoint {
-                        host: cluster.endpoint()?.to_string(),
-                        port: u16::try_from(cluster.port()?).ok()?,
-                        user: cluster.master_username()?.to_string(),
-                        database: cluster.database_name().map(str::to_string),
-                    })
-                })(),
+                endpoint: endpoint(&cluster),
+            }))
+        }
+
+        async fn database(&self, client: &Client, resource_id: &str) -> Result<Option<Database>> {
+            Ok(describe_cluster(client, resource_id).await?.map(|c| Database {
+                id: resource_id.to_string(),
+                engine: c.engine().map(str::to_string),
+                endpoint: endpoint(&c),
+                master_secret_arn: c.master_user_secret().and_then(|s| s.secret_arn()).map(str::to_string),
             }))
         }
 
@@ -169,4 +167,24 @@ family! {
             absent_ok(r).map(|_| ())
         }
     }
+}
+
+async fn describe_cluster(client: &Client, id: &str) -> Result<Option<aws_sdk_rds::types::DbCluster>> {
+    let r = client
+        .describe_db_clusters()
+        .db_cluster_identifier(id)
+        .send()
+        .await
+        .map_err(|e| Error::from_sdk("DescribeDBClusters", e));
+    Ok(absent_ok(r)?.and_then(|out| out.db_clusters().first().cloned()))
+}
+
+/// A cluster's writer endpoint, and its master user.
+fn endpoint(cluster: &aws_sdk_rds::types::DbCluster) -> Option<Endpoint> {
+    Some(Endpoint {
+        host: cluster.endpoint()?.to_string(),
+        port: u16::try_from(cluster.port()?).ok()?,
+        user: cluster.master_username()?.to_string(),
+        database: cluster.database_name().map(str::to_string),
+    })
 }

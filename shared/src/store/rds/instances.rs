@@ -3,7 +3,7 @@
 use super::{Raw, delete_instance, describe_instance, from_rds_tags, status, to_rds_tags};
 use crate::ResourceKind;
 use crate::error::{Error, Result};
-use crate::store::{CopyRequest, Endpoint, Resource, RestoreSpec, Restored, Snapshot, to_chrono};
+use crate::store::{CopyRequest, Database, Endpoint, Resource, RestoreSpec, Restored, Snapshot, to_chrono};
 use aws_sdk_rds::Client;
 use aws_sdk_rds::types::Tag;
 
@@ -90,14 +90,16 @@ family! {
                 engine: d.engine().map(str::to_string),
                 engine_version: d.engine_version().map(str::to_string),
                 size_gib: None,
-                endpoint: d.endpoint().and_then(|e| {
-                    Some(Endpoint {
-                        host: e.address()?.to_string(),
-                        port: u16::try_from(e.port()?).ok()?,
-                        user: d.master_username()?.to_string(),
-                        database: d.db_name().map(str::to_string),
-                    })
-                }),
+                endpoint: endpoint(&d),
+            }))
+        }
+
+        async fn database(&self, client: &Client, resource_id: &str) -> Result<Option<Database>> {
+            Ok(describe_instance(client, resource_id).await?.map(|d| Database {
+                id: resource_id.to_string(),
+                engine: d.engine().map(str::to_string),
+                endpoint: endpoint(&d),
+                master_secret_arn: d.master_user_secret().and_then(|s| s.secret_arn()).map(str::to_string),
             }))
         }
 
@@ -117,4 +119,15 @@ family! {
             delete_instance(client, restore_id).await
         }
     }
+}
+
+/// Where a DB instance answers, and its master user.
+fn endpoint(d: &aws_sdk_rds::types::DbInstance) -> Option<Endpoint> {
+    let e = d.endpoint()?;
+    Some(Endpoint {
+        host: e.address()?.to_string(),
+        port: u16::try_from(e.port()?).ok()?,
+        user: d.master_username()?.to_string(),
+        database: d.db_name().map(str::to_string),
+    })
 }

@@ -5,7 +5,8 @@
 //! exists" and "not found" handling, the mapping onto [`Snapshot`], the `restore` attribute.
 
 use super::{
-    Copies, CopyRequest, Resource, RestoreSpec, Restored, Snapshot, SnapshotStore, Status, absent_ok, to_chrono,
+    Copies, CopyRequest, Database, Resource, RestoreSpec, Restored, Snapshot, SnapshotStore, Status, absent_ok,
+    to_chrono,
 };
 use crate::ResourceKind;
 use crate::error::{Error, Result, Retry};
@@ -199,6 +200,7 @@ trait Family: Send + Sync {
     async fn restore_status(&self, client: &Client, restore_id: &str) -> Result<Option<Restored>>;
     async fn delete_restore(&self, client: &Client, restore_id: &str) -> Result<()>;
     async fn set_master_password(&self, client: &Client, restore_id: &str, password: &str) -> Result<()>;
+    async fn database(&self, client: &Client, resource_id: &str) -> Result<Option<Database>>;
 }
 
 /// An RDS snapshot store of one family, in one account and region.
@@ -463,6 +465,10 @@ impl<F: Family> SnapshotStore for Rds<F> {
 
     async fn set_master_password(&self, restore_id: &str, password: &str) -> Result<()> {
         self.family.set_master_password(&self.client, restore_id, password).await
+    }
+
+    async fn database(&self, resource_id: &str) -> Result<Option<Database>> {
+        self.family.database(&self.client, resource_id).await
     }
 }
 

@@ -15,7 +15,7 @@ pub async fn connect(target: &Target<'_>, tls: &Tls, timeout: Duration) -> Resul
         .user(target.user)
         .password(target.password.expose())
         .dbname(target.database.unwrap_or("postgres"))
-        .application_name("snapferry-restore-check")
+        .application_name("snapferry-data-check")
         .ssl_mode(tokio_postgres::config::SslMode::Require)
         .connect_timeout(timeout);
     let connector = tokio_postgres_rustls::MakeRustlsConnect::new((*tls.config).clone());
