@@ -38,12 +38,14 @@ benchmark builds a backlog and measures how well the copy step keeps those slots
   lost           source snapshots created with no outcome; duplicated: more than one copy
                  (not failed or deleted) of one source snapshot in one region
 
-The defaults (3 rounds x 20 resources = 60 backups, 180 copies; 2 / 1 / 2 slots per region;
-10 s per copy) run in about three minutes on 2 cores and keep the copy time long against the
+The defaults (2 rounds x 20 resources = 40 backups, 120 copies; 2 / 1 / 2 slots per region;
+30 s per copy) run in about five minutes on 2 cores and keep the copy time long against the
 local host's own latency (a debug build handling each message in tens of milliseconds, SQS
-delays in whole seconds, a re-check a second), as AWS's copies (minutes) are against a
-Lambda's: with 1 s copies and 4 / 2 / 4 slots the pipeline, not the quota, is the
-bottleneck and the figure says nothing about the copy step.
+delays in whole seconds), as AWS's copies (minutes) are against a Lambda's: a slot that
+frees is taken at a look that SQS delays to the whole second, so each slot idles 0.5 to
+1 s per copy here, a share of a 10 s copy but less of a 30 s one (and nothing of AWS's minutes);
+with 1 s copies and 4 / 2 / 4 slots the pipeline, not the quota, is the bottleneck and the
+figure says nothing about the copy step.
 
 Prints the RESULTS.md section as markdown (and writes it to --markdown); --json keeps the
 raw intervals and samples. Exit status 1 when a backup was lost or duplicated, the run
@@ -491,12 +493,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--instances", type=int, default=8, help="MySQL DB instances (default 8)")
     p.add_argument("--clusters", type=int, default=4, help="Aurora MySQL clusters (default 4)")
     p.add_argument("--volumes", type=int, default=8, help="EBS volumes (default 8)")
-    p.add_argument("--rounds", type=int, default=3, help="schedule rounds delivered at once (default 3)")
-    p.add_argument("--delay", type=float, default=10.0, help="seconds each snapshot, copy, restore takes (default 10)")
+    p.add_argument("--rounds", type=int, default=2, help="schedule rounds delivered at once (default 2)")
+    p.add_argument("--delay", type=float, default=30.0, help="seconds each snapshot, copy, restore takes (default 30)")
     p.add_argument("--slots-instance", type=int, default=2, help="DB instance copy slots per region (default 2)")
     p.add_argument("--slots-cluster", type=int, default=1, help="Aurora copy slots per region (default 1)")
     p.add_argument("--slots-ebs", type=int, default=2, help="EBS copy slots per region (default 2)")
-    p.add_argument("--timeout", type=int, default=480, help="seconds to wait for every outcome (default 480)")
+    p.add_argument("--timeout", type=int, default=900, help="seconds to wait for every outcome (default 900)")
     p.add_argument("--markdown", metavar="FILE")
     p.add_argument("--json", metavar="FILE", help="raw copy intervals, refusals and per-backup records")
     args = p.parse_args(argv)

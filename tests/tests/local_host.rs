@@ -539,3 +539,53 @@ async fn run_until_stopped_handles_messages_and_returns_when_told() {
     assert_eq!(*handler.bodies.lock().expect("lock"), vec!["hello".to_string()]);
     assert_eq!(depth(&a.source, &url).await, 0, "the round in progress finished, deleting the message");
 }
+
+/// Holds every batch until released.
+#[derive(Default)]
+struct Blocks {
+    started: AtomicUsize,
+    release: tokio::sync::Notify,
+}
+
+#[async_trait::async_trait]
+impl BatchHandler for Blocks {
+    async fn handle(&self, _event: SqsEvent) -> SqsBatchResponse {
+        self.started.fetch_add(1, Ordering::SeqCst);
+        self.release.notified().await;
+        SqsBatchResponse::default()
+    }
+}
+
+#[tokio::test]
+async fn a_slow_handler_holds_up_its_own_queue_only() {
+    let (a, deployment) = deployed(0).await;
+    let slow_url = deployment.queue_url(&a.source.account, "create-snapshot").expect("queue").to_string();
+    let url = deployment.queue_url(&a.source.account, "share-snapshot").expect("queue").to_string();
+    let (slow, fast) = (Arc::new(Blocks::default()), Arc::new(Collects::default()));
+    let mut host = Host::new(&deployment);
+    host.register(&a.source, "create-snapshot", slow.clone()).expect("register");
+    host.register(&a.source, "share-snapshot", fast.clone()).expect("register");
+    send(&a.source, &slow_url, "slow").await;
+    send(&a.source, &url, "one").await;
+
+    let (s, f, source) = (slow.clone(), fast.clone(), a.source.clone());
+    let stop = async move {
+        eventually("the slow handler to be busy", DEADLINE, || {
+            std::future::ready((s.started.load(Ordering::SeqCst) > 0).then_some(()))
+        })
+        .await;
+        // Sent while the slow handler is still busy: handled all the same, as Lambda would.
+        send(&source, &url, "two").await;
+        eventually("the other queue's messages to be handled", DEADLINE, || {
+            std::future::ready((f.bodies.lock().expect("lock").len() == 2).then_some(()))
+        })
+        .await;
+        s.release.notify_one();
+    };
+    tokio::time::timeout(DEADLINE * 3, host.run_until_stopped(stop))
+        .await
+        .expect("the host stops when its stop future completes")
+        .expect("no polling error");
+    assert_eq!(*fast.bodies.lock().expect("lock"), vec!["one".to_string(), "two".to_string()]);
+    assert_eq!(depth(&a.source, &slow_url).await, 0, "the slow invocation finished, deleting its message");
+}

@@ -321,12 +321,7 @@ impl Handler {
         info!(copy_arn = copy.arn, correlation_id, "copied");
         if copy.region == self.ctx.region() {
             for (region, _) in &self.config.extra_regions {
-                let what = RecheckWhat::CopyToRegion {
-                    copy: copy.to_ref(),
-                    origin: origin.clone(),
-                    destination_region: region.clone(),
-                };
-                self.ctx.follow_up(Recheck::new(&correlation_id, 1, None, what), Duration::ZERO).await?;
+                self.start_copy_to_region(&copy, &origin, region, &correlation_id).await?;
             }
         }
         // Recorded after it is announced and fanned out: a failure before this line repeats
@@ -334,6 +329,35 @@ impl Handler {
         let stamp = Tags::from([(tags::COPIED_AT.to_string(), tags::timestamp_value(self.ctx.now()))]);
         self.ctx.stores.store_in(copy.kind, &copy.region).tag(&copy, &stamp).await?;
         Ok(Outcome::Done)
+    }
+
+    /// Starts the copy of the home copy `copy` into `region` here and now, so it starts as
+    /// soon as the home copy is there (a message of its own would first wait for this batch
+    /// to end). When it cannot start now (its slots are full, AWS refused or failed), it goes
+    /// on as a message of its own, which waits, retries and dead-letters as any other; the
+    /// follow-up of a copy started here is sent as one too.
+    async fn start_copy_to_region(
+        &self,
+        copy: &Snapshot,
+        origin: &SnapshotRef,
+        region: &str,
+        correlation_id: &str,
+    ) -> Result<()> {
+        let started = Box::pin(self.copy_to_region(copy.to_ref(), origin.clone(), region, correlation_id)).await;
+        match started {
+            Ok(Outcome::Later { delay, body }) => self.ctx.queue.send_later(&body, delay, 1, None).await,
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let delay = e.retry_after().unwrap_or(Duration::ZERO);
+                info!(copy_arn = copy.arn, region, error = %e, "copy into an extra region goes on as a message");
+                let what = RecheckWhat::CopyToRegion {
+                    copy: copy.to_ref(),
+                    origin: origin.clone(),
+                    destination_region: region.to_string(),
+                };
+                self.ctx.follow_up(Recheck::new(correlation_id, 1, None, what), delay).await
+            }
+        }
     }
 
     /// Copies the home copy into one extra region, on that region's key.

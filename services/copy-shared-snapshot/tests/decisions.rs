@@ -380,30 +380,13 @@ async fn extra_regions_are_copied_from_the_home_copy_each_on_its_own() {
     h.step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap();
     cloud.complete_all();
     let [home]: [Snapshot; 1] = copies(&cloud, REGION).try_into().unwrap();
-    h.step(deliver::rds_event(&home, "RDS-EVENT-0197"), deliver::record()).await.unwrap();
-    // The home copy is announced at once; each extra region is a message of its own.
-    let events = cloud.take_published();
-    assert_eq!(steps(&events), ["Snapshot Copy Started", "Snapshot Copied"]);
-    let sent = cloud.take_sent();
-    assert_eq!(sent.len(), 2, "{sent:?}");
-    assert!(sent.iter().all(|m| m.delay.is_zero()), "sent for now, not later");
-    let regions: Vec<String> = sent
-        .iter()
-        .map(|m| match deliver::body(&m.body) {
-            Incoming::Recheck(r) => match r.detail.what {
-                RecheckWhat::CopyToRegion { destination_region, .. } => destination_region,
-                other => panic!("{other:?}"),
-            },
-            other => panic!("{other:?}"),
-        })
-        .collect();
-    assert_eq!(regions, [EXTRA, THIRD]);
-
-    // One region refuses for good: the other is copied all the same.
+    // The home copy is announced, and each extra region's copy started at once, each on its
+    // own: one region refuses (its key), the other is copied all the same.
     cloud.fail("copy", "KMSKeyNotAccessibleFault", 1);
-    let err = h.step(deliver::body(&sent[0].body), deliver::record()).await.unwrap_err();
-    assert_eq!(err.code(), "KMSKeyNotAccessibleFault", "this region's message goes to the DLQ with its reason");
-    let later = h.step(deliver::body(&sent[1].body), deliver::record()).await.unwrap();
+    h.step(deliver::rds_event(&home, "RDS-EVENT-0197"), deliver::record()).await.unwrap();
+    let events = cloud.take_published();
+    assert_eq!(steps(&events), ["Snapshot Copy Started", "Snapshot Copied", "Snapshot Copy Started"]);
+    assert_eq!(events[2].snapshot.region, THIRD);
     assert!(copies(&cloud, EXTRA).is_empty());
     let [third]: [Snapshot; 1] = copies(&cloud, THIRD).try_into().unwrap();
     assert_eq!(
@@ -412,11 +395,32 @@ async fn extra_regions_are_copied_from_the_home_copy_each_on_its_own() {
         "the region's own key"
     );
     assert_eq!(third.name, home.name, "the same deterministic name in every region");
-    assert_eq!(steps(&cloud.take_published()), ["Snapshot Copy Started"]);
+    // What goes on later is a message of its own: the refused region's copy, at once, and
+    // the re-check of the copy started.
+    let sent = cloud.take_sent();
+    let what: Vec<(String, bool)> = sent
+        .iter()
+        .map(|m| match deliver::body(&m.body) {
+            Incoming::Recheck(r) => match r.detail.what {
+                RecheckWhat::CopyToRegion { destination_region, .. } => (destination_region, m.delay.is_zero()),
+                RecheckWhat::CopyWhenAvailable { destination_region, .. } => {
+                    (format!("re-check {destination_region}"), m.delay.is_zero())
+                }
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(what, [(EXTRA.to_string(), true), (format!("re-check {THIRD}"), false)]);
+    // Refused for good: this region's message goes to the DLQ with its reason.
+    cloud.fail("copy", "KMSKeyNotAccessibleFault", 1);
+    let err = h.step(deliver::body(&sent[0].body), deliver::record()).await.unwrap_err();
+    assert_eq!(err.code(), "KMSKeyNotAccessibleFault", "this region's message goes to the DLQ with its reason");
+    assert!(copies(&cloud, EXTRA).is_empty());
+    assert!(cloud.take_published().is_empty());
     // The regional copy is re-checked, announced once available, and fans out no further.
-    let Outcome::Later { body, .. } = later else { panic!("{later:?}") };
     cloud.complete_all();
-    h.step(deliver::body(&body), deliver::record()).await.unwrap();
+    h.step(deliver::body(&sent[1].body), deliver::record()).await.unwrap();
     let events = cloud.take_published();
     assert_eq!(steps(&events), ["Snapshot Copied"]);
     assert_eq!(events[0].snapshot.region, THIRD);

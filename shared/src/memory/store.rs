@@ -223,7 +223,7 @@ impl SnapshotStore for MemStore {
             in_progress: own
                 .iter()
                 .filter(|x| x.status == Status::Creating)
-                .map(|x| crate::store::CopyInProgress { id: x.id.clone(), started_at: x.created_at, percent: None })
+                .map(|x| x.as_in_progress())
                 .collect(),
             names: own.iter().map(|x| x.name.clone()).collect(),
         })

@@ -21,10 +21,10 @@ use super::deploy::{DeployedQueue, DeployedSchedule, Deployment};
 
 /// SQS accepts at most 10 entries per `DeleteMessageBatch`.
 const DELETE_BATCH_MAX: usize = 10;
-/// How long the host rests after a round that received nothing: short enough that a local
+/// How long a poller rests after a poll that received nothing: short enough that a local
 /// pipeline feels instant, long enough not to spin on the emulator.
 const IDLE_PAUSE: Duration = Duration::from_millis(200);
-/// After a failed round (emulator restarting, say) `run_forever` waits longer before retrying.
+/// After a failed poll (emulator restarting, say) `run_forever` waits longer before retrying.
 const ERROR_PAUSE: Duration = Duration::from_secs(2);
 /// One function as the host runs it.
 struct Hosted {
@@ -182,42 +182,47 @@ impl Host {
         .await
     }
 
-    /// Polls until `stop` completes. A round in progress is finished first, so no handler
-    /// is cut off between its work and the deletion of its messages.
+    /// Polls until `stop` completes. Each function polls its queue on its own, as each SQS
+    /// event source mapping does in AWS, so a slow handler holds up its own queue only (in
+    /// rounds, every queue would wait for the slowest handler of the round). An invocation
+    /// in progress is finished first, so no handler is cut off between its work and the
+    /// deletion of its messages.
     pub async fn run_until_stopped<S: Future<Output = ()>>(&self, stop: S) -> Result<()> {
-        let mut stop = std::pin::pin!(stop);
-        let mut stopping = false;
-        loop {
-            let mut round = std::pin::pin!(self.poll_once());
-            let result = loop {
-                tokio::select! {
-                    result = &mut round => break result,
-                    () = &mut stop, if !stopping => {
-                        info!("stopping after the current round");
-                        stopping = true;
+        let (stopping, stopped) = tokio::sync::watch::channel(false);
+        let mut pollers = JoinSet::new();
+        for hosted in &self.functions {
+            let (hosted, mut stopped) = (Arc::clone(hosted), stopped.clone());
+            pollers.spawn(async move {
+                while !*stopped.borrow() {
+                    let pause = match Arc::clone(&hosted).poll().await {
+                        Ok(0) => IDLE_PAUSE,
+                        Ok(_) => continue,
+                        Err(e) => {
+                            // The emulator restarting or a queue deleted by hand: keep polling.
+                            let (function, account) = (&hosted.queue.function, &hosted.queue.account);
+                            error!(function, account, error = %e, "polling failed; trying again");
+                            ERROR_PAUSE
+                        }
+                    };
+                    tokio::select! {
+                        () = tokio::time::sleep(pause) => {}
+                        _ = stopped.changed() => {}
                     }
                 }
-            };
-            if stopping {
-                return Ok(());
-            }
-            let pause = match result {
-                Ok(0) => IDLE_PAUSE,
-                Ok(_) => continue,
-                Err(e) => {
-                    // The emulator restarting or a queue deleted by hand: keep the host alive.
-                    error!(error = %e, "polling failed; trying again");
-                    ERROR_PAUSE
-                }
-            };
-            tokio::select! {
-                () = tokio::time::sleep(pause) => {}
-                () = &mut stop => {
-                    info!("stopped");
-                    return Ok(());
-                }
+            });
+        }
+        stop.await;
+        info!("stopping after the invocations in progress");
+        // Every poller holds a receiver, so the send reaches them all.
+        let _ = stopping.send(true);
+        while let Some(joined) = pollers.join_next().await {
+            if let Err(e) = joined {
+                // Only our own code runs here (handlers run in their own task), so this is a bug.
+                return Err(Error::Config(format!("host task failed: {e}")));
             }
         }
+        info!("stopped");
+        Ok(())
     }
 
     /// Delivers what EventBridge would for each schedule rule (the emulator fires none) to
