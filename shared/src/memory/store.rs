@@ -220,11 +220,7 @@ impl SnapshotStore for MemStore {
         let s = self.cloud.lock();
         let own: Vec<&Snapshot> = s.snapshots.iter().filter(|(x, _)| self.owns(x)).map(|(x, _)| x).collect();
         Ok(crate::store::Copies {
-            in_progress: own
-                .iter()
-                .filter(|x| x.status == Status::Creating)
-                .map(|x| x.as_in_progress())
-                .collect(),
+            in_progress: own.iter().filter(|x| x.status == Status::Creating).map(|x| x.as_in_progress()).collect(),
             names: own.iter().map(|x| x.name.clone()).collect(),
         })
     }
