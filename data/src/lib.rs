@@ -192,6 +192,18 @@ pub trait Session: Send {
     fn count_sql(&self, schema: &str, table: &str) -> String;
 }
 
+/// A connection-level error with every cause it wraps (I/O, TLS, protocol, the driver):
+/// these name no data, and the innermost cause is usually the one that says why.
+pub(crate) fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text = format!("{text}: {s}");
+        source = s.source();
+    }
+    text
+}
+
 /// The client-side backstop behind the server's statement time limit.
 pub(crate) fn backstop(timeout: Duration) -> Duration {
     timeout + Duration::from_secs(5)

@@ -136,14 +136,7 @@ fn quote_ident(name: &str) -> String {
 /// can quote row data).
 fn describe(e: &mysql_async::Error) -> String {
     let mysql_async::Error::Server(server) = e else {
-        // Connection-level: I/O, TLS, protocol, the driver. These name no data.
-        let mut text = e.to_string();
-        let mut source = std::error::Error::source(e);
-        while let Some(s) = source {
-            text = format!("{text}: {s}");
-            source = s.source();
-        }
-        return text;
+        return crate::with_causes(e);
     };
     let (code, state) = (server.code, server.state.as_str());
     // 3024: MySQL's max_execution_time; 1969: MariaDB's max_statement_time.

@@ -88,14 +88,7 @@ fn quote_ident(name: &str) -> String {
 /// can quote row data).
 fn describe(e: &tokio_postgres::Error) -> String {
     let Some(db) = e.as_db_error() else {
-        // Connection-level: I/O, TLS, protocol. These name no data.
-        let mut text = e.to_string();
-        let mut source = std::error::Error::source(e);
-        while let Some(s) = source {
-            text = format!("{text}: {s}");
-            source = s.source();
-        }
-        return text;
+        return crate::with_causes(e);
     };
     let code = db.code().code();
     if code == "57014" {
