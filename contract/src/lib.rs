@@ -371,6 +371,19 @@ pub enum RecheckWhat {
     },
 }
 
+impl RecheckWhat {
+    /// The snapshot the run started from, where the re-check is about one run.
+    pub fn origin(&self) -> Option<&SnapshotRef> {
+        match self {
+            RecheckWhat::ShareWhenAvailable { origin, .. }
+            | RecheckWhat::CopyWhenAvailable { origin, .. }
+            | RecheckWhat::CopyToRegion { origin, .. }
+            | RecheckWhat::RestoreProgress { origin, .. } => Some(origin),
+            RecheckWhat::ExpireFrom { .. } => None,
+        }
+    }
+}
+
 impl Recheck {
     /// A re-check at the current version.
     pub fn new(

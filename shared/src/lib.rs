@@ -6,7 +6,8 @@
 //! 2. Foundations: [`error`], [`arn`], [`tags`], [`naming`], [`kms`], [`environment`],
 //!    [`config`], [`select`], [`routing`], [`permissions`].
 //! 3. [`inbound`]: one parser for every SQS body, native `aws.rds` / `aws.ec2` events included.
-//! 4. [`store`]: the one abstraction over the three resource kinds, and its AWS adapters.
+//! 4. [`store`]: the one abstraction over the three resource kinds, and its AWS adapters;
+//!    [`slots`]: when a copy slot frees, from the copies in progress.
 //! 5. Runtime: [`ports`] (queue, bus, clock), [`sqs`] (the batch helper and the SQS
 //!    adapter), [`publish`] (the EventBridge adapter), [`clients`], and [`step`] (the step
 //!    context and the Lambda loop); `memory` (feature `memory`): in-memory adapters of
@@ -29,6 +30,7 @@ pub mod ports;
 pub mod publish;
 pub mod routing;
 pub mod select;
+pub mod slots;
 pub mod sqs;
 pub mod step;
 pub mod store;

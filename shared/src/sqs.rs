@@ -7,7 +7,7 @@
 //! |---|---|
 //! | `Ok(Outcome::Done)` | acknowledged (deleted by Lambda) |
 //! | `Ok(Outcome::Later)` | the given body is sent to this queue again with a delay, then acknowledged: how steps wait without sleeping |
-//! | `Err` retryable, copy quota full | sent again with a jittered, capped delay and acknowledged: waiting for copies to finish is normal, so it must never reach the DLQ through `maxReceiveCount` |
+//! | `Err` retryable, copy quota full | sent again with the step's delay (when its turn for a slot comes; without one, a jittered, capped backoff) and acknowledged: waiting for copies to finish is normal, so it must never reach the DLQ through `maxReceiveCount` |
 //! | `Err` other retryable (throttled, not ready, transient) | reported as a batch item failure, its visibility timeout set to a jittered backoff; after `maxReceiveCount` tries SQS moves it to the DLQ |
 //! | `Err` permanent, or a body that does not parse | sent straight to the DLQ with the reason in message attributes, logged, and acknowledged |
 //!

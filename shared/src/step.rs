@@ -119,6 +119,27 @@ impl StepContext {
         self.bus.publish(events).await
     }
 
+    /// AWS refused a copy into `store` for the copies in progress there (ours, or another
+    /// tool's): the wait is timed by them, to when the first is estimated to end (see
+    /// [`crate::slots`]), not by a blind backoff. Nothing in progress to time it by: the
+    /// refusal as it is, for the backoff.
+    pub async fn copy_refused(&self, store: &dyn SnapshotStore, refused: Error) -> Error {
+        match store.copies().await {
+            Ok(copies) if !copies.in_progress.is_empty() => {
+                let busy = &copies.in_progress;
+                let after = crate::slots::next_look(self.now(), busy, busy.len(), 0, self.env.recheck);
+                let message = format!(
+                    "AWS refused a copy, {} {} copies in progress in {}: {refused}",
+                    busy.len(),
+                    store.kind(),
+                    store.region()
+                );
+                Error::SlotsFull { after, message }
+            }
+            _ => refused,
+        }
+    }
+
     /// Makes `failed` (a copy of ours AWS reports failed) again from `source`, under the
     /// same name and with the same tags: the failed one is deleted first, since the name is
     /// deterministic. Past [`MAX_COPY_ATTEMPTS`] a permanent `CopyFailed` error with AWS's
@@ -216,7 +237,10 @@ impl StepContext {
         let ends_in = copy.as_in_progress().ends_at(now).and_then(|end| (end - now).to_std().ok());
         // SQS delays in whole seconds: rounded up, so the look comes after the end, not just before.
         let ends_in = ends_in.map(|d| Duration::from_secs(d.as_secs() + u64::from(d.subsec_nanos() > 0)));
-        self.recheck_after(recheck, ends_in.map_or(base, |d| d.max(base)).min(MAX_DELAY))
+        let delay = ends_in.map_or(base, |d| d.max(base)).min(MAX_DELAY);
+        let progress = copy.as_in_progress();
+        tracing::debug!(copy = copy.id, started_at = ?progress.started_at, percent = ?progress.percent, delay_s = delay.as_secs(), "copy re-checked later");
+        self.recheck_after(recheck, delay)
     }
 
     fn recheck_after(&self, recheck: Recheck, delay: Duration) -> Result<Outcome> {

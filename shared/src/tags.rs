@@ -53,6 +53,10 @@ pub const RESTORE_SECONDS: &str = "snapferry:restore-seconds";
 /// On a verified copy whose data checks ran: its data recovery point, in seconds (the
 /// snapshot's time minus the newest data its restore test found).
 pub const DATA_RECOVERY_SECONDS: &str = "snapferry:data-recovery-seconds";
+/// On a copy whose restore test failed: when the failure was reported, so a re-check of
+/// that test arriving after its restore was deleted ends quietly instead of reporting the
+/// failure again as a restore that disappeared.
+pub const RESTORE_FAILED_AT: &str = "snapferry:restore-failed-at";
 /// On a copy sampled for a restore test (`RESTORE_EVERY_NTH` above 1): when its test
 /// started, so the next test is counted from it whatever retention deleted since.
 pub const RESTORE_TESTED_AT: &str = "snapferry:restore-tested-at";

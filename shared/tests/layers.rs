@@ -19,6 +19,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("permissions", 0),
     ("inbound", 1),
     ("store", 2),
+    ("slots", 2),
     ("ports", 3),
     ("sqs", 3),
     ("publish", 3),

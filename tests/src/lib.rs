@@ -619,15 +619,23 @@ pub mod chain {
         loop {
             let handled = p.host.poll_once().await.expect("poll the queues");
             collect(p, seen).await;
-            let mut pending = 0;
+            let mut pending = Vec::new();
             for q in p.deployment.queues() {
-                pending += queue_depth(account_clients(p, &q.account), &q.queue_url).await;
+                let depth = queue_depth(account_clients(p, &q.account), &q.queue_url).await;
+                if depth > 0 {
+                    pending.push(format!("{} in {}/{}: {depth}", q.function, q.account, q.region));
+                }
             }
-            quiet_rounds = if handled == 0 && pending == 0 { quiet_rounds + 1 } else { 0 };
+            quiet_rounds = if handled == 0 && pending.is_empty() { quiet_rounds + 1 } else { 0 };
             if quiet_rounds >= 2 {
                 return;
             }
-            assert!(start.elapsed() < DEADLINE, "queues not empty after {DEADLINE:?}; events:\n{}", summary(seen));
+            assert!(
+                start.elapsed() < DEADLINE,
+                "queues not empty after {DEADLINE:?} ({}); events:\n{}",
+                pending.join(", "),
+                summary(seen)
+            );
             if handled == 0 {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }

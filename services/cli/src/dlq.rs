@@ -230,7 +230,9 @@ fn dead_letter(m: &Message) -> DeadLetter {
     let body = m.body().unwrap_or_default().to_string();
     let (resource, correlation_id) = match parse_message(&body) {
         Ok(Incoming::Pipeline(e)) => (Some(e.detail.origin.resource_id.clone()), Some(e.detail.correlation_id.clone())),
-        Ok(Incoming::Recheck(e)) => (None, Some(e.detail.correlation_id.clone())),
+        Ok(Incoming::Recheck(e)) => {
+            (e.detail.what.origin().map(|o| o.resource_id.clone()), Some(e.detail.correlation_id.clone()))
+        }
         Ok(Incoming::Native(n)) => (n.resources.first().cloned(), None),
         _ => (None, None),
     };
@@ -555,6 +557,36 @@ mod tests {
         };
         let states = [state("copy-shared-snapshot", 2, Some(5400)), state("restore", 0, None)];
         insta::assert_snapshot!(render_list(&states));
+    }
+
+    #[test]
+    fn a_dead_re_check_names_the_resource_its_run_started_from() {
+        use snapferry::events::{Recheck, RecheckWhat, SnapshotRef};
+        let snapshot = |id: &str, resource: &str| SnapshotRef {
+            kind: snapferry::ResourceKind::DbInstance,
+            arn: format!("arn:aws:rds:us-east-1:222222222222:snapshot:{id}"),
+            id: id.into(),
+            account: "222222222222".into(),
+            region: "us-east-1".into(),
+            resource_id: resource.into(),
+            encrypted: true,
+            kms_key_id: None,
+        };
+        let what = RecheckWhat::CopyToRegion {
+            copy: snapshot("snapferry-copy-orders", "orders"),
+            origin: snapshot("rds:orders-2026-11-27", "orders"),
+            destination_region: "eu-west-1".into(),
+        };
+        let body = serde_json::to_string(&Recheck::new("run-orders", 2, None, what).into_envelope()).unwrap();
+        let letter = dead_letter(&Message::builder().message_id("m-1").body(body).build());
+        assert_eq!(
+            (letter.resource.as_deref(), letter.correlation_id.as_deref()),
+            (Some("orders"), Some("run-orders"))
+        );
+        let body =
+            serde_json::to_string(&Recheck::new("run-x", 2, None, RecheckWhat::ExpireFrom { unit: 3 }).into_envelope());
+        let letter = dead_letter(&Message::builder().message_id("m-2").body(body.unwrap()).build());
+        assert_eq!(letter.resource, None, "expiry is about no one resource");
     }
 
     #[test]

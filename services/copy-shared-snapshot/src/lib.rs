@@ -8,8 +8,6 @@
 //! `snapferry:copied-at` tag tells the later re-check that it was announced. Each extra
 //! region is copied from the home copy by a message of its own.
 
-pub mod slots;
-
 use regex::Regex;
 use snapferry::ResourceKind;
 use snapferry::arn::Arn;
@@ -19,6 +17,7 @@ use snapferry::events::{PipelineEvent, Recheck, RecheckWhat, SnapshotRef, Step};
 use snapferry::inbound::Incoming;
 use snapferry::inbound::native::NativeSignal;
 use snapferry::naming;
+use snapferry::slots;
 use snapferry::sqs::{Outcome, Record};
 use snapferry::step::{COPY_FAILED, PipelineStep, StepContext, StepEnv};
 use snapferry::store::{Copies, CopyRequest, Snapshot, SnapshotStore, Status, default_copy_slots};
@@ -200,7 +199,17 @@ impl Handler {
             Some((_, Some(figures))) => {
                 ours.insert(tags::SOURCE_DATA.into(), figures.tag_value());
             }
-            Some((sent, None)) => warn!(snapshot_arn = shared.arn, ?sent, "implausible source figures left off"),
+            Some((sent, None)) => {
+                // The digest is the source's text, as long as an event allows: its start and
+                // length go to the log, not all of it.
+                let digest: String = sent.table_digest.chars().take(32).collect();
+                let digest_len = sent.table_digest.len();
+                let (tables, rows) = (sent.tables, sent.rows);
+                warn!(
+                    snapshot_arn = shared.arn,
+                    tables, rows, digest, digest_len, "implausible source figures left off"
+                );
+            }
             None => {}
         }
         // The source's tags are its data: nothing in them may pose as snapferry's own.
@@ -233,7 +242,7 @@ impl Handler {
                 tags: &copy_tags,
             })
             .await;
-        let copied = self.refused(store.as_ref(), copied).await;
+        let copied = self.refused(store.as_ref(), &copy_id, copied).await;
         let copy =
             self.quota_checked(copied, event.correlation_id.clone(), event.snapshot.clone(), &event.origin).await?;
         info!(snapshot_arn = shared.arn, copy_arn = copy.arn, correlation_id = event.correlation_id, "copy started");
@@ -391,7 +400,7 @@ impl Handler {
                 tags: &lineage,
             })
             .await;
-        let copied = self.refused(regional.as_ref(), copied).await;
+        let copied = self.refused(regional.as_ref(), &copy.name, copied).await;
         let extra = self.quota_checked(copied, correlation_id.to_string(), home.clone(), &origin).await?;
         let started = Step::CopyStarted { destination_region: region.to_string() };
         self.ctx.publish(&[PipelineEvent::new(correlation_id, extra.to_ref(), origin, started)]).await?;
@@ -458,17 +467,17 @@ impl Handler {
         if copies.in_progress.len() < slots || copies.names.contains(target) {
             return Ok(());
         }
-        Err(self.slots_full(store, &copies, slots).await)
+        Err(self.slots_full(store, &copies, slots, target).await)
     }
 
     /// AWS refused a copy for copies in progress (other tools' copies, or another
     /// invocation took the last slot first): the wait is scheduled as for a full look.
-    async fn refused(&self, store: &dyn SnapshotStore, copied: Result<Snapshot>) -> Result<Snapshot> {
+    async fn refused(&self, store: &dyn SnapshotStore, target: &str, copied: Result<Snapshot>) -> Result<Snapshot> {
         match copied {
             Err(e) if e.retry() == Some(Retry::QuotaExceeded) => match store.copies().await {
                 Ok(copies) if !copies.in_progress.is_empty() => {
                     let slots = copies.in_progress.len();
-                    Err(self.slots_full(store, &copies, slots).await)
+                    Err(self.slots_full(store, &copies, slots, target).await)
                 }
                 // Nothing to time the wait by: the backoff decides.
                 _ => Err(e),
@@ -477,37 +486,42 @@ impl Handler {
         }
     }
 
-    async fn slots_full(&self, store: &dyn SnapshotStore, copies: &Copies, slots: usize) -> Error {
-        // Without the figure this message is taken as the only one waiting: it comes back at
-        // the first end, and looks again from there.
-        let waiting = self.waiting(store, copies).await.unwrap_or(1).max(1);
+    async fn slots_full(&self, store: &dyn SnapshotStore, copies: &Copies, slots: usize, target: &str) -> Error {
+        // Without the line (the listing failed) this copy takes itself for the next: it
+        // comes back when the first copy ends, and looks again from there. Not in it (the
+        // listing is older than the snapshot), it goes to its end.
+        let line = self.waiting(store, copies).await.unwrap_or_default();
+        let rank = line.iter().position(|name| name == target).unwrap_or(line.len());
         let busy = &copies.in_progress;
-        let after =
-            slots::next_look(self.ctx.now(), busy, slots, waiting, self.ctx.env.recheck, &mut fastrand::Rng::new());
+        let after = slots::next_look(self.ctx.now(), busy, slots, rank, self.ctx.env.recheck);
         let message = format!(
-            "{} of {slots} {} copy slots in {} taken, {waiting} copies waiting",
+            "{} of {slots} {} copy slots in {} taken, {} copies waiting, this one {}",
             busy.len(),
             store.kind(),
-            store.region()
+            store.region(),
+            line.len().max(rank + 1),
+            rank + 1
         );
         info!(after_s = after.as_secs(), message, "copy slots full; looking again later");
         Error::SlotsFull { after, message }
     }
 
-    /// How many copies into `store` wait for its slots, as AWS shows them: into the home
-    /// region, the allowlisted sources' available shared snapshots with no copy here yet;
-    /// into an extra region, the available home copies with no copy there yet. One more
-    /// listing, made only while the slots are full.
-    async fn waiting(&self, store: &dyn SnapshotStore, copies: &Copies) -> Result<u64> {
-        let missing = |name: &str| !copies.names.contains(name);
-        let count = if store.region() == self.ctx.region() {
+    /// The copies into `store` that wait for its slots, as AWS shows them, oldest first:
+    /// into the home region, the allowlisted sources' available shared snapshots with no
+    /// copy here yet; into an extra region, the available home copies with no copy there
+    /// yet. Named as their copies will be. One more listing, made only while the slots are
+    /// full.
+    async fn waiting(&self, store: &dyn SnapshotStore, copies: &Copies) -> Result<Vec<String>> {
+        let mut line: Vec<(Option<chrono::DateTime<chrono::Utc>>, String)> = if store.region() == self.ctx.region() {
             store
                 .shared_with_us()
                 .await?
                 .iter()
                 .filter(|s| s.status == Status::Available && self.config.source_accounts.contains(&s.account))
-                .filter(|s| missing(&naming::target_copy_id(&s.arn, s.created_at)))
-                .count()
+                // One never to be copied would hold its place at the head of the line.
+                .filter(|s| self.config.identifier_regex.as_ref().is_none_or(|re| re.is_match(&s.name)))
+                .map(|s| (s.created_at, naming::target_copy_id(&s.arn, s.created_at)))
+                .collect()
         } else {
             self.ctx
                 .stores
@@ -515,10 +529,13 @@ impl Handler {
                 .list_managed()
                 .await?
                 .iter()
-                .filter(|c| is_our_copy(c) && c.status == Status::Available && missing(&c.name))
-                .count()
+                .filter(|c| is_our_copy(c) && c.status == Status::Available)
+                .map(|c| (c.created_at, c.name.clone()))
+                .collect()
         };
-        Ok(count as u64)
+        line.retain(|(_, name)| !copies.names.contains(name));
+        line.sort();
+        Ok(line.into_iter().map(|(_, name)| name).collect())
     }
 
     /// A copy refused because the account's manual snapshot count is full is reported at

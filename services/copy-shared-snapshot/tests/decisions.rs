@@ -747,18 +747,43 @@ async fn a_refusal_for_copies_in_progress_is_timed_by_them_too() {
 }
 
 #[tokio::test]
-async fn the_copies_waiting_are_counted_from_what_aws_shows() {
-    // Into the home region: the allowlisted sources' shared snapshots with no copy yet.
+async fn the_copies_waiting_form_a_line_oldest_first_each_coming_back_when_its_turn_comes() {
+    // Into the home region: the allowlisted sources' shared snapshots with no copy yet, the
+    // oldest first; a stranger's share, or one IDENTIFIER_REGEX leaves out, is not in it.
     let cloud = Cloud::new();
-    let (_, event) = shared(&cloud, DbCluster, SOURCE, "snap-1").await;
-    for name in ["snap-2", "snap-3", "snap-4"] {
-        shared(&cloud, DbCluster, SOURCE, name).await;
+    let mut events = Vec::new();
+    for name in ["snap-1", "snap-2", "snap-3", "snap-4"] {
+        events.push(shared(&cloud, DbCluster, SOURCE, name).await.1);
+        cloud.advance(chrono::Duration::seconds(60));
     }
     shared(&cloud, DbCluster, STRANGER, "not-ours").await;
-    copies_in_progress(&cloud, DbCluster, 5, 10);
-    let h = handler(&cloud, config());
-    let err = h.step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap_err();
-    assert!(err.to_string().contains("4 copies waiting"), "not the stranger's: {err}");
+    // Shared before all of them: without the filter it would be at the head of the line.
+    cloud.advance(chrono::Duration::seconds(-600));
+    shared(&cloud, DbCluster, SOURCE, "manual-never-copied").await;
+    cloud.advance(chrono::Duration::seconds(600));
+    copies_in_progress(&cloud, DbCluster, 2, 10);
+    let h = handler(
+        &cloud,
+        Config {
+            identifier_regex: Some(regex::Regex::new("^snap-").unwrap()),
+            copy_slots: vec![(DbCluster, 2)],
+            ..config()
+        },
+    );
+    let mut waits = Vec::new();
+    // Handled newest first: the place in the line is the snapshot's age, not its turn.
+    for (i, event) in events.iter().enumerate().rev() {
+        let err = h.step(deliver::pipeline(event, Some(SOURCE)), deliver::record()).await.unwrap_err();
+        let place = format!("4 copies waiting, this one {}", i + 1);
+        assert!(err.to_string().contains(&place), "{place}: {err}");
+        waits.push(err.retry_after().expect("timed"));
+    }
+    waits.reverse();
+    // Two slots, both freeing when the two copies in progress end (taken to last the
+    // re-check interval): the first two come back then, the next two a copy time later.
+    let recheck = config().step.recheck;
+    let first = recheck - std::time::Duration::from_secs(10);
+    assert_eq!(waits, [first, first, first + recheck, first + recheck], "in the order of the line");
     // Into an extra region: the home copies with no copy there yet.
     let cloud = Cloud::new();
     let regions = vec![(EXTRA.to_string(), EXTRA_KEY.to_string())];
@@ -784,6 +809,7 @@ async fn the_copies_waiting_are_counted_from_what_aws_shows() {
     );
     let err = h.step(Incoming::Recheck(recheck.into_envelope()), deliver::record()).await.unwrap_err();
     assert!(err.to_string().contains("5 of 5 db-cluster copy slots in eu-west-1 taken, 2 copies waiting"), "{err}");
+    assert!(err.to_string().contains("this one 1"), "the older home copy: {err}");
 }
 
 #[tokio::test]

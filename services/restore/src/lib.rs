@@ -267,6 +267,10 @@ impl Handler {
         let verdict = match restored {
             None => match store.describe(&p.copy.id).await? {
                 Some(c) if c.tags.contains_key(tags::VERIFIED_AT) => return Ok(Outcome::Done),
+                Some(c) if failure_reported(&c, p.started_at) => {
+                    info!(copy_arn = p.copy.arn, correlation_id, "this restore test's failure was reported already");
+                    return Ok(Outcome::Done);
+                }
                 _ => Err("the restored resource disappeared".to_string()),
             },
             Some(r) if r.status == Status::Available => self.verify(store, &p.copy, &r).await?,
@@ -353,6 +357,12 @@ impl Handler {
         check: Option<FailedCheck>,
     ) -> Result<Outcome> {
         warn!(copy_arn = p.copy.arn, correlation_id, reason, "restore failed; the copy is kept");
+        // Recorded before the test restore goes, so a duplicate re-check that finds it gone
+        // knows the failure was reported (a redelivery before then reports it again).
+        if let Some(copy) = store.describe(&p.copy.id).await? {
+            let stamp = Tags::from([(tags::RESTORE_FAILED_AT.to_string(), tags::timestamp_value(self.ctx.now()))]);
+            store.tag(&copy, &stamp).await?;
+        }
         let event = Step::RestoreFailed { reason, check };
         self.ctx.publish(&[PipelineEvent::new(correlation_id, p.copy.clone(), p.origin.clone(), event)]).await?;
         store.delete_restore(&p.restore_id).await?;
@@ -626,6 +636,15 @@ impl Handler {
         }
         failed.map_or(Ok(Outcome::Done), Err)
     }
+}
+
+/// Whether a failure of the restore test started at `started_at` was reported on `copy`
+/// (the tag is to the second, so a failure reported in the test's first second counts).
+fn failure_reported(copy: &Snapshot, started_at: chrono::DateTime<chrono::Utc>) -> bool {
+    copy.tags
+        .get(tags::RESTORE_FAILED_AT)
+        .and_then(|v| tags::parse_timestamp(v))
+        .is_some_and(|at| at >= started_at - chrono::Duration::seconds(1))
 }
 
 #[cfg(test)]

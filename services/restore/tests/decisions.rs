@@ -263,6 +263,48 @@ async fn duplicate_rechecks_after_the_end_do_nothing() {
 }
 
 #[tokio::test]
+async fn a_failed_test_is_reported_once_however_often_its_re_check_comes() {
+    let cloud = Cloud::new();
+    let (copy, event) = copied(&cloud, DbInstance, "snapferry-copy-a", "orders");
+    let h = handler(&cloud, config());
+    let body = start_test(&h, &event).await;
+    cloud.complete_all();
+    cloud.set_restore(&naming::restore_id(&event.snapshot.id), |r| {
+        r.status = Status::Failed("incompatible-restore".into())
+    });
+    assert_eq!(h.step(deliver::body(&body), deliver::record()).await.unwrap(), Outcome::Done);
+    let [PipelineEvent { step: Step::RestoreFailed { reason, .. }, .. }] = &cloud.take_published()[..] else {
+        panic!("one verdict")
+    };
+    assert!(reason.contains("the restore failed"), "{reason}");
+    let kept = cloud.snapshots(TARGET, REGION).into_iter().find(|s| s.id == copy.id).unwrap();
+    assert!(kept.tags.contains_key(tags::RESTORE_FAILED_AT));
+    // The same re-check again (SQS delivered it twice): the restore is gone, the failure
+    // was reported; not "the restored resource disappeared" on top.
+    assert_eq!(h.step(deliver::body(&body), deliver::record()).await.unwrap(), Outcome::Done);
+    assert!(cloud.take_published().is_empty(), "no second verdict");
+    // A restore that disappears with no failure reported still fails the test.
+    let cloud = Cloud::new();
+    let (_, event) = copied(&cloud, DbInstance, "snapferry-copy-b", "billing");
+    let h = handler(&cloud, config());
+    let body = start_test(&h, &event).await;
+    cloud.complete_all();
+    let restores = cloud.restores();
+    assert_eq!(restores.len(), 1);
+    cloud
+        .stores(TARGET, REGION)
+        .store(DbInstance)
+        .delete_restore(&naming::restore_id(&event.snapshot.id))
+        .await
+        .unwrap();
+    assert_eq!(h.step(deliver::body(&body), deliver::record()).await.unwrap(), Outcome::Done);
+    let [PipelineEvent { step: Step::RestoreFailed { reason, .. }, .. }] = &cloud.take_published()[..] else {
+        panic!("reported")
+    };
+    assert!(reason.contains("disappeared"), "{reason}");
+}
+
+#[tokio::test]
 async fn aws_errors_end_as_their_class_says() {
     // (operation, AWS code, class: None is permanent)
     let cases = [

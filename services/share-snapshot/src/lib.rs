@@ -16,7 +16,7 @@
 pub mod source_data;
 
 use snapferry::config::Env;
-use snapferry::error::{Error, QUOTA_FULL, Result};
+use snapferry::error::{Error, QUOTA_FULL, Result, Retry};
 use snapferry::events::{PipelineEvent, Recheck, RecheckWhat, SnapshotRef, SourceData, Step};
 use snapferry::inbound::Incoming;
 use snapferry::inbound::native::NativeSignal;
@@ -200,6 +200,9 @@ impl Handler {
                 let rejected = Step::Rejected { reason: e.to_string(), sender_account: None };
                 let event = PipelineEvent::new(correlation_id, origin.clone(), origin, rejected);
                 return Err(self.ctx.quota_full(STEP, event, e).await);
+            }
+            Err(e) if e.retry() == Some(Retry::QuotaExceeded) => {
+                return Err(self.ctx.copy_refused(store.as_ref(), e).await);
             }
             other => other?,
         };

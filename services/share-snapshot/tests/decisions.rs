@@ -275,6 +275,34 @@ async fn gone_failed_and_aws_errors() {
 }
 
 #[tokio::test]
+async fn a_re_encrypting_copy_refused_for_copies_in_progress_waits_for_the_first_to_end() {
+    for kind in [DbInstance, Ebs] {
+        let cloud = Cloud::new();
+        // Another copy in progress here, started 10 s ago and saying nothing of its progress,
+        // and AWS's quota says one.
+        cloud.put_snapshot(Snapshot {
+            status: Status::Creating,
+            created_at: Some(cloud.now() - chrono::Duration::seconds(10)),
+            ..cloud.snapshot(kind, SOURCE, REGION, "someone-elses-copy", "other")
+        });
+        cloud.set_copy_quota(1);
+        let s = snapshot(&cloud, kind, "snap-1", Key::AwsManaged, true, false);
+        let h = handler(&cloud, config(everything()));
+        let created = match kind {
+            Ebs => deliver::ebs_event(&s, "createSnapshot", "succeeded", SOURCE, "arn:aws:ec2::us-east-1:volume/vol-1"),
+            _ => deliver::rds_event(&s, "RDS-EVENT-0042"),
+        };
+        let err = h.step(created, deliver::record()).await.unwrap_err();
+        assert_eq!((err.retry(), err.code()), (Some(Retry::QuotaExceeded), "CopySlotsFull"), "{kind}: {err}");
+        assert!(err.to_string().contains(&format!("1 {kind} copies in progress")), "{kind}: {err}");
+        // Taken to last the re-check interval from its start: back when it should end, not
+        // after a backoff that doubles with every refusal.
+        let expected = config(everything()).step.recheck - std::time::Duration::from_secs(10);
+        assert_eq!(err.retry_after(), Some(expected.max(std::time::Duration::from_secs(1))), "{kind}");
+    }
+}
+
+#[tokio::test]
 async fn a_recheck_of_a_copy_that_vanished_is_an_error() {
     let cloud = Cloud::new();
     let s = snapshot(&cloud, DbCluster, "c-1", Key::AwsManaged, true, false);
