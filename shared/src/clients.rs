@@ -37,6 +37,65 @@ pub fn deployed_account(env: &Env) -> Result<Option<String>> {
     }
 }
 
+/// The root certificates of Amazon Trust Services, the CA of every AWS service endpoint:
+/// Amazon Root CA 1 to 4 and Starfield Services Root Certificate Authority - G2, the five it
+/// recommends a custom trust store include (https://www.amazontrust.com/repository/).
+pub const AMAZON_TRUST_SERVICES_PEM: &str = include_str!("../certs/amazon-trust-services.pem");
+
+/// The variables that name CA certificates (OpenSSL's, which the SDK's default trust store
+/// reads: then it reads those and nothing else).
+pub const CA_VARIABLES: [&str; 2] = ["SSL_CERT_FILE", "SSL_CERT_DIR"];
+
+/// The CA certificates a Lambda's AWS calls trust.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trust {
+    /// [`AMAZON_TRUST_SERVICES_PEM`], compiled in. A Lambda calls AWS and nothing else, and
+    /// the system's store costs a cold start every file of its CA directory, parsed again for
+    /// each client (the SDK loads it when a client is built, so that no request pays for it).
+    AmazonTrustServices,
+    /// The SDK's default: what [`CA_VARIABLES`] name, for a function whose calls pass a
+    /// TLS-inspecting proxy with a CA of its own.
+    Named,
+}
+
+/// What the function's environment says to trust. A named file or directory that is not
+/// there fails the init, naming the variable: the SDK would only log it, and then trust
+/// nothing, so every call would fail with a TLS error.
+pub fn trust(env: &Env) -> Result<Trust> {
+    let mut trust = Trust::AmazonTrustServices;
+    for name in CA_VARIABLES {
+        let Some(path) = env.optional(name) else { continue };
+        let meta = std::fs::metadata(&path);
+        let expected = if name == "SSL_CERT_DIR" { "a directory" } else { "a file" };
+        let found = meta.as_ref().map(|m| if name == "SSL_CERT_DIR" { m.is_dir() } else { m.is_file() });
+        if !matches!(found, Ok(true)) {
+            let why = meta.err().map_or_else(|| format!("not {expected}"), |e| e.to_string());
+            return Err(Error::Config(format!("{name}={path:?} must name {expected} of CA certificates: {why}")));
+        }
+        trust = Trust::Named;
+    }
+    Ok(trust)
+}
+
+/// The SDK's default HTTPS client (rustls on aws-lc-rs, a proxy from `HTTPS_PROXY` and the
+/// like), trusting [`AMAZON_TRUST_SERVICES_PEM`] only.
+pub fn amazon_trust_services_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::tls::{Provider, TlsContext, TrustStore, rustls_provider::CryptoMode};
+    use aws_smithy_http_client::{Builder, ConnectorBuilder, proxy::ProxyConfig};
+    let roots = TrustStore::empty().with_native_roots(false).with_pem_certificate(AMAZON_TRUST_SERVICES_PEM);
+    let tls = TlsContext::builder().with_trust_store(roots).build().expect("a trust store of PEM certificates");
+    Builder::new().build_with_connector_fn(move |settings, components| {
+        let mut connector =
+            ConnectorBuilder::default().tls_provider(Provider::Rustls(CryptoMode::AwsLc)).tls_context(tls.clone());
+        connector.set_connector_settings(settings.cloned());
+        if let Some(components) = components {
+            connector.set_sleep_impl(components.sleep_impl());
+        }
+        connector.set_proxy_config(Some(ProxyConfig::from_env()));
+        connector.build()
+    })
+}
+
 impl Clients {
     /// Loads the process's AWS configuration, for the account `env` names in [`ACCOUNT_ID`].
     ///
@@ -45,10 +104,16 @@ impl Clients {
     /// before its first invocation, and asking STS would cost a full TLS round trip on every
     /// cold start. Only where it is unset (the binary run outside the stacks) is the account
     /// learnt from STS `GetCallerIdentity`, as [`Clients::from_config`] does.
+    ///
+    /// The HTTPS client trusts what [`trust`] says: Amazon Trust Services' roots alone, unless
+    /// the function names CA certificates of its own.
     pub async fn from_env(env: &Env) -> Result<Self> {
         let account = deployed_account(env)?;
-        let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
-        Self::for_account(config, account).await
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if trust(env)? == Trust::AmazonTrustServices {
+            loader = loader.http_client(amazon_trust_services_client());
+        }
+        Self::for_account(loader.load().await, account).await
     }
 
     /// `account` when it is known, else the account STS names for `config`'s identity.
@@ -177,5 +242,65 @@ mod tests {
         assert_eq!((clients.account.as_str(), clients.region.as_str()), ("222222222222", "eu-west-1"));
         let err = Clients::for_account(config, None).await.unwrap_err();
         assert!(err.to_string().contains("GetCallerIdentity"), "without it, STS is asked: {err}");
+    }
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    use sha2::{Digest, Sha256};
+
+    /// The SHA-256 of each root's subject public key info, as Amazon Trust Services lists
+    /// them (https://www.amazontrust.com/repository/): Amazon Root CA 1 to 4, then Starfield
+    /// Services Root Certificate Authority - G2.
+    const PUBLISHED: [&str; 5] = [
+        "fbe3018031f9586bcbf41727e417b7d1c45c2f47f93be372a17b96b50757d5a2",
+        "7f4296fc5b6a4e3b35d3c369623e364ab1af381d8fa7121533c9d6c633ea2461",
+        "36abc32656acfc645c61b71613c4bf21c787f5cabbee48348d58597803d7abc9",
+        "f7ecded5c66047d28ed6466b543c40e0743abe81d109254dcf845d4c2c7853c5",
+        "2b071c59a0a0ae76b0eadb2bad23bad4580b69c3601b630c2eaf0613afa83f92",
+    ];
+
+    #[test]
+    fn the_compiled_in_roots_are_the_five_amazon_trust_services_publishes() {
+        let certs: Vec<CertificateDer> = CertificateDer::pem_slice_iter(AMAZON_TRUST_SERVICES_PEM.as_bytes())
+            .collect::<std::result::Result<_, _>>()
+            .expect("PEM certificates");
+        let hashes: Vec<String> = certs
+            .iter()
+            .map(|der| {
+                let anchor = webpki::anchor_from_trusted_cert(der).expect("a root certificate");
+                // webpki keeps the SubjectPublicKeyInfo's contents; the published hash is of
+                // the whole DER SEQUENCE.
+                let contents = anchor.subject_public_key_info.as_ref();
+                let mut spki = vec![0x30];
+                match contents.len() {
+                    n if n < 0x80 => spki.push(n as u8),
+                    n if n < 0x100 => spki.extend([0x81, n as u8]),
+                    n => spki.extend([0x82, (n >> 8) as u8, n as u8]),
+                }
+                spki.extend_from_slice(contents);
+                Sha256::digest(&spki).iter().map(|b| format!("{b:02x}")).collect()
+            })
+            .collect();
+        assert_eq!(hashes, PUBLISHED);
+    }
+
+    #[test]
+    fn naming_a_ca_file_or_directory_turns_to_the_sdks_own_store() {
+        let dir = std::env::temp_dir();
+        let file = dir.join(format!("snapferry-ca-{}.pem", std::process::id()));
+        std::fs::write(&file, AMAZON_TRUST_SERVICES_PEM).unwrap();
+        let (file_s, dir_s) = (file.to_string_lossy().to_string(), dir.to_string_lossy().to_string());
+        let (file_s, dir_s): (&'static str, &'static str) = (file_s.leak(), dir_s.leak());
+        assert_eq!(trust(&env(&[])).unwrap(), Trust::AmazonTrustServices);
+        assert_eq!(trust(&env(&[("SSL_CERT_FILE", " ")])).unwrap(), Trust::AmazonTrustServices, "blank is unset");
+        assert_eq!(trust(&env(&[("SSL_CERT_FILE", file_s)])).unwrap(), Trust::Named);
+        assert_eq!(trust(&env(&[("SSL_CERT_DIR", dir_s)])).unwrap(), Trust::Named);
+        // Named but not there (or not of its kind): the init fails, naming the variable.
+        for (name, path) in
+            [("SSL_CERT_FILE", "/nonexistent/ca.pem"), ("SSL_CERT_FILE", dir_s), ("SSL_CERT_DIR", file_s)]
+        {
+            let err = trust(&env(&[(name, path)])).unwrap_err().to_string();
+            assert!(err.contains(name) && err.contains(path), "{err}");
+        }
+        let _ = std::fs::remove_file(&file);
     }
 }

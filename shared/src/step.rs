@@ -48,9 +48,11 @@ const MAX_DELAY: Duration = Duration::from_secs(900);
 
 impl StepEnv {
     pub fn from_env(env: &Env) -> Result<StepEnv> {
-        // The runtime reads ACCOUNT_ID (Clients::from_env, before any step exists); every step
-        // checks it too, so a malformed one fails wherever a step's environment is parsed.
+        // The runtime reads ACCOUNT_ID and the CA variables (Clients::from_env, before any step
+        // exists); every step checks them too, so a bad one fails wherever a step's
+        // environment is parsed.
         crate::clients::deployed_account(env)?;
+        crate::clients::trust(env)?;
         Ok(StepEnv {
             queue_url: env.required("QUEUE_URL")?,
             dlq_url: env.required("DLQ_URL")?,
@@ -226,19 +228,27 @@ impl StepContext {
     /// [`Self::recheck`] for `copy`, in progress into `store`: every copy waited for is
     /// re-checked, and where AWS announces its end the re-check is only a backstop for a lost
     /// event (AWS delivers events best effort), so it comes later. A copy that says how far
-    /// it is is looked at when it should end, no sooner: one look where a copy of an hour
-    /// would take 120 at the re-check interval.
+    /// it is is looked at when it should end, no sooner: a handful of looks where a copy of an
+    /// hour would take 120 at the re-check interval.
+    ///
+    /// No later, either, than the copy's age again: a progress figure can mislead (an EBS copy
+    /// can sit at 1 % and then jump), and one early figure can put the end many times too far.
+    /// Capped so, a wrong estimate costs at most the time the copy has taken so far, and the
+    /// looks at a long copy come at doubling ages.
     pub fn recheck_copy(&self, store: &dyn SnapshotStore, copy: &Snapshot, recheck: Recheck) -> Result<Outcome> {
         let base = match store.copy_completion() {
             CopyCompletion::Event => self.env.recheck.saturating_mul(BACKSTOP_FACTOR).min(MAX_DELAY),
             CopyCompletion::Recheck => self.env.recheck,
         };
         let now = self.now();
-        let ends_in = copy.as_in_progress().ends_at(now).and_then(|end| (end - now).to_std().ok());
-        // SQS delays in whole seconds: rounded up, so the look comes after the end, not just before.
-        let ends_in = ends_in.map(|d| Duration::from_secs(d.as_secs() + u64::from(d.subsec_nanos() > 0)));
-        let delay = ends_in.map_or(base, |d| d.max(base)).min(MAX_DELAY);
         let progress = copy.as_in_progress();
+        // SQS delays in whole seconds: rounded up, so the look comes after the end, not just before.
+        let whole_seconds = |d: chrono::Duration| {
+            d.to_std().ok().map(|d| Duration::from_secs(d.as_secs() + u64::from(d.subsec_nanos() > 0)))
+        };
+        let ends_in = progress.ends_at(now).and_then(|end| whole_seconds(end - now));
+        let age = progress.started_at.and_then(|start| whole_seconds(now - start)).unwrap_or_default();
+        let delay = ends_in.map_or(base, |d| d.min(age).max(base)).min(MAX_DELAY);
         tracing::debug!(copy = copy.id, started_at = ?progress.started_at, percent = ?progress.percent, delay_s = delay.as_secs(), "copy re-checked later");
         self.recheck_after(recheck, delay)
     }

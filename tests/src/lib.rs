@@ -467,6 +467,29 @@ pub mod chain {
     /// How long a scenario may take before the test fails.
     pub const DEADLINE: Duration = Duration::from_secs(60);
 
+    /// Set to a path, the handlers' logs (JSON, at debug) are kept from the pipeline's start
+    /// and written there when a scenario times out: what each step decided, and why.
+    pub const LOGS_ENV: &str = "SNAPFERRY_E2E_LOGS";
+
+    /// The failure message of a scenario that ran out of time: what it waited for, the step
+    /// queues still holding messages, and the events seen.
+    async fn timed_out(p: &LocalPipeline, seen: &[Event], what: &str) -> String {
+        let pending = pending_queues(p).await;
+        let mut logs = String::new();
+        if let Some(path) = std::env::var_os(LOGS_ENV) {
+            let buffer = crate::captured_logs().lock().expect("log buffer").clone();
+            match std::fs::write(&path, buffer) {
+                Ok(()) => logs = format!("; the handlers' logs are in {}", path.to_string_lossy()),
+                Err(e) => logs = format!("; the handlers' logs could not be written: {e}"),
+            }
+        }
+        format!(
+            "timed out after {DEADLINE:?} waiting for {what} (step queues holding messages: {}){logs}; events seen:\n{}",
+            if pending.is_empty() { "none".to_string() } else { pending.join(", ") },
+            summary(seen)
+        )
+    }
+
     /// Damages the scheduled snapshot of each DB instance of `damage` (its name, and the
     /// emulator's `corrupt-snapshot` action; `null`: left whole) once it exists, before
     /// anything copies it. The databases themselves are left as they are.
@@ -535,6 +558,9 @@ pub mod chain {
 
     /// A pipeline between two fresh accounts.
     pub async fn start(options: &PipelineOptions) -> LocalPipeline {
+        if std::env::var_os(LOGS_ENV).is_some() {
+            crate::captured_logs();
+        }
         let source = clients(&new_account(), REGION).await;
         let target = clients(&new_account(), REGION).await;
         LocalPipeline::start(source, target, options).await.expect("start the pipeline")
@@ -566,11 +592,9 @@ pub mod chain {
             if done(seen) {
                 return;
             }
-            assert!(
-                start.elapsed() < DEADLINE,
-                "timed out after {DEADLINE:?} waiting for {what}; events seen:\n{}",
-                summary(seen)
-            );
+            if start.elapsed() >= DEADLINE {
+                panic!("{}", timed_out(p, seen, what).await);
+            }
             if p.host.poll_once().await.expect("poll the queues") == 0 {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
@@ -590,11 +614,9 @@ pub mod chain {
             if let Some(v) = check().await {
                 return v;
             }
-            assert!(
-                start.elapsed() < DEADLINE,
-                "timed out after {DEADLINE:?} waiting for {what}; events seen:\n{}",
-                summary(seen)
-            );
+            if start.elapsed() >= DEADLINE {
+                panic!("{}", timed_out(p, seen, what).await);
+            }
             if p.host.poll_once().await.expect("poll the queues") == 0 {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
@@ -619,27 +641,30 @@ pub mod chain {
         loop {
             let handled = p.host.poll_once().await.expect("poll the queues");
             collect(p, seen).await;
-            let mut pending = Vec::new();
-            for q in p.deployment.queues() {
-                let depth = queue_depth(account_clients(p, &q.account), &q.queue_url).await;
-                if depth > 0 {
-                    pending.push(format!("{} in {}/{}: {depth}", q.function, q.account, q.region));
-                }
-            }
+            let pending = pending_queues(p).await;
             quiet_rounds = if handled == 0 && pending.is_empty() { quiet_rounds + 1 } else { 0 };
             if quiet_rounds >= 2 {
                 return;
             }
-            assert!(
-                start.elapsed() < DEADLINE,
-                "queues not empty after {DEADLINE:?} ({}); events:\n{}",
-                pending.join(", "),
-                summary(seen)
-            );
+            if start.elapsed() >= DEADLINE {
+                panic!("{}", timed_out(p, seen, "every step queue to empty").await);
+            }
             if handled == 0 {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
+    }
+
+    /// The step queues holding messages (visible, in flight or delayed), with their depths.
+    async fn pending_queues(p: &LocalPipeline) -> Vec<String> {
+        let mut pending = Vec::new();
+        for q in p.deployment.queues() {
+            let depth = queue_depth(account_clients(p, &q.account), &q.queue_url).await;
+            if depth > 0 {
+                pending.push(format!("{} in {}/{}: {depth}", q.function, q.account, q.region));
+            }
+        }
+        pending
     }
 
     fn account_clients<'a>(p: &'a LocalPipeline, account: &str) -> &'a Clients {

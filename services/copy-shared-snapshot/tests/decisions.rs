@@ -834,7 +834,7 @@ async fn a_shared_event_redelivered_after_the_share_was_withdrawn_is_done_once_c
 }
 
 #[tokio::test]
-async fn a_copy_that_says_how_far_it_is_is_looked_at_when_it_should_end() {
+async fn a_copy_that_says_how_far_it_is_is_looked_at_when_it_should_end_and_no_later_than_its_age_again() {
     use snapferry::events::Recheck;
     let cloud = Cloud::new();
     let ctx = cloud.context(TARGET, REGION, step_env());
@@ -856,6 +856,9 @@ async fn a_copy_that_says_how_far_it_is_is_looked_at_when_it_should_end() {
     // "50 %" after 60 s: at the soonest (51 %), it takes 117.6 s and ends in 57.6 s; SQS's
     // whole seconds, rounded up.
     assert_eq!(delay(&copy(Some(50))).as_secs(), 58);
+    // "1 %" after 60 s puts the end 49 minutes away; an EBS copy can sit at 1 % and then
+    // jump, so the look comes no later than the copy's age again.
+    assert_eq!(delay(&copy(Some(1))).as_secs(), 60);
     // Saying nothing, or nearly done: the re-check interval.
     assert_eq!(delay(&copy(None)), step_env().recheck);
     assert_eq!(delay(&copy(Some(99))), step_env().recheck.max(std::time::Duration::from_secs(1)));
