@@ -863,3 +863,57 @@ async fn a_copy_that_says_how_far_it_is_is_looked_at_when_it_should_end_and_no_l
     assert_eq!(delay(&copy(None)), step_env().recheck);
     assert_eq!(delay(&copy(Some(99))), step_env().recheck.max(std::time::Duration::from_secs(1)));
 }
+
+/// `n` copies of `kind` in progress into the home region that, taken to last the re-check
+/// interval from their start (the memory store reports no progress), end `ends_in` from now.
+fn copies_ending_in(cloud: &Cloud, kind: ResourceKind, n: usize, ends_in: chrono::Duration) {
+    let recheck = chrono::Duration::from_std(config().step.recheck).unwrap();
+    for i in 0..n {
+        cloud.put_snapshot(Snapshot {
+            status: Status::Creating,
+            created_at: Some(cloud.now() - recheck + ends_in),
+            ..cloud.snapshot(kind, TARGET, REGION, &format!("other-copy-{i}"), "db")
+        });
+    }
+}
+
+#[tokio::test]
+async fn a_copy_whose_turn_comes_within_the_second_waits_for_it_in_its_handler() {
+    use std::time::Duration;
+    let ms = chrono::Duration::milliseconds;
+    let ours = |cloud: &Cloud| copies(cloud, REGION).iter().filter(|c| c.name.starts_with("snapferry-copy-")).count();
+    // Aurora's five slots freeing 0.4 s from now: SQS cannot time that, so the step waits
+    // for it itself, then takes the slot.
+    let cloud = Cloud::new();
+    let (_, event) = shared(&cloud, DbCluster, SOURCE, "snap-1").await;
+    copies_ending_in(&cloud, DbCluster, 5, ms(400));
+    cloud.set_finish_on_wait(true);
+    let h = handler(&cloud, config());
+    h.step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap();
+    assert_eq!(cloud.slept(), [Duration::from_millis(400)]);
+    assert_eq!(ours(&cloud), 1, "copied once its slot freed");
+
+    // The copies end later than estimated: it looks again every 250 ms, and within its 2 s
+    // goes back to SQS, to look again a second later.
+    let cloud = Cloud::new();
+    let (_, event) = shared(&cloud, DbCluster, SOURCE, "snap-1").await;
+    copies_ending_in(&cloud, DbCluster, 5, ms(400));
+    let h = handler(&cloud, config());
+    let err = h.step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap_err();
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(1)), "{err}");
+    let slept = cloud.slept();
+    assert_eq!(slept[0], Duration::from_millis(400));
+    assert!(slept[1..].iter().all(|d| *d == Duration::from_millis(250)), "{slept:?}");
+    assert!(slept.iter().sum::<Duration>() <= Duration::from_secs(2), "{slept:?}");
+    assert_eq!(ours(&cloud), 0, "nothing asked of a full quota");
+
+    // A turn more than a second away is SQS's to time: back within the second before it,
+    // without waiting here.
+    let cloud = Cloud::new();
+    let (_, event) = shared(&cloud, DbCluster, SOURCE, "snap-1").await;
+    copies_ending_in(&cloud, DbCluster, 5, ms(3_400));
+    let h = handler(&cloud, config());
+    let err = h.step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap_err();
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(3)), "{err}");
+    assert!(cloud.slept().is_empty());
+}
