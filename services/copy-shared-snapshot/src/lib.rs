@@ -688,6 +688,16 @@ impl PipelineStep for Handler {
     }
 }
 
+/// A waiting copy's place in the line for its region's slots.
+struct Turn {
+    /// 0: the next to get a slot.
+    rank: usize,
+    /// Copies waiting, this one included.
+    waiting: usize,
+    /// When its slot should free.
+    moment: chrono::DateTime<chrono::Utc>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -720,14 +730,4 @@ mod tests {
         let e = Config::from_env(&Env::from_pairs(STEP, [("QUEUE_URL", "q"), ("DLQ_URL", "d")]).unwrap()).unwrap_err();
         assert!(e.to_string().contains("SOURCE_ACCOUNTS"), "{e}");
     }
-}
-
-/// A waiting copy's place in the line for its region's slots.
-struct Turn {
-    /// 0: the next to get a slot.
-    rank: usize,
-    /// Copies waiting, this one included.
-    waiting: usize,
-    /// When its slot should free.
-    moment: chrono::DateTime<chrono::Utc>,
 }
