@@ -688,16 +688,6 @@ impl PipelineStep for Handler {
     }
 }
 
-/// A waiting copy's place in the line for its region's slots.
-struct Turn {
-    /// 0: the next to get a slot.
-    rank: usize,
-    /// Copies waiting, this one included.
-    waiting: usize,
-    /// When its slot should free.
-    moment: chrono::DateTime<chrono::Utc>,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -730,4 +720,14 @@ mod tests {
         let e = Config::from_env(&Env::from_pairs(STEP, [("QUEUE_URL", "q"), ("DLQ_URL", "d")]).unwrap()).unwrap_err();
         assert!(e.to_string().contains("SOURCE_ACCOUNTS"), "{e}");
     }
+}
+
+/// A waiting copy's place in the line for its region's slots.
+struct Turn {
+    /// 0: the next to get a slot.
+    rank: usize,
+    /// Copies waiting, this one included.
+    waiting: usize,
+    /// When its slot should free.
+    moment: chrono::DateTime<chrono::Utc>,
 }

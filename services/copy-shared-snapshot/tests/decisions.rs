@@ -877,32 +877,29 @@ fn copies_ending_in(cloud: &Cloud, kind: ResourceKind, n: usize, ends_in: chrono
     }
 }
 
-/// A shared snapshot handled while Aurora's five slots are taken by copies ending `ends_in`
-/// from now; `finish`: a wait in the handler sees them end.
-async fn handled_while_slots_free_in(ends_in_ms: i64, finish: bool) -> (Cloud, snapferry::error::Result<Outcome>) {
-    let cloud = Cloud::new();
-    let (_, event) = shared(&cloud, DbCluster, SOURCE, "snap-1").await;
-    copies_ending_in(&cloud, DbCluster, 5, chrono::Duration::milliseconds(ends_in_ms));
-    cloud.set_finish_on_wait(finish);
-    let out = handler(&cloud, config()).step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await;
-    (cloud, out)
-}
-
 #[tokio::test]
 async fn a_copy_whose_turn_comes_within_the_second_waits_for_it_in_its_handler() {
     use std::time::Duration;
+    let ms = chrono::Duration::milliseconds;
     let ours = |cloud: &Cloud| copies(cloud, REGION).iter().filter(|c| c.name.starts_with("snapferry-copy-")).count();
-    // The slots free 0.4 s from now: SQS cannot time that, so the step waits for it itself,
-    // then takes the slot.
-    let (cloud, out) = handled_while_slots_free_in(400, true).await;
-    out.unwrap();
+    // Aurora's five slots freeing 0.4 s from now: SQS cannot time that, so the step waits
+    // for it itself, then takes the slot.
+    let cloud = Cloud::new();
+    let (_, event) = shared(&cloud, DbCluster, SOURCE, "snap-1").await;
+    copies_ending_in(&cloud, DbCluster, 5, ms(400));
+    cloud.set_finish_on_wait(true);
+    let h = handler(&cloud, config());
+    h.step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap();
     assert_eq!(cloud.slept(), [Duration::from_millis(400)]);
     assert_eq!(ours(&cloud), 1, "copied once its slot freed");
 
     // The copies end later than estimated: it looks again every 250 ms, and within its 2 s
     // goes back to SQS, to look again a second later.
-    let (cloud, out) = handled_while_slots_free_in(400, false).await;
-    let err = out.unwrap_err();
+    let cloud = Cloud::new();
+    let (_, event) = shared(&cloud, DbCluster, SOURCE, "snap-1").await;
+    copies_ending_in(&cloud, DbCluster, 5, ms(400));
+    let h = handler(&cloud, config());
+    let err = h.step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap_err();
     assert_eq!(err.retry_after(), Some(Duration::from_secs(1)), "{err}");
     let slept = cloud.slept();
     assert_eq!(slept[0], Duration::from_millis(400));
@@ -912,7 +909,11 @@ async fn a_copy_whose_turn_comes_within_the_second_waits_for_it_in_its_handler()
 
     // A turn more than a second away is SQS's to time: back within the second before it,
     // without waiting here.
-    let (cloud, out) = handled_while_slots_free_in(3_400, false).await;
-    assert_eq!(out.unwrap_err().retry_after(), Some(Duration::from_secs(3)));
+    let cloud = Cloud::new();
+    let (_, event) = shared(&cloud, DbCluster, SOURCE, "snap-1").await;
+    copies_ending_in(&cloud, DbCluster, 5, ms(3_400));
+    let h = handler(&cloud, config());
+    let err = h.step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap_err();
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(3)), "{err}");
     assert!(cloud.slept().is_empty());
 }
