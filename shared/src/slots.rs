@@ -13,11 +13,6 @@
 //! is taken as soon as it frees, and no two waiters ask for it in the same instant. A
 //! waiter that comes back to a full quota (an estimate was early) only looks, and takes its
 //! place in the line again, now nearer its head.
-//!
-//! SQS delays a message by whole seconds, so a waiter timed by SQS alone takes its slot
-//! half a second late on average. The copy step's waiter comes back within the second
-//! before its moment ([`delay_before`]) and waits out the rest itself, bounded by
-//! [`HANDOVER_BUDGET`], looking again every [`LOOK_AGAIN`] until the slot frees.
 
 use crate::store::CopyInProgress;
 use chrono::{DateTime, Utc};
@@ -28,19 +23,9 @@ const MIN_WAIT: Duration = Duration::from_secs(1);
 /// SQS delays a message by at most 15 minutes; a longer wait is several looks.
 const MAX_WAIT: Duration = Duration::from_secs(900);
 
-/// A waiter whose moment is nearer than this waits for it in its handler: SQS cannot time
-/// less than a second.
-pub const HANDOVER: Duration = Duration::from_secs(1);
-/// The most one message waits in its handler for its slot, in all (a Lambda second costs
-/// less than the slot it keeps busy; a wrong estimate goes back to SQS). A batch of ten
-/// waits 20 s at most, well within the copy step's timeout (`shared/routing.json`).
-pub const HANDOVER_BUDGET: Duration = Duration::from_secs(2);
-/// How soon a waiter whose moment has come, to a slot still taken, looks again.
-pub const LOOK_AGAIN: Duration = Duration::from_millis(250);
-
-/// When a copy that found every one of `slots` taken by `busy` should look again, as an
-/// SQS delay: rounded up to whole seconds, so it comes a little after its [`moment`]
-/// rather than just before it, to a slot still taken.
+/// When a copy that found every one of `slots` taken by `busy` should look again. `rank` is
+/// its place in the line of copies waiting for these slots (0: next); `fallback` is the
+/// copy time assumed when no copy in progress reports how far it is.
 pub fn next_look(
     now: DateTime<Utc>,
     busy: &[CopyInProgress],
@@ -48,27 +33,6 @@ pub fn next_look(
     rank: usize,
     fallback: Duration,
 ) -> Duration {
-    let wait = (moment(now, busy, slots, rank, fallback) - now).to_std().unwrap_or_default();
-    Duration::from_secs(wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).clamp(MIN_WAIT, MAX_WAIT)
-}
-
-/// The SQS delay of a waiter that waits out the last of its wait itself: the whole seconds
-/// to its `moment`, rounded down, so the message arrives within the second before it.
-pub fn delay_before(now: DateTime<Utc>, moment: DateTime<Utc>) -> Duration {
-    let wait = (moment - now).to_std().unwrap_or_default();
-    Duration::from_secs(wait.as_secs()).clamp(MIN_WAIT, MAX_WAIT)
-}
-
-/// The moment a copy that found every one of `slots` taken by `busy` gets one. `rank` is
-/// its place in the line of copies waiting for these slots (0: next); `fallback` is the
-/// copy time assumed when no copy in progress reports how far it is.
-pub fn moment(
-    now: DateTime<Utc>,
-    busy: &[CopyInProgress],
-    slots: usize,
-    rank: usize,
-    fallback: Duration,
-) -> DateTime<Utc> {
     let slots = slots.max(1);
     let copy_time = copy_time(now, busy).unwrap_or(fallback).max(MIN_WAIT);
     let mut ends: Vec<DateTime<Utc>> = busy
@@ -84,7 +48,11 @@ pub fn moment(
     // The waiters ahead take the slots as they free, then the copies they start free them
     // again a copy time later.
     let (slot, round) = (rank % frees.len(), rank / frees.len());
-    frees[slot] + copy_time * u32::try_from(round).unwrap_or(u32::MAX)
+    let at = frees[slot] + copy_time * u32::try_from(round).unwrap_or(u32::MAX);
+    let wait = (at - now).to_std().unwrap_or_default();
+    // SQS delays in whole seconds: rounded up, the waiter comes a little after its moment
+    // rather than just before it, to a slot still taken.
+    Duration::from_secs(wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).clamp(MIN_WAIT, MAX_WAIT)
 }
 
 /// How long a copy takes here: the median of the copies in progress that say how far they are.
@@ -163,22 +131,5 @@ mod tests {
         assert_eq!(look(&busy, 1, 29), 899);
         assert_eq!(look(&busy, 1, 30), 900);
         assert_eq!(look(&busy, 1, 1000), 900);
-    }
-
-    #[test]
-    fn a_waiter_that_waits_out_its_last_second_arrives_within_the_second_before_its_moment() {
-        let now = at(100);
-        let ms = chrono::Duration::milliseconds;
-        // 38.4 s away: 38 s by SQS, the last 0.4 s waited for in the handler.
-        assert_eq!(delay_before(now, now + ms(38_400)), Duration::from_secs(38));
-        // Within the second, or past: SQS's least, for a waiter that could not wait it out.
-        assert_eq!(delay_before(now, now + ms(400)), Duration::from_secs(1));
-        assert_eq!(delay_before(now, now - ms(400)), Duration::from_secs(1));
-        // Beyond SQS's 15 minutes: several looks.
-        assert_eq!(delay_before(now, now + chrono::Duration::hours(1)), Duration::from_secs(900));
-        // next_look is the same moment, rounded up.
-        let busy = [copy(0, Some(50)), copy(50, Some(50))];
-        let m = moment(now, &busy, 2, 0, Duration::from_secs(30));
-        assert_eq!(delay_before(now, m).as_secs() + 1, look(&busy, 2, 0));
     }
 }

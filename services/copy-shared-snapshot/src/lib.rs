@@ -23,7 +23,7 @@ use snapferry::step::{COPY_FAILED, PipelineStep, StepContext, StepEnv};
 use snapferry::store::{Copies, CopyRequest, Snapshot, SnapshotStore, Status, default_copy_slots};
 use snapferry::tags::{self, Lineage, Tags};
 use std::time::Duration;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 /// This step's name in `shared/routing.json` and `shared/environment.json`.
 pub const STEP: &str = "copy-shared-snapshot";
@@ -460,29 +460,14 @@ impl Handler {
 
     /// Whether a copy named `target` may be asked of `store` now: a copy slot of its kind is
     /// free in its region, or `target` is there already (asked again, AWS answers with it).
-    /// A copy whose turn comes within the second waits for it here (SQS times whole seconds
-    /// only), looking again until its slot frees, within [`slots::HANDOVER_BUDGET`].
     /// Otherwise [`Error::SlotsFull`], naming when to look again.
     async fn free_slot(&self, store: &dyn SnapshotStore, target: &str) -> Result<()> {
+        let copies = store.copies().await?;
         let slots = self.config.slots(store.kind());
-        let first = self.ctx.now();
-        loop {
-            let copies = store.copies().await?;
-            if copies.in_progress.len() < slots || copies.names.contains(target) {
-                return Ok(());
-            }
-            let turn = self.turn(store, &copies, slots, target).await;
-            let now = self.ctx.now();
-            let wait = (turn.moment - now).to_std().unwrap_or_default().max(slots::LOOK_AGAIN);
-            let spent = (now - first).to_std().unwrap_or_default();
-            if turn.moment - now >= chrono::Duration::from_std(slots::HANDOVER).unwrap_or_default()
-                || spent + wait > slots::HANDOVER_BUDGET
-            {
-                return Err(self.slots_full(store, &copies, slots, &turn));
-            }
-            debug!(copy = target, wait_ms = wait.as_millis(), "copy slot due within the second; waiting for it here");
-            self.ctx.clock.sleep(wait).await;
+        if copies.in_progress.len() < slots || copies.names.contains(target) {
+            return Ok(());
         }
+        Err(self.slots_full(store, &copies, slots, target).await)
     }
 
     /// AWS refused a copy for copies in progress (other tools' copies, or another
@@ -492,8 +477,7 @@ impl Handler {
             Err(e) if e.retry() == Some(Retry::QuotaExceeded) => match store.copies().await {
                 Ok(copies) if !copies.in_progress.is_empty() => {
                     let slots = copies.in_progress.len();
-                    let turn = self.turn(store, &copies, slots, target).await;
-                    Err(self.slots_full(store, &copies, slots, &turn))
+                    Err(self.slots_full(store, &copies, slots, target).await)
                 }
                 // Nothing to time the wait by: the backoff decides.
                 _ => Err(e),
@@ -502,27 +486,21 @@ impl Handler {
         }
     }
 
-    /// Where `target` stands in the line for `store`'s slots, and when its slot frees.
-    async fn turn(&self, store: &dyn SnapshotStore, copies: &Copies, slots: usize, target: &str) -> Turn {
+    async fn slots_full(&self, store: &dyn SnapshotStore, copies: &Copies, slots: usize, target: &str) -> Error {
         // Without the line (the listing failed) this copy takes itself for the next: it
         // comes back when the first copy ends, and looks again from there. Not in it (the
         // listing is older than the snapshot), it goes to its end.
         let line = self.waiting(store, copies).await.unwrap_or_default();
         let rank = line.iter().position(|name| name == target).unwrap_or(line.len());
-        let moment = slots::moment(self.ctx.now(), &copies.in_progress, slots, rank, self.ctx.env.recheck);
-        Turn { rank, waiting: line.len().max(rank + 1), moment }
-    }
-
-    /// Every slot taken: back within the second before its turn, by SQS's delay.
-    fn slots_full(&self, store: &dyn SnapshotStore, copies: &Copies, slots: usize, turn: &Turn) -> Error {
-        let after = slots::delay_before(self.ctx.now(), turn.moment);
+        let busy = &copies.in_progress;
+        let after = slots::next_look(self.ctx.now(), busy, slots, rank, self.ctx.env.recheck);
         let message = format!(
             "{} of {slots} {} copy slots in {} taken, {} copies waiting, this one {}",
-            copies.in_progress.len(),
+            busy.len(),
             store.kind(),
             store.region(),
-            turn.waiting,
-            turn.rank + 1
+            line.len().max(rank + 1),
+            rank + 1
         );
         info!(after_s = after.as_secs(), message, "copy slots full; looking again later");
         Error::SlotsFull { after, message }
@@ -720,14 +698,4 @@ mod tests {
         let e = Config::from_env(&Env::from_pairs(STEP, [("QUEUE_URL", "q"), ("DLQ_URL", "d")]).unwrap()).unwrap_err();
         assert!(e.to_string().contains("SOURCE_ACCOUNTS"), "{e}");
     }
-}
-
-/// A waiting copy's place in the line for its region's slots.
-struct Turn {
-    /// 0: the next to get a slot.
-    rank: usize,
-    /// Copies waiting, this one included.
-    waiting: usize,
-    /// When its slot should free.
-    moment: chrono::DateTime<chrono::Utc>,
 }
