@@ -211,6 +211,9 @@ impl Stores for Clients {
 mod tests {
     use super::*;
     use aws_config::retry::RetryConfig;
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    use sha2::{Digest, Sha256};
 
     fn env(pairs: &[(&'static str, &'static str)]) -> Env {
         let vars = [("QUEUE_URL", "q"), ("DLQ_URL", "d")].into_iter().chain(pairs.iter().copied());
@@ -243,9 +246,6 @@ mod tests {
         let err = Clients::for_account(config, None).await.unwrap_err();
         assert!(err.to_string().contains("GetCallerIdentity"), "without it, STS is asked: {err}");
     }
-    use rustls_pki_types::CertificateDer;
-    use rustls_pki_types::pem::PemObject;
-    use sha2::{Digest, Sha256};
 
     /// The SHA-256 of each root's subject public key info, as Amazon Trust Services lists
     /// them (https://www.amazontrust.com/repository/): Amazon Root CA 1 to 4, then Starfield
