@@ -42,10 +42,11 @@ The defaults (2 rounds x 20 resources = 40 backups, 120 copies; 2 / 1 / 2 slots 
 30 s per copy) run in about five minutes on 2 cores and keep the copy time long against the
 local host's own latency (a debug build handling each message in tens of milliseconds, SQS
 delays in whole seconds), as AWS's copies (minutes) are against a Lambda's: a slot that
-frees is taken at a look that SQS delays to the whole second, so each slot idles 0.5 to
-1 s per copy here, a share of a 10 s copy but less of a 30 s one (and nothing of AWS's minutes);
-with 1 s copies and 4 / 2 / 4 slots the pipeline, not the quota, is the bottleneck and the
-figure says nothing about the copy step.
+frees is taken by a waiter that SQS brought back within the second before and that waits
+out the rest in its handler, about 0.25 s after its end here (median), a share of a 10 s
+copy but less of a 30 s one (and nothing of AWS's minutes); with 1 s copies and 4 / 2 / 4
+slots the pipeline, not the quota, is the bottleneck and the figure says nothing about the
+copy step.
 
 Prints the RESULTS.md section as markdown (and writes it to --markdown); --json keeps the
 raw intervals and samples. Exit status 1 when a backup was lost or duplicated, the run

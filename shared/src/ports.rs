@@ -47,16 +47,25 @@ pub trait Metrics: Send + Sync {
 }
 
 /// What time it is; steps never read the system clock themselves, so tests can set it.
+#[async_trait]
 pub trait Clock: Send + Sync {
     fn now(&self) -> DateTime<Utc>;
+    /// Waits `d`: a step's short waits in its handler go through the clock too, so a test's
+    /// clock moves on instead of sleeping.
+    async fn sleep(&self, d: Duration);
 }
 
 /// The real clock.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
 
+#[async_trait]
 impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
         Utc::now()
+    }
+
+    async fn sleep(&self, d: Duration) {
+        tokio::time::sleep(d).await;
     }
 }

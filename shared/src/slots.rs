@@ -6,13 +6,20 @@
 //!
 //! Instead the step looks at the copies in progress before it starts one. When every slot
 //! is taken it works out when slots will free: each copy in progress ends at about
-//! `start + elapsed x 100 / percent`, and after those ends a slot frees once per copy time.
+//! `start + elapsed x 100 / percent` (below [`SETTLED_PERCENT`], at its start plus the copy
+//! time of those further on), and after those ends a slot frees once per copy time.
 //! The copies waiting for these slots, as AWS shows them, form a line, oldest first; the
 //! copy `rank` places in it comes back at the `rank`-th moment a slot frees. Every waiter
 //! computes the same line from the same listing, so each moment has one waiter: the slot
 //! is taken as soon as it frees, and no two waiters ask for it in the same instant. A
 //! waiter that comes back to a full quota (an estimate was early) only looks, and takes its
 //! place in the line again, now nearer its head.
+//!
+//! SQS delays a message by whole seconds, so a waiter timed by SQS alone takes its slot
+//! half a second late on average. The copy step's waiter comes back within the second
+//! before its moment ([`delay_before`]) and waits out the rest itself, bounded by
+//! [`HANDOVER_BUDGET`], looking again after [`LOOK_AGAIN`], or after as long as the copy
+//! it waits for is late, until the slot frees.
 
 use crate::store::CopyInProgress;
 use chrono::{DateTime, Utc};
@@ -23,9 +30,20 @@ const MIN_WAIT: Duration = Duration::from_secs(1);
 /// SQS delays a message by at most 15 minutes; a longer wait is several looks.
 const MAX_WAIT: Duration = Duration::from_secs(900);
 
-/// When a copy that found every one of `slots` taken by `busy` should look again. `rank` is
-/// its place in the line of copies waiting for these slots (0: next); `fallback` is the
-/// copy time assumed when no copy in progress reports how far it is.
+/// A waiter whose moment is nearer than this waits for it in its handler: SQS cannot time
+/// less than a second.
+pub const HANDOVER: Duration = Duration::from_secs(1);
+/// The most one message waits in its handler for its slot, in all (a Lambda second costs
+/// less than the slot it keeps busy; a wrong estimate goes back to SQS). The records of a
+/// batch wait at once, so a batch waits about as long, well within the copy step's timeout
+/// (`shared/routing.json`).
+pub const HANDOVER_BUDGET: Duration = Duration::from_secs(2);
+/// How soon a waiter whose moment has come, to a slot still taken, looks again.
+pub const LOOK_AGAIN: Duration = Duration::from_millis(250);
+
+/// When a copy that found every one of `slots` taken by `busy` should look again, as an
+/// SQS delay: rounded up to whole seconds, so it comes a little after its [`moment`]
+/// rather than just before it, to a slot still taken.
 pub fn next_look(
     now: DateTime<Utc>,
     busy: &[CopyInProgress],
@@ -33,12 +51,47 @@ pub fn next_look(
     rank: usize,
     fallback: Duration,
 ) -> Duration {
+    let wait = (moment(now, busy, slots, rank, fallback) - now).to_std().unwrap_or_default();
+    whole_seconds_up(wait).clamp(MIN_WAIT, MAX_WAIT)
+}
+
+/// `d` as SQS can delay a message: in whole seconds, rounded up, so a look comes just after
+/// the moment it is timed for rather than just before it.
+pub fn whole_seconds_up(d: Duration) -> Duration {
+    Duration::from_secs(d.as_secs() + u64::from(d.subsec_nanos() > 0))
+}
+
+/// The SQS delay of a waiter that waits out the last of its wait itself: the whole seconds
+/// to its `moment`, rounded down, so the message arrives within the second before it.
+pub fn delay_before(now: DateTime<Utc>, moment: DateTime<Utc>) -> Duration {
+    let wait = (moment - now).to_std().unwrap_or_default();
+    Duration::from_secs(wait.as_secs()).clamp(MIN_WAIT, MAX_WAIT)
+}
+
+/// The moment a copy that found every one of `slots` taken by `busy` gets one. `rank` is
+/// its place in the line of copies waiting for these slots (0: next); `fallback` is the
+/// copy time assumed when no copy in progress reports how far it is.
+pub fn moment(
+    now: DateTime<Utc>,
+    busy: &[CopyInProgress],
+    slots: usize,
+    rank: usize,
+    fallback: Duration,
+) -> DateTime<Utc> {
     let slots = slots.max(1);
     let copy_time = copy_time(now, busy).unwrap_or(fallback).max(MIN_WAIT);
+    let tenth = chrono::Duration::from_std(copy_time / 10).unwrap_or(chrono::Duration::MAX);
     let mut ends: Vec<DateTime<Utc>> = busy
         .iter()
-        .map(|c| c.ends_at(now).unwrap_or_else(|| c.started_at.unwrap_or(now) + copy_time))
-        .map(|e| e.max(now))
+        .map(|c| match c.ends_at(now).filter(|_| settled(c)) {
+            Some(end) => end,
+            None => c.started_at.unwrap_or(now) + copy_time,
+        })
+        // A copy past its estimated end (stuck at 0 %, or slower than its figures said) is
+        // looked at again after as long as it is late, so a stuck copy is not looked at
+        // every second; at most a tenth of a copy time later, so a slot it frees late idles
+        // that long at most.
+        .map(|end| if end >= now { end } else { now + (now - end).min(tenth) })
         .collect();
     ends.sort();
     // With more copies in progress than slots (the quota was lowered, or others copy too),
@@ -48,18 +101,28 @@ pub fn next_look(
     // The waiters ahead take the slots as they free, then the copies they start free them
     // again a copy time later.
     let (slot, round) = (rank % frees.len(), rank / frees.len());
-    let at = frees[slot] + copy_time * u32::try_from(round).unwrap_or(u32::MAX);
-    let wait = (at - now).to_std().unwrap_or_default();
-    // SQS delays in whole seconds: rounded up, the waiter comes a little after its moment
-    // rather than just before it, to a slot still taken.
-    Duration::from_secs(wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).clamp(MIN_WAIT, MAX_WAIT)
+    frees[slot] + copy_time * u32::try_from(round).unwrap_or(u32::MAX)
 }
 
-/// How long a copy takes here: the median of the copies in progress that say how far they are.
+/// Below this a copy's progress says little of its end: whole percents, counted from a
+/// start that is the copy call's (a tenth of a second early is a tenth of the whole copy
+/// at 1 %), and an EBS copy's first percents come unevenly. Such a copy is taken to last
+/// as long as those further on, and only when none is does its own figure count.
+const SETTLED_PERCENT: u8 = 10;
+
+fn settled(copy: &CopyInProgress) -> bool {
+    copy.percent.is_some_and(|p| p >= SETTLED_PERCENT)
+}
+
+/// How long a copy takes here: the median of the copies in progress that say how far they
+/// are, of the settled ones when there are any.
 fn copy_time(now: DateTime<Utc>, busy: &[CopyInProgress]) -> Option<Duration> {
-    let mut totals: Vec<Duration> = busy.iter().filter_map(|c| c.duration(now)?.to_std().ok()).collect();
-    totals.sort();
-    totals.get(totals.len() / 2).copied()
+    let median = |copies: Vec<&CopyInProgress>| {
+        let mut totals: Vec<Duration> = copies.iter().filter_map(|c| c.duration(now)?.to_std().ok()).collect();
+        totals.sort();
+        totals.get(totals.len() / 2).copied()
+    };
+    median(busy.iter().filter(|c| settled(c)).collect()).or_else(|| median(busy.iter().collect()))
 }
 
 #[cfg(test)]
@@ -125,11 +188,57 @@ mod tests {
     }
 
     #[test]
+    fn a_copys_first_percents_do_not_time_its_end_while_others_say_more() {
+        // One copy 50 % through after 100 s (at the soonest, 196.1 s in all); one started
+        // 2 s ago, "1 %": by its own figure 100 s in all, ending 98 s from now, before the
+        // first. It is taken to last as long as the first: the second slot frees 194.1 s
+        // from now, not 98.
+        let busy = [copy(0, Some(50)), copy(98, Some(1))];
+        assert_eq!(look(&busy, 2, 0), 97);
+        assert_eq!(look(&busy, 2, 1), 195);
+        // With no copy further on, the first percents are all there is, and count: two
+        // copies of 100 s ending 97 and 98 s from now, not the fallback's 30 s.
+        let busy = [copy(98, Some(1)), copy(97, Some(2))];
+        assert_eq!(look(&busy, 2, 0), 97);
+    }
+
+    #[test]
+    fn a_copy_past_its_end_is_looked_at_again_as_late_as_it_is_and_at_most_a_tenth_of_a_copy_later() {
+        let wait = |started: i64, fallback: u64| {
+            next_look(at(100), &[copy(started, Some(0))], 1, 0, Duration::from_secs(fallback)).as_secs()
+        };
+        // Stuck at 0 %: taken to last the fallback's 30 s, it is 70 s late; looked at again
+        // in 3 s (a tenth of the copy time), not every second.
+        assert_eq!(wait(0, 30), 3);
+        // 2 s late on a 50 s copy: looked at again in 2 s.
+        assert_eq!(wait(48, 50), 2);
+        // Just late: SQS's least.
+        assert_eq!(wait(69, 30), 1);
+    }
+
+    #[test]
     fn no_wait_is_longer_than_sqs_allows() {
         // The 30th in line for one slot freeing every 30 s.
         let busy = [copy(99, None)];
         assert_eq!(look(&busy, 1, 29), 899);
         assert_eq!(look(&busy, 1, 30), 900);
         assert_eq!(look(&busy, 1, 1000), 900);
+    }
+
+    #[test]
+    fn a_waiter_that_waits_out_its_last_second_arrives_within_the_second_before_its_moment() {
+        let now = at(100);
+        let ms = chrono::Duration::milliseconds;
+        // 38.4 s away: 38 s by SQS, the last 0.4 s waited for in the handler.
+        assert_eq!(delay_before(now, now + ms(38_400)), Duration::from_secs(38));
+        // Within the second, or past: SQS's least, for a waiter that could not wait it out.
+        assert_eq!(delay_before(now, now + ms(400)), Duration::from_secs(1));
+        assert_eq!(delay_before(now, now - ms(400)), Duration::from_secs(1));
+        // Beyond SQS's 15 minutes: several looks.
+        assert_eq!(delay_before(now, now + chrono::Duration::hours(1)), Duration::from_secs(900));
+        // next_look is the same moment, rounded up.
+        let busy = [copy(0, Some(50)), copy(50, Some(50))];
+        let m = moment(now, &busy, 2, 0, Duration::from_secs(30));
+        assert_eq!(delay_before(now, m).as_secs() + 1, look(&busy, 2, 0));
     }
 }

@@ -183,7 +183,9 @@ pub fn backoff_delay(attempt: u32, base: Duration, cap: Duration) -> Duration {
 }
 
 /// Runs `step` on every record and returns exactly the ids that must be retried; `now` is
-/// when the batch arrived, by the step's clock.
+/// when the batch arrived, by the step's clock. The records are handled at once; what
+/// may overlap is the step's to say (pipeline steps take turns, giving theirs up only
+/// while they wait in the handler: `BatchHandler` for `PipelineStep` in `crate::step`).
 pub async fn run_batch<F, Fut>(
     queue: &dyn StepQueue,
     backoff: Backoff,
@@ -195,18 +197,20 @@ where
     F: Fn(Incoming, Record) -> Fut,
     Fut: Future<Output = Result<Outcome, Error>>,
 {
-    let mut response = SqsBatchResponse::default();
-    for message in event.records {
-        let Some(id) = message.message_id.clone() else {
+    let step = &step;
+    let records = event.records.iter().filter_map(|message| match message.message_id.as_deref() {
+        Some(id) => Some(async move { (!handle(queue, backoff, now, message, id, step).await).then_some(id) }),
+        None => {
             // Without an id Lambda cannot be told which record failed; nothing to report.
             warn!("SQS record without a message id skipped");
-            continue;
-        };
-        if !handle(queue, backoff, now, &message, &id, &step).await {
-            let mut failure = BatchItemFailure::default();
-            failure.item_identifier = id;
-            response.batch_item_failures.push(failure);
+            None
         }
+    });
+    let mut response = SqsBatchResponse::default();
+    for id in futures_util::future::join_all(records).await.into_iter().flatten() {
+        let mut failure = BatchItemFailure::default();
+        failure.item_identifier = id.to_string();
+        response.batch_item_failures.push(failure);
     }
     response
 }
@@ -393,6 +397,36 @@ mod tests {
         assert_eq!(visibility.num_calls(), 1, "its visibility timeout carries the backoff");
         assert_eq!(to_dlq.num_calls(), 2, "the malformed and the denied record go to the DLQ");
         assert_eq!(requeue.num_calls(), 2, "the quota hit and the Later outcome come back delayed");
+    }
+
+    #[tokio::test]
+    async fn the_records_of_a_batch_are_handled_at_once() {
+        // Each record waits until both have begun: one after the other, the first would
+        // wait for ever (and the test's limit fail it); at once, both finish.
+        let visibility = mock!(aws_sdk_sqs::Client::change_message_visibility)
+            .then_output(|| ChangeMessageVisibilityOutput::builder().build());
+        let sqs = mock_client!(aws_sdk_sqs, RuleMode::MatchAny, [&visibility]);
+        let queue = Queue::new(sqs, QUEUE.into(), DLQ.into());
+        let both_begun = tokio::sync::Barrier::new(2);
+        let step = |_: Incoming, record: Record| {
+            let both_begun = &both_begun;
+            async move {
+                both_begun.wait().await;
+                match record.message_id.as_str() {
+                    "1" => Ok(Outcome::Done),
+                    _ => Err(crate::error::classify("Op", "Throttling".into(), "msg".into(), Some(400))),
+                }
+            }
+        };
+        let event = batch(vec![record("1", &valid_body("ok")), record("2", &valid_body("ok"))]);
+        let response = tokio::time::timeout(
+            Duration::from_secs(30),
+            run_batch(&queue, Backoff::default(), Utc::now(), event, step),
+        )
+        .await
+        .expect("the records of the batch wait for each other");
+        let failed: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+        assert_eq!(failed, ["2"], "each record's own outcome is reported");
     }
 
     #[tokio::test]

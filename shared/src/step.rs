@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use lambda_runtime::{LambdaEvent, service_fn};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::warn;
 
 /// Settings every step has: its queue, its dead-letter queue, its pipeline bus, and how
@@ -106,6 +107,22 @@ impl StepContext {
 
     pub fn account(&self) -> &str {
         self.stores.account()
+    }
+
+    /// Waits `d` by the step's clock, within the handler: the other records of the batch
+    /// take their turns meanwhile, and this one takes its turn back before it goes on.
+    pub async fn wait(&self, d: Duration) {
+        let turns = TURN
+            .try_with(|turn| {
+                turn.held.borrow_mut().take();
+                Arc::clone(&turn.turns)
+            })
+            .ok();
+        self.clock.sleep(d).await;
+        if let Some(turns) = turns {
+            let held = turns.acquire_owned().await.ok();
+            let _ = TURN.try_with(|turn| *turn.held.borrow_mut() = held);
+        }
     }
 
     pub fn region(&self) -> &str {
@@ -242,10 +259,7 @@ impl StepContext {
         };
         let now = self.now();
         let progress = copy.as_in_progress();
-        // SQS delays in whole seconds: rounded up, so the look comes after the end, not just before.
-        let whole_seconds = |d: chrono::Duration| {
-            d.to_std().ok().map(|d| Duration::from_secs(d.as_secs() + u64::from(d.subsec_nanos() > 0)))
-        };
+        let whole_seconds = |d: chrono::Duration| d.to_std().ok().map(crate::slots::whole_seconds_up);
         let ends_in = progress.ends_at(now).and_then(|end| whole_seconds(end - now));
         let age = progress.started_at.and_then(|start| whole_seconds(now - start)).unwrap_or_default();
         let delay = ends_in.map_or(base, |d| d.min(age).max(base)).min(MAX_DELAY);
@@ -293,22 +307,46 @@ pub trait PipelineStep: Send + Sync {
     async fn step(&self, incoming: Incoming, record: Record) -> Result<Outcome>;
 }
 
+/// The records of a batch take turns: one at a time, as if handled one after the other (a
+/// record and its duplicate in the same batch never race, and the second finds what the
+/// first did), except that a record waiting in its handler ([`StepContext::wait`]) gives
+/// up its turn meanwhile, so its wait holds up no other record.
 #[async_trait::async_trait]
 impl<T: PipelineStep> BatchHandler for T {
     async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
         let ctx = self.context();
-        crate::sqs::run_batch(ctx.queue.as_ref(), ctx.env.backoff(), ctx.now(), event, |incoming, record| async move {
-            let stalled = stalled_event(&incoming);
-            let waited_past = record.waited_past(ctx.env.quota_wait, ctx.now());
-            match self.step(incoming, record).await {
-                Err(e) if e.retry() == Some(Retry::QuotaExceeded) && waited_past => {
-                    Err(ctx.quota_wait_over(stalled, e).await)
-                }
-                other => other,
+        let turns = Arc::new(Semaphore::new(1));
+        crate::sqs::run_batch(ctx.queue.as_ref(), ctx.env.backoff(), ctx.now(), event, |incoming, record| {
+            let turns = Arc::clone(&turns);
+            async move {
+                // Never closed; a semaphore is fair, so the records go in the batch's order.
+                let held = Arc::clone(&turns).acquire_owned().await.ok();
+                let turn = Turn { turns, held: std::cell::RefCell::new(held) };
+                TURN.scope(turn, async {
+                    let stalled = stalled_event(&incoming);
+                    let waited_past = record.waited_past(ctx.env.quota_wait, ctx.now());
+                    match self.step(incoming, record).await {
+                        Err(e) if e.retry() == Some(Retry::QuotaExceeded) && waited_past => {
+                            Err(ctx.quota_wait_over(stalled, e).await)
+                        }
+                        other => other,
+                    }
+                })
+                .await
             }
         })
         .await
     }
+}
+
+/// A record's turn within its batch (see [`BatchHandler`] for [`PipelineStep`]s).
+struct Turn {
+    turns: Arc<Semaphore>,
+    held: std::cell::RefCell<Option<OwnedSemaphorePermit>>,
+}
+
+tokio::task_local! {
+    static TURN: Turn;
 }
 
 /// What a Snapshot Rejected event about `incoming` names, when it names a snapshot: the

@@ -23,7 +23,7 @@ use snapferry::step::{COPY_FAILED, PipelineStep, StepContext, StepEnv};
 use snapferry::store::{Copies, CopyRequest, Snapshot, SnapshotStore, Status, default_copy_slots};
 use snapferry::tags::{self, Lineage, Tags};
 use std::time::Duration;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 /// This step's name in `shared/routing.json` and `shared/environment.json`.
 pub const STEP: &str = "copy-shared-snapshot";
@@ -186,6 +186,7 @@ impl Handler {
         .tags();
         ours.extend(tags::origin_tags(&event.origin));
         ours.insert(tags::COPIED_FROM.into(), shared.arn.clone());
+        // Its place among AWS's 50 tags; its value is set at the copy call (`stamped`).
         ours.insert(tags::COPY_STARTED_AT.into(), tags::precise_timestamp_value(self.ctx.now()));
         if let Some(taken) = shared.created_at {
             ours.insert(tags::SNAPSHOT_TAKEN_AT.into(), tags::timestamp_value(taken));
@@ -233,6 +234,7 @@ impl Handler {
             };
         }
         self.free_slot(store.as_ref(), &copy_id).await?;
+        let copy_tags = self.stamped(copy_tags);
         let copied = store
             .copy(&CopyRequest {
                 source: &shared.arn,
@@ -388,9 +390,9 @@ impl Handler {
         let mut lineage = copy.tags.clone();
         lineage.remove(tags::COPIED_AT);
         lineage.remove(tags::VERIFIED_AT);
-        lineage.insert(tags::COPY_STARTED_AT.into(), tags::precise_timestamp_value(self.ctx.now()));
         let regional = self.ctx.stores.store_in(copy.kind, region);
         self.free_slot(regional.as_ref(), &copy.name).await?;
+        let lineage = self.stamped(lineage);
         let copied = regional
             .copy(&CopyRequest {
                 source: &copy.arn,
@@ -460,14 +462,38 @@ impl Handler {
 
     /// Whether a copy named `target` may be asked of `store` now: a copy slot of its kind is
     /// free in its region, or `target` is there already (asked again, AWS answers with it).
-    /// Otherwise [`Error::SlotsFull`], naming when to look again.
+    /// A copy whose turn comes within the second waits for it here (SQS times whole seconds
+    /// only), looking again until its slot frees, within [`slots::HANDOVER_BUDGET`].
+    /// Otherwise [`Error::SlotsFull`], naming when to look again. While it waits, the other
+    /// records of its batch go on ([`StepContext::wait`]).
     async fn free_slot(&self, store: &dyn SnapshotStore, target: &str) -> Result<()> {
-        let copies = store.copies().await?;
         let slots = self.config.slots(store.kind());
-        if copies.in_progress.len() < slots || copies.names.contains(target) {
-            return Ok(());
+        let first = self.ctx.now();
+        loop {
+            let copies = store.copies().await?;
+            if copies.in_progress.len() < slots || copies.names.contains(target) {
+                return Ok(());
+            }
+            let turn = self.turn(store, &copies, slots, target).await;
+            let now = self.ctx.now();
+            let wait = (turn.moment - now).to_std().unwrap_or_default().max(slots::LOOK_AGAIN);
+            let spent = (now - first).to_std().unwrap_or_default();
+            if turn.moment - now >= chrono::Duration::from_std(slots::HANDOVER).unwrap_or_default()
+                || spent + wait > slots::HANDOVER_BUDGET
+            {
+                return Err(self.slots_full(store, &copies, slots, &turn));
+            }
+            debug!(copy = target, wait_ms = wait.as_millis(), "copy slot due within the second; waiting for it here");
+            self.ctx.wait(wait).await;
         }
-        Err(self.slots_full(store, &copies, slots, target).await)
+    }
+
+    /// `tags` with the copy's start as of now, just before the copy call: stamped earlier,
+    /// the wait for a slot and the looks before it would make the copy look older, and
+    /// slower, than it is, and the waiters behind it come back late.
+    fn stamped(&self, mut tags: Tags) -> Tags {
+        tags.insert(tags::COPY_STARTED_AT.into(), tags::precise_timestamp_value(self.ctx.now()));
+        tags
     }
 
     /// AWS refused a copy for copies in progress (other tools' copies, or another
@@ -477,7 +503,8 @@ impl Handler {
             Err(e) if e.retry() == Some(Retry::QuotaExceeded) => match store.copies().await {
                 Ok(copies) if !copies.in_progress.is_empty() => {
                     let slots = copies.in_progress.len();
-                    Err(self.slots_full(store, &copies, slots, target).await)
+                    let turn = self.turn(store, &copies, slots, target).await;
+                    Err(self.slots_full(store, &copies, slots, &turn))
                 }
                 // Nothing to time the wait by: the backoff decides.
                 _ => Err(e),
@@ -486,21 +513,27 @@ impl Handler {
         }
     }
 
-    async fn slots_full(&self, store: &dyn SnapshotStore, copies: &Copies, slots: usize, target: &str) -> Error {
+    /// Where `target` stands in the line for `store`'s slots, and when its slot frees.
+    async fn turn(&self, store: &dyn SnapshotStore, copies: &Copies, slots: usize, target: &str) -> Turn {
         // Without the line (the listing failed) this copy takes itself for the next: it
         // comes back when the first copy ends, and looks again from there. Not in it (the
         // listing is older than the snapshot), it goes to its end.
         let line = self.waiting(store, copies).await.unwrap_or_default();
         let rank = line.iter().position(|name| name == target).unwrap_or(line.len());
-        let busy = &copies.in_progress;
-        let after = slots::next_look(self.ctx.now(), busy, slots, rank, self.ctx.env.recheck);
+        let moment = slots::moment(self.ctx.now(), &copies.in_progress, slots, rank, self.ctx.env.recheck);
+        Turn { rank, waiting: line.len().max(rank + 1), moment }
+    }
+
+    /// Every slot taken: back within the second before its turn, by SQS's delay.
+    fn slots_full(&self, store: &dyn SnapshotStore, copies: &Copies, slots: usize, turn: &Turn) -> Error {
+        let after = slots::delay_before(self.ctx.now(), turn.moment);
         let message = format!(
             "{} of {slots} {} copy slots in {} taken, {} copies waiting, this one {}",
-            busy.len(),
+            copies.in_progress.len(),
             store.kind(),
             store.region(),
-            line.len().max(rank + 1),
-            rank + 1
+            turn.waiting,
+            turn.rank + 1
         );
         info!(after_s = after.as_secs(), message, "copy slots full; looking again later");
         Error::SlotsFull { after, message }
@@ -664,6 +697,16 @@ impl PipelineStep for Handler {
             other => Err(Error::BadInput(format!("copy-shared-snapshot does not handle {}", other.describe()))),
         }
     }
+}
+
+/// A waiting copy's place in the line for its region's slots.
+struct Turn {
+    /// 0: the next to get a slot.
+    rank: usize,
+    /// Copies waiting, this one included.
+    waiting: usize,
+    /// When its slot should free.
+    moment: chrono::DateTime<chrono::Utc>,
 }
 
 #[cfg(test)]

@@ -863,3 +863,108 @@ async fn a_copy_that_says_how_far_it_is_is_looked_at_when_it_should_end_and_no_l
     assert_eq!(delay(&copy(None)), step_env().recheck);
     assert_eq!(delay(&copy(Some(99))), step_env().recheck.max(std::time::Duration::from_secs(1)));
 }
+
+/// `n` copies of `kind` in progress into the home region that, taken to last the re-check
+/// interval from their start (the memory store reports no progress), end `ends_in` from now.
+fn copies_ending_in(cloud: &Cloud, kind: ResourceKind, n: usize, ends_in: chrono::Duration) {
+    let recheck = chrono::Duration::from_std(config().step.recheck).unwrap();
+    for i in 0..n {
+        cloud.put_snapshot(Snapshot {
+            status: Status::Creating,
+            created_at: Some(cloud.now() - recheck + ends_in),
+            ..cloud.snapshot(kind, TARGET, REGION, &format!("other-copy-{i}"), "db")
+        });
+    }
+}
+
+#[tokio::test]
+async fn the_records_of_a_batch_take_a_free_slot_one_at_a_time() {
+    use snapferry::sqs::BatchHandler;
+    // One Aurora slot, AWS's quota as well, and three snapshots shared in one batch,
+    // handled at once (the listing of copies answers a round trip later, as AWS's does):
+    // one is copied, the other two take their places in line, and AWS is never asked
+    // into a full quota.
+    let cloud = Cloud::new();
+    cloud.set_copy_quota(1);
+    let mut bodies = Vec::new();
+    for name in ["snap-1", "snap-2", "snap-3"] {
+        let (_, event) = shared(&cloud, DbCluster, SOURCE, name).await;
+        bodies.push(deliver::pipeline_body(&event, Some(SOURCE)));
+    }
+    let h = handler(&cloud, Config { copy_slots: vec![(DbCluster, 1)], ..config() });
+    let response = h.handle(deliver::batch(&bodies.iter().map(String::as_str).collect::<Vec<_>>())).await;
+    assert!(response.batch_item_failures.is_empty());
+    let asked = cloud.calls().iter().filter(|c| c.starts_with("copy ")).count();
+    assert_eq!(asked, 1, "one copy asked of AWS: {:?}", cloud.calls());
+    assert_eq!(copies(&cloud, REGION).len(), 1);
+    // The memory store says nothing of progress: the copy is taken to last the re-check
+    // interval, and the two waiters come back one copy time apart (the copy's own
+    // re-check aside).
+    let recheck = config().step.recheck.as_secs();
+    let sent = cloud.take_sent();
+    let mut delays: Vec<u64> = sent.iter().filter(|m| bodies.contains(&m.body)).map(|m| m.delay.as_secs()).collect();
+    delays.sort();
+    assert_eq!(delays, [recheck, 2 * recheck]);
+}
+
+#[tokio::test]
+async fn a_record_waiting_in_its_handler_for_a_slot_lets_the_rest_of_its_batch_go_on() {
+    use snapferry::sqs::BatchHandler;
+    // Aurora's slots free in 0.4 s, the instances' are free: the cluster's record, first
+    // in the batch, waits for its slot in its handler, and the instance's is copied
+    // meanwhile, not after it.
+    let cloud = Cloud::new();
+    let (_, cluster) = shared(&cloud, DbCluster, SOURCE, "snap-cluster").await;
+    let (_, instance) = shared(&cloud, DbInstance, SOURCE, "snap-instance").await;
+    copies_ending_in(&cloud, DbCluster, 5, chrono::Duration::milliseconds(400));
+    cloud.set_finish_on_wait(true);
+    let bodies = [deliver::pipeline_body(&cluster, Some(SOURCE)), deliver::pipeline_body(&instance, Some(SOURCE))];
+    let response = handler(&cloud, config()).handle(deliver::batch(&[&bodies[0], &bodies[1]])).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(cloud.slept(), [std::time::Duration::from_millis(400)]);
+    let copied: Vec<String> = cloud.calls().into_iter().filter(|c| c.starts_with("copy ")).collect();
+    assert_eq!(
+        copied,
+        [format!("copy db-instance {TARGET} {REGION}"), format!("copy db-cluster {TARGET} {REGION}")],
+        "{:?}",
+        cloud.calls()
+    );
+}
+
+/// A shared snapshot handled while Aurora's five slots are taken by copies ending `ends_in`
+/// from now; `finish`: a wait in the handler sees them end.
+async fn handled_while_slots_free_in(ends_in_ms: i64, finish: bool) -> (Cloud, snapferry::error::Result<Outcome>) {
+    let cloud = Cloud::new();
+    let (_, event) = shared(&cloud, DbCluster, SOURCE, "snap-1").await;
+    copies_ending_in(&cloud, DbCluster, 5, chrono::Duration::milliseconds(ends_in_ms));
+    cloud.set_finish_on_wait(finish);
+    let out = handler(&cloud, config()).step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await;
+    (cloud, out)
+}
+
+#[tokio::test]
+async fn a_copy_whose_turn_comes_within_the_second_waits_for_it_in_its_handler() {
+    use std::time::Duration;
+    let ours = |cloud: &Cloud| copies(cloud, REGION).iter().filter(|c| c.name.starts_with("snapferry-copy-")).count();
+    // The slots free 0.4 s from now: SQS cannot time that, so the step waits for it itself,
+    // then takes the slot.
+    let (cloud, out) = handled_while_slots_free_in(400, true).await;
+    out.unwrap();
+    assert_eq!(cloud.slept(), [Duration::from_millis(400)]);
+    assert_eq!(ours(&cloud), 1, "copied once its slot freed");
+
+    // The copies end later than estimated: it looks again after 250 ms, or after as long as
+    // they are late (0, 0.25, 0.5 s), and once that is a second, goes back to SQS.
+    let (cloud, out) = handled_while_slots_free_in(400, false).await;
+    let err = out.unwrap_err();
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(1)), "{err}");
+    let ms = Duration::from_millis;
+    assert_eq!(cloud.slept(), [ms(400), ms(250), ms(250), ms(500)]);
+    assert_eq!(ours(&cloud), 0, "nothing asked of a full quota");
+
+    // A turn more than a second away is SQS's to time: back within the second before it,
+    // without waiting here.
+    let (cloud, out) = handled_while_slots_free_in(3_400, false).await;
+    assert_eq!(out.unwrap_err().retry_after(), Some(Duration::from_secs(3)));
+    assert!(cloud.slept().is_empty());
+}

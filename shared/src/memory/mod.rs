@@ -55,6 +55,8 @@ struct Fault {
 struct State {
     now: Option<DateTime<Utc>>,
     instant: bool,
+    finish_on_wait: bool,
+    slept: Vec<std::time::Duration>,
     resources: Vec<(String, String, Resource, Option<String>)>,
     snapshots: Vec<(Snapshot, Vec<String>)>,
     restores: Vec<MemRestore>,
@@ -112,6 +114,17 @@ impl Cloud {
     pub fn advance(&self, d: chrono::Duration) {
         let t = self.now() + d;
         self.set_now(t);
+    }
+
+    /// A step's wait in its handler ([`Clock::sleep`]) finishes every snapshot, copy and
+    /// restore in progress, as if the wait were as long as they take.
+    pub fn set_finish_on_wait(&self, finish: bool) {
+        self.lock().finish_on_wait = finish;
+    }
+
+    /// The waits the steps made in their handlers, in order.
+    pub fn slept(&self) -> Vec<std::time::Duration> {
+        self.lock().slept.clone()
     }
 
     /// Snapshots, copies and restores become available at once (AWS takes minutes).
@@ -378,9 +391,19 @@ impl Metrics for Cloud {
     }
 }
 
+#[async_trait::async_trait]
 impl Clock for Cloud {
     fn now(&self) -> DateTime<Utc> {
         Cloud::now(self)
+    }
+
+    /// Moves the cloud's time on at once (and finishes what is in progress, when told to).
+    async fn sleep(&self, d: std::time::Duration) {
+        self.lock().slept.push(d);
+        self.advance(chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX));
+        if self.lock().finish_on_wait {
+            self.complete_all();
+        }
     }
 }
 

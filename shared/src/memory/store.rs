@@ -217,12 +217,19 @@ impl SnapshotStore for MemStore {
 
     async fn copies(&self) -> Result<crate::store::Copies> {
         self.call("copies")?;
-        let s = self.cloud.lock();
-        let own: Vec<&Snapshot> = s.snapshots.iter().filter(|(x, _)| self.owns(x)).map(|(x, _)| x).collect();
-        Ok(crate::store::Copies {
-            in_progress: own.iter().filter(|x| x.status == Status::Creating).map(|x| x.as_in_progress()).collect(),
-            names: own.iter().map(|x| x.name.clone()).collect(),
-        })
+        let copies = {
+            let s = self.cloud.lock();
+            let own: Vec<&Snapshot> = s.snapshots.iter().filter(|(x, _)| self.owns(x)).map(|(x, _)| x).collect();
+            crate::store::Copies {
+                in_progress: own.iter().filter(|x| x.status == Status::Creating).map(|x| x.as_in_progress()).collect(),
+                names: own.iter().map(|x| x.name.clone()).collect(),
+            }
+        };
+        // The answer is as of the request, and comes back a round trip later, as AWS's
+        // does: whatever else may run meanwhile (another record of the batch, had they not
+        // to take turns) does.
+        tokio::task::yield_now().await;
+        Ok(copies)
     }
 
     async fn shared_with_us(&self) -> Result<Vec<Snapshot>> {
