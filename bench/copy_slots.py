@@ -177,7 +177,7 @@ def create_resources(src: Account, args: argparse.Namespace) -> None:
 
 
 def fire_rounds(src: Account, rounds: int) -> None:
-    """What the hourly schedule rule delivers (services/cli/src/local/host.rs Host::fire),
+    """What the hourly schedule rule delivers (local/src/host.rs Host::fire),
     `rounds` times at once, stamped 3, 4, … hours after this hour: each round passes
     MIN_INTERVAL_MINUTES=60 and names its snapshots after its own slot."""
     sqs = src.client("sqs")

@@ -89,7 +89,7 @@ STEPS = {
 }
 SHARING_KEY_ALIAS = "alias/snapferry-sharing"  # services/cli/src/doctor.rs SHARING_KEY_ALIAS
 BACKUP_KEY_ALIAS = "alias/snapferry-target"  # shared/src/permissions.rs BACKUP_KEY_ALIAS
-RESTORE_NETWORK = "snapferry-restore-test"  # services/cli/src/pipeline.rs
+RESTORE_NETWORK = "snapferry-restore-test"  # local/src/pipeline.rs
 MONITOR_QUEUE = "snapferry-monitor"  # every snapferry event on the account's pipeline bus
 RECHECK_SECONDS = 1  # the local pipeline's (the stacks default to 30; the example config 300)
 # What the hourly expire steps keep of one database's snapshots, kept here between backups
@@ -405,7 +405,7 @@ class Chain:
         return cs.client(self.endpoint, "kms", self.setup[account]).describe_key(KeyId=alias)["KeyMetadata"]["Arn"]
 
     def env(self, step: str, restore_every_nth: int) -> list[tuple[str, str]]:
-        """The step's variables as the stacks set them (services/cli/src/pipeline.rs
+        """The step's variables as the stacks set them (local/src/pipeline.rs
         PipelineOptions::variables for the local pipeline)."""
         url, dlq, _ = self.queues[step]
         select = f"^{re.escape(self.db)}$"
@@ -547,7 +547,7 @@ class Chain:
         at = self.base + 3600 * (index + 1)
         slot = time.strftime("%Y%m%d%H%M", time.gmtime(at))
         self.slots[slot] = index
-        # What the schedule rule delivers (services/cli/src/local/host.rs Host::fire).
+        # What the schedule rule delivers (local/src/host.rs Host::fire).
         rule = f"arn:aws:events:{REGION}:{SOURCE}:rule/snapferry-create-snapshot-schedule"
         event = {"version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source": "aws.events",
                  "account": SOURCE, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at)),

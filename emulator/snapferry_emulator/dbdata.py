@@ -76,6 +76,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Generic, TypeVar
 
+from .rdslookup import RDS_ARN_RE, find_snapshot, rds_backend, snapshot_store
 from .state import ControlError
 
 LOG = logging.getLogger("snapferry_emulator")
@@ -446,12 +447,10 @@ def parse_corruption(body: Any) -> Corruption:
 
 def snapshot_by_arn(arn: str) -> Any:
     """The moto DBSnapshot / DBClusterSnapshot of an ARN (call under the moto lock)."""
-    from . import rds
-
-    m = rds.RDS_ARN_RE.match(arn)
+    m = RDS_ARN_RE.match(arn)
     if not m or m.group("type") not in ("snapshot", "cluster-snapshot"):
         raise ControlError(f"not an RDS snapshot or cluster snapshot ARN: {arn}")
-    store = rds._store(rds.rds_backend(m.group("account"), m.group("region")), m.group("type") == "cluster-snapshot")
+    store = snapshot_store(rds_backend(m.group("account"), m.group("region")), m.group("type") == "cluster-snapshot")
     snap = store.get(m.group("name"))
     if snap is None:
         raise ControlError(f"no snapshot {arn}")
@@ -1013,8 +1012,6 @@ def install(*engines: Engine[Any]) -> None:  # noqa: C901 - one place for all da
     global _ENGINES
     from moto.rds import models as m
 
-    from . import rds
-
     B = m.RDSBackend
     if getattr(B, "_snapferry_data", False):
         return
@@ -1086,14 +1083,14 @@ def install(*engines: Engine[Any]) -> None:  # noqa: C901 - one place for all da
         return answer
 
     def restore_db_instance_from_db_snapshot(self: Any, from_snapshot_id: str, overrides: dict[str, Any]) -> Any:
-        _RESTORE.restore = rds.find_snapshot(self, from_snapshot_id, False)
+        _RESTORE.restore = find_snapshot(self, from_snapshot_id, False)
         try:
             return orig_restore_instance(self, from_snapshot_id, overrides)
         finally:
             _RESTORE.restore = None
 
     def restore_db_cluster_from_snapshot(self: Any, from_snapshot_id: str, overrides: dict[str, Any]) -> Any:
-        _RESTORE.restore = rds.find_snapshot(self, from_snapshot_id, True)
+        _RESTORE.restore = find_snapshot(self, from_snapshot_id, True)
         try:
             return orig_restore_cluster(self, from_snapshot_id, overrides)
         finally:

@@ -465,20 +465,37 @@ def check_deletable(snap: Any) -> None:
         raise _err(LOCKED_DELETE_CODE, f"The snapshot '{snap.id}' is locked and can't be deleted until the lock expires or it is unlocked.")
 
 
-def install(state: LayerState, life: Lifecycle) -> None:  # noqa: C901
+def install(state: LayerState, life: Lifecycle) -> None:
     global STATE, LIFE
     STATE, LIFE = state, life
-    from moto.ec2.models.elastic_block_store import EBSBackend, Snapshot
-    from moto.ec2.responses.elastic_block_store import ElasticBlockStore
-    from moto.ec2.utils import generic_filter, random_snapshot_id
+    from moto.ec2.models.elastic_block_store import EBSBackend
 
     if getattr(EBSBackend, "_snapferry", False):
         return
     EBSBackend._snapferry = True
+    _patch_progress()
+    _patch_storage_tier()
+    _patch_default_key()
+    _patch_snapshot_creation()
+    _patch_create_snapshots_response()
+    _patch_modify_snapshot_tier()
+    _patch_copy_snapshot()
+    _patch_copy_snapshot_response()
+    _patch_describe_snapshots()
+    _patch_describe_snapshots_response()
+    _patch_create_volume()
+    _patch_sharing()
+    _patch_modify_snapshot_attribute_response()
+    _patch_delete_snapshot()
+    _add_lock_operations()
 
+
+def _patch_progress() -> None:
     # Progress of a pending snapshot or copy: the elapsed share of its delay
     # ("0%".."99%"), "100%" once completed, so a reader can estimate when it
     # ends (and a copy slot frees).
+    from moto.ec2.models.elastic_block_store import Snapshot
+
     def _get_progress(self: Any) -> str:
         pending = self.__dict__.get("_sf_pending")
         if pending is not None and self.status == "pending":
@@ -487,11 +504,15 @@ def install(state: LayerState, life: Lifecycle) -> None:  # noqa: C901
 
     Snapshot.progress = property(_get_progress)
 
+
+def _patch_storage_tier() -> None:
     # A temporarily restored snapshot is in the standard tier until its restore
     # expires (working-with-snapshot-archiving: StorageTier is "standard for
     # snapshots stored on the standard tier, including temporarily restored
     # snapshots"); moto leaves it "archive".  Every reader (DescribeSnapshots,
     # the storage-tier filter, the archive checks) goes through this property.
+    from moto.ec2.models.elastic_block_store import Snapshot
+
     def _get_tier(self: Any) -> str:
         tier = self.__dict__.get("_sf_tier", "standard")
         return "standard" if tier == "archive" and temporarily_restored(self) else tier
@@ -501,13 +522,23 @@ def install(state: LayerState, life: Lifecycle) -> None:  # noqa: C901
 
     Snapshot.storage_tier = property(_get_tier, _set_tier)
 
+
+def _patch_default_key() -> None:
     # The account's aws/ebs key must say KeyManager: AWS.
+    from moto.ec2.models.elastic_block_store import EBSBackend
+
     def _create_default_encryption_key(self: Any) -> str:
         key = kmsutil.aws_managed_key(self.account_id, self.region_name, "alias/aws/ebs")
         self.default_kms_key_id = key.arn
         return key.arn
 
     EBSBackend._create_default_encryption_key = _create_default_encryption_key
+
+
+def _patch_snapshot_creation() -> None:
+    # CreateSnapshot and CreateSnapshots in one place: both need moto's own
+    # create_snapshot, taken here before it is replaced.
+    from moto.ec2.models.elastic_block_store import EBSBackend
 
     orig_create = EBSBackend.create_snapshot
 
@@ -542,6 +573,10 @@ def install(state: LayerState, life: Lifecycle) -> None:  # noqa: C901
         return snaps
 
     EBSBackend.create_snapshots = create_snapshots
+
+
+def _patch_create_snapshots_response() -> None:
+    from moto.ec2.responses.elastic_block_store import ElasticBlockStore
 
     def resp_create_snapshots(self: Any) -> Any:
         from moto.core.responses import ActionResult
@@ -578,6 +613,10 @@ def install(state: LayerState, life: Lifecycle) -> None:  # noqa: C901
 
     ElasticBlockStore.create_snapshots = resp_create_snapshots
 
+
+def _patch_modify_snapshot_tier() -> None:
+    from moto.ec2.models.elastic_block_store import EBSBackend
+
     orig_modify_tier = EBSBackend.modify_snapshot_tier
 
     def modify_snapshot_tier(self: Any, snapshot_id: str, storage_tier: str) -> Any:
@@ -594,6 +633,11 @@ def install(state: LayerState, life: Lifecycle) -> None:  # noqa: C901
 
     EBSBackend.modify_snapshot_tier = modify_snapshot_tier
 
+
+def _patch_copy_snapshot() -> None:
+    from moto.ec2.models.elastic_block_store import EBSBackend, Snapshot
+    from moto.ec2.utils import random_snapshot_id
+
     def copy_snapshot(self: Any, source_snapshot_id: str, source_region: str, description: str, kms_key_id: Any, encrypted: bool = False) -> Any:
         source_region = source_region or self.region_name
         source = find_snapshot(self.account_id, source_region, source_snapshot_id)
@@ -601,7 +645,7 @@ def install(state: LayerState, life: Lifecycle) -> None:  # noqa: C901
             raise _err("IncorrectState", f"Snapshot '{source_snapshot_id}' is in an invalid state: {source.status}. Only completed snapshots can be copied.")
         check_not_archived(source, "copied")
         assert STATE is not None
-        limit = STATE.quota("ebs_copies")
+        limit = STATE.quota("ebs_copies", self.account_id)
         if STATE.copies_in_progress("ebs_copies", self.account_id, self.region_name) >= limit:
             raise _err("ResourceLimitExceeded", f"Too many snapshot copies in progress. The limit is {limit} for this destination region.")
         if source.encrypted:
@@ -632,6 +676,10 @@ def install(state: LayerState, life: Lifecycle) -> None:  # noqa: C901
 
     EBSBackend.copy_snapshot = copy_snapshot
 
+
+def _patch_copy_snapshot_response() -> None:
+    from moto.ec2.responses.elastic_block_store import ElasticBlockStore
+
     def resp_copy_snapshot(self: Any) -> Any:
         from moto.core.responses import ActionResult
 
@@ -648,6 +696,11 @@ def install(state: LayerState, life: Lifecycle) -> None:  # noqa: C901
         return ActionResult({"SnapshotId": snap.id, "Tags": snap.tag_set})
 
     ElasticBlockStore.copy_snapshot = resp_copy_snapshot
+
+
+def _patch_describe_snapshots() -> None:
+    from moto.ec2.models.elastic_block_store import EBSBackend
+    from moto.ec2.utils import generic_filter
 
     def describe_snapshots(self: Any, snapshot_ids: Any = None, filters: Any = None, owner_ids: Any = None, restorable_by: Any = None) -> list[Any]:
         me = self.account_id
@@ -674,6 +727,10 @@ def install(state: LayerState, life: Lifecycle) -> None:  # noqa: C901
 
     EBSBackend.describe_snapshots = describe_snapshots
 
+
+def _patch_describe_snapshots_response() -> None:
+    from moto.ec2.responses.elastic_block_store import ElasticBlockStore
+
     def resp_describe_snapshots(self: Any) -> Any:
         from moto.core.responses import ActionResult
 
@@ -686,6 +743,10 @@ def install(state: LayerState, life: Lifecycle) -> None:  # noqa: C901
         return ActionResult({"Snapshots": snaps})
 
     ElasticBlockStore.describe_snapshots = resp_describe_snapshots
+
+
+def _patch_create_volume() -> None:
+    from moto.ec2.models.elastic_block_store import EBSBackend
 
     orig_create_volume = EBSBackend.create_volume
 
@@ -708,6 +769,10 @@ def install(state: LayerState, life: Lifecycle) -> None:  # noqa: C901
         return volume
 
     EBSBackend.create_volume = create_volume
+
+
+def _patch_sharing() -> None:
+    from moto.ec2.models.elastic_block_store import EBSBackend
 
     orig_add = EBSBackend.add_create_volume_permission
 
@@ -732,9 +797,12 @@ def install(state: LayerState, life: Lifecycle) -> None:  # noqa: C901
 
     EBSBackend.add_create_volume_permission = add_create_volume_permission
 
+
+def _patch_modify_snapshot_attribute_response() -> None:
     # The structured form (CreateVolumePermission.Add.N.UserId), which the Rust
     # SDK's builder sends, is ignored by moto (it reads only UserIds/GroupNames).
     from moto.core.responses import EmptyResult
+    from moto.ec2.responses.elastic_block_store import ElasticBlockStore
 
     def resp_modify_snapshot_attribute(self: Any) -> Any:
         snapshot_id = self._get_param("SnapshotId")
@@ -760,6 +828,10 @@ def install(state: LayerState, life: Lifecycle) -> None:  # noqa: C901
 
     ElasticBlockStore.modify_snapshot_attribute = resp_modify_snapshot_attribute
 
+
+def _patch_delete_snapshot() -> None:
+    from moto.ec2.models.elastic_block_store import EBSBackend
+
     orig_delete = EBSBackend.delete_snapshot
 
     def delete_snapshot(self: Any, snapshot_id: str) -> Any:
@@ -770,9 +842,12 @@ def install(state: LayerState, life: Lifecycle) -> None:  # noqa: C901
 
     EBSBackend.delete_snapshot = delete_snapshot
 
+
+def _add_lock_operations() -> None:
     # Snapshot lock operations, which moto lacks.  They are ordinary EC2
     # actions, so the request log, fault injection and IAM apply as to others.
     from moto.core.responses import ActionResult
+    from moto.ec2.responses.elastic_block_store import ElasticBlockStore
 
     def resp_lock_snapshot(self: Any) -> Any:
         self.error_on_dryrun()

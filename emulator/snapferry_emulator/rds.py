@@ -41,9 +41,9 @@ from typing import Any
 from . import dbdata, kmsutil
 from .eventbus import emit_native, iso_now
 from .lifecycle import Lifecycle
+from .rdslookup import find_snapshot, not_found, rds_backend, snapshot_store
 from .state import LayerState
 
-RDS_ARN_RE = re.compile(r"^arn:aws[\w-]*:rds:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):(?P<type>[a-z-]+):(?P<name>.+)$")
 ACCOUNT_RE = re.compile(r"^\d{12}$")
 
 STATE: LayerState | None = None
@@ -69,12 +69,6 @@ CLUSTER_EVENTS = {
 }
 
 
-def rds_backend(account: str, region: str) -> Any:
-    from moto.rds.models import rds_backends
-
-    return rds_backends[account][region]
-
-
 def _err(code: str, message: str) -> Exception:
     from moto.rds.exceptions import RDSClientError
 
@@ -95,46 +89,8 @@ def _snap_id(snap: Any) -> str:
     return snap.db_cluster_snapshot_identifier if _is_cluster(snap) else snap.db_snapshot_identifier
 
 
-def _store(backend: Any, cluster: bool) -> dict[str, Any]:
-    return backend.cluster_snapshots if cluster else backend.database_snapshots
-
-
-def _shared_with(snap: Any, account: str) -> bool:
-    return account in snap.attributes.get("restore", []) or "all" in snap.attributes.get("restore", [])
-
-
-def _not_found(cluster: bool, identifier: str) -> Exception:
-    from moto.rds.exceptions import DBClusterSnapshotNotFoundError, DBSnapshotNotFoundFault
-
-    return DBClusterSnapshotNotFoundError(identifier) if cluster else DBSnapshotNotFoundFault(identifier)
-
-
 def _bad_state(cluster: bool, message: str) -> Exception:
     return _err("InvalidDBClusterSnapshotStateFault" if cluster else "InvalidDBSnapshotState", message)
-
-
-def find_snapshot(caller: Any, identifier: str, cluster: bool) -> Any:
-    """Resolve an identifier or ARN as AWS does for ``caller`` (an RDSBackend)."""
-    if identifier and identifier.startswith("arn:"):
-        m = RDS_ARN_RE.match(identifier)
-        expected = "cluster-snapshot" if cluster else "snapshot"
-        if not m or m.group("type") != expected:
-            raise _not_found(cluster, identifier)
-        owner = rds_backend(m.group("account"), m.group("region"))
-        store = _store(owner, cluster)
-        snap = store.get(m.group("name")) or store.get(m.group("name").lower())
-        if snap is None:
-            raise _not_found(cluster, identifier)
-        if m.group("account") != caller.account_id and not _shared_with(snap, caller.account_id):
-            raise _not_found(cluster, identifier)
-        return snap
-    store = _store(caller, cluster)
-    snap = store.get(identifier) if identifier else None
-    if snap is None and identifier:
-        snap = store.get(identifier.lower())
-    if snap is None:
-        raise _not_found(cluster, identifier)
-    return snap
 
 
 def _shared_snapshots(caller: Any, cluster: bool) -> list[Any]:
@@ -147,7 +103,7 @@ def _shared_snapshots(caller: Any, cluster: bool) -> list[Any]:
         backend = regions.get(caller.region_name) if hasattr(regions, "get") else None
         if backend is None:
             continue
-        for snap in list(_store(backend, cluster).values()):
+        for snap in list(snapshot_store(backend, cluster).values()):
             if caller.account_id in snap.attributes.get("restore", []):
                 found.append(snap)
     return found
@@ -222,10 +178,10 @@ def _start_snapshot_lifecycle(snap: Any, *, copy_of: Any = None) -> None:
     source_ref = (copy_of.backend.account_id, copy_of.backend.region_name, _snap_id(copy_of)) if copy_of else None
 
     def complete(failed: bool) -> None:
-        if not any(v is snap for v in list(_store(backend, cluster).values())):
+        if not any(v is snap for v in list(snapshot_store(backend, cluster).values())):
             return  # deleted meanwhile
         if source_ref is not None and not failed:
-            src_store = _store(rds_backend(source_ref[0], source_ref[1]), cluster)
+            src_store = snapshot_store(rds_backend(source_ref[0], source_ref[1]), cluster)
             failed = not any(v is copy_of for v in list(src_store.values()))  # source deleted before the copy finished
         if not failed:
             # PostgreSQL- or MariaDB-backed: take/copy the data now.
@@ -248,7 +204,7 @@ def _start_snapshot_lifecycle(snap: Any, *, copy_of: Any = None) -> None:
         # No event for a finished cluster snapshot copy: AWS sends none.
 
     def status_now() -> str:
-        return snap.status if any(v is snap for v in list(_store(backend, cluster).values())) else "deleted"
+        return snap.status if any(v is snap for v in list(snapshot_store(backend, cluster).values())) else "deleted"
 
     snap._sf_pending = LIFE.schedule(
         kind="db-cluster" if cluster else "db-instance",
@@ -279,12 +235,12 @@ def _start_resource_lifecycle(resource: Any, account: str, region: str) -> None:
 # ----------------------------------------------------------------- checks
 def _manual_snapshots(backend: Any, cluster: bool) -> int:
     """What the manual-snapshot quota counts (every manual snapshot of the account in the region, copies included)."""
-    return sum(1 for s in list(_store(backend, cluster).values()) if s.snapshot_type == "manual")
+    return sum(1 for s in list(snapshot_store(backend, cluster).values()) if s.snapshot_type == "manual")
 
 
 def _check_manual_quota(backend: Any, cluster: bool) -> None:
     assert STATE is not None
-    limit = STATE.quota("manual_cluster_snapshots" if cluster else "manual_db_snapshots")
+    limit = STATE.quota("manual_cluster_snapshots" if cluster else "manual_db_snapshots", backend.account_id)
     if _manual_snapshots(backend, cluster) >= limit:
         kind = "DB cluster snapshots" if cluster else "DB snapshots"
         raise _err(
@@ -297,7 +253,7 @@ def _check_manual_quota(backend: Any, cluster: bool) -> None:
 def _check_copy_quota(backend: Any, cluster: bool, cross_region: bool) -> None:
     assert STATE is not None
     bucket = "rds_cluster_copies" if cluster else "rds_instance_copies"
-    limit = STATE.quota(bucket)
+    limit = STATE.quota(bucket, backend.account_id)
     if STATE.copies_in_progress(bucket, backend.account_id, backend.region_name) >= limit:
         where = "across regions" if cross_region else f"at the same time to region {backend.region_name}"
         raise _err("SnapshotQuotaExceeded", f"Cannot copy more than {limit} snapshots {where}.")
@@ -335,7 +291,7 @@ def _copy(caller: Any, cluster: bool, source_id: str, target_id: str, kms_key_id
     from moto.rds.models import DBClusterSnapshot, DBSnapshot
 
     source = find_snapshot(caller, source_id, cluster)
-    if target_id in _store(caller, cluster):
+    if target_id in snapshot_store(caller, cluster):
         raise DBClusterSnapshotAlreadyExistsError(target_id) if cluster else DBSnapshotAlreadyExistsError(target_id)
     if source.status != "available":
         raise _bad_state(cluster, f"Snapshot {_snap_id(source)} is not in the available state (it is {source.status}); it can't be copied yet.")
@@ -383,7 +339,7 @@ def _copy(caller: Any, cluster: bool, source_id: str, target_id: str, kms_key_id
     snap.allocated_storage = source.allocated_storage
     snap.storage_encrypted = bool(new_key)
     snap.encrypted = bool(new_key)
-    _store(caller, cluster)[target_id] = snap
+    snapshot_store(caller, cluster)[target_id] = snap
     _start_snapshot_lifecycle(snap, copy_of=source)
     return snap
 
@@ -525,7 +481,7 @@ def install(state: LayerState, life: Lifecycle) -> None:  # noqa: C901 - one pla
     def resp_describe_account_attributes(self: Any) -> Any:
         assert STATE is not None
         quotas = [
-            {"AccountQuotaName": name, "Used": _manual_snapshots(self.backend, cluster), "Max": STATE.quota(quota)}
+            {"AccountQuotaName": name, "Used": _manual_snapshots(self.backend, cluster), "Max": STATE.quota(quota, self.backend.account_id)}
             for name, cluster, quota in (
                 ("ManualSnapshots", False, "manual_db_snapshots"),
                 ("ManualClusterSnapshots", True, "manual_cluster_snapshots"),
@@ -539,7 +495,7 @@ def install(state: LayerState, life: Lifecycle) -> None:  # noqa: C901 - one pla
     def modify_db_snapshot_attribute(self: Any, db_snapshot_identifier: str, attribute_name: str, values_to_add: Any = None, values_to_remove: Any = None) -> Any:
         snap = find_snapshot(self, db_snapshot_identifier, False)
         if snap.backend is not self:
-            raise _not_found(False, db_snapshot_identifier)
+            raise not_found(False, db_snapshot_identifier)
         if attribute_name == "restore":
             _check_share(snap, False, list(values_to_add or []))
         snap.modify_attribute(attribute_name, values_to_add, values_to_remove)
@@ -548,7 +504,7 @@ def install(state: LayerState, life: Lifecycle) -> None:  # noqa: C901 - one pla
     def modify_db_cluster_snapshot_attribute(self: Any, db_cluster_snapshot_identifier: str, attribute_name: str, values_to_add: Any = None, values_to_remove: Any = None) -> Any:
         snap = find_snapshot(self, db_cluster_snapshot_identifier, True)
         if snap.backend is not self:
-            raise _not_found(True, db_cluster_snapshot_identifier)
+            raise not_found(True, db_cluster_snapshot_identifier)
         if attribute_name == "restore":
             _check_share(snap, True, list(values_to_add or []))
         snap.modify_attribute(attribute_name, values_to_add, values_to_remove)

@@ -111,6 +111,17 @@ class Pending:
         return max(0, min(99, int(100 * (now - self.started) / self.delay)))
 
 
+def _valid_quotas(quotas: Any) -> dict[str, int]:
+    if not isinstance(quotas, dict):
+        raise ControlError("quotas must be a JSON object")
+    for name, value in quotas.items():
+        if name not in DEFAULT_QUOTAS:
+            raise ControlError(f"unknown quota {name!r}; known: {sorted(DEFAULT_QUOTAS)}")
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ControlError(f"quota {name} must be an integer >= 0")
+    return dict(quotas)
+
+
 @dataclass
 class LayerState:
     startup_delay: float = 2.0
@@ -127,6 +138,9 @@ class LayerState:
             if not keep_config:
                 self.delay = float(self.startup_delay)
                 self.quotas = dict(self.startup_quotas)
+                # AWS's quotas are per account and region; an account's own maximums
+                # (POST /_snapferry/config with "account") override the emulator's.
+                self.account_quotas: dict[str, dict[str, int]] = {}
                 self.clock_offset = 0.0
             self.faults: list[Fault] = []
             self.drops: list[EventDrop] = []
@@ -140,11 +154,22 @@ class LayerState:
     # ----------------------------------------------------------------- config
     def config(self) -> dict[str, Any]:
         with self.lock:
-            return {"delay_seconds": self.delay, "quotas": dict(self.quotas), "clock_offset_seconds": self.clock_offset}
+            return {
+                "delay_seconds": self.delay,
+                "quotas": dict(self.quotas),
+                "account_quotas": {a: dict(q) for a, q in self.account_quotas.items()},
+                "clock_offset_seconds": self.clock_offset,
+            }
 
     def update_config(self, body: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(body, dict):
             raise ControlError("config body must be a JSON object")
+        account = body.get("account")
+        if account is not None:
+            if not isinstance(account, str) or not account.isdigit() or len(account) != 12:
+                raise ControlError("account must be a 12-digit account id")
+            if set(body) - {"account", "quotas"}:
+                raise ControlError("only quotas can be set for one account (the delay and the clock are the emulator's)")
         with self.lock:
             if "delay_seconds" in body:
                 delay = body["delay_seconds"]
@@ -156,23 +181,24 @@ class LayerState:
                 if not isinstance(offset, (int, float)) or isinstance(offset, bool) or offset < 0:
                     raise ControlError("clock_offset_seconds must be a number >= 0")
                 self.clock_offset = float(offset)
-            quotas = body.get("quotas", {})
-            if not isinstance(quotas, dict):
-                raise ControlError("quotas must be a JSON object")
-            for name, value in quotas.items():
-                if name not in DEFAULT_QUOTAS:
-                    raise ControlError(f"unknown quota {name!r}; known: {sorted(DEFAULT_QUOTAS)}")
-                if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                    raise ControlError(f"quota {name} must be an integer >= 0")
-                self.quotas[name] = value
-            unknown = set(body) - {"delay_seconds", "quotas", "clock_offset_seconds"}
+            quotas = _valid_quotas(body.get("quotas", {}))
+            if "account_quotas" in body:
+                if not isinstance(body["account_quotas"], dict):
+                    raise ControlError("account_quotas must be a JSON object of account -> quotas")
+                self.account_quotas = {a: _valid_quotas(q) for a, q in body["account_quotas"].items()}
+            if account is None:
+                self.quotas.update(quotas)
+            else:
+                self.account_quotas.setdefault(account, {}).update(quotas)
+            unknown = set(body) - {"delay_seconds", "quotas", "account_quotas", "clock_offset_seconds", "account"}
             if unknown:
                 raise ControlError(f"unknown config keys: {sorted(unknown)}")
             return self.config()
 
-    def quota(self, name: str) -> int:
+    def quota(self, name: str, account: str | None = None) -> int:
+        """The maximum of quota ``name`` for ``account``: its own where one was set, else the emulator's."""
         with self.lock:
-            return self.quotas[name]
+            return self.account_quotas.get(account or "", {}).get(name, self.quotas[name])
 
     def now(self) -> datetime:
         """The emulator's wall clock: real UTC time plus ``clock_offset_seconds``.

@@ -125,3 +125,27 @@ def test_describe_account_attributes_wire_shape(emu, accounts):
     names = [[strip(f.tag) for f in q] for q in quotas]
     assert [strip(q.tag) for q in quotas] == ["AccountQuota", "AccountQuota"]
     assert names == [["AccountQuotaName", "Used", "Max"]] * 2
+
+
+def test_an_accounts_own_quota_binds_that_account_only(emu, accounts, config):
+    """AWS's quotas are per account: a maximum set for one account leaves the others at the emulator's."""
+    lowered, other = accounts(2)
+    for acct in (lowered, other):
+        create_db(emu, acct)
+    cfg = emu.control("POST", "/config", {"account": lowered, "quotas": {"manual_db_snapshots": 1}})
+    assert cfg["account_quotas"][lowered] == {"manual_db_snapshots": 1}
+    assert cfg["quotas"]["manual_db_snapshots"] == 100
+    emu.client("rds", lowered).create_db_snapshot(DBInstanceIdentifier="db1", DBSnapshotIdentifier="a")
+    with pytest.raises(ClientError) as exc:
+        emu.client("rds", lowered).create_db_snapshot(DBInstanceIdentifier="db1", DBSnapshotIdentifier="b")
+    assert error_code(exc) == "SnapshotQuotaExceeded"
+    for snap in ("a", "b"):
+        emu.client("rds", other).create_db_snapshot(DBInstanceIdentifier="db1", DBSnapshotIdentifier=snap)
+    quotas = emu.client("rds", lowered).describe_account_attributes()["AccountQuotas"]
+    assert {q["AccountQuotaName"]: q["Max"] for q in quotas}["ManualSnapshots"] == 1
+    # The delay and the clock are the emulator's, not an account's.
+    emu.control("POST", "/config", {"account": other, "delay_seconds": 1}, expect=400)
+    emu.control("POST", "/config", {"account": "12", "quotas": {"ebs_copies": 1}}, expect=400)
+    # GET's answer posted back is the same config (the config fixture restores it so).
+    restored = emu.control("POST", "/config", {**cfg, "account_quotas": {}})
+    assert restored["account_quotas"] == {}

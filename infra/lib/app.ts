@@ -37,7 +37,7 @@ export function buildDeployment(app: App, config: Config, routing: Routing, asse
   // No stack dependency on the target stack, although the forwarding rule needs its bus:
   // each account is deployed with its own credentials (the backup account trusts no other
   // account to deploy into it), and the CLI would otherwise try to deploy the target stack
-  // with the source account's credentials. The README orders the deploys instead.
+  // with the source account's credentials. docs/deploy.md orders the deploys instead.
   const sources = config.sources.map((source) =>
     new SourceStack(app, sourceStackName(source.account), {
       env: { account: source.account, region: source.region },

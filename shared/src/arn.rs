@@ -46,11 +46,7 @@ pub fn name_of(s: &str) -> &str {
 
 /// The regular ARN of a snapshot of `kind` named `name` (for EBS, the `snap-...` id).
 pub fn snapshot_arn(kind: ResourceKind, region: &str, account: &str, name: &str) -> String {
-    match kind {
-        ResourceKind::DbInstance => format!("arn:aws:rds:{region}:{account}:snapshot:{name}"),
-        ResourceKind::DbCluster => format!("arn:aws:rds:{region}:{account}:cluster-snapshot:{name}"),
-        ResourceKind::Ebs => format!("arn:aws:ec2:{region}:{account}:snapshot/{name}"),
-    }
+    crate::kinds::of(kind).snapshot_arn(region, account, name)
 }
 
 #[cfg(test)]

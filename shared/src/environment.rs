@@ -1,7 +1,7 @@
 //! The environment contract: `shared/environment.json` declares, once, every variable each
 //! step reads, its default and whether it is required. [`crate::config::Env`] refuses to
 //! read anything undeclared; the CDK stacks are checked against the same file; the
-//! README's configuration table is [`markdown_table`].
+//! configuration table in `docs/configuration.md` is [`markdown_table`].
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -51,7 +51,7 @@ pub fn var(step: &str, name: &str) -> Option<&'static Var> {
     vars(step).find(|v| v.name == name)
 }
 
-/// The README's configuration table, generated from the contract.
+/// The configuration table of `docs/configuration.md`, generated from the contract.
 pub fn markdown_table() -> String {
     let rows = CONTRACT.common.iter().map(|v| ("every step", v));
     let rows =
@@ -89,15 +89,15 @@ mod tests {
     }
 
     #[test]
-    fn the_readme_table_is_the_contract() {
-        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    fn the_documented_table_is_the_contract() {
+        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/configuration.md")).unwrap();
         let (start, end) = ("<!-- environment:start -->\n", "<!-- environment:end -->");
-        let from = readme.find(start).expect("README has the environment table markers") + start.len();
-        let to = readme[from..].find(end).expect("end marker") + from;
+        let from = doc.find(start).expect("docs/configuration.md has the environment table markers") + start.len();
+        let to = doc[from..].find(end).expect("end marker") + from;
         assert_eq!(
-            &readme[from..to],
+            &doc[from..to],
             markdown_table(),
-            "README.md's configuration table differs from shared/environment.json; paste in snapferry::environment::markdown_table()"
+            "docs/configuration.md's configuration table differs from shared/environment.json; paste in snapferry::environment::markdown_table()"
         );
     }
 }

@@ -11,6 +11,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// The code of the permanent error a full snapshot count quota ends in (the manual
 /// snapshots of an account and region): distinct from a quota wait, which clears by itself.
 pub const QUOTA_FULL: &str = "SnapshotCountQuotaFull";
+/// The code of the error a copy of ours that AWS reported failed, too often to make again,
+/// ends in ([`Error::CopyFailed`]).
+pub const COPY_FAILED: &str = "CopyFailed";
 
 /// Why a retryable error is worth retrying; decides the backoff.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,7 +33,7 @@ pub enum Error {
     #[error("{op} failed with {code} (will retry): {message}")]
     Retryable { retry: Retry, op: &'static str, code: String, message: String },
 
-    #[error("{op} failed with {code}: {message}{}", hint.map(|h| format!(" (hint: {h})")).unwrap_or_default())]
+    #[error("{op} failed with {code}: {message}{}", hint_text(*hint))]
     Permanent { op: &'static str, code: String, message: String, hint: Option<&'static str> },
 
     #[error("{op}: {what} not found")]
@@ -55,6 +58,21 @@ pub enum Error {
     /// progress and chose when to look again, instead of asking AWS into a full quota.
     #[error("copy slots full (will try again in {}s): {message}", after.as_secs())]
     SlotsFull { after: std::time::Duration, message: String },
+
+    /// A snapshot count quota is full (the manual snapshots of an account and region):
+    /// permanent, because it clears only when snapshots are deleted or the quota is raised,
+    /// unlike a quota of copies in progress. Steps report it at once and dead-letter it.
+    #[error("{op} failed with {}: {message}{}", QUOTA_FULL, hint_text(*hint))]
+    QuotaFull { op: &'static str, message: String, hint: Option<&'static str> },
+
+    /// A copy of ours that AWS reported failed, given up on: it failed as often as it is
+    /// made, or there is nothing to make it again from. Permanent; reported once.
+    #[error("{op} failed with {}: {message}{}", COPY_FAILED, hint_text(*hint))]
+    CopyFailed { op: &'static str, message: String, hint: Option<&'static str> },
+}
+
+fn hint_text(hint: Option<&'static str>) -> String {
+    hint.map(|h| format!(" (hint: {h})")).unwrap_or_default()
 }
 
 impl Error {
@@ -89,6 +107,8 @@ impl Error {
             Error::Rejected(_) => "Rejected",
             Error::Config(_) => "Config",
             Error::SlotsFull { .. } => "CopySlotsFull",
+            Error::QuotaFull { .. } => QUOTA_FULL,
+            Error::CopyFailed { .. } => COPY_FAILED,
         }
     }
 

@@ -3,8 +3,9 @@
 //! import graph free of cycles):
 //!
 //! 1. [`events`]: the contract (the `snapferry-contract` crate, no AWS SDK).
-//! 2. Foundations: [`error`], [`arn`], [`tags`], [`naming`], [`kms`], [`environment`],
-//!    [`config`], [`select`], [`routing`], [`permissions`].
+//! 2. Foundations: [`error`], [`kinds`] (everything that differs by resource kind, one row
+//!    per kind), [`arn`], [`tags`], [`naming`], [`kms`], [`environment`], [`config`],
+//!    [`select`], [`routing`], [`permissions`].
 //! 3. [`inbound`]: one parser for every SQS body, native `aws.rds` / `aws.ec2` events included.
 //! 4. [`store`]: the one abstraction over the three resource kinds, and its AWS adapters;
 //!    [`slots`]: when a copy slot frees, from the copies in progress.
@@ -21,6 +22,7 @@ pub mod config;
 pub mod environment;
 pub mod error;
 pub mod inbound;
+pub mod kinds;
 pub mod kms;
 #[cfg(feature = "memory")]
 pub mod memory;

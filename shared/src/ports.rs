@@ -46,12 +46,17 @@ pub trait Metrics: Send + Sync {
     fn value(&self, name: &str, step: &str, resource: Option<&str>, value: f64, unit: &str);
 }
 
-/// What time it is; steps never read the system clock themselves, so tests can set it.
+/// What time it is; steps decide by this clock, not the system clock, so tests can set it.
+/// The exception is waiting on a real database, which a test's clock cannot hurry: the
+/// restore step's login wait for data checks (`LOGIN_WAIT` in `services/restore`, up to
+/// 30 s while RDS applies the master password it has just set) is timed in real time
+/// (`std::time::Instant`, `tokio::time::sleep`), as are the data checks' connection and
+/// statement time limits (`tokio::time::timeout` in `snapferry-data`).
 #[async_trait]
 pub trait Clock: Send + Sync {
     fn now(&self) -> DateTime<Utc>;
-    /// Waits `d`: a step's short waits in its handler go through the clock too, so a test's
-    /// clock moves on instead of sleeping.
+    /// Waits `d`: a step's short waits in its handler (`StepContext::wait`) go through the
+    /// clock too, so a test's clock moves on instead of sleeping (the login wait above aside).
     async fn sleep(&self, d: Duration);
 }
 

@@ -37,6 +37,21 @@ pub const ATTR_SOURCE_QUEUE: &str = "snapferry-source-queue";
 /// SQS refuses `DelaySeconds` above 900 and visibility timeouts above 12 hours.
 const MAX_DELAY: Duration = Duration::from_secs(900);
 
+/// The ARN of the queue at `url` (SQS addresses a queue by URL; policies and redrive by ARN).
+pub async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> crate::error::Result<String> {
+    let out = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|e| Error::from_sdk("GetQueueAttributes", e))?;
+    out.attributes()
+        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
+        .cloned()
+        .ok_or_else(|| Error::Config(format!("GetQueueAttributes {url} returned no QueueArn")))
+}
+
 /// SQS behind a step: its queue and its dead-letter queue.
 #[derive(Debug, Clone)]
 pub struct Queue {

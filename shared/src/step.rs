@@ -38,8 +38,6 @@ pub struct StepEnv {
 /// is reported: a copy fails for transient reasons too (RDS-EVENT-0190 / 0061 say only
 /// "canceled"), but one that keeps failing needs a person.
 pub const MAX_COPY_ATTEMPTS: u32 = 3;
-/// The code of the error a copy that failed [`MAX_COPY_ATTEMPTS`] times ends in.
-pub const COPY_FAILED: &str = "CopyFailed";
 
 /// How much longer than [`StepEnv::recheck`] a step waits before looking at a copy whose
 /// end AWS announces: the event normally comes first, the re-check only backs it up.
@@ -161,8 +159,8 @@ impl StepContext {
 
     /// Makes `failed` (a copy of ours AWS reports failed) again from `source`, under the
     /// same name and with the same tags: the failed one is deleted first, since the name is
-    /// deterministic. Past [`MAX_COPY_ATTEMPTS`] a permanent `CopyFailed` error with AWS's
-    /// reason instead, for the caller to report.
+    /// deterministic. Past [`MAX_COPY_ATTEMPTS`] an [`Error::CopyFailed`] with AWS's reason
+    /// instead, for the caller to report.
     pub async fn copy_again(
         &self,
         store: &dyn SnapshotStore,
@@ -177,9 +175,8 @@ impl StepContext {
         };
         let attempt: u32 = failed.tags.get(tags::COPY_ATTEMPT).and_then(|v| v.parse().ok()).unwrap_or(1);
         if attempt >= MAX_COPY_ATTEMPTS {
-            return Err(Error::Permanent {
+            return Err(Error::CopyFailed {
                 op: "copy",
-                code: COPY_FAILED.into(),
                 message: format!("{} failed {attempt} times; the last time: {why}", failed.arn),
                 hint: Some("look at the copy's events in the RDS console; replay the message to try once more"),
             });

@@ -30,7 +30,7 @@ pub const COPIED_AT: &str = "snapferry:copied-at";
 /// When a restore test of this copy last succeeded (RFC 3339, see [`timestamp_value`]).
 pub const VERIFIED_AT: &str = "snapferry:verified-at";
 /// `"true"` on DB instances / clusters / volumes created by a restore test, so whatever a
-/// crashed run left behind can be found (the README's teardown lists them by it).
+/// crashed run left behind can be found (the teardown in `docs/deploy.md` lists them by it).
 pub const RESTORE_TEST: &str = "snapferry:restore-test";
 /// When snapferry created the resource (RFC 3339); retention counts from here.
 pub const CREATED_AT: &str = "snapferry:created-at";

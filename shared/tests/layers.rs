@@ -8,6 +8,7 @@ use std::path::Path;
 /// Layer of each top-level module; a module may use modules of its layer or a lower one.
 const LAYERS: &[(&str, u8)] = &[
     ("error", 0),
+    ("kinds", 0),
     ("arn", 0),
     ("tags", 0),
     ("naming", 0),

@@ -1,5 +1,7 @@
 //! Test harness for the end-to-end tests: one emulator per test binary, one set of
-//! account ids per test, so tests run in parallel without resetting each other.
+//! account ids per test, so tests run in parallel without resetting each other (what a
+//! test changes in the emulator, it scopes to its accounts: [`control::quotas`],
+//! [`control::fault`], dropped events by account).
 //!
 //! The emulator is started as `python -m snapferry_emulator --parent-pid <this process>`,
 //! so it exits by itself when the test binary does (Rust has no reliable at-exit hook for
@@ -129,6 +131,12 @@ pub mod control {
         let status: u16 = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
         assert!((200..300).contains(&status), "{method} {path} answered {status}: {payload}");
         if payload.trim().is_empty() { Value::Null } else { serde_json::from_str(payload).expect("JSON answer") }
+    }
+
+    /// Sets `account`'s own maximums of the emulator's quotas (`{"manual_db_snapshots": 3}`):
+    /// AWS's quotas are per account, so tests that lower one share the emulator with the rest.
+    pub fn quotas(account: &str, quotas: Value) {
+        call("POST", "/_snapferry/config", Some(serde_json::json!({ "account": account, "quotas": quotas })));
     }
 
     /// "The next `count` calls of `operation` by `account` fail with `code`."
@@ -449,7 +457,7 @@ pub mod fixtures {
     }
 }
 
-/// The whole chain on the emulator (`snapferry_cli::pipeline::LocalPipeline`): start it for
+/// The whole chain on the emulator (`snapferry_local::pipeline::LocalPipeline`): start it for
 /// two fresh accounts, drive its host until pipeline events are seen, and read back what
 /// it made through the SDK.
 pub mod chain {
@@ -459,7 +467,7 @@ pub mod chain {
     use snapferry::events::{EventEnvelope, PipelineEvent, Step};
     use snapferry::store::{Snapshot, Stores};
     use snapferry::tags;
-    pub use snapferry_cli::pipeline::{LocalPipeline, PipelineOptions};
+    pub use snapferry_local::pipeline::{LocalPipeline, PipelineOptions};
     use std::collections::BTreeMap;
 
     pub type Event = EventEnvelope<PipelineEvent>;

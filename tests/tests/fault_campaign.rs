@@ -1,6 +1,7 @@
 //! The fault campaign: the whole pipeline, on a mixed set of backups (two DB instances, an
 //! Aurora cluster, two EBS volumes; two extra regions), under every fault at once, from a
-//! fixed seed. Quotas are global emulator settings, so this binary has its own emulator.
+//! fixed seed. It clears the emulator's fault and drop rules between its phases, so this
+//! binary has its own emulator.
 //!
 //! Faults, and how each is made:
 //! - **throttling bursts** on every AWS operation the chain calls, in each account: a fault
@@ -23,7 +24,7 @@
 //!   announced, before its copies into the extra regions and its restore test.
 //! - **a handler killed mid-step**: one invocation each of create-snapshot, share-snapshot,
 //!   copy-shared-snapshot and restore runs its handler, then dies before its messages are
-//!   deleted ([`snapferry_cli::local::Host::kill_invocation`]); SQS delivers them again.
+//!   deleted ([`snapferry_local::Host::kill_invocation`]); SQS delivers them again.
 //! - **every event duplicated**: every rule, and the cross-account forwarding, has a second
 //!   target on the same queue or bus.
 //! - **events reordered**: every "copy finished" notification (RDS-EVENT-0197, EBS

@@ -7,13 +7,13 @@
 //! twice (the steps are idempotent) and never loses one.
 
 use crate::account::{Account, age, table};
-use crate::local::queue_arn;
 use aws_sdk_sqs::types::{Message, MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName};
 use serde::Serialize;
 use snapferry::clients::Clients;
 use snapferry::error::{Error, Result};
 use snapferry::inbound::{Incoming, parse_message};
 use snapferry::routing::{Function, Routing};
+use snapferry::sqs::queue_arn;
 use snapferry::sqs::{ATTR_ERROR_CODE, ATTR_ERROR_REASON};
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -361,7 +361,7 @@ pub async fn replay_all(
     cancel: impl std::future::Future<Output = ()>,
 ) -> Result<Replayed> {
     let q = queues(c, routing, function(routing, step)?).await?;
-    let (source, destination) = (queue_arn(c, &q.dlq_url).await?, queue_arn(c, &q.queue_url).await?);
+    let (source, destination) = (queue_arn(&c.sqs, &q.dlq_url).await?, queue_arn(&c.sqs, &q.queue_url).await?);
     // The destination is named: snapferry's own dead letters were sent there by the step,
     // not moved by a redrive policy, so SQS could not tell where they came from.
     let task = c
@@ -563,7 +563,7 @@ mod tests {
     fn a_dead_re_check_names_the_resource_its_run_started_from() {
         use snapferry::events::{Recheck, RecheckWhat, SnapshotRef};
         let snapshot = |id: &str, resource: &str| SnapshotRef {
-            kind: snapferry::ResourceKind::DbInstance,
+            kind: "db-instance".parse().expect("a kind of the contract"),
             arn: format!("arn:aws:rds:us-east-1:222222222222:snapshot:{id}"),
             id: id.into(),
             account: "222222222222".into(),

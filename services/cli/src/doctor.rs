@@ -473,11 +473,13 @@ async fn resources(r: &mut Report<'_>, kinds: &[ResourceKind]) -> Result<()> {
             }
         }
     }
-    if kinds.contains(&ResourceKind::DbInstance) {
-        rds_instances(r).await?;
-    }
-    if kinds.contains(&ResourceKind::DbCluster) {
-        multi_az_clusters(r).await?;
+    use snapferry::kinds::Unprotectable;
+    let checks = kinds.iter().flat_map(|k| snapferry::kinds::of(*k).unprotectable_checks);
+    for check in checks {
+        match check {
+            Unprotectable::CustomOrPermanentOptions => rds_instances(r).await?,
+            Unprotectable::NonAuroraClusters => non_aurora_clusters(r).await?,
+        }
     }
     Ok(())
 }
@@ -539,14 +541,16 @@ async fn rds_instances(r: &mut Report<'_>) -> Result<()> {
 }
 
 /// Multi-AZ DB clusters (a cluster of a non-Aurora engine): their snapshots cannot be copied.
-async fn multi_az_clusters(r: &mut Report<'_>) -> Result<()> {
+async fn non_aurora_clusters(r: &mut Report<'_>) -> Result<()> {
     let mut pages = r.c.rds.describe_db_clusters().into_paginator().send();
     let mut found = Vec::new();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| Error::from_sdk("DescribeDBClusters", e))?;
         for c in page.db_clusters() {
             let engine = c.engine().unwrap_or_default();
-            if !engine.starts_with("aurora") && !engine.is_empty() {
+            // The kinds that list clusters by engine (Aurora) cover it, or none does.
+            let covered = snapferry::kinds::KINDS.iter().any(|k| k.engines.is_some() && k.covers_engine(Some(engine)));
+            if !covered && !engine.is_empty() {
                 found.push((c.db_cluster_identifier().unwrap_or_default().to_string(), engine.to_string()));
             }
         }
@@ -571,7 +575,7 @@ pub async fn check(
     routing: &Routing,
     setup: &Setup,
 ) -> Result<Vec<Finding>> {
-    let kinds = [ResourceKind::DbInstance, ResourceKind::DbCluster, ResourceKind::Ebs];
+    let kinds: Vec<ResourceKind> = snapferry::kinds::all().collect();
     let mut findings = Vec::new();
     let mut r = Report { c: backup, findings: Vec::new() };
     backup_key(&mut r, &setup.backup_key).await?;

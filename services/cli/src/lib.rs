@@ -1,11 +1,11 @@
 //! The operator CLI. Subcommands live in their own modules; `main.rs` only parses and runs.
+//! `demo`, `local` and `fire-schedule` are the local host's (the `snapferry-local` binary,
+//! crate `snapferry-local`): this binary runs that one for them, so it does not link the
+//! host, the emulator harness or the demo's database drivers.
 
 pub mod account;
-pub mod demo;
 pub mod dlq;
 pub mod doctor;
-pub mod local;
-pub mod pipeline;
 pub mod status;
 
 use clap::{Parser, Subcommand};
@@ -35,16 +35,17 @@ pub enum Command {
     Doctor(doctor::DoctorArgs),
     /// Run the whole chain on a local emulator, and show every backup verified.
     ///
-    /// Databases and volumes backed up into a second account, copied to another region
-    /// and restore-tested; ends with a table.
-    Demo(demo::DemoArgs),
+    /// Runs `snapferry-local demo` (the local host, built beside this binary by
+    /// `cargo build -p snapferry-local`); `snapferry demo --help` shows its options.
+    Demo(Forwarded),
     /// Run the pipeline locally against an emulator until Ctrl-C (no demo data).
-    Local(demo::LocalArgs),
+    ///
+    /// Runs `snapferry-local local`.
+    Local(Forwarded),
     /// Deliver the scheduled steps' events now, as EventBridge would.
     ///
-    /// Every scheduled step: create-snapshot, expire and reconcile in both accounts, and
-    /// the restore sweep (`--step` for one of them).
-    FireSchedule(demo::FireArgs),
+    /// Runs `snapferry-local fire-schedule`.
+    FireSchedule(Forwarded),
 }
 
 pub async fn run(cli: Cli) -> Result<ExitCode, snapferry::Error> {
@@ -52,8 +53,39 @@ pub async fn run(cli: Cli) -> Result<ExitCode, snapferry::Error> {
         Command::Dlq(args) => dlq::run(args).await,
         Command::Status(args) => status::run(args).await,
         Command::Doctor(args) => doctor::run(args).await,
-        Command::Demo(args) => demo::run(args).await,
-        Command::Local(args) => demo::local(args).await,
-        Command::FireSchedule(args) => demo::fire_schedule(args).await,
+        Command::Demo(args) => local_host("demo", args),
+        Command::Local(args) => local_host("local", args),
+        Command::FireSchedule(args) => local_host("fire-schedule", args),
     }
+}
+
+/// The arguments of a local host command, handed to `snapferry-local` as they are
+/// (`--help` included).
+#[derive(Debug, Clone, clap::Args)]
+#[command(disable_help_flag = true)]
+pub struct Forwarded {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+    pub args: Vec<std::ffi::OsString>,
+}
+
+/// The local host's binary: beside this one (as cargo builds both, and as they are
+/// installed together), else `snapferry-local` on the `PATH`.
+pub fn local_host_binary() -> std::path::PathBuf {
+    std::env::current_exe()
+        .ok()
+        .map(|exe| exe.with_file_name("snapferry-local"))
+        .filter(|beside| beside.is_file())
+        .unwrap_or_else(|| "snapferry-local".into())
+}
+
+/// Runs `snapferry-local <command> <args>` in this process's place, so its output, exit
+/// status and Ctrl-C are the command's own.
+fn local_host(command: &str, forwarded: Forwarded) -> Result<ExitCode, snapferry::Error> {
+    use std::os::unix::process::CommandExt;
+    let binary = local_host_binary();
+    let e = std::process::Command::new(&binary).arg(command).args(&forwarded.args).exec();
+    Err(snapferry::Error::Config(format!(
+        "snapferry {command} is run by the local host, {}, which could not be started ({e}): build it with `cargo build -p snapferry-local`",
+        binary.display()
+    )))
 }

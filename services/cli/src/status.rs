@@ -244,7 +244,7 @@ pub async fn collect(
     only: Option<&str>,
     policy: &Policy,
 ) -> Result<Vec<ResourceStatus>> {
-    let kinds = [ResourceKind::DbInstance, ResourceKind::DbCluster, ResourceKind::Ebs];
+    let kinds: Vec<ResourceKind> = snapferry::kinds::all().collect();
     let mut letters = Vec::new();
     for f in &routing.functions {
         match dlq::show(backup, routing, &f.name).await {
@@ -419,21 +419,26 @@ mod tests {
         }
     }
 
+    /// A kind as the contract spells it.
+    fn kind(name: &str) -> ResourceKind {
+        name.parse().expect("a kind of the contract")
+    }
+
     #[test]
     fn the_status_table_names_each_state() {
         let statuses = [
-            row("orders", ResourceKind::DbInstance, Some(1), Health::Healthy),
-            row("billing", ResourceKind::DbCluster, Some(2), Health::InProgress { step: "restore test".into() }),
+            row("orders", kind("db-instance"), Some(1), Health::Healthy),
+            row("billing", kind("db-cluster"), Some(2), Health::InProgress { step: "restore test".into() }),
             row(
                 "vol-0abc1234def567890",
-                ResourceKind::Ebs,
+                kind("ebs"),
                 Some(3),
                 Health::Stalled {
                     step: "copy".into(),
                     reason: "in the DLQ: KMSKeyNotAccessibleFault: the key policy does not admit this account".into(),
                 },
             ),
-            row("legacy", ResourceKind::DbInstance, None, Health::PastRpo),
+            row("legacy", kind("db-instance"), None, Health::PastRpo),
         ];
         insta::assert_snapshot!(render(&statuses, at(12)));
         assert_eq!(render(&[], at(12)), "no protected resources found");

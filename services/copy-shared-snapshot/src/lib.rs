@@ -12,14 +12,14 @@ use regex::Regex;
 use snapferry::ResourceKind;
 use snapferry::arn::Arn;
 use snapferry::config::{Env, is_account_id};
-use snapferry::error::{Error, QUOTA_FULL, Result, Retry};
+use snapferry::error::{Error, Result, Retry};
 use snapferry::events::{PipelineEvent, Recheck, RecheckWhat, SnapshotRef, Step};
 use snapferry::inbound::Incoming;
 use snapferry::inbound::native::NativeSignal;
 use snapferry::naming;
 use snapferry::slots;
 use snapferry::sqs::{Outcome, Record};
-use snapferry::step::{COPY_FAILED, PipelineStep, StepContext, StepEnv};
+use snapferry::step::{PipelineStep, StepContext, StepEnv};
 use snapferry::store::{Copies, CopyRequest, Snapshot, SnapshotStore, Status, default_copy_slots};
 use snapferry::tags::{self, Lineage, Tags};
 use std::time::Duration;
@@ -261,8 +261,13 @@ impl Handler {
     /// AWS's `shareSnapshot` notification: the sharing account is AWS's word, but it is
     /// still checked against the allowlist and against the owner `DescribeSnapshots`
     /// reports. Without the pipeline's event the run's origin is the shared snapshot itself.
-    async fn on_shared_natively(&self, snapshot_id: &str, from_account: Option<&str>) -> Result<Outcome> {
-        let store = self.ctx.stores.store(snapferry::ResourceKind::Ebs);
+    async fn on_shared_natively(
+        &self,
+        kind: snapferry::ResourceKind,
+        snapshot_id: &str,
+        from_account: Option<&str>,
+    ) -> Result<Outcome> {
+        let store = self.ctx.stores.store(kind);
         let Some(shared) = store.describe(snapshot_id).await? else {
             info!(snapshot = snapshot_id, "shared with us, but not visible (unshared since?); nothing to copy");
             return Ok(Outcome::Done);
@@ -434,9 +439,8 @@ impl Handler {
             (Some(source), Some(key)) => {
                 self.ctx.copy_again(store.as_ref(), &copy, source, source_region.as_deref(), Some(key)).await
             }
-            _ => Err(Error::Permanent {
+            _ => Err(Error::CopyFailed {
                 op: "copy",
-                code: COPY_FAILED.into(),
                 message: format!("{} failed and names no source to copy again from: {:?}", copy.arn, copy.status),
                 hint: None,
             }),
@@ -451,7 +455,7 @@ impl Handler {
             }
             // Reported by the re-check chain only, so a failure seen by both it and
             // RDS-EVENT-0190 is reported once.
-            Err(e) if e.code() == COPY_FAILED && attempt > 0 => {
+            Err(e @ Error::CopyFailed { .. }) if attempt > 0 => {
                 let rejected = Step::Rejected { reason: e.to_string(), sender_account: None };
                 self.ctx.publish(&[PipelineEvent::new(correlation_id, copy.to_ref(), origin, rejected)]).await?;
                 Err(e)
@@ -581,7 +585,7 @@ impl Handler {
         origin: &SnapshotRef,
     ) -> Result<Snapshot> {
         match copied {
-            Err(e) if e.code() == QUOTA_FULL => {
+            Err(e @ Error::QuotaFull { .. }) => {
                 let rejected = Step::Rejected { reason: e.to_string(), sender_account: None };
                 let event = PipelineEvent::new(correlation_id, snapshot, origin.clone(), rejected);
                 Err(self.ctx.quota_full(STEP, event, e).await)
@@ -648,7 +652,7 @@ impl PipelineStep for Handler {
                 // EBS tells the receiving account itself; the pipeline's "shared" event may
                 // come before or after, and whichever comes second finds the copy made.
                 NativeSignal::SharedWithUs { snapshot, from_account } => {
-                    self.on_shared_natively(&snapshot.id, from_account.as_deref()).await
+                    self.on_shared_natively(snapshot.kind, &snapshot.id, from_account.as_deref()).await
                 }
                 NativeSignal::CopyFinished { snapshot, .. } => {
                     let store = self.ctx.stores.store(snapshot.kind);
@@ -665,7 +669,7 @@ impl PipelineStep for Handler {
                         // for it, and reports it if it failed for the last time.
                         Some(copy) if is_our_copy(&copy) && matches!(copy.status, Status::Failed(_)) => {
                             match self.on_copy_failed(copy, 0).await {
-                                Err(e) if e.code() == COPY_FAILED => Ok(Outcome::Done),
+                                Err(Error::CopyFailed { .. }) => Ok(Outcome::Done),
                                 other => other.map(|_| Outcome::Done),
                             }
                         }

@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, Utc};
 use snapferry::config::Env;
-use snapferry::error::{Error, QUOTA_FULL, Result, Retry};
+use snapferry::error::{Error, Result, Retry};
 use snapferry::events::{PipelineEvent, SnapshotRef, Step, new_correlation_id};
 use snapferry::inbound::Incoming;
 use snapferry::select::Selection;
@@ -146,8 +146,8 @@ impl Handler {
                 }
                 // AWS's own quota (other tools' snapshots count too): refuse this one, go on;
                 // the next schedule tries again. A full count is also counted for the alarm.
-                Err(e) if e.retry() == Some(Retry::QuotaExceeded) || e.code() == QUOTA_FULL => {
-                    if e.code() == QUOTA_FULL {
+                Err(e) if e.retry() == Some(Retry::QuotaExceeded) || matches!(e, Error::QuotaFull { .. }) => {
+                    if matches!(e, Error::QuotaFull { .. }) {
                         self.ctx.count_quota_full(STEP);
                     }
                     refused.push((resource, id, e.to_string()))

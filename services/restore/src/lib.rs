@@ -20,7 +20,7 @@ use snapferry::sqs::{Outcome, Record};
 use snapferry::step::{PipelineStep, StepContext, StepEnv};
 use snapferry::store::{LockMode, RestoreSpec, Restored, Snapshot, SnapshotStore, Status};
 use snapferry::tags::{self, Tags};
-use snapferry::{ResourceKind, kms, naming};
+use snapferry::{kms, naming};
 use tracing::{info, warn};
 
 /// This step's name in `shared/routing.json` and `shared/environment.json`.
@@ -43,7 +43,7 @@ pub struct Config {
     pub availability_zone: Option<String>,
     /// Lock verified copies (where the kind can be locked), and for how many days.
     pub lock: Option<(LockMode, u32)>,
-    /// Data checks of PostgreSQL restores (`DATA_CHECKS`); `None`: not run.
+    /// Data checks of PostgreSQL and MySQL-family restores (`DATA_CHECKS`); `None`: not run.
     pub data_checks: Option<DataCheckConfig>,
 }
 
@@ -68,7 +68,7 @@ const LOGIN_RETRY: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// What the data checks of a restore found.
 enum Data {
-    /// Not configured, or not a PostgreSQL engine.
+    /// Not configured, or not an engine data checks run on (PostgreSQL, MySQL, MariaDB).
     Skipped,
     Passed(DataChecked),
     Failed(String, FailedCheck),
@@ -598,9 +598,6 @@ impl PipelineStep for Handler {
     }
 }
 
-/// The kinds whose test restores the sweep looks for: those this step restores.
-const SWEPT: [ResourceKind; 3] = [ResourceKind::DbInstance, ResourceKind::DbCluster, ResourceKind::Ebs];
-
 impl Handler {
     /// The periodic sweep: deletes every test restore older than the restore timeout, so a
     /// run that crashed, or a re-check chain that was lost, never leaves a restored copy of
@@ -609,7 +606,8 @@ impl Handler {
     async fn sweep(&self) -> Result<Outcome> {
         let now = self.ctx.now();
         let mut failed = None;
-        for kind in SWEPT {
+        // Every kind: this step restores each.
+        for kind in snapferry::kinds::all() {
             let store = self.ctx.stores.store(kind);
             for resource in store.list_restore_tests().await? {
                 let name = resource.name();

@@ -16,13 +16,13 @@
 pub mod source_data;
 
 use snapferry::config::Env;
-use snapferry::error::{Error, QUOTA_FULL, Result, Retry};
+use snapferry::error::{Error, Result, Retry};
 use snapferry::events::{PipelineEvent, Recheck, RecheckWhat, SnapshotRef, SourceData, Step};
 use snapferry::inbound::Incoming;
 use snapferry::inbound::native::NativeSignal;
 use snapferry::select::Selection;
 use snapferry::sqs::{Outcome, Record};
-use snapferry::step::{COPY_FAILED, PipelineStep, StepContext, StepEnv};
+use snapferry::step::{PipelineStep, StepContext, StepEnv};
 use snapferry::store::{CopyRequest, Snapshot, SnapshotStore, Status};
 use snapferry::tags::{self, Lineage};
 use snapferry::{kms, naming};
@@ -196,7 +196,7 @@ impl Handler {
             })
             .await;
         let copy = match copied {
-            Err(e) if e.code() == QUOTA_FULL => {
+            Err(e @ Error::QuotaFull { .. }) => {
                 let rejected = Step::Rejected { reason: e.to_string(), sender_account: None };
                 let event = PipelineEvent::new(correlation_id, origin.clone(), origin, rejected);
                 return Err(self.ctx.quota_full(STEP, event, e).await);
@@ -229,7 +229,7 @@ impl Handler {
         let again = self.ctx.copy_again(store.as_ref(), failed, &origin.id, None, Some(&self.config.sharing_key)).await;
         match again {
             Ok(copy) => self.recheck(store.as_ref(), &copy, origin, correlation_id, attempt),
-            Err(e) if e.code() == COPY_FAILED => {
+            Err(e @ Error::CopyFailed { .. }) => {
                 let rejected = Step::Rejected { reason: e.to_string(), sender_account: None };
                 let event = PipelineEvent::new(correlation_id, failed.to_ref(), origin.clone(), rejected);
                 self.ctx.publish(&[event]).await?;
@@ -393,7 +393,7 @@ impl PipelineStep for Handler {
                             let origin = tags::origin_from_tags(copy.kind, &copy.tags).unwrap_or_else(|| copy.to_ref());
                             let key = Some(self.config.sharing_key.as_str());
                             match self.ctx.copy_again(store.as_ref(), &copy, &origin.id, None, key).await {
-                                Err(e) if e.code() != COPY_FAILED => Err(e),
+                                Err(e) if !matches!(e, Error::CopyFailed { .. }) => Err(e),
                                 _ => Ok(Outcome::Done),
                             }
                         }

@@ -86,11 +86,7 @@ pub struct Cloud {
 
 /// The engine a database of `kind` runs in the cloud.
 fn engine(kind: ResourceKind) -> (Option<String>, Option<String>) {
-    match kind {
-        ResourceKind::DbInstance => (Some("postgres".into()), Some("16.4".into())),
-        ResourceKind::DbCluster => (Some("aurora-postgresql".into()), Some("16.4".into())),
-        ResourceKind::Ebs => (None, None),
-    }
+    crate::kinds::of(kind).default_engine.map_or((None, None), |(e, v)| (Some(e.into()), Some(v.into())))
 }
 
 impl Cloud {
@@ -150,7 +146,7 @@ impl Cloud {
 
     /// The AWS-managed key (`aws/rds`, `aws/ebs`) of an account and region.
     pub fn aws_managed_key(&self, account: &str, region: &str, kind: ResourceKind) -> String {
-        let service = if kind == ResourceKind::Ebs { "ebs" } else { "rds" };
+        let service = crate::kinds::of(kind).key_service;
         let arn = format!("arn:aws:kms:{region}:{account}:key/aws-managed-{service}");
         let mut s = self.lock();
         if !s.aws_managed_keys.contains(&arn) {
@@ -172,15 +168,7 @@ impl Cloud {
         let resource = Resource {
             kind,
             id: id.to_string(),
-            arn: format!(
-                "arn:aws:{}:{region}:{account}:{}{id}",
-                if kind == ResourceKind::Ebs { "ec2" } else { "rds" },
-                match kind {
-                    ResourceKind::DbInstance => "db:",
-                    ResourceKind::DbCluster => "cluster:",
-                    ResourceKind::Ebs => "volume/",
-                }
-            ),
+            arn: crate::kinds::of(kind).resource_arn(region, account, id),
             encrypted: key.is_some(),
             kms_key_id: key.map(str::to_string),
             tags: tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),

@@ -42,6 +42,10 @@ pub(super) struct MemStore {
 }
 
 impl MemStore {
+    fn row(&self) -> &'static crate::kinds::Kind {
+        crate::kinds::of(self.kind)
+    }
+
     fn call(&self, op: &'static str) -> Result<()> {
         self.cloud.call(op, format!("{} {} {}", self.kind, self.account, self.region))
     }
@@ -54,7 +58,7 @@ impl MemStore {
     /// with. As in AWS: EC2 takes only the bare `snap-` id, so an ARN's account and region
     /// say nothing; RDS describes a snapshot shared with us under its ARN.
     fn visible(&self, s: &State, snapshot: &str, region: &str) -> Option<(Snapshot, Vec<String>)> {
-        let by_arn = Arn::parse(snapshot).is_some() && self.kind != ResourceKind::Ebs;
+        let by_arn = Arn::parse(snapshot).is_some() && self.row().named_by_identifier;
         let id = crate::arn::name_of(snapshot);
         let (found, shared) = s
             .snapshots
@@ -65,7 +69,7 @@ impl MemStore {
                 named && (x.account == self.account || shared.contains(&self.account))
             })
             .cloned()?;
-        let foreign_rds = found.account != self.account && self.kind != ResourceKind::Ebs;
+        let foreign_rds = found.account != self.account && self.row().named_by_identifier;
         Some((Snapshot { id: if foreign_rds { found.arn.clone() } else { found.id.clone() }, ..found }, shared))
     }
 
@@ -82,9 +86,9 @@ impl MemStore {
     /// the EBS one cannot.
     fn manual_quota_full(&self, op: &'static str, quota: usize) -> Error {
         let refused = self.err(op, "SnapshotQuotaExceeded", "the manual snapshot quota is reached".into());
-        match self.kind {
-            ResourceKind::Ebs => refused,
-            _ => crate::store::quota_full(&format!("{quota} of {quota} manual snapshots used"), &refused),
+        match self.row().snapshot_quota {
+            None => refused,
+            Some(_) => crate::store::quota_full(&format!("{quota} of {quota} manual snapshots used"), &refused),
         }
     }
 
@@ -98,7 +102,7 @@ impl MemStore {
 
     fn new_id(&self, s: &mut State, name: &str) -> String {
         s.next_id += 1;
-        if self.kind == ResourceKind::Ebs { format!("snap-{:017x}", s.next_id) } else { name.to_string() }
+        if self.row().named_by_identifier { name.to_string() } else { format!("snap-{:017x}", s.next_id) }
     }
 }
 
@@ -126,13 +130,7 @@ impl SnapshotStore for MemStore {
         let restores = s.restores.iter().filter(|r| ours(r.kind, &r.account, &r.region)).map(|r| Resource {
             kind: r.kind,
             id: r.restored.id.clone(),
-            arn: format!(
-                "arn:aws:rds:{}:{}:{}:{}",
-                r.region,
-                r.account,
-                if r.kind == ResourceKind::DbCluster { "cluster" } else { "db" },
-                r.restored.id
-            ),
+            arn: crate::kinds::of(r.kind).resource_arn(&r.region, &r.account, &r.restored.id),
             encrypted: r.restored.encrypted,
             kms_key_id: r.restored.kms_key_id.clone(),
             tags: r.spec_tags.clone(),
@@ -166,7 +164,7 @@ impl SnapshotStore for MemStore {
         let id = self.new_id(&mut s, name);
         let (engine, engine_version) = engine(self.kind);
         let mut all_tags = tags.clone();
-        if self.kind == ResourceKind::Ebs {
+        if !self.row().named_by_identifier {
             all_tags.insert(crate::store::ebs::ID_TAG.to_string(), name.to_string());
         }
         let snapshot = Snapshot {
@@ -185,7 +183,7 @@ impl SnapshotStore for MemStore {
             engine,
             engine_version,
             tags: all_tags,
-            description: (self.kind == ResourceKind::Ebs).then(|| crate::store::ebs::description(name)),
+            description: (!self.row().named_by_identifier).then(|| crate::store::ebs::description(name)),
             size_gib: None,
             progress: None,
         };
@@ -269,13 +267,13 @@ impl SnapshotStore for MemStore {
         }
         let in_progress = s.snapshots.iter().filter(|(x, _)| self.owns(x) && x.status == Status::Creating).count();
         if s.copy_quota.is_some_and(|q| in_progress >= q) {
-            let code = if self.kind == ResourceKind::Ebs { "ResourceLimitExceeded" } else { "SnapshotQuotaExceeded" };
+            let code = self.row().copy_limit_code;
             return Err(self.err("copy", code, "too many snapshot copies in progress".into()));
         }
         self.check_tag_count("copy", request.tags.len())?;
         let id = self.new_id(&mut s, request.target_id);
         let mut copy_tags = request.tags.clone();
-        if self.kind == ResourceKind::Ebs {
+        if !self.row().named_by_identifier {
             copy_tags.insert(crate::store::ebs::ID_TAG.to_string(), request.target_id.to_string());
         }
         let copy = Snapshot {
@@ -294,7 +292,7 @@ impl SnapshotStore for MemStore {
             engine: source.engine.clone(),
             engine_version: source.engine_version.clone(),
             tags: copy_tags,
-            description: (self.kind == ResourceKind::Ebs).then(|| crate::store::ebs::description(request.target_id)),
+            description: (!self.row().named_by_identifier).then(|| crate::store::ebs::description(request.target_id)),
             size_gib: source.size_gib,
             progress: None,
         };
@@ -348,11 +346,7 @@ impl SnapshotStore for MemStore {
 
     async fn quota_usage(&self) -> Result<Option<crate::store::QuotaUsage>> {
         let s = self.cloud.lock();
-        let name = match self.kind {
-            ResourceKind::DbInstance => "ManualSnapshots",
-            ResourceKind::DbCluster => "ManualClusterSnapshots",
-            ResourceKind::Ebs => return Ok(None),
-        };
+        let Some(name) = self.row().snapshot_quota else { return Ok(None) };
         Ok(s.manual_quota.map(|max| crate::store::QuotaUsage {
             name,
             used: self.manual_count(&s) as u64,
@@ -371,7 +365,7 @@ impl SnapshotStore for MemStore {
         _mode: crate::store::LockMode,
         days: u32,
     ) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
-        if self.kind != ResourceKind::Ebs {
+        if !self.row().lockable {
             return Ok(None);
         }
         self.call("lock")?;
@@ -448,7 +442,7 @@ impl SnapshotStore for MemStore {
             spec_tags: spec.tags.clone(),
             restored,
         });
-        if self.kind == ResourceKind::DbCluster && class.as_deref() == Some("db.t4g.micro") {
+        if self.row().below_smallest_class(class.as_deref()) {
             // Aurora offers no micro class: AWS restores the cluster, then refuses its instance.
             let message = "RDS does not support creating a DB instance with db.t4g.micro for aurora-postgresql".into();
             return Err(classify("restore", "InvalidParameterCombination".into(), message, Some(400)));
@@ -473,7 +467,7 @@ impl SnapshotStore for MemStore {
         let found = s.resources.iter().any(|(a, r, res, _)| {
             a == &self.account && r == &self.region && res.kind == self.kind && res.id == resource_id
         });
-        if !found || self.kind == ResourceKind::Ebs {
+        if !found || !self.row().database {
             return Ok(None);
         }
         Ok(Some(crate::store::Database {

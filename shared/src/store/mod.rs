@@ -111,7 +111,8 @@ impl Resource {
     /// [`Selection::matches`]: crate::select::Selection::matches
     pub fn selected_by(&self, selection: &crate::select::Selection) -> bool {
         if self.members.is_empty() {
-            let name = (self.kind == ResourceKind::Ebs).then(|| self.tags.get("Name")).flatten();
+            // Where AWS picks the id (EBS), a person names the resource by its Name tag.
+            let name = (!crate::kinds::of(self.kind).named_by_identifier).then(|| self.tags.get("Name")).flatten();
             selection.matches(&self.id, &self.tags) || name.is_some_and(|n| selection.matches_id(n))
         } else {
             selection.identifiers.contains(&self.id) || crate::select::tag_matches(&selection.instance_tag, &self.tags)
@@ -239,15 +240,10 @@ pub struct Copies {
 }
 
 /// How many copies of `kind` AWS runs at once into one destination region of an account, by
-/// default: 20 DB instance snapshot copies, 5 Aurora cluster snapshot copies, 20 EBS snapshot
-/// copies (RDS User Guide, CHAP_Limits and USER_CopySnapshot; Aurora User Guide,
-/// aurora-copy-snapshot; EBS User Guide, ebs-resource-quotas). AWS refuses more with
+/// default ([`crate::kinds::Kind::copy_slots`]). AWS refuses more with
 /// `SnapshotQuotaExceeded` / `ResourceLimitExceeded`.
 pub fn default_copy_slots(kind: ResourceKind) -> usize {
-    match kind {
-        ResourceKind::DbInstance | ResourceKind::Ebs => 20,
-        ResourceKind::DbCluster => 5,
-    }
+    crate::kinds::of(kind).copy_slots
 }
 
 /// How a snapshot is locked against deletion (EBS Snapshot Lock).
@@ -260,16 +256,9 @@ pub enum LockMode {
     Compliance,
 }
 
-/// How a step learns that a copy it started in this store's region has finished.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CopyCompletion {
-    /// AWS announces it with an event routed back to the step (RDS-EVENT-0197 for DB
-    /// snapshot copies).
-    Event,
-    /// Nothing is announced (cluster snapshot copies; EBS copies are not routed): the step
-    /// polls with delayed re-checks.
-    Recheck,
-}
+/// How a step learns that a copy it started in a store's region has finished (per kind:
+/// [`crate::kinds::Kind::copy_completion`]).
+pub use crate::kinds::CopyCompletion;
 
 /// The one abstraction the services are written against. Every call is idempotent:
 /// "already exists" answers with what exists, "not found" on delete is success.
@@ -286,22 +275,13 @@ pub trait SnapshotStore: Send + Sync {
 
     /// How the end of a copy into this store is learned.
     fn copy_completion(&self) -> CopyCompletion {
-        match self.kind() {
-            ResourceKind::DbInstance => CopyCompletion::Event,
-            ResourceKind::DbCluster | ResourceKind::Ebs => CopyCompletion::Recheck,
-        }
+        crate::kinds::of(self.kind()).copy_completion
     }
 
     /// The cheapest class a test restore of `engine` can run on; `None` where there is no
     /// class to choose (EBS volumes).
     fn smallest_restore_class(&self, _engine: Option<&str>) -> Option<&'static str> {
-        match self.kind() {
-            ResourceKind::DbInstance => Some("db.t4g.micro"),
-            // Aurora offers no micro class; db.t4g.medium is its smallest for both
-            // Aurora MySQL and Aurora PostgreSQL (Aurora User Guide, Concepts.DBInstanceClass).
-            ResourceKind::DbCluster => Some("db.t4g.medium"),
-            ResourceKind::Ebs => None,
-        }
+        crate::kinds::of(self.kind()).smallest_restore_class
     }
 
     /// Databases / volumes in this account and region.
@@ -384,9 +364,8 @@ pub trait SnapshotStore: Send + Sync {
 /// `cause`: permanent, because it clears only when snapshots are deleted or the quota is
 /// raised, unlike a quota of copies in progress.
 pub fn quota_full(figures: &str, cause: &crate::error::Error) -> crate::error::Error {
-    crate::error::Error::Permanent {
+    crate::error::Error::QuotaFull {
         op: "SnapshotQuota",
-        code: crate::error::QUOTA_FULL.into(),
         message: format!("{figures}: {cause}"),
         hint: Some(
             "delete manual snapshots nobody needs, or raise the quota in Service Quotas, then replay the message",

@@ -14,9 +14,6 @@ use aws_sdk_rds::types::Tag;
 pub struct Clusters;
 
 impl Clusters {
-    /// The engine a cluster snapshot that does not name one is restored as.
-    const DEFAULT_ENGINE: &str = "aurora-postgresql";
-
     /// Aurora restores a cluster, then needs one instance in it to be usable; its id is
     /// derived from the cluster's and, like it, at most 63 characters.
     pub(super) fn instance_id(restore_id: &str) -> String {
@@ -55,8 +52,16 @@ family! {
         }
 
         async fn list_resources(&self, client: &Client) -> Result<Vec<Resource>> {
+            // DescribeDBClusters lists DocumentDB, Neptune and Multi-AZ DB clusters too; the
+            // kind's engines, as AWS's `engine` filter, keep them out.
+            let engines = crate::kinds::of(Self::KIND).engines.unwrap_or_default();
+            let filter = aws_sdk_rds::types::Filter::builder()
+                .name("engine")
+                .set_values(Some(engines.iter().map(|e| e.to_string()).collect()))
+                .build();
             let clusters = client
                 .describe_db_clusters()
+                .filters(filter)
                 .into_paginator()
                 .items()
                 .send()
@@ -79,12 +84,14 @@ family! {
         }
 
         async fn restore(&self, client: &Client, snapshot: &Snapshot, spec: &RestoreSpec, class: &str) -> Result<()> {
-            let engine = snapshot.engine.as_deref().unwrap_or(Self::DEFAULT_ENGINE);
+            // A snapshot that names no engine is restored as the kind's default one.
+            let default = crate::kinds::of(Self::KIND).default_engine.map(|(engine, _)| engine);
+            let engine = snapshot.engine.as_deref().or(default);
             let r = client
                 .restore_db_cluster_from_snapshot()
                 .db_cluster_identifier(&spec.restore_id)
                 .snapshot_identifier(&snapshot.id)
-                .engine(engine)
+                .set_engine(engine.map(str::to_string))
                 .set_engine_version(snapshot.engine_version.clone())
                 .set_db_subnet_group_name(spec.subnet_group.clone())
                 .set_vpc_security_group_ids(Some(spec.security_group_ids.clone()))
@@ -98,7 +105,7 @@ family! {
                 .create_db_instance()
                 .db_instance_identifier(Self::instance_id(&spec.restore_id))
                 .db_cluster_identifier(&spec.restore_id)
-                .engine(engine)
+                .set_engine(engine.map(str::to_string))
                 .db_instance_class(class)
                 .publicly_accessible(false)
                 .set_tags(Some(to_rds_tags(&spec.tags)))

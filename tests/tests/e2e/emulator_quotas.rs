@@ -1,5 +1,5 @@
-//! Behaviour 5: AWS's quotas, lowered so a test can reach them. Quotas are global emulator
-//! settings, so this binary has its own emulator and runs its cases one after another.
+//! Behaviour 5: AWS's quotas, lowered so a test can reach them, for the test's own account
+//! (AWS's quotas are per account), so other tests on the emulator keep AWS's defaults.
 
 use serde_json::json;
 use snapferry::ResourceKind;
@@ -9,13 +9,9 @@ use snapferry::store::Stores;
 use snapferry::tags::Tags;
 use snapferry_e2e::{REGION, clients_without_retries, control, fixtures, new_account};
 
-fn set_quotas(quotas: serde_json::Value) {
-    control::call("POST", "/_snapferry/config", Some(json!({ "quotas": quotas })));
-}
-
 async fn copy_quota(kind: ResourceKind, quota_key: &str, code: &str) {
-    set_quotas(json!({ quota_key: 1 }));
     let account = new_account();
+    control::quotas(&account, json!({ quota_key: 1 }));
     let c = clients_without_retries(&account, REGION).await;
     let store = c.store(kind);
     let resource = fixtures::resource(&c, kind, "busy", None).await;
@@ -50,8 +46,8 @@ async fn quotas() {
     copy_quota(ResourceKind::Ebs, "ebs_copies", "ResourceLimitExceeded").await;
 
     // Manual snapshots per region.
-    set_quotas(json!({ "manual_db_snapshots": 2 }));
     let account = new_account();
+    control::quotas(&account, json!({ "manual_db_snapshots": 2 }));
     let c = clients_without_retries(&account, REGION).await;
     let store = c.store(ResourceKind::DbInstance);
     fixtures::resource(&c, ResourceKind::DbInstance, "many", None).await;

@@ -1,9 +1,9 @@
 //! A whole snapferry pipeline on the local emulator: the keys, the restore-test network,
-//! the topology from `shared/routing.json`, and the four steps hosted with Lambda's SQS
+//! the topology from `shared/routing.json`, and every step of the routing hosted with Lambda's SQS
 //! semantics. `snapferry demo`, `snapferry local` and the end-to-end tests all use it, so
 //! they run the very handlers the Lambdas run.
 
-use crate::local::{DeployOptions, Deployment, Host, deploy, step_role};
+use crate::{DeployOptions, Deployment, Host, deploy, step_role};
 use serde_json::json;
 use snapferry::ResourceKind;
 use snapferry::clients::Clients;
@@ -13,14 +13,11 @@ use snapferry::events::{EventEnvelope, PipelineEvent};
 use snapferry::inbound::{Incoming, parse_message};
 use snapferry::permissions::{Permissions, Scope};
 use snapferry::routing::Routing;
-use snapferry::sqs::BatchHandler;
-use snapferry::step::StepContext;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
-pub use crate::doctor::SHARING_KEY_ALIAS;
 pub use snapferry::permissions::BACKUP_KEY_ALIAS;
+pub use snapferry_cli::doctor::SHARING_KEY_ALIAS;
 pub const RESTORE_NETWORK: &str = "snapferry-restore-test";
 const MONITOR_QUEUE: &str = "snapferry-monitor";
 
@@ -112,6 +109,34 @@ impl Default for PipelineOptions {
             description_regex: None,
             copy_slots: None,
             permissions: Permissions::load(),
+        }
+    }
+}
+
+impl PipelineOptions {
+    /// Every optional feature on, each with a valid value: the local host's side of the
+    /// infra tests' comparison of rendered environments (`snapferry-local local-env`).
+    pub fn everything() -> Self {
+        PipelineOptions {
+            select_identifiers: vec!["orders".into()],
+            select_tag: Some("backup=daily".into()),
+            select_instance_tag: Some("fleet=web".into()),
+            kinds: snapferry::kinds::all().collect(),
+            lock: Some(("governance".into(), 7)),
+            release_shares: true,
+            retention_source: Some(r#"[{"keep_last": 1}]"#.into()),
+            retention_backup: Some(
+                r#"[{"resources": "^prod-", "regions": ["eu-west-1"], "keep_last": 2}, {"daily": 7, "monthly": 12}]"#
+                    .into(),
+            ),
+            extra_regions: vec!["eu-west-1".into()],
+            allowlist: vec![crate::demo::SOURCE_ACCOUNT.into(), "444444444444".into()],
+            data_checks: Some(r#"{"databases": [{"resources": ".*", "database": "app"}]}"#.into()),
+            source_data_checks: Some(r#"{"databases": [{"resources": ".*", "database": "app"}]}"#.into()),
+            identifier_regex: Some("^snapferry-".into()),
+            description_regex: Some(".*".into()),
+            copy_slots: Some("db-instance=20,db-cluster=5,ebs=20".into()),
+            ..PipelineOptions::default()
         }
     }
 }
@@ -222,6 +247,72 @@ impl PipelineOptions {
         }
         vars.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
     }
+
+    /// The whole environment of `function` as Lambda would have it: what the stacks set
+    /// from their config ([`Self::variables`]), plus the platform variables their step
+    /// construct adds: its queue and DLQ (`queue_of` gives a step's queue and DLQ URLs), the
+    /// pipeline bus, and the other steps' queues reconcile sends its repairs to.
+    fn environment(
+        &self,
+        function: &str,
+        d: &Deployed,
+        pipeline_bus: &str,
+        queue_of: impl Fn(&str) -> Option<(String, String)>,
+    ) -> BTreeMap<String, String> {
+        let mut vars = self.variables(function, d);
+        if let Some((queue_url, dlq_url)) = queue_of(function) {
+            vars.insert("QUEUE_URL".into(), queue_url);
+            vars.insert("DLQ_URL".into(), dlq_url);
+        }
+        vars.insert("PIPELINE_BUS".into(), pipeline_bus.to_string());
+        for (var, step) in [
+            ("SHARE_QUEUE_URL", "share-snapshot"),
+            ("COPY_QUEUE_URL", "copy-shared-snapshot"),
+            ("RESTORE_QUEUE_URL", "restore"),
+        ] {
+            let declared = snapferry::environment::var(function, var).is_some();
+            if let (true, Some((queue_url, _))) = (declared, queue_of(step)) {
+                vars.insert(var.into(), queue_url);
+            }
+        }
+        vars
+    }
+
+    /// Every function's environment as the local host renders it with these options, for
+    /// a deployment of placeholders (documentation account ids, `us-east-1`): what the
+    /// infra tests hold the stacks' rendered environments against (`snapferry-local
+    /// local-env`).
+    pub fn rendered(&self) -> Vec<(String, BTreeMap<String, String>)> {
+        let (source, target) = (crate::demo::SOURCE_ACCOUNT, crate::demo::TARGET_ACCOUNT);
+        let key = |account: &str, id: &str| format!("arn:aws:kms:us-east-1:{account}:key/{id}");
+        let (sharing_key, target_key) = (key(source, "sharing"), key(target, "backup"));
+        let extra_keys: Vec<(String, String)> =
+            self.extra_regions.iter().map(|r| (r.clone(), format!("arn:aws:kms:{r}:{target}:key/backup"))).collect();
+        let deployed = Deployed {
+            source_account: source,
+            target_account: target,
+            sharing_key: &sharing_key,
+            target_key: &target_key,
+            extra_keys: &extra_keys,
+            subnet_group: RESTORE_NETWORK,
+            security_group: "sg-0123456789abcdef0",
+            // RDS's own CAs, compiled in (the emulator's is a file of the machine that runs it).
+            ca_bundle: None,
+        };
+        let routing = Routing::load();
+        routing
+            .functions
+            .iter()
+            .map(|f| {
+                let account = if f.account == snapferry::routing::Side::Source { source } else { target };
+                let queue_of = |step: &str| {
+                    let url = format!("https://sqs.us-east-1.amazonaws.com/{account}/snapferry-{step}");
+                    Some((url.clone(), format!("{url}-dlq")))
+                };
+                (f.name.clone(), self.environment(&f.name, &deployed, &routing.pipeline_bus, queue_of))
+            })
+            .collect()
+    }
 }
 
 pub struct LocalPipeline {
@@ -236,7 +327,7 @@ pub struct LocalPipeline {
 }
 
 impl LocalPipeline {
-    /// Sets everything up (idempotently) and registers the four steps.
+    /// Sets everything up (idempotently) and registers every step of the routing.
     pub async fn start(source: Clients, target: Clients, options: &PipelineOptions) -> Result<LocalPipeline> {
         let routing = Routing::load();
         let sharing_key = ensure_key(
@@ -289,24 +380,9 @@ impl LocalPipeline {
             let queue = deployment
                 .queue(&clients.account, &function.name)
                 .ok_or_else(|| Error::Config(format!("{} not deployed", function.name)))?;
-            // The step's environment exactly as Lambda would have it: what the stacks set
-            // from their config, plus the queue variables their step construct adds.
-            let mut vars = options.variables(&function.name, &deployed);
-            vars.insert("QUEUE_URL".into(), queue.queue_url.clone());
-            vars.insert("DLQ_URL".into(), queue.dlq_url.clone());
-            vars.insert("PIPELINE_BUS".into(), routing.pipeline_bus.clone());
-            // The other steps' queues reconcile sends its repairs to (platform variables too).
-            let queue_of = |step: &str| deployment.queue(&clients.account, step);
-            for (var, step) in [
-                ("SHARE_QUEUE_URL", "share-snapshot"),
-                ("COPY_QUEUE_URL", "copy-shared-snapshot"),
-                ("RESTORE_QUEUE_URL", "restore"),
-            ] {
-                let declared = snapferry::environment::var(&function.name, var).is_some();
-                if let (true, Some(q)) = (declared, queue_of(step)) {
-                    vars.insert(var.into(), q.queue_url.clone());
-                }
-            }
+            let queue_of =
+                |step: &str| deployment.queue(&clients.account, step).map(|q| (q.queue_url.clone(), q.dlq_url.clone()));
+            let vars = options.environment(&function.name, &deployed, &routing.pipeline_bus, queue_of);
             let env = Env::new(&function.name, vars)?;
             // Each step acts as a role of its own holding exactly its permissions, so the
             // emulator refuses what the deployed role would not allow.
@@ -328,7 +404,10 @@ impl LocalPipeline {
                 step_queue_arns: routing
                     .functions
                     .iter()
-                    .filter_map(|f| Some((f.name.clone(), queue_of(&f.name)?.queue_arn.clone())))
+                    .filter_map(|f| {
+                        let queue = deployment.queue(&clients.account, &f.name)?;
+                        Some((f.name.clone(), queue.queue_arn.clone()))
+                    })
                     .collect(),
                 bus_arn: deployment.pipeline_bus_arn(&clients.account).unwrap_or_default().to_string(),
                 // RDS's managed secrets only: the local pipeline's sources are made with them.
@@ -336,7 +415,7 @@ impl LocalPipeline {
             };
             let policy = options.permissions.role_policy(&function.name, &scope);
             let role = step_role(clients, &function.name, &policy).await?;
-            host.register(&role, &function.name, step_handler(&env, &role)?)?;
+            host.register(&role, &function.name, snapferry_lambda::handler(&env, &role)?)?;
         }
         let mut monitors = Vec::new();
         for clients in [&source, &target] {
@@ -383,29 +462,6 @@ impl LocalPipeline {
         events.dedup_by(|a, b| a.id == b.id);
         Ok(events)
     }
-}
-
-/// The handler of the step `env` is for, acting through `clients`' AWS adapters, built
-/// as the Lambda binary builds it.
-fn step_handler(env: &Env, clients: &Clients) -> Result<Arc<dyn BatchHandler>> {
-    let ports = |step_env| StepContext::aws(clients, step_env);
-    Ok(match env.step() {
-        snapferry_create_snapshot::STEP => Arc::new(snapferry_create_snapshot::Handler::from_env(env, ports)?),
-        snapferry_share_snapshot::STEP => {
-            Arc::new(snapferry_share_snapshot::Handler::from_env(env, ports, &clients.config)?)
-        }
-        snapferry_copy_shared_snapshot::STEP => {
-            Arc::new(snapferry_copy_shared_snapshot::Handler::from_env(env, ports)?)
-        }
-        snapferry_restore::STEP => Arc::new(snapferry_restore::Handler::from_env(env, ports)?),
-        snapferry_expire_snapshots::SOURCE_STEP | snapferry_expire_snapshots::BACKUP_STEP => {
-            Arc::new(snapferry_expire_snapshots::Handler::from_env(env, ports)?)
-        }
-        snapferry_reconcile::SOURCE_STEP | snapferry_reconcile::BACKUP_STEP => {
-            Arc::new(snapferry_reconcile::Handler::from_env(env, ports)?)
-        }
-        other => return Err(Error::Config(format!("the local host has no step {other:?}"))),
-    })
 }
 
 /// The key behind `alias`, created with `policy` when missing.
@@ -497,17 +553,7 @@ async fn monitor(clients: &Clients, bus: &str) -> Result<String> {
         .queue_url()
         .unwrap_or_default()
         .to_string();
-    let arn = clients
-        .sqs
-        .get_queue_attributes()
-        .queue_url(&url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .map_err(|e| Error::from_sdk("GetQueueAttributes", e))?
-        .attributes()
-        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn).cloned())
-        .ok_or_else(|| Error::BadInput("GetQueueAttributes returned no QueueArn".into()))?;
+    let arn = snapferry::sqs::queue_arn(&clients.sqs, &url).await?;
     clients
         .events
         .put_rule()

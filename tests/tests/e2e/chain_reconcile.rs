@@ -7,9 +7,9 @@ use chrono::{Duration, Utc};
 use serde_json::json;
 use snapferry::ResourceKind::{self, DbInstance, Ebs};
 use snapferry::events::Step;
-use snapferry_cli::pipeline::PipelineOptions;
 use snapferry_e2e::chain::*;
 use snapferry_e2e::{REGION, control};
+use snapferry_local::pipeline::PipelineOptions;
 
 /// A volume named `name` on `key`.
 async fn volume(c: &snapferry::clients::Clients, name: &str, key: &str) -> String {

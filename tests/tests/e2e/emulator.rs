@@ -1,7 +1,7 @@
 //! The emulator layer's behaviours, proven through the Rust SDK and snapferry's own
 //! resource-kind abstraction (the same code the Lambdas run). Each test uses its own
-//! accounts, so they run in parallel on one emulator. Tests that change global emulator
-//! settings (quotas, reset) live in their own test binaries, with their own emulator.
+//! accounts, so they run in parallel on one emulator. A reset of the whole emulator lives in
+//! a test binary of its own (`emulator_reset.rs`), with its own emulator.
 
 use aws_sdk_rds::error::ProvideErrorMetadata;
 use serde_json::{Value, json};
@@ -289,4 +289,26 @@ async fn native_events_can_be_dropped() {
     let dropped: Vec<_> = emitted.iter().filter(|e| e["dropped"] == true).collect();
     assert_eq!(dropped.len(), 1, "{emitted:?}");
     assert_eq!(dropped[0]["event"]["detail"]["SourceIdentifier"], lost.id.as_str());
+}
+
+/// `DescribeDBClusters` lists Neptune (and DocumentDB, Multi-AZ DB) clusters too: the
+/// Aurora kind asks for its own engines only, so a Neptune cluster is never taken for one.
+#[tokio::test]
+async fn the_aurora_kind_lists_aurora_clusters_only() {
+    let account = new_account();
+    let c = clients(&account, REGION).await;
+    let aurora = fixtures::resource(&c, ResourceKind::DbCluster, "aurora-one", None).await;
+    c.rds
+        .create_db_cluster()
+        .db_cluster_identifier("graph-one")
+        .engine("neptune")
+        .storage_encrypted(true)
+        .send()
+        .await
+        .expect("CreateDBCluster neptune");
+    let listed = c.rds.describe_db_clusters().send().await.expect("DescribeDBClusters");
+    assert_eq!(listed.db_clusters().len(), 2, "the API lists both");
+    let ids: Vec<String> =
+        c.store(ResourceKind::DbCluster).list_resources().await.unwrap().into_iter().map(|r| r.id).collect();
+    assert_eq!(ids, [aurora]);
 }

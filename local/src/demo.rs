@@ -525,7 +525,7 @@ fn print_table(rows: &BTreeMap<String, Row>) {
 /// first counted from the schedule's firing); its snapshots, one per line.
 fn render_table(rows: &BTreeMap<String, Row>) -> String {
     let dash = || "-".to_string();
-    let mut t = crate::account::table(&["backup", "snapshots"]);
+    let mut t = snapferry_cli::account::table(&["backup", "snapshots"]);
     // Snapshot names are long (RDS copies carry their lineage): they get the room.
     if let Some(column) = t.column_mut(0) {
         column.set_constraint(comfy_table::ColumnConstraint::UpperBoundary(comfy_table::Width::Fixed(24)));

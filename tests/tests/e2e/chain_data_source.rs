@@ -21,8 +21,8 @@ const ROWS: &str = "CREATE TABLE orders (id serial PRIMARY KEY, amount int NOT N
 
 /// Both steps log in to `app`; the restore runs the built-in checks only, so a drift is the
 /// one check that can fail.
-fn options() -> snapferry_cli::pipeline::PipelineOptions {
-    snapferry_cli::pipeline::PipelineOptions {
+fn options() -> snapferry_local::pipeline::PipelineOptions {
+    snapferry_local::pipeline::PipelineOptions {
         source_data_checks: Some(json!({"databases": [{"resources": ".*", "database": "app"}]}).to_string()),
         data_checks: Some(
             json!({"databases": [{"resources": ".*", "database": "app",
@@ -34,7 +34,7 @@ fn options() -> snapferry_cli::pipeline::PipelineOptions {
 }
 
 /// A source database with a managed master secret and its rows; the master password.
-async fn source(p: &snapferry_cli::pipeline::LocalPipeline, kind: ResourceKind, name: &str) -> String {
+async fn source(p: &snapferry_local::pipeline::LocalPipeline, kind: ResourceKind, name: &str) -> String {
     postgres_with_managed_secret(&p.source, kind, name).await;
     let password = managed_password(&p.source, kind, name).await;
     sql_as(&p.source, kind, name, &password, ROWS).await;

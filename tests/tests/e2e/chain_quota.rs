@@ -1,18 +1,25 @@
 //! The chain against AWS's copy quota, lowered to one copy in progress per account and
-//! region. The quota is a global emulator setting, so this binary has its own emulator.
+//! region, for this test's accounts only.
 
 use serde_json::json;
 use snapferry::ResourceKind;
 use snapferry_e2e::chain::*;
 use snapferry_e2e::control;
 
+/// One copy in progress per account and region, for both of `p`'s accounts.
+fn lower_copy_quotas(p: &LocalPipeline) {
+    for account in [&p.source.account, &p.target.account] {
+        control::quotas(account, json!({"rds_instance_copies": 1, "ebs_copies": 1}));
+    }
+}
+
 /// The step knows the quota (COPY_SLOTS, as an account at AWS's defaults needs no setting):
 /// it looks at the copies in progress and waits for a free slot instead of asking AWS.
 #[tokio::test]
 async fn copies_beyond_the_copy_slots_wait_for_a_free_slot_without_being_refused() {
-    control::call("POST", "/_snapferry/config", Some(json!({"quotas": {"rds_instance_copies": 1, "ebs_copies": 1}})));
     let options = PipelineOptions { copy_slots: Some("db-instance=1".into()), ..fast_options() };
     let p = start(&options).await;
+    lower_copy_quotas(&p);
     let databases = ["quota-a", "quota-b", "quota-c"];
     for name in databases {
         instance(&p.source, name, Encryption::Key(&p.sharing_key), &[]).await;
@@ -39,9 +46,9 @@ async fn copies_beyond_the_copy_slots_wait_for_a_free_slot_without_being_refused
 #[tokio::test]
 async fn ebs_copies_beyond_the_copy_limit_wait_and_complete_without_dead_letters() {
     use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
-    control::call("POST", "/_snapferry/config", Some(json!({"quotas": {"rds_instance_copies": 1, "ebs_copies": 1}})));
     let options = PipelineOptions { kinds: vec![ResourceKind::Ebs], ..fast_options() };
     let p = start(&options).await;
+    lower_copy_quotas(&p);
     let mut volumes = Vec::new();
     for _ in 0..3 {
         let name = Tag::builder().key("Name").value("quota").build();

@@ -1,7 +1,6 @@
 //! The chain against a full manual snapshot quota in the backup account: AWS answers the
 //! copy with the same SnapshotQuotaExceeded as for copies in progress, but this one never
-//! clears by itself. The quota is a global emulator setting, so this binary has its own
-//! emulator.
+//! clears by itself. The quota is lowered for this test's accounts only.
 
 use serde_json::json;
 use snapferry::ResourceKind;
@@ -13,8 +12,10 @@ use snapferry_e2e::{control, fixtures};
 
 #[tokio::test]
 async fn a_full_snapshot_count_in_the_backup_account_is_reported_at_once_not_retried() {
-    control::call("POST", "/_snapferry/config", Some(json!({"quotas": {"manual_db_snapshots": 1}})));
     let p = start(&fast_options()).await;
+    for account in [&p.source.account, &p.target.account] {
+        control::quotas(account, json!({"manual_db_snapshots": 1}));
+    }
     // The backup account already holds its one allowed manual DB snapshot.
     fixtures::db_instance(&p.target, "other-tool", true, None, &[]).await;
     p.target

@@ -40,8 +40,8 @@ fn passwords_set(account: &str) -> Vec<String> {
         .collect()
 }
 
-fn data_options(checks: String, timeout_seconds: u32) -> snapferry_cli::pipeline::PipelineOptions {
-    snapferry_cli::pipeline::PipelineOptions {
+fn data_options(checks: String, timeout_seconds: u32) -> snapferry_local::pipeline::PipelineOptions {
+    snapferry_local::pipeline::PipelineOptions {
         data_checks: Some(checks),
         data_check_timeout_seconds: timeout_seconds,
         ..fast_options()

@@ -11,7 +11,7 @@ use snapferry_e2e::chain::*;
 use snapferry_e2e::control;
 use std::time::Duration;
 
-fn queue<'a>(p: &'a LocalPipeline, step: &str) -> &'a snapferry_cli::local::DeployedQueue {
+fn queue<'a>(p: &'a LocalPipeline, step: &str) -> &'a snapferry_local::DeployedQueue {
     p.deployment.queues().find(|q| q.function == step && q.account == p.target.account).expect("deployed")
 }
 
@@ -162,7 +162,7 @@ async fn ctrl_c_cancels_a_running_replay_and_nothing_is_lost() {
     assert_eq!(code, std::process::ExitCode::from(1), "a cancelled replay is not a success");
 
     // SQS's task was cancelled, not left running: the DLQ keeps the rest, nothing is lost.
-    let source = snapferry_cli::local::queue_arn(&p.target, &restore.dlq_url).await.expect("DLQ ARN");
+    let source = snapferry::sqs::queue_arn(&p.target.sqs, &restore.dlq_url).await.expect("DLQ ARN");
     let tasks = p.target.sqs.list_message_move_tasks().source_arn(&source).send().await.expect("ListMessageMoveTasks");
     assert_eq!(tasks.results().first().and_then(|t| t.status()), Some("CANCELLED"), "{tasks:?}");
     // A message SQS was moving when the task was cancelled is in one queue or the other,

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 use tracing::{debug, error, info, warn};
 
-use super::deploy::{DeployedQueue, DeployedSchedule, Deployment};
+use crate::deploy::{DeployedQueue, DeployedSchedule, Deployment};
 
 /// SQS accepts at most 10 entries per `DeleteMessageBatch`.
 const DELETE_BATCH_MAX: usize = 10;

@@ -6,9 +6,9 @@ use serde_json::json;
 use snapferry::clients::Clients;
 use snapferry::routing::Routing;
 use snapferry_cli::doctor::{self, Finding, SHARING_KEY_ALIAS, Setup, Severity};
-use snapferry_cli::pipeline::BACKUP_KEY_ALIAS;
 use snapferry_e2e::chain::*;
 use snapferry_e2e::control;
+use snapferry_local::pipeline::BACKUP_KEY_ALIAS;
 
 fn setup() -> Setup {
     Setup {
@@ -142,9 +142,8 @@ async fn doctor_is_silent_on_a_correct_setup_and_finds_each_seeded_misconfigurat
         .send()
         .await
         .expect("CreateDBInstance custom");
-    // The source's manual snapshot quota full (the emulator's quotas hold for every account;
-    // the backup account has no manual snapshot yet).
-    control::call("POST", "/_snapferry/config", Some(json!({"quotas": {"manual_db_snapshots": 1}})));
+    // The source's manual snapshot quota full.
+    control::quotas(&p.source.account, json!({"manual_db_snapshots": 1}));
     let made = p
         .source
         .rds
@@ -155,7 +154,6 @@ async fn doctor_is_silent_on_a_correct_setup_and_finds_each_seeded_misconfigurat
 
     let findings = doctor::check(&p.target, Some(&p.source), &routing, &setup()).await.expect("doctor");
     assert_eq!(run_cli(&p, "doctor").await, std::process::ExitCode::from(1));
-    control::call("POST", "/_snapferry/config", Some(json!({"quotas": {"manual_db_snapshots": 100}})));
     let f = find(&findings, "aws-managed-key", "on-aws-rds");
     assert_eq!(f.severity, Severity::Note, "re-encrypted, not a failure");
     assert!(f.problem.contains("copied onto the sharing key"), "{f:#?}");

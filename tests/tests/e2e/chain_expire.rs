@@ -1,7 +1,6 @@
 //! Retention on the emulator: hourly backups against a manual snapshot quota small enough
 //! that, without expiry, the source account fills it within three hours and every backup
-//! after that is refused. The quota is a global emulator setting, so this binary has its
-//! own emulator.
+//! after that is refused. The quota is lowered for this test's accounts only.
 
 use chrono::{Duration, Utc};
 use serde_json::json;
@@ -14,7 +13,6 @@ async fn hourly_backups_keep_going_past_the_snapshot_quota_because_what_is_not_k
     // Each hour the source makes two snapshots (the scheduled one on aws/rds, and its
     // re-encrypted copy that is shared): with a quota of 3, the second hour's copy would be
     // refused, and every backup after it.
-    control::call("POST", "/_snapferry/config", Some(json!({"quotas": {"manual_db_snapshots": 3}})));
     let options = PipelineOptions {
         release_shares: true,
         min_interval_minutes: 0,
@@ -23,6 +21,9 @@ async fn hourly_backups_keep_going_past_the_snapshot_quota_because_what_is_not_k
         ..fast_options()
     };
     let p = start(&options).await;
+    for account in [&p.source.account, &p.target.account] {
+        control::quotas(account, json!({"manual_db_snapshots": 3}));
+    }
     instance(&p.source, "hourly", Encryption::AwsManaged, &[]).await;
     let start_at = Utc::now();
     let mut events = Vec::new();

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use snapferry::clients::Clients;
 use snapferry::error::{Error, Result};
 use snapferry::routing::{Bus, Function, Routing, Side};
+use snapferry::sqs::queue_arn;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tracing::info;
@@ -192,7 +193,7 @@ async fn deploy_function(
         &[(QueueAttributeName::MessageRetentionPeriod, retention.to_string())],
     )
     .await?;
-    let dlq_arn = queue_arn(clients, &dlq_url).await?;
+    let dlq_arn = queue_arn(&clients.sqs, &dlq_url).await?;
     let visibility =
         options.visibility_timeout_override.unwrap_or_else(|| routing.visibility_timeout_seconds(function));
     let redrive = json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": routing.max_receive_count });
@@ -205,7 +206,7 @@ async fn deploy_function(
         ],
     )
     .await?;
-    let queue_arn = queue_arn(clients, &queue_url).await?;
+    let queue_arn = queue_arn(&clients.sqs, &queue_url).await?;
 
     let mut rule_arns = Vec::new();
     for rule in &function.rules {
@@ -326,22 +327,6 @@ async fn ensure_queue(clients: &Clients, name: &str, attributes: &[(QueueAttribu
         }
         Err(e) => Err(Error::from_sdk("CreateQueue", e)),
     }
-}
-
-/// The ARN of the queue at `url`.
-pub async fn queue_arn(clients: &Clients, url: &str) -> Result<String> {
-    let out = clients
-        .sqs
-        .get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .map_err(|e| Error::from_sdk("GetQueueAttributes", e))?;
-    out.attributes()
-        .and_then(|a| a.get(&QueueAttributeName::QueueArn))
-        .cloned()
-        .ok_or_else(|| Error::Config(format!("GetQueueAttributes {url} returned no QueueArn")))
 }
 
 /// `PutRule` creates or updates, so it is idempotent by itself; returns the rule's ARN.

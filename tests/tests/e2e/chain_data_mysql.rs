@@ -2,8 +2,8 @@
 //! Aurora MySQL cluster whose data lives in the emulator's real MariaDB server are backed
 //! up; each restore test logs in over verified TLS with a password it set and checks the
 //! catalogue, the required table and the probes. A damaged snapshot fails the check that
-//! covers it, and a probe past its time limit is a failed check. Its own emulator, so the
-//! MariaDB server and its passwords are this binary's alone.
+//! covers it, and a probe past its time limit is a failed check. The emulator's MariaDB
+//! server is shared with the other tests; the passwords it saw set are told apart by account.
 
 use serde_json::json;
 use snapferry::ResourceKind;
@@ -33,8 +33,8 @@ fn orders() -> Vec<String> {
     ]
 }
 
-fn options(checks: String, timeout_seconds: u32) -> snapferry_cli::pipeline::PipelineOptions {
-    snapferry_cli::pipeline::PipelineOptions {
+fn options(checks: String, timeout_seconds: u32) -> snapferry_local::pipeline::PipelineOptions {
+    snapferry_local::pipeline::PipelineOptions {
         data_checks: Some(checks),
         data_check_timeout_seconds: timeout_seconds,
         ..fast_options()

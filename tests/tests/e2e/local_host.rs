@@ -1,4 +1,4 @@
-//! The local Lambda host (`snapferry_cli::local`) against the emulator: the topology it
+//! The local Lambda host (`snapferry_local`) against the emulator: the topology it
 //! deploys matches shared/routing.json, events reach the right queues across accounts, and
 //! the host gives handlers Lambda's SQS semantics (partial batch failures, crashes,
 //! redrive to the DLQ, scheduled events). Each test uses its own accounts.
@@ -11,8 +11,8 @@ use snapferry::clients::Clients;
 use snapferry::inbound::{Incoming, parse_message};
 use snapferry::routing::{Bus, Routing, Side};
 use snapferry::sqs::BatchHandler;
-use snapferry_cli::local::{DeployOptions, Deployment, Host, deploy};
 use snapferry_e2e::{REGION, clients, eventually, new_account};
+use snapferry_local::{DeployOptions, Deployment, Host, deploy};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

@@ -12,9 +12,9 @@ use snapferry::clients::Clients;
 use snapferry::events::Step;
 use snapferry::store::ebs::DESCRIPTION_PREFIX;
 use snapferry::tags;
-use snapferry_cli::pipeline::PipelineOptions;
 use snapferry_e2e::chain::*;
 use snapferry_e2e::{REGION, clients, control, eventually, new_account};
+use snapferry_local::pipeline::PipelineOptions;
 
 fn tagged(resource: ResourceType, pairs: &[(&str, &str)]) -> TagSpecification {
     let tags = pairs.iter().map(|(k, v)| Tag::builder().key(*k).value(*v).build()).collect();
@@ -200,7 +200,7 @@ async fn volumes_and_an_instance_set_are_shared_copied_verified_and_locked() {
 }
 
 /// (correlation id, set name) of each member's scheduled snapshot.
-async fn set_of(p: &snapferry_cli::pipeline::LocalPipeline, members: &[String]) -> Vec<(String, String)> {
+async fn set_of(p: &snapferry_local::pipeline::LocalPipeline, members: &[String]) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for m in members {
         let s = &made_by(&p.source, Ebs, "create", m).await[0];
