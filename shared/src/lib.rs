@@ -8,22 +8,26 @@
 //!    [`select`], [`routing`], [`permissions`].
 //! 3. [`inbound`]: one parser for every SQS body, native `aws.rds` / `aws.ec2` events included.
 //! 4. [`store`]: the one abstraction over the three resource kinds, and its AWS adapters;
-//!    [`slots`]: when a copy slot frees, from the copies in progress.
+//!    [`lineage`]: a snapshot's lineage, typed, the only reader and writer of snapferry's
+//!    tags for the steps; [`slots`]: when a copy slot frees, from the copies in progress.
 //! 5. Runtime: [`ports`] (queue, bus, clock), [`sqs`] (the batch helper and the SQS
-//!    adapter), [`publish`] (the EventBridge adapter), [`clients`], and [`step`] (the step
-//!    context and the Lambda loop); `memory` (feature `memory`): in-memory adapters of
-//!    every port, with AWS's semantics, for decision tests.
+//!    adapter), [`publish`] (the EventBridge adapter), [`clients`], [`step`] (the step
+//!    context and the Lambda loop), and [`copy`] (a snapferry copy's policy: slots,
+//!    refusals, copying again, re-checks, a full snapshot quota); `memory` (feature
+//!    `memory`): in-memory adapters of every port, with AWS's semantics, for decision tests.
 
 pub use snapferry_contract as events;
 
 pub mod arn;
 pub mod clients;
 pub mod config;
+pub mod copy;
 pub mod environment;
 pub mod error;
 pub mod inbound;
 pub mod kinds;
 pub mod kms;
+pub mod lineage;
 #[cfg(feature = "memory")]
 pub mod memory;
 pub mod naming;

@@ -8,15 +8,13 @@ use crate::events::{PipelineEvent, Recheck, RecheckWhat, SnapshotRef, Step};
 use crate::inbound::Incoming;
 use crate::ports::{Clock, EventBus, Metrics, StepQueue, SystemClock};
 use crate::sqs::{Backoff, BatchHandler, Outcome, Record};
-use crate::store::{CopyCompletion, CopyRequest, Snapshot, SnapshotStore, Status, Stores};
-use crate::tags;
+use crate::store::Stores;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::{DateTime, Utc};
 use lambda_runtime::{LambdaEvent, service_fn};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tracing::warn;
 
 /// Settings every step has: its queue, its dead-letter queue, its pipeline bus, and how
 /// long to wait between re-checks of something in progress.
@@ -33,17 +31,6 @@ pub struct StepEnv {
     /// How long a message waits for a full quota of copies in progress.
     pub quota_wait: Duration,
 }
-
-/// How many times in all a copy is made when AWS reports it failed, before the failure
-/// is reported: a copy fails for transient reasons too (RDS-EVENT-0190 / 0061 say only
-/// "canceled"), but one that keeps failing needs a person.
-pub const MAX_COPY_ATTEMPTS: u32 = 3;
-
-/// How much longer than [`StepEnv::recheck`] a step waits before looking at a copy whose
-/// end AWS announces: the event normally comes first, the re-check only backs it up.
-const BACKSTOP_FACTOR: u32 = 10;
-/// SQS delays a message by at most 15 minutes.
-const MAX_DELAY: Duration = Duration::from_secs(900);
 
 impl StepEnv {
     pub fn from_env(env: &Env) -> Result<StepEnv> {
@@ -136,65 +123,6 @@ impl StepContext {
         self.bus.publish(events).await
     }
 
-    /// AWS refused a copy into `store` for the copies in progress there (ours, or another
-    /// tool's): the wait is timed by them, to when the first is estimated to end (see
-    /// [`crate::slots`]), not by a blind backoff. Nothing in progress to time it by: the
-    /// refusal as it is, for the backoff.
-    pub async fn copy_refused(&self, store: &dyn SnapshotStore, refused: Error) -> Error {
-        match store.copies().await {
-            Ok(copies) if !copies.in_progress.is_empty() => {
-                let busy = &copies.in_progress;
-                let after = crate::slots::next_look(self.now(), busy, busy.len(), 0, self.env.recheck);
-                let message = format!(
-                    "AWS refused a copy, {} {} copies in progress in {}: {refused}",
-                    busy.len(),
-                    store.kind(),
-                    store.region()
-                );
-                Error::SlotsFull { after, message }
-            }
-            _ => refused,
-        }
-    }
-
-    /// Makes `failed` (a copy of ours AWS reports failed) again from `source`, under the
-    /// same name and with the same tags: the failed one is deleted first, since the name is
-    /// deterministic. Past [`MAX_COPY_ATTEMPTS`] an [`Error::CopyFailed`] with AWS's reason
-    /// instead, for the caller to report.
-    pub async fn copy_again(
-        &self,
-        store: &dyn SnapshotStore,
-        failed: &Snapshot,
-        source: &str,
-        source_region: Option<&str>,
-        kms_key_id: Option<&str>,
-    ) -> Result<Snapshot> {
-        let why = match &failed.status {
-            Status::Failed(why) => why.clone(),
-            _ => return Ok(failed.clone()),
-        };
-        let attempt: u32 = failed.tags.get(tags::COPY_ATTEMPT).and_then(|v| v.parse().ok()).unwrap_or(1);
-        if attempt >= MAX_COPY_ATTEMPTS {
-            return Err(Error::CopyFailed {
-                op: "copy",
-                message: format!("{} failed {attempt} times; the last time: {why}", failed.arn),
-                hint: Some("look at the copy's events in the RDS console; replay the message to try once more"),
-            });
-        }
-        warn!(copy_arn = failed.arn, attempt, why, "copy failed; making it again");
-        store.delete(failed).await?;
-        let mut again = failed.tags.clone();
-        again.remove(tags::COPIED_AT);
-        again.insert(tags::COPY_ATTEMPT.into(), (attempt + 1).to_string());
-        again.insert(tags::COPY_STARTED_AT.into(), tags::precise_timestamp_value(self.now()));
-        store.copy(&CopyRequest { source, source_region, target_id: &failed.name, kms_key_id, tags: &again }).await
-    }
-
-    /// Counts a full snapshot count quota for `step` (the stacks alarm on it).
-    pub fn count_quota_full(&self, step: &str) {
-        self.metrics.count(&crate::routing::Routing::load().metrics.quota_full, step);
-    }
-
     /// A message waited for a full quota of copies in progress longer than
     /// [`StepEnv::quota_wait`]: the wait ends as a permanent error (so the message is
     /// dead-lettered with the reason) and, where the message names a snapshot, a Snapshot
@@ -221,50 +149,13 @@ impl StepContext {
         }
     }
 
-    /// A snapshot count quota is full: `rejected` (a Snapshot Rejected event saying so) is
-    /// published at once and the stacks' alarm metric counted; the error comes back, so the
-    /// message is dead-lettered with its reason instead of being retried into a quota that
-    /// only deleting snapshots (or raising it) clears.
-    pub async fn quota_full(&self, step: &str, rejected: PipelineEvent, error: Error) -> Error {
-        self.count_quota_full(step);
-        match self.publish(&[rejected]).await {
-            Ok(()) => error,
-            Err(e) => e,
-        }
-    }
-
     /// The outcome "look at this again after the re-check interval"; past
     /// [`StepEnv::max_rechecks`] a permanent error that says what never finished.
     pub fn recheck(&self, recheck: Recheck) -> Result<Outcome> {
         self.recheck_after(recheck, self.env.recheck)
     }
 
-    /// [`Self::recheck`] for `copy`, in progress into `store`: every copy waited for is
-    /// re-checked, and where AWS announces its end the re-check is only a backstop for a lost
-    /// event (AWS delivers events best effort), so it comes later. A copy that says how far
-    /// it is is looked at when it should end, no sooner: a handful of looks where a copy of an
-    /// hour would take 120 at the re-check interval.
-    ///
-    /// No later, either, than the copy's age again: a progress figure can mislead (an EBS copy
-    /// can sit at 1 % and then jump), and one early figure can put the end many times too far.
-    /// Capped so, a wrong estimate costs at most the time the copy has taken so far, and the
-    /// looks at a long copy come at doubling ages.
-    pub fn recheck_copy(&self, store: &dyn SnapshotStore, copy: &Snapshot, recheck: Recheck) -> Result<Outcome> {
-        let base = match store.copy_completion() {
-            CopyCompletion::Event => self.env.recheck.saturating_mul(BACKSTOP_FACTOR).min(MAX_DELAY),
-            CopyCompletion::Recheck => self.env.recheck,
-        };
-        let now = self.now();
-        let progress = copy.as_in_progress();
-        let whole_seconds = |d: chrono::Duration| d.to_std().ok().map(crate::slots::whole_seconds_up);
-        let ends_in = progress.ends_at(now).and_then(|end| whole_seconds(end - now));
-        let age = progress.started_at.and_then(|start| whole_seconds(now - start)).unwrap_or_default();
-        let delay = ends_in.map_or(base, |d| d.min(age).max(base)).min(MAX_DELAY);
-        tracing::debug!(copy = copy.id, started_at = ?progress.started_at, percent = ?progress.percent, delay_s = delay.as_secs(), "copy re-checked later");
-        self.recheck_after(recheck, delay)
-    }
-
-    fn recheck_after(&self, recheck: Recheck, delay: Duration) -> Result<Outcome> {
+    pub(crate) fn recheck_after(&self, recheck: Recheck, delay: Duration) -> Result<Outcome> {
         if recheck.attempt > self.env.max_rechecks {
             return Err(Error::Permanent {
                 op: "recheck",
@@ -318,7 +209,7 @@ impl<T: PipelineStep> BatchHandler for T {
             async move {
                 // Never closed; a semaphore is fair, so the records go in the batch's order.
                 let held = Arc::clone(&turns).acquire_owned().await.ok();
-                let turn = Turn { turns, held: std::cell::RefCell::new(held) };
+                let turn = RecordTurn { turns, held: std::cell::RefCell::new(held) };
                 TURN.scope(turn, async {
                     let stalled = stalled_event(&incoming);
                     let waited_past = record.waited_past(ctx.env.quota_wait, ctx.now());
@@ -337,13 +228,13 @@ impl<T: PipelineStep> BatchHandler for T {
 }
 
 /// A record's turn within its batch (see [`BatchHandler`] for [`PipelineStep`]s).
-struct Turn {
+struct RecordTurn {
     turns: Arc<Semaphore>,
     held: std::cell::RefCell<Option<OwnedSemaphorePermit>>,
 }
 
 tokio::task_local! {
-    static TURN: Turn;
+    static TURN: RecordTurn;
 }
 
 /// What a Snapshot Rejected event about `incoming` names, when it names a snapshot: the

@@ -162,23 +162,24 @@ impl SourceFigures {
 /// they must be dropped when copying a snapshot's tags onto the copy.
 const AWS_RESERVED_PREFIX: &str = "aws:";
 /// The prefix of every tag snapferry writes.
-const OWN_PREFIX: &str = "snapferry:";
+pub(crate) const OWN_PREFIX: &str = "snapferry:";
 /// Most tags RDS and EC2 accept on one resource (RDS User Guide, USER_Tagging; EC2 User
 /// Guide, Using_Tags, tag restrictions).
 pub const MAX_TAGS: usize = 50;
 /// Longest tag value RDS and EC2 accept, in Unicode characters.
 pub const MAX_VALUE_CHARS: usize = 256;
 
-/// Where a snapshot came from and which pipeline run made it.
+/// Where a snapshot came from and which pipeline run made it, as its tags hold it (the
+/// steps read and write it typed, through the `lineage` module).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Lineage {
+pub struct LineageTags {
     pub source_arn: String,
     pub source_account: String,
     pub correlation_id: String,
     pub step: String,
 }
 
-impl Lineage {
+impl LineageTags {
     /// The tags to put on a resource with this lineage, [`MANAGED`] included. Values are
     /// passed through [`sanitize_value`] because a tag request with one bad value fails
     /// as a whole.
@@ -233,9 +234,9 @@ fn has_prefix(key: &str, prefix: &str) -> bool {
 }
 
 /// The lineage recorded in `tags`, if all of its tags are there.
-pub fn lineage_of(tags: &Tags) -> Option<Lineage> {
+pub fn lineage_of(tags: &Tags) -> Option<LineageTags> {
     let get = |k: &str| tags.get(k).cloned();
-    Some(Lineage {
+    Some(LineageTags {
         source_arn: get(SOURCE_ARN)?,
         source_account: get(SOURCE_ACCOUNT)?,
         correlation_id: get(CORRELATION_ID)?,
@@ -280,8 +281,8 @@ mod tests {
     use chrono::TimeZone;
     use proptest::prelude::*;
 
-    fn lineage() -> Lineage {
-        Lineage {
+    fn lineage() -> LineageTags {
+        LineageTags {
             source_arn: "arn:aws:rds:us-east-1:111111111111:snapshot:mydb-1".into(),
             source_account: "111111111111".into(),
             correlation_id: "3f0c7a52-8d1e-4b7f-9c55-0a3c1f2e4d6b".into(),
@@ -439,7 +440,7 @@ pub const ORIGIN_ENCRYPTED: &str = "snapferry:origin-encrypted";
 /// to the backup account: the restore step's data checks measure freshness against it.
 pub const SNAPSHOT_TAKEN_AT: &str = "snapferry:snapshot-taken-at";
 
-/// Tags recording `origin` (together with [`Lineage::tags`], whose source ARN is the origin's).
+/// Tags recording `origin` (together with [`LineageTags::tags`], whose source ARN is the origin's).
 pub fn origin_tags(origin: &crate::events::SnapshotRef) -> Tags {
     let mut tags = Tags::new();
     tags.insert(ORIGIN_RESOURCE.into(), sanitize_value(&origin.resource_id));
@@ -450,7 +451,7 @@ pub fn origin_tags(origin: &crate::events::SnapshotRef) -> Tags {
     tags
 }
 
-/// The origin recorded by [`origin_tags`] and [`Lineage::tags`] on a copy of kind `kind`.
+/// The origin recorded by [`origin_tags`] and [`LineageTags::tags`] on a copy of kind `kind`.
 pub fn origin_from_tags(kind: crate::ResourceKind, tags: &Tags) -> Option<crate::events::SnapshotRef> {
     let arn = tags.get(SOURCE_ARN)?;
     let parsed = crate::arn::Arn::parse(arn)?;
@@ -484,7 +485,7 @@ mod origin_tests {
             encrypted: true,
             kms_key_id: Some("arn:aws:kms:us-east-1:111111111111:key/abc".into()),
         };
-        let lineage = Lineage {
+        let lineage = LineageTags {
             source_arn: origin.arn.clone(),
             source_account: origin.account.clone(),
             correlation_id: "c".into(),

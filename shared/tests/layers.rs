@@ -20,12 +20,14 @@ const LAYERS: &[(&str, u8)] = &[
     ("permissions", 0),
     ("inbound", 1),
     ("store", 2),
+    ("lineage", 2),
     ("slots", 2),
     ("ports", 3),
     ("sqs", 3),
     ("publish", 3),
     ("clients", 3),
     ("step", 3),
+    ("copy", 3),
     ("memory", 3),
 ];
 

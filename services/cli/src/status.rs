@@ -15,10 +15,10 @@ use serde::Serialize;
 use snapferry::ResourceKind;
 use snapferry::clients::Clients;
 use snapferry::error::{Error, Result};
+use snapferry::lineage::{Lineage, MadeBy, Mark};
 use snapferry::routing::Routing;
 use snapferry::store::Stores;
 use snapferry::store::{Snapshot, Status};
-use snapferry::tags;
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 
@@ -121,14 +121,14 @@ pub struct Policy {
     pub extra_regions: Vec<String>,
 }
 
-fn step_of(s: &Snapshot) -> &str {
-    s.tags.get(tags::STEP).map(String::as_str).unwrap_or_default()
+fn made_by(s: &Snapshot, by: MadeBy) -> bool {
+    Lineage::of(s).is(by)
 }
 
 /// The resource a snapshot backs up, as the backup account knows it: the origin the
 /// source's lineage tags name.
 fn origin_resource(s: &Snapshot) -> &str {
-    s.tags.get(tags::ORIGIN_RESOURCE).unwrap_or(&s.resource_id)
+    Lineage::of(s).origin_resource().unwrap_or(&s.resource_id)
 }
 
 fn newest<'a>(snapshots: impl Iterator<Item = &'a Snapshot>) -> Option<&'a Snapshot> {
@@ -154,19 +154,19 @@ pub fn judge(
 ) -> ResourceStatus {
     let (account, resource, kind) = key;
     let late = |t: Option<DateTime<Utc>>| t.is_some_and(|t| policy.now - t >= policy.grace);
-    let created = source.and_then(|v| newest(v.snapshots.iter().filter(|s| step_of(s) == "create")));
+    let created = source.and_then(|v| newest(v.snapshots.iter().filter(|s| made_by(s, MadeBy::Create))));
     // What the newest run shares: its re-encrypted copy when it has one.
     let shared_snapshot = created.map(|c| {
         source
             .into_iter()
             .flat_map(|v| v.snapshots.iter())
-            .find(|s| step_of(s) == "share" && s.tags.get(tags::SOURCE_ARN) == Some(&c.arn))
+            .find(|s| made_by(s, MadeBy::Share) && Lineage::of(s).source_arn() == Some(c.arn.as_str()))
             .unwrap_or(c)
     });
     let shared_with =
         shared_snapshot.and_then(|s| source.and_then(|v| v.shared.get(&s.arn))).cloned().unwrap_or_default();
     let copy = newest(copies.iter().copied());
-    let verified = newest(copies.iter().copied().filter(|c| c.tags.contains_key(tags::VERIFIED_AT)));
+    let verified = newest(copies.iter().copied().filter(|c| Lineage::of(c).has(Mark::Verified)));
     let regions: BTreeMap<String, bool> = policy
         .extra_regions
         .iter()
@@ -174,18 +174,19 @@ pub fn judge(
         .collect();
     let recovery_point = verified.and_then(|v| v.created_at).map(|t| (policy.now - t).num_seconds().max(0));
     // Whether the newest run reached the backup account (unknown without the source: yes).
-    let copied = shared_snapshot.is_none_or(|s| copies.iter().any(|c| c.tags.get(tags::COPIED_FROM) == Some(&s.arn)));
+    let copied =
+        shared_snapshot.is_none_or(|s| copies.iter().any(|c| Lineage::of(c).copied_from() == Some(s.arn.as_str())));
 
     // Where the newest backup is, and whether it has been there too long.
     let (step, since) = match (shared_snapshot, copy) {
         (Some(s), _) if !copied && s.status != Status::Available => ("snapshot", s.created_at),
-        (Some(s), _) if !copied && shared_with.is_empty() && !s.tags.contains_key(tags::RELEASED_AT) => {
+        (Some(s), _) if !copied && shared_with.is_empty() && !Lineage::of(s).has(Mark::Released) => {
             ("share", s.created_at)
         }
         (Some(s), _) if !copied => ("copy", s.created_at),
         (_, Some(c)) if c.status != Status::Available => ("copy", c.created_at),
-        (_, Some(c)) if !c.tags.contains_key(tags::COPIED_AT) => ("copy (announce)", c.created_at),
-        (_, Some(c)) if !c.tags.contains_key(tags::VERIFIED_AT) => ("restore test", c.created_at),
+        (_, Some(c)) if !Lineage::of(c).has(Mark::Copied) => ("copy (announce)", c.created_at),
+        (_, Some(c)) if !Lineage::of(c).has(Mark::Verified) => ("restore test", c.created_at),
         (_, Some(c)) => match regions.iter().any(|(_, there)| !there) {
             true => ("copy to region", c.created_at),
             false => ("", None),
@@ -220,11 +221,9 @@ pub fn judge(
         shared_with,
         backup_copy: copy.map(SnapshotState::of),
         regions,
-        last_verified_at: verified.and_then(|v| v.tags.get(tags::VERIFIED_AT)).and_then(|t| tags::parse_timestamp(t)),
-        restore_seconds: verified.and_then(|v| v.tags.get(tags::RESTORE_SECONDS)).and_then(|s| s.parse().ok()),
-        data_recovery_seconds: verified
-            .and_then(|v| v.tags.get(tags::DATA_RECOVERY_SECONDS))
-            .and_then(|s| s.parse().ok()),
+        last_verified_at: verified.and_then(|v| Lineage::of(v).at(Mark::Verified)),
+        restore_seconds: verified.and_then(|v| Lineage::of(v).restore_seconds()),
+        data_recovery_seconds: verified.and_then(|v| Lineage::of(v).data_recovery_seconds()),
         recovery_point_seconds: recovery_point,
         rpo_seconds: policy.rpo.num_seconds(),
         health,
@@ -263,7 +262,7 @@ pub async fn collect(
     let mut out = Vec::new();
     for kind in kinds {
         let copies: Vec<Snapshot> =
-            backup.store(kind).list_managed().await?.into_iter().filter(|s| step_of(s) == "copy").collect();
+            backup.store(kind).list_managed().await?.into_iter().filter(|s| made_by(s, MadeBy::Copy)).collect();
         let mut elsewhere = BTreeMap::new();
         for region in &policy.extra_regions {
             let there = backup.store_in(kind, region).list_managed().await?;
@@ -271,7 +270,7 @@ pub async fn collect(
         }
         let mut by_resource: BTreeMap<(String, String), Vec<&Snapshot>> = BTreeMap::new();
         for c in &copies {
-            let account = c.tags.get(tags::SOURCE_ACCOUNT).cloned().unwrap_or_default();
+            let account = Lineage::of(c).source_account().unwrap_or_default().to_string();
             by_resource.entry((account, origin_resource(c).to_string())).or_default().push(c);
         }
         let mut views: BTreeMap<String, SourceView> = BTreeMap::new();

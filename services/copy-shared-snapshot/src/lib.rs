@@ -12,18 +12,19 @@ use regex::Regex;
 use snapferry::ResourceKind;
 use snapferry::arn::Arn;
 use snapferry::config::{Env, is_account_id};
+use snapferry::copy::{Copier, Line};
 use snapferry::error::{Error, Result, Retry};
 use snapferry::events::{PipelineEvent, Recheck, RecheckWhat, SnapshotRef, Step};
 use snapferry::inbound::Incoming;
 use snapferry::inbound::native::NativeSignal;
+use snapferry::lineage::{self, CopyRecord, Lineage, Made, MadeBy, Mark};
 use snapferry::naming;
-use snapferry::slots;
 use snapferry::sqs::{Outcome, Record};
 use snapferry::step::{PipelineStep, StepContext, StepEnv};
-use snapferry::store::{Copies, CopyRequest, Snapshot, SnapshotStore, Status, default_copy_slots};
-use snapferry::tags::{self, Lineage, Tags};
+use snapferry::store::{CopyRequest, Snapshot, SnapshotStore, Status, default_copy_slots};
+use snapferry::tags::{self, Tags};
 use std::time::Duration;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 /// This step's name in `shared/routing.json` and `shared/environment.json`.
 pub const STEP: &str = "copy-shared-snapshot";
@@ -154,7 +155,8 @@ impl Handler {
             // A redelivery after the source withdrew the share (it does once the copy is
             // announced): the copy made from it says so, and there is nothing left to do.
             let copied = store.list_managed().await?;
-            if copied.iter().any(|c| is_our_copy(c) && c.tags.get(tags::COPIED_FROM) == Some(&event.snapshot.arn)) {
+            let copied_from = |c: &Snapshot| Lineage::of(c).copied_from() == Some(event.snapshot.arn.as_str());
+            if copied.iter().any(|c| is_our_copy(c) && copied_from(c)) {
                 info!(snapshot_arn = event.snapshot.arn, "copied already and no longer shared; nothing to do");
                 return Ok(Outcome::Done);
             }
@@ -177,30 +179,10 @@ impl Handler {
             info!(snapshot_arn = shared.arn, correlation_id = event.correlation_id, why, "filtered out; not copied");
             return Ok(Outcome::Done);
         }
-        let mut ours = Lineage {
-            source_arn: event.origin.arn.clone(),
-            source_account: event.origin.account.clone(),
-            correlation_id: event.correlation_id.clone(),
-            step: "copy".into(),
-        }
-        .tags();
-        ours.extend(tags::origin_tags(&event.origin));
-        ours.insert(tags::COPIED_FROM.into(), shared.arn.clone());
-        // Its place among AWS's 50 tags; its value is set at the copy call (`stamped`).
-        ours.insert(tags::COPY_STARTED_AT.into(), tags::precise_timestamp_value(self.ctx.now()));
-        if let Some(taken) = shared.created_at {
-            ours.insert(tags::SNAPSHOT_TAKEN_AT.into(), tags::timestamp_value(taken));
-        }
-        // The set only groups reports; a malformed one from the source is left off.
-        if let Some(set) = set.filter(tags::valid_set) {
-            ours.extend(tags::set_tags(&set));
-        }
         // The source's figures only feed a comparison; implausible ones are left off, not trusted.
-        match source_data.map(|d| (d, tags::SourceFigures::from_event(d))) {
-            Some((_, Some(figures))) => {
-                ours.insert(tags::SOURCE_DATA.into(), figures.tag_value());
-            }
-            Some((sent, None)) => {
+        let source_figures = source_data.and_then(tags::SourceFigures::from_event);
+        match source_data {
+            Some(sent) if source_figures.is_none() => {
                 // The digest is the source's text, as long as an event allows: its start and
                 // length go to the log, not all of it.
                 let digest: String = sent.table_digest.chars().take(32).collect();
@@ -211,8 +193,25 @@ impl Handler {
                     tables, rows, digest, digest_len, "implausible source figures left off"
                 );
             }
-            None => {}
+            _ => {}
         }
+        let record = CopyRecord {
+            made: Made {
+                source_arn: event.origin.arn.clone(),
+                source_account: event.origin.account.clone(),
+                correlation_id: event.correlation_id.clone(),
+                by: MadeBy::Copy,
+            },
+            origin: &event.origin,
+            copied_from: Some(&shared.arn),
+            // Its place among AWS's 50 tags; its value is set at the copy call (`stamped`).
+            started_at: self.ctx.now(),
+            taken_at: shared.created_at,
+            // The set only groups reports; a malformed one from the source is left off.
+            set: set.filter(tags::valid_set),
+            source_figures,
+        };
+        let ours = record.tags();
         // The source's tags are its data: nothing in them may pose as snapferry's own.
         let (copy_tags, dropped) = tags::within_limit(&tags::user_tags(source_tags), &ours);
         if !dropped.is_empty() {
@@ -233,7 +232,7 @@ impl Handler {
                 _ => self.recheck(store.as_ref(), &existing, 0),
             };
         }
-        self.free_slot(store.as_ref(), &copy_id).await?;
+        self.copier().admit(store.as_ref(), self.config.slots(store.kind()), &copy_id, self).await?;
         let copy_tags = self.stamped(copy_tags);
         let copied = store
             .copy(&CopyRequest {
@@ -244,7 +243,7 @@ impl Handler {
                 tags: &copy_tags,
             })
             .await;
-        let copied = self.refused(store.as_ref(), &copy_id, copied).await;
+        let copied = self.copier().refused(store.as_ref(), &copy_id, copied, self).await;
         let copy =
             self.quota_checked(copied, event.correlation_id.clone(), event.snapshot.clone(), &event.origin).await?;
         info!(snapshot_arn = shared.arn, copy_arn = copy.arn, correlation_id = event.correlation_id, "copy started");
@@ -287,15 +286,8 @@ impl Handler {
     /// tags, set or figures (another account's tags are not visible to us): added when the
     /// pipeline's event brings them. Lineage stays as first written.
     async fn top_up_tags(&self, store: &dyn SnapshotStore, copy: &Snapshot, wanted: &Tags) -> Result<()> {
-        let missing: Tags = wanted
-            .iter()
-            .filter(|(k, _)| {
-                !k.starts_with("snapferry:") || [tags::SET, tags::SET_SIZE, tags::SOURCE_DATA].contains(&k.as_str())
-            })
-            .filter(|(k, _)| !copy.tags.contains_key(*k))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        if missing.is_empty() || !tags::is_managed(&copy.tags) {
+        let missing = Lineage::of(copy).lacking(wanted);
+        if missing.is_empty() || !Lineage::of(copy).is_managed() {
             return Ok(());
         }
         store.tag(copy, &missing).await
@@ -324,14 +316,14 @@ impl Handler {
 
     /// A copy is available: fan out to extra regions (from the home copy) and announce it.
     async fn on_copy_available(&self, copy: Snapshot) -> Result<Outcome> {
-        if copy.tags.contains_key(tags::COPIED_AT) {
+        if Lineage::of(&copy).has(Mark::Copied) {
             // Announced already: this is the re-check behind an event that did come.
             return Ok(Outcome::Done);
         }
-        let Some(origin) = tags::origin_from_tags(copy.kind, &copy.tags) else {
+        let Some(origin) = Lineage::of(&copy).origin() else {
             return Err(Error::BadInput(format!("{} has no lineage tags; not a snapferry copy", copy.arn)));
         };
-        let correlation_id = copy.tags.get(tags::CORRELATION_ID).cloned().unwrap_or_default();
+        let correlation_id = Lineage::of(&copy).correlation_id();
         let announce = PipelineEvent::new(correlation_id.clone(), copy.to_ref(), origin.clone(), Step::Copied {});
         self.ctx.publish(&[announce]).await?;
         info!(copy_arn = copy.arn, correlation_id, "copied");
@@ -342,7 +334,7 @@ impl Handler {
         }
         // Recorded after it is announced and fanned out: a failure before this line repeats
         // the announcement (a duplicate the restore step handles), never loses it.
-        let stamp = Tags::from([(tags::COPIED_AT.to_string(), tags::timestamp_value(self.ctx.now()))]);
+        let stamp = lineage::stamp(Mark::Copied, self.ctx.now());
         self.ctx.stores.store_in(copy.kind, &copy.region).tag(&copy, &stamp).await?;
         Ok(Outcome::Done)
     }
@@ -392,22 +384,20 @@ impl Handler {
             return Err(Error::NotFound { op: "copy", what: home.arn });
         };
         // The lineage travels; what the home copy has been through (announced, verified) does not.
-        let mut lineage = copy.tags.clone();
-        lineage.remove(tags::COPIED_AT);
-        lineage.remove(tags::VERIFIED_AT);
+        let carried = lineage::for_another_region(&Lineage::of(&copy));
         let regional = self.ctx.stores.store_in(copy.kind, region);
-        self.free_slot(regional.as_ref(), &copy.name).await?;
-        let lineage = self.stamped(lineage);
+        self.copier().admit(regional.as_ref(), self.config.slots(regional.kind()), &copy.name, self).await?;
+        let carried = self.stamped(carried);
         let copied = regional
             .copy(&CopyRequest {
                 source: &copy.arn,
                 source_region: Some(&copy.region),
                 target_id: &copy.name,
                 kms_key_id: Some(key),
-                tags: &lineage,
+                tags: &carried,
             })
             .await;
-        let copied = self.refused(regional.as_ref(), &copy.name, copied).await;
+        let copied = self.copier().refused(regional.as_ref(), &copy.name, copied, self).await;
         let extra = self.quota_checked(copied, correlation_id.to_string(), home.clone(), &origin).await?;
         let started = Step::CopyStarted { destination_region: region.to_string() };
         self.ctx.publish(&[PipelineEvent::new(correlation_id, extra.to_ref(), origin, started)]).await?;
@@ -425,7 +415,7 @@ impl Handler {
         let store = self.ctx.stores.store_in(copy.kind, &copy.region);
         let home = copy.region == self.ctx.region();
         let source = if home {
-            copy.tags.get(tags::COPIED_FROM).cloned()
+            Lineage::of(&copy).copied_from().map(str::to_string)
         } else {
             Some(self.ctx.stores.store(copy.kind).snapshot_arn(&copy.name))
         };
@@ -437,7 +427,7 @@ impl Handler {
         let source_region = source.as_deref().and_then(Arn::parse).map(|a| a.region.to_string());
         let again = match (&source, &key) {
             (Some(source), Some(key)) => {
-                self.ctx.copy_again(store.as_ref(), &copy, source, source_region.as_deref(), Some(key)).await
+                self.copier().again(store.as_ref(), &copy, source, source_region.as_deref(), Some(key)).await
             }
             _ => Err(Error::CopyFailed {
                 op: "copy",
@@ -445,8 +435,8 @@ impl Handler {
                 hint: None,
             }),
         };
-        let origin = tags::origin_from_tags(copy.kind, &copy.tags).unwrap_or_else(|| copy.to_ref());
-        let correlation_id = copy.tags.get(tags::CORRELATION_ID).cloned().unwrap_or_default();
+        let origin = Lineage::of(&copy).origin().unwrap_or_else(|| copy.to_ref());
+        let correlation_id = Lineage::of(&copy).correlation_id();
         match again {
             Ok(again) => {
                 let started = Step::CopyStarted { destination_region: again.region.clone() };
@@ -464,115 +454,16 @@ impl Handler {
         }
     }
 
-    /// Whether a copy named `target` may be asked of `store` now: a copy slot of its kind is
-    /// free in its region, or `target` is there already (asked again, AWS answers with it).
-    /// A copy whose turn comes within the second waits for it here (SQS times whole seconds
-    /// only), looking again until its slot frees, within [`slots::HANDOVER_BUDGET`].
-    /// Otherwise [`Error::SlotsFull`], naming when to look again. While it waits, the other
-    /// records of its batch go on ([`StepContext::wait`]).
-    async fn free_slot(&self, store: &dyn SnapshotStore, target: &str) -> Result<()> {
-        let slots = self.config.slots(store.kind());
-        let first = self.ctx.now();
-        loop {
-            let copies = store.copies().await?;
-            if copies.in_progress.len() < slots || copies.names.contains(target) {
-                return Ok(());
-            }
-            let turn = self.turn(store, &copies, slots, target).await;
-            let now = self.ctx.now();
-            let wait = (turn.moment - now).to_std().unwrap_or_default().max(slots::LOOK_AGAIN);
-            let spent = (now - first).to_std().unwrap_or_default();
-            if turn.moment - now >= chrono::Duration::from_std(slots::HANDOVER).unwrap_or_default()
-                || spent + wait > slots::HANDOVER_BUDGET
-            {
-                return Err(self.slots_full(store, &copies, slots, &turn));
-            }
-            debug!(copy = target, wait_ms = wait.as_millis(), "copy slot due within the second; waiting for it here");
-            self.ctx.wait(wait).await;
-        }
-    }
-
     /// `tags` with the copy's start as of now, just before the copy call: stamped earlier,
     /// the wait for a slot and the looks before it would make the copy look older, and
     /// slower, than it is, and the waiters behind it come back late.
+    fn copier(&self) -> Copier<'_> {
+        Copier::new(&self.ctx)
+    }
+
     fn stamped(&self, mut tags: Tags) -> Tags {
-        tags.insert(tags::COPY_STARTED_AT.into(), tags::precise_timestamp_value(self.ctx.now()));
+        lineage::stamp_started(&mut tags, self.ctx.now());
         tags
-    }
-
-    /// AWS refused a copy for copies in progress (other tools' copies, or another
-    /// invocation took the last slot first): the wait is scheduled as for a full look.
-    async fn refused(&self, store: &dyn SnapshotStore, target: &str, copied: Result<Snapshot>) -> Result<Snapshot> {
-        match copied {
-            Err(e) if e.retry() == Some(Retry::QuotaExceeded) => match store.copies().await {
-                Ok(copies) if !copies.in_progress.is_empty() => {
-                    let slots = copies.in_progress.len();
-                    let turn = self.turn(store, &copies, slots, target).await;
-                    Err(self.slots_full(store, &copies, slots, &turn))
-                }
-                // Nothing to time the wait by: the backoff decides.
-                _ => Err(e),
-            },
-            other => other,
-        }
-    }
-
-    /// Where `target` stands in the line for `store`'s slots, and when its slot frees.
-    async fn turn(&self, store: &dyn SnapshotStore, copies: &Copies, slots: usize, target: &str) -> Turn {
-        // Without the line (the listing failed) this copy takes itself for the next: it
-        // comes back when the first copy ends, and looks again from there. Not in it (the
-        // listing is older than the snapshot), it goes to its end.
-        let line = self.waiting(store, copies).await.unwrap_or_default();
-        let rank = line.iter().position(|name| name == target).unwrap_or(line.len());
-        let moment = slots::moment(self.ctx.now(), &copies.in_progress, slots, rank, self.ctx.env.recheck);
-        Turn { rank, waiting: line.len().max(rank + 1), moment }
-    }
-
-    /// Every slot taken: back within the second before its turn, by SQS's delay.
-    fn slots_full(&self, store: &dyn SnapshotStore, copies: &Copies, slots: usize, turn: &Turn) -> Error {
-        let after = slots::delay_before(self.ctx.now(), turn.moment);
-        let message = format!(
-            "{} of {slots} {} copy slots in {} taken, {} copies waiting, this one {}",
-            copies.in_progress.len(),
-            store.kind(),
-            store.region(),
-            turn.waiting,
-            turn.rank + 1
-        );
-        info!(after_s = after.as_secs(), message, "copy slots full; looking again later");
-        Error::SlotsFull { after, message }
-    }
-
-    /// The copies into `store` that wait for its slots, as AWS shows them, oldest first:
-    /// into the home region, the allowlisted sources' available shared snapshots with no
-    /// copy here yet; into an extra region, the available home copies with no copy there
-    /// yet. Named as their copies will be. One more listing, made only while the slots are
-    /// full.
-    async fn waiting(&self, store: &dyn SnapshotStore, copies: &Copies) -> Result<Vec<String>> {
-        let mut line: Vec<(Option<chrono::DateTime<chrono::Utc>>, String)> = if store.region() == self.ctx.region() {
-            store
-                .shared_with_us()
-                .await?
-                .iter()
-                .filter(|s| s.status == Status::Available && self.config.source_accounts.contains(&s.account))
-                // One never to be copied would hold its place at the head of the line.
-                .filter(|s| self.config.identifier_regex.as_ref().is_none_or(|re| re.is_match(&s.name)))
-                .map(|s| (s.created_at, naming::target_copy_id(&s.arn, s.created_at)))
-                .collect()
-        } else {
-            self.ctx
-                .stores
-                .store(store.kind())
-                .list_managed()
-                .await?
-                .iter()
-                .filter(|c| is_our_copy(c) && c.status == Status::Available)
-                .map(|c| (c.created_at, c.name.clone()))
-                .collect()
-        };
-        line.retain(|(_, name)| !copies.names.contains(name));
-        line.sort();
-        Ok(line.into_iter().map(|(_, name)| name).collect())
     }
 
     /// A copy refused because the account's manual snapshot count is full is reported at
@@ -588,7 +479,7 @@ impl Handler {
             Err(e @ Error::QuotaFull { .. }) => {
                 let rejected = Step::Rejected { reason: e.to_string(), sender_account: None };
                 let event = PipelineEvent::new(correlation_id, snapshot, origin.clone(), rejected);
-                Err(self.ctx.quota_full(STEP, event, e).await)
+                Err(self.copier().quota_full(STEP, event, e).await)
             }
             other => other,
         }
@@ -596,11 +487,11 @@ impl Handler {
 
     /// Looks at `copy` (in `store`'s region) again later.
     fn recheck(&self, store: &dyn SnapshotStore, copy: &Snapshot, attempt: u32) -> Result<Outcome> {
-        let origin = tags::origin_from_tags(copy.kind, &copy.tags).unwrap_or_else(|| copy.to_ref());
-        let correlation_id = copy.tags.get(tags::CORRELATION_ID).cloned().unwrap_or_default();
+        let origin = Lineage::of(copy).origin().unwrap_or_else(|| copy.to_ref());
+        let correlation_id = Lineage::of(copy).correlation_id();
         let what =
             RecheckWhat::CopyWhenAvailable { copy: copy.to_ref(), origin, destination_region: store.region().into() };
-        self.ctx.recheck_copy(store, copy, Recheck::new(correlation_id, attempt + 1, None, what))
+        self.copier().recheck(store, copy, Recheck::new(correlation_id, attempt + 1, None, what))
     }
 }
 
@@ -629,7 +520,40 @@ fn owner_refusal(sender: &str, event: &PipelineEvent, shared: &Snapshot) -> Opti
 }
 
 fn is_our_copy(s: &Snapshot) -> bool {
-    tags::is_managed(&s.tags) && s.tags.get(tags::STEP).is_some_and(|v| v == "copy")
+    Lineage::of(s).is(MadeBy::Copy)
+}
+
+#[async_trait::async_trait]
+impl Line for Handler {
+    /// The copies into `store` that wait for its slots, as AWS shows them, oldest first:
+    /// into the home region, the allowlisted sources' available shared snapshots with no
+    /// copy here yet; into an extra region, the available home copies with no copy there
+    /// yet. Named as their copies will be. One more listing, made only while the slots are
+    /// full.
+    async fn waiting(&self, store: &dyn SnapshotStore) -> Result<Vec<(Option<chrono::DateTime<chrono::Utc>>, String)>> {
+        let line = if store.region() == self.ctx.region() {
+            store
+                .shared_with_us()
+                .await?
+                .iter()
+                .filter(|s| s.status == Status::Available && self.config.source_accounts.contains(&s.account))
+                // One never to be copied would hold its place at the head of the line.
+                .filter(|s| self.config.identifier_regex.as_ref().is_none_or(|re| re.is_match(&s.name)))
+                .map(|s| (s.created_at, naming::target_copy_id(&s.arn, s.created_at)))
+                .collect()
+        } else {
+            self.ctx
+                .stores
+                .store(store.kind())
+                .list_managed()
+                .await?
+                .iter()
+                .filter(|c| is_our_copy(c) && c.status == Status::Available)
+                .map(|c| (c.created_at, c.name.clone()))
+                .collect()
+        };
+        Ok(line)
+    }
 }
 
 #[async_trait::async_trait]
@@ -701,16 +625,6 @@ impl PipelineStep for Handler {
             other => Err(Error::BadInput(format!("copy-shared-snapshot does not handle {}", other.describe()))),
         }
     }
-}
-
-/// A waiting copy's place in the line for its region's slots.
-struct Turn {
-    /// 0: the next to get a slot.
-    rank: usize,
-    /// Copies waiting, this one included.
-    waiting: usize,
-    /// When its slot should free.
-    moment: chrono::DateTime<chrono::Utc>,
 }
 
 #[cfg(test)]

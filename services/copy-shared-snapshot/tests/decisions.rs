@@ -439,7 +439,7 @@ async fn a_failed_copy_is_made_again_a_bounded_number_of_times_then_reported() {
     cloud.take_published();
     // Attempts 1 and 2 fail (found by the re-check, then by RDS-EVENT-0190): each is made again.
     let mut body = body;
-    for attempt in 1..snapferry::step::MAX_COPY_ATTEMPTS {
+    for attempt in 1..snapferry::copy::MAX_COPY_ATTEMPTS {
         let [copy]: [Snapshot; 1] = copies(&cloud, REGION).try_into().unwrap();
         assert_eq!(copy.tags.get(tags::COPY_ATTEMPT).map(String::as_str).unwrap_or("1"), attempt.to_string());
         assert_eq!(copy.tags.get(tags::COPIED_FROM), Some(&shared_snapshot.arn), "where to copy it from again");
@@ -848,7 +848,10 @@ async fn a_copy_that_says_how_far_it_is_is_looked_at_when_it_should_end_and_no_l
     let delay = |c: &Snapshot| {
         let what =
             RecheckWhat::CopyWhenAvailable { copy: c.to_ref(), origin: c.to_ref(), destination_region: REGION.into() };
-        match ctx.recheck_copy(store.as_ref(), c, Recheck::new("run-1", 1, None, what)).unwrap() {
+        match snapferry::copy::Copier::new(&ctx)
+            .recheck(store.as_ref(), c, Recheck::new("run-1", 1, None, what))
+            .unwrap()
+        {
             Outcome::Later { delay, .. } => delay,
             other => panic!("{other:?}"),
         }

@@ -9,11 +9,12 @@ use snapferry::config::Env;
 use snapferry::error::{Error, Result, Retry};
 use snapferry::events::{PipelineEvent, SnapshotRef, Step, new_correlation_id};
 use snapferry::inbound::Incoming;
+use snapferry::lineage::{self, Made, MadeBy};
 use snapferry::select::Selection;
 use snapferry::sqs::{Outcome, Record};
 use snapferry::step::{PipelineStep, StepContext, StepEnv};
 use snapferry::store::{Resource, SnapshotStore};
-use snapferry::tags::{self, Lineage};
+use snapferry::tags;
 use snapferry::{ResourceKind, naming};
 use tracing::{info, warn};
 
@@ -120,18 +121,18 @@ impl Handler {
                 continue;
             }
             let correlation_id = request.correlation_id.clone().unwrap_or_else(new_correlation_id);
-            let lineage = Lineage {
+            let lineage = Made {
                 source_arn: resource.arn.clone(),
                 source_account: store.account().to_string(),
                 correlation_id: correlation_id.clone(),
-                step: "create".into(),
+                by: MadeBy::Create,
             };
             // Passing tags makes AWS skip CopyTagsToSnapshot, so the database's own tags
             // (less `aws:` and `snapferry:` ones) are passed along with snapferry's.
             let mut ours = lineage.tags();
             if !resource.members.is_empty() {
                 let size = resource.members.len() as u32;
-                ours.extend(tags::set_tags(&snapferry::events::BackupSet { id: id.clone(), size, verified: None }));
+                ours.extend(lineage::in_set(&snapferry::events::BackupSet { id: id.clone(), size, verified: None }));
             }
             let (snapshot_tags, dropped) = tags::within_limit(&tags::user_tags(&resource.tags), &ours);
             if !dropped.is_empty() {
@@ -148,7 +149,7 @@ impl Handler {
                 // the next schedule tries again. A full count is also counted for the alarm.
                 Err(e) if e.retry() == Some(Retry::QuotaExceeded) || matches!(e, Error::QuotaFull { .. }) => {
                     if matches!(e, Error::QuotaFull { .. }) {
-                        self.ctx.count_quota_full(STEP);
+                        snapferry::copy::count_quota_full(&self.ctx, STEP);
                     }
                     refused.push((resource, id, e.to_string()))
                 }

@@ -19,10 +19,10 @@ use snapferry::config::Env;
 use snapferry::error::{Error, Result};
 use snapferry::events::{PipelineEvent, Recheck, RecheckWhat, Step};
 use snapferry::inbound::Incoming;
+use snapferry::lineage::{self, Lineage, MadeBy, Mark};
 use snapferry::sqs::{Outcome, Record};
 use snapferry::step::{PipelineStep, StepContext, StepEnv};
 use snapferry::store::{Snapshot, SnapshotStore, Status};
-use snapferry::tags::Tags;
 use snapferry::{ResourceKind, naming, tags};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -98,9 +98,9 @@ impl Config {
         self.name == BACKUP_STEP
     }
 
-    /// The step tag of the snapshots this account's rules expire.
-    fn made_by(&self) -> &'static str {
-        if self.backup() { "copy" } else { "create" }
+    /// The step that made the snapshots this account's rules expire.
+    fn made_by(&self) -> MadeBy {
+        if self.backup() { MadeBy::Copy } else { MadeBy::Create }
     }
 }
 
@@ -167,7 +167,7 @@ impl Handler {
         let all = store.list_managed().await?;
         let candidates: Vec<&Snapshot> = all
             .iter()
-            .filter(|s| s.tags.get(tags::STEP).is_some_and(|v| v == self.config.made_by()))
+            .filter(|s| Lineage::of(s).is(self.config.made_by()))
             .filter(|s| s.name.starts_with(naming::PREFIX))
             .collect();
         let busy = self.busy(store.as_ref(), kind, region, &all).await?;
@@ -198,7 +198,7 @@ impl Handler {
             }
             let newest_verified = snapshots
                 .iter()
-                .filter(|s| s.tags.contains_key(tags::VERIFIED_AT))
+                .filter(|s| Lineage::of(s).has(Mark::Verified))
                 .max_by_key(|s| s.created_at)
                 .map(|s| s.id.clone());
             let mut doomed = Vec::new();
@@ -253,8 +253,8 @@ impl Handler {
     ) -> Result<usize> {
         let mut doomed = Vec::new();
         for s in all {
-            let released = s.tags.get(tags::RELEASED_AT).and_then(|v| tags::parse_timestamp(v));
-            if s.tags.get(tags::STEP).is_none_or(|v| v != "share")
+            let released = Lineage::of(s).at(Mark::Released);
+            if !Lineage::of(s).is(MadeBy::Share)
                 || s.status != Status::Available
                 || released.is_none_or(|t| now - t < RELEASE_GRACE)
                 || !store.shared_with(s).await?.is_empty()
@@ -282,9 +282,9 @@ impl Handler {
     ) -> Result<BTreeSet<String>> {
         let mut busy = BTreeSet::new();
         if !self.config.backup() {
-            for s in all.iter().filter(|s| s.tags.get(tags::STEP).is_some_and(|v| v == "share")) {
+            for s in all.iter().filter(|s| Lineage::of(s).is(MadeBy::Share)) {
                 if s.status != Status::Available
-                    && let Some(origin) = tags::origin_from_tags(kind, &s.tags)
+                    && let Some(origin) = Lineage::of(s).origin()
                 {
                     busy.insert(tags::sanitize_value(&origin.arn));
                 }
@@ -292,7 +292,7 @@ impl Handler {
             return Ok(busy);
         }
         for test in store.list_restore_tests().await? {
-            busy.extend(test.tags.get(tags::SOURCE_ARN).cloned());
+            busy.extend(Lineage::of_resource(&test).source_arn().map(str::to_string));
         }
         if region == self.ctx.region() {
             for extra in &self.config.extra_regions {
@@ -313,11 +313,8 @@ impl Handler {
             .iter()
             .map(|s| {
                 // A copy's lineage names its origin; a scheduled snapshot is its own origin.
-                let origin = Some(s)
-                    .filter(|s| s.tags.contains_key(tags::ORIGIN_RESOURCE))
-                    .and_then(|s| tags::origin_from_tags(s.kind, &s.tags))
-                    .unwrap_or_else(|| s.to_ref());
-                let correlation_id = s.tags.get(tags::CORRELATION_ID).cloned().unwrap_or_default();
+                let origin = Lineage::of(s).recorded_origin().unwrap_or_else(|| s.to_ref());
+                let correlation_id = Lineage::of(s).correlation_id();
                 let step = Step::Expired { rule: why.to_string(), dry_run: self.config.dry_run };
                 PipelineEvent::new(correlation_id, s.to_ref(), origin, step)
             })
@@ -349,12 +346,7 @@ impl Handler {
             let newest = store.list_managed().await?.into_iter().max_by_key(|s| s.created_at);
             if let Some(s) = newest {
                 let step = Step::QuotaWarning { quota: usage.name.to_string(), used: usage.used, max: usage.max };
-                let event = PipelineEvent::new(
-                    s.tags.get(tags::CORRELATION_ID).cloned().unwrap_or_default(),
-                    s.to_ref(),
-                    s.to_ref(),
-                    step,
-                );
+                let event = PipelineEvent::new(Lineage::of(&s).correlation_id(), s.to_ref(), s.to_ref(), step);
                 self.ctx.publish(&[event]).await?;
             }
         }
@@ -377,10 +369,9 @@ impl Handler {
         }
         let store: Arc<dyn SnapshotStore> = self.ctx.stores.store_in(event.origin.kind, &event.origin.region);
         let fed = store.list_managed().await?.into_iter().filter(|s| {
-            let origin = tags::origin_from_tags(s.kind, &s.tags).map(|o| o.arn);
+            let origin = Lineage::of(s).origin().map(|o| o.arn);
             s.arn == event.origin.arn
-                || (s.tags.get(tags::STEP).is_some_and(|v| v == "share")
-                    && origin.as_deref() == Some(&event.origin.arn))
+                || (Lineage::of(s).is(MadeBy::Share) && origin.as_deref() == Some(&event.origin.arn))
         });
         for s in fed.collect::<Vec<_>>() {
             if self.config.dry_run || !store.shared_with(&s).await?.iter().any(|a| a == sender) {
@@ -388,8 +379,8 @@ impl Handler {
             }
             // Marked first: a late event or re-check of the share step then leaves it alone
             // instead of sharing it again.
-            if !s.tags.contains_key(tags::RELEASED_AT) {
-                let stamp = Tags::from([(tags::RELEASED_AT.to_string(), tags::timestamp_value(self.ctx.now()))]);
+            if !Lineage::of(&s).has(Mark::Released) {
+                let stamp = lineage::stamp(Mark::Released, self.ctx.now());
                 store.tag(&s, &stamp).await?;
             }
             store.unshare(&s, &[sender.to_string()]).await?;
@@ -402,8 +393,8 @@ impl Handler {
 /// The account and resource a snapshot is of: the source database or volume (copies
 /// carry it in their lineage), which the rules' `resources` regex matches.
 fn resource_of(s: &Snapshot) -> (String, String) {
-    let resource = s.tags.get(tags::ORIGIN_RESOURCE).cloned().unwrap_or_else(|| s.resource_id.clone());
-    let account = s.tags.get(tags::SOURCE_ACCOUNT).cloned().unwrap_or_else(|| s.account.clone());
+    let resource = Lineage::of(s).origin_resource().unwrap_or(&s.resource_id).to_string();
+    let account = Lineage::of(s).source_account().unwrap_or(&s.account).to_string();
     (account, resource)
 }
 

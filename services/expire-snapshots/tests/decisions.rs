@@ -49,7 +49,7 @@ fn day(m: u32, d: u32) -> DateTime<Utc> {
 fn ours(cloud: &Cloud, step: &str, kind: ResourceKind, region: &str, resource: &str, at: DateTime<Utc>) -> Snapshot {
     let account = if step == "copy" { TARGET } else { SOURCE };
     let name = format!("snapferry-{resource}-{}", at.format("%Y%m%d%H%M"));
-    let mut t: Tags = tags::Lineage {
+    let mut t: Tags = tags::LineageTags {
         source_arn: format!("arn:aws:rds:{REGION}:{SOURCE}:db:{resource}"),
         source_account: SOURCE.into(),
         correlation_id: format!("run-{name}"),

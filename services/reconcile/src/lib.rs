@@ -14,12 +14,12 @@ use snapferry::config::Env;
 use snapferry::error::{Error, Result};
 use snapferry::events::{self, EventEnvelope, PipelineEvent, Recheck, RecheckWhat, SnapshotRef, Step};
 use snapferry::inbound::Incoming;
+use snapferry::lineage::{self, Lineage, MadeBy, Mark};
 use snapferry::routing::Routing;
 use snapferry::select::Selection;
 use snapferry::sqs::{Outcome, Record};
 use snapferry::step::{PipelineStep, StepContext, StepEnv, recheck_body};
 use snapferry::store::{Resource, Snapshot, SnapshotStore, Status};
-use snapferry::tags::{self, Tags};
 use std::collections::BTreeMap;
 use tracing::{info, warn};
 
@@ -108,8 +108,8 @@ pub struct Handler {
     config: Config,
 }
 
-fn step_tag(s: &Snapshot) -> &str {
-    s.tags.get(tags::STEP).map(String::as_str).unwrap_or_default()
+fn made_by(s: &Snapshot, by: MadeBy) -> bool {
+    Lineage::of(s).is(by)
 }
 
 fn older_than(s: &Snapshot, now: DateTime<Utc>, age: chrono::Duration) -> bool {
@@ -118,11 +118,8 @@ fn older_than(s: &Snapshot, now: DateTime<Utc>, age: chrono::Duration) -> bool {
 
 /// The run a snapshot belongs to and the snapshot it started from, from its tags.
 fn run_of(s: &Snapshot) -> (String, SnapshotRef) {
-    let origin = Some(s)
-        .filter(|s| s.tags.contains_key(tags::ORIGIN_RESOURCE))
-        .and_then(|s| tags::origin_from_tags(s.kind, &s.tags))
-        .unwrap_or_else(|| s.to_ref());
-    (s.tags.get(tags::CORRELATION_ID).cloned().unwrap_or_default(), origin)
+    let origin = Lineage::of(s).recorded_origin().unwrap_or_else(|| s.to_ref());
+    (Lineage::of(s).correlation_id(), origin)
 }
 
 impl Handler {
@@ -136,14 +133,14 @@ impl Handler {
     }
 
     fn repaired_recently(&self, s: &Snapshot, now: DateTime<Utc>) -> bool {
-        s.tags.get(tags::RECONCILED_AT).and_then(|v| tags::parse_timestamp(v)).is_some_and(|t| now - t < REPAIR_EVERY)
+        Lineage::of(s).at(Mark::Reconciled).is_some_and(|t| now - t < REPAIR_EVERY)
     }
 
     /// Sends `body` to the stalled step's queue, marks `s` repaired and says so.
     async fn repair(&self, store: &dyn SnapshotStore, s: &Snapshot, queue: &str, body: String, at: &str) -> Result<()> {
         warn!(snapshot_arn = s.arn, stalled_at = at, "stalled; restarted");
         self.ctx.queue.send_to(queue, &body).await?;
-        let stamp = Tags::from([(tags::RECONCILED_AT.to_string(), tags::timestamp_value(self.ctx.now()))]);
+        let stamp = lineage::stamp(Mark::Reconciled, self.ctx.now());
         store.tag(s, &stamp).await?;
         let (correlation_id, origin) = run_of(s);
         let repaired = Step::Repaired { stalled_at: at.to_string() };
@@ -159,7 +156,7 @@ impl Handler {
         origin: SnapshotRef,
     ) -> Result<()> {
         warn!(snapshot_arn = s.arn, stalled_at = "copy", "shared but never copied; announced again");
-        let (tags, set) = (tags::user_tags(&s.tags), tags::set_from_tags(&s.tags));
+        let (tags, set) = (Lineage::of(s).user_tags(), Lineage::of(s).set());
         let shared: Vec<PipelineEvent> = accounts
             .iter()
             .map(|a| {
@@ -169,7 +166,7 @@ impl Handler {
             })
             .collect();
         self.ctx.publish(&shared).await?;
-        let stamp = Tags::from([(tags::RECONCILED_AT.to_string(), tags::timestamp_value(self.ctx.now()))]);
+        let stamp = lineage::stamp(Mark::Reconciled, self.ctx.now());
         store.tag(s, &stamp).await?;
         let repaired = Step::Repaired { stalled_at: "copy".to_string() };
         self.ctx.publish(&[PipelineEvent::new(correlation_id, s.to_ref(), origin, repaired)]).await
@@ -193,19 +190,18 @@ impl Handler {
             let all = store.list_managed().await?;
             for s in &all {
                 let stalled = s.status == Status::Available
-                    && matches!(step_tag(s), "create" | "share")
-                    && !s.tags.contains_key(tags::RELEASED_AT)
+                    && (made_by(s, MadeBy::Create) || made_by(s, MadeBy::Share))
+                    && !Lineage::of(s).has(Mark::Released)
                     && older_than(s, now, self.config.grace)
                     && !self.repaired_recently(s, now);
                 if !stalled {
                     continue;
                 }
                 // A scheduled snapshot that has a re-encrypted copy is that copy's to share.
-                let has_copy = step_tag(s) == "create"
-                    && all.iter().any(|c| {
-                        step_tag(c) == "share"
-                            && tags::origin_from_tags(c.kind, &c.tags).is_some_and(|o| o.arn == s.arn)
-                    });
+                let has_copy = made_by(s, MadeBy::Create)
+                    && all
+                        .iter()
+                        .any(|c| made_by(c, MadeBy::Share) && Lineage::of(c).origin().is_some_and(|o| o.arn == s.arn));
                 if has_copy {
                     continue;
                 }
@@ -236,7 +232,7 @@ impl Handler {
         for r in resources.iter().filter(|r| !sets.contains(&r.id)) {
             let newest = all
                 .iter()
-                .filter(|s| step_tag(s) == "create")
+                .filter(|s| made_by(s, MadeBy::Create))
                 .filter(|s| s.resource_id == r.id || r.members.contains(&s.resource_id))
                 .max_by_key(|s| s.created_at);
             let last = newest.and_then(|s| s.created_at);
@@ -268,7 +264,7 @@ impl Handler {
         for kind in &self.config.kinds {
             let store = self.ctx.stores.store(*kind);
             let copies: Vec<Snapshot> =
-                store.list_managed().await?.into_iter().filter(|s| step_tag(s) == "copy").collect();
+                store.list_managed().await?.into_iter().filter(|s| made_by(s, MadeBy::Copy)).collect();
             let mut elsewhere: BTreeMap<&str, Vec<String>> = BTreeMap::new();
             for region in &self.config.extra_regions {
                 let there = self.ctx.stores.store_in(*kind, region).list_managed().await?;
@@ -278,12 +274,12 @@ impl Handler {
                 if c.status != Status::Available {
                     continue;
                 }
-                let counts = !self.config.restore_enabled || c.tags.contains_key(tags::VERIFIED_AT);
+                let counts = !self.config.restore_enabled || Lineage::of(c).has(Mark::Verified);
                 if let (true, Some(at)) = (counts, c.created_at) {
                     let resource = format!(
                         "{}/{}",
-                        c.tags.get(tags::SOURCE_ACCOUNT).map(String::as_str).unwrap_or("?"),
-                        c.tags.get(tags::ORIGIN_RESOURCE).unwrap_or(&c.resource_id)
+                        Lineage::of(c).source_account().unwrap_or("?"),
+                        Lineage::of(c).origin_resource().unwrap_or(&c.resource_id)
                     );
                     if points.get(&resource).is_none_or(|(t, _)| at > *t) {
                         points.insert(resource, (at, c.clone()));
@@ -294,11 +290,11 @@ impl Handler {
                 }
                 let (correlation_id, origin) = run_of(c);
                 let home = self.ctx.region().to_string();
-                if !c.tags.contains_key(tags::COPIED_AT) {
+                if !Lineage::of(c).has(Mark::Copied) {
                     let what = RecheckWhat::CopyWhenAvailable { copy: c.to_ref(), origin, destination_region: home };
                     let body = recheck_body(Recheck::new(correlation_id, 1, None, what))?;
                     self.repair(store.as_ref(), c, &self.config.copy_queue, body, "announce the copy").await?;
-                } else if self.config.restore_every_copy && !c.tags.contains_key(tags::VERIFIED_AT) {
+                } else if self.config.restore_every_copy && !Lineage::of(c).has(Mark::Verified) {
                     let copied = PipelineEvent::new(correlation_id, c.to_ref(), origin, Step::Copied {});
                     let mut envelope = EventEnvelope::new(events::SOURCE, copied.detail_type(), copied);
                     envelope.account = Some(self.ctx.account().to_string());
@@ -320,7 +316,7 @@ impl Handler {
             let age = (now - *at).num_seconds().max(0) as f64;
             worst = worst.max(age);
             self.ctx.metrics.value(&names.recovery_point, self.config.name, Some(resource), age, "Seconds");
-            if let Some(seconds) = copy.tags.get(tags::RESTORE_SECONDS).and_then(|v| v.parse::<f64>().ok()) {
+            if let Some(seconds) = Lineage::of(copy).restore_seconds() {
                 self.ctx.metrics.value(&names.restore_seconds, self.config.name, Some(resource), seconds, "Seconds");
             }
             if now - *at > self.config.rpo {

@@ -62,7 +62,7 @@ fn ours(
     at: DateTime<Utc>,
     extra: &[(&str, &str)],
 ) -> Snapshot {
-    let mut t: Tags = tags::Lineage {
+    let mut t: Tags = tags::LineageTags {
         source_arn: format!("arn:aws:rds:{REGION}:{SOURCE}:db:{resource}"),
         source_account: SOURCE.into(),
         correlation_id: format!("run-{name}"),

@@ -16,10 +16,10 @@ use snapferry::config::Env;
 use snapferry::error::{Error, Result};
 use snapferry::events::{BackupSet, DataChecked, FailedCheck, PipelineEvent, Recheck, RecheckWhat, SnapshotRef, Step};
 use snapferry::inbound::Incoming;
+use snapferry::lineage::{self, Lineage, MadeBy, Mark};
 use snapferry::sqs::{Outcome, Record};
 use snapferry::step::{PipelineStep, StepContext, StepEnv};
 use snapferry::store::{LockMode, RestoreSpec, Restored, Snapshot, SnapshotStore, Status};
-use snapferry::tags::{self, Tags};
 use snapferry::{kms, naming};
 use tracing::{info, warn};
 
@@ -149,7 +149,7 @@ impl Handler {
             warn!(copy_arn = copy_ref.arn, "copy gone before its restore test");
             return Ok(Outcome::Done);
         };
-        if copy.tags.contains_key(tags::VERIFIED_AT) {
+        if Lineage::of(&copy).has(Mark::Verified) {
             return Ok(Outcome::Done);
         }
         if !self.sampled(store.as_ref(), &copy).await? {
@@ -157,12 +157,8 @@ impl Handler {
             return Ok(Outcome::Done);
         }
         let restore_id = naming::restore_id(&copy.id);
-        let mut test_tags = Tags::new();
-        test_tags.insert(tags::RESTORE_TEST.into(), "true".into());
-        test_tags.insert(tags::CORRELATION_ID.into(), tags::sanitize_value(&event.correlation_id));
-        test_tags.insert(tags::SOURCE_ARN.into(), tags::sanitize_value(&copy.arn));
-        // The sweep deletes test restores older than the restore timeout by this tag.
-        test_tags.insert(tags::CREATED_AT.into(), tags::timestamp_value(self.ctx.now()));
+        // The sweep deletes test restores older than the restore timeout by their created-at.
+        let test_tags = lineage::restore_test(&event.correlation_id, &copy.arn, self.ctx.now());
         let spec = RestoreSpec {
             restore_id: restore_id.clone(),
             subnet_group: self.config.subnet_group.clone(),
@@ -197,21 +193,20 @@ impl Handler {
         if self.config.every_nth == 1 {
             return Ok(true);
         }
-        let origin_resource = copy.tags.get(tags::ORIGIN_RESOURCE);
+        let origin_resource = Lineage::of(copy).origin_resource();
         let mut siblings: Vec<_> = store
             .list_managed()
             .await?
             .into_iter()
             .filter(|s| {
-                s.tags.get(tags::STEP).is_some_and(|v| v == "copy")
-                    && s.tags.get(tags::ORIGIN_RESOURCE) == origin_resource
+                Lineage::of(s).is(MadeBy::Copy)
+                    && Lineage::of(s).origin_resource() == origin_resource
                     && s.id != copy.id
                     && s.created_at <= copy.created_at
             })
             .collect();
         siblings.sort_by_key(|s| s.created_at);
-        let tested =
-            |s: &Snapshot| s.tags.contains_key(tags::RESTORE_TESTED_AT) || s.tags.contains_key(tags::VERIFIED_AT);
+        let tested = |s: &Snapshot| Lineage::of(s).has(Mark::RestoreTested) || Lineage::of(s).has(Mark::Verified);
         let since_last_test = match siblings.iter().rposition(tested) {
             Some(last) => siblings.len() - last,
             None => return self.mark_tested(store, copy).await,
@@ -223,7 +218,7 @@ impl Handler {
     }
 
     async fn mark_tested(&self, store: &dyn SnapshotStore, copy: &Snapshot) -> Result<bool> {
-        let stamp = Tags::from([(tags::RESTORE_TESTED_AT.to_string(), tags::timestamp_value(self.ctx.now()))]);
+        let stamp = lineage::stamp(Mark::RestoreTested, self.ctx.now());
         store.tag(copy, &stamp).await?;
         Ok(true)
     }
@@ -266,7 +261,7 @@ impl Handler {
         let restored = store.restore_status(&p.restore_id).await?;
         let verdict = match restored {
             None => match store.describe(&p.copy.id).await? {
-                Some(c) if c.tags.contains_key(tags::VERIFIED_AT) => return Ok(Outcome::Done),
+                Some(c) if Lineage::of(&c).has(Mark::Verified) => return Ok(Outcome::Done),
                 Some(c) if failure_reported(&c, p.started_at) => {
                     info!(copy_arn = p.copy.arn, correlation_id, "this restore test's failure was reported already");
                     return Ok(Outcome::Done);
@@ -360,7 +355,7 @@ impl Handler {
         // Recorded before the test restore goes, so a duplicate re-check that finds it gone
         // knows the failure was reported (a redelivery before then reports it again).
         if let Some(copy) = store.describe(&p.copy.id).await? {
-            let stamp = Tags::from([(tags::RESTORE_FAILED_AT.to_string(), tags::timestamp_value(self.ctx.now()))]);
+            let stamp = lineage::stamp(Mark::RestoreFailed, self.ctx.now());
             store.tag(&copy, &stamp).await?;
         }
         let event = Step::RestoreFailed { reason, check };
@@ -386,21 +381,16 @@ impl Handler {
         let Some(endpoint) = &restored.endpoint else {
             return Ok(Data::NotReached("RDS reports no endpoint yet".into()));
         };
-        let resource = copy.tags.get(tags::ORIGIN_RESOURCE).unwrap_or(&copy.resource_id);
+        let resource = Lineage::of(copy).origin_resource().unwrap_or(&copy.resource_id);
         let checks = config.checks.for_resource(resource);
         let database = checks
             .and_then(|c| c.database.clone())
             .or_else(|| endpoint.database.clone())
             .or_else(|| engine.default_database().map(str::to_string));
         // AWS's time for the snapshot the copy was made of, as the copy step recorded it.
-        let snapshot_at = copy
-            .tags
-            .get(tags::SNAPSHOT_TAKEN_AT)
-            .and_then(|v| tags::parse_timestamp(v))
-            .or(copy.created_at)
-            .unwrap_or_else(|| self.ctx.now());
+        let snapshot_at = Lineage::of(copy).snapshot_taken_at().or(copy.created_at).unwrap_or_else(|| self.ctx.now());
         // The source's figures, where the share step measured them and the comparison is on.
-        let source = tags::SourceFigures::from_tags(&copy.tags);
+        let source = Lineage::of(copy).source_figures();
         let tolerance = config.checks.source_tolerance(resource);
         let compared = source.as_ref().zip(tolerance);
         let password = data::Password::generate();
@@ -504,22 +494,16 @@ impl Handler {
         seconds: f64,
         data: Option<&DataChecked>,
     ) -> Result<Option<BackupSet>> {
-        let mut stamp = Tags::from([
-            (tags::VERIFIED_AT.to_string(), tags::timestamp_value(self.ctx.now())),
-            (tags::RESTORE_SECONDS.to_string(), format!("{seconds:.1}")),
-        ]);
-        if let Some(point) = data.and_then(|d| d.recovery_point_seconds) {
-            stamp.insert(tags::DATA_RECOVERY_SECONDS.into(), format!("{point:.0}"));
-        }
+        let stamp = lineage::verified(self.ctx.now(), seconds, data.and_then(|d| d.recovery_point_seconds));
         store.tag(snapshot, &stamp).await?;
-        let Some(set) = tags::set_from_tags(&snapshot.tags) else { return Ok(None) };
+        let Some(set) = Lineage::of(snapshot).set() else { return Ok(None) };
         let verified = store
             .list_managed()
             .await?
             .iter()
-            .filter(|s| s.id == snapshot.id || s.tags.contains_key(tags::VERIFIED_AT))
-            .filter(|s| s.tags.get(tags::STEP).is_some_and(|v| v == "copy"))
-            .filter(|s| tags::set_from_tags(&s.tags).is_some_and(|other| other.id == set.id))
+            .filter(|s| s.id == snapshot.id || Lineage::of(s).has(Mark::Verified))
+            .filter(|s| Lineage::of(s).is(MadeBy::Copy))
+            .filter(|s| Lineage::of(s).set().is_some_and(|other| other.id == set.id))
             .count() as u32;
         if verified >= set.size {
             info!(set = set.id, members = set.size, "backup set verified");
@@ -611,12 +595,10 @@ impl Handler {
             let store = self.ctx.stores.store(kind);
             for resource in store.list_restore_tests().await? {
                 let name = resource.name();
-                if resource.tags.get(tags::RESTORE_TEST).map(String::as_str) != Some("true")
-                    || !name.starts_with(naming::RESTORE_PREFIX)
-                {
+                if !Lineage::of_resource(&resource).is_restore_test() || !name.starts_with(naming::RESTORE_PREFIX) {
                     continue;
                 }
-                let created = resource.tags.get(tags::CREATED_AT).and_then(|v| tags::parse_timestamp(v));
+                let created = Lineage::of_resource(&resource).created_at();
                 let Some(created) = created else {
                     warn!(resource = resource.id, "restore test without a valid created-at tag; left alone");
                     continue;
@@ -639,10 +621,7 @@ impl Handler {
 /// Whether a failure of the restore test started at `started_at` was reported on `copy`
 /// (the tag is to the second, so a failure reported in the test's first second counts).
 fn failure_reported(copy: &Snapshot, started_at: chrono::DateTime<chrono::Utc>) -> bool {
-    copy.tags
-        .get(tags::RESTORE_FAILED_AT)
-        .and_then(|v| tags::parse_timestamp(v))
-        .is_some_and(|at| at >= started_at - chrono::Duration::seconds(1))
+    Lineage::of(copy).at(Mark::RestoreFailed).is_some_and(|at| at >= started_at - chrono::Duration::seconds(1))
 }
 
 #[cfg(test)]

@@ -41,7 +41,7 @@ fn handler(cloud: &Cloud, config: Config) -> Handler {
 
 /// A copy in the backup account, as copy-shared-snapshot makes it, and its "copied" event.
 fn copied(cloud: &Cloud, kind: ResourceKind, name: &str, resource: &str) -> (Snapshot, PipelineEvent) {
-    let mut t = tags::Lineage {
+    let mut t = tags::LineageTags {
         source_arn: format!("arn:aws:rds:{REGION}:{SOURCE}:snapshot:{name}"),
         source_account: SOURCE.into(),
         correlation_id: format!("run-{name}"),

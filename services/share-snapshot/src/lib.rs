@@ -16,15 +16,17 @@
 pub mod source_data;
 
 use snapferry::config::Env;
+use snapferry::copy::Copier;
 use snapferry::error::{Error, Result, Retry};
 use snapferry::events::{PipelineEvent, Recheck, RecheckWhat, SnapshotRef, SourceData, Step};
 use snapferry::inbound::Incoming;
 use snapferry::inbound::native::NativeSignal;
+use snapferry::lineage::{CopyRecord, Lineage, Made, MadeBy, Mark};
 use snapferry::select::Selection;
 use snapferry::sqs::{Outcome, Record};
 use snapferry::step::{PipelineStep, StepContext, StepEnv};
 use snapferry::store::{CopyRequest, Snapshot, SnapshotStore, Status};
-use snapferry::tags::{self, Lineage};
+use snapferry::tags;
 use snapferry::{kms, naming};
 use source_data::{AwsMeter, Meter, SourceDataConfig};
 use std::sync::Arc;
@@ -103,7 +105,7 @@ impl Handler {
     }
 
     async fn on_snapshot(&self, store: &Arc<dyn SnapshotStore>, snapshot: Snapshot, attempt: u32) -> Result<Outcome> {
-        if snapshot.tags.contains_key(tags::RELEASED_AT) {
+        if Lineage::of(&snapshot).has(Mark::Released) {
             // A late event or re-check: the backup account has its copy, and the share was
             // withdrawn on purpose. Sharing again would undo that.
             info!(snapshot_arn = snapshot.arn, "released: the backup account has its copy; not shared again");
@@ -114,11 +116,12 @@ impl Handler {
             info!(snapshot_arn = snapshot.arn, resource = snapshot.resource_id, "not a selected database; not shared");
             return Ok(Outcome::Done);
         }
-        let correlation_id =
-            snapshot.tags.get(tags::CORRELATION_ID).cloned().unwrap_or_else(|| derived_correlation_id(&snapshot.arn));
+        let correlation_id = Lineage::of(&snapshot)
+            .recorded_correlation_id()
+            .map_or_else(|| derived_correlation_id(&snapshot.arn), str::to_string);
         // The origin is the snapshot the run started from: recorded on our copies, else itself.
         let origin = if own_copy {
-            tags::origin_from_tags(snapshot.kind, &snapshot.tags).unwrap_or_else(|| snapshot.to_ref())
+            Lineage::of(&snapshot).origin().unwrap_or_else(|| snapshot.to_ref())
         } else {
             snapshot.to_ref()
         };
@@ -137,7 +140,7 @@ impl Handler {
             }
             _ => return self.recheck(store.as_ref(), &snapshot, &origin, &correlation_id, attempt),
         }
-        let shareable = tags::is_managed(&snapshot.tags)
+        let shareable = Lineage::of(&snapshot).is_managed()
             && snapshot.kms_key_id.as_deref().is_some_and(|k| kms::same_key(k, &self.config.sharing_key));
         if shareable {
             return self.share(store.as_ref(), &snapshot, &origin, &correlation_id).await;
@@ -169,19 +172,22 @@ impl Handler {
         attempt: u32,
     ) -> Result<Outcome> {
         let origin = snapshot.to_ref();
-        let mut ours = Lineage {
-            source_arn: snapshot.arn.clone(),
-            source_account: snapshot.account.clone(),
-            correlation_id: correlation_id.to_string(),
-            step: "share".into(),
+        let ours = CopyRecord {
+            made: Made {
+                source_arn: snapshot.arn.clone(),
+                source_account: snapshot.account.clone(),
+                correlation_id: correlation_id.to_string(),
+                by: MadeBy::Share,
+            },
+            origin: &origin,
+            copied_from: None,
+            started_at: self.ctx.now(),
+            taken_at: None,
+            set: Lineage::of(snapshot).set(),
+            source_figures: None,
         }
         .tags();
-        ours.extend(tags::origin_tags(&origin));
-        ours.insert(tags::COPY_STARTED_AT.into(), tags::precise_timestamp_value(self.ctx.now()));
-        if let Some(set) = tags::set_from_tags(&snapshot.tags) {
-            ours.extend(tags::set_tags(&set));
-        }
-        let (copy_tags, dropped) = tags::within_limit(&tags::user_tags(&snapshot.tags), &ours);
+        let (copy_tags, dropped) = tags::within_limit(&Lineage::of(snapshot).user_tags(), &ours);
         if !dropped.is_empty() {
             warn!(snapshot_arn = snapshot.arn, ?dropped, "tags beyond AWS's limit of 50 left off the copy");
         }
@@ -199,10 +205,10 @@ impl Handler {
             Err(e @ Error::QuotaFull { .. }) => {
                 let rejected = Step::Rejected { reason: e.to_string(), sender_account: None };
                 let event = PipelineEvent::new(correlation_id, origin.clone(), origin, rejected);
-                return Err(self.ctx.quota_full(STEP, event, e).await);
+                return Err(Copier::new(&self.ctx).quota_full(STEP, event, e).await);
             }
             Err(e) if e.retry() == Some(Retry::QuotaExceeded) => {
-                return Err(self.ctx.copy_refused(store.as_ref(), e).await);
+                return Err(Copier::new(&self.ctx).refused_without_line(store.as_ref(), e).await);
             }
             other => other?,
         };
@@ -226,7 +232,9 @@ impl Handler {
         correlation_id: &str,
         attempt: u32,
     ) -> Result<Outcome> {
-        let again = self.ctx.copy_again(store.as_ref(), failed, &origin.id, None, Some(&self.config.sharing_key)).await;
+        let again = Copier::new(&self.ctx)
+            .again(store.as_ref(), failed, &origin.id, None, Some(&self.config.sharing_key))
+            .await;
         match again {
             Ok(copy) => self.recheck(store.as_ref(), &copy, origin, correlation_id, attempt),
             Err(e @ Error::CopyFailed { .. }) => {
@@ -248,7 +256,7 @@ impl Handler {
         attempt: u32,
     ) -> Result<Outcome> {
         let what = RecheckWhat::ShareWhenAvailable { copy: copy.to_ref(), origin: origin.clone() };
-        self.ctx.recheck_copy(store, copy, Recheck::new(correlation_id, attempt + 1, None, what))
+        Copier::new(&self.ctx).recheck(store, copy, Recheck::new(correlation_id, attempt + 1, None, what))
     }
 
     async fn share(
@@ -264,8 +272,8 @@ impl Handler {
             info!(snapshot_arn = snapshot.arn, correlation_id, "already shared and announced");
             return Ok(Outcome::Done);
         }
-        let tags = tags::user_tags(&snapshot.tags);
-        let set = tags::set_from_tags(&snapshot.tags);
+        let tags = Lineage::of(snapshot).user_tags();
+        let set = Lineage::of(snapshot).set();
         let source_data = self.measure(store, origin, correlation_id).await;
         let events: Vec<_> = self
             .config
@@ -355,12 +363,13 @@ impl Handler {
         for member in snapshots {
             let store = self.ctx.stores.store(member.kind);
             let Some(found) = store.describe(&member.id).await? else { continue };
-            if !tags::is_managed(&found.tags) {
+            if !Lineage::of(&found).is_managed() {
                 continue;
             }
             warn!(snapshot_arn = found.arn, reason, "snapshot failed; not shared");
-            let correlation_id =
-                found.tags.get(tags::CORRELATION_ID).cloned().unwrap_or_else(|| derived_correlation_id(&found.arn));
+            let correlation_id = Lineage::of(&found)
+                .recorded_correlation_id()
+                .map_or_else(|| derived_correlation_id(&found.arn), str::to_string);
             let rejected = Step::Rejected { reason: reason.to_string(), sender_account: None };
             events.push(PipelineEvent::new(correlation_id, found.to_ref(), found.to_ref(), rejected));
         }
@@ -390,9 +399,9 @@ impl PipelineStep for Handler {
                     let store = self.ctx.stores.store(snapshot.kind);
                     match store.describe(&snapshot.id).await? {
                         Some(copy) if is_own_copy(&copy) && matches!(copy.status, Status::Failed(_)) => {
-                            let origin = tags::origin_from_tags(copy.kind, &copy.tags).unwrap_or_else(|| copy.to_ref());
+                            let origin = Lineage::of(&copy).origin().unwrap_or_else(|| copy.to_ref());
                             let key = Some(self.config.sharing_key.as_str());
-                            match self.ctx.copy_again(store.as_ref(), &copy, &origin.id, None, key).await {
+                            match Copier::new(&self.ctx).again(store.as_ref(), &copy, &origin.id, None, key).await {
                                 Err(e) if !matches!(e, Error::CopyFailed { .. }) => Err(e),
                                 _ => Ok(Outcome::Done),
                             }
@@ -450,7 +459,7 @@ impl PipelineStep for Handler {
 /// A copy this step made (re-encrypted with the sharing key, or the manual copy of an
 /// automated snapshot).
 fn is_own_copy(snapshot: &Snapshot) -> bool {
-    tags::is_managed(&snapshot.tags) && snapshot.tags.get(tags::STEP).is_some_and(|s| s == "share")
+    Lineage::of(snapshot).is(MadeBy::Share)
 }
 
 #[cfg(test)]

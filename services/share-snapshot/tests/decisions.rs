@@ -59,7 +59,7 @@ fn snapshot(cloud: &Cloud, kind: ResourceKind, name: &str, key: Key, managed: bo
     let mut tags = tags::Tags::from([("team".to_string(), "shop".to_string())]);
     if managed {
         tags.extend(
-            tags::Lineage {
+            tags::LineageTags {
                 source_arn: format!("arn:aws:rds:{REGION}:{SOURCE}:db:db"),
                 source_account: SOURCE.into(),
                 correlation_id: "run-1".into(),
@@ -394,7 +394,7 @@ async fn a_failed_re_encrypting_copy_is_made_again_a_bounded_number_of_times_the
         let [copy]: [Snapshot; 1] = mine.try_into().unwrap();
         copy
     };
-    for attempt in 1..snapferry::step::MAX_COPY_ATTEMPTS {
+    for attempt in 1..snapferry::copy::MAX_COPY_ATTEMPTS {
         let copy = ours(&cloud);
         cloud.set_status(&copy.arn, Status::Failed("canceled".into()));
         // Found by RDS-EVENT-0190 the first time, by the re-check the next.

@@ -1,0 +1,242 @@
+//! A snapferry copy: what both steps that copy (share-snapshot's re-encrypting copy in a
+//! source account, copy-shared-snapshot's into the backup account) do around the copy
+//! call. Admitting a copy into a free slot or saying when to look again ([`Copier::admit`],
+//! the line of [`crate::slots`]), timing a refusal for copies in progress
+//! ([`Copier::refused`]), making a failed copy again a bounded number of times
+//! ([`Copier::again`]), the re-check that backs up AWS's announcement of its end
+//! ([`Copier::recheck`]), and a full snapshot count quota ([`Copier::quota_full`]).
+//! [`StepContext`] keeps the ports and settings; the policy is here.
+
+use crate::error::{Error, Result};
+use crate::events::{PipelineEvent, Recheck};
+use crate::kinds::CopyCompletion;
+use crate::lineage::Lineage;
+use crate::slots;
+use crate::sqs::Outcome;
+use crate::step::StepContext;
+use crate::store::{Copies, CopyRequest, Snapshot, SnapshotStore, Status};
+use chrono::{DateTime, Utc};
+use std::time::Duration;
+use tracing::{debug, info, warn};
+
+/// How many times in all a copy is made when AWS reports it failed, before the failure
+/// is reported: a copy fails for transient reasons too (RDS-EVENT-0190 / 0061 say only
+/// "canceled"), but one that keeps failing needs a person.
+pub const MAX_COPY_ATTEMPTS: u32 = 3;
+
+/// How much longer than [`crate::step::StepEnv::recheck`] a step waits before looking at a
+/// copy whose end AWS announces: the event normally comes first, the re-check only backs it up.
+const BACKSTOP_FACTOR: u32 = 10;
+/// SQS delays a message by at most 15 minutes.
+const MAX_DELAY: Duration = Duration::from_secs(900);
+
+/// The copies waiting for a store's slots, as the step that copies into it sees them.
+#[async_trait::async_trait]
+pub trait Line: Sync {
+    /// The copies into `store` that wait for its slots, as AWS shows them, oldest first,
+    /// named as their copies will be (those already there are left out by the caller).
+    async fn waiting(&self, store: &dyn SnapshotStore) -> Result<Vec<(Option<DateTime<Utc>>, String)>>;
+}
+
+/// A waiting copy's place in the line for its region's slots.
+#[derive(Debug, Clone, Copy)]
+struct Turn {
+    /// 0: the next to get a slot.
+    rank: usize,
+    /// Copies waiting, this one included.
+    waiting: usize,
+    /// When its slot should free.
+    moment: DateTime<Utc>,
+}
+
+/// A step's copy policy, acting through its context's ports.
+#[derive(Clone, Copy)]
+pub struct Copier<'a> {
+    ctx: &'a StepContext,
+}
+
+impl<'a> Copier<'a> {
+    pub fn new(ctx: &'a StepContext) -> Self {
+        Copier { ctx }
+    }
+
+    /// Returns once one of the `slots` of `store`'s kind is free in its region, or `target`
+    /// is there already (asked again, AWS answers with it). A copy whose turn comes within
+    /// the second waits for it here (SQS times whole seconds only), looking again until its
+    /// slot frees, within [`slots::HANDOVER_BUDGET`]. Otherwise [`Error::SlotsFull`], naming
+    /// when to look again. While it waits, the other records of its batch go on
+    /// ([`StepContext::wait`]).
+    pub async fn admit(&self, store: &dyn SnapshotStore, slots: usize, target: &str, line: &dyn Line) -> Result<()> {
+        let first = self.ctx.now();
+        loop {
+            let copies = store.copies().await?;
+            if copies.in_progress.len() < slots || copies.names.contains(target) {
+                return Ok(());
+            }
+            let turn = self.turn(store, &copies, slots, target, line).await;
+            let now = self.ctx.now();
+            let wait = (turn.moment - now).to_std().unwrap_or_default().max(slots::LOOK_AGAIN);
+            let spent = (now - first).to_std().unwrap_or_default();
+            if turn.moment - now >= chrono::Duration::from_std(slots::HANDOVER).unwrap_or_default()
+                || spent + wait > slots::HANDOVER_BUDGET
+            {
+                return Err(self.slots_full(store, &copies, slots, &turn));
+            }
+            debug!(copy = target, wait_ms = wait.as_millis(), "copy slot due within the second; waiting for it here");
+            self.ctx.wait(wait).await;
+        }
+    }
+
+    /// AWS refused a copy for copies in progress (other tools' copies, or another
+    /// invocation took the last slot first): the wait is scheduled as for a full look.
+    pub async fn refused(
+        &self,
+        store: &dyn SnapshotStore,
+        target: &str,
+        copied: Result<Snapshot>,
+        line: &dyn Line,
+    ) -> Result<Snapshot> {
+        match copied {
+            Err(e) if e.retry() == Some(crate::error::Retry::QuotaExceeded) => match store.copies().await {
+                Ok(copies) if !copies.in_progress.is_empty() => {
+                    let slots = copies.in_progress.len();
+                    let turn = self.turn(store, &copies, slots, target, line).await;
+                    Err(self.slots_full(store, &copies, slots, &turn))
+                }
+                // Nothing to time the wait by: the backoff decides.
+                _ => Err(e),
+            },
+            other => other,
+        }
+    }
+
+    /// AWS refused a copy into `store` for the copies in progress there (ours, or another
+    /// tool's), where the step keeps no line of its own (share-snapshot's re-encrypting
+    /// copy): the wait is timed by them, to when the first is estimated to end (see
+    /// [`crate::slots`]), not by a blind backoff. Nothing in progress to time it by: the
+    /// refusal as it is, for the backoff.
+    pub async fn refused_without_line(&self, store: &dyn SnapshotStore, refused: Error) -> Error {
+        match store.copies().await {
+            Ok(copies) if !copies.in_progress.is_empty() => {
+                let busy = &copies.in_progress;
+                let after = slots::next_look(self.ctx.now(), busy, busy.len(), 0, self.ctx.env.recheck);
+                let message = format!(
+                    "AWS refused a copy, {} {} copies in progress in {}: {refused}",
+                    busy.len(),
+                    store.kind(),
+                    store.region()
+                );
+                Error::SlotsFull { after, message }
+            }
+            _ => refused,
+        }
+    }
+
+    /// Where `target` stands in the line for `store`'s slots, and when its slot frees.
+    async fn turn(
+        &self,
+        store: &dyn SnapshotStore,
+        copies: &Copies,
+        slots: usize,
+        target: &str,
+        line: &dyn Line,
+    ) -> Turn {
+        // Without the line (the listing failed) this copy takes itself for the next: it
+        // comes back when the first copy ends, and looks again from there. Not in it (the
+        // listing is older than the snapshot), it goes to its end.
+        let mut waiting = line.waiting(store).await.unwrap_or_default();
+        waiting.retain(|(_, name)| !copies.names.contains(name));
+        waiting.sort();
+        let rank = waiting.iter().position(|(_, name)| name == target).unwrap_or(waiting.len());
+        let moment = slots::moment(self.ctx.now(), &copies.in_progress, slots, rank, self.ctx.env.recheck);
+        Turn { rank, waiting: waiting.len().max(rank + 1), moment }
+    }
+
+    /// Every slot taken: back within the second before its turn, by SQS's delay.
+    fn slots_full(&self, store: &dyn SnapshotStore, copies: &Copies, slots: usize, turn: &Turn) -> Error {
+        let after = slots::delay_before(self.ctx.now(), turn.moment);
+        let message = format!(
+            "{} of {slots} {} copy slots in {} taken, {} copies waiting, this one {}",
+            copies.in_progress.len(),
+            store.kind(),
+            store.region(),
+            turn.waiting,
+            turn.rank + 1
+        );
+        info!(after_s = after.as_secs(), message, "copy slots full; looking again later");
+        Error::SlotsFull { after, message }
+    }
+
+    /// Makes `failed` (a copy of ours AWS reports failed) again from `source`, under the
+    /// same name and with the same lineage: the failed one is deleted first, since the name
+    /// is deterministic. Past [`MAX_COPY_ATTEMPTS`] an [`Error::CopyFailed`] with AWS's
+    /// reason instead, for the caller to report.
+    pub async fn again(
+        &self,
+        store: &dyn SnapshotStore,
+        failed: &Snapshot,
+        source: &str,
+        source_region: Option<&str>,
+        kms_key_id: Option<&str>,
+    ) -> Result<Snapshot> {
+        let why = match &failed.status {
+            Status::Failed(why) => why.clone(),
+            _ => return Ok(failed.clone()),
+        };
+        let lineage = Lineage::of(failed);
+        let attempt = lineage.copy_attempt();
+        if attempt >= MAX_COPY_ATTEMPTS {
+            return Err(Error::CopyFailed {
+                op: "copy",
+                message: format!("{} failed {attempt} times; the last time: {why}", failed.arn),
+                hint: Some("look at the copy's events in the RDS console; replay the message to try once more"),
+            });
+        }
+        warn!(copy_arn = failed.arn, attempt, why, "copy failed; making it again");
+        store.delete(failed).await?;
+        let again = crate::lineage::made_again(&lineage, self.ctx.now());
+        store.copy(&CopyRequest { source, source_region, target_id: &failed.name, kms_key_id, tags: &again }).await
+    }
+
+    /// The outcome "look at `copy`, in progress into `store`, again later": every copy
+    /// waited for is re-checked, and where AWS announces its end the re-check is only a
+    /// backstop for a lost event (AWS delivers events best effort), so it comes later. A
+    /// copy that says how far it is is looked at when it should end, no sooner: a handful
+    /// of looks where a copy of an hour would take 120 at the re-check interval.
+    ///
+    /// No later, either, than the copy's age again: a progress figure can mislead (an EBS
+    /// copy can sit at 1 % and then jump), and one early figure can put the end many times
+    /// too far. Capped so, a wrong estimate costs at most the time the copy has taken so
+    /// far, and the looks at a long copy come at doubling ages.
+    pub fn recheck(&self, store: &dyn SnapshotStore, copy: &Snapshot, recheck: Recheck) -> Result<Outcome> {
+        let base = match store.copy_completion() {
+            CopyCompletion::Event => self.ctx.env.recheck.saturating_mul(BACKSTOP_FACTOR).min(MAX_DELAY),
+            CopyCompletion::Recheck => self.ctx.env.recheck,
+        };
+        let now = self.ctx.now();
+        let progress = copy.as_in_progress();
+        let whole_seconds = |d: chrono::Duration| d.to_std().ok().map(slots::whole_seconds_up);
+        let ends_in = progress.ends_at(now).and_then(|end| whole_seconds(end - now));
+        let age = progress.started_at.and_then(|start| whole_seconds(now - start)).unwrap_or_default();
+        let delay = ends_in.map_or(base, |d| d.min(age).max(base)).min(MAX_DELAY);
+        debug!(copy = copy.id, started_at = ?progress.started_at, percent = ?progress.percent, delay_s = delay.as_secs(), "copy re-checked later");
+        self.ctx.recheck_after(recheck, delay)
+    }
+
+    /// A snapshot count quota is full: `rejected` (a Snapshot Rejected event saying so) is
+    /// published at once and the stacks' alarm metric counted for `step`; the error comes
+    /// back, so the message is dead-lettered with its reason instead of being retried into
+    /// a quota that only deleting snapshots (or raising it) clears.
+    pub async fn quota_full(&self, step: &str, rejected: PipelineEvent, error: Error) -> Error {
+        count_quota_full(self.ctx, step);
+        match self.ctx.publish(&[rejected]).await {
+            Ok(()) => error,
+            Err(e) => e,
+        }
+    }
+}
+
+/// Counts a full snapshot count quota for `step` (the stacks alarm on it).
+pub fn count_quota_full(ctx: &StepContext, step: &str) {
+    ctx.metrics.count(&crate::routing::Routing::load().metrics.quota_full, step);
+}
