@@ -111,6 +111,11 @@ export interface ExpireConfig {
 export interface CopyConfig {
   identifierRegex?: string;
   descriptionRegex?: string;
+  /**
+   * Copies of a kind AWS runs at once into one region of the backup account, where the
+   * account's quota is not AWS's default (COPY_SLOTS; unset: 20 DB instance, 5 Aurora, 20 EBS).
+   */
+  copySlots?: Partial<Record<Kind, number>>;
   recheckSeconds: number;
   maxConcurrency: number;
 }
@@ -221,6 +226,94 @@ const RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545
 const ACCOUNT = /^\d{12}$/;
 const REGION = /^[a-z]{2}(-gov)?-[a-z]+-\d$/;
 
+/**
+ * Refuses a lone surrogate (a `\ud800` escape in the file): JavaScript strings may hold one,
+ * but the steps' JSON parser refuses it in RETENTION and the data checks, and a variable
+ * cannot carry it as UTF-8.
+ */
+function wellFormed(v: string, path: string): void {
+  if (/\p{Cs}/u.test(v)) throw new ConfigError(`${path}: has a lone surrogate (not well-formed Unicode), got ${JSON.stringify(v)}`);
+}
+
+/** Letters the regex crate knows after a backslash (outside a class, inside one); it refuses any other letter, and every digit. */
+const REGEX_CRATE_ESCAPES = { outside: 'dDsSwWpPaftnrvxuUbBAz', inside: 'dDsSwWpPaftnrvxuU' };
+/** Hex digits after \x, \u, \U when not braced. */
+const HEX_DIGITS: Record<string, number> = { x: 2, u: 4, U: 8 };
+const ENGINE = 'the steps\' regex engine (Rust\'s regex crate)';
+
+/**
+ * Why Rust's regex crate, the steps' engine, refuses `v` or reads it otherwise, where
+ * JavaScript's RegExp accepted it: JavaScript reads much of what it does not know as literal
+ * characters (web-compatibility syntax). Undefined when no such construct is found. Not a
+ * whole parser (unknown Unicode property names, for one, pass here): what it misses still
+ * fails the step's init, and test/rust-parsers.test.ts feeds the tests' samples to the steps'
+ * own parsers.
+ */
+export function regexCrateRefuses(v: string): string | undefined {
+  let depth = 0; // open character classes: the regex crate nests them, JavaScript does not
+  for (let i = 0; i < v.length; i++) {
+    const c = v[i];
+    const rest = v.slice(i + 1);
+    if (c === '\\') {
+      const e = rest[0] ?? '';
+      const escape = JSON.stringify(`\\${e}`);
+      if (/[0-9]/.test(e)) return `${escape}: ${ENGINE} has no backreferences or octal escapes`;
+      // Any other escaped ASCII character that is no letter stands for itself in both.
+      if (!/[\x00-\x7f]/.test(e)) return `${escape}: ${ENGINE} escapes ASCII characters only`;
+      if (/[A-Za-z]/.test(e)) {
+        if (!(depth > 0 ? REGEX_CRATE_ESCAPES.inside : REGEX_CRATE_ESCAPES.outside).includes(e)) {
+          return `${escape}: an escape ${ENGINE} does not know${depth > 0 ? ' in a character class' : ''}`;
+        }
+        let used = 0;
+        if (e in HEX_DIGITS) {
+          const m = new RegExp(`^\\{([0-9A-Fa-f]+)\\}|^[0-9A-Fa-f]{${HEX_DIGITS[e]}}`).exec(rest.slice(1));
+          const code = m === null ? NaN : parseInt(m[1] ?? m[0], 16);
+          if (!(code <= 0x10ffff) || (code >= 0xd800 && code <= 0xdfff)) {
+            return `${escape}: ${ENGINE} expects ${HEX_DIGITS[e]} hex digits or {hex} after it, naming a Unicode scalar value`;
+          }
+          used = m![0].length;
+        } else if (e === 'p' || e === 'P') {
+          const m = /^\{[^}]*\}|^[A-Za-z]/.exec(rest.slice(1));
+          if (m === null) return `${escape}: ${ENGINE} expects a Unicode class after it, one letter or {name}`;
+          used = m[0].length;
+        } else if (e === 'b') {
+          used = /^\{(start|end|start-half|end-half)\}/.exec(rest.slice(1))?.[0].length ?? 0;
+        }
+        // A class (\d, \w, \p{L}...) as a bound of a range: JavaScript reads the - as a literal.
+        if (depth > 0 && 'dDsSwWpP'.includes(e) && /^-[^\]]/.test(rest.slice(1 + used))) {
+          return `${JSON.stringify(`\\${e}${rest.slice(1, 2 + used)}`)}: ${ENGINE} has no range from a class; write \\- for a literal -`;
+        }
+        i += used;
+      }
+      i += 1;
+    } else if (c === '(' && depth === 0) {
+      const around = /^\?<?[=!]/.exec(rest);
+      if (around !== null) return `${JSON.stringify(`(${around[0]}`)}: ${ENGINE} has no look-around or backreferences`;
+    } else if (c === '[') {
+      const open = /^\^?\]/.exec(rest);
+      if (open !== null) {
+        return `${JSON.stringify(`[${open[0]}`)}: JavaScript reads an empty class, ${ENGINE} a class that starts with a literal ]; write \\] for a literal`;
+      }
+      // Inside a class, an ASCII class ([:alpha:]) is one item, and a [ that ends a range (>-[) a literal: no nested class.
+      const ascii = depth > 0 ? /^:\^?[a-z]+:\]/.exec(rest) : null;
+      if (ascii !== null) i += ascii[0].length;
+      else if (!(depth > 0 && /[^[^]-$/.test(v.slice(0, i)))) depth += 1;
+    } else if (c === ']' && depth > 0) {
+      depth -= 1;
+    } else if (c === '-' && depth > 0 && /^\\[dDsSwWpP]/.test(rest) && !/(\[\^?|-.)$/.test(v.slice(0, i))) {
+      // A - first in a class, or right after a range, is a literal in both.
+      return `${JSON.stringify(`-${rest.slice(0, 2)}`)}: ${ENGINE} has no range to a class; write \\- for a literal -`;
+    } else if (c === '{' && depth === 0) {
+      // The regex crate reads { as a repetition, always (blanks allowed); JavaScript, where it is none, as a literal.
+      const m = /^\s*\d+\s*(,\s*\d*\s*)?\}/.exec(rest);
+      if (m === null) return `"{": ${ENGINE} reads it as a repetition, {n}, {n,} or {n,m}; write \\{ for a literal`;
+      i += m[0].length;
+    }
+  }
+  // JavaScript took a [ inside a class as a literal; the regex crate opened a nested class.
+  return depth > 0 ? `"[": a character class left open: ${ENGINE} nests classes; write \\[ for a literal [ inside one` : undefined;
+}
+
 /** Reads one JSON object, remembering its path for error messages. */
 class Fields {
   private readonly seen = new Set<string>(['$comment']);
@@ -252,6 +345,7 @@ class Fields {
     if (typeof v !== 'string' || (pattern && !pattern.test(v))) {
       throw new ConfigError(`${this.at(key)}: expected ${what ?? 'a string'}, got ${JSON.stringify(v)}`);
     }
+    wellFormed(v, this.at(key));
     return v;
   }
 
@@ -276,11 +370,23 @@ class Fields {
       } catch (e) {
         throw new ConfigError(`${this.at(key)}: not a valid regular expression: ${(e as Error).message}`);
       }
-      // What JavaScript accepts and the regex crate refuses: the step would fail at init.
-      const unsupported = /\(\?<?[=!]|\\[1-9]|\\k</.exec(v);
-      if (unsupported) {
-        throw new ConfigError(`${this.at(key)}: ${JSON.stringify(unsupported[0])}: the steps' regex engine (Rust's regex crate) has no look-around or backreferences`);
+      // What JavaScript accepts and the regex crate refuses (the step would fail at init), or reads otherwise.
+      const refused = regexCrateRefuses(v);
+      if (refused !== undefined) {
+        throw new ConfigError(`${this.at(key)}: ${refused}`);
       }
+    }
+    return v;
+  }
+
+  /**
+   * A string the stacks pass on as a variable of its own: the steps trim every variable, and a
+   * blank one is unset, so surrounding blanks would give the step another value than the
+   * one validated here.
+   */
+  trimmed(key: string, v: string | undefined): string | undefined {
+    if (v !== undefined && v.trim() !== v) {
+      throw new ConfigError(`${this.at(key)}: ${JSON.stringify(v)} has blanks around it, which the steps trim (blank: unset); leave them out`);
     }
     return v;
   }
@@ -319,6 +425,7 @@ class Fields {
       if (typeof item !== 'string' || (pattern && !pattern.test(item))) {
         throw new ConfigError(`${this.at(key)}[${i}]: expected ${what ?? 'a string'}, got ${JSON.stringify(item)}`);
       }
+      wellFormed(item, `${this.at(key)}[${i}]`);
     });
     if (new Set(v).size !== v.length) throw new ConfigError(`${this.at(key)}: has duplicates`);
     return v as string[];
@@ -331,14 +438,32 @@ class Fields {
   }
 }
 
+/** `target.copy.copySlots`: a count of 1 or more per kind named (AWS's copy quotas can be raised, not lowered to 0). */
+function copySlots(f: Fields): Partial<Record<Kind, number>> {
+  const slots: Partial<Record<Kind, number>> = {};
+  for (const kind of KINDS) {
+    if (f.has(kind)) slots[kind] = f.int(kind, 1, 1000);
+  }
+  f.done();
+  return slots;
+}
+
+/** COPY_SLOTS as the copy step reads it: `kind=count,...`. */
+export function copySlotsVariable(slots: Partial<Record<Kind, number>> | undefined): string | undefined {
+  const pairs = KINDS.filter((k) => slots?.[k] !== undefined).map((k) => `${k}=${slots![k]}`);
+  return pairs.length > 0 ? pairs.join(',') : undefined;
+}
+
 const TAG_SELECTOR = /^[^=]+(=.*)?$/;
+/** A resource id in SELECT_IDENTIFIERS, which the steps split at commas and trim. */
+const IDENTIFIER = /^[^,\s]+$/;
 
 function selection(f: Fields, kinds: Kind[]): Selection {
   const s: Selection = {
-    identifiers: f.strings('identifiers'),
-    regex: f.regex('regex'),
-    tag: f.optionalString('tag', TAG_SELECTOR, '"key" or "key=value"'),
-    instanceTag: f.optionalString('instanceTag', TAG_SELECTOR, '"key" or "key=value"'),
+    identifiers: f.strings('identifiers', IDENTIFIER, 'a resource id (no comma or blank: SELECT_IDENTIFIERS is a comma-separated list)'),
+    regex: f.trimmed('regex', f.regex('regex')),
+    tag: f.trimmed('tag', f.optionalString('tag', TAG_SELECTOR, '"key" or "key=value"')),
+    instanceTag: f.trimmed('instanceTag', f.optionalString('instanceTag', TAG_SELECTOR, '"key" or "key=value"')),
   };
   f.done();
   // It selects EC2 instances, whose volumes only the ebs kind snapshots.
@@ -482,8 +607,9 @@ function target(f: Fields): TargetConfig {
   const c = f.object('copy');
   c.renamed('reservedConcurrency', 'maxConcurrency', "the SQS event source's maximum concurrency, 2 to 1000, replaces reserved concurrency");
   const copy: CopyConfig = {
-    identifierRegex: c.regex('identifierRegex'),
-    descriptionRegex: c.regex('descriptionRegex'),
+    identifierRegex: c.trimmed('identifierRegex', c.regex('identifierRegex')),
+    descriptionRegex: c.trimmed('descriptionRegex', c.regex('descriptionRegex')),
+    copySlots: c.has('copySlots') ? copySlots(c.object('copySlots')) : undefined,
     recheckSeconds: c.int('recheckSeconds', 1, 900),
     // The SQS event source mapping's maximum concurrency (ScalingConfig.MaximumConcurrency),
     // not reserved concurrency: with reserved concurrency Lambda's throttled polls still count

@@ -11,7 +11,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as rds from 'aws-cdk-lib/aws-rds';
 import { Construct } from 'constructs';
-import { Config, ConfigError, dataChecksJson } from './config';
+import { Config, ConfigError, copySlotsVariable, dataChecksJson } from './config';
 import { DATA_CHECK_STEP, DataCheckNetwork, endpointsFor } from './data-checks';
 import { Arns, forwardedEvents, forwarderRoleName } from './iam';
 import { Operations } from './operations';
@@ -154,6 +154,7 @@ export class TargetStack extends Stack {
           EXTRA_REGION_KMS_KEYS: target.extraRegions.map((r) => `${r}=${extraKeyAliasArn(r)}`).join(','),
           IDENTIFIER_REGEX: target.copy.identifierRegex,
           DESCRIPTION_REGEX: target.copy.descriptionRegex,
+          COPY_SLOTS: copySlotsVariable(target.copy.copySlots),
           RECHECK_SECONDS: String(target.copy.recheckSeconds),
         },
         // Copies in progress are capped at 20 per destination region (RDS User Guide,

@@ -7,6 +7,7 @@ import { describe, test } from 'node:test';
 import { ConfigError, dataChecksJson, loadConfig, MAX_DATA_CHECKS_BYTES, parseConfig } from '../lib/config';
 import { declaredFor, environmentContract } from '../lib/environment';
 import { INFRA_DIR } from '../lib/routing';
+import { ACCEPTED, acceptedConfig } from './accepted';
 
 const examplePath = path.join(INFRA_DIR, 'config', 'example.json');
 const example = () => JSON.parse(fs.readFileSync(examplePath, 'utf8'));
@@ -72,6 +73,10 @@ describe('config', () => {
       /^target\.copy\.reservedConcurrency: renamed to maxConcurrency/],
     ['copy concurrency below the event source minimum of 2', (c) => { c.target.copy.maxConcurrency = 1; },
       /^target\.copy\.maxConcurrency: expected an integer from 2 to 1000, got 1$/],
+    ['no copy slot for a kind', (c) => { c.target.copy.copySlots = { 'db-cluster': 0 }; },
+      /^target\.copy\.copySlots\.db-cluster: expected an integer from 1 to 1000, got 0$/],
+    ['copy slots of a kind that is not one', (c) => { c.target.copy.copySlots = { 'db-snapshot': 5 }; },
+      /^target\.copy\.copySlots\.db-snapshot: unknown field$/],
     ['copy concurrency above the event source maximum of 1000', (c) => { c.target.copy.maxConcurrency = 1001; },
       /^target\.copy\.maxConcurrency: expected an integer from 2 to 1000, got 1001$/],
     ['missing copy concurrency', (c) => { delete c.target.copy.maxConcurrency; },
@@ -95,6 +100,37 @@ describe('config', () => {
       /^target\.retention\[0\]\.resources: "\(\?!": the steps' regex engine \(Rust's regex crate\) has no look-around or backreferences$/],
     ['a backreference in a selection regex', (c) => { c.sources[0].selection.regex = '^(a)\\1$'; },
       /^sources\[0\]\.selection\.regex: "\\\\1": the steps' regex engine/],
+    // What JavaScript's RegExp reads (as literals, mostly) and the steps' engine refuses: caught
+    // here, not at the step's init (rust-parsers.test.ts holds the accepted samples against the steps' parsers).
+    ['a { that is no repetition', (c) => { c.sources[0].selection.regex = '^prod-{'; },
+      /^sources\[0\]\.selection\.regex: "\{": the steps' regex engine \(Rust's regex crate\) reads it as a repetition, \{n\}, \{n,\} or \{n,m\}; write \\\{ for a literal$/],
+    ['an escape the steps\' engine does not know', (c) => { c.target.copy.identifierRegex = '^snapferry-\\e'; },
+      /^target\.copy\.identifierRegex: "\\\\e": an escape the steps' regex engine \(Rust's regex crate\) does not know$/],
+    ['an escape the steps\' engine knows outside a class only', (c) => { c.target.copy.descriptionRegex = '[\\b]'; },
+      /^target\.copy\.descriptionRegex: "\\\\b": an escape the steps' regex engine \(Rust's regex crate\) does not know in a character class$/],
+    ['an octal escape', (c) => { c.target.restoreTest.dataChecks.databases[0].resources = '^prod\\0'; },
+      /^target\.restoreTest\.dataChecks\.databases\[0\]\.resources: "\\\\0": the steps' regex engine \(Rust's regex crate\) has no backreferences or octal escapes$/],
+    ['a \\x without its hex digits', (c) => { c.sources[0].selection.regex = '^prod\\x4'; },
+      /^sources\[0\]\.selection\.regex: "\\\\x": the steps' regex engine \(Rust's regex crate\) expects 2 hex digits or \{hex\} after it/],
+    ['an empty class', (c) => { c.target.retention = [{ resources: '^prod-[^]', keep_last: 1 }, { keep_last: 7 }]; },
+      /^target\.retention\[0\]\.resources: "\[\^\]": JavaScript reads an empty class, the steps' regex engine \(Rust's regex crate\) a class that starts with a literal \]; write \\\] for a literal$/],
+    ['a [ JavaScript reads as a literal in a class', (c) => { c.sources[0].selection.regex = '^prod-[a[b]'; },
+      /^sources\[0\]\.selection\.regex: "\[": a character class left open: the steps' regex engine \(Rust's regex crate\) nests classes/],
+    ['a class as the bound of a range', (c) => { c.sources[0].selection.regex = '^prod-[\\w-.]+$'; },
+      /^sources\[0\]\.selection\.regex: "\\\\w-": the steps' regex engine \(Rust's regex crate\) has no range from a class; write \\- for a literal -$/],
+    ['an escaped non-ASCII character', (c) => { c.sources[0].selection.regex = '^caf\\é'; },
+      /^sources\[0\]\.selection\.regex: "\\\\é": the steps' regex engine \(Rust's regex crate\) escapes ASCII characters only$/],
+    // The steps trim each variable, and split SELECT_IDENTIFIERS at commas.
+    ['a selection regex with a blank around it', (c) => { c.sources[0].selection.regex = '^prod- '; },
+      /^sources\[0\]\.selection\.regex: "\^prod- " has blanks around it, which the steps trim \(blank: unset\); leave them out$/],
+    ['a blank tag', (c) => { c.sources[0].selection.tag = ' '; }, /^sources\[0\]\.selection\.tag: " " has blanks around it/],
+    ['a copy regex with a blank around it', (c) => { c.target.copy.identifierRegex = ' ^snapferry-'; }, /^target\.copy\.identifierRegex: " \^snapferry-" has blanks around it/],
+    ['an identifier with a comma', (c) => { c.sources[0].selection.identifiers = ['orders,billing']; },
+      /^sources\[0\]\.selection\.identifiers\[0\]: expected a resource id \(no comma or blank: SELECT_IDENTIFIERS is a comma-separated list\), got "orders,billing"$/],
+    ['a blank identifier', (c) => { c.sources[0].selection = { identifiers: [''] }; }, /^sources\[0\]\.selection\.identifiers\[0\]: expected a resource id/],
+    // JSON.stringify writes a lone surrogate as \ud800, which the steps' JSON parser refuses.
+    ['a lone surrogate in a probe\'s SQL', (c) => { c.target.restoreTest.dataChecks.databases[0].probes[0].sql = 'select \ud800'; },
+      /^target\.restoreTest\.dataChecks\.databases\[0\]\.probes\[0\]\.sql: has a lone surrogate \(not well-formed Unicode\)/],
     ['an invalid resources regex', (c) => { c.sources[0].retention = [{ resources: '(prod', keep_last: 1 }, { keep_last: 2 }]; },
       /^sources\[0\]\.retention\[0\]\.resources: not a valid regular expression/],
     ['a resources regex that is not a string', (c) => { c.target.retention = [{ resources: ['prod'], keep_last: 1 }]; },
@@ -214,6 +250,13 @@ describe('config', () => {
       const c = example();
       mutate(c);
       assert.throws(() => parseConfig(c), (e: Error) => e instanceof ConfigError && message.test(e.message));
+    });
+  }
+
+  // The same samples go to the steps' own parsers in rust-parsers.test.ts.
+  for (const sample of ACCEPTED) {
+    test(`accepts the shared sample: ${sample.name}`, () => {
+      assert.doesNotThrow(() => acceptedConfig(sample));
     });
   }
 

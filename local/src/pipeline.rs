@@ -70,6 +70,14 @@ pub struct PipelineOptions {
     pub source_data_checks: Option<String>,
     pub identifier_regex: Option<String>,
     pub description_regex: Option<String>,
+    /// `MANUAL_SNAPSHOT_QUOTA` of create-snapshot.
+    pub manual_snapshot_quota: u32,
+    /// `ALLOW_DELETE_ALL`, `MAX_DELETES_PER_RUN` and `QUOTA_WARNING_PERCENT` of both expire steps.
+    pub expire_allow_delete_all: bool,
+    pub expire_max_deletes_per_run: u32,
+    pub quota_warning_percent: u32,
+    /// `SCHEDULE_MINUTES` of reconcile-snapshots: how often create-snapshot runs.
+    pub schedule_minutes: u32,
     /// `COPY_SLOTS` of copy-shared-snapshot (`kind=count,...`); AWS's defaults when `None`.
     /// Set to the emulator's lowered copy quotas where a run lowers them.
     pub copy_slots: Option<String>,
@@ -108,6 +116,12 @@ impl Default for PipelineOptions {
             identifier_regex: None,
             description_regex: None,
             copy_slots: None,
+            // The contract's defaults, which the stacks write out too.
+            manual_snapshot_quota: 100,
+            expire_allow_delete_all: false,
+            expire_max_deletes_per_run: 100,
+            quota_warning_percent: 80,
+            schedule_minutes: 60,
             permissions: Permissions::load(),
         }
     }
@@ -172,6 +186,16 @@ impl PipelineOptions {
                 ("SELECT_INSTANCE_TAG", self.select_instance_tag.clone().unwrap_or_default()),
             ]
         };
+        // The backup account's steps handle the kinds its sources back up, as the stacks' `target.kinds`.
+        let kinds = || self.kinds.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
+        let expire = || {
+            vec![
+                ("EXPIRE_DRY_RUN", self.expire_dry_run.to_string()),
+                ("ALLOW_DELETE_ALL", self.expire_allow_delete_all.to_string()),
+                ("MAX_DELETES_PER_RUN", self.expire_max_deletes_per_run.to_string()),
+                ("QUOTA_WARNING_PERCENT", self.quota_warning_percent.to_string()),
+            ]
+        };
         let mut vars =
             vec![("RECHECK_SECONDS", seconds(self.recheck)), ("RETRY_BASE_SECONDS", seconds(self.retry_base))];
         match step {
@@ -180,6 +204,7 @@ impl PipelineOptions {
                 let kinds: Vec<String> = self.kinds.iter().map(ToString::to_string).collect();
                 vars.push(("KINDS", kinds.join(",")));
                 vars.push(("MIN_INTERVAL_MINUTES", self.min_interval_minutes.to_string()));
+                vars.push(("MANUAL_SNAPSHOT_QUOTA", self.manual_snapshot_quota.to_string()));
             }
             snapferry_share_snapshot::STEP => {
                 vars.extend(selection());
@@ -223,15 +248,17 @@ impl PipelineOptions {
                 vars.push(("KINDS", kinds.join(",")));
                 vars.push(("TARGET_ACCOUNTS", d.target_account.to_string()));
                 vars.push(("RETENTION", self.retention_source.clone().unwrap_or_default()));
-                vars.push(("EXPIRE_DRY_RUN", self.expire_dry_run.to_string()));
+                vars.extend(expire());
             }
             snapferry_reconcile::SOURCE_STEP => {
                 vars.extend(selection());
                 let kinds: Vec<String> = self.kinds.iter().map(ToString::to_string).collect();
                 vars.push(("KINDS", kinds.join(",")));
                 vars.push(("GRACE_MINUTES", self.reconcile_grace_minutes.to_string()));
+                vars.push(("SCHEDULE_MINUTES", self.schedule_minutes.to_string()));
             }
             snapferry_reconcile::BACKUP_STEP => {
+                vars.push(("KINDS", kinds()));
                 vars.push(("EXTRA_REGIONS", self.extra_regions.join(",")));
                 vars.push(("GRACE_MINUTES", self.reconcile_grace_minutes.to_string()));
                 vars.push(("RPO_MINUTES", self.rpo_minutes.to_string()));
@@ -239,9 +266,10 @@ impl PipelineOptions {
                 vars.push(("RESTORE_EVERY_NTH", self.restore_every_nth.to_string()));
             }
             snapferry_expire_snapshots::BACKUP_STEP => {
+                vars.push(("KINDS", kinds()));
                 vars.push(("EXTRA_REGIONS", self.extra_regions.join(",")));
                 vars.push(("RETENTION", self.retention_backup.clone().unwrap_or_default()));
-                vars.push(("EXPIRE_DRY_RUN", self.expire_dry_run.to_string()));
+                vars.extend(expire());
             }
             _ => {}
         }
