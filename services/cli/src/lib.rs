@@ -48,6 +48,23 @@ pub enum Command {
     FireSchedule(Forwarded),
 }
 
+/// Logs to standard error at `SNAPFERRY_LOG`'s level (`warn` when unset): the output of
+/// both binaries is for people, their logs for when something goes wrong.
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SNAPFERRY_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// A command's exit status; an error is printed first.
+pub fn exit_code(result: Result<ExitCode, snapferry::Error>) -> ExitCode {
+    result.unwrap_or_else(|e| {
+        eprintln!("error: {e}");
+        ExitCode::FAILURE
+    })
+}
+
 pub async fn run(cli: Cli) -> Result<ExitCode, snapferry::Error> {
     match cli.command {
         Command::Dlq(args) => dlq::run(args).await,
