@@ -57,16 +57,11 @@ pub struct Kind {
     /// Aurora offers no micro class; db.t4g.medium is its smallest for both Aurora MySQL
     /// and Aurora PostgreSQL (Aurora User Guide, Concepts.DBInstanceClass).
     pub smallest_restore_class: Option<&'static str>,
-    /// AWS tells the recipient account itself when a snapshot of this kind is shared with
-    /// it (EBS's `shareSnapshot` notification); RDS does not.
-    pub share_notified: bool,
     /// A resource of the kind is a database, to log in to for data checks.
     pub database: bool,
     /// Its snapshots can be locked against deletion (EBS Snapshot Lock; RDS and Aurora
     /// have none: AWS Backup vault lock is AWS's answer there).
     pub lockable: bool,
-    /// The name of AWS's native snapshot event of this kind on EventBridge.
-    pub snapshot_event: &'static str,
     /// Preflight checks of resources of this kind that cannot be protected (the operator
     /// CLI's doctor runs the ones it names).
     pub unprotectable_checks: &'static [Unprotectable],
@@ -99,10 +94,8 @@ pub const KINDS: [Kind; 3] = [
         engines: None,
         default_engine: Some(("postgres", "16.4")),
         smallest_restore_class: Some("db.t4g.micro"),
-        share_notified: false,
         database: true,
         lockable: false,
-        snapshot_event: "RDS DB Snapshot Event",
         unprotectable_checks: &[Unprotectable::CustomOrPermanentOptions],
     },
     Kind {
@@ -119,10 +112,8 @@ pub const KINDS: [Kind; 3] = [
         engines: Some(&["aurora-mysql", "aurora-postgresql"]),
         default_engine: Some(("aurora-postgresql", "16.4")),
         smallest_restore_class: Some("db.t4g.medium"),
-        share_notified: false,
         database: true,
         lockable: false,
-        snapshot_event: "RDS DB Cluster Snapshot Event",
         unprotectable_checks: &[Unprotectable::NonAuroraClusters],
     },
     Kind {
@@ -139,10 +130,8 @@ pub const KINDS: [Kind; 3] = [
         engines: None,
         default_engine: None,
         smallest_restore_class: None,
-        share_notified: true,
         database: false,
         lockable: true,
-        snapshot_event: "EBS Snapshot Notification",
         unprotectable_checks: &[],
     },
 ];
@@ -155,11 +144,6 @@ pub fn of(kind: ResourceKind) -> &'static Kind {
 /// Every kind.
 pub fn all() -> impl Iterator<Item = ResourceKind> {
     KINDS.iter().map(|k| k.kind)
-}
-
-/// The kinds whose snapshots AWS announces to the account they are shared with.
-pub fn share_notified() -> impl Iterator<Item = ResourceKind> {
-    KINDS.iter().filter(|k| k.share_notified).map(|k| k.kind)
 }
 
 impl Kind {
@@ -225,6 +209,5 @@ mod tests {
             e.snapshot_arn("eu-west-1", "222222222222", "snap-1"),
             "arn:aws:ec2:eu-west-1:222222222222:snapshot/snap-1"
         );
-        assert_eq!(share_notified().collect::<Vec<_>>(), [ResourceKind::Ebs]);
     }
 }

@@ -4,8 +4,9 @@
 //! read ([`Lineage`]) and write ([`Made`], [`CopyRecord`], [`stamp`]) them: no step reads
 //! or writes a `snapferry:` tag by its key.
 //!
-//! What the tags say is what snapferry wrote on a snapshot of its own account; a value
-//! that came from another account is checked before it is written (see the copy step).
+//! The tags are snapferry's own, on snapshots of its own account; but on a copy in the
+//! backup account the origin they record (`Made`, `CopyRecord::origin`) is still the one the
+//! source announced, not yet one AWS reports.
 
 use crate::events::{BackupSet, SnapshotRef};
 use crate::store::{Resource, Snapshot};
