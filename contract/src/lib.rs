@@ -186,7 +186,13 @@ pub enum Step {
     /// The target account started copying into `destination_region`.
     CopyStarted { destination_region: String },
     /// The copy `snapshot` is available.
-    Copied {},
+    Copied {
+        /// The snapshot the backup account copied it from, as it named it to AWS in the copy
+        /// call (a home copy: the source's shared snapshot). The source withdraws the share
+        /// of this snapshot only, and only when it is its own and shared with the sender.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        copied_from: Option<String>,
+    },
     /// A test restore of `snapshot` came up and passed verification.
     RestoreVerified {
         /// From the restore call to the restored resource being available.
@@ -262,7 +268,7 @@ impl Step {
         match self {
             Step::Shared { .. } => "Snapshot Shared",
             Step::CopyStarted { .. } => "Snapshot Copy Started",
-            Step::Copied {} => "Snapshot Copied",
+            Step::Copied { .. } => "Snapshot Copied",
             Step::RestoreVerified { .. } => "Restore Verified",
             Step::RestoreFailed { .. } => "Restore Failed",
             Step::Rejected { .. } => "Snapshot Rejected",

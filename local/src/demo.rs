@@ -434,7 +434,7 @@ fn print_progress(event: &EventEnvelope<PipelineEvent>, fired: chrono::DateTime<
     let detail = match &e.step {
         Step::Shared { target_account, .. } => format!("{} shared with {target_account}", e.snapshot.id),
         Step::CopyStarted { destination_region } => format!("copying to {} in {destination_region}", e.snapshot.id),
-        Step::Copied {} => format!("{} available in {}", e.snapshot.id, e.snapshot.region),
+        Step::Copied { .. } => format!("{} available in {}", e.snapshot.id, e.snapshot.region),
         Step::RestoreVerified { restore_seconds, locked_until, set, data, .. } => {
             let mut line = format!("{} restored in {restore_seconds:.1}s", e.snapshot.id);
             if let Some(d) = data {
@@ -494,7 +494,7 @@ impl Row {
                 self.shared_copy = Some(e.snapshot.id.clone());
                 self.shared_at.get_or_insert(t);
             }
-            Step::Copied {} => {
+            Step::Copied { .. } => {
                 let copy = format!("{}:\n{}", e.snapshot.region, e.snapshot.id);
                 if !self.copies.contains(&copy) {
                     self.copies.push(copy);

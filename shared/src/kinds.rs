@@ -59,6 +59,11 @@ pub struct Kind {
     pub smallest_restore_class: Option<&'static str>,
     /// A resource of the kind is a database, to log in to for data checks.
     pub database: bool,
+    /// A snapshot, and every copy of it, names the resource it was taken of as AWS reports
+    /// it (RDS: `DBInstanceIdentifier`, `DBClusterIdentifier`), so the backup account can
+    /// check which resource a shared snapshot is of. EBS copies name "an arbitrary volume
+    /// ID that should not be used for any purpose" (EC2 API reference, `Snapshot.VolumeId`).
+    pub copies_name_their_resource: bool,
     /// Its snapshots can be locked against deletion (EBS Snapshot Lock; RDS and Aurora
     /// have none: AWS Backup vault lock is AWS's answer there).
     pub lockable: bool,
@@ -95,6 +100,7 @@ pub const KINDS: [Kind; 3] = [
         default_engine: Some(("postgres", "16.4")),
         smallest_restore_class: Some("db.t4g.micro"),
         database: true,
+        copies_name_their_resource: true,
         lockable: false,
         unprotectable_checks: &[Unprotectable::CustomOrPermanentOptions],
     },
@@ -113,6 +119,7 @@ pub const KINDS: [Kind; 3] = [
         default_engine: Some(("aurora-postgresql", "16.4")),
         smallest_restore_class: Some("db.t4g.medium"),
         database: true,
+        copies_name_their_resource: true,
         lockable: false,
         unprotectable_checks: &[Unprotectable::NonAuroraClusters],
     },
@@ -131,6 +138,7 @@ pub const KINDS: [Kind; 3] = [
         default_engine: None,
         smallest_restore_class: None,
         database: false,
+        copies_name_their_resource: false,
         lockable: true,
         unprotectable_checks: &[],
     },

@@ -13,7 +13,8 @@
 //! 5. Runtime: [`ports`] (queue, bus, clock), [`sqs`] (the batch helper and the SQS
 //!    adapter), [`publish`] (the EventBridge adapter), [`clients`], [`step`] (the step
 //!    context and the Lambda loop), and [`copy`] (a snapferry copy's policy: slots,
-//!    refusals, copying again, re-checks, a full snapshot quota); `memory` (feature
+//!    refusals, copying again, re-checks, a full snapshot quota), [`sweep`] (a sweep's
+//!    failures, reported each and never stopping it); `memory` (feature
 //!    `memory`): in-memory adapters of every port, with AWS's semantics, for decision tests.
 
 pub use snapferry_contract as events;
@@ -40,6 +41,7 @@ pub mod slots;
 pub mod sqs;
 pub mod step;
 pub mod store;
+pub mod sweep;
 pub mod tags;
 
 pub use error::{Error, Result};

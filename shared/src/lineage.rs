@@ -4,9 +4,11 @@
 //! read ([`Lineage`]) and write ([`Made`], [`CopyRecord`], [`stamp`]) them: no step reads
 //! or writes a `snapferry:` tag by its key.
 //!
-//! The tags are snapferry's own, on snapshots of its own account; but on a copy in the
-//! backup account the origin they record (`Made`, `CopyRecord::origin`) is still the one the
-//! source announced, not yet one AWS reports.
+//! The tags are snapferry's own, on snapshots of its own account. On a copy in the backup
+//! account, what they record of the source is what AWS reported of the shared snapshot:
+//! the account that owns it, the snapshot copied, and (where copies name it) the resource it
+//! was taken of. Only the origin snapshot's ARN is the source's word, checked to lie in that
+//! same account: the backup account cannot see the source's other snapshots.
 
 use crate::events::{BackupSet, SnapshotRef};
 use crate::store::{Resource, Snapshot};

@@ -41,6 +41,8 @@ pub struct MetricNames {
     pub data_recovery_point: String,
     /// A snapshot shared without its source database's figures, which were to be measured.
     pub source_data_unmeasured: String,
+    /// A resource or snapshot a sweep failed at and went on past.
+    pub resource_failed: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

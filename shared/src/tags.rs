@@ -452,9 +452,15 @@ pub fn origin_tags(origin: &crate::events::SnapshotRef) -> Tags {
 }
 
 /// The origin recorded by [`origin_tags`] and [`LineageTags::tags`] on a copy of kind `kind`.
+/// None when the recorded account and the origin's ARN disagree: a lineage written from a
+/// forged announcement before the backup account checked origins, which must not send
+/// "Snapshot Copied" to an account that never shared the snapshot.
 pub fn origin_from_tags(kind: crate::ResourceKind, tags: &Tags) -> Option<crate::events::SnapshotRef> {
     let arn = tags.get(SOURCE_ARN)?;
     let parsed = crate::arn::Arn::parse(arn)?;
+    if tags.get(SOURCE_ACCOUNT).is_some_and(|a| a != parsed.account) {
+        return None;
+    }
     Some(crate::events::SnapshotRef {
         kind,
         arn: arn.clone(),

@@ -28,6 +28,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("clients", 3),
     ("step", 3),
     ("copy", 3),
+    ("sweep", 3),
     ("memory", 3),
 ];
 

@@ -258,7 +258,7 @@ async fn the_pipeline_survives_the_fault_campaign_and_loses_no_message() {
                 [OTHER_REGION, SECOND_REGION].iter().all(|region| {
                     about(seen, r)
                         .iter()
-                        .any(|e| e.detail.step == Step::Copied {} && e.detail.snapshot.region == *region)
+                        .any(|e| matches!(e.detail.step, Step::Copied { .. }) && e.detail.snapshot.region == *region)
                 })
             })
     })

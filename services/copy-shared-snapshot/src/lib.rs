@@ -171,6 +171,8 @@ impl Handler {
         if let Some(reason) = owner_refusal(sender_account, event, &shared) {
             return self.reject(event, sender, reason).await;
         }
+        // From here on the run's origin is what AWS reports where AWS reports it.
+        let event = &PipelineEvent { origin: checked_origin(&event.origin, &shared), ..event.clone() };
         // Failed, or archived (which cannot be copied): nothing to wait for.
         if let Status::Failed(why) = &shared.status {
             return self.reject(event, sender, format!("{} cannot be copied: {why}", shared.arn)).await;
@@ -198,7 +200,7 @@ impl Handler {
         let record = CopyRecord {
             made: Made {
                 source_arn: event.origin.arn.clone(),
-                source_account: event.origin.account.clone(),
+                source_account: shared.account.clone(),
                 correlation_id: event.correlation_id.clone(),
                 by: MadeBy::Copy,
             },
@@ -324,10 +326,15 @@ impl Handler {
             return Err(Error::BadInput(format!("{} has no lineage tags; not a snapferry copy", copy.arn)));
         };
         let correlation_id = Lineage::of(&copy).correlation_id();
-        let announce = PipelineEvent::new(correlation_id.clone(), copy.to_ref(), origin.clone(), Step::Copied {});
+        // A home copy names the shared snapshot it was copied from, the one the source may
+        // stop sharing; a copy in an extra region was copied from the home copy.
+        let home = copy.region == self.ctx.region();
+        let copied_from = home.then(|| Lineage::of(&copy).copied_from().map(str::to_string)).flatten();
+        let announce =
+            PipelineEvent::new(correlation_id.clone(), copy.to_ref(), origin.clone(), Step::Copied { copied_from });
         self.ctx.publish(&[announce]).await?;
         info!(copy_arn = copy.arn, correlation_id, "copied");
-        if copy.region == self.ctx.region() {
+        if home {
             for (region, _) in &self.config.extra_regions {
                 self.start_copy_to_region(&copy, &origin, region, &correlation_id).await?;
             }
@@ -498,7 +505,9 @@ impl Handler {
 /// Why the snapshot AWS describes must not be copied for `sender`, if it must not: its
 /// owner, as AWS reports it (never as the event says), must be the allowlisted account that
 /// sent the event, so no allowlisted account can launder another account's snapshot, and
-/// the event's snapshot and origin must name that same account.
+/// the event's snapshot and origin must name that same account, the origin's ARN included:
+/// the copy's "Snapshot Copied" goes back to the origin's account, whose expire step would
+/// otherwise stop sharing a snapshot of an account that never sent it.
 fn owner_refusal(sender: &str, event: &PipelineEvent, shared: &Snapshot) -> Option<String> {
     let named = Arn::parse(&event.snapshot.arn).map(|a| a.account);
     if shared.account != sender {
@@ -516,7 +525,27 @@ fn owner_refusal(sender: &str, event: &PipelineEvent, shared: &Snapshot) -> Opti
     if event.origin.account != sender {
         return Some(format!("the origin {} is not in the sending account {sender}", event.origin.arn));
     }
+    let origin_named = Arn::parse(&event.origin.arn);
+    if origin_named.as_ref().map(|a| a.account) != Some(shared.account.as_str()) || event.origin.kind != shared.kind {
+        return Some(format!(
+            "the origin {} is not a {} snapshot of the sending account {sender}",
+            event.origin.arn, shared.kind
+        ));
+    }
     None
+}
+
+/// The origin a copy records: the one announced (its ARN, checked by [`owner_refusal`] to
+/// lie in the owner's account; the backup account cannot see the source's other snapshots),
+/// with what AWS reports of the shared snapshot in place of what the source says: the
+/// account that shared it and, where a copy names it, the resource it was taken of.
+fn checked_origin(announced: &SnapshotRef, shared: &Snapshot) -> SnapshotRef {
+    let mut origin = announced.clone();
+    origin.account = shared.account.clone();
+    if snapferry::kinds::of(shared.kind).copies_name_their_resource {
+        origin.resource_id = shared.resource_id.clone();
+    }
+    origin
 }
 
 fn is_our_copy(s: &Snapshot) -> bool {

@@ -5,7 +5,7 @@
 use snapferry::ResourceKind::{self, DbCluster, DbInstance};
 use snapferry::config::Env;
 use snapferry::error::Retry;
-use snapferry::events::{PipelineEvent, RecheckWhat, Step};
+use snapferry::events::{PipelineEvent, RecheckWhat, SnapshotRef, Step};
 use snapferry::inbound::Incoming;
 use snapferry::memory::{Cloud, deliver, step_env};
 use snapferry::sqs::Outcome;
@@ -139,6 +139,42 @@ async fn forged_events_are_checked_against_what_aws_describes() {
     event.origin.account = OTHER_SOURCE.into();
     handler(&cloud, allow_both()).step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap();
     assert!(copies(&cloud, REGION).is_empty(), "an origin in another account");
+}
+
+#[tokio::test]
+async fn the_copy_records_the_origin_aws_reports_and_names_what_it_copied() {
+    const OTHER_SOURCE: &str = "444444444444";
+    let allow_both = || Config { source_accounts: vec![SOURCE.into(), OTHER_SOURCE.into()], ..config() };
+    // A source announces its own hand-made snapshot as a copy of another source's snapshot:
+    // the copy's "Snapshot Copied" would go to that account, which would stop sharing it.
+    let cloud = Cloud::new();
+    let (_, mut event) = shared(&cloud, DbInstance, OTHER_SOURCE, "snap-1").await;
+    let victim = cloud.snapshot(DbInstance, SOURCE, REGION, "snapferry-db-202612070100", "db");
+    event.origin = SnapshotRef { account: OTHER_SOURCE.into(), ..victim.to_ref() };
+    handler(&cloud, allow_both()).step(deliver::pipeline(&event, Some(OTHER_SOURCE)), deliver::record()).await.unwrap();
+    assert!(copies(&cloud, REGION).is_empty(), "an origin whose ARN names another account is not copied");
+    let [PipelineEvent { step: Step::Rejected { reason, .. }, .. }] = &cloud.take_published()[..] else { panic!() };
+    assert!(reason.contains("not a db-instance snapshot of the sending account 444444444444"), "{reason}");
+
+    // A source names a fresh resource for each snapshot (to escape retention and budgets):
+    // the copy records the database AWS says the snapshot is of.
+    let cloud = Cloud::new();
+    let (s, mut event) = shared(&cloud, DbInstance, SOURCE, "snap-1").await;
+    event.origin.resource_id = "fresh-0001".into();
+    event.origin.account = SOURCE.into();
+    let h = handler(&cloud, config());
+    h.step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap();
+    cloud.complete_all();
+    let [copy]: [Snapshot; 1] = copies(&cloud, REGION).try_into().unwrap();
+    assert_eq!(copy.tags.get(tags::ORIGIN_RESOURCE).map(String::as_str), Some("db"), "AWS's DBInstanceIdentifier");
+    assert_eq!(copy.tags.get(tags::SOURCE_ACCOUNT).map(String::as_str), Some(SOURCE));
+    // Its announcement names the snapshot AWS copied, the one the source may stop sharing.
+    cloud.take_published();
+    h.step(deliver::rds_event(&copy, "RDS-EVENT-0197"), deliver::record()).await.unwrap();
+    let events = cloud.take_published();
+    let [PipelineEvent { step: Step::Copied { copied_from }, origin, .. }] = &events[..] else { panic!("{events:?}") };
+    assert_eq!(copied_from.as_deref(), Some(s.arn.as_str()));
+    assert_eq!((origin.account.as_str(), origin.resource_id.as_str()), (SOURCE, "db"));
 }
 
 #[tokio::test]

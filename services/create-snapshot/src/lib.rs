@@ -14,6 +14,7 @@ use snapferry::select::Selection;
 use snapferry::sqs::{Outcome, Record};
 use snapferry::step::{PipelineStep, StepContext, StepEnv};
 use snapferry::store::{Resource, SnapshotStore};
+use snapferry::sweep::Failures;
 use snapferry::tags;
 use snapferry::{ResourceKind, naming};
 use tracing::{info, warn};
@@ -75,7 +76,14 @@ impl Handler {
         Ok(Handler::new(ports(config.step.clone()), config))
     }
 
-    async fn back_up(&self, store: &std::sync::Arc<dyn SnapshotStore>, request: &Request) -> Result<()> {
+    /// Snapshots every resource `request` chooses in `store`; one that fails is recorded in
+    /// `failures` and the rest go on.
+    async fn back_up(
+        &self,
+        store: &std::sync::Arc<dyn SnapshotStore>,
+        request: &Request,
+        failures: &mut Failures,
+    ) -> Result<()> {
         let chosen: Vec<Resource> = store
             .list_resources()
             .await?
@@ -153,7 +161,7 @@ impl Handler {
                     }
                     refused.push((resource, id, e.to_string()))
                 }
-                Err(e) => return Err(e),
+                Err(e) => failures.record(would_be_snapshot(store.as_ref(), &resource, &id), e),
             }
         }
         if !refused.is_empty() {
@@ -215,11 +223,17 @@ impl PipelineStep for Handler {
             },
             other => return Err(Error::BadInput(format!("create-snapshot does not handle {}", other.describe()))),
         };
+        // One kind's store failing (its listing refused) does not stop the others either.
+        let mut failures = Failures::new(STEP);
+        let mut unlisted = None;
         for kind in &self.config.kinds {
-            if request.kind.is_none_or(|k| k == *kind) {
-                self.back_up(&self.ctx.stores.store(*kind), &request).await?;
+            if request.kind.is_none_or(|k| k == *kind)
+                && let Err(e) = self.back_up(&self.ctx.stores.store(*kind), &request, &mut failures).await
+            {
+                unlisted.get_or_insert(e);
             }
         }
-        Ok(Outcome::Done)
+        failures.report(&self.ctx).await?;
+        unlisted.map_or(Ok(Outcome::Done), Err)
     }
 }

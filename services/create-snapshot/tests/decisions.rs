@@ -5,7 +5,7 @@ use chrono::{Duration, TimeZone, Utc};
 use snapferry::ResourceKind::{self, DbCluster, DbInstance};
 use snapferry::config::Env;
 use snapferry::error::Retry;
-use snapferry::events::{BackupRequest, Step};
+use snapferry::events::{BackupRequest, PipelineEvent, Step};
 use snapferry::memory::{Cloud, deliver, step_env};
 use snapferry::select::Selection;
 use snapferry::step::PipelineStep;
@@ -208,7 +208,6 @@ async fn aws_errors_end_as_their_class_says() {
         ("list_resources", "Throttling", Some(Retry::Throttled)),
         ("list_managed", "ServiceUnavailable", Some(Retry::Transient)),
         ("create", "RequestLimitExceeded", Some(Retry::Throttled)),
-        ("create", "AccessDenied", None),
         ("create", "InvalidDBInstanceState", Some(Retry::NotReady)),
         ("publish", "AccessDeniedException", None),
     ];
@@ -222,6 +221,33 @@ async fn aws_errors_end_as_their_class_says() {
             .expect_err(&format!("{op} {code}"));
         assert_eq!(err.retry(), class, "{op} {code}: {err}");
         assert_eq!(err.code(), code);
+    }
+}
+
+#[tokio::test]
+async fn one_resource_that_fails_does_not_stop_the_others() {
+    // (AWS's answer to the first resource's snapshot, whether the run is tried again)
+    for (code, again) in [("KMSKeyNotAccessibleFault", false), ("InvalidDBInstanceState", true)] {
+        let cloud = cloud();
+        cloud.fail("create", code, 1);
+        let h = handler(&cloud, config(regex(".*")));
+        let outcome = h.step(deliver::schedule(slot()), deliver::record()).await;
+        assert_eq!(outcome.is_err(), again, "{code}: {outcome:?}");
+        if let Err(e) = &outcome {
+            assert_eq!(e.code(), code, "the run fails with the reason, to be dead-lettered with it");
+        }
+        assert_eq!(snapshotted(&cloud), ["ledger", "scratch"], "{code}: the others are snapshotted");
+        let events = cloud.take_published();
+        let [PipelineEvent { step: Step::Rejected { reason, .. }, snapshot, .. }] = &events[..] else {
+            panic!("{code}: one report: {events:?}")
+        };
+        assert_eq!(snapshot.resource_id, "orders");
+        assert!(reason.contains(code), "{reason}");
+        let metrics = cloud.take_metrics();
+        assert_eq!(metrics.iter().filter(|m| m.starts_with("ResourceFailed")).count(), 1, "{metrics:?}");
+        // SQS brings the failed run again: the failed one is made, nothing twice.
+        h.step(deliver::schedule(slot()), deliver::record()).await.unwrap();
+        assert_eq!(snapshotted(&cloud), ["ledger", "orders", "scratch"], "{code}");
     }
 }
 

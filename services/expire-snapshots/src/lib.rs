@@ -23,6 +23,7 @@ use snapferry::lineage::{self, Lineage, MadeBy, Mark};
 use snapferry::sqs::{Outcome, Record};
 use snapferry::step::{PipelineStep, StepContext, StepEnv};
 use snapferry::store::{Snapshot, SnapshotStore, Status};
+use snapferry::sweep::Failures;
 use snapferry::{ResourceKind, naming, tags};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -140,18 +141,32 @@ impl Handler {
     async fn run(&self, from: usize, now: DateTime<Utc>) -> Result<Outcome> {
         let started = self.ctx.now();
         let mut budget = self.config.max_deletes;
+        // A snapshot, or a whole kind and region, that fails is reported and passed over.
+        let mut failures = Failures::new(self.config.name);
+        let mut unlisted = None;
         for (i, (kind, region)) in self.units().into_iter().enumerate().skip(from) {
             if budget == 0 || self.ctx.now() - started > TIME_BUDGET {
+                failures.report(&self.ctx).await?;
                 return self.go_on_from(i).await;
             }
-            let pass = self.expire(kind, &region, budget, now).await?;
+            let pass = match self.expire(kind, &region, budget, now, &mut failures).await {
+                Ok(pass) => pass,
+                Err(e) => {
+                    warn!(%kind, region, error = %e, "this kind and region could not be expired; the others go on");
+                    unlisted.get_or_insert(e);
+                    continue;
+                }
+            };
             budget -= pass.deleted;
             if pass.unfinished {
+                failures.report(&self.ctx).await?;
                 return self.go_on_from(i).await;
             }
         }
-        self.warn_quotas().await?;
-        Ok(Outcome::Done)
+        let warned = self.warn_quotas().await;
+        failures.report(&self.ctx).await?;
+        warned?;
+        unlisted.map_or(Ok(Outcome::Done), Err)
     }
 
     async fn go_on_from(&self, unit: usize) -> Result<Outcome> {
@@ -162,7 +177,14 @@ impl Handler {
     }
 
     /// One pass over this account's snapshots of `kind` in `region`.
-    async fn expire(&self, kind: ResourceKind, region: &str, budget: usize, now: DateTime<Utc>) -> Result<Pass> {
+    async fn expire(
+        &self,
+        kind: ResourceKind,
+        region: &str,
+        budget: usize,
+        now: DateTime<Utc>,
+        failures: &mut Failures,
+    ) -> Result<Pass> {
         let store = self.ctx.stores.store_in(kind, region);
         let all = store.list_managed().await?;
         let candidates: Vec<&Snapshot> = all
@@ -181,7 +203,7 @@ impl Handler {
         }
         let mut pass = Pass { deleted: 0, unfinished: false };
         if !self.config.backup() {
-            pass.deleted += self.expire_released(store.as_ref(), &all, budget, now).await?;
+            pass.deleted += self.expire_released(store.as_ref(), &all, budget, now, failures).await?;
             if pass.deleted >= budget {
                 pass.unfinished = true;
                 return Ok(pass);
@@ -216,8 +238,14 @@ impl Handler {
                     Some("the newest verified copy of its resource")
                 } else if busy.contains(&tags::sanitize_value(&s.arn)) || busy.contains(&s.name) {
                     Some("being copied, shared or restore-tested")
-                } else if !self.config.backup() && !store.shared_with(s).await?.is_empty() {
-                    Some("still shared: the backup account has not reported its copy")
+                } else if !self.config.backup() {
+                    match failures.check(|| s.to_ref(), store.shared_with(s).await) {
+                        None => Some("its shares could not be read"),
+                        Some(with) if !with.is_empty() => {
+                            Some("still shared: the backup account has not reported its copy")
+                        }
+                        Some(_) => None,
+                    }
                 } else {
                     None
                 };
@@ -234,7 +262,7 @@ impl Handler {
                 pass.unfinished = true;
             }
             let why = format!("not kept by {}", rule.criteria().join(", "));
-            pass.deleted += self.delete(store.as_ref(), &doomed, &why).await?;
+            pass.deleted += self.delete(store.as_ref(), &doomed, &why, failures).await?;
             if pass.unfinished {
                 break;
             }
@@ -250,6 +278,7 @@ impl Handler {
         all: &[Snapshot],
         budget: usize,
         now: DateTime<Utc>,
+        failures: &mut Failures,
     ) -> Result<usize> {
         let mut doomed = Vec::new();
         for s in all {
@@ -257,7 +286,7 @@ impl Handler {
             if !Lineage::of(s).is(MadeBy::Share)
                 || s.status != Status::Available
                 || released.is_none_or(|t| now - t < RELEASE_GRACE)
-                || !store.shared_with(s).await?.is_empty()
+                || failures.check(|| s.to_ref(), store.shared_with(s).await).is_none_or(|with| !with.is_empty())
             {
                 continue;
             }
@@ -266,7 +295,7 @@ impl Handler {
                 break;
             }
         }
-        self.delete(store, &doomed, "an intermediate copy: the backup account has its own").await
+        self.delete(store, &doomed, "an intermediate copy: the backup account has its own", failures).await
     }
 
     /// What must not be deleted now, by ARN or name: snapshots being restore-tested (backup
@@ -305,7 +334,13 @@ impl Handler {
 
     /// Announces, then deletes (a failure in between repeats the announcement on the next
     /// run, never loses a deletion's record). A dry run only announces.
-    async fn delete(&self, store: &dyn SnapshotStore, doomed: &[&Snapshot], why: &str) -> Result<usize> {
+    async fn delete(
+        &self,
+        store: &dyn SnapshotStore,
+        doomed: &[&Snapshot],
+        why: &str,
+        failures: &mut Failures,
+    ) -> Result<usize> {
         if doomed.is_empty() {
             return Ok(0);
         }
@@ -325,8 +360,9 @@ impl Handler {
                 info!(snapshot_arn = s.arn, why, "would expire (dry run)");
                 continue;
             }
-            store.delete(s).await?;
-            info!(snapshot_arn = s.arn, why, "expired");
+            if failures.check(|| s.to_ref(), store.delete(s).await).is_some() {
+                info!(snapshot_arn = s.arn, why, "expired");
+            }
         }
         Ok(doomed.len())
     }
@@ -353,8 +389,11 @@ impl Handler {
         Ok(())
     }
 
-    /// Source: the backup account `sender` has its copy of a backup of ours. The share
-    /// with it is withdrawn, and an intermediate copy shared with nobody any more goes.
+    /// Source: the backup account `sender` reports its copy of a snapshot of ours. The share
+    /// of the snapshot it names as copied from, and of that one only, is withdrawn, when
+    /// AWS describes it here as snapferry's and shared with `sender`; it is marked released
+    /// (and, an intermediate copy, goes after [`RELEASE_GRACE`]). The event's origin is not
+    /// used: whatever it names, nothing but the snapshot copied stops being shared.
     async fn release(&self, sender: Option<&str>, event: &PipelineEvent) -> Result<Outcome> {
         let Some(sender) = sender.filter(|s| self.config.target_accounts.iter().any(|t| t == s)) else {
             warn!(
@@ -364,28 +403,38 @@ impl Handler {
             );
             return Ok(Outcome::Done);
         };
-        if event.origin.account != self.ctx.account() {
+        let Step::Copied { copied_from: Some(copied_from) } = &event.step else {
+            // A copy in an extra region, made from the home copy: nothing of ours to release.
+            return Ok(Outcome::Done);
+        };
+        let Some(arn) = snapferry::arn::Arn::parse(copied_from).filter(|a| a.account == self.ctx.account()) else {
+            return Ok(Outcome::Done);
+        };
+        let store: Arc<dyn SnapshotStore> = self.ctx.stores.store_in(event.snapshot.kind, arn.region);
+        let Some(s) = store.describe(copied_from).await? else {
+            info!(snapshot_arn = copied_from, "reported copied, but no longer here");
+            return Ok(Outcome::Done);
+        };
+        let ours = Lineage::of(&s).is(MadeBy::Share) || Lineage::of(&s).is(MadeBy::Create);
+        if !ours || s.account != self.ctx.account() {
+            warn!(
+                snapshot_arn = s.arn,
+                account = sender,
+                "reported copied, but not a snapshot snapferry made here; left as it is"
+            );
             return Ok(Outcome::Done);
         }
-        let store: Arc<dyn SnapshotStore> = self.ctx.stores.store_in(event.origin.kind, &event.origin.region);
-        let fed = store.list_managed().await?.into_iter().filter(|s| {
-            let origin = Lineage::of(s).origin().map(|o| o.arn);
-            s.arn == event.origin.arn
-                || (Lineage::of(s).is(MadeBy::Share) && origin.as_deref() == Some(&event.origin.arn))
-        });
-        for s in fed.collect::<Vec<_>>() {
-            if self.config.dry_run || !store.shared_with(&s).await?.iter().any(|a| a == sender) {
-                continue;
-            }
-            // Marked first: a late event or re-check of the share step then leaves it alone
-            // instead of sharing it again.
-            if !Lineage::of(&s).has(Mark::Released) {
-                let stamp = lineage::stamp(Mark::Released, self.ctx.now());
-                store.tag(&s, &stamp).await?;
-            }
-            store.unshare(&s, &[sender.to_string()]).await?;
-            info!(snapshot_arn = s.arn, account = sender, "share withdrawn: the backup account has its copy");
+        if self.config.dry_run || !store.shared_with(&s).await?.iter().any(|a| a == sender) {
+            return Ok(Outcome::Done);
         }
+        // Marked first: a late event or re-check of the share step then leaves it alone
+        // instead of sharing it again.
+        if !Lineage::of(&s).has(Mark::Released) {
+            let stamp = lineage::stamp(Mark::Released, self.ctx.now());
+            store.tag(&s, &stamp).await?;
+        }
+        store.unshare(&s, &[sender.to_string()]).await?;
+        info!(snapshot_arn = s.arn, account = sender, "share withdrawn: the backup account has its copy");
         Ok(Outcome::Done)
     }
 }
@@ -412,7 +461,7 @@ impl PipelineStep for Handler {
                 other => Err(Error::BadInput(format!("{} does not handle re-check {other:?}", self.config.name))),
             },
             Incoming::Pipeline(e) if !self.config.backup() => match &e.detail.step {
-                Step::Copied {} => self.release(e.account.as_deref(), &e.detail).await,
+                Step::Copied { .. } => self.release(e.account.as_deref(), &e.detail).await,
                 _ => Ok(Outcome::Done),
             },
             other => Err(Error::BadInput(format!("{} does not handle {}", self.config.name, other.describe()))),

@@ -278,7 +278,8 @@ async fn a_copy_reported_back_withdraws_the_share_and_the_intermediate_copy_goes
         let store = cloud.stores(SOURCE, REGION).store(DbInstance);
         store.share(&shared, &[TARGET.to_string()]).await.unwrap();
         let copy = cloud.snapshot(DbInstance, TARGET, REGION, "snapferry-copy-db", "db");
-        let event = PipelineEvent::new("run-1", copy.to_ref(), origin.to_ref(), Step::Copied {});
+        let copied = Step::Copied { copied_from: Some(shared.arn.clone()) };
+        let event = PipelineEvent::new("run-1", copy.to_ref(), origin.to_ref(), copied);
         let sender = Some(sender).filter(|s| !s.is_empty());
         cloud.set_now(day(10, 1) + Duration::hours(1));
         let h = handler(&cloud, config(SOURCE_STEP, r#"[{"keep_last": 7}]"#));
@@ -297,6 +298,66 @@ async fn a_copy_reported_back_withdraws_the_share_and_the_intermediate_copy_goes
         let events = expired(&cloud.take_published());
         assert_eq!(events.len(), usize::from(released), "{case}: {events:?}");
     }
+}
+
+#[tokio::test]
+async fn only_the_snapshot_the_backup_account_copied_is_released() {
+    // What "Snapshot Copied" names, and whether the source's shared snapshot is released.
+    // The event's origin always names that snapshot's origin: it is not what decides.
+    type Named = fn(&Snapshot, &Snapshot) -> Option<String>;
+    let cases: [(&str, Named, bool); 5] = [
+        ("the shared snapshot", |shared, _| Some(shared.arn.clone()), true),
+        ("nothing (an extra region's copy, or an old event)", |_, _| None, false),
+        ("another snapshot of ours, not shared", |_, origin| Some(origin.arn.clone()), false),
+        ("a snapshot in another account", |shared, _| Some(shared.arn.replace(SOURCE, STRANGER)), false),
+        ("a snapshot that is not there", |shared, _| Some(format!("{}-gone", shared.arn)), false),
+    ];
+    for (case, copied_from, released) in cases {
+        let cloud = Cloud::new();
+        let origin = ours(&cloud, "create", DbInstance, REGION, "db", day(10, 1));
+        let mut shared = ours(&cloud, "share", DbInstance, REGION, "db", day(10, 1) + Duration::minutes(5));
+        shared.name = format!("snapferry-shared-{}", shared.name);
+        shared.tags.extend(tags::origin_tags(&origin.to_ref()));
+        shared.tags.insert(tags::SOURCE_ARN.into(), origin.arn.clone());
+        cloud.put_snapshot(shared.clone());
+        let store = cloud.stores(SOURCE, REGION).store(DbInstance);
+        store.share(&shared, &[TARGET.to_string()]).await.unwrap();
+        let copy = cloud.snapshot(DbInstance, TARGET, REGION, "snapferry-copy-db", "db");
+        let step = Step::Copied { copied_from: copied_from(&shared, &origin) };
+        let event = PipelineEvent::new("run-1", copy.to_ref(), origin.to_ref(), step);
+        let h = handler(&cloud, config(SOURCE_STEP, r#"[{"keep_last": 7}]"#));
+        assert_eq!(h.step(deliver::pipeline(&event, Some(TARGET)), deliver::record()).await.unwrap(), Outcome::Done);
+        let after = store.describe(&shared.id).await.unwrap().unwrap();
+        assert_eq!(store.shared_with(&after).await.unwrap().is_empty(), released, "{case}: the share");
+        assert_eq!(after.tags.contains_key(tags::RELEASED_AT), released, "{case}: marked released");
+        let origin_after = store.describe(&origin.id).await.unwrap().unwrap();
+        assert!(!origin_after.tags.contains_key(tags::RELEASED_AT), "{case}: the origin is not marked");
+    }
+}
+
+#[tokio::test]
+async fn one_snapshot_that_cannot_be_deleted_does_not_stop_the_others() {
+    let cloud = Cloud::new();
+    let made: Vec<Snapshot> = ["a", "b"]
+        .iter()
+        .flat_map(|r| (1..=3).map(|d| ours(&cloud, "copy", DbInstance, REGION, r, day(10, d))).collect::<Vec<_>>())
+        .collect();
+    cloud.set_now(day(11, 1));
+    // AWS refuses the first deletion (the oldest of `a`) for as long as the test runs.
+    cloud.fail("delete", "InvalidDBSnapshotState", 1);
+    let h = handler(&cloud, config(BACKUP_STEP, r#"[{"keep_last": 1}]"#));
+    let err = h.step(deliver::schedule(cloud.now()), deliver::record()).await.unwrap_err();
+    assert_eq!(err.code(), "InvalidDBSnapshotState", "tried again, then dead-lettered with the reason: {err}");
+    let left = names(&cloud, TARGET, REGION);
+    assert_eq!(left, [made[0].name.clone(), made[2].name.clone(), made[5].name.clone()], "the rest are expired");
+    let events = cloud.take_published();
+    let rejected: Vec<_> = events.iter().filter(|e| matches!(e.step, Step::Rejected { .. })).collect();
+    let [r] = &rejected[..] else { panic!("one report: {events:?}") };
+    assert_eq!(r.snapshot.id, made[0].id);
+    assert_eq!(cloud.take_metrics().iter().filter(|m| m.starts_with("ResourceFailed")).count(), 1);
+    // SQS brings the run again: the one left is expired too.
+    h.step(deliver::schedule(cloud.now()), deliver::record()).await.unwrap();
+    assert_eq!(names(&cloud, TARGET, REGION), [made[2].name.clone(), made[5].name.clone()]);
 }
 
 #[tokio::test]

@@ -20,6 +20,7 @@ use snapferry::select::Selection;
 use snapferry::sqs::{Outcome, Record};
 use snapferry::step::{PipelineStep, StepContext, StepEnv, recheck_body};
 use snapferry::store::{Resource, Snapshot, SnapshotStore, Status};
+use snapferry::sweep::Failures;
 use std::collections::BTreeMap;
 use tracing::{info, warn};
 
@@ -184,7 +185,7 @@ impl Handler {
     /// lost), or shared and never copied (the "Snapshot Shared" event was lost: the backup
     /// account returns "Snapshot Copied", which withdraws the share); selected resources
     /// with no recent snapshot.
-    async fn reconcile_source(&self, now: DateTime<Utc>) -> Result<()> {
+    async fn reconcile_source(&self, now: DateTime<Utc>, failures: &mut Failures) -> Result<()> {
         for kind in &self.config.kinds {
             let store = self.ctx.stores.store(*kind);
             let all = store.list_managed().await?;
@@ -205,18 +206,19 @@ impl Handler {
                 if has_copy {
                     continue;
                 }
-                let shared_with = store.shared_with(s).await?;
+                let Some(shared_with) = failures.check(|| s.to_ref(), store.shared_with(s).await) else { continue };
                 let (correlation_id, origin) = run_of(s);
-                if shared_with.is_empty() {
+                let repaired = if shared_with.is_empty() {
                     let what = RecheckWhat::ShareWhenAvailable { copy: s.to_ref(), origin };
                     let body = recheck_body(Recheck::new(correlation_id, 1, None, what))?;
-                    self.repair(store.as_ref(), s, &self.config.share_queue, body, "share").await?;
+                    self.repair(store.as_ref(), s, &self.config.share_queue, body, "share").await
                 } else {
                     // Shared, and no backup account has returned "Snapshot Copied" (which
                     // withdraws the share): its "Snapshot Shared" was lost. Announced again,
                     // a copy that was merely slow is found by its name and not repeated.
-                    self.announce_again(store.as_ref(), s, &shared_with, &correlation_id, origin).await?;
-                }
+                    self.announce_again(store.as_ref(), s, &shared_with, &correlation_id, origin).await
+                };
+                failures.check(|| s.to_ref(), repaired);
             }
             self.dead_mans_switch(store.as_ref(), &all, now).await?;
         }
@@ -258,7 +260,7 @@ impl Handler {
 
     /// Backup account: copies never announced, never restore-tested, or missing in an extra
     /// region; each source resource's recovery point against the RPO.
-    async fn reconcile_backup(&self, now: DateTime<Utc>) -> Result<()> {
+    async fn reconcile_backup(&self, now: DateTime<Utc>, failures: &mut Failures) -> Result<()> {
         let names = Routing::load().metrics;
         let mut points: BTreeMap<String, (DateTime<Utc>, Snapshot)> = BTreeMap::new();
         for kind in &self.config.kinds {
@@ -293,21 +295,27 @@ impl Handler {
                 if !Lineage::of(c).has(Mark::Copied) {
                     let what = RecheckWhat::CopyWhenAvailable { copy: c.to_ref(), origin, destination_region: home };
                     let body = recheck_body(Recheck::new(correlation_id, 1, None, what))?;
-                    self.repair(store.as_ref(), c, &self.config.copy_queue, body, "announce the copy").await?;
+                    let repaired =
+                        self.repair(store.as_ref(), c, &self.config.copy_queue, body, "announce the copy").await;
+                    failures.check(|| c.to_ref(), repaired);
                 } else if self.config.restore_every_copy && !Lineage::of(c).has(Mark::Verified) {
-                    let copied = PipelineEvent::new(correlation_id, c.to_ref(), origin, Step::Copied {});
+                    let copied =
+                        PipelineEvent::new(correlation_id, c.to_ref(), origin, Step::Copied { copied_from: None });
                     let mut envelope = EventEnvelope::new(events::SOURCE, copied.detail_type(), copied);
                     envelope.account = Some(self.ctx.account().to_string());
                     envelope.region = Some(home);
                     let body = serde_json::to_string(&envelope)
                         .map_err(|e| Error::BadInput(format!("event not serialisable: {e}")))?;
-                    self.repair(store.as_ref(), c, &self.config.restore_queue, body, "restore test").await?;
+                    let repaired =
+                        self.repair(store.as_ref(), c, &self.config.restore_queue, body, "restore test").await;
+                    failures.check(|| c.to_ref(), repaired);
                 } else if let Some((region, _)) = elsewhere.iter().find(|(_, names)| !names.contains(&c.name)) {
                     let what =
                         RecheckWhat::CopyToRegion { copy: c.to_ref(), origin, destination_region: region.to_string() };
                     let body = recheck_body(Recheck::new(correlation_id, 1, None, what))?;
                     let at = format!("copy to {region}");
-                    self.repair(store.as_ref(), c, &self.config.copy_queue, body, &at).await?;
+                    let repaired = self.repair(store.as_ref(), c, &self.config.copy_queue, body, &at).await;
+                    failures.check(|| c.to_ref(), repaired);
                 }
             }
         }
@@ -351,11 +359,14 @@ impl PipelineStep for Handler {
                 )));
             }
         };
-        if self.config.name == SOURCE_STEP {
-            self.reconcile_source(now).await?;
+        // A snapshot whose repair fails is reported and passed over: the rest are repaired.
+        let mut failures = Failures::new(self.config.name);
+        let swept = if self.config.name == SOURCE_STEP {
+            self.reconcile_source(now, &mut failures).await
         } else {
-            self.reconcile_backup(now).await?;
-        }
-        Ok(Outcome::Done)
+            self.reconcile_backup(now, &mut failures).await
+        };
+        failures.report(&self.ctx).await?;
+        swept.map(|()| Outcome::Done)
     }
 }

@@ -120,6 +120,25 @@ async fn a_snapshot_never_shared_is_restarted_at_the_share_step_once() {
 }
 
 #[tokio::test]
+async fn one_snapshot_that_cannot_be_repaired_does_not_stop_the_others() {
+    let cloud = Cloud::new();
+    cloud.set_now(t(0));
+    cloud.add_resource(DbInstance, SOURCE, REGION, "db", None, &[]);
+    ours(&cloud, REGION, "create", "snapferry-db-a", "db", t(1), &[]);
+    ours(&cloud, REGION, "create", "snapferry-db-b", "db", t(1), &[]);
+    // AWS refuses to say whom the first is shared with.
+    cloud.fail("shared_with", "AccessDenied", 1);
+    let (sent, events) = run(&cloud, config(SOURCE_STEP), t(3)).await;
+    let [(queue, _)] = &sent[..] else { panic!("the other is repaired: {sent:?}") };
+    assert_eq!(queue, SHARE_QUEUE);
+    let rejected: Vec<_> = events.iter().filter(|e| matches!(e.step, Step::Rejected { .. })).collect();
+    let [r] = &rejected[..] else { panic!("one report: {events:?}") };
+    assert_eq!(r.snapshot.id, "snapferry-db-a");
+    assert_eq!(repaired(&events), [("snapferry-db-b".to_string(), "share".to_string())]);
+    assert_eq!(cloud.take_metrics().iter().filter(|m| m.starts_with("ResourceFailed")).count(), 1);
+}
+
+#[tokio::test]
 async fn a_snapshot_shared_and_never_copied_is_announced_again_once() {
     let cloud = Cloud::new();
     cloud.set_now(t(0));
@@ -218,7 +237,7 @@ async fn a_stalled_copy_is_restarted_where_it_stalled() {
                     },
                     // What the restore step reads from the bus, as from this account.
                     Incoming::Pipeline(e) => {
-                        assert_eq!(e.detail.step, Step::Copied {});
+                        assert_eq!(e.detail.step, Step::Copied { copied_from: None });
                         assert_eq!(e.account.as_deref(), Some(TARGET), "{case}");
                     }
                     other => panic!("{case}: {other:?}"),

@@ -566,7 +566,7 @@ impl PipelineStep for Handler {
     async fn step(&self, incoming: Incoming, _record: Record) -> Result<Outcome> {
         match incoming {
             Incoming::Pipeline(envelope) => match envelope.detail.step {
-                Step::Copied {} => self.on_copied(&envelope.detail).await,
+                Step::Copied { .. } => self.on_copied(&envelope.detail).await,
                 _ => Ok(Outcome::Done),
             },
             Incoming::Recheck(e) => match e.detail.what {

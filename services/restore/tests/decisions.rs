@@ -56,7 +56,8 @@ fn copied(cloud: &Cloud, kind: ResourceKind, name: &str, resource: &str) -> (Sna
         ..cloud.snapshot(kind, TARGET, REGION, name, resource)
     };
     cloud.put_snapshot(copy.clone());
-    let event = PipelineEvent::new(format!("run-{name}"), copy.to_ref(), copy.to_ref(), Step::Copied {});
+    let event =
+        PipelineEvent::new(format!("run-{name}"), copy.to_ref(), copy.to_ref(), Step::Copied { copied_from: None });
     (copy, event)
 }
 

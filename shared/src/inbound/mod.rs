@@ -233,7 +233,9 @@ mod tests {
                 source_data: None,
             },
             Step::CopyStarted { destination_region: "eu-west-1".into() },
-            Step::Copied {},
+            Step::Copied {
+                copied_from: Some("arn:aws:rds:us-east-1:111111111111:snapshot:snapferry-shared-mydb".into()),
+            },
             Step::RestoreVerified {
                 restore_seconds: 312.5,
                 restored_resource_id: "snapferry-restore-mydb-1a2b3c4d".into(),
@@ -309,7 +311,7 @@ mod tests {
         assert_eq!(v["target_account"], "222222222222");
         assert_eq!(v["version"], 1);
         assert_eq!(v["snapshot"]["kind"], "db-instance");
-        let copied = serde_json::to_value(event(Step::Copied {})).unwrap();
+        let copied = serde_json::to_value(event(Step::Copied { copied_from: None })).unwrap();
         assert_eq!(copied["step"], "copied");
         let mut keys: Vec<&str> = copied.as_object().unwrap().keys().map(String::as_str).collect();
         keys.sort_unstable();
@@ -325,7 +327,7 @@ mod tests {
             source_data: None,
         });
         let copy = snapshot("snapferry-copy-mydb-1", "222222222222");
-        let second = first.next(copy.clone(), Step::Copied {});
+        let second = first.next(copy.clone(), Step::Copied { copied_from: None });
         assert_eq!(second.correlation_id, first.correlation_id);
         assert_eq!(second.origin, first.origin);
         assert_eq!(second.snapshot, copy);
@@ -419,7 +421,7 @@ mod tests {
 
     #[test]
     fn envelope_without_account_is_accepted() {
-        let e = event(Step::Copied {});
+        let e = event(Step::Copied { copied_from: None });
         let mut v = serde_json::to_value(EventEnvelope::new(SOURCE, "Snapshot Copied", e)).unwrap();
         v.as_object_mut().unwrap().remove("account");
         v.as_object_mut().unwrap().remove("time");
@@ -479,7 +481,7 @@ mod tests {
 
     #[test]
     fn missing_detail_field_is_named() {
-        let mut detail = serde_json::to_value(event(Step::Copied {})).unwrap();
+        let mut detail = serde_json::to_value(event(Step::Copied { copied_from: None })).unwrap();
         detail.as_object_mut().unwrap().remove("origin");
         let e = err(&pipeline_body("Snapshot Copied", detail));
         assert!(e.starts_with(r#"invalid detail of "Snapshot Copied""#), "{e}");
@@ -494,7 +496,7 @@ mod tests {
 
     #[test]
     fn step_must_match_detail_type() {
-        let detail = serde_json::to_value(event(Step::Copied {})).unwrap();
+        let detail = serde_json::to_value(event(Step::Copied { copied_from: None })).unwrap();
         assert_eq!(
             err(&pipeline_body("Snapshot Expired", detail)),
             r#"detail-type "Snapshot Expired" does not match step "copied" (expected detail-type "Snapshot Copied")"#
@@ -503,7 +505,7 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_ignored_within_a_version() {
-        let mut detail = serde_json::to_value(event(Step::Copied {})).unwrap();
+        let mut detail = serde_json::to_value(event(Step::Copied { copied_from: None })).unwrap();
         detail["added_later"] = json!({"x": 1});
         assert!(matches!(parse_message(&pipeline_body("Snapshot Copied", detail)), Ok(Incoming::Pipeline(_))));
     }

@@ -222,7 +222,7 @@ async fn extra_region_copy_is_made_on_that_regions_key() {
         verified(&["reports"])(events)
             && about(events, "reports")
                 .iter()
-                .any(|e| e.detail.step == Step::Copied {} && e.detail.snapshot.region == OTHER_REGION)
+                .any(|e| matches!(e.detail.step, Step::Copied { .. }) && e.detail.snapshot.region == OTHER_REGION)
     })
     .await;
 
@@ -257,7 +257,7 @@ async fn assert_nothing_copied(p: &LocalPipeline, events: &[Event]) {
     let copy_calls: Vec<_> =
         control::requests(&p.target.account).into_iter().filter(|(op, _)| op.starts_with("CopyDB")).collect();
     assert!(copy_calls.is_empty(), "the target tried to copy: {copy_calls:?}");
-    assert!(!events.iter().any(|e| matches!(e.detail.step, Step::CopyStarted { .. } | Step::Copied {})));
+    assert!(!events.iter().any(|e| matches!(e.detail.step, Step::CopyStarted { .. } | Step::Copied { .. })));
 }
 
 #[tokio::test]
