@@ -33,12 +33,14 @@ What is MySQL's and why (the pinned moto's behaviour in brackets):
 * Databases and accounts are made at once (a few milliseconds: no lazy
   creation as in ``pgdata``).
 * A snapshot's copy: for each base table ``SHOW CREATE TABLE`` in the
-  snapshot's database and ``INSERT ... SELECT`` of its rows, all source tables
-  read-locked meanwhile (writers wait; open connections stay, except those
-  whose uncommitted writes hold a table for 2 s: they are closed).  Restores
-  copy it into the new database.  The snapshot keeps the master password
-  (hash) the account had when it was taken.  Views, routines, triggers,
-  events and sequences are not copied.
+  snapshot's database, then its rows as of one moment (one ``START
+  TRANSACTION WITH CONSISTENT SNAPSHOT``, ``SELECT ... INTO OUTFILE`` and
+  ``LOAD DATA INFILE``).  Clients' sessions go on, as on RDS: nothing waits
+  for their uncommitted writes, which are not copied (only a ``LOCK TABLES
+  ... WRITE`` held for 2 s gets the database's connections closed).
+  Restores copy it into the new database.  The snapshot keeps the master
+  password (hash) the account had when it was taken.  Views, routines,
+  triggers, events and sequences are not copied.
 * Control API: ``POST /_snapferry/corrupt-snapshot`` (drop-table, truncate,
   backdate; the interval "5 hours" is MySQL's ``INTERVAL 5 HOUR``) and
   ``GET /_snapferry/mysql`` (the server, its databases, the passwords set).
@@ -77,7 +79,8 @@ CLUSTER_ENGINES = ("aurora-mysql",)
 ENGINES = INSTANCE_ENGINES + CLUSTER_ENGINES
 MARIADBD = "/usr/sbin/mariadbd"
 SHARE = Path("/usr/share/mysql")  # Debian's SQL scripts for the system tables
-LOCK_WAIT_SECONDS = 2  # how long a snapshot waits for clients' uncommitted writes before closing their connections
+LOCK_WAIT_SECONDS = 2  # how long a snapshot waits for a client's table lock before closing the database's connections
+TRANSFER_DIR = "xfer"  # under the server's directory: the files of table copies (the server's --secure-file-priv)
 SYSTEM_DATABASES = ("mysql", "information_schema", "performance_schema", "sys")
 
 # Capability flags and packet headers (MySQL client/server protocol, "Capabilities Flags",
@@ -94,6 +97,12 @@ ER_ACCESS_DENIED = 1045
 ER_BAD_DB = 1049
 ER_SERVER_SHUTDOWN = 1053
 ER_LOCK_WAIT_TIMEOUT = 1205
+ER_TABLE_DEF_CHANGED = 1412
+ER_NO_SUCH_TABLE = 1146
+ER_BAD_FIELD_ERROR = 1054
+# A snapshot's copy runs again after these: a table lock held too long (the connections are
+# closed first), a table changed, dropped or altered by a client's DDL during the copy.
+COPY_AGAIN = (ER_LOCK_WAIT_TIMEOUT, ER_TABLE_DEF_CHANGED, ER_NO_SUCH_TABLE, ER_BAD_FIELD_ERROR)
 
 
 class MyError(dbdata.DataError):
@@ -143,6 +152,7 @@ class _Server(dbdata.ServerProcess):
         started = time.monotonic()
         root = self._new_root()
         (root / "data").mkdir()
+        (root / TRANSFER_DIR).mkdir()
         done = subprocess.run(
             [*self._common(root), "--bootstrap", "--log-warnings=0", "--enforce-storage-engine="],
             input=_bootstrap_sql(), capture_output=True, timeout=120, check=False,
@@ -160,6 +170,7 @@ class _Server(dbdata.ServerProcess):
                 f"--socket={self.socket_path}",
                 f"--pid-file={root / 'mariadbd.pid'}",
                 f"--log-error={root / 'mariadbd.log'}",
+                f"--secure-file-priv={root / TRANSFER_DIR}",  # snapshot copies' files; FILE is root's only
                 "--skip-name-resolve",
                 "--default-time-zone=+00:00",
                 "--max-connections=200",
@@ -256,25 +267,55 @@ def _create_database(name: str, like: str | None = None) -> None:
 
 
 def _copy_tables(src: str, dst: str) -> None:
-    """``dst`` (new, empty) := the base tables of ``src``, definitions and rows.
+    """``dst`` (new, empty) := the base tables of ``src``, definitions and rows, as of one moment.
 
     ``SHOW CREATE TABLE`` keeps indexes, foreign keys and AUTO_INCREMENT
-    counters (``CREATE TABLE ... LIKE`` drops foreign keys); generated columns
-    are left out of the INSERT.  The rows are copied under ``LOCK TABLES``:
-    one consistent moment across tables; clients' writes wait meanwhile.  A
-    client whose uncommitted writes hold a table for ``LOCK_WAIT_SECONDS``
-    has its connections closed (as ``pgdata`` closes them for TEMPLATE).
+    counters (``CREATE TABLE ... LIKE`` drops foreign keys).  The rows are read
+    in one ``START TRANSACTION WITH CONSISTENT SNAPSHOT``: InnoDB's consistent
+    reads, one moment across tables, no row locks, so clients' sessions go on
+    untouched and their uncommitted writes are not copied (as on RDS).  Each
+    table goes through a file (``SELECT ... INTO OUTFILE``, ``LOAD DATA
+    INFILE``: the server's own text format, exact for every column type;
+    generated columns left out and recomputed).  Only a table lock
+    (``LOCK TABLES ... WRITE``) can keep the reads waiting: after
+    ``LOCK_WAIT_SECONDS`` the connections of the database's clients are closed
+    (as ``pgdata`` closes the one holding a lock) and the copy runs again; so
+    it does (up to 3 times) when a client's DDL changed a table under it.
     """
+    for attempt in range(1, 4):
+        try:
+            _copy_tables_once(src, dst)
+            return
+        except Exception as exc:  # noqa: BLE001
+            code = getattr(exc, "args", (None,))[0]
+            if code not in COPY_AGAIN or attempt == 3:
+                raise
+            if code == ER_LOCK_WAIT_TIMEOUT:
+                _close_sessions(src)
+            LOG.info("copying %s to %s again: %s", src, dst, _my_message(exc))
+            _run("SET SESSION foreign_key_checks = 0")
+            try:
+                for (table,) in _run("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s", (dst,)):
+                    _run(f"DROP TABLE IF EXISTS {_ident(dst)}.{_ident(table)}")
+            finally:
+                _run("SET SESSION foreign_key_checks = 1")
+
+
+def _copy_tables_once(src: str, dst: str) -> None:
     conn = SERVER.admin()
     tables = [r[0] for r in _run("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_TYPE = 'BASE TABLE' ORDER BY 1", (src,))]
     if not tables:
         return
+    assert SERVER.root is not None
+    files = {table: SERVER.root / TRANSFER_DIR / f"{dst}.{i}.tsv" for i, table in enumerate(tables)}
     with conn.cursor() as cur:
+        cur.execute("SELECT @@SESSION.sql_mode")
+        sql_mode = cur.fetchone()[0]
         cur.execute(f"SET SESSION lock_wait_timeout = {LOCK_WAIT_SECONDS}")
         cur.execute("SET SESSION foreign_key_checks = 0")
         try:
             cur.execute(f"USE {_ident(dst)}")
-            columns: dict[str, list[str]] = {}
+            columns: dict[str, str] = {}
             for table in tables:
                 cur.execute(f"SHOW CREATE TABLE {_ident(src)}.{_ident(table)}")
                 cur.execute(cur.fetchone()[1])  # unqualified: created in dst; same-database foreign keys point into dst
@@ -282,27 +323,40 @@ def _copy_tables(src: str, dst: str) -> None:
                     "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s AND IS_GENERATED = 'NEVER' ORDER BY ORDINAL_POSITION",
                     (src, table),
                 )
-                columns[table] = [r[0] for r in cur.fetchall()]
-            locks = [f"{_ident(src)}.{_ident(t)} READ" for t in tables] + [f"{_ident(dst)}.{_ident(t)} WRITE" for t in tables]
-            try:
-                cur.execute("LOCK TABLES " + ", ".join(locks))
-            except Exception as exc:  # noqa: BLE001
-                if getattr(exc, "args", (None,))[0] != ER_LOCK_WAIT_TIMEOUT:
-                    raise
-                # A client's uncommitted writes hold the tables: close its connections (it reconnects).
-                cur.execute("SELECT ID FROM information_schema.PROCESSLIST WHERE (DB = %s OR USER = %s) AND ID <> CONNECTION_ID()", (src, src))
-                for (session,) in cur.fetchall():
-                    cur.execute(f"KILL CONNECTION {int(session)}")
-                cur.execute("LOCK TABLES " + ", ".join(locks))
+                columns[table] = ", ".join(_ident(r[0]) for r in cur.fetchall())
+            for path in files.values():
+                path.unlink(missing_ok=True)
+            # DDL commits implicitly: the tables exist before the snapshot is opened.
+            cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
             try:
                 for table in tables:
-                    cols = ", ".join(_ident(c) for c in columns[table])
-                    cur.execute(f"INSERT INTO {_ident(dst)}.{_ident(table)} ({cols}) SELECT {cols} FROM {_ident(src)}.{_ident(table)}")
-            finally:
-                cur.execute("UNLOCK TABLES")
+                    cur.execute(f"SELECT {columns[table]} INTO OUTFILE %s CHARACTER SET binary FROM {_ident(src)}.{_ident(table)}", (str(files[table]),))
+                cur.execute("COMMIT")
+            except BaseException:
+                try:
+                    cur.execute("ROLLBACK")
+                except Exception:  # noqa: BLE001 - the error that caused it is what matters
+                    pass
+                raise
+            cur.execute("SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO'")  # an AUTO_INCREMENT 0 stays 0 (as mariadb-dump restores)
+            for table in tables:
+                cur.execute(f"LOAD DATA INFILE %s INTO TABLE {_ident(dst)}.{_ident(table)} CHARACTER SET binary ({columns[table]})", (str(files[table]),))
         finally:
+            for path in files.values():
+                path.unlink(missing_ok=True)
+            cur.execute("SET SESSION sql_mode = %s", (sql_mode,))
             cur.execute("SET SESSION foreign_key_checks = 1")
             cur.execute("USE mysql")
+
+
+def _close_sessions(src: str) -> None:
+    """Close the connections of ``src``'s clients (a table lock of theirs kept a snapshot waiting)."""
+    for (session,) in _run("SELECT ID FROM information_schema.PROCESSLIST WHERE (DB = %s OR USER = %s) AND ID <> CONNECTION_ID()", (src, src)):
+        LOG.warning("snapshot of %s: closing connection %s (a table lock kept the copy waiting %ss)", src, session, LOCK_WAIT_SECONDS)
+        try:
+            _run(f"KILL CONNECTION {int(session)}")
+        except Exception:  # noqa: BLE001 - gone meanwhile
+            pass
 
 
 # --------------------------------------------------------------------- proxy

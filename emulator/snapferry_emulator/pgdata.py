@@ -29,9 +29,12 @@ pinned moto's behaviour in brackets):
   only, and so do its snapshots, copies and restores: emulator start-up and
   suites that never connect pay nothing per instance (the server itself
   starts with the first PostgreSQL resource, so a broken install shows at once).
-* A snapshot's copy is ``CREATE DATABASE ... TEMPLATE``: connections to the
-  source are closed for that moment.  It keeps the master password as the
-  role's SCRAM verifier.
+* A snapshot's copy leaves clients' sessions open, as RDS does: ``CREATE
+  DATABASE ... TEMPLATE`` when no session is connected to the source (the
+  fastest; connections made meanwhile wait for it), else ``pg_dump | psql``
+  (the wheel's binaries) of one consistent moment, uncommitted writes left
+  out (a session whose ACCESS EXCLUSIVE lock blocks the dump for 2 s is
+  closed).  It keeps the master password as the role's SCRAM verifier.
 * Control API: ``POST /_snapferry/corrupt-snapshot`` damages a snapshot's
   data (drop a table, truncate it, move a timestamp column back) for tests
   of data checks; ``GET /_snapferry/postgres`` shows the server and its
@@ -55,6 +58,8 @@ import socket
 import ssl
 import struct
 import subprocess
+import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +75,8 @@ ADMIN = "snapferry_admin"
 INSTANCE_ENGINES = ("postgres",)
 CLUSTER_ENGINES = ("aurora-postgresql",)
 STRATEGY = "FILE_COPY"  # CREATE DATABASE strategy (measured faster than WAL_LOG for small databases)
+LOCK_WAIT_SECONDS = 2  # how often a snapshot's dump closes the sessions whose locks keep it waiting
+COPY_TIMEOUT = 600  # seconds a dump | restore of one database may take
 
 # PostgreSQL start-up packet codes (PostgreSQL docs, "Message Formats").
 SSL_REQUEST = 80877103
@@ -281,38 +288,148 @@ def _verifier(role: str) -> str | None:
 def _clone(src: str, dst: str, login: bool) -> None:
     """``dst`` := a copy of database ``src``, owned by a new role ``dst`` with ``src``'s password.
 
-    ``CREATE DATABASE ... TEMPLATE`` needs the source to itself: new
-    connections are refused meanwhile (``ALLOW_CONNECTIONS false``) and open
-    ones are closed.  Ownership moves from role ``src`` to role ``dst`` inside
-    the copy (``REASSIGN OWNED`` also moves the source database, which is
-    given back), so no role depends on another database and each can be
-    dropped with its own.
+    Clients' sessions of ``src`` stay open, as on RDS.  With none,
+    ``CREATE DATABASE ... TEMPLATE`` (a file copy, the fastest; a client
+    connecting meanwhile waits for it, see ``_template_copy``); else a dump of
+    one MVCC snapshot (``_dump_copy``).  Ownership then moves from role ``src``
+    to role ``dst`` inside the copy (``REASSIGN OWNED`` also moves the source
+    database, given back in the same transaction), so no role depends on
+    another database and each can be dropped with its own.
     """
     _drop(dst)
     conn = SERVER.admin()
-    _create_role(dst, login, _verifier(src))
-    conn.run(f"ALTER DATABASE {_ident(src)} ALLOW_CONNECTIONS false")
+    owners = [
+        f"REASSIGN OWNED BY {_ident(src)} TO {_ident(dst)}",
+        f"DROP OWNED BY {_ident(src)}",
+        f"ALTER DATABASE {_ident(src)} OWNER TO {_ident(src)}",
+    ]  # fmt: skip
     try:
-        for attempt in range(40):
-            conn.run("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :d AND pid <> pg_backend_pid()", d=src)
+        _create_role(dst, login, _verifier(src))
+        if _template_copy(src, dst):
+            inside = SERVER.connect(dst)
             try:
-                conn.run(f"CREATE DATABASE {_ident(dst)} TEMPLATE {_ident(src)} STRATEGY {STRATEGY}")
-                break
-            except Exception as exc:  # noqa: BLE001
-                if _sqlstate(exc) != "55006" or attempt == 39:  # object_in_use: a backend still exiting
-                    raise
-                time.sleep(0.05)
-    finally:
-        conn.run(f"ALTER DATABASE {_ident(src)} ALLOW_CONNECTIONS true")
-    inside = SERVER.connect(dst)
+                inside.run("BEGIN")
+                for sql in owners:
+                    inside.run(sql)
+                inside.run("COMMIT")
+            finally:
+                inside.close()
+        else:
+            _dump_copy(src, dst, "; ".join(owners))
+        conn.run(f"REVOKE CONNECT ON DATABASE {_ident(dst)} FROM PUBLIC")
+    except BaseException:
+        try:
+            _drop(dst)
+        except Exception:  # noqa: BLE001 - the error that caused it is what matters
+            pass
+        raise
+
+
+def _template_copy(src: str, dst: str) -> bool:
+    """``CREATE DATABASE dst TEMPLATE src`` if no session is connected to ``src`` (False: not done).
+
+    TEMPLATE needs the source to itself.  Sessions that start meanwhile wait
+    (their start-up takes a lock on the database that conflicts with the
+    copy's) and go on after it; one that slips in between the check and the
+    copy makes PostgreSQL wait up to 5 s and refuse (55006): then False.
+    """
+    conn = SERVER.admin()
+    if conn.run("SELECT count(*) FROM pg_stat_activity WHERE datname = :d AND pid <> pg_backend_pid()", d=src)[0][0]:
+        return False
     try:
-        inside.run(f"REASSIGN OWNED BY {_ident(src)} TO {_ident(dst)}")
-        inside.run(f"DROP OWNED BY {_ident(src)}")
-    finally:
-        inside.close()
-    conn.run(f"ALTER DATABASE {_ident(src)} OWNER TO {_ident(src)}")
-    conn.run(f"ALTER DATABASE {_ident(dst)} OWNER TO {_ident(dst)}")
-    conn.run(f"REVOKE CONNECT ON DATABASE {_ident(dst)} FROM PUBLIC")
+        conn.run(f"CREATE DATABASE {_ident(dst)} TEMPLATE {_ident(src)} OWNER {_ident(dst)} STRATEGY {STRATEGY}")
+        return True
+    except Exception as exc:  # noqa: BLE001
+        if _sqlstate(exc) != "55006":  # object_in_use: a session of the source (or a prepared transaction)
+            raise
+        return False
+
+
+def _conninfo(database: str, application: str = "snapferry") -> str:
+    """libpq connection string to ``database`` as the admin, over the server's unix socket."""
+
+    def quote(value: object) -> str:
+        return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+    params = {"host": SERVER.root, "port": SERVER.port, "user": ADMIN, "dbname": database, "application_name": application}
+    return " ".join(f"{k}={quote(v)}" for k, v in params.items())
+
+
+def _dump_copy(src: str, dst: str, then: str) -> None:
+    """``dst`` (a new database) := ``pg_dump src | psql dst``, the server's own binaries,
+    and the statements ``then`` in the same transaction as the restore.
+
+    pg_dump reads everything in one REPEATABLE READ transaction: one
+    consistent moment, no session disturbed, uncommitted writes left out
+    (sequences, which are not transactional, as they are).  It takes ACCESS
+    SHARE locks, so only a session holding (or queued for) an ACCESS EXCLUSIVE
+    lock (uncommitted DDL, ``LOCK TABLE``) can keep it waiting: every
+    ``LOCK_WAIT_SECONDS`` the sessions blocking it are closed (as the MySQL
+    engine closes a table lock's).
+    """
+    bindir = _bin_dir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}  # no PGOPTIONS, PGSERVICE, ... of the user's
+    SERVER.admin().run(f"CREATE DATABASE {_ident(dst)} OWNER {_ident(dst)} TEMPLATE template0 STRATEGY {STRATEGY}")
+    application = "snapferry-snapshot-copy"  # copies run one at a time (under the engine's lock)
+    dump_cmd = [str(bindir / "pg_dump"), "--dbname", _conninfo(src, application)]
+    load_cmd = [str(bindir / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "-f", "-", "-c", then, "--dbname", _conninfo(dst)]
+    with tempfile.TemporaryFile() as dump_err, tempfile.TemporaryFile() as load_err:
+        dump = subprocess.Popen(dump_cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=dump_err, env=env)
+        try:
+            load = subprocess.Popen(load_cmd, stdin=dump.stdout, stdout=subprocess.DEVNULL, stderr=load_err, env=env)
+        except BaseException:
+            dump.kill()
+            dump.wait()
+            raise
+        finally:
+            assert dump.stdout is not None
+            dump.stdout.close()  # psql's now: pg_dump sees a closed pipe if psql stops
+        done, timed_out = threading.Event(), threading.Event()
+
+        def watch() -> None:  # the admin connection is this thread's until ``done`` (the caller only waits)
+            deadline = time.monotonic() + COPY_TIMEOUT
+            while not done.wait(LOCK_WAIT_SECONDS):
+                if time.monotonic() > deadline:
+                    timed_out.set()
+                    for proc in (dump, load):
+                        proc.kill()
+                    return
+                try:
+                    _close_blockers(src, application)
+                except Exception:  # noqa: BLE001 - the copy's own outcome is what counts
+                    LOG.exception("snapshot of %s: looking for sessions blocking the copy failed", src)
+
+        watcher = threading.Thread(target=watch, name="snapferry-pg-copy-watch", daemon=True)
+        watcher.start()
+        try:
+            load.wait()  # blocking (a wait with a timeout polls, adding milliseconds)
+            dump.wait()
+        finally:
+            done.set()
+            watcher.join()
+            for proc in (dump, load):
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+        if timed_out.is_set():
+            raise PgError(f"copying {src} to {dst} took more than {COPY_TIMEOUT}s")
+        if dump.returncode or load.returncode:
+            failed = load_err if load.returncode else dump_err
+            failed.seek(0)
+            why = failed.read().decode(errors="replace").strip()
+            raise PgError(f"copying {src} to {dst} failed ({'psql' if load.returncode else 'pg_dump'} exit {load.returncode or dump.returncode}): {why[-2000:]}")
+
+
+def _close_blockers(src: str, application: str) -> None:
+    """Close the sessions whose locks keep the copy of ``src`` (connection ``application``) waiting."""
+    rows = SERVER.admin().run(
+        "SELECT DISTINCT b.pid FROM pg_stat_activity a, unnest(pg_blocking_pids(a.pid)) AS b(pid) "
+        "WHERE a.application_name = :a AND a.wait_event_type = 'Lock' AND b.pid <> pg_backend_pid()",
+        a=application,
+    )
+    for (pid,) in rows:
+        LOG.warning("snapshot of %s: closing session %s, whose lock kept the copy waiting %ss", src, pid, LOCK_WAIT_SECONDS)
+        SERVER.admin().run("SELECT pg_terminate_backend(:p, 5000)", p=pid)
 
 
 # --------------------------------------------------------------------- proxy

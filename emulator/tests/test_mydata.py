@@ -119,6 +119,55 @@ def test_instance_tls_snapshot_cross_account_copy_and_restore(emu, accounts):
     assert count(endpoint) == 4  # independent databases
 
 
+def test_open_sessions_survive_a_snapshot(emu, accounts):
+    """As on RDS, taking a snapshot doesn't disconnect clients: an idle session and one
+    in the middle of a transaction go on (not even writers wait); the snapshot holds
+    what was committed when it was taken, not that transaction's writes."""
+    (acct,) = accounts(1)
+    endpoint = create_my(emu, acct, "db1", DBName="app")["Endpoint"]
+    seed(endpoint, 3)
+    conn = connect(endpoint, database="app")
+    query(conn, "CREATE TABLE audit (id INT PRIMARY KEY, payload BLOB, ratio FLOAT, flags BIT(3), doubled INT AS (id * 2) VIRTUAL)")
+    query(conn, "INSERT INTO audit (id, payload, ratio, flags) VALUES (1, x'00090a5c4e0d', 1.1, b'101'), (2, NULL, NULL, NULL)")
+    before = {t: query(conn, f"SELECT * FROM {t} ORDER BY id") for t in ("orders", "audit")}
+    idle = connect(endpoint, database="app")
+    query(conn, "START TRANSACTION")
+    query(conn, "INSERT INTO orders (note) VALUES ('uncommitted')")
+    query(conn, "UPDATE audit SET payload = 'changed' WHERE id = 2")
+
+    started = time.monotonic()
+    snapshot(emu, acct, "db1", "s1")  # both sessions open meanwhile
+    assert query(idle, "SELECT COUNT(*) FROM orders") == [(3,)]  # the same sessions go on
+    assert time.monotonic() - started < 2  # nothing waited for the open transaction
+    query(conn, "INSERT INTO orders (note) VALUES ('second')")
+    query(conn, "COMMIT")
+    assert query(conn, "SELECT COUNT(*) FROM orders") == [(5,)] and query(idle, "SELECT COUNT(*) FROM orders") == [(5,)]
+    idle.close()
+    conn.close()
+
+    restored = connect(restore(emu, acct, "s1", "db2"), database="app")
+    assert {t: query(restored, f"SELECT * FROM {t} ORDER BY id") for t in before} == before
+    query(restored, "INSERT INTO orders (note) VALUES ('restored')")  # the master owns the copy
+    assert query(restored, "SELECT MAX(id) FROM orders")[0][0] > 4
+    restored.close()
+
+
+def test_snapshot_closes_a_session_whose_table_lock_blocks_it(emu, accounts):
+    """The one case a snapshot still ends sessions: a LOCK TABLES ... WRITE keeps a
+    table from being read for 2 s (then the database's sessions are closed)."""
+    (acct,) = accounts(1)
+    endpoint = create_my(emu, acct, "db1")["Endpoint"]
+    seed(endpoint, 2)
+    locker = connect(endpoint)
+    query(locker, "LOCK TABLES orders WRITE")
+    started = time.monotonic()
+    snapshot(emu, acct, "db1", "s1")
+    assert time.monotonic() - started >= 2
+    with pytest.raises(pymysql.err.OperationalError):
+        query(locker, "SELECT 1")
+    assert count(restore(emu, acct, "s1", "db2")) == 2
+
+
 def test_tls_refusals_plain_text_and_databases(emu, accounts):
     (acct,) = accounts(1)
     endpoint = create_my(emu, acct, "db1", DBName="app")["Endpoint"]

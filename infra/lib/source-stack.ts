@@ -4,12 +4,12 @@
 import { RemovalPolicy, Stack, StackProps, Validations } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as events from 'aws-cdk-lib/aws-events';
-import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
 import { Config, SourceConfig, sourceDataChecksJson } from './config';
 import { DATA_CHECK_PORTS } from './data-checks';
+import { DeliveryDlq } from './delivery';
 import { Arns, forwardedEvents, forwarderRoleName, grantForAwsResource, KEY_GRANTS, KEY_USE, viaEc2, viaRds } from './iam';
 import { Operations } from './operations';
 import { crossAccountRule, Routing } from './routing';
@@ -91,6 +91,10 @@ export class SourceStack extends Stack {
       }));
     }
 
+    const ops = new Operations(this, 'Operations', { dashboardName: 'snapferry-source', alarmEmail: config.alarmEmail });
+    // Every rule below, and each step's, dead-letters what EventBridge cannot deliver here.
+    const delivery = new DeliveryDlq(this, 'DeliveryDlq', { routing, alarmTopic: ops.topic });
+
     // No RDS event says "shared": share-snapshot publishes one on this bus, and these rules
     // carry it to the backup accounts' pipeline buses. They put events with this role, whose
     // fixed name the backup account's bus policy admits (aws:PrincipalArn) and nothing else
@@ -105,13 +109,14 @@ export class SourceStack extends Stack {
     });
     targetAccounts.forEach((account, i) => {
       const forward = crossAccountRule(routing, account);
-      new events.Rule(this, `Forward${account}`, {
+      const rule = new events.Rule(this, `Forward${account}`, {
         ruleName: forward.name,
         eventBus: this.pipelineBus,
         eventPattern: cdkEventPattern(forward.pattern),
-        // Adds events:PutEvents on this bus, and only that, to the role's policy.
-        targets: [new targets.EventBus(targetBuses[i], { role: forwarder })],
       });
+      // Adds events:PutEvents on that bus, and only that, to the role's policy. What the backup
+      // account's bus refuses (its stack not deployed yet, its policy) goes to the delivery DLQ.
+      delivery.deliverToBus(rule, targetBuses[i], forwarder);
     });
 
     // The way back (routing.json copied_back): the backup accounts return each "Snapshot
@@ -132,7 +137,6 @@ export class SourceStack extends Stack {
       }));
     }
 
-    const ops = new Operations(this, 'Operations', { dashboardName: 'snapferry-source', alarmEmail: config.alarmEmail });
     const selection = {
       SELECT_IDENTIFIERS: source.selection.identifiers.join(','),
       SELECT_REGEX: source.selection.regex,
@@ -143,6 +147,8 @@ export class SourceStack extends Stack {
     const backedUp = { KINDS: source.kinds.join(','), ...selection };
     const settings: Record<string, StepSettings> = {
       'create-snapshot': {
+        // A resource it fails at is reported (ResourceFailed) and passed over.
+        sweepAlarm: true,
         environment: {
           ...backedUp,
           MIN_INTERVAL_MINUTES: String(source.minIntervalMinutes),
@@ -167,6 +173,8 @@ export class SourceStack extends Stack {
         vpc: source.dataChecks === undefined ? undefined : this.sourceDataCheckNetwork(source.dataChecks),
       },
       'expire-snapshots': {
+        // A resource it fails at is reported (ResourceFailed) and passed over.
+        sweepAlarm: true,
         environment: {
           KINDS: source.kinds.join(','),
           TARGET_ACCOUNTS: targetAccounts.join(','),
@@ -178,6 +186,8 @@ export class SourceStack extends Stack {
         quotaWarningAlarm: true,
       },
       'reconcile-snapshots': {
+        // A resource it fails at is reported (ResourceFailed) and passed over.
+        sweepAlarm: true,
         environment: {
           ...backedUp,
           SCHEDULE_MINUTES: String(source.reconcile.scheduleMinutes),
@@ -195,6 +205,7 @@ export class SourceStack extends Stack {
     this.steps = stepsFor(this, 'source', routing, settings, {
       assetsDir: props.assetsDir,
       pipelineBus: this.pipelineBus,
+      deliveryDlq: delivery,
       memoryMb: config.lambdaMemoryMb,
       logRetentionDays: config.logRetentionDays,
       alarmTopic: ops.topic,
@@ -205,7 +216,7 @@ export class SourceStack extends Stack {
       sharingKeyArn: this.sharingKey.keyArn,
       sourceDatabaseSecrets: source.dataChecks?.databases.flatMap((d) => (d.secret === undefined ? [] : [d.secret])),
     });
-    ops.addSteps(this.steps);
+    ops.addSteps(this.steps, delivery);
   }
 
   /**

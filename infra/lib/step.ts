@@ -9,7 +9,6 @@ import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as events from 'aws-cdk-lib/aws-events';
-import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
@@ -17,8 +16,10 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import type { DeliveryDlq } from './delivery';
 import { EnvironmentContract, environmentContract, stepEnvironment } from './environment';
 import { lambdaVpcAccess } from './iam';
+import { dlqAlarm, firstOccurrenceAlarm } from './operations';
 import { dlqName, EventPattern, functionName, Routing, RoutingFunction } from './routing';
 
 export interface StepProps {
@@ -27,6 +28,8 @@ export interface StepProps {
   /** Directory holding cargo-lambda's output: `<dir>/snapferry-lambda/bootstrap.zip`. */
   readonly assetsDir: string;
   readonly pipelineBus: events.IEventBus;
+  /** The stack's queue for events its rules could not deliver: every rule of the step dead-letters there. */
+  readonly deliveryDlq: DeliveryDlq;
   /**
    * The step's own settings; QUEUE_URL, DLQ_URL, PIPELINE_BUS and ACCOUNT_ID are added here.
    * Blank values are left out. Each must be declared for the step in shared/environment.json,
@@ -60,6 +63,12 @@ export interface StepProps {
    * (routing.json 'metrics' quota_warning): for the expire steps, which check the quotas.
    */
   readonly quotaWarningAlarm?: boolean;
+  /**
+   * The step sweeps many resources or snapshots (create-snapshot, expire, reconcile) and goes on
+   * past one that fails, reporting it with the ResourceFailed metric: alarmed, since the run itself
+   * succeeds when the failure cannot pass by retrying.
+   */
+  readonly sweepAlarm?: boolean;
   /**
    * Alarm `snapferry-backup-overdue` when the step reports a backup overdue (routing.json
    * 'metrics' backup_overdue): for the reconcile steps, one per stack.
@@ -204,31 +213,22 @@ export class Step extends Construct {
     // shared/permissions.json: stepsFor (steps.ts) adds them.
 
     for (const r of fn.rules) {
-      new events.Rule(this, r.name, {
+      const rule = new events.Rule(this, r.name, {
         ruleName: r.name,
         eventBus: r.bus === 'pipeline' ? props.pipelineBus : undefined,
         schedule: r.schedule !== undefined ? events.Schedule.expression(r.schedule) : undefined,
         eventPattern: r.pattern !== undefined ? cdkEventPattern(r.pattern) : undefined,
-        targets: [new targets.SqsQueue(this.queue)],
       });
+      // What EventBridge cannot put in the queue goes to the stack's delivery DLQ, not lost.
+      props.deliveryDlq.deliverToQueue(rule, this.queue);
     }
 
     const action = new cwActions.SnsAction(props.alarmTopic);
     const alarm = (alarmId: string, alarmName: string, description: string, metric: cloudwatch.Metric) => {
-      const a = metric.createAlarm(this, alarmId, {
-        alarmName,
-        alarmDescription: description,
-        threshold: 1,
-        evaluationPeriods: 1,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-      });
-      a.addAlarmAction(action);
-      this.alarms.push(a);
+      this.alarms.push(firstOccurrenceAlarm(this, alarmId, { alarmName, description, metric, topic: props.alarmTopic }));
     };
-    alarm('DlqAlarm', `${dlqName(fn)}-not-empty`,
-      `A message reached ${dlqName(fn)}: look at it, fix the cause, then redrive it (StartMessageMoveTask).`,
-      this.dlq.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1), statistic: 'Maximum' }));
+    this.alarms.push(dlqAlarm(this, 'DlqAlarm', this.dlq, dlqName(fn),
+      `A message reached ${dlqName(fn)}: look at it, fix the cause, then redrive it (StartMessageMoveTask).`, props.alarmTopic));
     alarm('ErrorsAlarm', `${name}-errors`, `${name} failed an invocation.`,
       this.function.metricErrors({ period: Duration.minutes(5), statistic: 'Sum' }));
     alarm('ThrottlesAlarm', `${name}-throttles`, `${name} was throttled.`,
@@ -244,6 +244,19 @@ export class Step extends Construct {
         new cloudwatch.Metric({
           namespace: routing.metrics.namespace,
           metricName: routing.metrics.quota_full,
+          dimensionsMap: { Step: fn.name },
+          period: Duration.minutes(5),
+          statistic: 'Sum',
+        }));
+    }
+    if (props.sweepAlarm) {
+      alarm('ResourceFailedAlarm', `${name}-resource-failed`,
+        `${name} failed at a resource or snapshot and went on with the others. The "Snapshot Rejected" event and the log `
+        + 'name it and give AWS\'s reason (a disabled or inaccessible key, an invalid state, a refused deletion); fix the cause. '
+        + 'A failure that may pass by itself (throttling) also makes the run fail, to be retried and dead-lettered.',
+        new cloudwatch.Metric({
+          namespace: routing.metrics.namespace,
+          metricName: routing.metrics.resource_failed,
           dimensionsMap: { Step: fn.name },
           period: Duration.minutes(5),
           statistic: 'Sum',

@@ -23,6 +23,7 @@ export interface StepSettings {
   readonly maxConcurrency?: number;
   readonly quotaAlarm?: boolean;
   readonly quotaWarningAlarm?: boolean;
+  readonly sweepAlarm?: boolean;
   readonly backupOverdueAlarm?: boolean;
   readonly rpoMinutes?: number;
   /** The function's VPC (the restore step with data checks); absent: none. */
@@ -61,7 +62,7 @@ export function expireEnvironment(c: { retention: RetentionRule[]; expire: Expir
 }
 
 type Common = Omit<StepProps, 'routing' | 'fn' | 'environment' | 'platform' | 'maxConcurrency' | 'quotaAlarm' | 'quotaWarningAlarm'
-  | 'backupOverdueAlarm' | 'rpoMinutes' | 'vpc'>;
+  | 'sweepAlarm' | 'backupOverdueAlarm' | 'rpoMinutes' | 'vpc'>;
 
 export function stepsFor(
   scope: Construct, account: 'source' | 'target', routing: Routing,
@@ -100,7 +101,7 @@ export function stepsFor(
       const platform = Object.fromEntries(Object.entries(s.queueUrls ?? {}).map(([variable, other]) => [variable, built.get(other)!.queue.queueUrl]));
       built.set(fn.name, new Step(scope, pascal(fn.name), {
         ...common, routing, fn: { ...fn, rules }, environment: s.environment, platform, maxConcurrency: s.maxConcurrency,
-        quotaAlarm: s.quotaAlarm, quotaWarningAlarm: s.quotaWarningAlarm, backupOverdueAlarm: s.backupOverdueAlarm, rpoMinutes: s.rpoMinutes,
+        quotaAlarm: s.quotaAlarm, quotaWarningAlarm: s.quotaWarningAlarm, sweepAlarm: s.sweepAlarm, backupOverdueAlarm: s.backupOverdueAlarm, rpoMinutes: s.rpoMinutes,
         vpc: s.vpc,
       }));
     }

@@ -5,7 +5,6 @@
 import { Fn, RemovalPolicy, Stack, StackProps } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as events from 'aws-cdk-lib/aws-events';
-import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
@@ -13,6 +12,7 @@ import * as rds from 'aws-cdk-lib/aws-rds';
 import { Construct } from 'constructs';
 import { Config, ConfigError, copySlotsVariable, dataChecksJson } from './config';
 import { DATA_CHECK_STEP, DataCheckNetwork, endpointsFor } from './data-checks';
+import { DeliveryDlq } from './delivery';
 import { Arns, forwardedEvents, forwarderRoleName } from './iam';
 import { Operations } from './operations';
 import { loadPermissions, PERMISSIONS_FILE } from './permissions';
@@ -59,6 +59,10 @@ export class TargetStack extends Stack {
       }));
     }
 
+    const ops = new Operations(this, 'Operations', { dashboardName: 'snapferry-target', alarmEmail: config.alarmEmail });
+    // Every rule below, and each step's, dead-letters what EventBridge cannot deliver here.
+    const delivery = new DeliveryDlq(this, 'DeliveryDlq', { routing, alarmTopic: ops.topic });
+
     // The way back (routing.json copied_back): each source's "Snapshot Copied" events, once
     // its backup is copied here, go to that source's pipeline bus, where expire-snapshots
     // withdraws the share and deletes the intermediate copy that fed it. One rule per
@@ -74,15 +78,16 @@ export class TargetStack extends Stack {
     });
     for (const s of config.sources) {
       const back = copiedBackRule(routing, s.account);
-      new events.Rule(this, `CopiedBack${s.account}`, {
+      const rule = new events.Rule(this, `CopiedBack${s.account}`, {
         ruleName: back.name,
         eventBus: this.pipelineBus,
         eventPattern: cdkEventPattern(back.pattern),
-        // Adds events:PutEvents on that bus, and only that, to the role's policy.
-        targets: [new targets.EventBus(
-          events.EventBus.fromEventBusArn(this, `SourceBus${s.account}`, arns.eventBus(s.region, s.account, routing.pipeline_bus)),
-          { role: this.forwarder })],
       });
+      // Adds events:PutEvents on that bus, and only that, to the role's policy. What the source's
+      // bus refuses (its stack not deployed, its policy) goes to the delivery DLQ.
+      delivery.deliverToBus(rule,
+        events.EventBus.fromEventBusArn(this, `SourceBus${s.account}`, arns.eventBus(s.region, s.account, routing.pipeline_bus)),
+        this.forwarder);
     }
 
     this.targetKey = targetKey(this, 'TargetKey', { breakGlassRoleArn: target.breakGlassRoleArn });
@@ -137,7 +142,6 @@ export class TargetStack extends Stack {
       });
     }
 
-    const ops = new Operations(this, 'Operations', { dashboardName: 'snapferry-target', alarmEmail: config.alarmEmail });
     const extraKeyAliasArn = (r: string) => `arn:${this.partition}:kms:${r}:${this.account}:${TARGET_KEY_ALIAS}`;
 
     // As the restore step gets them: whether, and how often, copies are restore-tested.
@@ -191,6 +195,8 @@ export class TargetStack extends Stack {
         },
       },
       'expire-copies': {
+        // A resource it fails at is reported (ResourceFailed) and passed over.
+        sweepAlarm: true,
         environment: {
           KINDS: target.kinds.join(','),
           EXTRA_REGIONS: target.extraRegions.join(','),
@@ -202,6 +208,8 @@ export class TargetStack extends Stack {
         quotaWarningAlarm: true,
       },
       'reconcile-copies': {
+        // A resource it fails at is reported (ResourceFailed) and passed over.
+        sweepAlarm: true,
         environment: {
           EXTRA_REGIONS: target.extraRegions.join(','),
           GRACE_MINUTES: String(target.reconcile.graceMinutes),
@@ -224,6 +232,7 @@ export class TargetStack extends Stack {
     this.steps = stepsFor(this, 'target', routing, settings, {
       assetsDir: props.assetsDir,
       pipelineBus: this.pipelineBus,
+      deliveryDlq: delivery,
       memoryMb: config.lambdaMemoryMb,
       logRetentionDays: config.logRetentionDays,
       alarmTopic: ops.topic,
@@ -236,7 +245,7 @@ export class TargetStack extends Stack {
       extraRegionKeyAlias: TARGET_KEY_ALIAS,
       restoreSubnetGroup: RESTORE_SUBNET_GROUP,
     });
-    ops.addSteps(this.steps);
+    ops.addSteps(this.steps, delivery);
   }
 
   /**

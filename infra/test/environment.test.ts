@@ -9,6 +9,7 @@ import { describe, test } from 'node:test';
 import { Stack } from 'aws-cdk-lib';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as sns from 'aws-cdk-lib/aws-sns';
+import { DeliveryDlq } from '../lib/delivery';
 import { declaredFor, EnvironmentContract, ENVIRONMENT_FILE, environmentContract, loadEnvironment } from '../lib/environment';
 import { loadPermissions, PERMISSIONS_FILE } from '../lib/permissions';
 import { functionName, Routing, RoutingFunction } from '../lib/routing';
@@ -225,10 +226,12 @@ describe('synth-time guard', () => {
   /** Builds one step in a throwaway stack. */
   const build = (name: string, environment: Record<string, string | undefined>, withContract?: EnvironmentContract, platform?: Record<string, string>) => {
     const stack = new Stack(newApp(), 'Probe', { env: { account: '111111111111', region: 'eu-west-1' } });
+    const alarmTopic = new sns.Topic(stack, 'Topic');
     return new Step(stack, 'Step', {
       routing, fn: fnNamed(name), assetsDir, environment, contract: withContract, platform,
       pipelineBus: new events.EventBus(stack, 'Bus', { eventBusName: routing.pipeline_bus }),
-      alarmTopic: new sns.Topic(stack, 'Topic'),
+      deliveryDlq: new DeliveryDlq(stack, 'DeliveryDlq', { routing, alarmTopic }),
+      alarmTopic,
       memoryMb: 128, logRetentionDays: 1,
     });
   };
@@ -279,9 +282,11 @@ describe('synth-time guard', () => {
 
   test('stepsFor: another step\'s queue must be a step of the same stack, and no cycle', () => {
     const stack = new Stack(newApp(), 'Probe', { env: { account: '111111111111', region: 'eu-west-1' } });
+    const alarmTopic = new sns.Topic(stack, 'Topic');
     const common = {
-      assetsDir, memoryMb: 128, logRetentionDays: 1, alarmTopic: new sns.Topic(stack, 'Topic'),
+      assetsDir, memoryMb: 128, logRetentionDays: 1, alarmTopic,
       pipelineBus: new events.EventBus(stack, 'Bus', { eventBusName: routing.pipeline_bus }),
+      deliveryDlq: new DeliveryDlq(stack, 'DeliveryDlq', { routing, alarmTopic }),
     };
     const scopes = { kinds: ['db-instance' as const], extraRegions: [], sharingKeyArn: 'k' };
     const permissions = loadPermissions(PERMISSIONS_FILE, routing);

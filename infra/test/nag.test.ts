@@ -3,10 +3,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Stack } from 'aws-cdk-lib';
+import * as events from 'aws-cdk-lib/aws-events';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { AwsSolutionsChecks } from 'cdk-nag';
+import { DeliveryDlq } from '../lib/delivery';
 import { acknowledgeWildcards } from '../lib/nag';
-import { ebsConfig, newApp, synthExample } from './helpers';
+import { ebsConfig, newApp, routing, synthExample } from './helpers';
 
 const withEbs = () => {
   // Every EBS statement rendered in both accounts, EBS on the sharing key, the backup keys' break-glass denies.
@@ -54,4 +58,16 @@ test('"*" is acknowledged only for actions with no resource type, and only while
     ['AwsSolutions-IAM5[Resource::*]']);
   assert.deepEqual(findings([quotas, new iam.PolicyStatement({ actions: ['rds:DescribeDBLogFiles'], resources: ['*'] })]),
     ['AwsSolutions-IAM5[Resource::*]']);
+});
+
+test('SQS3 (a queue with no DLQ that is none) is acknowledged on the delivery DLQ only', () => {
+  const app = newApp();
+  const stack = new Stack(app, 'Probe', { env: { account: '111111111111', region: 'eu-west-1' } });
+  const delivery = new DeliveryDlq(stack, 'DeliveryDlq', { routing, alarmTopic: new sns.Topic(stack, 'Topic', { enforceSSL: true }) });
+  const queue = new sqs.Queue(stack, 'Queue', { encryption: sqs.QueueEncryption.SQS_MANAGED, enforceSSL: true });
+  delivery.deliverToQueue(new events.Rule(stack, 'Rule', { schedule: events.Schedule.expression('rate(1 hour)') }), queue);
+  const violations = new AwsSolutionsChecks(app).validateScope(app).violations;
+  // The step-like queue without a redrive policy is still a finding; the delivery DLQ (EventBridge's DLQ) is not.
+  assert.deepEqual(violations.filter((v) => v.ruleName === 'AwsSolutions-SQS3').flatMap((v) => v.violatingResources.map((r) => r.constructPath)),
+    ['Probe/Queue/Resource']);
 });

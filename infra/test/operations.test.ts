@@ -80,8 +80,13 @@ describe('every queue', () => {
   for (const [side, t] of Object.entries(templates)) {
     test(`${side}: a DLQ (redrive) on each work queue, SSE and TLS-only`, () => {
       const queues = resources(t, 'AWS::SQS::Queue');
-      const dlqIds = new Set(Object.values(queues).filter((q) => q.Properties.RedrivePolicy)
-        .map((q) => q.Properties.RedrivePolicy.deadLetterTargetArn['Fn::GetAtt'][0]));
+      // A DLQ is a redrive policy's, or EventBridge's for a rule's targets (the delivery DLQ: delivery.test.ts).
+      const dlqIds = new Set([
+        ...Object.values(queues).filter((q) => q.Properties.RedrivePolicy)
+          .map((q) => q.Properties.RedrivePolicy.deadLetterTargetArn['Fn::GetAtt'][0]),
+        ...Object.values(resources(t, 'AWS::Events::Rule')).flatMap((r) => r.Properties.Targets)
+          .map((x: any) => x.DeadLetterConfig?.Arn?.['Fn::GetAtt']?.[0]),
+      ]);
       for (const [id, q] of Object.entries(queues)) {
         assert.ok(q.Properties.RedrivePolicy || dlqIds.has(id), `${q.Properties.QueueName} has no DLQ and is none`);
         assert.equal(q.Properties.SqsManagedSseEnabled, true);
@@ -163,6 +168,24 @@ describe('alarms', () => {
       // Says what to do about it.
       for (const words of ['Delete manual snapshots', 'raise the quota in Service Quotas', 'ManualSnapshots', 'ManualClusterSnapshots']) {
         assert.ok(AlarmDescription.includes(words), `${AlarmDescription} lacks ${words}`);
+      }
+    });
+  }
+
+  // The sweeping steps go on past a resource they fail at and count it (routing.json
+  // resource_failed); the run succeeds, so only this alarm tells anyone.
+  const sweeps = ['create-snapshot', 'expire-snapshots', 'reconcile-snapshots', 'expire-copies', 'reconcile-copies'];
+  for (const fn of routing.functions) {
+    test(`${fn.name}: ${sweeps.includes(fn.name) ? 'an alarm' : 'no alarm'} on ${routing.metrics.namespace}/${routing.metrics.resource_failed} (Step=${fn.name})`, () => {
+      const found = Object.values(resources(templateFor(synth, fn.account), 'AWS::CloudWatch::Alarm'))
+        .filter((a) => a.Properties.Namespace === routing.metrics.namespace && a.Properties.MetricName === routing.metrics.resource_failed
+          && JSON.stringify(a.Properties.Dimensions) === JSON.stringify([{ Name: 'Step', Value: fn.name }]));
+      assert.equal(found.length, sweeps.includes(fn.name) ? 1 : 0);
+      if (found.length === 1) {
+        const topic = Object.keys(resources(templateFor(synth, fn.account), 'AWS::SNS::Topic'))[0];
+        assert.equal(found[0].Properties.AlarmName, `${functionName(fn)}-resource-failed`);
+        assert.deepEqual(found[0].Properties.AlarmActions, [{ Ref: topic }]);
+        assert.ok(found[0].Properties.AlarmDescription.includes('Snapshot Rejected'));
       }
     });
   }

@@ -228,14 +228,17 @@ impl<'a> Lineage<'a> {
     /// lacks that may be added later: its users' tags, and the set and the source's
     /// figures, which only the pipeline's event brings. The rest of the lineage stays as
     /// first written.
+    /// Users' tags only as far as they fit beside the room kept for snapferry's later ones.
     pub fn lacking(&self, wanted: &Tags) -> Tags {
         let later = [tags::SET, tags::SET_SIZE, tags::SOURCE_DATA];
-        wanted
+        let (ours, users): (Tags, Tags) = wanted
             .iter()
             .filter(|(k, _)| !k.starts_with(tags::OWN_PREFIX) || later.contains(&k.as_str()))
             .filter(|(k, _)| !self.tags.contains_key(*k))
             .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
+            .partition(|(k, _)| k.starts_with(tags::OWN_PREFIX));
+        let fit = tags::room(self.tags).saturating_sub(self.tags.len());
+        ours.into_iter().chain(users.into_iter().take(fit)).collect()
     }
 }
 

@@ -230,6 +230,13 @@ impl Handler {
             let started = Step::CopyStarted { destination_region: self.ctx.region().to_string() };
             self.ctx.publish(&[event.next(existing.to_ref(), started)]).await?;
             return match existing.status {
+                // Announced already, yet the source announces its share again: its reconcile
+                // does so while no "Snapshot Copied" came back, so that one was lost. Said again
+                // (never copied again), so the source can release the share.
+                Status::Available if Lineage::of(&existing).has(Mark::Copied) => {
+                    self.announce(&existing).await?;
+                    Ok(Outcome::Done)
+                }
                 Status::Available => self.on_copy_available(existing).await,
                 _ => self.recheck(store.as_ref(), &existing, 0),
             };
@@ -322,19 +329,8 @@ impl Handler {
             // Announced already: this is the re-check behind an event that did come.
             return Ok(Outcome::Done);
         }
-        let Some(origin) = Lineage::of(&copy).origin() else {
-            return Err(Error::BadInput(format!("{} has no lineage tags; not a snapferry copy", copy.arn)));
-        };
-        let correlation_id = Lineage::of(&copy).correlation_id();
-        // A home copy names the shared snapshot it was copied from, the one the source may
-        // stop sharing; a copy in an extra region was copied from the home copy.
-        let home = copy.region == self.ctx.region();
-        let copied_from = home.then(|| Lineage::of(&copy).copied_from().map(str::to_string)).flatten();
-        let announce =
-            PipelineEvent::new(correlation_id.clone(), copy.to_ref(), origin.clone(), Step::Copied { copied_from });
-        self.ctx.publish(&[announce]).await?;
-        info!(copy_arn = copy.arn, correlation_id, "copied");
-        if home {
+        let (origin, correlation_id) = self.announce(&copy).await?;
+        if copy.region == self.ctx.region() {
             for (region, _) in &self.config.extra_regions {
                 self.start_copy_to_region(&copy, &origin, region, &correlation_id).await?;
             }
@@ -344,6 +340,23 @@ impl Handler {
         let stamp = lineage::stamp(Mark::Copied, self.ctx.now());
         self.ctx.stores.store_in(copy.kind, &copy.region).tag(&copy, &stamp).await?;
         Ok(Outcome::Done)
+    }
+
+    /// Publishes "Snapshot Copied" for `copy`; its origin and run, as its lineage records them.
+    async fn announce(&self, copy: &Snapshot) -> Result<(SnapshotRef, String)> {
+        let Some(origin) = Lineage::of(copy).origin() else {
+            return Err(Error::BadInput(format!("{} has no lineage tags; not a snapferry copy", copy.arn)));
+        };
+        let correlation_id = Lineage::of(copy).correlation_id();
+        // A home copy names the shared snapshot it was copied from, the one the source may
+        // stop sharing; a copy in an extra region was copied from the home copy.
+        let home = copy.region == self.ctx.region();
+        let copied_from = home.then(|| Lineage::of(copy).copied_from().map(str::to_string)).flatten();
+        let announce =
+            PipelineEvent::new(correlation_id.clone(), copy.to_ref(), origin.clone(), Step::Copied { copied_from });
+        self.ctx.publish(&[announce]).await?;
+        info!(copy_arn = copy.arn, correlation_id, "copied");
+        Ok((origin, correlation_id))
     }
 
     /// Starts the copy of the home copy `copy` into `region` here and now, so it starts as

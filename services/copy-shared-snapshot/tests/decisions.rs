@@ -7,6 +7,7 @@ use snapferry::config::Env;
 use snapferry::error::Retry;
 use snapferry::events::{PipelineEvent, RecheckWhat, SnapshotRef, Step};
 use snapferry::inbound::Incoming;
+use snapferry::lineage::{self, Lineage, Mark};
 use snapferry::memory::{Cloud, deliver, step_env};
 use snapferry::sqs::Outcome;
 use snapferry::step::PipelineStep;
@@ -178,6 +179,25 @@ async fn the_copy_records_the_origin_aws_reports_and_names_what_it_copied() {
 }
 
 #[tokio::test]
+async fn a_lost_snapshot_copied_is_said_again_when_the_source_announces_its_share_again() {
+    let cloud = Cloud::new();
+    let (s, event) = shared(&cloud, DbInstance, SOURCE, "snap-1").await;
+    let h = handler(&cloud, config());
+    h.step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap();
+    cloud.complete_all();
+    let [copy]: [Snapshot; 1] = copies(&cloud, REGION).try_into().unwrap();
+    h.step(deliver::rds_event(&copy, "RDS-EVENT-0197"), deliver::record()).await.unwrap();
+    assert!(steps(&cloud.take_published()).contains(&"Snapshot Copied"));
+    // That "Snapshot Copied" never reached the source, whose reconcile announces the share again.
+    h.step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap();
+    let events = cloud.take_published();
+    let copied: Vec<_> = events.iter().filter(|e| matches!(e.step, Step::Copied { .. })).collect();
+    let [again] = &copied[..] else { panic!("said again: {events:?}") };
+    assert_eq!(again.step, Step::Copied { copied_from: Some(s.arn.clone()) });
+    assert_eq!(copies(&cloud, REGION).len(), 1, "never copied again");
+}
+
+#[tokio::test]
 async fn tags_from_the_source_are_data_not_state() {
     let cloud = Cloud::new();
     let (_, mut event) = shared(&cloud, DbInstance, SOURCE, "snap-1").await;
@@ -191,8 +211,18 @@ async fn tags_from_the_source_are_data_not_state() {
     assert!(!copy.tags.contains_key(tags::VERIFIED_AT), "a forged verified-at would skip the restore test");
     assert!(!copy.tags.contains_key(tags::CREATED_AT));
     assert_eq!(copy.tags.get(tags::STEP).map(String::as_str), Some("copy"), "our lineage wins");
-    assert_eq!(copy.tags.len(), tags::MAX_TAGS, "as many of the source's as fit in AWS's limit");
+    assert_eq!(copy.tags.len(), tags::MAX_TAGS - tags::LATER.len(), "as many of the source's as fit");
     assert_eq!(copy.tags.get("Description").map(String::as_str), Some("nightly"), "in key order");
+    // Every tag a later step adds still fits in AWS's limit (the in-memory store refuses a
+    // 51st, as RDS and EC2 do): announced, restore-tested, verified, reconciled, released.
+    let store = cloud.stores(TARGET, REGION).store(DbInstance);
+    let at = cloud.now();
+    for mark in [Mark::Copied, Mark::RestoreTested, Mark::RestoreFailed, Mark::Reconciled, Mark::Released] {
+        store.tag(&copy, &lineage::stamp(mark, at)).await.unwrap_or_else(|e| panic!("{mark:?}: {e}"));
+    }
+    store.tag(&copy, &lineage::verified(at, 300.0, Some(60.0))).await.unwrap();
+    let again = lineage::made_again(&Lineage::of(&store.describe(&copy.id).await.unwrap().unwrap()), at);
+    assert!(again.len() <= tags::MAX_TAGS, "a copy made again fits too: {}", again.len());
 }
 
 #[tokio::test]

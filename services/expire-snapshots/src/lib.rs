@@ -211,8 +211,10 @@ impl Handler {
         }
         for ((_, resource), snapshots) in groups {
             let Some(rule) = retention::rule_for(&self.config.rules, &resource, region) else { continue };
+            // By the data's time: a copy made late (a backlog, a replay) counts for the day
+            // its snapshot was taken, not the day it was copied.
             let dated: Vec<(String, DateTime<Utc>)> =
-                snapshots.iter().filter_map(|s| Some((s.id.clone(), s.created_at?))).collect();
+                snapshots.iter().filter_map(|s| Some((s.id.clone(), taken_at(s)?))).collect();
             let kept = rule.kept(&dated, now);
             if kept.is_empty() && !self.config.allow_delete_all {
                 warn!(resource, region, rule = ?rule.criteria(), "the rules would delete every snapshot of this resource; none deleted (ALLOW_DELETE_ALL is off)");
@@ -221,7 +223,7 @@ impl Handler {
             let newest_verified = snapshots
                 .iter()
                 .filter(|s| Lineage::of(s).has(Mark::Verified))
-                .max_by_key(|s| s.created_at)
+                .max_by_key(|s| taken_at(s))
                 .map(|s| s.id.clone());
             let mut doomed = Vec::new();
             for s in snapshots {
@@ -437,6 +439,12 @@ impl Handler {
         info!(snapshot_arn = s.arn, account = sender, "share withdrawn: the backup account has its copy");
         Ok(Outcome::Done)
     }
+}
+
+/// When the data of `s` was taken: a copy's snapshot's time, as AWS reported it when it was
+/// copied; a scheduled snapshot's own.
+fn taken_at(s: &Snapshot) -> Option<DateTime<Utc>> {
+    Lineage::of(s).snapshot_taken_at().or(s.created_at)
 }
 
 /// The account and resource a snapshot is of: the source database or volume (copies

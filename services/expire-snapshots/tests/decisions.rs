@@ -361,6 +361,25 @@ async fn one_snapshot_that_cannot_be_deleted_does_not_stop_the_others() {
 }
 
 #[tokio::test]
+async fn copies_are_kept_by_the_day_their_data_was_taken_not_the_day_they_were_copied() {
+    let cloud = Cloud::new();
+    // A backlog: five daily snapshots, all copied on the 6th.
+    let copies: Vec<Snapshot> = (1..=5)
+        .map(|d| {
+            let mut c = ours(&cloud, "copy", DbInstance, REGION, "db", day(10, 6) + Duration::minutes(i64::from(d)));
+            c.tags.insert(tags::SNAPSHOT_TAKEN_AT.into(), tags::timestamp_value(day(10, d)));
+            cloud.put_snapshot(c.clone());
+            c
+        })
+        .collect();
+    cloud.set_now(day(10, 7));
+    schedule(&handler(&cloud, config(BACKUP_STEP, r#"[{"daily": 7}]"#))).await;
+    let left = names(&cloud, TARGET, REGION);
+    assert_eq!(left.len(), 5, "five days of data, five daily points: {left:?}");
+    assert!(copies.iter().all(|c| left.contains(&c.name)));
+}
+
+#[tokio::test]
 async fn a_nearly_full_quota_is_warned_about() {
     for (held, warned) in [(7, false), (8, true)] {
         let cloud = Cloud::new();
