@@ -83,6 +83,8 @@ pub struct DeadLetter {
     /// Why it failed: the reason snapferry recorded, or SQS's own redrive.
     pub reason: String,
     pub code: Option<String>,
+    /// The account of the resource it is about, where the message names it.
+    pub account: Option<String>,
     pub resource: Option<String>,
     pub correlation_id: Option<String>,
     pub sent_at: Option<chrono::DateTime<chrono::Utc>>,
@@ -228,13 +230,23 @@ fn dead_letter(m: &Message) -> DeadLetter {
         m.message_attributes().map(|a| a.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
     let text = |name: &str| attributes.get(name).and_then(|v| v.string_value()).map(str::to_string);
     let body = m.body().unwrap_or_default().to_string();
-    let (resource, correlation_id) = match parse_message(&body) {
-        Ok(Incoming::Pipeline(e)) => (Some(e.detail.origin.resource_id.clone()), Some(e.detail.correlation_id.clone())),
+    // Which account's resource: two sources may have databases of one name.
+    let (account, resource, correlation_id) = match parse_message(&body) {
+        Ok(Incoming::Pipeline(e)) => (
+            Some(e.detail.origin.account.clone()),
+            Some(e.detail.origin.resource_id.clone()),
+            Some(e.detail.correlation_id.clone()),
+        ),
         Ok(Incoming::Recheck(e)) => {
-            (e.detail.what.origin().map(|o| o.resource_id.clone()), Some(e.detail.correlation_id.clone()))
+            let origin = e.detail.what.origin();
+            (
+                origin.map(|o| o.account.clone()),
+                origin.map(|o| o.resource_id.clone()),
+                Some(e.detail.correlation_id.clone()),
+            )
         }
-        Ok(Incoming::Native(n)) => (n.resources.first().cloned(), None),
-        _ => (None, None),
+        Ok(Incoming::Native(n)) => (n.account.clone(), n.resources.first().cloned(), None),
+        _ => (None, None, None),
     };
     let sent_at = m
         .attributes()
@@ -245,6 +257,7 @@ fn dead_letter(m: &Message) -> DeadLetter {
         message_id: m.message_id().unwrap_or_default().to_string(),
         reason: text(ATTR_ERROR_REASON).unwrap_or_else(|| REDRIVEN.to_string()),
         code: text(ATTR_ERROR_CODE),
+        account,
         resource,
         correlation_id,
         sent_at,
@@ -527,15 +540,16 @@ pub fn grouped(letters: &[DeadLetter]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use chrono::TimeZone;
 
-    fn letter(id: &str, reason: &str, resource: Option<&str>, minute: u32) -> DeadLetter {
+    pub(crate) fn letter(id: &str, reason: &str, resource: Option<&str>, minute: u32) -> DeadLetter {
         DeadLetter {
             message_id: id.into(),
             reason: reason.into(),
             code: None,
+            account: None,
             resource: resource.map(str::to_string),
             correlation_id: resource.map(|r| format!("run-{r}")),
             sent_at: Some(chrono::Utc.with_ymd_and_hms(2026, 11, 27, 9, minute, 0).unwrap()),

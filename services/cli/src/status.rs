@@ -290,12 +290,22 @@ pub async fn collect(
                 continue;
             }
             let view = source.filter(|s| &s.account == account).and_then(|_| views.get(resource));
-            let about: Vec<&DeadLetter> =
-                letters.iter().filter(|d| d.resource.as_deref() == Some(resource.as_str())).collect();
+            let about = letters_about(&letters, account, resource);
             out.push(judge((account, resource, kind), view, copies, &elsewhere, &about, policy));
         }
     }
     Ok(out)
+}
+
+/// The dead letters about `account`'s `resource`, by (account, resource): another source's
+/// database of the same name is not this one. A letter that names no account (a native event
+/// without one) counts for every account's resource of its name.
+fn letters_about<'a>(letters: &'a [DeadLetter], account: &str, resource: &str) -> Vec<&'a DeadLetter> {
+    letters
+        .iter()
+        .filter(|d| d.resource.as_deref() == Some(resource))
+        .filter(|d| d.account.as_deref().is_none_or(|a| a == account))
+        .collect()
 }
 
 /// The table for people: one row per resource, sized to fit 80 columns.
@@ -390,6 +400,24 @@ pub fn exit_code(statuses: &[ResourceStatus]) -> ExitCode {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn dead_letters_count_for_the_account_and_resource_they_name() {
+        let letter = |account: Option<&str>, resource: &str| {
+            let mut d = dlq::tests::letter("m", "r", Some(resource), 0);
+            d.account = account.map(str::to_string);
+            d
+        };
+        let letters = [
+            letter(Some("111111111111"), "orders"),
+            letter(Some("444444444444"), "orders"),
+            letter(None, "orders"),
+            letter(Some("111111111111"), "billing"),
+        ];
+        let about = letters_about(&letters, "111111111111", "orders");
+        let accounts: Vec<_> = about.iter().map(|d| d.account.as_deref()).collect();
+        assert_eq!(accounts, [Some("111111111111"), None], "not the neighbour's database of the same name");
+    }
 
     fn at(hour: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 27, hour, 0, 0).unwrap()

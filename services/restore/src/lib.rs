@@ -184,7 +184,8 @@ impl Handler {
         self.ctx.recheck(Recheck::new(&event.correlation_id, 1, None, what))
     }
 
-    /// Every Nth copy of the same database: a copy is tested when it is the Nth since the
+    /// Every Nth copy of the same database (of the same source account: two sources' databases
+    /// of one name are two databases): a copy is tested when it is the Nth since the
     /// newest one whose test started (or none has), counted over the copies that exist now.
     /// Counting from the last test, not from the oldest copy, keeps the rate when retention
     /// deletes old copies (a position among the survivors would stay the same for ever).
@@ -194,6 +195,7 @@ impl Handler {
             return Ok(true);
         }
         let origin_resource = Lineage::of(copy).origin_resource();
+        let source_account = Lineage::of(copy).source_account();
         let mut siblings: Vec<_> = store
             .list_managed()
             .await?
@@ -201,6 +203,7 @@ impl Handler {
             .filter(|s| {
                 Lineage::of(s).is(MadeBy::Copy)
                     && Lineage::of(s).origin_resource() == origin_resource
+                    && Lineage::of(s).source_account() == source_account
                     && s.id != copy.id
                     && s.created_at <= copy.created_at
             })

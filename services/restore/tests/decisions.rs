@@ -61,6 +61,10 @@ fn copied(cloud: &Cloud, kind: ResourceKind, name: &str, resource: &str) -> (Sna
     (copy, event)
 }
 
+async fn store_delete(cloud: &Cloud, s: &Snapshot) {
+    cloud.stores(TARGET, REGION).store(s.kind).delete(s).await.unwrap();
+}
+
 /// Starts the restore test of `event`; returns the re-check it sends itself.
 async fn start_test(h: &Handler, event: &PipelineEvent) -> String {
     match h.step(deliver::pipeline(event, Some(TARGET)), deliver::record()).await.unwrap() {
@@ -215,6 +219,18 @@ async fn which_copies_are_tested() {
     // orders' copies 0, 1 and 3 are its 1st, 2nd and 3rd: the 1st and 3rd are tested;
     // billing's copy 2 is its 1st.
     assert_eq!(tested, vec![0, 2, 3]);
+
+    // Another source's database of the same name is counted on its own: its 1st copy is tested.
+    let (mut other, _) = copied(&cloud, DbInstance, "snapferry-copy-neighbour", "orders");
+    cloud.advance(Duration::hours(1));
+    other.tags.insert(tags::SOURCE_ACCOUNT.into(), "444444444444".into());
+    other.tags.insert(tags::SOURCE_ARN.into(), "arn:aws:rds:us-east-1:444444444444:snapshot:snapferry-orders".into());
+    other.created_at = Some(cloud.now());
+    cloud.put_snapshot(other.clone());
+    let event = PipelineEvent::new("run-n", other.to_ref(), other.to_ref(), Step::Copied { copied_from: None });
+    let outcome = h.step(deliver::pipeline(&event, Some(TARGET)), deliver::record()).await.unwrap();
+    assert!(matches!(outcome, Outcome::Later { .. }), "its own 1st copy: {outcome:?}");
+    store_delete(&cloud, &other).await;
 
     // Retention keeps only orders' newest copy before each new one: the count goes on from
     // the last test (a position among the survivors would be the same for every new copy,
