@@ -2,7 +2,7 @@
 //! source account, copy-shared-snapshot's into the backup account) do around the copy
 //! call. Admitting a copy into a free slot or saying when to look again ([`Copier::admit`],
 //! the line of [`crate::slots`]), timing a refusal for copies in progress
-//! ([`Copier::refused`]), making a failed copy again a bounded number of times
+//! ([`Copier::refused`]), the line's order, fair across sources ([`fair`]), making a failed copy again a bounded number of times
 //! ([`Copier::again`]), the re-check that backs up AWS's announcement of its end
 //! ([`Copier::recheck`]), and a full snapshot count quota ([`Copier::quota_full`]).
 //! [`StepContext`] keeps the ports and settings; the policy is here.
@@ -30,12 +30,42 @@ const BACKSTOP_FACTOR: u32 = 10;
 /// SQS delays a message by at most 15 minutes.
 const MAX_DELAY: Duration = Duration::from_secs(900);
 
+/// A copy waiting for a slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Waiting {
+    /// Whose copy it is: the source account, as AWS reports it.
+    pub source: String,
+    /// When the snapshot it copies was taken.
+    pub at: Option<DateTime<Utc>>,
+    /// The name its copy will have.
+    pub name: String,
+}
+
 /// The copies waiting for a store's slots, as the step that copies into it sees them.
 #[async_trait::async_trait]
 pub trait Line: Sync {
-    /// The copies into `store` that wait for its slots, as AWS shows them, oldest first,
-    /// named as their copies will be (those already there are left out by the caller).
-    async fn waiting(&self, store: &dyn SnapshotStore) -> Result<Vec<(Option<DateTime<Utc>>, String)>>;
+    /// The copies into `store` that wait for its slots, as AWS shows them, named as their
+    /// copies will be (those already there are left out by the caller), in any order.
+    async fn waiting(&self, store: &dyn SnapshotStore) -> Result<Vec<Waiting>>;
+}
+
+/// The line in the order slots go: round by round, one copy of each source a round (its
+/// oldest first), the older first within a round. A source that shares a backlog of old
+/// snapshots takes one slot a round, not every freed slot: another source's copy waits at
+/// most one copy per other waiting source.
+pub fn fair(mut waiting: Vec<Waiting>) -> Vec<Waiting> {
+    waiting.sort_by(|a, b| (a.at, &a.name).cmp(&(b.at, &b.name)));
+    let mut rounds: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    let mut ranked: Vec<(usize, Waiting)> = waiting
+        .into_iter()
+        .map(|w| {
+            let round = rounds.entry(w.source.clone()).or_default();
+            *round += 1;
+            (*round, w)
+        })
+        .collect();
+    ranked.sort_by(|(ra, a), (rb, b)| (ra, a.at, &a.name).cmp(&(rb, b.at, &b.name)));
+    ranked.into_iter().map(|(_, w)| w).collect()
 }
 
 /// A waiting copy's place in the line for its region's slots.
@@ -145,9 +175,9 @@ impl<'a> Copier<'a> {
         // comes back when the first copy ends, and looks again from there. Not in it (the
         // listing is older than the snapshot), it goes to its end.
         let mut waiting = line.waiting(store).await.unwrap_or_default();
-        waiting.retain(|(_, name)| !copies.names.contains(name));
-        waiting.sort();
-        let rank = waiting.iter().position(|(_, name)| name == target).unwrap_or(waiting.len());
+        waiting.retain(|w| !copies.names.contains(&w.name));
+        let waiting = fair(waiting);
+        let rank = waiting.iter().position(|w| w.name == target).unwrap_or(waiting.len());
         let moment = slots::moment(self.ctx.now(), &copies.in_progress, slots, rank, self.ctx.env.recheck);
         Turn { rank, waiting: waiting.len().max(rank + 1), moment }
     }
@@ -239,4 +269,21 @@ impl<'a> Copier<'a> {
 /// Counts a full snapshot count quota for `step` (the stacks alarm on it).
 pub fn count_quota_full(ctx: &StepContext, step: &str) {
     ctx.metrics.count(&crate::routing::Routing::load().metrics.quota_full, step);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_line_takes_one_copy_of_each_source_a_round() {
+        let at = |m: i64| Some(DateTime::<Utc>::from_timestamp(1_800_000_000 + m * 60, 0).unwrap());
+        let w = |source: &str, m: i64, name: &str| Waiting { source: source.into(), at: at(m), name: name.into() };
+        // A flood of old shares from one source, then two of another's.
+        let mut line: Vec<Waiting> = (0..5).map(|i| w("444444444444", i, &format!("flood-{i}"))).collect();
+        line.push(w("111111111111", 100, "honest-1"));
+        line.push(w("111111111111", 101, "honest-2"));
+        let order: Vec<String> = fair(line).into_iter().map(|w| w.name).collect();
+        assert_eq!(order, ["flood-0", "honest-1", "flood-1", "honest-2", "flood-2", "flood-3", "flood-4"]);
+    }
 }

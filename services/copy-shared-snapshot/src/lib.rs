@@ -12,7 +12,7 @@ use regex::Regex;
 use snapferry::ResourceKind;
 use snapferry::arn::Arn;
 use snapferry::config::{Env, is_account_id};
-use snapferry::copy::{Copier, Line};
+use snapferry::copy::{Copier, Line, Waiting};
 use snapferry::error::{Error, Result, Retry};
 use snapferry::events::{PipelineEvent, Recheck, RecheckWhat, SnapshotRef, Step};
 use snapferry::inbound::Incoming;
@@ -567,12 +567,13 @@ fn is_our_copy(s: &Snapshot) -> bool {
 
 #[async_trait::async_trait]
 impl Line for Handler {
-    /// The copies into `store` that wait for its slots, as AWS shows them, oldest first:
-    /// into the home region, the allowlisted sources' available shared snapshots with no
-    /// copy here yet; into an extra region, the available home copies with no copy there
-    /// yet. Named as their copies will be. One more listing, made only while the slots are
-    /// full.
-    async fn waiting(&self, store: &dyn SnapshotStore) -> Result<Vec<(Option<chrono::DateTime<chrono::Utc>>, String)>> {
+    /// The copies into `store` that wait for its slots, as AWS shows them: into the home
+    /// region, the allowlisted sources' available shared snapshots with no copy here yet,
+    /// each of the account AWS says owns it; into an extra region, the available home copies
+    /// with no copy there yet, each of the source its lineage records (AWS's owner when it
+    /// was copied). Named as their copies will be. One more listing, made only while the
+    /// slots are full.
+    async fn waiting(&self, store: &dyn SnapshotStore) -> Result<Vec<Waiting>> {
         let line = if store.region() == self.ctx.region() {
             store
                 .shared_with_us()
@@ -581,7 +582,11 @@ impl Line for Handler {
                 .filter(|s| s.status == Status::Available && self.config.source_accounts.contains(&s.account))
                 // One never to be copied would hold its place at the head of the line.
                 .filter(|s| self.config.identifier_regex.as_ref().is_none_or(|re| re.is_match(&s.name)))
-                .map(|s| (s.created_at, naming::target_copy_id(&s.arn, s.created_at)))
+                .map(|s| Waiting {
+                    source: s.account.clone(),
+                    at: s.created_at,
+                    name: naming::target_copy_id(&s.arn, s.created_at),
+                })
                 .collect()
         } else {
             self.ctx
@@ -591,7 +596,11 @@ impl Line for Handler {
                 .await?
                 .iter()
                 .filter(|c| is_our_copy(c) && c.status == Status::Available)
-                .map(|c| (c.created_at, c.name.clone()))
+                .map(|c| Waiting {
+                    source: Lineage::of(c).source_account().unwrap_or_default().to_string(),
+                    at: c.created_at,
+                    name: c.name.clone(),
+                })
                 .collect()
         };
         Ok(line)

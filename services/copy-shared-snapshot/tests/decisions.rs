@@ -813,6 +813,30 @@ async fn a_refusal_for_copies_in_progress_is_timed_by_them_too() {
 }
 
 #[tokio::test]
+async fn a_source_that_floods_the_line_takes_one_slot_a_round_not_every_slot() {
+    const FLOODER: &str = "444444444444";
+    let cloud = Cloud::new();
+    for i in 0..6 {
+        shared(&cloud, DbCluster, FLOODER, &format!("old-{i}")).await;
+        cloud.advance(chrono::Duration::seconds(60));
+    }
+    let (_, honest) = shared(&cloud, DbCluster, SOURCE, "nightly").await;
+    copies_in_progress(&cloud, DbCluster, 2, 10);
+    let config =
+        Config { source_accounts: vec![SOURCE.into(), FLOODER.into()], copy_slots: vec![(DbCluster, 2)], ..config() };
+    let err =
+        handler(&cloud, config).step(deliver::pipeline(&honest, Some(SOURCE)), deliver::record()).await.unwrap_err();
+    // Oldest first across sources, it would be the 7th, two copy times later; fairly, the 2nd.
+    assert!(err.to_string().contains("7 copies waiting, this one 2"), "{err}");
+    let first = config_recheck() - std::time::Duration::from_secs(10);
+    assert_eq!(err.retry_after(), Some(first), "back when the first slots free");
+}
+
+fn config_recheck() -> std::time::Duration {
+    config().step.recheck
+}
+
+#[tokio::test]
 async fn the_copies_waiting_form_a_line_oldest_first_each_coming_back_when_its_turn_comes() {
     // Into the home region: the allowlisted sources' shared snapshots with no copy yet, the
     // oldest first; a stranger's share, or one IDENTIFIER_REGEX leaves out, is not in it.
