@@ -116,9 +116,32 @@ export interface CopyConfig {
    * account's quota is not AWS's default (COPY_SLOTS; unset: 20 DB instance, 5 Aurora, 20 EBS).
    */
   copySlots?: Partial<Record<Kind, number>>;
+  /**
+   * What one source account may take of the backup account (COPIES_HELD_PER_SOURCE,
+   * COPIES_IN_FLIGHT_PER_SOURCE); absent, or a field left out: the copy step's defaults, derived
+   * from AWS's quotas divided among the source accounts.
+   */
+  budgets?: CopyBudgets;
   recheckSeconds: number;
   maxConcurrency: number;
 }
+
+/** One source's budget in the backup account, per kind and region; a field left out: the default. */
+export interface CopyBudget {
+  /** Copies it may hold (COPIES_HELD_PER_SOURCE): past it, its shares are rejected. */
+  copiesHeld?: number;
+  /** Copies it may have in progress at once (COPIES_IN_FLIGHT_PER_SOURCE): past it, its next copy waits. */
+  copiesInFlight?: number;
+}
+
+/** `target.copy.budgets`: a budget for every source, and per source account (each one of `sources[].account`). */
+export interface CopyBudgets extends CopyBudget {
+  sources?: Record<string, CopyBudget>;
+}
+
+/** The fields of a budget, and the variable each becomes. */
+export const BUDGET_VARIABLES = { copiesHeld: 'COPIES_HELD_PER_SOURCE', copiesInFlight: 'COPIES_IN_FLIGHT_PER_SOURCE' } as const;
+export type BudgetField = keyof typeof BUDGET_VARIABLES;
 
 /** EBS Snapshot Lock modes (EC2 API Reference, LockSnapshot: LockMode). */
 export const LOCK_MODES = ['governance', 'compliance'] as const;
@@ -399,6 +422,13 @@ class Fields {
     return this.raw(key) === undefined ? undefined : this.bool(key);
   }
 
+  /** The object's own keys but `$comment`, marked read: for an object whose keys are names (accounts), not fields. */
+  keys(): string[] {
+    const keys = Object.keys(this.obj).filter((k) => k !== '$comment');
+    keys.forEach((k) => this.seen.add(k));
+    return keys;
+  }
+
   /** True if the object has the field (read or not). */
   has(key: string): boolean {
     return this.obj[key] !== undefined;
@@ -452,6 +482,78 @@ function copySlots(f: Fields): Partial<Record<Kind, number>> {
 export function copySlotsVariable(slots: Partial<Record<Kind, number>> | undefined): string | undefined {
   const pairs = KINDS.filter((k) => slots?.[k] !== undefined).map((k) => `${k}=${slots![k]}`);
   return pairs.length > 0 ? pairs.join(',') : undefined;
+}
+
+/**
+ * Bounds of a budget: at least 1 (a source allowed no copy would have every share rejected:
+ * take it out of the sources instead); at most the bounds of manualSnapshotQuota (held) and
+ * copySlots (in flight), as AWS's quotas can be raised that far.
+ */
+const BUDGET_BOUNDS: Record<BudgetField, [number, number]> = { copiesHeld: [1, 100000], copiesInFlight: [1, 1000] };
+
+/** The fields of one budget (the default, or a source's), each optional. */
+function budgetFields(f: Fields): CopyBudget {
+  const b: CopyBudget = {};
+  for (const key of Object.keys(BUDGET_VARIABLES) as BudgetField[]) {
+    const n = f.optionalInt(key, ...BUDGET_BOUNDS[key]);
+    if (n !== undefined) b[key] = n;
+  }
+  return b;
+}
+
+/**
+ * `target.copy.budgets`: a default for every source and budgets per source account. The
+ * accounts are checked against `sources[].account` in parseConfig, once the sources are read.
+ */
+function copyBudgets(f: Fields): CopyBudgets {
+  const budgets: CopyBudgets = budgetFields(f);
+  if (f.has('sources')) {
+    const s = f.object('sources');
+    const accounts = s.keys();
+    if (accounts.length === 0) throw new ConfigError(`${s.path}: expected at least one source account (leave it out for none)`);
+    budgets.sources = {};
+    for (const account of accounts) {
+      if (!ACCOUNT.test(account)) {
+        throw new ConfigError(`${s.at(account)}: expected a 12-digit AWS account id (a source account), got ${JSON.stringify(account)}`);
+      }
+      const a = s.object(account);
+      const b = budgetFields(a);
+      a.done();
+      if (Object.keys(b).length === 0) {
+        throw new ConfigError(`${a.path}: sets neither ${Object.keys(BUDGET_VARIABLES).join(' nor ')}; leave it out for the default`);
+      }
+      budgets.sources[account] = b;
+    }
+    s.done();
+  }
+  f.done();
+  if (Object.keys(budgets).length === 0) {
+    throw new ConfigError(`${f.path}: sets no budget; leave it out for the copy step's defaults (AWS's quotas divided among the sources)`);
+  }
+  return budgets;
+}
+
+/**
+ * COPIES_HELD_PER_SOURCE or COPIES_IN_FLIGHT_PER_SOURCE as the copy step reads it: `N` (every
+ * source) first, then `account=N` in account order; undefined (the variable left unset, the
+ * step derives its default) when no budget sets the field.
+ */
+export function budgetVariable(budgets: CopyBudgets | undefined, field: BudgetField): string | undefined {
+  if (budgets === undefined) return undefined;
+  const items = budgets[field] === undefined ? [] : [String(budgets[field])];
+  for (const account of Object.keys(budgets.sources ?? {}).sort()) {
+    const n = budgets.sources![account][field];
+    if (n !== undefined) items.push(`${account}=${n}`);
+  }
+  return items.length > 0 ? items.join(',') : undefined;
+}
+
+/** Both budget variables of the copy step, each left out (undefined) when nothing sets it. */
+export function budgetEnvironment(budgets: CopyBudgets | undefined): Record<(typeof BUDGET_VARIABLES)[BudgetField], string | undefined> {
+  return {
+    COPIES_HELD_PER_SOURCE: budgetVariable(budgets, 'copiesHeld'),
+    COPIES_IN_FLIGHT_PER_SOURCE: budgetVariable(budgets, 'copiesInFlight'),
+  };
 }
 
 const TAG_SELECTOR = /^[^=]+(=.*)?$/;
@@ -610,6 +712,7 @@ function target(f: Fields): TargetConfig {
     identifierRegex: c.trimmed('identifierRegex', c.regex('identifierRegex')),
     descriptionRegex: c.trimmed('descriptionRegex', c.regex('descriptionRegex')),
     copySlots: c.has('copySlots') ? copySlots(c.object('copySlots')) : undefined,
+    budgets: c.has('budgets') ? copyBudgets(c.object('budgets')) : undefined,
     recheckSeconds: c.int('recheckSeconds', 1, 900),
     // The SQS event source mapping's maximum concurrency (ScalingConfig.MaximumConcurrency),
     // not reserved concurrency: with reserved concurrency Lambda's throttled polls still count
@@ -941,6 +1044,15 @@ export function parseConfig(json: unknown): Config {
     if (a === config.target.account) throw new ConfigError(`sources[${i}].account: must differ from target.account (the backup account is isolated)`);
     if (accounts.indexOf(a) !== i) throw new ConfigError(`sources[${i}].account: ${a} is listed twice`);
   });
+
+  // A budget of an account the copy step does not copy from (SOURCE_ACCOUNTS is sources[].account)
+  // would never apply, and the step refuses it at init.
+  for (const a of Object.keys(config.target.copy.budgets?.sources ?? {})) {
+    if (!accounts.includes(a)) {
+      throw new ConfigError(`target.copy.budgets.sources.${a}: not a source account (sources[].account: ${accounts.join(', ')}); `
+        + 'the copy step copies only from those (SOURCE_ACCOUNTS), so the budget would never apply');
+    }
+  }
   return config;
 }
 

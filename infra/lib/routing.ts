@@ -51,6 +51,7 @@ export interface Routing {
     /** A snapshot share-snapshot shared without its source database's figures, which SOURCE_DATA_CHECKS asked for (a count; dimension Step). */
     source_data_unmeasured: string;
     resource_failed: string;
+    budget_exceeded: string;
   };
   functions: RoutingFunction[];
   /** One rule per backup account on a source's pipeline bus: its "Snapshot Shared" events, to that account's bus. */
@@ -67,7 +68,7 @@ export interface AccountRule {
 }
 
 /** The keys of routing.json's `metrics` (its `$comment` aside). */
-export const METRIC_KEYS = ['namespace', 'quota_full', 'quota_warning', 'backup_overdue', 'recovery_point', 'recovery_point_max', 'restore_seconds', 'data_recovery_point', 'source_data_unmeasured', 'resource_failed'] as const;
+export const METRIC_KEYS = ['namespace', 'quota_full', 'quota_warning', 'backup_overdue', 'recovery_point', 'recovery_point_max', 'restore_seconds', 'data_recovery_point', 'source_data_unmeasured', 'resource_failed', 'budget_exceeded'] as const;
 
 /** The per-account rule sections of routing.json. */
 export const ACCOUNT_RULES = ['cross_account', 'copied_back'] as const;

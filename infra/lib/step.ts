@@ -70,6 +70,13 @@ export interface StepProps {
    */
   readonly sweepAlarm?: boolean;
   /**
+   * Alarm when the step rejects a share because its source is past its budget in the backup
+   * account (routing.json 'metrics' budget_exceeded): for copy-shared-snapshot, whose
+   * COPIES_HELD_PER_SOURCE and COPIES_IN_FLIGHT_PER_SOURCE keep one source from taking the
+   * quotas every source shares.
+   */
+  readonly budgetAlarm?: boolean;
+  /**
    * Alarm `snapferry-backup-overdue` when the step reports a backup overdue (routing.json
    * 'metrics' backup_overdue): for the reconcile steps, one per stack.
    */
@@ -257,6 +264,23 @@ export class Step extends Construct {
         new cloudwatch.Metric({
           namespace: routing.metrics.namespace,
           metricName: routing.metrics.resource_failed,
+          dimensionsMap: { Step: fn.name },
+          period: Duration.minutes(5),
+          statistic: 'Sum',
+        }));
+    }
+    if (props.budgetAlarm) {
+      // The share is rejected ("Snapshot Rejected", not retried) and no invocation fails: only
+      // this alarm says a source's backups are no longer copied.
+      alarm('BudgetExceededAlarm', `${name}-source-budget-exceeded`,
+        `${name} rejected a share because its source account is past its budget in this account: it holds as many copies `
+        + 'as COPIES_HELD_PER_SOURCE allows, or waited past QUOTA_WAIT_HOURS for a copy in flight (COPIES_IN_FLIGHT_PER_SOURCE). '
+        + 'The "Snapshot Rejected" event names the source account and the budget; its backups are not copied until it has room. '
+        + 'Either that source floods the backup account or its budget is too small: look at its copies (retention, target.retention), '
+        + 'raise target.copy.budgets for it (target.copy.budgets.sources.<account>), or remove it from the allowlist (sources, SOURCE_ACCOUNTS).',
+        new cloudwatch.Metric({
+          namespace: routing.metrics.namespace,
+          metricName: routing.metrics.budget_exceeded,
           dimensionsMap: { Step: fn.name },
           period: Duration.minutes(5),
           statistic: 'Sum',

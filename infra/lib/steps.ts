@@ -24,6 +24,7 @@ export interface StepSettings {
   readonly quotaAlarm?: boolean;
   readonly quotaWarningAlarm?: boolean;
   readonly sweepAlarm?: boolean;
+  readonly budgetAlarm?: boolean;
   readonly backupOverdueAlarm?: boolean;
   readonly rpoMinutes?: number;
   /** The function's VPC (the restore step with data checks); absent: none. */
@@ -62,7 +63,7 @@ export function expireEnvironment(c: { retention: RetentionRule[]; expire: Expir
 }
 
 type Common = Omit<StepProps, 'routing' | 'fn' | 'environment' | 'platform' | 'maxConcurrency' | 'quotaAlarm' | 'quotaWarningAlarm'
-  | 'sweepAlarm' | 'backupOverdueAlarm' | 'rpoMinutes' | 'vpc'>;
+  | 'sweepAlarm' | 'budgetAlarm' | 'backupOverdueAlarm' | 'rpoMinutes' | 'vpc'>;
 
 export function stepsFor(
   scope: Construct, account: 'source' | 'target', routing: Routing,
@@ -102,7 +103,7 @@ export function stepsFor(
       built.set(fn.name, new Step(scope, pascal(fn.name), {
         ...common, routing, fn: { ...fn, rules }, environment: s.environment, platform, maxConcurrency: s.maxConcurrency,
         quotaAlarm: s.quotaAlarm, quotaWarningAlarm: s.quotaWarningAlarm, sweepAlarm: s.sweepAlarm, backupOverdueAlarm: s.backupOverdueAlarm, rpoMinutes: s.rpoMinutes,
-        vpc: s.vpc,
+        budgetAlarm: s.budgetAlarm, vpc: s.vpc,
       }));
     }
   }

@@ -10,7 +10,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as rds from 'aws-cdk-lib/aws-rds';
 import { Construct } from 'constructs';
-import { Config, ConfigError, copySlotsVariable, dataChecksJson } from './config';
+import { budgetEnvironment, Config, ConfigError, copySlotsVariable, dataChecksJson } from './config';
 import { DATA_CHECK_STEP, DataCheckNetwork, endpointsFor } from './data-checks';
 import { DeliveryDlq } from './delivery';
 import { Arns, forwardedEvents, forwarderRoleName } from './iam';
@@ -159,6 +159,9 @@ export class TargetStack extends Stack {
           IDENTIFIER_REGEX: target.copy.identifierRegex,
           DESCRIPTION_REGEX: target.copy.descriptionRegex,
           COPY_SLOTS: copySlotsVariable(target.copy.copySlots),
+          // What one source may take of this account; unset unless configured (the step then
+          // divides AWS's quotas among SOURCE_ACCOUNTS).
+          ...budgetEnvironment(target.copy.budgets),
           RECHECK_SECONDS: String(target.copy.recheckSeconds),
         },
         // Copies in progress are capped at 20 per destination region (RDS User Guide,
@@ -168,6 +171,8 @@ export class TargetStack extends Stack {
         maxConcurrency: target.copy.maxConcurrency,
         // Copies count against the backup account's manual snapshot quota, per region.
         quotaAlarm: true,
+        // A share rejected because its source is past its budget (SourceBudgetExceeded).
+        budgetAlarm: true,
       },
       restore: {
         environment: {

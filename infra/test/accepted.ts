@@ -44,8 +44,9 @@ const sqlAtTheLimit = () => {
  * Every optional feature on, as the local host renders its environments for `snapferry-local
  * local-env` (local/src/pipeline.rs, PipelineOptions::everything): every kind, selection by
  * identifiers, regex, tag and instance tag, both retention lists, an extra region, the copy
- * regexes, copy slots, data checks and source data checks, a governance lock. Not here, as the
- * local host has no option for them: a restore instance class and zone, the compliance opt-in.
+ * regexes, copy slots, budgets per source (with the local host's second source, 444444444444),
+ * data checks and source data checks, a governance lock. Not here, as the local host has no
+ * option for them: a restore instance class and zone, the compliance opt-in.
  */
 export const everything: Sample = {
   name: 'every optional feature on (as snapferry-local local-env)',
@@ -58,6 +59,9 @@ export const everything: Sample = {
     c.target.retention = [{ resources: '^prod-', regions: ['eu-west-1'], keep_last: 2 }, { daily: 7, monthly: 12 }];
     c.target.copy.descriptionRegex = '.*';
     c.target.copy.copySlots = { 'db-instance': 20, 'db-cluster': 5, ebs: 20 };
+    // COPIES_HELD_PER_SOURCE=40,444444444444=10 and COPIES_IN_FLIGHT_PER_SOURCE=4, as the local host's.
+    c.sources.push({ ...structuredClone(s), account: '444444444444' });
+    c.target.copy.budgets = { copiesHeld: 40, copiesInFlight: 4, sources: { 444444444444: { copiesHeld: 10 } } };
     Object.assign(c.target.restoreTest, { lockMode: 'governance', lockDays: 7 });
   },
 };
@@ -219,6 +223,20 @@ export const ACCEPTED: Sample[] = [
       c.target.copy.identifierRegex = '^snapferry-[[:alnum:]-]+\\z';
       c.target.copy.descriptionRegex = '\\(?!\\) \\\\1 \\{x\\} \\[y\\]';
       c.target.retention = [{ resources: '^prod-\\p{L}+[\\w.-]*$', keep_last: 3 }, { keep_last: 7 }];
+    },
+  },
+  {
+    // Both shapes of the grammar: a bare default with accounts (held), accounts alone (in flight); the bounds; accounts out of order.
+    name: 'budgets per source: a default and two source accounts, at the bounds',
+    change: (c) => {
+      c.sources.push({ ...structuredClone(c.sources[0]), account: '333333333333' });
+      c.target.copy.budgets = {
+        copiesHeld: 40,
+        sources: {
+          333333333333: { copiesHeld: 100000, copiesInFlight: 1000 },
+          111111111111: { copiesHeld: 1, copiesInFlight: 1 },
+        },
+      };
     },
   },
   everything,

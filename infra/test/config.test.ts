@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
-import { ConfigError, dataChecksJson, loadConfig, MAX_DATA_CHECKS_BYTES, parseConfig } from '../lib/config';
+import { budgetEnvironment, ConfigError, dataChecksJson, loadConfig, MAX_DATA_CHECKS_BYTES, parseConfig } from '../lib/config';
 import { declaredFor, environmentContract } from '../lib/environment';
 import { INFRA_DIR } from '../lib/routing';
 import { ACCEPTED, acceptedConfig } from './accepted';
@@ -77,6 +77,44 @@ describe('config', () => {
       /^target\.copy\.copySlots\.db-cluster: expected an integer from 1 to 1000, got 0$/],
     ['copy slots of a kind that is not one', (c) => { c.target.copy.copySlots = { 'db-snapshot': 5 }; },
       /^target\.copy\.copySlots\.db-snapshot: unknown field$/],
+    // Budgets per source (COPIES_HELD_PER_SOURCE, COPIES_IN_FLIGHT_PER_SOURCE); the example has one source, 111111111111.
+    ['budgets that are not an object', (c) => { c.target.copy.budgets = 50; }, /^target\.copy\.budgets: expected an object$/],
+    ['budgets that set nothing', (c) => { c.target.copy.budgets = {}; },
+      /^target\.copy\.budgets: sets no budget; leave it out for the copy step's defaults \(AWS's quotas divided among the sources\)$/],
+    ['a held budget of 0', (c) => { c.target.copy.budgets = { copiesHeld: 0 }; },
+      /^target\.copy\.budgets\.copiesHeld: expected an integer from 1 to 100000, got 0$/],
+    ['a held budget over 100000', (c) => { c.target.copy.budgets = { copiesHeld: 100001 }; },
+      /^target\.copy\.budgets\.copiesHeld: expected an integer from 1 to 100000, got 100001$/],
+    ['a fractional in-flight budget', (c) => { c.target.copy.budgets = { copiesInFlight: 1.5 }; },
+      /^target\.copy\.budgets\.copiesInFlight: expected an integer from 1 to 1000, got 1\.5$/],
+    ['an in-flight budget over 1000', (c) => { c.target.copy.budgets = { copiesInFlight: 1001 }; },
+      /^target\.copy\.budgets\.copiesInFlight: expected an integer from 1 to 1000, got 1001$/],
+    ['a budget as a string', (c) => { c.target.copy.budgets = { copiesHeld: '20' }; },
+      /^target\.copy\.budgets\.copiesHeld: expected an integer from 1 to 100000, got "20"$/],
+    ['an unknown budget field', (c) => { c.target.copy.budgets = { copiesHeld: 20, maxCopies: 20 }; },
+      /^target\.copy\.budgets\.maxCopies: unknown field$/],
+    ['a snake_case budget field', (c) => { c.target.copy.budgets = { copies_in_flight: 2 }; },
+      /^target\.copy\.budgets\.copies_in_flight: unknown field$/],
+    ['budget sources that are a list', (c) => { c.target.copy.budgets = { sources: [{ account: '111111111111', copiesHeld: 5 }] }; },
+      /^target\.copy\.budgets\.sources: expected an object$/],
+    ['no source in budget sources', (c) => { c.target.copy.budgets = { copiesHeld: 20, sources: {} }; },
+      /^target\.copy\.budgets\.sources: expected at least one source account \(leave it out for none\)$/],
+    ['a budget source that is no account id', (c) => { c.target.copy.budgets = { sources: { prod: { copiesHeld: 5 } } }; },
+      /^target\.copy\.budgets\.sources\.prod: expected a 12-digit AWS account id \(a source account\), got "prod"$/],
+    ['a budget of an account that is not a source', (c) => { c.target.copy.budgets = { sources: { 111111111111: { copiesHeld: 5 }, 333333333333: { copiesHeld: 5 } } }; },
+      /^target\.copy\.budgets\.sources\.333333333333: not a source account \(sources\[\]\.account: 111111111111\); the copy step copies only from those \(SOURCE_ACCOUNTS\), so the budget would never apply$/],
+    ['a budget of the backup account itself', (c) => { c.target.copy.budgets = { sources: { 222222222222: { copiesInFlight: 2 } } }; },
+      /^target\.copy\.budgets\.sources\.222222222222: not a source account/],
+    ['a source budget that is a number', (c) => { c.target.copy.budgets = { sources: { 111111111111: 5 } }; },
+      /^target\.copy\.budgets\.sources\.111111111111: expected an object$/],
+    ['a source budget that sets nothing', (c) => { c.target.copy.budgets = { copiesHeld: 20, sources: { 111111111111: {} } }; },
+      /^target\.copy\.budgets\.sources\.111111111111: sets neither copiesHeld nor copiesInFlight; leave it out for the default$/],
+    ['a source in-flight budget of 0', (c) => { c.target.copy.budgets = { sources: { 111111111111: { copiesInFlight: 0 } } }; },
+      /^target\.copy\.budgets\.sources\.111111111111\.copiesInFlight: expected an integer from 1 to 1000, got 0$/],
+    ['a negative source held budget', (c) => { c.target.copy.budgets = { sources: { 111111111111: { copiesHeld: -1 } } }; },
+      /^target\.copy\.budgets\.sources\.111111111111\.copiesHeld: expected an integer from 1 to 100000, got -1$/],
+    ['an unknown source budget field', (c) => { c.target.copy.budgets = { sources: { 111111111111: { copiesHeld: 5, copiesInflight: 2 } } }; },
+      /^target\.copy\.budgets\.sources\.111111111111\.copiesInflight: unknown field$/],
     ['copy concurrency above the event source maximum of 1000', (c) => { c.target.copy.maxConcurrency = 1001; },
       /^target\.copy\.maxConcurrency: expected an integer from 2 to 1000, got 1001$/],
     ['missing copy concurrency', (c) => { delete c.target.copy.maxConcurrency; },
@@ -417,6 +455,51 @@ describe('config', () => {
     // The same number of characters, one of them two bytes long: one byte over.
     c.target.restoreTest.dataChecks = { databases: [probe(`é${fits.slice(1)}`)] };
     assert.throws(() => parseConfig(c), new RegExp(`^ConfigError: target\\.restoreTest\\.dataChecks: ${MAX_DATA_CHECKS_BYTES + 1} bytes as DATA_CHECKS`));
+  });
+
+  test('budgets: parsed as given ($comment dropped), rendered as the copy step reads them, left unset when not configured', () => {
+    const c = example();
+    // Three sources, so the order of the accounts shows.
+    for (const account of ['444444444444', '333333333333']) c.sources.push({ ...structuredClone(c.sources[0]), account });
+    const render = (budgets: unknown) => {
+      if (budgets === undefined) delete c.target.copy.budgets; else c.target.copy.budgets = budgets;
+      return budgetEnvironment(parseConfig(c).target.copy.budgets);
+    };
+    const unset = { COPIES_HELD_PER_SOURCE: undefined, COPIES_IN_FLIGHT_PER_SOURCE: undefined };
+    // Not configured: both unset, the step derives its defaults.
+    assert.equal(parseConfig(example()).target.copy.budgets, undefined);
+    assert.deepEqual(render(undefined), unset);
+    assert.deepEqual(budgetEnvironment(undefined), unset);
+    // A default for every source only: the bare N.
+    assert.deepEqual(render({ copiesHeld: 40 }), { ...unset, COPIES_HELD_PER_SOURCE: '40' });
+    assert.deepEqual(render({ copiesInFlight: 3 }), { ...unset, COPIES_IN_FLIGHT_PER_SOURCE: '3' });
+    // The default first, then the accounts in order, whatever the order in the file; a field a
+    // source leaves out is the default's (the account is not named in that variable).
+    const budgets = {
+      $comment: 'the noisy one gets less',
+      copiesHeld: 40,
+      copiesInFlight: 4,
+      sources: {
+        444444444444: { copiesHeld: 10, copiesInFlight: 1 },
+        $comment: 'per account',
+        111111111111: { copiesHeld: 100000 },
+        333333333333: { copiesInFlight: 1000 },
+      },
+    };
+    assert.deepEqual(render(budgets), {
+      COPIES_HELD_PER_SOURCE: '40,111111111111=100000,444444444444=10',
+      COPIES_IN_FLIGHT_PER_SOURCE: '4,333333333333=1000,444444444444=1',
+    });
+    assert.deepEqual(parseConfig(c).target.copy.budgets, {
+      copiesHeld: 40,
+      copiesInFlight: 4,
+      sources: { 444444444444: { copiesHeld: 10, copiesInFlight: 1 }, 111111111111: { copiesHeld: 100000 }, 333333333333: { copiesInFlight: 1000 } },
+    });
+    // Accounts alone, no default: the others get the step's derived default; a variable no budget sets is unset.
+    assert.deepEqual(render({ sources: { 333333333333: { copiesHeld: 5 }, 111111111111: { copiesHeld: 7 } } }),
+      { ...unset, COPIES_HELD_PER_SOURCE: '111111111111=7,333333333333=5' });
+    assert.deepEqual(render({ copiesHeld: 1, sources: { 444444444444: { copiesInFlight: 2 } } }),
+      { COPIES_HELD_PER_SOURCE: '1', COPIES_IN_FLIGHT_PER_SOURCE: '444444444444=2' });
   });
 
   test('loadConfig names the file', () => {

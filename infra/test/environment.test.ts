@@ -192,6 +192,28 @@ describe('synthesized environments against the contract', () => {
     assert.equal(env('target', 'snapferry-restore').RESTORE_ENABLED, 'true');
   });
 
+  test('the copy step\'s budgets per source: set as configured, left unset (the step\'s derived defaults) when not', () => {
+    const copyEnv = (s: typeof synth) =>
+      only(s.target, 'AWS::Lambda::Function', { FunctionName: 'snapferry-copy-shared-snapshot' }).Properties.Environment.Variables;
+    // The example configures none: neither variable is even named.
+    assert.equal(config.target.copy.budgets, undefined);
+    for (const v of ['COPIES_HELD_PER_SOURCE', 'COPIES_IN_FLIGHT_PER_SOURCE']) assert.ok(!(v in copyEnv(synth)), v);
+
+    const c = exampleConfig();
+    c.sources.push({ ...structuredClone(c.sources[0]), account: '333333333333' });
+    c.target.copy.budgets = { copiesHeld: 50, sources: { 333333333333: { copiesHeld: 5, copiesInFlight: 1 }, 111111111111: { copiesHeld: 80 } } };
+    const env = copyEnv(synthExample(c));
+    assert.deepEqual([env.SOURCE_ACCOUNTS, env.COPIES_HELD_PER_SOURCE, env.COPIES_IN_FLIGHT_PER_SOURCE],
+      ['111111111111,333333333333', '50,111111111111=80,333333333333=5', '333333333333=1']);
+
+    // One variable configured, the other left unset.
+    const d = exampleConfig();
+    d.target.copy.budgets = { copiesInFlight: 2 };
+    const one = copyEnv(synthExample(d));
+    assert.equal(one.COPIES_IN_FLIGHT_PER_SOURCE, '2');
+    assert.ok(!('COPIES_HELD_PER_SOURCE' in one));
+  });
+
   test('the expire steps\' values: retention as the JSON the step parses, the expire settings, kinds, accounts and regions', () => {
     const env = (side: 'source' | 'target', name: string) =>
       only(templateFor(synth, side), 'AWS::Lambda::Function', { FunctionName: name }).Properties.Environment.Variables;

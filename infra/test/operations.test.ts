@@ -190,6 +190,52 @@ describe('alarms', () => {
     });
   }
 
+  // copy-shared-snapshot rejects the shares of a source past its budget in the backup account
+  // (COPIES_HELD_PER_SOURCE, COPIES_IN_FLIGHT_PER_SOURCE) and counts them (routing.json
+  // budget_exceeded); nothing fails, so only this alarm tells anyone. No other step has budgets.
+  const budgetAlarms = (s: Synth, fn: RoutingFunction, r: Routing = routing) =>
+    Object.values(resources(templateFor(s, fn.account), 'AWS::CloudWatch::Alarm'))
+      .filter((a) => a.Properties.Namespace === r.metrics.namespace && a.Properties.MetricName === r.metrics.budget_exceeded
+        && JSON.stringify(a.Properties.Dimensions) === JSON.stringify([{ Name: 'Step', Value: fn.name }]));
+  const budgeted = (name: string) => (environmentContract().functions[name] ?? []).some((v) => v.name === 'COPIES_HELD_PER_SOURCE');
+
+  test('shared/environment.json: the step with budgets per source is copy-shared-snapshot; routing.json names its metric', () => {
+    assert.deepEqual(routing.functions.filter((f) => budgeted(f.name)).map((f) => f.name), ['copy-shared-snapshot']);
+    assert.equal(routing.metrics.budget_exceeded, 'SourceBudgetExceeded');
+  });
+
+  for (const fn of routing.functions) {
+    test(`${fn.name}: ${budgeted(fn.name) ? 'an alarm' : 'no alarm'} on ${routing.metrics.namespace}/${routing.metrics.budget_exceeded} (Step=${fn.name})`, () => {
+      const found = budgetAlarms(synth, fn);
+      if (!budgeted(fn.name)) {
+        assert.deepEqual(found, []);
+        return;
+      }
+      assert.equal(found.length, 1);
+      const topic = Object.keys(resources(templateFor(synth, fn.account), 'AWS::SNS::Topic'))[0];
+      const { AlarmDescription, ...p } = found[0].Properties;
+      assert.deepEqual(p, {
+        AlarmName: `${functionName(fn)}-source-budget-exceeded`,
+        Namespace: 'snapferry',
+        MetricName: 'SourceBudgetExceeded',
+        Dimensions: [{ Name: 'Step', Value: fn.name }],
+        Statistic: 'Sum',
+        Period: 300,
+        EvaluationPeriods: 1,
+        Threshold: 1,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+        TreatMissingData: 'notBreaching',
+        AlarmActions: [{ Ref: topic }],
+      });
+      // Says what happened and what to do about it; CloudWatch allows 1024 characters.
+      for (const words of ['Snapshot Rejected', 'COPIES_HELD_PER_SOURCE', 'COPIES_IN_FLIGHT_PER_SOURCE', 'look at its copies',
+        'raise target.copy.budgets', 'remove it from the allowlist']) {
+        assert.ok(AlarmDescription.includes(words), `${AlarmDescription} lacks ${words}`);
+      }
+      assert.ok(AlarmDescription.length <= 1024, `${AlarmDescription.length} characters`);
+    });
+  }
+
   // The steps that check how full the quotas are (QUOTA_WARNING_PERCENT, shared/environment.json)
   // write routing.json's quota_warning metric; each has an alarm on it.
   const warnsOfQuotas = (name: string) => (environmentContract().functions[name] ?? []).some((v) => v.name === 'QUOTA_WARNING_PERCENT');
@@ -233,8 +279,8 @@ describe('alarms', () => {
     });
   }
 
-  test('the quota alarms\' namespace and metric names are routing.json\'s', () => {
-    const r: Routing = { ...routing, metrics: { ...routing.metrics, namespace: 'elsewhere', quota_full: 'QuotaReached', quota_warning: 'QuotaNearlyReached' } };
+  test('the quota and budget alarms\' namespace and metric names are routing.json\'s', () => {
+    const r: Routing = { ...routing, metrics: { ...routing.metrics, namespace: 'elsewhere', quota_full: 'QuotaReached', quota_warning: 'QuotaNearlyReached', budget_exceeded: 'OverBudget' } };
     const app = newApp();
     const d = buildDeployment(app, config, r, placeholderAssets());
     const s = { target: Template.fromStack(d.target), source: Template.fromStack(d.sources[0]) } as Synth;
@@ -245,6 +291,10 @@ describe('alarms', () => {
     for (const fn of routing.functions.filter((f) => warnsOfQuotas(f.name))) {
       assert.equal(warningAlarms(s, fn, r).length, 1, fn.name);
       assert.deepEqual(warningAlarms(s, fn), [], fn.name);
+    }
+    for (const fn of routing.functions.filter((f) => budgeted(f.name))) {
+      assert.equal(budgetAlarms(s, fn, r).length, 1, fn.name);
+      assert.deepEqual(budgetAlarms(s, fn), [], fn.name);
     }
   });
 

@@ -94,44 +94,48 @@ impl Deployment {
     }
 }
 
-/// Creates (or brings up to date) the topology of `routing` in the source account and every
-/// target account, as the CDK stacks do in AWS.
+/// Creates (or brings up to date) the topology of `routing` in every source account and
+/// every target account, as the CDK stacks do in AWS.
 pub async fn deploy(
     routing: &Routing,
-    source: &Clients,
+    sources: &[Clients],
     targets: &[Clients],
     options: &DeployOptions,
 ) -> Result<Deployment> {
     let mut deployment = Deployment::default();
-    // Targets first: the source's forwarding rules point at their buses, and a bus must
-    // admit the source before the first event is forwarded to it.
+    // Targets first: the sources' forwarding rules point at their buses, and a bus must
+    // admit a source before its first event is forwarded to it.
     for target in targets {
         deploy_account(routing, target, Side::Target, options, &mut deployment).await?;
-        let statement_id = format!("snapferry-source-{}", source.account);
-        target
-            .events
-            .put_permission()
-            .event_bus_name(&routing.pipeline_bus)
-            .action("events:PutEvents")
-            .principal(&source.account)
-            .statement_id(statement_id)
-            .send()
-            .await
-            .map_err(|e| Error::from_sdk("PutPermission", e))?;
+        for source in sources {
+            let statement_id = format!("snapferry-source-{}", source.account);
+            target
+                .events
+                .put_permission()
+                .event_bus_name(&routing.pipeline_bus)
+                .action("events:PutEvents")
+                .principal(&source.account)
+                .statement_id(statement_id)
+                .send()
+                .await
+                .map_err(|e| Error::from_sdk("PutPermission", e))?;
+        }
     }
-    deploy_account(routing, source, Side::Source, options, &mut deployment).await?;
-    for target in targets {
-        let (rule_name, pattern) = routing.cross_account.for_account(&target.account);
-        let target_bus = deployment
-            .pipeline_bus_arn(&target.account)
-            .ok_or_else(|| Error::Config(format!("no pipeline bus deployed in {}", target.account)))?
-            .to_string();
-        let bus = bus_name(routing, routing.cross_account.bus);
-        put_rule(source, bus, &rule_name, Some(&pattern), None).await?;
-        put_target(source, bus, &rule_name, &target_bus).await?;
-        info!(rule = rule_name, target_bus, "cross-account forwarding deployed");
-        if options.copied_back {
-            copied_back(routing, source, target, &deployment).await?;
+    for source in sources {
+        deploy_account(routing, source, Side::Source, options, &mut deployment).await?;
+        for target in targets {
+            let (rule_name, pattern) = routing.cross_account.for_account(&target.account);
+            let target_bus = deployment
+                .pipeline_bus_arn(&target.account)
+                .ok_or_else(|| Error::Config(format!("no pipeline bus deployed in {}", target.account)))?
+                .to_string();
+            let bus = bus_name(routing, routing.cross_account.bus);
+            put_rule(source, bus, &rule_name, Some(&pattern), None).await?;
+            put_target(source, bus, &rule_name, &target_bus).await?;
+            info!(rule = rule_name, target_bus, "cross-account forwarding deployed");
+            if options.copied_back {
+                copied_back(routing, source, target, &deployment).await?;
+            }
         }
     }
     Ok(deployment)

@@ -81,6 +81,10 @@ pub struct PipelineOptions {
     /// `COPY_SLOTS` of copy-shared-snapshot (`kind=count,...`); AWS's defaults when `None`.
     /// Set to the emulator's lowered copy quotas where a run lowers them.
     pub copy_slots: Option<String>,
+    /// `COPIES_HELD_PER_SOURCE` and `COPIES_IN_FLIGHT_PER_SOURCE` of copy-shared-snapshot;
+    /// derived from AWS's quotas and slots and the number of sources when `None`.
+    pub copies_held_per_source: Option<String>,
+    pub copies_in_flight_per_source: Option<String>,
     /// What each step's role may do; `shared/permissions.json` unless a test takes an
     /// action away to see the chain fail.
     pub permissions: Permissions,
@@ -116,6 +120,8 @@ impl Default for PipelineOptions {
             identifier_regex: None,
             description_regex: None,
             copy_slots: None,
+            copies_held_per_source: None,
+            copies_in_flight_per_source: None,
             // The contract's defaults, which the stacks write out too.
             manual_snapshot_quota: 100,
             expire_allow_delete_all: false,
@@ -150,6 +156,8 @@ impl PipelineOptions {
             identifier_regex: Some("^snapferry-".into()),
             description_regex: Some(".*".into()),
             copy_slots: Some("db-instance=20,db-cluster=5,ebs=20".into()),
+            copies_held_per_source: Some("40,444444444444=10".into()),
+            copies_in_flight_per_source: Some("4".into()),
             ..PipelineOptions::default()
         }
     }
@@ -157,7 +165,8 @@ impl PipelineOptions {
 
 /// What the local pipeline knows once its keys and network exist, that steps are configured with.
 struct Deployed<'a> {
-    source_account: &'a str,
+    /// Every source account of the pipeline.
+    sources: &'a [String],
     target_account: &'a str,
     sharing_key: &'a str,
     target_key: &'a str,
@@ -169,9 +178,9 @@ struct Deployed<'a> {
 }
 
 impl PipelineOptions {
-    /// The allowlisted source accounts: `source` when none are given.
-    fn allowlist_or(&self, source: &str) -> Vec<String> {
-        if self.allowlist.is_empty() { vec![source.to_string()] } else { self.allowlist.clone() }
+    /// The allowlisted source accounts: every source of the pipeline when none are given.
+    fn allowlist_or(&self, sources: &[String]) -> Vec<String> {
+        if self.allowlist.is_empty() { sources.to_vec() } else { self.allowlist.clone() }
     }
 
     /// The variables of `step` that the CDK stacks set from their config; the queue
@@ -217,7 +226,7 @@ impl PipelineOptions {
                 }
             }
             snapferry_copy_shared_snapshot::STEP => {
-                vars.push(("SOURCE_ACCOUNTS", self.allowlist_or(d.source_account).join(",")));
+                vars.push(("SOURCE_ACCOUNTS", self.allowlist_or(d.sources).join(",")));
                 vars.push(("TARGET_KMS_KEY_ARN", d.target_key.to_string()));
                 vars.push(("EXTRA_REGIONS", self.extra_regions.join(",")));
                 let keys: Vec<String> = d.extra_keys.iter().map(|(r, k)| format!("{r}={k}")).collect();
@@ -225,6 +234,11 @@ impl PipelineOptions {
                 vars.push(("IDENTIFIER_REGEX", self.identifier_regex.clone().unwrap_or_default()));
                 vars.push(("DESCRIPTION_REGEX", self.description_regex.clone().unwrap_or_default()));
                 vars.push(("COPY_SLOTS", self.copy_slots.clone().unwrap_or_default()));
+                vars.push(("COPIES_HELD_PER_SOURCE", self.copies_held_per_source.clone().unwrap_or_default()));
+                vars.push((
+                    "COPIES_IN_FLIGHT_PER_SOURCE",
+                    self.copies_in_flight_per_source.clone().unwrap_or_default(),
+                ));
             }
             snapferry_restore::STEP => {
                 vars.push(("RESTORE_ENABLED", self.restore_enabled.to_string()));
@@ -316,8 +330,9 @@ impl PipelineOptions {
         let (sharing_key, target_key) = (key(source, "sharing"), key(target, "backup"));
         let extra_keys: Vec<(String, String)> =
             self.extra_regions.iter().map(|r| (r.clone(), format!("arn:aws:kms:{r}:{target}:key/backup"))).collect();
+        let sources = [source.to_string()];
         let deployed = Deployed {
-            source_account: source,
+            sources: &sources,
             target_account: target,
             sharing_key: &sharing_key,
             target_key: &target_key,
@@ -344,9 +359,16 @@ impl PipelineOptions {
 }
 
 pub struct LocalPipeline {
+    /// The first source account; the tests' own.
     pub source: Clients,
+    /// The other source accounts, each a pipeline of its own into the same backup account:
+    /// the neighbours a source's flood, failure or lie must not harm.
+    pub neighbours: Vec<Clients>,
     pub target: Clients,
+    /// The first source's sharing key.
     pub sharing_key: String,
+    /// Every source's sharing key, by account.
+    pub sharing_keys: BTreeMap<String, String>,
     pub target_key: String,
     pub extra_keys: Vec<(String, String)>,
     pub deployment: Deployment,
@@ -355,15 +377,30 @@ pub struct LocalPipeline {
 }
 
 impl LocalPipeline {
-    /// Sets everything up (idempotently) and registers every step of the routing.
+    /// Sets everything up (idempotently) and registers every step of the routing, for one
+    /// source account.
     pub async fn start(source: Clients, target: Clients, options: &PipelineOptions) -> Result<LocalPipeline> {
+        LocalPipeline::start_many(source, Vec::new(), target, options).await
+    }
+
+    /// As [`Self::start`], with `neighbours`: more source accounts into the same backup
+    /// account, each with the source steps, keys and rules of its own.
+    pub async fn start_many(
+        source: Clients,
+        neighbours: Vec<Clients>,
+        target: Clients,
+        options: &PipelineOptions,
+    ) -> Result<LocalPipeline> {
         let routing = Routing::load();
-        let sharing_key = ensure_key(
-            &source,
-            SHARING_KEY_ALIAS,
-            snapferry::kms::sharing_key_policy(&source.account, &source.region, std::slice::from_ref(&target.account)),
-        )
-        .await?;
+        let sources: Vec<Clients> = std::iter::once(source.clone()).chain(neighbours.iter().cloned()).collect();
+        let accounts: Vec<String> = sources.iter().map(|s| s.account.clone()).collect();
+        let mut sharing_keys = BTreeMap::new();
+        for s in &sources {
+            let policy =
+                snapferry::kms::sharing_key_policy(&s.account, &s.region, std::slice::from_ref(&target.account));
+            sharing_keys.insert(s.account.clone(), ensure_key(s, SHARING_KEY_ALIAS, policy).await?);
+        }
+        let sharing_key = sharing_keys[&source.account].clone();
         let target_key = ensure_key(
             &target,
             BACKUP_KEY_ALIAS,
@@ -386,70 +423,86 @@ impl LocalPipeline {
             visibility_timeout_override: options.visibility_timeout_override,
             copied_back: options.release_shares,
         };
-        let deployment = deploy(&routing, &source, std::slice::from_ref(&target), &deploy_options).await?;
+        let deployment = deploy(&routing, &sources, std::slice::from_ref(&target), &deploy_options).await?;
 
         let ca_bundle = match (&options.data_checks, &options.source_data_checks) {
             (None, None) => None,
             _ => Some(emulator_ca_bundle(&target).await?),
         };
-        let deployed = Deployed {
-            source_account: &source.account,
-            target_account: &target.account,
-            sharing_key: &sharing_key,
-            target_key: &target_key,
-            extra_keys: &extra_keys,
-            subnet_group: &subnet_group,
-            security_group: &security_group,
-            ca_bundle: ca_bundle.as_deref(),
-        };
         let mut host = Host::new(&deployment);
         for function in &routing.functions {
-            let clients = if function.account == snapferry::routing::Side::Source { &source } else { &target };
-            let queue = deployment
-                .queue(&clients.account, &function.name)
-                .ok_or_else(|| Error::Config(format!("{} not deployed", function.name)))?;
-            let queue_of =
-                |step: &str| deployment.queue(&clients.account, step).map(|q| (q.queue_url.clone(), q.dlq_url.clone()));
-            let vars = options.environment(&function.name, &deployed, &routing.pipeline_bus, queue_of);
-            let env = Env::new(&function.name, vars)?;
-            // Each step acts as a role of its own holding exactly its permissions, so the
-            // emulator refuses what the deployed role would not allow.
-            let scope = Scope {
-                partition: "aws".into(),
-                account: clients.account.clone(),
-                region: clients.region.clone(),
-                extra_regions: options.extra_regions.clone(),
-                sources: options
-                    .allowlist_or(&source.account)
-                    .into_iter()
-                    .map(|a| (a, source.region.clone()))
-                    .collect(),
-                sharing_key: Some(sharing_key.clone()),
-                target_key: Some(target_key.clone()),
-                restore_subnet_group: Some(subnet_group.clone()),
-                queue_arn: queue.queue_arn.clone(),
-                dlq_arn: queue.dlq_arn.clone(),
-                step_queue_arns: routing
-                    .functions
-                    .iter()
-                    .filter_map(|f| {
-                        let queue = deployment.queue(&clients.account, &f.name)?;
-                        Some((f.name.clone(), queue.queue_arn.clone()))
-                    })
-                    .collect(),
-                bus_arn: deployment.pipeline_bus_arn(&clients.account).unwrap_or_default().to_string(),
-                // RDS's managed secrets only: the local pipeline's sources are made with them.
-                source_database_secrets: options.source_data_checks.as_ref().map(|_| Vec::new()),
+            let side: Vec<&Clients> = if function.account == snapferry::routing::Side::Source {
+                sources.iter().collect()
+            } else {
+                vec![&target]
             };
-            let policy = options.permissions.role_policy(&function.name, &scope);
-            let role = step_role(clients, &function.name, &policy).await?;
-            host.register(&role, &function.name, snapferry_lambda::handler(&env, &role)?)?;
+            for clients in side {
+                // A source step shares with its own key; the backup account's steps name the first's.
+                let sharing_key = sharing_keys.get(&clients.account).unwrap_or(&sharing_key).clone();
+                let deployed = Deployed {
+                    sources: &accounts,
+                    target_account: &target.account,
+                    sharing_key: &sharing_key,
+                    target_key: &target_key,
+                    extra_keys: &extra_keys,
+                    subnet_group: &subnet_group,
+                    security_group: &security_group,
+                    ca_bundle: ca_bundle.as_deref(),
+                };
+                let queue = deployment
+                    .queue(&clients.account, &function.name)
+                    .ok_or_else(|| Error::Config(format!("{} not deployed", function.name)))?;
+                let queue_of = |step: &str| {
+                    deployment.queue(&clients.account, step).map(|q| (q.queue_url.clone(), q.dlq_url.clone()))
+                };
+                let vars = options.environment(&function.name, &deployed, &routing.pipeline_bus, queue_of);
+                let env = Env::new(&function.name, vars)?;
+                // Each step acts as a role of its own holding exactly its permissions, so the
+                // emulator refuses what the deployed role would not allow.
+                let scope = Scope {
+                    partition: "aws".into(),
+                    account: clients.account.clone(),
+                    region: clients.region.clone(),
+                    extra_regions: options.extra_regions.clone(),
+                    sources: options.allowlist_or(&accounts).into_iter().map(|a| (a, source.region.clone())).collect(),
+                    sharing_key: Some(sharing_key.clone()),
+                    target_key: Some(target_key.clone()),
+                    restore_subnet_group: Some(subnet_group.clone()),
+                    queue_arn: queue.queue_arn.clone(),
+                    dlq_arn: queue.dlq_arn.clone(),
+                    step_queue_arns: routing
+                        .functions
+                        .iter()
+                        .filter_map(|f| {
+                            let queue = deployment.queue(&clients.account, &f.name)?;
+                            Some((f.name.clone(), queue.queue_arn.clone()))
+                        })
+                        .collect(),
+                    bus_arn: deployment.pipeline_bus_arn(&clients.account).unwrap_or_default().to_string(),
+                    // RDS's managed secrets only: the local pipeline's sources are made with them.
+                    source_database_secrets: options.source_data_checks.as_ref().map(|_| Vec::new()),
+                };
+                let policy = options.permissions.role_policy(&function.name, &scope);
+                let role = step_role(clients, &function.name, &policy).await?;
+                host.register(&role, &function.name, snapferry_lambda::handler(&env, &role)?)?;
+            }
         }
         let mut monitors = Vec::new();
-        for clients in [&source, &target] {
+        for clients in sources.iter().chain([&target]) {
             monitors.push((clients.clone(), monitor(clients, &routing.pipeline_bus).await?));
         }
-        Ok(LocalPipeline { source, target, sharing_key, target_key, extra_keys, deployment, host, monitors })
+        Ok(LocalPipeline {
+            source,
+            neighbours,
+            target,
+            sharing_key,
+            sharing_keys,
+            target_key,
+            extra_keys,
+            deployment,
+            host,
+            monitors,
+        })
     }
 
     /// Pipeline events published since the last call, on either account's pipeline bus.

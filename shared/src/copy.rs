@@ -68,6 +68,17 @@ pub fn fair(mut waiting: Vec<Waiting>) -> Vec<Waiting> {
     ranked.into_iter().map(|(_, w)| w).collect()
 }
 
+/// What one source may have in one store of the backup account: copies held (`None`: no
+/// limit) and copies in progress at once. One source's flood then fills neither the
+/// account's snapshot quota nor its copy slots for the others.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Budget {
+    /// The source account, as AWS reports it.
+    pub source: String,
+    pub held: Option<usize>,
+    pub in_flight: usize,
+}
+
 /// A waiting copy's place in the line for its region's slots.
 #[derive(Debug, Clone, Copy)]
 struct Turn {
@@ -96,12 +107,34 @@ impl<'a> Copier<'a> {
     /// slot frees, within [`slots::HANDOVER_BUDGET`]. Otherwise [`Error::SlotsFull`], naming
     /// when to look again. While it waits, the other records of its batch go on
     /// ([`StepContext::wait`]).
-    pub async fn admit(&self, store: &dyn SnapshotStore, slots: usize, target: &str, line: &dyn Line) -> Result<()> {
+    ///
+    /// Within `budget` first, from the same listing: a source holding all the copies it may
+    /// is refused ([`Error::Rejected`], naming the budget); one with all the copies it may
+    /// have in progress waits for one of its own to end, as for a full slot.
+    pub async fn admit(
+        &self,
+        store: &dyn SnapshotStore,
+        slots: usize,
+        target: &str,
+        line: &dyn Line,
+        budget: Option<&Budget>,
+    ) -> Result<()> {
         let first = self.ctx.now();
         loop {
             let copies = store.copies().await?;
-            if copies.in_progress.len() < slots || copies.names.contains(target) {
+            if copies.names.contains(target) {
                 return Ok(());
+            }
+            if let Some(budget) = budget {
+                self.within_held(store, &copies, budget)?;
+            }
+            if copies.in_progress.len() < slots {
+                // A free slot, unless the source has all the copies in progress it may:
+                // then it waits for one of its own. With every slot taken the line times it.
+                return match budget {
+                    Some(budget) => self.within_in_flight(store, &copies, budget),
+                    None => Ok(()),
+                };
             }
             let turn = self.turn(store, &copies, slots, target, line).await;
             let now = self.ctx.now();
@@ -115,6 +148,44 @@ impl<'a> Copier<'a> {
             debug!(copy = target, wait_ms = wait.as_millis(), "copy slot due within the second; waiting for it here");
             self.ctx.wait(wait).await;
         }
+    }
+
+    /// Whether `budget`'s source may hold one copy more in `store`.
+    fn within_held(&self, store: &dyn SnapshotStore, copies: &Copies, budget: &Budget) -> Result<()> {
+        let mine = copies.by_source.get(&budget.source).copied().unwrap_or_default();
+        if let Some(held) = budget.held
+            && mine.held >= held
+        {
+            return Err(Error::Rejected(format!(
+                "source {} holds {} {} copies in {}, its budget (COPIES_HELD_PER_SOURCE) is {held}",
+                budget.source,
+                mine.held,
+                store.kind(),
+                store.region()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Whether `budget`'s source may have one copy more in progress into `store`.
+    fn within_in_flight(&self, store: &dyn SnapshotStore, copies: &Copies, budget: &Budget) -> Result<()> {
+        let mine = copies.by_source.get(&budget.source).copied().unwrap_or_default();
+        if mine.in_flight >= budget.in_flight {
+            let own: Vec<_> =
+                copies.in_progress.iter().filter(|c| c.source.as_ref() == Some(&budget.source)).cloned().collect();
+            let after = slots::next_look(self.ctx.now(), &own, own.len().max(1), 0, self.ctx.env.recheck);
+            let message = format!(
+                "source {} has {} {} copies in progress into {}, its budget (COPIES_IN_FLIGHT_PER_SOURCE) is {}",
+                budget.source,
+                mine.in_flight,
+                store.kind(),
+                store.region(),
+                budget.in_flight
+            );
+            info!(after_s = after.as_secs(), message, "source's copies in flight at its budget; looking again later");
+            return Err(Error::SlotsFull { after, message });
+        }
+        Ok(())
     }
 
     /// AWS refused a copy for copies in progress (other tools' copies, or another

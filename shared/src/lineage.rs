@@ -32,7 +32,7 @@ impl MadeBy {
         match self {
             MadeBy::Create => "create",
             MadeBy::Share => "share",
-            MadeBy::Copy => "copy",
+            MadeBy::Copy => tags::STEP_COPY,
         }
     }
 

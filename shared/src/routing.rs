@@ -43,6 +43,8 @@ pub struct MetricNames {
     pub source_data_unmeasured: String,
     /// A resource or snapshot a sweep failed at and went on past.
     pub resource_failed: String,
+    /// A share rejected because its source is past its budget in the backup account.
+    pub budget_exceeded: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

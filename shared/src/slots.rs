@@ -134,7 +134,7 @@ mod tests {
     }
 
     fn copy(started: i64, percent: Option<u8>) -> CopyInProgress {
-        CopyInProgress { id: format!("c{started}"), started_at: Some(at(started)), percent }
+        CopyInProgress { id: format!("c{started}"), started_at: Some(at(started)), percent, source: None }
     }
 
     fn look(busy: &[CopyInProgress], slots: usize, rank: usize) -> u64 {

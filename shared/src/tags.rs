@@ -24,6 +24,8 @@ pub const SOURCE_ACCOUNT: &str = "snapferry:source-account";
 pub const CORRELATION_ID: &str = "snapferry:correlation-id";
 /// The step that created the resource (`create`, `share`, `copy`, `restore`).
 pub const STEP: &str = "snapferry:step";
+/// The value of [`STEP`] on the backup account's copies (the lineage's `MadeBy::Copy`).
+pub const STEP_COPY: &str = "copy";
 /// When this copy was announced as copied; a later look at it (the re-check that backs up
 /// a lost event) then has nothing left to do.
 pub const COPIED_AT: &str = "snapferry:copied-at";

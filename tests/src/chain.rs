@@ -105,14 +105,17 @@ pub fn fast_options() -> PipelineOptions {
     }
 }
 
-/// A pipeline between two fresh accounts.
+/// A pipeline from a fresh source account, and a fresh neighbour (a second source account
+/// into the same backup account), to a fresh backup account: every scenario runs beside a
+/// neighbour it must not harm and that must not harm it.
 pub async fn start(options: &PipelineOptions) -> LocalPipeline {
     if std::env::var_os(LOGS_ENV).is_some() {
         crate::captured_logs();
     }
     let source = clients(&new_account(), REGION).await;
+    let neighbour = clients(&new_account(), REGION).await;
     let target = clients(&new_account(), REGION).await;
-    LocalPipeline::start(source, target, options).await.expect("start the pipeline")
+    LocalPipeline::start_many(source, vec![neighbour], target, options).await.expect("start the pipeline")
 }
 
 /// A MySQL instance in `c`'s account, encrypted as said, with `tags` (copied to its snapshots).
@@ -216,8 +219,8 @@ async fn pending_queues(p: &LocalPipeline) -> Vec<String> {
     pending
 }
 
-fn account_clients<'a>(p: &'a LocalPipeline, account: &str) -> &'a Clients {
-    if account == p.source.account { &p.source } else { &p.target }
+pub fn account_clients<'a>(p: &'a LocalPipeline, account: &str) -> &'a Clients {
+    std::iter::once(&p.source).chain(&p.neighbours).find(|c| c.account == account).unwrap_or(&p.target)
 }
 
 /// Messages in a queue: visible, in flight and delayed.

@@ -26,7 +26,7 @@ pub async fn deliver_everything_twice(p: &LocalPipeline) -> usize {
     let routing = Routing::load();
     let bus = |b: Bus| if b == Bus::Default { "default".to_string() } else { routing.pipeline_bus.clone() };
     for q in p.deployment.queues() {
-        let c = if q.account == p.source.account { &p.source } else { &p.target };
+        let c = crate::chain::account_clients(p, &q.account);
         let function = routing.functions.iter().find(|f| f.name == q.function).expect("function in routing.json");
         for rule in function.rules.iter().filter(|r| r.pattern.is_some()) {
             let target = Target::builder().id("duplicate").arn(&q.queue_arn).build().expect("target");
@@ -82,7 +82,7 @@ pub async fn restore_test_databases(c: &Clients) -> Vec<String> {
 pub async fn dead_letters(p: &LocalPipeline) -> Vec<(String, String, aws_sdk_sqs::types::Message)> {
     let mut all = Vec::new();
     for q in p.deployment.queues() {
-        let c = if q.account == p.source.account { &p.source } else { &p.target };
+        let c = crate::chain::account_clients(p, &q.account);
         for m in dlq_messages(c, &q.dlq_url).await {
             all.push((q.function.clone(), q.account.clone(), m));
         }

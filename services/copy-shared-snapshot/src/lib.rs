@@ -12,7 +12,7 @@ use regex::Regex;
 use snapferry::ResourceKind;
 use snapferry::arn::Arn;
 use snapferry::config::{Env, is_account_id};
-use snapferry::copy::{Copier, Line, Waiting};
+use snapferry::copy::{Budget, Copier, Line, Waiting};
 use snapferry::error::{Error, Result, Retry};
 use snapferry::events::{PipelineEvent, Recheck, RecheckWhat, SnapshotRef, Step};
 use snapferry::inbound::Incoming;
@@ -41,6 +41,48 @@ pub struct Config {
     pub description_regex: Option<Regex>,
     /// Copies of a kind AWS runs at once into one region, where not AWS's default.
     pub copy_slots: Vec<(ResourceKind, usize)>,
+    /// Copies of one kind each source may hold in a region, where set.
+    pub copies_held: PerSource,
+    /// Copies of one kind each source may have in progress into a region, where set.
+    pub copies_in_flight: PerSource,
+}
+
+/// A budget per source account: one for every source, and some sources' own.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PerSource {
+    pub every: Option<usize>,
+    pub sources: Vec<(String, usize)>,
+}
+
+impl PerSource {
+    /// `N` and/or `account=N`, comma-separated; each account one of `allowed`.
+    fn parse(env: &Env, name: &str, allowed: &[String]) -> Result<PerSource> {
+        let mut out = PerSource::default();
+        for item in env.list(name) {
+            let bad = |why: &str| Error::Config(format!("{name} has {item:?}: {why}; expected N or account=N, N >= 1"));
+            let count = |n: &str| n.trim().parse::<usize>().ok().filter(|n| *n > 0);
+            match item.split_once('=') {
+                None if out.every.is_some() => return Err(bad("a second budget for every source")),
+                None => out.every = Some(count(&item).ok_or_else(|| bad("not a count"))?),
+                Some((account, n)) => {
+                    let account = account.trim().to_string();
+                    if !allowed.contains(&account) {
+                        return Err(bad("not an account in SOURCE_ACCOUNTS"));
+                    }
+                    if out.sources.iter().any(|(a, _)| *a == account) {
+                        return Err(bad("that account twice"));
+                    }
+                    out.sources.push((account, count(n).ok_or_else(|| bad("not a count"))?));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// `source`'s budget, where one is set.
+    pub fn of(&self, source: &str) -> Option<usize> {
+        self.sources.iter().find(|(a, _)| a == source).map(|(_, n)| *n).or(self.every)
+    }
 }
 
 impl Config {
@@ -75,8 +117,12 @@ impl Config {
                 Ok((region, key))
             })
             .collect::<Result<_>>()?;
+        let copies_held = PerSource::parse(env, "COPIES_HELD_PER_SOURCE", &source_accounts)?;
+        let copies_in_flight = PerSource::parse(env, "COPIES_IN_FLIGHT_PER_SOURCE", &source_accounts)?;
         Ok(Config {
             step: StepEnv::from_env(env)?,
+            copies_held,
+            copies_in_flight,
             source_accounts,
             target_key: env.required("TARGET_KMS_KEY_ARN")?,
             extra_regions,
@@ -101,11 +147,57 @@ impl Config {
 pub struct Handler {
     ctx: StepContext,
     config: Config,
+    /// AWS's manual snapshot quota per (kind, region), read once: the held budgets' default.
+    quotas: std::sync::Mutex<std::collections::BTreeMap<(ResourceKind, String), Option<u64>>>,
 }
 
 impl Handler {
     pub fn new(ctx: StepContext, config: Config) -> Self {
-        Handler { ctx, config }
+        Handler { ctx, config, quotas: Default::default() }
+    }
+
+    /// What `source` may have in `store`: as configured, or else its share of AWS's manual
+    /// snapshot quota (none where AWS reports no quota: EBS) and of the copy slots.
+    async fn budget(&self, store: &dyn SnapshotStore, source: &str) -> Result<Budget> {
+        let sources = self.config.source_accounts.len().max(1);
+        let held = match self.config.copies_held.of(source) {
+            Some(n) => Some(n),
+            None => {
+                let key = (store.kind(), store.region().to_string());
+                let known =
+                    self.quotas.lock().map_err(|_| Error::BadInput("quota cache poisoned".into()))?.get(&key).copied();
+                let max = match known {
+                    Some(max) => max,
+                    None => {
+                        let max = store.quota_usage().await?.map(|u| u.max);
+                        self.quotas
+                            .lock()
+                            .map_err(|_| Error::BadInput("quota cache poisoned".into()))?
+                            .insert(key, max);
+                        max
+                    }
+                };
+                max.map(|m| (m as usize / sources).max(1))
+            }
+        };
+        let slots = self.config.slots(store.kind());
+        let in_flight = self.config.copies_in_flight.of(source).unwrap_or_else(|| slots.div_ceil(sources).max(1));
+        Ok(Budget { source: source.to_string(), held, in_flight })
+    }
+
+    /// A copy refused by its source's budget is reported at once (Snapshot Rejected naming
+    /// the budget, the alarm's metric) and dead-lettered, to replay once the source has room.
+    async fn budget_checked(&self, admitted: Result<()>, event: PipelineEvent, source: &str) -> Result<()> {
+        match admitted {
+            Err(Error::Rejected(reason)) => {
+                warn!(snapshot_arn = event.snapshot.arn, source, reason, "over its source's budget; rejected");
+                self.ctx.metrics.count(&snapferry::routing::Routing::load().metrics.budget_exceeded, STEP);
+                let rejected = Step::Rejected { reason: reason.clone(), sender_account: Some(source.to_string()) };
+                self.ctx.publish(&[event.next(event.snapshot.clone(), rejected)]).await?;
+                Err(Error::Rejected(reason))
+            }
+            other => other,
+        }
     }
 
     /// The step as its Lambda or the local host runs it: configured from its environment,
@@ -241,7 +333,10 @@ impl Handler {
                 _ => self.recheck(store.as_ref(), &existing, 0),
             };
         }
-        self.copier().admit(store.as_ref(), self.config.slots(store.kind()), &copy_id, self).await?;
+        let budget = self.budget(store.as_ref(), &shared.account).await?;
+        let admitted =
+            self.copier().admit(store.as_ref(), self.config.slots(store.kind()), &copy_id, self, Some(&budget)).await;
+        self.budget_checked(admitted, event.clone(), &shared.account).await?;
         let copy_tags = self.stamped(copy_tags);
         let copied = store
             .copy(&CopyRequest {
@@ -406,7 +501,13 @@ impl Handler {
         // The lineage travels; what the home copy has been through (announced, verified) does not.
         let carried = lineage::for_another_region(&Lineage::of(&copy));
         let regional = self.ctx.stores.store_in(copy.kind, region);
-        self.copier().admit(regional.as_ref(), self.config.slots(regional.kind()), &copy.name, self).await?;
+        let source = Lineage::of(&copy).source_account().unwrap_or(&copy.account).to_string();
+        let budget = self.budget(regional.as_ref(), &source).await?;
+        let slots = self.config.slots(regional.kind());
+        let admitted = self.copier().admit(regional.as_ref(), slots, &copy.name, self, Some(&budget)).await;
+        let about =
+            PipelineEvent::new(correlation_id, home.clone(), origin.clone(), Step::Copied { copied_from: None });
+        self.budget_checked(admitted, about, &source).await?;
         let carried = self.stamped(carried);
         let copied = regional
             .copy(&CopyRequest {

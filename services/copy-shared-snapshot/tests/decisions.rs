@@ -33,6 +33,8 @@ fn config() -> Config {
         identifier_regex: None,
         description_regex: None,
         copy_slots: vec![],
+        copies_held: Default::default(),
+        copies_in_flight: Default::default(),
     }
 }
 
@@ -810,6 +812,96 @@ async fn a_refusal_for_copies_in_progress_is_timed_by_them_too() {
     assert_eq!(err.code(), "CopySlotsFull", "{err}");
     assert!(err.to_string().contains("2 of 2 db-cluster copy slots"), "{err}");
     assert!(err.retry_after().is_some());
+}
+
+#[tokio::test]
+async fn a_source_that_floods_the_backup_account_is_held_to_its_budget_and_the_other_keeps_its_backups() {
+    const FLOODER: &str = "444444444444";
+    let cloud = Cloud::new();
+    // Ten manual snapshots in all, two sources: five each unless configured otherwise.
+    cloud.set_manual_quota(10);
+    let config = Config { source_accounts: vec![SOURCE.into(), FLOODER.into()], ..config() };
+    let h = handler(&cloud, config);
+    let mut refused = Vec::new();
+    for i in 0..12 {
+        let (_, event) = shared(&cloud, DbInstance, FLOODER, &format!("flood-{i}")).await;
+        if let Err(e) = h.step(deliver::pipeline(&event, Some(FLOODER)), deliver::record()).await {
+            refused.push(e);
+        }
+        cloud.complete_all();
+    }
+    assert_eq!(refused.len(), 7, "{refused:?}");
+    assert!(refused.iter().all(|e| e.code() == "Rejected" && e.to_string().contains("COPIES_HELD_PER_SOURCE")));
+    let events = cloud.take_published();
+    let rejected: Vec<_> = events.iter().filter(|e| matches!(e.step, Step::Rejected { .. })).collect();
+    assert_eq!(rejected.len(), 7);
+    let Step::Rejected { reason, sender_account } = &rejected[0].step else { unreachable!() };
+    assert!(reason.contains("source 444444444444 holds 5 db-instance copies in us-east-1, its budget"), "{reason}");
+    assert_eq!(sender_account.as_deref(), Some(FLOODER));
+    assert_eq!(cloud.take_metrics().iter().filter(|m| m.starts_with("SourceBudgetExceeded")).count(), 7);
+    // The honest source's backups go on.
+    for i in 0..3 {
+        let (_, event) = shared(&cloud, DbInstance, SOURCE, &format!("nightly-{i}")).await;
+        h.step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap();
+        cloud.complete_all();
+    }
+    assert_eq!(copies(&cloud, REGION).len(), 8, "five of the flood, three of the other's");
+}
+
+#[tokio::test]
+async fn a_source_waits_for_its_own_copies_in_flight_not_the_others() {
+    const FLOODER: &str = "444444444444";
+    let cloud = Cloud::new();
+    let env = Env::from_pairs(
+        STEP,
+        [
+            ("QUEUE_URL", "q"),
+            ("DLQ_URL", "d"),
+            ("SOURCE_ACCOUNTS", "111111111111,444444444444"),
+            ("TARGET_KMS_KEY_ARN", TARGET_KEY),
+            ("COPIES_IN_FLIGHT_PER_SOURCE", "3,444444444444=1"),
+        ],
+    )
+    .unwrap();
+    let config = Config { step: step_env(), ..Config::from_env(&env).unwrap() };
+    let h = handler(&cloud, config);
+    let (_, first) = shared(&cloud, DbCluster, FLOODER, "flood-0").await;
+    h.step(deliver::pipeline(&first, Some(FLOODER)), deliver::record()).await.unwrap();
+    let (_, second) = shared(&cloud, DbCluster, FLOODER, "flood-1").await;
+    let err = h.step(deliver::pipeline(&second, Some(FLOODER)), deliver::record()).await.unwrap_err();
+    assert!(err.to_string().contains("source 444444444444 has 1 db-cluster copies in progress"), "{err}");
+    assert!(err.retry_after().is_some(), "it waits, as for a full slot: {err}");
+    for i in 0..3 {
+        let (_, event) = shared(&cloud, DbCluster, SOURCE, &format!("nightly-{i}")).await;
+        h.step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap();
+    }
+    assert_eq!(copies(&cloud, REGION).len(), 4, "the other source's three copies started");
+}
+
+#[test]
+fn budgets_per_source_are_parsed_and_checked() {
+    let with = |value: &'static str| {
+        let pairs = [
+            ("QUEUE_URL", "q"),
+            ("DLQ_URL", "d"),
+            ("SOURCE_ACCOUNTS", "111111111111,444444444444"),
+            ("TARGET_KMS_KEY_ARN", TARGET_KEY),
+            ("COPIES_HELD_PER_SOURCE", value),
+        ];
+        Config::from_env(&Env::from_pairs(STEP, pairs).unwrap())
+    };
+    let c = with("40,444444444444=10").unwrap();
+    assert_eq!((c.copies_held.of("111111111111"), c.copies_held.of("444444444444")), (Some(40), Some(10)));
+    assert_eq!(with("444444444444=10").unwrap().copies_held.of("111111111111"), None, "derived");
+    for (bad, why) in [
+        ("0", "not a count"),
+        ("40,50", "a second budget"),
+        ("333333333333=5", "not an account in SOURCE_ACCOUNTS"),
+        ("444444444444=5,444444444444=6", "that account twice"),
+    ] {
+        let e = with(bad).unwrap_err().to_string();
+        assert!(e.contains("COPIES_HELD_PER_SOURCE") && e.contains(why), "{bad}: {e}");
+    }
 }
 
 #[tokio::test]

@@ -218,10 +218,8 @@ impl SnapshotStore for MemStore {
         let copies = {
             let s = self.cloud.lock();
             let own: Vec<&Snapshot> = s.snapshots.iter().filter(|(x, _)| self.owns(x)).map(|(x, _)| x).collect();
-            crate::store::Copies {
-                in_progress: own.iter().filter(|x| x.status == Status::Creating).map(|x| x.as_in_progress()).collect(),
-                names: own.iter().map(|x| x.name.clone()).collect(),
-            }
+            let in_progress = own.iter().filter(|x| x.status == Status::Creating).map(|x| x.as_in_progress()).collect();
+            crate::store::Copies::of(own.iter().copied(), in_progress)
         };
         // The answer is as of the request, and comes back a round trip later, as AWS's
         // does: whatever else may run meanwhile (another record of the batch, had they not

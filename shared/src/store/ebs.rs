@@ -334,7 +334,7 @@ impl SnapshotStore for Ebs {
         // asked for (Snapshot::as_in_progress).
         let in_progress =
             snapshots.iter().filter(|s| s.status == Status::Creating).map(Snapshot::as_in_progress).collect();
-        Ok(Copies { in_progress, names: snapshots.into_iter().map(|s| s.name).collect() })
+        Ok(Copies::of(&snapshots, in_progress))
     }
 
     async fn shared_with_us(&self) -> Result<Vec<Snapshot>> {

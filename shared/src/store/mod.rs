@@ -69,7 +69,16 @@ impl Snapshot {
                 .and_then(|v| crate::tags::parse_timestamp(v))
                 .or(self.created_at),
             percent: self.progress,
+            source: self.copy_source(),
         }
+    }
+
+    /// The source account of a snapferry copy (as its lineage records it: AWS's owner of the
+    /// snapshot copied); `None` for anything else.
+    fn copy_source(&self) -> Option<String> {
+        let copy = crate::tags::is_managed(&self.tags)
+            && self.tags.get(crate::tags::STEP).is_some_and(|s| s == crate::tags::STEP_COPY);
+        copy.then(|| self.tags.get(crate::tags::SOURCE_ACCOUNT).cloned()).flatten()
     }
 
     pub fn to_ref(&self) -> SnapshotRef {
@@ -211,6 +220,8 @@ pub struct CopyInProgress {
     pub started_at: Option<DateTime<Utc>>,
     /// How far AWS says it is (`PercentProgress`, EBS `Progress`), 0 to 100.
     pub percent: Option<u8>,
+    /// A snapferry copy's source account.
+    pub source: Option<String>,
 }
 
 impl CopyInProgress {
@@ -237,6 +248,35 @@ pub struct Copies {
     pub in_progress: Vec<CopyInProgress>,
     /// The snapferry name (see [`Snapshot::name`]) of every snapshot this account holds here.
     pub names: std::collections::BTreeSet<String>,
+    /// snapferry's copies here, per source account.
+    pub by_source: std::collections::BTreeMap<String, SourceCopies>,
+}
+
+/// One source's copies in one store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SourceCopies {
+    /// Held, in progress or not.
+    pub held: usize,
+    /// Still in progress.
+    pub in_flight: usize,
+}
+
+impl Copies {
+    /// The copies among `snapshots` (every snapshot this account holds in one store) and
+    /// their names: AWS's listing is read once for the slots and for the sources' budgets.
+    pub fn of<'a>(snapshots: impl IntoIterator<Item = &'a Snapshot>, in_progress: Vec<CopyInProgress>) -> Copies {
+        let mut names = std::collections::BTreeSet::new();
+        let mut by_source: std::collections::BTreeMap<String, SourceCopies> = Default::default();
+        for s in snapshots {
+            names.insert(s.name.clone());
+            if let Some(source) = s.copy_source() {
+                let counts = by_source.entry(source).or_default();
+                counts.held += 1;
+                counts.in_flight += usize::from(s.status == Status::Creating);
+            }
+        }
+        Copies { in_progress, names, by_source }
+    }
 }
 
 /// How many copies of `kind` AWS runs at once into one destination region of an account, by

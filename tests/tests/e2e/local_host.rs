@@ -39,7 +39,7 @@ async fn accounts(targets: usize) -> Accounts {
 async fn deployed(targets: usize) -> (Accounts, Deployment) {
     let a = accounts(targets).await;
     let options = DeployOptions { visibility_timeout_override: Some(1), copied_back: true };
-    let deployment = deploy(&a.routing, &a.source, &a.targets, &options).await.expect("deploy");
+    let deployment = deploy(&a.routing, std::slice::from_ref(&a.source), &a.targets, &options).await.expect("deploy");
     (a, deployment)
 }
 
@@ -84,7 +84,8 @@ fn as_u64(v: &Value) -> Option<u64> {
 async fn deploy_creates_the_topology_of_routing_json() {
     let a = accounts(2).await;
     let r = &a.routing;
-    let deployment = deploy(r, &a.source, &a.targets, &DeployOptions::default()).await.expect("deploy");
+    let deployment =
+        deploy(r, std::slice::from_ref(&a.source), &a.targets, &DeployOptions::default()).await.expect("deploy");
 
     let sides = [(Side::Source, std::slice::from_ref(&a.source)), (Side::Target, a.targets.as_slice())];
     for (side, accounts) in sides {
@@ -197,8 +198,12 @@ async fn deploy_creates_the_topology_of_routing_json() {
 async fn deploying_twice_changes_nothing_and_a_new_override_updates_the_queues() {
     let a = accounts(1).await;
     let t = &a.targets[0];
-    let first = deploy(&a.routing, &a.source, &a.targets, &DeployOptions::default()).await.expect("first deploy");
-    let second = deploy(&a.routing, &a.source, &a.targets, &DeployOptions::default()).await.expect("second deploy");
+    let first = deploy(&a.routing, std::slice::from_ref(&a.source), &a.targets, &DeployOptions::default())
+        .await
+        .expect("first deploy");
+    let second = deploy(&a.routing, std::slice::from_ref(&a.source), &a.targets, &DeployOptions::default())
+        .await
+        .expect("second deploy");
     let queues = |d: &Deployment| d.queues().cloned().collect::<Vec<_>>();
     assert_eq!(queues(&first), queues(&second));
     assert_eq!(first.schedules(), second.schedules());
@@ -222,7 +227,9 @@ async fn deploying_twice_changes_nothing_and_a_new_override_updates_the_queues()
     assert_eq!(policy["Statement"].as_array().map(Vec::len), Some(1), "one statement for the source: {policy}");
 
     let options = DeployOptions { visibility_timeout_override: Some(3), copied_back: false };
-    let third = deploy(&a.routing, &a.source, &a.targets, &options).await.expect("deploy with an override");
+    let third = deploy(&a.routing, std::slice::from_ref(&a.source), &a.targets, &options)
+        .await
+        .expect("deploy with an override");
     assert_eq!(queues(&first).iter().map(|q| &q.queue_url).collect::<Vec<_>>(), {
         third.queues().map(|q| &q.queue_url).collect::<Vec<_>>()
     });

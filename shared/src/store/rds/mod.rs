@@ -399,7 +399,6 @@ impl<F: Family> SnapshotStore for Rds<F> {
 
     async fn copies(&self) -> Result<Copies> {
         let all = self.family.list_manual(&self.client).await?;
-        let names = all.iter().map(|s| F::raw(s).id.to_string()).collect();
         // RDS names the source of every cross-account or cross-region copy, which is what
         // snapferry makes; a snapshot being taken in this account holds no copy slot.
         let in_progress = all
@@ -409,7 +408,8 @@ impl<F: Family> SnapshotStore for Rds<F> {
             .filter(|s| s.status == Status::Creating)
             .map(|s| s.as_in_progress())
             .collect();
-        Ok(Copies { in_progress, names })
+        let snapshots: Vec<Snapshot> = all.iter().map(|s| self.to_snapshot(s)).collect();
+        Ok(Copies::of(&snapshots, in_progress))
     }
 
     async fn shared_with_us(&self) -> Result<Vec<Snapshot>> {
