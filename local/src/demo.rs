@@ -22,6 +22,9 @@ use std::time::{Duration, Instant};
 /// Documentation placeholder account ids; the emulator accepts any.
 pub const SOURCE_ACCOUNT: &str = "111111111111";
 pub const TARGET_ACCOUNT: &str = "222222222222";
+/// A second source account into the same backup account: its backups go on beside the
+/// first's, each counted and budgeted on its own.
+pub const NEIGHBOUR_ACCOUNT: &str = "444444444444";
 /// The opt-in tag of the demo's EC2 instance.
 const DEMO_INSTANCE_TAG: &str = "backup=snapferry";
 
@@ -79,6 +82,7 @@ async fn base_config(endpoint: &str, region: &str) -> SdkConfig {
 
 async fn start(args: &LocalArgs) -> Result<LocalPipeline> {
     let source = account(&args.endpoint, &args.region, SOURCE_ACCOUNT).await?;
+    let neighbour = account(&args.endpoint, &args.region, NEIGHBOUR_ACCOUNT).await?;
     let target = account(&args.endpoint, &args.region, TARGET_ACCOUNT).await?;
     regex::Regex::new(&args.select).map_err(|e| Error::Config(format!("--select: {e}")))?;
     let options = PipelineOptions {
@@ -94,7 +98,7 @@ async fn start(args: &LocalArgs) -> Result<LocalPipeline> {
         copy_slots: args.copy_slots.clone(),
         ..Default::default()
     };
-    LocalPipeline::start(source, target, &options).await
+    LocalPipeline::start_many(source, vec![neighbour], target, &options).await
 }
 
 /// The demo's data checks: each PostgreSQL database's table must hold rows, the newest
@@ -122,7 +126,7 @@ fn demo_data_checks() -> String {
 pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     let started = Instant::now();
     println!(
-        "snapferry demo on {} ({}): source account {SOURCE_ACCOUNT}, backup account {TARGET_ACCOUNT}, extra regions {:?}",
+        "snapferry demo on {} ({}): source accounts {SOURCE_ACCOUNT} and {NEIGHBOUR_ACCOUNT}, backup account {TARGET_ACCOUNT}, extra regions {:?}",
         args.local.endpoint, args.local.region, args.local.extra_regions
     );
     let pipeline = start(&args.local).await?;
@@ -131,11 +135,18 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     );
     println!("[setup]  source sharing CMK {}", pipeline.sharing_key);
     println!("[setup]  backup CMK {}", pipeline.target_key);
-    let mut resources: Vec<(String, String, String)> =
-        create_databases(&pipeline).await?.into_iter().map(|(n, w)| (n.to_string(), n.to_string(), w)).collect();
-    resources.extend(create_volumes(&pipeline).await?);
-    for (_, name, what) in &resources {
-        println!("[source] {name}: {what}");
+    // (account, resource id, display name, what it is)
+    let mut resources: Vec<(String, String, String, String)> = create_databases(&pipeline)
+        .await?
+        .into_iter()
+        .map(|(n, w)| (SOURCE_ACCOUNT.to_string(), n.to_string(), n.to_string(), w))
+        .collect();
+    resources
+        .extend(create_volumes(&pipeline).await?.into_iter().map(|(id, n, w)| (SOURCE_ACCOUNT.to_string(), id, n, w)));
+    let (id, what) = create_neighbours_database(&pipeline).await?;
+    resources.push((NEIGHBOUR_ACCOUNT.to_string(), id.to_string(), format!("{id} ({NEIGHBOUR_ACCOUNT})"), what));
+    for (account, _, name, what) in &resources {
+        println!("[{}] {name}: {what}", if account == SOURCE_ACCOUNT { "source" } else { "neighbour" });
     }
     for (name, rows) in write_rows(&pipeline).await? {
         println!("[source] {name}: {rows}");
@@ -144,8 +155,11 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     println!("[source] schedule fired\n");
 
     let fired = chrono::Utc::now();
-    let mut rows: BTreeMap<String, Row> =
-        resources.iter().map(|(id, name, _)| (id.clone(), Row { name: name.clone(), ..Row::default() })).collect();
+    // By (account, resource): two sources may have resources of one name.
+    let mut rows: BTreeMap<(String, String), Row> = resources
+        .iter()
+        .map(|(account, id, name, _)| ((account.clone(), id.clone()), Row { name: name.clone(), ..Row::default() }))
+        .collect();
     let deadline = Instant::now() + Duration::from_secs(args.timeout_seconds);
     while !rows.values().all(Row::finished) {
         if Instant::now() > deadline {
@@ -155,7 +169,8 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         let handled = pipeline.host.poll_once().await?;
         for event in pipeline.events().await? {
             print_progress(&event, fired);
-            if let Some(row) = rows.get_mut(&event.detail.origin.resource_id) {
+            let origin = &event.detail.origin;
+            if let Some(row) = rows.get_mut(&(origin.account.clone(), origin.resource_id.clone())) {
                 row.record(&event.detail, fired);
             }
         }
@@ -267,6 +282,28 @@ async fn create_databases(pipeline: &LocalPipeline) -> Result<Vec<(&'static str,
         ("billing-postgres", "PostgreSQL 16 instance on the sharing CMK (shared as it is)".into()),
         ("inventory-aurora", "Aurora PostgreSQL cluster on aws/rds (no copy-finished event: re-checked)".into()),
     ])
+}
+
+/// The neighbour's database: a PostgreSQL instance on its own sharing key.
+async fn create_neighbours_database(pipeline: &LocalPipeline) -> Result<(&'static str, String)> {
+    let neighbour = pipeline.neighbours.first().ok_or_else(|| Error::Config("the demo has a neighbour".into()))?;
+    let id = "payroll-postgres";
+    let r = neighbour
+        .rds
+        .create_db_instance()
+        .db_instance_identifier(id)
+        .engine("postgres")
+        .engine_version("16.4")
+        .db_instance_class("db.t4g.micro")
+        .allocated_storage(20)
+        .master_username("admin")
+        .manage_master_user_password(true)
+        .storage_encrypted(true)
+        .set_kms_key_id(pipeline.sharing_keys.get(&neighbour.account).cloned())
+        .send()
+        .await;
+    exists_ok(r.map(|_| ()).map_err(|e| Error::from_sdk("CreateDBInstance", e)))?;
+    Ok((id, "PostgreSQL 16 instance of a second source account, on its own sharing CMK".into()))
 }
 
 /// Rows in the three databases, written over TLS as their master user. The demo sets a
@@ -517,13 +554,13 @@ impl Row {
     }
 }
 
-fn print_table(rows: &BTreeMap<String, Row>) {
+fn print_table(rows: &BTreeMap<(String, String), Row>) {
     println!("\n{}", render_table(rows));
 }
 
 /// One row per backup: the resource, its restore test and the seconds each step took (the
 /// first counted from the schedule's firing); its snapshots, one per line.
-fn render_table(rows: &BTreeMap<String, Row>) -> String {
+fn render_table(rows: &BTreeMap<(String, String), Row>) -> String {
     let dash = || "-".to_string();
     let mut t = snapferry_cli::account::table(&["backup", "snapshots"]);
     // Snapshot names are long (RDS copies carry their lineage): they get the room.
@@ -616,7 +653,8 @@ mod tests {
             }),
             ..Row::default()
         };
-        let rows = BTreeMap::from([("a".to_string(), row), ("b".to_string(), failed), ("c".to_string(), checked)]);
+        let key = |id: &str| (SOURCE_ACCOUNT.to_string(), id.to_string());
+        let rows = BTreeMap::from([(key("a"), row), (key("b"), failed), (key("c"), checked)]);
         insta::assert_snapshot!(render_table(&rows));
     }
 }

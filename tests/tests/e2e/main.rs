@@ -22,3 +22,4 @@ mod cli_status;
 mod emulator;
 mod emulator_quotas;
 mod local_host;
+mod neighbours;
