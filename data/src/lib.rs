@@ -34,6 +34,18 @@ const RDS_CA_BUNDLE: &[u8] = include_bytes!("../certs/rds-ca-bundle.pem");
 const EXACT_COUNT_MAX_BYTES: i64 = 8 << 20;
 const EXACT_COUNTS: usize = 100;
 
+/// Most tables the catalogue lists (its queries ask for one more, to tell): the database is
+/// the source's data, and a function of 256 MB does not hold a million table names.
+pub const MAX_TABLES: usize = 10_000;
+
+/// `sql` (a configured probe) as it runs: at most two rows come back, whatever it selects,
+/// so a probe that would return a table's rows costs neither the time to send them nor the
+/// memory to hold them (two tell "more than one" apart).
+pub fn bounded_probe(sql: &str) -> String {
+    let sql = sql.trim().trim_end_matches(';').trim_end();
+    format!("SELECT * FROM ({sql}) AS snapferry_probe LIMIT 2")
+}
+
 /// How a step reaches databases: the time limit of the connection and of each statement,
 /// and whom TLS trusts.
 #[derive(Debug, Clone)]
@@ -239,8 +251,14 @@ pub struct TableStat {
 /// the catalogue, or counted where the table is small and its estimate cannot be trusted.
 pub async fn catalogue(session: &mut dyn Session, timeout: Duration) -> std::result::Result<Vec<TableStat>, String> {
     let rows = session.read_only(session.catalogue_sql(), timeout).await?;
+    if rows.len() > MAX_TABLES {
+        return Err(format!("more than {MAX_TABLES} tables; not listed"));
+    }
     let mut tables = Vec::new();
     let mut counts_left = EXACT_COUNTS;
+    // Counting stops after three statements' time in all, however many tables are small:
+    // each count is bounded by the statement limit, a hundred of them are not.
+    let counting = std::time::Instant::now();
     for row in rows {
         let field = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
         let (schema, name) = (session.schema_name(field(0)), field(1));
@@ -248,7 +266,7 @@ pub async fn catalogue(session: &mut dyn Session, timeout: Duration) -> std::res
         let bytes: i64 = field(3).parse().unwrap_or(0);
         let rows = match session.estimate(estimate, bytes) {
             Some(rows) => Some(rows),
-            None if bytes <= EXACT_COUNT_MAX_BYTES && counts_left > 0 => {
+            None if bytes <= EXACT_COUNT_MAX_BYTES && counts_left > 0 && counting.elapsed() < timeout * 3 => {
                 counts_left -= 1;
                 let sql = session.count_sql(&schema, &name);
                 session.read_only(&sql, timeout).await.ok().and_then(|r| single(&r)).and_then(|v| v.parse().ok())

@@ -55,10 +55,10 @@ pub async fn connect(target: &Target<'_>, tls: &Tls, timeout: Duration) -> Resul
 
 const CATALOGUE: &str = "SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_ROWS, DATA_LENGTH FROM information_schema.TABLES \
      WHERE TABLE_TYPE = 'BASE TABLE' \
-     AND TABLE_SCHEMA NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys') ORDER BY 1, 2";
+     AND TABLE_SCHEMA NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys') ORDER BY 1, 2 LIMIT 10001";
 /// Logged in to a database: its tables only (MySQL's schemas are databases).
 const CATALOGUE_OF_DATABASE: &str = "SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_ROWS, DATA_LENGTH \
-     FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE' AND TABLE_SCHEMA = DATABASE() ORDER BY 1, 2";
+     FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE' AND TABLE_SCHEMA = DATABASE() ORDER BY 1, 2 LIMIT 10001";
 
 /// InnoDB's estimate is a sample that lags (MySQL 8 also caches it for
 /// `information_schema_stats_expiry`, a day): a small table is counted exactly, so a

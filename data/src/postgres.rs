@@ -33,16 +33,26 @@ pub async fn connect(target: &Target<'_>, tls: &Tls, timeout: Duration) -> Resul
     Ok(client)
 }
 
-const CATALOGUE: &str = "SELECT n.nspname, c.relname, c.reltuples::bigint, pg_relation_size(c.oid) \
-     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+/// Every name schema-qualified, and at most one table more than [`crate::MAX_TABLES`]: the
+/// database is the source's data, and its search_path (a role's or the database's setting,
+/// restored with it) could put a schema of its own before `pg_catalog`.
+const CATALOGUE: &str = "SELECT n.nspname, c.relname, c.reltuples::pg_catalog.int8, pg_catalog.pg_relation_size(c.oid) \
+     FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
      WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
-     AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1, 2";
+     AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1, 2 LIMIT 10001";
 
 #[async_trait]
 impl Session for Client {
     async fn read_only(&mut self, sql: &str, timeout: Duration) -> Result<Rows, String> {
         let millis = timeout.as_millis().max(1);
-        let begin = format!("BEGIN TRANSACTION READ ONLY; SET LOCAL statement_timeout = {millis}");
+        // The search path pinned, `pg_catalog` first and `pg_temp` last, whatever the
+        // restored database or role set it to: nothing of the database's own can stand in
+        // for a system table, function or operator (the probes' tables still resolve in the
+        // user's schema and `public`).
+        let begin = format!(
+            "BEGIN TRANSACTION READ ONLY; SET LOCAL statement_timeout = {millis}; \
+             SET LOCAL search_path = pg_catalog, \"$user\", public, pg_temp"
+        );
         let work = async {
             self.batch_execute(&begin).await.map_err(|e| describe(&e))?;
             let result = self.simple_query(sql).await.map_err(|e| describe(&e));
@@ -75,7 +85,7 @@ impl Session for Client {
     }
 
     fn count_sql(&self, schema: &str, table: &str) -> String {
-        format!("SELECT count(*) FROM {}.{}", quote_ident(schema), quote_ident(table))
+        format!("SELECT pg_catalog.count(*) FROM {}.{}", quote_ident(schema), quote_ident(table))
     }
 }
 

@@ -19,10 +19,13 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { dlqAlarm } from './operations';
-import { dlqName, Routing } from './routing';
+import { dlqName, loadRouting, Routing } from './routing';
 
-/** The delivery DLQ's name, the same in every stack (each account and region has one snapferry stack). */
-export const DELIVERY_DLQ = 'snapferry-delivery-dlq';
+/**
+ * The delivery DLQ's name (routing.json `delivery_dlq`, which the operator CLI reads too), the
+ * same in every stack (each account and region has one snapferry stack).
+ */
+export const DELIVERY_DLQ = loadRouting().delivery_dlq;
 
 /**
  * How long EventBridge keeps retrying an event a step's queue did not take before it dead-letters

@@ -28,6 +28,8 @@ export interface RoutingFunction {
 export interface Routing {
   source: string;
   pipeline_bus: string;
+  /** Each stack's queue of the events EventBridge could not deliver. */
+  delivery_dlq: string;
   max_receive_count: number;
   dlq_retention_days: number;
   visibility_timeout_factor: number;

@@ -665,7 +665,7 @@ async fn monitor(clients: &Clients, bus: &str) -> Result<String> {
 /// The emulator's CA for its PostgreSQL endpoints (`GET /_snapferry/rds-ca`), written to a
 /// file named after its content, for `DATA_CHECK_CA_BUNDLE`. The emulator makes a new CA
 /// each time it starts.
-pub(crate) async fn emulator_ca_bundle(clients: &Clients) -> Result<String> {
+pub async fn emulator_ca_bundle(clients: &Clients) -> Result<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let endpoint = clients
         .config

@@ -11,6 +11,8 @@ pub const ROUTING_JSON: &str = include_str!("../routing.json");
 pub struct Routing {
     pub source: String,
     pub pipeline_bus: String,
+    /// The queue of events EventBridge could not deliver to a rule's target, in each account.
+    pub delivery_dlq: String,
     pub max_receive_count: u32,
     pub dlq_retention_days: u32,
     pub visibility_timeout_factor: u32,

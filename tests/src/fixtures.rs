@@ -168,7 +168,7 @@ pub async fn sql_as(clients: &Clients, kind: ResourceKind, name: &str, password:
     let conn = format!("host={host} port={port} user=owner password={password} dbname=app");
     let (client, connection) = tokio_postgres::connect(&conn, tokio_postgres::NoTls).await.expect("connect");
     tokio::spawn(connection);
-    client.batch_execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    client.batch_execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {e:?}"));
 }
 
 /// Runs each of `statements` in the database `app` of the MySQL instance or cluster

@@ -105,6 +105,24 @@ pub struct Replayed {
     pub cancelled: bool,
 }
 
+/// Dead letters `list` and `show` read at most, whatever the DLQ holds: the counts come
+/// from the queue's attributes, the reasons from a sample of this size. Ten receives.
+pub const SAMPLE: usize = 100;
+/// Dead letters one selected replay looks through at most; a larger DLQ is replayed in
+/// several runs (or whole, with SQS's redrive). Each is hidden while it is looked at, so
+/// this bounds the time too: a hundred receives.
+pub const SCAN: usize = 1000;
+
+/// A step's dead letters: how many there are, and a sample of them, oldest first.
+#[derive(Debug, Clone, Serialize)]
+pub struct Shown {
+    pub step: String,
+    /// The DLQ's count (`ApproximateNumberOfMessages`).
+    pub total: u64,
+    /// At most [`SAMPLE`] of them.
+    pub letters: Vec<DeadLetter>,
+}
+
 /// What a dead letter lacks when SQS moved it (the step never recorded a reason).
 pub const REDRIVEN: &str = "exceeded maxReceiveCount (moved by SQS's redrive policy)";
 
@@ -168,8 +186,9 @@ pub async fn list(c: &Clients, routing: &Routing) -> Result<Vec<QueueState>> {
         let queue = attributes(c, &q.queue_url).await?;
         let dlq = attributes(c, &q.dlq_url).await?;
         let dead_letters = count(&dlq, "ApproximateNumberOfMessages");
+        // The oldest of a sample: SQS hands out a standard queue's messages roughly oldest first.
         let oldest = if dead_letters > 0 {
-            let letters = peek(c, &q.dlq_url).await?;
+            let letters = peek(c, &q.dlq_url, SAMPLE).await?;
             let oldest = letters.iter().filter_map(|d| d.sent_at).min();
             release(c, &q.dlq_url, &letters).await?;
             oldest.map(|t| (chrono::Utc::now() - t).num_seconds())
@@ -185,19 +204,52 @@ pub async fn list(c: &Clients, routing: &Routing) -> Result<Vec<QueueState>> {
             oldest_dead_letter_age_seconds: oldest,
         });
     }
+    // The events EventBridge could not deliver to a rule's target: no step's, so no queue
+    // of its own; its count and the age of its oldest, as for a step's DLQ.
+    match queue_url(c, &routing.delivery_dlq).await {
+        Ok(url) => {
+            let dead_letters = count(&attributes(c, &url).await?, "ApproximateNumberOfMessages");
+            let oldest = if dead_letters > 0 {
+                let letters = peek(c, &url, SAMPLE).await?;
+                release(c, &url, &letters).await?;
+                letters.iter().filter_map(|d| d.sent_at).min().map(|t| (chrono::Utc::now() - t).num_seconds())
+            } else {
+                None
+            };
+            out.push(QueueState {
+                step: UNDELIVERED.to_string(),
+                queue: routing.delivery_dlq.clone(),
+                waiting: 0,
+                in_flight: 0,
+                dead_letters,
+                oldest_dead_letter_age_seconds: oldest,
+            });
+        }
+        // Not deployed here (the local host, or an account without snapferry's stack).
+        Err(Error::NotFound { .. }) => {}
+        Err(e) => return Err(e),
+    }
     Ok(out)
 }
 
-/// Every message of the DLQ, received (hidden for a minute) and read; [`release`] makes
-/// them visible again. A DLQ has no redrive policy, so receiving one counts against nothing.
-async fn peek(c: &Clients, dlq_url: &str) -> Result<Vec<DeadLetter>> {
-    let mut all = Vec::new();
-    loop {
+/// The row of `dlq list` for the stack's delivery DLQ.
+pub const UNDELIVERED: &str = "(undelivered events)";
+
+/// At most `limit` messages of the DLQ, each once, received (hidden for a minute) and read;
+/// [`release`] makes them visible again. A DLQ has no redrive policy, so receiving one
+/// counts against nothing. Bounded in calls too: SQS may answer a receive with fewer
+/// messages than it holds, so a few receives more than `limit` needs, and no more.
+async fn peek(c: &Clients, dlq_url: &str, limit: usize) -> Result<Vec<DeadLetter>> {
+    let mut all: Vec<DeadLetter> = Vec::new();
+    for _ in 0..limit.div_ceil(10) + 2 {
+        if all.len() >= limit {
+            break;
+        }
         let out = c
             .sqs
             .receive_message()
             .queue_url(dlq_url)
-            .max_number_of_messages(10)
+            .max_number_of_messages((limit - all.len()).min(10) as i32)
             .visibility_timeout(60)
             .message_attribute_names("All")
             .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::SentTimestamp)
@@ -205,10 +257,17 @@ async fn peek(c: &Clients, dlq_url: &str) -> Result<Vec<DeadLetter>> {
             .await
             .map_err(|e| Error::from_sdk("ReceiveMessage", e))?;
         if out.messages().is_empty() {
-            return Ok(all);
+            break;
         }
-        all.extend(out.messages().iter().map(dead_letter));
+        for letter in out.messages().iter().map(dead_letter) {
+            // Received again (its minute passed): the same letter, under its newest handle.
+            match all.iter_mut().find(|d| d.message_id == letter.message_id) {
+                Some(seen) => seen.receipt_handle = letter.receipt_handle,
+                None => all.push(letter),
+            }
+        }
     }
+    Ok(all)
 }
 
 async fn release(c: &Clients, dlq_url: &str, letters: &[DeadLetter]) -> Result<()> {
@@ -267,13 +326,14 @@ fn dead_letter(m: &Message) -> DeadLetter {
     }
 }
 
-/// The dead letters of `step`, oldest first.
-pub async fn show(c: &Clients, routing: &Routing, step: &str) -> Result<Vec<DeadLetter>> {
+/// How many dead letters `step` has, and a sample of at most [`SAMPLE`], oldest first.
+pub async fn show(c: &Clients, routing: &Routing, step: &str) -> Result<Shown> {
     let q = queues(c, routing, function(routing, step)?).await?;
-    let mut letters = peek(c, &q.dlq_url).await?;
+    let total = count(&attributes(c, &q.dlq_url).await?, "ApproximateNumberOfMessages");
+    let mut letters = if total > 0 { peek(c, &q.dlq_url, SAMPLE).await? } else { Vec::new() };
     release(c, &q.dlq_url, &letters).await?;
     letters.sort_by_key(|d| d.sent_at);
-    Ok(letters)
+    Ok(Shown { step: step.to_string(), total: total.max(letters.len() as u64), letters })
 }
 
 /// Which dead letters a selected replay moves.
@@ -307,7 +367,7 @@ pub async fn replay_selected(
     dry_run: bool,
 ) -> Result<Replayed> {
     let q = queues(c, routing, function(routing, step)?).await?;
-    let letters = peek(c, &q.dlq_url).await?;
+    let letters = peek(c, &q.dlq_url, SCAN).await?;
     let (chosen, rest): (Vec<DeadLetter>, Vec<DeadLetter>) = {
         let mut chosen = Vec::new();
         let mut rest = Vec::new();
@@ -448,9 +508,20 @@ pub async fn run(args: DlqArgs) -> Result<ExitCode> {
             Ok(if states.iter().any(|s| s.dead_letters > 0) { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
         DlqCommand::Show { step } => {
-            let letters = show(&c, &routing, &step).await?;
-            out.print(&letters, || grouped(&letters))?;
-            Ok(if letters.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            let shown = show(&c, &routing, &step).await?;
+            out.print(&shown, || {
+                let mut text = grouped(&shown.letters);
+                if shown.total > shown.letters.len() as u64 {
+                    text.push_str(&format!(
+                        "\n{} dead letters in all; the reasons above are of a sample of {} (`snapferry dlq replay {} --reason ... --dry-run` selects among up to {SCAN})",
+                        shown.total,
+                        shown.letters.len(),
+                        shown.step
+                    ));
+                }
+                text
+            })?;
+            Ok(if shown.total == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
         DlqCommand::Replay { step, reason, resource, correlation_id, max, dry_run, rate } => {
             let reason = reason

@@ -247,13 +247,13 @@ pub async fn collect(
     let mut letters = Vec::new();
     for f in &routing.functions {
         match dlq::show(backup, routing, &f.name).await {
-            Ok(found) => letters.extend(found),
+            Ok(found) => letters.extend(found.letters),
             Err(Error::NotFound { .. }) => {}
             Err(e) => return Err(e),
         }
         if let Some(source) = source {
             match dlq::show(source, routing, &f.name).await {
-                Ok(found) => letters.extend(found),
+                Ok(found) => letters.extend(found.letters),
                 Err(Error::NotFound { .. }) => {}
                 Err(e) => return Err(e),
             }

@@ -34,6 +34,11 @@ use snapferry::events::SourceComparison;
 use snapferry::tags::SourceFigures;
 use std::time::Duration;
 
+/// How long one restore test's data checks may take in all, whatever the database holds
+/// (each statement has its own limit too): well within the restore function's timeout. A
+/// check not finished by then fails with that reason.
+pub const TOTAL_LIMIT: Duration = Duration::from_secs(120);
+
 /// How far a restore's rows may be from its source's by default: the source is measured
 /// when its snapshot is shared, minutes after it was taken, and keeps changing meanwhile.
 pub const DEFAULT_ROW_TOLERANCE_PERCENT: f64 = 10.0;
@@ -248,6 +253,7 @@ pub async fn run(
     snapshot_at: DateTime<Utc>,
     timeout: Duration,
 ) -> std::result::Result<Report, NotReached> {
+    let deadline = tokio::time::Instant::now() + TOTAL_LIMIT;
     let mut session = snapferry_data::connect(target, tls, timeout).await?;
     let session = session.as_mut();
     let mut report = Report {
@@ -258,7 +264,10 @@ pub async fn run(
         recovery_point_seconds: None,
         source: None,
     };
-    let listed = snapferry_data::catalogue(session, timeout).await;
+    let over = || format!("not finished within the data checks' total time limit of {} s", TOTAL_LIMIT.as_secs());
+    let listed = tokio::time::timeout_at(deadline, snapferry_data::catalogue(session, timeout))
+        .await
+        .unwrap_or_else(|_| Err(over()));
     report.checks.push(CheckResult {
         name: "catalogue".into(),
         expectation: "the database answers and lists its tables".into(),
@@ -273,7 +282,9 @@ pub async fn run(
         report.checks.push(required_table(&report.tables, table));
     }
     for probe in checks.map(|c| c.probes.as_slice()).unwrap_or_default() {
-        let value = probe_value(session, &probe.sql, timeout).await;
+        let value = tokio::time::timeout_at(deadline, probe_value(session, &probe.sql, timeout))
+            .await
+            .unwrap_or_else(|_| Err(over()));
         let (result, newest) = judge(probe, value, snapshot_at);
         if let Some(at) = newest
             && report.newest_data_at.is_none_or(|n| at > n)
@@ -335,10 +346,12 @@ fn required_table(tables: &[TableStat], wanted: &str) -> CheckResult {
 type ProbeValue = std::result::Result<Option<String>, String>;
 
 async fn probe_value(session: &mut dyn Session, sql: &str, timeout: Duration) -> ProbeValue {
-    let rows = session.read_only(sql, timeout).await?;
+    let rows = session.read_only(&snapferry_data::bounded_probe(sql), timeout).await?;
     match rows.as_slice() {
         [row] if row.len() == 1 => Ok(row[0].clone()),
-        _ => Err(format!("returned {} rows; a probe returns one row of one column", rows.len())),
+        [_] => Err("returned more than one column; a probe returns one row of one column".into()),
+        [] => Err("returned no row; a probe returns one row of one column".into()),
+        _ => Err("returned more than one row; a probe returns one row of one column".into()),
     }
 }
 

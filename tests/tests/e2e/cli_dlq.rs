@@ -37,7 +37,7 @@ async fn a_dead_letter_is_shown_with_its_reason_replayed_by_sqs_and_the_chain_co
     assert!(states.iter().all(|s| s.step == "copy-shared-snapshot" || s.dead_letters == 0), "{states:?}");
     assert!(!states.iter().any(|s| s.step == "create-snapshot"), "the source's steps are not in this account");
 
-    let letters = dlq::show(&p.target, &routing, "copy-shared-snapshot").await.expect("dlq show");
+    let letters = dlq::show(&p.target, &routing, "copy-shared-snapshot").await.expect("dlq show").letters;
     let [letter] = &letters[..] else { panic!("{letters:?}") };
     assert!(letter.reason.contains("AccessDenied"), "{letter:?}");
     assert_eq!(letter.resource.as_deref(), Some("dead"));
@@ -85,7 +85,7 @@ async fn a_selected_replay_moves_only_what_matches_and_a_failed_send_loses_nothi
         send.send().await.expect("SendMessage");
     }
     let routing = Routing::load();
-    let letters = dlq::show(&p.target, &routing, "restore").await.expect("show");
+    let letters = dlq::show(&p.target, &routing, "restore").await.expect("show").letters;
     let mut reasons: Vec<&str> = letters.iter().map(|d| d.reason.as_str()).collect();
     reasons.sort();
     assert_eq!(
@@ -175,4 +175,56 @@ async fn ctrl_c_cancels_a_running_replay_and_nothing_is_lost() {
         })
         .await;
     assert!(left > 0 && moved >= 2, "moved {moved}, left {left}");
+}
+
+#[tokio::test]
+async fn a_large_dlq_is_counted_from_its_attributes_and_read_in_a_bounded_sample_once_each() {
+    let p = start(&fast_options()).await;
+    let dlq_url = queue(&p, "restore").dlq_url.clone();
+    for batch in 0..25 {
+        let entries: Vec<_> = (0..10)
+            .map(|i| {
+                aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                    .id(format!("m{i}"))
+                    .message_body(format!("{{\"not\": \"an event\", \"n\": {}}}", batch * 10 + i))
+                    .build()
+                    .expect("entry")
+            })
+            .collect();
+        p.target.sqs.send_message_batch().queue_url(&dlq_url).set_entries(Some(entries)).send().await.expect("send");
+    }
+    let routing = Routing::load();
+    let shown = dlq::show(&p.target, &routing, "restore").await.expect("show");
+    assert_eq!(shown.total, 250, "counted by SQS, not by reading them all");
+    assert_eq!(shown.letters.len(), dlq::SAMPLE);
+    let mut ids: Vec<&str> = shown.letters.iter().map(|d| d.message_id.as_str()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), dlq::SAMPLE, "each letter once");
+    let states = dlq::list(&p.target, &routing).await.expect("list");
+    let restore = states.iter().find(|s| s.step == "restore").expect("restore's queues");
+    assert_eq!(restore.dead_letters, 250);
+    // Everything read was made visible again: nothing is lost by looking.
+    assert_eq!(queue_depth(&p.target, &dlq_url).await, 250);
+
+    // The stack's delivery DLQ (events EventBridge could not deliver) is counted beside them.
+    assert!(!states.iter().any(|s| s.step == dlq::UNDELIVERED), "not deployed by the local host: no row");
+    let undelivered = p
+        .target
+        .sqs
+        .create_queue()
+        .queue_name(&routing.delivery_dlq)
+        .send()
+        .await
+        .expect("create the delivery DLQ")
+        .queue_url()
+        .expect("url")
+        .to_string();
+    for _ in 0..3 {
+        p.target.sqs.send_message().queue_url(&undelivered).message_body("{}").send().await.expect("send");
+    }
+    let states = dlq::list(&p.target, &routing).await.expect("list");
+    let row = states.iter().find(|s| s.step == dlq::UNDELIVERED).expect("the delivery DLQ's row");
+    assert_eq!((row.queue.as_str(), row.dead_letters), (routing.delivery_dlq.as_str(), 3));
+    assert!(row.oldest_dead_letter_age_seconds.is_some());
 }

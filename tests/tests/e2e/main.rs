@@ -19,6 +19,7 @@ mod chain_reconcile;
 mod cli_dlq;
 mod cli_doctor;
 mod cli_status;
+mod data_untrusted;
 mod emulator;
 mod emulator_quotas;
 mod local_host;
