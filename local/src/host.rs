@@ -49,6 +49,9 @@ struct Counts {
 /// Lambda's SQS event source mapping, for every registered function.
 pub struct Host {
     functions: Vec<Arc<Hosted>>,
+    /// Invocations of one function at once: what Lambda's event source mapping runs (at
+    /// least 2, its minimum maximum concurrency), each with a batch of its own.
+    concurrency: usize,
     schedules: Vec<DeployedSchedule>,
     queues: BTreeMap<(String, String), DeployedQueue>,
     counts: Arc<Counts>,
@@ -66,6 +69,7 @@ impl Host {
     pub fn new(deployment: &Deployment) -> Host {
         Host {
             functions: Vec::new(),
+            concurrency: 1,
             schedules: deployment.schedules.clone(),
             queues: deployment.queues.clone(),
             counts: Arc::default(),
@@ -91,6 +95,12 @@ impl Host {
             counts: Arc::clone(&self.counts),
         }));
         Ok(self)
+    }
+
+    /// Runs up to `n` invocations of each function at once (at least one).
+    pub fn set_concurrency(&mut self, n: usize) -> &mut Host {
+        self.concurrency = n.max(1);
+        self
     }
 
     /// Fault injection for tests: the `nth` invocation from now (1: the next) of `function`
@@ -123,7 +133,9 @@ impl Host {
     pub async fn poll_once(&self) -> Result<usize> {
         let mut rounds = JoinSet::new();
         for hosted in &self.functions {
-            rounds.spawn(Arc::clone(hosted).poll());
+            for _ in 0..self.concurrency {
+                rounds.spawn(Arc::clone(hosted).poll());
+            }
         }
         let mut handled = 0;
         let mut first_error = None;
@@ -182,15 +194,15 @@ impl Host {
         .await
     }
 
-    /// Polls until `stop` completes. Each function polls its queue on its own, as each SQS
-    /// event source mapping does in AWS, so a slow handler holds up its own queue only (in
+    /// Polls until `stop` completes. Each function polls its queue on its own (with as many
+    /// pollers as its concurrency), as each SQS event source mapping does in AWS, so a slow handler holds up its own queue only (in
     /// rounds, every queue would wait for the slowest handler of the round). An invocation
     /// in progress is finished first, so no handler is cut off between its work and the
     /// deletion of its messages.
     pub async fn run_until_stopped<S: Future<Output = ()>>(&self, stop: S) -> Result<()> {
         let (stopping, stopped) = tokio::sync::watch::channel(false);
         let mut pollers = JoinSet::new();
-        for hosted in &self.functions {
+        for hosted in self.functions.iter().flat_map(|h| std::iter::repeat_n(h, self.concurrency)) {
             let (hosted, mut stopped) = (Arc::clone(hosted), stopped.clone());
             pollers.spawn(async move {
                 while !*stopped.borrow() {

@@ -85,6 +85,9 @@ pub struct PipelineOptions {
     /// derived from AWS's quotas and slots and the number of sources when `None`.
     pub copies_held_per_source: Option<String>,
     pub copies_in_flight_per_source: Option<String>,
+    /// Invocations of each function at once, as Lambda's event source mapping runs them
+    /// (its minimum maximum concurrency is 2): every step must be idempotent under it.
+    pub concurrency: usize,
     /// What each step's role may do; `shared/permissions.json` unless a test takes an
     /// action away to see the chain fail.
     pub permissions: Permissions,
@@ -122,6 +125,7 @@ impl Default for PipelineOptions {
             copy_slots: None,
             copies_held_per_source: None,
             copies_in_flight_per_source: None,
+            concurrency: 2,
             // The contract's defaults, which the stacks write out too.
             manual_snapshot_quota: 100,
             expire_allow_delete_all: false,
@@ -430,6 +434,7 @@ impl LocalPipeline {
             _ => Some(emulator_ca_bundle(&target).await?),
         };
         let mut host = Host::new(&deployment);
+        host.set_concurrency(options.concurrency);
         for function in &routing.functions {
             let side: Vec<&Clients> = if function.account == snapferry::routing::Side::Source {
                 sources.iter().collect()

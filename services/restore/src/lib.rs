@@ -167,12 +167,28 @@ impl Handler {
             availability_zone: self.config.availability_zone.clone(),
             tags: test_tags,
         };
-        if let Err(e) = store.restore(&copy, &spec).await {
-            // A permanent refusal can come after part of the restore exists (an Aurora
-            // cluster whose instance is refused): delete it, report, and keep the reason.
-            let failed =
-                Progress { copy: copy.to_ref(), origin: event.origin.clone(), restore_id, started_at: self.ctx.now() };
-            return self.abandon(store.as_ref(), &event.correlation_id, &failed, e).await;
+        match store.restore(&copy, &spec).await {
+            Ok(true) => {}
+            // Started by another invocation (the same "Snapshot Copied" delivered twice, or
+            // a repair): that one follows it to its end, so it is tested and reported once.
+            Ok(false) => {
+                info!(
+                    copy_arn = copy.arn,
+                    restore_id, "restore test under way already; left to the one that started it"
+                );
+                return Ok(Outcome::Done);
+            }
+            Err(e) => {
+                // A permanent refusal can come after part of the restore exists (an Aurora
+                // cluster whose instance is refused): delete it, report, and keep the reason.
+                let failed = Progress {
+                    copy: copy.to_ref(),
+                    origin: event.origin.clone(),
+                    restore_id,
+                    started_at: self.ctx.now(),
+                };
+                return self.abandon(store.as_ref(), &event.correlation_id, &failed, e).await;
+            }
         }
         info!(copy_arn = copy.arn, restore_id, correlation_id = event.correlation_id, "restore test started");
         let what = RecheckWhat::RestoreProgress {

@@ -263,6 +263,20 @@ async fn which_copies_are_tested() {
 }
 
 #[tokio::test]
+async fn the_same_copy_announced_twice_is_tested_by_the_invocation_that_started_its_restore_only() {
+    let cloud = Cloud::new();
+    let h = handler(&cloud, config());
+    let (_, event) = copied(&cloud, DbInstance, "snapferry-copy-twice", "orders");
+    // Two invocations at once: both found the copy untested; the second finds the restore
+    // started and leaves it to the first, so one chain of re-checks follows it.
+    let first = h.step(deliver::pipeline(&event, Some(TARGET)), deliver::record()).await.unwrap();
+    assert!(matches!(first, Outcome::Later { .. }), "{first:?}");
+    let second = h.step(deliver::pipeline(&event, Some(TARGET)), deliver::record()).await.unwrap();
+    assert_eq!(second, Outcome::Done);
+    assert_eq!(cloud.restores().len(), 1);
+}
+
+#[tokio::test]
 async fn duplicate_rechecks_after_the_end_do_nothing() {
     let cloud = Cloud::new();
     let (_, event) = copied(&cloud, DbInstance, "snapferry-copy-a", "orders");

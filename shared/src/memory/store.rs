@@ -408,7 +408,7 @@ impl SnapshotStore for MemStore {
         Ok(())
     }
 
-    async fn restore(&self, snapshot: &Snapshot, spec: &RestoreSpec) -> Result<()> {
+    async fn restore(&self, snapshot: &Snapshot, spec: &RestoreSpec) -> Result<bool> {
         self.call("restore")?;
         let class =
             spec.instance_class.clone().or(self.smallest_restore_class(snapshot.engine.as_deref()).map(str::to_string));
@@ -417,7 +417,7 @@ impl SnapshotStore for MemStore {
             .iter()
             .any(|r| r.account == self.account && r.region == self.region && r.restored.id == spec.restore_id)
         {
-            return Ok(());
+            return Ok(false);
         }
         let Some((source, _)) = self.visible(&s, &snapshot.id, &self.region) else {
             return Err(Error::NotFound { op: "restore", what: snapshot.id.clone() });
@@ -445,7 +445,7 @@ impl SnapshotStore for MemStore {
             let message = "RDS does not support creating a DB instance with db.t4g.micro for aurora-postgresql".into();
             return Err(classify("restore", "InvalidParameterCombination".into(), message, Some(400)));
         }
-        Ok(())
+        Ok(true)
     }
 
     async fn restore_status(&self, restore_id: &str) -> Result<Option<Restored>> {

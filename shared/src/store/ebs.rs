@@ -154,6 +154,34 @@ impl Ebs {
         Ok(self.all_by_id_tag(id).await?.into_iter().next())
     }
 
+    async fn volume_ids_by_id_tag(&self, id: &str) -> Result<Vec<String>> {
+        let out = self
+            .client
+            .describe_volumes()
+            .filters(Filter::builder().name(format!("tag:{ID_TAG}")).values(id).build())
+            .send()
+            .await
+            .map_err(|e| Error::from_sdk("DescribeVolumes", e))?;
+        Ok(out.volumes().iter().filter_map(|v| v.volume_id().map(str::to_string)).collect())
+    }
+
+    /// The one snapshot of `name` made here: `made` (just made by this call) unless another
+    /// invocation made one of that name at the same time (EC2 names none, so both found none
+    /// before): the lowest id stays, whoever made it, and the others are deleted, so two
+    /// invocations of one step at once leave one snapshot, as RDS's unique names do.
+    async fn one_of(&self, name: &str, made: Snapshot) -> Result<Snapshot> {
+        let mut all = self.all_by_id_tag(name).await?;
+        if all.len() <= 1 {
+            return Ok(made);
+        }
+        all.sort_by(|a, b| a.id.cmp(&b.id));
+        for extra in &all[1..] {
+            tracing::info!(snapshot = extra.id, name, "a snapshot made twice at once; deleted");
+            self.delete(extra).await?;
+        }
+        Ok(all.swap_remove(0))
+    }
+
     async fn volume_by_id_tag(&self, id: &str) -> Result<Option<aws_sdk_ec2::types::Volume>> {
         let out = self
             .client
@@ -251,7 +279,11 @@ impl SnapshotStore for Ebs {
             .await
             .map_err(|e| Error::from_sdk("CreateSnapshot", e))?;
         let id = out.snapshot_id().ok_or_else(|| Error::BadInput("CreateSnapshot returned no id".into()))?;
-        self.describe(id).await?.ok_or_else(|| Error::NotFound { op: "DescribeSnapshots", what: id.to_string() })
+        let made = self
+            .describe(id)
+            .await?
+            .ok_or_else(|| Error::NotFound { op: "DescribeSnapshots", what: id.to_string() })?;
+        self.one_of(snapshot_id, made).await
     }
 
     /// An instance's volumes in one crash-consistent `CreateSnapshots` call; every member
@@ -368,7 +400,11 @@ impl SnapshotStore for Ebs {
             .await
             .map_err(|e| Error::from_sdk("CopySnapshot", e))?;
         let id = out.snapshot_id().ok_or_else(|| Error::BadInput("CopySnapshot returned no id".into()))?;
-        self.describe(id).await?.ok_or_else(|| Error::NotFound { op: "DescribeSnapshots", what: id.to_string() })
+        let made = self
+            .describe(id)
+            .await?
+            .ok_or_else(|| Error::NotFound { op: "DescribeSnapshots", what: id.to_string() })?;
+        self.one_of(request.target_id, made).await
     }
 
     async fn share(&self, snapshot: &Snapshot, accounts: &[String]) -> Result<()> {
@@ -428,21 +464,35 @@ impl SnapshotStore for Ebs {
         }
     }
 
-    async fn restore(&self, snapshot: &Snapshot, spec: &RestoreSpec) -> Result<()> {
+    async fn restore(&self, snapshot: &Snapshot, spec: &RestoreSpec) -> Result<bool> {
         if self.volume_by_id_tag(&spec.restore_id).await?.is_some() {
-            return Ok(());
+            return Ok(false);
         }
         let zone = spec.availability_zone.clone().unwrap_or_else(|| format!("{}a", self.region));
         // Size and encryption come from the snapshot: the test proves the copy as it is.
-        self.client
+        let out = self
+            .client
             .create_volume()
             .snapshot_id(&snapshot.id)
             .availability_zone(zone)
             .tag_specifications(Self::tag_spec(ResourceType::Volume, &spec.restore_id, &spec.tags))
             .send()
             .await
-            .map(|_| ())
-            .map_err(|e| Error::from_sdk("CreateVolume", e))
+            .map_err(|e| Error::from_sdk("CreateVolume", e))?;
+        // Two invocations at once may both have found none and made one each (EC2 names
+        // none): the one with the lowest id stays, whoever made it, the others go.
+        let mine = out.volume_id().unwrap_or_default().to_string();
+        let mut made = self.volume_ids_by_id_tag(&spec.restore_id).await?;
+        made.sort();
+        for extra in made.iter().skip(1) {
+            tracing::info!(volume = extra, restore_id = spec.restore_id, "a test volume made twice at once; deleted");
+            let deleted = self.client.delete_volume().volume_id(extra).send().await;
+            match deleted.map_err(|e| Error::from_sdk("DeleteVolume", e)) {
+                Ok(_) | Err(Error::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(made.first().is_none_or(|kept| *kept == mine))
     }
 
     async fn restore_status(&self, restore_id: &str) -> Result<Option<Restored>> {

@@ -373,8 +373,10 @@ pub trait SnapshotStore: Send + Sync {
     async fn tag(&self, snapshot: &Snapshot, tags: &Tags) -> Result<()>;
     /// Delete; already gone is success.
     async fn delete(&self, snapshot: &Snapshot) -> Result<()>;
-    /// Start a test restore; an existing restore of that id is left as is.
-    async fn restore(&self, snapshot: &Snapshot, spec: &RestoreSpec) -> Result<()>;
+    /// Start a test restore; an existing restore of that id is left as is. True when this
+    /// call started it: of two invocations at once (one message delivered twice), the one
+    /// that started it follows it, the other leaves it to that one.
+    async fn restore(&self, snapshot: &Snapshot, spec: &RestoreSpec) -> Result<bool>;
     async fn restore_status(&self, restore_id: &str) -> Result<Option<Restored>>;
     /// Delete what a test restore created (no final snapshot); already gone is success.
     async fn delete_restore(&self, restore_id: &str) -> Result<()>;

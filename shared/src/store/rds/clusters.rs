@@ -100,6 +100,8 @@ family! {
                 .await
                 .map(|_| ())
                 .map_err(|e| Error::from_sdk("RestoreDBClusterFromSnapshot", e));
+            // The cluster may be there from an attempt that stopped before its instance: the
+            // instance, made last, says who started the restore.
             exists_ok(r)?;
             client
                 .create_db_instance()

@@ -449,10 +449,15 @@ impl<F: Family> SnapshotStore for Rds<F> {
         absent_ok(self.family.delete(&self.client, &snapshot.id).await).map(|_| ())
     }
 
-    async fn restore(&self, snapshot: &Snapshot, spec: &RestoreSpec) -> Result<()> {
+    async fn restore(&self, snapshot: &Snapshot, spec: &RestoreSpec) -> Result<bool> {
         let smallest = self.smallest_restore_class(snapshot.engine.as_deref()).unwrap_or("db.t4g.micro");
         let class = spec.instance_class.as_deref().unwrap_or(smallest);
-        exists_ok(self.family.restore(&self.client, snapshot, spec, class).await)
+        // RDS refuses an identifier that exists: whoever it refuses did not start it.
+        match self.family.restore(&self.client, snapshot, spec, class).await {
+            Ok(()) => Ok(true),
+            Err(Error::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     async fn restore_status(&self, restore_id: &str) -> Result<Option<Restored>> {
