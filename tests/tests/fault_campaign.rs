@@ -166,6 +166,9 @@ async fn the_pipeline_survives_the_fault_campaign_and_loses_no_message() {
         // As the stacks deploy it: the backup account reports its copies back, and the source
         // withdraws its shares (so reconcile does not take a finished share for a stalled one).
         release_shares: true,
+        // The backup account's lowered quota is the source's whole (its neighbour backs up
+        // nothing here): the quota, not a budget, is what this campaign fills.
+        copies_held_per_source: Some("100".into()),
         ..fast_options()
     };
     let p = start(&options).await;

@@ -29,6 +29,14 @@ use tracing::{info, warn};
 /// This step's name in `shared/routing.json` and `shared/environment.json`.
 pub const STEP: &str = "copy-shared-snapshot";
 
+/// How long a function instance goes by the manual snapshot quota it read: a raised quota
+/// widens the sources' default budgets within this, at one `DescribeAccountAttributes` per
+/// kind and region in this time, not one per copy.
+pub const QUOTA_READ_EVERY: chrono::Duration = chrono::Duration::minutes(15);
+
+/// When a quota was read, and its maximum (`None`: AWS reports none for the kind).
+type QuotaRead = (chrono::DateTime<chrono::Utc>, Option<u64>);
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub step: StepEnv,
@@ -147,8 +155,9 @@ impl Config {
 pub struct Handler {
     ctx: StepContext,
     config: Config,
-    /// AWS's manual snapshot quota per (kind, region), read once: the held budgets' default.
-    quotas: std::sync::Mutex<std::collections::BTreeMap<(ResourceKind, String), Option<u64>>>,
+    /// AWS's manual snapshot quota per (kind, region), and when it was read: the held
+    /// budgets' default, read again after [`QUOTA_READ_EVERY`].
+    quotas: std::sync::Mutex<std::collections::BTreeMap<(ResourceKind, String), QuotaRead>>,
 }
 
 impl Handler {
@@ -164,16 +173,14 @@ impl Handler {
             Some(n) => Some(n),
             None => {
                 let key = (store.kind(), store.region().to_string());
-                let known =
-                    self.quotas.lock().map_err(|_| Error::BadInput("quota cache poisoned".into()))?.get(&key).copied();
+                let poisoned = |_| Error::BadInput("quota cache poisoned".into());
+                let now = self.ctx.now();
+                let known = self.quotas.lock().map_err(poisoned)?.get(&key).copied();
                 let max = match known {
-                    Some(max) => max,
-                    None => {
+                    Some((read_at, max)) if now - read_at < QUOTA_READ_EVERY => max,
+                    _ => {
                         let max = store.quota_usage().await?.map(|u| u.max);
-                        self.quotas
-                            .lock()
-                            .map_err(|_| Error::BadInput("quota cache poisoned".into()))?
-                            .insert(key, max);
+                        self.quotas.lock().map_err(poisoned)?.insert(key, (now, max));
                         max
                     }
                 };

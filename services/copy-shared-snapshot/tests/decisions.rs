@@ -849,6 +849,25 @@ async fn a_source_that_floods_the_backup_account_is_held_to_its_budget_and_the_o
 }
 
 #[tokio::test]
+async fn a_raised_quota_widens_the_default_budgets_within_a_quarter_of_an_hour() {
+    const OTHER: &str = "444444444444";
+    let cloud = Cloud::new();
+    cloud.set_manual_quota(2);
+    let h = handler(&cloud, Config { source_accounts: vec![SOURCE.into(), OTHER.into()], ..config() });
+    let (_, first) = shared(&cloud, DbInstance, SOURCE, "nightly-1").await;
+    h.step(deliver::pipeline(&first, Some(SOURCE)), deliver::record()).await.unwrap();
+    cloud.complete_all();
+    let (_, second) = shared(&cloud, DbInstance, SOURCE, "nightly-2").await;
+    let refused = h.step(deliver::pipeline(&second, Some(SOURCE)), deliver::record()).await.unwrap_err();
+    assert!(refused.to_string().contains("its budget (COPIES_HELD_PER_SOURCE) is 1"), "{refused}");
+    cloud.set_manual_quota(20);
+    // Read again once its quarter of an hour is over: the replayed message is copied then.
+    cloud.advance(snapferry_copy_shared_snapshot::QUOTA_READ_EVERY + chrono::Duration::seconds(1));
+    h.step(deliver::pipeline(&second, Some(SOURCE)), deliver::record()).await.unwrap();
+    assert_eq!(copies(&cloud, REGION).len(), 2);
+}
+
+#[tokio::test]
 async fn a_source_waits_for_its_own_copies_in_flight_not_the_others() {
     const FLOODER: &str = "444444444444";
     let cloud = Cloud::new();
