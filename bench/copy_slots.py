@@ -48,6 +48,22 @@ copy but less of a 30 s one (and nothing of AWS's minutes); with 1 s copies and 
 slots the pipeline, not the quota, is the bottleneck and the figure says nothing about the
 copy step.
 
+Two sources (issue 25), `--flood N`: `snapferry local` copies from two allowlisted source
+accounts, 111111111111 and its neighbour 444444444444, each with its own sharing key. The
+neighbour gets N resources more (split across the kinds in the source's proportions, named
+flood-*), fired first, one round: once all N of its snapshots are shared (a flood of old
+shares in the backup account's line), the source's --rounds fire. Printed besides the
+above, per source account: the copies made and its share of the slot time (per destination
+region and quota bucket; overall and while both sources had work there), budget
+rejections, and the honest source's delay, `Snapshot Shared` to its home copy's start
+(median, p95, max), against the ideal (its copies in a line of its own with its in-flight
+budget, ceil(slots / 2) slots, and the mean copy time) and, with --baseline, against the
+same run with `--flood 0` (its --json). `--flood 0` is that baseline: the same two-source
+pipeline, the neighbour idle. Also printed: the most copies each source had in progress at
+once against its budget. The pipeline inherits SNAPFERRY_LOG: with SNAPFERRY_LOG=info its
+log (local.err in the directory printed at the end) has each step's waits for a slot or a
+budget, with the copy's place in the line.
+
 Prints the RESULTS.md section as markdown (and writes it to --markdown); --json keeps the
 raw intervals and samples. Exit status 1 when a backup was lost or duplicated, the run
 timed out, or the pipeline failed; the goals (utilization >= 90 %, <= 0.1 refusals per copy)
@@ -73,6 +89,8 @@ from typing import Any
 import boto3
 
 SOURCE = "111111111111"
+NEIGHBOUR = "444444444444"  # local/src/demo.rs NEIGHBOUR_ACCOUNT: `snapferry local`'s second source
+SOURCES = (SOURCE, NEIGHBOUR)
 BACKUP = "222222222222"
 REGION = "us-east-1"
 SHARING_KEY_ALIAS = "alias/snapferry-sharing"  # services/cli/src/doctor.rs SHARING_KEY_ALIAS
@@ -158,36 +176,52 @@ class Monitor:
         return list(self.seen.values())
 
 
-def create_resources(src: Account, args: argparse.Namespace) -> None:
-    """The source account's databases and volumes, all on the sharing CMK."""
+def create_resources(src: Account, instances: int, clusters: int, volumes: int, prefix: str = "slots") -> None:
+    """An account's databases and volumes, all on its sharing CMK (each source account has
+    its own under the same alias)."""
     key = src.client("kms").describe_key(KeyId=SHARING_KEY_ALIAS)["KeyMetadata"]["Arn"]
     rds, ec2 = src.client("rds"), src.client("ec2")
-    for i in range(args.instances):
-        rds.create_db_instance(DBInstanceIdentifier=f"slots-db-{i:02d}", Engine="mysql", EngineVersion="8.0.39",
+    for i in range(instances):
+        rds.create_db_instance(DBInstanceIdentifier=f"{prefix}-db-{i:02d}", Engine="mysql", EngineVersion="8.0.39",
                                DBInstanceClass="db.t4g.micro", AllocatedStorage=20, MasterUsername="admin",
                                MasterUserPassword="bench-password-1", StorageEncrypted=True, KmsKeyId=key)
-    for i in range(args.clusters):
-        rds.create_db_cluster(DBClusterIdentifier=f"slots-aurora-{i:02d}", Engine="aurora-mysql",
+    for i in range(clusters):
+        rds.create_db_cluster(DBClusterIdentifier=f"{prefix}-aurora-{i:02d}", Engine="aurora-mysql",
                               EngineVersion="8.0.mysql_aurora.3.05.2", MasterUsername="admin",
                               MasterUserPassword="bench-password-1", StorageEncrypted=True, KmsKeyId=key)
-    for i in range(args.volumes):
+    for i in range(volumes):
         ec2.create_volume(AvailabilityZone=f"{REGION}a", Size=8, VolumeType="gp3", Encrypted=True, KmsKeyId=key,
                           TagSpecifications=[{"ResourceType": "volume",
-                                              "Tags": [{"Key": "Name", "Value": f"slots-volume-{i:02d}"}]}])
+                                              "Tags": [{"Key": "Name", "Value": f"{prefix}-volume-{i:02d}"}]}])
 
 
-def fire_rounds(src: Account, rounds: int) -> None:
-    """What the hourly schedule rule delivers (local/src/host.rs Host::fire),
-    `rounds` times at once, stamped 3, 4, … hours after this hour: each round passes
-    MIN_INTERVAL_MINUTES=60 and names its snapshots after its own slot."""
+def flood_split(n: int, args: argparse.Namespace) -> tuple[int, int, int]:
+    """`n` resources split across the kinds in the source's proportions (largest remainder)."""
+    weights = (args.instances, args.clusters, args.volumes)
+    total = sum(weights)
+    if n <= 0:
+        return 0, 0, 0
+    if total == 0:
+        return n, 0, 0
+    exact = [n * w / total for w in weights]
+    parts = [math.floor(x) for x in exact]
+    for i in sorted(range(3), key=lambda i: exact[i] - parts[i], reverse=True)[: n - sum(parts)]:
+        parts[i] += 1
+    return parts[0], parts[1], parts[2]
+
+
+def fire_rounds(src: Account, rounds: int, account: str = SOURCE, tag: str = "bench-copy-slots") -> None:
+    """What the hourly schedule rule delivers (local/src/host.rs Host::fire) to `account`'s
+    create-snapshot queue, `rounds` times at once, stamped 3, 4, … hours after this hour:
+    each round passes MIN_INTERVAL_MINUTES=60 and names its snapshots after its own slot."""
     sqs = src.client("sqs")
     url = sqs.get_queue_url(QueueName=CREATE_QUEUE)["QueueUrl"]
     base = int(time.time()) // 3600 * 3600 + 3 * 3600
-    rule = f"arn:aws:events:{REGION}:{SOURCE}:rule/{SCHEDULE_RULE}"
+    rule = f"arn:aws:events:{REGION}:{account}:rule/{SCHEDULE_RULE}"
     for i in range(rounds):
         at = base + 3600 * i
-        event = {"version": "0", "id": f"bench-copy-slots-{i}", "detail-type": "Scheduled Event",
-                 "source": "aws.events", "account": SOURCE, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at)),
+        event = {"version": "0", "id": f"{tag}-{i}", "detail-type": "Scheduled Event",
+                 "source": "aws.events", "account": account, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at)),
                  "region": REGION, "resources": [rule], "detail": {}}
         sqs.send_message(QueueUrl=url, MessageBody=json.dumps(event))
 
@@ -251,6 +285,7 @@ class Backup:
     key: str
     bucket: str
     created_at: float
+    account: str = SOURCE  # the source account that took it
     shared_at: float | None = None
     copied_at: float | None = None  # the home copy's `Snapshot Copied`
     outcome: str | None = None
@@ -259,16 +294,16 @@ class Backup:
 
 
 def source_snapshots(events: list[dict]) -> dict[str, Backup]:
-    """Each snapshot the source account's "created" events announce."""
+    """Each snapshot the source accounts' "created" events announce."""
     found: dict[str, Backup] = {}
     for e in events:
         bucket = CREATED.get(e["event_id_or_name"])
-        if e["dropped"] or e["account"] != SOURCE or bucket is None:
+        if e["dropped"] or e["account"] not in SOURCES or bucket is None:
             continue
         if bucket == "ebs_copies" and e["event"]["detail"].get("result") != "succeeded":
             continue
         key = snapshot_key(e["event"]["resources"][0])
-        found.setdefault(key, Backup(key, bucket, e["at"]))
+        found.setdefault(key, Backup(key, bucket, e["at"], e["account"]))
     return found
 
 
@@ -411,8 +446,144 @@ def figures(backups: dict[str, Backup], copies: list[dict], requests: list[dict]
         "lost": lost,
         "duplicated": duplicated,
         "missing_copies": missing,
-        "source_account_copies": sum(1 for c in copies if c["account"] == SOURCE),
+        "source_account_copies": sum(1 for c in copies if c["account"] in SOURCES),
     }
+
+
+# --------------------------------------------------------------------------- two sources
+
+
+def in_flight_budget(slots: int, sources: int = len(SOURCES)) -> int:
+    """copy-shared-snapshot's default COPIES_IN_FLIGHT_PER_SOURCE (services/copy-shared-snapshot
+    Handler::budget): the kind's slots divided among the allowlisted sources, rounded up."""
+    return max(1, -(-slots // sources))
+
+
+def slot_shares(backups: dict[str, Backup], copies: list[dict], regions: list[str], end: float) -> dict:
+    """Per (region, bucket) and source account: copies completed, slot-seconds held (each
+    copy's start to end), the slot-seconds held while every source had work there (a copy
+    waiting, as `utilization` counts waiting, or in progress): the contended time, where a
+    fair line gives each source its share; and the most copies it had in progress at once
+    (against its in-flight budget)."""
+    owner = {id(c): b for b in backups.values() for cs in b.copies.values() for c in cs}
+    out = {}
+    for region in regions:
+        for bucket in BUCKETS:
+            changes: list[tuple[float, str, int, int]] = []  # (time, source, d_running, d_work)
+            done = {a: 0 for a in SOURCES}
+            for c in copies:
+                b = owner.get(id(c))
+                if b is None or c["region"] != region or c["bucket"] != bucket:
+                    continue
+                changes += [(c["started_at"], b.account, 1, 0), (c["ended_at"] or end, b.account, -1, 0)]
+                done[b.account] += c["status"] in ENDED_OK
+            for b in backups.values():
+                if b.bucket != bucket:
+                    continue
+                ready = b.shared_at if region == REGION else (b.copied_at or home_copy_end(b))
+                if ready is None:
+                    continue
+                started = [c["started_at"] for c in b.copies.get(region, [])]
+                until = max(ready, min(started)) if started else end
+                changes += [(ready, b.account, 0, 1), (until, b.account, 0, -1)]
+            changes.sort(key=lambda x: (x[0], x[2] + x[3]))  # ends before starts at one instant
+            running = {a: 0 for a in SOURCES}
+            work = {a: 0 for a in SOURCES}
+            held = {a: 0.0 for a in SOURCES}
+            peak = {a: 0 for a in SOURCES}
+            contended = {a: 0.0 for a in SOURCES}
+            contended_s = 0.0
+            last = changes[0][0] if changes else end
+            for at, acct, d_run, d_work in changes:
+                span = max(0.0, at - last)
+                both = all(running[a] + work[a] > 0 for a in SOURCES)
+                for a in SOURCES:
+                    held[a] += running[a] * span
+                    if both:
+                        contended[a] += running[a] * span
+                contended_s += span if both else 0.0
+                running[acct] += d_run
+                work[acct] += d_work
+                peak[acct] = max(peak[acct], running[acct])
+                last = at
+            out[(region, bucket)] = {"completed": done, "slot_s": held, "contended_slot_s": contended,
+                                     "contended_s": contended_s, "most_in_flight": peak}
+    return out
+
+
+def stats(xs: list[float]) -> dict:
+    """n, median, p95 (nearest rank), max."""
+    xs = sorted(xs)
+    if not xs:
+        return {"n": 0, "median": None, "p95": None, "max": None}
+    return {"n": len(xs), "median": statistics.median(xs), "p95": xs[max(0, math.ceil(0.95 * len(xs)) - 1)],
+            "max": xs[-1]}
+
+
+def home_delays(backups: dict[str, Backup], account: str) -> dict[str, float]:
+    """Each of `account`'s backups: its `Snapshot Shared` to its home copy's (first) start."""
+    out = {}
+    for b in backups.values():
+        started = [c["started_at"] for c in b.copies.get(REGION, [])]
+        if b.account == account and b.shared_at is not None and started:
+            out[b.key] = max(0.0, min(started) - b.shared_at)
+    return out
+
+
+def ideal_delays(backups: dict[str, Backup], account: str, slots: dict[str, int], copy_s: dict[str, float],
+                 budget: bool = True) -> dict[str, float]:
+    """The same delays in a line of `account`'s own: per bucket, its home copies in the order
+    they were shared, each starting as soon as one of its in-flight budget's slots is free
+    (no handover latency), every copy the bucket's mean copy time. What a fair split owes it
+    whatever the neighbour does. `budget=False`: with every slot of the bucket (the source
+    alone, no budget)."""
+    out = {}
+    for bucket in BUCKETS:
+        mine = sorted((b for b in backups.values() if b.account == account and b.bucket == bucket
+                       and b.shared_at is not None), key=lambda b: b.shared_at)
+        free = [float("-inf")] * (in_flight_budget(slots[bucket]) if budget else slots[bucket])
+        for b in mine:
+            i = min(range(len(free)), key=free.__getitem__)
+            start = max(b.shared_at, free[i])
+            free[i] = start + copy_s.get(bucket, 0.0)
+            out[b.key] = start - b.shared_at
+    return out
+
+
+def source_figures(backups: dict[str, Backup], copies: list[dict], regions: list[str], slots: dict[str, int],
+                   end: float, fired: dict[str, float], util: dict) -> dict:
+    shares = slot_shares(backups, copies, regions, end)
+    copy_s = {k: statistics.mean(u["copy_s"] for (r, kk), u in util.items() if kk == k and u["completed"])
+              for k in BUCKETS if any(u["completed"] for (r, kk), u in util.items() if kk == k)}
+    per_source = {}
+    for acct in SOURCES:
+        mine = [b for b in backups.values() if b.account == acct]
+        delays = home_delays(backups, acct)
+        ideal = ideal_delays(backups, acct, slots, copy_s)
+        alone = ideal_delays(backups, acct, slots, copy_s, budget=False)
+        outcomes: dict[str, int] = {}
+        for b in mine:
+            outcomes[b.outcome or "none"] = outcomes.get(b.outcome or "none", 0) + 1
+        copy_ends = [c["ended_at"] or end for b in mine for cs in b.copies.values() for c in cs]
+        budget_rejections = sorted(b.reason for b in mine if b.outcome == "rejected" and b.reason
+                                   and "PER_SOURCE" in b.reason)
+        per_source[acct] = {
+            "backups": len(mine),
+            "outcomes": outcomes,
+            "budget_rejections": budget_rejections,
+            "delay": stats(list(delays.values())),
+            "delay_by_bucket": {k: stats([d for key, d in delays.items() if backups[key].bucket == k]) for k in BUCKETS},
+            "ideal": stats(list(ideal.values())),
+            "ideal_by_bucket": {k: stats([d for key, d in ideal.items() if backups[key].bucket == k]) for k in BUCKETS},
+            "ideal_all_slots": stats(list(alone.values())),
+            "ideal_all_slots_by_bucket": {k: stats([d for key, d in alone.items() if backups[key].bucket == k])
+                                          for k in BUCKETS},
+            "delays": delays,
+            "fired_at": fired.get(acct),
+            "last_copy_end_s": (max(copy_ends) - fired[acct]) if copy_ends and acct in fired else None,
+        }
+    return {"per_bucket": {f"{r}/{k}": v for (r, k), v in shares.items()}, "per_source": per_source,
+            "in_flight_budget": {k: in_flight_budget(slots[k]) for k in BUCKETS}}
 
 
 def pct(x: float | None) -> str:
@@ -420,13 +591,14 @@ def pct(x: float | None) -> str:
 
 
 def markdown(f: dict, args: argparse.Namespace, slots: dict[str, int], load: tuple[str, str], run_s: float,
-             timed_out: bool, told_slots: bool) -> str:
+             timed_out: bool, told_slots: bool, flood: int = 0) -> str:
     regions = [REGION, *args.regions]
     resources = args.instances + args.clusters + args.volumes
     lines = [
         f"`snapferry local` (debug build) copying a backlog of {f['backups']} source snapshots "
         f"({args.rounds} schedule rounds delivered at once x {args.instances} MySQL instances, {args.clusters} Aurora "
-        f"MySQL clusters, {args.volumes} EBS volumes = {resources} resources) from {SOURCE} into {BACKUP}'s "
+        f"MySQL clusters, {args.volumes} EBS volumes = {resources} resources) from {SOURCE}"
+        f"{f' and {NEIGHBOUR} (its flood: {flood} resources, one round)' if flood else ''} into {BACKUP}'s "
         f"{REGION} and {', '.join(args.regions)}: {f['completed_copies']} copies. Emulator: copy slots per destination "
         f"region {slots['rds_instance_copies']} DB instance / {slots['rds_cluster_copies']} Aurora / "
         f"{slots['ebs_copies']} EBS ({'told to' if told_slots else 'not told to'} the pipeline: "
@@ -479,6 +651,107 @@ def markdown(f: dict, args: argparse.Namespace, slots: dict[str, int], load: tup
     return "\n".join(lines) + "\n"
 
 
+def secs(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1f}"
+
+
+def triple(st: dict) -> str:
+    return "-" if not st["n"] else f"{secs(st['median'])} / {secs(st['p95'])} / {secs(st['max'])}"
+
+
+def markdown_sources(sf: dict, args: argparse.Namespace, slots: dict[str, int], flood: tuple[int, int, int],
+                     baseline: dict | None) -> str:
+    """The two-source figures: each source's copies and share of the slot time, and the
+    honest source's delay against the ideal and the baseline run."""
+    regions = [REGION, *args.regions]
+    n_flood = sum(flood)
+    me, nb = sf["per_source"][SOURCE], sf["per_source"][NEIGHBOUR]
+    budget = sf["in_flight_budget"]
+    over = lambda n, b: f"**{n}**" if n > b else str(n)  # noqa: E731
+    lines = [
+        f"Two sources into {BACKUP}: {SOURCE} (the source above) and its neighbour {NEIGHBOUR}, both allowlisted, each "
+        f"on its own sharing key; `snapferry local`'s default budgets per source (COPIES_IN_FLIGHT_PER_SOURCE: the "
+        f"kind's slots / 2 sources, rounded up: {sf['in_flight_budget']['rds_instance_copies']} DB instance / "
+        f"{sf['in_flight_budget']['rds_cluster_copies']} Aurora / {sf['in_flight_budget']['ebs_copies']} EBS copy in "
+        f"flight per region; COPIES_HELD_PER_SOURCE: the manual snapshot quota / 2, out of the way here). "
+        + (f"Flood: {NEIGHBOUR} has {n_flood} resources ({flood[0]} MySQL instances, {flood[1]} Aurora MySQL clusters, "
+           f"{flood[2]} EBS volumes), whose schedule fires first; once all {n_flood} of its snapshots are shared, "
+           f"{SOURCE}'s {args.rounds} round(s) fire ({secs(me['fired_at'] - nb['fired_at'])} s later)."
+           if n_flood else f"No flood (`--flood 0`): {NEIGHBOUR} has no resources; the baseline."),
+        "",
+        "| region | bucket | slots | copies " + f"{SOURCE} / {NEIGHBOUR} | slot-s {SOURCE} / {NEIGHBOUR} | "
+        f"{SOURCE}'s share of slot time | both sources had work, s | {SOURCE}'s share then | "
+        f"most in flight at once {SOURCE} / {NEIGHBOUR} (budget) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for region in regions:
+        for bucket in BUCKETS:
+            u = sf["per_bucket"][f"{region}/{bucket}"]
+            total = sum(u["slot_s"].values())
+            contended = sum(u["contended_slot_s"].values())
+            lines.append(
+                f"| {region} | {BUCKET_NAMES[bucket]} | {slots[bucket]} | {u['completed'][SOURCE]} / "
+                f"{u['completed'][NEIGHBOUR]} | {u['slot_s'][SOURCE]:.0f} / {u['slot_s'][NEIGHBOUR]:.0f} | "
+                f"{pct(u['slot_s'][SOURCE] / total if total else None)} | {u['contended_s']:.0f} | "
+                f"{pct(u['contended_slot_s'][SOURCE] / contended if contended else None)} | "
+                f"{over(u['most_in_flight'][SOURCE], budget[bucket])} / "
+                f"{over(u['most_in_flight'][NEIGHBOUR], budget[bucket])} ({budget[bucket]}) |")
+    def share_of(field: str) -> float | None:
+        total = sum(sum(u[field].values()) for u in sf["per_bucket"].values())
+        return sum(u[field][SOURCE] for u in sf["per_bucket"].values()) / total if total else None
+
+    lines += ["", f"Over every region and bucket: {SOURCE}'s share of the slot time "
+              f"{pct(share_of('slot_s'))}, while both sources had work {pct(share_of('contended_slot_s'))}."]
+    lines += [
+        "",
+        f"| source | backups: outcome | budget rejections | `Snapshot Shared` → home copy start, s: median / p95 / max "
+        f"| ideal, s | schedule → its last copy's end, s |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for acct in SOURCES:
+        x = sf["per_source"][acct]
+        lines.append(f"| {acct}{' (flood)' if acct == NEIGHBOUR and n_flood else ''} | "
+                     f"{', '.join(f'{n} {k}' for k, n in sorted(x['outcomes'].items())) or '-'} | "
+                     f"{len(x['budget_rejections'])} | {triple(x['delay'])} | {triple(x['ideal'])} | "
+                     f"{secs(x['last_copy_end_s'])} |")
+    base = baseline["sources"]["per_source"][SOURCE] if baseline else None
+    lines += [
+        "",
+        f"{SOURCE}'s delay, `Snapshot Shared` to its home copy's start, s (median / p95 / max), per bucket"
+        + (": this run, the ideal, the baseline run (`--flood 0`)" if base else ": this run and the ideal")
+        + ". Ideal: its copies in a line of their own, each starting as soon as a slot of its in-flight budget is "
+        "free, every copy the mean copy time; with every slot: the same without the budget (the source alone).",
+        "",
+        "| bucket | backups | this run | ideal | ideal, every slot |" + (" baseline | median this / baseline |" if base else ""),
+        "|---|---:|---:|---:|---:|" + ("---:|---:|" if base else ""),
+    ]
+    rows = [(BUCKET_NAMES[k], me["delay_by_bucket"][k], me["ideal_by_bucket"][k], me["ideal_all_slots_by_bucket"][k],
+             base["delay_by_bucket"][k] if base else None) for k in BUCKETS]
+    rows.append(("**all**", me["delay"], me["ideal"], me["ideal_all_slots"], base["delay"] if base else None))
+    for name, st, ideal, alone, b in rows:
+        row = f"| {name} | {st['n']} | {triple(st)} | {triple(ideal)} | {triple(alone)} |"
+        if base:
+            ratio = (f"{st['median'] / b['median']:.2f}x" if st["n"] and b["n"] and b["median"]
+                     else "-")
+            row += f" {triple(b)} | {ratio} |"
+        lines.append(row)
+    if base:
+        lines += ["", f"Baseline: {SOURCE}'s schedule to its last copy's end {secs(base['last_copy_end_s'])} s "
+                  f"(this run {secs(me['last_copy_end_s'])} s)."]
+    overruns = sorted(f"{acct}: {u['most_in_flight'][acct]} {BUCKET_NAMES[key.split('/')[1]]} copies into "
+                      f"{key.split('/')[0]}"
+                      for key, u in sf["per_bucket"].items() for acct in SOURCES
+                      if u["most_in_flight"][acct] > budget[key.split("/")[1]])
+    if overruns:
+        lines += ["", f"**Over its in-flight budget** (copies of one source in progress at once, from the copy log): "
+                  f"{'; '.join(overruns)}."]
+    rejected = me["budget_rejections"] + nb["budget_rejections"]
+    if rejected:
+        lines += ["", f"**Budget rejections**: {len(me['budget_rejections'])} of {SOURCE}'s, "
+                  f"{len(nb['budget_rejections'])} of {NEIGHBOUR}'s (e.g. `{rejected[0]}`)."]
+    return "\n".join(lines) + "\n"
+
+
 def loadavg() -> str:
     with open("/proc/loadavg", encoding="ascii") as f:
         return " ".join(f.read().split()[:3])
@@ -499,11 +772,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--slots-instance", type=int, default=2, help="DB instance copy slots per region (default 2)")
     p.add_argument("--slots-cluster", type=int, default=1, help="Aurora copy slots per region (default 1)")
     p.add_argument("--slots-ebs", type=int, default=2, help="EBS copy slots per region (default 2)")
+    p.add_argument("--flood", type=int, metavar="N",
+                   help="two sources: the neighbour 444444444444 shares N snapshots (N resources in the source's "
+                        "proportions of kinds) before the source's rounds fire; 0: the same run without the flood "
+                        "(the baseline). Prints each source's copies, share of slot time and delay")
+    p.add_argument("--baseline", metavar="FILE", help="with --flood: the --json of a `--flood 0` run to compare with")
     p.add_argument("--timeout", type=int, default=900, help="seconds to wait for every outcome (default 900)")
     p.add_argument("--markdown", metavar="FILE")
     p.add_argument("--json", metavar="FILE", help="raw copy intervals, refusals and per-backup records")
     args = p.parse_args(argv)
     args.regions = [r for r in args.regions.split(",") if r]
+    if args.baseline and args.flood is None:
+        p.error("--baseline needs --flood")
+    baseline = None
+    if args.baseline:
+        with open(args.baseline, encoding="utf-8") as fh:
+            baseline = json.load(fh)["figures"]
+        if "sources" not in baseline:
+            p.error(f"{args.baseline} has no two-source figures: write it with --flood 0 --json")
+    flood = flood_split(args.flood or 0, args)
     slots = {"rds_instance_copies": args.slots_instance, "rds_cluster_copies": args.slots_cluster,
              "ebs_copies": args.slots_ebs}
     regions = [REGION, *args.regions]
@@ -518,12 +805,34 @@ def main(argv: list[str] | None = None) -> int:
     command = local_command(args, slots)
     proc, _ = start_pipeline(command, logdir)
     timed_out = failed = False
+    fired: dict[str, float] = {}
     try:
         src, bak = Account(args.endpoint, SOURCE), Account(args.endpoint, BACKUP)
-        monitor = Monitor([src, bak])
-        create_resources(src, args)
-        expected = (args.instances + args.clusters + args.volumes) * args.rounds
+        nbr = Account(args.endpoint, NEIGHBOUR) if args.flood is not None else None
+        monitor = Monitor([src, bak] + ([nbr] if nbr else []))
+        create_resources(src, args.instances, args.clusters, args.volumes)
+        expected = (args.instances + args.clusters + args.volumes) * args.rounds + sum(flood)
+        if nbr and sum(flood):
+            # The flood: the neighbour's snapshots, all shared into the backup account before
+            # the source's are taken, so they are older than every one of the source's.
+            create_resources(nbr, *flood, prefix="flood")
+            fired[NEIGHBOUR] = time.time()
+            fire_rounds(nbr, 1, NEIGHBOUR, "bench-copy-slots-flood")
+            print(f"copy_slots: the neighbour's flood fired, {sum(flood)} snapshots", file=sys.stderr)
+            flood_deadline = time.monotonic() + min(args.timeout, 300)
+            while time.monotonic() < flood_deadline:
+                monitor.drain()
+                backups = source_snapshots(control(args.endpoint, "GET", "/events"))
+                attach(backups, [], monitor.events())
+                mine = [b for b in backups.values() if b.account == NEIGHBOUR]
+                if len(mine) >= sum(flood) and all(b.shared_at or b.outcome for b in mine):
+                    break
+                time.sleep(0.5)
+            else:
+                print("copy_slots: the flood was not all shared within its time; the source fires anyway",
+                      file=sys.stderr)
         fired_at = time.time()
+        fired[SOURCE] = fired_at
         fire_rounds(src, args.rounds)
         print(f"copy_slots: {args.rounds} rounds fired, {expected} backups expected", file=sys.stderr)
         deadline = time.monotonic() + args.timeout
@@ -557,8 +866,14 @@ def main(argv: list[str] | None = None) -> int:
     run_s = time.monotonic() - started
     requests = control(args.endpoint, "GET", "/requests")["requests"]
     control(args.endpoint, "POST", "/config", config_before)  # later users of this emulator get theirs back
-    f = figures(backups, copies, requests, regions, slots, fired_at, end)
-    text = markdown(f, args, slots, (load_before, loadavg()), run_s, timed_out, "--copy-slots" in command)
+    f = figures(backups, copies, requests, regions, slots, min(fired.values()), end)
+    text = markdown(f, args, slots, (load_before, loadavg()), run_s, timed_out, "--copy-slots" in command,
+                    sum(flood))
+    if args.flood is not None:
+        f["sources"] = source_figures(backups, copies, regions, slots, end, fired,
+                                      utilization(backups, copies, regions, slots, end))
+        f["sources"]["flood"] = list(flood)
+        text += "\n" + markdown_sources(f["sources"], args, slots, flood, baseline)
     if args.markdown:
         with open(args.markdown, "w", encoding="utf-8") as out:
             out.write(text)
@@ -566,7 +881,7 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.json, "w", encoding="utf-8") as out:
             json.dump({"args": {k: v for k, v in vars(args).items() if k not in ("markdown", "json")},
                        "command": command, "figures": f,
-                       "fired_at": fired_at, "copies": copies,
+                       "fired_at": fired_at, "fired": fired, "copies": copies,
                        "refused": [r for r in requests if r["account"] == BACKUP and r["operation"] in COPY_BUCKET
                                    and r["error_code"] in QUOTA_CODES],
                        "backups": [vars(b) for b in backups.values()]}, out, indent=2, default=str)

@@ -40,8 +40,10 @@ struct Hosted {
 /// What the host did, as Lambda's metrics would show it.
 #[derive(Debug, Default)]
 struct Counts {
-    /// Records deleted after their handler acknowledged them (SQS confirmed the delete).
-    acknowledged: AtomicU64,
+    /// Messages deleted after their handler acknowledged them (SQS confirmed the delete), by
+    /// id: one handled by two invocations at once (its visibility timeout passed while the
+    /// first ran, as in AWS) is one message.
+    acknowledged: std::sync::Mutex<HashSet<String>>,
     /// Invocations killed by [`Host::kill_invocation`].
     killed: AtomicU64,
 }
@@ -120,7 +122,7 @@ impl Host {
 
     /// Records deleted after their handler acknowledged them, since the host was made.
     pub fn acknowledged(&self) -> u64 {
-        self.counts.acknowledged.load(Ordering::SeqCst)
+        self.counts.acknowledged.lock().map(|ids| ids.len() as u64).unwrap_or_default()
     }
 
     /// Invocations killed by [`Host::kill_invocation`].
@@ -370,7 +372,12 @@ impl Hosted {
             let q = &self.queue;
             match self.sqs.delete_message_batch().queue_url(&q.queue_url).set_entries(Some(entries)).send().await {
                 Ok(out) => {
-                    self.counts.acknowledged.fetch_add(out.successful().len() as u64, Ordering::SeqCst);
+                    if let Ok(mut ids) = self.counts.acknowledged.lock() {
+                        for ok in out.successful() {
+                            let message = ok.id().parse::<usize>().ok().and_then(|i| chunk.get(i));
+                            ids.extend(message.and_then(|m| m.message_id()).map(str::to_string));
+                        }
+                    }
                     for failed in out.failed() {
                         warn!(
                             function = q.function,

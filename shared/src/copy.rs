@@ -50,12 +50,13 @@ pub trait Line: Sync {
 }
 
 /// The line in the order slots go: round by round, one copy of each source a round (its
-/// oldest first), the older first within a round. A source that shares a backlog of old
+/// oldest first), the older first within a round; a source's copies in progress
+/// (`in_flight`) are rounds it has had already. A source that shares a backlog of old
 /// snapshots takes one slot a round, not every freed slot: another source's copy waits at
 /// most one copy per other waiting source.
-pub fn fair(mut waiting: Vec<Waiting>) -> Vec<Waiting> {
+pub fn fair(mut waiting: Vec<Waiting>, in_flight: &std::collections::BTreeMap<String, usize>) -> Vec<Waiting> {
     waiting.sort_by(|a, b| (a.at, &a.name).cmp(&(b.at, &b.name)));
-    let mut rounds: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    let mut rounds: std::collections::BTreeMap<String, usize> = in_flight.clone();
     let mut ranked: Vec<(usize, Waiting)> = waiting
         .into_iter()
         .map(|w| {
@@ -247,7 +248,8 @@ impl<'a> Copier<'a> {
         // listing is older than the snapshot), it goes to its end.
         let mut waiting = line.waiting(store).await.unwrap_or_default();
         waiting.retain(|w| !copies.names.contains(&w.name));
-        let waiting = fair(waiting);
+        let in_flight = copies.by_source.iter().map(|(s, c)| (s.clone(), c.in_flight)).collect();
+        let waiting = fair(waiting, &in_flight);
         let rank = waiting.iter().position(|w| w.name == target).unwrap_or(waiting.len());
         let moment = slots::moment(self.ctx.now(), &copies.in_progress, slots, rank, self.ctx.env.recheck);
         Turn { rank, waiting: waiting.len().max(rank + 1), moment }
@@ -292,6 +294,16 @@ impl<'a> Copier<'a> {
                 message: format!("{} failed {attempt} times; the last time: {why}", failed.arn),
                 hint: Some("look at the copy's events in the RDS console; replay the message to try once more"),
             });
+        }
+        // Two invocations may see the same failure at once (its re-check and AWS's event, or
+        // a message delivered twice): the one that comes second finds the copy made again
+        // under the same name and follows it, instead of deleting it.
+        match store.describe(&failed.id).await? {
+            Some(now) if !matches!(now.status, Status::Failed(_)) || Lineage::of(&now).copy_attempt() > attempt => {
+                info!(copy_arn = now.arn, "made again already by another invocation; following it");
+                return Ok(now);
+            }
+            _ => {}
         }
         warn!(copy_arn = failed.arn, attempt, why, "copy failed; making it again");
         store.delete(failed).await?;
@@ -354,7 +366,11 @@ mod tests {
         let mut line: Vec<Waiting> = (0..5).map(|i| w("444444444444", i, &format!("flood-{i}"))).collect();
         line.push(w("111111111111", 100, "honest-1"));
         line.push(w("111111111111", 101, "honest-2"));
-        let order: Vec<String> = fair(line).into_iter().map(|w| w.name).collect();
+        let order: Vec<String> = fair(line.clone(), &Default::default()).into_iter().map(|w| w.name).collect();
         assert_eq!(order, ["flood-0", "honest-1", "flood-1", "honest-2", "flood-2", "flood-3", "flood-4"]);
+        // The flood holds the only slot already: the other source's copy is next, not its next.
+        let holding = std::collections::BTreeMap::from([("444444444444".to_string(), 1)]);
+        let order: Vec<String> = fair(line, &holding).into_iter().map(|w| w.name).collect();
+        assert_eq!(order, ["honest-1", "flood-0", "honest-2", "flood-1", "flood-2", "flood-3", "flood-4"]);
     }
 }

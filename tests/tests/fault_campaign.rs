@@ -33,8 +33,19 @@
 //!   stalls until reconcile, fired past its grace, restarts it.
 //! - **a failed copy**: the backup account's first cluster copy fails (made again).
 //! - **a restore that fails**: the first restore test of a database fails (`Restore Failed`).
+//! - **a hostile neighbour**: a second allowlisted source account backs up a database named
+//!   as the first's (`fc-orders`), floods the backup account with hand-made shares past its
+//!   budget of copies held, and announces a snapshot of its own as a copy of the first
+//!   account's. Its flood is held to its budget (`Snapshot Rejected` naming it), its forgery
+//!   rejected, and the first account's backups are not touched.
+//! - **two invocations at once** of every function, as Lambda's event source mapping runs them.
 //!
-//! Then: every backup is verified or explicitly rejected with a reason (a `Snapshot
+//! Then, counted from outside the pipeline (what the emulator holds and the events it
+//! delivered): every snapshot either source made ends verified (a copy in the backup account
+//! that AWS describes with its lineage and the verified mark), rejected with a reason (a
+//! `Snapshot Rejected` / `Restore Failed` event about it), or dead-lettered with a reason;
+//! none is lost or copied twice. Per backup, too: every backup is verified or explicitly
+//! rejected with a reason (a `Snapshot
 //! Rejected` / `Restore Failed` event, or a dead letter carrying the reason); no step made
 //! two snapshots of one resource (in any account or region); no restore-test resource is
 //! left; and no message was lost. Message accounting, over the pipeline's step queues and
@@ -66,6 +77,8 @@ use serde_json::{Value, json};
 use snapferry::ResourceKind::{DbCluster, DbInstance, Ebs};
 use snapferry::events::Step;
 use snapferry::routing::Routing;
+use snapferry::store::Stores;
+use snapferry::tags;
 use snapferry_e2e::chain::*;
 use snapferry_e2e::faults::*;
 use snapferry_e2e::{OTHER_REGION, REGION, control, fixtures};
@@ -78,6 +91,30 @@ const SECOND_REGION: &str = "us-west-2";
 const ORDERS: &str = "fc-orders";
 const BILLING: &str = "fc-billing";
 const INVENTORY: &str = "fc-inventory";
+/// Shares the hostile neighbour floods the backup account with, and the copies it may hold.
+const FLOOD: usize = 5;
+const HOSTILE_BUDGET: usize = 3;
+
+/// `sender` announces `snapshot` as shared with `target`, naming `origin` as its origin.
+async fn announce(
+    sender: &snapferry::clients::Clients,
+    target: &str,
+    snapshot: snapferry::events::SnapshotRef,
+    origin: snapferry::events::SnapshotRef,
+) {
+    use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+    let step =
+        Step::Shared { target_account: target.to_string(), tags: Default::default(), set: None, source_data: None };
+    let detail = snapferry::events::PipelineEvent::new(format!("hostile-{}", snapshot.id), snapshot, origin, step);
+    let entry = PutEventsRequestEntry::builder()
+        .event_bus_name(Routing::load().pipeline_bus)
+        .source(snapferry::events::SOURCE)
+        .detail_type(SHARED)
+        .detail(serde_json::to_string(&detail).expect("JSON"))
+        .build();
+    let out = sender.events.put_events().entries(entry).send().await.expect("PutEvents");
+    assert_eq!(out.failed_entry_count(), 0);
+}
 
 /// Every AWS operation the chain calls in the source account, with its service.
 const SOURCE_OPERATIONS: &[(&str, &str)] = &[
@@ -138,8 +175,13 @@ const BACKUP_OPERATIONS: &[(&str, &str)] = &[
 /// Operations a step calls only in some runs, in either account: throttled too, but a run may
 /// not need them (a retry's backoff, the copy step's look at its backlog when a quota is hit,
 /// retention looking for EBS locks on what it may delete).
-const SOMETIMES: &[(&str, &str)] =
-    &[("sqs", "ChangeMessageVisibility"), ("sqs", "GetQueueAttributes"), ("ec2", "DescribeLockedSnapshots")];
+const SOMETIMES: &[(&str, &str)] = &[
+    ("sqs", "ChangeMessageVisibility"),
+    ("sqs", "GetQueueAttributes"),
+    ("ec2", "DescribeLockedSnapshots"),
+    // An EBS copy made twice at once by two invocations: the extra one deleted.
+    ("ec2", "DeleteSnapshot"),
+];
 
 /// The throttling error each service answers with (RDS, EC2, and the JSON services).
 fn throttling(service: &str) -> (&'static str, u16) {
@@ -157,8 +199,16 @@ type Tally = BTreeMap<&'static str, String>;
 async fn the_pipeline_survives_the_fault_campaign_and_loses_no_message() {
     let started = Instant::now();
     let mut rng = fastrand::Rng::with_seed(SEED);
-    let quotas = json!({"rds_instance_copies": 1, "rds_cluster_copies": 1, "ebs_copies": 1, "manual_db_snapshots": 2});
+    let quotas = json!({"rds_instance_copies": 1, "rds_cluster_copies": 1, "ebs_copies": 1});
     control::call("POST", "/_snapferry/config", Some(json!({ "quotas": quotas })));
+    if std::env::var_os(LOGS_ENV).is_some() {
+        snapferry_e2e::captured_logs();
+    }
+    let source_clients = snapferry_e2e::clients(&snapferry_e2e::new_account(), REGION).await;
+    let hostile = snapferry_e2e::clients(&snapferry_e2e::new_account(), REGION).await;
+    let target_clients = snapferry_e2e::clients(&snapferry_e2e::new_account(), REGION).await;
+    // The source account's manual snapshot quota only: the backup account's is the sources'.
+    control::quotas(&source_clients.account, json!({"manual_db_snapshots": 2}));
     let options = PipelineOptions {
         kinds: vec![DbInstance, DbCluster, Ebs],
         extra_regions: vec![OTHER_REGION.to_string(), SECOND_REGION.to_string()],
@@ -166,12 +216,13 @@ async fn the_pipeline_survives_the_fault_campaign_and_loses_no_message() {
         // As the stacks deploy it: the backup account reports its copies back, and the source
         // withdraws its shares (so reconcile does not take a finished share for a stalled one).
         release_shares: true,
-        // The backup account's lowered quota is the source's whole (its neighbour backs up
-        // nothing here): the quota, not a budget, is what this campaign fills.
-        copies_held_per_source: Some("100".into()),
+        // The neighbour may hold three copies of a kind; the first source more than it makes.
+        copies_held_per_source: Some(format!("100,{}={HOSTILE_BUDGET}", hostile.account)),
         ..fast_options()
     };
-    let p = start(&options).await;
+    let p = LocalPipeline::start_many(source_clients, vec![hostile.clone()], target_clients, &options)
+        .await
+        .expect("start the pipeline");
     let (source, target) = (p.source.account.clone(), p.target.account.clone());
     instance(&p.source, ORDERS, Encryption::AwsManaged, &[]).await;
     instance(&p.source, BILLING, Encryption::Key(&p.sharing_key), &[]).await;
@@ -226,10 +277,11 @@ async fn the_pipeline_survives_the_fault_campaign_and_loses_no_message() {
     p.host.fire_schedule().await.expect("fire the schedules");
     let mut events = Vec::new();
     run_until(&p, &mut events, "every backup as far as its faults let it", |seen| {
-        has(seen, ORDERS, REJECTED)
-            && has(seen, BILLING, RESTORE_FAILED)
-            && has(seen, &vol_a, VERIFIED)
-            && has(seen, &vol_b, VERIFIED)
+        let honest = of_account(seen, &source);
+        has(&honest, ORDERS, REJECTED)
+            && has(&honest, BILLING, RESTORE_FAILED)
+            && has(&honest, &vol_a, VERIFIED)
+            && has(&honest, &vol_b, VERIFIED)
     })
     .await;
     settle(&p, &mut events).await;
@@ -241,12 +293,38 @@ async fn the_pipeline_survives_the_fault_campaign_and_loses_no_message() {
     let [deleted_copy] = &vol_a_copies[..] else { panic!("one copy of {vol_a}: {vol_a_copies:?}") };
     p.target.ec2.delete_snapshot().snapshot_id(&deleted_copy.id).send().await.expect("DeleteSnapshot");
 
+    // The hostile neighbour, while the first source's backups go on: a database named as the
+    // first source's, a flood of hand-made shares, and one of its snapshots announced as a
+    // copy of the first source's.
+    let hostile_key = p.sharing_keys[&hostile.account].clone();
+    instance(&hostile, ORDERS, Encryption::Key(&hostile_key), &[]).await;
+    let hostile_store = hostile.store(DbInstance);
+    let mut flood = Vec::new();
+    for i in 0..FLOOD {
+        let s = hostile_store.create(ORDERS, &format!("flood-{i}"), &Default::default()).await.expect("snapshot");
+        let s = fixtures::available(hostile_store.as_ref(), &s.id).await;
+        hostile_store.share(&s, std::slice::from_ref(&target)).await.expect("share");
+        announce(&hostile, &target, s.to_ref(), s.to_ref()).await;
+        flood.push(s);
+    }
+    let decoy = hostile_store.create(ORDERS, "decoy", &Default::default()).await.expect("snapshot");
+    let decoy = fixtures::available(hostile_store.as_ref(), &decoy.id).await;
+    hostile_store.share(&decoy, std::slice::from_ref(&target)).await.expect("share");
+    let forged_arn = format!("arn:aws:rds:{REGION}:{source}:snapshot:snapferry-{ORDERS}-forged");
+    let forged = snapferry::events::SnapshotRef {
+        arn: forged_arn.clone(),
+        id: format!("snapferry-{ORDERS}-forged"),
+        account: hostile.account.clone(),
+        ..decoy.to_ref()
+    };
+    announce(&hostile, &target, decoy.to_ref(), forged).await;
+
     // Phase 2: the held-back events arrive late; the key and the quota are fixed and the dead
     // letters replayed, as an operator would; reconcile repairs the stalled cluster.
     control::call("DELETE", "/_snapferry/drop-events", None);
     let late = deliver_held_back(&p).await;
     second.kms.enable_key().key_id(&second_key).send().await.expect("EnableKey");
-    control::call("POST", "/_snapferry/config", Some(json!({"quotas": {"manual_db_snapshots": 100}})));
+    control::quotas(&source, json!({"manual_db_snapshots": 100}));
     let kms_replay = ["dlq", "replay", "copy-shared-snapshot", "--reason", "KMSKeyNotAccessible|KMS\\.Disabled"];
     assert_eq!(run_cli_in(&target, &kms_replay).await, std::process::ExitCode::SUCCESS);
     assert_eq!(run_cli_in(&source, &["dlq", "replay", "share-snapshot"]).await, std::process::ExitCode::SUCCESS);
@@ -255,8 +333,21 @@ async fn the_pipeline_survives_the_fault_campaign_and_loses_no_message() {
         p.host.fire(Some(step), later).await.expect("fire reconcile");
     }
     let complete: Vec<&str> = resources.iter().copied().filter(|r| *r != vol_a).collect();
+    let flood_arns: Vec<String> = flood.iter().map(|s| s.arn.clone()).collect();
     run_until(&p, &mut events, "every backup but the deleted one verified and in both extra regions", |seen| {
-        [ORDERS, INVENTORY, vol_b.as_str()].iter().all(|r| has(seen, r, VERIFIED))
+        // Each of the neighbour's flood copied and verified, or rejected; its forgery rejected.
+        let settled: BTreeSet<&str> = seen
+            .iter()
+            .filter(|e| matches!(e.detail.step, Step::Rejected { .. } | Step::RestoreVerified { .. }))
+            .map(|e| e.detail.origin.arn.as_str())
+            .filter(|arn| flood_arns.iter().any(|f| f == arn))
+            .collect();
+        let forgery_rejected =
+            seen.iter().any(|e| e.detail.snapshot.arn == decoy.arn && e.detail.step.detail_type() == REJECTED);
+        let seen = &of_account(seen, &source);
+        settled.len() == FLOOD
+            && forgery_rejected
+            && [ORDERS, INVENTORY, vol_b.as_str()].iter().all(|r| has(seen, r, VERIFIED))
             && complete.iter().all(|r| {
                 [OTHER_REGION, SECOND_REGION].iter().all(|region| {
                     about(seen, r)
@@ -298,9 +389,10 @@ async fn the_pipeline_survives_the_fault_campaign_and_loses_no_message() {
     // Outcomes: each backup verified, or rejected with its reason.
     let letters: Vec<Letter> = dead_letters(&p).await.into_iter().map(|(step, _, m)| Letter::of(step, &m)).collect();
     let mut outcomes = BTreeMap::new();
+    let honest_events = of_account(&events, &source);
     for r in resources {
-        let verified = has(&events, r, VERIFIED);
-        let reasons: Vec<String> = about(&events, r)
+        let verified = has(&honest_events, r, VERIFIED);
+        let reasons: Vec<String> = about(&honest_events, r)
             .into_iter()
             .filter_map(|e| match &e.detail.step {
                 Step::Rejected { reason, .. } | Step::RestoreFailed { reason, .. } => Some(reason.clone()),
@@ -309,7 +401,7 @@ async fn the_pipeline_survives_the_fault_campaign_and_loses_no_message() {
             .chain(
                 letters
                     .iter()
-                    .filter(|d| d.resource.as_deref() == Some(r))
+                    .filter(|d| d.resource.as_deref() == Some(r) && d.account.as_deref() == Some(source.as_str()))
                     .map(|d| format!("{}: {}", d.step, d.reason)),
             )
             .collect();
@@ -332,7 +424,17 @@ async fn the_pipeline_survives_the_fault_campaign_and_loses_no_message() {
     let places = [p.source.clone(), p.target.clone(), p.target.for_region(OTHER_REGION), second.clone()];
     for c in &places {
         for kind in [DbInstance, DbCluster, Ebs] {
-            for ((step, resource), n) in count_by_step(c, kind).await {
+            // By (step, source account, resource, origin): the neighbour's fc-orders is another
+            // database, and each snapshot of its flood another backup.
+            let mut counts: BTreeMap<(String, String, String, String), usize> = BTreeMap::new();
+            for s in c.store(kind).list_managed().await.expect("list") {
+                let tag = |k: &str| s.tags.get(k).cloned().unwrap_or_default();
+                let resource = s.tags.get(tags::ORIGIN_RESOURCE).cloned().unwrap_or_else(|| s.resource_id.clone());
+                *counts
+                    .entry((tag(tags::STEP), tag(tags::SOURCE_ACCOUNT), resource, tag(tags::SOURCE_ARN)))
+                    .or_default() += 1;
+            }
+            for ((step, _, resource, _), n) in counts {
                 if n > 1 {
                     duplicates.push(format!("{n} {step} snapshots of {resource} in {}/{}", c.account, c.region));
                 }
@@ -341,10 +443,76 @@ async fn the_pipeline_survives_the_fault_campaign_and_loses_no_message() {
     }
     for r in &complete {
         for region in [OTHER_REGION, SECOND_REGION] {
-            let regional = made_by(&p.target.for_region(region), kind_of(r), "copy", r).await;
+            let regional: Vec<_> = made_by(&p.target.for_region(region), kind_of(r), "copy", r)
+                .await
+                .into_iter()
+                .filter(|c| c.tags.get(tags::SOURCE_ACCOUNT) == Some(&source))
+                .collect();
             assert_eq!(regional.len(), 1, "{r} in {region}");
         }
     }
+
+    // Counted from outside: every snapshot either source made (scheduled by create-snapshot,
+    // or the neighbour's by hand), as the emulator holds them, and what became of each.
+    let mut made: Vec<(String, String, snapferry::ResourceKind)> = Vec::new();
+    for c in [&p.source, &hostile] {
+        for kind in [DbInstance, DbCluster, Ebs] {
+            for s in c.store(kind).list_managed().await.expect("list") {
+                if s.tags.get(tags::STEP).is_some_and(|v| v == "create") {
+                    made.push((c.account.clone(), s.arn.clone(), kind));
+                }
+            }
+        }
+    }
+    made.extend(flood.iter().chain([&decoy]).map(|s| (hostile.account.clone(), s.arn.clone(), DbInstance)));
+    let mut outside = Outside::default();
+    for (account, arn, kind) in &made {
+        let copies: Vec<_> = p
+            .target
+            .store(*kind)
+            .list_managed()
+            .await
+            .expect("list copies")
+            .into_iter()
+            .filter(|c| c.tags.get(tags::SOURCE_ARN) == Some(arn) && c.tags.get(tags::SOURCE_ACCOUNT) == Some(account))
+            .collect();
+        let about = |e: &&Event| e.detail.origin.arn == *arn || e.detail.snapshot.arn == *arn;
+        let rejected = events.iter().filter(about).any(|e| {
+            matches!(&e.detail.step, Step::Rejected { reason, .. } | Step::RestoreFailed { reason, .. } if !reason.is_empty())
+        });
+        let dead_lettered =
+            letters.iter().any(|d| d.origin_arn.as_deref() == Some(arn.as_str()) && !d.reason.is_empty());
+        if copies.len() > 1 {
+            outside.duplicated.push(format!("{arn}: {} copies", copies.len()));
+        }
+        if copies.iter().any(|c| c.tags.contains_key(tags::VERIFIED_AT)) {
+            outside.verified += 1;
+        } else if rejected {
+            outside.rejected += 1;
+        } else if dead_lettered {
+            outside.dead_lettered += 1;
+        } else {
+            outside.lost.push(arn.clone());
+        }
+    }
+    // The first source's copies are all of its own snapshots: the forgery made none.
+    for kind in [DbInstance, DbCluster, Ebs] {
+        for c in p.target.store(kind).list_managed().await.expect("list copies") {
+            if c.tags.get(tags::SOURCE_ACCOUNT) == Some(&source) {
+                let from = c.tags.get(tags::COPIED_FROM).cloned().unwrap_or_default();
+                assert!(from.contains(&format!(":{source}:")), "{} copied from {from}", c.arn);
+            }
+        }
+    }
+    let hostile_copies = made_by(&p.target, DbInstance, "copy", ORDERS)
+        .await
+        .into_iter()
+        .filter(|c| c.tags.get(tags::SOURCE_ACCOUNT) == Some(&hostile.account))
+        .count();
+    assert!(
+        hostile_copies <= HOSTILE_BUDGET,
+        "the neighbour holds {hostile_copies} copies, its budget {HOSTILE_BUDGET}"
+    );
 
     // Nothing a restore test made is left, in any region.
     let leaked = snapferry_e2e::eventually("restore tests cleaned up", DEADLINE, || async {
@@ -402,6 +570,20 @@ async fn the_pipeline_survives_the_fault_campaign_and_loses_no_message() {
         "    produced + replayed = processed + moved by SQS: {} + {} = {} + {}",
         books.produced, books.replayed, acknowledged, books.dead_lettered_by_sqs
     );
+    let _ = writeln!(
+        report,
+        "  counted from outside: {} snapshots made by the two sources: {} verified, {} rejected with a reason, {} dead-lettered with a reason, {} lost, {} copied twice",
+        made.len(),
+        outside.verified,
+        outside.rejected,
+        outside.dead_lettered,
+        outside.lost.len(),
+        outside.duplicated.len()
+    );
+    let _ = writeln!(
+        report,
+        "  the neighbour: {FLOOD} shares flooded, budget {HOSTILE_BUDGET}, {hostile_copies} copies held; its forged origin rejected"
+    );
     let _ = writeln!(report, "  duplicates found: {}", duplicates.len());
     let _ = writeln!(report, "  leaked resources: {}", leaked.len());
     let _ = writeln!(report, "  wall time: {:.0?} (phase 1: {:.0?})", started.elapsed(), phase_1);
@@ -410,6 +592,8 @@ async fn the_pipeline_survives_the_fault_campaign_and_loses_no_message() {
         std::fs::write(&path, &report).unwrap_or_else(|e| panic!("{path}: {e}"));
     }
     assert!(duplicates.is_empty(), "duplicates: {duplicates:?}");
+    assert!(outside.lost.is_empty(), "snapshots with no outcome: {:?}", outside.lost);
+    assert!(outside.duplicated.is_empty(), "copied twice: {:?}", outside.duplicated);
     assert!(leaked.is_empty(), "leaked: {leaked:?}");
 }
 
@@ -433,10 +617,28 @@ async fn deliver_held_back(p: &LocalPipeline) -> usize {
     sent
 }
 
+/// What became of every snapshot the sources made, counted from outside the pipeline.
+#[derive(Debug, Default)]
+struct Outside {
+    verified: usize,
+    rejected: usize,
+    dead_lettered: usize,
+    lost: Vec<String>,
+    duplicated: Vec<String>,
+}
+
+/// The events about `account`'s backups (the neighbour has a database of the same name).
+fn of_account(events: &[Event], account: &str) -> Vec<Event> {
+    events.iter().filter(|e| e.detail.origin.account == account).cloned().collect()
+}
+
 /// A dead letter: its step, the resource it is about, and why it failed.
 #[derive(Debug)]
 struct Letter {
     step: String,
+    /// The account and the snapshot of its origin.
+    account: Option<String>,
+    origin_arn: Option<String>,
     /// The message's detail-type (`Snapshot Shared`, `Snapferry Recheck`, ...).
     what: String,
     resource: Option<String>,
@@ -448,11 +650,13 @@ impl Letter {
         // Pipeline events and re-checks alike carry their lineage in `detail.origin`.
         let body: Value = serde_json::from_str(m.body().unwrap_or_default()).unwrap_or_default();
         let resource = body["detail"]["origin"]["resource_id"].as_str().map(str::to_string);
+        let account = body["detail"]["origin"]["account"].as_str().map(str::to_string);
+        let origin_arn = body["detail"]["origin"]["arn"].as_str().map(str::to_string);
         let reason = Some(attribute(m, snapferry::sqs::ATTR_ERROR_REASON))
             .filter(|r| !r.is_empty())
             .unwrap_or_else(|| snapferry_cli::dlq::REDRIVEN.to_string());
         let what = body["detail-type"].as_str().unwrap_or("?").to_string();
-        Letter { step, what, resource, reason }
+        Letter { step, account, origin_arn, what, resource, reason }
     }
 }
 

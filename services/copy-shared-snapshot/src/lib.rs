@@ -233,8 +233,10 @@ impl Handler {
         Ok(Outcome::Done)
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn on_shared(
         &self,
+        again: bool,
         sender: Option<&str>,
         event: &PipelineEvent,
         target_account: &str,
@@ -328,6 +330,15 @@ impl Handler {
             self.top_up_tags(store.as_ref(), &existing, &copy_tags).await?;
             let started = Step::CopyStarted { destination_region: self.ctx.region().to_string() };
             self.ctx.publish(&[event.next(existing.to_ref(), started)]).await?;
+            // A copy in progress has a chain of re-checks: the one of the handling that
+            // started it. Only this message's own redelivery (its first handling may have
+            // died before sending it) starts another; a second message about the same share
+            // (a duplicate, the other of the two announcements) does not, or two chains
+            // would both make a failed copy again, one deleting what the other just made.
+            if !again && !matches!(existing.status, Status::Available | Status::Failed(_)) {
+                info!(copy_arn = existing.arn, "copy in progress; its own re-checks follow it");
+                return Ok(Outcome::Done);
+            }
             return match existing.status {
                 // Announced already, yet the source announces its share again: its reconcile
                 // does so while no "Snapshot Copied" came back, so that one was lost. Said again
@@ -373,6 +384,7 @@ impl Handler {
     /// reports. Without the pipeline's event the run's origin is the shared snapshot itself.
     async fn on_shared_natively(
         &self,
+        again: bool,
         kind: snapferry::ResourceKind,
         snapshot_id: &str,
         from_account: Option<&str>,
@@ -390,7 +402,7 @@ impl Handler {
         };
         let correlation_id = naming::identifier("run", &[&shared.arn], 40);
         let event = PipelineEvent::new(correlation_id, shared.to_ref(), shared.to_ref(), step);
-        self.on_shared(from_account, &event, self.ctx.account(), &Tags::new(), None, None).await
+        self.on_shared(again, from_account, &event, self.ctx.account(), &Tags::new(), None, None).await
     }
 
     /// A copy made first from AWS's shareSnapshot notification could not know the source's
@@ -721,13 +733,15 @@ impl PipelineStep for Handler {
         &self.ctx
     }
 
-    async fn step(&self, incoming: Incoming, _record: Record) -> Result<Outcome> {
+    async fn step(&self, incoming: Incoming, record: Record) -> Result<Outcome> {
+        // This message handled before (SQS's redelivery, or sent again after a failure).
+        let again = record.receive_count > 1 || record.attempt > 0;
         match incoming {
             Incoming::Pipeline(envelope) => match &envelope.detail.step {
                 Step::Shared { target_account, tags, set, source_data } => {
                     let (set, sender) = (set.clone(), envelope.account.as_deref());
                     let data = source_data.as_deref();
-                    self.on_shared(sender, &envelope.detail, target_account, tags, set, data).await
+                    self.on_shared(again, sender, &envelope.detail, target_account, tags, set, data).await
                 }
                 _ => Ok(Outcome::Done),
             },
@@ -735,7 +749,7 @@ impl PipelineStep for Handler {
                 // EBS tells the receiving account itself; the pipeline's "shared" event may
                 // come before or after, and whichever comes second finds the copy made.
                 NativeSignal::SharedWithUs { snapshot, from_account } => {
-                    self.on_shared_natively(snapshot.kind, &snapshot.id, from_account.as_deref()).await
+                    self.on_shared_natively(again, snapshot.kind, &snapshot.id, from_account.as_deref()).await
                 }
                 NativeSignal::CopyFinished { snapshot, .. } => {
                     let store = self.ctx.stores.store(snapshot.kind);
@@ -768,7 +782,15 @@ impl PipelineStep for Handler {
                 RecheckWhat::CopyWhenAvailable { copy, destination_region, .. } => {
                     let found = self.ctx.stores.store_in(copy.kind, &destination_region).describe(&copy.id).await?;
                     match found {
-                        None => Err(Error::NotFound { op: "copy", what: copy.arn }),
+                        // Gone for a moment while another invocation makes a failed copy again
+                        // (deleted, then copied under the same name); tried again, and
+                        // dead-lettered with the reason if it stays gone.
+                        None => Err(Error::Retryable {
+                            retry: Retry::NotReady,
+                            op: "copy",
+                            code: "NotFound".into(),
+                            message: format!("{} not found (made again by another invocation, or deleted)", copy.arn),
+                        }),
                         Some(c) if c.status == Status::Available => self.on_copy_available(c).await,
                         Some(c) if matches!(c.status, Status::Failed(_)) => {
                             self.on_copy_failed(c, e.detail.attempt).await

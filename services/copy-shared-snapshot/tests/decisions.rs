@@ -181,6 +181,25 @@ async fn the_copy_records_the_origin_aws_reports_and_names_what_it_copied() {
 }
 
 #[tokio::test]
+async fn a_copy_in_progress_is_followed_by_one_chain_of_re_checks_only() {
+    let cloud = Cloud::new();
+    let (_, event) = shared(&cloud, DbCluster, SOURCE, "snap-1").await;
+    let h = handler(&cloud, config());
+    let first = h.step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap();
+    assert!(matches!(first, Outcome::Later { .. }), "the handling that copies follows the copy: {first:?}");
+    // A duplicate of the event (another message): the copy has its chain already. Two chains
+    // would both make a failed copy again, one deleting what the other just made.
+    let duplicate = h.step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap();
+    assert_eq!(duplicate, Outcome::Done);
+    // The same message delivered again (its first handling died before its re-check was
+    // sent): it follows the copy, so no chain is lost.
+    let redelivered = snapferry::sqs::Record { receive_count: 2, ..deliver::record() };
+    let again = h.step(deliver::pipeline(&event, Some(SOURCE)), redelivered).await.unwrap();
+    assert!(matches!(again, Outcome::Later { .. }), "{again:?}");
+    assert_eq!(copies(&cloud, REGION).len(), 1);
+}
+
+#[tokio::test]
 async fn a_lost_snapshot_copied_is_said_again_when_the_source_announces_its_share_again() {
     let cloud = Cloud::new();
     let (s, event) = shared(&cloud, DbInstance, SOURCE, "snap-1").await;
