@@ -175,13 +175,8 @@ const BACKUP_OPERATIONS: &[(&str, &str)] = &[
 /// Operations a step calls only in some runs, in either account: throttled too, but a run may
 /// not need them (a retry's backoff, the copy step's look at its backlog when a quota is hit,
 /// retention looking for EBS locks on what it may delete).
-const SOMETIMES: &[(&str, &str)] = &[
-    ("sqs", "ChangeMessageVisibility"),
-    ("sqs", "GetQueueAttributes"),
-    ("ec2", "DescribeLockedSnapshots"),
-    // An EBS copy made twice at once by two invocations: the extra one deleted.
-    ("ec2", "DeleteSnapshot"),
-];
+const SOMETIMES: &[(&str, &str)] =
+    &[("sqs", "ChangeMessageVisibility"), ("sqs", "GetQueueAttributes"), ("ec2", "DescribeLockedSnapshots")];
 
 /// The throttling error each service answers with (RDS, EC2, and the JSON services).
 fn throttling(service: &str) -> (&'static str, u16) {

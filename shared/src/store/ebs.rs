@@ -165,23 +165,6 @@ impl Ebs {
         Ok(out.volumes().iter().filter_map(|v| v.volume_id().map(str::to_string)).collect())
     }
 
-    /// The one snapshot of `name` made here: `made` (just made by this call) unless another
-    /// invocation made one of that name at the same time (EC2 names none, so both found none
-    /// before): the lowest id stays, whoever made it, and the others are deleted, so two
-    /// invocations of one step at once leave one snapshot, as RDS's unique names do.
-    async fn one_of(&self, name: &str, made: Snapshot) -> Result<Snapshot> {
-        let mut all = self.all_by_id_tag(name).await?;
-        if all.len() <= 1 {
-            return Ok(made);
-        }
-        all.sort_by(|a, b| a.id.cmp(&b.id));
-        for extra in &all[1..] {
-            tracing::info!(snapshot = extra.id, name, "a snapshot made twice at once; deleted");
-            self.delete(extra).await?;
-        }
-        Ok(all.swap_remove(0))
-    }
-
     async fn volume_by_id_tag(&self, id: &str) -> Result<Option<aws_sdk_ec2::types::Volume>> {
         let out = self
             .client
@@ -279,11 +262,7 @@ impl SnapshotStore for Ebs {
             .await
             .map_err(|e| Error::from_sdk("CreateSnapshot", e))?;
         let id = out.snapshot_id().ok_or_else(|| Error::BadInput("CreateSnapshot returned no id".into()))?;
-        let made = self
-            .describe(id)
-            .await?
-            .ok_or_else(|| Error::NotFound { op: "DescribeSnapshots", what: id.to_string() })?;
-        self.one_of(snapshot_id, made).await
+        self.describe(id).await?.ok_or_else(|| Error::NotFound { op: "DescribeSnapshots", what: id.to_string() })
     }
 
     /// An instance's volumes in one crash-consistent `CreateSnapshots` call; every member
@@ -400,11 +379,7 @@ impl SnapshotStore for Ebs {
             .await
             .map_err(|e| Error::from_sdk("CopySnapshot", e))?;
         let id = out.snapshot_id().ok_or_else(|| Error::BadInput("CopySnapshot returned no id".into()))?;
-        let made = self
-            .describe(id)
-            .await?
-            .ok_or_else(|| Error::NotFound { op: "DescribeSnapshots", what: id.to_string() })?;
-        self.one_of(request.target_id, made).await
+        self.describe(id).await?.ok_or_else(|| Error::NotFound { op: "DescribeSnapshots", what: id.to_string() })
     }
 
     async fn share(&self, snapshot: &Snapshot, accounts: &[String]) -> Result<()> {

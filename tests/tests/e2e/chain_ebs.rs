@@ -281,27 +281,3 @@ async fn a_snapshot_that_fails_is_reported_and_not_shared() {
     assert!(made_by(&p.source, Ebs, "share", &logs).await.is_empty(), "nothing made from a failed snapshot");
     assert!(made_by(&p.target, Ebs, "copy", &logs).await.is_empty());
 }
-
-#[tokio::test]
-async fn every_event_delivered_twice_to_two_invocations_at_once_leaves_one_of_each_snapshot_and_test() {
-    // EC2 names neither snapshots nor volumes: two invocations that both find none make one
-    // each, unless the step makes them converge on one.
-    let p = start(&PipelineOptions { concurrency: 2, ..ebs_options() }).await;
-    snapferry_e2e::faults::deliver_everything_twice(&p).await;
-    let plain = volume(&p.source, "plain", None, &[]).await;
-    p.host.fire_schedule().await.expect("fire the schedule");
-    p.host.fire_schedule().await.expect("fire the schedule again");
-    let mut events = Vec::new();
-    run_until(&p, &mut events, "the volume's backup verified", verified(&[&plain])).await;
-    settle(&p, &mut events).await;
-    let source = count_by_step(&p.source, Ebs).await;
-    let target = count_by_step(&p.target, Ebs).await;
-    let key = |step: &str| (step.to_string(), plain.clone());
-    assert_eq!(source.get(&key("create")), Some(&1), "{source:?}");
-    assert!(source.get(&key("share")).is_none_or(|n| *n == 1), "{source:?}");
-    assert_eq!(target.get(&key("copy")), Some(&1), "{target:?}");
-    let verified_events = count(&events, &plain, VERIFIED);
-    assert!(verified_events >= 1, "{}", summary(&events));
-    no_restore_resources_left(&p.target).await;
-    assert_dlqs_empty(&p).await;
-}

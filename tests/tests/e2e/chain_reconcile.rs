@@ -79,8 +79,10 @@ async fn a_lost_event_is_repaired_once(kind: ResourceKind, drops: &[serde_json::
         })
         .collect();
     assert_eq!(repaired, [stalled_at], "{}", summary(&events));
+    // Events come at least once (two invocations at once may both announce a copy); what
+    // was made, exactly once.
     for step in [COPIED, VERIFIED] {
-        assert_eq!(count(&events, r, step), 1, "{step}:\n{}", summary(&events));
+        assert!(count(&events, r, step) >= 1, "{step}:\n{}", summary(&events));
     }
     assert_eq!(made_by(&p.source, kind, "create", r).await.len(), 1);
     assert_eq!(made_by(&p.target, kind, "copy", r).await.len(), 1);
