@@ -412,3 +412,26 @@ pub async fn no_restore_resources_left(c: &Clients) {
 pub fn same_key(key: Option<&str>, expected: &str) -> bool {
     key.is_some_and(|k| snapferry::kms::same_key(k, expected))
 }
+
+/// `sender` announces `snapshot` as shared with the backup account `target`, naming `origin`
+/// as its origin: a "Snapshot Shared" put on its pipeline bus and forwarded as any other, as
+/// an allowlisted source may send whatever it likes.
+pub async fn announce(
+    sender: &Clients,
+    target: &str,
+    snapshot: snapferry::events::SnapshotRef,
+    origin: snapferry::events::SnapshotRef,
+    run: &str,
+) {
+    let step =
+        Step::Shared { target_account: target.to_string(), tags: Default::default(), set: None, source_data: None };
+    let detail = PipelineEvent::new(run, snapshot, origin, step);
+    let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+        .event_bus_name(snapferry::routing::Routing::load().pipeline_bus)
+        .source(snapferry::events::SOURCE)
+        .detail_type(SHARED)
+        .detail(serde_json::to_string(&detail).expect("JSON"))
+        .build();
+    let out = sender.events.put_events().entries(entry).send().await.expect("PutEvents");
+    assert_eq!(out.failed_entry_count(), 0);
+}

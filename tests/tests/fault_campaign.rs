@@ -95,27 +95,6 @@ const INVENTORY: &str = "fc-inventory";
 const FLOOD: usize = 5;
 const HOSTILE_BUDGET: usize = 3;
 
-/// `sender` announces `snapshot` as shared with `target`, naming `origin` as its origin.
-async fn announce(
-    sender: &snapferry::clients::Clients,
-    target: &str,
-    snapshot: snapferry::events::SnapshotRef,
-    origin: snapferry::events::SnapshotRef,
-) {
-    use aws_sdk_eventbridge::types::PutEventsRequestEntry;
-    let step =
-        Step::Shared { target_account: target.to_string(), tags: Default::default(), set: None, source_data: None };
-    let detail = snapferry::events::PipelineEvent::new(format!("hostile-{}", snapshot.id), snapshot, origin, step);
-    let entry = PutEventsRequestEntry::builder()
-        .event_bus_name(Routing::load().pipeline_bus)
-        .source(snapferry::events::SOURCE)
-        .detail_type(SHARED)
-        .detail(serde_json::to_string(&detail).expect("JSON"))
-        .build();
-    let out = sender.events.put_events().entries(entry).send().await.expect("PutEvents");
-    assert_eq!(out.failed_entry_count(), 0);
-}
-
 /// Every AWS operation the chain calls in the source account, with its service.
 const SOURCE_OPERATIONS: &[(&str, &str)] = &[
     ("ec2", "CopySnapshot"),
@@ -299,7 +278,7 @@ async fn the_pipeline_survives_the_fault_campaign_and_loses_no_message() {
         let s = hostile_store.create(ORDERS, &format!("flood-{i}"), &Default::default()).await.expect("snapshot");
         let s = fixtures::available(hostile_store.as_ref(), &s.id).await;
         hostile_store.share(&s, std::slice::from_ref(&target)).await.expect("share");
-        announce(&hostile, &target, s.to_ref(), s.to_ref()).await;
+        announce(&hostile, &target, s.to_ref(), s.to_ref(), &format!("hostile-{}", s.id)).await;
         flood.push(s);
     }
     let decoy = hostile_store.create(ORDERS, "decoy", &Default::default()).await.expect("snapshot");
@@ -312,7 +291,7 @@ async fn the_pipeline_survives_the_fault_campaign_and_loses_no_message() {
         account: hostile.account.clone(),
         ..decoy.to_ref()
     };
-    announce(&hostile, &target, decoy.to_ref(), forged).await;
+    announce(&hostile, &target, decoy.to_ref(), forged, "hostile-decoy").await;
 
     // Phase 2: the held-back events arrive late; the key and the quota are fixed and the dead
     // letters replayed, as an operator would; reconcile repairs the stalled cluster.

@@ -192,15 +192,22 @@ impl Handler {
         Ok(Budget { source: source.to_string(), held, in_flight })
     }
 
-    /// A copy refused by its source's budget is reported at once (Snapshot Rejected naming
-    /// the budget, the alarm's metric) and dead-lettered, to replay once the source has room.
-    async fn budget_checked(&self, admitted: Result<()>, event: PipelineEvent, source: &str) -> Result<()> {
+    /// A copy of `snapshot` refused by its source's budget is reported at once (Snapshot
+    /// Rejected naming the budget, the alarm's metric) and dead-lettered, to replay once the
+    /// source has room.
+    async fn budget_checked(
+        &self,
+        admitted: Result<()>,
+        (correlation_id, snapshot, origin): (&str, &SnapshotRef, &SnapshotRef),
+        source: &str,
+    ) -> Result<()> {
         match admitted {
             Err(Error::Rejected(reason)) => {
-                warn!(snapshot_arn = event.snapshot.arn, source, reason, "over its source's budget; rejected");
+                warn!(snapshot_arn = snapshot.arn, source, reason, "over its source's budget; rejected");
                 self.ctx.metrics.count(&snapferry::routing::Routing::load().metrics.budget_exceeded, STEP);
                 let rejected = Step::Rejected { reason: reason.clone(), sender_account: Some(source.to_string()) };
-                self.ctx.publish(&[event.next(event.snapshot.clone(), rejected)]).await?;
+                let event = PipelineEvent::new(correlation_id, snapshot.clone(), origin.clone(), rejected);
+                self.ctx.publish(&[event]).await?;
                 Err(Error::Rejected(reason))
             }
             other => other,
@@ -354,7 +361,8 @@ impl Handler {
         let budget = self.budget(store.as_ref(), &shared.account).await?;
         let admitted =
             self.copier().admit(store.as_ref(), self.config.slots(store.kind()), &copy_id, self, Some(&budget)).await;
-        self.budget_checked(admitted, event.clone(), &shared.account).await?;
+        let about = (event.correlation_id.as_str(), &event.snapshot, &event.origin);
+        self.budget_checked(admitted, about, &shared.account).await?;
         let copy_tags = self.stamped(copy_tags);
         let copied = store
             .copy(&CopyRequest {
@@ -524,9 +532,7 @@ impl Handler {
         let budget = self.budget(regional.as_ref(), &source).await?;
         let slots = self.config.slots(regional.kind());
         let admitted = self.copier().admit(regional.as_ref(), slots, &copy.name, self, Some(&budget)).await;
-        let about =
-            PipelineEvent::new(correlation_id, home.clone(), origin.clone(), Step::Copied { copied_from: None });
-        self.budget_checked(admitted, about, &source).await?;
+        self.budget_checked(admitted, (correlation_id, &home, &origin), &source).await?;
         let carried = self.stamped(carried);
         let copied = regional
             .copy(&CopyRequest {

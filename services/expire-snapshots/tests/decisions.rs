@@ -262,6 +262,20 @@ async fn the_source_keeps_what_still_feeds_the_backup_account() {
     assert!(left.contains(&feeding.name), "share copies are not the rules' to delete");
 }
 
+/// A scheduled snapshot, its re-encrypting copy shared with the backup account, and the
+/// backup account's copy of that one.
+async fn shared_with_the_backup_account(cloud: &Cloud) -> (Snapshot, Snapshot, Snapshot) {
+    let origin = ours(cloud, "create", DbInstance, REGION, "db", day(10, 1));
+    let mut shared = ours(cloud, "share", DbInstance, REGION, "db", day(10, 1) + Duration::minutes(5));
+    shared.name = format!("snapferry-shared-{}", shared.name);
+    shared.tags.extend(tags::origin_tags(&origin.to_ref()));
+    shared.tags.insert(tags::SOURCE_ARN.into(), origin.arn.clone());
+    cloud.put_snapshot(shared.clone());
+    cloud.stores(SOURCE, REGION).store(DbInstance).share(&shared, &[TARGET.to_string()]).await.unwrap();
+    let copy = cloud.snapshot(DbInstance, TARGET, REGION, "snapferry-copy-db", "db");
+    (origin, shared, copy)
+}
+
 #[tokio::test]
 async fn a_copy_reported_back_withdraws_the_share_and_the_intermediate_copy_goes_after_a_grace() {
     // (case, sender, released)
@@ -269,15 +283,8 @@ async fn a_copy_reported_back_withdraws_the_share_and_the_intermediate_copy_goes
         [("the backup account", TARGET, true), ("a stranger", STRANGER, false), ("no sender", "", false)]
     {
         let cloud = Cloud::new();
-        let origin = ours(&cloud, "create", DbInstance, REGION, "db", day(10, 1));
-        let mut shared = ours(&cloud, "share", DbInstance, REGION, "db", day(10, 1) + Duration::minutes(5));
-        shared.name = format!("snapferry-shared-{}", shared.name);
-        shared.tags.extend(tags::origin_tags(&origin.to_ref()));
-        shared.tags.insert(tags::SOURCE_ARN.into(), origin.arn.clone());
-        cloud.put_snapshot(shared.clone());
+        let (origin, shared, copy) = shared_with_the_backup_account(&cloud).await;
         let store = cloud.stores(SOURCE, REGION).store(DbInstance);
-        store.share(&shared, &[TARGET.to_string()]).await.unwrap();
-        let copy = cloud.snapshot(DbInstance, TARGET, REGION, "snapferry-copy-db", "db");
         let copied = Step::Copied { copied_from: Some(shared.arn.clone()) };
         let event = PipelineEvent::new("run-1", copy.to_ref(), origin.to_ref(), copied);
         let sender = Some(sender).filter(|s| !s.is_empty());
@@ -314,15 +321,8 @@ async fn only_the_snapshot_the_backup_account_copied_is_released() {
     ];
     for (case, copied_from, released) in cases {
         let cloud = Cloud::new();
-        let origin = ours(&cloud, "create", DbInstance, REGION, "db", day(10, 1));
-        let mut shared = ours(&cloud, "share", DbInstance, REGION, "db", day(10, 1) + Duration::minutes(5));
-        shared.name = format!("snapferry-shared-{}", shared.name);
-        shared.tags.extend(tags::origin_tags(&origin.to_ref()));
-        shared.tags.insert(tags::SOURCE_ARN.into(), origin.arn.clone());
-        cloud.put_snapshot(shared.clone());
+        let (origin, shared, copy) = shared_with_the_backup_account(&cloud).await;
         let store = cloud.stores(SOURCE, REGION).store(DbInstance);
-        store.share(&shared, &[TARGET.to_string()]).await.unwrap();
-        let copy = cloud.snapshot(DbInstance, TARGET, REGION, "snapferry-copy-db", "db");
         let step = Step::Copied { copied_from: copied_from(&shared, &origin) };
         let event = PipelineEvent::new("run-1", copy.to_ref(), origin.to_ref(), step);
         let h = handler(&cloud, config(SOURCE_STEP, r#"[{"keep_last": 7}]"#));

@@ -154,7 +154,8 @@ impl Ebs {
         Ok(self.all_by_id_tag(id).await?.into_iter().next())
     }
 
-    async fn volume_ids_by_id_tag(&self, id: &str) -> Result<Vec<String>> {
+    /// Every volume carrying our deterministic id (a test restore's), in this account.
+    async fn volumes_by_id_tag(&self, id: &str) -> Result<Vec<aws_sdk_ec2::types::Volume>> {
         let out = self
             .client
             .describe_volumes()
@@ -162,18 +163,11 @@ impl Ebs {
             .send()
             .await
             .map_err(|e| Error::from_sdk("DescribeVolumes", e))?;
-        Ok(out.volumes().iter().filter_map(|v| v.volume_id().map(str::to_string)).collect())
+        Ok(out.volumes().to_vec())
     }
 
     async fn volume_by_id_tag(&self, id: &str) -> Result<Option<aws_sdk_ec2::types::Volume>> {
-        let out = self
-            .client
-            .describe_volumes()
-            .filters(Filter::builder().name(format!("tag:{ID_TAG}")).values(id).build())
-            .send()
-            .await
-            .map_err(|e| Error::from_sdk("DescribeVolumes", e))?;
-        Ok(out.volumes().first().cloned())
+        Ok(self.volumes_by_id_tag(id).await?.into_iter().next())
     }
 
     /// Adds or removes accounts' createVolumePermission (never `all`: only user ids).
@@ -457,7 +451,12 @@ impl SnapshotStore for Ebs {
         // Two invocations at once may both have found none and made one each (EC2 names
         // none): the one with the lowest id stays, whoever made it, the others go.
         let mine = out.volume_id().unwrap_or_default().to_string();
-        let mut made = self.volume_ids_by_id_tag(&spec.restore_id).await?;
+        let mut made: Vec<String> = self
+            .volumes_by_id_tag(&spec.restore_id)
+            .await?
+            .iter()
+            .filter_map(|v| v.volume_id().map(str::to_string))
+            .collect();
         made.sort();
         for extra in made.iter().skip(1) {
             tracing::info!(volume = extra, restore_id = spec.restore_id, "a test volume made twice at once; deleted");

@@ -3,11 +3,9 @@
 //! test. Each test has its own source and target accounts; assertions read back what the
 //! pipeline made through the SDK and the pipeline events it published.
 
-use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use serde_json::json;
 use snapferry::ResourceKind;
 use snapferry::events::{EventEnvelope, PipelineEvent, SOURCE, Step};
-use snapferry::routing::Routing;
 use snapferry::sqs::{ATTR_ERROR_CODE, ATTR_ERROR_REASON, ATTR_SOURCE_QUEUE};
 use snapferry::store::Stores;
 use snapferry::tags;
@@ -290,39 +288,12 @@ async fn a_forged_shared_event_naming_a_snapshot_of_a_foreign_account_is_rejecte
     let snapshot = fixtures::available(store.as_ref(), &snapshot.id).await;
     store.share(&snapshot, std::slice::from_ref(&p.target.account)).await.expect("share with the target");
 
-    let routing = Routing::load();
     let truthful = snapshot.to_ref();
     // The second lies about the owner: the ARN still names the rogue account.
     let lying = snapferry::events::SnapshotRef { account: p.source.account.clone(), ..truthful.clone() };
     for (i, snapshot) in [truthful, lying].into_iter().enumerate() {
-        let detail = PipelineEvent::new(
-            format!("forged-{i}"),
-            snapshot.clone(),
-            snapshot,
-            Step::Shared {
-                target_account: p.target.account.clone(),
-                tags: Default::default(),
-                set: None,
-                source_data: None,
-            },
-        );
         // Sent by the (allowlisted) source account on its pipeline bus, forwarded as any "shared" event.
-        let out = p
-            .source
-            .events
-            .put_events()
-            .entries(
-                PutEventsRequestEntry::builder()
-                    .event_bus_name(&routing.pipeline_bus)
-                    .source(SOURCE)
-                    .detail_type(SHARED)
-                    .detail(serde_json::to_string(&detail).expect("JSON"))
-                    .build(),
-            )
-            .send()
-            .await
-            .expect("PutEvents");
-        assert_eq!(out.failed_entry_count(), 0);
+        announce(&p.source, &p.target.account, snapshot.clone(), snapshot, &format!("forged-{i}")).await;
     }
     let mut events = Vec::new();
     run_until(&p, &mut events, "two rejections", |e| count(e, "rogue-db", REJECTED) == 2).await;

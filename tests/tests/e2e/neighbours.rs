@@ -3,12 +3,10 @@
 //! (the pipeline's neighbour), acting as an attacker in that account would: a hand-made
 //! snapshot, a share, one `PutEvents`.
 
-use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use serde_json::json;
 use snapferry::ResourceKind;
 use snapferry::clients::Clients;
-use snapferry::events::{PipelineEvent, SOURCE, SnapshotRef, Step};
-use snapferry::routing::Routing;
+use snapferry::events::{SnapshotRef, Step};
 use snapferry::store::{Snapshot, Stores};
 use snapferry::tags;
 use snapferry_e2e::chain::*;
@@ -22,32 +20,6 @@ async fn shared_by_hand(p: &LocalPipeline, owner: &Clients, db: &str, name: &str
     let snapshot = fixtures::available(store.as_ref(), &snapshot.id).await;
     store.share(&snapshot, std::slice::from_ref(&p.target.account)).await.expect("share with the backup account");
     snapshot
-}
-
-/// `sender` announces `snapshot` as shared, naming `origin` as where it came from.
-async fn announce(p: &LocalPipeline, sender: &Clients, snapshot: SnapshotRef, origin: SnapshotRef, run: &str) {
-    let step = Step::Shared {
-        target_account: p.target.account.clone(),
-        tags: Default::default(),
-        set: None,
-        source_data: None,
-    };
-    let detail = PipelineEvent::new(run, snapshot, origin, step);
-    let out = sender
-        .events
-        .put_events()
-        .entries(
-            PutEventsRequestEntry::builder()
-                .event_bus_name(Routing::load().pipeline_bus)
-                .source(SOURCE)
-                .detail_type(SHARED)
-                .detail(serde_json::to_string(&detail).expect("JSON"))
-                .build(),
-        )
-        .send()
-        .await
-        .expect("PutEvents");
-    assert_eq!(out.failed_entry_count(), 0);
 }
 
 #[tokio::test]
@@ -70,7 +42,7 @@ async fn a_neighbour_that_forges_an_origin_cannot_withdraw_the_others_share_nor_
     instance(hostile, "decoy", Encryption::Key(&p.sharing_keys[&hostile.account]), &[]).await;
     let decoy = shared_by_hand(&p, hostile, "decoy", "decoy-1", &Default::default()).await;
     let forged_origin = SnapshotRef { account: hostile.account.clone(), ..victims.to_ref() };
-    announce(&p, hostile, decoy.to_ref(), forged_origin, "forged").await;
+    announce(hostile, &p.target.account, decoy.to_ref(), forged_origin, "forged").await;
 
     let mut events = Vec::new();
     run_until(&p, &mut events, "the forgery rejected", |e| e.iter().any(|e| e.detail.step.detail_type() == REJECTED))
@@ -102,7 +74,7 @@ async fn a_neighbour_flooding_the_backup_account_is_held_to_its_budget_and_the_o
     instance(hostile, "flood", Encryption::Key(&p.sharing_keys[&hostile.account]), &[]).await;
     for i in 0..6 {
         let s = shared_by_hand(&p, hostile, "flood", &format!("flood-{i}"), &Default::default()).await;
-        announce(&p, hostile, s.to_ref(), s.to_ref(), &format!("flood-{i}")).await;
+        announce(hostile, &p.target.account, s.to_ref(), s.to_ref(), &format!("flood-{i}")).await;
     }
     let mut events = Vec::new();
     run_until(&p, &mut events, "the flood held to its budget", |e| count(e, "flood", REJECTED) == 3).await;
