@@ -65,6 +65,18 @@ pub enum Command {
     /// Print every function's environment as the local host renders it (every optional
     /// feature on, placeholder accounts and ARNs), as JSON `check-env` reads.
     LocalEnv,
+    /// Print every step's role policy as the local host renders it from
+    /// `shared/permissions.json`, for the deployment described on standard input.
+    ///
+    /// Reads JSON: the scope (`{"partition": "aws", "account": "...", "region": "...",
+    /// "extra_regions": [...], "sources": [["account", "region"], ...], "sharing_key": ...,
+    /// "target_key": ..., "restore_subnet_group": ..., "queue_arn": ..., "dlq_arn": ...,
+    /// "bus_arn": ..., "step_queue_arns": {"step": "arn"}, "source_database_secrets": [...]}`,
+    /// every field optional). Prints `{"<step>": <policy document>, ...}`. The infra tests
+    /// compare it with the CDK's rendering of the same roles.
+    #[command(after_help = "Example (the infra tests run it so):\n  \
+        snapferry-local role-policy < scope.json")]
+    RolePolicy,
 }
 
 pub async fn run(cli: Cli) -> Result<ExitCode, snapferry::Error> {
@@ -82,7 +94,19 @@ pub async fn run(cli: Cli) -> Result<ExitCode, snapferry::Error> {
             println!("{}", serde_json::to_string_pretty(&rendered).expect("JSON"));
             Ok(ExitCode::SUCCESS)
         }
+        Command::RolePolicy => {
+            println!("{}", serde_json::to_string_pretty(&role_policies(std::io::stdin().lock())?).expect("JSON"));
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+/// `role-policy`: every step's role policy for the scope `input` describes.
+pub fn role_policies(input: impl std::io::Read) -> Result<serde_json::Value, snapferry::Error> {
+    let scope: snapferry::permissions::Scope = serde_json::from_reader(input)
+        .map_err(|e| snapferry::Error::BadInput(format!("role-policy reads a JSON scope: {e}")))?;
+    let permissions = snapferry::permissions::Permissions::load();
+    Ok(permissions.steps.keys().map(|step| (step.clone(), permissions.role_policy(step, &scope))).collect())
 }
 
 /// One function's environment, as `check-env` reads it.

@@ -1,12 +1,15 @@
 //! A snapferry copy: what both steps that copy (share-snapshot's re-encrypting copy in a
 //! source account, copy-shared-snapshot's into the backup account) do around the copy
-//! call. Admitting a copy into a free slot or saying when to look again ([`Copier::admit`],
-//! the line of [`crate::slots`]), timing a refusal for copies in progress
-//! ([`Copier::refused`]), the line's order, fair across sources ([`fair`]), making a failed copy again a bounded number of times
+//! call. Admitting a copy into a free slot of the [`Slots`] or saying when to look again
+//! ([`Copier::admit`], the line of [`crate::slots`]; share-snapshot's line is [`Unlisted`]),
+//! timing a refusal for copies in progress ([`Copier::refused`]), the line's order, fair
+//! across sources ([`fair`]), making a failed copy again a bounded number of times
 //! ([`Copier::again`]), the re-check that backs up AWS's announcement of its end
 //! ([`Copier::recheck`]), and a full snapshot count quota ([`Copier::quota_full`]).
 //! [`StepContext`] keeps the ports and settings; the policy is here.
 
+use crate::ResourceKind;
+use crate::config::Env;
 use crate::error::{Error, Result};
 use crate::events::{PipelineEvent, Recheck};
 use crate::kinds::CopyCompletion;
@@ -14,7 +17,7 @@ use crate::lineage::Lineage;
 use crate::slots;
 use crate::sqs::Outcome;
 use crate::step::StepContext;
-use crate::store::{Copies, CopyRequest, Snapshot, SnapshotStore, Status};
+use crate::store::{Copies, CopyRequest, Snapshot, SnapshotStore, Status, default_copy_slots};
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 use tracing::{debug, info, warn};
@@ -78,6 +81,47 @@ pub struct Budget {
     pub source: String,
     pub held: Option<usize>,
     pub in_flight: usize,
+}
+
+/// How many copies of each kind AWS runs at once into one region of an account
+/// (`COPY_SLOTS`, `kind=count,...`), where not AWS's default (the kinds table's).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Slots(pub Vec<(ResourceKind, usize)>);
+
+impl Slots {
+    pub fn from_env(env: &Env) -> Result<Slots> {
+        env.list("COPY_SLOTS")
+            .iter()
+            .map(|pair| {
+                let bad = || Error::Config(format!("COPY_SLOTS has {pair:?}; expected kind=count, e.g. db-cluster=5"));
+                let (kind, n) = pair.split_once('=').ok_or_else(bad)?;
+                let kind: ResourceKind = kind.trim().parse().map_err(|_| bad())?;
+                let n: usize = n.trim().parse().ok().filter(|n| *n > 0).ok_or_else(bad)?;
+                Ok((kind, n))
+            })
+            .collect::<Result<_>>()
+            .map(Slots)
+    }
+
+    /// How many copies of `kind` may be in progress into one region at once.
+    pub fn of(&self, kind: ResourceKind) -> usize {
+        self.0.iter().find(|(k, _)| *k == kind).map(|(_, n)| *n).unwrap_or_else(|| default_copy_slots(kind))
+    }
+}
+
+/// The line of a step that keeps none: share-snapshot's re-encrypting copies are all one
+/// source account's, so there is no fairness to keep, and listing them (the account's
+/// automated snapshots with no copy yet) would cost a listing on every look. Each copy
+/// waiting takes itself for the next: it comes back when the first copy in progress should
+/// end, and AWS's refusal of all but one of those that come back at once times the others
+/// again ([`Copier::refused`]).
+pub struct Unlisted;
+
+#[async_trait::async_trait]
+impl Line for Unlisted {
+    async fn waiting(&self, _store: &dyn SnapshotStore) -> Result<Vec<Waiting>> {
+        Ok(Vec::new())
+    }
 }
 
 /// A waiting copy's place in the line for its region's slots.
@@ -209,28 +253,6 @@ impl<'a> Copier<'a> {
                 _ => Err(e),
             },
             other => other,
-        }
-    }
-
-    /// AWS refused a copy into `store` for the copies in progress there (ours, or another
-    /// tool's), where the step keeps no line of its own (share-snapshot's re-encrypting
-    /// copy): the wait is timed by them, to when the first is estimated to end (see
-    /// [`crate::slots`]), not by a blind backoff. Nothing in progress to time it by: the
-    /// refusal as it is, for the backoff.
-    pub async fn refused_without_line(&self, store: &dyn SnapshotStore, refused: Error) -> Error {
-        match store.copies().await {
-            Ok(copies) if !copies.in_progress.is_empty() => {
-                let busy = &copies.in_progress;
-                let after = slots::next_look(self.ctx.now(), busy, busy.len(), 0, self.ctx.env.recheck);
-                let message = format!(
-                    "AWS refused a copy, {} {} copies in progress in {}: {refused}",
-                    busy.len(),
-                    store.kind(),
-                    store.region()
-                );
-                Error::SlotsFull { after, message }
-            }
-            _ => refused,
         }
     }
 

@@ -70,6 +70,12 @@ pub fn identifier(prefix: &str, parts: &[&str], max_len: usize) -> String {
     build(prefix, parts, parts, max_len)
 }
 
+/// The run of a snapshot snapferry did not take (an automated or hand-made one): derived
+/// from the snapshot, so redelivered events and a repair join the same run.
+pub fn run_of_snapshot(arn: &str) -> String {
+    identifier("run", &[arn], 40)
+}
+
 /// [`identifier`] with the RDS snapshot limit of [`MAX_SNAPSHOT_ID_LEN`] chars.
 pub fn snapshot_id(prefix: &str, parts: &[&str]) -> String {
     identifier(prefix, parts, MAX_SNAPSHOT_ID_LEN)

@@ -4,7 +4,9 @@
 //! grant fails on the emulator as it would in AWS (AccessDenied), before any deployment.
 //!
 //! Scopes and conditions are names in the JSON; [`Scope`] renders them into ARNs and IAM
-//! conditions for one account and region, the same way `infra/lib/permissions.ts` does.
+//! conditions for one account and region, the same way `infra/lib/permissions.ts` does:
+//! the infra tests render every step's role both ways (`snapferry-local role-policy`) and
+//! fail when the two differ.
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -83,37 +85,20 @@ impl Permissions {
 
     /// `step`'s role policy as an IAM policy document for the account and region of `scope`.
     pub fn role_policy(&self, step: &str, scope: &Scope) -> Value {
-        let statements: Vec<Value> = self
-            .statements(step)
-            .into_iter()
-            .filter_map(|s| {
-                let regions = match s.regions {
-                    Regions::Home => vec![scope.region.clone()],
-                    Regions::Pipeline => scope.pipeline_regions(),
-                };
-                let resources: Vec<String> =
-                    s.resources.iter().flat_map(|name| scope.resources(name, &regions)).collect();
-                // A scope empty in this deployment (no extra regions, no source data checks)
-                // grants nothing, as the stacks render it; "*" stands only for the scopes
-                // that mean it.
-                if resources.is_empty() {
-                    return None;
-                }
-                let mut statement = json!({
-                    "Sid": s.sid,
-                    "Effect": "Allow",
-                    "Action": s.actions,
-                    "Resource": resources,
-                });
-                let conditions = scope.conditions(&s.conditions);
-                if conditions.as_object().is_some_and(|c| !c.is_empty()) {
-                    statement["Condition"] = conditions;
-                }
-                Some(statement)
-            })
-            .collect();
+        let statements: Vec<Value> = self.statements(step).into_iter().flat_map(|s| scope.statement(s)).collect();
         json!({ "Version": "2012-10-17", "Statement": statements })
     }
+}
+
+/// `us-east-1` as a sid's suffix: `UsEast1` (sids are alphanumeric).
+fn sid_suffix(region: &str) -> String {
+    region
+        .split('-')
+        .map(|part| {
+            let mut chars = part.chars();
+            chars.next().map(|c| c.to_ascii_uppercase().to_string() + chars.as_str()).unwrap_or_default()
+        })
+        .collect()
 }
 
 /// Whether the IAM action pattern `pattern` (`kms:ReEncrypt*`) covers `action`, as IAM
@@ -127,7 +112,8 @@ pub fn action_matches(pattern: &str, action: &str) -> bool {
 }
 
 /// Where a role's statements apply: what the stacks know when they render them.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
 pub struct Scope {
     pub partition: String,
     pub account: String,
@@ -154,7 +140,65 @@ const RESTORE_TEST_TAG: &str = crate::tags::RESTORE_TEST;
 /// The alias of the backup account's key in every region (the stacks' target key).
 pub const BACKUP_KEY_ALIAS: &str = "alias/snapferry-target";
 
+/// The conditions that name the service KMS is called through, in one region each.
+const VIA: [&str; 2] = ["via-rds", "via-ec2"];
+
 impl Scope {
+    /// One statement of the JSON, rendered: none where its scopes are empty in this
+    /// deployment (no extra regions, no source data checks), as the stacks render it; "*"
+    /// stands only for the scopes that mean it. `kms:ViaService` names one region, so a
+    /// statement that carries it is one statement per region of its resources (the key of
+    /// a source in another region is used through RDS or EC2 in that region only), each
+    /// sid suffixed with its region when there are several (sids are unique per policy).
+    fn statement(&self, s: &Statement) -> Vec<Value> {
+        let regions = match s.regions {
+            Regions::Home => vec![self.region.clone()],
+            Regions::Pipeline => self.pipeline_regions(),
+        };
+        let mut resources: Vec<String> = Vec::new();
+        for arn in s.resources.iter().flat_map(|name| self.resources(name, &regions)) {
+            // EBS snapshot ARNs carry no account: two scopes can name the same one.
+            if !resources.contains(&arn) {
+                resources.push(arn);
+            }
+        }
+        if resources.is_empty() {
+            return Vec::new();
+        }
+        // The region an ARN is in (`*` and region-less ARNs: the home region).
+        let region_of = |arn: &str| match arn.split(':').nth(3) {
+            Some(r) if !r.is_empty() => r.to_string(),
+            _ => self.region.clone(),
+        };
+        let groups: Vec<String> = if s.conditions.iter().any(|c| VIA.contains(&c.as_str())) {
+            let mut groups: Vec<String> = Vec::new();
+            for region in resources.iter().map(|arn| region_of(arn)) {
+                if !groups.contains(&region) {
+                    groups.push(region);
+                }
+            }
+            groups
+        } else {
+            vec![self.region.clone()]
+        };
+        let several = groups.len() > 1;
+        groups
+            .iter()
+            .map(|region| {
+                let sid = if several { format!("{}{}", s.sid, sid_suffix(region)) } else { s.sid.clone() };
+                let resources: Vec<&String> =
+                    resources.iter().filter(|arn| !several || region_of(arn) == *region).collect();
+                let mut statement =
+                    json!({ "Sid": sid, "Effect": "Allow", "Action": s.actions, "Resource": resources });
+                let conditions = self.conditions(&s.conditions, region);
+                if conditions.as_object().is_some_and(|c| !c.is_empty()) {
+                    statement["Condition"] = conditions;
+                }
+                statement
+            })
+            .collect()
+    }
+
     fn pipeline_regions(&self) -> Vec<String> {
         std::iter::once(self.region.clone()).chain(self.extra_regions.iter().cloned()).collect()
     }
@@ -190,7 +234,7 @@ impl Scope {
                 .collect(),
             "kms:sharing-key" => self.sharing_key.iter().cloned().collect(),
             "kms:target-key" => self.target_key.iter().cloned().collect(),
-            "kms:own-keys" => vec![kms(&self.region, &self.account)],
+            "kms:own-keys" => regions.iter().map(|r| kms(r, &self.account)).collect(),
             "kms:extra-region-keys" => self.extra_regions.iter().map(|r| kms(r, &self.account)).collect(),
             "kms:source-sharing-keys" => self.sources.iter().map(|(account, region)| kms(region, account)).collect(),
             // EC2 Describe* calls support no resource-level permissions.
@@ -216,17 +260,20 @@ impl Scope {
             "events:pipeline-bus" => vec![self.bus_arn.clone()],
             "secretsmanager:source-database-secrets" => match &self.source_database_secrets {
                 None => Vec::new(),
-                Some(named) => regions
-                    .iter()
-                    .map(|r| format!("arn:{}:secretsmanager:{r}:{}:secret:rds!*", self.partition, self.account))
-                    .chain(named.iter().cloned())
-                    .collect(),
+                // The databases measured are in the stack's own region.
+                Some(named) => std::iter::once(format!(
+                    "arn:{}:secretsmanager:{}:{}:secret:rds!*",
+                    self.partition, self.region, self.account
+                ))
+                .chain(named.iter().cloned())
+                .collect(),
             },
             other => panic!("permissions.json names the unknown scope {other}"),
         }
     }
 
-    fn conditions(&self, names: &[String]) -> Value {
+    /// The conditions `names` for resources in `region`.
+    fn conditions(&self, names: &[String], region: &str) -> Value {
         let mut out = serde_json::Map::new();
         let mut add = |operator: &str, key: String, value: Value| {
             let entry = out.entry(operator.to_string()).or_insert_with(|| json!({}));
@@ -242,20 +289,8 @@ impl Scope {
                 "resource-tag:restore-test" => {
                     add("StringEquals", format!("aws:ResourceTag/{RESTORE_TEST_TAG}"), json!("true"))
                 }
-                "via-rds" => {
-                    // Keys of several regions: RDS in any of them (the stacks split per region).
-                    let mut regions: BTreeSet<&str> = self.sources.iter().map(|(_, r)| r.as_str()).collect();
-                    regions.insert(&self.region);
-                    let services: Vec<String> = regions.iter().map(|r| format!("rds.{r}.amazonaws.com")).collect();
-                    add("StringEquals", "kms:ViaService".into(), json!(services));
-                }
-                "via-ec2" => {
-                    let mut regions: BTreeSet<&str> = self.sources.iter().map(|(_, r)| r.as_str()).collect();
-                    regions.insert(&self.region);
-                    regions.extend(self.extra_regions.iter().map(String::as_str));
-                    let services: Vec<String> = regions.iter().map(|r| format!("ec2.{r}.amazonaws.com")).collect();
-                    add("StringEquals", "kms:ViaService".into(), json!(services));
-                }
+                "via-rds" => add("StringEquals", "kms:ViaService".into(), json!(format!("rds.{region}.amazonaws.com"))),
+                "via-ec2" => add("StringEquals", "kms:ViaService".into(), json!(format!("ec2.{region}.amazonaws.com"))),
                 "create-action:snapshot" => add(
                     "StringEquals",
                     "ec2:CreateAction".into(),
@@ -358,6 +393,43 @@ mod tests {
         let copy = p.role_policy("copy-shared-snapshot", &scope());
         let managed = copy["Statement"].as_array().unwrap().iter().find(|s| s["Sid"] == "TagManagedSnapshots").unwrap();
         assert_eq!(managed["Resource"].as_array().unwrap().len(), 4, "both regions, both families");
+    }
+
+    #[test]
+    fn a_key_is_used_through_rds_or_ec2_in_its_own_region_only() {
+        let p = Permissions::load();
+        let two = Scope {
+            sources: vec![("111111111111".into(), "us-east-1".into()), ("444444444444".into(), "eu-west-1".into())],
+            ..scope()
+        };
+        let policy = p.role_policy("copy-shared-snapshot", &two);
+        let via: Vec<(String, Value, Value)> = policy["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["Condition"]["StringEquals"]["kms:ViaService"].is_string())
+            .map(|s| {
+                (
+                    s["Sid"].as_str().unwrap().to_string(),
+                    s["Resource"].clone(),
+                    s["Condition"]["StringEquals"]["kms:ViaService"].clone(),
+                )
+            })
+            .collect();
+        let (sid, resources, service) = via
+            .iter()
+            .find(|(_, r, _)| r.to_string().contains("kms:eu-west-1:444444444444"))
+            .expect("the neighbour's key");
+        assert!(sid.ends_with("EuWest1"), "{sid}");
+        assert_eq!(resources, &json!(["arn:aws:kms:eu-west-1:444444444444:key/*"]));
+        assert!(service.as_str().unwrap().ends_with(".eu-west-1.amazonaws.com"), "{service}");
+        assert!(
+            via.iter().all(|(_, r, s)| r.as_array().unwrap().iter().all(|arn| {
+                let region = arn.as_str().unwrap().split(':').nth(3).unwrap();
+                region.is_empty() || s.as_str().unwrap().contains(&format!(".{region}."))
+            })),
+            "every key with the service of its own region: {via:?}"
+        );
     }
 
     #[test]

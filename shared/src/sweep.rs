@@ -12,6 +12,15 @@ use crate::events::{PipelineEvent, SnapshotRef, Step};
 use crate::step::StepContext;
 use tracing::warn;
 
+/// How long after it was taken a snapshot snapferry did not make (taken by hand, by RDS's
+/// automated backups, by another tool) of a selected resource is looked for by
+/// reconcile-snapshots, in case its creation event was lost: the share step backs such a
+/// snapshot up when that event comes. Its re-encrypted copy is what tells that it was
+/// backed up, so expire-snapshots keeps a released copy until it is this old: no snapshot is
+/// backed up twice. Older ones (from before snapferry was deployed, or before the resource
+/// was selected) are not backed up after the fact.
+pub const TAKEN_ELSEWHERE_LOOKBACK: chrono::Duration = chrono::Duration::hours(6);
+
 /// The failures of one sweep, reported together at its end.
 #[must_use = "a sweep's failures are reported by `report`"]
 pub struct Failures {

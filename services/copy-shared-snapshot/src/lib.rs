@@ -12,7 +12,7 @@ use regex::Regex;
 use snapferry::ResourceKind;
 use snapferry::arn::Arn;
 use snapferry::config::{Env, is_account_id};
-use snapferry::copy::{Budget, Copier, Line, Waiting};
+use snapferry::copy::{Budget, Copier, Line, Slots, Waiting};
 use snapferry::error::{Error, Result, Retry};
 use snapferry::events::{PipelineEvent, Recheck, RecheckWhat, SnapshotRef, Step};
 use snapferry::inbound::Incoming;
@@ -21,7 +21,7 @@ use snapferry::lineage::{self, CopyRecord, Lineage, Made, MadeBy, Mark};
 use snapferry::naming;
 use snapferry::sqs::{Outcome, Record};
 use snapferry::step::{PipelineStep, StepContext, StepEnv};
-use snapferry::store::{CopyRequest, Snapshot, SnapshotStore, Status, default_copy_slots};
+use snapferry::store::{CopyRequest, Snapshot, SnapshotStore, Status};
 use snapferry::tags::{self, Tags};
 use std::time::Duration;
 use tracing::{info, warn};
@@ -48,7 +48,7 @@ pub struct Config {
     pub identifier_regex: Option<Regex>,
     pub description_regex: Option<Regex>,
     /// Copies of a kind AWS runs at once into one region, where not AWS's default.
-    pub copy_slots: Vec<(ResourceKind, usize)>,
+    pub copy_slots: Slots,
     /// Copies of one kind each source may hold in a region, where set.
     pub copies_held: PerSource,
     /// Copies of one kind each source may have in progress into a region, where set.
@@ -96,7 +96,7 @@ impl PerSource {
 impl Config {
     /// How many copies of `kind` may be in progress into one region at once.
     pub fn slots(&self, kind: ResourceKind) -> usize {
-        self.copy_slots.iter().find(|(k, _)| *k == kind).map(|(_, n)| *n).unwrap_or_else(|| default_copy_slots(kind))
+        self.copy_slots.of(kind)
     }
 }
 
@@ -136,18 +136,7 @@ impl Config {
             extra_regions,
             identifier_regex: env.regex("IDENTIFIER_REGEX")?,
             description_regex: env.regex("DESCRIPTION_REGEX")?,
-            copy_slots: env
-                .list("COPY_SLOTS")
-                .iter()
-                .map(|pair| {
-                    let bad =
-                        || Error::Config(format!("COPY_SLOTS has {pair:?}; expected kind=count, e.g. db-cluster=5"));
-                    let (kind, n) = pair.split_once('=').ok_or_else(bad)?;
-                    let kind: ResourceKind = kind.trim().parse().map_err(|_| bad())?;
-                    let n: usize = n.trim().parse().ok().filter(|n| *n > 0).ok_or_else(bad)?;
-                    Ok((kind, n))
-                })
-                .collect::<Result<_>>()?,
+            copy_slots: Slots::from_env(env)?,
         })
     }
 }

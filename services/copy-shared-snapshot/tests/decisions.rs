@@ -4,6 +4,7 @@
 
 use snapferry::ResourceKind::{self, DbCluster, DbInstance};
 use snapferry::config::Env;
+use snapferry::copy::Slots;
 use snapferry::error::Retry;
 use snapferry::events::{PipelineEvent, RecheckWhat, SnapshotRef, Step};
 use snapferry::inbound::Incoming;
@@ -32,7 +33,7 @@ fn config() -> Config {
         extra_regions: vec![],
         identifier_regex: None,
         description_regex: None,
-        copy_slots: vec![],
+        copy_slots: Slots::default(),
         copies_held: Default::default(),
         copies_in_flight: Default::default(),
     }
@@ -795,7 +796,7 @@ async fn copy_slots_are_per_kind_and_configurable() {
     let cloud = Cloud::new();
     let (_, event) = shared(&cloud, DbInstance, SOURCE, "snap-1").await;
     copies_in_progress(&cloud, DbInstance, 5, 10);
-    let c = Config { copy_slots: vec![(DbInstance, 5)], ..config() };
+    let c = Config { copy_slots: Slots(vec![(DbInstance, 5)]), ..config() };
     let err = handler(&cloud, c).step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap_err();
     assert_eq!(err.code(), "CopySlotsFull", "{err}");
     let env = |v: &'static str| {
@@ -952,8 +953,11 @@ async fn a_source_that_floods_the_line_takes_one_slot_a_round_not_every_slot() {
     }
     let (_, honest) = shared(&cloud, DbCluster, SOURCE, "nightly").await;
     copies_in_progress(&cloud, DbCluster, 2, 10);
-    let config =
-        Config { source_accounts: vec![SOURCE.into(), FLOODER.into()], copy_slots: vec![(DbCluster, 2)], ..config() };
+    let config = Config {
+        source_accounts: vec![SOURCE.into(), FLOODER.into()],
+        copy_slots: Slots(vec![(DbCluster, 2)]),
+        ..config()
+    };
     let err =
         handler(&cloud, config).step(deliver::pipeline(&honest, Some(SOURCE)), deliver::record()).await.unwrap_err();
     // Oldest first across sources, it would be the 7th, two copy times later; fairly, the 2nd.
@@ -986,7 +990,7 @@ async fn the_copies_waiting_form_a_line_oldest_first_each_coming_back_when_its_t
         &cloud,
         Config {
             identifier_regex: Some(regex::Regex::new("^snap-").unwrap()),
-            copy_slots: vec![(DbCluster, 2)],
+            copy_slots: Slots(vec![(DbCluster, 2)]),
             ..config()
         },
     );
@@ -1114,7 +1118,7 @@ async fn the_records_of_a_batch_take_a_free_slot_one_at_a_time() {
         let (_, event) = shared(&cloud, DbCluster, SOURCE, name).await;
         bodies.push(deliver::pipeline_body(&event, Some(SOURCE)));
     }
-    let h = handler(&cloud, Config { copy_slots: vec![(DbCluster, 1)], ..config() });
+    let h = handler(&cloud, Config { copy_slots: Slots(vec![(DbCluster, 1)]), ..config() });
     let response = h.handle(deliver::batch(&bodies.iter().map(String::as_str).collect::<Vec<_>>())).await;
     assert!(response.batch_item_failures.is_empty());
     let asked = cloud.calls().iter().filter(|c| c.starts_with("copy ")).count();

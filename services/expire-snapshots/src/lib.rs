@@ -23,7 +23,7 @@ use snapferry::lineage::{self, Lineage, MadeBy, Mark};
 use snapferry::sqs::{Outcome, Record};
 use snapferry::step::{PipelineStep, StepContext, StepEnv};
 use snapferry::store::{Snapshot, SnapshotStore, Status};
-use snapferry::sweep::Failures;
+use snapferry::sweep::{Failures, TAKEN_ELSEWHERE_LOOKBACK};
 use snapferry::{ResourceKind, naming, tags};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -273,7 +273,8 @@ impl Handler {
     }
 
     /// Source: intermediate copies released longer than [`RELEASE_GRACE`] ago and shared
-    /// with nobody any more.
+    /// with nobody any more; one of a snapshot taken outside snapferry once it is older
+    /// than [`TAKEN_ELSEWHERE_LOOKBACK`] too.
     async fn expire_released(
         &self,
         store: &dyn SnapshotStore,
@@ -288,6 +289,10 @@ impl Handler {
             if !Lineage::of(s).is(MadeBy::Share)
                 || s.status != Status::Available
                 || released.is_none_or(|t| now - t < RELEASE_GRACE)
+                // Made from a snapshot taken outside snapferry (not among ours), the copy is
+                // what tells reconcile that snapshot was backed up: kept while it looks.
+                || (Lineage::of(s).origin().is_some_and(|o| !all.iter().any(|m| m.arn == o.arn))
+                    && s.created_at.is_none_or(|t| now - t < TAKEN_ELSEWHERE_LOOKBACK))
                 || failures.check(|| s.to_ref(), store.shared_with(s).await).is_none_or(|with| !with.is_empty())
             {
                 continue;
@@ -437,6 +442,16 @@ impl Handler {
         }
         store.unshare(&s, &[sender.to_string()]).await?;
         info!(snapshot_arn = s.arn, account = sender, "share withdrawn: the backup account has its copy");
+        // The scheduled snapshot an intermediate copy was made from is backed up too: marked
+        // so, reconcile does not take it for one whose share was lost once the copy is gone.
+        if let Some(origin) = Lineage::of(&s).origin().filter(|_| Lineage::of(&s).is(MadeBy::Share))
+            && let Some(scheduled) = store.describe(&origin.arn).await?
+            && Lineage::of(&scheduled).is(MadeBy::Create)
+            && scheduled.account == self.ctx.account()
+            && !Lineage::of(&scheduled).has(Mark::Released)
+        {
+            store.tag(&scheduled, &lineage::stamp(Mark::Released, self.ctx.now())).await?;
+        }
         Ok(Outcome::Done)
     }
 }

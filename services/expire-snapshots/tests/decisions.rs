@@ -308,6 +308,43 @@ async fn a_copy_reported_back_withdraws_the_share_and_the_intermediate_copy_goes
 }
 
 #[tokio::test]
+async fn the_copy_of_a_snapshot_taken_by_hand_stays_while_reconcile_looks_for_it() {
+    let cloud = Cloud::new();
+    let by_hand = Snapshot {
+        created_at: Some(day(10, 1)),
+        ..cloud.snapshot(DbInstance, SOURCE, REGION, "before-migration", "db")
+    };
+    cloud.put_snapshot(by_hand.clone());
+    let mut shared = ours(&cloud, "share", DbInstance, REGION, "db", day(10, 1) + Duration::minutes(5));
+    shared.tags.extend(tags::origin_tags(&by_hand.to_ref()));
+    shared.tags.insert(tags::SOURCE_ARN.into(), by_hand.arn.clone());
+    cloud.put_snapshot(shared.clone());
+    let store = cloud.stores(SOURCE, REGION).store(DbInstance);
+    store.share(&shared, &[TARGET.to_string()]).await.unwrap();
+    let copy = cloud.snapshot(DbInstance, TARGET, REGION, "snapferry-copy-db", "db");
+    let event = PipelineEvent::new(
+        "run-1",
+        copy.to_ref(),
+        by_hand.to_ref(),
+        Step::Copied { copied_from: Some(shared.arn.clone()) },
+    );
+    cloud.set_now(day(10, 1) + Duration::hours(1));
+    let h = handler(&cloud, config(SOURCE_STEP, r#"[{"keep_last": 7}]"#));
+    h.step(deliver::pipeline(&event, Some(TARGET)), deliver::record()).await.unwrap();
+    // Released; kept past the release grace while reconcile may look for the snapshot it
+    // backed up (made at 00:05: six hours old at 06:05), then deleted.
+    for (at, gone) in
+        [(Duration::hours(2) + Duration::minutes(1), false), (Duration::hours(6) + Duration::minutes(6), true)]
+    {
+        cloud.set_now(day(10, 1) + at);
+        h.step(deliver::schedule(cloud.now()), deliver::record()).await.unwrap();
+        let left = names(&cloud, SOURCE, REGION);
+        assert_eq!(!left.contains(&shared.name), gone, "{at}: {left:?}");
+        assert!(left.contains(&by_hand.name), "not snapferry's to delete");
+    }
+}
+
+#[tokio::test]
 async fn only_the_snapshot_the_backup_account_copied_is_released() {
     // What "Snapshot Copied" names, and whether the source's shared snapshot is released.
     // The event's origin always names that snapshot's origin: it is not what decides.
@@ -330,8 +367,9 @@ async fn only_the_snapshot_the_backup_account_copied_is_released() {
         let after = store.describe(&shared.id).await.unwrap().unwrap();
         assert_eq!(store.shared_with(&after).await.unwrap().is_empty(), released, "{case}: the share");
         assert_eq!(after.tags.contains_key(tags::RELEASED_AT), released, "{case}: marked released");
+        // The scheduled snapshot the released copy was made from is backed up with it.
         let origin_after = store.describe(&origin.id).await.unwrap().unwrap();
-        assert!(!origin_after.tags.contains_key(tags::RELEASED_AT), "{case}: the origin is not marked");
+        assert_eq!(origin_after.tags.contains_key(tags::RELEASED_AT), released, "{case}: the origin marked");
     }
 }
 

@@ -20,7 +20,7 @@ use snapferry::select::Selection;
 use snapferry::sqs::{Outcome, Record};
 use snapferry::step::{PipelineStep, StepContext, StepEnv, recheck_body};
 use snapferry::store::{Resource, Snapshot, SnapshotStore, Status};
-use snapferry::sweep::Failures;
+use snapferry::sweep::{Failures, TAKEN_ELSEWHERE_LOOKBACK};
 use std::collections::BTreeMap;
 use tracing::{info, warn};
 
@@ -117,6 +117,21 @@ fn older_than(s: &Snapshot, now: DateTime<Utc>, age: chrono::Duration) -> bool {
     s.created_at.is_some_and(|t| now - t >= age)
 }
 
+/// A copy's source resource as the recovery point names it: `<source account>/<resource>`
+/// (`@<region>` added for an extra region's copies).
+fn resource_of(c: &Snapshot) -> String {
+    format!(
+        "{}/{}",
+        Lineage::of(c).source_account().unwrap_or("?"),
+        Lineage::of(c).origin_resource().unwrap_or(&c.resource_id)
+    )
+}
+
+/// Whether the share step has made `s`'s re-encrypted copy (among `managed`, in any state).
+fn has_share_copy(managed: &[Snapshot], s: &Snapshot) -> bool {
+    managed.iter().any(|c| made_by(c, MadeBy::Share) && Lineage::of(c).origin().is_some_and(|o| o.arn == s.arn))
+}
+
 /// The run a snapshot belongs to and the snapshot it started from, from its tags.
 fn run_of(s: &Snapshot) -> (String, SnapshotRef) {
     let origin = Lineage::of(s).recorded_origin().unwrap_or_else(|| s.to_ref());
@@ -183,12 +198,15 @@ impl Handler {
 
     /// Source: scheduled snapshots created but never shared (the snapshot-created event was
     /// lost), or shared and never copied (the "Snapshot Shared" event was lost: the backup
-    /// account returns "Snapshot Copied", which withdraws the share); selected resources
-    /// with no recent snapshot.
+    /// account returns "Snapshot Copied", which withdraws the share); snapshots of selected
+    /// resources taken by hand or by RDS whose event was lost (never re-encrypted); selected
+    /// resources with no recent snapshot.
     async fn reconcile_source(&self, now: DateTime<Utc>, failures: &mut Failures) -> Result<()> {
         for kind in &self.config.kinds {
             let store = self.ctx.stores.store(*kind);
-            let all = store.list_managed().await?;
+            let own = store.list_own().await?;
+            let (all, elsewhere): (Vec<Snapshot>, Vec<Snapshot>) =
+                own.into_iter().partition(|s| Lineage::of(s).is_managed());
             for s in &all {
                 let stalled = s.status == Status::Available
                     && (made_by(s, MadeBy::Create) || made_by(s, MadeBy::Share))
@@ -199,11 +217,7 @@ impl Handler {
                     continue;
                 }
                 // A scheduled snapshot that has a re-encrypted copy is that copy's to share.
-                let has_copy = made_by(s, MadeBy::Create)
-                    && all
-                        .iter()
-                        .any(|c| made_by(c, MadeBy::Share) && Lineage::of(c).origin().is_some_and(|o| o.arn == s.arn));
-                if has_copy {
+                if made_by(s, MadeBy::Create) && has_share_copy(&all, s) {
                     continue;
                 }
                 let Some(shared_with) = failures.check(|| s.to_ref(), store.shared_with(s).await) else { continue };
@@ -220,16 +234,63 @@ impl Handler {
                 };
                 failures.check(|| s.to_ref(), repaired);
             }
-            self.dead_mans_switch(store.as_ref(), &all, now).await?;
+            let resources = store.list_resources().await?;
+            let selected: Vec<Resource> =
+                resources.into_iter().filter(|r| r.selected_by(&self.config.selection)).collect();
+            for s in elsewhere.iter().filter(|s| self.taken_elsewhere_and_lost(s, &all, &selected, now)) {
+                failures.check(|| s.to_ref(), self.share_taken_elsewhere(s).await);
+            }
+            self.dead_mans_switch(store.as_ref(), &all, &selected, now).await?;
         }
         Ok(())
     }
 
+    /// Whether `s`, a snapshot snapferry did not make, is one the share step would have
+    /// backed up had its creation event come, and has not: of a selected resource, taken
+    /// between the grace and [`TAKEN_ELSEWHERE_LOOKBACK`] ago (a grace longer than half the
+    /// lookback counts as half), with no re-encrypted copy (`managed` holds them, in any state).
+    fn taken_elsewhere_and_lost(
+        &self,
+        s: &Snapshot,
+        managed: &[Snapshot],
+        selected: &[Resource],
+        now: DateTime<Utc>,
+    ) -> bool {
+        let grace = self.config.grace.min(TAKEN_ELSEWHERE_LOOKBACK / 2);
+        s.status == Status::Available
+            && older_than(s, now, grace)
+            && !older_than(s, now, TAKEN_ELSEWHERE_LOOKBACK)
+            && (self.config.selection.matches_id(&s.resource_id)
+                || selected.iter().any(|r| r.id == s.resource_id || r.members.contains(&s.resource_id)))
+            && !has_share_copy(managed, s)
+    }
+
+    /// Restarts the share step at `s`, as its creation event would have. The snapshot is
+    /// not snapferry's, so it is not tagged: until its copy exists, each run says it again,
+    /// and the share step finds the copy by its deterministic name.
+    async fn share_taken_elsewhere(&self, s: &Snapshot) -> Result<()> {
+        warn!(
+            snapshot_arn = s.arn,
+            resource = s.resource_id,
+            "taken outside snapferry and never backed up (its event was lost); restarted"
+        );
+        let correlation_id = snapferry::naming::run_of_snapshot(&s.arn);
+        let what = RecheckWhat::ShareWhenAvailable { copy: s.to_ref(), origin: s.to_ref() };
+        let body = recheck_body(Recheck::new(correlation_id.clone(), 1, None, what))?;
+        self.ctx.queue.send_to(&self.config.share_queue, &body).await?;
+        let repaired = Step::Repaired { stalled_at: "share".to_string() };
+        self.ctx.publish(&[PipelineEvent::new(correlation_id, s.to_ref(), s.to_ref(), repaired)]).await
+    }
+
     /// A selected resource whose newest scheduled snapshot is older than two schedules.
-    async fn dead_mans_switch(&self, store: &dyn SnapshotStore, all: &[Snapshot], now: DateTime<Utc>) -> Result<()> {
+    async fn dead_mans_switch(
+        &self,
+        store: &dyn SnapshotStore,
+        all: &[Snapshot],
+        resources: &[Resource],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let limit = self.config.schedule * 2;
-        let resources: Vec<Resource> =
-            store.list_resources().await?.into_iter().filter(|r| r.selected_by(&self.config.selection)).collect();
         let sets: Vec<String> = resources.iter().flat_map(|r| r.members.clone()).collect();
         for r in resources.iter().filter(|r| !sets.contains(&r.id)) {
             let newest = all
@@ -259,7 +320,7 @@ impl Handler {
     }
 
     /// Backup account: copies never announced, never restore-tested, or missing in an extra
-    /// region; each source resource's recovery point against the RPO.
+    /// region; each source resource's recovery point against the RPO, in every region.
     async fn reconcile_backup(&self, now: DateTime<Utc>, failures: &mut Failures) -> Result<()> {
         let names = Routing::load().metrics;
         let mut points: BTreeMap<String, (DateTime<Utc>, Snapshot)> = BTreeMap::new();
@@ -267,25 +328,35 @@ impl Handler {
             let store = self.ctx.stores.store(*kind);
             let copies: Vec<Snapshot> =
                 store.list_managed().await?.into_iter().filter(|s| made_by(s, MadeBy::Copy)).collect();
+            // A copy is a recovery point once verified (with restore tests off, once there);
+            // a copy in an extra region is one when its home copy is.
+            let counts = |c: &Snapshot| {
+                c.status == Status::Available && (!self.config.restore_enabled || Lineage::of(c).has(Mark::Verified))
+            };
+            let mut point = |resource: String, c: &Snapshot| {
+                if let Some(at) = c.created_at
+                    && points.get(&resource).is_none_or(|(t, _)| at > *t)
+                {
+                    points.insert(resource, (at, c.clone()));
+                }
+            };
+            let counted: Vec<&str> = copies.iter().filter(|c| counts(c)).map(|c| c.name.as_str()).collect();
             let mut elsewhere: BTreeMap<&str, Vec<String>> = BTreeMap::new();
             for region in &self.config.extra_regions {
                 let there = self.ctx.stores.store_in(*kind, region).list_managed().await?;
+                for c in there.iter().filter(|c| made_by(c, MadeBy::Copy) && c.status == Status::Available) {
+                    if counted.contains(&c.name.as_str()) {
+                        point(format!("{}@{region}", resource_of(c)), c);
+                    }
+                }
                 elsewhere.insert(region, there.into_iter().map(|s| s.name).collect());
             }
             for c in &copies {
                 if c.status != Status::Available {
                     continue;
                 }
-                let counts = !self.config.restore_enabled || Lineage::of(c).has(Mark::Verified);
-                if let (true, Some(at)) = (counts, c.created_at) {
-                    let resource = format!(
-                        "{}/{}",
-                        Lineage::of(c).source_account().unwrap_or("?"),
-                        Lineage::of(c).origin_resource().unwrap_or(&c.resource_id)
-                    );
-                    if points.get(&resource).is_none_or(|(t, _)| at > *t) {
-                        points.insert(resource, (at, c.clone()));
-                    }
+                if counts(c) {
+                    point(resource_of(c), c);
                 }
                 if !older_than(c, now, self.config.grace) || self.repaired_recently(c, now) {
                     continue;
@@ -324,7 +395,8 @@ impl Handler {
             let age = (now - *at).num_seconds().max(0) as f64;
             worst = worst.max(age);
             self.ctx.metrics.value(&names.recovery_point, self.config.name, Some(resource), age, "Seconds");
-            if let Some(seconds) = Lineage::of(copy).restore_seconds() {
+            // Restore tests are of the home copies.
+            if let Some(seconds) = Lineage::of(copy).restore_seconds().filter(|_| copy.region == self.ctx.region()) {
                 self.ctx.metrics.value(&names.restore_seconds, self.config.name, Some(resource), seconds, "Seconds");
             }
             if now - *at > self.config.rpo {

@@ -119,6 +119,62 @@ async fn a_snapshot_never_shared_is_restarted_at_the_share_step_once() {
     assert!(sent.is_empty(), "{sent:?}");
 }
 
+/// A snapshot of `resource` snapferry did not take (by hand, or RDS's automated one).
+fn taken_elsewhere(cloud: &Cloud, name: &str, resource: &str, at: DateTime<Utc>, automated: bool) -> Snapshot {
+    let s = Snapshot { created_at: Some(at), automated, ..cloud.snapshot(DbInstance, SOURCE, REGION, name, resource) };
+    cloud.put_snapshot(s.clone());
+    s
+}
+
+#[tokio::test]
+async fn a_snapshot_taken_by_hand_or_by_rds_whose_event_was_lost_is_backed_up_while_recent() {
+    let cloud = Cloud::new();
+    cloud.set_now(t(-10));
+    cloud.add_resource(DbInstance, SOURCE, REGION, "db", None, &[]);
+    cloud.add_resource(DbInstance, SOURCE, REGION, "other", None, &[]);
+    let by_hand = taken_elsewhere(&cloud, "before-migration", "db", t(1), false);
+    let automated = taken_elsewhere(&cloud, "rds:db-2026-11-20-01-30", "db", t(1) + Duration::minutes(30), true);
+    // Not lost: backed up (its re-encrypted copy, released and all, is here); too young;
+    // taken before the lookback (before snapferry could see it); not of a selected database.
+    let backed_up = taken_elsewhere(&cloud, "backed-up", "db", t(1), false);
+    let mut copy = ours(&cloud, REGION, "share", "snapferry-shared-backed-up", "db", t(1), &[(tags::RELEASED_AT, "x")]);
+    copy.tags.insert(tags::SOURCE_ARN.into(), backed_up.arn.clone());
+    cloud.put_snapshot(copy);
+    taken_elsewhere(&cloud, "young", "db", t(3) - Duration::minutes(10), false);
+    taken_elsewhere(&cloud, "long-ago", "db", t(3) - Duration::hours(7), false);
+    taken_elsewhere(&cloud, "not-selected", "other", t(1), false);
+    let selected = Selection { regex: Some(regex::Regex::new("^db$").unwrap()), ..Default::default() };
+
+    let (sent, events) = run(&cloud, Config { selection: selected.clone(), ..config(SOURCE_STEP) }, t(3)).await;
+    let mut restarted: Vec<(String, String)> = sent
+        .iter()
+        .map(|(queue, m)| {
+            assert_eq!(queue, SHARE_QUEUE);
+            let Incoming::Recheck(r) = m else { panic!("{m:?}") };
+            let RecheckWhat::ShareWhenAvailable { copy, origin } = &r.detail.what else { panic!("{r:?}") };
+            assert_eq!(copy.arn, origin.arn, "the run starts from the snapshot itself");
+            assert_eq!(r.detail.correlation_id, snapferry::naming::run_of_snapshot(&copy.arn), "the share step's run");
+            (copy.id.clone(), r.detail.correlation_id.clone())
+        })
+        .collect();
+    restarted.sort();
+    let ids: Vec<&str> = restarted.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(ids, [by_hand.id.as_str(), automated.id.as_str()]);
+    let mut said = repaired(&events);
+    said.sort();
+    assert_eq!(said, [(by_hand.id.clone(), "share".into()), (automated.id.clone(), "share".into())]);
+    let untouched = cloud.snapshots(SOURCE, REGION).into_iter().find(|s| s.id == by_hand.id).unwrap();
+    assert!(untouched.tags.is_empty(), "not snapferry's: not tagged");
+    // Each hour until its copy is made (not tagged, it is looked at again) and while it is
+    // within the lookback: the young one by now, not the two of six hours ago.
+    let (sent, _) = run(&cloud, Config { selection: selected.clone(), ..config(SOURCE_STEP) }, t(8)).await;
+    let ids: Vec<String> = sent.iter().map(|(_, m)| m.describe()).collect();
+    let young = |m: &Incoming| matches!(m, Incoming::Recheck(r) if matches!(&r.detail.what, RecheckWhat::ShareWhenAvailable { copy, .. } if copy.id == "young"));
+    assert!(matches!(&sent[..], [(_, m)] if young(m)), "{ids:?}");
+    let (sent, _) = run(&cloud, Config { selection: selected, ..config(SOURCE_STEP) }, t(10)).await;
+    assert!(sent.is_empty(), "{sent:?}");
+}
+
 #[tokio::test]
 async fn one_snapshot_that_cannot_be_repaired_does_not_stop_the_others() {
     let cloud = Cloud::new();
@@ -263,8 +319,12 @@ async fn the_recovery_point_of_each_resource_and_the_rpo() {
     );
     ours(&cloud, REGION, "copy", "c-ledger", "ledger", t(0), &[(tags::VERIFIED_AT, "x"), (tags::COPIED_AT, "x")]);
     ours(&cloud, REGION, "copy", "c-scratch", "scratch", t(29), &[(tags::COPIED_AT, "x")]);
-    for name in ["c-orders-old", "c-orders", "c-ledger", "c-scratch"] {
-        ours(&cloud, EXTRA, "copy", name, "x", t(0), &[]);
+    // The extra region's copies, made from the home ones: the newest of orders there is
+    // 29 hours old (its copy of c-orders never came), ledger's as at home.
+    for (name, resource, at) in
+        [("c-orders-old", "orders", t(1)), ("c-ledger", "ledger", t(1)), ("c-scratch", "scratch", t(29))]
+    {
+        ours(&cloud, EXTRA, "copy", name, resource, at, &[]);
     }
     let (_, events) = run(&cloud, config(BACKUP_STEP), t(30)).await;
     let metrics = cloud.take_metrics();
@@ -272,16 +332,22 @@ async fn the_recovery_point_of_each_resource_and_the_rpo() {
         "RecoveryPointAgeSeconds reconcile-copies 111111111111/orders = 7200 Seconds",
         "RestoreSeconds reconcile-copies 111111111111/orders = 312.5 Seconds",
         "RecoveryPointAgeSeconds reconcile-copies 111111111111/ledger = 108000 Seconds",
+        "RecoveryPointAgeSeconds reconcile-copies 111111111111/orders@eu-west-1 = 104400 Seconds",
+        "RecoveryPointAgeSeconds reconcile-copies 111111111111/ledger@eu-west-1 = 104400 Seconds",
         "MaxRecoveryPointAgeSeconds reconcile-copies = 108000 Seconds",
         "BackupOverdue reconcile-copies",
     ] {
         assert!(metrics.iter().any(|m| m == want), "{want} in {metrics:#?}");
     }
     assert!(!metrics.iter().any(|m| m.contains("scratch")), "an unverified copy is no recovery point: {metrics:?}");
+    assert_eq!(metrics.iter().filter(|m| m.starts_with("RestoreSeconds")).count(), 1, "home copies' tests only");
     let overdue: Vec<_> = events.iter().filter(|e| matches!(e.step, Step::Overdue { .. })).collect();
-    let [e] = &overdue[..] else { panic!("{events:?}") };
-    assert_eq!(e.snapshot.resource_id, "ledger");
-    assert_eq!(e.step, Step::Overdue { last: Some(t(0)), limit_minutes: 24 * 60 });
+    let mut late: Vec<(&str, &str)> =
+        overdue.iter().map(|e| (e.snapshot.resource_id.as_str(), e.snapshot.region.as_str())).collect();
+    late.sort();
+    assert_eq!(late, [("ledger", EXTRA), ("ledger", REGION), ("orders", EXTRA)], "{events:?}");
+    let home = overdue.iter().find(|e| e.snapshot.region == REGION).unwrap();
+    assert_eq!(home.step, Step::Overdue { last: Some(t(0)), limit_minutes: 24 * 60 });
 }
 
 #[test]

@@ -16,8 +16,8 @@
 pub mod source_data;
 
 use snapferry::config::Env;
-use snapferry::copy::Copier;
-use snapferry::error::{Error, Result, Retry};
+use snapferry::copy::{Copier, Unlisted};
+use snapferry::error::{Error, Result};
 use snapferry::events::{PipelineEvent, Recheck, RecheckWhat, SnapshotRef, SourceData, Step};
 use snapferry::inbound::Incoming;
 use snapferry::inbound::native::NativeSignal;
@@ -118,7 +118,7 @@ impl Handler {
         }
         let correlation_id = Lineage::of(&snapshot)
             .recorded_correlation_id()
-            .map_or_else(|| derived_correlation_id(&snapshot.arn), str::to_string);
+            .map_or_else(|| naming::run_of_snapshot(&snapshot.arn), str::to_string);
         // The origin is the snapshot the run started from: recorded on our copies, else itself.
         let origin = if own_copy {
             Lineage::of(&snapshot).origin().unwrap_or_else(|| snapshot.to_ref())
@@ -207,10 +207,10 @@ impl Handler {
                 let event = PipelineEvent::new(correlation_id, origin.clone(), origin, rejected);
                 return Err(Copier::new(&self.ctx).quota_full(STEP, event, e).await);
             }
-            Err(e) if e.retry() == Some(Retry::QuotaExceeded) => {
-                return Err(Copier::new(&self.ctx).refused_without_line(store.as_ref(), e).await);
-            }
-            other => other?,
+            // Tried first, not admitted by a look at the slots: AWS's refusal answers
+            // whether one is free at no extra call, where a look lists the account's
+            // snapshots before every re-encryption. Refused, the wait is timed by the line.
+            refused => Copier::new(&self.ctx).refused(store.as_ref(), &copy_id, refused, &Unlisted).await?,
         };
         info!(snapshot_arn = snapshot.arn, copy_arn = copy.arn, correlation_id, "re-encrypting with the sharing key");
         match copy.status {
@@ -369,19 +369,13 @@ impl Handler {
             warn!(snapshot_arn = found.arn, reason, "snapshot failed; not shared");
             let correlation_id = Lineage::of(&found)
                 .recorded_correlation_id()
-                .map_or_else(|| derived_correlation_id(&found.arn), str::to_string);
+                .map_or_else(|| naming::run_of_snapshot(&found.arn), str::to_string);
             let rejected = Step::Rejected { reason: reason.to_string(), sender_account: None };
             events.push(PipelineEvent::new(correlation_id, found.to_ref(), found.to_ref(), rejected));
         }
         self.ctx.publish(&events).await?;
         Ok(Outcome::Done)
     }
-}
-
-/// A run that did not start with create-snapshot (an automated or hand-made snapshot) gets
-/// an id derived from the snapshot, so redelivered events join the same run.
-fn derived_correlation_id(arn: &str) -> String {
-    naming::identifier("run", &[arn], 40)
 }
 
 #[async_trait::async_trait]
@@ -480,8 +474,8 @@ mod tests {
 
     #[test]
     fn correlation_ids_derived_from_a_snapshot_are_stable() {
-        let a = derived_correlation_id("arn:aws:rds:us-east-1:111111111111:snapshot:rds:db-1");
-        assert_eq!(a, derived_correlation_id("arn:aws:rds:us-east-1:111111111111:snapshot:rds:db-1"));
-        assert_ne!(a, derived_correlation_id("arn:aws:rds:us-east-1:111111111111:snapshot:rds:db-2"));
+        let a = naming::run_of_snapshot("arn:aws:rds:us-east-1:111111111111:snapshot:rds:db-1");
+        assert_eq!(a, naming::run_of_snapshot("arn:aws:rds:us-east-1:111111111111:snapshot:rds:db-1"));
+        assert_ne!(a, naming::run_of_snapshot("arn:aws:rds:us-east-1:111111111111:snapshot:rds:db-2"));
     }
 }

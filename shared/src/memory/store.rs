@@ -213,6 +213,12 @@ impl SnapshotStore for MemStore {
             .collect())
     }
 
+    async fn list_own(&self) -> Result<Vec<Snapshot>> {
+        self.call("list_own")?;
+        let s = self.cloud.lock();
+        Ok(s.snapshots.iter().filter(|(x, _)| self.owns(x)).map(|(x, _)| x.clone()).collect())
+    }
+
     async fn copies(&self) -> Result<crate::store::Copies> {
         self.call("copies")?;
         let copies = {

@@ -321,6 +321,20 @@ impl SnapshotStore for Ebs {
         Ok(all.iter().map(|s| self.to_snapshot(s)).filter(|s| tags::is_managed(&s.tags)).collect())
     }
 
+    async fn list_own(&self) -> Result<Vec<Snapshot>> {
+        let all: Vec<aws_sdk_ec2::types::Snapshot> = self
+            .client
+            .describe_snapshots()
+            .owner_ids("self")
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| Error::from_sdk("DescribeSnapshots", e))?;
+        Ok(all.iter().map(|s| self.to_snapshot(s)).collect())
+    }
+
     async fn copies(&self) -> Result<Copies> {
         // EC2 names no source on a copy: every snapshot of this account still pending counts.
         // The backup account takes none of its own, so there they are copies.

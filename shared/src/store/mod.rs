@@ -346,6 +346,9 @@ pub trait SnapshotStore: Send + Sync {
     }
     /// Snapshots this account owns that carry snapferry's managed tag.
     async fn list_managed(&self) -> Result<Vec<Snapshot>>;
+    /// Every snapshot this account owns here: snapferry's, and those taken by hand, by
+    /// RDS's automated backups or by other tools. One listing, for the sweeps.
+    async fn list_own(&self) -> Result<Vec<Snapshot>>;
     /// The copies into this account and region that AWS is still making (they hold this
     /// kind's copy slots), and the names of all its snapshots here. One listing of the
     /// account's snapshots of this kind.

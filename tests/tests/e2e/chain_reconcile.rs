@@ -1,4 +1,5 @@
-//! Reconcile on the emulator: a backup whose "snapshot created" event (RDS's, EBS's) or
+//! Reconcile on the emulator: a backup (of a scheduled snapshot, or of one taken by hand)
+//! whose "snapshot created" event (RDS's, EBS's) or
 //! whose "Snapshot Shared" announcement never came is found and finished, with no duplicate; a selected database whose backups stop raises the
 //! dead-man's switch with no event at all to go by.
 
@@ -7,6 +8,7 @@ use chrono::{Duration, Utc};
 use serde_json::json;
 use snapferry::ResourceKind::{self, DbInstance, Ebs};
 use snapferry::events::Step;
+use snapferry::store::Stores;
 use snapferry_e2e::chain::*;
 use snapferry_e2e::{REGION, control};
 use snapferry_local::pipeline::PipelineOptions;
@@ -34,6 +36,17 @@ async fn volume(c: &snapferry::clients::Clients, name: &str, key: &str) -> Strin
 /// fired past the grace, restarts it at `stalled_at`; it finishes once, and a later run
 /// finds nothing to repair.
 async fn a_lost_event_is_repaired_once(kind: ResourceKind, drops: &[serde_json::Value], stalled_at: &str) {
+    a_lost_event_of_a_snapshot_is_repaired_once(kind, drops, stalled_at, None).await
+}
+
+/// As [`a_lost_event_is_repaired_once`], of a snapshot taken by hand and named `by_hand`
+/// (`None`: the scheduled one).
+async fn a_lost_event_of_a_snapshot_is_repaired_once(
+    kind: ResourceKind,
+    drops: &[serde_json::Value],
+    stalled_at: &str,
+    by_hand: Option<&str>,
+) {
     // A short grace, as the local pipeline documents: stalled after one minute. The backup
     // account returns "Snapshot Copied" (as the stacks deploy), which ends the share.
     let options =
@@ -54,14 +67,31 @@ async fn a_lost_event_is_repaired_once(kind: ResourceKind, drops: &[serde_json::
         "lost".to_string()
     };
     let r = resource.as_str();
-    p.host.fire(Some("create-snapshot"), Utc::now()).await.expect("fire create-snapshot");
     let mut events = Vec::new();
-    // The snapshot exists, and the chain goes no further: an event was lost.
-    drive_until(&p, &mut events, "the scheduled snapshot", || async {
-        let created = made_by(&p.source, kind, "create", r).await;
-        created.first().is_some_and(|s| s.status == snapferry::store::Status::Available).then_some(())
-    })
-    .await;
+    if let Some(name) = by_hand {
+        p.source
+            .rds
+            .create_db_snapshot()
+            .db_instance_identifier(r)
+            .db_snapshot_identifier(name)
+            .send()
+            .await
+            .expect("CreateDBSnapshot");
+        drive_until(&p, &mut events, "the snapshot taken by hand", || async {
+            let store = p.source.store(kind);
+            let taken = store.describe(name).await.expect("DescribeDBSnapshots");
+            taken.is_some_and(|s| s.status == snapferry::store::Status::Available).then_some(())
+        })
+        .await;
+    } else {
+        p.host.fire(Some("create-snapshot"), Utc::now()).await.expect("fire create-snapshot");
+        // The snapshot exists, and the chain goes no further: an event was lost.
+        drive_until(&p, &mut events, "the scheduled snapshot", || async {
+            let created = made_by(&p.source, kind, "create", r).await;
+            created.first().is_some_and(|s| s.status == snapferry::store::Status::Available).then_some(())
+        })
+        .await;
+    }
     settle(&p, &mut events).await;
     assert!(!has(&events, r, COPIED), "nothing copied without the event:\n{}", summary(&events));
 
@@ -84,7 +114,7 @@ async fn a_lost_event_is_repaired_once(kind: ResourceKind, drops: &[serde_json::
     for step in [COPIED, VERIFIED] {
         assert!(count(&events, r, step) >= 1, "{step}:\n{}", summary(&events));
     }
-    assert_eq!(made_by(&p.source, kind, "create", r).await.len(), 1);
+    assert_eq!(made_by(&p.source, kind, "create", r).await.len(), usize::from(by_hand.is_none()));
     assert_eq!(made_by(&p.target, kind, "copy", r).await.len(), 1);
 
     // The next runs find nothing stalled: the share was withdrawn once the copy was made.
@@ -101,6 +131,13 @@ async fn a_database_snapshot_whose_created_event_was_lost_is_shared_by_the_repai
     let drops =
         ["RDS-EVENT-0042", "RDS-EVENT-0091"].map(|id| json!({"detail_type": "RDS DB Snapshot Event", "event_id": id}));
     a_lost_event_is_repaired_once(DbInstance, &drops, "share").await;
+}
+
+#[tokio::test]
+async fn a_database_snapshot_taken_by_hand_whose_created_event_was_lost_is_shared_by_the_repair() {
+    // Not snapferry's: re-encrypted, shared and copied once, as its event would have had it.
+    let drops = [json!({"detail_type": "RDS DB Snapshot Event", "event_id": "RDS-EVENT-0042"})];
+    a_lost_event_of_a_snapshot_is_repaired_once(DbInstance, &drops, "share", Some("before-migration")).await;
 }
 
 #[tokio::test]

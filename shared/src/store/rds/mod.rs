@@ -59,10 +59,10 @@ macro_rules! family {
                 Ok($crate::store::absent_ok(r)?.and_then(|out| out.$described.and_then(|v| v.into_iter().next())))
             }
 
-            async fn list_manual(&self, client: &Client) -> Result<Vec<$snapshot>> {
+            async fn list(&self, client: &Client, snapshot_type: Option<&str>) -> Result<Vec<$snapshot>> {
                 client
                     .$describe()
-                    .snapshot_type("manual")
+                    .set_snapshot_type(snapshot_type.map(str::to_string))
                     .into_paginator()
                     .items()
                     .send()
@@ -187,7 +187,9 @@ trait Family: Send + Sync {
         tags: Vec<Tag>,
     ) -> Result<Option<Self::Snapshot>>;
     async fn describe(&self, client: &Client, snapshot: &str) -> Result<Option<Self::Snapshot>>;
-    async fn list_manual(&self, client: &Client) -> Result<Vec<Self::Snapshot>>;
+    /// This account's snapshots of `snapshot_type` (`manual`, `automated`); `None`: both
+    /// (without shared or public ones), as RDS answers without a type.
+    async fn list(&self, client: &Client, snapshot_type: Option<&str>) -> Result<Vec<Self::Snapshot>>;
     /// The snapshots other accounts shared with this one.
     async fn list_shared(&self, client: &Client) -> Result<Vec<Self::Snapshot>>;
     async fn copy(&self, client: &Client, request: &CopyRequest<'_>, tags: Vec<Tag>) -> Result<Option<Self::Snapshot>>;
@@ -393,12 +395,17 @@ impl<F: Family> SnapshotStore for Rds<F> {
     }
 
     async fn list_managed(&self) -> Result<Vec<Snapshot>> {
-        let all = self.family.list_manual(&self.client).await?;
+        let all = self.family.list(&self.client, Some("manual")).await?;
         Ok(all.iter().map(|s| self.to_snapshot(s)).filter(|s| tags::is_managed(&s.tags)).collect())
     }
 
+    async fn list_own(&self) -> Result<Vec<Snapshot>> {
+        let all = self.family.list(&self.client, None).await?;
+        Ok(all.iter().map(|s| self.to_snapshot(s)).collect())
+    }
+
     async fn copies(&self) -> Result<Copies> {
-        let all = self.family.list_manual(&self.client).await?;
+        let all = self.family.list(&self.client, Some("manual")).await?;
         // RDS names the source of every cross-account or cross-region copy, which is what
         // snapferry makes; a snapshot being taken in this account holds no copy slot.
         let in_progress = all
