@@ -219,6 +219,8 @@ export class TargetStack extends Stack {
           EXTRA_REGIONS: target.extraRegions.join(','),
           GRACE_MINUTES: String(target.reconcile.graceMinutes),
           RPO_MINUTES: String(target.reconcile.rpoMinutes),
+          // expire-copies' rules: a copy an extra region's rules would not keep is not copied back there.
+          RETENTION: expireEnvironment(target).RETENTION,
           KINDS: target.kinds.join(','),
           ...restoreTests,
         },

@@ -103,7 +103,7 @@ describe('synthesized environments against the contract', () => {
     'expire-snapshots': ['KINDS', 'TARGET_ACCOUNTS', ...expire],
     'expire-copies': ['KINDS', 'EXTRA_REGIONS', ...expire],
     'reconcile-snapshots': ['KINDS', ...selection, 'SCHEDULE_MINUTES', 'GRACE_MINUTES'],
-    'reconcile-copies': ['EXTRA_REGIONS', 'GRACE_MINUTES', 'KINDS', 'RPO_MINUTES', 'RESTORE_ENABLED', 'RESTORE_EVERY_NTH'],
+    'reconcile-copies': ['EXTRA_REGIONS', 'GRACE_MINUTES', 'KINDS', 'RPO_MINUTES', 'RETENTION', 'RESTORE_ENABLED', 'RESTORE_EVERY_NTH'],
   };
   for (const fn of routing.functions) {
     test(`${fn.name}: the example config sets exactly its settings`, () => {
@@ -126,6 +126,8 @@ describe('synthesized environments against the contract', () => {
     const restore = env(synth, 'target', 'snapferry-restore');
     const copies = env(synth, 'target', 'snapferry-reconcile-copies');
     assert.deepEqual([copies.RESTORE_ENABLED, copies.RESTORE_EVERY_NTH], [restore.RESTORE_ENABLED, restore.RESTORE_EVERY_NTH]);
+    // ...and repairs extra-region copies by the rules expire-copies deletes them by.
+    assert.deepEqual(copies.RETENTION, env(synth, 'target', 'snapferry-expire-copies').RETENTION);
     assert.deepEqual([copies.EXTRA_REGIONS, copies.GRACE_MINUTES, copies.RPO_MINUTES, copies.RESTORE_EVERY_NTH], ['eu-central-1', '60', '1440', '7']);
 
     // Other values reach the template: another selection (identifiers, an instance tag), ebs, no extra regions, restore tests off.

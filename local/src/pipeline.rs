@@ -280,6 +280,7 @@ impl PipelineOptions {
                 vars.push(("EXTRA_REGIONS", self.extra_regions.join(",")));
                 vars.push(("GRACE_MINUTES", self.reconcile_grace_minutes.to_string()));
                 vars.push(("RPO_MINUTES", self.rpo_minutes.to_string()));
+                vars.push(("RETENTION", self.retention_backup.clone().unwrap_or_default()));
                 vars.push(("RESTORE_ENABLED", self.restore_enabled.to_string()));
                 vars.push(("RESTORE_EVERY_NTH", self.restore_every_nth.to_string()));
             }

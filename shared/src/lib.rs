@@ -9,7 +9,8 @@
 //! 3. [`inbound`]: one parser for every SQS body, native `aws.rds` / `aws.ec2` events included.
 //! 4. [`store`]: the one abstraction over the three resource kinds, and its AWS adapters;
 //!    [`lineage`]: a snapshot's lineage, typed, the only reader and writer of snapferry's
-//!    tags for the steps; [`slots`]: when a copy slot frees, from the copies in progress.
+//!    tags for the steps; [`slots`]: when a copy slot frees, from the copies in progress;
+//!    [`retention`]: which snapshots the rules keep.
 //! 5. Runtime: [`ports`] (queue, bus, clock), [`sqs`] (the batch helper and the SQS
 //!    adapter), [`publish`] (the EventBridge adapter), [`clients`], [`step`] (the step
 //!    context and the Lambda loop), and [`copy`] (a snapferry copy's policy: slots,
@@ -35,6 +36,7 @@ pub mod naming;
 pub mod permissions;
 pub mod ports;
 pub mod publish;
+pub mod retention;
 pub mod routing;
 pub mod select;
 pub mod slots;

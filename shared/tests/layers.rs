@@ -22,6 +22,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("store", 2),
     ("lineage", 2),
     ("slots", 2),
+    ("retention", 2),
     ("ports", 3),
     ("sqs", 3),
     ("publish", 3),

@@ -11,15 +11,13 @@
 //! and the share go as soon as the backup account reports its copy ("Snapshot Copied",
 //! returned to the source's bus).
 
-pub mod retention;
-
 use chrono::{DateTime, Utc};
-use retention::Rule;
 use snapferry::config::Env;
 use snapferry::error::{Error, Result};
 use snapferry::events::{PipelineEvent, Recheck, RecheckWhat, Step};
 use snapferry::inbound::Incoming;
 use snapferry::lineage::{self, Lineage, MadeBy, Mark};
+use snapferry::retention::{self, Rule, group_of, taken_at};
 use snapferry::sqs::{Outcome, Record};
 use snapferry::step::{PipelineStep, StepContext, StepEnv};
 use snapferry::store::{Snapshot, SnapshotStore, Status};
@@ -199,7 +197,7 @@ impl Handler {
 
         let mut groups: BTreeMap<(String, String), Vec<&Snapshot>> = BTreeMap::new();
         for s in candidates {
-            groups.entry(resource_of(s)).or_default().push(s);
+            groups.entry(group_of(s)).or_default().push(s);
         }
         let mut pass = Pass { deleted: 0, unfinished: false };
         if !self.config.backup() {
@@ -454,20 +452,6 @@ impl Handler {
         }
         Ok(Outcome::Done)
     }
-}
-
-/// When the data of `s` was taken: a copy's snapshot's time, as AWS reported it when it was
-/// copied; a scheduled snapshot's own.
-fn taken_at(s: &Snapshot) -> Option<DateTime<Utc>> {
-    Lineage::of(s).snapshot_taken_at().or(s.created_at)
-}
-
-/// The account and resource a snapshot is of: the source database or volume (copies
-/// carry it in their lineage), which the rules' `resources` regex matches.
-fn resource_of(s: &Snapshot) -> (String, String) {
-    let resource = Lineage::of(s).origin_resource().unwrap_or(&s.resource_id).to_string();
-    let account = Lineage::of(s).source_account().unwrap_or(&s.account).to_string();
-    (account, resource)
 }
 
 #[async_trait::async_trait]

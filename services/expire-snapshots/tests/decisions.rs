@@ -8,11 +8,12 @@ use snapferry::ResourceKind::{self, DbInstance, Ebs};
 use snapferry::events::{PipelineEvent, RecheckWhat, Step};
 use snapferry::inbound::Incoming;
 use snapferry::memory::{Cloud, deliver, step_env};
+use snapferry::retention;
 use snapferry::sqs::Outcome;
 use snapferry::step::PipelineStep;
 use snapferry::store::{RestoreSpec, Snapshot, Status};
 use snapferry::tags::{self, Tags};
-use snapferry_expire_snapshots::{BACKUP_STEP, Config, Handler, SOURCE_STEP, retention};
+use snapferry_expire_snapshots::{BACKUP_STEP, Config, Handler, SOURCE_STEP};
 
 const SOURCE: &str = "111111111111";
 const TARGET: &str = "222222222222";

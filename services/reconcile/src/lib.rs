@@ -15,6 +15,7 @@ use snapferry::error::{Error, Result};
 use snapferry::events::{self, EventEnvelope, PipelineEvent, Recheck, RecheckWhat, SnapshotRef, Step};
 use snapferry::inbound::Incoming;
 use snapferry::lineage::{self, Lineage, MadeBy, Mark};
+use snapferry::retention::{self, Rule};
 use snapferry::routing::Routing;
 use snapferry::select::Selection;
 use snapferry::sqs::{Outcome, Record};
@@ -47,6 +48,9 @@ pub struct Config {
     pub grace: chrono::Duration,
     /// Backup: the recovery point objective.
     pub rpo: chrono::Duration,
+    /// Backup: expire-copies' retention rules: a copy an extra region's rules would not keep
+    /// is not copied back there.
+    pub rules: Vec<Rule>,
     pub extra_regions: Vec<String>,
     /// Backup: whether every copy is restore-tested (so an untested copy is a stalled one),
     /// and whether the recovery point is the newest verified copy or the newest copy.
@@ -74,6 +78,7 @@ impl Config {
             schedule: chrono::Duration::hours(1),
             grace: minutes("GRACE_MINUTES")?,
             rpo: chrono::Duration::days(1),
+            rules: Vec::new(),
             extra_regions: Vec::new(),
             restore_every_copy: true,
             restore_enabled: true,
@@ -92,6 +97,8 @@ impl Config {
                 c.name = BACKUP_STEP;
                 c.kinds = env.kinds("KINDS")?;
                 c.rpo = minutes("RPO_MINUTES")?;
+                c.rules = retention::parse(&env.required("RETENTION")?)
+                    .map_err(|e| Error::Config(format!("RETENTION: {e}")))?;
                 c.extra_regions = env.list("EXTRA_REGIONS");
                 c.restore_enabled = env.parse("RESTORE_ENABLED")?;
                 c.restore_every_copy = c.restore_enabled && env.parse::<u32>("RESTORE_EVERY_NTH")? == 1;
@@ -341,7 +348,7 @@ impl Handler {
                 }
             };
             let counted: Vec<&str> = copies.iter().filter(|c| counts(c)).map(|c| c.name.as_str()).collect();
-            let mut elsewhere: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+            let mut elsewhere: BTreeMap<&str, Vec<Snapshot>> = BTreeMap::new();
             for region in &self.config.extra_regions {
                 let there = self.ctx.stores.store_in(*kind, region).list_managed().await?;
                 for c in there.iter().filter(|c| made_by(c, MadeBy::Copy) && c.status == Status::Available) {
@@ -349,7 +356,7 @@ impl Handler {
                         point(format!("{}@{region}", resource_of(c)), c);
                     }
                 }
-                elsewhere.insert(region, there.into_iter().map(|s| s.name).collect());
+                elsewhere.insert(region, there);
             }
             for c in &copies {
                 if c.status != Status::Available {
@@ -380,7 +387,13 @@ impl Handler {
                     let repaired =
                         self.repair(store.as_ref(), c, &self.config.restore_queue, body, "restore test").await;
                     failures.check(|| c.to_ref(), repaired);
-                } else if let Some((region, _)) = elsewhere.iter().find(|(_, names)| !names.contains(&c.name)) {
+                } else if let Some((region, _)) = elsewhere.iter().find(|(region, there)| {
+                    // Missing there, and one the region's rules would keep: what expire-copies
+                    // deleted there (shorter rules than home's) is not copied back.
+                    let copies: Vec<&Snapshot> = there.iter().filter(|s| made_by(s, MadeBy::Copy)).collect();
+                    !there.iter().any(|s| s.name == c.name)
+                        && retention::keeps(&self.config.rules, region, c, &copies, now)
+                }) {
                     let what =
                         RecheckWhat::CopyToRegion { copy: c.to_ref(), origin, destination_region: region.to_string() };
                     let body = recheck_body(Recheck::new(correlation_id, 1, None, what))?;

@@ -30,6 +30,7 @@ fn config(name: &'static str) -> Config {
         schedule: Duration::hours(1),
         grace: Duration::hours(1),
         rpo: Duration::hours(24),
+        rules: Vec::new(),
         extra_regions: vec![EXTRA.into()],
         restore_every_copy: true,
         restore_enabled: true,
@@ -304,6 +305,33 @@ async fn a_stalled_copy_is_restarted_where_it_stalled() {
 }
 
 #[tokio::test]
+async fn a_copy_the_extra_regions_rules_no_longer_keep_is_not_copied_back_there() {
+    let cloud = Cloud::new();
+    let done: &[(&str, &str)] = &[(tags::VERIFIED_AT, "x"), (tags::COPIED_AT, "x")];
+    // Home keeps a week of orders; the extra region's rules keep the newest two there.
+    let week: Vec<Snapshot> =
+        (0..7).map(|d| ours(&cloud, REGION, "copy", &format!("c-orders-{d}"), "orders", t(24 * d), done)).collect();
+    for c in &week[4..] {
+        ours(&cloud, EXTRA, "copy", &c.name, "orders", c.created_at.unwrap(), &[]);
+    }
+    let rules =
+        snapferry::retention::parse(&format!(r#"[{{"regions": ["{EXTRA}"], "keep_last": 2}}, {{"keep_last": 7}}]"#))
+            .unwrap();
+    let config = Config { rules, ..config(BACKUP_STEP) };
+    let (sent, _) = run(&cloud, config.clone(), t(24 * 6 + 2)).await;
+    // c-orders-4 is the oldest there and the rules would not keep it beside 5 and 6; 0 to 3
+    // were deleted there by expire-copies: none of them is copied back.
+    assert!(sent.is_empty(), "{sent:?}");
+    // The newest is missing there (its copy was lost): that one is repaired.
+    let lost = ours(&cloud, REGION, "copy", "c-orders-7", "orders", t(24 * 7), done);
+    let (sent, _) = run(&cloud, config, t(24 * 7 + 2)).await;
+    let [(queue, Incoming::Recheck(r))] = &sent[..] else { panic!("one repair: {sent:?}") };
+    assert_eq!(queue, COPY_QUEUE);
+    let RecheckWhat::CopyToRegion { copy, destination_region, .. } = &r.detail.what else { panic!("{r:?}") };
+    assert_eq!((copy.id.as_str(), destination_region.as_str()), (lost.id.as_str(), EXTRA));
+}
+
+#[tokio::test]
 async fn the_recovery_point_of_each_resource_and_the_rpo() {
     let cloud = Cloud::new();
     // orders: verified 2 h before the run; ledger: verified 30 h before; scratch: never verified.
@@ -371,6 +399,9 @@ fn config_from_the_declared_environment() {
     let c = Config::from_env(&env).unwrap();
     assert_eq!(c.rpo, Duration::days(1));
     assert!(!c.restore_every_copy, "sampled restore tests: an untested copy is not stalled");
+    let default = |step: &str| snapferry::environment::var(step, "RETENTION").and_then(|v| v.default.clone());
+    assert_eq!(default(BACKUP_STEP), default("expire-copies"), "expire-copies' rules, the same by default");
+    assert!(default(BACKUP_STEP).is_some());
     assert!(env.unread().is_empty(), "{:?}", env.unread());
     let bad = Env::from_pairs(
         SOURCE_STEP,

@@ -1,4 +1,6 @@
 //! Retention rules: which snapshots of one resource in one region are kept, and by what.
+//! The expire steps delete what they do not keep; reconcile-copies does not copy back into
+//! an extra region what that region's rules would not keep.
 //!
 //! `RETENTION` is a JSON list of rules; the first whose `resources` regex and `regions`
 //! match a resource in a region decides for its snapshots, and a resource no rule matches
@@ -9,6 +11,8 @@
 //!   ISO weeks, months or years that have one (grandfather-father-son, with restic's
 //!   `--keep-daily` semantics: periods without a snapshot do not count).
 
+use crate::lineage::Lineage;
+use crate::store::Snapshot;
 use chrono::{DateTime, Datelike, Duration, Utc};
 use regex::Regex;
 use serde::Deserialize;
@@ -85,6 +89,34 @@ pub fn parse(json: &str) -> Result<Vec<Rule>, String> {
             Ok(rule)
         })
         .collect()
+}
+
+/// When the data of `s` was taken, which the rules count by: a copy's snapshot's time, as
+/// AWS reported it when it was copied; a scheduled snapshot's own.
+pub fn taken_at(s: &Snapshot) -> Option<DateTime<Utc>> {
+    Lineage::of(s).snapshot_taken_at().or(s.created_at)
+}
+
+/// The account and resource a snapshot is of: the source database or volume (copies
+/// carry it in their lineage), which the rules' `resources` regex matches. Snapshots are
+/// kept or not within this group.
+pub fn group_of(s: &Snapshot) -> (String, String) {
+    let resource = Lineage::of(s).origin_resource().unwrap_or(&s.resource_id).to_string();
+    let account = Lineage::of(s).source_account().unwrap_or(&s.account).to_string();
+    (account, resource)
+}
+
+/// Whether `rules` keep `s` in `region` at `now` beside `others`, the snapshots of its
+/// group there: a resource no rule is for keeps everything.
+pub fn keeps(rules: &[Rule], region: &str, s: &Snapshot, others: &[&Snapshot], now: DateTime<Utc>) -> bool {
+    let (_, resource) = group_of(s);
+    let Some(rule) = rule_for(rules, &resource, region) else { return true };
+    let group = group_of(s);
+    let dated: Vec<(String, DateTime<Utc>)> = std::iter::once(s)
+        .chain(others.iter().copied().filter(|o| group_of(o) == group && o.name != s.name))
+        .filter_map(|x| Some((x.name.clone(), taken_at(x)?)))
+        .collect();
+    rule.kept(&dated, now).contains_key(&s.name)
 }
 
 /// The first of `rules` for `resource` in `region`.
