@@ -134,6 +134,19 @@ fn resource_of(c: &Snapshot) -> String {
     )
 }
 
+/// The newest recovery point of each resource (and region): when, and the copy.
+type Points = BTreeMap<String, (DateTime<Utc>, Snapshot)>;
+
+/// A kind whose sweep failed (a listing AWS refused, a publish that failed) does not stop
+/// the others; the first such failure is the run's, so SQS brings the run again (every
+/// repair is idempotent) and in the end dead-letters it with that reason.
+fn go_on(kind: ResourceKind, swept: Result<()>, first: &mut Option<Error>) {
+    if let Err(e) = swept {
+        warn!(%kind, error = %e, "this kind could not be reconciled; the others go on");
+        first.get_or_insert(e);
+    }
+}
+
 /// Whether the share step has made `s`'s re-encrypted copy (among `managed`, in any state).
 fn has_share_copy(managed: &[Snapshot], s: &Snapshot) -> bool {
     managed.iter().any(|c| made_by(c, MadeBy::Share) && Lineage::of(c).origin().is_some_and(|o| o.arn == s.arn))
@@ -209,8 +222,23 @@ impl Handler {
     /// resources taken by hand or by RDS whose event was lost (never re-encrypted); selected
     /// resources with no recent snapshot.
     async fn reconcile_source(&self, now: DateTime<Utc>, failures: &mut Failures) -> Result<()> {
+        let mut first = None;
         for kind in &self.config.kinds {
-            let store = self.ctx.stores.store(*kind);
+            let swept = self.reconcile_source_kind(*kind, now, failures).await;
+            go_on(*kind, swept, &mut first);
+        }
+        first.map_or(Ok(()), Err)
+    }
+
+    /// [`Self::reconcile_source`] for the snapshots of one kind.
+    async fn reconcile_source_kind(
+        &self,
+        kind: ResourceKind,
+        now: DateTime<Utc>,
+        failures: &mut Failures,
+    ) -> Result<()> {
+        {
+            let store = self.ctx.stores.store(kind);
             let own = store.list_own().await?;
             let (all, elsewhere): (Vec<Snapshot>, Vec<Snapshot>) =
                 own.into_iter().partition(|s| Lineage::of(s).is_managed());
@@ -329,10 +357,26 @@ impl Handler {
     /// Backup account: copies never announced, never restore-tested, or missing in an extra
     /// region; each source resource's recovery point against the RPO, in every region.
     async fn reconcile_backup(&self, now: DateTime<Utc>, failures: &mut Failures) -> Result<()> {
-        let names = Routing::load().metrics;
-        let mut points: BTreeMap<String, (DateTime<Utc>, Snapshot)> = BTreeMap::new();
+        let mut points: Points = BTreeMap::new();
+        let mut first = None;
         for kind in &self.config.kinds {
-            let store = self.ctx.stores.store(*kind);
+            let swept = self.reconcile_copies_of(*kind, now, failures, &mut points).await;
+            go_on(*kind, swept, &mut first);
+        }
+        self.report_points(now, &points).await?;
+        first.map_or(Ok(()), Err)
+    }
+
+    /// [`Self::reconcile_backup`]'s repairs for the copies of one kind, and their recovery points.
+    async fn reconcile_copies_of(
+        &self,
+        kind: ResourceKind,
+        now: DateTime<Utc>,
+        failures: &mut Failures,
+        points: &mut Points,
+    ) -> Result<()> {
+        {
+            let store = self.ctx.stores.store(kind);
             let copies: Vec<Snapshot> =
                 store.list_managed().await?.into_iter().filter(|s| made_by(s, MadeBy::Copy)).collect();
             // A copy is a recovery point once verified (with restore tests off, once there);
@@ -350,7 +394,7 @@ impl Handler {
             let counted: Vec<&str> = copies.iter().filter(|c| counts(c)).map(|c| c.name.as_str()).collect();
             let mut elsewhere: BTreeMap<&str, Vec<Snapshot>> = BTreeMap::new();
             for region in &self.config.extra_regions {
-                let there = self.ctx.stores.store_in(*kind, region).list_managed().await?;
+                let there = self.ctx.stores.store_in(kind, region).list_managed().await?;
                 for c in there.iter().filter(|c| made_by(c, MadeBy::Copy) && c.status == Status::Available) {
                     if counted.contains(&c.name.as_str()) {
                         point(format!("{}@{region}", resource_of(c)), c);
@@ -403,8 +447,14 @@ impl Handler {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Each resource's recovery point (in every region), and the oldest, against the RPO.
+    async fn report_points(&self, now: DateTime<Utc>, points: &Points) -> Result<()> {
+        let names = Routing::load().metrics;
         let mut worst = 0.0f64;
-        for (resource, (at, copy)) in &points {
+        for (resource, (at, copy)) in points {
             let age = (now - *at).num_seconds().max(0) as f64;
             worst = worst.max(age);
             self.ctx.metrics.value(&names.recovery_point, self.config.name, Some(resource), age, "Seconds");

@@ -196,6 +196,29 @@ async fn one_snapshot_that_cannot_be_repaired_does_not_stop_the_others() {
 }
 
 #[tokio::test]
+async fn a_kind_that_cannot_be_listed_does_not_stop_the_others() {
+    for (step, listing, account) in [(SOURCE_STEP, "list_own", SOURCE), (BACKUP_STEP, "list_managed", TARGET)] {
+        let cloud = Cloud::new();
+        cloud.set_now(t(0));
+        cloud.add_resource(DbInstance, SOURCE, REGION, "db", None, &[]);
+        if step == SOURCE_STEP {
+            ours(&cloud, REGION, "create", "snapferry-db-lost", "db", t(1), &[]);
+        } else {
+            ours(&cloud, REGION, "copy", "c-db", "db", t(1), &[]);
+        }
+        // The first kind's listing fails (AWS is unavailable for it); the second's does not.
+        cloud.fail(listing, "ServiceUnavailable", 1);
+        cloud.set_now(t(3));
+        let config = Config { kinds: vec![snapferry::ResourceKind::DbCluster, DbInstance], ..config(step) };
+        let h = Handler::new(cloud.context(account, REGION, config.step.clone()), config);
+        let err = h.step(deliver::schedule(t(3)), deliver::record()).await.unwrap_err();
+        assert_eq!(err.code(), "ServiceUnavailable", "{step}: the run is tried again: {err}");
+        let repaired = repaired(&cloud.take_published());
+        assert_eq!(repaired.len(), 1, "{step}: the other kind was reconciled: {repaired:?}");
+    }
+}
+
+#[tokio::test]
 async fn a_snapshot_shared_and_never_copied_is_announced_again_once() {
     let cloud = Cloud::new();
     cloud.set_now(t(0));
