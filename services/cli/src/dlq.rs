@@ -33,13 +33,17 @@ pub enum DlqCommand {
     /// Exit 1 when any DLQ holds a message.
     #[command(after_help = "Example:\n  snapferry dlq list --profile backup --region eu-west-1")]
     List,
-    /// The dead letters of one step, grouped by the reason each failed. Exit 1 when there are any.
+    /// The dead letters of one step (`undelivered`: the events EventBridge could not deliver
+    /// to a rule's target), grouped by the reason each failed. Exit 1 when there are any.
     #[command(after_help = "Example:\n  snapferry dlq show copy-shared-snapshot --profile backup --json")]
     Show { step: String },
     /// Move a step's dead letters back to its queue: all of them with SQS's redrive, or a
     /// selection one by one (each leaves the DLQ only once it is back in the queue).
+    /// `undelivered`: the events EventBridge could not deliver, each to the step queue it
+    /// was for, one by one.
     #[command(after_help = "Examples:\n  snapferry dlq replay restore --profile backup\n  \
-        snapferry dlq replay copy-shared-snapshot --reason KMSKeyNotAccessible --max 5 --dry-run")]
+        snapferry dlq replay copy-shared-snapshot --reason KMSKeyNotAccessible --max 5 --dry-run\n  \
+        snapferry dlq replay undelivered --profile backup")]
     Replay {
         step: String,
         /// Only dead letters whose reason matches this regex.
@@ -88,6 +92,9 @@ pub struct DeadLetter {
     pub resource: Option<String>,
     pub correlation_id: Option<String>,
     pub sent_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// An undelivered event's: the rule target EventBridge could not deliver it to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
     #[serde(skip)]
     receipt_handle: String,
     #[serde(skip)]
@@ -103,6 +110,13 @@ pub struct Replayed {
     /// Selected replays: the dead letters moved (or, in a dry run, that would be).
     pub messages: Vec<DeadLetter>,
     pub cancelled: bool,
+    /// Undelivered events left where they are: for a target that is not a step queue here.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub skipped: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Dead letters `list` and `show` read at most, whatever the DLQ holds: the counts come
@@ -234,6 +248,18 @@ pub async fn list(c: &Clients, routing: &Routing) -> Result<Vec<QueueState>> {
 
 /// The row of `dlq list` for the stack's delivery DLQ.
 pub const UNDELIVERED: &str = "(undelivered events)";
+/// The name `dlq show` and `dlq replay` take for it.
+pub const UNDELIVERED_STEP: &str = "undelivered";
+
+/// The attributes EventBridge gives each event it puts in a rule target's DLQ (EventBridge
+/// User Guide, "Using dead-letter queues to process undelivered events": RULE_ARN,
+/// TARGET_ARN, ERROR_CODE, ERROR_MESSAGE).
+const EVENTBRIDGE_TARGET_ARN: &str = "TARGET_ARN";
+const EVENTBRIDGE_ERROR_CODE: &str = "ERROR_CODE";
+
+fn is_undelivered(step: &str) -> bool {
+    step == UNDELIVERED_STEP || step == UNDELIVERED
+}
 
 /// At most `limit` messages of the DLQ, each once, received (hidden for a minute) and read;
 /// [`release`] makes them visible again. A DLQ has no redrive policy, so receiving one
@@ -314,8 +340,15 @@ fn dead_letter(m: &Message) -> DeadLetter {
         .and_then(chrono::DateTime::from_timestamp_millis);
     DeadLetter {
         message_id: m.message_id().unwrap_or_default().to_string(),
-        reason: text(ATTR_ERROR_REASON).unwrap_or_else(|| REDRIVEN.to_string()),
-        code: text(ATTR_ERROR_CODE),
+        // snapferry's own reason; else EventBridge's, for an event it could not deliver.
+        reason: text(ATTR_ERROR_REASON)
+            .or_else(|| {
+                let code = text(EVENTBRIDGE_ERROR_CODE)?;
+                Some(format!("EventBridge could not deliver it: {code}: {}", text("ERROR_MESSAGE").unwrap_or_default()))
+            })
+            .unwrap_or_else(|| REDRIVEN.to_string()),
+        code: text(ATTR_ERROR_CODE).or_else(|| text(EVENTBRIDGE_ERROR_CODE)),
+        target: text(EVENTBRIDGE_TARGET_ARN),
         account,
         resource,
         correlation_id,
@@ -328,10 +361,14 @@ fn dead_letter(m: &Message) -> DeadLetter {
 
 /// How many dead letters `step` has, and a sample of at most [`SAMPLE`], oldest first.
 pub async fn show(c: &Clients, routing: &Routing, step: &str) -> Result<Shown> {
-    let q = queues(c, routing, function(routing, step)?).await?;
-    let total = count(&attributes(c, &q.dlq_url).await?, "ApproximateNumberOfMessages");
-    let mut letters = if total > 0 { peek(c, &q.dlq_url, SAMPLE).await? } else { Vec::new() };
-    release(c, &q.dlq_url, &letters).await?;
+    let dlq_url = if is_undelivered(step) {
+        queue_url(c, &routing.delivery_dlq).await?
+    } else {
+        queues(c, routing, function(routing, step)?).await?.dlq_url
+    };
+    let total = count(&attributes(c, &dlq_url).await?, "ApproximateNumberOfMessages");
+    let mut letters = if total > 0 { peek(c, &dlq_url, SAMPLE).await? } else { Vec::new() };
+    release(c, &dlq_url, &letters).await?;
     letters.sort_by_key(|d| d.sent_at);
     Ok(Shown { step: step.to_string(), total: total.max(letters.len() as u64), letters })
 }
@@ -422,6 +459,72 @@ pub async fn replay_selected(
     Ok(replayed)
 }
 
+/// Sends the selected events EventBridge could not deliver on to the step queue each was
+/// for (its `TARGET_ARN`), one by one as [`replay_selected`] does: sent first, deleted from
+/// the delivery DLQ only once the send succeeded. Only this account's step queues are
+/// delivered to: an event for any other target stays where it is, counted in `skipped`.
+pub async fn replay_undelivered(
+    c: &Clients,
+    routing: &Routing,
+    selection: &Selection,
+    dry_run: bool,
+) -> Result<Replayed> {
+    let dlq_url = queue_url(c, &routing.delivery_dlq).await?;
+    // The step queues here, by ARN: what a rule of the stacks targets.
+    let mut steps: BTreeMap<String, String> = BTreeMap::new();
+    for f in &routing.functions {
+        match queue_url(c, &f.queue).await {
+            Ok(url) => {
+                steps.insert(queue_arn(&c.sqs, &url).await?, url);
+            }
+            Err(Error::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let letters = peek(c, &dlq_url, SCAN).await?;
+    let mut chosen = Vec::new();
+    let mut rest = Vec::new();
+    let mut skipped = 0;
+    for d in letters {
+        let to = d.target.as_ref().and_then(|t| steps.get(t)).cloned();
+        if !selection.matches(&d) || selection.max.is_some_and(|m| chosen.len() >= m) {
+            rest.push(d);
+        } else if let Some(to) = to {
+            chosen.push((d, to));
+        } else {
+            skipped += 1;
+            rest.push(d);
+        }
+    }
+    release(c, &dlq_url, &rest).await?;
+    let mut replayed = Replayed { skipped, ..Default::default() };
+    if dry_run {
+        let letters: Vec<DeadLetter> = chosen.into_iter().map(|(d, _)| d).collect();
+        release(c, &dlq_url, &letters).await?;
+        replayed.messages = letters;
+        return Ok(replayed);
+    }
+    for (i, (d, to)) in chosen.iter().enumerate() {
+        // The event as EventBridge would have delivered it: its body, none of the DLQ's attributes.
+        let sent = c.sqs.send_message().queue_url(to).message_body(&d.body).send().await;
+        if let Err(e) = sent {
+            let unsent: Vec<DeadLetter> = chosen[i..].iter().map(|(d, _)| d.clone()).collect();
+            release(c, &dlq_url, &unsent).await?;
+            return Err(Error::from_sdk("SendMessage", e));
+        }
+        c.sqs
+            .delete_message()
+            .queue_url(&dlq_url)
+            .receipt_handle(&d.receipt_handle)
+            .send()
+            .await
+            .map_err(|e| Error::from_sdk("DeleteMessage", e))?;
+        replayed.moved += 1;
+        replayed.messages.push(d.clone());
+    }
+    Ok(replayed)
+}
+
 /// Moves every dead letter of `step` back to its queue with SQS's redrive
 /// (`StartMessageMoveTask`), reporting progress to `progress(moved, to_move)` until the
 /// task ends; `cancel` resolving first cancels it (`CancelMessageMoveTask`).
@@ -455,14 +558,14 @@ pub async fn replay_all(
                 c.sqs.cancel_message_move_task().task_handle(&handle).send().await
                     .map_err(|e| Error::from_sdk("CancelMessageMoveTask", e))?;
                 let moved = current(c, &source, &handle).await?.map_or(0, |t| t.approximate_number_of_messages_moved());
-                return Ok(Replayed { moved: moved.max(0) as u64, messages: Vec::new(), cancelled: true });
+                return Ok(Replayed { moved: moved.max(0) as u64, cancelled: true, ..Default::default() });
             }
             _ = tick.tick() => {
                 let Some(t) = current(c, &source, &handle).await? else { continue };
                 let moved = t.approximate_number_of_messages_moved().max(0) as u64;
                 progress(moved, t.approximate_number_of_messages_to_move().map(|n| n.max(0) as u64));
                 match t.status() {
-                    Some("COMPLETED") => return Ok(Replayed { moved, messages: Vec::new(), cancelled: false }),
+                    Some("COMPLETED") => return Ok(Replayed { moved, ..Default::default() }),
                     Some("FAILED") => {
                         return Err(Error::Permanent {
                             op: "StartMessageMoveTask",
@@ -471,7 +574,7 @@ pub async fn replay_all(
                             hint: None,
                         });
                     }
-                    Some("CANCELLED") => return Ok(Replayed { moved, messages: Vec::new(), cancelled: true }),
+                    Some("CANCELLED") => return Ok(Replayed { moved, cancelled: true, ..Default::default() }),
                     _ => {}
                 }
             }
@@ -529,7 +632,9 @@ pub async fn run(args: DlqArgs) -> Result<ExitCode> {
                 .transpose()
                 .map_err(|e| Error::Config(format!("--reason: {e}")))?;
             let selection = Selection { reason, resource, correlation_id, max };
-            let replayed = if selection.is_all() && !dry_run {
+            let replayed = if is_undelivered(&step) {
+                replay_undelivered(&c, &routing, &selection, dry_run).await?
+            } else if selection.is_all() && !dry_run {
                 let bar = out.progress();
                 let progress = |moved: u64, total: Option<u64>| {
                     if let Some(total) = total {
@@ -554,6 +659,12 @@ pub async fn run(args: DlqArgs) -> Result<ExitCode> {
                     if dry_run { replayed.messages.len() as u64 } else { replayed.moved },
                     if replayed.cancelled { " before the replay was cancelled" } else { "" }
                 );
+                if replayed.skipped > 0 {
+                    text.push_str(&format!(
+                        "\n{} undelivered event(s) left in the DLQ: their target is not one of this account's step queues",
+                        replayed.skipped
+                    ));
+                }
                 if !replayed.messages.is_empty() {
                     text.push('\n');
                     text.push_str(&grouped(&replayed.messages));

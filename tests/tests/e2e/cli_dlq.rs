@@ -228,3 +228,67 @@ async fn a_large_dlq_is_counted_from_its_attributes_and_read_in_a_bounded_sample
     assert_eq!((row.queue.as_str(), row.dead_letters), (routing.delivery_dlq.as_str(), 3));
     assert!(row.oldest_dead_letter_age_seconds.is_some());
 }
+
+#[tokio::test]
+async fn an_event_eventbridge_could_not_deliver_is_replayed_to_the_step_it_was_for() {
+    // One invocation at a time: the copy is announced once, and that announcement is lost on
+    // its way to the restore step (as if its queue had refused it), as EventBridge leaves it
+    // in the stack's delivery DLQ.
+    let options = snapferry_local::pipeline::PipelineOptions { concurrency: 1, ..fast_options() };
+    let p = start(&options).await;
+    let drop = serde_json::json!({"detail_type": "Snapshot Copied", "account": p.target.account, "count": 1});
+    control::call("POST", "/_snapferry/drop-events", Some(drop));
+    instance(&p.source, "undelivered", Encryption::Key(&p.sharing_key), &[]).await;
+    p.host.fire_schedule().await.expect("fire the schedule");
+    let mut events = Vec::new();
+    let lost = drive_until(&p, &mut events, "the lost Snapshot Copied", || async {
+        control::events(&p.target.account).into_iter().find(|e| e["dropped"] == true).map(|e| e["event"].to_string())
+    })
+    .await;
+    settle(&p, &mut events).await;
+    assert!(!has(&events, "undelivered", VERIFIED), "{}", summary(&events));
+
+    let routing = Routing::load();
+    let undelivered = p
+        .target
+        .sqs
+        .create_queue()
+        .queue_name(&routing.delivery_dlq)
+        .send()
+        .await
+        .expect("create the delivery DLQ")
+        .queue_url()
+        .expect("url")
+        .to_string();
+    let restore = queue(&p, "restore").clone();
+    let restore_arn = snapferry::sqs::queue_arn(&p.target.sqs, &restore.queue_url).await.expect("arn");
+    let text = |v: &str| MessageAttributeValue::builder().data_type("String").string_value(v).build().unwrap();
+    // The lost event for the restore step's queue, and one for a queue that is not a step's here.
+    for target in [restore_arn.as_str(), "arn:aws:sqs:us-east-1:444444444444:someone-elses-queue"] {
+        p.target
+            .sqs
+            .send_message()
+            .queue_url(&undelivered)
+            .message_body(&lost)
+            .message_attributes("RULE_ARN", text("arn:aws:events:us-east-1:222222222222:rule/snapferry/restore"))
+            .message_attributes("TARGET_ARN", text(target))
+            .message_attributes("ERROR_CODE", text("SQS_PERMISSION_DENIED"))
+            .message_attributes("ERROR_MESSAGE", text("the queue's policy did not admit the rule"))
+            .send()
+            .await
+            .expect("SendMessage");
+    }
+    let shown = dlq::show(&p.target, &routing, dlq::UNDELIVERED_STEP).await.expect("show");
+    assert_eq!(shown.total, 2);
+    assert!(shown.letters.iter().all(|d| d.reason.contains("SQS_PERMISSION_DENIED")), "{:?}", shown.letters);
+    assert!(shown.letters.iter().all(|d| d.resource.as_deref() == Some("undelivered")), "{:?}", shown.letters);
+
+    let dry = dlq::replay_undelivered(&p.target, &routing, &Selection::default(), true).await.expect("dry run");
+    assert_eq!((dry.moved, dry.messages.len(), dry.skipped), (0, 1, 1));
+    let replayed = dlq::replay_undelivered(&p.target, &routing, &Selection::default(), false).await.expect("replay");
+    assert_eq!((replayed.moved, replayed.skipped), (1, 1));
+    assert_eq!(queue_depth(&p.target, &undelivered).await, 1, "the other target's event stays");
+    run_until(&p, &mut events, "verified after the replay", verified(&["undelivered"])).await;
+    settle(&p, &mut events).await;
+    assert_eq!(count(&events, "undelivered", VERIFIED), 1, "{}", summary(&events));
+}
