@@ -6,9 +6,11 @@ For every request:
    AWS call, malformed input -> 400 with a message; ``GET /_snapferry/rds-ca``
    answers PEM).
 2. ``/moto-api/reset`` is passed to moto and also clears the layer's runtime
-   state (faults, logs, pending completions).
+   state (faults, logs, pending completions, throttling buckets and counts).
 3. AWS calls are identified (service, operation, account, region - see
-   ``protocol``), checked against the IAM policies of the signing role when
+   ``protocol``), throttled when throttling is switched on for the account
+   (RDS and EC2 token buckets, ``throttle``; refused calls are logged with
+   ``"throttled": true``), checked against the IAM policies of the signing role when
    it is an assumed role that exists in moto's IAM (``authz``), matched
    against injected faults (both answered in the protocol's error shape),
    passed to moto under one global lock (moto is not thread-safe and the
@@ -30,7 +32,7 @@ import time
 from typing import Any, Callable, Iterable
 from urllib.parse import parse_qs
 
-from . import authz, dbdata, mydata, pgdata, protocol, sqs
+from . import authz, dbdata, mydata, pgdata, protocol, sqs, throttle
 from .lifecycle import Lifecycle
 from .state import ControlError, LayerState
 
@@ -45,6 +47,9 @@ class SnapferryApp:
         self.state = state
         self.life = life
         self.moto_lock = moto_lock
+        # API request throttling (control API /throttling): its settings are kept
+        # like the config, its buckets and counts cleared like the runtime state.
+        self.throttle = throttle.Throttling()
 
     # ------------------------------------------------------------- WSGI entry
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -56,6 +61,7 @@ class SnapferryApp:
                 with self.moto_lock:
                     result = self._call_moto(environ)
                     self.state.reset(keep_config=True)
+                    self.throttle.reset(keep_settings=True)
                     dbdata.reset()
                 return self._reply(start_response, *result)
             return self._aws(environ, start_response)
@@ -78,6 +84,25 @@ class SnapferryApp:
         # lock on every call (no cache: a policy change applies to the next call).
         with self.moto_lock:
             session = authz.session_of(environ, req.region)
+        # Throttling before everything else (when switched on, see ``throttle``):
+        # a refused call reaches neither IAM, nor the faults, nor moto.
+        if not self.throttle.admit(req.service, req.operation, req.account, req.region):
+            code, message, http_status = throttle.REFUSALS[req.service]
+            status, headers, payload = protocol.error_response(req, code, message, http_status)
+            self.state.log_request(
+                {
+                    "service": req.service,
+                    "operation": req.operation,
+                    "account": req.account,
+                    "region": req.region,
+                    "status": status,
+                    "error_code": code,
+                    "principal": session.role_name if session else None,
+                    "at": arrived,
+                    "throttled": True,
+                }
+            )
+            return self._reply(start_response, status, headers, payload)
         refused = authz.refusal(req, session)
         fault = self.state.take_fault(req.operation, req.account) if refused is None else None
         if refused is not None:
@@ -218,6 +243,13 @@ class SnapferryApp:
             if method == "DELETE":
                 st.clear_requests()
                 return 200, {"ok": True}
+        if route == "/throttling":
+            if method == "GET":
+                return 200, self.throttle.status()
+            if method == "POST":
+                return 200, self.throttle.configure(body)
+            if method == "DELETE":
+                return 200, self.throttle.switch_off()
         if route == "/sqs-counts" and method == "GET":
             with self.moto_lock:
                 return 200, sqs.counts()
@@ -247,6 +279,7 @@ class SnapferryApp:
         with self.moto_lock:
             moto_api_backend.reset()
             self.state.reset()
+            self.throttle.reset()
             dbdata.reset()
 
 

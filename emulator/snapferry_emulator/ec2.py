@@ -15,6 +15,10 @@ Why each patch exists (the pinned moto's behaviour in brackets):
   ``aws/ebs`` key, sharing encrypted snapshots publicly, and sharing a
   snapshot that is not ``completed``; a successful share emits the
   ``shareSnapshot`` event to each account it was shared with.
+* ``DescribeSnapshots`` and ``DescribeVolumes`` honour ``MaxResults`` (5..1000
+  / 5..500, larger values capped) and ``NextToken``, and refuse ``MaxResults``
+  with ids, as EC2 does (details in ``paging``) [both ignored]; without
+  ``MaxResults`` everything comes in one response, as on AWS.
 * Snapshots from encrypted volumes carry the volume's key [no KmsKeyId].
 * ``CreateVolume`` from a snapshot shared with the caller works (EBS's
   "restore"), and a volume from an own encrypted snapshot keeps its key
@@ -50,7 +54,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from . import kmsutil
+from . import kmsutil, paging
 from .eventbus import emit_native
 from .lifecycle import Lifecycle
 from .state import LayerState
@@ -734,15 +738,31 @@ def _patch_describe_snapshots_response() -> None:
     def resp_describe_snapshots(self: Any) -> Any:
         from moto.core.responses import ActionResult
 
+        snapshot_ids = self._get_param("SnapshotIds", [])
+        max_results, next_token = self._get_param("MaxResults"), self._get_param("NextToken")
+        paging.ec2_paging_params("DescribeSnapshots", max_results, next_token, snapshot_ids, "snapshotSet")  # refusals before the lookup
         snaps = self.ec2_backend.describe_snapshots(
-            snapshot_ids=self._get_param("SnapshotIds", []),
+            snapshot_ids=snapshot_ids,
             filters=self._filters_from_querystring(),
             owner_ids=self._get_param("OwnerIds", []),
             restorable_by=self._get_param("RestorableByUserIds", []),
         )
-        return ActionResult({"Snapshots": snaps})
+        snaps, token = paging.ec2_page("DescribeSnapshots", snaps, max_results, next_token, snapshot_ids, "snapshotSet")
+        return ActionResult({"Snapshots": snaps, "NextToken": token})
+
+    # DescribeVolumes: moto's lookup, paged by MaxResults/NextToken as AWS pages (see ``paging``).
+    def resp_describe_volumes(self: Any) -> Any:
+        from moto.core.responses import ActionResult
+
+        volume_ids = self._get_param("VolumeIds", [])
+        max_results, next_token = self._get_param("MaxResults"), self._get_param("NextToken")
+        paging.ec2_paging_params("DescribeVolumes", max_results, next_token, volume_ids, "volumeSet")
+        volumes = self.ec2_backend.describe_volumes(volume_ids=volume_ids, filters=self._filters_from_querystring())
+        volumes, token = paging.ec2_page("DescribeVolumes", volumes, max_results, next_token, volume_ids, "volumeSet")
+        return ActionResult({"Volumes": volumes, "NextToken": token})
 
     ElasticBlockStore.describe_snapshots = resp_describe_snapshots
+    ElasticBlockStore.describe_volumes = resp_describe_volumes
 
 
 def _patch_create_volume() -> None:

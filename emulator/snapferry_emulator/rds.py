@@ -24,6 +24,12 @@ Why each patch exists (the pinned moto's behaviour in brackets):
 * DB instances/clusters created with ``StorageEncrypted`` and no key get the
   account's real ``alias/aws/rds`` key ARN [placeholder string
   ``default_kms_key_id``]; unencrypted clusters report no key.
+* ``DescribeDBSnapshots``, ``DescribeDBClusterSnapshots``,
+  ``DescribeDBInstances``, ``DescribeDBClusters`` page as AWS does:
+  ``MaxRecords`` 20..100 (default 100, others ``InvalidParameterValue``),
+  ``Marker`` (RDS API Reference *API_DescribeDBSnapshots* ``MaxRecords`` /
+  ``Marker``; details in ``paging``) [everything in one response, or moto's
+  generic paging without the range check].
 * ``DescribeAccountAttributes`` answers the ``ManualSnapshots`` and
   ``ManualClusterSnapshots`` quotas (used / configured max) [not implemented].
 * moto's own automatic "automated snapshot at creation" is switched off:
@@ -38,7 +44,7 @@ import re
 from datetime import datetime, timezone
 from typing import Any
 
-from . import dbdata, kmsutil
+from . import dbdata, kmsutil, paging
 from .eventbus import emit_native, iso_now
 from .lifecycle import Lifecycle
 from .rdslookup import find_snapshot, not_found, rds_backend, snapshot_store
@@ -460,7 +466,8 @@ def install(state: LayerState, life: Lifecycle) -> None:  # noqa: C901 - one pla
             filters,
             include_shared=_bool(self.params.get("IncludeShared")),
         )
-        return r.ActionResult({"DBSnapshots": snaps})
+        snaps, marker = paging.rds_page(self.params, snaps, paging.rds_snapshot_key)
+        return r.ActionResult({"DBSnapshots": snaps, "Marker": marker})
 
     def resp_describe_db_cluster_snapshots(self: Any) -> Any:
         filters = {f["Name"]: f["Values"] for f in self.params.get("Filters", [])}
@@ -471,10 +478,27 @@ def install(state: LayerState, life: Lifecycle) -> None:  # noqa: C901 - one pla
             filters,
             include_shared=_bool(self.params.get("IncludeShared")),
         )
-        return r.ActionResult({"DBClusterSnapshots": snaps})
+        snaps, marker = paging.rds_page(self.params, snaps, paging.rds_snapshot_key)
+        return r.ActionResult({"DBClusterSnapshots": snaps, "Marker": marker})
+
+    # DescribeDBInstances / DescribeDBClusters: moto's lookups, paged as AWS pages
+    # (MaxRecords 20..100, default 100, Marker; see ``paging``).
+    def resp_describe_db_instances(self: Any) -> Any:
+        filters = {f["Name"]: f["Values"] for f in self.params.get("Filters", [])}
+        dbs = list(self.backend.describe_db_instances(self.params.get("DBInstanceIdentifier"), filters=filters))
+        dbs, marker = paging.rds_page(self.params, dbs, paging.rds_instance_key)
+        return r.ActionResult({"DBInstances": dbs, "Marker": marker})
+
+    def resp_describe_db_clusters(self: Any) -> Any:
+        filters = {f["Name"]: f["Values"] for f in self.params.get("Filters", [])}
+        clusters = list(self.backend.describe_db_clusters(db_cluster_identifier=self.params.get("DBClusterIdentifier"), filters=filters))
+        clusters, marker = paging.rds_page(self.params, clusters, paging.rds_cluster_key)
+        return r.ActionResult({"DBClusters": clusters, "Marker": marker})
 
     r.RDSResponse.describe_db_snapshots = resp_describe_db_snapshots
     r.RDSResponse.describe_db_cluster_snapshots = resp_describe_db_cluster_snapshots
+    r.RDSResponse.describe_db_instances = resp_describe_db_instances
+    r.RDSResponse.describe_db_clusters = resp_describe_db_clusters
 
     # DescribeAccountAttributes [not implemented]: the two quotas the layer
     # enforces, with the configured maximums (RDS API AccountQuota names).
