@@ -81,6 +81,10 @@ pub struct Budget {
     pub source: String,
     pub held: Option<usize>,
     pub in_flight: usize,
+    /// Whether `in_flight` holds while no other source waits. Set by the operator, a cap;
+    /// the default (the source's share of the slots) is a share: a source alone uses every
+    /// free slot, and keeps to its share as soon as another source's copy waits.
+    pub in_flight_cap: bool,
 }
 
 /// How many copies of each kind AWS runs at once into one region of an account
@@ -177,7 +181,7 @@ impl<'a> Copier<'a> {
                 // A free slot, unless the source has all the copies in progress it may:
                 // then it waits for one of its own. With every slot taken the line times it.
                 return match budget {
-                    Some(budget) => self.within_in_flight(store, &copies, budget),
+                    Some(budget) => self.within_in_flight(store, &copies, budget, line).await,
                     None => Ok(()),
                 };
             }
@@ -212,9 +216,32 @@ impl<'a> Copier<'a> {
         Ok(())
     }
 
-    /// Whether `budget`'s source may have one copy more in progress into `store`.
-    fn within_in_flight(&self, store: &dyn SnapshotStore, copies: &Copies, budget: &Budget) -> Result<()> {
+    /// Whether `budget`'s source may have one copy more in progress into `store`: below its
+    /// budget, or past a share (not a cap) while no other source's copy waits in `line`, so
+    /// no slot stands idle for fairness to nobody.
+    async fn within_in_flight(
+        &self,
+        store: &dyn SnapshotStore,
+        copies: &Copies,
+        budget: &Budget,
+        line: &dyn Line,
+    ) -> Result<()> {
         let mine = copies.by_source.get(&budget.source).copied().unwrap_or_default();
+        if mine.in_flight >= budget.in_flight && !budget.in_flight_cap {
+            // Without the line (its listing failed), as if another source waited.
+            let others = match line.waiting(store).await {
+                Ok(waiting) => waiting.iter().any(|w| w.source != budget.source && !copies.names.contains(&w.name)),
+                Err(_) => true,
+            };
+            if !others {
+                debug!(
+                    source = budget.source,
+                    in_flight = mine.in_flight,
+                    "past its share, no other source waiting: a free slot is taken"
+                );
+                return Ok(());
+            }
+        }
         if mine.in_flight >= budget.in_flight {
             let own: Vec<_> =
                 copies.in_progress.iter().filter(|c| c.source.as_ref() == Some(&budget.source)).cloned().collect();

@@ -917,6 +917,34 @@ async fn a_source_waits_for_its_own_copies_in_flight_not_the_others() {
     assert_eq!(copies(&cloud, REGION).len(), 4, "the other source's three copies started");
 }
 
+#[tokio::test]
+async fn a_source_alone_uses_every_free_slot_and_keeps_to_its_share_once_another_waits() {
+    const FLOODER: &str = "444444444444";
+    let cloud = Cloud::new();
+    // Two sources, AWS's 5 Aurora slots, no budget set: each source's share is 3.
+    let h = handler(&cloud, Config { source_accounts: vec![SOURCE.into(), FLOODER.into()], ..config() });
+    let mut flood = Vec::new();
+    for i in 0..6 {
+        flood.push(shared(&cloud, DbCluster, FLOODER, &format!("flood-{i}")).await);
+    }
+    // Alone, it is not held to its share: all five slots copy.
+    for (_, event) in &flood[..5] {
+        h.step(deliver::pipeline(event, Some(FLOODER)), deliver::record()).await.unwrap();
+    }
+    assert_eq!(copies(&cloud, REGION).len(), 5, "no slot idle for fairness to nobody");
+    // The other source's share waits for a slot; one of the flood's copies ends.
+    let (_, honest) = shared(&cloud, DbCluster, SOURCE, "nightly").await;
+    let err = h.step(deliver::pipeline(&honest, Some(SOURCE)), deliver::record()).await.unwrap_err();
+    assert_eq!(err.code(), "CopySlotsFull", "{err}");
+    let ended = copies(&cloud, REGION).into_iter().next().unwrap();
+    cloud.set_status(&ended.arn, Status::Available);
+    // The freed slot is not the flood's: past its share, with another source waiting.
+    let err = h.step(deliver::pipeline(&flood[5].1, Some(FLOODER)), deliver::record()).await.unwrap_err();
+    assert!(err.to_string().contains("source 444444444444 has 4 db-cluster copies in progress"), "{err}");
+    h.step(deliver::pipeline(&honest, Some(SOURCE)), deliver::record()).await.unwrap();
+    assert_eq!(copies(&cloud, REGION).len(), 6, "the other source's copy took the slot");
+}
+
 #[test]
 fn budgets_per_source_are_parsed_and_checked() {
     let with = |value: &'static str| {
