@@ -464,7 +464,8 @@ def slot_shares(backups: dict[str, Backup], copies: list[dict], regions: list[st
     copy's start to end), the slot-seconds held while every source had work there (a copy
     waiting, as `utilization` counts waiting, or in progress): the contended time, where a
     fair line gives each source its share; and the most copies it had in progress at once
-    (against its in-flight budget)."""
+    (against its in-flight budget, a share it may pass alone), and the most once it started
+    a copy while another source's copy waited (which the share must hold)."""
     owner = {id(c): b for b in backups.values() for cs in b.copies.values() for c in cs}
     out = {}
     for region in regions:
@@ -491,6 +492,10 @@ def slot_shares(backups: dict[str, Backup], copies: list[dict], regions: list[st
             work = {a: 0 for a in SOURCES}
             held = {a: 0.0 for a in SOURCES}
             peak = {a: 0 for a in SOURCES}
+            # The most in progress once it started a copy while another source's copy waited: the
+            # derived budget is a share, which a source alone may pass and must keep to once
+            # another waits (copies it started before the other's came are not taken back).
+            peak_waited = {a: 0 for a in SOURCES}
             contended = {a: 0.0 for a in SOURCES}
             contended_s = 0.0
             last = changes[0][0] if changes else end
@@ -505,9 +510,12 @@ def slot_shares(backups: dict[str, Backup], copies: list[dict], regions: list[st
                 running[acct] += d_run
                 work[acct] += d_work
                 peak[acct] = max(peak[acct], running[acct])
+                if d_run > 0 and any(work[o] > 0 for o in SOURCES if o != acct):
+                    peak_waited[acct] = max(peak_waited[acct], running[acct])
                 last = at
             out[(region, bucket)] = {"completed": done, "slot_s": held, "contended_slot_s": contended,
-                                     "contended_s": contended_s, "most_in_flight": peak}
+                                     "contended_s": contended_s, "most_in_flight": peak,
+                                     "most_in_flight_while_other_waited": peak_waited}
     return out
 
 
@@ -670,8 +678,8 @@ def markdown_sources(sf: dict, args: argparse.Namespace, slots: dict[str, int], 
     over = lambda n, b: f"**{n}**" if n > b else str(n)  # noqa: E731
     lines = [
         f"Two sources into {BACKUP}: {SOURCE} (the source above) and its neighbour {NEIGHBOUR}, both allowlisted, each "
-        f"on its own sharing key; `snapferry local`'s default budgets per source (COPIES_IN_FLIGHT_PER_SOURCE: the "
-        f"kind's slots / 2 sources, rounded up: {sf['in_flight_budget']['rds_instance_copies']} DB instance / "
+        f"on its own sharing key; `snapferry local`'s default budgets per source (COPIES_IN_FLIGHT_PER_SOURCE: a share, the "
+        f"kind's slots / 2 sources, rounded up, which a source alone may pass: {sf['in_flight_budget']['rds_instance_copies']} DB instance / "
         f"{sf['in_flight_budget']['rds_cluster_copies']} Aurora / {sf['in_flight_budget']['ebs_copies']} EBS copy in "
         f"flight per region; COPIES_HELD_PER_SOURCE: the manual snapshot quota / 2, out of the way here). "
         + (f"Flood: {NEIGHBOUR} has {n_flood} resources ({flood[0]} MySQL instances, {flood[1]} Aurora MySQL clusters, "
@@ -681,12 +689,13 @@ def markdown_sources(sf: dict, args: argparse.Namespace, slots: dict[str, int], 
         "",
         "| region | bucket | slots | copies " + f"{SOURCE} / {NEIGHBOUR} | slot-s {SOURCE} / {NEIGHBOUR} | "
         f"{SOURCE}'s share of slot time | both sources had work, s | {SOURCE}'s share then | "
-        f"most in flight at once {SOURCE} / {NEIGHBOUR} (budget) |",
+        f"most in flight at once {SOURCE} / {NEIGHBOUR}: in all; after a start while the other's copy waited (share) |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for region in regions:
         for bucket in BUCKETS:
             u = sf["per_bucket"][f"{region}/{bucket}"]
+            waited = u["most_in_flight_while_other_waited"]
             total = sum(u["slot_s"].values())
             contended = sum(u["contended_slot_s"].values())
             lines.append(
@@ -694,8 +703,9 @@ def markdown_sources(sf: dict, args: argparse.Namespace, slots: dict[str, int], 
                 f"{u['completed'][NEIGHBOUR]} | {u['slot_s'][SOURCE]:.0f} / {u['slot_s'][NEIGHBOUR]:.0f} | "
                 f"{pct(u['slot_s'][SOURCE] / total if total else None)} | {u['contended_s']:.0f} | "
                 f"{pct(u['contended_slot_s'][SOURCE] / contended if contended else None)} | "
-                f"{over(u['most_in_flight'][SOURCE], budget[bucket])} / "
-                f"{over(u['most_in_flight'][NEIGHBOUR], budget[bucket])} ({budget[bucket]}) |")
+                f"{u['most_in_flight'][SOURCE]} / {u['most_in_flight'][NEIGHBOUR]}; "
+                f"{over(waited[SOURCE], budget[bucket])} / {over(waited[NEIGHBOUR], budget[bucket])} "
+                f"({budget[bucket]}) |")
     def share_of(field: str) -> float | None:
         total = sum(sum(u[field].values()) for u in sf["per_bucket"].values())
         return sum(u[field][SOURCE] for u in sf["per_bucket"].values()) / total if total else None
@@ -738,13 +748,13 @@ def markdown_sources(sf: dict, args: argparse.Namespace, slots: dict[str, int], 
     if base:
         lines += ["", f"Baseline: {SOURCE}'s schedule to its last copy's end {secs(base['last_copy_end_s'])} s "
                   f"(this run {secs(me['last_copy_end_s'])} s)."]
-    overruns = sorted(f"{acct}: {u['most_in_flight'][acct]} {BUCKET_NAMES[key.split('/')[1]]} copies into "
-                      f"{key.split('/')[0]}"
+    overruns = sorted(f"{acct}: {u['most_in_flight_while_other_waited'][acct]} {BUCKET_NAMES[key.split('/')[1]]} "
+                      f"copies into {key.split('/')[0]}"
                       for key, u in sf["per_bucket"].items() for acct in SOURCES
-                      if u["most_in_flight"][acct] > budget[key.split("/")[1]])
+                      if u["most_in_flight_while_other_waited"][acct] > budget[key.split("/")[1]])
     if overruns:
-        lines += ["", f"**Over its in-flight budget** (copies of one source in progress at once, from the copy log): "
-                  f"{'; '.join(overruns)}."]
+        lines += ["", f"**Past its in-flight share by a copy started while the other source's copy waited** (copies "
+                  f"of one source in progress at once, from the copy log): {'; '.join(overruns)}."]
     rejected = me["budget_rejections"] + nb["budget_rejections"]
     if rejected:
         lines += ["", f"**Budget rejections**: {len(me['budget_rejections'])} of {SOURCE}'s, "
