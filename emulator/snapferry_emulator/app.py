@@ -86,26 +86,13 @@ class SnapferryApp:
             session = authz.session_of(environ, req.region)
         # Throttling before everything else (when switched on, see ``throttle``):
         # a refused call reaches neither IAM, nor the faults, nor moto.
-        if not self.throttle.admit(req.service, req.operation, req.account, req.region):
+        throttled = not self.throttle.admit(req.service, req.operation, req.account, req.region)
+        refused = None if throttled else authz.refusal(req, session)
+        fault = self.state.take_fault(req.operation, req.account) if refused is None and not throttled else None
+        if throttled:
             code, message, http_status = throttle.REFUSALS[req.service]
             status, headers, payload = protocol.error_response(req, code, message, http_status)
-            self.state.log_request(
-                {
-                    "service": req.service,
-                    "operation": req.operation,
-                    "account": req.account,
-                    "region": req.region,
-                    "status": status,
-                    "error_code": code,
-                    "principal": session.role_name if session else None,
-                    "at": arrived,
-                    "throttled": True,
-                }
-            )
-            return self._reply(start_response, status, headers, payload)
-        refused = authz.refusal(req, session)
-        fault = self.state.take_fault(req.operation, req.account) if refused is None else None
-        if refused is not None:
+        elif refused is not None:
             status, headers, payload = refused
         elif fault is not None:
             status, headers, payload = protocol.error_response(req, fault.error_code, fault.message, fault.status)
@@ -118,18 +105,19 @@ class SnapferryApp:
             except Exception as exc:  # noqa: BLE001 - a moto/layer bug: answer like AWS's InternalFailure
                 LOG.exception("unhandled error in %s %s", req.service, req.operation)
                 status, headers, payload = protocol.error_response(req, "InternalFailure", f"emulator error: {exc!r}", 500)
-        self.state.log_request(
-            {
-                "service": req.service,
-                "operation": req.operation,
-                "account": req.account,
-                "region": req.region,
-                "status": status,
-                "error_code": protocol.error_code_of(status, headers, payload),
-                "principal": session.role_name if session else None,
-                "at": arrived,
-            }
-        )
+        entry = {
+            "service": req.service,
+            "operation": req.operation,
+            "account": req.account,
+            "region": req.region,
+            "status": status,
+            "error_code": protocol.error_code_of(status, headers, payload),
+            "principal": session.role_name if session else None,
+            "at": arrived,
+        }
+        if throttled:
+            entry["throttled"] = True
+        self.state.log_request(entry)
         return self._reply(start_response, status, headers, payload)
 
     def _call_moto(self, environ: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:

@@ -256,6 +256,9 @@ pub const UNDELIVERED_STEP: &str = "undelivered";
 /// TARGET_ARN, ERROR_CODE, ERROR_MESSAGE).
 const EVENTBRIDGE_TARGET_ARN: &str = "TARGET_ARN";
 const EVENTBRIDGE_ERROR_CODE: &str = "ERROR_CODE";
+/// Every attribute EventBridge adds (those and its retry figures): the record of the failure.
+const EVENTBRIDGE_ATTRIBUTES: [&str; 6] =
+    ["RULE_ARN", "TARGET_ARN", "ERROR_CODE", "ERROR_MESSAGE", "EXHAUSTED_RETRY_CONDITION", "RETRY_ATTEMPTS"];
 
 fn is_undelivered(step: &str) -> bool {
     step == UNDELIVERED_STEP || step == UNDELIVERED
@@ -424,31 +427,44 @@ pub async fn replay_selected(
         replayed.messages = chosen;
         return Ok(replayed);
     }
-    for (i, d) in chosen.iter().enumerate() {
-        // Back as a fresh message: the failure's own record stays behind.
+    let moves: Vec<(DeadLetter, String)> = chosen.into_iter().map(|d| (d, q.queue_url.clone())).collect();
+    move_each(c, &q.dlq_url, &moves, &mut replayed).await?;
+    Ok(replayed)
+}
+
+/// Sends each of `moves` (a dead letter, the queue it goes to) there as a fresh message, the
+/// record of its failure left behind, then deletes it from `dlq_url`: one by one, each
+/// deleted only once its send succeeded. A send that fails makes the rest visible in the
+/// DLQ again and is the error: nothing is lost, at worst one is sent twice.
+async fn move_each(c: &Clients, dlq_url: &str, moves: &[(DeadLetter, String)], replayed: &mut Replayed) -> Result<()> {
+    for (i, (d, to)) in moves.iter().enumerate() {
         let attributes: std::collections::HashMap<String, MessageAttributeValue> = d
             .attributes
             .iter()
-            .filter(|(k, _)| !k.starts_with("snapferry-error-") && *k != snapferry::sqs::ATTR_FAILED_AT)
+            .filter(|(k, _)| {
+                !k.starts_with("snapferry-error-")
+                    && *k != snapferry::sqs::ATTR_FAILED_AT
+                    && !EVENTBRIDGE_ATTRIBUTES.contains(&k.as_str())
+            })
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         let sent = c
             .sqs
             .send_message()
-            .queue_url(&q.queue_url)
+            .queue_url(to)
             .message_body(&d.body)
             .set_message_attributes(Some(attributes).filter(|a| !a.is_empty()))
             .send()
             .await
             .map_err(|e| Error::from_sdk("SendMessage", e));
         if let Err(e) = sent {
-            // What was not sent stays in the DLQ, visible again: nothing is lost.
-            release(c, &q.dlq_url, &chosen[i..]).await?;
+            let unsent: Vec<DeadLetter> = moves[i..].iter().map(|(d, _)| d.clone()).collect();
+            release(c, dlq_url, &unsent).await?;
             return Err(e);
         }
         c.sqs
             .delete_message()
-            .queue_url(&q.dlq_url)
+            .queue_url(dlq_url)
             .receipt_handle(&d.receipt_handle)
             .send()
             .await
@@ -456,7 +472,7 @@ pub async fn replay_selected(
         replayed.moved += 1;
         replayed.messages.push(d.clone());
     }
-    Ok(replayed)
+    Ok(())
 }
 
 /// Sends the selected events EventBridge could not deliver on to the step queue each was
@@ -504,24 +520,8 @@ pub async fn replay_undelivered(
         replayed.messages = letters;
         return Ok(replayed);
     }
-    for (i, (d, to)) in chosen.iter().enumerate() {
-        // The event as EventBridge would have delivered it: its body, none of the DLQ's attributes.
-        let sent = c.sqs.send_message().queue_url(to).message_body(&d.body).send().await;
-        if let Err(e) = sent {
-            let unsent: Vec<DeadLetter> = chosen[i..].iter().map(|(d, _)| d.clone()).collect();
-            release(c, &dlq_url, &unsent).await?;
-            return Err(Error::from_sdk("SendMessage", e));
-        }
-        c.sqs
-            .delete_message()
-            .queue_url(&dlq_url)
-            .receipt_handle(&d.receipt_handle)
-            .send()
-            .await
-            .map_err(|e| Error::from_sdk("DeleteMessage", e))?;
-        replayed.moved += 1;
-        replayed.messages.push(d.clone());
-    }
+    // The event as EventBridge would have delivered it: its body, none of the DLQ's attributes.
+    move_each(c, &dlq_url, &chosen, &mut replayed).await?;
     Ok(replayed)
 }
 
@@ -735,6 +735,7 @@ pub(crate) mod tests {
             resource: resource.map(str::to_string),
             correlation_id: resource.map(|r| format!("run-{r}")),
             sent_at: Some(chrono::Utc.with_ymd_and_hms(2026, 11, 27, 9, minute, 0).unwrap()),
+            target: None,
             receipt_handle: String::new(),
             body: String::new(),
             attributes: BTreeMap::new(),

@@ -338,17 +338,7 @@ impl SnapshotStore for Ebs {
     async fn copies(&self) -> Result<Copies> {
         // EC2 names no source on a copy: every snapshot of this account still pending counts.
         // The backup account takes none of its own, so there they are copies.
-        let own: Vec<aws_sdk_ec2::types::Snapshot> = self
-            .client
-            .describe_snapshots()
-            .owner_ids("self")
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| Error::from_sdk("DescribeSnapshots", e))?;
-        let snapshots: Vec<Snapshot> = own.iter().map(|s| self.to_snapshot(s)).collect();
+        let snapshots = self.list_own().await?;
         // StartTime is whole seconds; snapferry's own copies say more exactly when they were
         // asked for (Snapshot::as_in_progress).
         let in_progress =

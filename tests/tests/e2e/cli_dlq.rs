@@ -15,6 +15,20 @@ fn queue<'a>(p: &'a LocalPipeline, step: &str) -> &'a snapferry_local::DeployedQ
     p.deployment.queues().find(|q| q.function == step && q.account == p.target.account).expect("deployed")
 }
 
+/// The stack's delivery DLQ, which the local host does not deploy, made in the backup account.
+async fn delivery_dlq(p: &LocalPipeline, routing: &Routing) -> String {
+    p.target
+        .sqs
+        .create_queue()
+        .queue_name(&routing.delivery_dlq)
+        .send()
+        .await
+        .expect("create the delivery DLQ")
+        .queue_url()
+        .expect("url")
+        .to_string()
+}
+
 #[tokio::test]
 async fn a_dead_letter_is_shown_with_its_reason_replayed_by_sqs_and_the_chain_completes() {
     let p = start(&fast_options()).await;
@@ -209,17 +223,7 @@ async fn a_large_dlq_is_counted_from_its_attributes_and_read_in_a_bounded_sample
 
     // The stack's delivery DLQ (events EventBridge could not deliver) is counted beside them.
     assert!(!states.iter().any(|s| s.step == dlq::UNDELIVERED), "not deployed by the local host: no row");
-    let undelivered = p
-        .target
-        .sqs
-        .create_queue()
-        .queue_name(&routing.delivery_dlq)
-        .send()
-        .await
-        .expect("create the delivery DLQ")
-        .queue_url()
-        .expect("url")
-        .to_string();
+    let undelivered = delivery_dlq(&p, &routing).await;
     for _ in 0..3 {
         p.target.sqs.send_message().queue_url(&undelivered).message_body("{}").send().await.expect("send");
     }
@@ -249,17 +253,7 @@ async fn an_event_eventbridge_could_not_deliver_is_replayed_to_the_step_it_was_f
     assert!(!has(&events, "undelivered", VERIFIED), "{}", summary(&events));
 
     let routing = Routing::load();
-    let undelivered = p
-        .target
-        .sqs
-        .create_queue()
-        .queue_name(&routing.delivery_dlq)
-        .send()
-        .await
-        .expect("create the delivery DLQ")
-        .queue_url()
-        .expect("url")
-        .to_string();
+    let undelivered = delivery_dlq(&p, &routing).await;
     let restore = queue(&p, "restore").clone();
     let restore_arn = snapferry::sqs::queue_arn(&p.target.sqs, &restore.queue_url).await.expect("arn");
     let text = |v: &str| MessageAttributeValue::builder().data_type("String").string_value(v).build().unwrap();
