@@ -5,8 +5,10 @@
 //!
 //! Repairs go to the stalled step's own queue as the message that step already acts on (a
 //! re-check, or the "Snapshot Copied" the restore step reads), so the step's own
-//! idempotency makes a repair that was not needed a no-op. A repaired snapshot is tagged
-//! `snapferry:reconciled-at` and not repaired again within [`REPAIR_EVERY`].
+//! idempotency makes a repair that was not needed a no-op. A repaired snapshot of snapferry's
+//! is tagged `snapferry:reconciled-at` and not repaired again within [`REPAIR_EVERY`]; one
+//! taken outside snapferry (by hand, by RDS) is not tagged, and is restarted each run until
+//! its copy exists or it is older than [`TAKEN_ELSEWHERE_LOOKBACK`].
 
 use chrono::{DateTime, Utc};
 use snapferry::ResourceKind;

@@ -18,7 +18,7 @@ async fn hourly_backups_keep_going_past_the_snapshot_quota_because_what_is_not_k
         min_interval_minutes: 0,
         retention_source: Some(r#"[{"keep_last": 1}]"#.into()),
         retention_backup: Some(r#"[{"keep_last": 2}]"#.into()),
-        // The whole lowered quota is this source's (the neighbour backs nothing up here).
+        // The whole lowered quota is this source's.
         copies_held_per_source: Some("3".into()),
         ..fast_options()
     };

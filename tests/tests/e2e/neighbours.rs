@@ -27,7 +27,7 @@ async fn a_neighbour_that_forges_an_origin_cannot_withdraw_the_others_share_nor_
     // The pipeline leaves the victim's snapshot alone (nothing selected), so it stays shared
     // and waiting, as a scheduled one does until its copy is reported.
     let options = PipelineOptions { release_shares: true, select_regex: Some("^none$".into()), ..fast_options() };
-    let p = start(&options).await;
+    let p = start_with_neighbour(&options).await;
     let hostile = &p.neighbours[0];
     instance(&p.source, "orders", Encryption::Key(&p.sharing_key), &[]).await;
     let lineage = tags::LineageTags {
@@ -67,7 +67,7 @@ async fn a_neighbour_that_forges_an_origin_cannot_withdraw_the_others_share_nor_
 
 #[tokio::test]
 async fn a_neighbour_flooding_the_backup_account_is_held_to_its_budget_and_the_others_backups_are_verified() {
-    let p = start(&PipelineOptions { release_shares: true, ..fast_options() }).await;
+    let p = start_with_neighbour(&PipelineOptions { release_shares: true, ..fast_options() }).await;
     let hostile = &p.neighbours[0];
     // Six manual snapshots in the backup account: three for each of the two sources.
     control::quotas(&p.target.account, json!({"manual_db_snapshots": 6}));
