@@ -15,7 +15,7 @@ For every request:
    against injected faults (both answered in the protocol's error shape),
    passed to moto under one global lock (moto is not thread-safe and the
    ticker mutates the same backends), and logged with their HTTP status,
-   error code and principal (the assumed role's name).  SQS
+   error code, principal (the assumed role's name) and IAM actions.  SQS
    ``ReceiveMessage`` runs outside the lock because long polling would
    otherwise block everyone.  An unexpected exception inside moto is
    answered as ``InternalFailure`` (HTTP 500) in the service's error shape
@@ -113,6 +113,9 @@ class SnapferryApp:
             "status": status,
             "error_code": protocol.error_code_of(status, headers, payload),
             "principal": session.role_name if session else None,
+            # The IAM actions the call is authorized as (a DynamoDB transaction: its
+            # items' actions, see authz), so the log compares to IAM policies.
+            "actions": authz.actions_of(req),
             "at": arrived,
         }
         if throttled:

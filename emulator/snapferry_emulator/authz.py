@@ -43,6 +43,21 @@ ACTION_OF_OPERATION = {
     ("sqs", "ChangeMessageVisibilityBatch"): "ChangeMessageVisibility",
 }
 
+# A DynamoDB transaction is not an IAM action of its own: "Permissions for Put,
+# Update, Delete, and Get actions are governed by the permissions used for the
+# underlying PutItem, UpdateItem, DeleteItem, and GetItem operations. For the
+# ConditionCheck action, you can use the dynamodb:ConditionCheckItem permission"
+# (DynamoDB Developer Guide *transaction-apis-iam*, "Using IAM with DynamoDB
+# transactions").  So the call needs the action of each of its items.
+TRANSACTIONS = {("dynamodb", "TransactWriteItems"), ("dynamodb", "TransactGetItems")}
+TRANSACT_ITEM_ACTION = {
+    "Put": "dynamodb:PutItem",
+    "Update": "dynamodb:UpdateItem",
+    "Delete": "dynamodb:DeleteItem",
+    "ConditionCheck": "dynamodb:ConditionCheckItem",
+    "Get": "dynamodb:GetItem",
+}
+
 # GetCallerIdentity needs no permission (STS API Reference *API_GetCallerIdentity*).
 ALWAYS_ALLOWED = {"sts:GetCallerIdentity"}
 
@@ -55,7 +70,13 @@ DENIED = {
     "events": ("AccessDeniedException", 400),
     "sts": ("AccessDenied", 403),
     "iam": ("AccessDenied", 403),
+    "dynamodb": ("AccessDeniedException", 400),
 }
+# The JSON ``__type`` where the service qualifies the code: DynamoDB answers a refusal
+# {"__type":"com.amazon.coral.service#AccessDeniedException","Message":"User: ... is not
+# authorized to perform: dynamodb:PutItem on resource: ..."} (HTTP 400), as captured
+# from AWS in public logs and reproduced by dynalite; the SDKs read the code after '#'.
+DENIED_JSON_TYPE = {"dynamodb": "com.amazon.coral.service#AccessDeniedException"}
 
 
 @dataclass
@@ -101,16 +122,39 @@ def action_of(req: protocol.AwsRequest) -> str:
     return f"{prefix}:{ACTION_OF_OPERATION.get((req.service, req.operation), req.operation)}"
 
 
+def actions_of(req: protocol.AwsRequest) -> list[str]:
+    """The IAM actions the call needs (logged as ``actions``): one, except for a
+    DynamoDB transaction, which needs each of its items' actions (once each, in
+    item order; none for a transaction without items, which DynamoDB refuses as
+    invalid)."""
+    if (req.service, req.operation) not in TRANSACTIONS:
+        return [action_of(req)]
+    actions: list[str] = []
+    items = req.params.get("TransactItems")
+    for item in items if isinstance(items, list) else []:
+        for kind in item if isinstance(item, dict) else {}:
+            action = TRANSACT_ITEM_ACTION.get(kind)
+            if action and action not in actions:
+                actions.append(action)
+    return actions
+
+
 def refusal(req: protocol.AwsRequest, session: Session | None) -> tuple[int, list[tuple[str, str]], bytes] | None:
-    """The error response for a call the session's policies don't allow, else None."""
+    """The error response for a call the session's policies don't allow, else None.
+    A call needing several actions (a DynamoDB transaction) is refused as a whole
+    for the first of them that is not allowed."""
     if session is None or session.statements is None:
         return None
-    action = action_of(req)
-    if action in ALWAYS_ALLOWED:
-        return None
-    verdict = decide(action, session.statements)
-    if verdict is None:
-        return None
+    for action in actions_of(req):
+        if action in ALWAYS_ALLOWED:
+            continue
+        verdict = decide(action, session.statements)
+        if verdict is not None:
+            return _denied(req, session, action, verdict)
+    return None
+
+
+def _denied(req: protocol.AwsRequest, session: Session, action: str, verdict: str) -> tuple[int, list[tuple[str, str]], bytes]:
     # Wording of AWS's access-denied messages (IAM User Guide *troubleshoot_access-denied*).
     if verdict == "deny":
         message = f"User: {session.arn} is not authorized to perform: {action} with an explicit deny in an identity-based policy"
@@ -119,7 +163,7 @@ def refusal(req: protocol.AwsRequest, session: Session | None) -> tuple[int, lis
     if req.service == "ec2":
         message = "You are not authorized to perform this operation. " + message
     code, status = DENIED.get(req.service) or (("AccessDeniedException", 400) if req.json_protocol else ("AccessDenied", 403))
-    return protocol.error_response(req, code, message, status)
+    return protocol.error_response(req, code, message, status, DENIED_JSON_TYPE.get(req.service))
 
 
 def decide(action: str, statements: list[dict[str, Any]]) -> str | None:

@@ -184,6 +184,7 @@ def _log_dropped_delivery(sender: str, bus: Any) -> None:
             "status": 403,
             "error_code": "AccessDeniedException",
             "principal": None,
+            "actions": [],  # not a call anyone made
             "internal": True,
             "message": f"event from {sender} dropped: policy of {bus.arn} does not admit it",
         }

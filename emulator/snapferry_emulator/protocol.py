@@ -6,7 +6,8 @@ calling account and the region.  They are found the way moto finds them:
 * service and region: the SigV4 credential scope of the ``Authorization``
   header (``Credential=AKID/date/REGION/SERVICE/aws4_request``);
 * operation: ``X-Amz-Target`` (JSON protocols: KMS ``TrentService.X``,
-  EventBridge ``AWSEvents.X``, SQS ``AmazonSQS.X``) or ``Action=`` in the
+  EventBridge ``AWSEvents.X``, SQS ``AmazonSQS.X``, DynamoDB
+  ``DynamoDB_20120810.X``) or ``Action=`` in the
   form body / query string (query protocols: RDS, EC2, STS, IAM);
 * account: ``x-moto-account-id`` header, else the access key id from the
   ``Authorization`` header mapped through moto's IAM/STS access keys
@@ -18,7 +19,7 @@ the shape each protocol's SDK parser reads the error code from:
 
 * RDS/STS/IAM (awsQuery): ``<ErrorResponse><Error><Type/><Code/><Message/>``
 * EC2 (ec2Query): ``<Response><Errors><Error><Code/><Message/>``
-* JSON 1.0/1.1 (KMS, EventBridge, SQS): ``{"__type": CODE, "message": ...}``
+* JSON 1.0/1.1 (KMS, EventBridge, SQS, DynamoDB): ``{"__type": CODE, "message": ...}``
   plus ``x-amzn-query-error: CODE;Sender`` (SQS is awsQueryCompatible and
   the SDKs take the code from that header when present).
 """
@@ -43,7 +44,10 @@ TARGET_PREFIX_SERVICE = {
     "TrentService": "kms",
     "AWSEvents": "events",
     "AmazonSQS": "sqs",
+    "DynamoDB_20120810": "dynamodb",
 }
+# Targets of JSON 1.0 services (the others are JSON 1.1); the Content-Type says it too.
+JSON_1_0_PREFIXES = {"AmazonSQS", "DynamoDB_20120810"}
 
 
 @dataclass
@@ -75,7 +79,7 @@ def identify(environ: dict[str, Any], body: bytes) -> AwsRequest | None:
     if target:
         prefix, _, operation = target.partition(".")
         service = service or TARGET_PREFIX_SERVICE.get(prefix)
-        if "1.0" in content_type or prefix == "AmazonSQS":
+        if "1.0" in content_type or prefix in JSON_1_0_PREFIXES:
             json_version = "1.0"
         try:
             loaded = json.loads(body or b"{}")
@@ -119,12 +123,15 @@ def account_of(environ: dict[str, Any], auth: str) -> str:
     return get_account_id_from(m.group("access_key"))
 
 
-def error_response(req: AwsRequest, code: str, message: str, status: int = 400) -> tuple[int, list[tuple[str, str]], bytes]:
-    """An AWS error in the protocol shape of ``req``'s service."""
+def error_response(
+    req: AwsRequest, code: str, message: str, status: int = 400, json_type: str | None = None
+) -> tuple[int, list[tuple[str, str]], bytes]:
+    """An AWS error in the protocol shape of ``req``'s service.  ``json_type``: the
+    JSON ``__type`` when it is not the bare code (the SDKs keep what follows ``#``)."""
     request_id = str(uuid.uuid4())
     fault = "Receiver" if status >= 500 else "Sender"
     if req.json_protocol:
-        body = json.dumps({"__type": code, "message": message}).encode()
+        body = json.dumps({"__type": json_type or code, "message": message}).encode()
         headers = [
             ("Content-Type", f"application/x-amz-json-{req.json_version}"),
             ("x-amzn-RequestId", request_id),

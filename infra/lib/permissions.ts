@@ -49,6 +49,11 @@ export interface StackScopes {
   readonly extraRegionKeyAlias?: string;
   readonly restoreSubnetGroup?: string;
   /**
+   * The copy ledger's table name (routing.json copy_ledger): only the backup account's stack,
+   * which creates the table, has one.
+   */
+  readonly copyLedger?: string;
+  /**
    * With source data checks (a source's dataChecks): the secrets they name besides those RDS
    * manages. Absent: no source data checks, so the secrets scope is empty and no statement names it.
    */
@@ -79,6 +84,9 @@ type Scope = (stack: Stack, s: StepScopes, regions: string[]) => Located[];
  * actions only, and lib/nag.ts acknowledges it only for the actions it lists.
  */
 export const ANY_RESOURCE_SCOPES = ['account', 'ec2:all'];
+
+/** The scope naming the copy ledger table (routing.json copy_ledger). */
+export const COPY_LEDGER_SCOPE = 'dynamodb:copy-ledger';
 
 const need = <T>(value: T | undefined, what: string): T => {
   if (value === undefined) throw new Error(`needs ${what}, which this stack does not have`);
@@ -117,6 +125,11 @@ const SCOPES: Record<string, Scope> = {
   // Found by their alias (condition alias:backup): no reference across regions.
   'kms:extra-region-keys': (stack, s) => s.extraRegions.map((r) => ({ arn: new Arns(stack).kmsKeys(r, stack.account), region: r })),
   'kms:source-sharing-keys': (stack, s) => unique(need(s.sources, 'the allowlisted sources').map(({ account, region }) => ({ arn: new Arns(stack).kmsKeys(region, account), region }))),
+  // The one table, in the home region whatever the statement's regions (no replica elsewhere; the
+  // steps run at home), as shared/src/permissions.rs renders it: arn:<partition>:dynamodb:<region>:<account>:table/<copy_ledger>.
+  [COPY_LEDGER_SCOPE]: (stack, s) => [{
+    arn: `arn:${stack.partition}:dynamodb:${stack.region}:${stack.account}:table/${need(s.copyLedger, 'the copy ledger')}`, region: stack.region,
+  }],
   'sqs:own-queues': (stack, s) => [s.queueArn, s.dlqArn].map((arn) => ({ arn, region: stack.region })),
   'sqs:own-queue': (stack, s) => [{ arn: s.queueArn, region: stack.region }],
   // Another step's queue, never its DLQ: a repair restarts that step's work.

@@ -30,6 +30,12 @@ export interface Routing {
   pipeline_bus: string;
   /** Each stack's queue of the events EventBridge could not deliver. */
   delivery_dlq: string;
+  /**
+   * The backup account's DynamoDB table of the copies in progress and waiting for a slot (home
+   * region; partition key pk, sort key sk, both strings): the target stack creates it, and
+   * permissions.json's scope 'dynamodb:copy-ledger' names it.
+   */
+  copy_ledger: string;
   max_receive_count: number;
   dlq_retention_days: number;
   visibility_timeout_factor: number;
@@ -85,6 +91,10 @@ export function loadRouting(file: string = ROUTING_FILE): Routing {
   const missing = METRIC_KEYS.filter((k) => typeof routing.metrics?.[k] !== 'string' || routing.metrics[k].trim() === '');
   if (missing.length > 0) {
     throw new Error(`${file}: metrics must name the namespace and every metric the stacks alarm on (${METRIC_KEYS.join(', ')}); missing ${missing.join(', ')}`);
+  }
+  // DynamoDB's table name rules (3 to 255 of a-z, A-Z, 0-9, '_', '-', '.'): caught here, not at deploy.
+  if (typeof routing.copy_ledger !== 'string' || !/^[A-Za-z0-9_.-]{3,255}$/.test(routing.copy_ledger)) {
+    throw new Error(`${file}: copy_ledger must be a DynamoDB table name (3 to 255 of A-Z, a-z, 0-9, _, -, .), not ${JSON.stringify(routing.copy_ledger)}`);
   }
   for (const key of ACCOUNT_RULES) {
     const r = routing[key];

@@ -115,6 +115,8 @@ export function lambdaZip(assetsDir: string): string {
 }
 
 export class Step extends Construct {
+  /** The step's routing.json name (its function is snapferry-<name>). */
+  readonly stepName: string;
   readonly queue: sqs.Queue;
   readonly dlq: sqs.Queue;
   readonly function: lambda.Function;
@@ -133,6 +135,7 @@ export class Step extends Construct {
     super(scope, id);
     const { routing, fn } = props;
     const name = functionName(fn);
+    this.stepName = fn.name;
 
     const zip = lambdaZip(props.assetsDir);
     if (!fs.existsSync(zip)) {

@@ -1,8 +1,10 @@
 // The backup (target) account: receive "Snapshot Shared" events from the allowlisted
 // source accounts, copy each shared snapshot onto the target key (and on to the extra
 // regions), test-restore copies in an isolated network, return each "Snapshot Copied" to
-// its source, and expire the copies by the retention rules.
+// its source, and expire the copies by the retention rules. The copy ledger (routing.json
+// copy_ledger) keeps the copies in progress and waiting for a slot.
 import { Fn, RemovalPolicy, Stack, StackProps } from 'aws-cdk-lib';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -15,7 +17,7 @@ import { DATA_CHECK_STEP, DataCheckNetwork, endpointsFor } from './data-checks';
 import { DeliveryDlq } from './delivery';
 import { Arns, forwardedEvents, forwarderRoleName } from './iam';
 import { Operations } from './operations';
-import { loadPermissions, PERMISSIONS_FILE } from './permissions';
+import { COPY_LEDGER_SCOPE, loadPermissions, PERMISSIONS_FILE } from './permissions';
 import { copiedBackRule, Routing } from './routing';
 import { cdkEventPattern, Step } from './step';
 import { EXPIRE_CONCURRENCY, expireEnvironment, RECONCILE_CONCURRENCY, stepsFor, StepSettings } from './steps';
@@ -34,6 +36,8 @@ export class TargetStack extends Stack {
   /** Puts the sources' "Snapshot Copied" events on their pipeline buses (routing.json copied_back). */
   readonly forwarder: iam.Role;
   readonly targetKey: kms.Key;
+  /** The copy ledger (routing.json copy_ledger), in the home region. */
+  readonly copyLedger: dynamodb.Table;
   readonly steps: Step[];
 
   constructor(scope: Construct, id: string, props: TargetStackProps) {
@@ -41,6 +45,7 @@ export class TargetStack extends Stack {
     const { config, routing } = props;
     const { target } = config;
     const sourceAccounts = config.sources.map((s) => s.account);
+    const permissions = loadPermissions(PERMISSIONS_FILE, routing);
 
     this.pipelineBus = new events.EventBus(this, 'PipelineBus', { eventBusName: routing.pipeline_bus });
     // Only each allowlisted source account's forwarding role (source-stack.ts) may put events
@@ -137,10 +142,32 @@ export class TargetStack extends Stack {
       dataCheckNetwork = new DataCheckNetwork(this, 'DataChecks', {
         vpc,
         databases: securityGroup,
-        endpoints: endpointsFor(loadPermissions(PERMISSIONS_FILE, routing), target.kinds, target.extraRegions),
+        endpoints: endpointsFor(permissions, target.kinds, target.extraRegions),
         endpointZones: dataChecks.endpointZones,
       });
     }
+
+    // The copy ledger: the copies in progress and those waiting for a copy slot, per region and
+    // kind, and each source's counts. copy-shared-snapshot takes a slot and its source's budget in
+    // one conditional TransactWriteItems; expire-copies counts a deleted copy out; reconcile-copies
+    // corrects it from what AWS reports. One table, here in the home region, for every region of
+    // the pipeline (the steps run here). Its name and key schema are the steps' (routing.json).
+    this.copyLedger = new dynamodb.Table(this, 'CopyLedger', {
+      tableName: routing.copy_ledger,
+      partitionKey: { name: 'pk', type: dynamodb.AttributeType.STRING },
+      sortKey: { name: 'sk', type: dynamodb.AttributeType.STRING },
+      // A few writes per copy, in bursts when sources share: nothing to provision for.
+      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+      // The AWS managed key (aws/dynamodb), not the backup key: the items hold snapshot names,
+      // source account ids and counts, no backup data. Its key policy admits DynamoDB's own use on
+      // behalf of this account's principals, so the steps' roles need no KMS statement for it.
+      encryption: dynamodb.TableEncryption.AWS_MANAGED,
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      // An index reconcile-copies rebuilds from AWS, never the truth; but deleting the stack must
+      // not silently drop the slots taken and the copies waiting mid-backlog. Retained, it must be
+      // deleted by hand before this stack is deployed again in the account: its name is fixed.
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
 
     const extraKeyAliasArn = (r: string) => `arn:${this.partition}:kms:${r}:${this.account}:${TARGET_KEY_ALIAS}`;
 
@@ -251,7 +278,12 @@ export class TargetStack extends Stack {
       targetKeyArn: this.targetKey.keyArn,
       extraRegionKeyAlias: TARGET_KEY_ALIAS,
       restoreSubnetGroup: RESTORE_SUBNET_GROUP,
-    });
+      copyLedger: routing.copy_ledger,
+    }, permissions);
+    // The statements name the table by its ARN, not by a reference: a step using it would
+    // otherwise start (its event source mapping refers to its function) before the table exists.
+    const onLedger = Object.entries(permissions.steps).filter(([, sts]) => sts.some((st) => st.resources.includes(COPY_LEDGER_SCOPE))).map(([step]) => step);
+    for (const step of this.steps.filter((st) => onLedger.includes(st.stepName))) step.function.node.addDependency(this.copyLedger);
     ops.addSteps(this.steps, delivery);
   }
 

@@ -109,6 +109,8 @@ function tsStatements(d: Deployment, step: string, p: Permissions = permissions)
     extraRegionKeyAlias: RUST_BACKUP_KEY_ALIAS,
     restoreSubnetGroup: d.restoreSubnetGroup,
     sourceDatabaseSecrets: d.sourceDatabaseSecrets,
+    // The local host knows it from routing.json in every deployment; no source statement names it.
+    copyLedger: routing.copy_ledger,
     queueArn: queueArn(d, step),
     dlqArn: dlqArn(d, step),
     pipelineBusArn: busArn(d),

@@ -246,7 +246,7 @@ describe('loadPermissions refuses a malformed table, naming the mistake', () => 
   test('another step\'s queue the stack does not have fails synth, naming the step and statement', () => {
     const stack = new Stack(newApp(), 'Probe', { env: { account: '222222222222', region: 'eu-west-1' } });
     const scopes = {
-      kinds: ['db-instance' as const], extraRegions: [], queueArn: 'q', dlqArn: 'd', pipelineBusArn: 'b',
+      kinds: ['db-instance' as const], extraRegions: [], queueArn: 'q', dlqArn: 'd', pipelineBusArn: 'b', copyLedger: routing.copy_ledger,
       stepQueueArns: { 'copy-shared-snapshot': 'arn:aws:sqs:eu-west-1:222222222222:snapferry-copy-shared-snapshot' },
     };
     assert.throws(() => renderStep(stack, permissions, 'reconcile-copies', scopes),

@@ -244,6 +244,10 @@ const restoreTestGroup = groupArn('snapferry restore tests: no ingress, no egres
 const IN_VPC: Context = { 'ec2:Vpc': restoreTestVpc };
 assert.equal(restoreTestSubnets.length, 2);
 
+/** The copy ledger (routing.json copy_ledger) where it is, in the backup account's home region; the same name elsewhere is not it. */
+const table = (name: string, account = BAK, region = R) => `arn:aws:dynamodb:${region}:${account}:table/${name}`;
+const ledger = table(routing.copy_ledger);
+
 const cases: Case[] = [
   // create-snapshot (source account): reads anything, creates only tagged snapferry- snapshots.
   ['create-snapshot', 'allow', 'rds:DescribeDBInstances', src('db', 'prod-orders')],
@@ -734,6 +738,31 @@ const cases: Case[] = [
   ['reconcile-copies', 'deny', 'ec2:LockSnapshot', bakCopy, OURS],
   ['reconcile-copies', 'deny', 'ec2:UnlockSnapshot', bakCopy, OURS],
   ['reconcile-copies', 'deny', 'ec2:DescribeVolumes', '*'],
+
+  // The copy ledger (backup account, home region): copy-shared-snapshot takes slots and budgets
+  // (conditional writes in one TransactWriteItems, each item authorized as its own action) and
+  // reads them with Query; expire-copies only counts a deleted copy out; reconcile-copies corrects
+  // it. Nothing else: not another table, not the same name in another region or account, no
+  // Scan, no batch writes, no table management; no other step touches it.
+  ...['dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'].map((a): Case => ['copy-shared-snapshot', 'allow', a, ledger]),
+  ['copy-shared-snapshot', 'deny', 'dynamodb:PutItem', table('snapferry-other')],
+  ['copy-shared-snapshot', 'deny', 'dynamodb:PutItem', table(routing.copy_ledger, BAK, XR)],
+  ['copy-shared-snapshot', 'deny', 'dynamodb:PutItem', table(routing.copy_ledger, SRC, SR)],
+  ['copy-shared-snapshot', 'deny', 'dynamodb:Query', `${ledger}/index/by-source`],
+  ...['dynamodb:Scan', 'dynamodb:GetItem', 'dynamodb:BatchWriteItem', 'dynamodb:DeleteTable', 'dynamodb:UpdateTable', 'dynamodb:RestoreTableToPointInTime']
+    .map((a): Case => ['copy-shared-snapshot', 'deny', a, ledger]),
+  ['expire-copies', 'allow', 'dynamodb:UpdateItem', ledger],
+  ...['dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:DeleteItem', 'dynamodb:Scan'].map((a): Case => ['expire-copies', 'deny', a, ledger]),
+  ['expire-copies', 'deny', 'dynamodb:UpdateItem', table(routing.copy_ledger, BAK, XR)],
+  ...['dynamodb:Query', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'].map((a): Case => ['reconcile-copies', 'allow', a, ledger]),
+  ...['dynamodb:PutItem', 'dynamodb:Scan', 'dynamodb:DeleteTable'].map((a): Case => ['reconcile-copies', 'deny', a, ledger]),
+  ['reconcile-copies', 'deny', 'dynamodb:DeleteItem', table('snapferry-other')],
+  ...['dynamodb:Query', 'dynamodb:UpdateItem'].map((a): Case => ['restore', 'deny', a, ledger]),
+  // The source accounts' steps: neither the backup account's ledger nor a table of that name of their own.
+  ...routing.functions.filter((f) => f.account === 'source').flatMap((f): Case[] => [
+    [f.name, 'deny', 'dynamodb:UpdateItem', ledger],
+    [f.name, 'deny', 'dynamodb:PutItem', table(routing.copy_ledger, SRC, SR)],
+  ]),
 
   // Every step: its own queue and DLQ, its account's pipeline bus; not another step's queue
   // (but the ones a reconcile step repairs through), no other step's DLQ, not the default bus.

@@ -175,6 +175,9 @@ async fn deploy_account(
 ) -> Result<()> {
     let bus_arn = ensure_bus(clients, &routing.pipeline_bus).await?;
     deployment.pipeline_buses.insert(clients.account.clone(), bus_arn);
+    if side == Side::Target {
+        ensure_copy_ledger(clients, &routing.copy_ledger).await?;
+    }
     for function in routing.functions.iter().filter(|f| f.account == side) {
         let queue = deploy_function(routing, clients, function, options, deployment).await?;
         info!(account = clients.account, function = function.name, queue = queue.queue_url, "function deployed");
@@ -275,6 +278,32 @@ fn bus_name(routing: &Routing, bus: Bus) -> &str {
     match bus {
         Bus::Default => "default",
         Bus::Pipeline => &routing.pipeline_bus,
+    }
+}
+
+/// Creates the backup account's copy ledger table unless it exists, as the target stack
+/// does: keys `pk` and `sk`, strings, on demand.
+pub async fn ensure_copy_ledger(clients: &Clients, name: &str) -> Result<()> {
+    use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+    let attribute =
+        |n: &str| AttributeDefinition::builder().attribute_name(n).attribute_type(ScalarAttributeType::S).build();
+    let key = |n: &str, t: KeyType| KeySchemaElement::builder().attribute_name(n).key_type(t).build();
+    let bad = |e: aws_sdk_dynamodb::error::BuildError| Error::Config(format!("copy ledger table: {e}"));
+    let created = clients
+        .dynamodb
+        .create_table()
+        .table_name(name)
+        .attribute_definitions(attribute("pk").map_err(bad)?)
+        .attribute_definitions(attribute("sk").map_err(bad)?)
+        .key_schema(key("pk", KeyType::Hash).map_err(bad)?)
+        .key_schema(key("sk", KeyType::Range).map_err(bad)?)
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await;
+    match created {
+        Ok(_) => Ok(()),
+        Err(e) if e.code() == Some("ResourceInUseException") => Ok(()),
+        Err(e) => Err(Error::from_sdk("CreateTable", e)),
     }
 }
 

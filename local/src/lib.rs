@@ -22,7 +22,9 @@ mod deploy;
 mod host;
 pub mod pipeline;
 
-pub use deploy::{DeployOptions, DeployedQueue, DeployedSchedule, Deployment, deploy, queue_policy, step_role};
+pub use deploy::{
+    DeployOptions, DeployedQueue, DeployedSchedule, Deployment, deploy, ensure_copy_ledger, queue_policy, step_role,
+};
 pub use host::Host;
 
 use clap::{Parser, Subcommand};

@@ -21,6 +21,7 @@ pub struct Clients {
     pub kms: aws_sdk_kms::Client,
     pub sqs: aws_sdk_sqs::Client,
     pub events: aws_sdk_eventbridge::Client,
+    pub dynamodb: aws_sdk_dynamodb::Client,
 }
 
 /// The platform variable (`shared/environment.json`) the stacks set to the function's account.
@@ -150,6 +151,7 @@ impl Clients {
             kms: aws_sdk_kms::Client::new(&config),
             sqs: aws_sdk_sqs::Client::new(&config),
             events: aws_sdk_eventbridge::Client::new(&config),
+            dynamodb: aws_sdk_dynamodb::Client::new(&config),
             account,
             region,
             config,

@@ -1,9 +1,10 @@
 //! A snapferry copy: what both steps that copy (share-snapshot's re-encrypting copy in a
 //! source account, copy-shared-snapshot's into the backup account) do around the copy
-//! call. Admitting a copy into a free slot of the [`Slots`] or saying when to look again
-//! ([`Copier::admit`], the line of [`crate::slots`]; share-snapshot's line is [`Unlisted`]),
-//! timing a refusal for copies in progress ([`Copier::refused`]), the line's order, fair
-//! across sources ([`fair`]), making a failed copy again a bounded number of times
+//! call. Taking a free slot of the [`Slots`] in the copy ledger, atomically and within the
+//! source's [`Budget`], or saying when to look again ([`Copier::take_slot`], the timing of
+//! [`crate::slots`]), giving it back when the copy ends ([`Copier::ended`]), timing
+//! share-snapshot's refusal for copies in progress ([`Copier::refused`]), the line's order,
+//! fair across sources ([`fair`]), making a failed copy again a bounded number of times
 //! ([`Copier::again`]), the re-check that backs up AWS's announcement of its end
 //! ([`Copier::recheck`]), and a full snapshot count quota ([`Copier::quota_full`]).
 //! [`StepContext`] keeps the ports and settings; the policy is here.
@@ -13,11 +14,12 @@ use crate::config::Env;
 use crate::error::{Error, Result};
 use crate::events::{PipelineEvent, Recheck};
 use crate::kinds::CopyCompletion;
+use crate::ledger::{Book, Claim, Entry, Pool, State as LedgerState, Taken};
 use crate::lineage::Lineage;
 use crate::slots;
 use crate::sqs::Outcome;
 use crate::step::StepContext;
-use crate::store::{Copies, CopyRequest, Snapshot, SnapshotStore, Status, default_copy_slots};
+use crate::store::{CopyRequest, Snapshot, SnapshotStore, Status, default_copy_slots};
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 use tracing::{debug, info, warn};
@@ -30,6 +32,10 @@ pub const MAX_COPY_ATTEMPTS: u32 = 3;
 /// How much longer than [`crate::step::StepEnv::recheck`] a step waits before looking at a
 /// copy whose end AWS announces: the event normally comes first, the re-check only backs it up.
 const BACKSTOP_FACTOR: u32 = 10;
+/// Copies past their estimated end looked up, at most, each time a copy finds every slot
+/// taken: the calls a look costs stay the same however many copies are in progress.
+const LOOKUPS_PER_LOOK: usize = 2;
+
 /// SQS delays a message by at most 15 minutes.
 const MAX_DELAY: Duration = Duration::from_secs(900);
 
@@ -42,14 +48,6 @@ pub struct Waiting {
     pub at: Option<DateTime<Utc>>,
     /// The name its copy will have.
     pub name: String,
-}
-
-/// The copies waiting for a store's slots, as the step that copies into it sees them.
-#[async_trait::async_trait]
-pub trait Line: Sync {
-    /// The copies into `store` that wait for its slots, as AWS shows them, named as their
-    /// copies will be (those already there are left out by the caller), in any order.
-    async fn waiting(&self, store: &dyn SnapshotStore) -> Result<Vec<Waiting>>;
 }
 
 /// The line in the order slots go: round by round, one copy of each source a round (its
@@ -113,19 +111,31 @@ impl Slots {
     }
 }
 
-/// The line of a step that keeps none: share-snapshot's re-encrypting copies are all one
-/// source account's, so there is no fairness to keep, and listing them (the account's
-/// automated snapshots with no copy yet) would cost a listing on every look. Each copy
-/// waiting takes itself for the next: it comes back when the first copy in progress should
-/// end, and AWS's refusal of all but one of those that come back at once times the others
-/// again ([`Copier::refused`]).
-pub struct Unlisted;
+/// A copy asking the ledger for a slot.
+#[derive(Debug, Clone, Copy)]
+pub struct Admission<'a> {
+    /// The copy's name.
+    pub copy: &'a str,
+    /// Its source account, as AWS reports it.
+    pub source: &'a str,
+    /// When the snapshot it copies was taken: its place in the line.
+    pub taken_at: Option<DateTime<Utc>>,
+    /// Slots of its kind in its region.
+    pub slots: usize,
+    pub budget: &'a Budget,
+}
 
-#[async_trait::async_trait]
-impl Line for Unlisted {
-    async fn waiting(&self, _store: &dyn SnapshotStore) -> Result<Vec<Waiting>> {
-        Ok(Vec::new())
-    }
+/// The ledger's copies in progress, as the slot timing reads copies in progress: AWS's
+/// progress figure is not read (that would be a call per copy), so the copy time decides.
+fn in_progress(book: &Book) -> Vec<crate::store::CopyInProgress> {
+    book.copying()
+        .map(|(e, started_at)| crate::store::CopyInProgress {
+            id: e.copy.clone(),
+            started_at: Some(started_at),
+            percent: None,
+            source: Some(e.source.clone()),
+        })
+        .collect()
 }
 
 /// A waiting copy's place in the line for its region's slots.
@@ -150,131 +160,26 @@ impl<'a> Copier<'a> {
         Copier { ctx }
     }
 
-    /// Returns once one of the `slots` of `store`'s kind is free in its region, or `target`
-    /// is there already (asked again, AWS answers with it). A copy whose turn comes within
-    /// the second waits for it here (SQS times whole seconds only), looking again until its
-    /// slot frees, within [`slots::HANDOVER_BUDGET`]. Otherwise [`Error::SlotsFull`], naming
-    /// when to look again. While it waits, the other records of its batch go on
-    /// ([`StepContext::wait`]).
-    ///
-    /// Within `budget` first, from the same listing: a source holding all the copies it may
-    /// is refused ([`Error::Rejected`], naming the budget); one with all the copies it may
-    /// have in progress waits for one of its own to end, as for a full slot.
-    pub async fn admit(
-        &self,
-        store: &dyn SnapshotStore,
-        slots: usize,
-        target: &str,
-        line: &dyn Line,
-        budget: Option<&Budget>,
-    ) -> Result<()> {
-        let first = self.ctx.now();
-        loop {
-            let copies = store.copies().await?;
-            if copies.names.contains(target) {
-                return Ok(());
-            }
-            if let Some(budget) = budget {
-                self.within_held(store, &copies, budget)?;
-            }
-            if copies.in_progress.len() < slots {
-                // A free slot, unless the source has all the copies in progress it may:
-                // then it waits for one of its own. With every slot taken the line times it.
-                return match budget {
-                    Some(budget) => self.within_in_flight(store, &copies, budget, line).await,
-                    None => Ok(()),
-                };
-            }
-            let turn = self.turn(store, &copies, slots, target, line).await;
-            let now = self.ctx.now();
-            let wait = (turn.moment - now).to_std().unwrap_or_default().max(slots::LOOK_AGAIN);
-            let spent = (now - first).to_std().unwrap_or_default();
-            if turn.moment - now >= chrono::Duration::from_std(slots::HANDOVER).unwrap_or_default()
-                || spent + wait > slots::HANDOVER_BUDGET
-            {
-                return Err(self.slots_full(store, &copies, slots, &turn));
-            }
-            debug!(copy = target, wait_ms = wait.as_millis(), "copy slot due within the second; waiting for it here");
-            self.ctx.wait(wait).await;
-        }
-    }
-
-    /// Whether `budget`'s source may hold one copy more in `store`.
-    fn within_held(&self, store: &dyn SnapshotStore, copies: &Copies, budget: &Budget) -> Result<()> {
-        let mine = copies.by_source.get(&budget.source).copied().unwrap_or_default();
-        if let Some(held) = budget.held
-            && mine.held >= held
-        {
-            return Err(Error::Rejected(format!(
-                "source {} holds {} {} copies in {}, its budget (COPIES_HELD_PER_SOURCE) is {held}",
-                budget.source,
-                mine.held,
-                store.kind(),
-                store.region()
-            )));
-        }
-        Ok(())
-    }
-
-    /// Whether `budget`'s source may have one copy more in progress into `store`: below its
-    /// budget, or past a share (not a cap) while no other source's copy waits in `line`, so
-    /// no slot stands idle for fairness to nobody.
-    async fn within_in_flight(
-        &self,
-        store: &dyn SnapshotStore,
-        copies: &Copies,
-        budget: &Budget,
-        line: &dyn Line,
-    ) -> Result<()> {
-        let mine = copies.by_source.get(&budget.source).copied().unwrap_or_default();
-        if mine.in_flight >= budget.in_flight && !budget.in_flight_cap {
-            // Without the line (its listing failed), as if another source waited.
-            let others = match line.waiting(store).await {
-                Ok(waiting) => waiting.iter().any(|w| w.source != budget.source && !copies.names.contains(&w.name)),
-                Err(_) => true,
-            };
-            if !others {
-                debug!(
-                    source = budget.source,
-                    in_flight = mine.in_flight,
-                    "past its share, no other source waiting: a free slot is taken"
-                );
-                return Ok(());
-            }
-        }
-        if mine.in_flight >= budget.in_flight {
-            let own: Vec<_> =
-                copies.in_progress.iter().filter(|c| c.source.as_ref() == Some(&budget.source)).cloned().collect();
-            let after = slots::next_look(self.ctx.now(), &own, own.len().max(1), 0, self.ctx.env.recheck);
-            let message = format!(
-                "source {} has {} {} copies in progress into {}, its budget (COPIES_IN_FLIGHT_PER_SOURCE) is {}",
-                budget.source,
-                mine.in_flight,
-                store.kind(),
-                store.region(),
-                budget.in_flight
-            );
-            info!(after_s = after.as_secs(), message, "source's copies in flight at its budget; looking again later");
-            return Err(Error::SlotsFull { after, message });
-        }
-        Ok(())
-    }
-
-    /// AWS refused a copy for copies in progress (other tools' copies, or another
-    /// invocation took the last slot first): the wait is scheduled as for a full look.
-    pub async fn refused(
-        &self,
-        store: &dyn SnapshotStore,
-        target: &str,
-        copied: Result<Snapshot>,
-        line: &dyn Line,
-    ) -> Result<Snapshot> {
+    /// AWS refused share-snapshot's re-encrypting copy for copies in progress (its own, or
+    /// other tools'): it comes back when the first of them should end, from one listing of
+    /// the source account's copies in progress. The copies waiting there are all one
+    /// account's, so there is no line to keep fair, and AWS's refusal of all but one of those
+    /// that come back at once times the others again.
+    pub async fn refused(&self, store: &dyn SnapshotStore, copied: Result<Snapshot>) -> Result<Snapshot> {
         match copied {
             Err(e) if e.retry() == Some(crate::error::Retry::QuotaExceeded) => match store.copies().await {
                 Ok(copies) if !copies.in_progress.is_empty() => {
                     let slots = copies.in_progress.len();
-                    let turn = self.turn(store, &copies, slots, target, line).await;
-                    Err(self.slots_full(store, &copies, slots, &turn))
+                    let moment = slots::moment(self.ctx.now(), &copies.in_progress, slots, 0, self.ctx.env.recheck);
+                    let after = slots::delay_before(self.ctx.now(), moment);
+                    // Unlisted, the line is this copy alone: the next to go.
+                    let message = format!(
+                        "{slots} of {slots} {} copy slots in {} taken, 1 copies waiting, this one 1",
+                        store.kind(),
+                        store.region()
+                    );
+                    info!(after_s = after.as_secs(), message, "copy slots full; looking again later");
+                    Err(Error::SlotsFull { after, message })
                 }
                 // Nothing to time the wait by: the backoff decides.
                 _ => Err(e),
@@ -283,40 +188,205 @@ impl<'a> Copier<'a> {
         }
     }
 
-    /// Where `target` stands in the line for `store`'s slots, and when its slot frees.
-    async fn turn(
-        &self,
-        store: &dyn SnapshotStore,
-        copies: &Copies,
-        slots: usize,
-        target: &str,
-        line: &dyn Line,
-    ) -> Turn {
-        // Without the line (the listing failed) this copy takes itself for the next: it
-        // comes back when the first copy ends, and looks again from there. Not in it (the
-        // listing is older than the snapshot), it goes to its end.
-        let mut waiting = line.waiting(store).await.unwrap_or_default();
-        waiting.retain(|w| !copies.names.contains(&w.name));
-        let in_flight = copies.by_source.iter().map(|(s, c)| (s.clone(), c.in_flight)).collect();
-        let waiting = fair(waiting, &in_flight);
-        let rank = waiting.iter().position(|w| w.name == target).unwrap_or(waiting.len());
-        let moment = slots::moment(self.ctx.now(), &copies.in_progress, slots, rank, self.ctx.env.recheck);
-        Turn { rank, waiting: waiting.len().max(rank + 1), moment }
+    /// Takes one of `a.slots` slots of `store`'s kind and region in the copy ledger for
+    /// `a.copy`, within its source's budget, atomically (of two invocations racing for the
+    /// last slot, one gets it). The ledger answers without listing the account: one `Query`
+    /// and one `TransactWriteItems` a look, however many snapshots the account holds.
+    ///
+    /// A source holding all the copies it may is refused ([`Error::Rejected`], naming the
+    /// budget). With every slot taken (or the source's copies in flight at its budget) the
+    /// copy joins the line in the ledger and [`Error::SlotsFull`] says when to look again;
+    /// a turn due within the second is waited for here, as [`Copier::admit`] does.
+    pub async fn take_slot(&self, store: &dyn SnapshotStore, a: &Admission<'_>) -> Result<()> {
+        let ledger = self.ctx.ledger.as_ref();
+        let pool = Pool::new(store.kind(), store.region());
+        let first = self.ctx.now();
+        // In the line before it looks: copies asking at once then see each other, and each
+        // gets a moment of its own. Taking a slot takes it out of the line.
+        let waiting = Entry {
+            copy: a.copy.to_string(),
+            source: a.source.to_string(),
+            state: LedgerState::Waiting { since: first, taken_at: a.taken_at },
+        };
+        ledger.wait(&pool, &waiting).await?;
+        loop {
+            let book = ledger.book(&pool).await?;
+            let mine = book.source(a.source);
+            let budget = a.budget;
+            // A share holds only while another source's copy waits; a cap always.
+            let others_wait = book.waiting().any(|(e, _)| e.source != a.source);
+            let in_flight = (budget.in_flight_cap || others_wait).then_some(budget.in_flight);
+            let claim = Claim {
+                copy: a.copy,
+                source: a.source,
+                slots: a.slots,
+                held: budget.held,
+                in_flight,
+                now: self.ctx.now(),
+            };
+            match ledger.take(&pool, &claim).await? {
+                Taken::Slot | Taken::Already => return Ok(()),
+                Taken::HeldFull => {
+                    ledger.unwait(&pool, a.copy).await?;
+                    return Err(Error::Rejected(format!(
+                        "source {} holds {} {} copies in {}, its budget (COPIES_HELD_PER_SOURCE) is {}",
+                        a.source,
+                        mine.held.max(budget.held.unwrap_or_default()),
+                        store.kind(),
+                        store.region(),
+                        budget.held.unwrap_or_default()
+                    )));
+                }
+                Taken::InFlightFull => {
+                    let own: Vec<_> =
+                        in_progress(&book).into_iter().filter(|c| c.source.as_deref() == Some(a.source)).collect();
+                    let after = slots::next_look(self.ctx.now(), &own, own.len().max(1), 0, self.copy_time(&book));
+                    let message = format!(
+                        "source {} has {} {} copies in progress into {}, its budget (COPIES_IN_FLIGHT_PER_SOURCE) is {}",
+                        a.source,
+                        mine.in_flight,
+                        store.kind(),
+                        store.region(),
+                        budget.in_flight
+                    );
+                    info!(
+                        after_s = after.as_secs(),
+                        message, "source's copies in flight at its budget; looking again later"
+                    );
+                    return Err(Error::SlotsFull { after, message });
+                }
+                Taken::SlotsFull => {
+                    if self.free_ended(store, &pool, &book).await? > 0 {
+                        continue;
+                    }
+                    let turn = self.booked_turn(&book, a);
+                    let now = self.ctx.now();
+                    let wait = (turn.moment - now).to_std().unwrap_or_default().max(slots::LOOK_AGAIN);
+                    let spent = (now - first).to_std().unwrap_or_default();
+                    if turn.moment - now >= chrono::Duration::from_std(slots::HANDOVER).unwrap_or_default()
+                        || spent + wait > slots::HANDOVER_BUDGET
+                    {
+                        let after = slots::delay_before(now, turn.moment);
+                        let message = format!(
+                            "{} of {} {} copy slots in {} taken, {} copies waiting, this one {}",
+                            book.in_flight,
+                            a.slots,
+                            store.kind(),
+                            store.region(),
+                            turn.waiting,
+                            turn.rank + 1
+                        );
+                        info!(after_s = after.as_secs(), message, "copy slots full; looking again later");
+                        return Err(Error::SlotsFull { after, message });
+                    }
+                    debug!(
+                        copy = a.copy,
+                        wait_ms = wait.as_millis(),
+                        "copy slot due within the second; waiting for it here"
+                    );
+                    self.ctx.wait(wait).await;
+                }
+            }
+        }
     }
 
-    /// Every slot taken: back within the second before its turn, by SQS's delay.
-    fn slots_full(&self, store: &dyn SnapshotStore, copies: &Copies, slots: usize, turn: &Turn) -> Error {
-        let after = slots::delay_before(self.ctx.now(), turn.moment);
-        let message = format!(
-            "{} of {slots} {} copy slots in {} taken, {} copies waiting, this one {}",
-            copies.in_progress.len(),
-            store.kind(),
-            store.region(),
-            turn.waiting,
-            turn.rank + 1
-        );
-        info!(after_s = after.as_secs(), message, "copy slots full; looking again later");
-        Error::SlotsFull { after, message }
+    /// How long a copy takes here: the last one's time, else the re-check interval.
+    fn copy_time(&self, book: &Book) -> Duration {
+        book.copy_time.unwrap_or(self.ctx.env.recheck)
+    }
+
+    /// Where `a.copy` stands in the ledger's line, fair across sources, and when its slot frees.
+    fn booked_turn(&self, book: &Book, a: &Admission<'_>) -> Turn {
+        let mut line: Vec<Waiting> = book
+            .waiting()
+            .map(|(e, taken_at)| Waiting { source: e.source.clone(), at: taken_at, name: e.copy.clone() })
+            .collect();
+        if !line.iter().any(|w| w.name == a.copy) {
+            line.push(Waiting { source: a.source.to_string(), at: a.taken_at, name: a.copy.to_string() });
+        }
+        let in_flight = book.sources.iter().map(|(s, c)| (s.clone(), c.in_flight)).collect();
+        let line = fair(line, &in_flight);
+        let rank = line.iter().position(|w| w.name == a.copy).unwrap_or(line.len());
+        let moment = slots::moment(self.ctx.now(), &in_progress(book), a.slots, rank, self.copy_time(book));
+        Turn { rank, waiting: line.len().max(rank + 1), moment }
+    }
+
+    /// Frees the slots of copies in `book` past their estimated end that AWS no longer
+    /// makes: a copy's end is normally recorded by the step that follows it, but that may lag
+    /// (or its message be lost), and the slot would stay taken till the hourly correction.
+    /// Looked up by name, the oldest first, at most [`LOOKUPS_PER_LOOK`] a look, and only
+    /// while every slot is taken. Returns how many were freed.
+    async fn free_ended(&self, store: &dyn SnapshotStore, pool: &Pool, book: &Book) -> Result<usize> {
+        let now = self.ctx.now();
+        let copy_time = chrono::Duration::from_std(self.copy_time(book)).unwrap_or(chrono::Duration::MAX);
+        let mut due: Vec<_> = book.copying().filter(|(_, started)| *started + copy_time <= now).collect();
+        due.sort_by_key(|(_, started)| *started);
+        let mut freed = 0;
+        for (entry, started_at) in due.into_iter().take(LOOKUPS_PER_LOOK) {
+            let ended = match store.find(&entry.copy).await? {
+                Some(copy) => copy.status != Status::Creating,
+                // Not there past its end: its copy call failed, or it was deleted.
+                None => true,
+            };
+            if ended && self.ctx.ledger.release(pool, &entry.copy, None).await? {
+                info!(copy = entry.copy, %started_at, "a copy's end was not recorded yet; its slot freed");
+                freed += 1;
+            }
+        }
+        Ok(freed)
+    }
+
+    /// The copy call after [`Copier::take_slot`]: a refusal for copies in progress (other
+    /// tools' copies hold AWS's slots) gives the slot back and puts the copy in the line
+    /// for a look after a copy time; any other failure gives the slot back too.
+    pub async fn copy_called(
+        &self,
+        store: &dyn SnapshotStore,
+        a: &Admission<'_>,
+        copied: Result<Snapshot>,
+    ) -> Result<Snapshot> {
+        let pool = Pool::new(store.kind(), store.region());
+        let e = match copied {
+            Ok(copy) => return Ok(copy),
+            Err(e) => e,
+        };
+        self.ctx.ledger.release(&pool, a.copy, None).await?;
+        if e.retry() != Some(crate::error::Retry::QuotaExceeded) {
+            return Err(e);
+        }
+        let entry = Entry {
+            copy: a.copy.to_string(),
+            source: a.source.to_string(),
+            state: LedgerState::Waiting { since: self.ctx.now(), taken_at: a.taken_at },
+        };
+        self.ctx.ledger.wait(&pool, &entry).await?;
+        // Timed by our copies in progress where there are any, else a copy time from now.
+        let book = self.ctx.ledger.book(&pool).await?;
+        let busy = in_progress(&book);
+        let after = if busy.is_empty() {
+            slots::whole_seconds_up(self.copy_time(&book)).clamp(Duration::from_secs(1), MAX_DELAY)
+        } else {
+            let moment = slots::moment(self.ctx.now(), &busy, busy.len(), 0, self.copy_time(&book));
+            slots::delay_before(self.ctx.now(), moment)
+        };
+        let message =
+            format!("AWS refused the {} copy into {} for copies in progress: {e}", store.kind(), store.region());
+        info!(after_s = after.as_secs(), message, "copy refused; looking again later");
+        Err(Error::SlotsFull { after, message })
+    }
+
+    /// `copy` (of ours) ended: its slot in the ledger frees. A copy that was made teaches the
+    /// ledger how long a copy takes here.
+    pub async fn ended(&self, copy: &Snapshot) -> Result<()> {
+        let pool = Pool::new(copy.kind, &copy.region);
+        let took = match copy.status {
+            Status::Available => {
+                // A copy's creation time is its start (RDS's SnapshotCreateTime, EBS's StartTime).
+                copy.created_at.and_then(|s| (self.ctx.now() - s).to_std().ok())
+            }
+            _ => None,
+        };
+        self.ctx.ledger.release(&pool, &copy.name, took).await.map(drop)
     }
 
     /// Makes `failed` (a copy of ours AWS reports failed) again from `source`, under the

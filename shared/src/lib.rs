@@ -10,7 +10,8 @@
 //! 4. [`store`]: the one abstraction over the three resource kinds, and its AWS adapters;
 //!    [`lineage`]: a snapshot's lineage, typed, the only reader and writer of snapferry's
 //!    tags for the steps; [`slots`]: when a copy slot frees, from the copies in progress;
-//!    [`retention`]: which snapshots the rules keep.
+//!    [`retention`]: which snapshots the rules keep; [`ledger`]: the backup account's copies
+//!    in progress and waiting, taken atomically (DynamoDB).
 //! 5. Runtime: [`ports`] (queue, bus, clock), [`sqs`] (the batch helper and the SQS
 //!    adapter), [`publish`] (the EventBridge adapter), [`clients`], [`step`] (the step
 //!    context and the Lambda loop), and [`copy`] (a snapferry copy's policy: slots,
@@ -29,6 +30,7 @@ pub mod error;
 pub mod inbound;
 pub mod kinds;
 pub mod kms;
+pub mod ledger;
 pub mod lineage;
 #[cfg(feature = "memory")]
 pub mod memory;

@@ -250,6 +250,14 @@ impl Scope {
                 .collect::<BTreeSet<_>>()
                 .into_iter()
                 .collect(),
+            // The table is in the home region only, whatever the statement's regions.
+            "dynamodb:copy-ledger" => vec![format!(
+                "arn:{}:dynamodb:{}:{}:table/{}",
+                self.partition,
+                self.region,
+                self.account,
+                crate::routing::Routing::load().copy_ledger
+            )],
             "sqs:own-queues" => vec![self.queue_arn.clone(), self.dlq_arn.clone()],
             "sqs:own-queue" => vec![self.queue_arn.clone()],
             "sqs:share-queue" => self.step_queue_arns.get("share-snapshot").cloned().into_iter().collect(),

@@ -13,6 +13,8 @@ pub struct Routing {
     pub pipeline_bus: String,
     /// The queue of events EventBridge could not deliver to a rule's target, in each account.
     pub delivery_dlq: String,
+    /// The backup account's copy ledger table ([`crate::ledger`]), in its home region.
+    pub copy_ledger: String,
     pub max_receive_count: u32,
     pub dlq_retention_days: u32,
     pub visibility_timeout_factor: u32,

@@ -63,6 +63,8 @@ pub struct StepContext {
     pub bus: Arc<dyn EventBus>,
     pub metrics: Arc<dyn Metrics>,
     pub clock: Arc<dyn Clock>,
+    /// The backup account's copy ledger (its table in the home region); unused elsewhere.
+    pub ledger: Arc<dyn crate::ledger::Ledger>,
     pub env: StepEnv,
 }
 
@@ -86,6 +88,10 @@ impl StepContext {
             bus: Arc::new(bus),
             metrics: Arc::new(crate::publish::Emf { namespace: crate::routing::Routing::load().metrics.namespace }),
             clock: Arc::new(SystemClock),
+            ledger: Arc::new(crate::ledger::DynamoLedger::new(
+                clients.dynamodb.clone(),
+                crate::routing::Routing::load().copy_ledger,
+            )),
             env,
         }
     }

@@ -23,6 +23,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("lineage", 2),
     ("slots", 2),
     ("retention", 2),
+    ("ledger", 2),
     ("ports", 3),
     ("sqs", 3),
     ("publish", 3),

@@ -68,14 +68,17 @@ pub fn requests(account: &str) -> Vec<(String, Option<String>)> {
 pub fn calls(account: &str) -> Vec<(String, Option<String>, Option<String>)> {
     logged(account)
         .into_iter()
-        .map(|r| {
-            let (service, operation) =
-                (r["service"].as_str().unwrap_or_default(), r["operation"].as_str().unwrap_or_default());
-            // SQS authorizes a batch call as the single-message action (SQS Developer
-            // Guide, sqs-api-permissions-reference): there is no sqs:SendMessageBatch.
-            let operation = if service == "sqs" { operation.trim_end_matches("Batch") } else { operation };
-            let action = format!("{service}:{operation}");
-            (action, r["principal"].as_str().map(str::to_string), r["error_code"].as_str().map(str::to_string))
+        .flat_map(|r| {
+            // The IAM actions the call needed, as the emulator authorized it: a batch call
+            // is its single-message action (there is no sqs:SendMessageBatch), a DynamoDB
+            // transaction each of its items' actions (there is no dynamodb:TransactWriteItems).
+            let actions: Vec<String> = r["actions"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|a| a.as_str().map(str::to_string)).collect())
+                .unwrap_or_default();
+            let (principal, error) =
+                (r["principal"].as_str().map(str::to_string), r["error_code"].as_str().map(str::to_string));
+            actions.into_iter().map(move |action| (action, principal.clone(), error.clone()))
         })
         .collect()
 }

@@ -132,6 +132,12 @@ const BACKUP_OPERATIONS: &[(&str, &str)] = &[
     ("ec2", "DeleteVolume"),
     ("ec2", "DescribeSnapshots"),
     ("ec2", "DescribeVolumes"),
+    // The copy ledger: slots taken, freed and corrected, the flood's refused copy out of the line.
+    ("dynamodb", "DeleteItem"),
+    ("dynamodb", "PutItem"),
+    ("dynamodb", "Query"),
+    ("dynamodb", "TransactWriteItems"),
+    ("dynamodb", "UpdateItem"),
     ("events", "PutEvents"),
     ("rds", "AddTagsToResource"),
     ("rds", "CopyDBClusterSnapshot"),

@@ -365,6 +365,50 @@ async fn queues(r: &mut Report<'_>, routing: &Routing, side: Side) -> Result<()>
     Ok(())
 }
 
+/// The backup account's copy ledger table is there, with the keys the copy step writes.
+async fn copy_ledger(r: &mut Report<'_>, routing: &Routing) -> Result<()> {
+    let table = &routing.copy_ledger;
+    let subject = format!("table {table}");
+    let create = format!(
+        "deploy the backup account's stack (it creates the table), or: aws dynamodb create-table --table-name {table} \
+         --attribute-definitions AttributeName=pk,AttributeType=S AttributeName=sk,AttributeType=S \
+         --key-schema AttributeName=pk,KeyType=HASH AttributeName=sk,KeyType=RANGE --billing-mode PAY_PER_REQUEST"
+    );
+    let described = match r.c.dynamodb.describe_table().table_name(table).send().await {
+        Ok(out) => out.table,
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => None,
+        Err(e) => return Err(Error::from_sdk("DescribeTable", e)),
+    };
+    let Some(described) = described else {
+        r.add(
+            Severity::Error,
+            "copy-ledger-missing",
+            &subject,
+            "the copy ledger is missing: copy-shared-snapshot cannot take a copy slot, and every copy waits".into(),
+            "ResourceNotFoundException",
+            create,
+        );
+        return Ok(());
+    };
+    let keys: Vec<(String, String)> = described
+        .key_schema()
+        .iter()
+        .map(|k| (k.attribute_name().to_string(), k.key_type().as_str().to_string()))
+        .collect();
+    let wanted = [("pk".to_string(), "HASH".to_string()), ("sk".to_string(), "RANGE".to_string())];
+    if keys != wanted {
+        r.add(
+            Severity::Error,
+            "copy-ledger-keys",
+            &subject,
+            format!("the copy ledger's keys are {keys:?}, not pk (HASH) and sk (RANGE): its writes fail"),
+            "ValidationException",
+            format!("delete the table (aws dynamodb delete-table --table-name {table}) and {create}"),
+        );
+    }
+    Ok(())
+}
+
 /// Each snapshot quota has headroom.
 async fn quotas(r: &mut Report<'_>, kinds: &[ResourceKind], warn_percent: u64) -> Result<()> {
     for kind in kinds {
@@ -583,6 +627,7 @@ pub async fn check(
         bus_admits(&mut r, routing, &s.account).await?;
     }
     queues(&mut r, routing, Side::Target).await?;
+    copy_ledger(&mut r, routing).await?;
     quotas(&mut r, &kinds, setup.quota_warning_percent).await?;
     findings.append(&mut r.findings);
     for region in &setup.extra_regions {

@@ -12,7 +12,7 @@ use regex::Regex;
 use snapferry::ResourceKind;
 use snapferry::arn::Arn;
 use snapferry::config::{Env, is_account_id};
-use snapferry::copy::{Budget, Copier, Line, Slots, Waiting};
+use snapferry::copy::{Admission, Budget, Copier, Slots};
 use snapferry::error::{Error, Result, Retry};
 use snapferry::events::{PipelineEvent, Recheck, RecheckWhat, SnapshotRef, Step};
 use snapferry::inbound::Incoming;
@@ -349,8 +349,14 @@ impl Handler {
             };
         }
         let budget = self.budget(store.as_ref(), &shared.account).await?;
-        let admitted =
-            self.copier().admit(store.as_ref(), self.config.slots(store.kind()), &copy_id, self, Some(&budget)).await;
+        let admission = Admission {
+            copy: &copy_id,
+            source: &shared.account,
+            taken_at: shared.created_at,
+            slots: self.config.slots(store.kind()),
+            budget: &budget,
+        };
+        let admitted = self.copier().take_slot(store.as_ref(), &admission).await;
         let about = (event.correlation_id.as_str(), &event.snapshot, &event.origin);
         self.budget_checked(admitted, about, &shared.account).await?;
         let copy_tags = self.stamped(copy_tags);
@@ -363,7 +369,7 @@ impl Handler {
                 tags: &copy_tags,
             })
             .await;
-        let copied = self.copier().refused(store.as_ref(), &copy_id, copied, self).await;
+        let copied = self.copier().copy_called(store.as_ref(), &admission, copied).await;
         let copy =
             self.quota_checked(copied, event.correlation_id.clone(), event.snapshot.clone(), &event.origin).await?;
         info!(snapshot_arn = shared.arn, copy_arn = copy.arn, correlation_id = event.correlation_id, "copy started");
@@ -437,6 +443,8 @@ impl Handler {
 
     /// A copy is available: fan out to extra regions (from the home copy) and announce it.
     async fn on_copy_available(&self, copy: Snapshot) -> Result<Outcome> {
+        // Its slot frees first: each look after that only finds it freed.
+        self.copier().ended(&copy).await?;
         if Lineage::of(&copy).has(Mark::Copied) {
             // Announced already: this is the re-check behind an event that did come.
             return Ok(Outcome::Done);
@@ -520,9 +528,18 @@ impl Handler {
         let regional = self.ctx.stores.store_in(copy.kind, region);
         let source = Lineage::of(&copy).source_account().unwrap_or(&copy.account).to_string();
         let budget = self.budget(regional.as_ref(), &source).await?;
-        let slots = self.config.slots(regional.kind());
-        let admitted = self.copier().admit(regional.as_ref(), slots, &copy.name, self, Some(&budget)).await;
-        self.budget_checked(admitted, (correlation_id, &home, &origin), &source).await?;
+        let admission = Admission {
+            copy: &copy.name,
+            source: &source,
+            taken_at: Lineage::of(&copy).snapshot_taken_at().or(copy.created_at),
+            slots: self.config.slots(regional.kind()),
+            budget: &budget,
+        };
+        // Made already (a redelivery): the copy call answers with it, and it holds no slot.
+        if regional.find(&copy.name).await?.is_none() {
+            let admitted = self.copier().take_slot(regional.as_ref(), &admission).await;
+            self.budget_checked(admitted, (correlation_id, &home, &origin), &source).await?;
+        }
         let carried = self.stamped(carried);
         let copied = regional
             .copy(&CopyRequest {
@@ -533,7 +550,7 @@ impl Handler {
                 tags: &carried,
             })
             .await;
-        let copied = self.copier().refused(regional.as_ref(), &copy.name, copied, self).await;
+        let copied = self.copier().copy_called(regional.as_ref(), &admission, copied).await;
         let extra = self.quota_checked(copied, correlation_id.to_string(), home.clone(), &origin).await?;
         let started = Step::CopyStarted { destination_region: region.to_string() };
         self.ctx.publish(&[PipelineEvent::new(correlation_id, extra.to_ref(), origin, started)]).await?;
@@ -582,6 +599,7 @@ impl Handler {
             // Reported by the re-check chain only, so a failure seen by both it and
             // RDS-EVENT-0190 is reported once.
             Err(e @ Error::CopyFailed { .. }) if attempt > 0 => {
+                self.copier().ended(&copy).await?;
                 let rejected = Step::Rejected { reason: e.to_string(), sender_account: None };
                 self.ctx.publish(&[PipelineEvent::new(correlation_id, copy.to_ref(), origin, rejected)]).await?;
                 Err(e)
@@ -679,48 +697,6 @@ fn checked_origin(announced: &SnapshotRef, shared: &Snapshot) -> SnapshotRef {
 
 fn is_our_copy(s: &Snapshot) -> bool {
     Lineage::of(s).is(MadeBy::Copy)
-}
-
-#[async_trait::async_trait]
-impl Line for Handler {
-    /// The copies into `store` that wait for its slots, as AWS shows them: into the home
-    /// region, the allowlisted sources' available shared snapshots with no copy here yet,
-    /// each of the account AWS says owns it; into an extra region, the available home copies
-    /// with no copy there yet, each of the source its lineage records (AWS's owner when it
-    /// was copied). Named as their copies will be. One more listing, made only while the
-    /// slots are full.
-    async fn waiting(&self, store: &dyn SnapshotStore) -> Result<Vec<Waiting>> {
-        let line = if store.region() == self.ctx.region() {
-            store
-                .shared_with_us()
-                .await?
-                .iter()
-                .filter(|s| s.status == Status::Available && self.config.source_accounts.contains(&s.account))
-                // One never to be copied would hold its place at the head of the line.
-                .filter(|s| self.config.identifier_regex.as_ref().is_none_or(|re| re.is_match(&s.name)))
-                .map(|s| Waiting {
-                    source: s.account.clone(),
-                    at: s.created_at,
-                    name: naming::target_copy_id(&s.arn, s.created_at),
-                })
-                .collect()
-        } else {
-            self.ctx
-                .stores
-                .store(store.kind())
-                .list_managed()
-                .await?
-                .iter()
-                .filter(|c| is_our_copy(c) && c.status == Status::Available)
-                .map(|c| Waiting {
-                    source: Lineage::of(c).source_account().unwrap_or_default().to_string(),
-                    at: c.created_at,
-                    name: c.name.clone(),
-                })
-                .collect()
-        };
-        Ok(line)
-    }
 }
 
 #[async_trait::async_trait]

@@ -8,6 +8,7 @@ use snapferry::copy::Slots;
 use snapferry::error::Retry;
 use snapferry::events::{PipelineEvent, RecheckWhat, SnapshotRef, Step};
 use snapferry::inbound::Incoming;
+use snapferry::ledger::{Claim, Pool, Taken};
 use snapferry::lineage::{self, Lineage, Mark};
 use snapferry::memory::{Cloud, deliver, step_env};
 use snapferry::sqs::Outcome;
@@ -597,7 +598,9 @@ async fn aws_errors_end_as_their_class_says() {
             .step(deliver::pipeline(&event, Some(SOURCE)), deliver::record())
             .await
             .unwrap_err();
-        assert_eq!((err.retry(), err.code()), (class, code), "{op}: {err}");
+        // A refusal for copies in progress is timed, as a full slot is.
+        let expected = if code == "SnapshotQuotaExceeded" { "CopySlotsFull" } else { code };
+        assert_eq!((err.retry(), err.code()), (class, expected), "{op}: {err}");
     }
     // The copies-in-progress quota as the store reports it: come back later, never the DLQ.
     let cloud = Cloud::new();
@@ -737,14 +740,41 @@ async fn an_ebs_snapshot_is_filtered_by_its_own_description_as_dlm_does() {
     }
 }
 
-/// `n` copies into the backup account in progress, each started `age` seconds ago and half
-/// done (so each ends `age` seconds from now).
-fn copies_in_progress(cloud: &Cloud, kind: ResourceKind, n: usize, age: i64) {
+/// `n` copies of ours (of another source, [`STRANGER`]: they count for no source of the
+/// test) into `region` of the backup account, in progress, each started at `started`: in
+/// AWS and holding their slots in the copy ledger.
+async fn ours_in_progress(
+    cloud: &Cloud,
+    kind: ResourceKind,
+    region: &str,
+    n: usize,
+    started: chrono::DateTime<chrono::Utc>,
+) {
+    let pool = Pool::new(kind, region);
+    for i in 0..n {
+        let name = format!("other-copy-{i}");
+        cloud.put_snapshot(Snapshot {
+            status: Status::Creating,
+            created_at: Some(started),
+            ..cloud.snapshot(kind, TARGET, region, &name, "db")
+        });
+        let claim = Claim { copy: &name, source: STRANGER, slots: n, held: None, in_flight: None, now: started };
+        assert_eq!(cloud.ledger(TARGET).take(&pool, &claim).await.unwrap(), Taken::Slot);
+    }
+}
+
+/// `n` copies of ours into the home region in progress, each started `age` seconds ago.
+async fn copies_in_progress(cloud: &Cloud, kind: ResourceKind, n: usize, age: i64) {
+    ours_in_progress(cloud, kind, REGION, n, cloud.now() - chrono::Duration::seconds(age)).await;
+}
+
+/// `n` copies of other tools in progress into the home region (in AWS only), started now.
+fn others_in_progress(cloud: &Cloud, kind: ResourceKind, n: usize) {
     for i in 0..n {
         cloud.put_snapshot(Snapshot {
             status: Status::Creating,
-            created_at: Some(cloud.now() - chrono::Duration::seconds(age)),
-            ..cloud.snapshot(kind, TARGET, REGION, &format!("other-copy-{i}"), "db")
+            created_at: Some(cloud.now()),
+            ..cloud.snapshot(kind, TARGET, REGION, &format!("their-copy-{i}"), "db")
         });
     }
 }
@@ -755,7 +785,7 @@ async fn with_every_copy_slot_taken_the_step_waits_for_one_without_asking_aws() 
     let (_, event) = shared(&cloud, DbCluster, SOURCE, "snap-1").await;
     // Aurora's five slots taken; the memory store reports no progress, so each copy is
     // taken to last the re-check interval from its start.
-    copies_in_progress(&cloud, DbCluster, 5, 10);
+    copies_in_progress(&cloud, DbCluster, 5, 10).await;
     let h = handler(&cloud, config());
     let err = h.step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap_err();
     assert_eq!((err.retry(), err.code()), (Some(Retry::QuotaExceeded), "CopySlotsFull"), "{err}");
@@ -775,8 +805,10 @@ async fn with_every_copy_slot_taken_the_step_waits_for_one_without_asking_aws() 
     assert!(waiting.delay >= expected && waiting.delay <= expected + std::time::Duration::from_secs(2));
     assert!(waiting.waiting_since.is_some() && cloud.take_dead_letters().is_empty());
 
-    // A slot frees: the next look copies.
+    // A copy ends with its end not recorded yet (the step following it looks later): the
+    // message comes back at its moment, looks the copy up and takes its slot.
     cloud.set_status(&cloud.snapshots(TARGET, REGION)[0].arn, Status::Available);
+    cloud.advance(chrono::Duration::from_std(waiting.delay).unwrap());
     h.handle(deliver::redelivered(waiting)).await;
     assert!(cloud.take_sent().iter().all(|m| m.waiting_since.is_none()), "no longer waiting");
     assert_eq!(
@@ -790,12 +822,12 @@ async fn copy_slots_are_per_kind_and_configurable() {
     let cloud = Cloud::new();
     let (_, event) = shared(&cloud, DbInstance, SOURCE, "snap-1").await;
     // Five instance copies in progress leave 15 of AWS's 20 instance slots free ...
-    copies_in_progress(&cloud, DbInstance, 5, 10);
+    copies_in_progress(&cloud, DbInstance, 5, 10).await;
     handler(&cloud, config()).step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap();
     // ... and none of five, where COPY_SLOTS says so.
     let cloud = Cloud::new();
     let (_, event) = shared(&cloud, DbInstance, SOURCE, "snap-1").await;
-    copies_in_progress(&cloud, DbInstance, 5, 10);
+    copies_in_progress(&cloud, DbInstance, 5, 10).await;
     let c = Config { copy_slots: Slots(vec![(DbInstance, 5)]), ..config() };
     let err = handler(&cloud, c).step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap_err();
     assert_eq!(err.code(), "CopySlotsFull", "{err}");
@@ -825,13 +857,17 @@ async fn a_refusal_for_copies_in_progress_is_timed_by_them_too() {
     // Other tools' copies fill the quota (AWS says 2) where COPY_SLOTS says 5 are free.
     let cloud = Cloud::new();
     let (_, event) = shared(&cloud, DbCluster, SOURCE, "snap-1").await;
-    copies_in_progress(&cloud, DbCluster, 2, 0);
+    others_in_progress(&cloud, DbCluster, 2);
     cloud.set_copy_quota(2);
     let err =
         handler(&cloud, config()).step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap_err();
     assert_eq!(err.code(), "CopySlotsFull", "{err}");
-    assert!(err.to_string().contains("2 of 2 db-cluster copy slots"), "{err}");
-    assert!(err.retry_after().is_some());
+    assert!(err.to_string().contains("AWS refused the db-cluster copy into us-east-1"), "{err}");
+    // No copy of ours to time it by: a copy time (the re-check interval) from now.
+    assert_eq!(err.retry_after(), Some(config().step.recheck));
+    // The slot it took is given back, and it waits in the line.
+    let book = cloud.ledger(TARGET).book(&Pool::new(DbCluster, REGION)).await.unwrap();
+    assert_eq!((book.in_flight, book.waiting().count(), book.copying().count()), (0, 1, 0), "{book:?}");
 }
 
 #[tokio::test]
@@ -938,6 +974,14 @@ async fn a_source_alone_uses_every_free_slot_and_keeps_to_its_share_once_another
     assert_eq!(err.code(), "CopySlotsFull", "{err}");
     let ended = copies(&cloud, REGION).into_iter().next().unwrap();
     cloud.set_status(&ended.arn, Status::Available);
+    let ended = cloud.stores(TARGET, REGION).store(DbCluster).describe(&ended.id).await.unwrap().unwrap();
+    let what = RecheckWhat::CopyWhenAvailable {
+        copy: ended.to_ref(),
+        origin: ended.to_ref(),
+        destination_region: REGION.into(),
+    };
+    let recheck = snapferry::events::Recheck::new("run-1", 1, None, what);
+    h.step(Incoming::Recheck(recheck.into_envelope()), deliver::record()).await.unwrap();
     // The freed slot is not the flood's: past its share, with another source waiting.
     let err = h.step(deliver::pipeline(&flood[5].1, Some(FLOODER)), deliver::record()).await.unwrap_err();
     assert!(err.to_string().contains("source 444444444444 has 4 db-cluster copies in progress"), "{err}");
@@ -975,19 +1019,24 @@ fn budgets_per_source_are_parsed_and_checked() {
 async fn a_source_that_floods_the_line_takes_one_slot_a_round_not_every_slot() {
     const FLOODER: &str = "444444444444";
     let cloud = Cloud::new();
+    let mut old = Vec::new();
     for i in 0..6 {
-        shared(&cloud, DbCluster, FLOODER, &format!("old-{i}")).await;
+        old.push(shared(&cloud, DbCluster, FLOODER, &format!("old-{i}")).await.1);
         cloud.advance(chrono::Duration::seconds(60));
     }
     let (_, honest) = shared(&cloud, DbCluster, SOURCE, "nightly").await;
-    copies_in_progress(&cloud, DbCluster, 2, 10);
+    copies_in_progress(&cloud, DbCluster, 2, 10).await;
     let config = Config {
         source_accounts: vec![SOURCE.into(), FLOODER.into()],
         copy_slots: Slots(vec![(DbCluster, 2)]),
         ..config()
     };
-    let err =
-        handler(&cloud, config).step(deliver::pipeline(&honest, Some(SOURCE)), deliver::record()).await.unwrap_err();
+    let h = handler(&cloud, config);
+    // The flood's old shares ask first, and wait in the line.
+    for event in &old {
+        h.step(deliver::pipeline(event, Some(FLOODER)), deliver::record()).await.unwrap_err();
+    }
+    let err = h.step(deliver::pipeline(&honest, Some(SOURCE)), deliver::record()).await.unwrap_err();
     // Oldest first across sources, it would be the 7th, two copy times later; fairly, the 2nd.
     assert!(err.to_string().contains("7 copies waiting, this one 2"), "{err}");
     let first = config_recheck() - std::time::Duration::from_secs(10);
@@ -1008,12 +1057,12 @@ async fn the_copies_waiting_form_a_line_oldest_first_each_coming_back_when_its_t
         events.push(shared(&cloud, DbCluster, SOURCE, name).await.1);
         cloud.advance(chrono::Duration::seconds(60));
     }
-    shared(&cloud, DbCluster, STRANGER, "not-ours").await;
+    let stranger = shared(&cloud, DbCluster, STRANGER, "not-ours").await.1;
     // Shared before all of them: without the filter it would be at the head of the line.
     cloud.advance(chrono::Duration::seconds(-600));
-    shared(&cloud, DbCluster, SOURCE, "manual-never-copied").await;
+    let manual = shared(&cloud, DbCluster, SOURCE, "manual-never-copied").await.1;
     cloud.advance(chrono::Duration::seconds(600));
-    copies_in_progress(&cloud, DbCluster, 2, 10);
+    copies_in_progress(&cloud, DbCluster, 2, 10).await;
     let h = handler(
         &cloud,
         Config {
@@ -1022,8 +1071,16 @@ async fn the_copies_waiting_form_a_line_oldest_first_each_coming_back_when_its_t
             ..config()
         },
     );
+    // Each asks once and joins the line; the stranger's share is rejected and the filtered
+    // one left alone before they could.
+    for event in &events {
+        h.step(deliver::pipeline(event, Some(SOURCE)), deliver::record()).await.unwrap_err();
+    }
+    for (owner, event) in [(STRANGER, &stranger), (SOURCE, &manual)] {
+        let _ = h.step(deliver::pipeline(event, Some(owner)), deliver::record()).await;
+    }
     let mut waits = Vec::new();
-    // Handled newest first: the place in the line is the snapshot's age, not its turn.
+    // Looking again newest first: the place in the line is the snapshot's age, not its turn.
     for (i, event) in events.iter().enumerate().rev() {
         let err = h.step(deliver::pipeline(event, Some(SOURCE)), deliver::record()).await.unwrap_err();
         let place = format!("4 copies waiting, this one {}", i + 1);
@@ -1045,21 +1102,17 @@ async fn the_copies_waiting_form_a_line_oldest_first_each_coming_back_when_its_t
         h.step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap();
     }
     cloud.complete_all();
-    for i in 0..5 {
-        cloud.put_snapshot(Snapshot {
-            status: Status::Creating,
-            created_at: Some(cloud.now()),
-            ..cloud.snapshot(DbCluster, TARGET, EXTRA, &format!("other-copy-{i}"), "db")
-        });
-    }
-    let home = copies(&cloud, REGION)[0].clone();
-    let recheck = snapferry::events::Recheck::new(
-        "run-1",
-        1,
-        None,
-        RecheckWhat::CopyToRegion { copy: home.to_ref(), origin: home.to_ref(), destination_region: EXTRA.into() },
-    );
-    let err = h.step(Incoming::Recheck(recheck.into_envelope()), deliver::record()).await.unwrap_err();
+    ours_in_progress(&cloud, DbCluster, EXTRA, 5, cloud.now()).await;
+    let to_extra = |home: &Snapshot| {
+        let what =
+            RecheckWhat::CopyToRegion { copy: home.to_ref(), origin: home.to_ref(), destination_region: EXTRA.into() };
+        Incoming::Recheck(snapferry::events::Recheck::new("run-1", 1, None, what).into_envelope())
+    };
+    let mut home = copies(&cloud, REGION);
+    home.sort_by_key(|c| Lineage::of(c).snapshot_taken_at());
+    // The newer home copy asks first.
+    h.step(to_extra(&home[1]), deliver::record()).await.unwrap_err();
+    let err = h.step(to_extra(&home[0]), deliver::record()).await.unwrap_err();
     assert!(err.to_string().contains("5 of 5 db-cluster copy slots in eu-west-1 taken, 2 copies waiting"), "{err}");
     assert!(err.to_string().contains("this one 1"), "the older home copy: {err}");
 }
@@ -1119,17 +1172,12 @@ async fn a_copy_that_says_how_far_it_is_is_looked_at_when_it_should_end_and_no_l
     assert_eq!(delay(&copy(Some(99))), step_env().recheck.max(std::time::Duration::from_secs(1)));
 }
 
-/// `n` copies of `kind` in progress into the home region that, taken to last the re-check
-/// interval from their start (the memory store reports no progress), end `ends_in` from now.
-fn copies_ending_in(cloud: &Cloud, kind: ResourceKind, n: usize, ends_in: chrono::Duration) {
+/// `n` copies of ours of `kind` in progress into the home region that, taken to last the
+/// re-check interval from their start (no copy has ended to time them by), end `ends_in`
+/// from now.
+async fn copies_ending_in(cloud: &Cloud, kind: ResourceKind, n: usize, ends_in: chrono::Duration) {
     let recheck = chrono::Duration::from_std(config().step.recheck).unwrap();
-    for i in 0..n {
-        cloud.put_snapshot(Snapshot {
-            status: Status::Creating,
-            created_at: Some(cloud.now() - recheck + ends_in),
-            ..cloud.snapshot(kind, TARGET, REGION, &format!("other-copy-{i}"), "db")
-        });
-    }
+    ours_in_progress(cloud, kind, REGION, n, cloud.now() - recheck + ends_in).await;
 }
 
 #[tokio::test]
@@ -1171,7 +1219,7 @@ async fn a_record_waiting_in_its_handler_for_a_slot_lets_the_rest_of_its_batch_g
     let cloud = Cloud::new();
     let (_, cluster) = shared(&cloud, DbCluster, SOURCE, "snap-cluster").await;
     let (_, instance) = shared(&cloud, DbInstance, SOURCE, "snap-instance").await;
-    copies_ending_in(&cloud, DbCluster, 5, chrono::Duration::milliseconds(400));
+    copies_ending_in(&cloud, DbCluster, 5, chrono::Duration::milliseconds(400)).await;
     cloud.set_finish_on_wait(true);
     let bodies = [deliver::pipeline_body(&cluster, Some(SOURCE)), deliver::pipeline_body(&instance, Some(SOURCE))];
     let response = handler(&cloud, config()).handle(deliver::batch(&[&bodies[0], &bodies[1]])).await;
@@ -1191,7 +1239,7 @@ async fn a_record_waiting_in_its_handler_for_a_slot_lets_the_rest_of_its_batch_g
 async fn handled_while_slots_free_in(ends_in_ms: i64, finish: bool) -> (Cloud, snapferry::error::Result<Outcome>) {
     let cloud = Cloud::new();
     let (_, event) = shared(&cloud, DbCluster, SOURCE, "snap-1").await;
-    copies_ending_in(&cloud, DbCluster, 5, chrono::Duration::milliseconds(ends_in_ms));
+    copies_ending_in(&cloud, DbCluster, 5, chrono::Duration::milliseconds(ends_in_ms)).await;
     cloud.set_finish_on_wait(finish);
     let out = handler(&cloud, config()).step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await;
     (cloud, out)

@@ -337,6 +337,20 @@ impl Handler {
         Ok(busy)
     }
 
+    /// A deleted copy of the backup account leaves its source's count of copies held in the
+    /// copy ledger. A failure to count it out is only logged: the hourly correction counts
+    /// from AWS, and a deletion is never undone for it.
+    async fn count_out(&self, s: &Snapshot) {
+        if self.config.name != BACKUP_STEP || !Lineage::of(s).is(MadeBy::Copy) {
+            return;
+        }
+        let Some(source) = Lineage::of(s).source_account() else { return };
+        let pool = snapferry::ledger::Pool::new(s.kind, &s.region);
+        if let Err(e) = self.ctx.ledger.held_less(&pool, source).await {
+            warn!(snapshot_arn = s.arn, error = %e, "copy ledger not told of the deletion; the hourly correction will be");
+        }
+    }
+
     /// Announces, then deletes (a failure in between repeats the announcement on the next
     /// run, never loses a deletion's record). A dry run only announces.
     async fn delete(
@@ -367,6 +381,7 @@ impl Handler {
             }
             if failures.check(|| s.to_ref(), store.delete(s).await).is_some() {
                 info!(snapshot_arn = s.arn, why, "expired");
+                self.count_out(s).await;
             }
         }
         Ok(doomed.len())

@@ -16,6 +16,7 @@ use snapferry::config::Env;
 use snapferry::error::{Error, Result};
 use snapferry::events::{self, EventEnvelope, PipelineEvent, Recheck, RecheckWhat, SnapshotRef, Step};
 use snapferry::inbound::Incoming;
+use snapferry::ledger::{Pool, Truth};
 use snapferry::lineage::{self, Lineage, MadeBy, Mark};
 use snapferry::retention::{self, Rule};
 use snapferry::routing::Routing;
@@ -377,10 +378,10 @@ impl Handler {
         failures: &mut Failures,
         points: &mut Points,
     ) -> Result<()> {
+        let store = self.ctx.stores.store(kind);
+        let copies: Vec<Snapshot> =
+            store.list_managed().await?.into_iter().filter(|s| made_by(s, MadeBy::Copy)).collect();
         {
-            let store = self.ctx.stores.store(kind);
-            let copies: Vec<Snapshot> =
-                store.list_managed().await?.into_iter().filter(|s| made_by(s, MadeBy::Copy)).collect();
             // A copy is a recovery point once verified (with restore tests off, once there);
             // a copy in an extra region is one when its home copy is.
             let counts = |c: &Snapshot| {
@@ -448,6 +449,29 @@ impl Handler {
                     failures.check(|| c.to_ref(), repaired);
                 }
             }
+            // The copy ledger, corrected from the same listings: no further call to AWS.
+            let mut corrected = self.correct_ledger(kind, self.ctx.region(), &copies, now).await;
+            for (region, there) in &elsewhere {
+                let there: Vec<Snapshot> = there.iter().filter(|c| made_by(c, MadeBy::Copy)).cloned().collect();
+                corrected = corrected.and(self.correct_ledger(kind, region, &there, now).await);
+            }
+            corrected
+        }
+    }
+
+    /// Corrects the copy ledger's pool of `kind` in `region` from our `copies` there.
+    async fn correct_ledger(
+        &self,
+        kind: ResourceKind,
+        region: &str,
+        copies: &[Snapshot],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let truth = Truth::of(copies, now, self.ctx.env.quota_wait);
+        let pool = Pool::new(kind, region);
+        let corrected = self.ctx.ledger.correct(&pool, &truth).await?;
+        if !corrected.is_empty() {
+            warn!(%pool, freed = ?corrected.freed, dropped = ?corrected.dropped, recounted = ?corrected.recounted, "copy ledger corrected from what AWS reports");
         }
         Ok(())
     }

@@ -16,7 +16,7 @@
 pub mod source_data;
 
 use snapferry::config::Env;
-use snapferry::copy::{Copier, Unlisted};
+use snapferry::copy::Copier;
 use snapferry::error::{Error, Result};
 use snapferry::events::{PipelineEvent, Recheck, RecheckWhat, SnapshotRef, SourceData, Step};
 use snapferry::inbound::Incoming;
@@ -210,7 +210,7 @@ impl Handler {
             // Tried first, not admitted by a look at the slots: AWS's refusal answers
             // whether one is free at no extra call, where a look lists the account's
             // snapshots before every re-encryption. Refused, the wait is timed by the line.
-            refused => Copier::new(&self.ctx).refused(store.as_ref(), &copy_id, refused, &Unlisted).await?,
+            refused => Copier::new(&self.ctx).refused(store.as_ref(), refused).await?,
         };
         info!(snapshot_arn = snapshot.arn, copy_arn = copy.arn, correlation_id, "re-encrypting with the sharing key");
         match copy.status {

@@ -294,7 +294,7 @@ async fn a_re_encrypting_copy_refused_for_copies_in_progress_waits_for_the_first
         };
         let err = h.step(created, deliver::record()).await.unwrap_err();
         assert_eq!((err.retry(), err.code()), (Some(Retry::QuotaExceeded), "CopySlotsFull"), "{kind}: {err}");
-        // Timed by the copy module's line, which this step keeps unlisted: the next to go.
+        // Timed by the copies in progress AWS lists; this step keeps no line: the next to go.
         assert!(err.to_string().contains(&format!("1 of 1 {kind} copy slots in {REGION} taken")), "{kind}: {err}");
         assert!(err.to_string().contains("this one 1"), "{kind}: {err}");
         // Taken to last the re-check interval from its start: back when it should end, not

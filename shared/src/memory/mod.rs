@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 pub mod deliver;
+mod ledger;
 mod store;
 
 /// A message a step sent back to its own queue.
@@ -76,6 +77,8 @@ struct State {
     locked: Vec<String>,
     /// Messages sent to other steps' queues: (queue URL, body).
     sent_to: Vec<(String, String)>,
+    /// Each account's copy ledger, by pool.
+    ledgers: std::collections::BTreeMap<(String, crate::ledger::Pool), crate::ledger::Book>,
 }
 
 /// The whole in-memory cloud; cheap to clone (one shared state).
@@ -310,8 +313,14 @@ impl Cloud {
             bus: Arc::new(self.clone()),
             metrics: Arc::new(self.clone()),
             clock: Arc::new(self.clone()),
+            ledger: self.ledger(account),
             env,
         }
+    }
+
+    /// `account`'s copy ledger.
+    pub fn ledger(&self, account: &str) -> Arc<dyn crate::ledger::Ledger> {
+        Arc::new(ledger::MemLedger { cloud: self.clone(), account: account.to_string() })
     }
 
     /// Records the call and answers with an injected fault, if one is due.
@@ -392,6 +401,8 @@ impl Clock for Cloud {
         if self.lock().finish_on_wait {
             self.complete_all();
         }
+        // A sleep gives the other tasks their turn, as a real one does.
+        tokio::task::yield_now().await;
     }
 }
 

@@ -44,14 +44,40 @@ const MINIMUM: &[(&str, &str, u32, u32, u32, &str)] = &[
     (
         "copy-shared-snapshot",
         "rds:DescribeDBSnapshots",
-        4,
+        3,
         0,
         1,
         "the shared snapshot as AWS has it; its copy by name, so that a redelivery finds the copy instead of asking \
-         for it again (into a full copy quota, perhaps); the copies in progress, so that a copy is asked for only \
-         into a free copy slot (a backlog then costs looks, not refused copies); the copy when RDS says it \
-         finished; and one per look of the backstop re-check",
+         for it again (into a full copy quota, perhaps); the copy when RDS says it finished; and one per look of \
+         the backstop re-check. The copies in progress come from the copy ledger, not from a listing",
     ),
+    (
+        "copy-shared-snapshot",
+        "dynamodb:PutItem",
+        2,
+        0,
+        0,
+        "the copy joins the line before it looks (copies asking at once see each other); the transaction taking \
+         its slot writes its entry (IAM, and this count, see a transaction's items' actions)",
+    ),
+    (
+        "copy-shared-snapshot",
+        "dynamodb:UpdateItem",
+        2,
+        0,
+        0,
+        "the transaction taking the slot counts it for the pool and the source; the one freeing it counts it out",
+    ),
+    (
+        "copy-shared-snapshot",
+        "dynamodb:Query",
+        2,
+        0,
+        1,
+        "the pool's slots, budgets and line before taking a slot; the copy's entry when it ends (its source as \
+         recorded); and one per look of the backstop re-check, which finds the slot freed",
+    ),
+    ("copy-shared-snapshot", "dynamodb:DeleteItem", 1, 0, 0, "the transaction freeing the slot removes the entry"),
     ("copy-shared-snapshot", "rds:CopyDBSnapshot", 1, 0, 0, "copy it onto the backup key"),
     (
         "copy-shared-snapshot",

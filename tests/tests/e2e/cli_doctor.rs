@@ -89,6 +89,8 @@ async fn doctor_is_silent_on_a_correct_setup_and_finds_each_seeded_misconfigurat
         .send()
         .await
         .expect("SetQueueAttributes");
+    // The copy ledger table deleted by hand.
+    p.target.dynamodb.delete_table().table_name(&routing.copy_ledger).send().await.expect("DeleteTable");
     // Resources snapferry cannot protect as they are.
     let rds = &p.source.rds;
     rds.create_option_group()
@@ -171,6 +173,8 @@ async fn doctor_is_silent_on_a_correct_setup_and_finds_each_seeded_misconfigurat
     assert!(f.problem.contains("kms:CreateGrant"), "{f:#?}");
     let f = find(&findings, "bus-policy", &routing.pipeline_bus);
     assert!(f.problem.contains(&p.source.account) && f.fix.contains("events:PutEvents"), "{f:#?}");
+    let f = find(&findings, "copy-ledger-missing", &format!("table {}", routing.copy_ledger));
+    assert!(f.fix.contains("create-table") && f.fix.contains("KeyType=RANGE"), "{f:#?}");
     let f = find(&findings, "queue-without-dlq", "snapferry-restore");
     assert!(f.fix.contains("snapferry-restore-dlq") && f.fix.contains("maxReceiveCount"), "{f:#?}");
     assert!(find(&findings, "cannot-protect", "oracle-with-tde").problem.contains("TDE"));
@@ -179,7 +183,7 @@ async fn doctor_is_silent_on_a_correct_setup_and_finds_each_seeded_misconfigurat
     let f = find(&findings, "snapshot-quota", "ManualSnapshots");
     assert_eq!((f.severity, f.account.as_str()), (Severity::Error, p.source.account.as_str()), "1 of 1 used");
     // Nothing else: each finding above is one of the seeded ones.
-    assert_eq!(findings.len(), 11, "{findings:#?}");
+    assert_eq!(findings.len(), 12, "{findings:#?}");
     assert_eq!(doctor::exit_code(&findings), std::process::ExitCode::from(1));
     let text = doctor::render(&findings);
     assert!(text.contains("Fixes:") && text.contains("cancel-key-deletion"), "{text}");

@@ -22,5 +22,6 @@ mod cli_status;
 mod data_untrusted;
 mod emulator;
 mod emulator_quotas;
+mod ledger;
 mod local_host;
 mod neighbours;

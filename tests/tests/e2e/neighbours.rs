@@ -67,7 +67,11 @@ async fn a_neighbour_that_forges_an_origin_cannot_withdraw_the_others_share_nor_
 
 #[tokio::test]
 async fn a_neighbour_flooding_the_backup_account_is_held_to_its_budget_and_the_others_backups_are_verified() {
-    let p = start_with_neighbour(&PipelineOptions { release_shares: true, ..fast_options() }).await;
+    // Five invocations of each step at once, as Lambda's event source mapping may run: the
+    // flood's shares race for its budget, which the copy ledger takes atomically (at two,
+    // a listing-based count once let a fourth copy through).
+    let options = PipelineOptions { release_shares: true, concurrency: 5, ..fast_options() };
+    let p = start_with_neighbour(&options).await;
     let hostile = &p.neighbours[0];
     // Six manual snapshots in the backup account: three for each of the two sources.
     control::quotas(&p.target.account, json!({"manual_db_snapshots": 6}));
