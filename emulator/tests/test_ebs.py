@@ -22,7 +22,9 @@ def test_create_pending_then_completed_with_event(emu, accounts):
     ec2 = emu.client("ec2", acct)
     vol = ec2.create_volume(Size=8, AvailabilityZone="us-east-1a")
     snap = ec2.create_snapshot(VolumeId=vol["VolumeId"])
-    assert snap["State"] == "pending" and snap["Progress"] == "0%"
+    # Progress is the elapsed share of the delay when the response is rendered: 0% unless
+    # the machine is loaded enough that rendering takes part of the delay.
+    assert snap["State"] == "pending" and int(snap["Progress"].rstrip("%")) < 100, snap
     done = wait_state(ec2, snap["SnapshotId"])
     assert done["Progress"] == "100%"
     event = wait_for(lambda: drain(), what="event")[0]

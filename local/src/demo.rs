@@ -47,7 +47,25 @@ pub struct LocalArgs {
     /// defaults (20, 5, 20) otherwise.
     #[arg(long)]
     pub copy_slots: Option<String>,
+    /// Source accounts copying into the backup account: 111111111111, then 444444444444,
+    /// then 333333333333.
+    #[arg(long, default_value = "2", value_parser = clap::value_parser!(u8).range(1..=3))]
+    pub sources: u8,
+    /// Invocations of each step at once, as the SQS event source mapping's maximum
+    /// concurrency (the stacks' default and the mapping's least is 2).
+    #[arg(long, default_value = "2", value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub concurrency: u16,
+    /// Leave the emulator's API throttling off (on by default: RDS's 300-request burst and
+    /// 12 a second per account and region, and EC2's buckets, as AWS enforces them).
+    #[arg(long)]
+    pub no_throttling: bool,
+    /// No restore tests (RESTORE_ENABLED=false): a copy is the end of its backup.
+    #[arg(long)]
+    pub no_restore_tests: bool,
 }
+
+/// A third source account, for `--sources 3`.
+pub const THIRD_ACCOUNT: &str = "333333333333";
 
 #[derive(Debug, Clone, clap::Args)]
 #[command(after_help = "Examples:\n  scripts/demo    (starts the emulator and runs this)\n  \
@@ -82,8 +100,14 @@ async fn base_config(endpoint: &str, region: &str) -> SdkConfig {
 
 async fn start(args: &LocalArgs) -> Result<LocalPipeline> {
     let source = account(&args.endpoint, &args.region, SOURCE_ACCOUNT).await?;
-    let neighbour = account(&args.endpoint, &args.region, NEIGHBOUR_ACCOUNT).await?;
+    let mut neighbours = Vec::new();
+    for other in [NEIGHBOUR_ACCOUNT, THIRD_ACCOUNT].into_iter().take(usize::from(args.sources) - 1) {
+        neighbours.push(account(&args.endpoint, &args.region, other).await?);
+    }
     let target = account(&args.endpoint, &args.region, TARGET_ACCOUNT).await?;
+    if !args.no_throttling {
+        crate::pipeline::throttle_like_aws(&target).await?;
+    }
     regex::Regex::new(&args.select).map_err(|e| Error::Config(format!("--select: {e}")))?;
     let options = PipelineOptions {
         select_regex: Some(args.select.clone()),
@@ -96,9 +120,11 @@ async fn start(args: &LocalArgs) -> Result<LocalPipeline> {
         extra_regions: args.extra_regions.iter().filter(|r| !r.is_empty()).cloned().collect(),
         data_checks: Some(demo_data_checks()),
         copy_slots: args.copy_slots.clone(),
+        concurrency: usize::from(args.concurrency),
+        restore_enabled: !args.no_restore_tests,
         ..Default::default()
     };
-    LocalPipeline::start_many(source, vec![neighbour], target, &options).await
+    LocalPipeline::start_many(source, neighbours, target, &options).await
 }
 
 /// The demo's data checks: each PostgreSQL database's table must hold rows, the newest

@@ -668,26 +668,48 @@ async fn monitor(clients: &Clients, bus: &str) -> Result<String> {
     Ok(url)
 }
 
-/// The emulator's CA for its PostgreSQL endpoints (`GET /_snapferry/rds-ca`), written to a
-/// file named after its content, for `DATA_CHECK_CA_BUNDLE`. The emulator makes a new CA
-/// each time it starts.
-pub async fn emulator_ca_bundle(clients: &Clients) -> Result<String> {
+/// One call to the emulator's control API at `clients`' endpoint: (status line, body).
+pub async fn emulator_control(clients: &Clients, method: &str, path: &str, body: &str) -> Result<(String, String)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let endpoint = clients
         .config
         .endpoint_url()
-        .ok_or_else(|| Error::Config("data checks on the local pipeline need the emulator's endpoint".into()))?;
+        .ok_or_else(|| Error::Config("the emulator's control API needs the emulator's endpoint".into()))?;
     let host = endpoint.trim_start_matches("http://").trim_end_matches('/').to_string();
-    let fail = |e: std::io::Error| Error::Config(format!("the emulator's CA from {host}: {e}"));
+    let fail = |e: std::io::Error| Error::Config(format!("the emulator at {host}: {e}"));
     let mut stream = tokio::net::TcpStream::connect(&host).await.map_err(fail)?;
-    let request = format!("GET /_snapferry/rds-ca HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
     stream.write_all(request.as_bytes()).await.map_err(fail)?;
     let mut raw = String::new();
     stream.read_to_string(&mut raw).await.map_err(fail)?;
-    let (head, pem) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    if !head.starts_with("HTTP/1.1 200") || !pem.contains("BEGIN CERTIFICATE") {
-        return Err(Error::Config(format!("the emulator at {host} serves no CA for its databases: {head}")));
+    let (head, rest) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    Ok((head.lines().next().unwrap_or_default().to_string(), rest.to_string()))
+}
+
+/// Switches the emulator's AWS API throttling on for every account, with AWS's buckets
+/// (RDS: 300 requests in a burst, 12 a second sustained, per account and region; EC2's), as
+/// the local pipeline runs by default: a step that calls too much is refused as on AWS.
+pub async fn throttle_like_aws(clients: &Clients) -> Result<()> {
+    let (status, body) = emulator_control(clients, "POST", "/_snapferry/throttling", "{}").await?;
+    if !status.starts_with("HTTP/1.1 200") {
+        return Err(Error::Config(format!("the emulator refused to throttle: {status} {body}")));
     }
+    Ok(())
+}
+
+/// The emulator's CA for its PostgreSQL endpoints (`GET /_snapferry/rds-ca`), written to a
+/// file named after its content, for `DATA_CHECK_CA_BUNDLE`. The emulator makes a new CA
+/// each time it starts.
+pub async fn emulator_ca_bundle(clients: &Clients) -> Result<String> {
+    let (head, pem) = emulator_control(clients, "GET", "/_snapferry/rds-ca", "").await?;
+    if !head.starts_with("HTTP/1.1 200") || !pem.contains("BEGIN CERTIFICATE") {
+        return Err(Error::Config(format!("the emulator serves no CA for its databases: {head}")));
+    }
+    let pem = pem.as_str();
     // Named after its content: pipelines started at once against one emulator write the same file.
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     std::hash::Hash::hash(pem, &mut hasher);

@@ -328,7 +328,7 @@ impl<'a> Copier<'a> {
                 // Not there past its end: its copy call failed, or it was deleted.
                 None => true,
             };
-            if ended && self.ctx.ledger.release(pool, &entry.copy, None).await? {
+            if ended && self.ctx.ledger.release(pool, &entry.copy, &entry.source, None).await? {
                 info!(copy = entry.copy, %started_at, "a copy's end was not recorded yet; its slot freed");
                 freed += 1;
             }
@@ -350,7 +350,7 @@ impl<'a> Copier<'a> {
             Ok(copy) => return Ok(copy),
             Err(e) => e,
         };
-        self.ctx.ledger.release(&pool, a.copy, None).await?;
+        self.ctx.ledger.release(&pool, a.copy, a.source, None).await?;
         if e.retry() != Some(crate::error::Retry::QuotaExceeded) {
             return Err(e);
         }
@@ -386,7 +386,9 @@ impl<'a> Copier<'a> {
             }
             _ => None,
         };
-        self.ctx.ledger.release(&pool, &copy.name, took).await.map(drop)
+        // The source its lineage records: our own tag, written from what AWS reported.
+        let Some(source) = Lineage::of(copy).source_account() else { return Ok(()) };
+        self.ctx.ledger.release(&pool, &copy.name, source, took).await.map(drop)
     }
 
     /// Makes `failed` (a copy of ours AWS reports failed) again from `source`, under the

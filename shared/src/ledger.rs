@@ -196,9 +196,10 @@ pub trait Ledger: Send + Sync {
     async fn wait(&self, pool: &Pool, entry: &Entry) -> Result<()>;
     /// Takes `copy` out of the line (it was refused, or made another way).
     async fn unwait(&self, pool: &Pool, copy: &str) -> Result<()>;
-    /// `copy` ended (made, failed for good, or never started): its slot frees. `took`: how
-    /// long a copy that was made took. False when it held none (freed already).
-    async fn release(&self, pool: &Pool, copy: &str, took: Option<Duration>) -> Result<bool>;
+    /// `copy` of `source` ended (made, failed for good, or never started): its slot frees.
+    /// `took`: how long a copy that was made took. False when it held none (freed already,
+    /// or recorded for another source: the hourly correction sorts that out).
+    async fn release(&self, pool: &Pool, copy: &str, source: &str, took: Option<Duration>) -> Result<bool>;
     /// One of `source`'s copies in `pool`'s region was deleted.
     async fn held_less(&self, pool: &Pool, source: &str) -> Result<()>;
     /// Corrects `pool` from what AWS reports.
@@ -510,22 +511,18 @@ impl Ledger for DynamoLedger {
         Self::conditional("DeleteItem", sent).await.map(drop)
     }
 
-    async fn release(&self, pool: &Pool, copy: &str, took: Option<Duration>) -> Result<bool> {
-        // Its source is on the entry: read rather than trusted from a caller.
-        let Some(entry) = self.item(pool, &copy_key(copy)).await? else { return Ok(false) };
-        if get_s(&entry, "state") != Some(COPYING) {
-            return Ok(false);
-        }
-        let entry_source = get_s(&entry, "source").unwrap_or_default().to_string();
+    async fn release(&self, pool: &Pool, copy: &str, source: &str, took: Option<Duration>) -> Result<bool> {
         let minus = n(-1);
         let entry_gone = built(
             "TransactWriteItems",
             Delete::builder()
                 .table_name(&self.table)
                 .set_key(Some(self.key(pool, &copy_key(copy))))
-                .condition_expression("#state = :copying")
+                .condition_expression("#state = :copying AND #source = :source")
                 .expression_attribute_names("#state", "state")
+                .expression_attribute_names("#source", "source")
                 .expression_attribute_values(":copying", s(COPYING))
+                .expression_attribute_values(":source", s(source))
                 .build(),
         )?;
         let mut slots = self.update(pool, SLOTS).expression_attribute_values(":minus", minus.clone());
@@ -538,7 +535,7 @@ impl Ledger for DynamoLedger {
         let slots = built("TransactWriteItems", slots.build())?;
         let source = built(
             "TransactWriteItems",
-            self.update(pool, &source_key(&entry_source))
+            self.update(pool, &source_key(source))
                 .update_expression("ADD in_flight :minus")
                 .expression_attribute_values(":minus", minus)
                 .build(),
@@ -572,7 +569,8 @@ impl Ledger for DynamoLedger {
         let mut out = corrections(&book, truth);
         let mut freed = Vec::new();
         for copy in &out.freed {
-            if self.release(pool, copy, None).await? {
+            let source = book.entries.iter().find(|e| e.copy == *copy).map(|e| e.source.as_str()).unwrap_or_default();
+            if self.release(pool, copy, source, None).await? {
                 freed.push(copy.clone());
             }
         }

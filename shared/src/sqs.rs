@@ -282,6 +282,29 @@ where
                 let since = record.waiting_since.unwrap_or(now);
                 requeue(queue, body, record.attempt + 1, delay, Some(since)).await
             }
+            Some(Retry::Throttled) => {
+                // The account's API budget is shared with every other caller: throttling says
+                // nothing about this message, so it never counts towards the DLQ's receive
+                // count. Re-sent with a backoff that grows with its attempts; only a wait past
+                // `quota_wait` (an account throttled all day needs a person) is reported.
+                let since = record.waiting_since.unwrap_or(now);
+                let waited = (now - since).to_std().unwrap_or_default();
+                if waited > backoff.quota_wait {
+                    let gave_up = Error::Permanent {
+                        op: "throttled",
+                        code: e.code().to_string(),
+                        message: format!("throttled by AWS for {} s, past QUOTA_WAIT_HOURS: {e}", waited.as_secs()),
+                        hint: Some(
+                            "the account's API request rate is exhausted: find the caller, or ask AWS to raise it",
+                        ),
+                    };
+                    error!(message_id = id, error = %gave_up, "throttled for too long; sent to the DLQ");
+                    return dead_letter(queue, body, &gave_up).await;
+                }
+                let delay = backoff_delay(record.attempt, backoff.base, backoff.cap);
+                info!(message_id = id, error = %e, delay_s = delay.as_secs(), "throttled; trying again later");
+                requeue(queue, body, record.attempt + 1, delay, Some(since)).await
+            }
             Some(_) => {
                 let delay = backoff_delay(record.receive_count.saturating_sub(1), backoff.base, backoff.cap);
                 warn!(message_id = id, error = %e, receive_count = record.receive_count, "retryable failure");
@@ -376,6 +399,7 @@ mod tests {
             "later" => Ok(Outcome::Later { delay: Duration::from_secs(5000), body: "again".into() }),
             "throttled" => Err(code("Throttling")),
             "quota" => Err(code("SnapshotQuotaExceeded")),
+            "transient" => Err(code("InternalFailure")),
             _ => Err(code("AccessDenied")),
         }
     }
@@ -391,7 +415,7 @@ mod tests {
         let to_dlq = sends_to(DLQ);
         let requeue = sends_to(QUEUE);
         let visibility = mock!(aws_sdk_sqs::Client::change_message_visibility)
-            .match_requests(|r| r.receipt_handle() == Some("rh-3") && r.visibility_timeout().unwrap_or(0) >= 10)
+            .match_requests(|r| r.receipt_handle() == Some("rh-7") && r.visibility_timeout().unwrap_or(0) >= 10)
             .then_output(|| ChangeMessageVisibilityOutput::builder().build());
         let sqs = mock_client!(aws_sdk_sqs, RuleMode::MatchAny, [&to_dlq, &requeue, &visibility]);
         let queue = Queue::new(sqs, QUEUE.into(), DLQ.into());
@@ -403,15 +427,16 @@ mod tests {
             record("4", &valid_body("quota")),
             record("5", &valid_body("denied")),
             record("6", &valid_body("later")),
+            record("7", &valid_body("transient")),
         ]);
 
         let response = run_batch(&queue, backoff, Utc::now(), event, step).await;
 
         let failed: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
-        assert_eq!(failed, vec!["3"], "only the throttled record is retried through SQS");
+        assert_eq!(failed, vec!["7"], "only the transient failure is retried through SQS");
         assert_eq!(visibility.num_calls(), 1, "its visibility timeout carries the backoff");
         assert_eq!(to_dlq.num_calls(), 2, "the malformed and the denied record go to the DLQ");
-        assert_eq!(requeue.num_calls(), 2, "the quota hit and the Later outcome come back delayed");
+        assert_eq!(requeue.num_calls(), 3, "the throttled, the quota hit and the Later outcome come back delayed");
     }
 
     #[tokio::test]
@@ -429,7 +454,7 @@ mod tests {
                 both_begun.wait().await;
                 match record.message_id.as_str() {
                     "1" => Ok(Outcome::Done),
-                    _ => Err(crate::error::classify("Op", "Throttling".into(), "msg".into(), Some(400))),
+                    _ => Err(crate::error::classify("Op", "InternalFailure".into(), "msg".into(), Some(500))),
                 }
             }
         };
@@ -442,6 +467,55 @@ mod tests {
         .expect("the records of the batch wait for each other");
         let failed: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
         assert_eq!(failed, ["2"], "each record's own outcome is reported");
+    }
+
+    #[tokio::test]
+    async fn a_throttled_message_is_never_dead_lettered_for_throttling_alone_until_it_waited_all_day() {
+        // Throttled over and over: each time re-sent with a backoff and its wait's start, its
+        // receive count starting anew, so SQS's redrive never moves it.
+        let since = Utc::now() - chrono::Duration::hours(2);
+        let requeue = mock!(aws_sdk_sqs::Client::send_message)
+            .match_requests(move |r| {
+                let attrs = r.message_attributes().cloned().unwrap_or_default();
+                let carried = attrs.get(ATTR_WAITING_SINCE).and_then(|a| a.string_value().map(str::to_string));
+                r.queue_url() == Some(QUEUE)
+                    && carried == Some(since.to_rfc3339())
+                    && r.delay_seconds().is_some_and(|d| (10..=300).contains(&d))
+            })
+            .then_output(|| SendMessageOutput::builder().build());
+        let to_dlq = mock!(aws_sdk_sqs::Client::send_message)
+            .match_requests(|r| {
+                let attrs = r.message_attributes().cloned().unwrap_or_default();
+                let reason = attrs.get(ATTR_ERROR_REASON).and_then(|a| a.string_value().map(str::to_string));
+                r.queue_url() == Some(DLQ) && reason.is_some_and(|r| r.contains("throttled by AWS for"))
+            })
+            .then_output(|| SendMessageOutput::builder().build());
+        let sqs = mock_client!(aws_sdk_sqs, RuleMode::MatchAny, [&requeue, &to_dlq]);
+        let queue = Queue::new(sqs, QUEUE.into(), DLQ.into());
+        let throttled = |attempt: u32, since: DateTime<Utc>| {
+            let mut m = record("1", &valid_body("throttled"));
+            m.attributes.insert("ApproximateReceiveCount".into(), "1".into());
+            m.message_attributes.insert(ATTR_ATTEMPT.into(), sqs_attribute(&attempt.to_string()));
+            m.message_attributes.insert(ATTR_WAITING_SINCE.into(), sqs_attribute(&since.to_rfc3339()));
+            m
+        };
+        // The 20th attempt two hours on: back after a backoff within the cap (300 s), still waiting.
+        let response = run_batch(&queue, Backoff::default(), Utc::now(), batch(vec![throttled(20, since)]), step).await;
+        assert!(response.batch_item_failures.is_empty(), "not failed: SQS's redrive would count it");
+        assert_eq!((requeue.num_calls(), to_dlq.num_calls()), (1, 0));
+        // Past QUOTA_WAIT_HOURS (a day by default): reported, with its reason.
+        let day_ago = Utc::now() - chrono::Duration::hours(25);
+        let response =
+            run_batch(&queue, Backoff::default(), Utc::now(), batch(vec![throttled(200, day_ago)]), step).await;
+        assert!(response.batch_item_failures.is_empty());
+        assert_eq!(to_dlq.num_calls(), 1);
+    }
+
+    fn sqs_attribute(value: &str) -> aws_lambda_events::event::sqs::SqsMessageAttribute {
+        let mut a = aws_lambda_events::event::sqs::SqsMessageAttribute::default();
+        a.string_value = Some(value.to_string());
+        a.data_type = Some("String".to_string());
+        a
     }
 
     #[tokio::test]

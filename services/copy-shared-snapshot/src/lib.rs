@@ -443,12 +443,12 @@ impl Handler {
 
     /// A copy is available: fan out to extra regions (from the home copy) and announce it.
     async fn on_copy_available(&self, copy: Snapshot) -> Result<Outcome> {
-        // Its slot frees first: each look after that only finds it freed.
-        self.copier().ended(&copy).await?;
         if Lineage::of(&copy).has(Mark::Copied) {
-            // Announced already: this is the re-check behind an event that did come.
+            // Announced already (its slot freed before): the re-check behind an event that did come.
             return Ok(Outcome::Done);
         }
+        // Its slot frees first, before the announcement that marks it done.
+        self.copier().ended(&copy).await?;
         let (origin, correlation_id) = self.announce(&copy).await?;
         if copy.region == self.ctx.region() {
             for (region, _) in &self.config.extra_regions {

@@ -20,8 +20,9 @@ impl MemLedger {
     }
 }
 
-fn release(book: &mut Book, copy: &str, took: Option<Duration>) -> bool {
-    let Some(i) = book.entries.iter().position(|e| e.copy == copy && matches!(e.state, State::Copying { .. })) else {
+fn release(book: &mut Book, copy: &str, source: &str, took: Option<Duration>) -> bool {
+    let copying = |e: &Entry| e.copy == copy && e.source == source && matches!(e.state, State::Copying { .. });
+    let Some(i) = book.entries.iter().position(copying) else {
         return false;
     };
     let entry = book.entries.remove(i);
@@ -89,8 +90,8 @@ impl Ledger for MemLedger {
         })
     }
 
-    async fn release(&self, pool: &Pool, copy: &str, took: Option<Duration>) -> Result<bool> {
-        self.with("TransactWriteItems", pool, |book| release(book, copy, took))
+    async fn release(&self, pool: &Pool, copy: &str, source: &str, took: Option<Duration>) -> Result<bool> {
+        self.with("TransactWriteItems", pool, |book| release(book, copy, source, took))
     }
 
     async fn held_less(&self, pool: &Pool, source: &str) -> Result<()> {
@@ -105,7 +106,9 @@ impl Ledger for MemLedger {
         self.with("Query", pool, |book| {
             let out = corrections(book, truth);
             for copy in &out.freed {
-                release(book, copy, None);
+                let source =
+                    book.entries.iter().find(|e| e.copy == *copy).map(|e| e.source.clone()).unwrap_or_default();
+                release(book, copy, &source, None);
             }
             book.entries.retain(|e| !(out.dropped.contains(&e.copy) && matches!(e.state, State::Waiting { .. })));
             for source in &out.recounted {

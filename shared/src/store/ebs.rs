@@ -85,14 +85,8 @@ impl Ebs {
     }
 
     async fn volumes(&self, filter: Option<Filter>) -> Result<Vec<Resource>> {
-        let volumes = self
-            .client
-            .describe_volumes()
-            .set_filters(filter.map(|f| vec![f]))
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
+        let pages = self.client.describe_volumes().set_filters(filter.map(|f| vec![f])).into_paginator().send();
+        let volumes = super::paced(&self.region, pages, |p| p.volumes.unwrap_or_default())
             .await
             .map_err(|e| Error::from_sdk("DescribeVolumes", e))?;
         Ok(volumes
@@ -115,13 +109,8 @@ impl Ebs {
 
     /// EC2 instances with their attached EBS volumes: candidates for a multi-volume set.
     async fn instances(&self) -> Result<Vec<Resource>> {
-        let reservations = self
-            .client
-            .describe_instances()
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
+        let pages = self.client.describe_instances().into_paginator().send();
+        let reservations = super::paced(&self.region, pages, |p| p.reservations.unwrap_or_default())
             .await
             .map_err(|e| Error::from_sdk("DescribeInstances", e))?;
         Ok(reservations
@@ -307,29 +296,17 @@ impl SnapshotStore for Ebs {
     }
 
     async fn list_managed(&self) -> Result<Vec<Snapshot>> {
-        let all = self
-            .client
-            .describe_snapshots()
-            .owner_ids("self")
-            .filters(Filter::builder().name(format!("tag:{}", tags::MANAGED)).values("true").build())
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
+        let managed = Filter::builder().name(format!("tag:{}", tags::MANAGED)).values("true").build();
+        let pages = self.client.describe_snapshots().owner_ids("self").filters(managed).into_paginator().send();
+        let all = super::paced(&self.region, pages, |p| p.snapshots.unwrap_or_default())
             .await
             .map_err(|e| Error::from_sdk("DescribeSnapshots", e))?;
         Ok(all.iter().map(|s| self.to_snapshot(s)).filter(|s| tags::is_managed(&s.tags)).collect())
     }
 
     async fn list_own(&self) -> Result<Vec<Snapshot>> {
-        let all: Vec<aws_sdk_ec2::types::Snapshot> = self
-            .client
-            .describe_snapshots()
-            .owner_ids("self")
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
+        let pages = self.client.describe_snapshots().owner_ids("self").into_paginator().send();
+        let all = super::paced(&self.region, pages, |p| p.snapshots.unwrap_or_default())
             .await
             .map_err(|e| Error::from_sdk("DescribeSnapshots", e))?;
         Ok(all.iter().map(|s| self.to_snapshot(s)).collect())
@@ -347,14 +324,8 @@ impl SnapshotStore for Ebs {
     }
 
     async fn shared_with_us(&self) -> Result<Vec<Snapshot>> {
-        let shared: Vec<aws_sdk_ec2::types::Snapshot> = self
-            .client
-            .describe_snapshots()
-            .restorable_by_user_ids("self")
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
+        let pages = self.client.describe_snapshots().restorable_by_user_ids("self").into_paginator().send();
+        let shared = super::paced(&self.region, pages, |p| p.snapshots.unwrap_or_default())
             .await
             .map_err(|e| Error::from_sdk("DescribeSnapshots", e))?;
         Ok(shared.iter().map(|s| self.to_snapshot(s)).filter(|s| s.account != self.account).collect())

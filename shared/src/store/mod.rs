@@ -279,6 +279,53 @@ impl Copies {
     }
 }
 
+/// Pages of one listing asked of AWS a second, at most, per region and process, after its
+/// first page: a third of RDS's 12 requests a second (per account and region, shared with
+/// every other caller; EC2's `Describe*` bucket refills at 20). A sweep of 10,000 snapshots
+/// (100 pages) then takes 25 s and leaves the rest of the account's budget to everything
+/// else; a listing of one page is not slowed. Within a sweep's five-minute timeout that is
+/// some 1,200 pages in all.
+pub const LIST_PAGES_PER_SECOND: u32 = 4;
+
+/// Waits for `region`'s next page slot ([`LIST_PAGES_PER_SECOND`]), shared by every listing
+/// of the process.
+async fn pace(region: &str) {
+    static NEXT: std::sync::Mutex<std::collections::BTreeMap<String, std::time::Instant>> =
+        std::sync::Mutex::new(std::collections::BTreeMap::new());
+    let interval = std::time::Duration::from_secs(1) / LIST_PAGES_PER_SECOND;
+    let wait = {
+        let now = std::time::Instant::now();
+        let mut next = NEXT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let at = next.get(region).copied().filter(|t| *t > now).unwrap_or(now);
+        next.insert(region.to_string(), at + interval);
+        at - now
+    };
+    if !wait.is_zero() {
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// Every item of a paginated listing in `region`, its pages after the first paced
+/// ([`LIST_PAGES_PER_SECOND`]); `items` takes a page's items out.
+pub(crate) async fn paced<O, E, T>(
+    region: &str,
+    mut pages: aws_smithy_async::future::pagination_stream::PaginationStream<std::result::Result<O, E>>,
+    items: impl Fn(O) -> Vec<T>,
+) -> std::result::Result<Vec<T>, E> {
+    let mut out = Vec::new();
+    let mut first = true;
+    loop {
+        if !first {
+            pace(region).await;
+        }
+        first = false;
+        match pages.next().await {
+            Some(page) => out.extend(items(page?)),
+            None => return Ok(out),
+        }
+    }
+}
+
 /// How many copies of `kind` AWS runs at once into one destination region of an account, by
 /// default ([`crate::kinds::Kind::copy_slots`]). AWS refuses more with
 /// `SnapshotQuotaExceeded` / `ResourceLimitExceeded`.

@@ -68,15 +68,7 @@ const MINIMUM: &[(&str, &str, u32, u32, u32, &str)] = &[
         0,
         "the transaction taking the slot counts it for the pool and the source; the one freeing it counts it out",
     ),
-    (
-        "copy-shared-snapshot",
-        "dynamodb:Query",
-        2,
-        0,
-        1,
-        "the pool's slots, budgets and line before taking a slot; the copy's entry when it ends (its source as \
-         recorded); and one per look of the backstop re-check, which finds the slot freed",
-    ),
+    ("copy-shared-snapshot", "dynamodb:Query", 1, 0, 0, "the pool's slots, budgets and line before taking a slot"),
     ("copy-shared-snapshot", "dynamodb:DeleteItem", 1, 0, 0, "the transaction freeing the slot removes the entry"),
     ("copy-shared-snapshot", "rds:CopyDBSnapshot", 1, 0, 0, "copy it onto the backup key"),
     (

@@ -43,7 +43,11 @@ async fn of_five_invocations_racing_for_two_slots_two_get_one_and_no_slot_is_tak
 
     // Released by two invocations at once (the event and the re-check): freed once.
     let took = Some(std::time::Duration::from_secs(42));
-    let released = join_all([ledger.release(&pool, &holder, took), ledger.release(&pool, &holder, took)]).await;
+    let released = join_all([
+        ledger.release(&pool, &holder, "111111111111", took),
+        ledger.release(&pool, &holder, "111111111111", took),
+    ])
+    .await;
     let freed = released.into_iter().map(|r| r.expect("release")).filter(|r| *r).count();
     assert_eq!(freed, 1);
     let book = ledger.book(&pool).await.unwrap();

@@ -59,13 +59,8 @@ family! {
                 .name("engine")
                 .set_values(Some(engines.iter().map(|e| e.to_string()).collect()))
                 .build();
-            let clusters = client
-                .describe_db_clusters()
-                .filters(filter)
-                .into_paginator()
-                .items()
-                .send()
-                .try_collect()
+            let pages = client.describe_db_clusters().filters(filter).into_paginator().send();
+            let clusters = crate::store::paced(&super::region_of(client), pages, |p| p.db_clusters.unwrap_or_default())
                 .await
                 .map_err(|e| Error::from_sdk("DescribeDBClusters", e))?;
             Ok(clusters

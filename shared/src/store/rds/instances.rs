@@ -40,12 +40,8 @@ family! {
         }
 
         async fn list_resources(&self, client: &Client) -> Result<Vec<Resource>> {
-            let dbs = client
-                .describe_db_instances()
-                .into_paginator()
-                .items()
-                .send()
-                .try_collect()
+            let pages = client.describe_db_instances().into_paginator().send();
+            let dbs = crate::store::paced(&super::region_of(client), pages, |p| p.db_instances.unwrap_or_default())
                 .await
                 .map_err(|e| Error::from_sdk("DescribeDBInstances", e))?;
             Ok(dbs

@@ -60,26 +60,15 @@ macro_rules! family {
             }
 
             async fn list(&self, client: &Client, snapshot_type: Option<&str>) -> Result<Vec<$snapshot>> {
-                client
-                    .$describe()
-                    .set_snapshot_type(snapshot_type.map(str::to_string))
-                    .into_paginator()
-                    .items()
-                    .send()
-                    .try_collect()
+                let pages = client.$describe().set_snapshot_type(snapshot_type.map(str::to_string)).into_paginator().send();
+                $crate::store::paced(&$crate::store::rds::region_of(client), pages, |page| page.$described.unwrap_or_default())
                     .await
                     .map_err(|e| Error::from_sdk($describe_op, e))
             }
 
             async fn list_shared(&self, client: &Client) -> Result<Vec<$snapshot>> {
-                client
-                    .$describe()
-                    .snapshot_type("shared")
-                    .include_shared(true)
-                    .into_paginator()
-                    .items()
-                    .send()
-                    .try_collect()
+                let pages = client.$describe().snapshot_type("shared").include_shared(true).into_paginator().send();
+                $crate::store::paced(&$crate::store::rds::region_of(client), pages, |page| page.$described.unwrap_or_default())
                     .await
                     .map_err(|e| Error::from_sdk($describe_op, e))
             }
@@ -220,6 +209,11 @@ impl<F: Default> Rds<F> {
     pub fn new(client: Client, account: &str, region: &str) -> Self {
         Rds { client, account: account.to_string(), region: region.to_string(), family: F::default() }
     }
+}
+
+/// The region `client` calls, for pacing its listings.
+pub(crate) fn region_of(client: &Client) -> String {
+    client.config().region().map(|r| r.to_string()).unwrap_or_default()
 }
 
 fn to_rds_tags(tags: &Tags) -> Vec<Tag> {
