@@ -217,6 +217,8 @@ class SnapferryApp:
                 return 200, {"ok": True}
         if route == "/automated-snapshot" and method == "POST":
             return 200, self._automated_snapshot(body)
+        if route == "/seed" and method == "POST":
+            return 200, self._seed(body)
         if route == "/corrupt-snapshot" and method == "POST":
             with self.moto_lock:
                 return 200, (mydata if mydata.is_mysql_snapshot(body) else pgdata).corrupt_snapshot(body)
@@ -263,6 +265,41 @@ class SnapferryApp:
             raise ControlError("give exactly one of db_instance_identifier or db_cluster_identifier")
         with self.moto_lock:
             return create_automated_snapshot(account, region, instance, cluster)
+
+    def _seed(self, body: Any) -> dict[str, Any]:
+        """``POST /_snapferry/seed``: an account's history of manual snapshots, in-process
+        (``rds.seed_snapshots``), for benchmarks of listings and scale."""
+        from .rds import SEED_KINDS, SEED_MAX, SEED_PREFIX_RE, seed_snapshots
+
+        if not isinstance(body, dict):
+            raise ControlError("body must be a JSON object")
+        unknown = set(body) - {"account", "region", "kind", "count", "prefix", "start", "kms_key_id"}
+        if unknown:
+            raise ControlError(f"unknown seed keys: {sorted(unknown)}")
+        account, region = body.get("account"), body.get("region", "us-east-1")
+        if not isinstance(account, str) or not account.isdigit() or len(account) != 12:
+            raise ControlError("account must be a 12-digit account id")
+        if not isinstance(region, str) or not region:
+            raise ControlError("region must be a region name")
+        kind = body.get("kind", "db-instance")
+        if kind not in SEED_KINDS:
+            raise ControlError(f"kind must be one of {list(SEED_KINDS)}")
+        count, start = body.get("count"), body.get("start", 0)
+        for name, value, low in (("count", count, 1), ("start", start, 0)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ControlError(f"{name} must be an integer >= {low}")
+        if count > SEED_MAX:
+            raise ControlError(f"count must be at most {SEED_MAX} a request")
+        prefix = body.get("prefix", "seed-")
+        if not isinstance(prefix, str) or not SEED_PREFIX_RE.match(prefix):
+            raise ControlError("prefix must start with a lowercase letter, then lowercase letters, digits and single hyphens")
+        key = body.get("kms_key_id")
+        if key is not None and (not isinstance(key, str) or not key):
+            raise ControlError("kms_key_id must be a key id, ARN or alias")
+        started = time.monotonic()
+        with self.moto_lock:
+            result = seed_snapshots(account, region, kind, count, prefix, start, key)
+        return {**result, "seconds": round(time.monotonic() - started, 3)}
 
     def reset(self) -> None:
         from moto.moto_api._internal.models import moto_api_backend

@@ -48,7 +48,7 @@ from . import dbdata, kmsutil, paging
 from .eventbus import emit_native, iso_now
 from .lifecycle import Lifecycle
 from .rdslookup import find_snapshot, not_found, rds_backend, snapshot_store
-from .state import LayerState
+from .state import ControlError, LayerState
 
 ACCOUNT_RE = re.compile(r"^\d{12}$")
 
@@ -693,6 +693,72 @@ def _cluster_cfg(cluster: Any) -> dict[str, Any]:
     if not cfg.get("manage_master_user_password"):
         cfg.setdefault("master_user_password", "restored-from-snapshot")  # AWS needs none on restore
     return cfg
+
+
+SEED_KINDS = ("db-instance", "db-cluster")
+SEED_MAX = 100_000  # per request
+SEED_PREFIX_RE = re.compile(r"^[a-z](?!.*--)[a-z0-9-]{0,200}$")  # an RDS snapshot identifier's start
+
+
+def seed_snapshots(account: str, region: str, kind: str, count: int, prefix: str, start: int = 0, kms_key_id: str | None = None) -> dict[str, Any]:
+    """Control API ``POST /_snapferry/seed``: ``count`` manual snapshots, available at
+    once, put straight into moto's store (no HTTP call, no lifecycle, no event: they
+    stand for snapshots the account has held for long), named ``<prefix><number>``
+    (``start`` .. ``start + count - 1``, zero-padded to 5 digits or more).
+
+    Their parent is a DB instance (cluster) object ``<prefix>db`` (``<prefix>cluster``)
+    that moto's store doesn't hold, so the account lists no new database and no engine
+    backs it with data; MySQL 8.0 (Aurora MySQL 3), 20 GiB, untagged, unencrypted unless
+    ``kms_key_id`` names a key of the account (checked as ``CreateDBInstance`` checks it).
+    The account's manual snapshot quota applies: a seed past it is refused whole, as is
+    one naming a snapshot that exists. Caller holds the moto lock."""
+    from moto.rds.models import DBCluster, DBClusterSnapshot, DBInstance, DBSnapshot
+
+    cluster = kind == "db-cluster"
+    backend = rds_backend(account, region)
+    store = snapshot_store(backend, cluster)
+    width = max(5, len(str(start + count - 1)))
+    ids = [f"{prefix}{i:0{width}d}" for i in range(start, start + count)]
+    taken = [i for i in ids if i in store]
+    if taken:
+        raise ControlError(f"snapshot {taken[0]} exists already ({len(taken)} of the {count} names are taken)")
+    assert STATE is not None
+    limit = STATE.quota("manual_cluster_snapshots" if cluster else "manual_db_snapshots", account)
+    held = _manual_snapshots(backend, cluster)
+    if held + count > limit:
+        raise ControlError(
+            f"the account holds {held} manual {kind} snapshots in {region} and its quota is {limit}: "
+            f"{count} more would pass it (raise it with POST /_snapferry/config quotas)"
+        )
+    key = _validate_new_key(backend, kms_key_id) if kms_key_id else None
+    if cluster:
+        parent: Any = DBCluster(
+            backend, db_cluster_identifier=f"{prefix}cluster", engine="aurora-mysql",
+            engine_version="8.0.mysql_aurora.3.05.2", master_username="admin", master_user_password="seed-password-1",
+            storage_encrypted=bool(key), kms_key_id=key,
+        )
+        parent.status = "available"
+    else:
+        parent = DBInstance(
+            backend, db_instance_identifier=f"{prefix}db", db_instance_class="db.t4g.micro", engine="mysql",
+            engine_version="8.0.39", allocated_storage=20, master_username="admin",
+            storage_encrypted=bool(key), kms_key_id=key,
+        )
+    for ident in ids:
+        if cluster:
+            snap: Any = DBClusterSnapshot(backend, parent, ident, tags=[], kms_key_id=key)
+        else:
+            snap = DBSnapshot(backend, parent, ident, tags=[], kms_key_id=key)
+        store[ident] = snap
+    return {
+        "account": account,
+        "region": region,
+        "kind": kind,
+        "created": count,
+        "first": ids[0] if ids else None,
+        "last": ids[-1] if ids else None,
+        "manual_snapshots": held + count,
+    }
 
 
 def create_automated_snapshot(account: str, region: str, db_instance_identifier: str | None, db_cluster_identifier: str | None) -> dict[str, Any]:
