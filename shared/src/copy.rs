@@ -75,8 +75,6 @@ pub fn fair(mut waiting: Vec<Waiting>, in_flight: &std::collections::BTreeMap<St
 /// account's snapshot quota nor its copy slots for the others.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Budget {
-    /// The source account, as AWS reports it.
-    pub source: String,
     pub held: Option<usize>,
     pub in_flight: usize,
     /// Whether `in_flight` holds while no other source waits. Set by the operator, a cap;
@@ -172,7 +170,7 @@ impl<'a> Copier<'a> {
                     let slots = copies.in_progress.len();
                     let moment = slots::moment(self.ctx.now(), &copies.in_progress, slots, 0, self.ctx.env.recheck);
                     let after = slots::delay_before(self.ctx.now(), moment);
-                    // Unlisted, the line is this copy alone: the next to go.
+                    // This step keeps no line: the copy is the next to go.
                     let message = format!(
                         "{slots} of {slots} {} copy slots in {} taken, 1 copies waiting, this one 1",
                         store.kind(),
@@ -196,7 +194,8 @@ impl<'a> Copier<'a> {
     /// A source holding all the copies it may is refused ([`Error::Rejected`], naming the
     /// budget). With every slot taken (or the source's copies in flight at its budget) the
     /// copy joins the line in the ledger and [`Error::SlotsFull`] says when to look again;
-    /// a turn due within the second is waited for here, as [`Copier::admit`] does.
+    /// a turn due within the second is waited for here (SQS times whole seconds only),
+    /// within [`slots::HANDOVER_BUDGET`].
     pub async fn take_slot(&self, store: &dyn SnapshotStore, a: &Admission<'_>) -> Result<()> {
         let ledger = self.ctx.ledger.as_ref();
         let pool = Pool::new(store.kind(), store.region());

@@ -179,7 +179,7 @@ impl Handler {
         let slots = self.config.slots(store.kind());
         let set = self.config.copies_in_flight.of(source);
         let in_flight = set.unwrap_or_else(|| slots.div_ceil(sources).max(1));
-        Ok(Budget { source: source.to_string(), held, in_flight, in_flight_cap: set.is_some() })
+        Ok(Budget { held, in_flight, in_flight_cap: set.is_some() })
     }
 
     /// A copy of `snapshot` refused by its source's budget is reported at once (Snapshot
