@@ -116,6 +116,8 @@ pub struct Admission<'a> {
     pub copy: &'a str,
     /// Its source account, as AWS reports it.
     pub source: &'a str,
+    /// The handling that asks: its SQS message id.
+    pub by: &'a str,
     /// When the snapshot it copies was taken: its place in the line.
     pub taken_at: Option<DateTime<Utc>>,
     /// Slots of its kind in its region.
@@ -134,6 +136,17 @@ fn in_progress(book: &Book) -> Vec<crate::store::CopyInProgress> {
             source: Some(e.source.clone()),
         })
         .collect()
+}
+
+/// What [`Copier::take_slot`] got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admitted {
+    /// A slot: this handling makes the copy.
+    Slot,
+    /// Another handling holds the copy's slot and makes it (and its re-checks follow it):
+    /// this one makes nothing, or EBS, which has no name to refuse a second copy by, would
+    /// hold two.
+    Elsewhere,
 }
 
 /// A waiting copy's place in the line for its region's slots.
@@ -196,7 +209,7 @@ impl<'a> Copier<'a> {
     /// copy joins the line in the ledger and [`Error::SlotsFull`] says when to look again;
     /// a turn due within the second is waited for here (SQS times whole seconds only),
     /// within [`slots::HANDOVER_BUDGET`].
-    pub async fn take_slot(&self, store: &dyn SnapshotStore, a: &Admission<'_>) -> Result<()> {
+    pub async fn take_slot(&self, store: &dyn SnapshotStore, a: &Admission<'_>) -> Result<Admitted> {
         let ledger = self.ctx.ledger.as_ref();
         let pool = Pool::new(store.kind(), store.region());
         let first = self.ctx.now();
@@ -218,13 +231,15 @@ impl<'a> Copier<'a> {
             let claim = Claim {
                 copy: a.copy,
                 source: a.source,
+                by: a.by,
                 slots: a.slots,
                 held: budget.held,
                 in_flight,
                 now: self.ctx.now(),
             };
             match ledger.take(&pool, &claim).await? {
-                Taken::Slot | Taken::Already => return Ok(()),
+                Taken::Slot | Taken::Already => return Ok(Admitted::Slot),
+                Taken::Elsewhere => return Ok(Admitted::Elsewhere),
                 Taken::HeldFull => {
                     ledger.unwait(&pool, a.copy).await?;
                     return Err(Error::Rejected(format!(

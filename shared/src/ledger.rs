@@ -18,7 +18,8 @@
 //! Items, partition key `pk` = `<region>#<kind>`, sort key `sk`:
 //! - `#slots`: `in_flight` (copies taken, not yet ended), `copy_ms` (the last copy's time);
 //! - `#source#<account>`: that source's `held` (its copies here) and `in_flight`;
-//! - `copy#<name>`: one copy, `state` `copying` (with `started_ms`) or `waiting` (with
+//! - `copy#<name>`: one copy, `state` `copying` (with `started_ms` and `by`, the message
+//!   whose handling makes it) or `waiting` (with
 //!   `since_ms` and the snapshot's `taken_ms`), and its `source`.
 
 use crate::ResourceKind;
@@ -65,8 +66,9 @@ pub struct Entry {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum State {
-    /// Holds a slot since `started_at`.
-    Copying { started_at: DateTime<Utc> },
+    /// Holds a slot since `started_at`, for the handling `by` (an SQS message id): that
+    /// message's redelivery makes the copy; another message about it does not.
+    Copying { started_at: DateTime<Utc>, by: String },
     /// Waits for a slot since `since`; `taken_at`: when the snapshot it copies was taken
     /// (the line's order).
     Waiting { since: DateTime<Utc>, taken_at: Option<DateTime<Utc>> },
@@ -90,7 +92,7 @@ impl Book {
 
     pub fn copying(&self) -> impl Iterator<Item = (&Entry, DateTime<Utc>)> {
         self.entries.iter().filter_map(|e| match e.state {
-            State::Copying { started_at } => Some((e, started_at)),
+            State::Copying { started_at, .. } => Some((e, started_at)),
             State::Waiting { .. } => None,
         })
     }
@@ -108,6 +110,8 @@ impl Book {
 pub struct Claim<'a> {
     pub copy: &'a str,
     pub source: &'a str,
+    /// The handling that asks (its SQS message id).
+    pub by: &'a str,
     /// Slots of the pool.
     pub slots: usize,
     /// Copies the source may hold here, where limited.
@@ -122,8 +126,11 @@ pub struct Claim<'a> {
 pub enum Taken {
     /// A slot, counted for its source (held and in flight).
     Slot,
-    /// The copy holds a slot already (a redelivery, or the other of two announcements).
+    /// The copy holds a slot already, for this handling (its message redelivered).
     Already,
+    /// The copy holds a slot already, for another handling (a duplicate message, or the other
+    /// of two announcements), which makes the copy: EBS would make a second one.
+    Elsewhere,
     /// Every slot is taken.
     SlotsFull,
     /// The source holds all the copies it may.
@@ -396,7 +403,10 @@ impl Ledger for DynamoLedger {
                 book.sources.insert(source.to_string(), counts);
             } else if let Some(copy) = sk.strip_prefix("copy#") {
                 let state = match get_s(item, "state") {
-                    Some(COPYING) => State::Copying { started_at: get_at(item, "started_ms").unwrap_or_default() },
+                    Some(COPYING) => State::Copying {
+                        started_at: get_at(item, "started_ms").unwrap_or_default(),
+                        by: get_s(item, "by").unwrap_or_default().to_string(),
+                    },
                     _ => State::Waiting {
                         since: get_at(item, "since_ms").unwrap_or_default(),
                         taken_at: get_at(item, "taken_ms"),
@@ -440,6 +450,7 @@ impl Ledger for DynamoLedger {
         item.insert("state".into(), s(COPYING));
         item.insert("source".into(), s(claim.source));
         item.insert("started_ms".into(), ms(claim.now));
+        item.insert("by".into(), s(claim.by));
         let copy = built(
             "TransactWriteItems",
             Put::builder()
@@ -458,7 +469,21 @@ impl Ledger for DynamoLedger {
         let Some(codes) = self.transact(items).await? else { return Ok(Taken::Slot) };
         let failed = |i: usize| codes.get(i).is_some_and(|c| c == "ConditionalCheckFailed");
         Ok(if failed(2) {
-            Taken::Already
+            // Whose: read back, as DynamoDB names only the item.
+            let entry = self.item(pool, &copy_key(claim.copy)).await?.unwrap_or_default();
+            match (get_s(&entry, "state"), get_s(&entry, "by")) {
+                (Some(COPYING), Some(by)) if by == claim.by => Taken::Already,
+                (Some(COPYING), _) => Taken::Elsewhere,
+                // Released or back in line since: the claim is made again.
+                _ => {
+                    return Err(Error::Retryable {
+                        retry: Retry::Transient,
+                        op: "TransactWriteItems",
+                        code: "TransactionCanceled".into(),
+                        message: format!("{}'s entry changed under the claim", claim.copy),
+                    });
+                }
+            }
         } else if failed(1) {
             // Which of the source's limits: read back, as DynamoDB names only the item.
             let mine = self.item(pool, &source_key(claim.source)).await?.unwrap_or_default();
@@ -616,7 +641,7 @@ mod tests {
         let copying = |copy: &str, started: i64| Entry {
             copy: copy.into(),
             source: "111111111111".into(),
-            state: State::Copying { started_at: at(started) },
+            state: State::Copying { started_at: at(started), by: "m-1".into() },
         };
         let waiting = |copy: &str, since: i64| Entry {
             copy: copy.into(),

@@ -12,7 +12,7 @@ use regex::Regex;
 use snapferry::ResourceKind;
 use snapferry::arn::Arn;
 use snapferry::config::{Env, is_account_id};
-use snapferry::copy::{Admission, Budget, Copier, Slots};
+use snapferry::copy::{Admission, Admitted, Budget, Copier, Slots};
 use snapferry::error::{Error, Result, Retry};
 use snapferry::events::{PipelineEvent, Recheck, RecheckWhat, SnapshotRef, Step};
 use snapferry::inbound::Incoming;
@@ -187,10 +187,10 @@ impl Handler {
     /// source has room.
     async fn budget_checked(
         &self,
-        admitted: Result<()>,
+        admitted: Result<Admitted>,
         (correlation_id, snapshot, origin): (&str, &SnapshotRef, &SnapshotRef),
         source: &str,
-    ) -> Result<()> {
+    ) -> Result<Admitted> {
         match admitted {
             Err(Error::Rejected(reason)) => {
                 warn!(snapshot_arn = snapshot.arn, source, reason, "over its source's budget; rejected");
@@ -233,7 +233,7 @@ impl Handler {
     #[allow(clippy::too_many_arguments)]
     async fn on_shared(
         &self,
-        again: bool,
+        handling: Handling<'_>,
         sender: Option<&str>,
         event: &PipelineEvent,
         target_account: &str,
@@ -332,7 +332,7 @@ impl Handler {
             // died before sending it) starts another; a second message about the same share
             // (a duplicate, the other of the two announcements) does not, or two chains
             // would both make a failed copy again, one deleting what the other just made.
-            if !again && !matches!(existing.status, Status::Available | Status::Failed(_)) {
+            if !handling.again && !matches!(existing.status, Status::Available | Status::Failed(_)) {
                 info!(copy_arn = existing.arn, "copy in progress; its own re-checks follow it");
                 return Ok(Outcome::Done);
             }
@@ -344,7 +344,7 @@ impl Handler {
                     self.announce(&existing).await?;
                     Ok(Outcome::Done)
                 }
-                Status::Available => self.on_copy_available(existing).await,
+                Status::Available => self.on_copy_available(existing, handling.by).await,
                 _ => self.recheck(store.as_ref(), &existing, 0),
             };
         }
@@ -352,13 +352,17 @@ impl Handler {
         let admission = Admission {
             copy: &copy_id,
             source: &shared.account,
+            by: handling.by,
             taken_at: shared.created_at,
             slots: self.config.slots(store.kind()),
             budget: &budget,
         };
         let admitted = self.copier().take_slot(store.as_ref(), &admission).await;
         let about = (event.correlation_id.as_str(), &event.snapshot, &event.origin);
-        self.budget_checked(admitted, about, &shared.account).await?;
+        if self.budget_checked(admitted, about, &shared.account).await? == Admitted::Elsewhere {
+            info!(copy = copy_id, "another handling of this share holds its slot and makes the copy");
+            return Ok(Outcome::Done);
+        }
         let copy_tags = self.stamped(copy_tags);
         let copied = store
             .copy(&CopyRequest {
@@ -376,7 +380,7 @@ impl Handler {
         let home = self.ctx.region().to_string();
         self.ctx.publish(&[event.next(copy.to_ref(), Step::CopyStarted { destination_region: home.clone() })]).await?;
         match copy.status {
-            Status::Available => self.on_copy_available(copy).await,
+            Status::Available => self.on_copy_available(copy, handling.by).await,
             // Re-checked even where RDS announces the end (RDS-EVENT-0197): the event only
             // makes it sooner, and it may never come.
             _ => self.recheck(store.as_ref(), &copy, 0),
@@ -388,7 +392,7 @@ impl Handler {
     /// reports. Without the pipeline's event the run's origin is the shared snapshot itself.
     async fn on_shared_natively(
         &self,
-        again: bool,
+        handling: Handling<'_>,
         kind: snapferry::ResourceKind,
         snapshot_id: &str,
         from_account: Option<&str>,
@@ -406,7 +410,7 @@ impl Handler {
         };
         let correlation_id = naming::identifier("run", &[&shared.arn], 40);
         let event = PipelineEvent::new(correlation_id, shared.to_ref(), shared.to_ref(), step);
-        self.on_shared(again, from_account, &event, self.ctx.account(), &Tags::new(), None, None).await
+        self.on_shared(handling, from_account, &event, self.ctx.account(), &Tags::new(), None, None).await
     }
 
     /// A copy made first from AWS's shareSnapshot notification could not know the source's
@@ -442,7 +446,7 @@ impl Handler {
     }
 
     /// A copy is available: fan out to extra regions (from the home copy) and announce it.
-    async fn on_copy_available(&self, copy: Snapshot) -> Result<Outcome> {
+    async fn on_copy_available(&self, copy: Snapshot, by: &str) -> Result<Outcome> {
         if Lineage::of(&copy).has(Mark::Copied) {
             // Announced already (its slot freed before): the re-check behind an event that did come.
             return Ok(Outcome::Done);
@@ -452,7 +456,7 @@ impl Handler {
         let (origin, correlation_id) = self.announce(&copy).await?;
         if copy.region == self.ctx.region() {
             for (region, _) in &self.config.extra_regions {
-                self.start_copy_to_region(&copy, &origin, region, &correlation_id).await?;
+                self.start_copy_to_region(&copy, &origin, region, &correlation_id, by).await?;
             }
         }
         // Recorded after it is announced and fanned out: a failure before this line repeats
@@ -490,8 +494,9 @@ impl Handler {
         origin: &SnapshotRef,
         region: &str,
         correlation_id: &str,
+        by: &str,
     ) -> Result<()> {
-        let started = Box::pin(self.copy_to_region(copy.to_ref(), origin.clone(), region, correlation_id)).await;
+        let started = Box::pin(self.copy_to_region(copy.to_ref(), origin.clone(), region, correlation_id, by)).await;
         match started {
             Ok(Outcome::Later { delay, body }) => self.ctx.queue.send_later(&body, delay, 1, None).await,
             Ok(_) => Ok(()),
@@ -515,6 +520,7 @@ impl Handler {
         origin: SnapshotRef,
         region: &str,
         correlation_id: &str,
+        by: &str,
     ) -> Result<Outcome> {
         let Some(key) = self.config.extra_regions.iter().find(|(r, _)| r == region).map(|(_, k)| k) else {
             return Err(Error::BadInput(format!("{region} is not in EXTRA_REGIONS")));
@@ -531,6 +537,7 @@ impl Handler {
         let admission = Admission {
             copy: &copy.name,
             source: &source,
+            by,
             taken_at: Lineage::of(&copy).snapshot_taken_at().or(copy.created_at),
             slots: self.config.slots(regional.kind()),
             budget: &budget,
@@ -538,7 +545,11 @@ impl Handler {
         // Made already (a redelivery): the copy call answers with it, and it holds no slot.
         if regional.find(&copy.name).await?.is_none() {
             let admitted = self.copier().take_slot(regional.as_ref(), &admission).await;
-            self.budget_checked(admitted, (correlation_id, &home, &origin), &source).await?;
+            let about = (correlation_id, &home, &origin);
+            if self.budget_checked(admitted, about, &source).await? == Admitted::Elsewhere {
+                info!(copy = copy.name, region, "another handling holds this copy's slot and makes it");
+                return Ok(Outcome::Done);
+            }
         }
         let carried = self.stamped(carried);
         let copied = regional
@@ -555,7 +566,7 @@ impl Handler {
         let started = Step::CopyStarted { destination_region: region.to_string() };
         self.ctx.publish(&[PipelineEvent::new(correlation_id, extra.to_ref(), origin, started)]).await?;
         match extra.status {
-            Status::Available => self.on_copy_available(extra).await,
+            Status::Available => self.on_copy_available(extra, by).await,
             _ => self.recheck(regional.as_ref(), &extra, 0),
         }
     }
@@ -649,6 +660,14 @@ impl Handler {
     }
 }
 
+/// The message a step handles: whether it was handled before, and its SQS message id, which
+/// holds a copy's slot in the ledger (so only its own redelivery makes that copy).
+#[derive(Debug, Clone, Copy)]
+struct Handling<'a> {
+    again: bool,
+    by: &'a str,
+}
+
 /// Why the snapshot AWS describes must not be copied for `sender`, if it must not: its
 /// owner, as AWS reports it (never as the event says), must be the allowlisted account that
 /// sent the event, so no allowlisted account can launder another account's snapshot, and
@@ -706,14 +725,18 @@ impl PipelineStep for Handler {
     }
 
     async fn step(&self, incoming: Incoming, record: Record) -> Result<Outcome> {
-        // This message handled before (SQS's redelivery, or sent again after a failure).
-        let again = record.receive_count > 1 || record.attempt > 0;
+        let handling = Handling {
+            // This message handled before (SQS's redelivery, or sent again after a failure).
+            again: record.receive_count > 1 || record.attempt > 0,
+            by: &record.message_id,
+        };
+        let by = handling.by;
         match incoming {
             Incoming::Pipeline(envelope) => match &envelope.detail.step {
                 Step::Shared { target_account, tags, set, source_data } => {
                     let (set, sender) = (set.clone(), envelope.account.as_deref());
                     let data = source_data.as_deref();
-                    self.on_shared(again, sender, &envelope.detail, target_account, tags, set, data).await
+                    self.on_shared(handling, sender, &envelope.detail, target_account, tags, set, data).await
                 }
                 _ => Ok(Outcome::Done),
             },
@@ -721,12 +744,12 @@ impl PipelineStep for Handler {
                 // EBS tells the receiving account itself; the pipeline's "shared" event may
                 // come before or after, and whichever comes second finds the copy made.
                 NativeSignal::SharedWithUs { snapshot, from_account } => {
-                    self.on_shared_natively(again, snapshot.kind, &snapshot.id, from_account.as_deref()).await
+                    self.on_shared_natively(handling, snapshot.kind, &snapshot.id, from_account.as_deref()).await
                 }
                 NativeSignal::CopyFinished { snapshot, .. } => {
                     let store = self.ctx.stores.store(snapshot.kind);
                     match store.describe(&snapshot.id).await? {
-                        Some(copy) if is_our_copy(&copy) => self.on_copy_available(copy).await,
+                        Some(copy) if is_our_copy(&copy) => self.on_copy_available(copy, by).await,
                         _ => Ok(Outcome::Done),
                     }
                 }
@@ -749,7 +772,7 @@ impl PipelineStep for Handler {
             },
             Incoming::Recheck(e) => match e.detail.what {
                 RecheckWhat::CopyToRegion { copy, origin, destination_region } => {
-                    self.copy_to_region(copy, origin, &destination_region, &e.detail.correlation_id).await
+                    self.copy_to_region(copy, origin, &destination_region, &e.detail.correlation_id, by).await
                 }
                 RecheckWhat::CopyWhenAvailable { copy, destination_region, .. } => {
                     let found = self.ctx.stores.store_in(copy.kind, &destination_region).describe(&copy.id).await?;
@@ -763,7 +786,7 @@ impl PipelineStep for Handler {
                             code: "NotFound".into(),
                             message: format!("{} not found (made again by another invocation, or deleted)", copy.arn),
                         }),
-                        Some(c) if c.status == Status::Available => self.on_copy_available(c).await,
+                        Some(c) if c.status == Status::Available => self.on_copy_available(c, by).await,
                         Some(c) if matches!(c.status, Status::Failed(_)) => {
                             self.on_copy_failed(c, e.detail.attempt).await
                         }

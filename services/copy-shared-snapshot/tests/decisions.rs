@@ -710,6 +710,33 @@ async fn aws_share_notification_is_checked_like_the_pipelines_event_and_makes_on
 }
 
 #[tokio::test]
+async fn a_message_about_a_share_whose_slot_another_handling_holds_makes_no_second_copy() {
+    use snapferry::ResourceKind::Ebs;
+    let cloud = Cloud::new();
+    let (s, event) = shared(&cloud, Ebs, SOURCE, "snap-0a1").await;
+    // The pipeline's event took the copy's slot and has not copied yet (its copy call backs
+    // off after a throttle, say). EBS has no name to refuse a second copy by.
+    let copy = naming::target_copy_id(&s.arn, s.created_at);
+    let claim =
+        Claim { copy: &copy, source: SOURCE, by: "m-event", slots: 5, held: None, in_flight: None, now: cloud.now() };
+    assert_eq!(cloud.ledger(TARGET).take(&Pool::new(Ebs, REGION), &claim).await.unwrap(), Taken::Slot);
+    // AWS's notification meanwhile: that handling makes the copy, this one nothing.
+    let notification = deliver::ebs_event(&s, "shareSnapshot", "succeeded", TARGET, SOURCE);
+    let other = h_step(&cloud, notification, deliver::record()).await;
+    assert_eq!(other, Outcome::Done);
+    assert!(copies(&cloud, REGION).is_empty(), "no copy made beside the slot's holder");
+    // The holder's own message, redelivered (its first handling died): it makes the copy.
+    let redelivered = snapferry::sqs::Record { message_id: "m-event".into(), receive_count: 2, ..deliver::record() };
+    let made = h_step(&cloud, deliver::pipeline(&event, Some(SOURCE)), redelivered).await;
+    assert!(matches!(made, Outcome::Later { .. }), "it follows its copy: {made:?}");
+    assert_eq!(copies(&cloud, REGION).len(), 1);
+}
+
+async fn h_step(cloud: &Cloud, incoming: Incoming, record: snapferry::sqs::Record) -> Outcome {
+    handler(cloud, config()).step(incoming, record).await.unwrap()
+}
+
+#[tokio::test]
 async fn an_archived_or_failed_shared_snapshot_is_rejected_with_its_reason_not_retried() {
     let cloud = Cloud::new();
     let (s, event) = shared(&cloud, snapferry::ResourceKind::Ebs, SOURCE, "snap-0a2").await;
@@ -758,7 +785,15 @@ async fn ours_in_progress(
             created_at: Some(started),
             ..cloud.snapshot(kind, TARGET, region, &name, "db")
         });
-        let claim = Claim { copy: &name, source: STRANGER, slots: n, held: None, in_flight: None, now: started };
+        let claim = Claim {
+            copy: &name,
+            source: STRANGER,
+            by: "other-tool",
+            slots: n,
+            held: None,
+            in_flight: None,
+            now: started,
+        };
         assert_eq!(cloud.ledger(TARGET).take(&pool, &claim).await.unwrap(), Taken::Slot);
     }
 }

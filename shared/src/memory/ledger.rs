@@ -45,9 +45,9 @@ impl Ledger for MemLedger {
         self.with("TransactWriteItems", pool, |book| {
             let entry = book.entries.iter().position(|e| e.copy == claim.copy);
             if let Some(i) = entry
-                && matches!(book.entries[i].state, State::Copying { .. })
+                && let State::Copying { by, .. } = &book.entries[i].state
             {
-                return Taken::Already;
+                return if by == claim.by { Taken::Already } else { Taken::Elsewhere };
             }
             let mine = book.source(claim.source);
             if claim.held.is_some_and(|h| mine.held >= h) {
@@ -66,7 +66,7 @@ impl Ledger for MemLedger {
             let copying = Entry {
                 copy: claim.copy.to_string(),
                 source: claim.source.to_string(),
-                state: State::Copying { started_at: claim.now },
+                state: State::Copying { started_at: claim.now, by: claim.by.to_string() },
             };
             match entry {
                 Some(i) => book.entries[i] = copying,

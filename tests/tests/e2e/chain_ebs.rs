@@ -281,3 +281,54 @@ async fn a_snapshot_that_fails_is_reported_and_not_shared() {
     assert!(made_by(&p.source, Ebs, "share", &logs).await.is_empty(), "nothing made from a failed snapshot");
     assert!(made_by(&p.target, Ebs, "copy", &logs).await.is_empty());
 }
+
+/// EBS has no name to refuse a second snapshot or copy by (RDS answers
+/// `DBSnapshotAlreadyExists`): messages about one volume handled at once (every event
+/// delivered twice here, and AWS's notification beside the pipeline's event) must still make
+/// one snapshot, one re-encrypted copy where one is needed, and one copy in each region.
+#[tokio::test]
+async fn messages_about_one_share_handled_at_once_make_one_copy_per_region() {
+    let options = PipelineOptions {
+        select_regex: Some("^(v[0-9])$".into()),
+        extra_regions: vec![snapferry_e2e::OTHER_REGION.to_string()],
+        concurrency: 6,
+        ..ebs_options()
+    };
+    let p = start(&options).await;
+    snapferry_e2e::faults::deliver_everything_twice(&p).await;
+    // Copy calls throttled (the SDK's retries back off): the moment between looking for a
+    // copy and making it widens, as it does under RDS's and EC2's throttling.
+    for account in [&p.source.account, &p.target.account] {
+        control::fault("CopySnapshot", Some(account), 8, "RequestLimitExceeded", 503);
+    }
+    let mut volumes = Vec::new();
+    for i in 0..4 {
+        // Half on aws/ebs: share-snapshot re-encrypts those with a copy of its own.
+        let key = if i % 2 == 0 { "" } else { p.sharing_key.as_str() };
+        volumes.push(volume(&p.source, &format!("v{i}"), Some(key), &[]).await);
+    }
+    p.host.fire_schedule().await.expect("fire the schedule");
+    let all: Vec<&str> = volumes.iter().map(String::as_str).collect();
+    let mut events = Vec::new();
+    run_until(&p, &mut events, "every volume verified and in the extra region", |seen| {
+        verified(&all)(seen)
+            && all.iter().all(|v| {
+                about(seen, v).iter().any(|e| {
+                    matches!(e.detail.step, Step::Copied { .. })
+                        && e.detail.snapshot.region == snapferry_e2e::OTHER_REGION
+                })
+            })
+    })
+    .await;
+    settle(&p, &mut events).await;
+    let regional = p.target.for_region(snapferry_e2e::OTHER_REGION);
+    for (i, v) in all.iter().enumerate() {
+        assert_eq!(made_by(&p.source, Ebs, "create", v).await.len(), 1, "one snapshot of {v}");
+        assert_eq!(made_by(&p.source, Ebs, "share", v).await.len(), 1 - i % 2, "re-encrypted once, if at all: {v}");
+        let home = made_by(&p.target, Ebs, "copy", v).await;
+        assert_eq!(home.len(), 1, "one copy of {v}: {home:?}");
+        let extra = made_by(&regional, Ebs, "copy", v).await;
+        assert_eq!(extra.len(), 1, "one copy of {v} in {}: {extra:?}", snapferry_e2e::OTHER_REGION);
+    }
+    assert_dlqs_empty(&p).await;
+}

@@ -24,7 +24,7 @@ async fn of_five_invocations_racing_for_two_slots_two_get_one_and_no_slot_is_tak
     let claims = names.iter().map(|copy| {
         let (ledger, pool) = (&ledger, &pool);
         async move {
-            let claim = Claim { copy, source: "111111111111", slots: 2, held: None, in_flight: None, now };
+            let claim = Claim { copy, source: "111111111111", by: "m-1", slots: 2, held: None, in_flight: None, now };
             ledger.take(pool, &claim).await.expect("take")
         }
     });
@@ -37,8 +37,12 @@ async fn of_five_invocations_racing_for_two_slots_two_get_one_and_no_slot_is_tak
 
     // Taken again by a redelivery of a copy that holds its slot: no second slot.
     let holder = book.copying().next().unwrap().0.copy.clone();
-    let again = Claim { copy: &holder, source: "111111111111", slots: 5, held: None, in_flight: None, now };
+    let again = Claim { copy: &holder, source: "111111111111", by: "m-1", slots: 5, held: None, in_flight: None, now };
     assert_eq!(ledger.take(&pool, &again).await.unwrap(), Taken::Already);
+    // By another message about the same copy (a duplicate, or the other announcement): it
+    // is told another handling makes it, and takes nothing.
+    let other = Claim { by: "m-2", ..again.clone() };
+    assert_eq!(ledger.take(&pool, &other).await.unwrap(), Taken::Elsewhere);
     assert_eq!(ledger.book(&pool).await.unwrap().in_flight, 2);
 
     // Released by two invocations at once (the event and the re-check): freed once.
@@ -65,7 +69,8 @@ async fn a_sources_budget_holds_under_racing_claims_and_the_others_are_not_charg
     let claims = names.iter().map(|copy| {
         let (ledger, pool) = (&ledger, &pool);
         async move {
-            let claim = Claim { copy, source: "444444444444", slots: 20, held: Some(3), in_flight: None, now };
+            let claim =
+                Claim { copy, source: "444444444444", by: "m-1", slots: 20, held: Some(3), in_flight: None, now };
             ledger.take(pool, &claim).await.expect("take")
         }
     });
@@ -74,7 +79,8 @@ async fn a_sources_budget_holds_under_racing_claims_and_the_others_are_not_charg
     let refused = taken.iter().filter(|t| **t == Taken::HeldFull).count();
     assert_eq!((slots, refused), (3, 3), "{taken:?}");
     // Another source's copy still gets a slot.
-    let honest = Claim { copy: "nightly", source: "111111111111", slots: 20, held: Some(3), in_flight: None, now };
+    let honest =
+        Claim { copy: "nightly", source: "111111111111", by: "m-1", slots: 20, held: Some(3), in_flight: None, now };
     assert_eq!(ledger.take(&pool, &honest).await.unwrap(), Taken::Slot);
     // In flight: a cap of 1 for the honest source holds too.
     let second = Claim { copy: "nightly-2", in_flight: Some(1), ..honest };
@@ -86,7 +92,15 @@ async fn the_line_and_the_counts_are_corrected_from_what_aws_reports() {
     let ledger = ledger().await;
     let pool = Pool::new(ResourceKind::Ebs, REGION);
     let long_ago = chrono::Utc::now() - chrono::Duration::hours(2);
-    let claim = Claim { copy: "ended", source: "111111111111", slots: 20, held: None, in_flight: None, now: long_ago };
+    let claim = Claim {
+        copy: "ended",
+        source: "111111111111",
+        by: "m-1",
+        slots: 20,
+        held: None,
+        in_flight: None,
+        now: long_ago,
+    };
     assert_eq!(ledger.take(&pool, &claim).await.unwrap(), Taken::Slot);
     let waiting = Entry {
         copy: "made-since".into(),
