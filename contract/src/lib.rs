@@ -41,6 +41,7 @@ pub const DETAIL_TYPES: &[&str] = &[
     "Snapshot Copied",
     "Restore Verified",
     "Restore Failed",
+    "Restore Suspicious",
     "Snapshot Rejected",
     "Snapshot Expired",
     "Snapshot Quota Warning",
@@ -228,6 +229,16 @@ pub enum Step {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         check: Option<FailedCheck>,
     },
+    /// The copy `snapshot` restored and passed its checks, but its data fell against the
+    /// previous verified copy of its resource, `previous` (a table gone, most rows gone, its
+    /// newest data older): a backup made after ransomware or a bad migration. It is not its
+    /// resource's newest verified copy for retention, which keeps `previous` until an
+    /// operator accepts it.
+    RestoreSuspicious {
+        /// What fell, one finding each: `tables: 3 -> 2`, `rows: 50 -> 5 (-90%)`.
+        findings: Vec<String>,
+        previous: SnapshotRef,
+    },
     /// `snapshot` does not go on, for `reason`: the backup account refused it (unknown
     /// sender, foreign owner, ...), or AWS did (a full snapshot quota, a copy that failed
     /// every attempt, copy slots that stayed full past the wait).
@@ -271,6 +282,7 @@ impl Step {
             Step::Copied { .. } => "Snapshot Copied",
             Step::RestoreVerified { .. } => "Restore Verified",
             Step::RestoreFailed { .. } => "Restore Failed",
+            Step::RestoreSuspicious { .. } => "Restore Suspicious",
             Step::Rejected { .. } => "Snapshot Rejected",
             Step::Expired { .. } => "Snapshot Expired",
             Step::QuotaWarning { .. } => "Snapshot Quota Warning",

@@ -199,6 +199,12 @@ export interface DataCheckDatabase {
    * same tables, and rows within this many percent (the step's default, 10, when unset); false: not compared.
    */
   compareWithSource?: false | { rowTolerancePercent: number };
+  /**
+   * Against the previous good copy of the same resource: no table fewer, rows down by at most this
+   * many percent (the step's default, 50, when unset), no older newest data; else the copy is
+   * reported suspicious and retention keeps the previous good one (`snapferry accept`); false: not compared.
+   */
+  compareWithPrevious?: false | { rowsDropPercent: number };
 }
 
 export interface DataChecksConfig {
@@ -824,6 +830,20 @@ function dataCheckDatabase(f: Fields): DataCheckDatabase {
       d.compareWithSource = { rowTolerancePercent: tolerance };
     }
   }
+  if (f.has('compareWithPrevious')) {
+    const compare = f.raw('compareWithPrevious');
+    if (compare === false) {
+      d.compareWithPrevious = false;
+    } else {
+      const c = f.object('compareWithPrevious');
+      const drop = c.raw('rowsDropPercent');
+      if (typeof drop !== 'number' || !(drop >= 0 && drop <= 100)) {
+        throw new ConfigError(`${c.at('rowsDropPercent')}: expected a number from 0 to 100, got ${JSON.stringify(drop)}`);
+      }
+      c.done();
+      d.compareWithPrevious = { rowsDropPercent: drop };
+    }
+  }
   f.done();
   const names = d.probes.map((p) => p.name);
   const twice = names.findIndex((n, i) => names.indexOf(n) !== i);
@@ -831,8 +851,8 @@ function dataCheckDatabase(f: Fields): DataCheckDatabase {
     throw new ConfigError(`${f.at('probes')}[${twice}].name: ${JSON.stringify(names[twice])} is the name of probes[${names.indexOf(names[twice])}] too; `
       + 'a probe\'s name is unique within its database (reports name the probe by it)');
   }
-  if (d.probes.length === 0 && d.tables === undefined && d.compareWithSource === undefined) {
-    throw new ConfigError(`${f.path}: checks nothing; give it tables, probes, compareWithSource or more than one`);
+  if (d.probes.length === 0 && d.tables === undefined && d.compareWithSource === undefined && d.compareWithPrevious === undefined) {
+    throw new ConfigError(`${f.path}: checks nothing; give it tables, probes, compareWithSource, compareWithPrevious or more than one`);
   }
   return d;
 }
@@ -879,6 +899,9 @@ export function dataChecksJson(c: DataChecksConfig): string {
       })),
       ...(d.compareWithSource === undefined ? {} : {
         compare_with_source: d.compareWithSource === false ? false : { row_tolerance_percent: d.compareWithSource.rowTolerancePercent },
+      }),
+      ...(d.compareWithPrevious === undefined ? {} : {
+        compare_with_previous: d.compareWithPrevious === false ? false : { rows_drop_percent: d.compareWithPrevious.rowsDropPercent },
       }),
     })),
   });

@@ -60,6 +60,8 @@ export interface Routing {
     source_data_unmeasured: string;
     resource_failed: string;
     budget_exceeded: string;
+    /** A copy the restore step verified whose data fell against the previous good copy of its resource (a count; dimension Step). */
+    restore_suspicious: string;
   };
   functions: RoutingFunction[];
   /** One rule per backup account on a source's pipeline bus: its "Snapshot Shared" events, to that account's bus. */
@@ -76,7 +78,7 @@ export interface AccountRule {
 }
 
 /** The keys of routing.json's `metrics` (its `$comment` aside). */
-export const METRIC_KEYS = ['namespace', 'quota_full', 'quota_warning', 'backup_overdue', 'recovery_point', 'recovery_point_max', 'restore_seconds', 'data_recovery_point', 'source_data_unmeasured', 'resource_failed', 'budget_exceeded'] as const;
+export const METRIC_KEYS = ['namespace', 'quota_full', 'quota_warning', 'backup_overdue', 'recovery_point', 'recovery_point_max', 'restore_seconds', 'data_recovery_point', 'source_data_unmeasured', 'resource_failed', 'budget_exceeded', 'restore_suspicious'] as const;
 
 /** The per-account rule sections of routing.json. */
 export const ACCOUNT_RULES = ['cross_account', 'copied_back'] as const;

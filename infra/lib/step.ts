@@ -77,6 +77,12 @@ export interface StepProps {
    */
   readonly budgetAlarm?: boolean;
   /**
+   * Alarm when the step finds a verified copy suspicious (routing.json 'metrics'
+   * restore_suspicious): for the restore step, whose data checks compare each copy with the
+   * previous good copy of its resource, and which verifies it all the same (it restored fine).
+   */
+  readonly suspiciousAlarm?: boolean;
+  /**
    * Alarm `snapferry-backup-overdue` when the step reports a backup overdue (routing.json
    * 'metrics' backup_overdue): for the reconcile steps, one per stack.
    */
@@ -284,6 +290,23 @@ export class Step extends Construct {
         new cloudwatch.Metric({
           namespace: routing.metrics.namespace,
           metricName: routing.metrics.budget_exceeded,
+          dimensionsMap: { Step: fn.name },
+          period: Duration.minutes(5),
+          statistic: 'Sum',
+        }));
+    }
+    if (props.suspiciousAlarm) {
+      // The copy restored and passed its checks, so it is verified ("Restore Verified" too) and
+      // no invocation fails: only this alarm says its data may be poisoned, and that retention
+      // holds the previous good copy until someone looks.
+      alarm('RestoreSuspiciousAlarm', `${name}-suspicious`,
+        `${name} verified a copy whose data fell against the previous good copy of its resource: a table gone, rows down by more `
+        + 'than compareWithPrevious allows, or older data. Ransomware or a bad migration restores fine. The "Restore Suspicious" event '
+        + 'names the copy, the previous good copy and the findings; retention keeps the previous good copy. If the fall was meant, '
+        + '`snapferry accept <copy-arn>` (the event\'s snapshot.arn) makes the copy good.',
+        new cloudwatch.Metric({
+          namespace: routing.metrics.namespace,
+          metricName: routing.metrics.restore_suspicious,
           dimensionsMap: { Step: fn.name },
           period: Duration.minutes(5),
           statistic: 'Sum',

@@ -25,6 +25,7 @@ export interface StepSettings {
   readonly quotaWarningAlarm?: boolean;
   readonly sweepAlarm?: boolean;
   readonly budgetAlarm?: boolean;
+  readonly suspiciousAlarm?: boolean;
   readonly backupOverdueAlarm?: boolean;
   readonly rpoMinutes?: number;
   /** The function's VPC (the restore step with data checks); absent: none. */
@@ -63,7 +64,7 @@ export function expireEnvironment(c: { retention: RetentionRule[]; expire: Expir
 }
 
 type Common = Omit<StepProps, 'routing' | 'fn' | 'environment' | 'platform' | 'maxConcurrency' | 'quotaAlarm' | 'quotaWarningAlarm'
-  | 'sweepAlarm' | 'budgetAlarm' | 'backupOverdueAlarm' | 'rpoMinutes' | 'vpc'>;
+  | 'sweepAlarm' | 'budgetAlarm' | 'suspiciousAlarm' | 'backupOverdueAlarm' | 'rpoMinutes' | 'vpc'>;
 
 export function stepsFor(
   scope: Construct, account: 'source' | 'target', routing: Routing,
@@ -103,7 +104,7 @@ export function stepsFor(
       built.set(fn.name, new Step(scope, pascal(fn.name), {
         ...common, routing, fn: { ...fn, rules }, environment: s.environment, platform, maxConcurrency: s.maxConcurrency,
         quotaAlarm: s.quotaAlarm, quotaWarningAlarm: s.quotaWarningAlarm, sweepAlarm: s.sweepAlarm, backupOverdueAlarm: s.backupOverdueAlarm, rpoMinutes: s.rpoMinutes,
-        budgetAlarm: s.budgetAlarm, vpc: s.vpc,
+        budgetAlarm: s.budgetAlarm, suspiciousAlarm: s.suspiciousAlarm, vpc: s.vpc,
       }));
     }
   }

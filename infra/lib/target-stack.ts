@@ -225,6 +225,9 @@ export class TargetStack extends Stack {
         vpc: dataCheckNetwork === undefined ? undefined : {
           vpc, subnets: dataCheckNetwork.subnets, securityGroup: dataCheckNetwork.functionSecurityGroup,
         },
+        // A verified copy whose data fell against the previous good copy (RestoreSuspicious):
+        // it restored fine, so nothing fails.
+        suspiciousAlarm: true,
       },
       'expire-copies': {
         // A resource it fails at is reported (ResourceFailed) and passed over.

@@ -204,14 +204,15 @@ export const ACCEPTED: Sample[] = [
 
   // Grammar the tests above leave out.
   {
-    name: 'data checks compared with the source or not, max, maxAgeMinutes, identifiers and the copy regexes',
+    name: 'data checks compared with the source and the previous copy or not, max, maxAgeMinutes, identifiers and the copy regexes',
     change: (c) => {
       c.sources[0].selection = { identifiers: ['prod-orders', 'prod-billing'] };
       c.target.copy.descriptionRegex = '^(snapferry|manual) backup of [a-z0-9-]+$';
       c.target.restoreTest.dataChecks.databases = [
-        { resources: '^prod-orders$', compareWithSource: { rowTolerancePercent: 0 } },
-        { resources: '^prod-billing', compareWithSource: false, probes: [{ name: 'max', sql: 'select 1', max: 1e6 }] },
-        { resources: '^prod-', compareWithSource: { rowTolerancePercent: 12.5 }, probes: [{ name: 'age', sql: 'select now()', maxAgeMinutes: 5256000 }] },
+        { resources: '^prod-orders$', compareWithSource: { rowTolerancePercent: 0 }, compareWithPrevious: { rowsDropPercent: 0 } },
+        { resources: '^prod-billing', compareWithSource: false, compareWithPrevious: false, probes: [{ name: 'max', sql: 'select 1', max: 1e6 }] },
+        { resources: '^prod-archive-', compareWithPrevious: { rowsDropPercent: 100 } },
+        { resources: '^prod-', compareWithSource: { rowTolerancePercent: 12.5 }, compareWithPrevious: { rowsDropPercent: 37.5 }, probes: [{ name: 'age', sql: 'select now()', maxAgeMinutes: 5256000 }] },
       ];
     },
   },

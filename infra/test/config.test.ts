@@ -263,7 +263,25 @@ describe('config', () => {
     ['an empty database name', (c) => { c.target.restoreTest.dataChecks.databases[0].database = ''; },
       /^target\.restoreTest\.dataChecks\.databases\[0\]\.database: expected a database name, got ""$/],
     ['a database that checks nothing', (c) => { c.target.restoreTest.dataChecks.databases[1].probes = []; },
-      /^target\.restoreTest\.dataChecks\.databases\[1\]: checks nothing; give it tables, probes, compareWithSource or more than one$/],
+      /^target\.restoreTest\.dataChecks\.databases\[1\]: checks nothing; give it tables, probes, compareWithSource, compareWithPrevious or more than one$/],
+    // compareWithPrevious: false or { rowsDropPercent: 0..100 }, as the step's percent_or_off reads compare_with_previous.
+    ['a rows drop over 100 percent', (c) => { c.target.restoreTest.dataChecks.databases[0].compareWithPrevious = { rowsDropPercent: 120 }; },
+      /^target\.restoreTest\.dataChecks\.databases\[0\]\.compareWithPrevious\.rowsDropPercent: expected a number from 0 to 100, got 120$/],
+    ['a negative rows drop', (c) => { c.target.restoreTest.dataChecks.databases[1].compareWithPrevious = { rowsDropPercent: -1 }; },
+      /^target\.restoreTest\.dataChecks\.databases\[1\]\.compareWithPrevious\.rowsDropPercent: expected a number from 0 to 100, got -1$/],
+    ['a rows drop that is not a number', (c) => { c.target.restoreTest.dataChecks.databases[0].compareWithPrevious = { rowsDropPercent: '20' }; },
+      /^target\.restoreTest\.dataChecks\.databases\[0\]\.compareWithPrevious\.rowsDropPercent: expected a number from 0 to 100, got "20"$/],
+    ['compareWithPrevious without rowsDropPercent', (c) => { c.target.restoreTest.dataChecks.databases[0].compareWithPrevious = {}; },
+      /^target\.restoreTest\.dataChecks\.databases\[0\]\.compareWithPrevious\.rowsDropPercent: expected a number from 0 to 100, got undefined$/],
+    ['a snake_case rows drop', (c) => { c.target.restoreTest.dataChecks.databases[0].compareWithPrevious = { rows_drop_percent: 20 }; },
+      /^target\.restoreTest\.dataChecks\.databases\[0\]\.compareWithPrevious\.rowsDropPercent: expected a number from 0 to 100, got undefined$/],
+    ['an unknown field beside rowsDropPercent', (c) => { c.target.restoreTest.dataChecks.databases[0].compareWithPrevious = { rowsDropPercent: 20, tables: 1 }; },
+      /^target\.restoreTest\.dataChecks\.databases\[0\]\.compareWithPrevious\.tables: unknown field$/],
+    // true, the default, is said by leaving it out: false or an object only, as for compareWithSource.
+    ['compareWithPrevious true', (c) => { c.target.restoreTest.dataChecks.databases[0].compareWithPrevious = true; },
+      /^target\.restoreTest\.dataChecks\.databases\[0\]\.compareWithPrevious: expected an object$/],
+    ['compareWithPrevious a bare number', (c) => { c.target.restoreTest.dataChecks.databases[1].compareWithPrevious = 20; },
+      /^target\.restoreTest\.dataChecks\.databases\[1\]\.compareWithPrevious: expected an object$/],
     ['no database to check', (c) => { c.target.restoreTest.dataChecks.databases = []; },
       /^target\.restoreTest\.dataChecks\.databases: expected a non-empty list of databases to check \(leave dataChecks out to turn data checks off\), got \[\]$/],
     ['a data check timeout of 0', (c) => { c.target.restoreTest.dataChecks.timeoutSeconds = 0; },
@@ -443,6 +461,30 @@ describe('config', () => {
     // Off: absent.
     delete c.target.restoreTest.dataChecks;
     assert.equal(parseConfig(c).target.restoreTest.dataChecks, undefined);
+  });
+
+  test('data checks: compareWithSource and compareWithPrevious as parsed, rendered as the step reads them, each enough for an entry', () => {
+    const c = example();
+    c.target.restoreTest.dataChecks.databases = [
+      { resources: '^prod-orders$', compareWithPrevious: { rowsDropPercent: 0 }, probes: [{ name: 'rows', sql: 'select 1', min: 1 }] },
+      // Either alone checks something: it sets how the entry's restores are compared, where no entry would leave the defaults.
+      { resources: '^prod-archive-', compareWithPrevious: false },
+      { resources: '^prod-ledger$', compareWithSource: false, compareWithPrevious: { rowsDropPercent: 12.5 } },
+      { resources: '^prod-', compareWithSource: { rowTolerancePercent: 100 }, compareWithPrevious: { rowsDropPercent: 100 } },
+    ];
+    const d = parseConfig(c).target.restoreTest.dataChecks!;
+    assert.deepEqual(d.databases.map((x) => [x.compareWithSource, x.compareWithPrevious]), [
+      [undefined, { rowsDropPercent: 0 }],
+      [undefined, false],
+      [false, { rowsDropPercent: 12.5 }],
+      [{ rowTolerancePercent: 100 }, { rowsDropPercent: 100 }],
+    ]);
+    assert.deepEqual(JSON.parse(dataChecksJson(d)).databases, [
+      { resources: '^prod-orders$', probes: [{ name: 'rows', sql: 'select 1', min: 1 }], compare_with_previous: { rows_drop_percent: 0 } },
+      { resources: '^prod-archive-', probes: [], compare_with_previous: false },
+      { resources: '^prod-ledger$', probes: [], compare_with_source: false, compare_with_previous: { rows_drop_percent: 12.5 } },
+      { resources: '^prod-', probes: [], compare_with_source: { row_tolerance_percent: 100 }, compare_with_previous: { rows_drop_percent: 100 } },
+    ]);
   });
 
   test('data checks: DATA_CHECKS up to the limit is accepted, and the limit is counted in bytes (UTF-8)', () => {

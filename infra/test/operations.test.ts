@@ -236,6 +236,52 @@ describe('alarms', () => {
     });
   }
 
+  // The restore step verifies a copy whose data fell against the previous good copy of its
+  // resource (it restored fine) and counts it (routing.json restore_suspicious); nothing fails,
+  // so only this alarm tells anyone. Only the step with restores' data checks (DATA_CHECKS) compares.
+  const suspiciousAlarms = (s: Synth, fn: RoutingFunction, r: Routing = routing) =>
+    Object.values(resources(templateFor(s, fn.account), 'AWS::CloudWatch::Alarm'))
+      .filter((a) => a.Properties.Namespace === r.metrics.namespace && a.Properties.MetricName === r.metrics.restore_suspicious
+        && JSON.stringify(a.Properties.Dimensions) === JSON.stringify([{ Name: 'Step', Value: fn.name }]));
+  const comparesRestores = (name: string) => (environmentContract().functions[name] ?? []).some((v) => v.name === 'DATA_CHECKS');
+
+  test('shared/environment.json: the step with restores\' data checks is restore; routing.json names its metric', () => {
+    assert.deepEqual(routing.functions.filter((f) => comparesRestores(f.name)).map((f) => f.name), ['restore']);
+    assert.equal(routing.metrics.restore_suspicious, 'RestoreSuspicious');
+  });
+
+  for (const fn of routing.functions) {
+    test(`${fn.name}: ${comparesRestores(fn.name) ? 'an alarm' : 'no alarm'} on ${routing.metrics.namespace}/${routing.metrics.restore_suspicious} (Step=${fn.name})`, () => {
+      const found = suspiciousAlarms(synth, fn);
+      if (!comparesRestores(fn.name)) {
+        assert.deepEqual(found, []);
+        return;
+      }
+      assert.equal(found.length, 1);
+      const topic = Object.keys(resources(templateFor(synth, fn.account), 'AWS::SNS::Topic'))[0];
+      const { AlarmDescription, ...p } = found[0].Properties;
+      assert.deepEqual(p, {
+        AlarmName: `${functionName(fn)}-suspicious`,
+        Namespace: 'snapferry',
+        MetricName: 'RestoreSuspicious',
+        Dimensions: [{ Name: 'Step', Value: fn.name }],
+        Statistic: 'Sum',
+        Period: 300,
+        EvaluationPeriods: 1,
+        Threshold: 1,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+        TreatMissingData: 'notBreaching',
+        AlarmActions: [{ Ref: topic }],
+      });
+      // Says what happened and what to do about it; CloudWatch allows 1024 characters.
+      for (const words of ['previous good copy', 'a table gone', 'compareWithPrevious', 'Restore Suspicious', 'retention keeps the previous good copy',
+        'snapferry accept <copy-arn>', 'snapshot.arn']) {
+        assert.ok(AlarmDescription.includes(words), `${AlarmDescription} lacks ${words}`);
+      }
+      assert.ok(AlarmDescription.length <= 1024, `${AlarmDescription.length} characters`);
+    });
+  }
+
   // The steps that check how full the quotas are (QUOTA_WARNING_PERCENT, shared/environment.json)
   // write routing.json's quota_warning metric; each has an alarm on it.
   const warnsOfQuotas = (name: string) => (environmentContract().functions[name] ?? []).some((v) => v.name === 'QUOTA_WARNING_PERCENT');
@@ -279,8 +325,11 @@ describe('alarms', () => {
     });
   }
 
-  test('the quota and budget alarms\' namespace and metric names are routing.json\'s', () => {
-    const r: Routing = { ...routing, metrics: { ...routing.metrics, namespace: 'elsewhere', quota_full: 'QuotaReached', quota_warning: 'QuotaNearlyReached', budget_exceeded: 'OverBudget' } };
+  test('the quota, budget and suspicious-restore alarms\' namespace and metric names are routing.json\'s', () => {
+    const r: Routing = { ...routing, metrics: {
+      ...routing.metrics, namespace: 'elsewhere', quota_full: 'QuotaReached', quota_warning: 'QuotaNearlyReached', budget_exceeded: 'OverBudget',
+      restore_suspicious: 'DataFell',
+    } };
     const app = newApp();
     const d = buildDeployment(app, config, r, placeholderAssets());
     const s = { target: Template.fromStack(d.target), source: Template.fromStack(d.sources[0]) } as Synth;
@@ -295,6 +344,10 @@ describe('alarms', () => {
     for (const fn of routing.functions.filter((f) => budgeted(f.name))) {
       assert.equal(budgetAlarms(s, fn, r).length, 1, fn.name);
       assert.deepEqual(budgetAlarms(s, fn), [], fn.name);
+    }
+    for (const fn of routing.functions.filter((f) => comparesRestores(f.name))) {
+      assert.equal(suspiciousAlarms(s, fn, r).length, 1, fn.name);
+      assert.deepEqual(suspiciousAlarms(s, fn), [], fn.name);
     }
   });
 

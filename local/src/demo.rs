@@ -512,6 +512,9 @@ fn print_progress(event: &EventEnvelope<PipelineEvent>, fired: chrono::DateTime<
             line
         }
         Step::RestoreFailed { reason, .. } => format!("{}: {reason}", e.snapshot.id),
+        Step::RestoreSuspicious { findings, previous } => {
+            format!("{}: {} since {}", e.snapshot.id, findings.join(", "), previous.id)
+        }
         Step::Rejected { reason, .. } => format!("{}: {reason}", e.snapshot.id),
         Step::QuotaWarning { quota, used, max } => format!("{quota}: {used} of {max} used"),
         Step::Overdue { last, limit_minutes } => {
@@ -588,11 +591,8 @@ fn print_table(rows: &BTreeMap<(String, String), Row>) {
 /// first counted from the schedule's firing); its snapshots, one per line.
 fn render_table(rows: &BTreeMap<(String, String), Row>) -> String {
     let dash = || "-".to_string();
-    let mut t = snapferry_cli::account::table(&["backup", "snapshots"]);
-    // Snapshot names are long (RDS copies carry their lineage): they get the room.
-    if let Some(column) = t.column_mut(0) {
-        column.set_constraint(comfy_table::ColumnConstraint::UpperBoundary(comfy_table::Width::Fixed(24)));
-    }
+    // Each column as wide as its longest word (a snapshot name, a volume id), no wider.
+    let mut t = snapferry_cli::table::Grid::new(&["backup", "snapshots"]);
     for r in rows.values() {
         let mut backup = vec![
             r.name.clone(),
@@ -621,9 +621,9 @@ fn render_table(rows: &BTreeMap<(String, String), Row>) -> String {
             format!("shared {}", r.shared_copy.clone().unwrap_or_else(dash)),
         ];
         snapshots.extend(r.copies.iter().map(|c| format!("copy in {c}")));
-        t.add_row(vec![backup.join("\n"), snapshots.join("\n")]);
+        t.row(vec![backup.join("\n"), snapshots.join("\n")]);
     }
-    t.to_string()
+    t.render()
 }
 
 #[cfg(test)]

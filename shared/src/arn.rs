@@ -49,9 +49,27 @@ pub fn snapshot_arn(kind: ResourceKind, region: &str, account: &str, name: &str)
     crate::kinds::of(kind).snapshot_arn(region, account, name)
 }
 
+/// The kind of the snapshot `arn` names (its service and resource type), if it names one.
+pub fn snapshot_kind(arn: &str) -> Option<ResourceKind> {
+    let a = Arn::parse(arn)?;
+    crate::kinds::all().find(|&kind| {
+        let k = crate::kinds::of(kind);
+        k.arn_service == a.service && a.resource.starts_with(k.snapshot_arn_part)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_snapshot_arn_names_its_kind() {
+        for kind in ResourceKind::ALL {
+            assert_eq!(snapshot_kind(&snapshot_arn(kind, "eu-west-1", "111111111111", "x")), Some(kind), "{kind}");
+        }
+        assert_eq!(snapshot_kind("arn:aws:rds:eu-west-1:111111111111:db:orders"), None);
+        assert_eq!(snapshot_kind("snap-0abc"), None);
+    }
 
     #[test]
     fn arns_parse() {

@@ -389,6 +389,18 @@ impl<'a> Copier<'a> {
         Err(Error::SlotsFull { after, message })
     }
 
+    /// Whether the handling `by` follows `copy` (ours, in progress) with its re-checks: the
+    /// one whose claim holds its slot in the ledger does; where none holds it (made before
+    /// the ledger knew it), a handling of a message delivered again (`again`: its first
+    /// handling may have died before sending its re-check) does.
+    pub async fn follows(&self, copy: &Snapshot, by: &str, again: bool) -> Result<bool> {
+        let pool = Pool::new(copy.kind, &copy.region);
+        Ok(match self.ctx.ledger.holder(&pool, &copy.name).await? {
+            Some(holder) => holder == by,
+            None => again,
+        })
+    }
+
     /// `copy` (of ours) ended: its slot in the ledger frees. A copy that was made teaches the
     /// ledger how long a copy takes here.
     pub async fn ended(&self, copy: &Snapshot) -> Result<()> {

@@ -199,6 +199,8 @@ pub trait Ledger: Send + Sync {
     /// Takes a slot of `pool` for `claim`, counted for its source, at once and only within
     /// the limits: of two claims for the last slot, one gets it.
     async fn take(&self, pool: &Pool, claim: &Claim<'_>) -> Result<Taken>;
+    /// The handling (SQS message id) whose claim holds `copy`'s slot, if one does.
+    async fn holder(&self, pool: &Pool, copy: &str) -> Result<Option<String>>;
     /// Puts `copy` in the line for `pool`'s slots (nothing when it is there already).
     async fn wait(&self, pool: &Pool, entry: &Entry) -> Result<()>;
     /// Takes `copy` out of the line (it was refused, or made another way).
@@ -497,6 +499,14 @@ impl Ledger for DynamoLedger {
                 code: "TransactionCanceled".into(),
                 message: format!("cancelled for {codes:?}"),
             });
+        })
+    }
+
+    async fn holder(&self, pool: &Pool, copy: &str) -> Result<Option<String>> {
+        let entry = self.item(pool, &copy_key(copy)).await?.unwrap_or_default();
+        Ok(match (get_s(&entry, "state"), get_s(&entry, "by")) {
+            (Some(COPYING), Some(by)) => Some(by.to_string()),
+            _ => None,
         })
     }
 

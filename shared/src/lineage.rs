@@ -12,7 +12,7 @@
 
 use crate::events::{BackupSet, SnapshotRef};
 use crate::store::{Resource, Snapshot};
-use crate::tags::{self, SourceFigures, Tags};
+use crate::tags::{self, RestoredFigures, SourceFigures, Tags};
 use chrono::{DateTime, Utc};
 
 /// Which step made a snapshot.
@@ -62,6 +62,10 @@ pub enum Mark {
     Released,
     /// Reconcile restarted the snapshot's stalled chain.
     Reconciled,
+    /// A verified copy's data fell against the previous good copy ("Restore Suspicious").
+    Suspicious,
+    /// An operator accepted a suspicious copy: it is a good copy from then on.
+    Accepted,
 }
 
 impl Mark {
@@ -73,6 +77,8 @@ impl Mark {
             Mark::RestoreFailed => tags::RESTORE_FAILED_AT,
             Mark::Released => tags::RELEASED_AT,
             Mark::Reconciled => tags::RECONCILED_AT,
+            Mark::Suspicious => tags::SUSPICIOUS_AT,
+            Mark::Accepted => tags::ACCEPTED_AT,
         }
     }
 }
@@ -83,12 +89,20 @@ pub fn stamp(mark: Mark, at: DateTime<Utc>) -> Tags {
 }
 
 /// The tags of a verified copy: when, how long its restore took to become available, and
-/// its data recovery point where data checks measured one.
-pub fn verified(at: DateTime<Utc>, restore_seconds: f64, data_recovery_seconds: Option<f64>) -> Tags {
+/// where data checks ran, its data recovery point and what its restore held.
+pub fn verified(
+    at: DateTime<Utc>,
+    restore_seconds: f64,
+    data_recovery_seconds: Option<f64>,
+    figures: Option<RestoredFigures>,
+) -> Tags {
     let mut t = stamp(Mark::Verified, at);
     t.insert(tags::RESTORE_SECONDS.into(), format!("{restore_seconds:.1}"));
     if let Some(point) = data_recovery_seconds {
         t.insert(tags::DATA_RECOVERY_SECONDS.into(), format!("{point:.0}"));
+    }
+    if let Some(figures) = figures {
+        t.insert(tags::RESTORED_DATA.into(), figures.tag_value());
     }
     t
 }
@@ -207,6 +221,17 @@ impl<'a> Lineage<'a> {
     /// A copy: its source database's figures, where they were measured and plausible.
     pub fn source_figures(&self) -> Option<SourceFigures> {
         SourceFigures::from_tags(self.tags)
+    }
+
+    /// A verified copy: what its restore held, where data checks ran.
+    pub fn restored_figures(&self) -> Option<RestoredFigures> {
+        RestoredFigures::from_tags(self.tags)
+    }
+
+    /// A verified copy a later one may be compared with, and that retention counts as its
+    /// resource's newest verified copy: not found suspicious, or accepted since.
+    pub fn is_good(&self) -> bool {
+        self.has(Mark::Verified) && (!self.has(Mark::Suspicious) || self.has(Mark::Accepted))
     }
 
     /// A restore test's resource (tagged so when it was made).
@@ -386,12 +411,20 @@ mod tests {
         let at = DateTime::parse_from_rfc3339("2026-12-07T10:00:00Z").unwrap().with_timezone(&Utc);
         let mut s = snapshot(&[(tags::MANAGED, "true")]);
         s.tags.extend(stamp(Mark::Released, at));
-        s.tags.extend(verified(at, 412.04, Some(75.2)));
+        let figures = RestoredFigures { tables: 3, rows: 1200, newest_data_at: Some(at) };
+        s.tags.extend(verified(at, 412.04, Some(75.2), Some(figures)));
         let l = Lineage::of(&s);
         assert_eq!(l.at(Mark::Released), Some(at));
         assert!(l.has(Mark::Verified) && !l.has(Mark::Copied));
         assert_eq!(l.restore_seconds(), Some(412.0));
         assert_eq!(s.tags.get(tags::DATA_RECOVERY_SECONDS).map(String::as_str), Some("75"));
+        assert_eq!(l.restored_figures(), Some(figures));
+        // Good until found suspicious; good again once accepted.
+        assert!(l.is_good());
+        s.tags.extend(stamp(Mark::Suspicious, at));
+        assert!(!Lineage::of(&s).is_good());
+        s.tags.extend(stamp(Mark::Accepted, at));
+        assert!(Lineage::of(&s).is_good());
     }
 
     #[test]

@@ -49,6 +49,8 @@ pub struct MetricNames {
     pub resource_failed: String,
     /// A share rejected because its source is past its budget in the backup account.
     pub budget_exceeded: String,
+    /// A verified copy whose data fell against the previous good copy of its resource.
+    pub restore_suspicious: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -98,6 +98,50 @@ pub fn valid_set(set: &crate::events::BackupSet) -> bool {
         && set.id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
+/// On a verified copy whose data checks ran: what its restore held ([`RestoredFigures`]),
+/// which the next copy of its resource is compared with.
+pub const RESTORED_DATA: &str = "snapferry:restored-data";
+/// On a verified copy whose data fell against the previous good copy of its resource: when
+/// that was found ("Restore Suspicious"). Retention keeps the copy before it while this copy
+/// is not accepted ([`ACCEPTED_AT`]).
+pub const SUSPICIOUS_AT: &str = "snapferry:suspicious-at";
+/// On a suspicious copy an operator accepted (`snapferry accept`): when. It counts as a
+/// good copy from then on.
+pub const ACCEPTED_AT: &str = "snapferry:accepted-at";
+
+/// What a copy's restore held when its data checks ran ([`RESTORED_DATA`]):
+/// `tables=12 rows=34567 newest=2026-11-27T09:58:00Z` (`newest=-` where no probe measured
+/// the newest data).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestoredFigures {
+    pub tables: u32,
+    pub rows: u64,
+    pub newest_data_at: Option<DateTime<Utc>>,
+}
+
+impl RestoredFigures {
+    /// The value of [`RESTORED_DATA`].
+    pub fn tag_value(&self) -> String {
+        let newest = self.newest_data_at.map_or_else(|| "-".to_string(), timestamp_value);
+        format!("tables={} rows={} newest={newest}", self.tables, self.rows)
+    }
+
+    /// The figures a copy's tags hold, if [`RESTORED_DATA`] is there and well-formed.
+    pub fn from_tags(tags: &Tags) -> Option<RestoredFigures> {
+        let mut fields = tags.get(RESTORED_DATA)?.split(' ');
+        let mut field = |name: &str| fields.next()?.strip_prefix(name)?.strip_prefix('=');
+        let (tables, rows, newest) = (field("tables")?, field("rows")?, field("newest")?);
+        let newest_data_at = match newest {
+            "-" => None,
+            t => Some(parse_timestamp(t)?),
+        };
+        if fields.next().is_some() {
+            return None;
+        }
+        Some(RestoredFigures { tables: tables.parse().ok()?, rows: rows.parse().ok()?, newest_data_at })
+    }
+}
+
 /// On a copy: the source database's figures when it was shared (see [`SourceFigures`]), so
 /// the restore test can compare against them. One tag of at most 60 characters, not three,
 /// since a copy keeps the source's own tags too and AWS allows 50 in all.
@@ -219,11 +263,14 @@ pub fn user_tags(tags: &Tags) -> Tags {
 /// snapferry's tags that a step adds to a snapshot after it is made (the marks of its life,
 /// a restore test's figures, what the pipeline's event brings later, a copy made again):
 /// room is kept for each, so no later step is refused by AWS's limit of [`MAX_TAGS`].
-pub const LATER: [&str; 12] = [
+pub const LATER: [&str; 15] = [
     COPIED_AT,
     VERIFIED_AT,
     RESTORE_SECONDS,
     DATA_RECOVERY_SECONDS,
+    RESTORED_DATA,
+    SUSPICIOUS_AT,
+    ACCEPTED_AT,
     RESTORE_TESTED_AT,
     RESTORE_FAILED_AT,
     RELEASED_AT,
@@ -426,7 +473,8 @@ mod tests {
         assert_eq!(all.len(), MAX_TAGS - LATER.len(), "room is kept for every tag added later");
         assert_eq!(all[MANAGED], "true", "ours take precedence");
         assert_eq!(dropped.len(), 60 - (MAX_TAGS - LATER.len() - 5));
-        assert_eq!(dropped[0], "k33", "users' tags fit in key order: {dropped:?}");
+        let first_dropped = format!("k{:02}", MAX_TAGS - LATER.len() - 5);
+        assert_eq!(dropped[0], first_dropped, "users' tags fit in key order: {dropped:?}");
     }
 
     #[test]
@@ -435,6 +483,29 @@ mod tests {
         assert_eq!(sanitize_value("a,b;c\"d\n"), "a_b_c_d_");
         assert_eq!(sanitize_value("Zürich 東京"), "Zürich 東京");
         assert_eq!(sanitize_value(&"é".repeat(300)).chars().count(), MAX_VALUE_CHARS);
+    }
+
+    #[test]
+    fn restored_figures_round_trip_through_one_tag() {
+        let t = Utc.with_ymd_and_hms(2026, 11, 27, 9, 58, 0).unwrap();
+        for figures in [
+            RestoredFigures { tables: 3, rows: 1200, newest_data_at: Some(t) },
+            RestoredFigures { tables: 0, rows: 0, newest_data_at: None },
+        ] {
+            let value = figures.tag_value();
+            assert_eq!(sanitize_value(&value), value, "only characters RDS and EC2 accept");
+            let tags = Tags::from([(RESTORED_DATA.to_string(), value)]);
+            assert_eq!(RestoredFigures::from_tags(&tags), Some(figures));
+        }
+        for bad in [
+            "tables=3 rows=12",
+            "tables=3 rows=x newest=-",
+            "tables=3 rows=1 newest=- more",
+            "rows=1 tables=3 newest=-",
+        ] {
+            let tags = Tags::from([(RESTORED_DATA.to_string(), bad.to_string())]);
+            assert_eq!(RestoredFigures::from_tags(&tags), None, "{bad}");
+        }
     }
 
     #[test]

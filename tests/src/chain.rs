@@ -70,6 +70,7 @@ pub const COPY_STARTED: &str = "Snapshot Copy Started";
 pub const COPIED: &str = "Snapshot Copied";
 pub const VERIFIED: &str = "Restore Verified";
 pub const RESTORE_FAILED: &str = "Restore Failed";
+pub const SUSPICIOUS: &str = "Restore Suspicious";
 pub const REJECTED: &str = "Snapshot Rejected";
 
 /// Options with short re-checks, backoffs and visibility timeouts, so retries come back fast.

@@ -130,20 +130,6 @@ impl Output {
     }
 }
 
-/// A table for people: borders only, cells wrapped to fit `COLUMNS` (the shell's width
-/// when it exports it; 100 otherwise, so that what a script or a test sees does not vary).
-pub fn table(header: &[&str]) -> comfy_table::Table {
-    // Unit tests compare tables with stored snapshots: the caller's shell must not change them.
-    let columns = if cfg!(test) { None } else { std::env::var("COLUMNS").ok() };
-    let width = columns.and_then(|c| c.parse().ok()).unwrap_or(100);
-    let mut t = comfy_table::Table::new();
-    t.load_preset(comfy_table::presets::UTF8_BORDERS_ONLY)
-        .set_content_arrangement(comfy_table::ContentArrangement::Dynamic)
-        .set_width(width)
-        .set_header(header.iter().copied());
-    t
-}
-
 /// An age or duration in seconds as people read it: 45s, 12m, 5h, 3d.
 pub fn age(seconds: i64) -> String {
     match seconds {

@@ -6,7 +6,8 @@
 //! after its send to the step's queue succeeded, so a crash mid-replay at worst sends one
 //! twice (the steps are idempotent) and never loses one.
 
-use crate::account::{Account, age, table};
+use crate::account::{Account, age};
+use crate::table::Grid;
 use aws_sdk_sqs::types::{Message, MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName};
 use serde::Serialize;
 use snapferry::clients::Clients;
@@ -679,9 +680,9 @@ pub async fn run(args: DlqArgs) -> Result<ExitCode> {
 /// Every step's queues as a table.
 pub fn render_list(states: &[QueueState]) -> String {
     // The queue is the step's name with the stacks' prefix (JSON output has it in full).
-    let mut t = table(&["step", "waiting", "in flight", "dead letters", "oldest"]);
+    let mut t = Grid::new(&["step", "waiting", "in flight", "dead letters", "oldest"]);
     for s in states {
-        t.add_row(vec![
+        t.row(vec![
             s.step.clone(),
             s.waiting.to_string(),
             s.in_flight.to_string(),
@@ -689,7 +690,7 @@ pub fn render_list(states: &[QueueState]) -> String {
             s.oldest_dead_letter_age_seconds.map(age).unwrap_or_else(|| "-".into()),
         ]);
     }
-    t.to_string()
+    t.render()
 }
 
 /// Dead letters as a table per reason, most frequent reason first.
@@ -706,16 +707,18 @@ pub fn grouped(letters: &[DeadLetter]) -> String {
     let mut out = String::new();
     for (reason, ds) in groups {
         out.push_str(&format!("{} x {reason}\n", ds.len()));
-        let mut t = table(&["message", "resource", "correlation id", "sent"]);
+        // SQS message ids are 36 characters, correlation ids up to 40: on a narrow terminal
+        // the correlation id leaves the table first.
+        let mut t = Grid::new(&["message", "resource", "correlation id", "sent"]).movable(&[2, 3], "message ");
         for d in ds {
-            t.add_row(vec![
+            t.row(vec![
                 d.message_id.clone(),
                 d.resource.clone().unwrap_or_else(|| "-".into()),
                 d.correlation_id.clone().unwrap_or_else(|| "-".into()),
                 d.sent_at.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_else(|| "-".into()),
             ]);
         }
-        out.push_str(&t.to_string());
+        out.push_str(&t.render());
         out.push('\n');
     }
     out

@@ -14,7 +14,8 @@
 //! limitations); a queue without a redrive policy retries a failing message until its
 //! retention ends and then deletes it (SQS Developer Guide, dead-letter queues).
 
-use crate::account::{Account, SourceAccount, table};
+use crate::account::{Account, SourceAccount};
+use crate::table::Grid;
 use aws_sdk_kms::types::{KeyManagerType, KeyState};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -654,9 +655,11 @@ pub fn render(findings: &[Finding]) -> String {
     if findings.is_empty() {
         return "no findings".into();
     }
-    let mut t = table(&["#", "severity", "account / region", "subject", "problem", "AWS error"]);
+    // The AWS error (a code and its cause) leaves the table first when it does not fit.
+    let header = ["#", "severity", "account / region", "subject", "problem", "AWS error"];
+    let mut t = Grid::new(&header).movable(&[5], "#");
     for (i, f) in findings.iter().enumerate() {
-        t.add_row(vec![
+        t.row(vec![
             (i + 1).to_string(),
             serde_json::to_value(f.severity).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
             format!("{}\n{}", f.account, f.region),
@@ -665,7 +668,7 @@ pub fn render(findings: &[Finding]) -> String {
             f.aws_error.clone(),
         ]);
     }
-    let mut out = t.to_string();
+    let mut out = t.render();
     out.push_str("\n\nFixes:\n");
     for (i, f) in findings.iter().enumerate() {
         out.push_str(&format!("\n#{} {} ({}):\n{}\n", i + 1, f.subject, f.check, f.fix));

@@ -3,10 +3,12 @@
 //! crate `snapferry-local`): this binary runs that one for them, so it does not link the
 //! host, the emulator harness or the demo's database drivers.
 
+pub mod accept;
 pub mod account;
 pub mod dlq;
 pub mod doctor;
 pub mod status;
+pub mod table;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -33,6 +35,12 @@ pub enum Command {
     /// bus policy, DLQs, quota headroom, resources that cannot be protected; each finding
     /// with the AWS error it will cause and the fix. Exit 1 on any warning or error.
     Doctor(doctor::DoctorArgs),
+    /// Accept a copy reported suspicious ("Restore Suspicious"), as a good copy.
+    ///
+    /// Its data fell against the previous good copy of its resource (a table gone, most rows
+    /// gone, older data), so retention kept that previous copy. Accepted, the copy counts as
+    /// its resource's newest good copy, and retention may expire the ones before it.
+    Accept(accept::AcceptArgs),
     /// Run the whole chain on a local emulator, and show every backup verified.
     ///
     /// Runs `snapferry-local demo` (the local host, built beside this binary by
@@ -70,6 +78,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, snapferry::Error> {
         Command::Dlq(args) => dlq::run(args).await,
         Command::Status(args) => status::run(args).await,
         Command::Doctor(args) => doctor::run(args).await,
+        Command::Accept(args) => accept::run(args).await,
         Command::Demo(args) => local_host("demo", args),
         Command::Local(args) => local_host("local", args),
         Command::FireSchedule(args) => local_host("fire-schedule", args),

@@ -8,8 +8,9 @@
 //! source account (`--source-profile` / `--source-account`) adds the snapshots that have
 //! not reached it yet.
 
-use crate::account::{Account, SourceAccount, age, table};
+use crate::account::{Account, SourceAccount, age};
 use crate::dlq::{self, DeadLetter};
+use crate::table::Grid;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use snapferry::ResourceKind;
@@ -313,11 +314,7 @@ pub fn render(statuses: &[ResourceStatus], now: DateTime<Utc>) -> String {
     if statuses.is_empty() {
         return "no protected resources found".into();
     }
-    let mut t = table(&["resource", "newest backup", "copies", "verified", "recovery point", "state"]);
-    // An EBS volume id (21 characters) on one line.
-    if let Some(column) = t.column_mut(0) {
-        column.set_constraint(comfy_table::ColumnConstraint::LowerBoundary(comfy_table::Width::Fixed(21)));
-    }
+    let mut t = Grid::new(&["resource", "newest backup", "copies", "verified", "recovery point", "state"]);
     // Why each stalled one is stuck, below the table: too long for a cell.
     let mut reasons = Vec::new();
     for s in statuses {
@@ -355,7 +352,7 @@ pub fn render(statuses: &[ResourceStatus], now: DateTime<Utc>) -> String {
             }
             Health::PastRpo => "PAST RPO".to_string(),
         };
-        t.add_row(vec![
+        t.row(vec![
             format!("{}\n{} {}", s.resource, s.kind, s.source_account),
             newest.map(|t| format!("{} ago", age((now - t).num_seconds()))).unwrap_or_else(|| "-".into()),
             copies,
@@ -364,7 +361,7 @@ pub fn render(statuses: &[ResourceStatus], now: DateTime<Utc>) -> String {
             state,
         ]);
     }
-    let mut out = t.to_string();
+    let mut out = t.render();
     if !reasons.is_empty() {
         out.push_str("\n\n");
         out.push_str(&reasons.join("\n"));

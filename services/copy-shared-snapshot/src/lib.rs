@@ -252,7 +252,9 @@ impl Handler {
         let Some(shared) = store.describe(&event.snapshot.arn).await? else {
             // A redelivery after the source withdrew the share (it does once the copy is
             // announced): the copy made from it says so, and there is nothing left to do.
-            let copied = store.list_managed().await?;
+            // Looked for among the copies of the resource the event names, not the account's:
+            // a wrong name finds nothing, and the message is tried again and dead-lettered.
+            let copied = store.managed_of(&event.origin.resource_id).await?;
             let copied_from = |c: &Snapshot| Lineage::of(c).copied_from() == Some(event.snapshot.arn.as_str());
             if copied.iter().any(|c| is_our_copy(c) && copied_from(c)) {
                 info!(snapshot_arn = event.snapshot.arn, "copied already and no longer shared; nothing to do");
@@ -328,11 +330,13 @@ impl Handler {
             let started = Step::CopyStarted { destination_region: self.ctx.region().to_string() };
             self.ctx.publish(&[event.next(existing.to_ref(), started)]).await?;
             // A copy in progress has a chain of re-checks: the one of the handling that
-            // started it. Only this message's own redelivery (its first handling may have
-            // died before sending it) starts another; a second message about the same share
-            // (a duplicate, the other of the two announcements) does not, or two chains
-            // would both make a failed copy again, one deleting what the other just made.
-            if !handling.again && !matches!(existing.status, Status::Available | Status::Failed(_)) {
+            // started it, whose message holds its slot. Only that message's redelivery (its
+            // first handling may have died before sending it) starts another; a second
+            // message about the same share (a duplicate, the other of the two announcements)
+            // does not, or two chains would both make a failed copy again, one deleting what
+            // the other just made.
+            let in_progress = !matches!(existing.status, Status::Available | Status::Failed(_));
+            if in_progress && !self.copier().follows(&existing, handling.by, handling.again).await? {
                 info!(copy_arn = existing.arn, "copy in progress; its own re-checks follow it");
                 return Ok(Outcome::Done);
             }
@@ -360,8 +364,15 @@ impl Handler {
         let admitted = self.copier().take_slot(store.as_ref(), &admission).await;
         let about = (event.correlation_id.as_str(), &event.snapshot, &event.origin);
         if self.budget_checked(admitted, about, &shared.account).await? == Admitted::Elsewhere {
-            info!(copy = copy_id, "another handling of this share holds its slot and makes the copy");
-            return Ok(Outcome::Done);
+            // That handling makes the copy and follows it; this message comes back for what
+            // only it knows (the pipeline's event brings the source's tags, which AWS's
+            // notification lacks), and finds the copy made.
+            return Err(Error::Retryable {
+                retry: Retry::NotReady,
+                op: "copy",
+                code: "CopyHeldElsewhere".into(),
+                message: format!("another handling of this share holds {copy_id}'s slot and is making it"),
+            });
         }
         let copy_tags = self.stamped(copy_tags);
         let copied = store

@@ -191,7 +191,14 @@ async fn a_copy_in_progress_is_followed_by_one_chain_of_re_checks_only() {
     assert!(matches!(first, Outcome::Later { .. }), "the handling that copies follows the copy: {first:?}");
     // A duplicate of the event (another message): the copy has its chain already. Two chains
     // would both make a failed copy again, one deleting what the other just made.
-    let duplicate = h.step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap();
+    let other = snapferry::sqs::Record { message_id: "m-2".into(), ..deliver::record() };
+    let duplicate = h.step(deliver::pipeline(&event, Some(SOURCE)), other.clone()).await.unwrap();
+    assert_eq!(duplicate, Outcome::Done);
+    // Delivered again, it is still not the message whose handling follows the copy.
+    let duplicate = h
+        .step(deliver::pipeline(&event, Some(SOURCE)), snapferry::sqs::Record { receive_count: 2, ..other })
+        .await
+        .unwrap();
     assert_eq!(duplicate, Outcome::Done);
     // The same message delivered again (its first handling died before its re-check was
     // sent): it follows the copy, so no chain is lost.
@@ -243,7 +250,7 @@ async fn tags_from_the_source_are_data_not_state() {
     for mark in [Mark::Copied, Mark::RestoreTested, Mark::RestoreFailed, Mark::Reconciled, Mark::Released] {
         store.tag(&copy, &lineage::stamp(mark, at)).await.unwrap_or_else(|e| panic!("{mark:?}: {e}"));
     }
-    store.tag(&copy, &lineage::verified(at, 300.0, Some(60.0))).await.unwrap();
+    store.tag(&copy, &lineage::verified(at, 300.0, Some(60.0), None)).await.unwrap();
     let again = lineage::made_again(&Lineage::of(&store.describe(&copy.id).await.unwrap().unwrap()), at);
     assert!(again.len() <= tags::MAX_TAGS, "a copy made again fits too: {}", again.len());
 }
@@ -720,20 +727,21 @@ async fn a_message_about_a_share_whose_slot_another_handling_holds_makes_no_seco
     let claim =
         Claim { copy: &copy, source: SOURCE, by: "m-event", slots: 5, held: None, in_flight: None, now: cloud.now() };
     assert_eq!(cloud.ledger(TARGET).take(&Pool::new(Ebs, REGION), &claim).await.unwrap(), Taken::Slot);
-    // AWS's notification meanwhile: that handling makes the copy, this one nothing.
-    let notification = deliver::ebs_event(&s, "shareSnapshot", "succeeded", TARGET, SOURCE);
-    let other = h_step(&cloud, notification, deliver::record()).await;
-    assert_eq!(other, Outcome::Done);
+    // AWS's notification meanwhile: that handling makes the copy, this one none, and comes
+    // back later.
+    let notification = || deliver::ebs_event(&s, "shareSnapshot", "succeeded", TARGET, SOURCE);
+    let err = handler(&cloud, config()).step(notification(), deliver::record()).await.unwrap_err();
+    assert_eq!((err.retry(), err.code()), (Some(Retry::NotReady), "CopyHeldElsewhere"), "{err}");
     assert!(copies(&cloud, REGION).is_empty(), "no copy made beside the slot's holder");
     // The holder's own message, redelivered (its first handling died): it makes the copy.
     let redelivered = snapferry::sqs::Record { message_id: "m-event".into(), receive_count: 2, ..deliver::record() };
-    let made = h_step(&cloud, deliver::pipeline(&event, Some(SOURCE)), redelivered).await;
+    let made = handler(&cloud, config()).step(deliver::pipeline(&event, Some(SOURCE)), redelivered).await.unwrap();
     assert!(matches!(made, Outcome::Later { .. }), "it follows its copy: {made:?}");
+    // The notification back: the copy is made, and followed by its holder's chain only.
+    let again = snapferry::sqs::Record { receive_count: 2, ..deliver::record() };
+    let back = handler(&cloud, config()).step(notification(), again).await.unwrap();
+    assert_eq!(back, Outcome::Done);
     assert_eq!(copies(&cloud, REGION).len(), 1);
-}
-
-async fn h_step(cloud: &Cloud, incoming: Incoming, record: snapferry::sqs::Record) -> Outcome {
-    handler(cloud, config()).step(incoming, record).await.unwrap()
 }
 
 #[tokio::test]

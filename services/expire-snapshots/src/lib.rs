@@ -6,7 +6,8 @@
 //! by snapferry, and made by the step this account runs (`create` in a source, `copy` in a
 //! backup account); the roles' policies allow deleting nothing else. Whatever the rules
 //! say, nothing is deleted that is still being created, copied, shared or restore-tested,
-//! nor a locked copy, nor a resource's newest verified copy, nor every snapshot of a
+//! nor a locked copy, nor a resource's newest good verified copy (a copy whose data fell
+//! since the one before, "Restore Suspicious", is not one until accepted), nor every snapshot of a
 //! resource (unless `ALLOW_DELETE_ALL`). In the source, the intermediate re-encrypted copy
 //! and the share go as soon as the backup account reports its copy ("Snapshot Copied",
 //! returned to the source's bus).
@@ -218,11 +219,10 @@ impl Handler {
                 warn!(resource, region, rule = ?rule.criteria(), "the rules would delete every snapshot of this resource; none deleted (ALLOW_DELETE_ALL is off)");
                 continue;
             }
-            let newest_verified = snapshots
-                .iter()
-                .filter(|s| Lineage::of(s).has(Mark::Verified))
-                .max_by_key(|s| taken_at(s))
-                .map(|s| s.id.clone());
+            // A suspicious copy (its data fell since the one before) does not count: the good
+            // copy before it stays until an operator accepts the suspicious one.
+            let newest_verified =
+                snapshots.iter().filter(|s| Lineage::of(s).is_good()).max_by_key(|s| taken_at(s)).map(|s| s.id.clone());
             let mut doomed = Vec::new();
             for s in snapshots {
                 if kept.contains_key(&s.id) {

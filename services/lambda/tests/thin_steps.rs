@@ -30,6 +30,7 @@ fn names_a_tag_key(line: &str) -> bool {
     line.match_indices("tags::").any(|(i, _)| line[i + "tags::".len()..].starts_with(|c: char| c.is_ascii_uppercase()))
         && !line.contains("tags::Tags")
         && !line.contains("tags::SourceFigures")
+        && !line.contains("tags::RestoredFigures")
         && !line.contains("tags::LineageTags")
 }
 

@@ -31,7 +31,7 @@ use regex::Regex;
 use serde::Deserialize;
 use snapferry::error::{Error, Result};
 use snapferry::events::SourceComparison;
-use snapferry::tags::SourceFigures;
+use snapferry::tags::{RestoredFigures, SourceFigures, timestamp_value};
 use std::time::Duration;
 
 /// How long one restore test's data checks may take in all, whatever the database holds
@@ -42,6 +42,11 @@ pub const TOTAL_LIMIT: Duration = Duration::from_secs(120);
 /// How far a restore's rows may be from its source's by default: the source is measured
 /// when its snapshot is shared, minutes after it was taken, and keeps changing meanwhile.
 pub const DEFAULT_ROW_TOLERANCE_PERCENT: f64 = 10.0;
+
+/// How far a restore's rows may fall below the previous good copy's by default before the
+/// copy is reported suspicious: a database that loses half its rows between two backups is
+/// rarely one that meant to.
+pub const DEFAULT_ROWS_DROP_PERCENT: f64 = 50.0;
 
 /// `DATA_CHECKS`: which databases are checked and how.
 #[derive(Debug, Clone, Default)]
@@ -63,6 +68,9 @@ pub struct DatabaseChecks {
     /// How far the restore's rows may be from the source's, in percent, where the copy
     /// carries the source's figures; `None`: not compared.
     pub compare_with_source: Option<f64>,
+    /// How far the restore's rows may fall below the previous good copy's, in percent,
+    /// before the copy is suspicious; `None`: not compared.
+    pub compare_with_previous: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -109,6 +117,8 @@ struct RawDatabase {
     probes: Vec<RawProbe>,
     /// `false`, `true`, or `{"row_tolerance_percent": N}`; absent: `true`.
     compare_with_source: Option<serde_json::Value>,
+    /// `false`, `true`, or `{"rows_drop_percent": N}`; absent: `true`.
+    compare_with_previous: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -160,31 +170,27 @@ impl DataChecks {
                 };
                 probes.push(Probe { name: p.name, sql: p.sql, expect });
             }
-            let compare_with_source = match db.compare_with_source {
-                None | Some(serde_json::Value::Bool(true)) => Some(DEFAULT_ROW_TOLERANCE_PERCENT),
-                Some(serde_json::Value::Bool(false)) => None,
-                Some(serde_json::Value::Object(o)) if o.len() == 1 => {
-                    match o.get("row_tolerance_percent").and_then(serde_json::Value::as_f64) {
-                        Some(t) if (0.0..=100.0).contains(&t) => Some(t),
-                        _ => {
-                            return Err(bad(format!(
-                                "{at}.compare_with_source.row_tolerance_percent must be 0 to 100"
-                            )));
-                        }
-                    }
-                }
-                Some(_) => {
-                    return Err(bad(format!(
-                        "{at}.compare_with_source must be true, false or {{\"row_tolerance_percent\": N}}"
-                    )));
-                }
-            };
+            let compare_with_source = percent_or_off(
+                db.compare_with_source,
+                "row_tolerance_percent",
+                DEFAULT_ROW_TOLERANCE_PERCENT,
+                &format!("{at}.compare_with_source"),
+            )
+            .map_err(bad)?;
+            let compare_with_previous = percent_or_off(
+                db.compare_with_previous,
+                "rows_drop_percent",
+                DEFAULT_ROWS_DROP_PERCENT,
+                &format!("{at}.compare_with_previous"),
+            )
+            .map_err(bad)?;
             databases.push(DatabaseChecks {
                 resources,
                 database: db.database,
                 tables: db.tables,
                 probes,
                 compare_with_source,
+                compare_with_previous,
             });
         }
         Ok(DataChecks { databases })
@@ -195,12 +201,58 @@ impl DataChecks {
         self.databases.iter().find(|d| d.resources.is_match(resource))
     }
 
+    /// How far restores of `resource` may fall below the previous good copy's rows before
+    /// they are suspicious; `None`: not compared. On by default.
+    pub fn previous_drop(&self, resource: &str) -> Option<f64> {
+        self.for_resource(resource).map_or(Some(DEFAULT_ROWS_DROP_PERCENT), |c| c.compare_with_previous)
+    }
+
     /// The row tolerance restores of `resource` are compared with their source by; `None`:
     /// not compared. On by default: a copy carries the source's figures only where the
     /// source account chose to measure them.
     pub fn source_tolerance(&self, resource: &str) -> Option<f64> {
         self.for_resource(resource).map_or(Some(DEFAULT_ROW_TOLERANCE_PERCENT), |c| c.compare_with_source)
     }
+}
+
+/// `false` (off), `true` or absent (`default`), or `{"<field>": N}` with N from 0 to 100.
+fn percent_or_off(
+    value: Option<serde_json::Value>,
+    field: &str,
+    default: f64,
+    at: &str,
+) -> std::result::Result<Option<f64>, String> {
+    match value {
+        None | Some(serde_json::Value::Bool(true)) => Ok(Some(default)),
+        Some(serde_json::Value::Bool(false)) => Ok(None),
+        Some(serde_json::Value::Object(o)) if o.len() == 1 => match o.get(field).and_then(serde_json::Value::as_f64) {
+            Some(t) if (0.0..=100.0).contains(&t) => Ok(Some(t)),
+            _ => Err(format!("{at}.{field} must be 0 to 100")),
+        },
+        Some(_) => Err(format!("{at} must be true, false or {{\"{field}\": N}}")),
+    }
+}
+
+/// How a restore's figures fell against the previous good copy's, one finding each: a
+/// table gone, rows down by more than `drop_percent`, the newest data older than before.
+/// Empty: nothing fell.
+pub fn fell(previous: &RestoredFigures, now: &RestoredFigures, drop_percent: f64) -> Vec<String> {
+    let mut findings = Vec::new();
+    if now.tables < previous.tables {
+        findings.push(format!("tables: {} -> {}", previous.tables, now.tables));
+    }
+    if previous.rows > 0 {
+        let dropped = (previous.rows.saturating_sub(now.rows)) as f64 * 100.0 / previous.rows as f64;
+        if dropped > drop_percent {
+            findings.push(format!("rows: {} -> {} (-{dropped:.0}%)", previous.rows, now.rows));
+        }
+    }
+    if let (Some(before), Some(after)) = (previous.newest_data_at, now.newest_data_at)
+        && after < before
+    {
+        findings.push(format!("newest data: {} -> {}", timestamp_value(before), timestamp_value(after)));
+    }
+    findings
 }
 
 fn split_table(name: &str) -> Option<(&str, &str)> {
@@ -406,6 +458,7 @@ fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::TimeZone;
 
     fn probe(expect: Expect) -> Probe {
         Probe { name: "p".into(), sql: "select 1".into(), expect }
@@ -516,6 +569,53 @@ mod tests {
             let e = DataChecks::parse(raw).unwrap_err().to_string();
             assert!(e.contains("DATA_CHECKS") && e.contains(want), "{raw}: {e}");
         }
+    }
+
+    #[test]
+    fn comparison_with_the_previous_copy_is_on_by_default_and_configured_per_database() {
+        let c = DataChecks::parse(
+            r#"{"databases": [
+                {"resources": "^strict$", "compare_with_previous": {"rows_drop_percent": 10}},
+                {"resources": "^off$", "compare_with_previous": false},
+                {"resources": "^plain$"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(c.previous_drop("strict"), Some(10.0));
+        assert_eq!(c.previous_drop("off"), None);
+        assert_eq!(c.previous_drop("plain"), Some(DEFAULT_ROWS_DROP_PERCENT));
+        assert_eq!(c.previous_drop("no entry"), Some(DEFAULT_ROWS_DROP_PERCENT));
+        for (raw, want) in [
+            (
+                r#"{"databases": [{"compare_with_previous": {"rows_drop_percent": 120}}]}"#,
+                "rows_drop_percent must be 0 to 100",
+            ),
+            (r#"{"databases": [{"compare_with_previous": {"rows": 5}}]}"#, "databases[0].compare_with_previous"),
+            (r#"{"databases": [{"compare_with_previous": "yes"}]}"#, "must be true, false or"),
+        ] {
+            let e = DataChecks::parse(raw).unwrap_err().to_string();
+            assert!(e.contains("DATA_CHECKS") && e.contains(want), "{raw}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_copy_falls_against_the_previous_by_a_table_gone_most_rows_gone_or_older_data() {
+        let at = |m: u32| Some(Utc.with_ymd_and_hms(2026, 11, 27, 9, m, 0).unwrap());
+        let previous = RestoredFigures { tables: 3, rows: 1000, newest_data_at: at(30) };
+        let same = |f: RestoredFigures| fell(&previous, &f, 50.0);
+        // Growth, and a fall within the share: nothing.
+        assert!(same(RestoredFigures { tables: 4, rows: 1500, newest_data_at: at(45) }).is_empty());
+        assert!(same(RestoredFigures { rows: 600, ..previous }).is_empty());
+        assert_eq!(same(RestoredFigures { rows: 100, ..previous }), ["rows: 1000 -> 100 (-90%)"]);
+        assert_eq!(same(RestoredFigures { tables: 2, ..previous }), ["tables: 3 -> 2"]);
+        assert_eq!(
+            same(RestoredFigures { newest_data_at: at(10), ..previous }),
+            ["newest data: 2026-11-27T09:30:00Z -> 2026-11-27T09:10:00Z"]
+        );
+        // No newest data measured on either side: not compared; an empty previous: no share.
+        assert!(same(RestoredFigures { newest_data_at: None, ..previous }).is_empty());
+        let empty = RestoredFigures { tables: 0, rows: 0, newest_data_at: None };
+        assert!(fell(&empty, &empty, 0.0).is_empty());
+        assert_eq!(fell(&previous, &empty, 50.0).len(), 2, "a table gone and every row");
     }
 
     fn stat(name: &str, rows: Option<u64>) -> TableStat {

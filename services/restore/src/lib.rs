@@ -7,7 +7,9 @@
 //! a snapshot lock (EBS) and one is configured, a verified copy is locked against deletion.
 //! With data checks configured, a PostgreSQL or MySQL restore is also logged in to and its
 //! data checked (see [`data`]), against its source's figures where the copy carries them,
-//! before it counts as verified.
+//! before it counts as verified. A verified copy whose data fell against the previous good
+//! copy of its resource (a table gone, most rows gone, older data: ransomware or a bad
+//! migration, which restores fine) is reported suspicious, and retention keeps the good one.
 
 pub mod data;
 
@@ -20,7 +22,8 @@ use snapferry::lineage::{self, Lineage, MadeBy, Mark};
 use snapferry::sqs::{Outcome, Record};
 use snapferry::step::{PipelineStep, StepContext, StepEnv};
 use snapferry::store::{LockMode, RestoreSpec, Restored, Snapshot, SnapshotStore, Status};
-use snapferry::{kms, naming};
+use snapferry::tags::RestoredFigures;
+use snapferry::{kms, naming, retention};
 use tracing::{info, warn};
 
 /// This step's name in `shared/routing.json` and `shared/environment.json`.
@@ -340,11 +343,17 @@ impl Handler {
             let metric = snapferry::routing::Routing::load().metrics.data_recovery_point;
             self.ctx.metrics.value(&metric, STEP, Some(&resource), point, "Seconds");
         }
+        let figures =
+            data.as_ref().map(|d| RestoredFigures { tables: d.tables, rows: d.rows, newest_data_at: d.newest_data_at });
+        let suspicious = match &figures {
+            Some(f) => self.suspicion(store, &copy, f).await?,
+            None => None,
+        };
         let (locked_until, lock_error) = self.lock(store, &copy).await?;
         // Recorded before it is published, so members of a set finishing together
         // each count the others; the test restore, deleted last, lets a redelivery
         // publish a verdict that was lost.
-        let set = self.record_verified(store, &copy, seconds, data.as_ref()).await?;
+        let set = self.record_verified(store, &copy, seconds, data.as_ref(), figures, suspicious.is_some()).await?;
         let event = Step::RestoreVerified {
             restore_seconds: seconds,
             restored_resource_id: p.restore_id.clone(),
@@ -356,9 +365,44 @@ impl Handler {
             set,
             data,
         };
-        self.ctx.publish(&[PipelineEvent::new(correlation_id, p.copy.clone(), p.origin.clone(), event)]).await?;
+        let mut events = vec![PipelineEvent::new(correlation_id, p.copy.clone(), p.origin.clone(), event)];
+        if let Some((findings, previous)) = suspicious {
+            warn!(copy_arn = p.copy.arn, previous = previous.arn, ?findings, "restore suspicious: its data fell");
+            self.ctx.metrics.count(&snapferry::routing::Routing::load().metrics.restore_suspicious, STEP);
+            let step = Step::RestoreSuspicious { findings, previous };
+            events.push(PipelineEvent::new(correlation_id, p.copy.clone(), p.origin.clone(), step));
+        }
+        self.ctx.publish(&events).await?;
         store.delete_restore(&p.restore_id).await?;
         Ok(Outcome::Done)
+    }
+
+    /// How `copy`'s data (`figures`) fell against the previous good copy of its resource:
+    /// the newest verified copy of the same source's resource taken before it, not found
+    /// suspicious itself (or accepted since), so a poisoned backup is compared with the last
+    /// good one however many poisoned ones followed. One listing of that resource's copies.
+    async fn suspicion(
+        &self,
+        store: &dyn SnapshotStore,
+        copy: &Snapshot,
+        figures: &RestoredFigures,
+    ) -> Result<Option<(Vec<String>, SnapshotRef)>> {
+        let Some(config) = &self.config.data_checks else { return Ok(None) };
+        let resource = Lineage::of(copy).origin_resource().unwrap_or(&copy.resource_id);
+        let Some(drop_percent) = config.checks.previous_drop(resource) else { return Ok(None) };
+        let (source, taken) = (Lineage::of(copy).source_account(), retention::taken_at(copy));
+        let previous = store
+            .managed_of(resource)
+            .await?
+            .into_iter()
+            .filter(|s| s.id != copy.id && Lineage::of(s).is(MadeBy::Copy) && Lineage::of(s).is_good())
+            .filter(|s| Lineage::of(s).source_account() == source)
+            .filter(|s| retention::taken_at(s).is_some_and(|t| taken.is_some_and(|mine| t < mine)))
+            .filter_map(|s| Some((Lineage::of(&s).restored_figures()?, s)))
+            .max_by_key(|(_, s)| retention::taken_at(s));
+        let Some((before, previous)) = previous else { return Ok(None) };
+        let findings = data::fell(&before, figures, drop_percent);
+        Ok((!findings.is_empty()).then(|| (findings, previous.to_ref())))
     }
 
     /// Reports a failed restore test, keeps the copy and deletes the test restore.
@@ -505,15 +549,22 @@ impl Handler {
     }
 
     /// Tags the copy verified, with the time its restore took (reconcile reports both per
-    /// resource); for a member of a backup set, how many members are verified now.
+    /// resource) and what it held, and suspicious where its data fell; for a member of a
+    /// backup set, how many members are verified now.
     async fn record_verified(
         &self,
         store: &dyn SnapshotStore,
         snapshot: &Snapshot,
         seconds: f64,
         data: Option<&DataChecked>,
+        figures: Option<RestoredFigures>,
+        suspicious: bool,
     ) -> Result<Option<BackupSet>> {
-        let stamp = lineage::verified(self.ctx.now(), seconds, data.and_then(|d| d.recovery_point_seconds));
+        let now = self.ctx.now();
+        let mut stamp = lineage::verified(now, seconds, data.and_then(|d| d.recovery_point_seconds), figures);
+        if suspicious {
+            stamp.extend(lineage::stamp(Mark::Suspicious, now));
+        }
         store.tag(snapshot, &stamp).await?;
         let Some(set) = Lineage::of(snapshot).set() else { return Ok(None) };
         let verified = store

@@ -259,6 +259,10 @@ mod tests {
                 reason: "data check failed".into(),
                 check: Some(FailedCheck { name: "orders".into(), expected: ">= 1".into(), actual: "0".into() }),
             },
+            Step::RestoreSuspicious {
+                findings: vec!["rows: 1200 -> 40 (-97%)".into()],
+                previous: snapshot("snapferry-copy-mydb-0", "222222222222"),
+            },
             Step::Rejected { reason: "sender not allowed".into(), sender_account: Some("222222222222".into()) },
             Step::Expired { rule: "keep_last 7".into(), dry_run: true },
             Step::QuotaWarning { quota: "ManualSnapshots".into(), used: 81, max: 100 },

@@ -76,6 +76,15 @@ impl Ledger for MemLedger {
         })
     }
 
+    async fn holder(&self, pool: &Pool, copy: &str) -> Result<Option<String>> {
+        self.with("Query", pool, |book| {
+            book.entries.iter().find(|e| e.copy == copy).and_then(|e| match &e.state {
+                State::Copying { by, .. } => Some(by.clone()),
+                State::Waiting { .. } => None,
+            })
+        })
+    }
+
     async fn wait(&self, pool: &Pool, entry: &Entry) -> Result<()> {
         self.with("PutItem", pool, |book| {
             if !book.entries.iter().any(|e| e.copy == entry.copy) {

@@ -213,6 +213,18 @@ impl SnapshotStore for MemStore {
             .collect())
     }
 
+    async fn managed_of(&self, resource_id: &str) -> Result<Vec<Snapshot>> {
+        self.call("managed_of")?;
+        let s = self.cloud.lock();
+        Ok(s.snapshots
+            .iter()
+            .map(|(x, _)| x)
+            .filter(|x| self.owns(x) && !x.automated && tags::is_managed(&x.tags))
+            .filter(|x| crate::lineage::Lineage::of(x).origin_resource().unwrap_or(&x.resource_id) == resource_id)
+            .cloned()
+            .collect())
+    }
+
     async fn list_own(&self) -> Result<Vec<Snapshot>> {
         self.call("list_own")?;
         let s = self.cloud.lock();

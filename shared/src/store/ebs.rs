@@ -304,6 +304,28 @@ impl SnapshotStore for Ebs {
         Ok(all.iter().map(|s| self.to_snapshot(s)).filter(|s| tags::is_managed(&s.tags)).collect())
     }
 
+    async fn managed_of(&self, resource_id: &str) -> Result<Vec<Snapshot>> {
+        // A copy names its volume in its lineage only (EC2 gives copies a placeholder volume
+        // id); a snapshot taken here names it in its own VolumeId.
+        let by = [
+            Filter::builder().name(format!("tag:{}", tags::ORIGIN_RESOURCE)).values(resource_id).build(),
+            Filter::builder().name("volume-id").values(resource_id).build(),
+        ];
+        let mut found: Vec<Snapshot> = Vec::new();
+        for filter in by {
+            let pages = self.client.describe_snapshots().owner_ids("self").filters(filter).into_paginator().send();
+            let page = super::paced(&self.region, pages, |p| p.snapshots.unwrap_or_default())
+                .await
+                .map_err(|e| Error::from_sdk("DescribeSnapshots", e))?;
+            for s in page.iter().map(|s| self.to_snapshot(s)) {
+                if tags::is_managed(&s.tags) && !found.iter().any(|f| f.id == s.id) {
+                    found.push(s);
+                }
+            }
+        }
+        Ok(found)
+    }
+
     async fn list_own(&self) -> Result<Vec<Snapshot>> {
         let pages = self.client.describe_snapshots().owner_ids("self").into_paginator().send();
         let all = super::paced(&self.region, pages, |p| p.snapshots.unwrap_or_default())

@@ -393,6 +393,9 @@ pub trait SnapshotStore: Send + Sync {
     }
     /// Snapshots this account owns that carry snapferry's managed tag.
     async fn list_managed(&self) -> Result<Vec<Snapshot>>;
+    /// snapferry's snapshots of one resource (a copy's: the resource it was taken of) that
+    /// this account owns here: one listing of that resource's snapshots, not the account's.
+    async fn managed_of(&self, resource_id: &str) -> Result<Vec<Snapshot>>;
     /// Every snapshot this account owns here: snapferry's, and those taken by hand, by
     /// RDS's automated backups or by other tools. One listing, for the sweeps.
     async fn list_own(&self) -> Result<Vec<Snapshot>>;

@@ -177,3 +177,62 @@ async fn a_probe_that_times_out_or_errors_is_a_failed_check_not_a_crash() {
     no_restore_resources_left(&p.target).await;
     assert_dlqs_empty(&p).await;
 }
+
+/// A poisoned backup (most rows gone: ransomware, a bad migration) restores fine and passes
+/// its checks: it is reported against the last good copy, and retention keeps that copy
+/// until an operator accepts the new one.
+#[tokio::test]
+async fn a_copy_whose_rows_fell_since_the_last_good_one_is_suspicious_and_the_good_one_is_kept() {
+    use snapferry::ResourceKind::DbInstance;
+    let options = snapferry_local::pipeline::PipelineOptions {
+        // Only the newest copy by the rules: the good one goes unless something keeps it.
+        retention_backup: Some(r#"[{"keep_last": 1}]"#.into()),
+        // The second backup an hour of the schedule later, minutes of the clock's.
+        min_interval_minutes: 0,
+        ..data_options(checks(None), 10)
+    };
+    let p = start(&options).await;
+    postgres(&p.source, DbInstance, "shop").await;
+    sql(&p.source, DbInstance, "shop", ORDERS).await;
+    let start_at = chrono::Utc::now();
+    let mut events = Vec::new();
+    p.host.fire(Some("create-snapshot"), start_at).await.expect("fire create-snapshot");
+    run_until(&p, &mut events, "the first backup verified", |seen| count(seen, "shop", VERIFIED) == 1).await;
+    settle(&p, &mut events).await;
+    assert!(!has(&events, "shop", SUSPICIOUS), "nothing to compare the first copy with");
+
+    // 45 of the 50 orders deleted; the 5 left pass every check (orders >= 1, the newest recent).
+    sql(&p.source, DbInstance, "shop", "DELETE FROM orders WHERE id > 5").await;
+    let an_hour_on = start_at + chrono::Duration::hours(1);
+    p.host.fire(Some("create-snapshot"), an_hour_on).await.expect("fire create-snapshot");
+    run_until(&p, &mut events, "the second backup verified and suspicious", |seen| {
+        count(seen, "shop", VERIFIED) == 2 && has(seen, "shop", SUSPICIOUS)
+    })
+    .await;
+    settle(&p, &mut events).await;
+    let report = first(&events, "shop", SUSPICIOUS);
+    let Step::RestoreSuspicious { findings, previous } = &report.detail.step else { unreachable!() };
+    assert_eq!(findings, &["rows: 50 -> 5 (-90%)"], "{}", summary(&events));
+    let copies = made_by(&p.target, DbInstance, "copy", "shop").await;
+    assert_eq!(copies.len(), 2, "{copies:?}");
+    let good = copies.iter().find(|c| c.id == previous.id).expect("the previous good copy");
+    let poisoned = copies.iter().find(|c| c.arn == report.detail.snapshot.arn).expect("the suspicious copy");
+    assert!(good.tags.get(snapferry::tags::RESTORED_DATA).is_some_and(|v| v.starts_with("tables=1 rows=50 ")));
+    assert!(poisoned.tags.contains_key(snapferry::tags::SUSPICIOUS_AT), "{:?}", poisoned.tags);
+    assert!(poisoned.tags.contains_key(snapferry::tags::VERIFIED_AT), "it restores: verified, and suspicious");
+
+    // Retention keeping one copy keeps the good one too.
+    p.host.fire(Some("expire-copies"), an_hour_on + chrono::Duration::hours(1)).await.expect("fire expire-copies");
+    settle(&p, &mut events).await;
+    let kept: Vec<String> = made_by(&p.target, DbInstance, "copy", "shop").await.into_iter().map(|c| c.id).collect();
+    assert_eq!(kept.len(), 2, "the good copy survives retention: {kept:?}");
+
+    // Accepted by the operator, the new copy is the good one, and the old one may go.
+    let accept = ["accept", poisoned.arn.as_str()];
+    assert_eq!(snapferry_e2e::faults::run_cli_in(&p.target.account, &accept).await, std::process::ExitCode::SUCCESS);
+    p.host.fire(Some("expire-copies"), an_hour_on + chrono::Duration::hours(2)).await.expect("fire expire-copies");
+    settle(&p, &mut events).await;
+    let kept: Vec<String> = made_by(&p.target, DbInstance, "copy", "shop").await.into_iter().map(|c| c.id).collect();
+    assert_eq!(kept, std::slice::from_ref(&poisoned.id), "only the accepted copy is kept by keep_last 1");
+    assert_dlqs_empty(&p).await;
+}

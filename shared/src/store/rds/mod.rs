@@ -66,6 +66,13 @@ macro_rules! family {
                     .map_err(|e| Error::from_sdk($describe_op, e))
             }
 
+            async fn list_of(&self, client: &Client, resource_id: &str) -> Result<Vec<$snapshot>> {
+                let pages = client.$describe().$create_resource(resource_id).snapshot_type("manual").into_paginator().send();
+                $crate::store::paced(&$crate::store::rds::region_of(client), pages, |page| page.$described.unwrap_or_default())
+                    .await
+                    .map_err(|e| Error::from_sdk($describe_op, e))
+            }
+
             async fn list_shared(&self, client: &Client) -> Result<Vec<$snapshot>> {
                 let pages = client.$describe().snapshot_type("shared").include_shared(true).into_paginator().send();
                 $crate::store::paced(&$crate::store::rds::region_of(client), pages, |page| page.$described.unwrap_or_default())
@@ -179,6 +186,9 @@ trait Family: Send + Sync {
     /// This account's snapshots of `snapshot_type` (`manual`, `automated`); `None`: both
     /// (without shared or public ones), as RDS answers without a type.
     async fn list(&self, client: &Client, snapshot_type: Option<&str>) -> Result<Vec<Self::Snapshot>>;
+    /// This account's manual snapshots of the database `resource_id` (a copy keeps the id
+    /// of the database it was taken of).
+    async fn list_of(&self, client: &Client, resource_id: &str) -> Result<Vec<Self::Snapshot>>;
     /// The snapshots other accounts shared with this one.
     async fn list_shared(&self, client: &Client) -> Result<Vec<Self::Snapshot>>;
     async fn copy(&self, client: &Client, request: &CopyRequest<'_>, tags: Vec<Tag>) -> Result<Option<Self::Snapshot>>;
@@ -390,6 +400,11 @@ impl<F: Family> SnapshotStore for Rds<F> {
 
     async fn list_managed(&self) -> Result<Vec<Snapshot>> {
         let all = self.family.list(&self.client, Some("manual")).await?;
+        Ok(all.iter().map(|s| self.to_snapshot(s)).filter(|s| tags::is_managed(&s.tags)).collect())
+    }
+
+    async fn managed_of(&self, resource_id: &str) -> Result<Vec<Snapshot>> {
+        let all = self.family.list_of(&self.client, resource_id).await?;
         Ok(all.iter().map(|s| self.to_snapshot(s)).filter(|s| tags::is_managed(&s.tags)).collect())
     }
 
