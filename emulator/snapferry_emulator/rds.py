@@ -30,6 +30,14 @@ Why each patch exists (the pinned moto's behaviour in brackets):
   ``Marker`` (RDS API Reference *API_DescribeDBSnapshots* ``MaxRecords`` /
   ``Marker``; details in ``paging``) [everything in one response, or moto's
   generic paging without the range check].
+* DB snapshots show ``OptionGroupName``: their instance's option group when
+  taken, whose option names they also keep [moto: no option group].  A copy
+  keeps the source's, or carries the group ``OptionGroupName`` names (which
+  must exist where the copy lands: ``OptionGroupNotFoundFault``); a
+  cross-region copy of a snapshot with a non-default group holding options
+  and no ``OptionGroupName`` is refused (``InvalidParameterValue``): option
+  groups belong to a region (RDS API *API_CopyDBSnapshot*
+  ``OptionGroupName``).  A restore uses the snapshot's group.
 * ``DescribeAccountAttributes`` answers the ``ManualSnapshots`` and
   ``ManualClusterSnapshots`` quotas (used / configured max) [not implemented].
 * moto's own automatic "automated snapshot at creation" is switched off:
@@ -291,8 +299,59 @@ def _check_share(snap: Any, cluster: bool, values_to_add: list[str]) -> None:
         raise _err("SharedSnapshotQuotaExceeded", "A manual snapshot can be shared with at most 20 AWS accounts.")
 
 
+# ---------------------------------------------------------- option groups
+def _option_group_of(database: Any) -> tuple[str, list[str]]:
+    """The instance's option group name and its options' names now (what a snapshot of it keeps)."""
+    name = database.option_group_name
+    group = database.backend.option_groups.get(name) if name else None
+    return name, list(group._options) if group is not None else []
+
+
+def _copy_option_group(caller: Any, source: Any, cross_region: bool, name: str | None, copy_group: bool = False) -> tuple[str, list[str]]:
+    """(name, option names) a copy of a DB snapshot carries, or AWS's refusal.
+
+    RDS API *API_CopyDBSnapshot* ``OptionGroupName``: "Specify this option if
+    you are copying a snapshot from one AWS Region to another, and your DB
+    instance uses a nondefault option group" (option groups are per region).
+    Without it AWS refuses such a copy with the message below (as users got it:
+    awslabs/rds-snapshot-tool#57, cloud-custodian#4955).
+
+    ``CopyOptionGroup``: "Specifies whether to copy the DB option group
+    associated with the source DB snapshot to the target AWS account and
+    associate with the target DB snapshot. The associated option group can be
+    copied only with cross-account snapshot copy calls." So a cross-account
+    copy of a snapshot of a non-default group has that group (copied into the
+    caller's account and region, with its options) only with it, and the
+    engine's default group without it."""
+    from moto.rds.exceptions import OptionGroupNotFoundFaultError
+    from moto.rds.models import OptionGroup
+
+    if name:
+        group = caller.option_groups.get(name)
+        if group is None:
+            raise OptionGroupNotFoundFaultError(name)
+        return group.name, list(group._options)
+    options = list(source._sf_option_names)
+    cross_account = source.backend.account_id != caller.account_id
+    if cross_account and not cross_region and not source.option_group_name.startswith("default:"):
+        if not copy_group:
+            return f"default:{source.engine}-{'-'.join(str(source.engine_version).split('.')[:2])}", []
+        if source.option_group_name not in caller.option_groups:
+            origin = source.backend.option_groups.get(source.option_group_name)
+            engine = origin.engine_name if origin is not None else source.engine
+            major = origin.major_engine_version if origin is not None else str(source.engine_version).rsplit(".", 1)[0]
+            group = OptionGroup(caller, source.option_group_name, engine, major, "copied with a DB snapshot")
+            group.add_options([{"OptionName": o} for o in options])
+            caller.option_groups[source.option_group_name] = group
+        return source.option_group_name, options
+    if cross_region and options and not source.option_group_name.startswith("default:"):
+        # The brackets and ", " are how AWS's (Java) service prints a list.
+        raise _err("InvalidParameterValue", f"The snapshot requires a target option group with the following options: [{', '.join(options)}]")
+    return source.option_group_name, options
+
+
 # ------------------------------------------------------------------ copies
-def _copy(caller: Any, cluster: bool, source_id: str, target_id: str, kms_key_id: str | None, tags: Any, copy_tags: Any) -> Any:
+def _copy(caller: Any, cluster: bool, source_id: str, target_id: str, kms_key_id: str | None, tags: Any, copy_tags: Any, option_group_name: str | None = None, copy_option_group: bool = False) -> Any:
     from moto.rds.exceptions import DBClusterSnapshotAlreadyExistsError, DBSnapshotAlreadyExistsError
     from moto.rds.models import DBClusterSnapshot, DBSnapshot
 
@@ -313,6 +372,7 @@ def _copy(caller: Any, cluster: bool, source_id: str, target_id: str, kms_key_id
         if not kms_key_id and cross_region:
             raise _err("InvalidParameterValue", "KmsKeyId must be specified when copying an encrypted snapshot to another AWS Region.")
     new_key = _validate_new_key(caller, kms_key_id) if kms_key_id else (source.kms_key_id if encrypted else None)
+    option_group = None if cluster else _copy_option_group(caller, source, cross_region, option_group_name, copy_option_group)
     _check_manual_quota(caller, cluster)
     _check_copy_quota(caller, cluster, cross_region)
     if tags:
@@ -340,6 +400,7 @@ def _copy(caller: Any, cluster: bool, source_id: str, target_id: str, kms_key_id
         for attr in ("db_instance_identifier", "dbi_resource_id", "engine_version", "allocated_storage", "master_username", "port", "instance_create_time"):
             setattr(snap, attr, getattr(source, attr))
         snap.kms_key_id = new_key
+        snap.option_group_name, snap._sf_option_names = option_group
     snap.engine = source.engine
     snap.engine_version = source.engine_version
     snap.allocated_storage = source.allocated_storage
@@ -390,6 +451,17 @@ def install(state: LayerState, life: Lifecycle) -> None:  # noqa: C901 - one pla
 
     m.DBSnapshot.percent_progress = property(_get_progress, _set_progress)
     m.DBClusterSnapshot.percent_progress = property(_get_progress, _set_progress)
+
+    # A DB snapshot keeps its instance's option group (``OptionGroupName`` in
+    # answers) and that group's option names as they were when it was taken
+    # (a cross-region copy needs them) [moto: no option group on snapshots].
+    orig_snapshot_init = m.DBSnapshot.__init__
+
+    def snapshot_init(self: Any, backend: Any, database: Any, *args: Any, **kwargs: Any) -> None:
+        orig_snapshot_init(self, backend, database, *args, **kwargs)
+        self.option_group_name, self._sf_option_names = _option_group_of(database)
+
+    m.DBSnapshot.__init__ = snapshot_init
 
     # Automated snapshots only via the control API.
     m.DBInstance.save_automated_backup = lambda self: None
@@ -571,8 +643,9 @@ def install(state: LayerState, life: Lifecycle) -> None:  # noqa: C901 - one pla
     B.create_db_cluster_snapshot = create_db_cluster_snapshot
 
     # Copies.
-    def copy_db_snapshot(self: Any, source_db_snapshot_identifier: str, target_db_snapshot_identifier: str, kms_key_id: Any = None, tags: Any = None, copy_tags: Any = False, **_: Any) -> Any:
-        return _copy(self, False, source_db_snapshot_identifier, target_db_snapshot_identifier, kms_key_id, tags, copy_tags)
+    def copy_db_snapshot(self: Any, source_db_snapshot_identifier: str, target_db_snapshot_identifier: str, kms_key_id: Any = None, tags: Any = None, copy_tags: Any = False, option_group_name: Any = None, copy_option_group: Any = False, **_: Any) -> Any:
+        copy_group = str(copy_option_group).lower() == "true"
+        return _copy(self, False, source_db_snapshot_identifier, target_db_snapshot_identifier, kms_key_id, tags, copy_tags, option_group_name, copy_group)
 
     def copy_db_cluster_snapshot(self: Any, source_db_cluster_snapshot_identifier: str, target_db_cluster_snapshot_identifier: str, kms_key_id: Any = None, copy_tags: Any = False, tags: Any = None, **_: Any) -> Any:
         return _copy(self, True, source_db_cluster_snapshot_identifier, target_db_cluster_snapshot_identifier, kms_key_id, tags, copy_tags)
@@ -645,8 +718,12 @@ def install(state: LayerState, life: Lifecycle) -> None:  # noqa: C901 - one pla
                 props[k] = copy.copy(v)
         props["kms_key_id"] = key
         props["storage_encrypted"] = bool(key)
-        if not original.option_group_supplied:
+        # The snapshot's group (a copy may carry another than its instance's);
+        # for a default one moto names the engine's default itself.
+        if snap.option_group_name.startswith("default:"):
             props.pop("option_group_name", None)
+        else:
+            props["option_group_name"] = snap.option_group_name
         if "allocated_storage" in overrides and overrides["allocated_storage"] and overrides["allocated_storage"] < snap.allocated_storage:
             raise InvalidParameterValue("The allocated storage size can't be less than the source snapshot or backup size.")
         props["engine"] = snap.engine

@@ -20,6 +20,7 @@ impl StepQueue for Accepting {
         _: Duration,
         _: u32,
         _: Option<chrono::DateTime<chrono::Utc>>,
+        _: Option<&str>,
     ) -> Result<(), Error> {
         Ok(())
     }

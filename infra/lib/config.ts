@@ -122,9 +122,21 @@ export interface CopyConfig {
    * from AWS's quotas divided among the source accounts.
    */
   budgets?: CopyBudgets;
+  /**
+   * Per extra region, the option group there for each non-default option group the DB
+   * snapshots use: region -> the snapshot's option group -> the one in that region
+   * (OPTION_GROUPS). AWS refuses to copy a DB snapshot of a non-default option group into
+   * another region without one (RDS API Reference, CopyDBSnapshot, OptionGroupName); absent:
+   * no mapping, and the copy step rejects such a snapshot for the extra regions, naming the
+   * mapping. A default option group (`default:...`) needs none.
+   */
+  optionGroups?: OptionGroups;
   recheckSeconds: number;
   maxConcurrency: number;
 }
+
+/** `target.copy.optionGroups`: extra region -> source option group -> option group in that region. */
+export type OptionGroups = Record<string, Record<string, string>>;
 
 /** One source's budget in the backup account, per kind and region; a field left out: the default. */
 export interface CopyBudget {
@@ -562,6 +574,84 @@ export function budgetEnvironment(budgets: CopyBudgets | undefined): Record<(typ
   };
 }
 
+/**
+ * An option group name as the copy step reads it in OPTION_GROUPS: 1 to 255 ASCII letters,
+ * digits and hyphens (OptionGroupMapping::parse, services/copy-shared-snapshot).
+ */
+const OPTION_GROUP = /^[A-Za-z0-9-]{1,255}$/;
+/** The prefix of RDS's default option groups (`default:mysql-8-0`). */
+const DEFAULT_OPTION_GROUP = 'default:';
+
+/**
+ * Lambda allows 4 KB for all of a function's environment variables together (Lambda Developer
+ * Guide, gettingstarted-limits); the mappings must leave room for the copy function's others.
+ */
+export const MAX_OPTION_GROUPS_CHARS = 2048;
+
+/**
+ * `target.copy.optionGroups`, checked as the copy step will read it (OPTION_GROUPS): each key
+ * one of the target's extra regions, each mapping a non-default option group name to one in
+ * that region. The object shape keeps each (region, source) once, as the step requires.
+ */
+function optionGroups(f: Fields, extraRegions: string[], kinds: Kind[]): OptionGroups {
+  const regions = f.keys();
+  if (regions.length === 0) throw new ConfigError(`${f.path}: expected at least one extra region (leave it out for none)`);
+  // Only DB instance snapshots have option groups (Aurora's cluster snapshots and EBS snapshots have none).
+  if (!kinds.includes('db-instance')) {
+    throw new ConfigError(`${f.path}: option groups are those of DB instance snapshots (Aurora and EBS snapshots have none); target.kinds has no "db-instance"`);
+  }
+  const groups: OptionGroups = {};
+  for (const region of regions) {
+    if (!extraRegions.includes(region)) {
+      throw new ConfigError(`${f.at(region)}: ${JSON.stringify(region)} is not one of target.extraRegions (${extraRegions.join(', ') || 'none'}); `
+        + 'copies go to no other region, so the mapping would never apply (and the copy step refuses it: OPTION_GROUPS)');
+    }
+    const r = f.object(region);
+    const sources = r.keys();
+    if (sources.length === 0) throw new ConfigError(`${r.path}: maps no option group (leave the region out for none)`);
+    groups[region] = {};
+    for (const source of sources) {
+      const destination = r.raw(source);
+      if (source.startsWith(DEFAULT_OPTION_GROUP)) {
+        throw new ConfigError(`${r.at(source)}: ${JSON.stringify(source)} is a default option group, which needs no mapping: the copy step `
+          + `copies a DB snapshot of a default option group as it is (the copy gets the engine's default option group in ${region}); leave it out`);
+      }
+      if (!OPTION_GROUP.test(source)) {
+        throw new ConfigError(`${r.at(source)}: expected the name of an option group the DB snapshots use (1 to 255 letters, digits and hyphens), `
+          + `got ${JSON.stringify(source)}`);
+      }
+      if (typeof destination === 'string' && destination.startsWith(DEFAULT_OPTION_GROUP)) {
+        throw new ConfigError(`${r.at(source)}: ${JSON.stringify(destination)} is a default option group, which has none of ${source}'s options `
+          + `(a default option group needs no mapping); name an option group of ${region} with ${source}'s options`);
+      }
+      if (typeof destination !== 'string' || !OPTION_GROUP.test(destination)) {
+        throw new ConfigError(`${r.at(source)}: expected the name of an option group in ${region} (1 to 255 letters, digits and hyphens), `
+          + `got ${JSON.stringify(destination)}`);
+      }
+      groups[region][source] = destination;
+    }
+    r.done();
+  }
+  f.done();
+  const chars = optionGroupsVariable(groups)!.length;
+  if (chars > MAX_OPTION_GROUPS_CHARS) {
+    throw new ConfigError(`${f.path}: ${chars} characters as OPTION_GROUPS, more than ${MAX_OPTION_GROUPS_CHARS} `
+      + '(Lambda allows 4 KB for all of a function\'s environment variables); map fewer option groups or shorten their names');
+  }
+  return groups;
+}
+
+/**
+ * OPTION_GROUPS as the copy step reads it: `region:source=destination`, comma-separated, by
+ * region, then by source option group; undefined (the variable left unset: no mapping) when
+ * nothing is mapped.
+ */
+export function optionGroupsVariable(groups: OptionGroups | undefined): string | undefined {
+  const items = Object.keys(groups ?? {}).sort().flatMap((region) =>
+    Object.keys(groups![region]).sort().map((source) => `${region}:${source}=${groups![region][source]}`));
+  return items.length > 0 ? items.join(',') : undefined;
+}
+
 const TAG_SELECTOR = /^[^=]+(=.*)?$/;
 /** A resource id in SELECT_IDENTIFIERS, which the steps split at commas and trim. */
 const IDENTIFIER = /^[^,\s]+$/;
@@ -719,6 +809,7 @@ function target(f: Fields): TargetConfig {
     descriptionRegex: c.trimmed('descriptionRegex', c.regex('descriptionRegex')),
     copySlots: c.has('copySlots') ? copySlots(c.object('copySlots')) : undefined,
     budgets: c.has('budgets') ? copyBudgets(c.object('budgets')) : undefined,
+    optionGroups: c.has('optionGroups') ? optionGroups(c.object('optionGroups'), extraRegions, kinds) : undefined,
     recheckSeconds: c.int('recheckSeconds', 1, 900),
     // The SQS event source mapping's maximum concurrency (ScalingConfig.MaximumConcurrency),
     // not reserved concurrency: with reserved concurrency Lambda's throttled polls still count

@@ -12,7 +12,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as rds from 'aws-cdk-lib/aws-rds';
 import { Construct } from 'constructs';
-import { budgetEnvironment, Config, ConfigError, copySlotsVariable, dataChecksJson } from './config';
+import { budgetEnvironment, Config, ConfigError, copySlotsVariable, dataChecksJson, optionGroupsVariable } from './config';
 import { DATA_CHECK_STEP, DataCheckNetwork, endpointsFor } from './data-checks';
 import { DeliveryDlq } from './delivery';
 import { Arns, forwardedEvents, forwarderRoleName } from './iam';
@@ -183,6 +183,9 @@ export class TargetStack extends Stack {
           TARGET_KMS_KEY_ARN: this.targetKey.keyArn,
           EXTRA_REGIONS: target.extraRegions.join(','),
           EXTRA_REGION_KMS_KEYS: target.extraRegions.map((r) => `${r}=${extraKeyAliasArn(r)}`).join(','),
+          // The option group in each extra region for the non-default ones DB snapshots use;
+          // unset unless configured (a snapshot of an unmapped one is then rejected there).
+          OPTION_GROUPS: optionGroupsVariable(target.copy.optionGroups),
           IDENTIFIER_REGEX: target.copy.identifierRegex,
           DESCRIPTION_REGEX: target.copy.descriptionRegex,
           COPY_SLOTS: copySlotsVariable(target.copy.copySlots),

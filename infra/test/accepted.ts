@@ -46,7 +46,8 @@ const sqlAtTheLimit = () => {
  * identifiers, regex, tag and instance tag, both retention lists, an extra region, the copy
  * regexes, copy slots, budgets per source (with the local host's second source, 444444444444),
  * data checks and source data checks, a governance lock. Not here, as the local host has no
- * option for them: a restore instance class and zone, the compliance opt-in.
+ * option for them: a restore instance class and zone, the compliance opt-in; nor option groups
+ * (target.copy.optionGroups), which PipelineOptions::everything leaves unset (OPTION_GROUPS blank).
  */
 export const everything: Sample = {
   name: 'every optional feature on (as snapferry-local local-env)',
@@ -237,6 +238,18 @@ export const ACCEPTED: Sample[] = [
           333333333333: { copiesHeld: 100000, copiesInFlight: 1000 },
           111111111111: { copiesHeld: 1, copiesInFlight: 1 },
         },
+      };
+    },
+  },
+  {
+    // OPTION_GROUPS: two extra regions (rendered by region, then source), a source mapped in both, upper case, a name of 255 characters.
+    name: 'option groups mapped in two extra regions, names at the bounds',
+    change: (c) => {
+      c.target.extraRegions = ['eu-north-1', 'eu-central-1'];
+      c.target.copy.optionGroups = {
+        $comment: 'the timezone option groups of the orders databases',
+        'eu-north-1': { 'orders-tz': 'orders-tz-stockholm' },
+        'eu-central-1': { 'orders-tz': 'orders-tz-dr', 'Billing-2': 'B', [`a${'b'.repeat(254)}`]: 'c'.repeat(255) },
       };
     },
   },

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
-import { budgetEnvironment, ConfigError, dataChecksJson, loadConfig, MAX_DATA_CHECKS_BYTES, parseConfig } from '../lib/config';
+import { budgetEnvironment, ConfigError, dataChecksJson, loadConfig, MAX_DATA_CHECKS_BYTES, MAX_OPTION_GROUPS_CHARS, optionGroupsVariable, parseConfig } from '../lib/config';
 import { declaredFor, environmentContract } from '../lib/environment';
 import { INFRA_DIR } from '../lib/routing';
 import { ACCEPTED, acceptedConfig } from './accepted';
@@ -115,6 +115,48 @@ describe('config', () => {
       /^target\.copy\.budgets\.sources\.111111111111\.copiesHeld: expected an integer from 1 to 100000, got -1$/],
     ['an unknown source budget field', (c) => { c.target.copy.budgets = { sources: { 111111111111: { copiesHeld: 5, copiesInflight: 2 } } }; },
       /^target\.copy\.budgets\.sources\.111111111111\.copiesInflight: unknown field$/],
+    // Option groups in the extra regions (OPTION_GROUPS); the example's one extra region is eu-central-1.
+    ['option groups that are not an object', (c) => { c.target.copy.optionGroups = ['eu-central-1:orders-tz=orders-tz-dr']; },
+      /^target\.copy\.optionGroups: expected an object$/],
+    ['option groups of a region that are not an object', (c) => { c.target.copy.optionGroups = { 'eu-central-1': 'orders-tz=orders-tz-dr' }; },
+      /^target\.copy\.optionGroups\.eu-central-1: expected an object$/],
+    ['option groups that map nothing', (c) => { c.target.copy.optionGroups = {}; },
+      /^target\.copy\.optionGroups: expected at least one extra region \(leave it out for none\)$/],
+    ['option groups of a region that map nothing', (c) => { c.target.copy.optionGroups = { 'eu-central-1': { $comment: 'none yet' } }; },
+      /^target\.copy\.optionGroups\.eu-central-1: maps no option group \(leave the region out for none\)$/],
+    ['option groups of a region that is not an extra region', (c) => { c.target.copy.optionGroups = { 'us-east-1': { 'orders-tz': 'orders-tz-dr' } }; },
+      /^target\.copy\.optionGroups\.us-east-1: "us-east-1" is not one of target\.extraRegions \(eu-central-1\); copies go to no other region, so the mapping would never apply \(and the copy step refuses it: OPTION_GROUPS\)$/],
+    ['option groups of the home region', (c) => { c.target.copy.optionGroups = { 'eu-west-1': { 'orders-tz': 'orders-tz-dr' } }; },
+      /^target\.copy\.optionGroups\.eu-west-1: "eu-west-1" is not one of target\.extraRegions \(eu-central-1\)/],
+    ['option groups without extra regions', (c) => {
+      c.target.extraRegions = [];
+      c.target.retention = [{ keep_last: 7 }];
+      c.target.copy.optionGroups = { 'eu-central-1': { 'orders-tz': 'orders-tz-dr' } };
+    }, /^target\.copy\.optionGroups\.eu-central-1: "eu-central-1" is not one of target\.extraRegions \(none\)/],
+    ['an option group name with an underscore', (c) => { c.target.copy.optionGroups = { 'eu-central-1': { orders_tz: 'orders-tz-dr' } }; },
+      /^target\.copy\.optionGroups\.eu-central-1\.orders_tz: expected the name of an option group the DB snapshots use \(1 to 255 letters, digits and hyphens\), got "orders_tz"$/],
+    ['an option group name of 256 characters', (c) => { c.target.copy.optionGroups = { 'eu-central-1': { ['a'.repeat(256)]: 'orders-tz-dr' } }; },
+      /^target\.copy\.optionGroups\.eu-central-1\.a{256}: expected the name of an option group the DB snapshots use/],
+    ['an option group name with a non-ASCII letter', (c) => { c.target.copy.optionGroups = { 'eu-central-1': { 'orders-tz': 'bestellungen-zeitzone-ä' } }; },
+      /^target\.copy\.optionGroups\.eu-central-1\.orders-tz: expected the name of an option group in eu-central-1 \(1 to 255 letters, digits and hyphens\), got "bestellungen-zeitzone-ä"$/],
+    ['a destination option group that is empty', (c) => { c.target.copy.optionGroups = { 'eu-central-1': { 'orders-tz': '' } }; },
+      /^target\.copy\.optionGroups\.eu-central-1\.orders-tz: expected the name of an option group in eu-central-1 \(1 to 255 letters, digits and hyphens\), got ""$/],
+    ['a destination option group with a blank around it', (c) => { c.target.copy.optionGroups = { 'eu-central-1': { 'orders-tz': 'orders-tz-dr ' } }; },
+      /^target\.copy\.optionGroups\.eu-central-1\.orders-tz: expected the name of an option group in eu-central-1/],
+    ['a destination option group that is not a string', (c) => { c.target.copy.optionGroups = { 'eu-central-1': { 'orders-tz': { name: 'orders-tz-dr' } } }; },
+      /^target\.copy\.optionGroups\.eu-central-1\.orders-tz: expected the name of an option group in eu-central-1 \(1 to 255 letters, digits and hyphens\), got \{"name":"orders-tz-dr"\}$/],
+    ['a default option group mapped', (c) => { c.target.copy.optionGroups = { 'eu-central-1': { 'default:mysql-8-0': 'orders-tz-dr' } }; },
+      /^target\.copy\.optionGroups\.eu-central-1\.default:mysql-8-0: "default:mysql-8-0" is a default option group, which needs no mapping: the copy step copies a DB snapshot of a default option group as it is \(the copy gets the engine's default option group in eu-central-1\); leave it out$/],
+    ['a mapping to a default option group', (c) => { c.target.copy.optionGroups = { 'eu-central-1': { 'orders-tz': 'default:mysql-8-0' } }; },
+      /^target\.copy\.optionGroups\.eu-central-1\.orders-tz: "default:mysql-8-0" is a default option group, which has none of orders-tz's options \(a default option group needs no mapping\); name an option group of eu-central-1 with orders-tz's options$/],
+    ['option groups when the backup account copies no DB instance snapshots', (c) => {
+      c.sources[0].kinds = ['db-cluster'];
+      c.target.kinds = ['db-cluster', 'ebs'];
+      c.target.copy.optionGroups = { 'eu-central-1': { 'orders-tz': 'orders-tz-dr' } };
+    }, /^target\.copy\.optionGroups: option groups are those of DB instance snapshots \(Aurora and EBS snapshots have none\); target\.kinds has no "db-instance"$/],
+    ['option groups too long for Lambda\'s environment', (c) => {
+      c.target.copy.optionGroups = { 'eu-central-1': Object.fromEntries(Array.from({ length: 9 }, (_, i) => [`group-${i}`, 'x'.repeat(255)])) };
+    }, /^target\.copy\.optionGroups: \d+ characters as OPTION_GROUPS, more than 2048 \(Lambda allows 4 KB for all of a function's environment variables\); map fewer option groups or shorten their names$/],
     ['copy concurrency above the event source maximum of 1000', (c) => { c.target.copy.maxConcurrency = 1001; },
       /^target\.copy\.maxConcurrency: expected an integer from 2 to 1000, got 1001$/],
     ['missing copy concurrency', (c) => { delete c.target.copy.maxConcurrency; },
@@ -542,6 +584,45 @@ describe('config', () => {
       { ...unset, COPIES_HELD_PER_SOURCE: '111111111111=7,333333333333=5' });
     assert.deepEqual(render({ copiesHeld: 1, sources: { 444444444444: { copiesInFlight: 2 } } }),
       { COPIES_HELD_PER_SOURCE: '1', COPIES_IN_FLIGHT_PER_SOURCE: '444444444444=2' });
+  });
+
+  test('option groups: parsed as given ($comment dropped), rendered as the copy step reads them (sorted), left unset when not configured', () => {
+    const c = example();
+    c.target.extraRegions = ['eu-north-1', 'eu-central-1'];
+    const parse = (groups: unknown) => {
+      if (groups === undefined) delete c.target.copy.optionGroups; else c.target.copy.optionGroups = groups;
+      return parseConfig(c).target.copy.optionGroups;
+    };
+    // Not configured: no mapping, OPTION_GROUPS unset.
+    assert.equal(parse(undefined), undefined);
+    assert.equal(optionGroupsVariable(undefined), undefined);
+    assert.equal(optionGroupsVariable({}), undefined);
+    assert.equal(optionGroupsVariable({ 'eu-central-1': {} }), undefined);
+    // By region, then by source option group, whatever the order in the file; upper case and digits as given.
+    const parsed = parse({
+      $comment: 'timezone option groups',
+      'eu-north-1': { 'orders-tz': 'orders-tz-stockholm', $comment: 'Stockholm' },
+      'eu-central-1': { 'orders-tz': 'orders-tz-dr', 'Billing-2': 'billing-2-dr', [`a${'b'.repeat(254)}`]: 'c'.repeat(255) },
+    });
+    assert.deepEqual(parsed, {
+      'eu-north-1': { 'orders-tz': 'orders-tz-stockholm' },
+      'eu-central-1': { 'orders-tz': 'orders-tz-dr', 'Billing-2': 'billing-2-dr', [`a${'b'.repeat(254)}`]: 'c'.repeat(255) },
+    });
+    assert.equal(optionGroupsVariable(parsed), `eu-central-1:Billing-2=billing-2-dr,eu-central-1:a${'b'.repeat(254)}=${'c'.repeat(255)},`
+      + 'eu-central-1:orders-tz=orders-tz-dr,eu-north-1:orders-tz=orders-tz-stockholm');
+    // The same source option group in two regions: once per region, as the step allows.
+    assert.equal(optionGroupsVariable(parse({ 'eu-north-1': { 'orders-tz': 'a' }, 'eu-central-1': { 'orders-tz': 'b' } })),
+      'eu-central-1:orders-tz=b,eu-north-1:orders-tz=a');
+    // OPTION_GROUPS up to MAX_OPTION_GROUPS_CHARS is accepted, one character more refused: seven
+    // entries of 271 characters (`eu-central-1:gN=` and 255), commas, and an eighth that fills the rest.
+    const upTo = (chars: number) => {
+      const groups: Record<string, string> = Object.fromEntries(Array.from({ length: 7 }, (_, i) => [`g${i}`, 'x'.repeat(255)]));
+      groups.g7 = 'y'.repeat(chars - (7 * 271 + 7) - 'eu-central-1:g7='.length);
+      return { 'eu-central-1': groups };
+    };
+    assert.equal(optionGroupsVariable(parse(upTo(MAX_OPTION_GROUPS_CHARS)))!.length, MAX_OPTION_GROUPS_CHARS);
+    assert.throws(() => parse(upTo(MAX_OPTION_GROUPS_CHARS + 1)),
+      new RegExp(`^ConfigError: target\\.copy\\.optionGroups: ${MAX_OPTION_GROUPS_CHARS + 1} characters as OPTION_GROUPS`));
   });
 
   test('loadConfig names the file', () => {

@@ -216,6 +216,35 @@ describe('synthesized environments against the contract', () => {
     assert.ok(!('COPIES_HELD_PER_SOURCE' in one));
   });
 
+  test('the copy step\'s option groups: OPTION_GROUPS as configured (by region, then source), left out when not', () => {
+    const copyEnv = (s: typeof synth) =>
+      only(s.target, 'AWS::Lambda::Function', { FunctionName: 'snapferry-copy-shared-snapshot' }).Properties.Environment.Variables;
+    // The example configures none: the variable is not even named.
+    assert.equal(config.target.copy.optionGroups, undefined);
+    assert.ok(!('OPTION_GROUPS' in copyEnv(synth)));
+
+    const c = exampleConfig();
+    c.target.extraRegions = ['eu-north-1', 'eu-central-1'];
+    c.target.copy.optionGroups = {
+      'eu-north-1': { 'orders-tz': 'orders-tz-stockholm' },
+      'eu-central-1': { 'orders-tz': 'orders-tz-dr', 'Billing-2': 'billing-2-dr' },
+    };
+    const mapped = synthExample(c);
+    const env = copyEnv(mapped);
+    assert.equal(env.OPTION_GROUPS, 'eu-central-1:Billing-2=billing-2-dr,eu-central-1:orders-tz=orders-tz-dr,eu-north-1:orders-tz=orders-tz-stockholm');
+    assert.equal(env.EXTRA_REGIONS, 'eu-north-1,eu-central-1');
+    // Only the copy step reads it.
+    for (const fn of routing.functions.filter((f) => f.name !== 'copy-shared-snapshot' && f.account === 'target')) {
+      const other = only(mapped.target, 'AWS::Lambda::Function', { FunctionName: functionName(fn) }).Properties.Environment.Variables;
+      assert.ok(!('OPTION_GROUPS' in other), fn.name);
+    }
+
+    // Mapped to nothing: left out, as when not configured.
+    const d = exampleConfig();
+    d.target.copy.optionGroups = { 'eu-central-1': {} };
+    assert.ok(!('OPTION_GROUPS' in copyEnv(synthExample(d))));
+  });
+
   test('the expire steps\' values: retention as the JSON the step parses, the expire settings, kinds, accounts and regions', () => {
     const env = (side: 'source' | 'target', name: string) =>
       only(templateFor(synth, side), 'AWS::Lambda::Function', { FunctionName: name }).Properties.Environment.Variables;

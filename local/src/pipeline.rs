@@ -52,6 +52,8 @@ pub struct PipelineOptions {
     /// `RPO_MINUTES` of reconcile-copies.
     pub rpo_minutes: u32,
     pub extra_regions: Vec<String>,
+    /// `OPTION_GROUPS` of copy-shared-snapshot: `region:source=destination,...`.
+    pub option_groups: Option<String>,
     /// Allowlisted source accounts; the source account when empty.
     pub allowlist: Vec<String>,
     pub recheck: Duration,
@@ -110,6 +112,7 @@ impl Default for PipelineOptions {
             reconcile_grace_minutes: 60,
             rpo_minutes: 1440,
             extra_regions: Vec::new(),
+            option_groups: None,
             allowlist: Vec::new(),
             recheck: Duration::from_secs(1),
             retry_base: Duration::from_secs(1),
@@ -235,6 +238,7 @@ impl PipelineOptions {
                 vars.push(("EXTRA_REGIONS", self.extra_regions.join(",")));
                 let keys: Vec<String> = d.extra_keys.iter().map(|(r, k)| format!("{r}={k}")).collect();
                 vars.push(("EXTRA_REGION_KMS_KEYS", keys.join(",")));
+                vars.push(("OPTION_GROUPS", self.option_groups.clone().unwrap_or_default()));
                 vars.push(("IDENTIFIER_REGEX", self.identifier_regex.clone().unwrap_or_default()));
                 vars.push(("DESCRIPTION_REGEX", self.description_regex.clone().unwrap_or_default()));
                 vars.push(("COPY_SLOTS", self.copy_slots.clone().unwrap_or_default()));

@@ -455,7 +455,22 @@ impl<'a> Copier<'a> {
         warn!(copy_arn = failed.arn, attempt, why, "copy failed; making it again");
         store.delete(failed).await?;
         let again = crate::lineage::made_again(&lineage, self.ctx.now());
-        store.copy(&CopyRequest { source, source_region, target_id: &failed.name, kms_key_id, tags: &again }).await
+        // Into another region, the option group the failed copy was given there.
+        let cross_region = source_region.is_some_and(|r| r != store.region());
+        let own_group = failed.option_group.as_deref().filter(|g| !g.starts_with("default:"));
+        let option_group = own_group.filter(|_| cross_region);
+        // From another account (a home copy), the option group comes along, as the first time.
+        let copy_option_group = own_group.is_some() && !cross_region;
+        let request = CopyRequest {
+            source,
+            source_region,
+            target_id: &failed.name,
+            kms_key_id,
+            tags: &again,
+            option_group,
+            copy_option_group,
+        };
+        store.copy(&request).await
     }
 
     /// The outcome "look at `copy`, in progress into `store`, again later": every copy

@@ -392,6 +392,7 @@ mod tests {
             description: None,
             size_gib: None,
             progress: None,
+            option_group: None,
         }
     }
 

@@ -14,13 +14,15 @@ use std::time::Duration;
 pub trait StepQueue: Send + Sync {
     /// Delivers `body` to this step again after `delay` (SQS caps delays at 900 s),
     /// counted as attempt `attempt`; `waiting_since` travels with it while it waits for a
-    /// full quota of copies in progress.
+    /// full quota of copies in progress, and `handling` (the message it goes on from, see
+    /// [`crate::sqs::Record::handling`]) where it is the same message sent again.
     async fn send_later(
         &self,
         body: &str,
         delay: Duration,
         attempt: u32,
         waiting_since: Option<DateTime<Utc>>,
+        handling: Option<&str>,
     ) -> Result<()>;
     /// Parks `body` in the dead-letter queue, with the reason next to it.
     async fn dead_letter(&self, body: &str, error: &Error) -> Result<()>;

@@ -29,6 +29,8 @@ use tracing::{error, info, warn};
 pub const ATTR_ATTEMPT: &str = "snapferry-attempt";
 /// Since when a message has waited for a full quota of copies in progress (RFC 3339).
 pub const ATTR_WAITING_SINCE: &str = "snapferry-waiting-since";
+/// On a message snapferry sent again: the id of the message it first was (see [`Record::handling`]).
+pub const ATTR_HANDLING: &str = "snapferry-handling";
 pub const ATTR_ERROR_CODE: &str = "snapferry-error-code";
 pub const ATTR_ERROR_REASON: &str = "snapferry-error-reason";
 pub const ATTR_FAILED_AT: &str = "snapferry-failed-at";
@@ -74,11 +76,15 @@ impl StepQueue for Queue {
         delay: Duration,
         attempt: u32,
         waiting_since: Option<DateTime<Utc>>,
+        handling: Option<&str>,
     ) -> Result<(), Error> {
         let mut attributes =
             std::collections::HashMap::from([(ATTR_ATTEMPT.to_string(), string_attribute(&attempt.to_string()))]);
         if let Some(since) = waiting_since {
             attributes.insert(ATTR_WAITING_SINCE.to_string(), string_attribute(&since.to_rfc3339()));
+        }
+        if let Some(handling) = handling {
+            attributes.insert(ATTR_HANDLING.to_string(), string_attribute(handling));
         }
         self.sqs
             .send_message()
@@ -174,9 +180,17 @@ pub struct Record {
     pub attempt: u32,
     /// Since when it has waited for a full quota of copies in progress, if it has.
     pub waiting_since: Option<DateTime<Utc>>,
+    /// The id of the message it first was, when snapferry sent it again (throttled, a quota
+    /// full, later): the same message for what it holds (a copy's slot in the ledger).
+    pub first_id: Option<String>,
 }
 
 impl Record {
+    /// This message's own id across snapferry's re-sends: its first id.
+    pub fn handling(&self) -> &str {
+        self.first_id.as_deref().unwrap_or(&self.message_id)
+    }
+
     /// Whether it has waited for copies in progress longer than `limit`, as of `now`.
     pub fn waited_past(&self, limit: Duration, now: DateTime<Utc>) -> bool {
         self.waiting_since.is_some_and(|since| (now - since).to_std().is_ok_and(|waited| waited > limit))
@@ -259,6 +273,7 @@ where
             .and_then(|a| a.string_value.as_deref())
             .and_then(|v| DateTime::parse_from_rfc3339(v).ok())
             .map(|t| t.with_timezone(&Utc)),
+        first_id: message.message_attributes.get(ATTR_HANDLING).and_then(|a| a.string_value.clone()),
     };
     let parsed = match parse_message(body) {
         Ok(parsed) => parsed,
@@ -270,7 +285,7 @@ where
     };
     match step(parsed, record.clone()).await {
         Ok(Outcome::Done) => true,
-        Ok(Outcome::Later { delay, body }) => requeue(queue, &body, record.attempt + 1, delay, None).await,
+        Ok(Outcome::Later { delay, body }) => requeue(queue, &body, record.attempt + 1, delay, None, None).await,
         Err(e) => match e.retry() {
             Some(Retry::QuotaExceeded) => {
                 // Copies take minutes; start slower than for throttling. The step reports
@@ -280,7 +295,7 @@ where
                     .unwrap_or_else(|| backoff_delay(record.attempt, backoff.base.saturating_mul(3), backoff.cap));
                 info!(message_id = id, error = %e, delay_s = delay.as_secs(), "quota full; trying again later");
                 let since = record.waiting_since.unwrap_or(now);
-                requeue(queue, body, record.attempt + 1, delay, Some(since)).await
+                requeue(queue, body, record.attempt + 1, delay, Some(since), Some(record.handling())).await
             }
             Some(Retry::Throttled) => {
                 // The account's API budget is shared with every other caller: throttling says
@@ -303,7 +318,7 @@ where
                 }
                 let delay = backoff_delay(record.attempt, backoff.base, backoff.cap);
                 info!(message_id = id, error = %e, delay_s = delay.as_secs(), "throttled; trying again later");
-                requeue(queue, body, record.attempt + 1, delay, Some(since)).await
+                requeue(queue, body, record.attempt + 1, delay, Some(since), Some(record.handling())).await
             }
             Some(_) => {
                 let delay = backoff_delay(record.receive_count.saturating_sub(1), backoff.base, backoff.cap);
@@ -325,8 +340,9 @@ async fn requeue(
     attempt: u32,
     delay: Duration,
     waiting_since: Option<DateTime<Utc>>,
+    handling: Option<&str>,
 ) -> bool {
-    match queue.send_later(body, delay, attempt, waiting_since).await {
+    match queue.send_later(body, delay, attempt, waiting_since, handling).await {
         Ok(()) => true,
         Err(e) => {
             // The original stays in the queue and comes back after its visibility timeout.
@@ -511,6 +527,39 @@ mod tests {
         assert_eq!(to_dlq.num_calls(), 1);
     }
 
+    #[tokio::test]
+    async fn a_message_sent_again_keeps_its_first_id_for_what_it_holds() {
+        let handling = |r: &aws_sdk_sqs::operation::send_message::SendMessageInput| {
+            r.message_attributes().and_then(|a| a.get(ATTR_HANDLING)).and_then(|a| a.string_value()).map(str::to_string)
+        };
+        let first = mock!(aws_sdk_sqs::Client::send_message)
+            .match_requests(move |r| handling(r).as_deref() == Some("1"))
+            .then_output(|| SendMessageOutput::builder().build());
+        let sqs = mock_client!(aws_sdk_sqs, RuleMode::MatchAny, [&first]);
+        let queue = Queue::new(sqs, QUEUE.into(), DLQ.into());
+        // Throttled on its first delivery: sent again as message "1" goes on.
+        let response =
+            run_batch(&queue, Backoff::default(), Utc::now(), batch(vec![record("1", &valid_body("throttled"))]), step)
+                .await;
+        assert!(response.batch_item_failures.is_empty());
+        // Throttled again as the message SQS gave a new id: still "1".
+        let mut again = record("2", &valid_body("throttled"));
+        again.message_attributes.insert(ATTR_HANDLING.into(), sqs_attribute("1"));
+        let response = run_batch(&queue, Backoff::default(), Utc::now(), batch(vec![again]), step).await;
+        assert!(response.batch_item_failures.is_empty());
+        assert_eq!(first.num_calls(), 2, "both re-sends name the first message");
+        // And the handler is told: `Record::handling`.
+        let record = Record {
+            message_id: "2".into(),
+            receive_count: 1,
+            attempt: 1,
+            waiting_since: None,
+            first_id: Some("1".into()),
+        };
+        assert_eq!(record.handling(), "1");
+        assert_eq!(Record { first_id: None, ..record }.handling(), "2");
+    }
+
     fn sqs_attribute(value: &str) -> aws_lambda_events::event::sqs::SqsMessageAttribute {
         let mut a = aws_lambda_events::event::sqs::SqsMessageAttribute::default();
         a.string_value = Some(value.to_string());
@@ -601,7 +650,14 @@ mod bad_input {
 
     #[async_trait::async_trait]
     impl StepQueue for Recorder {
-        async fn send_later(&self, body: &str, _: Duration, _: u32, _: Option<DateTime<Utc>>) -> Result<(), Error> {
+        async fn send_later(
+            &self,
+            body: &str,
+            _: Duration,
+            _: u32,
+            _: Option<DateTime<Utc>>,
+            _: Option<&str>,
+        ) -> Result<(), Error> {
             self.later.lock().unwrap().push(body.to_string());
             Ok(())
         }

@@ -183,7 +183,7 @@ impl StepContext {
     /// for one).
     pub async fn follow_up(&self, recheck: Recheck, delay: Duration) -> Result<()> {
         let attempt = recheck.attempt;
-        self.queue.send_later(&recheck_body(recheck)?, delay, attempt, None).await
+        self.queue.send_later(&recheck_body(recheck)?, delay, attempt, None, None).await
     }
 }
 

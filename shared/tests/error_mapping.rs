@@ -38,6 +38,8 @@ fn copy_request() -> CopyRequest<'static> {
         target_id: "snapferry-copy-db",
         kms_key_id: Some("arn:aws:kms:us-east-1:222222222222:key/k"),
         tags: TAGS.get_or_init(Tags::new),
+        option_group: None,
+        copy_option_group: false,
     }
 }
 
@@ -205,6 +207,7 @@ async fn not_found_on_describe_and_delete_is_an_answer_not_an_error() {
         description: None,
         size_gib: None,
         progress: None,
+        option_group: None,
     };
     ebs.delete(&snapshot).await.expect("deleting what is gone succeeds");
     assert_eq!(delete.num_calls(), 1);

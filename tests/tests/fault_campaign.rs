@@ -481,7 +481,20 @@ async fn the_pipeline_survives_the_fault_campaign_and_loses_no_message() {
         } else if dead_lettered {
             outside.dead_lettered += 1;
         } else {
-            outside.lost.push(arn.clone());
+            // What is known of it, for the failure message.
+            let seen: Vec<String> = events
+                .iter()
+                .filter(about)
+                .map(|e| format!("{} {}", e.detail.step.detail_type(), e.detail.snapshot.arn))
+                .collect();
+            let elsewhere: Vec<String> = letters
+                .iter()
+                .filter(|d| d.resource.is_some() && d.origin_arn.is_none())
+                .map(|d| format!("{} {:?}: {}", d.step, d.resource, d.reason))
+                .collect();
+            outside
+                .lost
+                .push(format!("{arn}: copies {copies:?}, events {seen:?}, letters without origin {elsewhere:?}"));
         }
     }
     // The first source's copies are all of its own snapshots: the forgery made none.

@@ -53,6 +53,49 @@ pub struct Config {
     pub copies_held: PerSource,
     /// Copies of one kind each source may have in progress into a region, where set.
     pub copies_in_flight: PerSource,
+    /// `OPTION_GROUPS`: per extra region, the option group there for each non-default
+    /// option group DB snapshots use (AWS refuses a copy into another region without one).
+    pub option_groups: Vec<OptionGroupMapping>,
+}
+
+/// One entry of `OPTION_GROUPS`: `region:source=destination`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OptionGroupMapping {
+    pub region: String,
+    pub source: String,
+    pub destination: String,
+}
+
+impl OptionGroupMapping {
+    /// `OPTION_GROUPS`: `region:source=destination`, comma-separated; each region one of
+    /// `regions` (the extra regions), each (region, source) once.
+    fn parse(env: &Env, regions: &[(String, String)]) -> Result<Vec<OptionGroupMapping>> {
+        let mut out: Vec<OptionGroupMapping> = Vec::new();
+        for entry in env.list("OPTION_GROUPS") {
+            let bad = |why: &str| Error::Config(format!("OPTION_GROUPS has {entry:?}: {why}"));
+            let (region, groups) = entry.split_once(':').ok_or_else(|| bad("expected region:source=destination"))?;
+            let (source, destination) =
+                groups.split_once('=').ok_or_else(|| bad("expected region:source=destination"))?;
+            let (region, source, destination) = (region.trim(), source.trim(), destination.trim());
+            let name =
+                |n: &str| !n.is_empty() && n.len() <= 255 && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+            if !name(source) || !name(destination) {
+                return Err(bad("option group names are 1 to 255 letters, digits and hyphens"));
+            }
+            if !regions.iter().any(|(r, _)| r == region) {
+                return Err(bad(&format!("{region} is not one of EXTRA_REGIONS")));
+            }
+            if out.iter().any(|m| m.region == region && m.source == source) {
+                return Err(bad(&format!("{source} is mapped twice for {region}")));
+            }
+            out.push(OptionGroupMapping {
+                region: region.into(),
+                source: source.into(),
+                destination: destination.into(),
+            });
+        }
+        Ok(out)
+    }
 }
 
 /// A budget per source account: one for every source, and some sources' own.
@@ -115,7 +158,7 @@ impl Config {
                     .ok_or_else(|| Error::Config(format!("EXTRA_REGION_KMS_KEYS has {pair:?}; expected region=keyArn")))
             })
             .collect::<Result<_>>()?;
-        let extra_regions = env
+        let extra_regions: Vec<(String, String)> = env
             .list("EXTRA_REGIONS")
             .into_iter()
             .map(|region| {
@@ -127,7 +170,9 @@ impl Config {
             .collect::<Result<_>>()?;
         let copies_held = PerSource::parse(env, "COPIES_HELD_PER_SOURCE", &source_accounts)?;
         let copies_in_flight = PerSource::parse(env, "COPIES_IN_FLIGHT_PER_SOURCE", &source_accounts)?;
+        let option_groups = OptionGroupMapping::parse(env, &extra_regions)?;
         Ok(Config {
+            option_groups,
             step: StepEnv::from_env(env)?,
             copies_held,
             copies_in_flight,
@@ -382,6 +427,10 @@ impl Handler {
                 target_id: &copy_id,
                 kms_key_id: Some(&self.config.target_key),
                 tags: &copy_tags,
+                // Same region: no option group to name; the snapshot's own (not the engine's
+                // default) comes along into this account, for its restore and extra regions.
+                option_group: None,
+                copy_option_group: shared.option_group.as_deref().is_some_and(|g| !g.starts_with("default:")),
             })
             .await;
         let copied = self.copier().copy_called(store.as_ref(), &admission, copied).await;
@@ -509,7 +558,7 @@ impl Handler {
     ) -> Result<()> {
         let started = Box::pin(self.copy_to_region(copy.to_ref(), origin.clone(), region, correlation_id, by)).await;
         match started {
-            Ok(Outcome::Later { delay, body }) => self.ctx.queue.send_later(&body, delay, 1, None).await,
+            Ok(Outcome::Later { delay, body }) => self.ctx.queue.send_later(&body, delay, 1, None, None).await,
             Ok(_) => Ok(()),
             Err(e) => {
                 let delay = e.retry_after().unwrap_or(Duration::ZERO);
@@ -539,6 +588,15 @@ impl Handler {
         let source = self.ctx.stores.store(home.kind);
         let Some(copy) = source.describe(&home.id).await? else {
             return Err(Error::NotFound { op: "copy", what: home.arn });
+        };
+        let option_group = match self.option_group_in(&copy, region) {
+            Ok(group) => group,
+            Err(reason) => {
+                warn!(copy_arn = copy.arn, region, reason, "no option group there; not copied");
+                let rejected = Step::Rejected { reason: reason.clone(), sender_account: None };
+                self.ctx.publish(&[PipelineEvent::new(correlation_id, home.clone(), origin, rejected)]).await?;
+                return Err(Error::Rejected(reason));
+            }
         };
         // The lineage travels; what the home copy has been through (announced, verified) does not.
         let carried = lineage::for_another_region(&Lineage::of(&copy));
@@ -570,6 +628,8 @@ impl Handler {
                 target_id: &copy.name,
                 kms_key_id: Some(key),
                 tags: &carried,
+                option_group,
+                copy_option_group: false,
             })
             .await;
         let copied = self.copier().copy_called(regional.as_ref(), &admission, copied).await;
@@ -579,6 +639,24 @@ impl Handler {
         match extra.status {
             Status::Available => self.on_copy_available(extra, by).await,
             _ => self.recheck(regional.as_ref(), &extra, 0),
+        }
+    }
+
+    /// The option group `copy` (a DB snapshot) takes in `region`: none for a default option
+    /// group (AWS gives the copy the engine's default there) or a kind without option groups,
+    /// else the one `OPTION_GROUPS` maps it to there. Unmapped, the reason it cannot be copied,
+    /// naming the mapping, before AWS is asked: AWS refuses such a copy (RDS API Reference,
+    /// CopyDBSnapshot, OptionGroupName).
+    fn option_group_in<'a>(&'a self, copy: &Snapshot, region: &str) -> std::result::Result<Option<&'a str>, String> {
+        let Some(group) = copy.option_group.as_deref().filter(|g| !g.starts_with("default:")) else { return Ok(None) };
+        match self.config.option_groups.iter().find(|m| m.region == region && m.source == group) {
+            Some(m) => Ok(Some(m.destination.as_str())),
+            None => Err(format!(
+                "{} uses the option group {group}, which OPTION_GROUPS maps to none in {region} \
+                 (add {region}:{group}=<an option group there>; target.copy.optionGroups in the stacks): \
+                 AWS refuses a copy into another region without one",
+                copy.arn
+            )),
         }
     }
 
@@ -739,7 +817,7 @@ impl PipelineStep for Handler {
         let handling = Handling {
             // This message handled before (SQS's redelivery, or sent again after a failure).
             again: record.receive_count > 1 || record.attempt > 0,
-            by: &record.message_id,
+            by: record.handling(),
         };
         let by = handling.by;
         match incoming {
@@ -839,6 +917,33 @@ mod tests {
         .unwrap();
         assert_eq!(ok.extra_regions.len(), 4, "no limit of three regions");
         assert_eq!(ok.extra_regions[1], ("ap-southeast-2".to_string(), "k2".to_string()));
+    }
+
+    #[test]
+    fn option_groups_map_a_group_per_extra_region() {
+        let regions = [("EXTRA_REGIONS", "eu-west-1"), ("EXTRA_REGION_KMS_KEYS", "eu-west-1=k")];
+        let with = |value: &'static str| {
+            let mut vars = regions.to_vec();
+            vars.push(("OPTION_GROUPS", value));
+            Config::from_env(&env(&vars))
+        };
+        let c = with("eu-west-1:orders-tz=orders-tz-dr").unwrap();
+        let mapping = OptionGroupMapping {
+            region: "eu-west-1".into(),
+            source: "orders-tz".into(),
+            destination: "orders-tz-dr".into(),
+        };
+        assert_eq!(c.option_groups, [mapping]);
+        for (value, want) in [
+            ("us-west-2:a=b", "us-west-2 is not one of EXTRA_REGIONS"),
+            ("eu-west-1:a", "expected region:source=destination"),
+            ("eu-west-1", "expected region:source=destination"),
+            ("eu-west-1:a=b_c", "letters, digits and hyphens"),
+            ("eu-west-1:a=b,eu-west-1:a=c", "a is mapped twice for eu-west-1"),
+        ] {
+            let e = with(value).unwrap_err().to_string();
+            assert!(e.contains("OPTION_GROUPS") && e.contains(want), "{value}: {e}");
+        }
     }
 
     #[test]

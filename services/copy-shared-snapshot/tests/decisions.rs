@@ -37,6 +37,7 @@ fn config() -> Config {
         copy_slots: Slots::default(),
         copies_held: Default::default(),
         copies_in_flight: Default::default(),
+        option_groups: Vec::new(),
     }
 }
 
@@ -204,6 +205,16 @@ async fn a_copy_in_progress_is_followed_by_one_chain_of_re_checks_only() {
     // sent): it follows the copy, so no chain is lost.
     let redelivered = snapferry::sqs::Record { receive_count: 2, ..deliver::record() };
     let again = h.step(deliver::pipeline(&event, Some(SOURCE)), redelivered).await.unwrap();
+    assert!(matches!(again, Outcome::Later { .. }), "{again:?}");
+    // The same message sent again by snapferry (its handling was throttled after the copy
+    // call, say): a new SQS id, its first id the holder's; it follows the copy too.
+    let sent_again = snapferry::sqs::Record {
+        message_id: "m-7".into(),
+        attempt: 1,
+        first_id: Some("m-1".into()),
+        ..deliver::record()
+    };
+    let again = h.step(deliver::pipeline(&event, Some(SOURCE)), sent_again).await.unwrap();
     assert!(matches!(again, Outcome::Later { .. }), "{again:?}");
     assert_eq!(copies(&cloud, REGION).len(), 1);
 }
@@ -521,6 +532,70 @@ async fn extra_regions_are_copied_from_the_home_copy_each_on_its_own() {
     assert_eq!(steps(&events), ["Snapshot Copied"]);
     assert_eq!(events[0].snapshot.region, THIRD);
     assert!(cloud.take_sent().is_empty());
+}
+
+#[tokio::test]
+async fn a_db_snapshot_of_its_own_option_group_goes_to_an_extra_region_only_where_the_group_is_mapped() {
+    use snapferry_copy_shared_snapshot::OptionGroupMapping;
+    // (case, the snapshot's option group, mapped in EXTRA, the extra copy's option group)
+    let cases = [
+        ("the engine's default", "default:postgres-16", false, Some("default:postgres-16")),
+        ("a group mapped there", "orders-tz", true, Some("orders-tz-dr")),
+        ("a group not mapped there", "orders-tz", false, None),
+    ];
+    for (case, group, mapped, expected) in cases {
+        let cloud = Cloud::new();
+        let s = Snapshot {
+            encrypted: true,
+            kms_key_id: Some(SHARING_KEY.into()),
+            option_group: Some(group.into()),
+            ..cloud.snapshot(DbInstance, SOURCE, REGION, "snap-1", "db")
+        };
+        cloud.put_snapshot(s.clone());
+        cloud.stores(SOURCE, REGION).store(DbInstance).share(&s, &[TARGET.to_string()]).await.unwrap();
+        let step =
+            Step::Shared { target_account: TARGET.into(), tags: Default::default(), set: None, source_data: None };
+        let event = PipelineEvent::new("run-1", s.to_ref(), s.to_ref(), step);
+        let option_groups = if mapped {
+            vec![OptionGroupMapping { region: EXTRA.into(), source: group.into(), destination: "orders-tz-dr".into() }]
+        } else {
+            Vec::new()
+        };
+        let config = Config { extra_regions: vec![(EXTRA.into(), EXTRA_KEY.into())], option_groups, ..config() };
+        let h = handler(&cloud, config);
+        h.step(deliver::pipeline(&event, Some(SOURCE)), deliver::record()).await.unwrap();
+        cloud.complete_all();
+        let [home]: [Snapshot; 1] = copies(&cloud, REGION).try_into().unwrap();
+        assert_eq!(home.option_group.as_deref(), Some(group), "{case}: the home copy keeps its group");
+        cloud.take_published();
+        h.step(deliver::rds_event(&home, "RDS-EVENT-0197"), deliver::record()).await.unwrap();
+        let events = cloud.take_published();
+        match expected {
+            Some(there) => {
+                let [extra]: [Snapshot; 1] = copies(&cloud, EXTRA).try_into().unwrap();
+                assert_eq!(extra.option_group.as_deref(), Some(there), "{case}");
+                assert!(!events.iter().any(|e| matches!(e.step, Step::Rejected { .. })), "{case}: {events:?}");
+            }
+            None => {
+                // Rejected before AWS is asked, naming the mapping to add; the region's own
+                // message goes to the DLQ with that reason, to replay once it is added.
+                assert!(copies(&cloud, EXTRA).is_empty(), "{case}");
+                let reason = events
+                    .iter()
+                    .find_map(|e| match &e.step {
+                        Step::Rejected { reason, .. } => Some(reason.clone()),
+                        _ => None,
+                    })
+                    .unwrap_or_else(|| panic!("{case}: not rejected: {events:?}"));
+                assert!(reason.contains("OPTION_GROUPS") && reason.contains("eu-west-1:orders-tz="), "{reason}");
+                let sent = cloud.take_sent();
+                let region_message = sent.iter().find(|m| m.delay.is_zero()).expect("the region's message");
+                let err = h.step(deliver::body(&region_message.body), deliver::record()).await.unwrap_err();
+                assert!(matches!(err, snapferry::Error::Rejected(_)), "{case}: {err}");
+                assert!(copies(&cloud, EXTRA).is_empty(), "{case}");
+            }
+        }
+    }
 }
 
 #[tokio::test]

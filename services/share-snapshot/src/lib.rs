@@ -199,6 +199,8 @@ impl Handler {
                 target_id: &copy_id,
                 kms_key_id: Some(&self.config.sharing_key),
                 tags: &copy_tags,
+                option_group: None,
+                copy_option_group: false,
             })
             .await;
         let copy = match copied {

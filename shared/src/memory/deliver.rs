@@ -16,7 +16,7 @@ fn parsed(body: &str) -> Incoming {
 
 /// The first delivery of a message.
 pub fn record() -> Record {
-    Record { message_id: "m-1".into(), receive_count: 1, attempt: 0, waiting_since: None }
+    Record { message_id: "m-1".into(), receive_count: 1, attempt: 0, waiting_since: None, first_id: None }
 }
 
 pub fn schedule(time: DateTime<Utc>) -> Incoming {
@@ -88,6 +88,9 @@ pub fn redelivered(sent: &super::Sent) -> aws_lambda_events::event::sqs::SqsEven
     m.message_attributes.insert(crate::sqs::ATTR_ATTEMPT.into(), attribute(sent.attempt.to_string()));
     if let Some(since) = sent.waiting_since {
         m.message_attributes.insert(crate::sqs::ATTR_WAITING_SINCE.into(), attribute(since.to_rfc3339()));
+    }
+    if let Some(handling) = &sent.handling {
+        m.message_attributes.insert(crate::sqs::ATTR_HANDLING.into(), attribute(handling.clone()));
     }
     event
 }

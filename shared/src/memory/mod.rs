@@ -32,6 +32,8 @@ pub struct Sent {
     pub delay: Duration,
     pub attempt: u32,
     pub waiting_since: Option<DateTime<Utc>>,
+    /// The first id of the message it goes on from, where it is that message sent again.
+    pub handling: Option<String>,
 }
 
 /// A test restore as the cloud holds it.
@@ -210,6 +212,7 @@ impl Cloud {
             description: None,
             size_gib: None,
             progress: None,
+            option_group: None,
         }
     }
 
@@ -343,10 +346,12 @@ impl StepQueue for Cloud {
         delay: Duration,
         attempt: u32,
         waiting_since: Option<DateTime<Utc>>,
+        handling: Option<&str>,
     ) -> Result<()> {
         self.call("send", String::new())?;
         let delay = delay.min(Duration::from_secs(900));
-        self.lock().sent.push(Sent { body: body.to_string(), delay, attempt, waiting_since });
+        let handling = handling.map(str::to_string);
+        self.lock().sent.push(Sent { body: body.to_string(), delay, attempt, waiting_since, handling });
         Ok(())
     }
 

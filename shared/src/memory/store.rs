@@ -186,6 +186,7 @@ impl SnapshotStore for MemStore {
             description: (!self.row().named_by_identifier).then(|| crate::store::ebs::description(name)),
             size_gib: None,
             progress: None,
+            option_group: None,
         };
         s.snapshots.push((snapshot.clone(), Vec::new()));
         Ok(snapshot)
@@ -278,6 +279,18 @@ impl SnapshotStore for MemStore {
                 "KmsKeyId must be specified when copying an encrypted snapshot from another account or region".into(),
             ));
         }
+        // AWS refuses a copy into another region of a snapshot of a non-default option group
+        // that names none there (RDS API Reference, CopyDBSnapshot, OptionGroupName).
+        if let Some(group) = source.option_group.as_deref().filter(|g| !g.starts_with("default:"))
+            && source_region != self.region
+            && request.option_group.is_none()
+        {
+            return Err(self.err(
+                "copy",
+                "InvalidParameterValue",
+                format!("The snapshot requires a target option group with the following options: [{group}]"),
+            ));
+        }
         if let Some(q) = s.manual_quota.filter(|q| self.manual_count(&s) >= *q) {
             return Err(self.manual_quota_full("copy", q));
         }
@@ -311,6 +324,7 @@ impl SnapshotStore for MemStore {
             description: (!self.row().named_by_identifier).then(|| crate::store::ebs::description(request.target_id)),
             size_gib: source.size_gib,
             progress: None,
+            option_group: request.option_group.map(str::to_string).or(source.option_group.clone()),
         };
         s.snapshots.push((copy.clone(), Vec::new()));
         Ok(copy)

@@ -68,6 +68,7 @@ impl Ebs {
             description: s.description().map(str::to_string),
             size_gib: s.volume_size(),
             progress: s.progress().and_then(|p| p.trim_end_matches('%').trim().parse::<u8>().ok()).map(|p| p.min(100)),
+            option_group: None,
         }
     }
 

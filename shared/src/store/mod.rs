@@ -55,6 +55,9 @@ pub struct Snapshot {
     pub size_gib: Option<i32>,
     /// How far AWS says it is while in progress (`PercentProgress`, EBS `Progress`), 0 to 100.
     pub progress: Option<u8>,
+    /// DB instance snapshots: the option group of the instance it was taken of
+    /// (`default:<engine>-<version>` for the engine's default), which a copy keeps.
+    pub option_group: Option<String>,
 }
 
 impl Snapshot {
@@ -149,6 +152,12 @@ pub struct CopyRequest<'a> {
     /// Key for the copy. Required by AWS when copying a shared encrypted snapshot.
     pub kms_key_id: Option<&'a str>,
     pub tags: &'a Tags,
+    /// DB instance snapshots into another region: the option group there, which AWS
+    /// requires for a snapshot of a non-default option group with options.
+    pub option_group: Option<&'a str>,
+    /// DB instance snapshots shared by another account: copy their option group into this
+    /// account with them (`CopyOptionGroup`); without it the copy has the engine's default.
+    pub copy_option_group: bool,
 }
 
 /// Where and how to restore a copy to prove it restores.

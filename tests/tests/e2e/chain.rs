@@ -209,6 +209,96 @@ async fn an_unencrypted_instance_is_shared_encrypted_with_the_sharing_cmk() {
     assert_verified_copy(&p, ResourceKind::DbInstance, "plain").await;
 }
 
+/// An option group with one option, for MySQL 8.0 instances, in `c`'s account and region.
+async fn option_group(c: &snapferry::clients::Clients, name: &str) {
+    c.rds
+        .create_option_group()
+        .option_group_name(name)
+        .engine_name("mysql")
+        .major_engine_version("8.0")
+        .option_group_description("snapferry test")
+        .send()
+        .await
+        .expect("CreateOptionGroup");
+    let option = aws_sdk_rds::types::OptionConfiguration::builder().option_name("MARIADB_AUDIT_PLUGIN").build();
+    c.rds
+        .modify_option_group()
+        .option_group_name(name)
+        .options_to_include(option)
+        .apply_immediately(true)
+        .send()
+        .await
+        .expect("ModifyOptionGroup");
+}
+
+/// AWS refuses a copy into another region of a DB snapshot that uses its own option group
+/// and names none there: the mapped one goes with the group mapped there; the unmapped one
+/// is rejected for that region, naming the mapping to add, before AWS is asked.
+#[tokio::test]
+async fn an_option_group_is_mapped_into_the_extra_region_and_an_unmapped_one_is_rejected_there() {
+    let options = PipelineOptions {
+        extra_regions: vec![OTHER_REGION.to_string()],
+        option_groups: Some(format!("{OTHER_REGION}:mapped-audit=mapped-audit-dr")),
+        ..fast_options()
+    };
+    let p = start(&options).await;
+    for group in ["mapped-audit", "unmapped-audit"] {
+        option_group(&p.source, group).await;
+    }
+    option_group(&p.target.for_region(OTHER_REGION), "mapped-audit-dr").await;
+    for (db, group) in [("audited", "mapped-audit"), ("unmapped", "unmapped-audit")] {
+        p.source
+            .rds
+            .create_db_instance()
+            .db_instance_identifier(db)
+            .engine("mysql")
+            .engine_version("8.0.39")
+            .db_instance_class("db.t4g.micro")
+            .allocated_storage(20)
+            .master_username("admin")
+            .master_user_password("not-a-secret-1")
+            .storage_encrypted(true)
+            .kms_key_id(&p.sharing_key)
+            .option_group_name(group)
+            .send()
+            .await
+            .expect("CreateDBInstance");
+    }
+    p.host.fire_schedule().await.expect("fire the schedule");
+    let mut events = Vec::new();
+    let in_other_region = |seen: &[Event], db: &str| {
+        about(seen, db)
+            .iter()
+            .any(|e| matches!(e.detail.step, Step::Copied { .. }) && e.detail.snapshot.region == OTHER_REGION)
+    };
+    run_until(&p, &mut events, "both verified, one in the extra region, the other rejected there", |seen| {
+        verified(&["audited", "unmapped"])(seen) && in_other_region(seen, "audited") && has(seen, "unmapped", REJECTED)
+    })
+    .await;
+    settle(&p, &mut events).await;
+
+    let home = assert_verified_copy(&p, ResourceKind::DbInstance, "unmapped").await;
+    assert_eq!(home.option_group.as_deref(), Some("unmapped-audit"), "the home copy keeps its group");
+    let regional = managed(&p.target.for_region(OTHER_REGION), ResourceKind::DbInstance).await;
+    assert_eq!(regional.len(), 1, "{:?}", names(&regional));
+    assert_eq!(regional[0].option_group.as_deref(), Some("mapped-audit-dr"), "{:?}", regional[0]);
+    assert!(!in_other_region(&events, "unmapped"));
+    let Step::Rejected { reason, .. } = &first(&events, "unmapped", REJECTED).detail.step else { unreachable!() };
+    assert!(
+        reason.contains("OPTION_GROUPS") && reason.contains(&format!("{OTHER_REGION}:unmapped-audit=")),
+        "{reason}"
+    );
+    // Never asked of AWS, which would have refused it.
+    let refused = control::requests(&p.target.account)
+        .into_iter()
+        .filter(|(op, e)| op == "CopyDBSnapshot" && e.as_deref() == Some("InvalidParameterValue"))
+        .count();
+    assert_eq!(refused, 0);
+    // The region's message waits in the DLQ with the reason, to replay once the mapping is added.
+    let dlq = p.deployment.queues().find(|q| q.function == "copy-shared-snapshot").expect("copy queue").dlq_url.clone();
+    assert_eq!(queue_depth(&p.target, &dlq).await, 1);
+}
+
 #[tokio::test]
 async fn extra_region_copy_is_made_on_that_regions_key() {
     let options = PipelineOptions { extra_regions: vec![OTHER_REGION.to_string()], ..fast_options() };

@@ -36,6 +36,8 @@ async fn shared_snapshots_work_across_accounts(kind: ResourceKind) {
         target_id,
         kms_key_id: Some(&dst_key),
         tags: &no_tags,
+        option_group: None,
+        copy_option_group: false,
     };
 
     assert_eq!(target.describe(&snapshot.arn).await.unwrap(), None, "{kind}: visible before it was shared");
@@ -146,8 +148,15 @@ async fn aws_refusals_are_reproduced() {
         "direct restore of a shared encrypted snapshot: {err:?}"
     );
     let no_tags = Tags::new();
-    let no_key =
-        CopyRequest { source: &on_cmk.arn, source_region: None, target_id: "no-key", kms_key_id: None, tags: &no_tags };
+    let no_key = CopyRequest {
+        source: &on_cmk.arn,
+        source_region: None,
+        target_id: "no-key",
+        kms_key_id: None,
+        tags: &no_tags,
+        option_group: None,
+        copy_option_group: false,
+    };
     let err = target.copy(&no_key).await.unwrap_err();
     assert_eq!(err.code(), "InvalidParameterValue", "{err}");
 

@@ -24,6 +24,8 @@ async fn copy_quota(kind: ResourceKind, quota_key: &str, code: &str) {
         target_id,
         kms_key_id: None,
         tags: &no_tags,
+        option_group: None,
+        copy_option_group: false,
     };
 
     let first = store.copy(&copy("first-copy")).await.unwrap();

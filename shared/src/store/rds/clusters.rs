@@ -45,6 +45,7 @@ family! {
                 created: s.snapshot_create_time(),
                 copied_from: s.source_db_cluster_snapshot_arn(),
                 percent: s.percent_progress(),
+                option_group: None,
                 engine: s.engine(),
                 engine_version: s.engine_version(),
                 tags: s.tag_list(),

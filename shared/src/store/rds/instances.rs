@@ -15,7 +15,7 @@ family! {
     Instances: ResourceKind::DbInstance, aws_sdk_rds::types::DbSnapshot, quota "ManualSnapshots";
     create create_db_snapshot(db_instance_identifier, db_snapshot_identifier) -> db_snapshot, "CreateDBSnapshot";
     describe describe_db_snapshots(db_snapshot_identifier) -> db_snapshots, "DescribeDBSnapshots";
-    copy copy_db_snapshot(source_db_snapshot_identifier, target_db_snapshot_identifier) -> db_snapshot, "CopyDBSnapshot";
+    copy copy_db_snapshot(source_db_snapshot_identifier, target_db_snapshot_identifier, set_option_group_name, set_copy_option_group) -> db_snapshot, "CopyDBSnapshot";
     share modify_db_snapshot_attribute(db_snapshot_identifier), "ModifyDBSnapshotAttribute";
     attributes describe_db_snapshot_attributes(db_snapshot_identifier)
         -> db_snapshot_attributes_result.db_snapshot_attributes, "DescribeDBSnapshotAttributes";
@@ -33,6 +33,7 @@ family! {
                 created: s.snapshot_create_time(),
                 copied_from: s.source_db_snapshot_identifier(),
                 percent: s.percent_progress(),
+                option_group: s.option_group_name(),
                 engine: s.engine(),
                 engine_version: s.engine_version(),
                 tags: s.tag_list(),

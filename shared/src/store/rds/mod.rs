@@ -24,7 +24,7 @@ macro_rules! family {
         $family:ident: $kind:expr, $snapshot:ty, quota $quota:literal;
         create $create:ident($create_resource:ident, $create_name:ident) -> $created:ident, $create_op:literal;
         describe $describe:ident($describe_name:ident) -> $described:ident, $describe_op:literal;
-        copy $copy:ident($copy_source:ident, $copy_target:ident) -> $copied:ident, $copy_op:literal;
+        copy $copy:ident($copy_source:ident, $copy_target:ident $(, $copy_option_group:ident, $copy_the_option_group:ident)?) -> $copied:ident, $copy_op:literal;
         share $modify:ident($modify_name:ident), $modify_op:literal;
         attributes $attributes:ident($attributes_name:ident) -> $result:ident.$list:ident, $attributes_op:literal;
         delete $delete:ident($delete_name:ident), $delete_op:literal;
@@ -81,15 +81,18 @@ macro_rules! family {
             }
 
             async fn copy(&self, client: &Client, request: &CopyRequest<'_>, tags: Vec<Tag>) -> Result<Option<$snapshot>> {
-                let out = client
+                let call = client
                     .$copy()
                     .$copy_source(request.source)
                     .$copy_target(request.target_id)
                     .set_kms_key_id(request.kms_key_id.map(str::to_string))
-                    .set_tags(Some(tags))
-                    .send()
-                    .await
-                    .map_err(|e| Error::from_sdk($copy_op, e))?;
+                    .set_tags(Some(tags));
+                $(
+                    let call = call
+                        .$copy_option_group(request.option_group.map(str::to_string))
+                        .$copy_the_option_group(request.copy_option_group.then_some(true));
+                )?
+                let out = call.send().await.map_err(|e| Error::from_sdk($copy_op, e))?;
                 Ok(out.$copied)
             }
 
@@ -160,6 +163,8 @@ struct Raw<'a> {
     /// The snapshot it was copied from, for a cross-account or cross-region copy.
     copied_from: Option<&'a str>,
     percent: Option<i32>,
+    /// DB instance snapshots only.
+    option_group: Option<&'a str>,
     engine: Option<&'a str>,
     engine_version: Option<&'a str>,
     tags: &'a [Tag],
@@ -307,6 +312,7 @@ impl<F: Family> Rds<F> {
             description: None,
             size_gib: None,
             progress: raw.percent.and_then(|p| u8::try_from(p.clamp(0, 100)).ok()),
+            option_group: raw.option_group.map(str::to_string),
         }
     }
 
