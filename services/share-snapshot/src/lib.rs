@@ -25,9 +25,9 @@ use snapferry::lineage::{CopyRecord, Lineage, Made, MadeBy, Mark};
 use snapferry::select::Selection;
 use snapferry::sqs::{Outcome, Record};
 use snapferry::step::{PipelineStep, StepContext, StepEnv};
-use snapferry::store::{CopyRequest, Snapshot, SnapshotStore, Status};
+use snapferry::store::{CopyRequest, Snapshot, SnapshotStore, Status, first_made};
 use snapferry::tags;
-use snapferry::{kms, naming};
+use snapferry::{kinds, kms, naming};
 use source_data::{AwsMeter, Meter, SourceDataConfig};
 use std::sync::Arc;
 use tracing::{info, warn};
@@ -140,6 +140,9 @@ impl Handler {
             }
             _ => return self.recheck(store.as_ref(), &snapshot, &origin, &correlation_id, attempt),
         }
+        if self.duplicate(store.as_ref(), &snapshot).await? {
+            return Ok(Outcome::Done);
+        }
         let shareable = Lineage::of(&snapshot).is_managed()
             && snapshot.kms_key_id.as_deref().is_some_and(|k| kms::same_key(k, &self.config.sharing_key));
         if shareable {
@@ -161,6 +164,30 @@ impl Handler {
             (r.id == snapshot.resource_id || r.members.contains(&snapshot.resource_id))
                 && r.selected_by(&self.config.selection)
         }))
+    }
+
+    /// Whether `snapshot` is a duplicate: one of ours, of a kind AWS does not refuse a
+    /// second of a name (EBS), that another handling of the same work made first (a
+    /// schedule delivered twice and handled at once, two re-encryptions at once). It is
+    /// deleted and the first goes on alone. Asked once it is available: every namesake
+    /// started before it is listed by then, so every handling agrees on the first.
+    async fn duplicate(&self, store: &dyn SnapshotStore, snapshot: &Snapshot) -> Result<bool> {
+        if kinds::of(snapshot.kind).named_by_identifier || !Lineage::of(snapshot).is_managed() {
+            return Ok(false);
+        }
+        let namesakes = store.named(&snapshot.name).await?;
+        let first = first_made(namesakes.iter().filter(|s| s.resource_id == snapshot.resource_id));
+        let Some(first) = first.filter(|first| first.id != snapshot.id) else {
+            return Ok(false);
+        };
+        warn!(
+            snapshot_arn = snapshot.arn,
+            first = first.arn,
+            name = snapshot.name,
+            "a duplicate of a snapshot made first: deleted, not shared"
+        );
+        store.delete(snapshot).await?;
+        Ok(true)
     }
 
     /// Copies to the sharing CMK under a deterministic id; an existing copy is reused.

@@ -602,3 +602,53 @@ async fn only_the_databases_source_data_checks_names_are_measured() {
         assert!(cloud.take_metrics().is_empty(), "{name}: nothing failed");
     }
 }
+
+/// Two snapshots of one volume under one name: what a schedule delivered twice and handled
+/// at once leaves (EC2 refuses no second snapshot of a name, as RDS does). The later one is
+/// deleted and never shared, whichever is handled first and however often; the first is
+/// shared, or re-encrypted first, as any other.
+#[tokio::test]
+async fn of_two_volume_snapshots_made_under_one_name_only_the_first_goes_on() {
+    for key in [Key::Sharing, Key::Unencrypted] {
+        let cloud = Cloud::new();
+        let first = snapshot(&cloud, Ebs, "snap-b", key, true, false);
+        cloud.advance(chrono::Duration::milliseconds(300));
+        // Under the first's name, with an id that sorts before the first's: only the start
+        // time decides.
+        let later = Snapshot {
+            id: "snap-a".into(),
+            arn: format!("arn:aws:ec2:{REGION}:{SOURCE}:snapshot/snap-a"),
+            created_at: Some(cloud.now()),
+            ..first.clone()
+        };
+        cloud.put_snapshot(later.clone());
+        let h = handler(&cloud, config(everything()));
+        let created = |s: &Snapshot| {
+            deliver::ebs_event(s, "createSnapshot", "succeeded", SOURCE, "arn:aws:ec2::us-east-1:volume/vol-1")
+        };
+        for s in [&later, &first, &later] {
+            let outcome = h.step(created(s), deliver::record()).await.unwrap();
+            if s.id == later.id {
+                assert_eq!(outcome, Outcome::Done, "{key:?}: a duplicate is done with");
+            }
+        }
+        let held: Vec<String> = cloud.snapshots(SOURCE, REGION).into_iter().map(|s| s.id).collect();
+        assert!(!held.contains(&later.id), "{key:?}: the later one is deleted: {held:?}");
+        assert!(cloud.shared_with(&later.arn).is_empty(), "{key:?}");
+        match key {
+            Key::Sharing => {
+                assert_eq!(cloud.shared_with(&first.arn), vec![TARGET], "{key:?}");
+                assert_eq!(shared_events(&cloud.take_published()), vec![(first.id.clone(), TARGET.to_string())]);
+            }
+            _ => {
+                let copies: Vec<_> = cloud.snapshots(SOURCE, REGION).into_iter().filter(|s| s.id != first.id).collect();
+                assert_eq!(copies.len(), 1, "{key:?}: one re-encrypting copy, of the first: {copies:?}");
+                assert_eq!(
+                    copies[0].name,
+                    naming::shared_copy_id(&first.id, first.created_at),
+                    "{key:?}: copied from the first"
+                );
+            }
+        }
+    }
+}

@@ -204,6 +204,12 @@ impl SnapshotStore for MemStore {
         Ok(s.snapshots.iter().map(|(x, _)| x).find(|x| self.owns(x) && x.name == name).cloned())
     }
 
+    async fn named(&self, name: &str) -> Result<Vec<Snapshot>> {
+        self.call("describe")?;
+        let s = self.cloud.lock();
+        Ok(s.snapshots.iter().map(|(x, _)| x).filter(|x| self.owns(x) && x.name == name).cloned().collect())
+    }
+
     async fn list_managed(&self) -> Result<Vec<Snapshot>> {
         self.call("list_managed")?;
         let s = self.cloud.lock();

@@ -141,7 +141,7 @@ impl Ebs {
 
     /// The snapshot carrying our deterministic id, in this account.
     async fn find_by_id_tag(&self, id: &str) -> Result<Option<Snapshot>> {
-        Ok(self.all_by_id_tag(id).await?.into_iter().next())
+        Ok(super::first_made(&self.all_by_id_tag(id).await?).cloned())
     }
 
     /// Every volume carrying our deterministic id (a test restore's), in this account.
@@ -279,6 +279,10 @@ impl SnapshotStore for Ebs {
 
     async fn find(&self, name: &str) -> Result<Option<Snapshot>> {
         self.find_by_id_tag(name).await
+    }
+
+    async fn named(&self, name: &str) -> Result<Vec<Snapshot>> {
+        self.all_by_id_tag(name).await
     }
 
     async fn describe(&self, snapshot: &str) -> Result<Option<Snapshot>> {

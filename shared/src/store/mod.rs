@@ -400,6 +400,13 @@ pub trait SnapshotStore: Send + Sync {
     async fn find(&self, name: &str) -> Result<Option<Snapshot>> {
         self.describe(name).await
     }
+    /// Every snapshot this account owns here named `name`. At most one where AWS names
+    /// snapshots by their identifier and refuses a second of a name (RDS); where snapferry
+    /// names them by a tag (EBS), nothing refuses a second, and two handlings of one
+    /// message at once can each make one: see [`first_made`].
+    async fn named(&self, name: &str) -> Result<Vec<Snapshot>> {
+        Ok(self.find(name).await?.into_iter().collect())
+    }
     /// Snapshots this account owns that carry snapferry's managed tag.
     async fn list_managed(&self) -> Result<Vec<Snapshot>>;
     /// snapferry's snapshots of one resource (a copy's: the resource it was taken of) that
@@ -496,6 +503,18 @@ pub(crate) fn absent_ok<T>(r: Result<T>) -> Result<Option<T>> {
         Err(crate::Error::NotFound { .. }) => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// Of snapshots named alike (see [`SnapshotStore::named`]) and of one resource, the one
+/// made first: the one the pipeline goes on with, wherever it is asked, so that any later
+/// one is known for a duplicate by every handling that sees both. Ordered by start time,
+/// then by the run that made it (one for every member of a crash-consistent set, so a set
+/// is never mixed from two), then by id.
+pub fn first_made<'a>(namesakes: impl IntoIterator<Item = &'a Snapshot>) -> Option<&'a Snapshot> {
+    namesakes.into_iter().min_by(|a, b| {
+        let run = |s: &Snapshot| s.tags.get(crate::tags::CORRELATION_ID).cloned();
+        (a.created_at, run(a), &a.id).cmp(&(b.created_at, run(b), &b.id))
+    })
 }
 
 pub(crate) fn to_chrono(t: Option<&aws_smithy_types::DateTime>) -> Option<DateTime<Utc>> {

@@ -297,17 +297,24 @@ async fn messages_about_one_share_handled_at_once_make_one_copy_per_region() {
     let p = start(&options).await;
     snapferry_e2e::faults::deliver_everything_twice(&p).await;
     // Copy calls throttled (the SDK's retries back off): the moment between looking for a
-    // copy and making it widens, as it does under RDS's and EC2's throttling.
+    // copy and making it widens, as it does under RDS's and EC2's throttling. So does the
+    // moment between looking for a snapshot and taking it, for the schedule delivered twice.
     for account in [&p.source.account, &p.target.account] {
         control::fault("CopySnapshot", Some(account), 8, "RequestLimitExceeded", 503);
     }
+    control::fault("CreateSnapshot", Some(&p.source.account), 3, "RequestLimitExceeded", 503);
     let mut volumes = Vec::new();
     for i in 0..4 {
         // Half on aws/ebs: share-snapshot re-encrypts those with a copy of its own.
         let key = if i % 2 == 0 { "" } else { p.sharing_key.as_str() };
         volumes.push(volume(&p.source, &format!("v{i}"), Some(key), &[]).await);
     }
-    p.host.fire_schedule().await.expect("fire the schedule");
+    // The schedule delivered twice (EventBridge delivers at least once): handled at once, each
+    // handling finds no snapshot yet and takes one; EC2 refuses no second of a name.
+    let at = chrono::Utc::now();
+    for _ in 0..2 {
+        p.host.fire(Some("create-snapshot"), at).await.expect("fire the schedule");
+    }
     let all: Vec<&str> = volumes.iter().map(String::as_str).collect();
     let mut events = Vec::new();
     run_until(&p, &mut events, "every volume verified and in the extra region", |seen| {
@@ -323,7 +330,8 @@ async fn messages_about_one_share_handled_at_once_make_one_copy_per_region() {
     settle(&p, &mut events).await;
     let regional = p.target.for_region(snapferry_e2e::OTHER_REGION);
     for (i, v) in all.iter().enumerate() {
-        assert_eq!(made_by(&p.source, Ebs, "create", v).await.len(), 1, "one snapshot of {v}");
+        let taken = made_by(&p.source, Ebs, "create", v).await;
+        assert_eq!(taken.len(), 1, "one snapshot of {v} (a duplicate is deleted): {taken:?}");
         assert_eq!(made_by(&p.source, Ebs, "share", v).await.len(), 1 - i % 2, "re-encrypted once, if at all: {v}");
         let home = made_by(&p.target, Ebs, "copy", v).await;
         assert_eq!(home.len(), 1, "one copy of {v}: {home:?}");
