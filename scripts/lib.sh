@@ -37,23 +37,35 @@ ensure_venv() {
 # ensure_mariadb: make sure the MariaDB server binaries the emulator runs behind
 # mysql / mariadb / aurora-mysql resources (emulator/snapferry_emulator/mydata.py)
 # are installed: Debian's mariadb-server-core (/usr/sbin/mariadbd and
-# mariadb-install-db, no service registered). As root it installs the package
-# (apt-get update and a second try only when the first install fails, e.g. for
-# want of package lists); as another user it fails saying what to install.
-# Silent and instant when present.
+# mariadb-install-db, no service registered).
 ensure_mariadb() {
-  if [[ -x /usr/sbin/mariadbd ]]; then  # the path mydata.py runs
+  ensure_package /usr/sbin/mariadbd mariadb-server-core  # the path mydata.py runs
+}
+
+# ensure_chromium: Debian's Chromium, which the report's end-to-end test renders the
+# report in, headless (tests/tests/e2e/report.rs).
+ensure_chromium() {
+  ensure_package /usr/bin/chromium chromium
+}
+
+# ensure_package BINARY PACKAGE: make sure BINARY is there, from Debian's PACKAGE. As root
+# it installs the package (apt-get update and a second try only when the first install
+# fails, e.g. for want of package lists); as another user it fails saying what to install.
+# Silent and instant when present.
+ensure_package() {
+  local binary=$1 package=$2
+  if [[ -x $binary ]]; then
     return 0
   fi
   if [[ "$(id -u)" != 0 ]]; then
-    echo "ensure_mariadb: the MariaDB server is missing; install it as root: apt-get install -y --no-install-recommends mariadb-server-core" >&2
+    echo "ensure_package: $binary is missing; install it as root: apt-get install -y --no-install-recommends $package" >&2
     return 1
   fi
-  local install=(apt-get install -y -q --no-install-recommends mariadb-server-core)
+  local install=(apt-get install -y -q --no-install-recommends "$package")
   if ! DEBIAN_FRONTEND=noninteractive "${install[@]}" >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null 2>&1 || true
     if ! DEBIAN_FRONTEND=noninteractive "${install[@]}" >/dev/null; then
-      echo "ensure_mariadb: apt-get install mariadb-server-core failed" >&2
+      echo "ensure_package: apt-get install $package failed" >&2
       return 1
     fi
   fi

@@ -79,6 +79,21 @@ pub struct DemoArgs {
     /// Keep the pipeline running afterwards, until Ctrl-C.
     #[arg(long)]
     pub keep_running: bool,
+    /// Where the demo writes its report (`snapferry report` of the backup account: the
+    /// HTML page, its CSV and JSON).
+    #[arg(long, default_value = "target/demo-report")]
+    pub report_dir: std::path::PathBuf,
+}
+
+/// What a demo run came to.
+pub struct DemoRun {
+    /// Every backup was verified.
+    pub ok: bool,
+    /// Every pipeline event it saw, in the order seen.
+    pub events: Vec<EventEnvelope<PipelineEvent>>,
+    pub report: snapferry_cli::report::Written,
+    /// The pipeline, still deployed, for `--keep-running`.
+    pub pipeline: LocalPipeline,
 }
 
 /// Acts as `account` through the emulator (STS AssumeRole, as against AWS).
@@ -150,7 +165,18 @@ fn demo_data_checks() -> String {
 }
 
 pub async fn run(args: DemoArgs) -> Result<ExitCode> {
+    let run = demo(&args).await?;
+    if args.keep_running {
+        serve(&run.pipeline, &args.local).await?;
+    }
+    Ok(if run.ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// The demo: resources in the sources, the schedule fired, the chain run until every backup
+/// is verified or failed, the table, and the report.
+pub async fn demo(args: &DemoArgs) -> Result<DemoRun> {
     let started = Instant::now();
+    let started_at = chrono::Utc::now();
     println!(
         "snapferry demo on {} ({}): source accounts {SOURCE_ACCOUNT} and {NEIGHBOUR_ACCOUNT}, backup account {TARGET_ACCOUNT}, extra regions {:?}",
         args.local.endpoint, args.local.region, args.local.extra_regions
@@ -187,6 +213,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         .map(|(account, id, name, _)| ((account.clone(), id.clone()), Row { name: name.clone(), ..Row::default() }))
         .collect();
     let deadline = Instant::now() + Duration::from_secs(args.timeout_seconds);
+    let mut seen = Vec::new();
     while !rows.values().all(Row::finished) {
         if Instant::now() > deadline {
             println!("\ntimed out after {}s", args.timeout_seconds);
@@ -199,6 +226,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
             if let Some(row) = rows.get_mut(&(origin.account.clone(), origin.resource_id.clone())) {
                 row.record(&event.detail, fired);
             }
+            seen.push(event);
         }
         if handled == 0 {
             // Nothing queued: the emulator is still creating or copying.
@@ -212,10 +240,35 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         if ok { "OK: every backup was copied, and proven to restore" } else { "FAILED: not every backup was verified" },
         started.elapsed().as_secs_f64()
     );
-    if args.keep_running {
-        serve(&pipeline, &args.local).await?;
+    let report = report(&pipeline, args, started_at).await?;
+    Ok(DemoRun { ok, events: seen, report, pipeline })
+}
+
+/// The report of the backup account over the demo's run, as `snapferry report` writes it:
+/// a line per resource, and where the page is.
+async fn report(
+    pipeline: &LocalPipeline,
+    args: &DemoArgs,
+    started_at: chrono::DateTime<chrono::Utc>,
+) -> Result<snapferry_cli::report::Written> {
+    use snapferry_cli::report;
+    let now = chrono::Utc::now();
+    let query = report::Query {
+        from: started_at - chrono::Duration::minutes(1),
+        to: now,
+        rpo: chrono::Duration::hours(24),
+        extra_regions: args.local.extra_regions.iter().filter(|r| !r.is_empty()).cloned().collect(),
+        source_accounts: Vec::new(),
+    };
+    let routing = snapferry::routing::Routing::load();
+    let holdings = report::gather(&pipeline.target, Some(&pipeline.source), &routing, &query).await?;
+    let built = report::build(&holdings, &query, now);
+    let written = report::write(&built, &args.report_dir)?;
+    println!("\nreport of the backup account {TARGET_ACCOUNT}: {}", written.html.display());
+    for line in report::summary(&built) {
+        println!("  {line}");
     }
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(written)
 }
 
 /// `snapferry local`: the pipeline without demo data, until Ctrl-C.

@@ -107,6 +107,13 @@ pub fn verified(
     t
 }
 
+/// The tags of a copy whose restore test failed: when, and why (cut to a tag value).
+pub fn restore_failed(at: DateTime<Utc>, reason: &str) -> Tags {
+    let mut t = stamp(Mark::RestoreFailed, at);
+    t.insert(tags::RESTORE_FAILURE.into(), tags::sanitize_value(reason));
+    t
+}
+
 /// What snapferry recorded on a snapshot (or a restore-test resource): a view of its tags.
 #[derive(Debug, Clone, Copy)]
 pub struct Lineage<'a> {
@@ -211,6 +218,11 @@ impl<'a> Lineage<'a> {
     /// A verified copy: its data recovery point, where data checks measured one.
     pub fn data_recovery_seconds(&self) -> Option<f64> {
         self.get(tags::DATA_RECOVERY_SECONDS).and_then(|v| v.parse().ok())
+    }
+
+    /// A copy whose restore test failed: why, as recorded then.
+    pub fn restore_failure(&self) -> Option<&'a str> {
+        self.get(tags::RESTORE_FAILURE)
     }
 
     /// The backup set it belongs to.

@@ -59,6 +59,9 @@ pub const DATA_RECOVERY_SECONDS: &str = "snapferry:data-recovery-seconds";
 /// that test arriving after its restore was deleted ends quietly instead of reporting the
 /// failure again as a restore that disappeared.
 pub const RESTORE_FAILED_AT: &str = "snapferry:restore-failed-at";
+/// On a copy whose restore test failed: why, as reported ("Restore Failed"), cut to a tag
+/// value: the copy itself is the record of it when the event is long gone (the report).
+pub const RESTORE_FAILURE: &str = "snapferry:restore-failure";
 /// On a copy sampled for a restore test (`RESTORE_EVERY_NTH` above 1): when its test
 /// started, so the next test is counted from it whatever retention deleted since.
 pub const RESTORE_TESTED_AT: &str = "snapferry:restore-tested-at";
@@ -263,7 +266,7 @@ pub fn user_tags(tags: &Tags) -> Tags {
 /// snapferry's tags that a step adds to a snapshot after it is made (the marks of its life,
 /// a restore test's figures, what the pipeline's event brings later, a copy made again):
 /// room is kept for each, so no later step is refused by AWS's limit of [`MAX_TAGS`].
-pub const LATER: [&str; 15] = [
+pub const LATER: [&str; 16] = [
     COPIED_AT,
     VERIFIED_AT,
     RESTORE_SECONDS,
@@ -273,6 +276,7 @@ pub const LATER: [&str; 15] = [
     ACCEPTED_AT,
     RESTORE_TESTED_AT,
     RESTORE_FAILED_AT,
+    RESTORE_FAILURE,
     RELEASED_AT,
     RECONCILED_AT,
     COPY_ATTEMPT,

@@ -7,6 +7,7 @@ pub mod accept;
 pub mod account;
 pub mod dlq;
 pub mod doctor;
+pub mod report;
 pub mod status;
 pub mod table;
 
@@ -35,6 +36,13 @@ pub enum Command {
     /// bus policy, DLQs, quota headroom, resources that cannot be protected; each finding
     /// with the AWS error it will cause and the fix. Exit 1 on any warning or error.
     Doctor(doctor::DoctorArgs),
+    /// Evidence for an auditor: every copy's restore test and the recovery point over a period.
+    ///
+    /// Per protected resource: every copy held with its restore test (time to restore, data
+    /// checks, data recovery point), the recovery point achieved over time against the RPO,
+    /// gaps past it, failures with their reasons, and locks. Writes report.html (charts,
+    /// self-contained), copies.csv, resources.csv, failures.csv and report.json.
+    Report(report::ReportArgs),
     /// Accept a copy reported suspicious ("Restore Suspicious"), as a good copy.
     ///
     /// Its data fell against the previous good copy of its resource (a table gone, most rows
@@ -79,6 +87,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, snapferry::Error> {
         Command::Status(args) => status::run(args).await,
         Command::Doctor(args) => doctor::run(args).await,
         Command::Accept(args) => accept::run(args).await,
+        Command::Report(args) => report::run(args).await,
         Command::Demo(args) => local_host("demo", args),
         Command::Local(args) => local_host("local", args),
         Command::FireSchedule(args) => local_host("fire-schedule", args),

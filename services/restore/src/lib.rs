@@ -418,8 +418,7 @@ impl Handler {
         // Recorded before the test restore goes, so a duplicate re-check that finds it gone
         // knows the failure was reported (a redelivery before then reports it again).
         if let Some(copy) = store.describe(&p.copy.id).await? {
-            let stamp = lineage::stamp(Mark::RestoreFailed, self.ctx.now());
-            store.tag(&copy, &stamp).await?;
+            store.tag(&copy, &lineage::restore_failed(self.ctx.now(), &reason)).await?;
         }
         let event = Step::RestoreFailed { reason, check };
         self.ctx.publish(&[PipelineEvent::new(correlation_id, p.copy.clone(), p.origin.clone(), event)]).await?;

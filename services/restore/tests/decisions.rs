@@ -154,6 +154,9 @@ async fn every_failed_verification_is_reported_and_the_copy_kept() {
         assert!(reason.contains(why), "{name}: {reason}");
         let kept = cloud.snapshots(TARGET, REGION).into_iter().find(|s| s.id == copy.id).expect("the copy is kept");
         assert!(!kept.tags.contains_key(tags::VERIFIED_AT), "{name}");
+        // The copy records why, for the report once the event is gone (a tag value: RDS's
+        // characters only).
+        assert_eq!(kept.tags.get(tags::RESTORE_FAILURE), Some(&tags::sanitize_value(reason)), "{name}");
         assert!(cloud.restores().is_empty(), "{name}: the test restore is deleted");
     }
 }

@@ -25,3 +25,4 @@ mod emulator_quotas;
 mod ledger;
 mod local_host;
 mod neighbours;
+mod report;
