@@ -135,9 +135,7 @@ impl Host {
     pub async fn poll_once(&self) -> Result<usize> {
         let mut rounds = JoinSet::new();
         for hosted in &self.functions {
-            for _ in 0..self.concurrency {
-                rounds.spawn(Arc::clone(hosted).poll());
-            }
+            rounds.spawn(Arc::clone(hosted).poll_round(self.concurrency));
         }
         let mut handled = 0;
         let mut first_error = None;
@@ -291,6 +289,34 @@ impl Host {
 
 impl Hosted {
     async fn poll(self: Arc<Self>) -> Result<usize> {
+        match self.receive().await? {
+            Some(messages) => self.invoke(messages).await,
+            None => Ok(0),
+        }
+    }
+
+    /// One round of this function: a look at its queue, and only when that found work, the
+    /// other `concurrency - 1` invocations' looks, beside the first one's handling. An idle
+    /// queue costs one `ReceiveMessage` a round, not one per invocation.
+    async fn poll_round(self: Arc<Self>, concurrency: usize) -> Result<usize> {
+        let Some(messages) = self.receive().await? else { return Ok(0) };
+        let mut others = JoinSet::new();
+        for _ in 1..concurrency {
+            others.spawn(Arc::clone(&self).poll());
+        }
+        let mut handled = Arc::clone(&self).invoke(messages).await;
+        while let Some(joined) = others.join_next().await {
+            let n = joined.map_err(|e| Error::Config(format!("host task failed: {e}")))?;
+            handled = match (handled, n) {
+                (Ok(a), Ok(b)) => Ok(a + b),
+                (Err(e), _) | (_, Err(e)) => Err(e),
+            };
+        }
+        handled
+    }
+
+    /// A batch from the queue, as the event source mapping receives it; `None` when empty.
+    async fn receive(&self) -> Result<Option<Vec<Message>>> {
         let q = &self.queue;
         // Lambda's BatchSize goes up to 10 000 with a batching window; SQS gives at most 10 per call.
         let max = i32::try_from(q.batch_size.clamp(1, 10)).unwrap_or(10);
@@ -305,10 +331,14 @@ impl Hosted {
             .send()
             .await
             .map_err(|e| Error::from_sdk("ReceiveMessage", e))?;
-        let messages = out.messages();
-        if messages.is_empty() {
-            return Ok(0);
-        }
+        let messages = out.messages.unwrap_or_default();
+        Ok((!messages.is_empty()).then_some(messages))
+    }
+
+    /// Runs the handler on `messages` and deletes what it acknowledged, as Lambda does.
+    async fn invoke(self: Arc<Self>, messages: Vec<Message>) -> Result<usize> {
+        let q = &self.queue;
+        let messages = &messages[..];
         let mut event = SqsEvent::default();
         event.records = messages.iter().map(|m| to_lambda_record(m, &q.queue_arn, &q.region)).collect();
         let ids: Vec<String> = event.records.iter().filter_map(|r| r.message_id.clone()).collect();

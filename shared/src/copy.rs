@@ -172,16 +172,17 @@ impl<'a> Copier<'a> {
     }
 
     /// AWS refused share-snapshot's re-encrypting copy for copies in progress (its own, or
-    /// other tools'): it comes back when the first of them should end, from one listing of
-    /// the source account's copies in progress. The copies waiting there are all one
-    /// account's, so there is no line to keep fair, and AWS's refusal of all but one of those
-    /// that come back at once times the others again.
+    /// other tools'): where the kind's API lists the copies in progress alone (EBS), it comes
+    /// back when the first of them should end; elsewhere (RDS lists snapshots by no state,
+    /// and finding them would list every snapshot of the account) the backoff decides. The
+    /// copies waiting there are all one account's, so there is no line to keep fair, and
+    /// AWS's refusal of all but one of those that come back at once times the others again.
     pub async fn refused(&self, store: &dyn SnapshotStore, copied: Result<Snapshot>) -> Result<Snapshot> {
         match copied {
-            Err(e) if e.retry() == Some(crate::error::Retry::QuotaExceeded) => match store.copies().await {
-                Ok(copies) if !copies.in_progress.is_empty() => {
-                    let slots = copies.in_progress.len();
-                    let moment = slots::moment(self.ctx.now(), &copies.in_progress, slots, 0, self.ctx.env.recheck);
+            Err(e) if e.retry() == Some(crate::error::Retry::QuotaExceeded) => match store.pending_copies().await {
+                Ok(Some(in_progress)) if !in_progress.is_empty() => {
+                    let slots = in_progress.len();
+                    let moment = slots::moment(self.ctx.now(), &in_progress, slots, 0, self.ctx.env.recheck);
                     let after = slots::delay_before(self.ctx.now(), moment);
                     // This step keeps no line: the copy is the next to go.
                     let message = format!(

@@ -67,6 +67,11 @@ pub struct Kind {
     /// Its snapshots can be locked against deletion (EBS Snapshot Lock; RDS and Aurora
     /// have none: AWS Backup vault lock is AWS's answer there).
     pub lockable: bool,
+    /// Its API lists snapshots by state (EC2 `DescribeSnapshots`, filter `status`), so the
+    /// copies in progress are found without listing the account's other snapshots. RDS's
+    /// `DescribeDBSnapshots` and `DescribeDBClusterSnapshots` filter by no state (their
+    /// filters: the database, the snapshot, its type, the engine).
+    pub lists_by_state: bool,
     /// Preflight checks of resources of this kind that cannot be protected (the operator
     /// CLI's doctor runs the ones it names).
     pub unprotectable_checks: &'static [Unprotectable],
@@ -102,6 +107,7 @@ pub const KINDS: [Kind; 3] = [
         database: true,
         copies_name_their_resource: true,
         lockable: false,
+        lists_by_state: false,
         unprotectable_checks: &[Unprotectable::CustomOrPermanentOptions],
     },
     Kind {
@@ -121,6 +127,7 @@ pub const KINDS: [Kind; 3] = [
         database: true,
         copies_name_their_resource: true,
         lockable: false,
+        lists_by_state: false,
         unprotectable_checks: &[Unprotectable::NonAuroraClusters],
     },
     Kind {
@@ -140,6 +147,7 @@ pub const KINDS: [Kind; 3] = [
         database: false,
         copies_name_their_resource: false,
         lockable: true,
+        lists_by_state: true,
         unprotectable_checks: &[],
     },
 ];

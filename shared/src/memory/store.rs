@@ -238,19 +238,23 @@ impl SnapshotStore for MemStore {
         Ok(s.snapshots.iter().filter(|(x, _)| self.owns(x)).map(|(x, _)| x.clone()).collect())
     }
 
-    async fn copies(&self) -> Result<crate::store::Copies> {
-        self.call("copies")?;
-        let copies = {
+    async fn pending_copies(&self) -> Result<Option<Vec<crate::store::CopyInProgress>>> {
+        if !crate::kinds::of(self.kind).lists_by_state {
+            return Ok(None);
+        }
+        self.call("pending_copies")?;
+        let pending = {
             let s = self.cloud.lock();
-            let own: Vec<&Snapshot> = s.snapshots.iter().filter(|(x, _)| self.owns(x)).map(|(x, _)| x).collect();
-            let in_progress = own.iter().filter(|x| x.status == Status::Creating).map(|x| x.as_in_progress()).collect();
-            crate::store::Copies::of(own.iter().copied(), in_progress)
+            s.snapshots
+                .iter()
+                .filter(|(x, _)| self.owns(x) && x.status == Status::Creating)
+                .map(|(x, _)| x.as_in_progress())
+                .collect()
         };
         // The answer is as of the request, and comes back a round trip later, as AWS's
-        // does: whatever else may run meanwhile (another record of the batch, had they not
-        // to take turns) does.
+        // does: whatever else may run meanwhile does.
         tokio::task::yield_now().await;
-        Ok(copies)
+        Ok(Some(pending))
     }
 
     async fn shared_with_us(&self) -> Result<Vec<Snapshot>> {

@@ -2,7 +2,7 @@
 //! lives in the [`ID_TAG`] tag, and "already exists" means "a snapshot with that tag exists".
 
 use super::{
-    Copies, CopyRequest, LockMode, Resource, RestoreSpec, Restored, Snapshot, SnapshotStore, Status, to_chrono,
+    CopyInProgress, CopyRequest, LockMode, Resource, RestoreSpec, Restored, Snapshot, SnapshotStore, Status, to_chrono,
 };
 use crate::ResourceKind;
 use crate::error::{Error, Result};
@@ -339,15 +339,17 @@ impl SnapshotStore for Ebs {
         Ok(all.iter().map(|s| self.to_snapshot(s)).collect())
     }
 
-    async fn copies(&self) -> Result<Copies> {
-        // EC2 names no source on a copy: every snapshot of this account still pending counts.
-        // The backup account takes none of its own, so there they are copies.
-        let snapshots = self.list_own().await?;
+    async fn pending_copies(&self) -> Result<Option<Vec<CopyInProgress>>> {
+        // EC2 names no source on a copy: every snapshot of this account still pending counts
+        // (the source account's re-encrypting copies, the backup account's copies).
+        let pending = Filter::builder().name("status").values("pending").build();
+        let pages = self.client.describe_snapshots().owner_ids("self").filters(pending).into_paginator().send();
+        let snapshots = super::paced(&self.region, pages, |p| p.snapshots.unwrap_or_default())
+            .await
+            .map_err(|e| Error::from_sdk("DescribeSnapshots", e))?;
         // StartTime is whole seconds; snapferry's own copies say more exactly when they were
         // asked for (Snapshot::as_in_progress).
-        let in_progress =
-            snapshots.iter().filter(|s| s.status == Status::Creating).map(Snapshot::as_in_progress).collect();
-        Ok(Copies::of(&snapshots, in_progress))
+        Ok(Some(snapshots.iter().map(|s| self.to_snapshot(s).as_in_progress()).collect()))
     }
 
     async fn shared_with_us(&self) -> Result<Vec<Snapshot>> {

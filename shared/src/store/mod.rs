@@ -250,17 +250,6 @@ impl CopyInProgress {
     }
 }
 
-/// What holds this account's copy slots in a store's region, and what is there already.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Copies {
-    /// Copies AWS is still making: each holds one of the kind's slots.
-    pub in_progress: Vec<CopyInProgress>,
-    /// The snapferry name (see [`Snapshot::name`]) of every snapshot this account holds here.
-    pub names: std::collections::BTreeSet<String>,
-    /// snapferry's copies here, per source account.
-    pub by_source: std::collections::BTreeMap<String, SourceCopies>,
-}
-
 /// One source's copies in one store.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SourceCopies {
@@ -268,24 +257,6 @@ pub struct SourceCopies {
     pub held: usize,
     /// Still in progress.
     pub in_flight: usize,
-}
-
-impl Copies {
-    /// The copies among `snapshots` (every snapshot this account holds in one store) and
-    /// their names: AWS's listing is read once for the slots and for the sources' budgets.
-    pub fn of<'a>(snapshots: impl IntoIterator<Item = &'a Snapshot>, in_progress: Vec<CopyInProgress>) -> Copies {
-        let mut names = std::collections::BTreeSet::new();
-        let mut by_source: std::collections::BTreeMap<String, SourceCopies> = Default::default();
-        for s in snapshots {
-            names.insert(s.name.clone());
-            if let Some(source) = s.copy_source() {
-                let counts = by_source.entry(source).or_default();
-                counts.held += 1;
-                counts.in_flight += usize::from(s.status == Status::Creating);
-            }
-        }
-        Copies { in_progress, names, by_source }
-    }
 }
 
 /// Pages of one listing asked of AWS a second, at most, per region and process, after its
@@ -416,9 +387,12 @@ pub trait SnapshotStore: Send + Sync {
     /// RDS's automated backups or by other tools. One listing, for the sweeps.
     async fn list_own(&self) -> Result<Vec<Snapshot>>;
     /// The copies into this account and region that AWS is still making (they hold this
-    /// kind's copy slots), and the names of all its snapshots here. One listing of the
-    /// account's snapshots of this kind.
-    async fn copies(&self) -> Result<Copies>;
+    /// kind's copy slots), from one listing of those alone, where the kind's API lists
+    /// snapshots by state ([`crate::kinds::Kind::lists_by_state`]); `None` where it does not,
+    /// rather than a listing of every snapshot the account holds.
+    async fn pending_copies(&self) -> Result<Option<Vec<CopyInProgress>>> {
+        Ok(None)
+    }
     /// The snapshots other accounts shared with this account, here, in any state.
     async fn shared_with_us(&self) -> Result<Vec<Snapshot>>;
     /// Copy into this account and region; an existing copy of that name is returned as is.

@@ -43,7 +43,6 @@ family! {
                 encrypted: s.storage_encrypted(),
                 kms_key_id: s.kms_key_id(),
                 created: s.snapshot_create_time(),
-                copied_from: s.source_db_cluster_snapshot_arn(),
                 percent: s.percent_progress(),
                 option_group: None,
                 engine: s.engine(),

@@ -31,7 +31,6 @@ family! {
                 encrypted: s.encrypted(),
                 kms_key_id: s.kms_key_id(),
                 created: s.snapshot_create_time(),
-                copied_from: s.source_db_snapshot_identifier(),
                 percent: s.percent_progress(),
                 option_group: s.option_group_name(),
                 engine: s.engine(),

@@ -5,8 +5,7 @@
 //! exists" and "not found" handling, the mapping onto [`Snapshot`], the `restore` attribute.
 
 use super::{
-    Copies, CopyRequest, Database, Resource, RestoreSpec, Restored, Snapshot, SnapshotStore, Status, absent_ok,
-    to_chrono,
+    CopyRequest, Database, Resource, RestoreSpec, Restored, Snapshot, SnapshotStore, Status, absent_ok, to_chrono,
 };
 use crate::ResourceKind;
 use crate::error::{Error, Result, Retry};
@@ -160,8 +159,6 @@ struct Raw<'a> {
     encrypted: Option<bool>,
     kms_key_id: Option<&'a str>,
     created: Option<&'a aws_smithy_types::DateTime>,
-    /// The snapshot it was copied from, for a cross-account or cross-region copy.
-    copied_from: Option<&'a str>,
     percent: Option<i32>,
     /// DB instance snapshots only.
     option_group: Option<&'a str>,
@@ -417,21 +414,6 @@ impl<F: Family> SnapshotStore for Rds<F> {
     async fn list_own(&self) -> Result<Vec<Snapshot>> {
         let all = self.family.list(&self.client, None).await?;
         Ok(all.iter().map(|s| self.to_snapshot(s)).collect())
-    }
-
-    async fn copies(&self) -> Result<Copies> {
-        let all = self.family.list(&self.client, Some("manual")).await?;
-        // RDS names the source of every cross-account or cross-region copy, which is what
-        // snapferry makes; a snapshot being taken in this account holds no copy slot.
-        let in_progress = all
-            .iter()
-            .filter(|s| F::raw(s).copied_from.is_some())
-            .map(|s| self.to_snapshot(s))
-            .filter(|s| s.status == Status::Creating)
-            .map(|s| s.as_in_progress())
-            .collect();
-        let snapshots: Vec<Snapshot> = all.iter().map(|s| self.to_snapshot(s)).collect();
-        Ok(Copies::of(&snapshots, in_progress))
     }
 
     async fn shared_with_us(&self) -> Result<Vec<Snapshot>> {
