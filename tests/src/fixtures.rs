@@ -14,6 +14,17 @@ pub async fn sharing_key(clients: &Clients, users: &[String]) -> String {
 
 /// A MySQL instance; its tags go on its snapshots, as AWS does with `CopyTagsToSnapshot`.
 pub async fn db_instance(clients: &Clients, name: &str, encrypted: bool, kms_key: Option<&str>, tags: &[(&str, &str)]) {
+    db_instance_request(clients, name, encrypted, kms_key, tags).send().await.expect("CreateDBInstance");
+}
+
+/// The `CreateDBInstance` call of [`db_instance`], for a test that adds to it (an option group).
+pub fn db_instance_request(
+    clients: &Clients,
+    name: &str,
+    encrypted: bool,
+    kms_key: Option<&str>,
+    tags: &[(&str, &str)],
+) -> aws_sdk_rds::operation::create_db_instance::builders::CreateDBInstanceFluentBuilder {
     clients
         .rds
         .create_db_instance()
@@ -30,9 +41,6 @@ pub async fn db_instance(clients: &Clients, name: &str, encrypted: bool, kms_key
         .set_tags(Some(
             tags.iter().map(|(k, v)| aws_sdk_rds::types::Tag::builder().key(*k).value(*v).build()).collect(),
         ))
-        .send()
-        .await
-        .expect("CreateDBInstance");
 }
 
 /// A database / cluster / volume of `kind`, encrypted with `kms_key` (None: the AWS-managed key).

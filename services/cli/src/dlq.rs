@@ -81,6 +81,14 @@ pub struct QueueState {
     pub oldest_dead_letter_age_seconds: Option<i64>,
 }
 
+/// Whether a dead letter naming `account` and `resource` is about `for_account`'s
+/// `for_resource`, keyed by (account, resource): another source's database of the same name
+/// is not this one. A letter that names no account (a native event without one) counts for
+/// every account's resource of its name.
+pub fn is_about(account: Option<&str>, resource: Option<&str>, for_account: &str, for_resource: &str) -> bool {
+    resource == Some(for_resource) && account.is_none_or(|a| a == for_account)
+}
+
 /// One dead letter, as an operator needs to judge it.
 #[derive(Debug, Clone, Serialize)]
 pub struct DeadLetter {

@@ -298,15 +298,9 @@ pub async fn collect(
     Ok(out)
 }
 
-/// The dead letters about `account`'s `resource`, by (account, resource): another source's
-/// database of the same name is not this one. A letter that names no account (a native event
-/// without one) counts for every account's resource of its name.
+/// The dead letters about `account`'s `resource` ([`dlq::is_about`]).
 fn letters_about<'a>(letters: &'a [DeadLetter], account: &str, resource: &str) -> Vec<&'a DeadLetter> {
-    letters
-        .iter()
-        .filter(|d| d.resource.as_deref() == Some(resource))
-        .filter(|d| d.account.as_deref().is_none_or(|a| a == account))
-        .collect()
+    letters.iter().filter(|d| dlq::is_about(d.account.as_deref(), d.resource.as_deref(), account, resource)).collect()
 }
 
 /// The table for people: one row per resource, sized to fit 80 columns.

@@ -247,18 +247,7 @@ async fn an_option_group_is_mapped_into_the_extra_region_and_an_unmapped_one_is_
     }
     option_group(&p.target.for_region(OTHER_REGION), "mapped-audit-dr").await;
     for (db, group) in [("audited", "mapped-audit"), ("unmapped", "unmapped-audit")] {
-        p.source
-            .rds
-            .create_db_instance()
-            .db_instance_identifier(db)
-            .engine("mysql")
-            .engine_version("8.0.39")
-            .db_instance_class("db.t4g.micro")
-            .allocated_storage(20)
-            .master_username("admin")
-            .master_user_password("not-a-secret-1")
-            .storage_encrypted(true)
-            .kms_key_id(&p.sharing_key)
+        fixtures::db_instance_request(&p.source, db, true, Some(&p.sharing_key), &[])
             .option_group_name(group)
             .send()
             .await

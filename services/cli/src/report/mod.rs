@@ -308,8 +308,7 @@ pub fn build(holdings: &Holdings, query: &Query, now: DateTime<Utc>) -> Report {
                 holdings
                     .letters
                     .iter()
-                    .filter(|d| d.resource.as_deref() == Some(resource.as_str()))
-                    .filter(|d| d.account.as_deref().is_none_or(|a| a == account))
+                    .filter(|d| dlq::is_about(d.account.as_deref(), d.resource.as_deref(), &account, &resource))
                     .filter(|d| d.sent_at.is_none_or(|t| t >= query.from && t <= to))
                     .map(|d| Failure {
                         at: d.sent_at,
